@@ -90,6 +90,11 @@ class NoteVerifier:
             raise NoteError(f"verifier key hash {hash_hex} does not match name {name!r} and key")
         return cls(name, want, nacl.signing.VerifyKey(raw[1:]))
 
+    def vkey(self) -> str:
+        """The verifier key line this verifier was parsed from."""
+        raw = bytes([ALG_ED25519]) + bytes(self.verify_key)
+        return f"{self.name}+{self.key_hash.hex()}+{base64.b64encode(raw).decode()}"
+
     def verify(self, note: str) -> str:
         """Return the note's text if this key signed it; raise NoteError otherwise."""
         text, sigs = split_note(note)

@@ -1,0 +1,150 @@
+"""Offline trace bundles: entries, their inclusion proofs and one signed checkpoint.
+
+A bundle also carries the registry entries that introduced every key its statements are
+signed with, so ``verify_bundle`` checks signatures, chain-independent inclusion and the
+checkpoint signature with nothing but the bundle and (ideally) the log's verifier key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ledger import merkle, registry
+from ledger.errors import LedgerError, MalformedInput, NotFound
+from ledger.keys import key_id
+from ledger.log import InclusionProof, Ledger, verify_many
+from ledger.note import Checkpoint, NoteVerifier
+from ledger.statements import prepare
+
+BUNDLE_VERSION = 1
+
+
+def make_bundle(ledger: Ledger, seqs: Iterable[int]) -> dict[str, Any]:
+    wanted = sorted(set(seqs))
+    if not wanted:
+        raise MalformedInput("name at least one seq to bundle")
+    note = ledger.latest_checkpoint()
+    verifier = ledger.log_verifier()
+    cp = Checkpoint.parse(verifier.verify(note))
+    for s in wanted:
+        if not 0 <= s < cp.size:
+            raise NotFound(f"there is no entry at seq {s} (the ledger has {cp.size})")
+    entries = {e.seq: e for e in ledger.entries(wanted)}
+    # Add the entries that introduced each signing key, so signatures verify offline.
+    reg = ledger.registry_view()
+    for e in list(entries.values()):
+        for sig in e.decoded()["envelope"]["signatures"]:
+            rec = reg.keys.get(sig["key"])
+            if rec is not None and rec.valid_from not in entries:
+                entries.update({x.seq: x for x in ledger.entries([rec.valid_from])})
+    return {
+        "v": BUNDLE_VERSION,
+        "logKey": verifier.vkey(),
+        "checkpoint": note,
+        "entries": [
+            {
+                "seq": e.seq,
+                "entry": base64.b64encode(e.raw).decode(),
+                "inclusionProof": ledger.inclusion_proof(e.seq, cp.size).as_dict(),
+            }
+            for e in sorted(entries.values(), key=lambda x: x.seq)
+        ],
+        "requested": wanted,
+    }
+
+
+@dataclass
+class BundleResult:
+    checkpoint: Checkpoint | None = None
+    verified: list[int] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    trusted_key: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.checkpoint is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "treeSize": self.checkpoint.size if self.checkpoint else None,
+            "origin": self.checkpoint.origin if self.checkpoint else None,
+            "verified": self.verified,
+            "logKeyFromBundle": not self.trusted_key,
+            "problems": self.problems,
+        }
+
+
+def verify_bundle(doc: object, *, log_key: str | None = None) -> BundleResult:
+    """Check every entry's inclusion and signatures against the bundle's checkpoint.
+
+    Without ``log_key`` the bundle's own key is used and the result says so: that only
+    proves internal consistency, not that this is the log you trust.
+    """
+    res = BundleResult(trusted_key=log_key is not None)
+    if not isinstance(doc, dict) or doc.get("v") != BUNDLE_VERSION:
+        res.problems.append("not a version 1 trace bundle")
+        return res
+    try:
+        verifier = NoteVerifier.from_vkey(log_key or str(doc.get("logKey", "")))
+        res.checkpoint = cp = Checkpoint.parse(verifier.verify(str(doc.get("checkpoint", ""))))
+    except LedgerError as e:
+        res.problems.append(f"checkpoint: {e.message}")
+        return res
+    raw_entries = doc.get("entries")
+    if not isinstance(raw_entries, list) or not raw_entries:
+        res.problems.append("the bundle has no entries")
+        return res
+    keys: dict[str, tuple[str, bytes]] = {}
+    failed: set[object] = set()
+    decoded: list[tuple[int, Any]] = []
+    for item in raw_entries:
+        seq = item.get("seq") if isinstance(item, dict) else None
+        try:
+            if not isinstance(item, dict):
+                raise MalformedInput("entry item is not an object")
+            raw = base64.b64decode(str(item.get("entry")), validate=True)
+            proof = InclusionProof.from_dict(item.get("inclusionProof"))
+            if proof.tree_size != cp.size or proof.leaf_index != seq:
+                raise MalformedInput(
+                    f"its proof is for leaf {proof.leaf_index} of size {proof.tree_size}, "
+                    f"not seq {seq} of the checkpoint's size {cp.size}")
+            merkle.verify_inclusion(leaf=merkle.leaf_hash(raw), index=proof.leaf_index,
+                                    size=proof.tree_size, proof=proof.hashes, root=cp.root)
+            entry = orjson.loads(raw)
+            if entry.get("seq") != seq:
+                raise MalformedInput(f"entry bytes say seq {entry.get('seq')}")
+            p = prepare(entry["envelope"])
+        except (LedgerError, binascii.Error, orjson.JSONDecodeError, KeyError, TypeError) as e:
+            msg = e.message if isinstance(e, LedgerError) else "entry is not base64 JSON"
+            res.problems.append(f"seq {seq}: {msg}")
+            failed.add(seq)
+            continue
+        for kid, pk in registry.embedded_keys(p).items():
+            owner = p.body["registrar"]["id"] if p.kind == "genesis" else p.signer
+            keys[kid] = (owner, pk)
+        decoded.append((int(seq), p))
+    jobs: list[tuple[int, bytes, bytes, bytes]] = []
+    who: list[tuple[int, str]] = []
+    for seq, p in decoded:
+        for s in p.signatures:
+            known = keys.get(s.key)
+            if known is None or known[0] != s.signer or key_id(known[1]) != s.key:
+                res.problems.append(f"seq {seq}: key {s.key} of {s.signer} is not introduced "
+                                    "by any entry in the bundle")
+                failed.add(seq)
+                continue
+            who.append((seq, s.signer))
+            jobs.append((len(jobs), p.signed_message, s.sig, known[1]))
+    for n in verify_many(jobs):
+        seq, signer = who[n]
+        failed.add(seq)
+        res.problems.append(f"seq {seq}: the signature by {signer} does not verify")
+    res.verified = sorted(s for s, _ in decoded if s not in failed)
+    return res

@@ -1,0 +1,470 @@
+"""The log: the sequencer that appends signed statements, and the proofs it can give.
+
+``append_batch`` is the only writer. It checks everything that needs no lock first
+(shape, canonical bytes, every signature, in parallel), then under the sequencer lock
+judges each statement against the registry, chains and hashes the entries, extends the
+Merkle tree, signs a checkpoint consistent with the last one, and commits all of it in
+one transaction — or nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings
+import nacl.exceptions
+import orjson
+from sqlalchemy.engine import Connection
+
+from ledger import merkle, registry
+from ledger.errors import (
+    BatchRejected,
+    ConfigError,
+    LedgerError,
+    MalformedInput,
+    NotAuthentic,
+    NotFound,
+    ProofError,
+)
+from ledger.note import Checkpoint, NoteSigner, NoteVerifier
+from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
+from ledger.store.db import Store
+
+ZERO_HASH = bytes(32)
+PARALLEL_VERIFY_MIN = 64  # below this, thread hand-off costs more than it saves
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _verify_pool() -> ThreadPoolExecutor:
+    # libsodium releases the GIL while it verifies, so threads give real parallelism
+    # without pickling statements across processes.
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+    return _pool
+
+
+def _verify_chunk(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
+    """Return the job numbers whose signature does not verify."""
+    bad: list[int] = []
+    for n, message, sig, pk in jobs:
+        try:
+            nacl.bindings.crypto_sign_open(sig + message, pk)
+        except (nacl.exceptions.BadSignatureError, ValueError):
+            bad.append(n)
+    return bad
+
+
+def verify_many(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
+    """Verify (n, message, signature, public key) jobs, in parallel when worth it."""
+    if len(jobs) < PARALLEL_VERIFY_MIN:
+        return _verify_chunk(jobs)
+    pool = _verify_pool()
+    workers = pool._max_workers
+    step = -(-len(jobs) // workers)
+    parts = [jobs[i : i + step] for i in range(0, len(jobs), step)]
+    return [n for bad in pool.map(_verify_chunk, parts) for n in bad]
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    hashes: tuple[bytes, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "leafIndex": self.leaf_index,
+            "treeSize": self.tree_size,
+            "hashes": [h.hex() for h in self.hashes],
+        }
+
+    @classmethod
+    def from_dict(cls, d: object) -> InclusionProof:
+        if not isinstance(d, dict) or d.keys() != {"leafIndex", "treeSize", "hashes"}:
+            raise MalformedInput("an inclusion proof has exactly leafIndex, treeSize and hashes")
+        return cls(_int(d["leafIndex"], "leafIndex"), _int(d["treeSize"], "treeSize"),
+                   _hashes(d["hashes"]))
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    first: int
+    second: int
+    hashes: tuple[bytes, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"first": self.first, "second": self.second, "hashes": [h.hex() for h in self.hashes]}
+
+    @classmethod
+    def from_dict(cls, d: object) -> ConsistencyProof:
+        if not isinstance(d, dict) or d.keys() != {"first", "second", "hashes"}:
+            raise MalformedInput("a consistency proof has exactly first, second and hashes")
+        return cls(_int(d["first"], "first"), _int(d["second"], "second"), _hashes(d["hashes"]))
+
+
+def _int(v: object, name: str) -> int:
+    if type(v) is not int or v < 0:
+        raise MalformedInput(f"proof field {name} must be a non-negative integer")
+    return v
+
+
+def _hashes(v: object) -> tuple[bytes, ...]:
+    if not isinstance(v, list):
+        raise MalformedInput("proof hashes must be a list of hex strings")
+    out = []
+    for h in v:
+        try:
+            b = bytes.fromhex(h) if isinstance(h, str) else b""
+        except ValueError:
+            b = b""
+        if len(b) != 32:
+            raise MalformedInput("each proof hash must be 64 hex characters")
+        out.append(b)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    seq: int
+    leaf_hash: bytes
+    statement_hash: bytes
+    checkpoint: str
+    proof: InclusionProof
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "leafHash": self.leaf_hash.hex(),
+            "statementHash": self.statement_hash.hex(),
+            "checkpoint": self.checkpoint,
+            "inclusionProof": self.proof.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    leaf_hash: bytes
+    raw: bytes
+
+    def decoded(self) -> dict[str, Any]:
+        doc: dict[str, Any] = orjson.loads(self.raw)
+        return doc
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "leafHash": self.leaf_hash.hex(),
+            "entry": base64.b64encode(self.raw).decode(),
+            "decoded": self.decoded(),
+        }
+
+
+class _BatchNodes:
+    """Node fetcher over this batch's new subtrees, falling back to the store."""
+
+    def __init__(self, store: Store, conn: Connection, new: Mapping[tuple[int, int], bytes]):
+        self.store, self.conn, self.new = store, conn, dict(new)
+
+    def __call__(self, ids: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        missing = [i for i in ids if i not in self.new]
+        if missing:
+            self.new.update(self.store.fetch_nodes(self.conn, missing))
+        return {i: self.new[i] for i in ids if i in self.new}
+
+
+class Ledger:
+    """One log on one store, with the checkpoint key it signs with (if it appends)."""
+
+    def __init__(self, store: Store, *, note_signer: NoteSigner | None = None) -> None:
+        self.store = store
+        self.note_signer = note_signer
+        # key id -> (party, public key): immutable once registered, so safe to cache.
+        self._pubkeys: dict[str, tuple[str, bytes]] = {}
+
+    @classmethod
+    def open(cls, url: str | None = None, *, home: Path | None = None) -> Ledger:
+        from ledger.home import Home
+
+        h = Home(home)
+        return cls(Store(url), note_signer=h.note_signer_if_any())
+
+    # --- appending -----------------------------------------------------------------------
+
+    def append(self, envelope: object) -> Receipt:
+        return self.append_batch([envelope])[0]
+
+    def append_batch(self, envelopes: Sequence[object]) -> list[Receipt]:
+        """Append all envelopes in one transaction, or refuse them all (BatchRejected).
+
+        A statement already in the ledger is not appended again: its first receipt is
+        returned in its place.
+        """
+        if not envelopes:
+            return []
+        prepared, errors = self._prepare(envelopes)
+        if errors:
+            raise BatchRejected(errors)
+        return self._sequence(prepared)
+
+    def _prepare(self, envelopes: Sequence[object]) -> tuple[list[Prepared], list[tuple[int, LedgerError]]]:
+        prepared: list[Prepared] = []
+        errors: list[tuple[int, LedgerError]] = []
+        introduced: dict[str, tuple[str, bytes]] = {}
+        for i, env in enumerate(envelopes):
+            try:
+                p = prepare(env)
+                registry.check_body(p)
+            except LedgerError as e:
+                errors.append((i, e))
+                continue
+            prepared.append(p)
+            new_owner = p.body["registrar"]["id"] if p.kind == "genesis" else p.signer
+            for kid, pk in registry.embedded_keys(p).items():
+                introduced[kid] = (new_owner, pk)
+        if errors:
+            return prepared, errors
+
+        wanted = {s.key for p in prepared for s in p.signatures}
+        unknown = wanted - self._pubkeys.keys() - introduced.keys()
+        if unknown:
+            with self.store.reading() as conn:
+                self._pubkeys.update(self.store.public_keys(conn, unknown))
+        jobs: list[tuple[int, bytes, bytes, bytes]] = []
+        owners: list[tuple[int, str, str]] = []
+        for i, p in enumerate(prepared):
+            msg = p.signed_message
+            for s in p.signatures:
+                known = self._pubkeys.get(s.key) or introduced.get(s.key)
+                if known is None:
+                    errors.append((i, NotAuthentic(
+                        f"key {s.key} of {s.signer} is not registered", code="unknown_key")))
+                    continue
+                owners.append((i, s.signer, s.key))
+                jobs.append((len(jobs), msg, s.sig, known[1]))
+        for n in verify_many(jobs):
+            i, signer, kid = owners[n]
+            errors.append((i, NotAuthentic(
+                f"the signature by {signer} with key {kid} does not verify", code="bad_signature")))
+        errors.sort(key=lambda e: e[0])
+        return prepared, errors
+
+    def _sequence(self, prepared: list[Prepared]) -> list[Receipt]:
+        store = self.store
+        key_ids = {s.key for p in prepared for s in p.signatures}
+        party_ids = {p.signer for p in prepared}
+        for p in prepared:
+            key_ids.update(registry.embedded_keys(p))
+            if p.kind == "party.key.revoke":
+                key_ids.add(p.body["key"])
+                party_ids.add(p.body["party"])
+            elif p.kind == "party.register":
+                party_ids.add(p.body["id"])
+
+        with store.writing() as conn:
+            head = store.head(conn)
+            size, old_root = (head[0], head[1]) if head else (0, merkle.EMPTY_ROOT)
+            dup_seqs = store.seqs_of_statements(conn, {p.statement_hash for p in prepared})
+            reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids)
+            stored_keys = set(reg.keys) | ({"registrar"} if reg.registrar else set())
+
+            frontier = merkle.Frontier.load(size, lambda ids: store.fetch_nodes(conn, ids))
+            prev = ZERO_HASH
+            if size:
+                prev = store.fetch_nodes(conn, [(0, size - 1)])[(0, size - 1)]
+            time = ledger_time()
+            seq = size
+            errors: list[tuple[int, LedgerError]] = []
+            placed: dict[bytes, int] = {}  # statement hash -> seq, this batch
+            slots: list[int] = []  # per prepared: the seq that answers it
+            entry_rows: list[dict[str, Any]] = []
+            new_nodes: dict[tuple[int, int], bytes] = {}
+            for i, p in enumerate(prepared):
+                h = p.statement_hash
+                if h in dup_seqs or h in placed:
+                    slots.append(dup_seqs.get(h, placed.get(h, -1)))
+                    continue
+                try:
+                    registry.authorise(p, seq, reg)
+                    if p.kind == "attest":
+                        self._check_attested(p, seq, new_nodes, conn)
+                except LedgerError as e:
+                    errors.append((i, e))
+                    slots.append(-1)
+                    continue
+                registry.apply(p, seq, reg)
+                raw = entry_bytes(seq=seq, prev=prev, time=time, envelope_bytes=p.envelope_bytes)
+                leaf = merkle.leaf_hash(raw)
+                for level, idx, nh in frontier.append(leaf):
+                    new_nodes[(level, idx)] = nh
+                entry_rows.append({"seq": seq, "leaf_hash": leaf, "statement_hash": h,
+                                   "kind": p.kind, "signer": p.signer, "entry": raw})
+                placed[h] = seq
+                slots.append(seq)
+                prev = leaf
+                seq += 1
+            if errors:
+                raise BatchRejected(errors)
+
+            note = head[2] if head else ""
+            fetch = _BatchNodes(store, conn, new_nodes)
+            if entry_rows:
+                note = self._sign_checkpoint(reg, size, old_root, frontier, fetch)
+                store.append_rows(
+                    conn,
+                    entry_rows=entry_rows,
+                    node_rows=[{"level": lv, "idx": ix, "hash": hh}
+                               for (lv, ix), hh in new_nodes.items()],
+                    checkpoint_row={"size": frontier.size, "root": frontier.root(),
+                                    "note": note, "time": time},
+                )
+                store.save_registry(conn, reg, existing=stored_keys)
+            return self._receipts(conn, prepared, slots, size, note, fetch)
+
+    def _check_attested(self, p: Prepared, seq: int, new_nodes: Mapping[tuple[int, int], bytes],
+                        conn: Connection) -> None:
+        target = int(p.body["seq"])
+        if target >= seq:
+            raise NotFound(f"attest names seq {target}, which is not yet in the ledger")
+        node = new_nodes.get((0, target)) or self.store.fetch_nodes(conn, [(0, target)]).get((0, target))
+        if node is None or node.hex() != p.body["entry"]:
+            raise MalformedInput(f"attest names entry {p.body['entry'][:16]}… but seq {target} "
+                                 "has another leaf hash")
+
+    def _sign_checkpoint(self, reg: registry.RegistryState, old_size: int, old_root: bytes,
+                         frontier: merkle.Frontier, fetch: _BatchNodes) -> str:
+        signer = self.note_signer
+        if signer is None:
+            raise ConfigError("this ledger has no checkpoint key here; "
+                              "set SUYUAN_HOME to the operator's home (see `suyuan init`)")
+        if reg.log_key and signer.verifier_key() != reg.log_key:
+            raise ConfigError(
+                f"the checkpoint key in SUYUAN_HOME ({signer.name}+{signer.key_hash.hex()}) is "
+                "not the one this ledger's genesis names; point SUYUAN_HOME at its operator")
+        new_root = frontier.root()
+        # Never sign a checkpoint inconsistent with the last one signed.
+        proof = merkle.consistency_proof(old_size, frontier.size, fetch)
+        merkle.verify_consistency(first=old_size, second=frontier.size, first_root=old_root,
+                                  second_root=new_root, proof=proof)
+        origin = reg.origin or signer.name
+        return signer.sign(Checkpoint(origin, frontier.size, new_root).body())
+
+    def _receipts(self, conn: Connection, prepared: Sequence[Prepared], slots: Sequence[int],
+                  old_size: int, note: str, fetch: _BatchNodes) -> list[Receipt]:
+        size = old_size + len([s for s in set(slots) if s >= old_size])
+        # What the new entries' proofs need from before the batch, in one round trip.
+        wanted: set[tuple[int, int]] = set()
+        for s in set(slots):
+            if s >= old_size:
+                for part in merkle.needed_for_inclusion(s, size):
+                    wanted.update(part)
+        fetch(wanted)
+        out: list[Receipt] = []
+        earlier: dict[int, Receipt] = {}
+        for p, s in zip(prepared, slots, strict=True):
+            if s >= old_size:
+                proof = merkle.inclusion_proof(s, size, fetch)
+                out.append(Receipt(s, fetch.new[(0, s)], p.statement_hash, note,
+                                   InclusionProof(s, size, tuple(proof))))
+            else:
+                if s not in earlier:
+                    earlier[s] = self._first_receipt(conn, s, p.statement_hash)
+                out.append(earlier[s])
+        return out
+
+    def _first_receipt(self, conn: Connection, seq: int, statement_hash: bytes) -> Receipt:
+        cp = self.store.checkpoint_covering(conn, seq)
+        if cp is None:
+            raise NotFound(f"no checkpoint covers seq {seq}")
+        size, _, note = cp
+        proof = merkle.inclusion_proof(seq, size, lambda ids: self.store.fetch_nodes(conn, ids))
+        leaf = self.store.fetch_nodes(conn, [(0, seq)])[(0, seq)]
+        return Receipt(seq, leaf, statement_hash, note, InclusionProof(seq, size, tuple(proof)))
+
+    # --- reading -------------------------------------------------------------------------
+
+    def size(self) -> int:
+        with self.store.reading() as conn:
+            head = self.store.head(conn)
+        return head[0] if head else 0
+
+    def latest_checkpoint(self) -> str:
+        with self.store.reading() as conn:
+            head = self.store.head(conn)
+        if head is None:
+            raise NotFound("the ledger is empty; run `suyuan init` first")
+        return head[2]
+
+    def checkpoint_note(self, size: int) -> str:
+        with self.store.reading() as conn:
+            row = self.store.checkpoint_at(conn, size)
+        if row is None:
+            raise NotFound(f"no checkpoint was signed at size {size}")
+        return row[1]
+
+    def log_verifier(self) -> NoteVerifier:
+        with self.store.reading() as conn:
+            reg = self.store.load_registry(conn, key_ids=(), party_ids=())
+        if not reg.log_key:
+            raise NotFound("the ledger has no genesis entry; run `suyuan init` first")
+        return NoteVerifier.from_vkey(reg.log_key)
+
+    def entry(self, seq: int) -> Entry:
+        with self.store.reading() as conn:
+            row = self.store.entry(conn, seq)
+        if row is None:
+            raise NotFound(f"there is no entry at seq {seq} (the ledger has {self.size()})")
+        return Entry(seq, row[0], row[1])
+
+    def entries(self, seqs: Iterable[int]) -> list[Entry]:
+        wanted = sorted(set(seqs))
+        with self.store.reading() as conn:
+            raw = self.store.entries_by_seq(conn, wanted)
+            leaves = self.store.fetch_nodes(conn, [(0, s) for s in raw])
+        missing = [s for s in wanted if s not in raw]
+        if missing:
+            raise NotFound(f"there is no entry at seq {missing[0]}")
+        return [Entry(s, leaves[(0, s)], raw[s]) for s in wanted]
+
+    def _tree_size(self, conn: Connection, size: int | None) -> int:
+        head = self.store.head(conn)
+        current = head[0] if head else 0
+        if size is None:
+            return current
+        if size > current:
+            raise NotFound(f"the tree has {current} entries, not {size}")
+        return size
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
+        with self.store.reading() as conn:
+            n = self._tree_size(conn, size)
+            if not 0 <= seq < n:
+                raise NotFound(f"seq {seq} is not in a tree of size {n}")
+            hashes = merkle.inclusion_proof(seq, n, lambda ids: self.store.fetch_nodes(conn, ids))
+        return InclusionProof(seq, n, tuple(hashes))
+
+    def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
+        with self.store.reading() as conn:
+            n = self._tree_size(conn, second)
+            if not 0 <= first <= n:
+                raise ProofError(f"size {first} is not between 0 and {n}")
+            hashes = merkle.consistency_proof(first, n, lambda ids: self.store.fetch_nodes(conn, ids))
+        return ConsistencyProof(first, n, tuple(hashes))
+
+    def root(self, size: int | None = None) -> bytes:
+        with self.store.reading() as conn:
+            n = self._tree_size(conn, size)
+            return merkle.root(n, lambda ids: self.store.fetch_nodes(conn, ids))
+
+    def registry_view(self) -> registry.RegistryState:
+        """The whole registry projection (parties and keys), for listings."""
+        with self.store.reading() as conn:
+            return self.store.load_registry(conn, key_ids=None, party_ids=None)

@@ -1,0 +1,370 @@
+"""The store: engines, transactions and every SQL statement the ledger runs.
+
+Appends are serialised by one lock per log so that seqs are handed out without gaps and
+no reader ever sees a gap filled in later: on SQLite the writer takes the database's
+RESERVED lock up front (``BEGIN IMMEDIATE``) instead of upgrading a read lock mid-batch,
+which would deadlock two writers; on PostgreSQL a transaction-scoped advisory lock keyed
+by the schema does the same while leaving readers free (MVCC).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
+
+from ledger.errors import ConfigError
+from ledger.registry import KeyRecord, PartyRecord, RegistryState
+from ledger.store import schema
+from ledger.store.schema import checkpoints, entries, log_meta, merkle_nodes, parties, party_keys
+
+DEFAULT_URL = "sqlite:///suyuan.db"
+_IN_CHUNK = 400  # bound the bind parameters of one IN (...) query
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves: pysqlite's implicit BEGIN is DEFERRED.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a receipt is only printed after the commit is on disk.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=120000")
+        cur.execute("PRAGMA cache_size=-32768")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        mode = conn.info.pop("begin_mode", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = url or os.environ.get("SUYUAN_DB") or DEFAULT_URL
+    try:
+        u = make_url(url)
+    except Exception:
+        raise ConfigError(f"SUYUAN_DB {url!r} is not a database URL") from None
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u, future=True)
+        _sqlite_setup(engine)
+        return engine
+    if u.get_backend_name() == "postgresql":
+        if u.get_driver_name() in ("psycopg2", "default") or u.drivername == "postgresql":
+            u = u.set(drivername="postgresql+psycopg")
+        return create_engine(u, future=True, pool_pre_ping=True)
+    raise ConfigError(f"unsupported database {u.get_backend_name()!r}; use sqlite or postgresql")
+
+
+class Store:
+    """SQL access for one log. Methods taking ``conn`` run inside the caller's transaction."""
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+        self.engine = engine or make_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- schema ------------------------------------------------------------------------
+
+    def is_initialised(self) -> bool:
+        with self.engine.connect() as conn:
+            return inspect(conn).has_table("entries")
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from ledger.store.migrate import upgrade
+
+        upgrade(self.engine)
+
+    # --- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One serialised write transaction: commits on success, rolls back on error."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.info["begin_mode"] = "IMMEDIATE"
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+                    )
+                yield conn
+
+    @contextmanager
+    def reading(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A read transaction; ``snapshot`` keeps one view across many queries (audits)."""
+        with self.engine.connect() as conn:
+            if snapshot and self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    # --- the log -------------------------------------------------------------------------
+
+    def head(self, conn: Connection) -> tuple[int, bytes, str] | None:
+        """(size, root, note) of the latest checkpoint, which every batch ends with."""
+        row = conn.execute(
+            select(checkpoints.c.size, checkpoints.c.root, checkpoints.c.note)
+            .order_by(checkpoints.c.size.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+
+    def checkpoint_at(self, conn: Connection, size: int) -> tuple[bytes, str] | None:
+        row = conn.execute(
+            select(checkpoints.c.root, checkpoints.c.note).where(checkpoints.c.size == size)
+        ).first()
+        return None if row is None else (bytes(row[0]), str(row[1]))
+
+    def checkpoint_covering(self, conn: Connection, seq: int) -> tuple[int, bytes, str] | None:
+        """The first checkpoint that includes entry ``seq``: the one its receipt named."""
+        row = conn.execute(
+            select(checkpoints.c.size, checkpoints.c.root, checkpoints.c.note)
+            .where(checkpoints.c.size > seq)
+            .order_by(checkpoints.c.size)
+            .limit(1)
+        ).first()
+        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+
+    def fetch_nodes(
+        self, conn: Connection, ids: Collection[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        out: dict[tuple[int, int], bytes] = {}
+        wanted = list(ids)
+        for i in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[i : i + _IN_CHUNK]
+            rows = conn.execute(
+                select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
+                    tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(chunk)
+                )
+            )
+            for level, idx, h in rows:
+                out[(int(level), int(idx))] = bytes(h)
+        return out
+
+    def seqs_of_statements(self, conn: Connection, hashes: Collection[bytes]) -> dict[bytes, int]:
+        out: dict[bytes, int] = {}
+        wanted = list(hashes)
+        for i in range(0, len(wanted), _IN_CHUNK):
+            rows = conn.execute(
+                select(entries.c.statement_hash, entries.c.seq).where(
+                    entries.c.statement_hash.in_(wanted[i : i + _IN_CHUNK])
+                )
+            )
+            for h, seq in rows:
+                out[bytes(h)] = int(seq)
+        return out
+
+    def append_rows(
+        self,
+        conn: Connection,
+        *,
+        entry_rows: Sequence[Mapping[str, Any]],
+        node_rows: Sequence[Mapping[str, Any]],
+        checkpoint_row: Mapping[str, Any],
+    ) -> None:
+        conn.execute(insert(entries), list(entry_rows))
+        conn.execute(insert(merkle_nodes), list(node_rows))
+        conn.execute(insert(checkpoints), [dict(checkpoint_row)])
+
+    def entry(self, conn: Connection, seq: int) -> tuple[bytes, bytes] | None:
+        row = conn.execute(
+            select(entries.c.leaf_hash, entries.c.entry).where(entries.c.seq == seq)
+        ).first()
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    def entries_by_seq(self, conn: Connection, seqs: Collection[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        wanted = sorted(set(seqs))
+        for i in range(0, len(wanted), _IN_CHUNK):
+            rows = conn.execute(
+                select(entries.c.seq, entries.c.entry).where(
+                    entries.c.seq.in_(wanted[i : i + _IN_CHUNK])
+                )
+            )
+            out.update((int(s), bytes(e)) for s, e in rows)
+        return out
+
+    def count_entries(self, conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(entries)).scalar_one())
+
+    # Streams read in keyset pages so memory stays flat whatever the log's size, on
+    # both drivers, without holding one cursor open across a long audit.
+
+    def stream_entries(
+        self, conn: Connection, *, page: int = 2000
+    ) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        """(seq, leaf_hash, statement_hash, entry bytes) in seq order."""
+        after = -1
+        while True:
+            rows = conn.execute(
+                select(entries.c.seq, entries.c.leaf_hash, entries.c.statement_hash, entries.c.entry)
+                .where(entries.c.seq > after)
+                .order_by(entries.c.seq)
+                .limit(page)
+            ).all()
+            if not rows:
+                return
+            for seq, lh, sh, e in rows:
+                yield int(seq), bytes(lh), bytes(sh), bytes(e)
+            after = int(rows[-1][0])
+
+    def stream_level(
+        self, conn: Connection, level: int, *, page: int = 4000
+    ) -> Iterator[tuple[int, bytes]]:
+        after = -1
+        while True:
+            rows = conn.execute(
+                select(merkle_nodes.c.idx, merkle_nodes.c.hash)
+                .where(merkle_nodes.c.level == level, merkle_nodes.c.idx > after)
+                .order_by(merkle_nodes.c.idx)
+                .limit(page)
+            ).all()
+            if not rows:
+                return
+            for idx, h in rows:
+                yield int(idx), bytes(h)
+            after = int(rows[-1][0])
+
+    def max_level(self, conn: Connection) -> int:
+        v = conn.execute(select(func.max(merkle_nodes.c.level))).scalar()
+        return -1 if v is None else int(v)
+
+    def stream_checkpoints(self, conn: Connection) -> Iterator[tuple[int, bytes, str]]:
+        after = -1
+        while True:
+            rows = conn.execute(
+                select(checkpoints.c.size, checkpoints.c.root, checkpoints.c.note)
+                .where(checkpoints.c.size > after)
+                .order_by(checkpoints.c.size)
+                .limit(500)
+            ).all()
+            if not rows:
+                return
+            for size, root, note in rows:
+                yield int(size), bytes(root), str(note)
+            after = int(rows[-1][0])
+
+    # --- registry projection -------------------------------------------------------------
+
+    def load_registry(
+        self, conn: Connection, *, key_ids: Iterable[str] | None, party_ids: Iterable[str] | None
+    ) -> RegistryState:
+        """The registry slice for these keys and parties (None: all of them)."""
+        reg = RegistryState()
+        if key_ids is None:
+            key_ids = [r[0] for r in conn.execute(select(party_keys.c.key_id))]
+        if party_ids is None:
+            party_ids = [r[0] for r in conn.execute(select(parties.c.id))]
+        meta = dict(conn.execute(select(log_meta.c.name, log_meta.c.value)).all())
+        reg.registrar = meta.get("registrar")
+        reg.origin = meta.get("origin")
+        reg.log_key = meta.get("log_key")
+        pids = set(party_ids)
+        if reg.registrar:
+            pids.add(reg.registrar)
+        kids = list(set(key_ids))
+        for i in range(0, len(kids), _IN_CHUNK):
+            for r in conn.execute(
+                select(party_keys).where(party_keys.c.key_id.in_(kids[i : i + _IN_CHUNK]))
+            ):
+                reg.keys[r.key_id] = KeyRecord(
+                    r.key_id, r.party, bytes(r.public_key), r.valid_from, r.valid_until, r.ended_by
+                )
+        plist = list(pids)
+        for i in range(0, len(plist), _IN_CHUNK):
+            for r in conn.execute(select(parties).where(parties.c.id.in_(plist[i : i + _IN_CHUNK]))):
+                reg.parties[r.id] = PartyRecord(
+                    r.id, r.name, tuple(r.roles.split(",")), r.registered_seq
+                )
+        return reg
+
+    def public_keys(self, conn: Connection, key_ids: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """key id -> (party, public key); both never change once registered."""
+        out: dict[str, tuple[str, bytes]] = {}
+        kids = list(key_ids)
+        for i in range(0, len(kids), _IN_CHUNK):
+            rows = conn.execute(
+                select(party_keys.c.key_id, party_keys.c.party, party_keys.c.public_key).where(
+                    party_keys.c.key_id.in_(kids[i : i + _IN_CHUNK])
+                )
+            )
+            out.update((k, (p, bytes(pk))) for k, p, pk in rows)
+        return out
+
+    def save_registry(self, conn: Connection, reg: RegistryState, *, existing: Collection[str]) -> None:
+        """Write the records ``reg`` marks dirty; ``existing`` are key ids already stored."""
+        if reg.registrar and "registrar" not in existing:
+            conn.execute(
+                insert(log_meta),
+                [
+                    {"name": "registrar", "value": reg.registrar},
+                    {"name": "origin", "value": reg.origin or ""},
+                    {"name": "log_key", "value": reg.log_key or ""},
+                ],
+            )
+        new_parties = [reg.parties[p] for p in reg.dirty_parties]
+        if new_parties:
+            conn.execute(
+                insert(parties),
+                [
+                    {"id": p.id, "name": p.name, "roles": ",".join(p.roles),
+                     "registered_seq": p.registered_seq}
+                    for p in new_parties
+                ],
+            )
+        for kid in reg.dirty_keys:
+            k = reg.keys[kid]
+            row = {"key_id": k.key_id, "party": k.party, "public_key": k.public_key,
+                   "valid_from": k.valid_from, "valid_until": k.valid_until,
+                   "ended_by": k.ended_by}
+            if kid in existing:
+                conn.execute(
+                    update(party_keys)
+                    .where(party_keys.c.key_id == kid)
+                    .values(valid_until=k.valid_until, ended_by=k.ended_by)
+                )
+            else:
+                conn.execute(insert(party_keys), [row])
+        reg.dirty_parties.clear()
+        reg.dirty_keys.clear()
+
+    # --- maintenance and tests -----------------------------------------------------------
+
+    def raw(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run SQL as-is in its own transaction (tamper tests and operators' repairs)."""
+        with self.engine.connect() as conn, conn.begin():
+            conn.execute(text(sql), dict(params or {}))
+
+    def drop_append_only(self) -> None:
+        with self.engine.connect() as conn, conn.begin():
+            for t in schema.LOG_TABLES:
+                for stmt in schema.drop_append_only_ddl(self.dialect, t):
+                    conn.exec_driver_sql(stmt)
+
+
+__all__ = ["Store", "make_engine", "DEFAULT_URL", "OperationalError"]

@@ -1,0 +1,151 @@
+"""Tables of the ledger and the triggers that make the log's own tables append-only.
+
+``entries``, ``merkle_nodes`` and ``checkpoints`` are the log: triggers refuse UPDATE and
+DELETE on them (and TRUNCATE on PostgreSQL). Every other table is a projection that
+``suyuan reindex`` can rebuild from entries. The same DDL serves ``create_all`` (through
+``after_create`` listeners) and the Alembic migrations (through ``append_only_ddl``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    event,
+)
+from sqlalchemy.engine import Connection
+
+metadata = MetaData()
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("statement_hash", LargeBinary(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("signer", String(64), nullable=False),
+    Column("entry", LargeBinary, nullable=False),
+    Index("entries_statement_hash", "statement_hash", unique=True),
+    Index("entries_signer", "signer", "seq"),
+)
+
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("time", String(40), nullable=False),
+)
+
+# --- projections -------------------------------------------------------------------------
+
+parties = Table(
+    "parties",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("roles", Text, nullable=False),  # comma-separated role names
+    Column("registered_seq", BigInteger, nullable=False),
+)
+
+party_keys = Table(
+    "party_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("party", String(64), nullable=False, index=True),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("valid_from", BigInteger, nullable=False),
+    Column("valid_until", BigInteger),
+    Column("ended_by", String(16)),
+)
+
+log_meta = Table(
+    "log_meta",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
+PROJECTION_TABLES = ("parties", "party_keys", "log_meta")
+
+
+def _sqlite_ddl(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, 'append-only: {op} on {table} is refused'); END"
+        for op in ("UPDATE", "DELETE")
+    ]
+
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION suyuan_refuse_change() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'append-only: %% on %% is refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$ LANGUAGE plpgsql
+"""
+
+
+def _pg_ddl(table: str) -> list[str]:
+    return [
+        _PG_FUNCTION,
+        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION suyuan_refuse_change()",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION suyuan_refuse_change()",
+    ]
+
+
+def append_only_ddl(dialect: str, table: str) -> list[str]:
+    """The statements that make ``table`` append-only on ``dialect``."""
+    if dialect == "sqlite":
+        return _sqlite_ddl(table)
+    if dialect == "postgresql":
+        return _pg_ddl(table)
+    raise ValueError(f"no append-only triggers for dialect {dialect}")
+
+
+def drop_append_only_ddl(dialect: str, table: str) -> list[str]:
+    """Inverse of ``append_only_ddl`` (for downgrades and for tamper tests)."""
+    if dialect == "sqlite":
+        return [f"DROP TRIGGER IF EXISTS {table}_no_{op}" for op in ("update", "delete")]
+    return [
+        f"DROP TRIGGER IF EXISTS {table}_no_change ON {table}",
+        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+    ]
+
+
+def install_append_only(conn: Connection, table: str) -> None:
+    for stmt in append_only_ddl(conn.dialect.name, table):
+        conn.exec_driver_sql(stmt)
+
+
+def _listen(table: Table) -> None:
+    def after_create(target: Table, connection: Connection, **_: object) -> None:
+        install_append_only(connection, target.name)
+
+    event.listen(table, "after_create", after_create)
+
+
+for _t in (entries, merkle_nodes, checkpoints):
+    _listen(_t)

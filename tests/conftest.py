@@ -1,0 +1,71 @@
+"""Fixtures: one contract suite on SQLite and on PostgreSQL, and a small world to act in.
+
+PostgreSQL: each test run gets its own database, each test its own schema in it. Locally a
+missing server skips those tests with the reason; under CI (``CI`` set) it is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support import World
+
+PG_ADMIN_URL = os.environ.get(
+    "SUYUAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _pg_reachable() -> str | None:
+    try:
+        eng = sa.create_engine(PG_ADMIN_URL)
+        with eng.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        eng.dispose()
+        return None
+    except Exception as e:  # any failure to connect means: no server here
+        return f"{type(e).__name__}: {str(e).splitlines()[0]}"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    problem = _pg_reachable()
+    if problem is not None:
+        msg = f"PostgreSQL not reachable at {PG_ADMIN_URL} ({problem})"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " — CI must run the PostgreSQL half of the suite")
+        pytest.skip(msg + "; set CI=1 to make this a failure")
+    name = f"suyuan_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.db"
+        return
+    base = request.getfixturevalue("pg_database")
+    schema = f"s_{uuid.uuid4().hex[:12]}"
+    eng = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    eng.dispose()
+    yield f"{base}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: object) -> Iterator[World]:
+    w = World.create(db_url, home=f"{tmp_path}/home")
+    yield w
+    w.close()

@@ -1,0 +1,385 @@
+"""The ``suyuan`` command: JSON on stdout, one clear sentence on stderr when refused.
+
+Exit codes: 0 done; 1 an audit or verification found problems; 2 refused (bad input,
+not authorised, not found, not set up) or wrong usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger import canonical, registry
+from ledger.errors import LedgerError, MalformedInput
+from ledger.home import (
+    DEFAULT_ORIGIN,
+    DEFAULT_REGISTRAR_ID,
+    DEFAULT_REGISTRAR_NAME,
+    REGISTRAR_KEY,
+    Home,
+    genesis_envelope,
+)
+from ledger.ids import parse_party_id
+from ledger.log import Ledger
+from ledger.statements import KINDS, sign_one
+from ledger.store.db import Store
+
+SUBMIT_BATCH = 1000
+
+
+def out(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+
+
+def _ledger(home: Home) -> Ledger:
+    return Ledger(Store(), note_signer=home.note_signer_if_any())
+
+
+def _open(home: Home) -> Ledger:
+    led = _ledger(home)
+    if not led.store.is_initialised():
+        raise LedgerError("this database has no ledger yet; run `suyuan init` first",
+                          code="not_initialised")
+    return led
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_init(a: argparse.Namespace, home: Home) -> int:
+    parse_party_id(a.registrar_id)
+    store = Store()
+    store.migrate()
+    led = Ledger(store)
+    if led.size() > 0:
+        raise LedgerError(
+            f"this database already holds a ledger of {led.size()} entries; nothing was changed",
+            code="already_initialised")
+    signer = home.create_note_signer(a.origin)
+    reg_key = home.keys.get_or_create(REGISTRAR_KEY)
+    cfg = home.config()
+    cfg.update({"origin": a.origin, "registrar": {"id": a.registrar_id, "key": REGISTRAR_KEY}})
+    home.save_config(cfg)
+    led.note_signer = signer
+    env = genesis_envelope(origin=a.origin, signer=signer, registrar_id=a.registrar_id,
+                           registrar_name=a.registrar_name, registrar_key=reg_key)
+    receipt = led.append(env)
+    out({"origin": a.origin, "logKey": signer.verifier_key(), "registrar": a.registrar_id,
+         "registrarKey": reg_key.key_id, "genesis": receipt.as_dict()})
+    return 0
+
+
+def cmd_keygen(a: argparse.Namespace, home: Home) -> int:
+    out(home.keys.create(a.name).describe())
+    return 0
+
+
+def _roles(text: str) -> list[str]:
+    roles = [r.strip() for r in text.split(",") if r.strip()]
+    for r in roles:
+        if r not in registry.ROLES:
+            raise MalformedInput(f"unknown role {r!r}; roles are {', '.join(registry.ROLES)}")
+    return roles
+
+
+def cmd_party_register(a: argparse.Namespace, home: Home) -> int:
+    led = _open(home)
+    reg_id, reg_key = home.registrar()
+    key = home.keys.load(a.key)
+    env = sign_one(kind="party.register", signer=a.id, key=key,
+                   body={"id": a.id, "name": a.name, "roles": _roles(a.roles),
+                         "publicKey": key.public_key_b64},
+                   cosigners=[(reg_id, reg_key)])
+    out(led.append(env).as_dict())
+    return 0
+
+
+def cmd_party_rotate(a: argparse.Namespace, home: Home) -> int:
+    led = _open(home)
+    reg_id, reg_key = home.registrar()
+    old, new = home.keys.load(a.old_key), home.keys.load(a.new_key)
+    env = sign_one(kind="party.key.rotate", signer=a.id, key=old,
+                   body={"publicKey": new.public_key_b64}, cosigners=[(reg_id, reg_key)])
+    out(led.append(env).as_dict())
+    return 0
+
+
+def cmd_party_revoke(a: argparse.Namespace, home: Home) -> int:
+    led = _open(home)
+    if a.key:
+        signer, key = a.id, home.keys.load(a.key)
+    else:
+        signer, key = home.registrar()
+    env = sign_one(kind="party.key.revoke", signer=signer, key=key,
+                   body={"party": a.id, "key": a.key_id})
+    out(led.append(env).as_dict())
+    return 0
+
+
+def cmd_party_show(a: argparse.Namespace, home: Home) -> int:
+    reg = _open(home).registry_view()
+    p = reg.parties.get(a.id)
+    if p is None:
+        raise LedgerError(f"{a.id} is not a registered party", code="not_found")
+    out({"id": p.id, "name": p.name, "roles": list(p.roles), "registeredSeq": p.registered_seq,
+         "keys": [{"keyId": k.key_id, "validFrom": k.valid_from, "validUntil": k.valid_until,
+                   "endedBy": k.ended_by} for k in reg.keys.values() if k.party == p.id]})
+    return 0
+
+
+def _read_json_file(path: str) -> Any:
+    raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
+    return canonical.parse_json(raw)
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise LedgerError(f"cannot read {path}: {e.strerror}", code="not_found") from None
+
+
+def cmd_sign(a: argparse.Namespace, home: Home) -> int:
+    body = _read_json_file(a.body)
+    if not isinstance(body, dict):
+        raise MalformedInput(f"{a.body} must hold one JSON object, the statement body")
+    key = home.keys.load(a.key)
+    out(sign_one(kind=a.kind, signer=a.signer, key=key, body=body))
+    return 0
+
+
+def envelopes_in(raw: bytes, name: str) -> Iterator[Any]:
+    """One envelope, a JSON array of them, or JSON Lines."""
+    text = raw.lstrip()
+    if text.startswith(b"["):
+        doc = canonical.parse_json(raw)
+        if not isinstance(doc, list):
+            raise MalformedInput(f"{name} must hold an envelope, an array or JSON Lines")
+        yield from doc
+        return
+    try:
+        yield canonical.parse_json(raw)
+        return
+    except MalformedInput:
+        if raw.count(b"\n") < 1:
+            raise
+    for n, line in enumerate(raw.splitlines(), 1):
+        if line.strip():
+            try:
+                yield canonical.parse_json(line)
+            except MalformedInput as e:
+                raise MalformedInput(f"{name} line {n}: {e.message}") from None
+
+
+def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cmd_submit(a: argparse.Namespace, home: Home) -> int:
+    led = _open(home)
+    done = 0
+    for path in a.files:
+        raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
+        # Parse the whole file first: a malformed line refuses the file before anything lands.
+        items = list(envelopes_in(raw, "stdin" if path == "-" else path))
+        for batch in _batches(iter(items), a.batch):
+            for r in led.append_batch(batch):
+                sys.stdout.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            done += len(batch)
+            if sys.stderr.isatty() and len(items) > a.batch:
+                sys.stderr.write(f"\rsubmitted {done:,} envelopes")
+    if sys.stderr.isatty() and done > a.batch:
+        sys.stderr.write("\n")
+    return 0
+
+
+def cmd_entry(a: argparse.Namespace, home: Home) -> int:
+    out(_open(home).entry(a.seq).as_dict())
+    return 0
+
+
+def cmd_checkpoint(a: argparse.Namespace, home: Home) -> int:
+    sys.stdout.write(_open(home).latest_checkpoint())
+    return 0
+
+
+def cmd_log_key(a: argparse.Namespace, home: Home) -> int:
+    # The key the genesis entry names: the one verifiers must pin.
+    sys.stdout.write(_open(home).log_verifier().vkey() + "\n")
+    return 0
+
+
+def cmd_prove(a: argparse.Namespace, home: Home) -> int:
+    led = _open(home)
+    if a.what == "inclusion":
+        out(led.inclusion_proof(a.seq, a.size).as_dict())
+    else:
+        out(led.consistency_proof(a.first, a.second).as_dict())
+    return 0
+
+
+def cmd_bundle(a: argparse.Namespace, home: Home) -> int:
+    from ledger.bundle import make_bundle
+
+    doc = make_bundle(_open(home), a.seqs)
+    Path(a.out).write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+    out({"out": a.out, "entries": len(doc["entries"]), "requested": doc["requested"]})
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace, home: Home) -> int:
+    from ledger.bundle import verify_bundle
+
+    res = verify_bundle(_read_json_file(a.file), log_key=a.log_key)
+    out(res.as_dict())
+    if not res.trusted_key:
+        print("warning: no --log-key given; trusted the key inside the bundle, which proves "
+              "only that the bundle is self-consistent", file=sys.stderr)
+    for p in res.problems:
+        print(p, file=sys.stderr)
+    return 0 if res.ok else 1
+
+
+def cmd_audit(a: argparse.Namespace, home: Home) -> int:
+    from ledger.audit import audit
+
+    led = _open(home)
+    started = time.monotonic()
+    tty = sys.stderr.isatty() and not a.json
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            pct = 100 * done / total if total else 100
+            rate = done / max(time.monotonic() - started, 1e-9)
+            sys.stderr.write(f"\raudit: {done:,}/{total:,} entries ({pct:.1f}%), {rate:,.0f}/s")
+            sys.stderr.flush()
+
+    rep = audit(led.store, progress=progress)
+    if tty:
+        sys.stderr.write("\n")
+    if a.json:
+        out(rep.as_dict())
+    else:
+        for p in rep.problems:
+            print(p.line())
+        status = "sound" if rep.ok else f"{len(rep.problems)} problem(s)"
+        print(f"audit: {rep.entries} entries, {rep.signatures} signatures, "
+              f"{rep.checkpoints} checkpoints, {rep.nodes} tree nodes: {status}",
+              file=sys.stderr)
+    return 0 if rep.ok else 1
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="suyuan", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("init", help="create the ledger: schema, keys, genesis entry")
+    s.add_argument("--origin", default=DEFAULT_ORIGIN)
+    s.add_argument("--registrar-id", default=DEFAULT_REGISTRAR_ID)
+    s.add_argument("--registrar-name", default=DEFAULT_REGISTRAR_NAME)
+    s.set_defaults(fn=cmd_init)
+
+    s = sub.add_parser("keygen", help="make a party key in SUYUAN_HOME/keys")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_keygen)
+
+    party = sub.add_parser("party", help="register, rotate, revoke, show")
+    psub = party.add_subparsers(dest="party_command", required=True)
+    s = psub.add_parser("register")
+    s.add_argument("--id", required=True)
+    s.add_argument("--name", required=True)
+    s.add_argument("--roles", required=True, help="comma-separated: " + ",".join(registry.ROLES))
+    s.add_argument("--key", required=True, help="name of the party's key in SUYUAN_HOME")
+    s.set_defaults(fn=cmd_party_register)
+    s = psub.add_parser("rotate")
+    s.add_argument("--id", required=True)
+    s.add_argument("--old-key", required=True)
+    s.add_argument("--new-key", required=True)
+    s.set_defaults(fn=cmd_party_rotate)
+    s = psub.add_parser("revoke")
+    s.add_argument("--id", required=True)
+    s.add_argument("--key-id", required=True)
+    s.add_argument("--key", help="revoke as the party with this local key (default: registrar)")
+    s.set_defaults(fn=cmd_party_revoke)
+    s = psub.add_parser("show")
+    s.add_argument("--id", required=True)
+    s.set_defaults(fn=cmd_party_show)
+
+    s = sub.add_parser("sign", help="sign a statement body; prints the envelope")
+    s.add_argument("--key", required=True)
+    s.add_argument("--signer", required=True)
+    s.add_argument("--kind", default="event", choices=sorted(KINDS - {"genesis"}))
+    s.add_argument("body", help="JSON file with the body, or - for stdin")
+    s.set_defaults(fn=cmd_sign)
+
+    s = sub.add_parser("submit", help="append envelopes; one receipt per line")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--batch", type=int, default=SUBMIT_BATCH, help=argparse.SUPPRESS)
+    s.set_defaults(fn=cmd_submit)
+
+    s = sub.add_parser("entry", help="one entry, exact bytes and decoded")
+    s.add_argument("seq", type=int)
+    s.set_defaults(fn=cmd_entry)
+
+    sub.add_parser("checkpoint", help="the latest signed checkpoint").set_defaults(fn=cmd_checkpoint)
+    sub.add_parser("log-key", help="the checkpoint verifier key").set_defaults(fn=cmd_log_key)
+
+    prove = sub.add_parser("prove", help="inclusion or consistency proofs")
+    prsub = prove.add_subparsers(dest="what", required=True)
+    s = prsub.add_parser("inclusion")
+    s.add_argument("seq", type=int)
+    s.add_argument("--size", type=int)
+    s.set_defaults(fn=cmd_prove)
+    s = prsub.add_parser("consistency")
+    s.add_argument("first", type=int)
+    s.add_argument("second", type=int)
+    s.set_defaults(fn=cmd_prove)
+
+    s = sub.add_parser("bundle", help="an offline trace bundle of entries")
+    s.add_argument("seqs", type=int, nargs="+")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_bundle)
+
+    s = sub.add_parser("verify", help="check a trace bundle offline")
+    s.add_argument("file")
+    s.add_argument("--log-key")
+    s.set_defaults(fn=cmd_verify)
+
+    s = sub.add_parser("audit", help="check the whole ledger")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_audit)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    home = Home()
+    try:
+        code: int = args.fn(args, home)
+    except LedgerError as e:
+        sys.stdout.flush()
+        print(e.diagnostics(), file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
