@@ -117,6 +117,7 @@ class _Auditor:
             else:
                 if stored_leaf[1] != leaf:
                     self.problem("Merkle leaf node does not match the entry bytes", seq=seq)
+                self.report.nodes += 1
                 stored_leaf = next(leaves, None)
             self._entry(seq, raw, prev, leaf, sh_col, jobs, who)
             # Judge the next link against this entry as stored, so a damaged entry is

@@ -36,13 +36,18 @@ def make_bundle(ledger: Ledger, seqs: Iterable[int]) -> dict[str, Any]:
         if not 0 <= s < cp.size:
             raise NotFound(f"there is no entry at seq {s} (the ledger has {cp.size})")
     entries = {e.seq: e for e in ledger.entries(wanted)}
-    # Add the entries that introduced each signing key, so signatures verify offline.
+    # Add the entries that introduced each signing key (and, in turn, the keys that
+    # cosigned those), so every signature in the bundle verifies offline.
     reg = ledger.registry_view()
-    for e in list(entries.values()):
+    todo = list(entries.values())
+    while todo:
+        e = todo.pop()
         for sig in e.decoded()["envelope"]["signatures"]:
             rec = reg.keys.get(sig["key"])
             if rec is not None and rec.valid_from not in entries:
-                entries.update({x.seq: x for x in ledger.entries([rec.valid_from])})
+                (intro,) = ledger.entries([rec.valid_from])
+                entries[intro.seq] = intro
+                todo.append(intro)
     return {
         "v": BUNDLE_VERSION,
         "logKey": verifier.vkey(),

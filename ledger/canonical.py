@@ -416,29 +416,34 @@ def parse_json(raw: bytes | str, *, max_bytes: int = MAX_BYTES) -> Any:
         raise MalformedInput(
             f"JSON nesting is deeper than {MAX_DEPTH} levels; flatten the value"
         ) from None
+    # A scalar top-level value is wrapped in a one-element list to go through the same checks.
+    wrapped = type(parsed) is not tuple and type(parsed) is not list
     try:
-        # A one-element list lets a scalar top-level value go through the same checks.
-        return _adopt([parsed], 0)[0]
+        return _adopt([parsed], 0)[0] if wrapped else _adopt(parsed, 1)
     except _Refusal as refusal:
-        raise refusal.error("$", skip_outermost=True) from None
+        raise refusal.error("$", skip_outermost=wrapped) from None
 
 
 def check_value(obj: Any, *, where: str = "$") -> bool:
     """Check a Python value against the rules :func:`parse_json` enforces on JSON text.
 
-    Accepts only ``dict`` with ``str`` keys, ``list``, ``str``, ``int`` and ``float`` within
-    ±(2^53-1), finite ``float`` in exponent range, ``bool`` and ``None`` (exact types: a
-    ``str`` enum, ``OrderedDict``, tuple or numpy scalar is refused, convert it first), no
-    lone surrogates or noncharacters, and nesting up to :data:`MAX_DEPTH`. ``where`` is the
+    Accepts only ``dict`` with ``str`` keys, ``list``, ``str``, ``int`` within ±(2^53-1),
+    finite ``float``, ``bool`` and ``None``, as exact types (a ``str`` enum, ``OrderedDict``,
+    tuple or numpy scalar is refused: convert it first), with no lone surrogates or
+    noncharacters in strings and keys, nested at most :data:`MAX_DEPTH` deep. One rule
+    goes beyond parse_json's: an integral float from 2^53 up to 1e21 (``1e16``) is refused,
+    because JCS writes it as a plain integer that parse_json would refuse. ``where`` is the
     path of ``obj`` in a larger document, used in messages.
 
     Returns True when :func:`canonical_bytes` may take the orjson fast path: every object
     key is ASCII and there is no float anywhere. Raises :class:`MalformedInput` otherwise.
     """
+    # A scalar top-level value is wrapped in a one-element list to go through the same checks.
+    wrapped = type(obj) is not dict and type(obj) is not list
     try:
-        return _walk([obj], 0)
+        return _walk([obj], 0) if wrapped else _walk(obj, 1)
     except _Refusal as refusal:
-        raise refusal.error(where, skip_outermost=True) from None
+        raise refusal.error(where, skip_outermost=wrapped) from None
 
 
 def canonical_bytes(obj: Any, *, fast: bool | None = None) -> bytes:

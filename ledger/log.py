@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from ledger.errors import (
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
 from ledger.store.db import Store
+from ledger.store.schema import node_key
 
 ZERO_HASH = bytes(32)
 PARALLEL_VERIFY_MIN = 64  # below this, thread hand-off costs more than it saves
@@ -62,14 +63,15 @@ def _verify_chunk(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
     return bad
 
 
+VERIFY_CHUNK = 128
+
+
 def verify_many(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
     """Verify (n, message, signature, public key) jobs, in parallel when worth it."""
     if len(jobs) < PARALLEL_VERIFY_MIN:
         return _verify_chunk(jobs)
     pool = _verify_pool()
-    workers = pool._max_workers
-    step = -(-len(jobs) // workers)
-    parts = [jobs[i : i + step] for i in range(0, len(jobs), step)]
+    parts = [jobs[i : i + VERIFY_CHUNK] for i in range(0, len(jobs), VERIFY_CHUNK)]
     return [n for bad in pool.map(_verify_chunk, parts) for n in bad]
 
 
@@ -215,42 +217,63 @@ class Ledger:
             raise BatchRejected(errors)
         return self._sequence(prepared)
 
-    def _prepare(self, envelopes: Sequence[object]) -> tuple[list[Prepared], list[tuple[int, LedgerError]]]:
+    def _prepare(self, envelopes: Sequence[object]
+                 ) -> tuple[list[Prepared], list[tuple[int, LedgerError]]]:
+        """Check shapes and signatures of a batch; no lock is held.
+
+        Signature checks are handed to the verify threads chunk by chunk while this thread
+        goes on preparing the next statements, so both cores work at once.
+        """
         prepared: list[Prepared] = []
         errors: list[tuple[int, LedgerError]] = []
         introduced: dict[str, tuple[str, bytes]] = {}
-        for i, env in enumerate(envelopes):
-            try:
-                p = prepare(env)
-                registry.check_body(p)
-            except LedgerError as e:
-                errors.append((i, e))
-                continue
-            prepared.append(p)
-            new_owner = p.body["registrar"]["id"] if p.kind == "genesis" else p.signer
-            for kid, pk in registry.embedded_keys(p).items():
-                introduced[kid] = (new_owner, pk)
-        if errors:
-            return prepared, errors
-
-        wanted = {s.key for p in prepared for s in p.signatures}
-        unknown = wanted - self._pubkeys.keys() - introduced.keys()
-        if unknown:
-            with self.store.reading() as conn:
-                self._pubkeys.update(self.store.public_keys(conn, unknown))
         jobs: list[tuple[int, bytes, bytes, bytes]] = []
         owners: list[tuple[int, str, str]] = []
-        for i, p in enumerate(prepared):
-            msg = p.signed_message
-            for s in p.signatures:
-                known = self._pubkeys.get(s.key) or introduced.get(s.key)
-                if known is None:
-                    errors.append((i, NotAuthentic(
-                        f"key {s.key} of {s.signer} is not registered", code="unknown_key")))
+        pending: list[Future[list[int]]] = []
+        parallel = len(envelopes) >= PARALLEL_VERIFY_MIN
+        queued = 0
+        for start in range(0, len(envelopes), VERIFY_CHUNK):
+            chunk: list[Prepared] = []
+            for i in range(start, min(start + VERIFY_CHUNK, len(envelopes))):
+                try:
+                    p = prepare(envelopes[i])
+                    registry.check_body(p)
+                except LedgerError as e:
+                    errors.append((i, e))
                     continue
-                owners.append((i, s.signer, s.key))
-                jobs.append((len(jobs), msg, s.sig, known[1]))
-        for n in verify_many(jobs):
+                prepared.append(p)
+                chunk.append(p)
+                owner = p.body["registrar"]["id"] if p.kind == "genesis" else p.signer
+                for kid, pk in registry.embedded_keys(p).items():
+                    introduced[kid] = (owner, pk)
+            if errors:
+                continue  # the batch is refused; keep collecting every shape error
+            unknown = {s.key for p in chunk for s in p.signatures} - self._pubkeys.keys()
+            unknown -= introduced.keys()
+            if unknown:
+                with self.store.reading() as conn:
+                    self._pubkeys.update(self.store.public_keys(conn, unknown))
+            base = len(prepared) - len(chunk)
+            for j, p in enumerate(chunk):
+                msg = p.signed_message
+                for s in p.signatures:
+                    known = self._pubkeys.get(s.key) or introduced.get(s.key)
+                    if known is None:
+                        errors.append((base + j, NotAuthentic(
+                            f"key {s.key} of {s.signer} is not registered", code="unknown_key")))
+                        continue
+                    owners.append((base + j, s.signer, s.key))
+                    jobs.append((len(jobs), msg, s.sig, known[1]))
+            if parallel:
+                pending.append(_verify_pool().submit(_verify_chunk, jobs[queued:]))
+                queued = len(jobs)
+        if errors:
+            for f in pending:
+                f.cancel()
+            errors.sort(key=lambda e: e[0])
+            return prepared, errors
+        bad = [n for f in pending for n in f.result()] if parallel else _verify_chunk(jobs)
+        for n in bad:
             i, signer, kid = owners[n]
             errors.append((i, NotAuthentic(
                 f"the signature by {signer} with key {kid} does not verify", code="bad_signature")))
@@ -276,16 +299,18 @@ class Ledger:
             reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids)
             stored_keys = set(reg.keys) | ({"registrar"} if reg.registrar else set())
 
-            frontier = merkle.Frontier.load(size, lambda ids: store.fetch_nodes(conn, ids))
-            prev = ZERO_HASH
-            if size:
-                prev = store.fetch_nodes(conn, [(0, size - 1)])[(0, size - 1)]
+            # The frontier of the old tree: with the batch's new nodes, every proof of a
+            # new entry needs nothing else (see merkle.PathBuilder).
+            edge_ids = merkle.range_nodes(0, size) + ([(0, size - 1)] if size else [])
+            edge = store.fetch_nodes(conn, edge_ids)
+            frontier = merkle.Frontier.load(size, lambda ids: edge)
+            prev = edge[(0, size - 1)] if size else ZERO_HASH
             time = ledger_time()
             seq = size
             errors: list[tuple[int, LedgerError]] = []
             placed: dict[bytes, int] = {}  # statement hash -> seq, this batch
             slots: list[int] = []  # per prepared: the seq that answers it
-            entry_rows: list[dict[str, Any]] = []
+            entry_rows: list[tuple[int, bytes, bytes, str, str, bytes]] = []
             new_nodes: dict[tuple[int, int], bytes] = {}
             for i, p in enumerate(prepared):
                 h = p.statement_hash
@@ -305,8 +330,7 @@ class Ledger:
                 leaf = merkle.leaf_hash(raw)
                 for level, idx, nh in frontier.append(leaf):
                     new_nodes[(level, idx)] = nh
-                entry_rows.append({"seq": seq, "leaf_hash": leaf, "statement_hash": h,
-                                   "kind": p.kind, "signer": p.signer, "entry": raw})
+                entry_rows.append((seq, leaf, h, p.kind, p.signer, raw))
                 placed[h] = seq
                 slots.append(seq)
                 prev = leaf
@@ -315,19 +339,18 @@ class Ledger:
                 raise BatchRejected(errors)
 
             note = head[2] if head else ""
-            fetch = _BatchNodes(store, conn, new_nodes)
+            known = {**edge, **new_nodes}
             if entry_rows:
-                note = self._sign_checkpoint(reg, size, old_root, frontier, fetch)
+                note = self._sign_checkpoint(reg, size, old_root, frontier,
+                                             _BatchNodes(store, conn, known))
                 store.append_rows(
                     conn,
                     entry_rows=entry_rows,
-                    node_rows=[{"level": lv, "idx": ix, "hash": hh}
-                               for (lv, ix), hh in new_nodes.items()],
-                    checkpoint_row={"size": frontier.size, "root": frontier.root(),
-                                    "note": note, "time": time},
+                    node_rows=[(node_key(lv, ix), hh) for (lv, ix), hh in new_nodes.items()],
+                    checkpoint_row=(frontier.size, frontier.root(), note, time),
                 )
                 store.save_registry(conn, reg, existing=stored_keys)
-            return self._receipts(conn, prepared, slots, size, note, fetch)
+            return self._receipts(conn, prepared, slots, size, note, known)
 
     def _check_attested(self, p: Prepared, seq: int, new_nodes: Mapping[tuple[int, int], bytes],
                         conn: Connection) -> None:
@@ -358,22 +381,16 @@ class Ledger:
         return signer.sign(Checkpoint(origin, frontier.size, new_root).body())
 
     def _receipts(self, conn: Connection, prepared: Sequence[Prepared], slots: Sequence[int],
-                  old_size: int, note: str, fetch: _BatchNodes) -> list[Receipt]:
-        size = old_size + len([s for s in set(slots) if s >= old_size])
-        # What the new entries' proofs need from before the batch, in one round trip.
-        wanted: set[tuple[int, int]] = set()
-        for s in set(slots):
-            if s >= old_size:
-                for part in merkle.needed_for_inclusion(s, size):
-                    wanted.update(part)
-        fetch(wanted)
+                  old_size: int, note: str, known: Mapping[tuple[int, int], bytes]
+                  ) -> list[Receipt]:
+        size = old_size + len({s for s in slots if s >= old_size})
+        paths = merkle.PathBuilder(size, known)
         out: list[Receipt] = []
         earlier: dict[int, Receipt] = {}
         for p, s in zip(prepared, slots, strict=True):
             if s >= old_size:
-                proof = merkle.inclusion_proof(s, size, fetch)
-                out.append(Receipt(s, fetch.new[(0, s)], p.statement_hash, note,
-                                   InclusionProof(s, size, tuple(proof))))
+                out.append(Receipt(s, known[(0, s)], p.statement_hash, note,
+                                   InclusionProof(s, size, tuple(paths.proof(s)))))
             else:
                 if s not in earlier:
                     earlier[s] = self._first_receipt(conn, s, p.statement_hash)
@@ -445,18 +462,30 @@ class Ledger:
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
         with self.store.reading() as conn:
-            n = self._tree_size(conn, size)
+            # With a size given, the nodes themselves tell whether the tree is that big;
+            # the head is read only to word the refusal.
+            n = self._tree_size(conn, None) if size is None else size
             if not 0 <= seq < n:
                 raise NotFound(f"seq {seq} is not in a tree of size {n}")
-            hashes = merkle.inclusion_proof(seq, n, lambda ids: self.store.fetch_nodes(conn, ids))
+            try:
+                hashes = merkle.inclusion_proof(
+                    seq, n, lambda ids: self.store.fetch_nodes(conn, ids))
+            except ProofError:
+                self._tree_size(conn, n)
+                raise
         return InclusionProof(seq, n, tuple(hashes))
 
     def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
         with self.store.reading() as conn:
-            n = self._tree_size(conn, second)
+            n = self._tree_size(conn, None) if second is None else second
             if not 0 <= first <= n:
                 raise ProofError(f"size {first} is not between 0 and {n}")
-            hashes = merkle.consistency_proof(first, n, lambda ids: self.store.fetch_nodes(conn, ids))
+            try:
+                hashes = merkle.consistency_proof(
+                    first, n, lambda ids: self.store.fetch_nodes(conn, ids))
+            except ProofError:
+                self._tree_size(conn, n)
+                raise
         return ConsistencyProof(first, n, tuple(hashes))
 
     def root(self, size: int | None = None) -> bytes:

@@ -124,6 +124,48 @@ def needed_for_inclusion(index: int, size: int) -> list[list[NodeId]]:
     return [range_nodes(s, e) for s, e in _inclusion_ranges(index, size)]
 
 
+class PathBuilder:
+    """Inclusion proofs for many leaves of one tree size, from known complete subtrees.
+
+    Seen level by level, an RFC 9162 tree of ``size`` leaves has ``size >> L`` complete
+    nodes at level L plus, when ``size`` has bits below L, one partial node on the right
+    edge. A leaf's sibling at each level is a complete node, that partial node (the same
+    for every leaf, so it is computed once), or absent (the node is carried up).
+    """
+
+    def __init__(self, size: int, nodes: Mapping[NodeId, bytes]) -> None:
+        self.size = size
+        self.nodes = nodes
+        self._partial: dict[int, bytes] = {}
+
+    def _edge(self, level: int) -> bytes:
+        h = self._partial.get(level)
+        if h is None:
+            start = (self.size >> level) << level
+            h = self._partial[level] = _subtree_hash(range_nodes(start, self.size), self.nodes)
+        return h
+
+    def proof(self, index: int) -> list[bytes]:
+        size, nodes = self.size, self.nodes
+        if not 0 <= index < size:
+            raise ProofError(f"leaf {index} is not in a tree of size {size}")
+        out: list[bytes] = []
+        last = size - 1
+        level = 0
+        while last >> level:
+            sib = (index >> level) ^ 1
+            complete = size >> level
+            if sib < complete:
+                try:
+                    out.append(nodes[(level, sib)])
+                except KeyError:
+                    raise ProofError(f"the store has no hash for subtree {(level, sib)}") from None
+            elif sib == complete and size & ((1 << level) - 1):
+                out.append(self._edge(level))
+            level += 1
+        return out
+
+
 def inclusion_proof(index: int, size: int, fetch: NodeFetcher) -> list[bytes]:
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is not in a tree of size {size}")

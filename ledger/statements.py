@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from typing import Any
 
 from ledger import canonical
 from ledger.errors import MalformedInput
-from ledger.ids import parse_party_id
+from ledger.ids import parse_party_id as _parse_party_id
 from ledger.keys import PartyKey
 
 SIGNING_DOMAIN = b"suyuan-statement/v1\n"
@@ -28,6 +29,9 @@ KINDS = frozenset(
 )
 MAX_STATEMENT_BYTES = 1 << 20
 MAX_SIGNATURES = 8
+
+# Parties sign many statements each: check each id's form and check character once.
+parse_party_id = functools.lru_cache(maxsize=1 << 16)(_parse_party_id)
 
 _REQUIRED = frozenset({"v", "kind", "signer", "key", "issued", "body"})
 _ALLOWED = _REQUIRED | {"private"}

@@ -192,7 +192,7 @@ def test_append_only_triggers(world: World) -> None:
     world.append_events(party, key, 3)
     for sql in ("UPDATE entries SET kind = 'x' WHERE seq = 1",
                 "DELETE FROM entries WHERE seq = 2",
-                "UPDATE merkle_nodes SET hash = hash WHERE level = 0",
+                "UPDATE merkle_nodes SET hash = hash WHERE node = 0",
                 "DELETE FROM merkle_nodes",
                 "UPDATE checkpoints SET note = 'x'",
                 "DELETE FROM checkpoints"):

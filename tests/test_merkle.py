@@ -237,3 +237,18 @@ def test_frontier_reload_matches_stream() -> None:
     assert reloaded == streamed
     assert reloaded.extend(store.nodes[(0, i)] for i in range(23, 37))
     assert reloaded.root() == store.frontier.root()
+
+
+def test_path_builder_agrees_with_range_proofs() -> None:
+    for size in range(1, 70):
+        store = _tree(size)
+        paths = merkle.PathBuilder(size, store.nodes)
+        for index in range(size):
+            assert paths.proof(index) == merkle.inclusion_proof(index, size, store.fetch)
+
+
+@pytest.mark.parametrize("case", VECTORS["inclusion"], ids=lambda c: f"{c['leafIndex']}@{c['treeSize']}")
+def test_path_builder_vectors(case: dict[str, object]) -> None:
+    index, size = int(case["leafIndex"]), int(case["treeSize"])  # type: ignore[call-overload]
+    store = MemoryNodes(vector_leaves()[:size])
+    assert [p.hex() for p in merkle.PathBuilder(size, store.nodes).proof(index)] == case["hashes"]

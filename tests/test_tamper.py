@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from ledger.audit import audit
 from ledger.home import Home
 from ledger.note import NoteSigner
+from ledger.store.schema import node_key
 from tests.support import World
 
 
@@ -90,7 +91,7 @@ def test_checkpoint_resigned_with_another_key_is_named(filled: World, tmp_path: 
 
 
 def test_changed_merkle_node_is_named(filled: World) -> None:
-    filled.store.raw("UPDATE merkle_nodes SET hash = :h WHERE level = 2 AND idx = 3",
-                     {"h": bytes(32)})
+    filled.store.raw("UPDATE merkle_nodes SET hash = :h WHERE node = :n",
+                     {"h": bytes(32), "n": node_key(2, 3)})
     lines = _lines(filled)
     assert any("Merkle node (2, 3) does not match its children" in line for line in lines), lines

@@ -24,7 +24,6 @@ from sqlalchemy import (
     inspect,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.engine import Connection, make_url
@@ -33,7 +32,17 @@ from sqlalchemy.exc import OperationalError
 from ledger.errors import ConfigError
 from ledger.registry import KeyRecord, PartyRecord, RegistryState
 from ledger.store import schema
-from ledger.store.schema import checkpoints, entries, log_meta, merkle_nodes, parties, party_keys
+from ledger.store.schema import (
+    NODE_LEVEL_SHIFT,
+    checkpoints,
+    entries,
+    log_meta,
+    merkle_nodes,
+    node_id,
+    node_key,
+    parties,
+    party_keys,
+)
 
 DEFAULT_URL = "sqlite:///suyuan.db"
 _IN_CHUNK = 400  # bound the bind parameters of one IN (...) query
@@ -153,17 +162,31 @@ class Store:
     def fetch_nodes(
         self, conn: Connection, ids: Collection[tuple[int, int]]
     ) -> dict[tuple[int, int], bytes]:
+        """Hashes of the requested complete subtrees that exist, in one round trip.
+
+        Every proof and every append calls this, so it goes straight to the driver: the
+        statement-building layer costs more here than the primary-key lookups themselves.
+        """
         out: dict[tuple[int, int], bytes] = {}
-        wanted = list(ids)
-        for i in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[i : i + _IN_CHUNK]
-            rows = conn.execute(
-                select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-                    tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(chunk)
-                )
-            )
-            for level, idx, h in rows:
-                out[(int(level), int(idx))] = bytes(h)
+        wanted = [node_key(level, idx) for level, idx in ids]
+        if not wanted:
+            return out
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.dialect == "postgresql":
+                cur.execute("SELECT node, hash FROM merkle_nodes WHERE node = ANY(%s)", (wanted,))
+                rows = cur.fetchall()
+            else:
+                rows = []
+                for i in range(0, len(wanted), _IN_CHUNK):
+                    chunk = wanted[i : i + _IN_CHUNK]
+                    cur.execute("SELECT node, hash FROM merkle_nodes WHERE node IN ("
+                                + ",".join("?" * len(chunk)) + ")", chunk)
+                    rows += cur.fetchall()
+        finally:
+            cur.close()
+        for key, h in rows:
+            out[node_id(int(key))] = bytes(h)
         return out
 
     def seqs_of_statements(self, conn: Connection, hashes: Collection[bytes]) -> dict[bytes, int]:
@@ -183,13 +206,35 @@ class Store:
         self,
         conn: Connection,
         *,
-        entry_rows: Sequence[Mapping[str, Any]],
-        node_rows: Sequence[Mapping[str, Any]],
-        checkpoint_row: Mapping[str, Any],
+        entry_rows: Sequence[tuple[int, bytes, bytes, str, str, bytes]],
+        node_rows: Sequence[tuple[int, bytes]],
+        checkpoint_row: tuple[int, bytes, str, str],
     ) -> None:
-        conn.execute(insert(entries), list(entry_rows))
-        conn.execute(insert(merkle_nodes), list(node_rows))
-        conn.execute(insert(checkpoints), [dict(checkpoint_row)])
+        """Insert a batch: entries (seq, leaf_hash, statement_hash, kind, signer, entry),
+        nodes (node_key, hash) and its checkpoint (size, root, note, time).
+
+        The hot path of every append: rows go to the driver as plain tuples (COPY on
+        PostgreSQL), skipping per-row parameter processing that would cost more than the
+        insert itself.
+        """
+        if self.dialect == "postgresql":
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cur.copy("COPY entries (seq, leaf_hash, statement_hash, kind, signer, entry) "
+                          "FROM STDIN") as copy:
+                for row in entry_rows:
+                    copy.write_row(row)
+            with cur.copy("COPY merkle_nodes (node, hash) FROM STDIN") as copy:
+                for node in node_rows:
+                    copy.write_row(node)
+            cur.execute("INSERT INTO checkpoints (size, root, note, time) VALUES (%s, %s, %s, %s)",
+                        checkpoint_row)
+            return
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur.executemany("INSERT INTO entries (seq, leaf_hash, statement_hash, kind, signer, entry) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", entry_rows)
+        cur.executemany("INSERT INTO merkle_nodes (node, hash) VALUES (?, ?)", node_rows)
+        cur.execute("INSERT INTO checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)",
+                    checkpoint_row)
 
     def entry(self, conn: Connection, seq: int) -> tuple[bytes, bytes] | None:
         row = conn.execute(
@@ -236,23 +281,24 @@ class Store:
     def stream_level(
         self, conn: Connection, level: int, *, page: int = 4000
     ) -> Iterator[tuple[int, bytes]]:
-        after = -1
+        """(index, hash) of every stored node of one level, in index order."""
+        after, end = node_key(level, 0) - 1, node_key(level + 1, 0)
         while True:
             rows = conn.execute(
-                select(merkle_nodes.c.idx, merkle_nodes.c.hash)
-                .where(merkle_nodes.c.level == level, merkle_nodes.c.idx > after)
-                .order_by(merkle_nodes.c.idx)
+                select(merkle_nodes.c.node, merkle_nodes.c.hash)
+                .where(merkle_nodes.c.node > after, merkle_nodes.c.node < end)
+                .order_by(merkle_nodes.c.node)
                 .limit(page)
             ).all()
             if not rows:
                 return
-            for idx, h in rows:
-                yield int(idx), bytes(h)
+            for key, h in rows:
+                yield node_id(int(key))[1], bytes(h)
             after = int(rows[-1][0])
 
     def max_level(self, conn: Connection) -> int:
-        v = conn.execute(select(func.max(merkle_nodes.c.level))).scalar()
-        return -1 if v is None else int(v)
+        v = conn.execute(select(func.max(merkle_nodes.c.node))).scalar()
+        return -1 if v is None else int(v) >> NODE_LEVEL_SHIFT
 
     def stream_checkpoints(self, conn: Connection) -> Iterator[tuple[int, bytes, str]]:
         after = -1

@@ -14,7 +14,6 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
-    SmallInteger,
     String,
     Table,
     Text,
@@ -37,14 +36,25 @@ entries = Table(
     Index("entries_signer", "signer", "seq"),
 )
 
+# One integer key per complete subtree, ``level << 56 | index`` (see node_key): an IN list
+# of plain integers is a primary-key lookup on every database, where SQLite scans the
+# table for an IN list of (level, idx) row values.
 merkle_nodes = Table(
     "merkle_nodes",
     metadata,
-    Column("level", SmallInteger, primary_key=True, autoincrement=False),
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("node", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
-    sqlite_with_rowid=False,
 )
+
+NODE_LEVEL_SHIFT = 56
+
+
+def node_key(level: int, idx: int) -> int:
+    return (level << NODE_LEVEL_SHIFT) | idx
+
+
+def node_id(key: int) -> tuple[int, int]:
+    return key >> NODE_LEVEL_SHIFT, key & ((1 << NODE_LEVEL_SHIFT) - 1)
 
 checkpoints = Table(
     "checkpoints",
