@@ -36,9 +36,14 @@ def refusal(code: str, call: Callable[[str], object] = ids.canonical_code) -> st
 # 91350100M000100Y43: M = 21, Y = 30:
 # 9+3+27+135+0+26+0+0+420+0+0+0+8+0+0+900+112 = 1640; 1640 mod 31 = 28; 31-28 = 3 = '3'.
 USCC_KNOWN = ["91310110666007217T", "91350100M000100Y43"]
+# The two ends of the "31 -> 0" rule, from the first code with its 17th character changed
+# (weight 28; the other 16 contribute 966 - 7*28 = 770):
+# 'K' = 19: 770 + 532 = 1302 = 42*31, mod 31 = 0; 31-0 = 31 -> 0 = '0'.
+# 'X' = 29: 770 + 812 = 1582, mod 31 = 1; 31-1 = 30 = 'Y'.
+USCC_EDGES = ["9131011066600721K0", "9131011066600721XY"]
 
 
-@pytest.mark.parametrize("code", USCC_KNOWN)
+@pytest.mark.parametrize("code", USCC_KNOWN + USCC_EDGES)
 def test_uscc_known_answers(code: str) -> None:
     assert ids.validate_uscc(code) == code
     assert ids.uscc_check_char(code[:17]) == code[17]
@@ -332,6 +337,11 @@ def test_serials_are_escaped_per_format() -> None:
     urn = ids.epc_urn(link.canonical)
     assert urn == "urn:epc:id:sgtin:9506000.013435.A%2FB!(x)%25"
     assert ids.canonical_code(urn) == link.canonical
+
+    asset = ids.parse_digital_link("/8004/4000001a%2Fb!")
+    assert asset.giai == "4000001a/b!"
+    assert ids.epc_urn(asset.canonical) == "urn:epc:id:giai:4000001.a%2Fb!"
+    assert ids.canonical_code("urn:epc:id:giai:4000001.a%2Fb!") == f"{GS1}/8004/4000001a%2Fb%21"
 
 
 # --- Digital Link parsing ----------------------------------------------------------------
