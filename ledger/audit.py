@@ -7,7 +7,9 @@ every checkpoint's signature and root, and consistency between consecutive check
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,12 +17,14 @@ import orjson
 
 from ledger import merkle, registry
 from ledger.errors import LedgerError
-from ledger.log import ZERO_HASH, verify_many
+from ledger.log import ZERO_HASH, verify_chunk, verify_pool
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.statements import entry_bytes, prepare
 from ledger.store.db import Store
 
 PAGE = 2000
+VERIFY_CHUNK = 256
+MAX_INFLIGHT = 8
 
 Progress = Callable[[int, int], None]
 
@@ -73,6 +77,7 @@ class _Auditor:
         self.reg = registry.RegistryState()
         self.frontier = merkle.Frontier.empty()
         self.verifier: NoteVerifier | None = None
+        self.inflight: deque[tuple[Future[list[int]], list[tuple[int, str, str]]]] = deque()
 
     def problem(self, message: str, *, seq: int | None = None, checkpoint: int | None = None) -> None:
         self.report.problems.append(Problem(message, seq, checkpoint))
@@ -86,6 +91,8 @@ class _Auditor:
             self._entries(total, entries, leaves, cps)
             self._nodes(conn)
             self._consistency(conn)
+        # Signature results arrive asynchronously: report in log order.
+        self.report.problems.sort(key=_position)
         return self.report
 
     # -- entries, chain, signatures, checkpoints ---------------------------------------
@@ -129,11 +136,11 @@ class _Auditor:
             while next_cp is not None and next_cp[0] <= self.frontier.size:
                 self._checkpoint(*next_cp)
                 next_cp = next(cps, None)
-            if len(jobs) >= PAGE:
+            if len(jobs) >= VERIFY_CHUNK:
                 self._flush(jobs, who)
-                if self.progress:
-                    self.progress(self.report.entries, total)
-        self._flush(jobs, who)
+            if self.progress and self.report.entries % PAGE == 0:
+                self.progress(self.report.entries, total)
+        self._flush(jobs, who, wait=True)
         if self.progress:
             self.progress(self.report.entries, total)
         while next_cp is not None:
@@ -191,13 +198,21 @@ class _Auditor:
             jobs.append((len(jobs), msg, s.sig, pk))
 
     def _flush(self, jobs: list[tuple[int, bytes, bytes, bytes]],
-               who: list[tuple[int, str, str]]) -> None:
-        for n in verify_many(jobs):
-            seq, signer, kid = who[n]
-            self.problem(f"signature by {signer} with key {kid} does not verify", seq=seq)
-        self.report.signatures += len(jobs)
-        jobs.clear()
-        who.clear()
+               who: list[tuple[int, str, str]], *, wait: bool = False) -> None:
+        """Hand the collected signature checks to the verify threads and go on reading;
+        at most a few chunks are in flight, so memory stays bounded."""
+        if jobs:
+            future = verify_pool().submit(verify_chunk, list(jobs))
+            self.inflight.append((future, list(who)))
+            self.report.signatures += len(jobs)
+            jobs.clear()
+            who.clear()
+        while self.inflight and (wait or len(self.inflight) > MAX_INFLIGHT
+                                 or self.inflight[0][0].done()):
+            future, owners = self.inflight.popleft()
+            for n in future.result():
+                seq, signer, kid = owners[n]
+                self.problem(f"signature by {signer} with key {kid} does not verify", seq=seq)
 
     def _checkpoint(self, size: int, root: bytes, note: str) -> None:
         self.report.checkpoints += 1
@@ -265,6 +280,14 @@ class _Auditor:
                     self.problem(f"not consistent with checkpoint {prev[0]}: {e.message}",
                                  checkpoint=size)
             prev = (size, root)
+
+
+def _position(p: Problem) -> float:
+    if p.seq is not None:
+        return p.seq
+    if p.checkpoint is not None:
+        return p.checkpoint - 0.5  # after the entries it covers
+    return float("inf")
 
 
 def audit(store: Store, *, progress: Progress | None = None) -> AuditReport:

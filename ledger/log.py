@@ -43,7 +43,7 @@ PARALLEL_VERIFY_MIN = 64  # below this, thread hand-off costs more than it saves
 _pool: ThreadPoolExecutor | None = None
 
 
-def _verify_pool() -> ThreadPoolExecutor:
+def verify_pool() -> ThreadPoolExecutor:
     # libsodium releases the GIL while it verifies, so threads give real parallelism
     # without pickling statements across processes.
     global _pool
@@ -52,7 +52,7 @@ def _verify_pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def _verify_chunk(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
+def verify_chunk(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
     """Return the job numbers whose signature does not verify."""
     bad: list[int] = []
     for n, message, sig, pk in jobs:
@@ -69,10 +69,10 @@ VERIFY_CHUNK = 128
 def verify_many(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
     """Verify (n, message, signature, public key) jobs, in parallel when worth it."""
     if len(jobs) < PARALLEL_VERIFY_MIN:
-        return _verify_chunk(jobs)
-    pool = _verify_pool()
+        return verify_chunk(jobs)
+    pool = verify_pool()
     parts = [jobs[i : i + VERIFY_CHUNK] for i in range(0, len(jobs), VERIFY_CHUNK)]
-    return [n for bad in pool.map(_verify_chunk, parts) for n in bad]
+    return [n for bad in pool.map(verify_chunk, parts) for n in bad]
 
 
 @dataclass(frozen=True)
@@ -265,14 +265,14 @@ class Ledger:
                     owners.append((base + j, s.signer, s.key))
                     jobs.append((len(jobs), msg, s.sig, known[1]))
             if parallel:
-                pending.append(_verify_pool().submit(_verify_chunk, jobs[queued:]))
+                pending.append(verify_pool().submit(verify_chunk, jobs[queued:]))
                 queued = len(jobs)
         if errors:
             for f in pending:
                 f.cancel()
             errors.sort(key=lambda e: e[0])
             return prepared, errors
-        bad = [n for f in pending for n in f.result()] if parallel else _verify_chunk(jobs)
+        bad = [n for f in pending for n in f.result()] if parallel else verify_chunk(jobs)
         for n in bad:
             i, signer, kid = owners[n]
             errors.append((i, NotAuthentic(

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger import canonical
 from ledger.errors import MalformedInput
@@ -33,6 +33,8 @@ MAX_SIGNATURES = 8
 # Parties sign many statements each: check each id's form and check character once.
 parse_party_id = functools.lru_cache(maxsize=1 << 16)(_parse_party_id)
 
+_ENVELOPE_FIELDS = frozenset({"statement", "signatures"})
+_SIGNATURE_FIELDS = frozenset({"signer", "key", "sig"})
 _REQUIRED = frozenset({"v", "kind", "signer", "key", "issued", "body"})
 _ALLOWED = _REQUIRED | {"private"}
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -43,14 +45,13 @@ _RFC3339 = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(NamedTuple):
     signer: str
     key: str
     sig: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """An envelope that is well formed, with the bytes every later step needs."""
 
@@ -129,7 +130,7 @@ def _check_signatures(sigs: object, st: Mapping[str, Any]) -> tuple[Signature, .
         raise MalformedInput(f"an envelope carries at most {MAX_SIGNATURES} signatures")
     out: list[Signature] = []
     for i, s in enumerate(sigs):
-        if not isinstance(s, dict) or s.keys() != {"signer", "key", "sig"}:
+        if type(s) is not dict or s.keys() != _SIGNATURE_FIELDS:
             raise MalformedInput(f"signature {i} must have exactly signer, key and sig")
         if not isinstance(s["signer"], str) or not isinstance(s["key"], str):
             raise MalformedInput(f"signature {i} signer and key must be strings")
@@ -138,9 +139,12 @@ def _check_signatures(sigs: object, st: Mapping[str, Any]) -> tuple[Signature, .
             raise MalformedInput(f"signature {i} key must be 16 lowercase hex characters")
         if not isinstance(s["sig"], str):
             raise MalformedInput(f"signature {i} sig must be a base64 string")
+        if len(s["sig"]) != 88:
+            raise MalformedInput(
+                f"signature {i} sig must be 88 base64 characters (64 bytes), not {len(s['sig'])}")
         try:
-            raw = base64.b64decode(s["sig"], validate=True)
-        except binascii.Error:
+            raw = binascii.a2b_base64(s["sig"], strict_mode=True)
+        except (binascii.Error, ValueError):
             raise MalformedInput(f"signature {i} sig is not valid base64") from None
         if len(raw) != 64:
             raise MalformedInput(f"signature {i} sig must decode to 64 bytes, not {len(raw)}")
@@ -156,7 +160,7 @@ def prepare(envelope: object) -> Prepared:
     """Validate an envelope's shape and compute its canonical bytes; no key is consulted."""
     if not isinstance(envelope, dict):
         raise MalformedInput("envelope must be a JSON object with statement and signatures")
-    if envelope.keys() != {"statement", "signatures"}:
+    if envelope.keys() != _ENVELOPE_FIELDS:
         raise MalformedInput("envelope must have exactly two fields: statement and signatures")
     st = _check_statement(envelope["statement"])
     fast = canonical.check_value(st)
