@@ -22,7 +22,7 @@ import nacl.exceptions
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger import merkle, registry
+from ledger import canonical, merkle, registry
 from ledger.errors import (
     BatchRejected,
     ConfigError,
@@ -34,6 +34,11 @@ from ledger.errors import (
 )
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
+from ledger.domain import Classified, EventCodes, authorise_event, classify, event_codes
+from ledger.private import Viewer, check_view, commitment_of
+from ledger.projections import TraceBatch
+from ledger.schemas import validate_event_body
+from ledger.store import tracedb
 from ledger.store.db import Store
 from ledger.store.schema import node_key
 
@@ -73,6 +78,20 @@ def verify_many(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
     pool = verify_pool()
     parts = [jobs[i : i + VERIFY_CHUNK] for i in range(0, len(jobs), VERIFY_CHUNK)]
     return [n for bad in pool.map(verify_chunk, parts) for n in bad]
+
+
+def event_facts(body: Mapping[str, Any]) -> EventCodes:
+    """What an event body says, after its schema check; needs no ledger state."""
+    validate_event_body(body)
+    return event_codes(body)
+
+
+def judge_event(p: Prepared, fact: EventCodes, reg: registry.RegistryState) -> Classified:
+    """The event's stage, refused unless one of the signer's roles may sign that stage."""
+    party = reg.parties[p.signer]
+    classified = classify(p.body, signer_roles=party.roles)
+    authorise_event(party=p.signer, roles=party.roles, classified=classified)
+    return classified
 
 
 @dataclass(frozen=True)
@@ -204,27 +223,46 @@ class Ledger:
     def append(self, envelope: object) -> Receipt:
         return self.append_batch([envelope])[0]
 
-    def append_batch(self, envelopes: Sequence[object]) -> list[Receipt]:
+    def append_batch(self, envelopes: Sequence[object], *,
+                     private: Mapping[str, Mapping[str, Any]] | None = None) -> list[Receipt]:
         """Append all envelopes in one transaction, or refuse them all (BatchRejected).
 
         A statement already in the ledger is not appended again: its first receipt is
-        returned in its place.
+        returned in its place. ``private`` maps commitments to their blobs
+        ({"salt", "data"}); each must match a statement of the batch, and is stored apart.
         """
         if not envelopes:
             return []
-        prepared, errors = self._prepare(envelopes)
+        prepared, facts, errors = self._prepare(envelopes)
+        blobs: dict[str, bytes] = {}
+        if private and not errors:
+            committed = {p.statement.get("private"): i for i, p in enumerate(prepared)}
+            for commitment, blob in private.items():
+                try:
+                    if commitment_of(blob) != commitment:
+                        raise MalformedInput(
+                            f"private data does not match its commitment {commitment[:19]}…")
+                    if commitment not in committed:
+                        raise MalformedInput(
+                            f"private data {commitment[:19]}… matches no statement of the batch")
+                except LedgerError as e:
+                    errors.append((committed.get(commitment, 0), e))
+                    continue
+                blobs[commitment] = canonical.canonical_bytes(dict(blob))
         if errors:
             raise BatchRejected(errors)
-        return self._sequence(prepared)
+        return self._sequence(prepared, facts, blobs)
 
     def _prepare(self, envelopes: Sequence[object]
-                 ) -> tuple[list[Prepared], list[tuple[int, LedgerError]]]:
+                 ) -> tuple[list[Prepared], list[EventCodes | None],
+                            list[tuple[int, LedgerError]]]:
         """Check shapes and signatures of a batch; no lock is held.
 
         Signature checks are handed to the verify threads chunk by chunk while this thread
         goes on preparing the next statements, so both cores work at once.
         """
         prepared: list[Prepared] = []
+        facts: list[EventCodes | None] = []
         errors: list[tuple[int, LedgerError]] = []
         introduced: dict[str, tuple[str, bytes]] = {}
         jobs: list[tuple[int, bytes, bytes, bytes]] = []
@@ -238,10 +276,12 @@ class Ledger:
                 try:
                     p = prepare(envelopes[i])
                     registry.check_body(p)
+                    fact = event_facts(p.body) if p.kind == "event" else None
                 except LedgerError as e:
                     errors.append((i, e))
                     continue
                 prepared.append(p)
+                facts.append(fact)
                 chunk.append(p)
                 owner = p.body["registrar"]["id"] if p.kind == "genesis" else p.signer
                 for kid, pk in registry.embedded_keys(p).items():
@@ -271,16 +311,17 @@ class Ledger:
             for f in pending:
                 f.cancel()
             errors.sort(key=lambda e: e[0])
-            return prepared, errors
+            return prepared, facts, errors
         bad = [n for f in pending for n in f.result()] if parallel else verify_chunk(jobs)
         for n in bad:
             i, signer, kid = owners[n]
             errors.append((i, NotAuthentic(
                 f"the signature by {signer} with key {kid} does not verify", code="bad_signature")))
         errors.sort(key=lambda e: e[0])
-        return prepared, errors
+        return prepared, facts, errors
 
-    def _sequence(self, prepared: list[Prepared]) -> list[Receipt]:
+    def _sequence(self, prepared: list[Prepared], facts: list[EventCodes | None],
+                  blobs: Mapping[str, bytes]) -> list[Receipt]:
         store = self.store
         key_ids = {s.key for p in prepared for s in p.signatures}
         party_ids = {p.signer for p in prepared}
@@ -312,20 +353,27 @@ class Ledger:
             slots: list[int] = []  # per prepared: the seq that answers it
             entry_rows: list[tuple[int, bytes, bytes, str, str, bytes]] = []
             new_nodes: dict[tuple[int, int], bytes] = {}
-            for i, p in enumerate(prepared):
+            trace = TraceBatch()
+            prepared_hash = {p.statement.get("private"): p.statement_hash for p in prepared}
+            for i, (p, fact) in enumerate(zip(prepared, facts, strict=True)):
                 h = p.statement_hash
                 if h in dup_seqs or h in placed:
                     slots.append(dup_seqs.get(h, placed.get(h, -1)))
                     continue
                 try:
                     registry.authorise(p, seq, reg)
-                    if p.kind == "attest":
+                    if fact is not None:
+                        classified = judge_event(p, fact, reg)
+                    elif p.kind == "attest":
                         self._check_attested(p, seq, new_nodes, conn)
                 except LedgerError as e:
                     errors.append((i, e))
                     slots.append(-1)
                     continue
                 registry.apply(p, seq, reg)
+                if fact is not None:
+                    trace.add_event(seq=seq, signer=p.signer, body=dict(p.body),
+                                    classified=classified, codes=fact)
                 raw = entry_bytes(seq=seq, prev=prev, time=time, envelope_bytes=p.envelope_bytes)
                 leaf = merkle.leaf_hash(raw)
                 for level, idx, nh in frontier.append(leaf):
@@ -350,6 +398,10 @@ class Ledger:
                     checkpoint_row=(frontier.size, frontier.root(), note, time),
                 )
                 store.save_registry(conn, reg, existing=stored_keys)
+                tracedb.write_trace(conn, trace)
+            if blobs:
+                store.save_private(conn, [(c, b, placed[prepared_hash[c]])
+                                          for c, b in blobs.items() if prepared_hash[c] in placed])
             return self._receipts(conn, prepared, slots, size, note, known)
 
     def _check_attested(self, p: Prepared, seq: int, new_nodes: Mapping[tuple[int, int], bytes],
@@ -492,6 +544,33 @@ class Ledger:
         with self.store.reading() as conn:
             n = self._tree_size(conn, size)
             return merkle.root(n, lambda ids: self.store.fetch_nodes(conn, ids))
+
+    def private_data(self, seq: int, viewer: Viewer) -> dict[str, Any]:
+        """The private blob a statement commits to, for a viewer entitled to it."""
+        decoded = self.entry(seq).decoded()
+        st = decoded["envelope"]["statement"]
+        commitment = st.get("private")
+        if commitment is None:
+            raise NotFound(f"the statement at seq {seq} has no private data")
+        check_view(viewer, st, [s["signer"] for s in decoded["envelope"]["signatures"][1:]])
+        with self.store.reading() as conn:
+            row = self.store.private_blob(conn, commitment)
+        if row is None:
+            raise NotFound(f"private data {commitment[:19]}… was never given to this ledger")
+        blob, shredded = row
+        if blob is None:
+            raise NotFound(f"private data {commitment[:19]}… was erased at {shredded}",
+                           code="shredded")
+        doc: dict[str, Any] = orjson.loads(blob)
+        return doc
+
+    def shred(self, commitment: str) -> dict[str, Any]:
+        """Erase a private blob for good; the commitment and every proof stay valid."""
+        with self.store.writing() as conn:
+            seq = self.store.shred_private(conn, commitment, ledger_time())
+        if seq is None:
+            raise NotFound(f"no private data {commitment[:19]}… is held here")
+        return {"commitment": commitment, "seq": seq, "shredded": True}
 
     def registry_view(self) -> registry.RegistryState:
         """The whole registry projection (parties and keys), for listings."""

@@ -26,7 +26,7 @@ def main() -> None:
         envs = []
         for _ in range(int(size)):
             body = {"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-                    "eventTimeZoneOffset": "+08:00", "action": "OBSERVE",
+                    "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
                     "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"]}
             envs.append(sign_one(kind="event", signer=party, key=key, body=body,
                                  issued="2026-11-27T13:05:00+08:00"))

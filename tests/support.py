@@ -63,7 +63,7 @@ class World:
 
     def event(self, party: str, key: PartyKey, n: int = 0, **extra: Any) -> dict[str, Any]:
         body = {"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-                "eventTimeZoneOffset": "+08:00", "action": "OBSERVE", "bizStep": "shipping",
+                "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
                 "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"], **extra}
         return sign_one(kind="event", signer=party, key=key, body=body,
                         issued="2026-11-27T13:05:00+08:00")

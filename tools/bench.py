@@ -60,12 +60,12 @@ def verify_rate(seconds: float = 2.0) -> float:
 
 def _event(party: str, n: int) -> dict[str, Any]:
     return {
-        "type": "ObjectEvent", "action": "OBSERVE", "bizStep": "shipping",
-        "disposition": "in_transit", "eventTime": "2026-11-27T13:05:00+08:00",
+        "type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning",
+        "disposition": "active", "eventTime": "2026-11-27T13:05:00+08:00",
         "eventTimeZoneOffset": "+08:00",
         "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"],
         "readPoint": {"id": "https://id.gs1.org/414/9520123456788"},
-        "bizTransactionList": [{"type": "po", "bizTransaction": f"urn:suyuan:order:{n // 3}"}],
+        "ilmd": {"cbvmda:lotNumber": f"L{n // 1000}"},
     }
 
 

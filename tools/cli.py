@@ -149,6 +149,17 @@ def cmd_sign(a: argparse.Namespace, home: Home) -> int:
     if not isinstance(body, dict):
         raise MalformedInput(f"{a.body} must hold one JSON object, the statement body")
     key = home.keys.load(a.key)
+    if a.private:
+        from ledger.private import make_blob
+
+        data = _read_json_file(a.private)
+        if not isinstance(data, dict):
+            raise MalformedInput(f"{a.private} must hold one JSON object, the private data")
+        commitment, blob = make_blob(data)
+        env = sign_one(kind=a.kind, signer=a.signer, key=key, body=body, private=commitment)
+        # The blob travels beside the envelope, never inside the signed statement.
+        out({"envelope": env, "private": blob})
+        return 0
     out(sign_one(kind=a.kind, signer=a.signer, key=key, body=body))
     return 0
 
@@ -187,6 +198,22 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def _unwrap(batch: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Envelopes as `suyuan sign --private` writes them carry their blob beside them."""
+    envs: list[Any] = []
+    private: dict[str, Any] = {}
+    for item in batch:
+        if isinstance(item, dict) and item.keys() == {"envelope", "private"}:
+            env = item["envelope"]
+            commitment = env.get("statement", {}).get("private") if isinstance(env, dict) else None
+            if isinstance(commitment, str):
+                private[commitment] = item["private"]
+            envs.append(env)
+        else:
+            envs.append(item)
+    return envs, private
+
+
 def cmd_submit(a: argparse.Namespace, home: Home) -> int:
     led = _open(home)
     done = 0
@@ -195,7 +222,8 @@ def cmd_submit(a: argparse.Namespace, home: Home) -> int:
         # Parse the whole file first: a malformed line refuses the file before anything lands.
         items = list(envelopes_in(raw, "stdin" if path == "-" else path))
         for batch in _batches(iter(items), a.batch):
-            for r in led.append_batch(batch):
+            envs, private = _unwrap(batch)
+            for r in led.append_batch(envs, private=private):
                 sys.stdout.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
             sys.stdout.flush()
             done += len(batch)
@@ -207,7 +235,51 @@ def cmd_submit(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_entry(a: argparse.Namespace, home: Home) -> int:
-    out(_open(home).entry(a.seq).as_dict())
+    from ledger.private import Viewer
+
+    led = _open(home)
+    doc = led.entry(a.seq).as_dict()
+    viewer = Viewer.parse(a.viewer)
+    if viewer.kind != "public" and doc["decoded"]["envelope"]["statement"].get("private"):
+        doc["privateData"] = led.private_data(a.seq, viewer)
+    out(doc)
+    return 0
+
+
+def cmd_shred(a: argparse.Namespace, home: Home) -> int:
+    out(_open(home).shred(a.commitment))
+    return 0
+
+
+def cmd_trace(a: argparse.Namespace, home: Home) -> int:
+    from ledger import trace
+
+    store = _open(home).store
+    if a.command == "trace":
+        out(trace.journey(store, a.code))
+    elif a.command == "upstream":
+        out(trace.upstream(store, a.code, a.depth))
+    elif a.command == "downstream":
+        out(trace.downstream(store, a.code, a.depth))
+    else:
+        out(trace.recall_impact(store, a.code))
+    return 0
+
+
+def cmd_reindex(a: argparse.Namespace, home: Home) -> int:
+    from ledger.reindex import reindex
+
+    led = _open(home)
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            sys.stderr.write(f"\rreindex: {done:,}/{total:,} entries")
+
+    res = reindex(led.store, progress=progress)
+    if tty:
+        sys.stderr.write("\n")
+    out(res)
     return 0
 
 
@@ -360,6 +432,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--signer", required=True)
     s.add_argument("--kind", default="event", choices=sorted(KINDS - {"genesis"}))
     s.add_argument("body", help="JSON file with the body, or - for stdin")
+    s.add_argument("--private", metavar="FILE",
+                   help="JSON object kept off the chain; the statement commits to it")
     s.set_defaults(fn=cmd_sign)
 
     s = sub.add_parser("submit", help="append envelopes; one receipt per line")
@@ -369,7 +443,26 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("entry", help="one entry, exact bytes and decoded")
     s.add_argument("seq", type=int)
+    s.add_argument("--viewer", default="public",
+                   help="public (default), regulator, or party:<id>: who may see private data")
     s.set_defaults(fn=cmd_entry)
+
+    s = sub.add_parser("shred", help="erase a private blob (crypto-shredding)")
+    s.add_argument("commitment")
+    s.set_defaults(fn=cmd_shred)
+
+    for name, text in (("trace", "an item's journey, through its containers"),
+                       ("upstream", "what it was made from or packed in"),
+                       ("downstream", "what it became, contained, where it went"),
+                       ("recall", "everything downstream, with owner and place")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("code", help="GS1 Digital Link (any domain), EPC URN or GTIN")
+        if name in ("upstream", "downstream"):
+            s.add_argument("--depth", type=int, default=10, help="1..50 (default 10)")
+        s.set_defaults(fn=cmd_trace)
+
+    sub.add_parser("reindex", help="rebuild every projection from entries").set_defaults(
+        fn=cmd_reindex)
 
     sub.add_parser("checkpoint", help="the latest signed checkpoint").set_defaults(fn=cmd_checkpoint)
     sub.add_parser("log-key", help="the checkpoint verifier key").set_defaults(fn=cmd_log_key)

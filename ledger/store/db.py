@@ -42,6 +42,7 @@ from ledger.store.schema import (
     node_key,
     parties,
     party_keys,
+    private_blobs,
 )
 
 DEFAULT_URL = "sqlite:///suyuan.db"
@@ -398,6 +399,33 @@ class Store:
                 conn.execute(insert(party_keys), [row])
         reg.dirty_parties.clear()
         reg.dirty_keys.clear()
+
+    # --- private data ------------------------------------------------------------------
+
+    def save_private(self, conn: Connection, rows: Sequence[tuple[str, bytes, int]]) -> None:
+        for commitment, blob, seq in rows:
+            exists = conn.execute(select(private_blobs.c.commitment).where(
+                private_blobs.c.commitment == commitment)).first()
+            if exists is None:
+                conn.execute(insert(private_blobs), [{"commitment": commitment, "blob": blob,
+                                                      "seq": seq}])
+
+    def private_blob(self, conn: Connection, commitment: str
+                     ) -> tuple[bytes | None, str | None] | None:
+        row = conn.execute(select(private_blobs.c.blob, private_blobs.c.shredded).where(
+            private_blobs.c.commitment == commitment)).first()
+        if row is None:
+            return None
+        return (None if row[0] is None else bytes(row[0])), row[1]
+
+    def shred_private(self, conn: Connection, commitment: str, when: str) -> int | None:
+        row = conn.execute(select(private_blobs.c.seq).where(
+            private_blobs.c.commitment == commitment)).first()
+        if row is None:
+            return None
+        conn.execute(update(private_blobs).where(private_blobs.c.commitment == commitment)
+                     .values(blob=None, shredded=when))
+        return int(row[0])
 
     # --- maintenance and tests -----------------------------------------------------------
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -94,8 +95,97 @@ log_meta = Table(
     Column("value", Text, nullable=False),
 )
 
+# --- traceability projections (migration 0002) ----------------------------------------
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(32), nullable=False),
+    Column("event_time", String(40), nullable=False),  # as signed, with its offset
+    Column("event_time_utc", String(32), nullable=False),  # sortable
+    Column("stage", String(16), nullable=False),
+    Column("activity", String(40), nullable=False),
+    Column("biz_step", Text),
+    Column("disposition", Text),
+    Column("action", String(8)),
+    Column("signer", String(64), nullable=False),
+    Column("read_point", Text),
+    Column("biz_location", Text),
+    Index("events_stage", "stage", "seq"),
+)
+
+# Every identifier an event names, in which part of the event.
+ident_entries = Table(
+    "ident_entries",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("part", String(16), primary_key=True),
+)
+
+# Aggregation: ``child`` was inside ``parent`` from an ADD until a DELETE (or still).
+containment = Table(
+    "containment",
+    metadata,
+    Column("child", Text, primary_key=True),
+    Column("parent", Text, primary_key=True),
+    Column("start_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("start_utc", String(32), nullable=False),
+    Column("end_seq", BigInteger),
+    Column("end_utc", String(32)),
+    Index("containment_parent", "parent", "start_seq"),
+)
+
+# Lineage edges: transformations (inputs -> outputs) and lot membership (lot -> item).
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("src", Text, primary_key=True),
+    Column("dst", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),  # transformation | lot
+    Column("src_quantity", Text),
+    Column("dst_quantity", Text),
+    Index("lineage_dst", "dst", "seq"),
+)
+
+biz_transactions = Table(
+    "biz_transactions",
+    metadata,
+    Column("type", Text, primary_key=True),
+    Column("id", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+)
+
+current_state = Table(
+    "current_state",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("disposition", Text),
+    Column("owner", String(64)),
+    Column("location", Text),
+    Column("sold", Integer, nullable=False, default=0),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_utc", String(32), nullable=False),
+)
+
+# Private data lives outside the chain: the statement holds only the salted commitment,
+# so a blob can be erased (crypto-shredding) without touching any hash or proof.
+private_blobs = Table(
+    "private_blobs",
+    metadata,
+    Column("commitment", String(71), primary_key=True),
+    Column("blob", LargeBinary),  # JCS of {"salt", "data"}; NULL once shredded
+    Column("seq", BigInteger, nullable=False),
+    Column("shredded", String(32)),
+)
+
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
-PROJECTION_TABLES = ("parties", "party_keys", "log_meta")
+REGISTRY_TABLES = ("parties", "party_keys", "log_meta")
+TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions",
+                "current_state")
+PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES
 
 
 def _sqlite_ddl(table: str) -> list[str]:

@@ -1,0 +1,183 @@
+"""SQL of the traceability projections: writing a batch's rows, and the reads that the
+journey, lineage and recall queries are made of."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
+
+from ledger.projections import TraceBatch
+from ledger.store.schema import (
+    PROJECTION_TABLES,
+    biz_transactions,
+    containment,
+    current_state,
+    events,
+    ident_entries,
+    lineage,
+    metadata,
+)
+
+_CHUNK = 400
+
+_UPSERT_STATE = (
+    "INSERT INTO current_state (code, disposition, owner, location, sold, last_seq, last_utc) "
+    "VALUES ({p}) ON CONFLICT (code) DO UPDATE SET "
+    "disposition = COALESCE(excluded.disposition, current_state.disposition), "
+    "owner = COALESCE(excluded.owner, current_state.owner), "
+    "location = COALESCE(excluded.location, current_state.location), "
+    "sold = CASE WHEN excluded.sold = 1 THEN 1 ELSE current_state.sold END, "
+    "last_seq = excluded.last_seq, last_utc = excluded.last_utc"
+)
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def write_trace(conn: Connection, batch: TraceBatch) -> None:
+    """Insert one batch's projection rows (inside the append transaction)."""
+    if not batch:
+        return
+    pg = conn.dialect.name == "postgresql"
+    ph = "%s" if pg else "?"
+    cur = _cursor(conn)
+    try:
+        def many(sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+            if rows:
+                cur.executemany(sql.replace("?", ph), rows)
+
+        many("INSERT INTO events (seq, type, event_time, event_time_utc, stage, activity, "
+             "biz_step, disposition, action, signer, read_point, biz_location) "
+             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", batch.events)
+        many("INSERT INTO ident_entries (code, seq, part) VALUES (?,?,?)", batch.idents)
+        many("INSERT INTO lineage (src, dst, seq, kind, src_quantity, dst_quantity) "
+             "VALUES (?,?,?,?,?,?)", batch.lineage)
+        many("INSERT INTO biz_transactions (type, id, seq) VALUES (?,?,?)", batch.biz)
+        # Containment changes apply in order: an unpack may follow a pack in one batch.
+        run: list[tuple[Any, ...]] = []
+        kind = None
+        sql = {
+            "add": "INSERT INTO containment (child, parent, start_seq, start_utc) "
+                   "VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+            "end": "UPDATE containment SET end_seq = ?, end_utc = ? "
+                   "WHERE child = ? AND parent = ? AND end_seq IS NULL",
+            "end_all": "UPDATE containment SET end_seq = ?, end_utc = ? "
+                       "WHERE parent = ? AND end_seq IS NULL",
+        }
+        for op, row in [*batch.containment, ("flush", ())]:
+            if op != kind and run:
+                many(sql[kind], run)  # type: ignore[index]
+                run = []
+            kind = op
+            run.append(row)
+        states = [(code, *v) for code, v in batch.state.items()]
+        many(_UPSERT_STATE.format(p=",".join("?" * 7)), states)
+    finally:
+        cur.close()
+
+
+def clear_projections(conn: Connection) -> None:
+    """Empty every projection (registry and traceability) before a rebuild."""
+    for name in PROJECTION_TABLES:
+        conn.execute(delete(metadata.tables[name]))
+
+
+def dump_projections(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every projection row in a stable order, for comparing a rebuild with the original."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for name in PROJECTION_TABLES:
+        t = metadata.tables[name]
+        rows = conn.execute(select(t).order_by(*t.primary_key.columns)).all()
+        out[name] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]
+    return out
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def seqs_naming(conn: Connection, codes: Collection[str]) -> dict[int, tuple[str, str]]:
+    """seq -> (code, part) of every event naming any of ``codes``."""
+    out: dict[int, tuple[str, str]] = {}
+    wanted = list(codes)
+    for i in range(0, len(wanted), _CHUNK):
+        for code, seq, part in conn.execute(
+            select(ident_entries.c.code, ident_entries.c.seq, ident_entries.c.part)
+            .where(ident_entries.c.code.in_(wanted[i : i + _CHUNK]))
+        ):
+            out.setdefault(int(seq), (code, part))
+    return out
+
+
+def event_rows(conn: Connection, seqs: Collection[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    wanted = sorted(seqs)
+    for i in range(0, len(wanted), _CHUNK):
+        for r in conn.execute(select(events).where(events.c.seq.in_(wanted[i : i + _CHUNK]))):
+            out[int(r.seq)] = dict(r._mapping)
+    return out
+
+
+def containers_of(conn: Connection, child: str) -> list[tuple[str, str, str | None]]:
+    """(parent, start_utc, end_utc) intervals during which ``child`` was inside ``parent``."""
+    rows = conn.execute(
+        select(containment.c.parent, containment.c.start_utc, containment.c.end_utc)
+        .where(containment.c.child == child)
+    ).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def events_of_in(conn: Connection, code: str, start_utc: str, end_utc: str | None
+                 ) -> list[int]:
+    """Seqs of events naming ``code`` whose event time lies in [start, end)."""
+    q = (select(events.c.seq)
+         .join(ident_entries, ident_entries.c.seq == events.c.seq)
+         .where(ident_entries.c.code == code, events.c.event_time_utc >= start_utc))
+    if end_utc is not None:
+        q = q.where(events.c.event_time_utc < end_utc)
+    return [int(r[0]) for r in conn.execute(q)]
+
+
+def edges_from(conn: Connection, codes: Collection[str], *, forward: bool
+               ) -> list[tuple[str, str, str]]:
+    """(from, to, via) lineage and containment edges leaving ``codes``.
+
+    Forward: what each became (transformation outputs, lot items) or held (children).
+    Backward: what each was made of (inputs, its lot) or packed in (parents).
+    """
+    out: list[tuple[str, str, str]] = []
+    wanted = list(codes)
+    src, dst = (lineage.c.src, lineage.c.dst) if forward else (lineage.c.dst, lineage.c.src)
+    outer, inner = ((containment.c.parent, containment.c.child) if forward
+                    else (containment.c.child, containment.c.parent))
+    for i in range(0, len(wanted), _CHUNK):
+        chunk = wanted[i : i + _CHUNK]
+        for a, b, kind in conn.execute(
+            select(src, dst, lineage.c.kind).where(src.in_(chunk)).distinct()
+        ):
+            out.append((a, b, kind))
+        for a, b in conn.execute(select(outer, inner).where(outer.in_(chunk)).distinct()):
+            out.append((a, b, "aggregation"))
+    return out
+
+
+def states(conn: Connection, codes: Collection[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    wanted = list(codes)
+    for i in range(0, len(wanted), _CHUNK):
+        for r in conn.execute(
+            select(current_state).where(current_state.c.code.in_(wanted[i : i + _CHUNK]))
+        ):
+            out[r.code] = dict(r._mapping)
+    return out
+
+
+def biz_transaction_seqs(conn: Connection, type_: str, id_: str) -> list[int]:
+    return [int(r[0]) for r in conn.execute(
+        select(biz_transactions.c.seq).where(biz_transactions.c.type == type_,
+                                             biz_transactions.c.id == id_)
+        .order_by(biz_transactions.c.seq))]
+

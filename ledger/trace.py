@@ -1,0 +1,148 @@
+"""Where did it come from, where did it go: journeys, lineage and recall impact.
+
+All reads go to the projections (never a scan of entries); a journey follows an item into
+every container it was packed in, for the time it was inside, and to its lot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from ledger.errors import IdentifierError, MalformedInput
+from ledger.ids import index_key
+from ledger.projections import split_lot
+from ledger.store import tracedb
+from ledger.store.db import Store
+
+DEFAULT_DEPTH = 10
+MAX_DEPTH = 50
+MAX_NESTING = 16  # containers inside containers followed by a journey
+
+
+def normalise_code(code: str) -> str:
+    """Any accepted form (Digital Link on any domain, EPC URN, canonical) -> index key."""
+    if not isinstance(code, str) or not code.strip():
+        raise IdentifierError("give a product code: a GS1 Digital Link, an EPC URN or a GTIN")
+    key = index_key(code.strip())
+    return split_lot(key)[0]
+
+
+def _depth(depth: int | None) -> int:
+    d = DEFAULT_DEPTH if depth is None else depth
+    if not 1 <= d <= MAX_DEPTH:
+        raise MalformedInput(f"depth must be between 1 and {MAX_DEPTH}, not {d}")
+    return d
+
+
+@dataclass(frozen=True)
+class Step:
+    seq: int
+    event_time: str
+    event_time_utc: str
+    stage: str
+    activity: str
+    biz_step: str | None
+    signer: str
+    location: str | None
+    via: str | None  # None: the item's own event; else the container or lot it came through
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "eventTime": self.event_time, "stage": self.stage,
+                "activity": self.activity, "bizStep": self.biz_step, "signer": self.signer,
+                "location": self.location, "via": self.via}
+
+
+def journey_steps(conn: Connection, code: str) -> list[Step]:
+    via: dict[int, str | None] = {seq: None for seq in tracedb.seqs_naming(conn, [code])}
+    # Its lot: the lot's own events (production, recall) belong to every item of it.
+    lots = [b for a, b, kind in tracedb.edges_from(conn, [code], forward=False) if kind == "lot"]
+    for lot, seq in ((lot, s) for lot in lots for s in tracedb.seqs_naming(conn, [lot])):
+        via.setdefault(seq, lot)
+
+    def inside(child: str, start: str, end: str | None, nesting: int, path: set[str]) -> None:
+        if nesting >= MAX_NESTING:
+            return
+        for parent, s, e in tracedb.containers_of(conn, child):
+            if parent in path:
+                continue  # a cycle in packing data: never loop
+            lo = max(s, start)
+            hi = e if end is None else (end if e is None else min(e, end))
+            if hi is not None and lo >= hi:
+                continue
+            for seq in tracedb.events_of_in(conn, parent, lo, hi):
+                via.setdefault(seq, parent)
+            inside(parent, lo, hi, nesting + 1, path | {parent})
+
+    inside(code, "", None, 0, {code})
+    rows = tracedb.event_rows(conn, via.keys())
+    steps = [Step(seq, r["event_time"], r["event_time_utc"], r["stage"], r["activity"],
+                  r["biz_step"], r["signer"], r["biz_location"] or r["read_point"], via[seq])
+             for seq, r in rows.items()]
+    steps.sort(key=lambda s: (s.event_time_utc, s.seq))
+    return steps
+
+
+def journey(store: Store, code: str) -> dict[str, Any]:
+    key = normalise_code(code)
+    with store.reading() as conn:
+        steps = journey_steps(conn, key)
+    return {"code": key, "journey": [s.as_dict() for s in steps]}
+
+
+def lineage(conn: Connection, code: str, *, depth: int, forward: bool) -> list[dict[str, Any]]:
+    seen = {code}
+    frontier = {code}
+    items: list[dict[str, Any]] = []
+    for d in range(1, depth + 1):
+        nxt: set[str] = set()
+        for a, b, how in sorted(tracedb.edges_from(conn, frontier, forward=forward)):
+            if b not in seen:
+                seen.add(b)
+                nxt.add(b)
+                items.append({"code": b, "depth": d, "via": how, "from": a})
+        if not nxt:
+            break
+        frontier = nxt
+    return items
+
+
+def upstream(store: Store, code: str, depth: int | None = None) -> dict[str, Any]:
+    key, d = normalise_code(code), _depth(depth)
+    with store.reading() as conn:
+        return {"code": key, "items": lineage(conn, key, depth=d, forward=False)}
+
+
+def downstream(store: Store, code: str, depth: int | None = None) -> dict[str, Any]:
+    key, d = normalise_code(code), _depth(depth)
+    with store.reading() as conn:
+        items = lineage(conn, key, depth=d, forward=True)
+        st = tracedb.states(conn, [i["code"] for i in items])
+    for i in items:
+        s = st.get(i["code"])
+        i["receiver"] = s["owner"] if s else None
+    return {"code": key, "items": items}
+
+
+def recall_impact(store: Store, code: str) -> dict[str, Any]:
+    """Everything downstream of a lot or item, with its last known owner and place."""
+    key = normalise_code(code)
+    with store.reading() as conn:
+        items = lineage(conn, key, depth=MAX_DEPTH, forward=True)
+        st = tracedb.states(conn, [i["code"] for i in items])
+    affected = []
+    by_owner: dict[str, int] = {}
+    sold = 0
+    for i in items:
+        s = st.get(i["code"], {})
+        owner = s.get("owner")
+        affected.append({"code": i["code"], "owner": owner, "location": s.get("location"),
+                         "sold": bool(s.get("sold")), "depth": i["depth"], "via": i["via"]})
+        sold += bool(s.get("sold"))
+        if owner:
+            by_owner[owner] = by_owner.get(owner, 0) + 1
+    return {"code": key, "affected": affected,
+            "counts": {"affected": len(affected), "sold": sold,
+                       "unsold": len(affected) - sold, "byOwner": by_owner}}

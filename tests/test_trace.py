@@ -1,0 +1,248 @@
+"""Journeys, lineage and recall on generated supply chains, checked against a brute-force
+reference computed from the generator's own graph (never from the ledger)."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger import ids
+from ledger.errors import BatchRejected
+from ledger.reindex import reindex
+from ledger.statements import sign_one
+from ledger.store import tracedb
+from ledger.trace import downstream, journey, recall_impact, upstream
+from tests.support import World
+
+TZ = "+08:00"
+
+
+def gtin(n: int) -> str:
+    body = f"0695000{n:06d}"
+    return body + ids.gs1_check_digit(body)
+
+
+def sscc(n: int) -> str:
+    body = f"0695000{n:010d}"
+    return body + ids.gs1_check_digit(body)
+
+
+def lot(g: str, name: str) -> str:
+    return f"https://id.gs1.org/01/{g}/10/{name}"
+
+
+def item(g: str, serial: int) -> str:
+    return f"https://id.gs1.org/01/{g}/21/{serial}"
+
+
+def unit(n: int) -> str:
+    return f"https://id.gs1.org/00/{sscc(n)}"
+
+
+def t(minute: int) -> str:
+    return f"2026-11-{1 + minute // 1440:02d}T{(minute // 60) % 24:02d}:{minute % 60:02d}:00{TZ}"
+
+
+def ev(kind: str, minute: int, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "eventTime": t(minute), "eventTimeZoneOffset": TZ, **fields}
+
+
+class Chain:
+    """A small world of producer, warehouse and platform, with helpers to sign events."""
+
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.producer, self.pk = w.register(["producer"])
+        self.warehouse, self.wk = w.register(["warehouse", "logistics"])
+        self.platform, self.plk = w.register(["platform"])
+
+    def sign(self, who: str, body: dict[str, Any]) -> dict[str, Any]:
+        key = {self.producer: self.pk, self.warehouse: self.wk, self.platform: self.plk}[who]
+        return sign_one(kind="event", signer=who, key=key, body=body, issued=t(0))
+
+    def append(self, pairs: list[tuple[str, dict[str, Any]]]) -> None:
+        self.w.ledger.append_batch([self.sign(who, b) for who, b in pairs])
+
+
+def build_formula_chain(c: Chain) -> dict[str, Any]:
+    """Two farm lots mixed into one product lot, 6 tins, 2 cartons, 1 pallet, shipped."""
+    milk, tin = gtin(1), gtin(2)
+    farm = [lot(milk, "F1"), lot(milk, "F2")]
+    product = lot(tin, "P1")
+    tins = [item(tin, s) for s in range(6)]
+    cartons = [unit(1), unit(2)]
+    pallet = unit(3)
+    c.append([
+        (c.producer, ev("ObjectEvent", 10, action="ADD", bizStep="commissioning",
+                        quantityList=[{"epcClass": farm[0], "quantity": 500, "uom": "KGM"},
+                                      {"epcClass": farm[1], "quantity": 300, "uom": "KGM"}])),
+        (c.producer, ev("TransformationEvent", 20, bizStep="commissioning",
+                        inputQuantityList=[{"epcClass": f, "quantity": 100, "uom": "KGM"}
+                                           for f in farm],
+                        outputQuantityList=[{"epcClass": product, "quantity": 200,
+                                             "uom": "KGM"}])),
+        (c.producer, ev("ObjectEvent", 30, action="ADD", bizStep="commissioning",
+                        epcList=tins, ilmd={"cbvmda:lotNumber": "P1"})),
+        (c.producer, ev("AggregationEvent", 40, action="ADD", bizStep="packing",
+                        parentID=cartons[0], childEPCs=tins[:3])),
+        (c.producer, ev("AggregationEvent", 41, action="ADD", bizStep="packing",
+                        parentID=cartons[1], childEPCs=tins[3:])),
+        (c.producer, ev("AggregationEvent", 50, action="ADD", bizStep="packing",
+                        parentID=pallet, childEPCs=cartons)),
+    ])
+    c.append([
+        (c.warehouse, ev("ObjectEvent", 60, action="OBSERVE", bizStep="shipping",
+                         disposition="in_transit", epcList=[pallet])),
+        (c.warehouse, ev("ObjectEvent", 90, action="OBSERVE", bizStep="receiving",
+                         disposition="in_progress", epcList=[pallet],
+                         bizLocation={"id": "https://id.gs1.org/414/9520123456788"})),
+        (c.warehouse, ev("AggregationEvent", 100, action="DELETE", bizStep="unpacking",
+                         parentID=pallet, childEPCs=[cartons[0]])),
+        (c.warehouse, ev("ObjectEvent", 110, action="OBSERVE", bizStep="shipping",
+                         disposition="in_transit", epcList=[pallet])),
+        (c.platform, ev("ObjectEvent", 120, action="OBSERVE", bizStep="retail_selling",
+                        disposition="retail_sold", epcList=[tins[0]])),
+    ])
+    return {"farm": farm, "product": product, "tins": tins, "cartons": cartons,
+            "pallet": pallet}
+
+
+def test_journey_follows_containers_while_inside(world: World) -> None:
+    c = Chain(world)
+    x = build_formula_chain(c)
+    first = journey(world.store, x["tins"][0])
+    steps = [(s["bizStep"], s["via"]) for s in first["journey"]]
+    assert first["code"] == x["tins"][0]
+    # Own commissioning, packing into its carton, the carton onto the pallet, the pallet's
+    # shipping and receiving, the carton unpacked: after that the pallet's second
+    # shipping is not this tin's; then its sale.
+    assert ("shipping", x["pallet"]) in steps and ("receiving", x["pallet"]) in steps
+    assert steps.count(("shipping", x["pallet"])) == 1
+    assert steps[-1] == ("retail_selling", None)
+    times = [s["eventTime"] for s in first["journey"]]
+    assert times == sorted(times)
+    # A tin of the second carton stays on the pallet and sees both shippings.
+    last = journey(world.store, x["tins"][5])
+    assert [s["bizStep"] for s in last["journey"]].count("shipping") == 2
+    # Its lot's story (the transformation that made lot P1) is part of its journey.
+    assert any(s["via"] == x["product"] for s in last["journey"])
+
+
+def test_codes_in_any_form_give_the_same_answer(world: World) -> None:
+    c = Chain(world)
+    x = build_formula_chain(c)
+    tin = x["tins"][2]
+    dl = ids.parse_digital_link(tin)
+    forms = [tin, tin.replace("https://id.gs1.org", "https://example.com/some/path"),
+             ids.epc_urn(tin, company_prefix_length=7),
+             f"https://id.gs1.org/01/{dl.gtin}/10/P1/21/{dl.serial}"]
+    answers = [journey(world.store, f) for f in forms]
+    assert all(a == answers[0] for a in answers)
+    assert answers[0]["journey"]
+
+
+def test_upstream_downstream_and_recall(world: World) -> None:
+    c = Chain(world)
+    x = build_formula_chain(c)
+    up = upstream(world.store, x["tins"][0])
+    codes = {i["code"]: i for i in up["items"]}
+    assert codes[x["product"]]["depth"] == 1 and codes[x["product"]]["via"] == "lot"
+    assert {f for f in x["farm"]} <= codes.keys()
+    assert all(codes[f]["depth"] == 2 for f in x["farm"])
+    assert x["cartons"][0] in codes  # packed in
+    down = downstream(world.store, x["farm"][1])
+    got = {i["code"] for i in down["items"]}
+    assert {x["product"], *x["tins"]} <= got
+    rec = recall_impact(world.store, x["farm"][0])
+    affected = {a["code"]: a for a in rec["affected"]}
+    assert set(x["tins"]) <= affected.keys()
+    assert affected[x["tins"][0]]["sold"] is True
+    assert affected[x["tins"][1]]["sold"] is False
+    assert affected[x["tins"][0]]["owner"] == c.platform
+    assert rec["counts"]["sold"] == 1
+    assert rec["counts"]["affected"] == len(rec["affected"])
+    with pytest.raises(Exception, match="depth"):
+        upstream(world.store, x["tins"][0], depth=51)
+
+
+def test_role_refusal_names_party_role_and_stage(world: World) -> None:
+    c = Chain(world)
+    body = ev("ObjectEvent", 5, action="OBSERVE", bizStep="cbec:releasing",
+              epcList=[item(gtin(9), 1)])
+    with pytest.raises(BatchRejected) as e:
+        c.append([(c.warehouse, body)])
+    err = e.value.errors[0][1]
+    assert err.code == "role_not_allowed"
+    assert c.warehouse[:14] in err.message and "clearance" in err.message
+
+
+def test_reindex_rebuilds_identical_projections(world: World) -> None:
+    c = Chain(world)
+    build_formula_chain(c)
+    with world.store.reading() as conn:
+        before = tracedb.dump_projections(conn)
+    assert before["events"] and before["containment"] and before["lineage"]
+    reindex(world.store)
+    with world.store.reading() as conn:
+        after = tracedb.dump_projections(conn)
+    assert after == before
+
+
+# --- random lineage graphs against a brute-force reference ---------------------------------
+
+
+def _reach(edges: dict[str, set[str]], start: str, depth: int) -> dict[str, int]:
+    seen = {start: 0}
+    q = deque([start])
+    while q:
+        n = q.popleft()
+        if seen[n] == depth:
+            continue
+        for m in edges.get(n, ()):
+            if m not in seen:
+                seen[m] = seen[n] + 1
+                q.append(m)
+    seen.pop(start)
+    return seen
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 2**32), st.integers(3, 14), st.integers(1, 6))
+def test_random_transformation_graphs_match_brute_force(
+        world: World, seed: int, n_lots: int, depth: int) -> None:
+    rng = random.Random(seed)
+    producer, key = world.register(["producer"])
+    g = gtin(rng.randrange(10**5))
+    lots = [lot(g, f"R{seed % 997}-{i}") for i in range(n_lots)]
+    forward: dict[str, set[str]] = {}
+    backward: dict[str, set[str]] = {}
+    bodies = []
+    for k in range(n_lots):
+        ins = rng.sample(lots, rng.randint(1, min(3, n_lots)))
+        outs = rng.sample(lots, rng.randint(1, 2))  # cycles allowed: they must not loop
+        for a in ins:
+            for b in outs:
+                forward.setdefault(a, set()).add(b)
+                backward.setdefault(b, set()).add(a)
+        bodies.append(ev("TransformationEvent", 1000 + k, bizStep="commissioning",
+                         inputQuantityList=[{"epcClass": a, "quantity": 1} for a in ins],
+                         outputQuantityList=[{"epcClass": b, "quantity": 1} for b in outs]))
+    world.ledger.append_batch([sign_one(kind="event", signer=producer, key=key, body=b,
+                                        issued=t(0)) for b in bodies])
+    for start in lots:
+        want_down = _reach(forward, start, depth)
+        got_down = {i["code"]: i["depth"] for i in downstream(world.store, start, depth)["items"]}
+        assert got_down == want_down
+        want_up = _reach(backward, start, depth)
+        got_up = {i["code"]: i["depth"] for i in upstream(world.store, start, depth)["items"]}
+        assert got_up == want_up
+
+
+def test_unknown_code_has_an_empty_journey(world: World) -> None:
+    got = journey(world.store, item(gtin(77), 1))
+    assert got == {"code": item(gtin(77), 1), "journey": []}
