@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ledger import merkle, registry
+from ledger.domain import authorise_event, classify
 from ledger.errors import LedgerError
 from ledger.log import ZERO_HASH, verify_chunk, verify_pool
 from ledger.note import Checkpoint, NoteVerifier
@@ -181,6 +182,10 @@ class _Auditor:
         keys = registry.signing_keys(p, self.reg)
         try:
             registry.authorise(p, seq, self.reg)
+            if p.kind == "event":
+                party = self.reg.parties[p.signer]
+                authorise_event(party=p.signer, roles=party.roles,
+                                classified=classify(p.body, signer_roles=party.roles))
         except LedgerError as e:
             self.problem(e.message, seq=seq)
         else:
