@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from ledger import canonical, merkle, registry
+from ledger.domain import Classified, EventCodes, authorise_event, classify, event_codes
 from ledger.errors import (
     BatchRejected,
     ConfigError,
@@ -33,11 +34,10 @@ from ledger.errors import (
     ProofError,
 )
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier
-from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
-from ledger.domain import Classified, EventCodes, authorise_event, classify, event_codes
 from ledger.private import Viewer, check_view, commitment_of
 from ledger.projections import TraceBatch
 from ledger.schemas import validate_event_body
+from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
 from ledger.store import tracedb
 from ledger.store.db import Store
 from ledger.store.schema import node_key

@@ -96,9 +96,10 @@ class TraceBatch:
         children = [ident(c, "child") for c in codes.children]
         children += [ident(c, "child") for c, _, _ in codes.classes
                      if codes.type == "AggregationEvent"]
-        inputs = [(ident(c, "input"), None) for c in codes.inputs]
+        inputs: list[tuple[str, str | None]] = [(ident(c, "input"), None) for c in codes.inputs]
         inputs += [(ident(c, "input"), _qty(q, u)) for c, q, u in codes.input_classes]
-        outputs = [(ident(c, "output"), None) for c in codes.outputs]
+        outputs: list[tuple[str, str | None]] = [
+            (ident(c, "output"), None) for c in codes.outputs]
         outputs += [(ident(c, "output"), _qty(q, u)) for c, q, u in codes.output_classes]
         classes = [] if codes.type == "AggregationEvent" else [
             ident(c, "class") for c, _, _ in codes.classes]

@@ -73,7 +73,8 @@ class RegistryState:
 
 
 def _short(party: str) -> str:
-    return party if len(party) <= 14 else party[:14] + "…"
+    # Whole ids: parties of one city share their USCC prefix, so a cut id names no one.
+    return party
 
 
 def _exact_fields(body: Mapping[str, Any], fields: Iterable[str], kind: str) -> None:

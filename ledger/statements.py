@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from ledger import canonical
@@ -194,12 +194,12 @@ def entry_bytes(*, seq: int, prev: bytes, time: str, envelope_bytes: bytes) -> b
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
 def ledger_time() -> str:
     """UTC, microseconds, 'Z': the time the ledger writes into entries."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def make_statement(

@@ -59,8 +59,9 @@ def journey_steps(conn: Connection, code: str) -> list[Step]:
     via: dict[int, str | None] = {seq: None for seq in tracedb.seqs_naming(conn, [code])}
     # Its lot: the lot's own events (production, recall) belong to every item of it.
     lots = [b for a, b, kind in tracedb.edges_from(conn, [code], forward=False) if kind == "lot"]
-    for lot, seq in ((lot, s) for lot in lots for s in tracedb.seqs_naming(conn, [lot])):
-        via.setdefault(seq, lot)
+    for lot_code in lots:
+        for seq in tracedb.seqs_naming(conn, [lot_code]):
+            via.setdefault(seq, lot_code)
 
     def inside(child: str, start: str, end: str | None, nesting: int, path: set[str]) -> None:
         if nesting >= MAX_NESTING:

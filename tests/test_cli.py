@@ -637,9 +637,6 @@ def test_audit_sound_then_one_changed_byte(cli: Cli, tmp_path: Path) -> None:
     assert [f"seq 4: {p['problem']}" for p in rep["problems"]] == lines
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="cmd_bundle lets the OSError of writing --out escape: a traceback "
-                          "and exit 1, which the CLI documents as 'verification found problems'")
 def test_bundle_to_a_missing_directory_is_refused_in_one_line(tmp_path: Path) -> None:
     cli = Cli(f"sqlite:///{tmp_path}/ledger.db", tmp_path / "home")  # no database involved
     cli("init")

@@ -216,6 +216,8 @@ def _unwrap(batch: list[Any]) -> tuple[list[Any], dict[str, Any]]:
 
 def cmd_submit(a: argparse.Namespace, home: Home) -> int:
     led = _open(home)
+    if a.files.count("-") > 1:
+        raise MalformedInput("name stdin (-) once; it can be read only once")
     done = 0
     for path in a.files:
         raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
@@ -505,6 +507,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        code = "not_found" if isinstance(e, FileNotFoundError) else "io"
+        where = f" {e.filename}" if e.filename else ""
+        print(f"error [{code}]: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     return code
 
 
