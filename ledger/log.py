@@ -239,12 +239,12 @@ class Ledger:
             committed = {p.statement.get("private"): i for i, p in enumerate(prepared)}
             for commitment, blob in private.items():
                 try:
-                    if commitment_of(blob) != commitment:
-                        raise MalformedInput(
-                            f"private data does not match its commitment {commitment[:19]}…")
                     if commitment not in committed:
                         raise MalformedInput(
                             f"private data {commitment[:19]}… matches no statement of the batch")
+                    if commitment_of(blob) != commitment:
+                        raise MalformedInput(
+                            f"private data does not match its commitment {commitment[:19]}…")
                 except LedgerError as e:
                     errors.append((committed.get(commitment, 0), e))
                     continue

@@ -146,6 +146,10 @@ def _check_signatures(sigs: object, st: Mapping[str, Any]) -> tuple[Signature, .
             raw = binascii.a2b_base64(s["sig"], strict_mode=True)
         except (binascii.Error, ValueError):
             raise MalformedInput(f"signature {i} sig is not valid base64") from None
+        # One signature, one spelling: stray low bits would make the same signature
+        # travel as different envelope bytes.
+        if binascii.b2a_base64(raw, newline=False).decode() != s["sig"]:
+            raise MalformedInput(f"signature {i} sig is not canonical base64 (stray padding bits)")
         if len(raw) != 64:
             raise MalformedInput(f"signature {i} sig must decode to 64 bytes, not {len(raw)}")
         out.append(Signature(s["signer"], s["key"], raw))

@@ -159,6 +159,11 @@ def catalogue(w: World, party: str, key: PartyKey) -> list[tuple[str, Any, str, 
         ("bad private commitment", st(setf("private", "md5:00")), "malformed", "private"),
         ("sig not base64", env_set(("signatures", 0, "sig"), "@@@"), "malformed", "base64"),
         ("sig too short", sig_bytes(10), "malformed", "64 bytes"),
+        ("sig with stray padding bits",
+         lambda e: env_set(("signatures", 0, "sig"), e["signatures"][0]["sig"][:-3] + "B==")(e)
+         if e["signatures"][0]["sig"][-3] not in "BRhx" else
+         env_set(("signatures", 0, "sig"), e["signatures"][0]["sig"][:-3] + "C==")(e),
+         "malformed", "canonical base64"),
         ("sig with a space", env_set(("signatures", 0, "sig"), "A" * 43 + " " + "A" * 42 + "=="),
          "malformed", "not valid base64"),
         ("wrong signature", sig_bytes(64), "bad_signature", "does not verify"),
