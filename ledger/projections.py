@@ -85,10 +85,9 @@ class TraceBatch:
                 seen.add((key, part))
                 self.idents.append((key, seq, part))
             if lot is not None:
+                # An edge, not an index entry: this event is about the item, and the
+                # lot's own journey must not grow with every event of its items.
                 self._edge(lot, key, seq, "lot")
-                if (lot, "lot") not in seen:
-                    seen.add((lot, "lot"))
-                    self.idents.append((lot, seq, "lot"))
             return key
 
         epcs = [ident(c, "epc") for c in codes.epcs]
@@ -116,9 +115,6 @@ class TraceBatch:
                 lot_code = lot_of(item, lot)
                 if lot_code is not None:
                     self._edge(lot_code, item, seq, "lot")
-                    if (lot_code, "lot") not in seen:
-                        seen.add((lot_code, "lot"))
-                        self.idents.append((lot_code, seq, "lot"))
         if codes.type == "AggregationEvent" and parent is not None:
             if codes.action == "ADD":
                 for c in children:

@@ -25,6 +25,10 @@ PG_ADMIN = os.environ.get("SUYUAN_BENCH_PG", "postgresql+psycopg://postgres@127.
 BATCH = 1000
 
 TARGETS = {
+    "journey_ms_p95": 10.0,
+    "lineage_ms_p95": 50.0,
+    "recall_s": 1.0,
+    "append_per_s_sqlite_traced": 8_000,
     "append_per_s_sqlite": 10_000,
     "append_per_s_postgres": 5_000,
     "inclusion_proof_ms_p50": 1.0,
@@ -161,6 +165,202 @@ def phase_audit(url: str) -> dict[str, Any]:
             "problems": [p.line() for p in rep.problems[:5]], "rss_mb": rss_mb()}
 
 
+# --- trace suite ------------------------------------------------------------------------------
+
+
+def _supply_chain(items: int, big_lot: int) -> Any:
+    """Yield (role, body) for a chain of lots of 1,000 items (one lot of ``big_lot``):
+    farm lots mixed into a product lot, items commissioned 50 at a time, cartons of 10,
+    pallets of 10 cartons shipped and received, then per item an order, a payment, a
+    waybill, a retail sale and a delivery."""
+    from ledger.ids import gs1_check_digit
+
+    def gtin(n: int) -> str:
+        b = f"0695000{n:06d}"
+        return b + gs1_check_digit(b)
+
+    def sscc(n: int) -> str:
+        b = f"1695000{n:010d}"
+        return "https://id.gs1.org/00/" + b + gs1_check_digit(b)
+
+    tz = "+08:00"
+    milk, tin = gtin(1), gtin(2)
+    minute = 0
+
+    def at() -> str:
+        nonlocal minute
+        minute += 1
+        d, m = divmod(minute, 1440)
+        return f"2026-{1 + d // 28:02d}-{1 + d % 28:02d}T{m // 60:02d}:{m % 60:02d}:00{tz}"
+
+    def ev(kind: str, **f: Any) -> dict[str, Any]:
+        return {"type": kind, "eventTime": at(), "eventTimeZoneOffset": tz, **f}
+
+    lot_sizes = [big_lot] + [1000] * max(0, (items - big_lot) // 1000)
+    serial = carton_n = 0
+    for lot_no, size in enumerate(lot_sizes):
+        lot = f"https://id.gs1.org/01/{tin}/10/P{lot_no}"
+        farms = [f"https://id.gs1.org/01/{milk}/10/F{lot_no}-{k}" for k in range(2)]
+        yield "producer", ev("TransformationEvent", bizStep="commissioning",
+                             inputQuantityList=[{"epcClass": f, "quantity": 100, "uom": "KGM"}
+                                                for f in farms],
+                             outputQuantityList=[{"epcClass": lot, "quantity": size}])
+        lot_items = [f"https://id.gs1.org/01/{tin}/21/{serial + i}" for i in range(size)]
+        serial += size
+        for i in range(0, size, 50):
+            yield "producer", ev("ObjectEvent", action="ADD", bizStep="commissioning",
+                                 epcList=lot_items[i:i + 50], ilmd={"cbvmda:lotNumber": f"P{lot_no}"})
+        for p in range(0, size, 100):
+            cartons = []
+            for c in range(p, min(p + 100, size), 10):
+                carton_n += 1
+                cartons.append(sscc(carton_n))
+                yield "producer", ev("AggregationEvent", action="ADD", bizStep="packing",
+                                     parentID=cartons[-1], childEPCs=lot_items[c:c + 10])
+            carton_n += 1
+            pallet = sscc(carton_n)
+            yield "producer", ev("AggregationEvent", action="ADD", bizStep="packing",
+                                 parentID=pallet, childEPCs=cartons)
+            for step in ("shipping", "receiving"):
+                yield "logistics", ev("ObjectEvent", action="OBSERVE", bizStep=step,
+                                      epcList=[pallet])
+        for n, it in enumerate(lot_items):
+            order = f"urn:suyuan:order:{lot_no}-{n}"
+            bt = [{"type": "cbec:order", "bizTransaction": order}]
+            yield "platform", ev("TransactionEvent", action="ADD", bizStep="retail_selling",
+                                 disposition="retail_sold", epcList=[it], bizTransactionList=bt)
+            yield "payment", ev("TransactionEvent", action="OBSERVE", epcList=[it],
+                                bizTransactionList=[*bt, {"type": "cbec:payment",
+                                                          "bizTransaction": order + ":pay"}])
+            yield "logistics", ev("TransactionEvent", action="OBSERVE", epcList=[it],
+                                  bizTransactionList=[*bt, {"type": "cbec:waybill",
+                                                            "bizTransaction": order + ":wb"}])
+            yield "logistics", ev("ObjectEvent", action="OBSERVE", bizStep="departing",
+                                  epcList=[it])
+            yield "logistics", ev("ObjectEvent", action="OBSERVE", bizStep="arriving",
+                                  disposition="in_progress", epcList=[it])
+
+
+def phase_trace_build(url: str, home: str, items: int, big_lot: int) -> dict[str, Any]:
+    from ledger.home import Home, genesis_envelope
+    from ledger.ids import make_uscc
+    from ledger.keys import PartyKey
+    from ledger.log import Ledger
+    from ledger.statements import sign_one
+    from ledger.store.db import Store
+
+    store = Store(url)
+    store.migrate()
+    h = Home(Path(home))
+    signer = h.create_note_signer("bench.suyuan/log")
+    reg_key = h.keys.get_or_create("registrar")
+    registrar = "uscc:" + make_uscc("12130200MB0000000")
+    led = Ledger(store, note_signer=signer)
+    led.append(genesis_envelope(origin="bench.suyuan/log", signer=signer, registrar_id=registrar,
+                                registrar_name="bench", registrar_key=reg_key))
+    parties: dict[str, tuple[str, PartyKey]] = {}
+    for n, role in enumerate(("producer", "platform", "payment", "logistics")):
+        pid = "uscc:" + make_uscc(f"9113020{n:010d}")
+        key = PartyKey.generate(role)
+        led.append(sign_one(kind="party.register", signer=pid, key=key,
+                            body={"id": pid, "name": role, "roles": [role],
+                                  "publicKey": key.public_key_b64},
+                            cosigners=[(registrar, reg_key)]))
+        parties[role] = (pid, key)
+    spent = 0.0
+    done = 0
+    batch: list[Any] = []
+
+    def flush() -> None:
+        nonlocal spent, done
+        t = time.perf_counter()
+        led.append_batch(batch)
+        spent += time.perf_counter() - t
+        done += len(batch)
+        batch.clear()
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r  trace build {done:,} entries ({done / spent:,.0f}/s)")
+
+    for role, body in _supply_chain(items, big_lot):
+        pid, key = parties[role]
+        batch.append(sign_one(kind="event", signer=pid, key=key, body=body,
+                              issued="2026-11-27T13:05:00+08:00"))
+        if len(batch) == BATCH:
+            flush()
+    if batch:
+        flush()
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    return {"per_s": done / spent, "entries": led.size(), "rss_mb": rss_mb()}
+
+
+def phase_trace_query(url: str, items: int, samples: int) -> dict[str, Any]:
+    import random
+
+    from ledger import trace
+    from ledger.ids import gs1_check_digit
+    from ledger.store.db import Store
+
+    store = Store(url)
+    tin = "0695000000002" + gs1_check_digit("0695000000002")
+    rng = random.Random(11)
+
+    def timed(fn: Any, *args: Any) -> tuple[float, Any]:
+        t = time.perf_counter()
+        r = fn(*args)
+        return (time.perf_counter() - t) * 1000, r
+
+    codes = [f"https://id.gs1.org/01/{tin}/21/{rng.randrange(items)}" for _ in range(samples)]
+    jt, lengths = [], []
+    for c in codes:
+        ms, r = timed(trace.journey, store, c)
+        jt.append(ms)
+        lengths.append(len(r["journey"]))
+    up, down = [], []
+    for c in codes[: samples // 2]:
+        up.append(timed(trace.upstream, store, c, 10)[0])
+    lots = [f"https://id.gs1.org/01/{tin}/10/P{rng.randrange(1, max(2, items // 1000))}"
+            for _ in range(samples // 4)]
+    for lot in lots:
+        down.append(timed(trace.downstream, store, lot, 10)[0])
+    big = f"https://id.gs1.org/01/{tin}/10/P0"
+    recall_ms, rec = timed(trace.recall_impact, store, big)
+
+    def p95(xs: list[float]) -> float:
+        return statistics.quantiles(xs, n=20)[-1] if len(xs) > 1 else xs[0]
+
+    return {"journey_ms_p50": statistics.median(jt), "journey_ms_p95": p95(jt),
+            "journey_events_median": statistics.median(lengths),
+            "upstream_ms_p95": p95(up), "downstream_ms_p95": p95(down),
+            "recall_s": recall_ms / 1000, "recall_affected": rec["counts"]["affected"]}
+
+
+def bench_trace(items: int, big_lot: int, samples: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="suyuan-bench-trace-"))
+    try:
+        url = f"sqlite:///{work}/trace.db"
+        verify = verify_rate()
+        build = _child("trace_build", url, str(work / "home"), str(items), str(big_lot))
+        q = _child("trace_query", url, str(items), str(samples))
+        return {
+            "entries": build["entries"], "items": items, "ed25519_verify_per_s": round(verify),
+            "append_per_s_sqlite_traced": _figure("append_per_s_sqlite_traced", build["per_s"]),
+            "ratio_to_verify_bound": round(build["per_s"] / verify, 3),
+            "journey_ms_p95": _figure("journey_ms_p95", q["journey_ms_p95"],
+                                      higher_is_better=False),
+            "upstream_ms_p95": {**_figure("lineage_ms_p95", q["upstream_ms_p95"],
+                                          higher_is_better=False), "depth": 10},
+            "downstream_ms_p95": {**_figure("lineage_ms_p95", q["downstream_ms_p95"],
+                                            higher_is_better=False), "depth": 10},
+            "recall_s": {**_figure("recall_s", q["recall_s"], higher_is_better=False),
+                         "affected": q["recall_affected"]},
+            "detail": {k: round(v, 3) for k, v in q.items()},
+            "rss_mb_build": round(build["rss_mb"], 1),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # --- driver ----------------------------------------------------------------------------------
 
 
@@ -255,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         phase, *rest = argv[1:]
         if phase == "append":
             doc = phase_append(rest[0], rest[1], int(rest[2]))
+        elif phase == "trace_build":
+            doc = phase_trace_build(rest[0], rest[1], int(rest[2]), int(rest[3]))
+        elif phase == "trace_query":
+            doc = phase_trace_query(rest[0], int(rest[1]), int(rest[2]))
         elif phase == "proofs":
             doc = phase_proofs(rest[0], int(rest[1]), int(rest[2]))
         else:
@@ -267,7 +471,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--n", type=int, default=100_000, help="statements to append (target: 1e6)")
     s.add_argument("--samples", type=int, default=1000, help="proofs to time")
     s.add_argument("--no-postgres", action="store_true")
+    s = sub.add_parser("trace", help="journeys, lineage and recall over a generated chain")
+    s.add_argument("--items", type=int, default=20_000,
+                   help="items (target: 200,000, about 1,000,000 entries)")
+    s.add_argument("--big-lot", type=int, default=10_000, help="items in the recalled lot")
+    s.add_argument("--samples", type=int, default=400)
     args = p.parse_args(argv)
+    if args.suite == "trace":
+        print(json.dumps(bench_trace(args.items, args.big_lot, args.samples), indent=1))
+        return 0
     print(json.dumps(bench_ledger(args.n, args.samples, not args.no_postgres), indent=1))
     return 0
 
