@@ -1,16 +1,5 @@
 """EPCIS 2.0 documents in and out: each event of a document becomes one signed ``event``
-statement, and an export is a document whose events are exactly the bodies that were signed.
-
-Signed bodies are never rewritten, and nothing beside them is stored, so a document's own
-``@context`` is not kept. An export therefore declares the standard EPCIS 2.0 context and,
-after it, one generated object mapping every namespace prefix that the exported events use
-in their keys (``example:myField`` → ``example``): ``cbec`` to the CBEC namespace
-(``https://suyuan.example/cbec#``), every other prefix to ``urn:suyuan:ext:<prefix>#``.
-Prefixes the standard context defines (``cbvmda``, ``gs1``, …) are left to it, since it is
-protected, and so are URI schemes (``https:``, ``urn:``) used as keys. The exported JSON is
-the signed JSON; an extension term's expanded IRI is the generated one, not the original
-document's (which the ledger never saw signed).
-"""
+statement, and an export is an EPCISDocument whose events are exactly the bodies signed."""
 
 from __future__ import annotations
 
@@ -22,6 +11,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from ledger import trace
+from ledger.domain import CBEC_NAMESPACE
 from ledger.errors import BatchRejected, LedgerError, MalformedInput, NotFound
 from ledger.keys import PartyKey
 from ledger.log import Ledger, Receipt
@@ -30,7 +20,6 @@ from ledger.store import tracedb
 from ledger.store.db import Store
 
 EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-CBEC_NAMESPACE: Final = "https://suyuan.example/cbec#"
 EXTENSION_NAMESPACE: Final = "urn:suyuan:ext:{prefix}#"
 DOCUMENT_TYPES: Final = ("EPCISDocument", "EPCISQueryDocument")
 
@@ -54,7 +43,7 @@ def events_of(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     expected = ("an EPCISDocument with epcisBody.eventList or an EPCISQueryDocument with "
                 "epcisBody.queryResults.resultsBody.eventList")
     if not isinstance(document, Mapping):
-        raise MalformedInput(f"expected {expected}, not a JSON {type(document).__name__}")
+        raise MalformedInput(f"expected {expected}, not {_kind(document)}")
     kind = document.get("type")
     body = document.get("epcisBody")
     if kind == "EPCISQueryDocument" and isinstance(body, Mapping):
@@ -69,23 +58,6 @@ def events_of(document: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(event, dict):
             raise MalformedInput(f"event {i} of the eventList must be a JSON object")
     return events
-
-
-def import_document(ledger: Ledger, document: Mapping[str, Any], *, signer: str,
-                    key: PartyKey) -> list[Receipt]:
-    """Sign every event of ``document`` as ``signer`` and append them as one batch.
-
-    All or nothing: if any event is refused, ``BatchRejected`` names each refused event by
-    its index in the eventList (and its eventID, if it has one) and nothing is appended.
-    """
-    events = events_of(document)
-    issued = now_rfc3339()
-    envelopes = [sign_one(kind="event", signer=signer, key=key, body=e, issued=issued)
-                 for e in events]
-    try:
-        return ledger.append_batch(envelopes)
-    except BatchRejected as e:
-        raise DocumentRejected(e.errors, events) from None
 
 
 class DocumentRejected(BatchRejected):
@@ -111,6 +83,35 @@ class DocumentRejected(BatchRejected):
 def _event_name(i: int, events: list[dict[str, Any]]) -> str:
     eid = events[i].get("eventID") if i < len(events) else None
     return f"event {i} ({eid})" if isinstance(eid, str) else f"event {i}"
+
+
+def _kind(value: object) -> str:
+    return "an array" if isinstance(value, list) else f"a {type(value).__name__} value"
+
+
+def import_document(ledger: Ledger, document: Mapping[str, Any], *, signer: str,
+                    key: PartyKey) -> list[Receipt]:
+    """Sign every event of ``document`` as ``signer`` and append them as one batch.
+
+    All or nothing: if any event is refused, ``BatchRejected`` names each refused event by
+    its index in the eventList (and its eventID, if it has one) and nothing is appended.
+    """
+    events = events_of(document)
+    issued = now_rfc3339()
+    envelopes: list[dict[str, Any]] = []
+    unsignable: list[tuple[int, LedgerError]] = []
+    for i, e in enumerate(events):
+        try:
+            envelopes.append(sign_one(kind="event", signer=signer, key=key, body=e,
+                                      issued=issued))
+        except LedgerError as err:  # a value JCS cannot write (say, a float beyond 2^53)
+            unsignable.append((i, err))
+    if unsignable:
+        raise DocumentRejected(unsignable, events)
+    try:
+        return ledger.append_batch(envelopes)
+    except BatchRejected as e:
+        raise DocumentRejected(e.errors, events) from None
 
 
 def export_document(store: Store, code: str, *, direction: Direction = "journey"
@@ -152,7 +153,16 @@ def _signed_body(entry: bytes) -> dict[str, Any]:
 
 
 def export_context(events: Iterable[Mapping[str, Any]]) -> list[Any]:
-    """The standard context, then a mapping for each extension prefix the events' keys use."""
+    """The ``@context`` of an export: the standard EPCIS 2.0 context, then one object mapping
+    every namespace prefix the events use in their keys (``example:myField`` → ``example``).
+
+    A document's own ``@context`` is not kept: signed bodies are never rewritten and
+    nothing is stored beside them. So ``cbec`` maps to the CBEC namespace and every other
+    prefix to ``urn:suyuan:ext:<prefix>#``. Prefixes the standard context defines
+    (``cbvmda``, ``gs1``, …) are left to it, since it is protected, and so are URI schemes
+    used as keys (``https:``, ``urn:``), which are absolute IRIs. The exported JSON is the
+    signed JSON; only an extension term's expanded IRI differs from the original document's.
+    """
     prefixes: set[str] = set()
     for e in events:
         _collect_prefixes(e, prefixes)

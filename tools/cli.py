@@ -387,6 +387,32 @@ def cmd_demo(a: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+# --- epcis (begin): EPCIS 2.0 document import and export ------------------------------------
+
+
+def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
+    from ledger import epcis
+
+    led = _open(home)
+    if a.epcis_command == "import":
+        receipts = epcis.import_document(led, _read_json_file(a.file), signer=a.signer,
+                                         key=home.keys.load(a.key))
+        for r in receipts:
+            out(r.as_dict())
+        return 0
+    direction: epcis.Direction = "up" if a.up else "down" if a.down else "journey"
+    doc = epcis.export_document(led.store, a.code, direction=direction)
+    if a.out:
+        Path(a.out).write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+        out({"out": a.out, "events": len(doc["epcisBody"]["eventList"])})
+    else:
+        out(doc)
+    return 0
+
+
+# --- epcis (end) ---------------------------------------------------------------------------
+
+
 # --- parser --------------------------------------------------------------------------------
 
 
@@ -493,6 +519,23 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("audit", help="check the whole ledger")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_audit)
+    # --- epcis (begin) ---
+    epcis_p = sub.add_parser("epcis", help="import or export EPCIS 2.0 documents")
+    esub = epcis_p.add_subparsers(dest="epcis_command", required=True)
+    s = esub.add_parser("import", help="sign each event as one party; one batch, one receipt "
+                        "per line")
+    s.add_argument("file", help="EPCISDocument or EPCISQueryDocument (JSON-LD), or - for stdin")
+    s.add_argument("--signer", required=True, help="the party id that signs every event")
+    s.add_argument("--key", required=True, help="name of the party's key in SUYUAN_HOME")
+    s.set_defaults(fn=cmd_epcis)
+    s = esub.add_parser("export", help="an EPCISDocument of the signed events about a code")
+    s.add_argument("code", help="GS1 Digital Link (any domain), EPC URN or GTIN")
+    way = s.add_mutually_exclusive_group()
+    way.add_argument("--up", action="store_true", help="with everything upstream of it")
+    way.add_argument("--down", action="store_true", help="with everything downstream of it")
+    s.add_argument("--out", metavar="FILE", help="write the document here instead of stdout")
+    s.set_defaults(fn=cmd_epcis)
+    # --- epcis (end) ---
     return p
 
 
