@@ -551,9 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except OSError as e:
-        code = "not_found" if isinstance(e, FileNotFoundError) else "io"
+        kind = "not_found" if isinstance(e, FileNotFoundError) else "io"
         where = f" {e.filename}" if e.filename else ""
-        print(f"error [{code}]: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        print(f"error [{kind}]: cannot use{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     return code
 
