@@ -513,7 +513,7 @@ class Ledger:
         return size
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
-        with self.store.reading() as conn:
+        with self.store.reading(single=size is not None) as conn:
             # With a size given, the nodes themselves tell whether the tree is that big;
             # the head is read only to word the refusal.
             n = self._tree_size(conn, None) if size is None else size
@@ -528,7 +528,7 @@ class Ledger:
         return InclusionProof(seq, n, tuple(hashes))
 
     def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
-        with self.store.reading() as conn:
+        with self.store.reading(single=second is not None) as conn:
             n = self._tree_size(conn, None) if second is None else second
             if not 0 <= first <= n:
                 raise ProofError(f"size {first} is not between 0 and {n}")
