@@ -183,15 +183,16 @@ def _supply_chain(items: int, big_lot: int) -> Any:
         b = f"1695000{n:010d}"
         return "https://id.gs1.org/00/" + b + gs1_check_digit(b)
 
+    from datetime import datetime, timedelta, timezone
+
     tz = "+08:00"
     milk, tin = gtin(1), gtin(2)
-    minute = 0
+    clock = datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 
     def at() -> str:
-        nonlocal minute
-        minute += 1
-        d, m = divmod(minute, 1440)
-        return f"2026-{1 + d // 28:02d}-{1 + d % 28:02d}T{m // 60:02d}:{m % 60:02d}:00{tz}"
+        nonlocal clock
+        clock += timedelta(seconds=20)  # a million events fit in one year
+        return clock.isoformat()
 
     def ev(kind: str, **f: Any) -> dict[str, Any]:
         return {"type": kind, "eventTime": at(), "eventTimeZoneOffset": tz, **f}
