@@ -77,9 +77,10 @@ def gs1_check_digit(digits_without_check: str) -> str:
     _check_digits(digits_without_check, what="GS1 key body")
     # Weights count from the right so that one rule serves every key length, and a GTIN
     # keeps its check digit when padded with leading zeros.
-    total = sum(
-        int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits_without_check))
-    )
+    rev = digits_without_check[::-1]
+    # Digits are ASCII (checked above): ord(d) - 48 is int(d) without the call.
+    total = 3 * sum(map(ord, rev[0::2])) + sum(map(ord, rev[1::2])) - 48 * (
+        3 * len(rev[0::2]) + len(rev[1::2]))
     return str(-total % 10)
 
 
@@ -494,10 +495,13 @@ def _bare_key(code: str) -> DigitalLink:
     )
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def _convert(code: str) -> DigitalLink | _NoConversion:
     if not code:
         raise IdentifierError("identifier is empty")
-    if any(c.isspace() for c in code):
+    if _WHITESPACE.search(code):
         raise IdentifierError(f"identifier {code!r} contains whitespace, which no URI or key does")
     if code.isascii() and code.isdigit():
         return _bare_key(code)
