@@ -18,10 +18,11 @@ import orjson
 from ledger import merkle, registry
 from ledger.domain import authorise_event, classify
 from ledger.errors import LedgerError
-from ledger.log import ZERO_HASH, verify_chunk, verify_pool
+from ledger.log import ZERO_HASH
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.statements import entry_bytes, prepare
 from ledger.store.db import Store
+from ledger.verify import verify_chunk, verify_pool
 
 PAGE = 2000
 VERIFY_CHUNK = 256

@@ -10,15 +10,12 @@ one transaction — or nothing.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nacl.bindings
-import nacl.exceptions
 import orjson
 from sqlalchemy.engine import Connection
 
@@ -41,32 +38,10 @@ from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
 from ledger.store import tracedb
 from ledger.store.db import Store
 from ledger.store.schema import node_key
+from ledger.verify import verify_chunk, verify_pool
 
 ZERO_HASH = bytes(32)
-PARALLEL_VERIFY_MIN = 64  # below this, thread hand-off costs more than it saves
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def verify_pool() -> ThreadPoolExecutor:
-    # libsodium releases the GIL while it verifies, so threads give real parallelism
-    # without pickling statements across processes.
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
-    return _pool
-
-
-def verify_chunk(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
-    """Return the job numbers whose signature does not verify."""
-    bad: list[int] = []
-    for n, message, sig, pk in jobs:
-        try:
-            nacl.bindings.crypto_sign_open(sig + message, pk)
-        except (nacl.exceptions.BadSignatureError, ValueError):
-            bad.append(n)
-    return bad
-
+PARALLEL_VERIFY_MIN = 64  # below this, handing work to another process costs more
 
 VERIFY_CHUNK = 128
 
