@@ -73,13 +73,11 @@ def _event(party: str, n: int) -> dict[str, Any]:
     }
 
 
-def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
-    """Create a ledger at ``url`` and append ``n`` statements in batches of 1,000."""
+def _new_ledger(url: str, home: str) -> Any:
+    """A fresh ledger at ``url`` with its genesis entry: (store, ledger, registrar, key)."""
     from ledger.home import Home, genesis_envelope
     from ledger.ids import make_uscc
-    from ledger.keys import PartyKey
     from ledger.log import Ledger
-    from ledger.statements import sign_one
     from ledger.store.db import Store
 
     store = Store(url)
@@ -89,9 +87,18 @@ def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
     reg_key = h.keys.get_or_create("registrar")
     registrar = "uscc:" + make_uscc("12130200MB0000000")
     led = Ledger(store, note_signer=signer)
-    led.append(genesis_envelope(origin="bench.suyuan/log", signer=signer,
-                                registrar_id=registrar, registrar_name="bench",
-                                registrar_key=reg_key))
+    led.append(genesis_envelope(origin="bench.suyuan/log", signer=signer, registrar_id=registrar,
+                                registrar_name="bench", registrar_key=reg_key))
+    return store, led, registrar, reg_key
+
+
+def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
+    """Create a ledger at ``url`` and append ``n`` statements in batches of 1,000."""
+    from ledger.ids import make_uscc
+    from ledger.keys import PartyKey
+    from ledger.statements import sign_one
+
+    store, led, registrar, reg_key = _new_ledger(url, home)
     party = "uscc:" + make_uscc("91130200MA0000001")
     key = PartyKey.generate("p")
     led.append(sign_one(kind="party.register", signer=party, key=key,
@@ -243,22 +250,11 @@ def _supply_chain(items: int, big_lot: int) -> Any:
 
 
 def phase_trace_build(url: str, home: str, items: int, big_lot: int) -> dict[str, Any]:
-    from ledger.home import Home, genesis_envelope
     from ledger.ids import make_uscc
     from ledger.keys import PartyKey
-    from ledger.log import Ledger
     from ledger.statements import sign_one
-    from ledger.store.db import Store
 
-    store = Store(url)
-    store.migrate()
-    h = Home(Path(home))
-    signer = h.create_note_signer("bench.suyuan/log")
-    reg_key = h.keys.get_or_create("registrar")
-    registrar = "uscc:" + make_uscc("12130200MB0000000")
-    led = Ledger(store, note_signer=signer)
-    led.append(genesis_envelope(origin="bench.suyuan/log", signer=signer, registrar_id=registrar,
-                                registrar_name="bench", registrar_key=reg_key))
+    _, led, registrar, reg_key = _new_ledger(url, home)
     parties: dict[str, tuple[str, PartyKey]] = {}
     for n, role in enumerate(("producer", "platform", "payment", "logistics")):
         pid = "uscc:" + make_uscc(f"9113020{n:010d}")
