@@ -13,7 +13,6 @@ import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -51,32 +50,22 @@ class Signature(NamedTuple):
     sig: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """An envelope that is well formed, with the bytes every later step needs."""
+class Prepared(NamedTuple):
+    """An envelope that is well formed, with the bytes every later step needs.
+
+    A tuple, and the statement's fields copied out once: the append path reads them
+    a dozen times per statement.
+    """
 
     statement: Mapping[str, Any]
     statement_bytes: bytes  # JCS(statement)
     statement_hash: bytes  # SHA-256(JCS(statement))
     signatures: tuple[Signature, ...]
     envelope_bytes: bytes  # JCS(envelope)
-
-    @property
-    def kind(self) -> str:
-        return str(self.statement["kind"])
-
-    @property
-    def signer(self) -> str:
-        return str(self.statement["signer"])
-
-    @property
-    def key(self) -> str:
-        return str(self.statement["key"])
-
-    @property
-    def body(self) -> Mapping[str, Any]:
-        body: Mapping[str, Any] = self.statement["body"]
-        return body
+    kind: str
+    signer: str
+    key: str
+    body: Mapping[str, Any]
 
     @property
     def signed_message(self) -> bytes:
@@ -177,7 +166,8 @@ def prepare(envelope: object) -> Prepared:
     sig_bytes = canonical.canonical_bytes(envelope["signatures"], fast=True)
     # JCS orders "signatures" before "statement"; composing avoids canonicalising twice.
     env_bytes = b'{"signatures":' + sig_bytes + b',"statement":' + st_bytes + b"}"
-    return Prepared(st, st_bytes, hashlib.sha256(st_bytes).digest(), sigs, env_bytes)
+    return Prepared(st, st_bytes, hashlib.sha256(st_bytes).digest(), sigs, env_bytes,
+                    st["kind"], st["signer"], st["key"], st["body"])
 
 
 def entry_bytes(*, seq: int, prev: bytes, time: str, envelope_bytes: bytes) -> bytes:
