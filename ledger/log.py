@@ -27,12 +27,13 @@ from ledger.errors import (
     LedgerError,
     MalformedInput,
     NotAuthentic,
+    NotAuthorised,
     NotFound,
     ProofError,
 )
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from ledger.private import Viewer, check_view, commitment_of
-from ledger.projections import TraceBatch
+from ledger.projections import TraceBatch, split_lot
 from ledger.schemas import validate_event_body
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
 from ledger.store import tracedb
@@ -339,6 +340,8 @@ class Ledger:
                     registry.authorise(p, seq, reg)
                     if fact is not None:
                         classified = judge_event(p, fact, reg)
+                        if classified.stage == "recall":
+                            self._check_own_products(conn, p, fact, reg, trace)
                     elif p.kind == "attest":
                         self._check_attested(p, seq, new_nodes, conn)
                 except LedgerError as e:
@@ -378,6 +381,28 @@ class Ledger:
                 store.save_private(conn, [(c, b, placed[prepared_hash[c]])
                                           for c, b in blobs.items() if prepared_hash[c] in placed])
             return self._receipts(conn, prepared, slots, size, note, known)
+
+    def _check_own_products(self, conn: Connection, p: Prepared, fact: EventCodes,
+                            reg: registry.RegistryState, trace: TraceBatch) -> None:
+        """A regulator may recall anything; a producer or brand owner only what it made."""
+        if "regulator" in reg.parties[p.signer].roles:
+            return
+        codes = {split_lot(c)[0] for c in (*fact.epcs, *fact.children, *fact.inputs,
+                                            *fact.outputs, *(c for c, _, _ in fact.classes))}
+        if fact.parent:
+            codes.add(split_lot(fact.parent)[0])
+        if not codes:
+            return
+        # trace.events rows: (seq, type, time, utc, stage, activity, ..., signer at 9, ...)
+        made_here = {ev[0] for ev in trace.events if ev[9] == p.signer and ev[4] == "production"}
+        mine = {code for code, seq, _ in trace.idents if seq in made_here}
+        missing = codes - mine
+        if missing:
+            missing -= tracedb.produced_by(conn, missing, p.signer)
+        if missing:
+            raise NotAuthorised(
+                f"{p.signer} may recall only products it made; no production event of its "
+                f"names {sorted(missing)[0]}", code="not_own_product")
 
     def _check_attested(self, p: Prepared, seq: int, new_nodes: Mapping[tuple[int, int], bytes],
                         conn: Connection) -> None:

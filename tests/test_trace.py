@@ -249,3 +249,27 @@ def test_random_transformation_graphs_match_brute_force(
 def test_unknown_code_has_an_empty_journey(world: World) -> None:
     got = journey(world.store, item(gtin(77), 1))
     assert got == {"code": item(gtin(77), 1), "journey": []}
+
+
+def test_producers_recall_only_their_own_products(world: World) -> None:
+    c = Chain(world)
+    x = build_formula_chain(c)
+    rival, rk = world.register(["producer"])
+    regulator, gk = world.register(["regulator"])
+
+    def recall(who: str, key: Any, code: str) -> Any:
+        body = ev("ObjectEvent", 200, action="OBSERVE", bizStep="cbec:recalling",
+                  quantityList=[{"epcClass": code}])
+        return world.ledger.append(sign_one(kind="event", signer=who, key=key, body=body,
+                                            issued=t(0)))
+
+    size = world.ledger.size()
+    with pytest.raises(BatchRejected) as e:
+        recall(rival, rk, x["product"])
+    assert e.value.errors[0][1].code == "not_own_product"
+    assert rival in e.value.errors[0][1].message
+    assert world.ledger.size() == size
+    recall(c.producer, c.pk, x["product"])
+    recall(regulator, gk, x["farm"][0])
+    steps = [s["stage"] for s in journey(world.store, x["tins"][3])["journey"]]
+    assert steps.count("recall") == 1  # the product lot's recall reaches its tins

@@ -175,6 +175,20 @@ def states(conn: Connection, codes: Collection[str]) -> dict[str, dict[str, Any]
     return out
 
 
+def produced_by(conn: Connection, codes: Collection[str], party: str) -> set[str]:
+    """Those of ``codes`` that ``party`` named in a production-stage event of its own."""
+    out: set[str] = set()
+    wanted = list(codes)
+    for i in range(0, len(wanted), _CHUNK):
+        rows = conn.execute(
+            select(ident_entries.c.code).distinct()
+            .join(events, events.c.seq == ident_entries.c.seq)
+            .where(ident_entries.c.code.in_(wanted[i : i + _CHUNK]),
+                   events.c.signer == party, events.c.stage == "production"))
+        out.update(r[0] for r in rows)
+    return out
+
+
 def biz_transaction_seqs(conn: Connection, type_: str, id_: str) -> list[int]:
     return [int(r[0]) for r in conn.execute(
         select(biz_transactions.c.seq).where(biz_transactions.c.type == type_,
