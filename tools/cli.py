@@ -413,6 +413,18 @@ def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
 # --- epcis (end) ---------------------------------------------------------------------------
 
 
+def cmd_serve(a: argparse.Namespace, home: Home) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    _open(home)  # refuse before binding a port if there is no ledger here
+    uvicorn.run(create_app(Settings.from_env(dev=a.dev)), host=a.host, port=a.port,
+                log_level="info" if a.dev else "warning")
+    return 0
+
+
 # --- parser --------------------------------------------------------------------------------
 
 
@@ -428,6 +440,12 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="create the ledger if needed and append a signed event")
     s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("serve", help="the HTTP API: /healthz, /checkpoint, /log-key, resolver")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--dev", action="store_true", help="debug tracebacks and access logs")
+    s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("keygen", help="make a party key in SUYUAN_HOME/keys")
     s.add_argument("name")

@@ -1,0 +1,59 @@
+"""The HTTP face of the ledger: health, the latest checkpoint, the log key, and the
+Digital Link resolver. GraphQL, pages and QR codes come with later work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from api.resolver import resolve
+from api.settings import Settings
+from ledger.errors import LedgerError
+from ledger.log import Ledger
+from ledger.store.db import Store
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    store = Store(settings.db_url)
+    ledger = Ledger(store)
+
+    def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "size": ledger.size()})
+
+    def checkpoint(request: Request) -> Response:
+        try:
+            return PlainTextResponse(ledger.latest_checkpoint())
+        except LedgerError as e:
+            return JSONResponse({"error": e.as_dict()}, status_code=404)
+
+    def log_key(request: Request) -> Response:
+        try:
+            return PlainTextResponse(ledger.log_verifier().vkey() + "\n")
+        except LedgerError as e:
+            return JSONResponse({"error": e.as_dict()}, status_code=404)
+
+    def digital_link(request: Request) -> Response:
+        return resolve(request, store, settings.base_url)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/checkpoint", checkpoint),
+        Route("/log-key", log_key),
+        Route("/01/{rest:path}", digital_link),
+        Route("/00/{rest:path}", digital_link),
+    ]
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.dispose()
+
+    app = Starlette(debug=settings.dev, routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    return app
