@@ -104,3 +104,65 @@ def test_a_split_view_is_refused(world: World, tmp_path: Path) -> None:
     proof = list(world.ledger.consistency_proof(size).hashes)
     assert wit.add_checkpoint(request_body(size, proof, bigger_fork)).status == 422
     assert wit.add_checkpoint(request_body(size, proof, honest)).status == 200
+
+
+def test_witness_serve_over_http_keeps_state_across_restarts(world: World, tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    env = {**os.environ, "SUYUAN_HOME": str(tmp_path / "witness-home")}
+    root = os.path.dirname(os.path.dirname(__file__))
+    init = subprocess.run([sys.executable, "-m", "tools.cli", "witness", "init", "regulator.example/w1"],
+                          env=env, capture_output=True, text=True, cwd=root, check=True)
+    vkey = __import__("json").loads(init.stdout)["vkey"]
+    verifier = CosignatureVerifier.from_vkey(vkey)
+
+    def serve() -> tuple[subprocess.Popen[bytes], str]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        p = subprocess.Popen([sys.executable, "-m", "tools.cli", "witness", "serve",
+                              "--name", "regulator.example/w1", "--port", str(port),
+                              "--log-key", world.ledger.log_verifier().vkey()],
+                             env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}/add-checkpoint"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.post(url, content=b"", timeout=2)
+                return p, url
+            except httpx.TransportError:
+                time.sleep(0.2)
+        p.kill()
+        raise AssertionError("witness did not start")
+
+    p, url = serve()
+    try:
+        cp = world.ledger.latest_checkpoint()
+        r = httpx.post(url, content=request_body(0, [], cp).encode())
+        assert r.status_code == 200
+        verifier.verify(cp + r.text)
+    finally:
+        p.terminate()
+        p.communicate(timeout=20)
+    size = world.ledger.size()
+    party, key = world.register()
+    world.append_events(party, key, 2)
+    p, url = serve()
+    try:
+        cp2 = world.ledger.latest_checkpoint()
+        stale = httpx.post(url, content=request_body(0, [], cp2).encode())
+        assert stale.status_code == 409 and stale.text == f"{size}\n"
+        assert stale.headers["content-type"].startswith("text/x.tlog.size")
+        proof = list(world.ledger.consistency_proof(size).hashes)
+        ok = httpx.post(url, content=request_body(size, proof, cp2).encode())
+        assert ok.status_code == 200
+        verifier.verify(cp2 + ok.text)
+    finally:
+        p.terminate()
+        p.communicate(timeout=20)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -425,6 +426,53 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+def _witness_key(home: Home, name: str, *, create: bool) -> Any:
+    import base64 as b64
+
+    import nacl.signing
+
+    from ledger.witness import Cosigner
+
+    path = home.path / "witness" / f"{name.replace('/', '_')}.key"
+    if create:
+        if path.exists():
+            raise LedgerError(f"witness {name!r} already exists at {path}", code="config")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = nacl.signing.SigningKey.generate()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"name": name, "seed": b64.b64encode(bytes(key)).decode()}, f)
+        return Cosigner(name, key)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LedgerError(f"no witness {name!r} here; run `suyuan witness init {name}`",
+                          code="not_found") from None
+    return Cosigner(doc["name"], nacl.signing.SigningKey(b64.b64decode(doc["seed"])))
+
+
+def cmd_witness(a: argparse.Namespace, home: Home) -> int:
+    if a.witness_command == "init":
+        c = _witness_key(home, a.name, create=True)
+        out({"name": c.name, "vkey": c.vkey()})
+        return 0
+    import uvicorn
+
+    from api.witness_app import create_witness_app
+    from ledger.note import NoteVerifier
+    from ledger.witness import Witness
+
+    cosigner = _witness_key(home, a.name, create=False)
+    logs = {}
+    for vkey in a.log_key:
+        v = NoteVerifier.from_vkey(vkey)
+        logs[v.name] = v  # a log's checkpoint key is named after its origin
+    state = home.path / "witness" / f"{a.name.replace('/', '_')}.state.json"
+    app = create_witness_app(Witness(cosigner, logs, state))
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    return 0
+
+
 # --- parser --------------------------------------------------------------------------------
 
 
@@ -446,6 +494,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--dev", action="store_true", help="debug tracebacks and access logs")
     s.set_defaults(fn=cmd_serve)
+
+    witness = sub.add_parser("witness", help="run a witness that cosigns checkpoints")
+    wsub = witness.add_subparsers(dest="witness_command", required=True)
+    s = wsub.add_parser("init", help="make a witness key in SUYUAN_HOME/witness")
+    s.add_argument("name", help="a schema-less URL naming the witness, e.g. customs.example/w1")
+    s.set_defaults(fn=cmd_witness)
+    s = wsub.add_parser("serve", help="C2SP tlog-witness POST /add-checkpoint")
+    s.add_argument("--name", required=True)
+    s.add_argument("--log-key", action="append", required=True,
+                   help="verifier key of a log to follow (repeat for several)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8010)
+    s.set_defaults(fn=cmd_witness)
 
     s = sub.add_parser("keygen", help="make a party key in SUYUAN_HOME/keys")
     s.add_argument("name")
