@@ -38,6 +38,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except LedgerError as e:
             return JSONResponse({"error": e.as_dict()}, status_code=404)
 
+    def consistency(request: Request) -> Response:
+        try:
+            first = int(request.path_params["first"])
+            second = int(request.path_params["second"])
+            return JSONResponse(ledger.consistency_proof(first, second).as_dict())
+        except ValueError:
+            return JSONResponse({"error": {"code": "malformed",
+                                           "message": "sizes are decimal integers"}}, 400)
+        except LedgerError as e:
+            return JSONResponse({"error": e.as_dict()}, status_code=404)
+
+    def inclusion(request: Request) -> Response:
+        try:
+            seq = int(request.path_params["seq"])
+            size = int(request.path_params["size"])
+            return JSONResponse(ledger.inclusion_proof(seq, size).as_dict())
+        except ValueError:
+            return JSONResponse({"error": {"code": "malformed",
+                                           "message": "seq and size are decimal integers"}}, 400)
+        except LedgerError as e:
+            return JSONResponse({"error": e.as_dict()}, status_code=404)
+
     def digital_link(request: Request) -> Response:
         return resolve(request, store, settings.base_url)
 
@@ -45,6 +67,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/checkpoint", checkpoint),
         Route("/log-key", log_key),
+        Route("/proof/consistency/{first}/{second}", consistency),
+        Route("/proof/inclusion/{seq}/{size}", inclusion),
         Route("/01/{rest:path}", digital_link),
         Route("/00/{rest:path}", digital_link),
     ]

@@ -473,6 +473,34 @@ def cmd_witness(a: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+def cmd_monitor(a: argparse.Namespace, home: Home) -> int:
+    import httpx
+
+    from ledger.monitor import observe
+
+    base = a.url.rstrip("/")
+
+    def fetch(path: str) -> str:
+        r = httpx.get(base + path, timeout=10)
+        r.raise_for_status()
+        return r.text
+
+    rounds = 0
+    while True:
+        try:
+            obs = observe(fetch, Path(a.state), log_key=a.log_key)
+        except httpx.HTTPError as e:
+            raise LedgerError(f"cannot reach {base}: {e}", code="unreachable") from None
+        out(obs.as_dict())
+        if not obs.ok:
+            print(f"ALARM: {obs.alarm}", file=sys.stderr)
+            return 1
+        rounds += 1
+        if a.every is None or (a.rounds and rounds >= a.rounds):
+            return 0
+        time.sleep(a.every)
+
+
 # --- parser --------------------------------------------------------------------------------
 
 
@@ -507,6 +535,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8010)
     s.set_defaults(fn=cmd_witness)
+
+    s = sub.add_parser("monitor", help="follow a ledger's checkpoints; alarm on fork or rollback")
+    s.add_argument("url", help="the ledger's base URL, e.g. http://127.0.0.1:8000")
+    s.add_argument("--state", required=True, help="file keeping the pinned key and last size")
+    s.add_argument("--log-key", help="pin this verifier key (default: trust on first use)")
+    s.add_argument("--every", type=float, help="poll every N seconds instead of once")
+    s.add_argument("--rounds", type=int, default=0, help=argparse.SUPPRESS)
+    s.set_defaults(fn=cmd_monitor)
 
     s = sub.add_parser("keygen", help="make a party key in SUYUAN_HOME/keys")
     s.add_argument("name")
