@@ -4,10 +4,12 @@ forked history signed with the same key and a rollback raise alarms."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from api.app import create_app
 from api.settings import Settings
@@ -34,8 +36,20 @@ def fetcher(app: Any) -> Any:
     return fetch
 
 
+_apps: list[Any] = []
+
+
 def _app(url: str, home: Path) -> Any:
-    return create_app(Settings(db_url=url, home=home))
+    app = create_app(Settings(db_url=url, home=home))
+    _apps.append(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _dispose_apps() -> Iterator[None]:
+    yield
+    while _apps:
+        _apps.pop().state.store.dispose()
 
 
 def test_honest_growth_then_fork_then_rollback(world: World, tmp_path: Path) -> None:
@@ -78,3 +92,5 @@ def test_honest_growth_then_fork_then_rollback(world: World, tmp_path: Path) -> 
     assert not fork.ok and fork.alarm and fork.alarm.startswith("FORK")
     # The state still holds the honest view: the honest log keeps passing.
     assert observe(honest, state).ok
+    store.dispose()
+    store2.dispose()
