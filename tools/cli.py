@@ -234,6 +234,14 @@ def cmd_submit(a: argparse.Namespace, home: Home) -> int:
                 sys.stderr.write(f"\rsubmitted {done:,} envelopes")
     if sys.stderr.isatty() and done > a.batch:
         sys.stderr.write("\n")
+    witnessing = _witnessing(home)
+    if witnessing is not None and done:
+        from ledger.witnessing import gather, http_post
+
+        res = gather(led, witnessing, http_post)
+        print(f"witnessed: {len(res.cosigned)} of {len(witnessing.witnesses)} cosigned "
+              f"size {res.size} (quorum {res.quorum})"
+              + "".join(f"; {k}: {v}" for k, v in res.errors.items()), file=sys.stderr)
     return 0
 
 
@@ -451,11 +459,46 @@ def _witness_key(home: Home, name: str, *, create: bool) -> Any:
     return Cosigner(doc["name"], nacl.signing.SigningKey(b64.b64decode(doc["seed"])))
 
 
+def _witnessing(home: Home) -> Any:
+    from ledger.witnessing import Witnessing
+
+    cfg = home.config()
+    return Witnessing.from_config(cfg) if cfg.get("witnesses") else None
+
+
 def cmd_witness(a: argparse.Namespace, home: Home) -> int:
     if a.witness_command == "init":
         c = _witness_key(home, a.name, create=True)
         out({"name": c.name, "vkey": c.vkey()})
         return 0
+    if a.witness_command in ("add", "quorum"):
+        from ledger.witness import CosignatureVerifier
+        from ledger.witnessing import Witnessing
+
+        cfg = home.config()
+        ws = list(cfg.get("witnesses", []))
+        if a.witness_command == "add":
+            name = CosignatureVerifier.from_vkey(a.key).name
+            ws = [w for w in ws if CosignatureVerifier.from_vkey(w["key"]).name != name]
+            ws.append({"url": a.url, "key": a.key})
+            cfg["witnesses"] = ws
+            cfg.setdefault("quorum", len(ws))
+        else:
+            cfg["quorum"] = a.k
+        Witnessing.from_config(cfg)  # refuse a quorum larger than the witnesses
+        home.save_config(cfg)
+        out({"witnesses": ws, "quorum": cfg["quorum"]})
+        return 0
+    if a.witness_command == "gather":
+        from ledger.witnessing import gather, http_post
+
+        w = _witnessing(home)
+        if w is None:
+            raise LedgerError("no witnesses configured; add one with `suyuan witness add`",
+                              code="config")
+        res = gather(_open(home), w, http_post)
+        out(res.as_dict())
+        return 0 if res.witnessed else 1
     import uvicorn
 
     from api.witness_app import create_witness_app
@@ -527,6 +570,15 @@ def parser() -> argparse.ArgumentParser:
     wsub = witness.add_subparsers(dest="witness_command", required=True)
     s = wsub.add_parser("init", help="make a witness key in SUYUAN_HOME/witness")
     s.add_argument("name", help="a schema-less URL naming the witness, e.g. customs.example/w1")
+    s.set_defaults(fn=cmd_witness)
+    s = wsub.add_parser("add", help="ask this witness to cosign every new checkpoint")
+    s.add_argument("--url", required=True, help="the witness's submission prefix")
+    s.add_argument("--key", required=True, help="its cosigner verifier key")
+    s.set_defaults(fn=cmd_witness)
+    s = wsub.add_parser("quorum", help="how many witnesses make a checkpoint witnessed")
+    s.add_argument("k", type=int)
+    s.set_defaults(fn=cmd_witness)
+    s = wsub.add_parser("gather", help="collect cosignatures of the latest checkpoint now")
     s.set_defaults(fn=cmd_witness)
     s = wsub.add_parser("serve", help="C2SP tlog-witness POST /add-checkpoint")
     s.add_argument("--name", required=True)

@@ -35,6 +35,7 @@ from ledger.store import schema
 from ledger.store.schema import (
     NODE_LEVEL_SHIFT,
     checkpoints,
+    cosignatures,
     entries,
     log_meta,
     merkle_nodes,
@@ -406,6 +407,26 @@ class Store:
                 conn.execute(insert(party_keys), [row])
         reg.dirty_parties.clear()
         reg.dirty_keys.clear()
+
+    # --- witness cosignatures ----------------------------------------------------------
+
+    def save_cosignature(self, conn: Connection, *, size: int, witness: str, line: str,
+                         received: str) -> None:
+        exists = conn.execute(select(cosignatures.c.size).where(
+            cosignatures.c.size == size, cosignatures.c.witness == witness)).first()
+        if exists is None:
+            conn.execute(insert(cosignatures), [{"size": size, "witness": witness, "line": line,
+                                                 "received": received}])
+
+    def cosignature_lines(self, conn: Connection, size: int) -> list[str]:
+        return [r[0] for r in conn.execute(
+            select(cosignatures.c.line).where(cosignatures.c.size == size)
+            .order_by(cosignatures.c.witness))]
+
+    def witness_size(self, conn: Connection, witness: str) -> int:
+        v = conn.execute(select(func.max(cosignatures.c.size))
+                         .where(cosignatures.c.witness == witness)).scalar()
+        return 0 if v is None else int(v)
 
     # --- private data ------------------------------------------------------------------
 

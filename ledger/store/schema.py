@@ -181,6 +181,17 @@ private_blobs = Table(
     Column("shredded", String(32)),
 )
 
+# Witnesses' cosignatures of checkpoints: evidence gathered from outside, kept beside the
+# log (not derivable from entries, so not a projection; added to, never changed).
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("witness", String(200), primary_key=True),
+    Column("line", Text, nullable=False),  # the note signature line, as the witness sent it
+    Column("received", String(32), nullable=False),
+)
+
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
 REGISTRY_TABLES = ("parties", "party_keys", "log_meta")
 TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions",

@@ -1,0 +1,100 @@
+"""The ledger gathers cosignatures from witnesses (in-process, through their real HTTP
+apps): a quorum, a witness that is down, a witness that restarted behind, and /checkpoint
+serving the cosigned note."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nacl.signing
+import pytest
+
+from api.app import create_app
+from api.settings import Settings
+from api.witness_app import create_witness_app
+from ledger.errors import ConfigError
+from ledger.witness import CosignatureVerifier, Cosigner, Witness
+from ledger.witnessing import WitnessConfig, Witnessing, cosigned_note, gather
+from tests.support import ORIGIN, World
+
+
+def _post_to(apps: dict[str, Any]) -> Any:
+    def post(url: str, body: str, timeout: float) -> tuple[int, str]:
+        base, _, path = url.partition("/add-checkpoint")
+        app = apps.get(base)
+        if app is None:
+            raise OSError(f"connection refused: {base}")
+
+        async def go() -> tuple[int, str]:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://w") as c:
+                r = await c.post("/add-checkpoint", content=body.encode())
+                return r.status_code, r.text
+
+        return asyncio.run(go())
+
+    return post
+
+
+def _witness(world: World, tmp_path: Path, n: int) -> tuple[str, Cosigner, Any]:
+    c = Cosigner(f"w{n}.example/witness", nacl.signing.SigningKey(bytes([n]) * 32))
+    app = create_witness_app(Witness(c, {ORIGIN: world.ledger.log_verifier()},
+                                     tmp_path / f"w{n}.json"))
+    return f"http://w{n}.example", c, app
+
+
+def test_quorum_gathered_stored_and_served(world: World, tmp_path: Path) -> None:
+    ws = [_witness(world, tmp_path, n) for n in (1, 2, 3)]
+    cfg = Witnessing(tuple(WitnessConfig(url, c.vkey()) for url, c, _ in ws), quorum=2)
+    apps = {url: app for url, _, app in ws[:2]}  # the third witness is down
+    party, key = world.register()
+    world.append_events(party, key, 3)
+    res = gather(world.ledger, cfg, _post_to(apps))
+    assert res.witnessed and res.cosigned == ["w1.example/witness", "w2.example/witness"]
+    assert "w3.example/witness" in res.errors
+    note = cosigned_note(world.ledger)
+    for _, c, _ in ws[:2]:
+        CosignatureVerifier.from_vkey(c.vkey()).verify(note)
+    world.ledger.log_verifier().verify(note)
+    served = create_app(Settings(db_url=world.url))
+
+    async def get() -> str:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served),
+                                     base_url="http://l") as c:
+            return (await c.get("/checkpoint")).text
+
+    assert asyncio.run(get()) == note
+    served.state.store.dispose()
+
+    # Next checkpoint: the witnesses are asked with proofs from what each saw last.
+    world.append_events(party, key, 2, start=50)
+    again = gather(world.ledger, cfg, _post_to(apps))
+    assert again.witnessed and again.size == world.ledger.size()
+
+
+def test_a_witness_that_lost_track_is_caught_up(world: World, tmp_path: Path) -> None:
+    url, c, app = _witness(world, tmp_path, 7)
+    cfg = Witnessing((WitnessConfig(url, c.vkey()),), quorum=1)
+    party, key = world.register()
+    world.append_events(party, key, 2)
+    assert gather(world.ledger, cfg, _post_to({url: app})).witnessed
+    # The ledger forgets nothing, but the witness's state moved on through another route:
+    size = world.ledger.size()
+    world.append_events(party, key, 2, start=10)
+    middle_note = world.ledger.latest_checkpoint()
+    wit = Witness(c, {ORIGIN: world.ledger.log_verifier()}, tmp_path / "w7.json")
+    from ledger.witness import request_body
+
+    proof = list(world.ledger.consistency_proof(size).hashes)
+    assert wit.add_checkpoint(request_body(size, proof, middle_note)).status == 200
+    world.append_events(party, key, 2, start=20)
+    res = gather(world.ledger, cfg, _post_to({url: app}))  # 409 -> retried from its size
+    assert res.witnessed, res.errors
+
+
+def test_quorum_bigger_than_witnesses_is_refused() -> None:
+    with pytest.raises(ConfigError, match="quorum"):
+        Witnessing((), quorum=1)
