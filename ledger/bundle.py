@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from ledger.keys import key_id
 from ledger.log import InclusionProof, Ledger, verify_many
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.statements import prepare
+from ledger.witness import CosignatureVerifier
 
 BUNDLE_VERSION = 1
 
@@ -29,7 +30,9 @@ def make_bundle(ledger: Ledger, seqs: Iterable[int]) -> dict[str, Any]:
     wanted = sorted(set(seqs))
     if not wanted:
         raise MalformedInput("name at least one seq to bundle")
-    note = ledger.latest_checkpoint()
+    from ledger.witnessing import cosigned_note
+
+    note = cosigned_note(ledger)  # with the witnesses' cosignatures gathered so far
     verifier = ledger.log_verifier()
     cp = Checkpoint.parse(verifier.verify(note))
     for s in wanted:
@@ -70,10 +73,13 @@ class BundleResult:
     verified: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     trusted_key: bool = True
+    cosigned_by: list[str] = field(default_factory=list)
+    quorum: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.checkpoint is not None
+        return (not self.problems and self.checkpoint is not None
+                and len(self.cosigned_by) >= self.quorum)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,17 +88,20 @@ class BundleResult:
             "origin": self.checkpoint.origin if self.checkpoint else None,
             "verified": self.verified,
             "logKeyFromBundle": not self.trusted_key,
+            "cosignedBy": self.cosigned_by,
+            "quorum": self.quorum,
             "problems": self.problems,
         }
 
 
-def verify_bundle(doc: object, *, log_key: str | None = None) -> BundleResult:
+def verify_bundle(doc: object, *, log_key: str | None = None,
+                  witness_keys: Sequence[str] = (), quorum: int = 0) -> BundleResult:
     """Check every entry's inclusion and signatures against the bundle's checkpoint.
 
     Without ``log_key`` the bundle's own key is used and the result says so: that only
     proves internal consistency, not that this is the log you trust.
     """
-    res = BundleResult(trusted_key=log_key is not None)
+    res = BundleResult(trusted_key=log_key is not None, quorum=quorum)
     if not isinstance(doc, dict) or doc.get("v") != BUNDLE_VERSION:
         res.problems.append("not a version 1 trace bundle")
         return res
@@ -102,6 +111,16 @@ def verify_bundle(doc: object, *, log_key: str | None = None) -> BundleResult:
     except LedgerError as e:
         res.problems.append(f"checkpoint: {e.message}")
         return res
+    for wk in witness_keys:
+        try:
+            w = CosignatureVerifier.from_vkey(wk)
+            w.verify(str(doc.get("checkpoint", "")))
+            res.cosigned_by.append(w.name)
+        except LedgerError:
+            continue
+    if len(res.cosigned_by) < quorum:
+        res.problems.append(f"checkpoint: cosigned by {len(res.cosigned_by)} of the "
+                            f"{len(witness_keys)} witnesses given; {quorum} are required")
     raw_entries = doc.get("entries")
     if not isinstance(raw_entries, list) or not raw_entries:
         res.problems.append("the bundle has no entries")

@@ -98,3 +98,21 @@ def test_a_witness_that_lost_track_is_caught_up(world: World, tmp_path: Path) ->
 def test_quorum_bigger_than_witnesses_is_refused() -> None:
     with pytest.raises(ConfigError, match="quorum"):
         Witnessing((), quorum=1)
+
+
+def test_bundles_carry_cosignatures_and_verify_counts_them(world: World, tmp_path: Path) -> None:
+    from ledger.bundle import make_bundle, verify_bundle
+
+    ws = [_witness(world, tmp_path, n) for n in (4, 5)]
+    cfg = Witnessing(tuple(WitnessConfig(url, c.vkey()) for url, c, _ in ws), quorum=2)
+    party, key = world.register()
+    seqs = [r.seq for r in world.append_events(party, key, 2)]
+    assert gather(world.ledger, cfg, _post_to({u: a for u, _, a in ws})).witnessed
+    doc = make_bundle(world.ledger, seqs)
+    keys = [c.vkey() for _, c, _ in ws]
+    log_key = world.ledger.log_verifier().vkey()
+    good = verify_bundle(doc, log_key=log_key, witness_keys=keys, quorum=2)
+    assert good.ok and good.cosigned_by == ["w4.example/witness", "w5.example/witness"]
+    stranger = Cosigner("w9.example/witness", nacl.signing.SigningKey(bytes([9]) * 32)).vkey()
+    short = verify_bundle(doc, log_key=log_key, witness_keys=[keys[0], stranger], quorum=2)
+    assert not short.ok and "cosigned by 1 of the 2" in short.problems[0]

@@ -326,7 +326,8 @@ def cmd_bundle(a: argparse.Namespace, home: Home) -> int:
 def cmd_verify(a: argparse.Namespace, home: Home) -> int:
     from ledger.bundle import verify_bundle
 
-    res = verify_bundle(_read_json_file(a.file), log_key=a.log_key)
+    res = verify_bundle(_read_json_file(a.file), log_key=a.log_key,
+                        witness_keys=a.witness_key or (), quorum=a.quorum)
     out(res.as_dict())
     if not res.trusted_key:
         print("warning: no --log-key given; trusted the key inside the bundle, which proves "
@@ -681,6 +682,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", help="check a trace bundle offline")
     s.add_argument("file")
     s.add_argument("--log-key")
+    s.add_argument("--witness-key", action="append",
+                   help="a witness's cosigner key to count (repeat for several)")
+    s.add_argument("--quorum", type=int, default=0,
+                   help="how many of the given witnesses must have cosigned (default 0)")
     s.set_defaults(fn=cmd_verify)
 
     s = sub.add_parser("audit", help="check the whole ledger")
