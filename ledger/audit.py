@@ -16,9 +16,8 @@ from typing import Any
 import orjson
 
 from ledger import merkle, registry
-from ledger.domain import authorise_event, classify
 from ledger.errors import LedgerError
-from ledger.log import ZERO_HASH
+from ledger.log import ZERO_HASH, judge_event
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.statements import entry_bytes, prepare
 from ledger.store.db import Store
@@ -184,9 +183,7 @@ class _Auditor:
         try:
             registry.authorise(p, seq, self.reg)
             if p.kind == "event":
-                party = self.reg.parties[p.signer]
-                authorise_event(party=p.signer, roles=party.roles,
-                                classified=classify(p.body, signer_roles=party.roles))
+                judge_event(p, self.reg)
         except LedgerError as e:
             self.problem(e.message, seq=seq)
         else:

@@ -62,12 +62,20 @@ def event_facts(body: Mapping[str, Any]) -> EventCodes:
     return event_codes(body)
 
 
-def judge_event(p: Prepared, fact: EventCodes, reg: registry.RegistryState) -> Classified:
-    """The event's stage, refused unless one of the signer's roles may sign that stage."""
+def judge_event(p: Prepared, reg: registry.RegistryState) -> Classified:
+    """The event's stage, refused unless one of the signer's roles may sign that stage and,
+    for a negative-listed signer, unless it answers a recall."""
     party = reg.parties[p.signer]
     classified = classify(p.body, signer_roles=party.roles)
     authorise_event(party=p.signer, roles=party.roles, classified=classified)
+    if classified.stage != "recall" and p.body.get("disposition") not in RECALL_ANSWERS:
+        registry.check_negative(reg, p.signer)
     return classified
+
+
+# Handling recalled goods (returning, holding, destroying them) answers a recall.
+RECALL_ANSWERS = frozenset({"recalled", "https://ref.gs1.org/cbv/Disp-recalled",
+                            "urn:epcglobal:cbv:disp:recalled"})
 
 
 @dataclass(frozen=True)
@@ -339,7 +347,7 @@ class Ledger:
                 try:
                     registry.authorise(p, seq, reg)
                     if fact is not None:
-                        classified = judge_event(p, fact, reg)
+                        classified = judge_event(p, reg)
                         if classified.stage == "recall":
                             self._check_own_products(conn, p, fact, reg, trace)
                     elif p.kind == "attest":

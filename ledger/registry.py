@@ -31,6 +31,8 @@ ROLES = (
     "registrar",
 )
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HS = re.compile(r"^[0-9]{6,10}$")
+REGULATOR_KINDS = frozenset({"list.update", "credit.record"})
 
 
 @dataclass
@@ -62,6 +64,11 @@ class RegistryState:
     keys: dict[str, KeyRecord] = field(default_factory=dict)
     dirty_parties: set[str] = field(default_factory=set)
     dirty_keys: set[str] = field(default_factory=set)
+    # 事前准入禁止: party -> (seq it was listed at, reason); loaded for a batch's signers.
+    negative: dict[str, tuple[int, str]] = field(default_factory=dict)
+    dirty_negative: set[str] = field(default_factory=set)
+    # Retail-import positive list: HS code -> seq it was added at (changes only).
+    positive_changes: dict[str, int | None] = field(default_factory=dict)
 
     def add_key(self, rec: KeyRecord) -> None:
         self.keys[rec.key_id] = rec
@@ -138,6 +145,31 @@ def check_body(p: Prepared) -> None:
         parse_party_id(_str_field(body, "party", kind))
         if not isinstance(body["key"], str) or len(body["key"]) != 16:
             raise MalformedInput("party.key.revoke key must be a 16-hex-character key id")
+    elif kind == "list.update":
+        which = body.get("list")
+        if which == "negative":
+            _exact_fields(body, ("list", "action", "party", "reason"), kind)
+            parse_party_id(_str_field(body, "party", kind))
+            _str_field(body, "reason", kind)
+        elif which == "positive":
+            _exact_fields(body, ("list", "action", "hsCodes", "reason"), kind)
+            codes = body["hsCodes"]
+            if not isinstance(codes, list) or not codes or not all(
+                    isinstance(c, str) and _HS.match(c) for c in codes):
+                raise MalformedInput("list.update hsCodes is a non-empty list of 6- to "
+                                     "10-digit HS codes")
+        else:
+            raise MalformedInput("list.update names list \"negative\" or \"positive\"")
+        if body.get("action") not in ("add", "remove"):
+            raise MalformedInput("list.update action is \"add\" or \"remove\"")
+    elif kind == "credit.record":
+        _exact_fields(body, ("party", "item", "points", "reason"), kind)
+        parse_party_id(_str_field(body, "party", kind))
+        _str_field(body, "item", kind)
+        _str_field(body, "reason", kind)
+        pts = body["points"]
+        if type(pts) is not int or not -100 <= pts <= 100:
+            raise MalformedInput("credit.record points is an integer from -100 to 100")
     elif kind == "attest":
         seq, entry = body.get("seq"), body.get("entry")
         if type(seq) is not int or seq < 0:
@@ -230,6 +262,11 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
         raise NotAuthentic(f"signer {_short(p.signer)} is not a registered party", code="unknown_signer")
     for s in p.signatures:
         _valid_key(reg, s.signer, s.key, seq)
+    if kind in REGULATOR_KINDS and "regulator" not in reg.parties[p.signer].roles:
+        raise NotAuthorised(f"{p.signer} (roles: {', '.join(reg.parties[p.signer].roles)}) "
+                            f"may not sign {kind}: only a regulator may", code="role_not_allowed")
+    if kind not in ("event", "party.key.revoke"):
+        check_negative(reg, p.signer)
     if kind == "party.key.rotate":
         new = next(iter(embedded_keys(p)))
         if new in reg.keys:
@@ -246,6 +283,15 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
             raise NotAuthorised(f"key {kid} is not a key of {_short(target)}")
         if rec.valid_until is not None:
             raise NotAuthorised(f"key {kid} was already {rec.ended_by} at seq {rec.valid_until}")
+
+
+def check_negative(reg: RegistryState, party: str) -> None:
+    """Refuse a negative-listed party; callers exempt what answers a recall."""
+    listed = reg.negative.get(party)
+    if listed is not None:
+        raise NotAuthorised(
+            f"{party} is on the negative list since seq {listed[0]} ({listed[1]}); "
+            "only answers to a recall are accepted from it", code="negative_listed")
 
 
 def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
@@ -271,3 +317,13 @@ def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
         rec = reg.keys[body["key"]]
         rec.valid_until, rec.ended_by = seq, "revoked"
         reg.dirty_keys.add(rec.key_id)
+    elif kind == "list.update":
+        if body["list"] == "negative":
+            if body["action"] == "add":
+                reg.negative[body["party"]] = (seq, body["reason"])
+            else:
+                reg.negative.pop(body["party"], None)
+            reg.dirty_negative.add(body["party"])
+        else:
+            for code in body["hsCodes"]:
+                reg.positive_changes[code] = seq if body["action"] == "add" else None

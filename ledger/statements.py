@@ -24,7 +24,8 @@ from ledger.keys import PartyKey
 SIGNING_DOMAIN = b"suyuan-statement/v1\n"
 VERSION = 1
 KINDS = frozenset(
-    {"genesis", "party.register", "party.key.rotate", "party.key.revoke", "event", "attest"}
+    {"genesis", "party.register", "party.key.rotate", "party.key.revoke", "event", "attest",
+     "list.update", "credit.record"}
 )
 MAX_STATEMENT_BYTES = 1 << 20
 MAX_SIGNATURES = 8

@@ -568,7 +568,8 @@ def test_bundle_verify_and_tampered_bundles(cli: Cli, tmp_path: Path) -> None:
     ok, wrong_key, no_key = runs[:3]
     assert ok.rc == 0, ok.err
     assert ok.json() == {"ok": True, "treeSize": 7, "origin": ORIGIN,
-                         "verified": [0, 1, 3, 5, 6], "logKeyFromBundle": False, "problems": []}
+                         "verified": [0, 1, 3, 5, 6], "logKeyFromBundle": False, "problems": [],
+                         "cosignedBy": [], "quorum": 0}
     assert ok.err == ""
     assert wrong_key.rc == 1
     res = wrong_key.json()
@@ -580,7 +581,7 @@ def test_bundle_verify_and_tampered_bundles(cli: Cli, tmp_path: Path) -> None:
     assert no_key.rc == 0
     assert no_key.json() == {"ok": True, "treeSize": 7, "origin": ORIGIN,
                              "verified": [0, 1, 3, 5, 6], "logKeyFromBundle": True,
-                             "problems": []}
+                             "problems": [], "cosignedBy": [], "quorum": 0}
     assert no_key.err.startswith("warning: no --log-key given")
     assert len(no_key.err.splitlines()) == 1
 

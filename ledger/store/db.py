@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -39,10 +40,12 @@ from ledger.store.schema import (
     entries,
     log_meta,
     merkle_nodes,
+    negative_list,
     node_id,
     node_key,
     parties,
     party_keys,
+    positive_list,
     private_blobs,
 )
 
@@ -352,10 +355,13 @@ class Store:
                 )
         plist = list(pids)
         for i in range(0, len(plist), _IN_CHUNK):
-            for r in conn.execute(select(parties).where(parties.c.id.in_(plist[i : i + _IN_CHUNK]))):
+            chunk = plist[i : i + _IN_CHUNK]
+            for r in conn.execute(select(parties).where(parties.c.id.in_(chunk))):
                 reg.parties[r.id] = PartyRecord(
                     r.id, r.name, tuple(r.roles.split(",")), r.registered_seq
                 )
+            for r in conn.execute(select(negative_list).where(negative_list.c.party.in_(chunk))):
+                reg.negative[r.party] = (int(r.since_seq), r.reason)
         return reg
 
     def public_keys(self, conn: Connection, key_ids: Collection[str]) -> dict[str, tuple[str, bytes]]:
@@ -405,8 +411,20 @@ class Store:
                 )
             else:
                 conn.execute(insert(party_keys), [row])
+        for party in reg.dirty_negative:
+            conn.execute(delete(negative_list).where(negative_list.c.party == party))
+            if party in reg.negative:
+                since, reason = reg.negative[party]
+                conn.execute(insert(negative_list), [{"party": party, "since_seq": since,
+                                                      "reason": reason}])
+        for code, since_seq in reg.positive_changes.items():
+            conn.execute(delete(positive_list).where(positive_list.c.hs_code == code))
+            if since_seq is not None:
+                conn.execute(insert(positive_list), [{"hs_code": code, "since_seq": since_seq}])
         reg.dirty_parties.clear()
         reg.dirty_keys.clear()
+        reg.dirty_negative.clear()
+        reg.positive_changes.clear()
 
     # --- witness cosignatures ----------------------------------------------------------
 

@@ -95,6 +95,22 @@ log_meta = Table(
     Column("value", Text, nullable=False),
 )
 
+# Regulators' lists (migration 0004), rebuilt from list.update statements like the rest.
+negative_list = Table(
+    "negative_list",
+    metadata,
+    Column("party", String(64), primary_key=True),
+    Column("since_seq", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+positive_list = Table(
+    "positive_list",
+    metadata,
+    Column("hs_code", String(10), primary_key=True),
+    Column("since_seq", BigInteger, nullable=False),
+)
+
 # --- traceability projections (migration 0002) ----------------------------------------
 
 events = Table(
@@ -193,7 +209,7 @@ cosignatures = Table(
 )
 
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
-REGISTRY_TABLES = ("parties", "party_keys", "log_meta")
+REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list")
 TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions",
                 "current_state")
 PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES
