@@ -65,6 +65,26 @@ class NoteSigner:
         return text + "\n" + self.signature_line(text)
 
 
+def parse_vkey(vkey: str, *, alg: int) -> tuple[str, bytes, bytes]:
+    """(name, key hash, 32-byte Ed25519 key) of a signed-note verifier key whose type
+    byte is ``alg`` (0x01 note signatures, 0x04 cosignatures); the hash is checked."""
+    parts = vkey.strip().split("+", 2)
+    if len(parts) != 3:
+        raise NoteError("a verifier key is name+hash+key, three parts joined by '+'")
+    name, hash_hex, key_b64 = parts
+    _check_name(name)
+    try:
+        raw = base64.b64decode(key_b64, validate=True)
+        want = bytes.fromhex(hash_hex)
+    except (binascii.Error, ValueError):
+        raise NoteError(f"verifier key {vkey!r} has bad hex or base64") from None
+    if len(raw) != 33 or raw[0] != alg:
+        raise NoteError(f"verifier key is not an Ed25519 key of type 0x{alg:02x} (and 32 bytes)")
+    if len(want) != 4 or key_hash(name, raw) != want:
+        raise NoteError(f"verifier key hash {hash_hex} does not match name {name!r} and key")
+    return name, want, raw[1:]
+
+
 @dataclass(frozen=True)
 class NoteVerifier:
     name: str
@@ -74,21 +94,8 @@ class NoteVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         """Parse ``<name>+<8 hex key hash>+<base64(0x01 || public key)>``."""
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("a verifier key is name+hash+key, three parts joined by '+'")
-        name, hash_hex, key_b64 = parts
-        _check_name(name)
-        try:
-            raw = base64.b64decode(key_b64, validate=True)
-            want = bytes.fromhex(hash_hex)
-        except (binascii.Error, ValueError):
-            raise NoteError(f"verifier key {vkey!r} has bad hex or base64") from None
-        if len(raw) != 33 or raw[0] != ALG_ED25519:
-            raise NoteError("verifier key is not an Ed25519 key (0x01 and 32 bytes)")
-        if len(want) != 4 or key_hash(name, raw) != want:
-            raise NoteError(f"verifier key hash {hash_hex} does not match name {name!r} and key")
-        return cls(name, want, nacl.signing.VerifyKey(raw[1:]))
+        name, kh, pk = parse_vkey(vkey, alg=ALG_ED25519)
+        return cls(name, kh, nacl.signing.VerifyKey(pk))
 
     def vkey(self) -> str:
         """The verifier key line this verifier was parsed from."""

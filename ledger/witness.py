@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import fcntl
-import hashlib
 import json
 import os
 import struct
@@ -25,7 +24,7 @@ import nacl.signing
 
 from ledger import merkle
 from ledger.errors import LedgerError, NoteError, ProofError
-from ledger.note import Checkpoint, NoteVerifier, split_note
+from ledger.note import Checkpoint, NoteVerifier, key_hash, parse_vkey, split_note
 
 ALG_COSIGNATURE = 0x04
 HEADER = "cosignature/v1\n"
@@ -33,7 +32,7 @@ MAX_PROOF_LINES = 63
 
 
 def cosignature_key_hash(name: str, public_key: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_COSIGNATURE]) + public_key).digest()[:4]
+    return key_hash(name, bytes([ALG_COSIGNATURE]) + public_key)
 
 
 def signed_message(body: str, timestamp: int) -> bytes:
@@ -76,20 +75,8 @@ class CosignatureVerifier:
 
     @classmethod
     def from_vkey(cls, vkey: str) -> CosignatureVerifier:
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("a cosigner key is name+hash+key, three parts joined by '+'")
-        name, hash_hex, key_b64 = parts
-        try:
-            raw = base64.b64decode(key_b64, validate=True)
-            want = bytes.fromhex(hash_hex)
-        except (binascii.Error, ValueError):
-            raise NoteError(f"cosigner key {vkey!r} has bad hex or base64") from None
-        if len(raw) != 33 or raw[0] != ALG_COSIGNATURE:
-            raise NoteError("not an Ed25519 cosigner key (type 0x04 and 32 bytes)")
-        if cosignature_key_hash(name, raw[1:]) != want:
-            raise NoteError(f"cosigner key hash {hash_hex} does not match name {name!r} and key")
-        return cls(name, want, nacl.signing.VerifyKey(raw[1:]))
+        name, kh, pk = parse_vkey(vkey, alg=ALG_COSIGNATURE)
+        return cls(name, kh, nacl.signing.VerifyKey(pk))
 
     def verify(self, note: str) -> int:
         """The timestamp of this cosigner's valid cosignature on ``note``; NoteError if none."""
