@@ -10,7 +10,7 @@ one transaction — or nothing.
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -520,32 +520,32 @@ class Ledger:
             raise NotFound(f"the tree has {current} entries, not {size}")
         return size
 
-    def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
+    def _proof_hashes(self, size: int | None, low: int, check: str,
+                      compute: Callable[[int, merkle.NodeFetcher], list[bytes]]
+                      ) -> tuple[int, list[bytes]]:
+        """(tree size, proof hashes). With a size given, the nodes themselves tell whether
+        the tree is that big (one statement, no BEGIN); the head is read only to word a
+        refusal."""
         with self.store.reading(single=size is not None) as conn:
-            # With a size given, the nodes themselves tell whether the tree is that big;
-            # the head is read only to word the refusal.
             n = self._tree_size(conn, None) if size is None else size
-            if not 0 <= seq < n:
-                raise NotFound(f"seq {seq} is not in a tree of size {n}")
+            if check == "seq" and not 0 <= low < n:
+                raise NotFound(f"seq {low} is not in a tree of size {n}")
+            if check == "size" and not 0 <= low <= n:
+                raise ProofError(f"size {low} is not between 0 and {n}")
             try:
-                hashes = merkle.inclusion_proof(
-                    seq, n, lambda ids: self.store.fetch_nodes(conn, ids))
+                return n, compute(n, lambda ids: self.store.fetch_nodes(conn, ids))
             except ProofError:
                 self._tree_size(conn, n)
                 raise
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
+        n, hashes = self._proof_hashes(
+            size, seq, "seq", lambda n, fetch: merkle.inclusion_proof(seq, n, fetch))
         return InclusionProof(seq, n, tuple(hashes))
 
     def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
-        with self.store.reading(single=second is not None) as conn:
-            n = self._tree_size(conn, None) if second is None else second
-            if not 0 <= first <= n:
-                raise ProofError(f"size {first} is not between 0 and {n}")
-            try:
-                hashes = merkle.consistency_proof(
-                    first, n, lambda ids: self.store.fetch_nodes(conn, ids))
-            except ProofError:
-                self._tree_size(conn, n)
-                raise
+        n, hashes = self._proof_hashes(
+            second, first, "size", lambda n, fetch: merkle.consistency_proof(first, n, fetch))
         return ConsistencyProof(first, n, tuple(hashes))
 
     def root(self, size: int | None = None) -> bytes:
