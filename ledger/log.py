@@ -20,7 +20,14 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from ledger import canonical, merkle, registry
-from ledger.domain import Classified, EventCodes, authorise_event, classify, event_codes
+from ledger.domain import (
+    Classified,
+    EventCodes,
+    authorise_event,
+    classify,
+    event_codes,
+    normalise_term,
+)
 from ledger.errors import (
     BatchRejected,
     ConfigError,
@@ -68,14 +75,12 @@ def judge_event(p: Prepared, reg: registry.RegistryState) -> Classified:
     party = reg.parties[p.signer]
     classified = classify(p.body, signer_roles=party.roles)
     authorise_event(party=p.signer, roles=party.roles, classified=classified)
-    if classified.stage != "recall" and p.body.get("disposition") not in RECALL_ANSWERS:
+    # Handling recalled goods (returning, holding, destroying them) answers a recall.
+    disposition = p.body.get("disposition")
+    answers_recall = isinstance(disposition, str) and normalise_term(disposition) == "recalled"
+    if classified.stage != "recall" and not answers_recall:
         registry.check_negative(reg, p.signer)
     return classified
-
-
-# Handling recalled goods (returning, holding, destroying them) answers a recall.
-RECALL_ANSWERS = frozenset({"recalled", "https://ref.gs1.org/cbv/Disp-recalled",
-                            "urn:epcglobal:cbv:disp:recalled"})
 
 
 @dataclass(frozen=True)
@@ -338,7 +343,8 @@ class Ledger:
             entry_rows: list[tuple[int, bytes, bytes, str, str, bytes]] = []
             new_nodes: dict[tuple[int, int], bytes] = {}
             trace = TraceBatch()
-            prepared_hash = {p.statement.get("private"): p.statement_hash for p in prepared}
+            prepared_hash = ({p.statement.get("private"): p.statement_hash for p in prepared}
+                             if blobs else {})
             for i, (p, fact) in enumerate(zip(prepared, facts, strict=True)):
                 h = p.statement_hash
                 if h in dup_seqs or h in placed:
@@ -358,7 +364,7 @@ class Ledger:
                     continue
                 registry.apply(p, seq, reg)
                 if fact is not None:
-                    trace.add_event(seq=seq, signer=p.signer, body=dict(p.body),
+                    trace.add_event(seq=seq, signer=p.signer, body=p.body,
                                     classified=classified, codes=fact)
                 raw = entry_bytes(seq=seq, prev=prev, time=time, envelope_bytes=p.envelope_bytes)
                 leaf = merkle.leaf_hash(raw)

@@ -7,6 +7,7 @@ over all entries, so a rebuilt projection is identical to the one kept on the wa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,7 @@ def lot_of(gtin_code: str, lot: str) -> str | None:
     return DigitalLink("lot", gtin=dl.gtin, lot=lot).canonical
 
 
-def _ilmd_lot(body: dict[str, Any]) -> str | None:
+def _ilmd_lot(body: Mapping[str, Any]) -> str | None:
     ilmd = body.get("ilmd")
     if not isinstance(ilmd, dict):
         return None
@@ -71,7 +72,7 @@ class TraceBatch:
     def __bool__(self) -> bool:
         return bool(self.events)
 
-    def add_event(self, *, seq: int, signer: str, body: dict[str, Any], classified: Classified,
+    def add_event(self, *, seq: int, signer: str, body: Mapping[str, Any], classified: Classified,
                   codes: EventCodes) -> None:
         utc = codes.event_time_utc
         self.events.append((seq, codes.type, codes.event_time, utc, classified.stage,

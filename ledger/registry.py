@@ -79,11 +79,6 @@ class RegistryState:
         self.dirty_parties.add(rec.id)
 
 
-def _short(party: str) -> str:
-    # Whole ids: parties of one city share their USCC prefix, so a cut id names no one.
-    return party
-
-
 def _exact_fields(body: Mapping[str, Any], fields: Iterable[str], kind: str) -> None:
     want = set(fields)
     if body.keys() != want:
@@ -188,21 +183,21 @@ def _valid_key(reg: RegistryState, signer: str, kid: str, seq: int) -> KeyRecord
     rec = reg.keys.get(kid)
     if rec is None:
         raise NotAuthentic(
-            f"key {kid} of {_short(signer)} is not registered (at seq {seq})", code="unknown_key"
+            f"key {kid} of {signer} is not registered (at seq {seq})", code="unknown_key"
         )
     if rec.party != signer:
         raise NotAuthentic(
-            f"key {kid} belongs to {_short(rec.party)}, not to {_short(signer)}",
+            f"key {kid} belongs to {rec.party}, not to {signer}",
             code="wrong_key",
         )
     if seq < rec.valid_from:
         raise NotAuthentic(
-            f"key {kid} of {_short(signer)} is not valid until seq {rec.valid_from} (used at seq {seq})",
+            f"key {kid} of {signer} is not valid until seq {rec.valid_from} (used at seq {seq})",
             code="key_not_yet_valid",
         )
     if rec.valid_until is not None and seq > rec.valid_until:
         raise NotAuthentic(
-            f"key {kid} of {_short(signer)} was {rec.ended_by or 'revoked'} at seq {rec.valid_until}",
+            f"key {kid} of {signer} was {rec.ended_by or 'revoked'} at seq {rec.valid_until}",
             code="key_revoked",
         )
     return rec
@@ -224,8 +219,8 @@ def _need_registrar(p: Prepared, reg: RegistryState, seq: int) -> None:
     cosigs = [s for s in p.signatures[1:] if s.signer == reg.registrar]
     if not cosigs:
         raise NotAuthorised(
-            f"{p.kind} of {_short(p.signer)} needs the registrar's cosignature "
-            f"({_short(reg.registrar)})",
+            f"{p.kind} of {p.signer} needs the registrar's cosignature "
+            f"({reg.registrar})",
             code="registrar_cosignature_missing",
         )
     for s in cosigs:
@@ -251,7 +246,7 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
             raise NotAuthorised("a party registers itself: statement signer must equal body id")
         if p.signer in reg.parties:
             raise NotAuthorised(
-                f"{_short(p.signer)} is already registered (seq {reg.parties[p.signer].registered_seq})",
+                f"{p.signer} is already registered (seq {reg.parties[p.signer].registered_seq})",
                 code="already_registered",
             )
         if p.key in reg.keys:
@@ -259,7 +254,7 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
         _need_registrar(p, reg, seq)
         return
     if p.signer not in reg.parties:
-        raise NotAuthentic(f"signer {_short(p.signer)} is not a registered party", code="unknown_signer")
+        raise NotAuthentic(f"signer {p.signer} is not a registered party", code="unknown_signer")
     for s in p.signatures:
         _valid_key(reg, s.signer, s.key, seq)
     if kind in REGULATOR_KINDS and "regulator" not in reg.parties[p.signer].roles:
@@ -276,11 +271,11 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
         target, kid = p.body["party"], p.body["key"]
         if p.signer not in (target, reg.registrar):
             raise NotAuthorised(
-                f"only {_short(target)} or the registrar may revoke its keys, not {_short(p.signer)}"
+                f"only {target} or the registrar may revoke its keys, not {p.signer}"
             )
         rec = reg.keys.get(kid)
         if rec is None or rec.party != target:
-            raise NotAuthorised(f"key {kid} is not a key of {_short(target)}")
+            raise NotAuthorised(f"key {kid} is not a key of {target}")
         if rec.valid_until is not None:
             raise NotAuthorised(f"key {kid} was already {rec.ended_by} at seq {rec.valid_until}")
 

@@ -32,7 +32,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
             p = prepare(orjson.loads(raw)["envelope"])
             if p.kind == "event":
                 party = reg.parties[p.signer]
-                trace.add_event(seq=seq, signer=p.signer, body=dict(p.body),
+                trace.add_event(seq=seq, signer=p.signer, body=p.body,
                                 classified=classify(p.body, signer_roles=party.roles),
                                 codes=event_facts(p.body))
                 events += 1
