@@ -201,18 +201,9 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 def _unwrap(batch: list[Any]) -> tuple[list[Any], dict[str, Any]]:
     """Envelopes as `suyuan sign --private` writes them carry their blob beside them."""
-    envs: list[Any] = []
-    private: dict[str, Any] = {}
-    for item in batch:
-        if isinstance(item, dict) and item.keys() == {"envelope", "private"}:
-            env = item["envelope"]
-            commitment = env.get("statement", {}).get("private") if isinstance(env, dict) else None
-            if isinstance(commitment, str):
-                private[commitment] = item["private"]
-            envs.append(env)
-        else:
-            envs.append(item)
-    return envs, private
+    from ledger.private import unwrap_envelopes
+
+    return unwrap_envelopes(batch)
 
 
 def cmd_submit(a: argparse.Namespace, home: Home) -> int:
