@@ -622,6 +622,14 @@ class Ledger:
             raise NotFound(f"no private data {commitment[:19]}… is held here")
         return {"commitment": commitment, "seq": seq, "shredded": True}
 
+    def origin(self) -> str:
+        """The checkpoint origin, which bearer tokens name as their audience."""
+        with self.store.reading() as conn:
+            reg = self.store.load_registry(conn, key_ids=(), party_ids=())
+        if not reg.origin:
+            raise ConfigError("the ledger has no genesis entry; run `suyuan init` first")
+        return reg.origin
+
     def viewer_for_token(self, token: str, *, now: float | None = None) -> Viewer:
         """Who a bearer token speaks for: a regulator if its party has the ``regulator``
         role, else that party. Checked against the registry as of the ledger's current
