@@ -11,8 +11,8 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.graphql.context import Context
-from ledger import ids, log, product, registry, trace
-from ledger.errors import IdentifierError, LedgerError, MalformedInput
+from ledger import log, product, registry, trace
+from ledger.errors import LedgerError, MalformedInput
 from ledger.note import Checkpoint as CheckpointBody
 
 Ctx = Info[Context, None]
@@ -296,8 +296,8 @@ class Trace:
 
     @strawberry.field
     async def product(self, info: Ctx) -> Product | None:
-        made = [s for s in self.journey if s.stage == "production" and s.biz_step == "commissioning"
-                and (s.via is None or _is_lot(s.via))]
+        made = [s for s in self.journey
+                if product.is_commissioning(stage=s.stage, biz_step=s.biz_step, via=s.via)]
         entries = await info.context.loaders.entry.load_many([s.seq for s in made])
         p = product.product_of([
             product.Commissioning(seq=e.seq, signer=s.signer, event_time=s.event_time,
@@ -338,13 +338,6 @@ class Trace:
         return [EntryProof(seq=s, leaf_hash=e.leaf_hash.hex() if e else "",
                            inclusion_proof=InclusionProof.of(p))
                 for s, p, e in zip(seqs, proofs, entries, strict=True)]
-
-
-def _is_lot(code: str) -> bool:
-    try:
-        return ids.parse_digital_link(code).kind == "lot"
-    except IdentifierError:
-        return False
 
 
 @strawberry.type
