@@ -527,7 +527,8 @@ def test_a_journey_costs_a_bounded_number_of_statements(world: World) -> None:
     q = """query($c: String!) { trace(code: $c) {
         product { name lotNumber producerParty { name keys { keyId } } }
         journey { seq stage via signerParty { name roles keys { keyId validUntil } }
-                  entry { seq bytes statement private { status } signerParty { id } } }
+                  entry { seq bytes statement private { status } signerParty { id }
+                          inclusionProof { treeSize hashes } } }
         recall { recalled } checkpoint { size note cosignedNote }
         proofs { seq leafHash inclusionProof { hashes } } } }"""
 

@@ -24,6 +24,9 @@ class Loaders:
         self.party: DataLoader[str, PartyRecord | None] = DataLoader(load_fn=self._parties)
         self.keys: DataLoader[str, list[KeyRecord]] = DataLoader(load_fn=self._keys)
         self._proofs: dict[int, DataLoader[int, InclusionProof]] = {}
+        # Not cached: a subscription keeps its loaders while the ledger grows. Loads in one
+        # tick (every entry of a list asking for its proof "now") still share one read.
+        self.size: DataLoader[int, int] = DataLoader(load_fn=self._size, cache=False)
 
     def proof(self, size: int) -> DataLoader[int, InclusionProof]:
         """Inclusion proofs against the tree of ``size``, batched per size."""
@@ -35,6 +38,10 @@ class Loaders:
 
             loader = self._proofs[size] = DataLoader(load_fn=load)
         return loader
+
+    async def _size(self, keys: list[int]) -> Sequence[int]:
+        n = await run_in_threadpool(self.ledger.size)
+        return [n for _ in keys]
 
     async def _entries(self, seqs: list[int]) -> Sequence[Entry | None]:
         got = await run_in_threadpool(self.ledger.entries_found, seqs)

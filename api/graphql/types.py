@@ -126,9 +126,7 @@ class Entry:
 
     @strawberry.field(description="its inclusion proof against the tree of treeSize (default: now)")
     async def inclusion_proof(self, info: Ctx, tree_size: int | None = None) -> InclusionProof:
-        from api.graphql.context import run
-
-        size = tree_size if tree_size is not None else await run(info.context.ledger.size)
+        size = tree_size if tree_size is not None else await info.context.loaders.size.load(0)
         return InclusionProof.of(await info.context.loaders.proof(size).load(self.seq))
 
     @classmethod
