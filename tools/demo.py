@@ -360,8 +360,9 @@ class Scenario:
         phone = f"1{r.choice('3578')}{r.randrange(10**9):09d}"
         return Consumer(name, phone, address, buyer_id_hash(self.zone_key, cn_id_number(r)))
 
-    def event(self, signer: str, kind: str, when: datetime, *, private: dict[str, Any] | None = None,
-              **fields: Any) -> dict[str, Any]:
+    def event(self, signer: str, kind: str, when: datetime, /, **fields: Any) -> dict[str, Any]:
+        """Draft one event body; ``private=`` (not an EPCIS field) is the data kept off the chain."""
+        private: dict[str, Any] | None = fields.pop("private", None)
         when = when.replace(microsecond=0)
         stamp = when.isoformat()
         self._ids += 1
