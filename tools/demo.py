@@ -45,7 +45,7 @@ from ledger.log import Ledger
 from ledger.private import commitment_of
 from ledger.statements import sign_one
 from ledger.store.db import Store
-from ledger.tokens import make_token
+from ledger.tokens import make_token, read_token
 
 SEED = b"suyuan-demo/tangshan/v1"
 BATCH = 800
@@ -1111,7 +1111,7 @@ def summary(built: Built, *, base_url: str, elapsed: float, db: str) -> dict[str
         "regulator": {"id": built.regulator, "name": PARTY["regulator"].name,
                       "key": built.regulator_key.name},
         "regulatorToken": token,
-        "tokenExpires": datetime.fromtimestamp(time.time() + TOKEN_TTL, UTC).isoformat(timespec="seconds"),
+        "tokenExpires": datetime.fromtimestamp(read_token(token)[0].exp, UTC).isoformat(timespec="seconds"),
         "planted": {"recalledLot": p.recalled_lot, "mismatchedOrder": p.mismatched_order,
                     "overLimitBuyer": p.over_limit_buyer},
     }
