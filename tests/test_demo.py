@@ -405,6 +405,18 @@ def test_refuses_a_ledger_that_is_not_the_demo(world: World) -> None:
     assert world.ledger.size() == size
 
 
+def test_refuses_a_scale_out_of_range(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/demo.db")
+    try:
+        for scale in (0, -1, 21, float("nan")):
+            with pytest.raises(LedgerError) as e:
+                build(store, Home(tmp_path / "home"), scale=scale)
+            assert e.value.code == "bad_scale"
+        assert not store.is_initialised()
+    finally:
+        store.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -322,13 +322,16 @@ def buyer_id_hash(zone_key: bytes, id_number: str) -> str:
     return "hmac-sha256:" + mac.hexdigest()
 
 
+def check_scale(scale: float) -> None:
+    if not 0 < scale <= 20:
+        raise LedgerError(f"--scale must be above 0 and at most 20, not {scale}", code="bad_scale")
+
+
 class Scenario:
     """Every statement of the demo, as drafts in event-time order."""
 
     def __init__(self, *, scale: float, zone_key: bytes) -> None:
-        if not 0 < scale <= 20:
-            raise LedgerError(f"--scale must be above 0 and at most 20, not {scale}",
-                              code="bad_scale")
+        check_scale(scale)
         self.scale = scale
         self.zone_key = zone_key
         self.rng = random.Random(20261127)
@@ -373,7 +376,8 @@ class Scenario:
             "eventID": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'suyuan-demo/{self._ids}')}",
             **fields,
         }
-        PARTY[signer]  # noqa: B018 - a typo in a slug fails here, not at signing
+        if signer not in PARTY:
+            raise KeyError(f"no demo party {signer!r}")
         self.drafts.append(Draft(when.astimezone(UTC), self._ids, signer, body, private))
         return body
 
@@ -1058,6 +1062,7 @@ def build(store: Store, home: Home, *, scale: float = 1.0, origin: str | None = 
     Appending is idempotent, so on a database that already holds this demo nothing is
     appended, and an interrupted build is completed.
     """
+    check_scale(scale)
     store.migrate()
     led = Ledger(store, note_signer=home.note_signer_if_any())
     if led.size() == 0:
