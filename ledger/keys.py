@@ -87,11 +87,12 @@ class KeyStore:
             raise MalformedInput(f"key name {name!r} must be a plain file name")
         return self.dir / f"{name}.key"
 
-    def create(self, name: str) -> PartyKey:
+    def create(self, name: str, *, seed: bytes | None = None) -> PartyKey:
+        """A new key file; ``seed`` (32 bytes) makes a reproducible key, as the demo's are."""
         path = self.path(name)
         if path.exists():
             raise ConfigError(f"key {name!r} already exists at {path}; choose another name")
-        key = PartyKey.generate(name)
+        key = PartyKey.generate(name) if seed is None else PartyKey.from_seed(name, seed)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = key.describe() | {"seed": base64.b64encode(bytes(key.signing_key)).decode()}
         # O_EXCL: two concurrent keygens of one name must not overwrite each other.

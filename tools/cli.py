@@ -358,34 +358,10 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_demo(a: argparse.Namespace, home: Home) -> int:
-    """Create (or reuse) the ledger, register a producer, append one signed event."""
-    from ledger.ids import make_uscc
-    from ledger.statements import now_rfc3339
+    """A fresh ledger with the Tangshan scenario (tools/demo.py); creates the ledger if needed."""
+    from tools.demo import run
 
-    store = Store()
-    store.migrate()
-    led = Ledger(store, note_signer=home.note_signer_if_any())
-    if led.size() == 0:
-        cmd_init(argparse.Namespace(origin=DEFAULT_ORIGIN, registrar_id=DEFAULT_REGISTRAR_ID,
-                                    registrar_name=DEFAULT_REGISTRAR_NAME), home)
-        led = Ledger(store, note_signer=home.note_signer_if_any())
-    producer = "uscc:" + make_uscc("91130200MA0C9DEM1")
-    reg_id, reg_key = home.registrar()
-    key = home.keys.get_or_create("demo-producer")
-    if producer not in led.registry_view().parties:
-        out({"registered": led.append(sign_one(
-            kind="party.register", signer=producer, key=key,
-            body={"id": producer, "name": "唐山示范乳业有限公司", "roles": ["producer"],
-                  "publicKey": key.public_key_b64},
-            cosigners=[(reg_id, reg_key)])).as_dict()})
-    body = {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning",
-            "disposition": "active", "eventTime": now_rfc3339(),
-            "eventTimeZoneOffset": now_rfc3339()[-6:],
-            "epcList": [f"https://id.gs1.org/01/09506000134352/21/{led.size()}"]}
-    receipt = led.append(sign_one(kind="event", signer=producer, key=key, body=body))
-    out({"appended": receipt.as_dict()})
-    sys.stdout.write(led.latest_checkpoint())
-    return 0
+    return run(home=home, scale=a.scale, serve=a.serve, host=a.host, port=a.port)
 
 
 # --- epcis (begin): EPCIS 2.0 document import and export ------------------------------------
@@ -562,7 +538,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--registrar-name", default=DEFAULT_REGISTRAR_NAME)
     s.set_defaults(fn=cmd_init)
 
-    s = sub.add_parser("demo", help="create the ledger if needed and append a signed event")
+    s = sub.add_parser("demo", help="build a fresh ledger with the Tangshan CBEC scenario")
+    s.add_argument("--scale", type=float, default=1.0,
+                   help="volume of goods and orders (1: about 6,000 entries)")
+    s.add_argument("--serve", action="store_true", help="then serve it, as `suyuan serve`")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
     s.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("serve", help="the HTTP API: /graphql, /healthz, /checkpoint, /log-key, resolver")

@@ -462,12 +462,15 @@ class Store:
     # --- private data ------------------------------------------------------------------
 
     def save_private(self, conn: Connection, rows: Sequence[tuple[str, bytes, int]]) -> None:
-        for commitment, blob, seq in rows:
-            exists = conn.execute(select(private_blobs.c.commitment).where(
-                private_blobs.c.commitment == commitment)).first()
-            if exists is None:
-                conn.execute(insert(private_blobs), [{"commitment": commitment, "blob": blob,
-                                                      "seq": seq}])
+        # One read and one multi-row insert per batch: a batch of orders carries a blob each.
+        wanted = [c for c, _, _ in rows]
+        held: set[str] = set()
+        for i in range(0, len(wanted), _IN_CHUNK):
+            held.update(r[0] for r in conn.execute(select(private_blobs.c.commitment).where(
+                private_blobs.c.commitment.in_(wanted[i : i + _IN_CHUNK]))))
+        new = [{"commitment": c, "blob": b, "seq": s} for c, b, s in rows if c not in held]
+        if new:
+            conn.execute(insert(private_blobs), new)
 
     def private_blob(self, conn: Connection, commitment: str
                      ) -> tuple[bytes | None, str | None] | None:
