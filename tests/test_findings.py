@@ -635,3 +635,19 @@ def test_cli_loads_the_positive_list_and_prints_findings(db_url: str, tmp_path: 
     assert bad.err.startswith("error [malformed]: unknown finding rule")
     tax = cli("tax", str(EXAMPLES / "05-order.json")).json()
     assert (tax["total"], tax["comprehensiveRate"], tax["treatment"]) == ("28.03", "0.091", "cbec_retail")
+
+
+def test_migration_0006_goes_down_and_up(chain: Chain) -> None:
+    import sqlalchemy as sa
+
+    from ledger.store import migrate
+    from ledger.store.schema import FINDINGS_TABLES
+
+    store = chain.world.store
+    chain.append("warehouse", ev(bizStep="receiving", epcList=[PALLET]))
+    migrate.downgrade(store.engine, "-1")  # one step: 0006 is the newest revision
+    assert not set(FINDINGS_TABLES) & set(sa.inspect(store.engine).get_table_names())
+    store.migrate()
+    assert list_findings(store) == []  # a migrated ledger fills its findings on reindex
+    reindex(store)
+    assert rules_of(chain.world) == ["order.receive_without_ship"]
