@@ -38,7 +38,7 @@ import orjson
 
 from ledger import ids
 from ledger.domain import Classified, EventCodes
-from ledger.errors import MalformedInput
+from ledger.errors import IdentifierError, MalformedInput
 from ledger.projections import TraceBatch, split_lot
 from ledger.registry import RegistryState
 from ledger.tax import (
@@ -339,7 +339,7 @@ def recall_scope(body: Mapping[str, Any]) -> list[str]:
         if isinstance(u, str):
             try:
                 out.append(split_lot(ids.index_key(u))[0])
-            except Exception:  # a scope URI that is no GS1 key stays as written
+            except IdentifierError:  # a GS1 key with a bad check digit stays as written
                 out.append(u)
     return out
 
