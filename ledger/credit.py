@@ -157,7 +157,8 @@ def credit(store: Store, party: str) -> dict[str, Any]:
 
 
 def credit_table(store: Store) -> list[dict[str, Any]]:
-    """Every registered party but the registrar: score and item count, lowest score first."""
+    """Every registered party but the registrar: score, item count, the sum of their points
+    (before the clamp) and the items themselves, lowest score first."""
     with store.reading() as conn:
         rows = [p for p in reportdb.party_rows(conn) if "registrar" not in p["roles"]]
     table = []
@@ -165,6 +166,6 @@ def credit_table(store: Store) -> list[dict[str, Any]]:
         c = credit(store, p["id"])
         table.append({"party": p["id"], "name": p["name"], "roles": p["roles"],
                       "score": c["score"], "items": len(c["items"]),
-                      "points": sum(i["points"] for i in c["items"])})
+                      "points": sum(i["points"] for i in c["items"]), "explained": c["items"]})
     table.sort(key=lambda r: (r["score"], r["party"]))
     return table

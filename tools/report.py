@@ -10,6 +10,7 @@ from typing import Any
 
 from ledger.audit import audit
 from ledger.credit import credit_table, findings_module
+from ledger.domain import STAGES
 from ledger.home import Home
 from ledger.log import Ledger
 from ledger.scope import scope_audit
@@ -180,7 +181,9 @@ def _findings_html(f: dict[str, Any] | None) -> str:
 
 
 def _stats(s: dict[str, Any]) -> str:
-    by = s["eventsByStageMonth"]
+    by = {k: s["eventsByStageMonth"][k] for k in
+          sorted(s["eventsByStageMonth"], key=lambda k: (k not in STAGES, STAGES.index(k)
+                                                         if k in STAGES else 0, k))}
     months = sorted({m for v in by.values() for m in v})
     series = {f"{STAGE_ZH.get(k, k)} {k}": v for k, v in by.items()}
     total_events = sum(sum(v.values()) for v in by.values())
@@ -244,10 +247,25 @@ def _stats(s: dict[str, Any]) -> str:
 
 
 def _credit(rows: list[dict[str, Any]]) -> str:
-    return _table([("主体", "party"), ("名称", "name"), ("角色", "roles"), ("信用分", "score"),
+    details = "".join(
+        f"<details><summary>{escape(r['name'])} <code>{escape(r['party'])}</code>: "
+        f"{r['score']}</summary>"
+        + _table([("来源", "source"), ("条目", "seqs"), ("分值", "points"), ("理由", "reason")],
+                 [[i["source"], ", ".join(map(str, i["seqs"])), str(i["points"]),
+                   _html(f"{escape(i['reason']['zh'])}<br>"
+                         f"<span lang=\"en\">{escape(i['reason']['en'])}</span>")]
+                  for i in r["explained"]]) + "</details>"
+        for r in rows if r["explained"])
+    rule_zh = ("起始 100 分；监管记录按签署分值；发现按严重程度；产品被召回 −10（主动召回 −5）；"
+               "差评 1 星 −2、2 星 −1，合计最多 −10；结果限定在 0–100。")
+    rule_en = ("Start at 100; regulator records as signed; findings by severity; a recall of "
+               "its products −10 (voluntary −5); complaints −2 (1 star) or −1 (2 stars), at most "
+               "−10 in all; clamped to 0–100.")
+    rules = f'<p class="muted">{_bi(rule_zh, rule_en)}</p>'
+    return rules + _table([("主体", "party"), ("名称", "name"), ("角色", "roles"), ("信用分", "score"),
                    ("计分项", "items"), ("合计分值", "points")],
                   [[r["party"], r["name"], ", ".join(r["roles"]), str(r["score"]),
-                    str(r["items"]), str(r["points"])] for r in rows])
+                    str(r["items"]), str(r["points"])] for r in rows]) + details
 
 
 def _scope(sc: dict[str, Any]) -> str:
