@@ -112,25 +112,48 @@ def _finding_items(findings: Iterable[Mapping[str, Any]]) -> list[CreditItem]:
     return out
 
 
-def credit_items(store: Store, party: str) -> tuple[str, list[CreditItem]]:
-    """(party name, every item that counts for ``party``), in the order of the rules."""
-    parse_party_id(party)
+@dataclass(frozen=True)
+class _Inputs:
+    """What credit is computed from, read once in one snapshot."""
+
+    names: dict[str, str]
+    records: list[tuple[int, bytes]]
+    recalls: list[tuple[int, str, str]]  # (seq, event time, signer)
+    complaints: list[tuple[int, int]]  # (seq, rating) of ratings that cost points
+    codes: dict[int, set[str]]  # seq -> codes, for recalls and complaints
+    products: dict[str, set[str]]  # party -> its products and their lots
+
+
+def _load(store: Store, parties: Sequence[str] | None) -> _Inputs:
     with store.reading(snapshot=True) as conn:
-        names = {p["id"]: p["name"] for p in reportdb.party_rows(conn)}
-        if party not in names:
-            raise NotFound(f"party {party} is not registered on this ledger")
-        items = _record_items(reportdb.entries_of_kind(conn, "credit.record"), party)
-        products = reportdb.produced_codes(conn, party)
+        names = {p["id"]: p["name"] for p in reportdb.party_rows(conn)
+                 if parties is not None or "registrar" not in p["roles"]}
+        for party in parties or ():
+            if party not in names:
+                raise NotFound(f"party {party} is not registered on this ledger")
+        wanted = list(names) if parties is None else list(parties)
+        products = {p: reportdb.produced_codes(conn, p) for p in wanted}
         recalls = reportdb.event_seqs(conn, stage="recall")
         evals = reportdb.event_seqs(conn, stage="evaluation")
         codes = reportdb.codes_of(conn, [s for s, _, _ in recalls + evals])
-        eval_raw = reportdb.entry_bytes(
-            conn, [s for s, _, _ in evals if codes.get(s, set()) & products])
-    fm = findings_module()
-    if fm is not None:
-        items += _finding_items(fm.list_findings(store, party=party))
-    for seq, _, signer in recalls:
-        if not codes.get(seq, set()) & products:
+        mine = set().union(*products.values()) if products else set()
+        raw = reportdb.entry_bytes(conn, [s for s, _, _ in evals if codes.get(s, set()) & mine])
+        records = reportdb.entries_of_kind(conn, "credit.record")
+    complaints = []
+    for seq in sorted(raw):
+        ev = _statement(raw[seq])["body"].get("cbec:evaluation") or {}
+        rating = ev.get("rating")
+        if type(rating) is int and rating in COMPLAINT_POINTS:
+            complaints.append((seq, rating))
+    return _Inputs(names, records, recalls, complaints, codes, products)
+
+
+def _party_items(inp: _Inputs, party: str, findings: Iterable[Mapping[str, Any]]
+                 ) -> list[CreditItem]:
+    products = inp.products[party]
+    items = _record_items(inp.records, party) + _finding_items(findings)
+    for seq, _, signer in inp.recalls:
+        if not inp.codes.get(seq, set()) & products:
             continue
         if signer == party:
             items.append(CreditItem("recall", (seq,), VOLUNTARY_RECALL_POINTS,
@@ -139,31 +162,48 @@ def credit_items(store: Store, party: str) -> tuple[str, list[CreditItem]]:
             items.append(CreditItem("recall", (seq,), RECALL_POINTS,
                                     f"产品被召回（{signer} 发起）",
                                     f"its products were recalled by {signer}"))
-    for seq in sorted(eval_raw):
-        ev = _statement(eval_raw[seq])["body"].get("cbec:evaluation") or {}
-        rating = ev.get("rating")
-        if type(rating) is int and rating in COMPLAINT_POINTS:
+    for seq, rating in inp.complaints:
+        if inp.codes.get(seq, set()) & products:
             items.append(CreditItem("complaint", (seq,), COMPLAINT_POINTS[rating],
                                     f"消费者差评（{rating} 星）",
                                     f"consumer complaint (rating {rating} of 5)"))
-    return names[party], items
+    return items
 
 
-def credit(store: Store, party: str) -> dict[str, Any]:
-    name, items = credit_items(store, party)
+def credit_items(store: Store, party: str) -> tuple[str, list[CreditItem]]:
+    """(party name, every item that counts for ``party``), in the order of the rules."""
+    parse_party_id(party)
+    inp = _load(store, [party])
+    fm = findings_module()
+    findings = fm.list_findings(store, party=party) if fm is not None else []
+    return inp.names[party], _party_items(inp, party, findings)
+
+
+def _doc(party: str, name: str, items: Sequence[CreditItem]) -> dict[str, Any]:
     total, counted = score(items)
     return {"party": party, "name": name, "score": total,
             "items": [it.as_dict() for it in counted]}
 
 
+def credit(store: Store, party: str) -> dict[str, Any]:
+    name, items = credit_items(store, party)
+    return _doc(party, name, items)
+
+
 def credit_table(store: Store) -> list[dict[str, Any]]:
     """Every registered party but the registrar: score, item count, the sum of their points
     (before the clamp) and the items themselves, lowest score first."""
+    inp = _load(store, None)
+    fm = findings_module()
+    by_party: dict[str, list[Mapping[str, Any]]] = {}
+    for f in fm.list_findings(store) if fm is not None else ():
+        for p in f.get("parties", ()):
+            by_party.setdefault(p, []).append(f)
     with store.reading() as conn:
-        rows = [p for p in reportdb.party_rows(conn) if "registrar" not in p["roles"]]
+        rows = [p for p in reportdb.party_rows(conn) if p["id"] in inp.names]
     table = []
     for p in rows:
-        c = credit(store, p["id"])
+        c = _doc(p["id"], p["name"], _party_items(inp, p["id"], by_party.get(p["id"], [])))
         table.append({"party": p["id"], "name": p["name"], "roles": p["roles"],
                       "score": c["score"], "items": len(c["items"]),
                       "points": sum(i["points"] for i in c["items"]), "explained": c["items"]})
