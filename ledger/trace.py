@@ -147,3 +147,10 @@ def recall_impact(store: Store, code: str) -> dict[str, Any]:
     return {"code": key, "affected": affected,
             "counts": {"affected": len(affected), "sold": sold,
                        "unsold": len(affected) - sold, "byOwner": by_owner}}
+
+
+def journey_of(store: Store, code: str) -> tuple[str, list[Step]]:
+    """(canonical code, its journey's steps in event-time order)."""
+    key = normalise_code(code)
+    with store.reading() as conn:
+        return key, journey_steps(conn, key)
