@@ -345,3 +345,79 @@ def test_witnesses_in_the_report(world: World) -> None:
     assert doc["integrity"]["witnesses"] == {"configured": 0, "quorum": 0, "cosigned": [],
                                              "witnessed": None}
     assert doc["integrity"]["latestCheckpoint"] == world.ledger.latest_checkpoint()
+
+
+# --- GraphQL, regulators only ------------------------------------------------------------------
+
+REGULATOR_Q = """query($p: String!, $s: String) {
+  statistics { tradeByProcedure { procedure valueCNY orders declarations }
+                clearanceTime { buckets { key count } released medianSeconds }
+                origins { key count } eventsByStageMonth { stage month count } }
+  credit(party: $p) { party name score items { source seqs points reason { zh en } } }
+  audit(scope: $s) { integrity { ok entries problems { seq problem } }
+    scope { code ok problems treeSize checkpointNote
+            entries { seq entry leafHash proofVerified signaturesVerified
+                      inclusionProof { leafIndex treeSize hashes } } } }
+}"""
+
+
+@pytest.fixture
+def api(world: World) -> Any:
+    from api.app import create_app
+    from api.settings import Settings
+    from tests.test_auth import Api
+
+    app = create_app(Settings(db_url=world.url, home=world.home.path))
+    yield Api(app)
+    app.state.store.dispose()
+
+
+def test_graphql_regulator_fields(world: World, api: Any) -> None:
+    from ledger.credit import credit
+    from ledger.tokens import make_token
+    from tests.support import ORIGIN
+
+    c = build(world)
+    regulator, rkey = c.parties["regulator"]
+    platform, pkey = c.parties["platform"]
+    variables = {"p": c.id("P"), "s": ITEM.format(1)}
+    # Nobody but a regulator: not the public, not a party, field by field.
+    for token in (None, make_token(pkey, signer=platform, audience=ORIGIN)):
+        for field in ("statistics { released: entriesByKind { key } }",
+                      'credit(party: "' + c.id("P") + '") { score }', "audit { scope { ok } }",
+                      "findings { id }"):
+            r = api.gql("{ " + field + " }", token)
+            errs = r.json()["errors"]
+            assert errs[0]["extensions"]["code"] == "regulator_only", errs
+            assert "regulator" in errs[0]["message"]
+    token = make_token(rkey, signer=regulator, audience=ORIGIN)
+    body = api.gql(REGULATOR_Q, token, **variables).json()
+    assert "errors" not in body, body["errors"]
+    d = body["data"]
+    s = statistics(world.store)
+    assert [(t["procedure"], t["valueCNY"]) for t in d["statistics"]["tradeByProcedure"]] == [
+        (t["procedure"], t["valueCNY"]) for t in s["tradeByProcedure"]]
+    assert {b["key"]: b["count"] for b in d["statistics"]["clearanceTime"]["buckets"]} == \
+        s["clearanceTime"]["buckets"]
+    assert {o["key"]: o["count"] for o in d["statistics"]["origins"]} == {"JP": 3, "CN": 1}
+    want = credit(world.store, c.id("P"))
+    assert d["credit"]["score"] == want["score"]
+    assert [(i["source"], i["points"]) for i in d["credit"]["items"]] == [
+        (i["source"], i["points"]) for i in want["items"]]
+    assert d["audit"]["integrity"]["ok"] and d["audit"]["integrity"]["problems"] == []
+    sc = d["audit"]["scope"]
+    assert sc["ok"] and sc["treeSize"] == world.ledger.size()
+    assert all(e["proofVerified"] and e["signaturesVerified"] for e in sc["entries"])
+    _check_scope_independently({
+        "checkpoint": {"note": sc["checkpointNote"],
+                       "logKey": world.ledger.log_verifier().vkey()},
+        "entries": sc["entries"]})
+    f = api.gql("{ findings(filter: {limit: 5}) { id rule parties message { en } } }", token).json()
+    if importlib.util.find_spec("ledger.findings") is None:
+        assert f["errors"][0]["extensions"]["code"] == "no_findings_engine"
+    else:
+        from ledger import findings
+
+        assert "errors" not in f, f
+        assert [x["id"] for x in f["data"]["findings"]] == [
+            x["id"] for x in findings.list_findings(world.store, limit=5)]
