@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger import canonical, merkle, registry
+from ledger import canonical, findings, merkle, registry
 from ledger.domain import (
     STAGES,
     Classified,
@@ -44,7 +44,7 @@ from ledger.private import Viewer, check_view, commitment_of, entitled
 from ledger.projections import TraceBatch, split_lot
 from ledger.schemas import validate_event_body
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
-from ledger.store import tracedb
+from ledger.store import findingsdb, tracedb
 from ledger.store.db import Store
 from ledger.store.schema import node_key
 from ledger.tokens import check_token, read_token
@@ -357,6 +357,7 @@ class Ledger:
                 party_ids.add(p.body["party"])
             elif p.kind == "party.register":
                 party_ids.add(p.body["id"])
+        party_ids |= findings.parties_named(facts)
 
         with store.writing() as conn:
             head = store.head(conn)
@@ -379,6 +380,10 @@ class Ledger:
             entry_rows: list[tuple[int, bytes, bytes, str, str, bytes]] = []
             new_nodes: dict[tuple[int, int], bytes] = {}
             trace = TraceBatch()
+            # Violations in business terms never refuse a statement: they become findings.
+            judged = findings.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
+            judged.prefetch([(p.body, f) for p, f in zip(prepared, facts, strict=True)
+                             if f is not None and p.statement_hash not in dup_seqs])
             prepared_hash = ({p.statement.get("private"): p.statement_hash for p in prepared}
                              if blobs else {})
             for i, (p, fact) in enumerate(zip(prepared, facts, strict=True)):
@@ -402,6 +407,9 @@ class Ledger:
                 if fact is not None:
                     trace.add_event(seq=seq, signer=p.signer, body=p.body,
                                     classified=classified, codes=fact)
+                    judged.add_event(findings.Subject(
+                        seq=seq, signer=p.signer, issued=p.statement["issued"], appended=time,
+                        body=p.body, codes=fact, classified=classified))
                 raw = entry_bytes(seq=seq, prev=prev, time=time, envelope_bytes=p.envelope_bytes)
                 leaf = merkle.leaf_hash(raw)
                 for level, idx, nh in frontier.append(leaf):
@@ -427,6 +435,7 @@ class Ledger:
                 )
                 store.save_registry(conn, reg, existing=stored_keys)
                 tracedb.write_trace(conn, trace)
+                findingsdb.write_findings(conn, judged)
             if blobs:
                 store.save_private(conn, [(c, b, placed[prepared_hash[c]])
                                           for c, b in blobs.items() if prepared_hash[c] in placed])

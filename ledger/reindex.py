@@ -2,49 +2,80 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
-from ledger import registry
-from ledger.domain import classify
+from ledger import findings, registry
+from ledger.domain import EventCodes, classify
 from ledger.log import event_facts
 from ledger.projections import TraceBatch
-from ledger.statements import prepare
-from ledger.store import tracedb
+from ledger.statements import Prepared, prepare
+from ledger.store import findingsdb, tracedb
 from ledger.store.db import Store
 
 FLUSH_EVERY = 5000
+CHUNK = 1000
 
 
 def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
             ) -> dict[str, Any]:
     """Empty the projections and replay every entry through the same code the append
-    path uses, in one transaction (appends wait; readers see the old rows until commit)."""
+    path uses, in one transaction (appends wait; readers see the old rows until commit).
+
+    Entries are replayed in chunks, like append batches: the findings rules' reads are
+    fetched once per chunk, and the rows kept in memory are written only between chunks,
+    so what a rule reads from the store never changes under it.
+    """
     with store.writing() as conn:
         total = store.count_entries(conn)
         tracedb.clear_projections(conn)
         reg = registry.RegistryState()
         trace = TraceBatch()
-        n = events = 0
+        judged = findings.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
+        n = events = raised = 0
+        chunk: list[tuple[int, str, Prepared, EventCodes | None]] = []
+
+        def replay(chunk: Sequence[tuple[int, str, Prepared, EventCodes | None]]) -> int:
+            judged.prefetch([(p.body, f) for _, _, p, f in chunk if f is not None])
+            count = 0
+            for seq, time, p, fact in chunk:
+                if fact is not None:
+                    party = reg.parties[p.signer]
+                    classified = classify(p.body, signer_roles=party.roles)
+                    trace.add_event(seq=seq, signer=p.signer, body=p.body,
+                                    classified=classified, codes=fact)
+                    judged.add_event(findings.Subject(
+                        seq=seq, signer=p.signer, issued=p.statement["issued"], appended=time,
+                        body=p.body, codes=fact, classified=classified))
+                    count += 1
+                registry.apply(p, seq, reg)
+            return count
+
         for seq, _, _, raw in store.stream_entries(conn):
-            p = prepare(orjson.loads(raw)["envelope"])
-            if p.kind == "event":
-                party = reg.parties[p.signer]
-                trace.add_event(seq=seq, signer=p.signer, body=p.body,
-                                classified=classify(p.body, signer_roles=party.roles),
-                                codes=event_facts(p.body))
-                events += 1
-            registry.apply(p, seq, reg)
+            entry = orjson.loads(raw)
+            p = prepare(entry["envelope"])
+            chunk.append((seq, entry["time"], p, event_facts(p.body) if p.kind == "event" else None))
             n += 1
+            if len(chunk) < CHUNK:
+                continue
+            events += replay(chunk)
+            chunk = []
             if len(trace.events) >= FLUSH_EVERY:
                 tracedb.write_trace(conn, trace)
+                findingsdb.write_findings(conn, judged)
+                raised += len(judged.findings)
                 trace = TraceBatch()
+                judged = findings.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
                 if progress:
                     progress(n, total)
+        events += replay(chunk)
         tracedb.write_trace(conn, trace)
+        findingsdb.write_findings(conn, judged)
+        raised += len(judged.findings)
         store.save_registry(conn, reg, existing=set())
         if progress:
             progress(n, total)
-    return {"entries": n, "events": events, "parties": len(reg.parties), "keys": len(reg.keys)}
+    return {"entries": n, "events": events, "parties": len(reg.parties), "keys": len(reg.keys),
+            "findings": raised}

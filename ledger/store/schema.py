@@ -208,11 +208,81 @@ cosignatures = Table(
     Column("received", String(32), nullable=False),
 )
 
+# --- compliance findings (migration 0006) ------------------------------------------------
+
+# Findings raised by the rules of ledger/findings.py. ``source`` is "entry" for those the
+# append path raises (rebuilt by reindex) and "scan" for those raised from scans, which
+# live outside the ledger and are kept across a rebuild. JSON columns hold sorted lists.
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("source", String(8), nullable=False),
+    Column("seq", BigInteger, nullable=False),  # the entry that raised it
+    Column("rule", String(40), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("seqs", Text, nullable=False),
+    Column("parties", Text, nullable=False),
+    Column("codes", Text, nullable=False),
+    Column("message_zh", Text, nullable=False),
+    Column("message_en", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Index("findings_seq", "seq"),
+    Index("findings_rule", "rule", "seq"),
+)
+
+finding_parties = Table(
+    "finding_parties",
+    metadata,
+    Column("finding", String(64), primary_key=True),
+    Column("party", String(64), primary_key=True),
+    Index("finding_parties_party", "party"),
+)
+
+finding_codes = Table(
+    "finding_codes",
+    metadata,
+    Column("finding", String(64), primary_key=True),
+    Column("code", Text, primary_key=True),
+    Index("finding_codes_code", "code"),
+)
+
+# Every version of each trade document (order, payment, waybill, declaration) the rules
+# match; ``doc`` is the JSON the rules need (cited documents, amounts, procedure, HS code).
+trade_documents = Table(
+    "trade_documents",
+    metadata,
+    Column("type", String(20), primary_key=True),
+    Column("id", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("signer", String(64), nullable=False),
+    Column("order_id", Text),
+    Column("buyer", String(80)),
+    Column("year", Integer),
+    Column("value", String(24)),
+    Column("doc", Text, nullable=False),
+    Index("trade_documents_order", "order_id"),
+    Index("trade_documents_buyer", "buyer", "year"),
+)
+
+# The first event that marked a code imported, declared, released, recalled, ended or shipped.
+code_marks = Table(
+    "code_marks",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("mark", String(10), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("utc", String(32), nullable=False),
+    Index("code_marks_mark", "mark"),
+)
+
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
 REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list")
 TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions",
                 "current_state")
-PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES
+FINDINGS_TABLES = ("findings", "finding_parties", "finding_codes", "trade_documents", "code_marks")
+PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES
 
 
 def _sqlite_ddl(table: str) -> list[str]:

@@ -10,7 +10,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
 from ledger.projections import TraceBatch
+from ledger.store.findingsdb import clear_findings
 from ledger.store.schema import (
+    FINDINGS_TABLES,
     PROJECTION_TABLES,
     biz_transactions,
     checkpoints,
@@ -83,9 +85,12 @@ def write_trace(conn: Connection, batch: TraceBatch) -> None:
 
 
 def clear_projections(conn: Connection) -> None:
-    """Empty every projection (registry and traceability) before a rebuild."""
+    """Empty every projection (registry, traceability, findings) before a rebuild;
+    findings raised from scans, which no entry holds, stay."""
     for name in PROJECTION_TABLES:
-        conn.execute(delete(metadata.tables[name]))
+        if name not in FINDINGS_TABLES:
+            conn.execute(delete(metadata.tables[name]))
+    clear_findings(conn)
 
 
 def dump_projections(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:

@@ -1,0 +1,223 @@
+"""SQL of the compliance findings: the bulk reads their rules make, writing a batch's
+findings and index rows, and the queries regulators run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Connection
+
+from ledger.findings import Document, Finding, FindingsBatch
+from ledger.store.schema import finding_codes, finding_parties, findings
+
+_CHUNK = 400
+_DOC_COLUMNS = "type, id, seq, signer, order_id, buyer, year, value, doc"
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+class DbReads:
+    """The bulk reads ``FindingsBatch`` makes of what earlier batches stored."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def marks(self, codes: Sequence[str]) -> dict[str, dict[str, tuple[int, str]]]:
+        out: dict[str, dict[str, tuple[int, str]]] = {}
+        for code, mark, seq, utc in _run(
+                self.conn, "SELECT code, mark, seq, utc FROM code_marks WHERE code IN", "code",
+                codes):
+            out.setdefault(code, {})[mark] = (int(seq), utc)
+        return out
+
+    def recalled(self) -> dict[str, tuple[int, str]]:
+        cur = _cursor(self.conn)
+        try:
+            cur.execute("SELECT code, seq, utc FROM code_marks WHERE mark = 'recalled'")
+            return {code: (int(seq), utc) for code, seq, utc in cur.fetchall()}
+        finally:
+            cur.close()
+
+    def lots(self, codes: Sequence[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for dst, src in _run(self.conn, "SELECT dst, src FROM lineage WHERE kind = 'lot' AND dst IN",
+                             "dst", codes):
+            out.setdefault(dst, set()).add(src)
+        return out
+
+    def parents(self, codes: Sequence[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for child, parent in _run(self.conn, "SELECT child, parent FROM containment WHERE child IN",
+                                  "child", codes):
+            out.setdefault(child, set()).add(parent)
+        return out
+
+    def documents(self, keys: Sequence[tuple[str, str]]) -> list[Document]:
+        wanted = set(keys)
+        rows = _run(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents WHERE id IN", "id",
+                    sorted({i for _, i in keys}))
+        return [Document.from_row(r) for r in rows if (r[0], r[1]) in wanted]
+
+    def citing(self, orders: Sequence[str]) -> list[Document]:
+        rows = _run(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents "
+                               "WHERE type <> 'cbec:order' AND order_id IN", "order_id", orders)
+        return [Document.from_row(r) for r in rows]
+
+    def buyer_orders(self, pairs: Sequence[tuple[str, int]]) -> list[Document]:
+        wanted = set(pairs)
+        rows = _run(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents "
+                               "WHERE type = 'cbec:order' AND buyer IN", "buyer",
+                    sorted({b for b, _ in pairs}))
+        return [Document.from_row(r) for r in rows if (r[5], r[6]) in wanted]
+
+    def positive(self, hs_codes: Sequence[str]) -> set[str]:
+        return {r[0] for r in _run(self.conn, "SELECT hs_code FROM positive_list WHERE hs_code IN",
+                                   "hs_code", hs_codes)}
+
+
+def _run(conn: Connection, sql: str, column: str, values: Sequence[Any], *extra: Any
+         ) -> list[tuple[Any, ...]]:
+    """``sql`` ends with "<column> IN"; run it for every value, in chunks (SQLite) or as
+    one ``= ANY`` array (PostgreSQL), straight on the driver: this runs on every append."""
+    if not values:
+        return []
+    head = sql[: -len(" IN")]
+    assert head.endswith(column)
+    cur = _cursor(conn)
+    rows: list[tuple[Any, ...]] = []
+    try:
+        if conn.dialect.name == "postgresql":
+            cur.execute(head + " = ANY(%s)", (list(values), *extra))
+            rows = list(cur.fetchall())
+        else:
+            for i in range(0, len(values), _CHUNK):
+                chunk = list(values[i : i + _CHUNK])
+                cur.execute(head + " IN (" + ",".join("?" * len(chunk)) + ")", (*chunk, *extra))
+                rows += cur.fetchall()
+    finally:
+        cur.close()
+    return rows
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def finding_row(f: Finding) -> tuple[Any, ...]:
+    return (f.id, f.source, f.seq, f.rule, f.severity, f.time, _dumps(list(f.seqs)),
+            _dumps(list(f.parties)), _dumps(list(f.codes)), f.message_zh, f.message_en,
+            _dumps(dict(f.details)))
+
+
+def _insert_findings(cur: Any, ph: str, found: Sequence[Finding]) -> None:
+    if not found:
+        return
+    cur.executemany("INSERT INTO findings (id, source, seq, rule, severity, time, seqs, parties, "
+                    "codes, message_zh, message_en, details) VALUES ("
+                    + ",".join([ph] * 12) + ")", [finding_row(f) for f in found])
+    parties = [(f.id, p) for f in found for p in f.parties]
+    if parties:
+        cur.executemany(f"INSERT INTO finding_parties (finding, party) VALUES ({ph},{ph})", parties)
+    codes = [(f.id, c) for f in found for c in f.codes]
+    if codes:
+        cur.executemany(f"INSERT INTO finding_codes (finding, code) VALUES ({ph},{ph})", codes)
+
+
+def write_findings(conn: Connection, batch: FindingsBatch) -> None:
+    """Insert one batch's findings, trade documents and code marks (append transaction)."""
+    if not (batch.findings or batch.documents or batch.new_marks):
+        return
+    ph = "%s" if conn.dialect.name == "postgresql" else "?"
+    cur = _cursor(conn)
+    try:
+        _insert_findings(cur, ph, batch.findings)
+        if batch.documents:
+            cur.executemany(f"INSERT INTO trade_documents ({_DOC_COLUMNS}) VALUES ("
+                            + ",".join([ph] * 9) + ")", [d.as_row() for d in batch.documents])
+        if batch.new_marks:
+            cur.executemany(f"INSERT INTO code_marks (code, mark, seq, utc) VALUES ({ph},{ph},{ph},{ph})",
+                            [(c, m, s, u) for (c, m), (s, u) in batch.new_marks.items()])
+    finally:
+        cur.close()
+
+
+def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
+    """Store findings raised from scans (outside the ledger; kept across a rebuild)."""
+    from ledger.findings import record_scan_findings
+
+    ph = "%s" if conn.dialect.name == "postgresql" else "?"
+    cur = _cursor(conn)
+    try:
+        _insert_findings(cur, ph, record_scan_findings(found))
+    finally:
+        cur.close()
+
+
+def clear_findings(conn: Connection) -> None:
+    """Empty what a rebuild recreates: every index row and the findings entries raised."""
+    entry_ids = select(findings.c.id).where(findings.c.source == "entry")
+    conn.execute(delete(finding_parties).where(finding_parties.c.finding.in_(entry_ids)))
+    conn.execute(delete(finding_codes).where(finding_codes.c.finding.in_(entry_ids)))
+    conn.execute(delete(findings).where(findings.c.source == "entry"))
+    conn.exec_driver_sql("DELETE FROM trade_documents")
+    conn.exec_driver_sql("DELETE FROM code_marks")
+
+
+def _finding(r: Any) -> Finding:
+    return Finding(id=r.id, seq=int(r.seq), rule=r.rule, severity=r.severity, time=r.time,
+                   seqs=tuple(orjson.loads(r.seqs)), parties=tuple(orjson.loads(r.parties)),
+                   codes=tuple(orjson.loads(r.codes)), message_zh=r.message_zh,
+                   message_en=r.message_en, details=orjson.loads(r.details), source=r.source)
+
+
+def query_findings(conn: Connection, *, rule: str | None = None, party: str | None = None,
+                   code: str | None = None, severity: str | None = None,
+                   since_seq: int | None = None, limit: int | None = None) -> list[Finding]:
+    q = select(findings)
+    if rule is not None:
+        q = q.where(findings.c.rule == rule)
+    if severity is not None:
+        q = q.where(findings.c.severity == severity)
+    if since_seq is not None:
+        q = q.where(findings.c.seq >= since_seq)
+    if party is not None:
+        q = q.where(findings.c.id.in_(
+            select(finding_parties.c.finding).where(finding_parties.c.party == party)))
+    if code is not None:
+        q = q.where(findings.c.id.in_(
+            select(finding_codes.c.finding).where(finding_codes.c.code == code)))
+    q = q.order_by(findings.c.seq, func.length(findings.c.id), findings.c.id)
+    if limit is not None:
+        q = q.limit(limit)
+    return [_finding(r) for r in conn.execute(q)]
+
+
+def summary(conn: Connection) -> dict[str, Any]:
+    by_rule: Counter[str] = Counter()
+    by_severity: Counter[str] = Counter()
+    for rule, severity, n in conn.execute(
+            select(findings.c.rule, findings.c.severity, func.count())
+            .group_by(findings.c.rule, findings.c.severity)):
+        by_rule[rule] += int(n)
+        by_severity[severity] += int(n)
+    pairs = conn.execute(
+        select(findings.c.rule, finding_parties.c.party, func.count())
+        .join(finding_parties, finding_parties.c.finding == findings.c.id)
+        .group_by(findings.c.rule, finding_parties.c.party)).all()
+    by_party: Counter[str] = Counter()
+    for _, party, n in pairs:
+        by_party[party] += int(n)
+    return {
+        "total": sum(by_rule.values()),
+        "byRule": dict(sorted(by_rule.items())),
+        "bySeverity": dict(sorted(by_severity.items())),
+        "byParty": dict(sorted(by_party.items())),
+        "byRuleAndParty": [{"rule": r, "party": p, "count": int(n)} for r, p, n in sorted(pairs)],
+    }
+
