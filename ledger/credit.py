@@ -75,11 +75,13 @@ def finding_points(severity: str) -> int:
 
 
 def findings_module() -> Any | None:
-    """``ledger.findings`` when this ledger has the findings engine, else None."""
+    """``ledger.findings`` when this ledger has the findings engine and its read interface
+    (``list_findings``), else None."""
     try:
-        return importlib.import_module("ledger.findings")
+        module = importlib.import_module("ledger.findings")
     except ModuleNotFoundError:
         return None
+    return module if hasattr(module, "list_findings") else None
 
 
 def _statement(raw: bytes) -> dict[str, Any]:

@@ -3,7 +3,6 @@ rules (clamp, complaint cap), refusals, the CLI, and findings once the engine is
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,14 +13,16 @@ from typing import Any
 import pytest
 
 from ledger import credit as cr
+from ledger.credit import findings_module
 from ledger.errors import BatchRejected, NotFound
 from ledger.statements import sign_one
 from tests.chain import build, credit_record
 from tests.support import World
 
 REPO = Path(__file__).resolve().parent.parent
-needs_findings = pytest.mark.skipif(importlib.util.find_spec("ledger.findings") is None,
-                                    reason="the findings engine (ledger.findings) is not merged")
+needs_findings = pytest.mark.skipif(findings_module() is None,
+                                    reason="the findings engine's reads (ledger.findings."
+                                           "list_findings) are not merged")
 
 
 def _summary(doc: dict[str, Any]) -> list[tuple[str, list[int], int]]:

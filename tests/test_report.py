@@ -5,7 +5,6 @@ here again, a tampered proof or entry fails), and ``suyuan audit --report/--scop
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ import orjson
 import pytest
 
 from ledger import merkle
+from ledger.credit import findings_module
 from ledger.domain import classify
 from ledger.errors import ProofError
 from ledger.home import Home
@@ -33,8 +33,9 @@ from tests.support import World
 from tools.report import collect, render_html
 
 REPO = Path(__file__).resolve().parent.parent
-needs_findings = pytest.mark.skipif(importlib.util.find_spec("ledger.findings") is None,
-                                    reason="the findings engine (ledger.findings) is not merged")
+needs_findings = pytest.mark.skipif(findings_module() is None,
+                                    reason="the findings engine's reads (ledger.findings."
+                                           "list_findings) are not merged")
 
 
 def _decoded(world: World) -> list[tuple[int, dict[str, Any]]]:
@@ -413,7 +414,7 @@ def test_graphql_regulator_fields(world: World, api: Any) -> None:
                        "logKey": world.ledger.log_verifier().vkey()},
         "entries": sc["entries"]})
     f = api.gql("{ findings(filter: {limit: 5}) { id rule parties message { en } } }", token).json()
-    if importlib.util.find_spec("ledger.findings") is None:
+    if findings_module() is None:
         assert f["errors"][0]["extensions"]["code"] == "no_findings_engine"
     else:
         from ledger import findings

@@ -57,7 +57,7 @@ def findings_overview(led: Ledger) -> dict[str, Any] | None:
         "byRule": [{"rule": r, "count": sum(c.values()), "bySeverity": dict(sorted(c.items()))}
                    for r, c in sorted(by_rule.items())],
         "byParty": [{"party": p, "count": n} for p, n in by_party.most_common()],
-        "recent": sorted(all_f, key=lambda f: f.get("id", 0), reverse=True)[:FINDINGS_LIMIT],
+        "recent": sorted(all_f, key=lambda f: (f["seq"], str(f["id"])), reverse=True)[:FINDINGS_LIMIT],
     }
 
 

@@ -31,7 +31,8 @@ class Message:
 
 @strawberry.type(description="A compliance finding raised by a rule over recorded facts.")
 class Finding:
-    id: int
+    id: str = strawberry.field(description="seq of the raising entry and a number, 412-0")
+    seq: int = strawberry.field(description="the entry that raised it")
     rule: str
     severity: str
     seqs: list[int]
@@ -42,7 +43,7 @@ class Finding:
 
     @classmethod
     def of(cls, f: dict[str, Any]) -> Finding:
-        return cls(id=int(f["id"]), rule=str(f["rule"]), severity=str(f["severity"]),
+        return cls(id=str(f["id"]), seq=int(f["seq"]), rule=str(f["rule"]), severity=str(f["severity"]),
                    seqs=[int(s) for s in f.get("seqs", ())],
                    parties=[str(p) for p in f.get("parties", ())],
                    codes=[str(c) for c in f.get("codes", ())],
