@@ -340,12 +340,29 @@ def test_cli_audit_report_and_scope(world: World, tmp_path: Path) -> None:
     assert "发现问题" in html
 
 
-def test_witnesses_in_the_report(world: World) -> None:
+def test_witnesses_in_the_report(world: World, tmp_path: Path) -> None:
+    from ledger.witnessing import WitnessConfig, Witnessing, gather
+    from tests.test_witnessing import _post_to, _witness
+
     build(world)
     doc = collect(world.ledger, Home(world.home.path))
     assert doc["integrity"]["witnesses"] == {"configured": 0, "quorum": 0, "cosigned": [],
                                              "witnessed": None}
     assert doc["integrity"]["latestCheckpoint"] == world.ledger.latest_checkpoint()
+    # Three witnesses configured, quorum 2, one of them down: 2 of 3 cosigned.
+    ws = [_witness(world, tmp_path, n) for n in (1, 2, 3)]
+    cfg = world.home.config()
+    cfg.update({"witnesses": [{"url": url, "key": c.vkey()} for url, c, _ in ws], "quorum": 2})
+    world.home.save_config(cfg)
+    res = gather(world.ledger, Witnessing(tuple(WitnessConfig(url, c.vkey()) for url, c, _ in ws),
+                                          quorum=2), _post_to({u: a for u, _, a in ws[:2]}))
+    assert res.witnessed
+    doc = collect(world.ledger, Home(world.home.path))
+    assert doc["integrity"]["witnesses"] == {
+        "configured": 3, "quorum": 2, "witnessed": True,
+        "cosigned": ["w1.example/witness", "w2.example/witness"]}
+    html = render_html(doc)
+    assert "2 / 3 (quorum 2)" in html and "已见证" in html
 
 
 # --- GraphQL, regulators only ------------------------------------------------------------------
