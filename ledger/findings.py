@@ -32,12 +32,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
 from ledger import ids
 from ledger.domain import Classified, EventCodes
+from ledger.errors import MalformedInput
 from ledger.projections import TraceBatch, split_lot
 from ledger.registry import RegistryState
 from ledger.tax import (
@@ -47,6 +48,9 @@ from ledger.tax import (
     dutiable_value,
     money,
 )
+
+if TYPE_CHECKING:
+    from ledger.store.db import Store
 
 SEVERITIES: Final = ("high", "medium", "low")
 AMOUNT_TOLERANCE: Final = Decimal("0.05")
@@ -227,14 +231,14 @@ DOC_TYPES: Final = ("cbec:order", "cbec:payment", "cbec:waybill", "cbec:declarat
 _INFO: Final = (("cbec:orderInfo", "cbec:order"), ("cbec:paymentInfo", "cbec:payment"),
                 ("cbec:waybillInfo", "cbec:waybill"))
 DOC_ACTIVITIES: Final = frozenset({"order", "payment", "waybill", "declaration"})
-SALE_ACTIVITIES: Final = frozenset({"retail_selling", "dispensing"})
+SALE_STEPS: Final = frozenset({"retail_selling", "dispensing"})
 ENDING_STEPS: Final = frozenset({"decommissioning", "destroying", "killing"})
 ENDING_DISPOSITIONS: Final = frozenset({"destroyed"})
 RECALL_HANDLING_DISPOSITIONS: Final = frozenset(
     {"recalled", "returned", "destroyed", "disposed", "non_sellable_other", "damaged", "expired"})
 RECALL_HANDLING_STEPS: Final = frozenset(
     {"destroying", "decommissioning", "killing", "holding", "inspecting", "sampling"})
-MOVEMENT_ACTIVITIES: Final = frozenset(
+MOVEMENT_STEPS: Final = frozenset(
     {"retail_selling", "dispensing", "accepting", "shipping", "receiving"})
 
 
@@ -475,11 +479,11 @@ def rule_receive_without_ship(s: Subject, view: View) -> list[Draft]:
 
 def rule_sold_before_release(s: Subject, view: View) -> list[Draft]:
     cl, c = s.classified, s.codes
-    if cl.activity in DOC_ACTIVITIES:
-        return []  # an order precedes release by design in 1210
-    sale = cl.activity in SALE_ACTIVITIES or c.disposition == "retail_sold"
-    delivery = cl.activity == "accepting"
-    shipping = cl.activity == "shipping"
+    if c.type == "TransactionEvent" or cl.activity == "declaration":
+        return []  # records of business documents, not goods moving; orders precede release
+    sale = c.biz_step in SALE_STEPS or c.disposition == "retail_sold"
+    delivery = c.biz_step == "accepting"
+    shipping = c.biz_step == "shipping"
     if not (sale or delivery or shipping):
         return []
     late: dict[str, dict[str, Any]] = {}
@@ -823,7 +827,7 @@ class FindingsBatch:
                     codes.add(cls)
                     if cls in gtins:
                         items_for_lots.add(code)
-            if c.biz_step in MOVEMENT_ACTIVITIES or c.disposition == "retail_sold":
+            if c.biz_step in MOVEMENT_STEPS or c.disposition == "retail_sold":
                 movers.update(named_codes(c, io=False))
             for t, i in c.biz_transactions:
                 if t in DOC_TYPES:
@@ -1073,3 +1077,39 @@ def record_scan_findings(findings: Sequence[Finding]) -> list[Finding]:
             raise ValueError("scan findings have source 'scan', rule scan.counterfeit and an "
                              "id starting with 'scan-'")
     return list(findings)
+
+
+# --- reading findings -----------------------------------------------------------------------
+
+
+def normalise_code(code: str) -> str:
+    """A product code as findings index it: the canonical Digital Link, item without lot."""
+    return split_lot(ids.index_key(code))[0]
+
+
+def list_findings(store: Store, *, rule: str | None = None, party: str | None = None,
+                  code: str | None = None, severity: str | None = None,
+                  since_seq: int | None = None, limit: int | None = None) -> list[Finding]:
+    """Findings in the order they were raised, filtered: by rule code, by a party involved,
+    by a product code (any spelling ``ids.index_key`` reads), by severity, raised at or
+    after ``since_seq``; at most ``limit``."""
+    from ledger.store import findingsdb
+
+    if rule is not None and rule not in RULES:
+        raise MalformedInput(f"unknown finding rule {rule!r}; rules are {', '.join(RULES)}")
+    if severity is not None and severity not in SEVERITIES:
+        raise MalformedInput(f"severity is one of {', '.join(SEVERITIES)}, not {severity!r}")
+    if limit is not None and limit < 0:
+        raise MalformedInput("limit must not be negative")
+    with store.reading() as conn:
+        return findingsdb.query_findings(
+            conn, rule=rule, party=party, code=None if code is None else normalise_code(code),
+            severity=severity, since_seq=since_seq, limit=limit)
+
+
+def findings_summary(store: Store) -> dict[str, Any]:
+    """Counts: total, by rule, by severity, by party, and by rule and party together."""
+    from ledger.store import findingsdb
+
+    with store.reading() as conn:
+        return findingsdb.summary(conn)
