@@ -5,7 +5,8 @@ Rules (README "Credit"):
 
 - start at 100 (``BASE``);
 - ``credit.record``: the points a regulator signed (−100 … +100), as recorded;
-- ``finding``: each finding naming the party, by severity (``FINDING_POINTS``);
+- ``finding``: each finding (``ledger.findings``) naming the party, by severity
+  (``FINDING_POINTS``: high −10, medium −5, low −2);
 - ``recall``: each recall event naming one of the party's products (what it named in its own
   production events, and their lots): −10, or −5 when the party recalled them itself
   (主动召回, a voluntary recall);
@@ -16,7 +17,6 @@ Rules (README "Credit"):
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +24,13 @@ from typing import Any
 import orjson
 
 from ledger.errors import NotFound
+from ledger.findings import list_findings
 from ledger.ids import parse_party_id
 from ledger.store import reportdb
 from ledger.store.db import Store
 
 BASE = 100
-FINDING_POINTS: Mapping[str, int] = {"critical": -20, "high": -10, "medium": -5, "low": -2,
-                                     "info": 0}
+FINDING_POINTS: Mapping[str, int] = {"high": -10, "medium": -5, "low": -2}
 FINDING_POINTS_OTHER = -5  # a severity the table does not name
 RECALL_POINTS = -10
 VOLUNTARY_RECALL_POINTS = -5
@@ -74,16 +74,6 @@ def finding_points(severity: str) -> int:
 # --- reads ----------------------------------------------------------------------------------
 
 
-def findings_module() -> Any | None:
-    """``ledger.findings`` when this ledger has the findings engine and its read interface
-    (``list_findings``), else None."""
-    try:
-        module = importlib.import_module("ledger.findings")
-    except ModuleNotFoundError:
-        return None
-    return module if hasattr(module, "list_findings") else None
-
-
 def _statement(raw: bytes) -> dict[str, Any]:
     st: dict[str, Any] = orjson.loads(raw)["envelope"]["statement"]
     return st
@@ -105,12 +95,11 @@ def _record_items(records: Iterable[tuple[int, bytes]], party: str) -> list[Cred
 def _finding_items(findings: Iterable[Mapping[str, Any]]) -> list[CreditItem]:
     out = []
     for f in findings:
-        sev = str(f.get("severity"))
-        msg = f.get("message") or {}
+        sev, msg = str(f["severity"]), f["message"]
         out.append(CreditItem(
-            "finding", tuple(int(s) for s in f.get("seqs", ())), finding_points(sev),
-            f"发现 {f.get('rule')}（{sev}）：{msg.get('zh', '')}",
-            f"finding {f.get('rule')} ({sev}): {msg.get('en', '')}"))
+            "finding", tuple(int(s) for s in f["seqs"]), finding_points(sev),
+            f"合规发现 {f['rule']}（{sev}）：{msg['zh']}",
+            f"finding {f['rule']} ({sev}): {msg['en']}"))
     return out
 
 
@@ -173,11 +162,11 @@ def _party_items(inp: _Inputs, party: str, findings: Iterable[Mapping[str, Any]]
 
 
 def credit_items(store: Store, party: str) -> tuple[str, list[CreditItem]]:
-    """(party name, every item that counts for ``party``), in the order of the rules."""
+    """(party name, every item that counts for ``party``): records, findings, recalls,
+    complaints."""
     parse_party_id(party)
     inp = _load(store, [party])
-    fm = findings_module()
-    findings = fm.list_findings(store, party=party) if fm is not None else []
+    findings = [f.as_dict() for f in list_findings(store, party=party)]
     return inp.names[party], _party_items(inp, party, findings)
 
 
@@ -196,11 +185,10 @@ def credit_table(store: Store) -> list[dict[str, Any]]:
     """Every registered party but the registrar: score, item count, the sum of their points
     (before the clamp) and the items themselves, lowest score first."""
     inp = _load(store, None)
-    fm = findings_module()
     by_party: dict[str, list[Mapping[str, Any]]] = {}
-    for f in fm.list_findings(store) if fm is not None else ():
-        for p in f.get("parties", ()):
-            by_party.setdefault(p, []).append(f)
+    for f in list_findings(store):
+        for who in f.parties:
+            by_party.setdefault(who, []).append(f.as_dict())
     with store.reading() as conn:
         rows = [p for p in reportdb.party_rows(conn) if p["id"] in inp.names]
     table = []

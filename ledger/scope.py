@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 
 from ledger import merkle, registry
-from ledger.credit import findings_module
 from ledger.errors import LedgerError
+from ledger.findings import list_findings
 from ledger.log import Ledger
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.statements import prepare
@@ -99,10 +99,7 @@ def scope_audit(ledger: Ledger, code: str) -> dict[str, Any]:
         it = by_seq[owners[n]]
         it["signaturesVerified"] = False
         it["problems"].append("a signature does not verify")
-    fm = findings_module()
-    findings: list[dict[str, Any]] | None = None
-    if fm is not None:
-        findings = [f for f in fm.list_findings(store) if set(f.get("seqs", ())) & set(raw)]
+    findings = [f.as_dict() for f in list_findings(store) if set(f.seqs) & set(raw)]
     bad = [e["seq"] for e in out_entries if e["problems"]]
     return {
         "code": key,

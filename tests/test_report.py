@@ -21,7 +21,6 @@ import orjson
 import pytest
 
 from ledger import merkle
-from ledger.credit import findings_module
 from ledger.domain import classify
 from ledger.errors import ProofError
 from ledger.home import Home
@@ -33,9 +32,6 @@ from tests.support import World
 from tools.report import collect, render_html
 
 REPO = Path(__file__).resolve().parent.parent
-needs_findings = pytest.mark.skipif(findings_module() is None,
-                                    reason="the findings engine's reads (ledger.findings."
-                                           "list_findings) are not merged")
 
 
 def _decoded(world: World) -> list[tuple[int, dict[str, Any]]]:
@@ -198,8 +194,9 @@ def test_html_report(world: World) -> None:
                   "四、信用 4. Credit", "五、产品链审计 5. Product chain audit"]
     assert page.th_scopes and all(s == "col" for s in page.th_scopes)
     charts = page.svgs
-    assert set(charts) == {"chart-stage-month", "chart-trade", "chart-origins",
+    assert set(charts) == {"chart-findings", "chart-stage-month", "chart-trade", "chart-origins",
                            "chart-destinations", "chart-clearance"}
+    assert [(lbl, v) for _, lbl, v in charts["chart-findings"]["bars"]] == [("three_docs.missing", 2)]
     for c in charts.values():
         assert c["title"] and c["desc"]
     assert [(lbl, v) for _, lbl, v in charts["chart-trade"]["bars"]] == [
@@ -221,21 +218,28 @@ def test_html_report(world: World) -> None:
     assert "✘" not in html
 
 
-@needs_findings
 def test_report_counts_findings_by_rule_and_party(world: World) -> None:
     from ledger import findings
 
-    build(world)
-    doc = collect(world.ledger, world.home)
+    c = build(world)
+    doc = collect(world.ledger, world.home, scope=ITEM.format(2))
+    f = doc["findings"]
+    # The two releases without payment and waybill: one high finding each, naming three parties.
+    assert f["total"] == 2 and f["bySeverity"] == {"high": 2}
+    assert [(r["rule"], r["count"], r["severity"]) for r in f["byRule"]] == [
+        ("three_docs.missing", 2, "high")]
+    assert sorted((r["party"], r["count"]) for r in f["byParty"]) == sorted(
+        (c.id(n), 2) for n in ("platform", "broker", "customs"))
     every = findings.list_findings(world.store)
-    assert doc["findings"]["total"] == len(every)
-    assert {r["rule"]: r["count"] for r in doc["findings"]["byRule"]} == dict(
-        Counter(f["rule"] for f in every))
-    assert {r["party"]: r["count"] for r in doc["findings"]["byParty"]} == dict(
-        Counter(p for f in every for p in f["parties"]))
+    assert [x["id"] for x in f["recent"]] == [x.id for x in reversed(every)]
+    # The scope of S2 touches the second release's finding only.
+    s = c.seqs
+    assert [(x["rule"], x["seqs"]) for x in doc["scope"]["findings"]] == [
+        ("three_docs.missing", [s["order2"], s["decl2"], s["release2"]])]
     html = render_html(doc)
-    for f in every[:20]:
-        assert f["rule"] in html
+    for x in every:
+        assert escape(x.message_zh) in html and escape(x.message_en) in html
+    assert "放行时缺少订单、支付单、运单或申报单" in html  # the rule's name, from the engine
 
 
 # --- the scope audit --------------------------------------------------------------------------
@@ -274,9 +278,10 @@ def test_scope_proofs_verify_and_tampering_fails(world: World) -> None:
     with pytest.raises(ProofError):
         merkle.verify_inclusion(leaf=merkle.leaf_hash(raw), index=e["seq"], size=cp.size,
                                 proof=bad, root=cp.root)
+    flipped = raw[:-2] + bytes([raw[-2] ^ 1]) + raw[-1:]
     with pytest.raises(ProofError):
-        merkle.verify_inclusion(leaf=merkle.leaf_hash(raw.replace(b"2026", b"2027", 1)),
-                                index=e["seq"], size=cp.size, proof=hashes, root=cp.root)
+        merkle.verify_inclusion(leaf=merkle.leaf_hash(flipped), index=e["seq"], size=cp.size,
+                                proof=hashes, root=cp.root)
     # The other product chain does not reach S1's entries.
     other = scope_audit(world.ledger, ITEM_Q)
     assert {x["seq"] for x in other["entries"]} == {s["commission_q"], s["decl3"], s["recall_q"]}
@@ -316,7 +321,7 @@ def test_cli_audit_report_and_scope(world: World, tmp_path: Path) -> None:
     assert doc["integrity"]["ok"] and doc["scope"]["ok"]
     _check_scope_independently(doc["scope"])
     page = _page(out.read_text(encoding="utf-8"))
-    assert len(page.svgs) == 5 and page.lang == "zh-CN"
+    assert len(page.svgs) == 6 and page.lang == "zh-CN"
     assert doc["statistics"] == statistics(world.store)
     short = _cli(world, "audit", "--scope", ITEM_Q)
     assert short.returncode == 0, short.stderr
@@ -430,12 +435,13 @@ def test_graphql_regulator_fields(world: World, api: Any) -> None:
         "checkpoint": {"note": sc["checkpointNote"],
                        "logKey": world.ledger.log_verifier().vkey()},
         "entries": sc["entries"]})
-    f = api.gql("{ findings(filter: {limit: 5}) { id rule parties message { en } } }", token).json()
-    if findings_module() is None:
-        assert f["errors"][0]["extensions"]["code"] == "no_findings_engine"
-    else:
-        from ledger import findings
+    from ledger import findings
 
-        assert "errors" not in f, f
-        assert [x["id"] for x in f["data"]["findings"]] == [
-            x["id"] for x in findings.list_findings(world.store, limit=5)]
+    f = api.gql("query($p: String!) { findings(filter: {party: $p, limit: 5}) { id seq rule "
+                "severity parties message { zh en } } }", token, p=c.id("customs")).json()
+    assert "errors" not in f, f
+    want = findings.list_findings(world.store, party=c.id("customs"), limit=5)
+    assert [(x["id"], x["seq"], x["rule"], x["message"]["en"]) for x in f["data"]["findings"]] \
+        == [(x.id, x.seq, x.rule, x.message_en) for x in want] and len(want) == 2
+    bad = api.gql('{ findings(filter: {rule: "no.such"}) { id } }', token).json()
+    assert bad["errors"][0]["extensions"]["code"] == "malformed"

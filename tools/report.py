@@ -4,13 +4,13 @@ self-contained HTML page (inline CSS, inline SVG, no JavaScript)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from html import escape
 from typing import Any
 
 from ledger.audit import audit
-from ledger.credit import credit_table, findings_module
+from ledger.credit import credit_table
 from ledger.domain import STAGES
+from ledger.findings import RULES, findings_summary, list_findings
 from ledger.home import Home
 from ledger.log import Ledger
 from ledger.scope import scope_audit
@@ -35,29 +35,20 @@ def _witnesses(led: Ledger, home: Home, size: int) -> dict[str, Any]:
             "witnessed": len(names) >= w.quorum}
 
 
-def _findings() -> tuple[bool, Any]:
-    fm = findings_module()
-    return fm is not None, fm
-
-
-def findings_overview(led: Ledger) -> dict[str, Any] | None:
-    """Findings by rule (with severities) and by party; None without the findings engine."""
-    available, fm = _findings()
-    if not available:
-        return None
-    all_f = list(fm.list_findings(led.store))
-    by_rule: dict[str, Counter[str]] = {}
-    by_party: Counter[str] = Counter()
-    for f in all_f:
-        by_rule.setdefault(str(f["rule"]), Counter())[str(f["severity"])] += 1
-        for p in f.get("parties", ()):
-            by_party[p] += 1
+def findings_overview(led: Ledger) -> dict[str, Any]:
+    """Counts by rule (with its names and severity) and by party, and the latest findings."""
+    summary = findings_summary(led.store)
+    every = list_findings(led.store)
     return {
-        "total": len(all_f),
-        "byRule": [{"rule": r, "count": sum(c.values()), "bySeverity": dict(sorted(c.items()))}
-                   for r, c in sorted(by_rule.items())],
-        "byParty": [{"party": p, "count": n} for p, n in by_party.most_common()],
-        "recent": sorted(all_f, key=lambda f: (f["seq"], str(f["id"])), reverse=True)[:FINDINGS_LIMIT],
+        "total": summary["total"],
+        "byRule": [{"rule": r, "zh": RULES[r].zh if r in RULES else r,
+                    "en": RULES[r].en if r in RULES else r,
+                    "severity": RULES[r].severity if r in RULES else "", "count": n}
+                   for r, n in summary["byRule"].items()],
+        "bySeverity": summary["bySeverity"],
+        "byParty": [{"party": p, "count": n}
+                    for p, n in sorted(summary["byParty"].items(), key=lambda kv: (-kv[1], kv[0]))],
+        "recent": [f.as_dict() for f in every[-FINDINGS_LIMIT:][::-1]],
     }
 
 
@@ -156,15 +147,20 @@ def _integrity(i: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _findings_html(f: dict[str, Any] | None) -> str:
-    if f is None:
-        return (f'<p class="muted">{_bi("本账本未安装发现规则引擎。", "This ledger has no findings engine.")}'
-                "</p>")
-    out = [f"<p>{_bi('发现总数：', 'findings in all: ')}<strong>{f['total']}</strong></p>",
-           f"<h3>{_bi('按规则', 'By rule')}</h3>",
-           _table([("规则", "rule"), ("数量", "count"), ("严重程度", "by severity")],
-                  [[r["rule"], str(r["count"]),
-                    ", ".join(f"{k} {v}" for k, v in r["bySeverity"].items())]
+def _findings_html(f: dict[str, Any]) -> str:
+    sev = ", ".join(f"{k} {v}" for k, v in f["bySeverity"].items()) or "—"
+    out = [f"<p>{_bi('发现总数：', 'findings in all: ')}<strong>{f['total']}</strong> "
+           f"({escape(sev)})</p>",
+           f"<h3>{_bi('按规则', 'By rule')}</h3><figure>",
+           bar_chart(ident="chart-findings", title="按规则的发现 Findings by rule",
+                     desc="Findings per rule: " + ", ".join(
+                         f"{r['rule']} {r['count']}" for r in f["byRule"]) + ".",
+                     bars=[(r["rule"], float(r["count"])) for r in f["byRule"]],
+                     width=900, slanted=True),
+           "</figure>",
+           _table([("规则", "rule"), ("说明", "meaning"), ("严重程度", "severity"), ("数量", "count")],
+                  [[r["rule"], _html(f"{escape(r['zh'])}<br><span lang=\"en\">"
+                                     f"{escape(r['en'])}</span>"), r["severity"], str(r["count"])]
                    for r in f["byRule"]]),
            f"<h3>{_bi('按主体', 'By party')}</h3>",
            _table([("主体", "party"), ("数量", "count")],
@@ -172,8 +168,8 @@ def _findings_html(f: dict[str, Any] | None) -> str:
            f"<h3>{_bi('最近的发现', 'Most recent findings')}</h3>",
            _table([("编号", "id"), ("规则", "rule"), ("严重程度", "severity"), ("条目", "seqs"),
                    ("说明", "message")],
-                  [[str(x.get("id")), str(x.get("rule")), str(x.get("severity")),
-                    ", ".join(str(s) for s in x.get("seqs", ())),
+                  [[str(x["id"]), str(x["rule"]), str(x["severity"]),
+                    ", ".join(str(s) for s in x["seqs"]),
                     _html(f"{escape(x['message']['zh'])}<br>"
                           f"<span lang=\"en\">{escape(x['message']['en'])}</span>")]
                    for x in f["recent"]])]
@@ -292,13 +288,12 @@ def _scope(sc: dict[str, Any]) -> str:
                     "✔ verified" if e["proofVerified"] else "✘ FAILED",
                     "✔ verified" if e["signaturesVerified"] else "✘ FAILED",
                     "; ".join(e["problems"]) or "—"] for e in sc["entries"]])]
-    if sc["findings"] is not None:
-        out += [f"<h3>{_bi('相关发现', 'Findings touching these entries')}</h3>",
-                _table([("规则", "rule"), ("严重程度", "severity"), ("条目", "seqs"),
-                        ("说明", "message")],
-                       [[str(f["rule"]), str(f["severity"]), ", ".join(map(str, f["seqs"])),
-                         f"{f['message']['zh']} / {f['message']['en']}"]
-                        for f in sc["findings"]])]
+    out += [f"<h3>{_bi('相关发现', 'Findings touching these entries')}</h3>",
+            _table([("规则", "rule"), ("严重程度", "severity"), ("条目", "seqs"), ("说明", "message")],
+                   [[str(f["rule"]), str(f["severity"]), ", ".join(map(str, f["seqs"])),
+                     _html(f"{escape(f['message']['zh'])}<br>"
+                           f"<span lang=\"en\">{escape(f['message']['en'])}</span>")]
+                    for f in sc["findings"]])]
     return "".join(out)
 
 

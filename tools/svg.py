@@ -16,9 +16,11 @@ def _fmt(v: float) -> str:
 
 
 def bar_chart(*, ident: str, title: str, desc: str, bars: Sequence[tuple[str, float]],
-              unit: str = "", width: int = 560, height: int = 260) -> str:
-    """Vertical bars, one per (label, value), value written above each bar."""
-    left, right, top, bottom = 56, 16, 24, 56
+              unit: str = "", width: int = 560, height: int = 260, slanted: bool = False) -> str:
+    """Vertical bars, one per (label, value), value written above each bar; ``slanted``
+    labels (for long ones) need more height below."""
+    left, right, top, bottom = 56, 16, 24, (150 if slanted else 56)
+    height += bottom - 56
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = max((v for _, v in bars), default=0) or 1
     slot = plot_w / max(len(bars), 1)
@@ -46,8 +48,10 @@ def bar_chart(*, ident: str, title: str, desc: str, bars: Sequence[tuple[str, fl
                      f'{escape(_fmt(value))}{escape(unit)}</title></rect>')
         parts.append(f'<text x="{x + bw / 2:.1f}" y="{y - 4:.1f}" font-size="11" '
                      f'text-anchor="middle">{escape(_fmt(value))}</text>')
-        parts.append(f'<text x="{x + bw / 2:.1f}" y="{top + plot_h + 16}" font-size="11" '
-                     f'text-anchor="middle">{escape(label)}</text>')
+        lx, ly = x + bw / 2, top + plot_h + 16
+        turn = f' transform="rotate(-35 {lx:.1f} {ly})"' if slanted else ""
+        parts.append(f'<text x="{lx:.1f}" y="{ly}" font-size="11" '
+                     f'text-anchor="{"end" if slanted else "middle"}"{turn}>{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -14,7 +14,7 @@ from api.graphql.types import Ctx, InclusionProof, LineageItem, Step
 from ledger import credit as credit_mod
 from ledger import stats
 from ledger.audit import audit as full_audit
-from ledger.errors import ConfigError
+from ledger.findings import list_findings
 from ledger.log import Ledger
 from ledger.scope import scope_audit
 
@@ -47,7 +47,7 @@ class Finding:
                    seqs=[int(s) for s in f.get("seqs", ())],
                    parties=[str(p) for p in f.get("parties", ())],
                    codes=[str(c) for c in f.get("codes", ())],
-                   message=Message.of(f.get("message") or {}), details=f.get("details"))
+                   message=Message.of(f["message"]), details=f["details"])
 
 
 @strawberry.input(description="Which findings: every given condition must hold.")
@@ -194,8 +194,7 @@ class ScopeAudit:
     upstream: list[LineageItem]
     downstream: list[LineageItem]
     entries: list[ScopeEntry]
-    findings: list[Finding] | None = strawberry.field(
-        description="findings touching these entries; null without the findings engine")
+    findings: list[Finding] = strawberry.field(description="findings touching these entries")
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> ScopeAudit:
@@ -215,7 +214,7 @@ class ScopeAudit:
                                                hashes=e["inclusionProof"]["hashes"]),
                 proof_verified=e["proofVerified"], signatures_verified=e["signaturesVerified"],
                 problems=e["problems"]) for e in d["entries"]],
-            findings=None if d["findings"] is None else [Finding.of(f) for f in d["findings"]])
+            findings=[Finding.of(f) for f in d["findings"]])
 
 
 @strawberry.type(description="An audit: the whole ledger's integrity, and one chain if scoped.")
@@ -238,15 +237,10 @@ class Audit:
 
 
 def _findings(ledger: Ledger, f: FindingFilter | None) -> list[dict[str, Any]]:
-    fm = credit_mod.findings_module()
-    if fm is None:
-        raise ConfigError("this ledger has no findings engine (ledger.findings)",
-                          code="no_findings_engine")
     f = f or FindingFilter()
-    got: list[dict[str, Any]] = fm.list_findings(
+    return [x.as_dict() for x in list_findings(
         ledger.store, rule=f.rule, party=f.party, code=f.code, severity=f.severity,
-        since_seq=f.since_seq, limit=f.limit)
-    return got
+        since_seq=f.since_seq, limit=f.limit)]
 
 
 @strawberry.type
