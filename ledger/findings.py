@@ -224,6 +224,16 @@ class Subject:
     codes: EventCodes
     classified: Classified
 
+    @functools.cached_property
+    def named(self) -> list[str]:
+        """Every code the event names (``named_codes``)."""
+        return named_codes(self.codes)
+
+    @functools.cached_property
+    def goods(self) -> list[str]:
+        """The codes it names as goods handled, without transformation inputs and outputs."""
+        return named_codes(self.codes, io=False)
+
 
 # --- reading an event ---------------------------------------------------------------------
 
@@ -338,7 +348,7 @@ def marks_set(s: Subject) -> dict[str, list[str]]:
     """mark -> codes this event sets it on."""
     c, cl = s.codes, s.classified
     out: dict[str, list[str]] = {}
-    codes = named_codes(c)
+    codes = s.named
     if not codes and cl.stage != "recall":
         return out
     procedure = procedure_of(s.body)
@@ -401,7 +411,7 @@ def rule_future_time(s: Subject, view: View) -> list[Draft]:
                   f"事件时间 {s.codes.event_time} 比签发或记录时间晚 {minutes} 分钟（允许 5 分钟）",
                   f"eventTime {s.codes.event_time} is {minutes} minutes after the statement was "
                   "issued or recorded (5 allowed)",
-                  named_codes(s.codes),
+                  s.named,
                   {"eventTime": s.codes.event_time, "issued": s.issued, "recorded": s.appended,
                    "aheadSeconds": int(ahead.total_seconds())})]
 
@@ -416,7 +426,7 @@ def rule_after_recall(s: Subject, view: View) -> list[Draft]:
         return []
     gtins = view.recalled_gtins()
     hit: dict[str, tuple[str, int, str]] = {}
-    for code in named_codes(c):
+    for code in s.named:
         cls = gtin_class(code)
         if cls is None:
             cands: set[str] = {code}
@@ -447,7 +457,7 @@ def rule_after_decommission(s: Subject, view: View) -> list[Draft]:
     if cl.stage in ("recall", "evaluation"):
         return []
     hit: dict[str, tuple[int, str]] = {}
-    for code in named_codes(c):
+    for code in s.named:
         m = view.marks(code).get("ended")
         if m is not None and m[0] < s.seq and m[1] <= c.event_time_utc:
             hit[code] = m
@@ -466,7 +476,7 @@ def rule_after_decommission(s: Subject, view: View) -> list[Draft]:
 def rule_receive_without_ship(s: Subject, view: View) -> list[Draft]:
     if s.codes.biz_step != "receiving":
         return []
-    unshipped = [code for code in named_codes(s.codes, io=False)
+    unshipped = [code for code in s.goods
                  if _first_mark(_expand(code, view, containers=True), "shipped", view, s.seq) is None]
     if not unshipped:
         return []
@@ -487,7 +497,7 @@ def rule_sold_before_release(s: Subject, view: View) -> list[Draft]:
     if not (sale or delivery or shipping):
         return []
     late: dict[str, dict[str, Any]] = {}
-    for code in named_codes(c, io=False):
+    for code in s.goods:
         around = _expand(code, view, containers=True)
         imported = _first_mark(around, "import", view, s.seq)
         if imported is None or _first_mark(around, "released", view, s.seq) is not None:
@@ -589,7 +599,7 @@ def rule_three_docs_arrival(s: Subject, view: View, doc: Document) -> list[Draft
     return [Draft("three_docs.mismatch", [s.seq, *(o.seq for o in others)],
                   [s.signer, *(o.signer for o in others)],
                   f"订单 {order_no} 的单证不一致：{zh}", f"documents of order {order_no} disagree: {en}",
-                  named_codes(s.codes), {"order": order_no, "document": doc.type, "problems": problems})]
+                  s.named, {"order": order_no, "document": doc.type, "problems": problems})]
 
 
 def rule_registered(s: Subject, view: View, doc: Document) -> list[Draft]:
@@ -613,7 +623,7 @@ def rule_registered(s: Subject, view: View, doc: Document) -> list[Draft]:
     return [Draft("three_docs.unregistered", [s.seq], parties,
                   f"订单 {doc.id} 的{as_zh} {who} 未以该角色登记",
                   f"order {doc.id}: {who} is not registered as {problems[0]['as']}",
-                  named_codes(s.codes), {"order": doc.id, "problems": problems})]
+                  s.named, {"order": doc.id, "problems": problems})]
 
 
 def rule_tax_limits(s: Subject, view: View, doc: Document) -> list[Draft]:
@@ -623,7 +633,7 @@ def rule_tax_limits(s: Subject, view: View, doc: Document) -> list[Draft]:
         return []
     value = Decimal(doc.value)
     out: list[Draft] = []
-    codes = named_codes(s.codes)
+    codes = s.named
     if value > SINGLE_LIMIT:
         out.append(Draft("tax.single_limit", [s.seq], [s.signer],
                          f"订单 {doc.id} 完税价格 {value} 元超过单次交易限值 5000 元，应按一般贸易全额征税",
@@ -656,7 +666,7 @@ def rule_positive_list(s: Subject, view: View, doc: Document) -> list[Draft]:
                   f"申报 {doc.id} 的商品编码 {doc.hs_code} 不在跨境电商零售进口正面清单内",
                   f"declaration {doc.id}: HS code {doc.hs_code} is not on the retail-import "
                   "positive list",
-                  named_codes(s.codes), {"declaration": doc.id, "hsCode": doc.hs_code,
+                  s.named, {"declaration": doc.id, "hsCode": doc.hs_code,
                                          "procedure": doc.procedure})]
 
 
@@ -674,7 +684,7 @@ def rule_release(s: Subject, view: View) -> list[Draft]:
         return []  # exports (9710, 9810) are not matched against three documents
     if procedure is None and not (numbers and decl is None):
         return []
-    codes = named_codes(s.codes)
+    codes = s.named
     missing: list[str] = []
     seqs, parties = [s.seq], [s.signer]
     if decl is None:
@@ -946,8 +956,12 @@ class FindingsBatch:
         self._containment_seen = len(changes)
 
     def marks(self, code: str) -> Mapping[str, tuple[int, str]]:
-        self._load_marks([code])
-        stored = self._db_marks[code]
+        stored = self._db_marks.get(code)
+        if stored is None:
+            self._load_marks([code])
+            stored = self._db_marks[code]
+        if not self.new_marks:
+            return stored
         out = dict(stored)
         for mark in ("import", "declared", "released", "recalled", "ended", "shipped"):
             if mark not in out and (code, mark) in self.new_marks:
