@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.errors import IdentifierError
+from ledger.ids import parse_digital_link
+
 _PREFIXES = ("cbvmda:", "https://ref.gs1.org/cbv/mda#", "")
 
 
@@ -94,3 +97,16 @@ def product_of(events: Sequence[Commissioning]) -> Product | None:
     return Product(names=names, lot_number=lot, expiration_date=expiry, country_of_origin=country,
                    production_time=first.event_time, producer=first.signer,
                    seqs=tuple(e.seq for e in ordered))
+
+
+def is_commissioning(*, stage: str, biz_step: str | None, via: str | None) -> bool:
+    """Whether a journey step says what the product is: a production-stage commissioning
+    of the item itself or of its lot (never of a container it travelled in)."""
+    if stage != "production" or biz_step != "commissioning":
+        return False
+    if via is None:
+        return True
+    try:
+        return parse_digital_link(via).kind == "lot"
+    except IdentifierError:
+        return False

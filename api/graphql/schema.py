@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -33,13 +32,11 @@ from api.graphql.types import (
     Ctx,
     Entry,
     EntryConnection,
-    EntryEdge,
     Error,
     InclusionProof,
     Journey,
     Lineage,
     LineageItem,
-    PageInfo,
     Party,
     RecallImpact,
     Receipt,
@@ -48,6 +45,7 @@ from api.graphql.types import (
     Trace,
     TraceCode,
     entry_of,
+    entry_page,
     party_of,
 )
 from api.qr import FORMATS, qr_image
@@ -64,24 +62,6 @@ MAX_SUBMIT = 1000  # envelopes in one submit: one batch, one transaction
 MAX_CODES = 1000  # codes in one issueTraceCodes; with images:
 MAX_IMAGES = 100
 POLL_SECONDS = 0.5  # how often a subscription looks for new entries
-
-
-def _cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"entry:{seq}".encode()).decode().rstrip("=")
-
-
-def _after(cursor: str | None) -> int:
-    if cursor is None:
-        return -1
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, seq = text.partition(":")
-        if kind == "entry" and seq.isdigit():
-            return int(seq)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise MalformedInput(f"cursor {cursor!r} is not one this API gave out; pass an endCursor back",
-                         code="bad_cursor")
 
 
 def _checkpoint(ledger: Ledger, size: int | None = None) -> Checkpoint:
@@ -145,17 +125,8 @@ class Query(RegulatorQuery):
     async def entries(self, info: Ctx, first: int = 50, after: str | None = None,
                       signer: str | None = None, stage: str | None = None,
                       since: str | None = None, until: str | None = None) -> EntryConnection:
-        start = _after(after)
-        page, more = await run(info.context.ledger.list_entries, first=first, after=start,
-                               signer=signer, stage=stage, since=since, until=until)
-        loader = info.context.loaders.entry
-        for e in page:
-            loader.prime(e.seq, e)
-        edges = [EntryEdge(cursor=_cursor(e.seq), node=Entry.of(e)) for e in page]
-        return EntryConnection(edges=edges, page_info=PageInfo(
-            has_next_page=more, has_previous_page=after is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None))
+        return await entry_page(info, first=first, after=after, signer=signer, stage=stage,
+                                since=since, until=until)
 
     @strawberry.field(description="The latest signed checkpoint.")
     async def checkpoint(self, info: Ctx) -> Checkpoint:

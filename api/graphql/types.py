@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import Any, cast
 
 import strawberry
@@ -10,8 +11,8 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.graphql.context import Context
-from ledger import ids, log, product, registry, trace
-from ledger.errors import IdentifierError, LedgerError
+from ledger import log, product, registry, trace
+from ledger.errors import LedgerError, MalformedInput
 from ledger.note import Checkpoint as CheckpointBody
 
 Ctx = Info[Context, None]
@@ -48,6 +49,11 @@ class Party:
         return [PartyKey(key_id=k.key_id, public_key=base64.b64encode(k.public_key).decode(),
                          valid_from=k.valid_from, valid_until=k.valid_until, ended_by=k.ended_by)
                 for k in await info.context.loaders.keys.load(self.id)]
+
+    @strawberry.field(description="Entries this party signed, a page at a time.")
+    async def entries(self, info: Ctx, first: int = 20, after: str | None = None
+                      ) -> EntryConnection:
+        return await entry_page(info, first=first, after=after, signer=self.id)
 
     @classmethod
     def of(cls, p: registry.PartyRecord) -> Party:
@@ -110,6 +116,10 @@ class Entry:
     async def signer_party(self, info: Ctx) -> Party | None:
         return await party_of(info, self.signer)
 
+    @strawberry.field(description="the journey stage of an event; null for other kinds")
+    async def stage(self, info: Ctx) -> str | None:
+        return await info.context.loaders.stage.load(self.seq) if self.kind == "event" else None
+
     @strawberry.field(description="null when the statement commits to no private data")
     async def private(self, info: Ctx) -> PrivateData | None:
         v = await info.context.loaders.private.load(self.seq)
@@ -120,9 +130,7 @@ class Entry:
 
     @strawberry.field(description="its inclusion proof against the tree of treeSize (default: now)")
     async def inclusion_proof(self, info: Ctx, tree_size: int | None = None) -> InclusionProof:
-        from api.graphql.context import run
-
-        size = tree_size if tree_size is not None else await run(info.context.ledger.size)
+        size = tree_size if tree_size is not None else await info.context.loaders.size.load(0)
         return InclusionProof.of(await info.context.loaders.proof(size).load(self.seq))
 
     @classmethod
@@ -290,8 +298,8 @@ class Trace:
 
     @strawberry.field
     async def product(self, info: Ctx) -> Product | None:
-        made = [s for s in self.journey if s.stage == "production" and s.biz_step == "commissioning"
-                and (s.via is None or _is_lot(s.via))]
+        made = [s for s in self.journey
+                if product.is_commissioning(stage=s.stage, biz_step=s.biz_step, via=s.via)]
         entries = await info.context.loaders.entry.load_many([s.seq for s in made])
         p = product.product_of([
             product.Commissioning(seq=e.seq, signer=s.signer, event_time=s.event_time,
@@ -332,13 +340,6 @@ class Trace:
         return [EntryProof(seq=s, leaf_hash=e.leaf_hash.hex() if e else "",
                            inclusion_proof=InclusionProof.of(p))
                 for s, p, e in zip(seqs, proofs, entries, strict=True)]
-
-
-def _is_lot(code: str) -> bool:
-    try:
-        return ids.parse_digital_link(code).kind == "lot"
-    except IdentifierError:
-        return False
 
 
 @strawberry.type
@@ -394,3 +395,38 @@ class TraceCode:
     media_type: str | None
     image: str | None = strawberry.field(description="base64 of the PNG or SVG bytes")
     error: Error | None
+
+
+def _cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"entry:{seq}".encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> int:
+    if cursor is None:
+        return -1
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, seq = text.partition(":")
+        if kind == "entry" and seq.isdigit():
+            return int(seq)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise MalformedInput(f"cursor {cursor!r} is not one this API gave out; pass an endCursor back",
+                         code="bad_cursor")
+
+
+async def entry_page(info: Ctx, *, first: int, after: str | None, signer: str | None = None,
+                     stage: str | None = None, since: str | None = None, until: str | None = None
+                     ) -> EntryConnection:
+    from api.graphql.context import run
+
+    page, more = await run(info.context.ledger.list_entries, first=first, after=_after(after),
+                           signer=signer, stage=stage, since=since, until=until)
+    loader = info.context.loaders.entry
+    for e in page:
+        loader.prime(e.seq, e)
+    edges = [EntryEdge(cursor=_cursor(e.seq), node=Entry.of(e)) for e in page]
+    return EntryConnection(edges=edges, page_info=PageInfo(
+        has_next_page=more, has_previous_page=after is not None,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None))
