@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger import canonical, findings, merkle, registry
+from ledger import canonical, findings, findings_batch, merkle, registry
 from ledger.domain import (
     STAGES,
     Classified,
@@ -357,7 +357,7 @@ class Ledger:
                 party_ids.add(p.body["party"])
             elif p.kind == "party.register":
                 party_ids.add(p.body["id"])
-        party_ids |= findings.parties_named(facts)
+        party_ids |= findings_batch.parties_named(facts)
 
         with store.writing() as conn:
             head = store.head(conn)
@@ -381,7 +381,7 @@ class Ledger:
             new_nodes: dict[tuple[int, int], bytes] = {}
             trace = TraceBatch()
             # Violations in business terms never refuse a statement: they become findings.
-            judged = findings.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
+            judged = findings_batch.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
             judged.prefetch([(p.body, f) for p, f in zip(prepared, facts, strict=True)
                              if f is not None and p.statement_hash not in dup_seqs])
             prepared_hash = ({p.statement.get("private"): p.statement_hash for p in prepared}

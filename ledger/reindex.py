@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from ledger import findings, registry
+from ledger import findings, findings_batch, registry
 from ledger.domain import EventCodes, classify
 from ledger.log import event_facts
 from ledger.projections import TraceBatch
@@ -33,7 +33,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
         tracedb.clear_projections(conn)
         reg = registry.RegistryState()
         trace = TraceBatch()
-        judged = findings.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
+        judged = findings_batch.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
         n = events = raised = 0
         chunk: list[tuple[int, str, Prepared, EventCodes | None]] = []
 
@@ -67,7 +67,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
                 findingsdb.write_findings(conn, judged)
                 raised += len(judged.findings)
                 trace = TraceBatch()
-                judged = findings.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
+                judged = findings_batch.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
                 if progress:
                     progress(n, total)
         events += replay(chunk)

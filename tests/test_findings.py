@@ -651,3 +651,14 @@ def test_migration_0006_goes_down_and_up(chain: Chain) -> None:
     assert list_findings(store) == []  # a migrated ledger fills its findings on reindex
     reindex(store)
     assert rules_of(chain.world) == ["order.receive_without_ship"]
+
+
+def test_scan_findings_are_checked_before_they_are_stored() -> None:
+    from ledger.findings import record_scan_findings
+
+    good = Finding(id="scan-7", seq=1, rule="scan.counterfeit", severity="high", time="t", seqs=(1,),
+                   parties=(), codes=(), message_zh="…", message_en="…", details={}, source="scan")
+    assert record_scan_findings([good]) == [good]
+    for bad in ({"source": "entry"}, {"rule": "order.future_time"}, {"id": "7"}):
+        with pytest.raises(ValueError, match="scan findings"):
+            record_scan_findings([Finding(**{**good.__dict__, **bad})])

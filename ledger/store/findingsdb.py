@@ -11,7 +11,8 @@ import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
-from ledger.findings import Document, Finding, FindingsBatch
+from ledger.findings import Document, Finding
+from ledger.findings_batch import FindingsBatch
 from ledger.store.schema import finding_codes, finding_parties, findings
 
 _CHUNK = 400
