@@ -342,6 +342,21 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
             sys.stderr.write(f"\raudit: {done:,}/{total:,} entries ({pct:.1f}%), {rate:,.0f}/s")
             sys.stderr.flush()
 
+    if a.report or a.scope:
+        from tools.report import collect, render_html
+
+        doc = collect(led, home, scope=a.scope)
+        if a.report:
+            Path(a.report).write_text(render_html(doc), encoding="utf-8")
+        if a.json:
+            out(doc)
+        else:
+            out({"report": a.report, "ok": doc["integrity"]["ok"],
+                 "problems": len(doc["integrity"]["problems"]),
+                 **({"scope": doc["scope"]["code"], "scopeOk": doc["scope"]["ok"],
+                     "scopeEntries": len(doc["scope"]["entries"])} if a.scope else {})})
+        ok = doc["integrity"]["ok"] and (not a.scope or doc["scope"]["ok"])
+        return 0 if ok else 1
     rep = audit(led.store, progress=progress)
     if tty:
         sys.stderr.write("\n")
@@ -355,6 +370,23 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
               f"{rep.checkpoints} checkpoints, {rep.nodes} tree nodes: {status}",
               file=sys.stderr)
     return 0 if rep.ok else 1
+
+
+def cmd_credit(a: argparse.Namespace, home: Home) -> int:
+    from ledger.credit import credit, credit_table
+
+    led = _open(home)
+    if a.all == (a.party is not None):
+        raise MalformedInput("give one party id, or --all for the whole credit table")
+    out(credit_table(led.store) if a.all else credit(led.store, a.party))
+    return 0
+
+
+def cmd_stats(a: argparse.Namespace, home: Home) -> int:
+    from ledger.stats import statistics
+
+    out(statistics(_open(home).store))
+    return 0
 
 
 def cmd_demo(a: argparse.Namespace, home: Home) -> int:
@@ -736,9 +768,20 @@ def parser() -> argparse.ArgumentParser:
                    help="how many of the given witnesses must have cosigned (default 0)")
     s.set_defaults(fn=cmd_verify)
 
-    s = sub.add_parser("audit", help="check the whole ledger")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("audit", help="check the whole ledger; --report writes the HTML report")
+    s.add_argument("--json", action="store_true",
+                   help="JSON on stdout (with --report or --scope: the whole report's data)")
+    s.add_argument("--report", metavar="FILE",
+                   help="write the audit report (integrity, findings, statistics, credit) as HTML")
+    s.add_argument("--scope", metavar="CODE",
+                   help="also audit one product chain: its entries with verified proofs")
     s.set_defaults(fn=cmd_audit)
+    s = sub.add_parser("credit", help="a party's credit score with every item explained")
+    s.add_argument("party", nargs="?", help="party id (uscc:… or gln:…)")
+    s.add_argument("--all", action="store_true", help="the credit table of every party")
+    s.set_defaults(fn=cmd_credit)
+    sub.add_parser("stats", help="statistics: stages by month, trade, origins, clearance time"
+                   ).set_defaults(fn=cmd_stats)
     # --- epcis (begin) ---
     epcis_p = sub.add_parser("epcis", help="import or export EPCIS 2.0 documents")
     esub = epcis_p.add_subparsers(dest="epcis_command", required=True)

@@ -25,6 +25,7 @@ from strawberry.scalars import JSON
 from strawberry.types import ExecutionContext
 
 from api.graphql.context import run
+from api.graphql.regulator import RegulatorQuery
 from api.graphql.types import (
     Checkpoint,
     ConsistencyProof,
@@ -82,7 +83,7 @@ class ViewerInfo:
 
 
 @strawberry.type
-class Query:
+class Query(RegulatorQuery):
     @strawberry.field(description="Who this request is read as (from its bearer token).")
     def viewer(self, info: Ctx) -> ViewerInfo:
         v = info.context.viewer
