@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from api.qr import qr_response
 from api.resolver import resolve
 from api.settings import Settings
 from ledger.errors import LedgerError
@@ -65,6 +66,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     def digital_link(request: Request) -> Response:
         return resolve(request, store, settings.base_url)
 
+    def qr(request: Request) -> Response:
+        return qr_response(request, settings.base_url)
+
     routes = [
         Route("/healthz", healthz),
         Route("/checkpoint", checkpoint),
@@ -73,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/proof/inclusion/{seq}/{size}", inclusion),
         Route("/01/{rest:path}", digital_link),
         Route("/00/{rest:path}", digital_link),
+        Route("/qr/{rest:path}", qr),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

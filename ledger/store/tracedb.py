@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from ledger.projections import TraceBatch
@@ -195,3 +195,13 @@ def biz_transaction_seqs(conn: Connection, type_: str, id_: str) -> list[int]:
                                              biz_transactions.c.id == id_)
         .order_by(biz_transactions.c.seq))]
 
+
+
+def lot_members(conn: Connection, lot: str) -> list[tuple[str, int]]:
+    """(code, first seq) of everything the ledger linked to ``lot`` as one of its members:
+    items commissioned with its lot number, or named with ``/10/{lot}`` in their link."""
+    rows = conn.execute(
+        select(lineage.c.dst, func.min(lineage.c.seq))
+        .where(lineage.c.src == lot, lineage.c.kind == "lot")
+        .group_by(lineage.c.dst))
+    return [(r[0], int(r[1])) for r in rows]
