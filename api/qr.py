@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from functools import lru_cache
 from typing import Final
 
 import qrcode
@@ -72,6 +73,11 @@ def qr_image(text: str, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+# Drawing a symbol costs milliseconds of pure Python, and a label run asks for the same
+# few thousand codes again and again: keep the latest images (a few KB each).
+_cached_image = lru_cache(maxsize=4096)(qr_image)
+
+
 def _error(status: int, err: LedgerError) -> JSONResponse:
     return JSONResponse({"error": err.as_dict()}, status_code=status)
 
@@ -97,4 +103,4 @@ def qr_response(request: Request, base_url: str) -> Response:
                "X-Digital-Link": text}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    return Response(qr_image(text, fmt), media_type=FORMATS[fmt], headers=headers)
+    return Response(_cached_image(text, fmt), media_type=FORMATS[fmt], headers=headers)
