@@ -1,5 +1,6 @@
-"""The HTTP face of the ledger: health, the latest checkpoint, the log key, and the
-Digital Link resolver. GraphQL, pages and QR codes come with later work."""
+"""The HTTP face of the ledger: health, the latest checkpoint, the log key, proofs, the
+Digital Link resolver, QR codes of Digital Links and GraphQL, every route behind the
+bearer-token check (api/auth.py). Pages come with later work."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
+from api.auth import BearerAuth
+from api.graphql.app import graphql_app
 from api.qr import qr_response
 from api.resolver import resolve
 from api.settings import Settings
 from ledger.errors import LedgerError
+from ledger.home import Home
 from ledger.log import Ledger
 from ledger.store.db import Store
 from ledger.witnessing import cosigned_note
@@ -23,7 +28,9 @@ from ledger.witnessing import cosigned_note
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     store = Store(settings.db_url)
-    ledger = Ledger(store)
+    # The checkpoint key, when this home has it, lets GraphQL `submit` append.
+    ledger = Ledger(store, note_signer=Home(settings.home).note_signer_if_any())
+    graphql = graphql_app(ledger, settings)
 
     def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "size": ledger.size()})
@@ -78,13 +85,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/01/{rest:path}", digital_link),
         Route("/00/{rest:path}", digital_link),
         Route("/qr/{rest:path}", qr),
+        Route("/graphql", graphql),
+        WebSocketRoute("/graphql", graphql),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         store.dispose()
 
-    app = Starlette(debug=settings.dev, routes=routes, lifespan=lifespan)
+    app = Starlette(debug=settings.dev, routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(BearerAuth, ledger=ledger)])
     app.state.settings = settings
     app.state.store = store
+    app.state.ledger = ledger
     return app

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from ledger import canonical, merkle, registry
 from ledger.domain import (
+    STAGES,
     Classified,
     EventCodes,
     authorise_event,
@@ -39,19 +40,21 @@ from ledger.errors import (
     ProofError,
 )
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier
-from ledger.private import Viewer, check_view, commitment_of
+from ledger.private import Viewer, check_view, commitment_of, entitled
 from ledger.projections import TraceBatch, split_lot
 from ledger.schemas import validate_event_body
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
 from ledger.store import tracedb
 from ledger.store.db import Store
 from ledger.store.schema import node_key
+from ledger.tokens import check_token, read_token
 from ledger.verify import verify_chunk, verify_pool
 
 ZERO_HASH = bytes(32)
 PARALLEL_VERIFY_MIN = 64  # below this, handing work to another process costs more
 
 VERIFY_CHUNK = 128
+MAX_PAGE = 1000  # entries in one page of a listing
 
 
 def verify_many(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
@@ -139,6 +142,39 @@ def _hashes(v: object) -> tuple[bytes, ...]:
             raise MalformedInput("each proof hash must be 64 hex characters")
         out.append(b)
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class PrivateView:
+    """What a viewer may see of a statement's private data.
+
+    ``status``: ``shown`` (``data`` and ``salt`` given), ``not_entitled``, ``shredded``
+    (erased; ``shredded`` says when) or ``missing`` (never given to this ledger).
+    """
+
+    commitment: str
+    status: str
+    data: dict[str, Any] | None = None
+    salt: str | None = None
+    shredded: str | None = None
+
+
+def _utc_bound(value: str | None, name: str) -> str | None:
+    """An RFC 3339 time (or a date, meaning its UTC midnight) in the ledger's time format."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise MalformedInput(f"{name} {value!r} is not an RFC 3339 time such as "
+                             "2026-11-27T08:00:00Z") from None
+    if t.tzinfo is None:
+        if len(value) != 10:
+            raise MalformedInput(f"{name} {value!r} has no time zone; add Z or an offset such as +08:00")
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -585,6 +621,111 @@ class Ledger:
         if seq is None:
             raise NotFound(f"no private data {commitment[:19]}… is held here")
         return {"commitment": commitment, "seq": seq, "shredded": True}
+
+    def origin(self) -> str:
+        """The checkpoint origin, which bearer tokens name as their audience."""
+        with self.store.reading() as conn:
+            reg = self.store.load_registry(conn, key_ids=(), party_ids=())
+        if not reg.origin:
+            raise ConfigError("the ledger has no genesis entry; run `suyuan init` first")
+        return reg.origin
+
+    def viewer_for_token(self, token: str, *, now: float | None = None) -> Viewer:
+        """Who a bearer token speaks for: a regulator if its party has the ``regulator``
+        role, else that party. Checked against the registry as of the ledger's current
+        size, so the tokens of a revoked key stop working at once; raises NotAuthentic
+        with the reason."""
+        claims, _, _ = read_token(token)
+        with self.store.reading() as conn:
+            head = self.store.head(conn)
+            reg = self.store.load_registry(conn, key_ids=[claims.key], party_ids=[claims.sub])
+        if not reg.origin:
+            raise ConfigError("the ledger has no genesis entry; run `suyuan init` first")
+        claims = check_token(token, reg, audience=reg.origin, seq=head[0] if head else 0, now=now)
+        party = reg.parties[claims.sub]  # its key is registered to it, so it is registered
+        return Viewer("regulator" if "regulator" in party.roles else "party", claims.sub)
+
+    def entries_found(self, seqs: Iterable[int]) -> dict[int, Entry]:
+        """The entries at those seqs that exist (two reads whatever their number)."""
+        wanted = sorted(set(seqs))
+        with self.store.reading() as conn:
+            raw = self.store.entries_by_seq(conn, wanted)
+            leaves = self.store.fetch_nodes(conn, [(0, s) for s in raw])
+        return {s: Entry(s, leaves[(0, s)], raw[s]) for s in wanted if s in raw}
+
+    def inclusion_proofs(self, seqs: Iterable[int], size: int) -> dict[int, InclusionProof]:
+        """Proofs of many entries against the tree of ``size``, from one read of nodes."""
+        wanted = sorted(set(seqs))
+        with self.store.reading() as conn:
+            for seq in wanted:
+                if not 0 <= seq < size:
+                    raise NotFound(f"seq {seq} is not in a tree of size {size}")
+            try:
+                got = merkle.inclusion_proofs(wanted, size,
+                                              lambda ids: self.store.fetch_nodes(conn, ids))
+            except ProofError:
+                self._tree_size(conn, size)
+                raise
+        return {s: InclusionProof(s, size, tuple(h)) for s, h in got.items()}
+
+    def private_views(self, entries: Sequence[Entry], viewer: Viewer) -> dict[int, PrivateView]:
+        """For each entry whose statement commits to private data: what ``viewer`` may see
+        of it (the same rule as ``private_data``), with one read for all entitled blobs."""
+        out: dict[int, PrivateView] = {}
+        entitled_to: dict[int, str] = {}
+        for e in entries:
+            env = e.decoded()["envelope"]
+            st = env["statement"]
+            commitment = st.get("private")
+            if not isinstance(commitment, str):
+                continue
+            if entitled(viewer, st, [s["signer"] for s in env["signatures"][1:]]):
+                entitled_to[e.seq] = commitment
+            else:
+                out[e.seq] = PrivateView(commitment, "not_entitled")
+        if entitled_to:
+            with self.store.reading() as conn:
+                blobs = self.store.private_blobs_of(conn, entitled_to.values())
+            for seq, c in entitled_to.items():
+                row = blobs.get(c)
+                if row is None:
+                    out[seq] = PrivateView(c, "missing")
+                elif row[0] is None:
+                    out[seq] = PrivateView(c, "shredded", shredded=row[1])
+                else:
+                    doc = orjson.loads(row[0])
+                    out[seq] = PrivateView(c, "shown", data=doc["data"], salt=doc["salt"])
+        return out
+
+    def list_entries(self, *, first: int = 50, after: int = -1, signer: str | None = None,
+                     stage: str | None = None, since: str | None = None,
+                     until: str | None = None) -> tuple[list[Entry], bool]:
+        """One keyset page of entries in seq order: (entries, whether more follow).
+
+        ``signer`` and ``stage`` (events only) filter; ``since``/``until`` bound the time
+        the ledger recorded the entry (RFC 3339; ``until`` exclusive)."""
+        if not 1 <= first <= MAX_PAGE:
+            raise MalformedInput(f"a page holds 1 to {MAX_PAGE} entries, not {first}")
+        if stage is not None and stage not in STAGES:
+            raise MalformedInput(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+        lo_t, hi_t = _utc_bound(since, "since"), _utc_bound(until, "until")
+        with self.store.reading() as conn:
+            lo, hi = ((0, None) if lo_t is None and hi_t is None
+                      else tracedb.seq_bounds_for_time(conn, lo_t, hi_t))
+            rows = tracedb.entry_page(conn, after=after, limit=first + 1, lo=lo, hi=hi,
+                                      signer=signer, stage=stage)
+        return [Entry(*r) for r in rows[:first]], len(rows) > first
+
+    def party_records(self, ids: Iterable[str] | None) -> dict[str, registry.PartyRecord]:
+        """The registered parties among ``ids`` (None: all), without their keys."""
+        with self.store.reading() as conn:
+            reg = self.store.load_registry(conn, key_ids=(), party_ids=ids)
+        wanted = None if ids is None else set(ids)
+        return {k: v for k, v in reg.parties.items() if wanted is None or k in wanted}
+
+    def party_keys(self, ids: Iterable[str]) -> dict[str, list[registry.KeyRecord]]:
+        with self.store.reading() as conn:
+            return self.store.keys_of_parties(conn, list(ids))
 
     def registry_view(self) -> registry.RegistryState:
         """The whole registry projection (parties and keys), for listings."""

@@ -174,6 +174,18 @@ def inclusion_proof(index: int, size: int, fetch: NodeFetcher) -> list[bytes]:
     return [_subtree_hash(p, got) for p in parts]
 
 
+def inclusion_proofs(indices: Collection[int], size: int, fetch: NodeFetcher
+                     ) -> dict[int, list[bytes]]:
+    """Inclusion proofs of many leaves of one tree, from a single fetch of their nodes:
+    proving a whole journey costs one round trip, not one per entry."""
+    for index in indices:
+        if not 0 <= index < size:
+            raise ProofError(f"leaf {index} is not in a tree of size {size}")
+    parts = {i: needed_for_inclusion(i, size) for i in indices}
+    got = fetch({n for ps in parts.values() for p in ps for n in p})
+    return {i: [_subtree_hash(p, got) for p in ps] for i, ps in parts.items()}
+
+
 def consistency_proof(first: int, second: int, fetch: NodeFetcher) -> list[bytes]:
     if not 0 <= first <= second:
         raise ProofError(f"no consistency proof from size {first} to size {second}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -80,3 +80,21 @@ def check_view(viewer: Viewer, statement: Mapping[str, Any], cosigners: list[str
     if not entitled(viewer, statement, cosigners):
         raise NotAuthorised("private data is shown only to its signer, the parties its "
                             "statement names, and regulators", code="not_entitled")
+
+
+def unwrap_envelopes(items: Iterable[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """(envelopes, commitment -> blob): an item may be an envelope, or an envelope with its
+    private blob beside it as ``{"envelope", "private"}`` (what `suyuan sign --private`
+    writes); the blob never travels inside the signed statement."""
+    envs: list[Any] = []
+    private: dict[str, Any] = {}
+    for item in items:
+        if isinstance(item, dict) and item.keys() == {"envelope", "private"}:
+            env = item["envelope"]
+            commitment = env.get("statement", {}).get("private") if isinstance(env, dict) else None
+            if isinstance(commitment, str):
+                private[commitment] = item["private"]
+            envs.append(env)
+        else:
+            envs.append(item)
+    return envs, private

@@ -181,3 +181,10 @@ def lot_items(store: Store, code: str) -> dict[str, Any]:
             items.append((first_seq, _serial_order(m.serial or ""), member))
     items.sort()
     return {"lot": lot, "items": [c for _, _, c in items]}
+
+
+def journey_of(store: Store, code: str) -> tuple[str, list[Step]]:
+    """(canonical code, its journey's steps in event-time order)."""
+    key = normalise_code(code)
+    with store.reading() as conn:
+        return key, journey_steps(conn, key)

@@ -364,6 +364,19 @@ class Store:
                 reg.negative[r.party] = (int(r.since_seq), r.reason)
         return reg
 
+    def keys_of_parties(self, conn: Connection, party_ids: Collection[str]
+                        ) -> dict[str, list[KeyRecord]]:
+        """party -> its keys, oldest first."""
+        out: dict[str, list[KeyRecord]] = {}
+        pids = sorted(set(party_ids))
+        for i in range(0, len(pids), _IN_CHUNK):
+            for r in conn.execute(select(party_keys)
+                                  .where(party_keys.c.party.in_(pids[i : i + _IN_CHUNK]))
+                                  .order_by(party_keys.c.valid_from)):
+                out.setdefault(r.party, []).append(KeyRecord(
+                    r.key_id, r.party, bytes(r.public_key), r.valid_from, r.valid_until, r.ended_by))
+        return out
+
     def public_keys(self, conn: Connection, key_ids: Collection[str]) -> dict[str, tuple[str, bytes]]:
         """key id -> (party, public key); both never change once registered."""
         out: dict[str, tuple[str, bytes]] = {}
@@ -463,6 +476,19 @@ class Store:
         if row is None:
             return None
         return (None if row[0] is None else bytes(row[0])), row[1]
+
+    def private_blobs_of(self, conn: Connection, commitments: Collection[str]
+                         ) -> dict[str, tuple[bytes | None, str | None]]:
+        """commitment -> (blob or None once shredded, when shredded), for those held."""
+        out: dict[str, tuple[bytes | None, str | None]] = {}
+        wanted = sorted(set(commitments))
+        for i in range(0, len(wanted), _IN_CHUNK):
+            for c, blob, shredded in conn.execute(
+                select(private_blobs.c.commitment, private_blobs.c.blob, private_blobs.c.shredded)
+                .where(private_blobs.c.commitment.in_(wanted[i : i + _IN_CHUNK]))
+            ):
+                out[c] = (None if blob is None else bytes(blob)), shredded
+        return out
 
     def shred_private(self, conn: Connection, commitment: str, when: str) -> int | None:
         row = conn.execute(select(private_blobs.c.seq).where(

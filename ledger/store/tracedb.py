@@ -13,8 +13,10 @@ from ledger.projections import TraceBatch
 from ledger.store.schema import (
     PROJECTION_TABLES,
     biz_transactions,
+    checkpoints,
     containment,
     current_state,
+    entries,
     events,
     ident_entries,
     lineage,
@@ -205,3 +207,41 @@ def lot_members(conn: Connection, lot: str) -> list[tuple[str, int]]:
         .where(lineage.c.src == lot, lineage.c.kind == "lot")
         .group_by(lineage.c.dst))
     return [(r[0], int(r[1])) for r in rows]
+
+
+def seq_bounds_for_time(conn: Connection, since: str | None, until: str | None
+                        ) -> tuple[int, int | None]:
+    """[lo, hi) of the seqs the ledger recorded at ``since`` <= time < ``until``.
+
+    Every entry of a batch carries the batch's ledger time, and so does the checkpoint the
+    batch ends with; ledger times only grow, so two index reads on checkpoints bound the
+    range without reading any entry.
+    """
+    lo, hi = 0, None
+    if since is not None:
+        # The last batch recorded before ``since`` ends where the range starts.
+        row = conn.execute(select(checkpoints.c.size).where(checkpoints.c.time < since)
+                           .order_by(checkpoints.c.size.desc()).limit(1)).first()
+        lo = int(row[0]) if row else 0
+    if until is not None:
+        row = conn.execute(select(checkpoints.c.size).where(checkpoints.c.time < until)
+                           .order_by(checkpoints.c.size.desc()).limit(1)).first()
+        hi = int(row[0]) if row else 0
+    return lo, hi
+
+
+def entry_page(conn: Connection, *, after: int, limit: int, lo: int = 0, hi: int | None = None,
+               signer: str | None = None, stage: str | None = None
+               ) -> list[tuple[int, bytes, bytes]]:
+    """(seq, leaf hash, entry bytes) of up to ``limit`` entries with seq > ``after`` in
+    [lo, hi), by signer and (for events) stage, in seq order: a keyset page."""
+    q = select(entries.c.seq, entries.c.leaf_hash, entries.c.entry)
+    if stage is not None:
+        q = q.join(events, events.c.seq == entries.c.seq).where(events.c.stage == stage)
+    q = q.where(entries.c.seq > after, entries.c.seq >= lo)
+    if hi is not None:
+        q = q.where(entries.c.seq < hi)
+    if signer is not None:
+        q = q.where(entries.c.signer == signer)
+    rows = conn.execute(q.order_by(entries.c.seq).limit(limit)).all()
+    return [(int(s), bytes(h), bytes(e)) for s, h, e in rows]

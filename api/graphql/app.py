@@ -1,0 +1,34 @@
+"""The ASGI view of the schema at ``/graphql``: queries, mutations, and subscriptions over
+``graphql-transport-ws``; GraphiQL and introspection only in dev mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from api.auth import scope_viewer
+from api.graphql.context import Context
+from api.graphql.schema import make_schema
+from api.settings import Settings
+from ledger.log import Ledger
+
+
+class LedgerGraphQL(GraphQL[Context, None]):
+    def __init__(self, ledger: Ledger, settings: Settings) -> None:
+        super().__init__(make_schema(dev=settings.dev),
+                         graphql_ide="graphiql" if settings.dev else None,
+                         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,))
+        self.ledger, self.settings = ledger, settings
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | Any
+                          ) -> Context:
+        return Context(ledger=self.ledger, settings=self.settings, viewer=scope_viewer(request.scope))
+
+
+def graphql_app(ledger: Ledger, settings: Settings) -> LedgerGraphQL:
+    return LedgerGraphQL(ledger, settings)

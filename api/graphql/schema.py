@@ -1,0 +1,288 @@
+"""The GraphQL schema: queries over journeys, entries, proofs and parties; submitting
+envelopes and issuing trace codes; a subscription to new entries.
+
+``python -m api.graphql.schema > schemas/schema.graphql`` regenerates the exported SDL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.scalars import JSON
+from strawberry.types import ExecutionContext
+
+from api.graphql.context import run
+from api.graphql.types import (
+    Checkpoint,
+    ConsistencyProof,
+    Ctx,
+    Entry,
+    EntryConnection,
+    Error,
+    InclusionProof,
+    Journey,
+    Lineage,
+    LineageItem,
+    Party,
+    RecallImpact,
+    Receipt,
+    Step,
+    SubmitResult,
+    Trace,
+    TraceCode,
+    entry_of,
+    entry_page,
+    party_of,
+)
+from api.qr import FORMATS, qr_image
+from ledger import ids, registry, trace
+from ledger.errors import BatchRejected, LedgerError, MalformedInput
+from ledger.log import Ledger
+from ledger.private import unwrap_envelopes
+from ledger.witnessing import cosigned_note
+
+MAX_DEPTH = 10  # nesting of a query's selections
+MAX_ALIASES = 20
+MAX_TOKENS = 2000
+MAX_SUBMIT = 1000  # envelopes in one submit: one batch, one transaction
+MAX_CODES = 1000  # codes in one issueTraceCodes; with images:
+MAX_IMAGES = 100
+POLL_SECONDS = 0.5  # how often a subscription looks for new entries
+
+
+def _checkpoint(ledger: Ledger, size: int | None = None) -> Checkpoint:
+    note = ledger.latest_checkpoint() if size is None else ledger.checkpoint_note(size)
+    n = int(note.split("\n")[1])
+    return Checkpoint.of(note, cosigned_note(ledger, n))
+
+
+def _trace_basis(ledger: Ledger, code: str) -> tuple[str, list[trace.Step], Checkpoint]:
+    key, steps = trace.journey_of(ledger.store, code)
+    # Read after the journey, so the checkpoint covers every entry of it.
+    return key, steps, _checkpoint(ledger)
+
+
+@strawberry.type
+class ViewerInfo:
+    kind: str = strawberry.field(description="public, party or regulator")
+    party: str | None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Who this request is read as (from its bearer token).")
+    def viewer(self, info: Ctx) -> ViewerInfo:
+        v = info.context.viewer
+        return ViewerInfo(kind=v.kind, party=v.party)
+
+    @strawberry.field(description="A code's product, journey, lineage and recall status, with "
+                                  "every journey entry proven against the latest checkpoint.")
+    async def trace(self, info: Ctx, code: str) -> Trace:
+        key, steps, cp = await run(_trace_basis, info.context.ledger, code)
+        return Trace(code=key, journey=[Step.of(s) for s in steps], checkpoint=cp)
+
+    @strawberry.field(description="The item's own events, its lot's, and its containers' while "
+                                  "it was inside them, in event-time order.")
+    async def journey(self, info: Ctx, code: str) -> Journey:
+        key, steps = await run(trace.journey_of, info.context.ledger.store, code)
+        return Journey(code=key, steps=[Step.of(s) for s in steps])
+
+    @strawberry.field(description="What it was made from or packed in.")
+    async def upstream(self, info: Ctx, code: str, depth: int | None = None) -> Lineage:
+        d = await run(trace.upstream, info.context.ledger.store, code, depth)
+        return Lineage(code=d["code"], items=[LineageItem.of(i) for i in d["items"]])
+
+    @strawberry.field(description="What it became, contained, and who received it.")
+    async def downstream(self, info: Ctx, code: str, depth: int | None = None) -> Lineage:
+        d = await run(trace.downstream, info.context.ledger.store, code, depth)
+        return Lineage(code=d["code"], items=[LineageItem.of(i) for i in d["items"]])
+
+    @strawberry.field(description="Everything downstream of a lot or item, with owner, place, sold.")
+    async def recall_impact(self, info: Ctx, code: str) -> RecallImpact:
+        return RecallImpact.of(await run(trace.recall_impact, info.context.ledger.store, code))
+
+    @strawberry.field(description="The entry at seq, or null if there is none.")
+    async def entry(self, info: Ctx, seq: int) -> Entry | None:
+        return await entry_of(info, seq)
+
+    @strawberry.field(description="Entries in seq order, a page at a time. since/until bound the "
+                                  "time the ledger recorded them (RFC 3339, until exclusive); "
+                                  "stage applies to events.")
+    async def entries(self, info: Ctx, first: int = 50, after: str | None = None,
+                      signer: str | None = None, stage: str | None = None,
+                      since: str | None = None, until: str | None = None) -> EntryConnection:
+        return await entry_page(info, first=first, after=after, signer=signer, stage=stage,
+                                since=since, until=until)
+
+    @strawberry.field(description="The latest signed checkpoint.")
+    async def checkpoint(self, info: Ctx) -> Checkpoint:
+        return await run(_checkpoint, info.context.ledger)
+
+    @strawberry.field(description="Inclusion proof of seq in the tree of treeSize (default: now).")
+    async def inclusion_proof(self, info: Ctx, seq: int, tree_size: int | None = None
+                              ) -> InclusionProof:
+        return InclusionProof.of(await run(info.context.ledger.inclusion_proof, seq, tree_size))
+
+    @strawberry.field(description="Consistency proof between two tree sizes (second default: now).")
+    async def consistency_proof(self, info: Ctx, first: int, second: int | None = None
+                                ) -> ConsistencyProof:
+        return ConsistencyProof.of(await run(info.context.ledger.consistency_proof, first, second))
+
+    @strawberry.field(description="A registered party, or null.")
+    async def party(self, info: Ctx, id: str) -> Party | None:
+        return await party_of(info, id)
+
+    @strawberry.field(description="Registered parties, those with a role if given, by id.")
+    async def parties(self, info: Ctx, role: str | None = None) -> list[Party]:
+        if role is not None and role not in registry.ROLES:
+            raise MalformedInput(f"unknown role {role!r}; roles are {', '.join(registry.ROLES)}")
+        got = await run(info.context.ledger.party_records, None)
+        return [Party.of(p) for _, p in sorted(got.items()) if role is None or role in p.roles]
+
+
+def _submit(ledger: Ledger, items: list[Any]) -> list[SubmitResult]:
+    envs, private = unwrap_envelopes(items)
+    try:
+        receipts = ledger.append_batch(envs, private=private)
+    except BatchRejected as e:
+        refused = dict(e.errors)
+        first = e.errors[0][0]
+        held = Error(code="batch_rejected",
+                     message=f"not appended: the batch was refused because envelope {first} was; "
+                             "fix or drop the refused envelopes and submit again")
+        return [SubmitResult(index=i, receipt=None,
+                             error=Error.of(refused[i]) if i in refused else held)
+                for i in range(len(envs))]
+    return [SubmitResult(index=i, receipt=Receipt.of(r), error=None)
+            for i, r in enumerate(receipts)]
+
+
+def _trace_codes(base_url: str, codes: list[str], fmt: str | None) -> list[TraceCode]:
+    out = []
+    for text in codes:
+        try:
+            link = ids.parse_digital_link(ids.canonical_code(text))
+            url = base_url + link.path
+            image = None if fmt is None else base64.b64encode(qr_image(url, fmt)).decode()
+        except LedgerError as e:
+            out.append(TraceCode(input=text, code=None, url=None, media_type=None, image=None,
+                                 error=Error.of(e)))
+            continue
+        out.append(TraceCode(input=text, code=link.canonical, url=url,
+                             media_type=None if fmt is None else FORMATS[fmt], image=image,
+                             error=None))
+    return out
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Append signed envelopes as one batch (all or nothing); an "
+                                     "item may be {envelope, private} to give the private blob "
+                                     "its statement commits to. One result per envelope.")
+    async def submit(self, info: Ctx, envelopes: list[JSON]) -> list[SubmitResult]:
+        if not envelopes:
+            raise MalformedInput("give at least one envelope")
+        if len(envelopes) > MAX_SUBMIT:
+            raise MalformedInput(f"submit at most {MAX_SUBMIT} envelopes at once, not "
+                                 f"{len(envelopes)}; split them into several calls",
+                                 code="too_many")
+        return await run(_submit, info.context.ledger, list(envelopes))
+
+    @strawberry.mutation(name="issueTraceCodes",
+                         description="Canonical form, Digital Link URL and (format svg or png) QR "
+                                     "image of each code; a bad code gets its own error.")
+    async def issue_trace_codes(self, info: Ctx, codes: list[str], format: str | None = None
+                                ) -> list[TraceCode]:
+        if format is not None and format not in FORMATS:
+            raise MalformedInput(f"format {format!r} is not one of {', '.join(FORMATS)}",
+                                 code="bad_format")
+        limit = MAX_CODES if format is None else MAX_IMAGES
+        if len(codes) > limit:
+            raise MalformedInput(f"issue at most {limit} codes at once"
+                                 + (" with images" if format else "") + f", not {len(codes)}",
+                                 code="too_many")
+        return await run(_trace_codes, info.context.settings.base_url, list(codes), format)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Each new entry after afterSeq (default: from now on), "
+                                         "in seq order, as it is appended.")
+    async def entries(self, info: Ctx, after_seq: int | None = None) -> AsyncGenerator[Entry, None]:
+        ledger = info.context.ledger
+        last = after_seq if after_seq is not None else await run(ledger.size) - 1
+        while True:
+            if await run(ledger.size) > last + 1:
+                more = True
+                while more:
+                    page, more = await run(ledger.list_entries, first=500, after=last)
+                    for e in page:
+                        last = e.seq
+                        yield Entry.of(e)
+            await asyncio.sleep(POLL_SECONDS)
+
+
+class LedgerErrors(MaskErrors):
+    """Unexpected exceptions become "Unexpected error."; the ledger's own refusals keep their
+    sentence and carry their code in ``extensions``; validation errors pass as they are."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda e: e.original_error is not None
+                         and not isinstance(e.original_error, LedgerError))
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        out = []
+        for e in super()._process_errors(errors):
+            orig = e.original_error
+            if isinstance(orig, LedgerError):
+                e = GraphQLError(orig.message, nodes=e.nodes, source=e.source,
+                                 positions=e.positions, path=e.path, original_error=orig,
+                                 extensions={**(e.extensions or {}), "code": orig.code})
+            out.append(e)
+        return out
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        # Refusals are answers, not faults: log only what was not ours.
+        super().process_errors([e for e in errors if e.original_error is not None
+                                and not isinstance(e.original_error, LedgerError)],
+                               execution_context)
+
+
+def make_schema(*, dev: bool = False) -> Schema:
+    # Factories: each request gets fresh extension instances.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        LedgerErrors,
+    ]
+    if not dev:
+        extensions.append(DisableIntrospection)
+    return Schema(query=Query, mutation=Mutation, subscription=Subscription,
+                  extensions=extensions)
+
+
+def sdl() -> str:
+    return make_schema(dev=True).as_str() + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(sdl())
