@@ -1,5 +1,6 @@
-"""The HTTP face of the ledger: health, the latest checkpoint, the log key, and the
-Digital Link resolver. GraphQL, pages and QR codes come with later work."""
+"""The HTTP face of the ledger: health, the latest checkpoint, the log key, proofs, and
+the Digital Link resolver with its consumer page. GraphQL and QR codes come with later
+work."""
 
 from __future__ import annotations
 
@@ -11,18 +12,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.resolver import resolve
+from api.resolver import resolve, resolver_description
 from api.settings import Settings
+from ledger import scans
 from ledger.errors import LedgerError
+from ledger.home import Home
 from ledger.log import Ledger
+from ledger.product import VerificationCache
 from ledger.store.db import Store
-from ledger.witnessing import cosigned_note
+from ledger.witnessing import Witnessing, cosigned_note
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     store = Store(settings.db_url)
     ledger = Ledger(store)
+    # The witnesses the operator configured (URL, key, quorum): the page counts k of n.
+    cfg = Home(settings.home).config() if settings.home else {}
+    witnessing = Witnessing.from_config(cfg) if cfg.get("witnesses") else None
+    verified = VerificationCache()
 
     def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "size": ledger.size()})
@@ -63,7 +71,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"error": e.as_dict()}, status_code=404)
 
     def digital_link(request: Request) -> Response:
-        return resolve(request, store, settings.base_url)
+        return resolve(request, ledger, settings.base_url, witnessing=witnessing,
+                       cache=verified)
+
+    def gs1resolver(request: Request) -> Response:
+        return JSONResponse(resolver_description(settings.base_url))
 
     routes = [
         Route("/healthz", healthz),
@@ -71,11 +83,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/log-key", log_key),
         Route("/proof/consistency/{first}/{second}", consistency),
         Route("/proof/inclusion/{seq}/{size}", inclusion),
+        Route("/.well-known/gs1resolver", gs1resolver),
         Route("/01/{rest:path}", digital_link),
         Route("/00/{rest:path}", digital_link),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if store.is_initialised():
+            scans.prune(store)  # retention; each scan also prunes its own code
         yield
         store.dispose()
 

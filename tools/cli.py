@@ -435,6 +435,21 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+def cmd_scans(a: argparse.Namespace, home: Home) -> int:
+    from ledger import scans
+
+    store = _open(home).store
+    if a.prune:
+        out({"deleted": scans.prune(store), "retentionDays": scans.retention_days()})
+    elif a.suspicious:
+        out({"suspicious": scans.suspicious(store)})
+    elif a.code:
+        out(scans.scans_for(store, a.code))
+    else:
+        raise MalformedInput("give a CODE, --suspicious or --prune")
+    return 0
+
+
 def _witness_key(home: Home, name: str, *, create: bool) -> Any:
     import base64 as b64
 
@@ -566,6 +581,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--dev", action="store_true", help="debug tracebacks and access logs")
     s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("scans", help="consumer scans of an item and its counterfeit signal")
+    s.add_argument("code", nargs="?", help="GS1 Digital Link (any domain), EPC URN or GTIN")
+    s.add_argument("--suspicious", action="store_true",
+                   help="every code whose scans raise the counterfeit signal")
+    s.add_argument("--prune", action="store_true",
+                   help="delete scans older than SUYUAN_SCAN_RETENTION_DAYS (default 400)")
+    s.set_defaults(fn=cmd_scans)
 
     witness = sub.add_parser("witness", help="run a witness that cosigns checkpoints")
     wsub = witness.add_subparsers(dest="witness_command", required=True)
