@@ -169,3 +169,17 @@ def test_cli_scans(world: World, chain: dict[str, str]) -> None:
                                    "scansAfterSale": 0}]}
     bad = run("/01/04901234567895/21/1")
     assert bad.returncode == 2 and bad.stderr.startswith("error [bad_identifier]: ")
+
+
+def test_migration_0005_adds_and_removes_only_scans(world: World, chain: dict[str, str]) -> None:
+    from ledger.store import migrate
+
+    scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
+    size = world.ledger.size()
+    migrate.downgrade(world.store.engine, "0004")
+    assert not sa.inspect(world.store.engine).has_table("scans")
+    assert world.ledger.size() == size
+    migrate.upgrade(world.store.engine)
+    assert scans.scans_for(world.store, chain["sold"])["scans"] == []
+    scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
+    assert len(scans.scans_for(world.store, chain["sold"])["scans"]) == 1
