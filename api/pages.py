@@ -74,6 +74,8 @@ TEXT: dict[str, dict[str, str]] = {
                       "请核对标签上的号码后重新输入。"),
         "bad_other": "无法识别这个追溯码，请核对标签后重试。",
         "bad_link_type": "不支持这种链接类型。",
+        "failed_title": "暂时无法显示",
+        "lang_nav": "语言",
     },
     "en": {
         "brand": "Suyuan · CBEC product traceability",
@@ -137,6 +139,8 @@ TEXT: dict[str, dict[str, str]] = {
                       "Check the number on the label and try again."),
         "bad_other": "This is not a trace code we can read; check the label and try again.",
         "bad_link_type": "This link type is not supported.",
+        "failed_title": "Cannot show this now",
+        "lang_nav": "Language",
     },
 }
 

@@ -173,7 +173,7 @@ def resolve(request: Request, ledger: Ledger, base_url: str, *,
     except IdentifierError as e:
         return _error(request, 400, e)
     except LedgerError as e:
-        return _error(request, 422, e)
+        return _error(request, 422, e, title_key="failed_title")
 
 
 def _recall_status(store: Any, code: str) -> dict[str, Any]:

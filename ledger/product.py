@@ -10,6 +10,7 @@ Facts only, in plain JSON values; wording and languages belong to whoever render
 from __future__ import annotations
 
 import base64
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,17 +37,20 @@ class VerificationCache:
     def __init__(self, size: int = _VERIFIED_CACHE) -> None:
         self.size = size
         self._d: OrderedDict[tuple[tuple[int, ...], str], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()  # the server answers from a thread pool
 
     def get(self, key: tuple[tuple[int, ...], str]) -> dict[str, Any] | None:
-        v = self._d.get(key)
-        if v is not None:
-            self._d.move_to_end(key)
-        return v
+        with self._lock:
+            v = self._d.get(key)
+            if v is not None:
+                self._d.move_to_end(key)
+            return v
 
     def put(self, key: tuple[tuple[int, ...], str], value: dict[str, Any]) -> None:
-        self._d[key] = value
-        if len(self._d) > self.size:
-            self._d.popitem(last=False)
+        with self._lock:
+            self._d[key] = value
+            if len(self._d) > self.size:
+                self._d.popitem(last=False)
 
 
 def mask_number(number: str) -> str:

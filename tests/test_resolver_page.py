@@ -266,3 +266,42 @@ def test_page_says_not_verified_when_an_entry_was_altered(world: World, built: d
     assert f"seq {seq}:" in text
     facts = client.get(path(built["sold"]), headers=JSON).json()
     assert facts["verification"]["verified"] is False
+
+
+def _luminance(hex_colour: str) -> float:
+    h = hex_colour.lstrip("#")
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    channels = []
+    for i in (0, 2, 4):
+        c = int(h[i:i + 2], 16) / 255
+        channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+    r, g, b = channels
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_contrast_of_every_text_colour(built: dict[str, Any], client: Client) -> None:
+    """WCAG AA: every text colour in the page's CSS against its own background, or, for
+    rules without one, against both backgrounds text sits on (page and cards)."""
+    assert round(contrast("#000", "#fff"), 1) == 21.0  # the formula, on a known answer
+    html = client.get(path(built["recalled"]), headers=BROWSER).text
+    css = html.split("<style>")[1].split("</style>")[0]
+    page_bg = re.search(r"body\{[^}]*background:(#[0-9a-f]{3,6})", css)
+    assert page_bg is not None
+    checked = 0
+    for selector, body in re.findall(r"([^{}]+)\{([^}]*)\}", css):
+        fg = re.search(r"(?:^|;)color:(#[0-9a-f]{3,6})", body)
+        if not fg:
+            continue
+        bg = re.search(r"background:(#[0-9a-f]{3,6})", body)
+        grounds = [bg.group(1)] if bg else [page_bg.group(1), "#fff"]
+        for ground in grounds:
+            ratio = contrast(fg.group(1), ground)
+            assert ratio >= 4.5, f"{selector}: {fg.group(1)} on {ground} is {ratio:.2f}:1"
+            checked += 1
+    assert checked >= 10
