@@ -139,8 +139,7 @@ def resolve(request: Request, ledger: Ledger, base_url: str, *,
             f"linkType {link_type!r} is not one of {', '.join(LINK_TYPES)}", code="bad_link_type"),
             html_message=pages.TEXT[_lang(request)]["bad_link_type"])
     try:
-        known = bool(trace.journey(store, code)["journey"])
-        if not known:
+        if not product.is_known(ledger, code):
             lang = _lang(request)
             return _error(request, 404, LedgerError(
                 f"the ledger holds nothing about {code}; check the code on the label",

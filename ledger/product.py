@@ -25,28 +25,29 @@ from ledger.ids import parse_digital_link
 from ledger.log import Ledger
 from ledger.store import tracedb
 from ledger.trace import Step, journey_steps, normalise_code
-from ledger.witnessing import Witnessing, cosigned_note
+from ledger.witnessing import Witnessing
 
 _VERIFIED_CACHE = 2048
 
 
 class VerificationCache:
-    """Verification results by (seqs, cosigned note): entries never change, so a result
-    holds until a new checkpoint or a new cosignature changes the note."""
+    """Page facts and verification results keyed by what they depend on, always
+    including the cosigned checkpoint note: entries never change, so a value holds until
+    a new checkpoint or a new cosignature changes the note."""
 
     def __init__(self, size: int = _VERIFIED_CACHE) -> None:
         self.size = size
-        self._d: OrderedDict[tuple[tuple[int, ...], str], dict[str, Any]] = OrderedDict()
+        self._d: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()  # the server answers from a thread pool
 
-    def get(self, key: tuple[tuple[int, ...], str]) -> dict[str, Any] | None:
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
         with self._lock:
             v = self._d.get(key)
             if v is not None:
                 self._d.move_to_end(key)
             return v
 
-    def put(self, key: tuple[tuple[int, ...], str], value: dict[str, Any]) -> None:
+    def put(self, key: tuple[Any, ...], value: dict[str, Any]) -> None:
         with self._lock:
             self._d[key] = value
             if len(self._d) > self.size:
@@ -110,12 +111,51 @@ def _field(body: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
+def is_known(ledger: Ledger, code: str) -> bool:
+    """Whether any event names ``code`` (then its journey is not empty)."""
+    key = normalise_code(code)
+    with ledger.store.reading() as conn:
+        return bool(tracedb.seqs_naming(conn, [key]))
+
+
+def latest_note(ledger: Ledger) -> str:
+    """The latest checkpoint with every cosignature gathered for it, in one read."""
+    store = ledger.store
+    with store.reading() as conn:
+        head = store.head(conn)
+        if head is None:
+            return ""
+        return head[2] + "".join(store.cosignature_lines(conn, head[0]))
+
+
 def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = None,
                cache: VerificationCache | None = None) -> dict[str, Any] | None:
     """Everything the consumer page shows about ``code``; None if the ledger holds
-    nothing about it."""
-    store = ledger.store
+    nothing about it.
+
+    All but the counterfeit signal depends only on the entries and the cosignatures, so
+    with a ``cache`` it is kept per (code, cosigned checkpoint): a new entry or a new
+    cosignature changes the note and so the key. The signal is read fresh every time.
+    """
     key = normalise_code(code)
+    note = latest_note(ledger) if cache is not None else ""
+    facts = cache.get(("page", key, note)) if cache is not None else None
+    if facts is None:
+        facts = _assemble(ledger, key, witnessing=witnessing, cache=cache)
+        if facts is None:
+            return None
+        if cache is not None:
+            cache.put(("page", key, note), facts)
+    signal = None
+    if facts["kind"] == "item":
+        with ledger.store.reading() as conn:
+            signal = scans.signal_in(conn, key, facts["soldAt"])
+    return {**facts, "counterfeit": signal}
+
+
+def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
+              cache: VerificationCache | None) -> dict[str, Any] | None:
+    store = ledger.store
     with store.reading() as conn:
         steps = journey_steps(conn, key)
         if not steps:
@@ -123,11 +163,12 @@ def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = Non
         rows = tracedb.event_rows(conn, [s.seq for s in steps])
         raw = store.entries_by_seq(conn, [s.seq for s in steps])
         bodies = {s: orjson.loads(e)["envelope"]["statement"]["body"] for s, e in raw.items()}
-        sold_at = scans.sold_at(conn, key)
+        sold_at = scans.first_sale(steps, rows)
         places = {s.seq: _gln(s.location) for s in steps}
         party_ids = {s.signer for s in steps} | {f"gln:{g}" for g in places.values() if g}
         reg = store.load_registry(conn, key_ids=(), party_ids=party_ids)
     names = {pid: p.name for pid, p in reg.parties.items()}
+    link = parse_digital_link(key)
 
     def party(pid: str) -> dict[str, Any]:
         return {"id": pid, "name": names.get(pid)}
@@ -136,7 +177,6 @@ def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = Non
         g = places[seq]
         return None if g is None else {"gln": g, "name": names.get(f"gln:{g}")}
 
-    link = parse_digital_link(key)
     product = _product(link.lot, steps, bodies, party)
     clearance = _clearance(steps, bodies, party)
     if product["origin"] is None and clearance is not None:
@@ -163,7 +203,6 @@ def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = Non
         "timeline": timeline,
         "recall": {"recalled": bool(recalls), "recalls": recalls},
         "soldAt": sold_at,
-        "counterfeit": scans.counterfeit_signal(store, key) if link.kind == "item" else None,
         "verification": verify_journey(ledger, [s.seq for s in steps], witnessing=witnessing,
                                        cache=cache),
     }
@@ -237,8 +276,8 @@ def verify_journey(ledger: Ledger, seqs: Sequence[int], *, witnessing: Witnessin
     checkpoint, with the log's own key, and count the configured witnesses that cosigned.
     """
     wanted = tuple(sorted(set(seqs)))
-    note = cosigned_note(ledger)
-    hit = cache.get((wanted, note)) if cache is not None else None
+    note = latest_note(ledger)
+    hit = cache.get(("verified", wanted, note)) if cache is not None else None
     if hit is not None:
         return hit
     ws = witnessing.witnesses if witnessing else ()
@@ -265,7 +304,7 @@ def verify_journey(ledger: Ledger, seqs: Sequence[int], *, witnessing: Witnessin
         "problems": res.problems,
     }
     if cache is not None:
-        cache.put((wanted, note), out)
+        cache.put(("verified", wanted, note), out)
     return out
 
 

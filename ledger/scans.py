@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +32,7 @@ from ledger.ids import parse_digital_link
 from ledger.projections import SOLD_ACTIVITIES, SOLD_DISPOSITIONS
 from ledger.store import scansdb, tracedb
 from ledger.store.db import Store
-from ledger.trace import journey_steps, normalise_code
+from ledger.trace import Step, journey_steps, normalise_code
 
 DEFAULT_RETENTION_DAYS = 400
 MAX_SCANS_PER_CODE = 1000
@@ -127,10 +127,8 @@ def scans_for(store: Store, code: str, *, limit: int = MAX_SCANS_PER_CODE) -> di
     return {"code": key, "scans": rows, "signal": counterfeit_signal(store, key)}
 
 
-def sold_at(conn: Connection, code: str) -> str | None:
-    """UTC time of the first event of the code's journey that sold it, if any."""
-    steps = journey_steps(conn, code)
-    rows = tracedb.event_rows(conn, [s.seq for s in steps])
+def first_sale(steps: Sequence[Step], rows: Mapping[int, Mapping[str, Any]]) -> str | None:
+    """UTC time of the first of these journey steps that sold the item, if any."""
     for s in steps:
         r = rows[s.seq]
         if r["disposition"] in SOLD_DISPOSITIONS or r["activity"] in SOLD_ACTIVITIES:
@@ -138,13 +136,16 @@ def sold_at(conn: Connection, code: str) -> str | None:
     return None
 
 
-def counterfeit_signal(store: Store, code: str) -> dict[str, Any] | None:
-    """``{"reason", "regions", "scansAfterSale"}`` when the code's scans look like a
-    counterfeit, else None. ``reason`` is ``regions`` or ``scans_after_sale``."""
-    key = normalise_code(code)
-    with store.reading() as conn:
-        sold = sold_at(conn, key)
-        regions, after = scansdb.counts_of(conn, key, since=sold, exclude_client="bot")
+def sold_at(conn: Connection, code: str) -> str | None:
+    """UTC time of the first event of the code's journey that sold it, if any."""
+    steps = journey_steps(conn, code)
+    return first_sale(steps, tracedb.event_rows(conn, [s.seq for s in steps]))
+
+
+def signal_in(conn: Connection, code: str, sold: str | None) -> dict[str, Any] | None:
+    """The counterfeit signal of an index-key ``code`` sold at ``sold`` (see
+    ``counterfeit_signal``), inside the caller's read transaction."""
+    regions, after = scansdb.counts_of(conn, code, since=sold, exclude_client="bot")
     if regions >= SIGNAL_REGIONS:
         reason = "regions"
     elif after > SIGNAL_SCANS_AFTER_SALE:
@@ -152,6 +153,14 @@ def counterfeit_signal(store: Store, code: str) -> dict[str, Any] | None:
     else:
         return None
     return {"reason": reason, "regions": regions, "scansAfterSale": after}
+
+
+def counterfeit_signal(store: Store, code: str) -> dict[str, Any] | None:
+    """``{"reason", "regions", "scansAfterSale"}`` when the code's scans look like a
+    counterfeit, else None. ``reason`` is ``regions`` or ``scans_after_sale``."""
+    key = normalise_code(code)
+    with store.reading() as conn:
+        return signal_in(conn, key, sold_at(conn, key))
 
 
 def suspicious(store: Store) -> list[dict[str, Any]]:

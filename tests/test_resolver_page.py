@@ -76,6 +76,7 @@ def built(world: World, tmp_path: Path) -> dict[str, Any]:
     c = FormulaChain(world)
     x = c.build()
     x["recalled"] = c.build_recalled()["tins"][0]
+    x["chain"] = c
     witness_quorum(world, tmp_path, up=2, of=3, quorum=2)
     return x
 
@@ -305,3 +306,26 @@ def test_contrast_of_every_text_colour(built: dict[str, Any], client: Client) ->
             assert ratio >= 4.5, f"{selector}: {fg.group(1)} on {ground} is {ratio:.2f}:1"
             checked += 1
     assert checked >= 10
+
+
+def test_page_follows_new_entries_and_cosignatures(world: World, built: dict[str, Any],
+                                                   client: Client, tmp_path: Path) -> None:
+    """The page's cache is keyed by the cosigned checkpoint: a later recall and a later
+    cosignature show at once."""
+    p = path(built["sold"])
+    first = outline(client.get(p, headers=BROWSER).text).visible
+    assert "2/3 个独立见证方" in first and "此商品已被召回" not in first
+    c: FormulaChain = built["chain"]
+    c.append([(c.producer, {
+        "type": "ObjectEvent", "eventTime": "2027-02-01T09:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00", "action": "OBSERVE", "bizStep": "cbec:recalling",
+        "disposition": "recalled", "epcList": [built["sold"]],
+        "cbec:recall": {"reason": "包装密封不良", "scope": [built["sold"]]}})])
+    recalled = outline(client.get(p, headers=BROWSER).text).visible
+    assert "此商品已被召回" in recalled and "包装密封不良" in recalled
+    assert "0/3 个独立见证方" in recalled  # the new checkpoint is not cosigned yet
+    witness_quorum(world, tmp_path, up=3, of=3, quorum=2)  # the same witnesses, and one more
+    again = outline(client.get(p, headers=BROWSER).text).visible
+    assert "3/3 个独立见证方" in again
+    facts = client.get(p, headers=JSON).json()
+    assert facts["verification"]["witnesses"]["cosigned"] == 3
