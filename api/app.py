@@ -1,6 +1,6 @@
 """The HTTP face of the ledger: health, the latest checkpoint, the log key, proofs, the
-Digital Link resolver, QR codes of Digital Links and GraphQL, every route behind the
-bearer-token check (api/auth.py). Pages come with later work."""
+Digital Link resolver with its consumer page, QR codes of Digital Links and GraphQL, every
+route behind the bearer-token check (api/auth.py)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ from starlette.routing import Route, WebSocketRoute
 from api.auth import BearerAuth
 from api.graphql.app import graphql_app
 from api.qr import qr_response
-from api.resolver import resolve
+from api.resolver import resolve, resolver_description
 from api.settings import Settings
+from ledger import scans
 from ledger.errors import LedgerError
 from ledger.home import Home
 from ledger.log import Ledger
+from ledger.page_facts import VerificationCache
 from ledger.store.db import Store
-from ledger.witnessing import cosigned_note
+from ledger.witnessing import Witnessing, cosigned_note
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -31,6 +33,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The checkpoint key, when this home has it, lets GraphQL `submit` append.
     ledger = Ledger(store, note_signer=Home(settings.home).note_signer_if_any())
     graphql = graphql_app(ledger, settings)
+    # The witnesses the operator configured (URL, key, quorum): the page counts k of n.
+    cfg = Home(settings.home).config() if settings.home else {}
+    witnessing = Witnessing.from_config(cfg) if cfg.get("witnesses") else None
+    verified = VerificationCache()
 
     def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "size": ledger.size()})
@@ -71,7 +77,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"error": e.as_dict()}, status_code=404)
 
     def digital_link(request: Request) -> Response:
-        return resolve(request, store, settings.base_url)
+        return resolve(request, ledger, settings.base_url, witnessing=witnessing,
+                       cache=verified)
+
+    def gs1resolver(request: Request) -> Response:
+        return JSONResponse(resolver_description(settings.base_url))
 
     def qr(request: Request) -> Response:
         return qr_response(request, settings.base_url)
@@ -82,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/log-key", log_key),
         Route("/proof/consistency/{first}/{second}", consistency),
         Route("/proof/inclusion/{seq}/{size}", inclusion),
+        Route("/.well-known/gs1resolver", gs1resolver),
         Route("/01/{rest:path}", digital_link),
         Route("/00/{rest:path}", digital_link),
         Route("/qr/{rest:path}", qr),
@@ -90,6 +101,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if store.is_initialised():
+            scans.prune(store)  # retention; each scan also prunes its own code
         yield
         store.dispose()
 

@@ -494,6 +494,21 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+def cmd_scans(a: argparse.Namespace, home: Home) -> int:
+    from ledger import scans
+
+    store = _open(home).store
+    if a.prune:
+        out({"deleted": scans.prune(store), "retentionDays": scans.retention_days()})
+    elif a.suspicious:
+        out({"suspicious": scans.suspicious(store)})
+    elif a.code:
+        out(scans.scans_for(store, a.code))
+    else:
+        raise MalformedInput("give a CODE, --suspicious or --prune")
+    return 0
+
+
 def _witness_key(home: Home, name: str, *, create: bool) -> Any:
     import base64 as b64
 
@@ -620,7 +635,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="create the ledger if needed and append a signed event")
     s.set_defaults(fn=cmd_demo)
 
-    s = sub.add_parser("serve", help="the HTTP API: /graphql, /healthz, /checkpoint, /log-key, resolver")
+    s = sub.add_parser("serve", help="the HTTP API: /graphql, /healthz, /checkpoint, /log-key, "
+                       "resolver and page, /qr/")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--dev", action="store_true",
@@ -632,6 +648,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--signer", required=True, help="the party id the key is registered to")
     s.add_argument("--ttl", type=int, default=3600, help="seconds it stays valid (default 3600)")
     s.set_defaults(fn=cmd_token)
+
+    s = sub.add_parser("scans", help="consumer scans of an item and its counterfeit signal")
+    s.add_argument("code", nargs="?", help="GS1 Digital Link (any domain), EPC URN or GTIN")
+    s.add_argument("--suspicious", action="store_true",
+                   help="every code whose scans raise the counterfeit signal")
+    s.add_argument("--prune", action="store_true",
+                   help="delete scans older than SUYUAN_SCAN_RETENTION_DAYS (default 400)")
+    s.set_defaults(fn=cmd_scans)
 
     witness = sub.add_parser("witness", help="run a witness that cosigns checkpoints")
     wsub = witness.add_subparsers(dest="witness_command", required=True)
