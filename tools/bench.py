@@ -422,7 +422,7 @@ def _graphql_latency(base: str, codes: list[str], queries: int) -> dict[str, Any
         errors = doc.get("errors") if isinstance(doc, dict) else None
         why = errors[0].get("message") if errors else head
         return {"missing": f"POST /graphql trace answered HTTP {status}: {why}"}
-    for _ in range(min(20, queries)):  # warm-up: imports, caches, connection pool
+    for _ in range(min(100, queries)):  # warm-up: imports, caches, pools, page cache
         ask(rng.choice(codes))
     times: list[float] = []
     lengths: list[int] = []
