@@ -9,8 +9,8 @@ reaches it; a WebSocket handshake is refused the same way.
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.errors import LedgerError, NotAuthentic
@@ -53,19 +53,13 @@ class BearerAuth:
                 header = value.decode("latin-1")
                 break
         try:
-            viewer = PUBLIC if header is None else await _in_thread(viewer_of, header, self.ledger)
+            viewer = (PUBLIC if header is None
+                      else await run_in_threadpool(viewer_of, header, self.ledger))
         except LedgerError as e:
             await _refuse(scope, receive, send, e)
             return
         scope[SCOPE_KEY] = viewer
         await self.app(scope, receive, send)
-
-
-async def _in_thread(fn: Any, *args: Any) -> Viewer:
-    from starlette.concurrency import run_in_threadpool
-
-    viewer: Viewer = await run_in_threadpool(fn, *args)
-    return viewer
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, err: LedgerError) -> None:

@@ -188,3 +188,9 @@ def journey_of(store: Store, code: str) -> tuple[str, list[Step]]:
     key = normalise_code(code)
     with store.reading() as conn:
         return key, journey_steps(conn, key)
+
+
+def stages_of(store: Store, seqs: list[int]) -> dict[int, str]:
+    """seq -> journey stage, for those of ``seqs`` that are events."""
+    with store.reading() as conn:
+        return {s: str(r["stage"]) for s, r in tracedb.event_rows(conn, seqs).items()}

@@ -215,7 +215,7 @@ def test_entry_checkpoint_and_proofs_verify(world: World, api: Api) -> None:
 ENTRIES_Q = """query($first: Int!, $after: String, $signer: String, $stage: String, $since: String,
                      $until: String) {
   entries(first: $first, after: $after, signer: $signer, stage: $stage, since: $since, until: $until) {
-    edges { cursor node { seq kind signer time } }
+    edges { cursor node { seq kind signer time stage } }
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }"""
 
 
@@ -244,7 +244,9 @@ def test_entries_pages_and_filters(world: World, api: Api) -> None:
     size = world.ledger.size()
     every = [world.ledger.entry(s).decoded() for s in range(size)]
 
-    assert [e["seq"] for e in walk(api, 4)] == list(range(size))
+    everything = walk(api, 4)
+    assert [e["seq"] for e in everything] == list(range(size))
+    assert all((e["stage"] is None) == (e["kind"] != "event") for e in everything)
     assert [e["seq"] for e in walk(api, 1000)] == list(range(size))
 
     mine = walk(api, 2, signer=c.warehouse)
@@ -258,7 +260,9 @@ def test_entries_pages_and_filters(world: World, api: Api) -> None:
                     and domain.classify(d["envelope"]["statement"]["body"],
                                         signer_roles=roles[d["envelope"]["statement"]["signer"]]
                                         ).stage == stage]
-        assert [e["seq"] for e in walk(api, 3, stage=stage)] == expected != []
+        listed = walk(api, 3, stage=stage)
+        assert [e["seq"] for e in listed] == expected != []
+        assert {e["stage"] for e in listed} == {stage}
 
     t = every[cut]["time"]
     assert every[cut - 1]["time"] < t
@@ -527,7 +531,7 @@ def test_a_journey_costs_a_bounded_number_of_statements(world: World) -> None:
     q = """query($c: String!) { trace(code: $c) {
         product { name lotNumber producerParty { name keys { keyId } } }
         journey { seq stage via signerParty { name roles keys { keyId validUntil } }
-                  entry { seq bytes statement private { status } signerParty { id }
+                  entry { seq stage bytes statement private { status } signerParty { id }
                           inclusionProof { treeSize hashes } } }
         recall { recalled } checkpoint { size note cosignedNote }
         proofs { seq leafHash inclusionProof { hashes } } } }"""

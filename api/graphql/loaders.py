@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from starlette.concurrency import run_in_threadpool
 from strawberry.dataloader import DataLoader
 
+from ledger import trace
 from ledger.log import Entry, InclusionProof, Ledger, PrivateView
 from ledger.private import Viewer
 from ledger.registry import KeyRecord, PartyRecord
@@ -21,6 +22,7 @@ class Loaders:
         self.ledger, self.viewer = ledger, viewer
         self.entry: DataLoader[int, Entry | None] = DataLoader(load_fn=self._entries)
         self.private: DataLoader[int, PrivateView | None] = DataLoader(load_fn=self._private)
+        self.stage: DataLoader[int, str | None] = DataLoader(load_fn=self._stages)
         self.party: DataLoader[str, PartyRecord | None] = DataLoader(load_fn=self._parties)
         self.keys: DataLoader[str, list[KeyRecord]] = DataLoader(load_fn=self._keys)
         self._proofs: dict[int, DataLoader[int, InclusionProof]] = {}
@@ -45,6 +47,10 @@ class Loaders:
 
     async def _entries(self, seqs: list[int]) -> Sequence[Entry | None]:
         got = await run_in_threadpool(self.ledger.entries_found, seqs)
+        return [got.get(s) for s in seqs]
+
+    async def _stages(self, seqs: list[int]) -> Sequence[str | None]:
+        got = await run_in_threadpool(trace.stages_of, self.ledger.store, seqs)
         return [got.get(s) for s in seqs]
 
     async def _private(self, seqs: list[int]) -> Sequence[PrivateView | None]:

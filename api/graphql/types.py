@@ -116,6 +116,10 @@ class Entry:
     async def signer_party(self, info: Ctx) -> Party | None:
         return await party_of(info, self.signer)
 
+    @strawberry.field(description="the journey stage of an event; null for other kinds")
+    async def stage(self, info: Ctx) -> str | None:
+        return await info.context.loaders.stage.load(self.seq) if self.kind == "event" else None
+
     @strawberry.field(description="null when the statement commits to no private data")
     async def private(self, info: Ctx) -> PrivateData | None:
         v = await info.context.loaders.private.load(self.seq)
