@@ -84,8 +84,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/proof/consistency/{first}/{second}", consistency),
         Route("/proof/inclusion/{seq}/{size}", inclusion),
         Route("/.well-known/gs1resolver", gs1resolver),
-        Route("/01/{rest:path}", digital_link),
-        Route("/00/{rest:path}", digital_link),
+        Route("/01/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
+        Route("/00/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

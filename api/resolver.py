@@ -115,13 +115,27 @@ def resolver_description(base_url: str) -> dict[str, Any]:
         "supportedPrimaryKeys": ["01", "00"],
         "supportedLinkType": [{"namespace": GS1_VOC, "prefix": "gs1:"}],
         "linkTypeDefaultCanBeLinkset": False,
-        "supportedLinkTypes": list(LINK_TYPES),
-        "contact": {"fn": "Suyuan operator"},
     }
+
+
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+        "Access-Control-Allow-Headers": "Accept, Accept-Language",
+        "Access-Control-Expose-Headers": "Link, Content-Type"}
 
 
 def resolve(request: Request, ledger: Ledger, base_url: str, *,
             witnessing: Witnessing | None, cache: product.VerificationCache | None) -> Response:
+    """Answer one Digital Link request (GS1-conformant resolvers allow any origin)."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=CORS)
+    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache)
+    response.headers.update(CORS)
+    return response
+
+
+def _resolve(request: Request, ledger: Ledger, base_url: str, *,
+             witnessing: Witnessing | None, cache: product.VerificationCache | None) -> Response:
     store = ledger.store
     path = request.url.path
     try:

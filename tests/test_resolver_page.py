@@ -251,6 +251,27 @@ def test_well_known_resolver_description(client: Client) -> None:
     assert set(d["supportedPrimaryKeys"]) == {"01", "00"}
     assert {"namespace": "https://gs1.org/voc/", "prefix": "gs1:"} in d["supportedLinkType"]
     assert isinstance(d["linkTypeDefaultCanBeLinkset"], bool) and d["name"]
+    assert set(d) <= {"name", "resolverRoot", "supportedPrimaryKeys", "supportedLinkType",
+                      "linkTypeDefaultCanBeLinkset"}  # the description file schema's fields
+
+
+def test_cors_and_options(built: dict[str, Any], client: Client) -> None:
+    r = client.get(path(built["sold"]), headers=JSON)
+    assert r.headers["access-control-allow-origin"] == "*"
+    bad = client.get("/01/04901234567895", headers=JSON)
+    assert bad.status_code == 400 and bad.headers["access-control-allow-origin"] == "*"
+
+    async def options() -> Any:
+        import httpx
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app),
+                                     base_url="http://test") as c:
+            return await c.options(path(built["sold"]))
+
+    import asyncio
+
+    pre = asyncio.run(options())
+    assert pre.status_code == 204 and "GET" in pre.headers["access-control-allow-methods"]
 
 
 def test_page_says_not_verified_when_an_entry_was_altered(world: World, built: dict[str, Any],
