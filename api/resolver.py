@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from api import pages
 from ledger import epcis, product, scans, trace
-from ledger.errors import IdentifierError, LedgerError
+from ledger.errors import IdentifierError, LedgerError, NotFound
 from ledger.ids import parse_digital_link
 from ledger.log import Ledger
 from ledger.witnessing import Witnessing
@@ -131,6 +131,11 @@ def resolve(request: Request, ledger: Ledger, base_url: str, *,
         return Response(status_code=204, headers=CORS)
     response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache)
     response.headers.update(CORS)
+    if response.status_code == 200:
+        # Every answer points at the item's full set of links (RFC 9264 §6).
+        anchor = base_url + request.url.path
+        response.headers["Link"] = (f'<{anchor}?linkType=linkset>; rel="linkset"; '
+                                    'type="application/linkset+json"')
     return response
 
 
@@ -185,6 +190,8 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
         return JSONResponse(facts, headers={"Vary": "Accept"})
     except IdentifierError as e:
         return _error(request, 400, e)
+    except NotFound as e:
+        return _error(request, 404, e, title_key="not_found_title")
     except LedgerError as e:
         return _error(request, 422, e, title_key="failed_title")
 

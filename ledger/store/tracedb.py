@@ -195,3 +195,11 @@ def biz_transaction_seqs(conn: Connection, type_: str, id_: str) -> list[int]:
                                              biz_transactions.c.id == id_)
         .order_by(biz_transactions.c.seq))]
 
+
+
+def lineage_seqs(conn: Connection, src: str, kind: str) -> list[int]:
+    """Seqs of the events that drew ``kind`` lineage edges from ``src`` (for a lot: the
+    commissioning events of its items)."""
+    return [int(r[0]) for r in conn.execute(
+        select(lineage.c.seq).where(lineage.c.src == src, lineage.c.kind == kind).distinct()
+        .order_by(lineage.c.seq))]
