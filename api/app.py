@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if store.is_initialised():
+            scans.check_ready(store)
             scans.prune(store)  # retention; each scan also prunes its own code
         yield
         store.dispose()

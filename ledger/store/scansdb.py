@@ -61,3 +61,9 @@ def candidate_codes(conn: Connection, *, min_regions: int, min_scans: int, exclu
                 | (func.count() >= min_scans))
         .order_by(scans.c.code)).all()
     return [r[0] for r in rows]
+
+
+def has_table(conn: Connection) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(conn).has_table("scans"))
