@@ -227,7 +227,7 @@ def _product(lot: str | None, steps: Sequence[Step], bodies: Mapping[int, Any],
     made = None
     for s in steps:  # the commissioning that carries master data, else the first production
         b = bodies[s.seq]
-        if s.stage == "production" and s.biz_step == "commissioning" and b.get("ilmd"):
+        if s.stage == "production" and s.activity == "commissioning" and b.get("ilmd"):
             made = s
             break
     if made is None:
