@@ -103,8 +103,7 @@ def check_ready(store: Store) -> None:
 
 @contextmanager
 def _transaction(store: Store) -> Iterator[Connection]:
-    # Not the sequencer's lock: scans never wait for appends, nor appends for scans.
-    with store.engine.connect() as conn, conn.begin():
+    with scansdb.transaction(store.engine) as conn:
         yield conn
 
 

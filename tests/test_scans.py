@@ -190,3 +190,14 @@ def test_migration_0005_adds_and_removes_only_scans(world: World, chain: dict[st
     assert scans.scans_for(world.store, chain["sold"])["scans"] == []
     scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
     assert len(scans.scans_for(world.store, chain["sold"])["scans"]) == 1
+
+
+def test_scan_writes_leave_the_ledger_durable(world: World, chain: dict[str, str]) -> None:
+    """On SQLite a scan commits without an fsync; the pooled connection goes back to
+    synchronous=FULL for the ledger's own appends."""
+    scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
+    if world.store.dialect != "sqlite":
+        return
+    with world.store.engine.connect() as conn:
+        assert conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "PRAGMA synchronous").fetchone()[0] == 2  # FULL
