@@ -93,8 +93,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/proof/consistency/{first}/{second}", consistency),
         Route("/proof/inclusion/{seq}/{size}", inclusion),
         Route("/.well-known/gs1resolver", gs1resolver),
-        Route("/01/{rest:path}", digital_link),
-        Route("/00/{rest:path}", digital_link),
+        Route("/01/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
+        Route("/00/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/qr/{rest:path}", qr),
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if store.is_initialised():
+            scans.check_ready(store)
             scans.prune(store)  # retention; each scan also prunes its own code
         yield
         store.dispose()

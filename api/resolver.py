@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from api import pages
 from ledger import epcis, page_facts, scans, trace
-from ledger.errors import IdentifierError, LedgerError
+from ledger.errors import IdentifierError, LedgerError, NotFound
 from ledger.ids import parse_digital_link
 from ledger.log import Ledger
 from ledger.witnessing import Witnessing
@@ -115,13 +115,32 @@ def resolver_description(base_url: str) -> dict[str, Any]:
         "supportedPrimaryKeys": ["01", "00"],
         "supportedLinkType": [{"namespace": GS1_VOC, "prefix": "gs1:"}],
         "linkTypeDefaultCanBeLinkset": False,
-        "supportedLinkTypes": list(LINK_TYPES),
-        "contact": {"fn": "Suyuan operator"},
     }
+
+
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+        "Access-Control-Allow-Headers": "Accept, Accept-Language",
+        "Access-Control-Expose-Headers": "Link, Content-Type"}
 
 
 def resolve(request: Request, ledger: Ledger, base_url: str, *,
             witnessing: Witnessing | None, cache: page_facts.VerificationCache | None) -> Response:
+    """Answer one Digital Link request (GS1-conformant resolvers allow any origin)."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=CORS)
+    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache)
+    response.headers.update(CORS)
+    if response.status_code == 200:
+        # Every answer points at the item's full set of links (RFC 9264 §6).
+        anchor = base_url + request.url.path
+        response.headers["Link"] = (f'<{anchor}?linkType=linkset>; rel="linkset"; '
+                                    'type="application/linkset+json"')
+    return response
+
+
+def _resolve(request: Request, ledger: Ledger, base_url: str, *,
+             witnessing: Witnessing | None, cache: page_facts.VerificationCache | None) -> Response:
     store = ledger.store
     path = request.url.path
     try:
@@ -171,6 +190,8 @@ def resolve(request: Request, ledger: Ledger, base_url: str, *,
         return JSONResponse(facts, headers={"Vary": "Accept"})
     except IdentifierError as e:
         return _error(request, 400, e)
+    except NotFound as e:
+        return _error(request, 404, e, title_key="not_found_title")
     except LedgerError as e:
         return _error(request, 422, e, title_key="failed_title")
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from sqlalchemy.engine import Connection
 
 from ledger import scans
 from ledger.bundle import make_bundle, verify_bundle
@@ -115,7 +116,20 @@ def is_known(ledger: Ledger, code: str) -> bool:
     """Whether any event names ``code`` (then its journey is not empty)."""
     key = normalise_code(code)
     with ledger.store.reading() as conn:
-        return bool(tracedb.seqs_naming(conn, [key]))
+        return bool(tracedb.seqs_naming(conn, [key]) or tracedb.lineage_seqs(conn, key, "lot"))
+
+
+def _page_steps(conn: Connection, key: str) -> list[Step]:
+    """The journey, and for a lot also the commissioning events of its items: a lot's
+    label leads to where its product was made even when no event names the lot itself."""
+    steps = journey_steps(conn, key)
+    have = {s.seq for s in steps}
+    extra = [q for q in tracedb.lineage_seqs(conn, key, "lot") if q not in have]
+    for seq, r in tracedb.event_rows(conn, extra).items():
+        steps.append(Step(seq, r["event_time"], r["event_time_utc"], r["stage"], r["activity"],
+                          r["biz_step"], r["signer"], r["biz_location"] or r["read_point"], None))
+    steps.sort(key=lambda s: (s.event_time_utc, s.seq))
+    return steps
 
 
 def latest_note(ledger: Ledger) -> str:
@@ -157,7 +171,7 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
               cache: VerificationCache | None) -> dict[str, Any] | None:
     store = ledger.store
     with store.reading() as conn:
-        steps = journey_steps(conn, key)
+        steps = _page_steps(conn, key)
         if not steps:
             return None
         rows = tracedb.event_rows(conn, [s.seq for s in steps])
@@ -213,7 +227,7 @@ def _product(lot: str | None, steps: Sequence[Step], bodies: Mapping[int, Any],
     made = None
     for s in steps:  # the commissioning that carries master data, else the first production
         b = bodies[s.seq]
-        if s.stage == "production" and s.biz_step == "commissioning" and b.get("ilmd"):
+        if s.stage == "production" and s.activity == "commissioning" and b.get("ilmd"):
             made = s
             break
     if made is None:

@@ -93,10 +93,17 @@ def client_class(user_agent: str | None) -> str:
     return "browser" if ua.startswith("Mozilla/") else "bot"
 
 
+def check_ready(store: Store) -> None:
+    """Refuse, with the fix, a ledger whose schema predates the scans table."""
+    with store.reading() as conn:
+        if not scansdb.has_table(conn):
+            raise ConfigError("this ledger's schema predates the scans table (migration 0005); "
+                              "run `suyuan init` once to bring it up to date")
+
+
 @contextmanager
 def _transaction(store: Store) -> Iterator[Connection]:
-    # Not the sequencer's lock: scans never wait for appends, nor appends for scans.
-    with store.engine.connect() as conn, conn.begin():
+    with scansdb.transaction(store.engine) as conn:
         yield conn
 
 

@@ -251,6 +251,29 @@ def test_well_known_resolver_description(client: Client) -> None:
     assert set(d["supportedPrimaryKeys"]) == {"01", "00"}
     assert {"namespace": "https://gs1.org/voc/", "prefix": "gs1:"} in d["supportedLinkType"]
     assert isinstance(d["linkTypeDefaultCanBeLinkset"], bool) and d["name"]
+    assert set(d) <= {"name", "resolverRoot", "supportedPrimaryKeys", "supportedLinkType",
+                      "linkTypeDefaultCanBeLinkset"}  # the description file schema's fields
+
+
+def test_cors_and_options(built: dict[str, Any], client: Client) -> None:
+    r = client.get(path(built["sold"]), headers=JSON)
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["link"] == (f'<https://trace.example{path(built["sold"])}?linkType=linkset>; '
+                                 'rel="linkset"; type="application/linkset+json"')
+    bad = client.get("/01/04901234567895", headers=JSON)
+    assert bad.status_code == 400 and bad.headers["access-control-allow-origin"] == "*"
+
+    async def options() -> Any:
+        import httpx
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app),
+                                     base_url="http://test") as c:
+            return await c.options(path(built["sold"]))
+
+    import asyncio
+
+    pre = asyncio.run(options())
+    assert pre.status_code == 204 and "GET" in pre.headers["access-control-allow-methods"]
 
 
 def test_page_says_not_verified_when_an_entry_was_altered(world: World, built: dict[str, Any],
@@ -329,3 +352,19 @@ def test_page_follows_new_entries_and_cosignatures(world: World, built: dict[str
     assert "3/3 个独立见证方" in again
     facts = client.get(p, headers=JSON).json()
     assert facts["verification"]["witnesses"]["cosigned"] == 3
+
+
+def test_lot_and_logistic_unit_pages(built: dict[str, Any], client: Client) -> None:
+    lot = client.get(path(built["lot"]), headers=BROWSER)
+    assert lot.status_code == 200
+    text = outline(lot.text).visible
+    # No event names the lot itself: its items' commissioning tells where it was made.
+    assert NAME_ZH in text and "L2026A" in text and "生产赋码" in text and "单品序列号" not in text
+    assert lot.headers["vary"] == "Accept, Accept-Language"
+    # No event names it, so there is no EPCIS document of its own events.
+    none = client.get(path(built["lot"]), params={"linkType": "gs1:epcis"}, headers=JSON)
+    assert none.status_code == 404 and none.json()["error"]["code"] == "not_found"
+    unit = client.get("/00/049012340000001237", headers=BROWSER)
+    assert unit.status_code == 200 and "收货入库" in outline(unit.text).visible
+    facts = client.get("/00/049012340000001237", headers=JSON).json()
+    assert facts["kind"] == "sscc" and facts["counterfeit"] is None

@@ -179,7 +179,25 @@ def test_migration_0005_adds_and_removes_only_scans(world: World, chain: dict[st
     migrate.downgrade(world.store.engine, "0004")
     assert not sa.inspect(world.store.engine).has_table("scans")
     assert world.ledger.size() == size
+    env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
+    serve = subprocess.run([sys.executable, "-m", "tools.cli", "serve", "--port", "1"], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert serve.returncode == 2
+    assert serve.stderr.strip() == (
+        "error [config]: this ledger's schema predates the scans table (migration 0005); "
+        "run `suyuan init` once to bring it up to date")
     migrate.upgrade(world.store.engine)
     assert scans.scans_for(world.store, chain["sold"])["scans"] == []
     scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
     assert len(scans.scans_for(world.store, chain["sold"])["scans"]) == 1
+
+
+def test_scan_writes_leave_the_ledger_durable(world: World, chain: dict[str, str]) -> None:
+    """On SQLite a scan commits without an fsync; the pooled connection goes back to
+    synchronous=FULL for the ledger's own appends."""
+    scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
+    if world.store.dialect != "sqlite":
+        return
+    with world.store.engine.connect() as conn:
+        assert conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "PRAGMA synchronous").fetchone()[0] == 2  # FULL

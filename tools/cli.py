@@ -487,8 +487,9 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
 
     from api.app import create_app
     from api.settings import Settings
+    from ledger.scans import check_ready
 
-    _open(home)  # refuse before binding a port if there is no ledger here
+    check_ready(_open(home).store)  # refuse before binding a port: no ledger, or an old schema
     uvicorn.run(create_app(Settings.from_env(dev=a.dev)), host=a.host, port=a.port,
                 log_level="info" if a.dev else "warning")
     return 0

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from ledger.store.schema import scans
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction for scans, apart from the sequencer's lock: scans never wait
+    for appends, nor appends for scans. On SQLite its commit skips the fsync (WAL with
+    synchronous=NORMAL: a power cut may lose the last scans, never corrupt anything);
+    the ledger's own transactions keep synchronous=FULL."""
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection if engine.dialect.name == "sqlite" else None
+        if raw is not None:
+            raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA synchronous=FULL")
 
 
 def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str) -> None:
@@ -61,3 +81,9 @@ def candidate_codes(conn: Connection, *, min_regions: int, min_scans: int, exclu
                 | (func.count() >= min_scans))
         .order_by(scans.c.code)).all()
     return [r[0] for r in rows]
+
+
+def has_table(conn: Connection) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(conn).has_table("scans"))

@@ -245,3 +245,11 @@ def entry_page(conn: Connection, *, after: int, limit: int, lo: int = 0, hi: int
         q = q.where(entries.c.signer == signer)
     rows = conn.execute(q.order_by(entries.c.seq).limit(limit)).all()
     return [(int(s), bytes(h), bytes(e)) for s, h, e in rows]
+
+
+def lineage_seqs(conn: Connection, src: str, kind: str) -> list[int]:
+    """Seqs of the events that drew ``kind`` lineage edges from ``src`` (for a lot: the
+    commissioning events of its items)."""
+    return [int(r[0]) for r in conn.execute(
+        select(lineage.c.seq).where(lineage.c.src == src, lineage.c.kind == kind).distinct()
+        .order_by(lineage.c.seq))]
