@@ -1,6 +1,6 @@
 """The HTTP face of the ledger: health, the latest checkpoint, the log key, proofs, the
-Digital Link resolver and GraphQL, every route behind the bearer-token check (api/auth.py).
-Pages and QR routes come with later work."""
+Digital Link resolver with its consumer page, QR codes of Digital Links and GraphQL, every
+route behind the bearer-token check (api/auth.py)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from starlette.routing import Route, WebSocketRoute
 
 from api.auth import BearerAuth
 from api.graphql.app import graphql_app
-from api.resolver import resolve
+from api.qr import qr_response
+from api.resolver import resolve, resolver_description
 from api.settings import Settings
+from ledger import scans
 from ledger.errors import LedgerError
 from ledger.home import Home
 from ledger.log import Ledger
+from ledger.page_facts import VerificationCache
 from ledger.store.db import Store
-from ledger.witnessing import cosigned_note
+from ledger.witnessing import Witnessing, cosigned_note
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -30,6 +33,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The checkpoint key, when this home has it, lets GraphQL `submit` append.
     ledger = Ledger(store, note_signer=Home(settings.home).note_signer_if_any())
     graphql = graphql_app(ledger, settings)
+    # The witnesses the operator configured (URL, key, quorum): the page counts k of n.
+    cfg = Home(settings.home).config() if settings.home else {}
+    witnessing = Witnessing.from_config(cfg) if cfg.get("witnesses") else None
+    verified = VerificationCache()
 
     def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "size": ledger.size()})
@@ -70,7 +77,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"error": e.as_dict()}, status_code=404)
 
     def digital_link(request: Request) -> Response:
-        return resolve(request, store, settings.base_url)
+        return resolve(request, ledger, settings.base_url, witnessing=witnessing,
+                       cache=verified)
+
+    def gs1resolver(request: Request) -> Response:
+        return JSONResponse(resolver_description(settings.base_url))
+
+    def qr(request: Request) -> Response:
+        return qr_response(request, settings.base_url)
 
     routes = [
         Route("/healthz", healthz),
@@ -78,13 +92,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/log-key", log_key),
         Route("/proof/consistency/{first}/{second}", consistency),
         Route("/proof/inclusion/{seq}/{size}", inclusion),
-        Route("/01/{rest:path}", digital_link),
-        Route("/00/{rest:path}", digital_link),
+        Route("/.well-known/gs1resolver", gs1resolver),
+        Route("/01/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
+        Route("/00/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
+        Route("/qr/{rest:path}", qr),
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if store.is_initialised():
+            scans.check_ready(store)
+            scans.prune(store)  # retention; each scan also prunes its own code
         yield
         store.dispose()
 

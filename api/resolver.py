@@ -1,9 +1,13 @@
-"""GS1 Digital Link resolver: a product's URL answers with its journey, recall status or
-links, as JSON (the consumer page comes with later work).
+"""GS1 Digital Link resolver: a product's URL answers with the consumer page, its journey,
+an EPCIS document, its recall status or its links.
 
 Routes follow the Digital Link path grammar: ``/01/{gtin}[/10/{lot}][/21/{serial}]`` and
-``/00/{sscc}``; ``?linkType=`` picks the answer. Nothing here decides anything: it maps
-URLs onto ``ledger.trace`` and errors onto status codes.
+``/00/{sscc}``. ``?linkType=`` picks the answer; without one, content negotiation does:
+a browser (``Accept: text/html``) gets the consumer page, any other client the page's
+facts as JSON. Errors come back the same way (an HTML page or ``{"error": …}``). A
+resolve of a serialised item the ledger knows is recorded as a scan. Nothing here decides
+anything: it maps URLs onto ``ledger.page_facts``, ``ledger.trace``, ``ledger.epcis`` and
+``ledger.scans``, and errors onto status codes.
 """
 
 from __future__ import annotations
@@ -11,54 +15,188 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from ledger import trace
-from ledger.errors import IdentifierError, LedgerError
+from api import pages
+from ledger import epcis, page_facts, scans, trace
+from ledger.errors import IdentifierError, LedgerError, NotFound
 from ledger.ids import parse_digital_link
-from ledger.store.db import Store
+from ledger.log import Ledger
+from ledger.witnessing import Witnessing
 
-LINK_TYPES = ("gs1:pip", "gs1:traceability", "gs1:recallStatus", "linkset")
+GS1_VOC = "https://gs1.org/voc/"
+LINK_TYPES = ("gs1:pip", "gs1:traceability", "gs1:epcis", "gs1:recallStatus", "linkset")
+# What each link type serves: (media type, title zh, title en).
+_TARGETS = {
+    "gs1:pip": ("text/html", "商品追溯页面", "Product traceability page"),
+    "gs1:traceability": ("application/json", "流转记录（JSON）", "Journey (JSON)"),
+    "gs1:epcis": ("application/ld+json", "EPCIS 2.0 事件文档", "EPCIS 2.0 document of the journey"),
+    "gs1:recallStatus": ("application/json", "召回状态", "Recall status"),
+}
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+JSON_TYPES = ("application/json", "application/ld+json", "application/linkset+json")
 
 
-def _error(status: int, err: LedgerError) -> JSONResponse:
+def _accept(request: Request) -> list[tuple[str, float]]:
+    out = []
+    for part in request.headers.get("accept", "*/*").split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for p in params.split(";"):
+            k, _, v = p.strip().partition("=")
+            if k == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        if media:
+            out.append((media.strip().lower(), q))
+    return out
+
+
+def _quality(accept: list[tuple[str, float]], types: tuple[str, ...]) -> float:
+    exact = [q for m, q in accept if m in types]
+    if exact:
+        return max(exact)
+    prefix = {t.split("/")[0] + "/*" for t in types}
+    partial = [q for m, q in accept if m in prefix]
+    if partial:
+        return max(partial)
+    return max((q - 0.001 for m, q in accept if m == "*/*"), default=0.0)
+
+
+def wants_html(request: Request) -> bool:
+    """True when the client prefers HTML to JSON (a browser); ``*/*`` alone means JSON."""
+    accept = _accept(request)
+    html = max((q for m, q in accept if m in HTML_TYPES), default=0.0)
+    return html > 0 and html >= _quality(accept, JSON_TYPES)
+
+
+def _lang(request: Request) -> str:
+    return pages.choose_lang(request.query_params.get("lang"),
+                             request.headers.get("accept-language"))
+
+
+def _error(request: Request, status: int, err: LedgerError, *, html_message: str | None = None,
+           title_key: str = "bad_title") -> Response:
+    if wants_html(request):
+        lang = _lang(request)
+        body = pages.render_error(lang=lang, status=status, title_key=title_key,
+                                  message=html_message or err.message, path=request.url.path)
+        return HTMLResponse(body, status_code=status)
     return JSONResponse({"error": err.as_dict()}, status_code=status)
 
 
-def _links(base: str, path: str) -> list[dict[str, str]]:
-    return [{"linkType": t, "href": f"{base}{path}?linkType={t}"} for t in LINK_TYPES
-            if t != "linkset"]
-
-
-def resolve(request: Request, store: Store, base_url: str) -> Response:
-    try:
-        link = parse_digital_link(request.url.path)
-    except IdentifierError as e:
-        return _error(400, e)
-    code = link.canonical
-    link_type = request.query_params.get("linkType", "gs1:traceability")
-    if link_type not in LINK_TYPES:
-        return _error(400, LedgerError(
-            f"linkType {link_type!r} is not one of {', '.join(LINK_TYPES)}", code="bad_link_type"))
-    try:
-        if link_type == "linkset":
-            body: dict[str, Any] = {"anchor": code, "links": _links(base_url, link.path)}
-        elif link_type == "gs1:recallStatus":
-            body = _recall_status(store, code)
+def linkset(base_url: str, path: str) -> dict[str, Any]:
+    """RFC 9264 linkset, as GS1-conformant resolvers serve it: one context object whose
+    keys are link relation types (GS1 Web Vocabulary URIs), each with its targets."""
+    anchor = base_url + path
+    ctx: dict[str, Any] = {"anchor": anchor}
+    for lt, (media, zh, en) in _TARGETS.items():
+        href = f"{anchor}?linkType={lt}"
+        if media == "text/html":
+            ctx[GS1_VOC + lt.removeprefix("gs1:")] = [
+                {"href": href, "title": zh, "type": media, "hreflang": ["zh"]},
+                {"href": href + "&lang=en", "title": en, "type": media, "hreflang": ["en"]},
+            ]
         else:
-            body = trace.journey(store, code)
-            if not body["journey"]:
-                return _error(404, LedgerError(
-                    f"the ledger holds nothing about {code}; check the code on the label",
-                    code="not_found"))
+            ctx[GS1_VOC + lt.removeprefix("gs1:")] = [{"href": href, "title": en, "type": media}]
+    media, zh, en = _TARGETS["gs1:pip"]
+    ctx[GS1_VOC + "defaultLink"] = [{"href": f"{anchor}?linkType=gs1:pip", "title": f"{zh} / {en}",
+                                     "type": media}]
+    return {"linkset": [ctx]}
+
+
+def resolver_description(base_url: str) -> dict[str, Any]:
+    """The GS1-conformant resolver description file served at /.well-known/gs1resolver."""
+    return {
+        "name": "Suyuan traceability ledger resolver",
+        "resolverRoot": base_url + "/",
+        "supportedPrimaryKeys": ["01", "00"],
+        "supportedLinkType": [{"namespace": GS1_VOC, "prefix": "gs1:"}],
+        "linkTypeDefaultCanBeLinkset": False,
+    }
+
+
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+        "Access-Control-Allow-Headers": "Accept, Accept-Language",
+        "Access-Control-Expose-Headers": "Link, Content-Type"}
+
+
+def resolve(request: Request, ledger: Ledger, base_url: str, *,
+            witnessing: Witnessing | None, cache: page_facts.VerificationCache | None) -> Response:
+    """Answer one Digital Link request (GS1-conformant resolvers allow any origin)."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=CORS)
+    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache)
+    response.headers.update(CORS)
+    if response.status_code == 200:
+        # Every answer points at the item's full set of links (RFC 9264 §6).
+        anchor = base_url + request.url.path
+        response.headers["Link"] = (f'<{anchor}?linkType=linkset>; rel="linkset"; '
+                                    'type="application/linkset+json"')
+    return response
+
+
+def _resolve(request: Request, ledger: Ledger, base_url: str, *,
+             witnessing: Witnessing | None, cache: page_facts.VerificationCache | None) -> Response:
+    store = ledger.store
+    path = request.url.path
+    try:
+        link = parse_digital_link(path)
     except IdentifierError as e:
-        return _error(400, e)
+        lang = _lang(request)
+        bad = page_facts.check_digit_error(path)
+        msg = (pages.TEXT[lang]["bad_digit"].format(**bad) if bad
+               else pages.TEXT[lang]["bad_other"] + " (" + e.message + ")")
+        return _error(request, 400, e, html_message=msg)
+    code = link.canonical
+    link_type = request.query_params.get("linkType")
+    if link_type is not None and link_type not in LINK_TYPES:
+        return _error(request, 400, LedgerError(
+            f"linkType {link_type!r} is not one of {', '.join(LINK_TYPES)}", code="bad_link_type"),
+            html_message=pages.TEXT[_lang(request)]["bad_link_type"])
+    try:
+        if not page_facts.is_known(ledger, code):
+            lang = _lang(request)
+            return _error(request, 404, LedgerError(
+                f"the ledger holds nothing about {code}; check the code on the label",
+                code="not_found"), title_key="not_found_title",
+                html_message=pages.TEXT[lang]["not_found"].format(code=code))
+        if link.kind == "item" and link_type != "linkset":
+            scans.record_scan(store, code,
+                              region=scans.region_of(request.headers.get("x-region"),
+                                                     request.client.host if request.client
+                                                     else None),
+                              client=scans.client_class(request.headers.get("user-agent")))
+        if link_type == "linkset":
+            media = ("application/linkset+json"
+                     if "application/linkset+json" in request.headers.get("accept", "")
+                     else "application/json")
+            return JSONResponse(linkset(base_url, link.path), media_type=media)
+        if link_type == "gs1:recallStatus":
+            return JSONResponse(_recall_status(store, code))
+        if link_type == "gs1:traceability":
+            return JSONResponse(trace.journey(store, code))
+        if link_type == "gs1:epcis":
+            return JSONResponse(epcis.export_document(store, code),
+                                media_type="application/ld+json")
+        facts = page_facts.page_facts(ledger, code, witnessing=witnessing, cache=cache)
+        assert facts is not None  # known above
+        if link_type == "gs1:pip" or wants_html(request):
+            html = pages.render_page(facts, lang=_lang(request), path=link.path)
+            return HTMLResponse(html, headers={"Vary": "Accept, Accept-Language"})
+        return JSONResponse(facts, headers={"Vary": "Accept"})
+    except IdentifierError as e:
+        return _error(request, 400, e)
+    except NotFound as e:
+        return _error(request, 404, e, title_key="not_found_title")
     except LedgerError as e:
-        return _error(422, e)
-    return JSONResponse(body)
+        return _error(request, 422, e, title_key="failed_title")
 
 
-def _recall_status(store: Store, code: str) -> dict[str, Any]:
+def _recall_status(store: Any, code: str) -> dict[str, Any]:
     steps = trace.journey(store, code)["journey"]
     recalls = [s for s in steps if s["stage"] == "recall"]
     return {"code": code, "recalled": bool(recalls),

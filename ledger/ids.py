@@ -532,10 +532,46 @@ def canonical_code(code: str) -> str:
     has a Digital Link (sgtin, lgtin, sgtin pattern, sscc, sgln, grai, giai, gsrn, gdti,
     pgln; their check digits are computed, as URNs carry none) or a bare GTIN or SSCC.
     """
+    return parse_code(code).canonical
+
+
+def parse_code(code: str) -> DigitalLink:
+    """Any accepted product code (Digital Link on any domain, EPC URN, bare GTIN or SSCC)
+    decoded, check digits verified."""
     link = _convert(code)
     if isinstance(link, _NoConversion):
         raise IdentifierError(link.reason)
-    return link.canonical
+    return link
+
+
+def digital_link_path(code: str) -> str:
+    """The Digital Link path of any accepted code, such as ``/01/09506000134352/21/7``: put
+    a resolver's base URL in front of it to get the URL a QR code carries."""
+    return parse_code(code).path
+
+
+def element_string(code: str) -> str:
+    """The GS1 element string printed under a barcode, e.g. ``(01)09506000134352(21)7``:
+    each application identifier in brackets, then its value as written (not escaped)."""
+    link = parse_code(code)
+    parts: list[tuple[str, str | None]]
+    if link.kind in ("class", "lot", "item"):
+        parts = [("01", link.gtin), ("22", link.cpv), ("10", link.lot), ("21", link.serial)]
+    elif link.kind == "sscc":
+        parts = [("00", link.sscc)]
+    elif link.kind == "location":
+        parts = [("414", link.gln), ("254", link.gln_extension)]
+    elif link.kind == "party":
+        parts = [("417", link.gln)]
+    elif link.kind == "grai":
+        parts = [("8003", f"0{link.grai}{link.serial or ''}")]
+    elif link.kind == "giai":
+        parts = [("8004", link.giai)]
+    elif link.kind == "gsrn":
+        parts = [("8018", link.gsrn)]
+    else:
+        parts = [("253", f"{link.gdti}{link.serial or ''}")]
+    return "".join(f"({ai}){value}" for ai, value in parts if value is not None)
 
 
 def index_key(code: str) -> str:

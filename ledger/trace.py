@@ -6,13 +6,14 @@ every container it was packed in, for the time it was inside, and to its lot.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from ledger.errors import IdentifierError, MalformedInput
-from ledger.ids import index_key
+from ledger.ids import index_key, parse_code
 from ledger.projections import split_lot
 from ledger.store import tracedb
 from ledger.store.db import Store
@@ -147,6 +148,39 @@ def recall_impact(store: Store, code: str) -> dict[str, Any]:
     return {"code": key, "affected": affected,
             "counts": {"affected": len(affected), "sold": sold,
                        "unsold": len(affected) - sold, "byOwner": by_owner}}
+
+
+def _serial_order(serial: str) -> tuple[tuple[int, int | str], ...]:
+    # Serials 2 before 10: digit runs compare as numbers, the rest as text.
+    return tuple((0, int(p)) if p.isdigit() else (1, p)
+                 for p in re.split(r"(\d+)", serial) if p)
+
+
+def lot_items(store: Store, code: str) -> dict[str, Any]:
+    """The items of a lot the ledger knows: commissioned with its lot number (``ilmd``
+    ``cbvmda:lotNumber``) or named with the lot in their Digital Link (an lgtin class),
+    in the order they were first recorded, then by serial."""
+    if not isinstance(code, str) or not code.strip():
+        raise IdentifierError("give a lot code, such as https://id.gs1.org/01/09506000134352/10/L1")
+    link = parse_code(code.strip())
+    if link.kind != "lot":
+        raise IdentifierError(
+            f"{code} names {'an' if link.kind == 'item' else 'a'} {link.kind}, not a lot; give "
+            "a code with a lot number, such as …/01/09506000134352/10/L1 or an "
+            "urn:epc:class:lgtin URN")
+    lot = link.canonical
+    with store.reading() as conn:
+        members = tracedb.lot_members(conn, lot)
+    items = []
+    for member, first_seq in members:
+        try:
+            m = parse_code(member)
+        except IdentifierError:
+            continue
+        if m.kind == "item" and m.gtin == link.gtin:
+            items.append((first_seq, _serial_order(m.serial or ""), member))
+    items.sort()
+    return {"lot": lot, "items": [c for _, _, c in items]}
 
 
 def journey_of(store: Store, code: str) -> tuple[str, list[Step]]:

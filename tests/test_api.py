@@ -61,10 +61,11 @@ def test_resolver_answers_journey_recall_and_links(world: World, client: Client)
     assert j.json() == journey(world.store, tin)
     rec = client.get(path, params={"linkType": "gs1:recallStatus"}).json()
     assert rec == {"code": tin, "recalled": False, "recalls": []}
-    links = client.get(path, params={"linkType": "linkset"}).json()
-    assert links["anchor"] == tin
-    assert {"linkType": "gs1:recallStatus",
-            "href": f"https://trace.example{path}?linkType=gs1:recallStatus"} in links["links"]
+    (links,) = client.get(path, params={"linkType": "linkset"}).json()["linkset"]
+    assert links["anchor"] == f"https://trace.example{path}"
+    assert links["https://gs1.org/voc/recallStatus"] == [{
+        "href": f"https://trace.example{path}?linkType=gs1:recallStatus",
+        "title": "Recall status", "type": "application/json"}]
 
 
 def test_resolver_refusals(client: Client) -> None:

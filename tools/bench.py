@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m tools.bench ledger [--n N]`` prints JSON, each figure beside its
+"""Benchmarks: ``python -m tools.bench ledger|trace|api`` prints JSON, each figure beside its
 bound, the Ed25519 bound measured in the same run.
 
 Every phase runs in a child process of its own so that its peak RSS is its own and the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -35,6 +36,8 @@ TARGETS = {
     "consistency_proof_ms_p50": 1.0,
     "audit_per_s": 15_000,
     "rss_mb_peak": 300,
+    "graphql_trace_ms_p95": 25.0,
+    "page_req_per_s": 300,
 }
 
 
@@ -358,6 +361,348 @@ def bench_trace(items: int, big_lot: int, samples: int) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+
+# --- api suite ---------------------------------------------------------------------------------
+#
+# The server runs as it would in production (uvicorn, one worker, its own process) on a
+# loopback socket; the load comes from another process, so neither side's interpreter or
+# event loop slows the other beyond sharing the machine's cores.
+
+ENTRIES_PER_ITEM = 5.151  # _supply_chain: 5 per item, commissioning, cartons, pallets, lots
+TRACE_QUERY = '{ trace(code: "%s") { journey { seq } } }'
+
+
+def _tin() -> str:
+    from ledger.ids import gs1_check_digit
+
+    return "0695000000002" + gs1_check_digit("0695000000002")
+
+
+def _items_for(entries: int) -> tuple[int, int]:
+    """(items, big lot) for a supply chain of at least ``entries`` entries."""
+    want = max(10, math.ceil(entries / ENTRIES_PER_ITEM))
+    if want <= 10_000:
+        return want, want  # one lot
+    return math.ceil(want / 1000) * 1000, 10_000  # a big lot and lots of 1,000
+
+
+def _p95(xs: list[float]) -> float:
+    return statistics.quantiles(xs, n=20)[-1] if len(xs) > 1 else xs[0]
+
+
+def _graphql_latency(base: str, codes: list[str], queries: int) -> dict[str, Any]:
+    """Sequential ``trace`` queries on one keep-alive connection: the latency one client
+    sees, from request sent to response read."""
+    import http.client
+    import random
+    from urllib.parse import urlsplit
+
+    u = urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=30)
+    rng = random.Random(5)
+
+    def ask(code: str) -> tuple[float, int, Any, str]:
+        body = json.dumps({"query": TRACE_QUERY % code}).encode()
+        t = time.perf_counter()
+        conn.request("POST", "/graphql", body=body,
+                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+        resp = conn.getresponse()
+        raw = resp.read()
+        ms = (time.perf_counter() - t) * 1000
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = None
+        return ms, resp.status, doc, raw[:200].decode("utf-8", "replace")
+
+    ms, status, doc, head = ask(codes[0])
+    journey = (((doc or {}).get("data") or {}).get("trace") or {}).get("journey") \
+        if isinstance(doc, dict) else None
+    if status != 200 or not isinstance(journey, list):
+        errors = doc.get("errors") if isinstance(doc, dict) else None
+        why = errors[0].get("message") if errors else head
+        return {"missing": f"POST /graphql trace answered HTTP {status}: {why}"}
+    for _ in range(min(100, queries)):  # warm-up: imports, caches, pools, page cache
+        ask(rng.choice(codes))
+    times: list[float] = []
+    lengths: list[int] = []
+    failed = 0
+    for _ in range(queries):
+        ms, status, doc, _ = ask(rng.choice(codes))
+        data = (doc or {}).get("data") if isinstance(doc, dict) else None
+        if status != 200 or not data or doc.get("errors"):
+            failed += 1
+            continue
+        times.append(ms)
+        lengths.append(len(data["trace"]["journey"]))
+    conn.close()
+    if not times:
+        return {"missing": f"every POST /graphql trace failed (last HTTP {status})"}
+    return {"p50_ms": statistics.median(times), "p95_ms": _p95(times), "queries": len(times),
+            "failed": failed, "journey_events_median": statistics.median(lengths)}
+
+
+def _probe_page(base: str, path: str) -> str | None:
+    """None if ``path`` answers a browser with an HTML page, else what it answered."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=30)
+    conn.request("GET", path, headers={"Accept": "text/html,application/xhtml+xml"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    ctype = resp.getheader("content-type") or "nothing"
+    if resp.status == 200 and ctype.startswith("text/html"):
+        return None
+    return f"GET {path} with Accept: text/html answered HTTP {resp.status} {ctype}, not a page"
+
+
+def _wrk(base: str, paths: list[str], seconds: float, connections: int, workdir: str
+         ) -> dict[str, Any]:
+    import re
+
+    script = Path(workdir) / "paths.lua"
+    lua_paths = ",".join(json.dumps(p) for p in paths)
+    script.write_text(
+        f"local paths = {{{lua_paths}}}\nlocal i = 0\n"
+        "request = function()\n  i = i + 1\n"
+        "  return wrk.format('GET', paths[(i % #paths) + 1], "
+        "{['Accept'] = 'text/html,application/xhtml+xml'})\nend\n")
+    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                           "--latency", "-s", str(script), base],
+                          capture_output=True, text=True, timeout=seconds + 60)
+    text = proc.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if proc.returncode != 0 or rps is None:
+        raise SystemExit(f"bench: wrk failed: {proc.stderr or text}")
+
+    def ms(label: str) -> float | None:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if m is None:
+            return None
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+    total = re.search(r"(\d+) requests in", text)
+    return {"req_per_s": float(rps.group(1)), "p50_ms": ms("50"), "p99_ms": ms("99"),
+            "requests": int(total.group(1)) if total else None,
+            "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(0) if errors else None}
+
+
+def _python_load(base: str, paths: list[str], seconds: float, connections: int
+                 ) -> dict[str, Any]:
+    import asyncio
+    import random
+
+    import httpx
+
+    async def run() -> dict[str, Any]:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        headers = {"Accept": "text/html,application/xhtml+xml"}
+        times: list[float] = []
+        bad = 0
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+            start = time.perf_counter()
+            deadline = start + seconds
+
+            async def worker(n: int) -> None:
+                nonlocal bad
+                rng = random.Random(n)
+                while time.perf_counter() < deadline:
+                    t = time.perf_counter()
+                    r = await client.get(rng.choice(paths), headers=headers)
+                    times.append((time.perf_counter() - t) * 1000)
+                    bad += not 200 <= r.status_code < 400
+
+            await asyncio.gather(*(worker(n) for n in range(connections)))
+            elapsed = time.perf_counter() - start
+        return {"req_per_s": len(times) / elapsed, "p50_ms": statistics.median(times),
+                "p95_ms": _p95(times), "requests": len(times), "non_2xx": bad}
+
+    return asyncio.run(run())
+
+
+def phase_api_load(spec_json: str) -> dict[str, Any]:
+    """The load generator: runs in its own process, talks to the server over loopback."""
+    import random
+
+    spec = json.loads(spec_json)
+    base, items, tin = spec["base"], spec["items"], spec["tin"]
+    rng = random.Random(3)
+    # Distinct items, more than a run requests: most page loads are an item's first, as
+    # when consumers each scan their own tin, so no cache of recent answers flatters them.
+    serials = rng.sample(range(items), min(items, 20_000))
+    codes = [f"https://id.gs1.org/01/{tin}/21/{k}" for k in serials]
+    paths = [f"/01/{tin}/21/{k}" for k in serials]
+    out: dict[str, Any] = {"graphql": _graphql_latency(base, codes, spec["queries"])}
+    use_wrk = spec["generator"] == "wrk"
+
+    def load(ps: list[str], seconds: float) -> dict[str, Any]:
+        if use_wrk:
+            return _wrk(base, ps, seconds, spec["concurrency"], spec["workdir"])
+        return _python_load(base, ps, seconds, spec["concurrency"])
+
+    missing = _probe_page(base, paths[0])
+    out["page"] = ({"missing": missing} if missing else
+                   {**load(paths, spec["duration"]), "distinct_items": len(paths)})
+    if not missing:
+        # The same few items again and again, after one visit each: what answers cached per
+        # item and checkpoint give, beside the figure above where nearly every load is cold.
+        warm = paths[:spec["warm_items"]]
+        for path in warm:
+            _probe_page(base, path)
+        out["page_warm"] = {**load(warm, spec["duration"]), "distinct_items": len(warm)}
+    # The same generator on the cheapest endpoint: the most it and the server can do here,
+    # so a page figure close to it says the generator, not the page, was the limit.
+    out["healthz"] = load(["/healthz"], max(1.0, spec["duration"] / 3))
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(url: str, home: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """uvicorn with one worker in its own process on loopback, started as ``suyuan serve``
+    starts it (host and port: an inherited socket would reach uvicorn as a Unix socket,
+    without TCP_NODELAY, and Nagle's algorithm would add 40 ms to every answer); returns
+    once /healthz answers."""
+    import urllib.request
+
+    for _attempt in range(3):  # another process may take the free port first
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "SUYUAN_DB": url, "SUYUAN_HOME": home, "SUYUAN_BASE_URL": base}
+        log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log",
+             "--log-level", "warning"],
+            cwd=Path(__file__).resolve().parents[1], env=env, stdout=log,
+            stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
+                    if r.status == 200:
+                        return proc, base
+            except OSError:
+                time.sleep(0.2)
+        proc.kill()
+        proc.wait()
+        tail = (workdir / "server.log").read_text(errors="replace")[-2000:]
+        if "address already in use" not in tail.lower():
+            break
+    raise SystemExit(f"bench: the API server did not start:\n{tail}")
+
+
+def _generator(choice: str) -> str:
+    if choice == "auto":
+        return "wrk" if shutil.which("wrk") else "python"
+    if choice == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("bench: wrk is not installed (Debian: apt-get install wrk); "
+                         "or use --generator python")
+    return choice
+
+
+def bench_api(entries: int, queries: int, duration: float, concurrency: int, generator: str,
+              postgres: bool, warm_items: int = 50) -> dict[str, Any]:
+    gen = _generator(generator)
+    if gen == "python":
+        print("bench api: load from Python asyncio+httpx; wrk (apt-get install wrk) generates "
+              "more load per core", file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix="suyuan-bench-api-"))
+    drop = None
+    try:
+        url = f"sqlite:///{work}/api.db"
+        if postgres:
+            pg = _pg_database()
+            if pg is None:
+                raise SystemExit("bench: --postgres given but PostgreSQL is not reachable")
+            url, drop = pg
+        items, big_lot = _items_for(entries)
+        home = str(work / "home")
+        build = _child("trace_build", url, home, str(items), str(big_lot))
+        server, base = _serve(url, home, work)
+        try:
+            spec = {"base": base, "items": items, "tin": _tin(), "queries": queries,
+                    "duration": duration, "concurrency": concurrency, "generator": gen,
+                    "warm_items": warm_items, "workdir": str(work)}
+            load = _child("api_load", json.dumps(spec))
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        return _api_report(build, items, gen, concurrency, load,
+                           "postgresql" if postgres else "sqlite")
+    finally:
+        if drop is not None:
+            drop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
+                load: dict[str, Any], db: str) -> dict[str, Any]:
+    import importlib.util
+
+    how = ("wrk, 1 thread" if gen == "wrk" else "Python asyncio+httpx, one process")
+    http_impl = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    result: dict[str, Any] = {
+        "entries": build["entries"], "items": items, "db": db, "cores": os.cpu_count(),
+        # Other work on the machine slows both sides: say how busy it was.
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "server": f"uvicorn, 1 worker, {http_impl}, 127.0.0.1",
+        "load_generator": f"{how}, {concurrency} connections, in its own process",
+    }
+    missing = []
+    g = load["graphql"]
+    if "missing" in g:
+        missing.append(g["missing"])
+        result["graphql_trace_ms_p95"] = {"value": None, "bound": TARGETS["graphql_trace_ms_p95"],
+                                          "met": False, "missing": g["missing"]}
+    else:
+        result["graphql_trace_ms_p95"] = {
+            **_figure("graphql_trace_ms_p95", g["p95_ms"], higher_is_better=False),
+            "p50_ms": round(g["p50_ms"], 3), "queries": g["queries"], "failed": g["failed"],
+            "journey_events_median": g["journey_events_median"]}
+    page = load["page"]
+    if "missing" in page:
+        missing.append(page["missing"])
+        result["page_req_per_s"] = {"value": None, "bound": TARGETS["page_req_per_s"],
+                                    "met": False, "missing": page["missing"]}
+    else:
+        result["page_req_per_s"] = {
+            **_figure("page_req_per_s", page["req_per_s"]),
+            **{k: (round(v, 3) if isinstance(v, float) else v)
+               for k, v in page.items() if k != "req_per_s"}}
+        warm = load["page_warm"]
+        result["page_warm_req_per_s"] = {
+            "value": round(warm["req_per_s"], 1),
+            **{k: (round(v, 3) if isinstance(v, float) else v)
+               for k, v in warm.items() if k != "req_per_s"},
+            "note": "the same few items over and over, each visited once before"}
+    hz = load["healthz"]
+    result["healthz_req_per_s"] = {"value": round(hz["req_per_s"], 1),
+                                   "note": "same generator and server on /healthz: the ceiling "
+                                           "here, measured in the same run"}
+    if missing:
+        result["missing"] = missing
+        for m in missing:
+            print(f"bench api: missing: {m}", file=sys.stderr)
+    return result
+
+
 # --- driver ----------------------------------------------------------------------------------
 
 
@@ -456,6 +801,8 @@ def main(argv: list[str] | None = None) -> int:
             doc = phase_trace_build(rest[0], rest[1], int(rest[2]), int(rest[3]))
         elif phase == "trace_query":
             doc = phase_trace_query(rest[0], int(rest[1]), int(rest[2]))
+        elif phase == "api_load":
+            doc = phase_api_load(rest[0])
         elif phase == "proofs":
             doc = phase_proofs(rest[0], int(rest[1]), int(rest[2]))
         else:
@@ -473,7 +820,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="items (target: 200,000, about 1,000,000 entries)")
     s.add_argument("--big-lot", type=int, default=10_000, help="items in the recalled lot")
     s.add_argument("--samples", type=int, default=400)
+    s = sub.add_parser("api", help="GraphQL trace latency and consumer-page throughput over HTTP")
+    s.add_argument("--entries", type=int, default=100_000, help="ledger size to build")
+    s.add_argument("--queries", type=int, default=1000, help="GraphQL trace queries to time")
+    s.add_argument("--duration", type=float, default=10.0, help="seconds of page load")
+    s.add_argument("--concurrency", type=int, default=16, help="connections for page load")
+    s.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto",
+                   help="load generator: wrk if installed (auto), or Python asyncio+httpx")
+    s.add_argument("--postgres", action="store_true",
+                   help="build on PostgreSQL (SUYUAN_BENCH_PG) instead of SQLite in a temp dir")
+    s.add_argument("--warm-items", type=int, default=50,
+                   help="items of the warm page run, each visited once before it")
     args = p.parse_args(argv)
+    if args.suite == "api":
+        print(json.dumps(bench_api(args.entries, args.queries, args.duration, args.concurrency,
+                                   args.generator, args.postgres, args.warm_items), indent=1))
+        return 0
     if args.suite == "trace":
         print(json.dumps(bench_trace(args.items, args.big_lot, args.samples), indent=1))
         return 0

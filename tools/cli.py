@@ -478,6 +478,61 @@ def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
 # --- epcis (end) ---------------------------------------------------------------------------
 
 
+# --- qr (begin) ------------------------------------------------------------------------------
+
+
+def _base_url(a: argparse.Namespace) -> str:
+    base = a.base_url or os.environ.get("SUYUAN_BASE_URL") or "http://127.0.0.1:8000"
+    if not base.startswith(("http://", "https://")):
+        raise MalformedInput(f"base URL {base!r} must start with http:// or https://")
+    return base.rstrip("/")
+
+
+def cmd_qr(a: argparse.Namespace, home: Home) -> int:
+    from api.qr import digital_link_url, qr_image
+
+    base = _base_url(a)
+    if a.lot is not None or a.sheet is not None:
+        if a.code is not None or a.lot is None or a.sheet is None:
+            raise MalformedInput("a label sheet takes --lot CODE --sheet FILE.pdf and no other code",
+                                 code="usage")
+        if a.out is not None or a.format is not None:
+            raise MalformedInput("--out and --format are for one code; a sheet is always a PDF "
+                                 "written to --sheet", code="usage")
+        from api.labels import lot_label_sheet
+
+        tty = sys.stderr.isatty()
+
+        def progress(done: int, total: int) -> None:
+            if tty and total >= 200:
+                sys.stderr.write(f"\rqr: {done:,}/{total:,} labels")
+                if done == total:
+                    sys.stderr.write("\n")
+
+        pdf, info = lot_label_sheet(_open(home).store, base, a.lot, progress=progress)
+        Path(a.sheet).write_bytes(pdf)
+        out({"sheet": a.sheet, **info, "bytes": len(pdf)})
+        return 0
+    if a.code is None:
+        raise MalformedInput("give a product code, or --lot CODE --sheet FILE.pdf", code="usage")
+    fmt = a.format or "png"
+    text = digital_link_url(base, a.code)
+    image = qr_image(text, fmt)
+    if a.out is not None:
+        Path(a.out).write_bytes(image)
+        out({"file": a.out, "format": fmt, "text": text, "bytes": len(image)})
+        return 0
+    if sys.stdout.isatty():
+        raise MalformedInput(f"a {fmt.upper()} image is not for a terminal; give --out FILE or "
+                             "redirect stdout to a file", code="usage")
+    sys.stdout.buffer.write(image)
+    sys.stdout.flush()
+    return 0
+
+
+# --- qr (end) --------------------------------------------------------------------------------
+
+
 def cmd_token(a: argparse.Namespace, home: Home) -> int:
     from ledger.tokens import make_token, read_token
 
@@ -496,10 +551,26 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
 
     from api.app import create_app
     from api.settings import Settings
+    from ledger.scans import check_ready
 
-    _open(home)  # refuse before binding a port if there is no ledger here
+    check_ready(_open(home).store)  # refuse before binding a port: no ledger, or an old schema
     uvicorn.run(create_app(Settings.from_env(dev=a.dev)), host=a.host, port=a.port,
                 log_level="info" if a.dev else "warning")
+    return 0
+
+
+def cmd_scans(a: argparse.Namespace, home: Home) -> int:
+    from ledger import scans
+
+    store = _open(home).store
+    if a.prune:
+        out({"deleted": scans.prune(store), "retentionDays": scans.retention_days()})
+    elif a.suspicious:
+        out({"suspicious": scans.suspicious(store)})
+    elif a.code:
+        out(scans.scans_for(store, a.code))
+    else:
+        raise MalformedInput("give a CODE, --suspicious or --prune")
     return 0
 
 
@@ -634,7 +705,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.set_defaults(fn=cmd_demo)
 
-    s = sub.add_parser("serve", help="the HTTP API: /graphql, /healthz, /checkpoint, /log-key, resolver")
+    s = sub.add_parser("serve", help="the HTTP API: /graphql, /healthz, /checkpoint, /log-key, "
+                       "resolver and page, /qr/")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--dev", action="store_true",
@@ -646,6 +718,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--signer", required=True, help="the party id the key is registered to")
     s.add_argument("--ttl", type=int, default=3600, help="seconds it stays valid (default 3600)")
     s.set_defaults(fn=cmd_token)
+
+    s = sub.add_parser("scans", help="consumer scans of an item and its counterfeit signal")
+    s.add_argument("code", nargs="?", help="GS1 Digital Link (any domain), EPC URN or GTIN")
+    s.add_argument("--suspicious", action="store_true",
+                   help="every code whose scans raise the counterfeit signal")
+    s.add_argument("--prune", action="store_true",
+                   help="delete scans older than SUYUAN_SCAN_RETENTION_DAYS (default 400)")
+    s.set_defaults(fn=cmd_scans)
 
     witness = sub.add_parser("witness", help="run a witness that cosigns checkpoints")
     wsub = witness.add_subparsers(dest="witness_command", required=True)
@@ -822,6 +902,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--hs-code", help="the goods' HS code, if the order does not carry one")
     s.set_defaults(fn=cmd_tax)
     # --- findings parser (end) ---
+    # --- qr (begin) ---
+    s = sub.add_parser("qr", help="QR trace codes: one image, or a PDF label sheet of a lot")
+    s.add_argument("code", nargs="?", help="GS1 Digital Link (any domain), EPC URN or GTIN")
+    s.add_argument("--format", choices=("png", "svg"), help="image format (default png)")
+    s.add_argument("--out", metavar="FILE", help="write the image here (default: stdout, "
+                   "when it is not a terminal)")
+    s.add_argument("--lot", metavar="CODE", help="a lot: one label per item of it")
+    s.add_argument("--sheet", metavar="FILE", help="the A4 PDF label sheet to write")
+    s.add_argument("--base-url", help="resolver base in the codes (default SUYUAN_BASE_URL, "
+                   "else http://127.0.0.1:8000)")
+    s.set_defaults(fn=cmd_qr)
+    # --- qr (end) ---
     return p
 
 

@@ -277,6 +277,23 @@ code_marks = Table(
     Index("code_marks_mark", "mark"),
 )
 
+# Consumer scans of item codes (migration 0005): outside the ledger. Not evidence anyone
+# signed, not derivable from entries (so not a projection: reindex leaves it alone), and
+# not append-only: rows older than the retention period, or beyond a cap per code, are
+# deleted (see ledger/scans.py).
+scans = Table(
+    "scans",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("code", Text, nullable=False),
+    Column("time", String(32), nullable=False),  # UTC, microseconds, 'Z': sorts as text
+    Column("region", String(64), nullable=False),
+    Column("client", String(8), nullable=False),  # browser | app | bot
+    Index("scans_code_time", "code", "time"),
+    Index("scans_time", "time"),
+)
+
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
 REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list")
 TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions",

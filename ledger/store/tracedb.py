@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from ledger.projections import TraceBatch
@@ -204,6 +204,16 @@ def biz_transaction_seqs(conn: Connection, type_: str, id_: str) -> list[int]:
 
 
 
+def lot_members(conn: Connection, lot: str) -> list[tuple[str, int]]:
+    """(code, first seq) of everything the ledger linked to ``lot`` as one of its members:
+    items commissioned with its lot number, or named with ``/10/{lot}`` in their link."""
+    rows = conn.execute(
+        select(lineage.c.dst, func.min(lineage.c.seq))
+        .where(lineage.c.src == lot, lineage.c.kind == "lot")
+        .group_by(lineage.c.dst))
+    return [(r[0], int(r[1])) for r in rows]
+
+
 def seq_bounds_for_time(conn: Connection, since: str | None, until: str | None
                         ) -> tuple[int, int | None]:
     """[lo, hi) of the seqs the ledger recorded at ``since`` <= time < ``until``.
@@ -240,3 +250,11 @@ def entry_page(conn: Connection, *, after: int, limit: int, lo: int = 0, hi: int
         q = q.where(entries.c.signer == signer)
     rows = conn.execute(q.order_by(entries.c.seq).limit(limit)).all()
     return [(int(s), bytes(h), bytes(e)) for s, h, e in rows]
+
+
+def lineage_seqs(conn: Connection, src: str, kind: str) -> list[int]:
+    """Seqs of the events that drew ``kind`` lineage edges from ``src`` (for a lot: the
+    commissioning events of its items)."""
+    return [int(r[0]) for r in conn.execute(
+        select(lineage.c.seq).where(lineage.c.src == src, lineage.c.kind == kind).distinct()
+        .order_by(lineage.c.seq))]

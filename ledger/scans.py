@@ -1,0 +1,192 @@
+"""Consumer scans of item codes, kept outside the ledger, and the counterfeit signal
+they feed.
+
+Every resolve of a serialised item the ledger knows records (code, time, region, client
+class). A genuine tin is scanned by one household; a code copied onto fakes is scanned
+in many places, or again and again after the genuine item was sold. So a code has a
+counterfeit signal when its scans come from ``SIGNAL_REGIONS`` (3) or more distinct
+regions, or when more than ``SIGNAL_SCANS_AFTER_SALE`` (20) scans came after its sale
+("sold" as in ``ledger.projections``: a ``retail_sold`` disposition, a retail sale or a
+consumer order). Bots (crawlers, link previews, scripts) are recorded but never count.
+
+Scans are not evidence anyone signed: they live in their own table, are not a
+projection (``suyuan reindex`` leaves them alone), and are deleted after
+``SUYUAN_SCAN_RETENTION_DAYS`` (default 400) days and beyond ``MAX_SCANS_PER_CODE`` per
+code, so the table stays bounded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from ledger.errors import ConfigError, LedgerError
+from ledger.ids import parse_digital_link
+from ledger.projections import SOLD_ACTIVITIES, SOLD_DISPOSITIONS
+from ledger.store import scansdb, tracedb
+from ledger.store.db import Store
+from ledger.trace import Step, journey_steps, normalise_code
+
+DEFAULT_RETENTION_DAYS = 400
+MAX_SCANS_PER_CODE = 1000
+SIGNAL_REGIONS = 3
+SIGNAL_SCANS_AFTER_SALE = 20
+CLIENT_CLASSES = ("browser", "app", "bot")
+_REGION_MAX = 64
+
+# Coarse on purpose: a class, never a fingerprint.
+_BOT = re.compile(r"bot|crawl|spider|slurp|preview|curl|wget|python|httpx|okhttp/|java/|go-http|"
+                  r"headless|libwww|scrapy|facebookexternalhit|monitor", re.I)
+_APP = re.compile(r"MicroMessenger|AlipayClient|DingTalk|Weibo|QQ/|baiduboxapp|Dalvik|"
+                  r"CFNetwork|\bwv\)", re.I)
+
+
+def retention_days() -> int:
+    raw = os.environ.get("SUYUAN_SCAN_RETENTION_DAYS")
+    if raw is None or raw == "":
+        return DEFAULT_RETENTION_DAYS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"SUYUAN_SCAN_RETENTION_DAYS must be a whole number of days ≥ 1, "
+                          f"not {raw!r}")
+    return int(raw)
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _utc(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def region_of(header: str | None, address: str | None) -> str:
+    """The region of a scan: the ``X-Region`` a trusted front end set, else the client's
+    network (IPv4 /16, IPv6 /32), else ``unknown``."""
+    if header:
+        clean = "".join(ch for ch in header.strip() if ch.isprintable())[:_REGION_MAX]
+        if clean:
+            return clean
+    if address:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return "unknown"
+        prefix = 16 if ip.version == 4 else 32
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    return "unknown"
+
+
+def client_class(user_agent: str | None) -> str:
+    """browser, app (an in-app browser or mobile SDK) or bot, from the User-Agent."""
+    ua = user_agent or ""
+    if not ua or _BOT.search(ua):
+        return "bot"
+    if _APP.search(ua):
+        return "app"
+    return "browser" if ua.startswith("Mozilla/") else "bot"
+
+
+def check_ready(store: Store) -> None:
+    """Refuse, with the fix, a ledger whose schema predates the scans table."""
+    with store.reading() as conn:
+        if not scansdb.has_table(conn):
+            raise ConfigError("this ledger's schema predates the scans table (migration 0005); "
+                              "run `suyuan init` once to bring it up to date")
+
+
+@contextmanager
+def _transaction(store: Store) -> Iterator[Connection]:
+    with scansdb.transaction(store.engine) as conn:
+        yield conn
+
+
+def record_scan(store: Store, code: str, *, region: str, client: str,
+                time: str | None = None) -> None:
+    """Record one scan of an item and apply the retention rules to that code."""
+    if client not in CLIENT_CLASSES:
+        raise ValueError(f"client class {client!r} is not one of {CLIENT_CLASSES}")
+    when = time or now_utc()
+    cutoff = _utc(datetime.now(UTC) - timedelta(days=retention_days()))
+    with _transaction(store) as conn:
+        scansdb.insert_scan(conn, code=code, time=when, region=region[:_REGION_MAX],
+                            client=client)
+        scansdb.prune_code(conn, code, before=cutoff, cap=MAX_SCANS_PER_CODE)
+
+
+def prune(store: Store, *, now: datetime | None = None) -> int:
+    """Delete every scan older than the retention period; returns how many went."""
+    cutoff = _utc((now or datetime.now(UTC)) - timedelta(days=retention_days()))
+    with _transaction(store) as conn:
+        return scansdb.prune_all(conn, before=cutoff)
+
+
+def scans_for(store: Store, code: str, *, limit: int = MAX_SCANS_PER_CODE) -> dict[str, Any]:
+    key = normalise_code(code)
+    with store.reading() as conn:
+        rows = scansdb.scans_of(conn, key, limit=limit)
+    return {"code": key, "scans": rows, "signal": counterfeit_signal(store, key)}
+
+
+def first_sale(steps: Sequence[Step], rows: Mapping[int, Mapping[str, Any]]) -> str | None:
+    """UTC time of the first of these journey steps that sold the item, if any."""
+    for s in steps:
+        r = rows[s.seq]
+        if r["disposition"] in SOLD_DISPOSITIONS or r["activity"] in SOLD_ACTIVITIES:
+            return str(r["event_time_utc"])
+    return None
+
+
+def sold_at(conn: Connection, code: str) -> str | None:
+    """UTC time of the first event of the code's journey that sold it, if any."""
+    steps = journey_steps(conn, code)
+    return first_sale(steps, tracedb.event_rows(conn, [s.seq for s in steps]))
+
+
+def signal_in(conn: Connection, code: str, sold: str | None) -> dict[str, Any] | None:
+    """The counterfeit signal of an index-key ``code`` sold at ``sold`` (see
+    ``counterfeit_signal``), inside the caller's read transaction."""
+    regions, after = scansdb.counts_of(conn, code, since=sold, exclude_client="bot")
+    if regions >= SIGNAL_REGIONS:
+        reason = "regions"
+    elif after > SIGNAL_SCANS_AFTER_SALE:
+        reason = "scans_after_sale"
+    else:
+        return None
+    return {"reason": reason, "regions": regions, "scansAfterSale": after}
+
+
+def counterfeit_signal(store: Store, code: str) -> dict[str, Any] | None:
+    """``{"reason", "regions", "scansAfterSale"}`` when the code's scans look like a
+    counterfeit, else None. ``reason`` is ``regions`` or ``scans_after_sale``."""
+    key = normalise_code(code)
+    with store.reading() as conn:
+        return signal_in(conn, key, sold_at(conn, key))
+
+
+def suspicious(store: Store) -> list[dict[str, Any]]:
+    """Every code with a counterfeit signal, with the signal."""
+    with store.reading() as conn:
+        codes = scansdb.candidate_codes(conn, min_regions=SIGNAL_REGIONS,
+                                        min_scans=SIGNAL_SCANS_AFTER_SALE + 1,
+                                        exclude_client="bot")
+    out = []
+    for code in codes:
+        sig = counterfeit_signal(store, code)
+        if sig is not None:
+            out.append({"code": code, **sig})
+    return out
+
+
+def is_item(code: str) -> bool:
+    """Scans are recorded for serialised items only (a lot or class code is shared)."""
+    try:
+        return parse_digital_link(code).kind == "item"
+    except LedgerError:
+        return False

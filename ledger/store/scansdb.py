@@ -1,0 +1,89 @@
+"""SQL of the scans table (outside the ledger): recording, pruning and reading scans."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.engine import Connection
+
+from ledger.store.schema import scans
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction for scans, apart from the sequencer's lock: scans never wait
+    for appends, nor appends for scans. On SQLite its commit skips the fsync (WAL with
+    synchronous=NORMAL: a power cut may lose the last scans, never corrupt anything);
+    the ledger's own transactions keep synchronous=FULL."""
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection if engine.dialect.name == "sqlite" else None
+        if raw is not None:
+            raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA synchronous=FULL")
+
+
+def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str) -> None:
+    conn.execute(insert(scans), [{"code": code, "time": time, "region": region,
+                                  "client": client}])
+
+
+def prune_code(conn: Connection, code: str, *, before: str, cap: int) -> int:
+    """Delete the code's scans older than ``before`` and all but its newest ``cap``."""
+    n = conn.execute(delete(scans).where(scans.c.code == code, scans.c.time < before)).rowcount
+    # The id of the cap-th newest scan: everything older than it goes.
+    edge = conn.execute(select(scans.c.id).where(scans.c.code == code)
+                        .order_by(scans.c.id.desc()).offset(cap).limit(1)).scalar()
+    if edge is not None:
+        n += conn.execute(delete(scans).where(scans.c.code == code,
+                                              scans.c.id <= edge)).rowcount
+    return int(n)
+
+
+def prune_all(conn: Connection, *, before: str) -> int:
+    return int(conn.execute(delete(scans).where(scans.c.time < before)).rowcount)
+
+
+def scans_of(conn: Connection, code: str, *, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(scans.c.time, scans.c.region, scans.c.client)
+                        .where(scans.c.code == code)
+                        .order_by(scans.c.time.desc(), scans.c.id.desc()).limit(limit)).all()
+    return [{"time": t, "region": r, "client": c} for t, r, c in rows]
+
+
+def counts_of(conn: Connection, code: str, *, since: str | None, exclude_client: str
+              ) -> tuple[int, int]:
+    """(distinct regions of all the code's scans, scans at or after ``since``), both
+    without ``exclude_client`` scans; the second is 0 when ``since`` is None."""
+    base = (scans.c.code == code, scans.c.client != exclude_client)
+    regions = conn.execute(select(func.count(scans.c.region.distinct())).where(*base)).scalar()
+    after = 0
+    if since is not None:
+        after = conn.execute(select(func.count()).select_from(scans)
+                             .where(*base, scans.c.time >= since)).scalar() or 0
+    return int(regions or 0), int(after)
+
+
+def candidate_codes(conn: Connection, *, min_regions: int, min_scans: int, exclude_client: str
+                    ) -> list[str]:
+    """Codes with at least ``min_regions`` regions or ``min_scans`` scans (a superset of
+    those with a counterfeit signal; the signal itself is decided per code)."""
+    rows = conn.execute(
+        select(scans.c.code).where(scans.c.client != exclude_client).group_by(scans.c.code)
+        .having((func.count(scans.c.region.distinct()) >= min_regions)
+                | (func.count() >= min_scans))
+        .order_by(scans.c.code)).all()
+    return [r[0] for r in rows]
+
+
+def has_table(conn: Connection) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(conn).has_table("scans"))

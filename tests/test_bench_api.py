@@ -1,0 +1,33 @@
+"""``python -m tools.bench api`` end to end at a tiny size: it builds a ledger, serves it
+with uvicorn in its own process, loads GraphQL and the consumer page from another, and
+reports every figure beside its bound. No figure is judged here, only that each one was
+measured over real answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.test_cli import REPO
+
+
+def test_api_bench_measures_graphql_and_the_page_over_http() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.bench", "api", "--entries", "1500", "--queries", "20",
+         "--duration", "1", "--concurrency", "4", "--warm-items", "3", "--generator", "python"],
+        cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert "missing" not in doc, doc["missing"]
+    assert doc["entries"] >= 1500 and doc["db"] == "sqlite"
+    assert "Python asyncio+httpx" in doc["load_generator"]
+    assert doc["server"].startswith("uvicorn, 1 worker")
+    g = doc["graphql_trace_ms_p95"]
+    assert g["bound"] == 25.0 and g["value"] > 0 and g["met"] in (True, False)
+    assert g["queries"] == 20 and g["failed"] == 0 and g["journey_events_median"] > 0
+    for name in ("page_req_per_s", "page_warm_req_per_s"):
+        page = doc[name]
+        assert page["value"] > 0 and page["requests"] > 0 and page["non_2xx"] == 0
+    assert doc["page_req_per_s"]["bound"] == 300
+    assert doc["healthz_req_per_s"]["value"] > 0

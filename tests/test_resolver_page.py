@@ -1,0 +1,370 @@
+"""The Digital Link resolver and the consumer page through the real ASGI stack: content
+negotiation, languages, size, accessibility markers, escaping of hostile names, error
+pages, linkset, EPCIS, the resolver description, recall and counterfeit banners, and the
+verification the page claims (which must fail when an entry is tampered with)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.app import create_app
+from api.settings import Settings
+from ledger import scans
+from ledger.epcis import export_document
+from ledger.trace import journey
+from tests.pagechain import NAME_EN, NAME_ZH, FormulaChain, witness_quorum
+from tests.support import World
+from tests.test_api import Client
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+           "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148"}
+JSON = {"Accept": "application/json"}
+
+
+def path(code: str) -> str:
+    return code.removeprefix("https://id.gs1.org")
+
+
+class Outline(HTMLParser):
+    """Headings, lang attributes, landmarks and the visible text of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: list[int] = []
+        self.langs: list[tuple[str, str]] = []
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if re.fullmatch(r"h[1-6]", tag):
+            self.headings.append(int(tag[1]))
+        for k, v in attrs:
+            if k == "lang":
+                self.langs.append((tag, v or ""))
+        if tag in ("style", "script"):
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.text.append(data)
+
+    @property
+    def visible(self) -> str:
+        return re.sub(r"\s+", " ", " ".join(self.text))
+
+
+def outline(html: str) -> Outline:
+    o = Outline()
+    o.feed(html)
+    return o
+
+
+@pytest.fixture
+def built(world: World, tmp_path: Path) -> dict[str, Any]:
+    c = FormulaChain(world)
+    x = c.build()
+    x["recalled"] = c.build_recalled()["tins"][0]
+    x["chain"] = c
+    witness_quorum(world, tmp_path, up=2, of=3, quorum=2)
+    return x
+
+
+@pytest.fixture
+def client(world: World, built: dict[str, Any]) -> Iterator[Client]:
+    app = create_app(Settings(db_url=world.url, home=world.home.path,
+                              base_url="https://trace.example"))
+    yield Client(app)
+    app.state.store.dispose()
+
+
+def test_browser_gets_the_chinese_page(world: World, built: dict[str, Any],
+                                       client: Client) -> None:
+    r = client.get(path(built["sold"]), headers=BROWSER)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert len(r.content) < 100_000
+    html = r.text
+    assert html.startswith("<!DOCTYPE html>\n<html lang=\"zh-CN\">")
+    assert "<script" not in html and "http://" not in html.split("<body>")[0]  # no assets
+    o = outline(html)
+    text = o.visible
+    assert o.headings[0] == 1 and o.headings.count(1) == 1
+    assert all(b - a <= 1 for a, b in zip(o.headings, o.headings[1:], strict=False))
+    assert {"header", "main", "footer", "nav"} <= set(o.tags)
+    for want in (NAME_ZH, "樱花乳业株式会社", "日本 (JP)", "L2026A", "2026-09-15", "2028-03-14",
+                 "1210 保税备货进口", "bonded import", "040220****0123", "2026-11-27 13:43",
+                 "曹妃甸海关", "唐山曹妃甸综合保税区仓储有限公司", "GLN 6901234000108",
+                 "送达消费者", "✓ 已验证"):
+        assert want in text, want
+    assert "040220261127000123" not in html  # the declaration number is masked
+    # The English words inside the Chinese page carry their own language.
+    assert ("span", "en") in o.langs
+    # 12 journey entries, one signature each; 2 of the 3 configured witnesses cosigned.
+    n = len(journey(world.store, built["sold"])["journey"])
+    size = world.ledger.size()
+    assert (f"本页 {n} 条记录的 {n} 个数字签名均已核验有效；每条记录都包含在账本第 {size} 号检查点中，"
+            "该检查点由账本签名，并由 2/3 个独立见证方联署（至少需要 2 个）。") in text
+    assert "召回" not in text.split("流转记录")[0] and "仿冒" not in text
+
+
+def test_english_by_query_or_accept_language(built: dict[str, Any], client: Client) -> None:
+    en = client.get(path(built["sold"]), params={"lang": "en"}, headers=BROWSER).text
+    assert '<html lang="en">' in en
+    text = outline(en).visible
+    for want in (NAME_EN, "Japan (JP)", "1210 bonded import", "Released",
+                 "cosigned by 2 of 3 independent witnesses (2 required)"):
+        assert want in text, want
+    assert '<span lang="zh-CN">保税备货进口</span>' in en
+    pref = client.get(path(built["sold"]),
+                      headers={**BROWSER, "Accept-Language": "en-US,en;q=0.9,zh-CN;q=0.8"})
+    assert '<html lang="en">' in pref.text
+    zh = client.get(path(built["sold"]), headers={**BROWSER, "Accept-Language": "zh-CN,en;q=0.5"})
+    assert '<html lang="zh-CN">' in zh.text
+    other = client.get(path(built["sold"]), headers={**BROWSER, "Accept-Language": "fr-FR"})
+    assert '<html lang="zh-CN">' in other.text  # Chinese by default
+
+
+def test_json_clients_get_the_facts(built: dict[str, Any], client: Client) -> None:
+    r = client.get(path(built["sold"]), headers=JSON)
+    assert r.headers["content-type"] == "application/json"
+    facts = r.json()
+    assert facts["product"]["names"] == {"zh": NAME_ZH, "en": NAME_EN}
+    assert facts["product"]["origin"] == "JP" and facts["product"]["lot"] == "L2026A"
+    assert facts["clearance"]["procedure"] == "1210"
+    assert facts["clearance"]["declaration"] == "040220****0123"
+    v = facts["verification"]
+    assert v["verified"] and v["entries"] == v["entriesVerified"] == len(facts["timeline"])
+    assert v["witnesses"] == {"cosigned": 2, "of": 3, "quorum": 2,
+                              "names": ["w1.example/witness", "w2.example/witness"]}
+    assert facts["recall"] == {"recalled": False, "recalls": []}
+    # gs1:pip is the page whatever the Accept header says.
+    pip = client.get(path(built["sold"]), params={"linkType": "gs1:pip"}, headers=JSON)
+    assert pip.headers["content-type"].startswith("text/html")
+
+
+def test_recalled_item_shows_the_red_banner(built: dict[str, Any], client: Client) -> None:
+    html = client.get(path(built["recalled"]), headers=BROWSER).text
+    text = outline(html).visible
+    assert '<section class="alert recall" role="alert"' in html
+    assert "此商品已被召回" in text and "铁含量低于标签标示值" in text and "2027-01-10" in text
+    rec = client.get(path(built["recalled"]), params={"linkType": "gs1:recallStatus"}).json()
+    assert rec["recalled"] is True and len(rec["recalls"]) == 1
+
+
+def test_counterfeit_warning_after_three_regions(world: World, built: dict[str, Any],
+                                                 client: Client) -> None:
+    code = built["unsold"]
+    for region in ("CN-HE", "CN-BJ"):
+        r = client.get(path(code), headers={**BROWSER, "X-Region": region})
+        assert "可能是仿冒品" not in r.text
+    r = client.get(path(code), headers={**BROWSER, "X-Region": "CN-GD"})
+    assert "可能是仿冒品" in r.text and "此追溯码已在 3 个不同地区被扫描。" in outline(r.text).visible
+    assert scans.counterfeit_signal(world.store, code) == {
+        "reason": "regions", "regions": 3, "scansAfterSale": 0}
+
+
+def test_hostile_names_are_escaped(world: World, tmp_path: Path) -> None:
+    evil = '<script>alert("x")</script>'
+    c = FormulaChain(world, producer_name=f"ACME {evil}",
+                     product_name=[{"@language": "en", "@value": "<img src=x onerror=alert(1)>"}])
+    x = c.build()
+    app = create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://t.example"))
+    try:
+        html = Client(app).get(path(x["sold"]), headers=BROWSER).text
+    finally:
+        app.state.store.dispose()
+    assert "<script" not in html and "<img" not in html
+    assert "ACME &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    # An English-only name on the Chinese page is marked as English.
+    assert '<h1 id="name"><span lang="en">&lt;img src=x onerror=alert(1)&gt;</span></h1>' in html
+
+
+def test_error_pages(client: Client) -> None:
+    bad = client.get("/01/04901234567895/21/JP0001", headers=BROWSER)
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith("text/html")
+    assert "GTIN 04901234567895 的校验位是 5，正确的应为 4。" in bad.text
+    assert '<html lang="zh-CN">' in bad.text
+    en = client.get("/00/049012340000001238", params={"lang": "en"}, headers=BROWSER)
+    assert en.status_code == 400
+    assert "SSCC 049012340000001238 has check digit 8; the correct one is 7." in en.text
+    js = client.get("/01/04901234567895/21/JP0001", headers=JSON)
+    assert js.status_code == 400 and js.json()["error"]["code"] == "bad_identifier"
+    assert "expected 4" in js.json()["error"]["message"]
+    gone = client.get("/01/04901234567894/21/NOPE", headers=BROWSER)
+    assert gone.status_code == 404 and "未找到此追溯码" in gone.text
+    assert "https://id.gs1.org/01/04901234567894/21/NOPE" in gone.text
+    assert client.get("/01/04901234567894/21/NOPE", headers=JSON).json()["error"]["code"] == \
+        "not_found"
+    odd = client.get("/01/04901234567894/21/JP0001", params={"linkType": "gs1:nonsense"},
+                     headers=JSON)
+    assert odd.status_code == 400 and odd.json()["error"]["code"] == "bad_link_type"
+
+
+def test_linkset(built: dict[str, Any], client: Client) -> None:
+    p = path(built["sold"])
+    r = client.get(p, params={"linkType": "linkset"}, headers={"Accept": "application/linkset+json"})
+    assert r.headers["content-type"] == "application/linkset+json"
+    (ctx,) = r.json()["linkset"]
+    anchor = f"https://trace.example{p}"
+    assert ctx["anchor"] == anchor
+    assert ctx["https://gs1.org/voc/pip"][0] == {
+        "href": f"{anchor}?linkType=gs1:pip", "title": "商品追溯页面", "type": "text/html",
+        "hreflang": ["zh"]}
+    for lt in ("traceability", "epcis", "recallStatus", "defaultLink"):
+        (target,) = ctx[f"https://gs1.org/voc/{lt}"]
+        assert target["href"].startswith(anchor + "?linkType=gs1:")
+    # Every link answers.
+    for rel, targets in ctx.items():
+        if rel != "anchor":
+            for t in targets:
+                got = client.get(t["href"].removeprefix("https://trace.example"), headers=JSON)
+                assert got.status_code == 200, t
+
+
+def test_epcis_document_of_the_journey(world: World, built: dict[str, Any],
+                                       client: Client) -> None:
+    r = client.get(path(built["sold"]), params={"linkType": "gs1:epcis"})
+    assert r.headers["content-type"] == "application/ld+json"
+    doc = r.json()
+    want = export_document(world.store, built["sold"])
+    assert doc["type"] == "EPCISDocument" and doc["schemaVersion"] == "2.0"
+    assert doc["epcisBody"] == want["epcisBody"] and doc["@context"] == want["@context"]
+    assert len(doc["epcisBody"]["eventList"]) == len(journey(world.store, built["sold"])["journey"])
+    j = client.get(path(built["sold"]), params={"linkType": "gs1:traceability"})
+    assert j.json() == journey(world.store, built["sold"])
+
+
+def test_well_known_resolver_description(client: Client) -> None:
+    d = client.get("/.well-known/gs1resolver").json()
+    assert d["resolverRoot"] == "https://trace.example/"
+    assert set(d["supportedPrimaryKeys"]) == {"01", "00"}
+    assert {"namespace": "https://gs1.org/voc/", "prefix": "gs1:"} in d["supportedLinkType"]
+    assert isinstance(d["linkTypeDefaultCanBeLinkset"], bool) and d["name"]
+    assert set(d) <= {"name", "resolverRoot", "supportedPrimaryKeys", "supportedLinkType",
+                      "linkTypeDefaultCanBeLinkset"}  # the description file schema's fields
+
+
+def test_cors_and_options(built: dict[str, Any], client: Client) -> None:
+    r = client.get(path(built["sold"]), headers=JSON)
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["link"] == (f'<https://trace.example{path(built["sold"])}?linkType=linkset>; '
+                                 'rel="linkset"; type="application/linkset+json"')
+    bad = client.get("/01/04901234567895", headers=JSON)
+    assert bad.status_code == 400 and bad.headers["access-control-allow-origin"] == "*"
+
+    async def options() -> Any:
+        import httpx
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app),
+                                     base_url="http://test") as c:
+            return await c.options(path(built["sold"]))
+
+    import asyncio
+
+    pre = asyncio.run(options())
+    assert pre.status_code == 204 and "GET" in pre.headers["access-control-allow-methods"]
+
+
+def test_page_says_not_verified_when_an_entry_was_altered(world: World, built: dict[str, Any],
+                                                          client: Client) -> None:
+    seq = journey(world.store, built["sold"])["journey"][0]["seq"]
+    raw = world.ledger.entry(seq).raw
+    forged = raw.replace(b"L2026A", b"L2026Z")
+    assert forged != raw
+    world.store.drop_append_only()
+    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s", {"e": forged, "s": seq})
+    html = client.get(path(built["sold"]), headers=BROWSER).text
+    text = outline(html).visible
+    assert "✗ 未能验证" in text and "有 1 条记录未能通过核验" in text
+    assert f"seq {seq}:" in text
+    facts = client.get(path(built["sold"]), headers=JSON).json()
+    assert facts["verification"]["verified"] is False
+
+
+def _luminance(hex_colour: str) -> float:
+    h = hex_colour.lstrip("#")
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    channels = []
+    for i in (0, 2, 4):
+        c = int(h[i:i + 2], 16) / 255
+        channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+    r, g, b = channels
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_contrast_of_every_text_colour(built: dict[str, Any], client: Client) -> None:
+    """WCAG AA: every text colour in the page's CSS against its own background, or, for
+    rules without one, against both backgrounds text sits on (page and cards)."""
+    assert round(contrast("#000", "#fff"), 1) == 21.0  # the formula, on a known answer
+    html = client.get(path(built["recalled"]), headers=BROWSER).text
+    css = html.split("<style>")[1].split("</style>")[0]
+    page_bg = re.search(r"body\{[^}]*background:(#[0-9a-f]{3,6})", css)
+    assert page_bg is not None
+    checked = 0
+    for selector, body in re.findall(r"([^{}]+)\{([^}]*)\}", css):
+        fg = re.search(r"(?:^|;)color:(#[0-9a-f]{3,6})", body)
+        if not fg:
+            continue
+        bg = re.search(r"background:(#[0-9a-f]{3,6})", body)
+        grounds = [bg.group(1)] if bg else [page_bg.group(1), "#fff"]
+        for ground in grounds:
+            ratio = contrast(fg.group(1), ground)
+            assert ratio >= 4.5, f"{selector}: {fg.group(1)} on {ground} is {ratio:.2f}:1"
+            checked += 1
+    assert checked >= 10
+
+
+def test_page_follows_new_entries_and_cosignatures(world: World, built: dict[str, Any],
+                                                   client: Client, tmp_path: Path) -> None:
+    """The page's cache is keyed by the cosigned checkpoint: a later recall and a later
+    cosignature show at once."""
+    p = path(built["sold"])
+    first = outline(client.get(p, headers=BROWSER).text).visible
+    assert "2/3 个独立见证方" in first and "此商品已被召回" not in first
+    c: FormulaChain = built["chain"]
+    c.append([(c.producer, {
+        "type": "ObjectEvent", "eventTime": "2027-02-01T09:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00", "action": "OBSERVE", "bizStep": "cbec:recalling",
+        "disposition": "recalled", "epcList": [built["sold"]],
+        "cbec:recall": {"reason": "包装密封不良", "scope": [built["sold"]]}})])
+    recalled = outline(client.get(p, headers=BROWSER).text).visible
+    assert "此商品已被召回" in recalled and "包装密封不良" in recalled
+    assert "0/3 个独立见证方" in recalled  # the new checkpoint is not cosigned yet
+    witness_quorum(world, tmp_path, up=3, of=3, quorum=2)  # the same witnesses, and one more
+    again = outline(client.get(p, headers=BROWSER).text).visible
+    assert "3/3 个独立见证方" in again
+    facts = client.get(p, headers=JSON).json()
+    assert facts["verification"]["witnesses"]["cosigned"] == 3
+
+
+def test_lot_and_logistic_unit_pages(built: dict[str, Any], client: Client) -> None:
+    lot = client.get(path(built["lot"]), headers=BROWSER)
+    assert lot.status_code == 200
+    text = outline(lot.text).visible
+    # No event names the lot itself: its items' commissioning tells where it was made.
+    assert NAME_ZH in text and "L2026A" in text and "生产赋码" in text and "单品序列号" not in text
+    assert lot.headers["vary"] == "Accept, Accept-Language"
+    # No event names it, so there is no EPCIS document of its own events.
+    none = client.get(path(built["lot"]), params={"linkType": "gs1:epcis"}, headers=JSON)
+    assert none.status_code == 404 and none.json()["error"]["code"] == "not_found"
+    unit = client.get("/00/049012340000001237", headers=BROWSER)
+    assert unit.status_code == 200 and "收货入库" in outline(unit.text).visible
+    facts = client.get("/00/049012340000001237", headers=JSON).json()
+    assert facts["kind"] == "sscc" and facts["counterfeit"] is None

@@ -1,0 +1,203 @@
+"""Scans of item codes: recorded on resolve (region, client class), kept outside the
+ledger with bounded retention, and the counterfeit signal with cases that must and must
+not fire."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from api.app import create_app
+from api.settings import Settings
+from ledger import scans
+from ledger.reindex import reindex
+from tests.pagechain import FormulaChain
+from tests.support import World
+from tests.test_api import Client
+
+REPO = Path(__file__).resolve().parent.parent
+CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/131.0 Mobile Safari/537.36")
+WECHAT = CHROME + " MicroMessenger/8.0.50"
+
+
+@pytest.fixture
+def chain(world: World) -> dict[str, object]:
+    c = FormulaChain(world)
+    return {**c.build(), "recalled": c.build_recalled()}
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[Client]:
+    app = create_app(Settings(db_url=world.url, home=world.home.path,
+                              base_url="https://trace.example"))
+    yield Client(app)
+    app.state.store.dispose()
+
+
+def path(code: str) -> str:
+    return code.removeprefix("https://id.gs1.org")
+
+
+def ago(**kw: float) -> str:
+    return (datetime.now(UTC) - timedelta(**kw)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_region_and_client_class() -> None:
+    assert scans.region_of("CN-HE-Tangshan", "10.1.2.3") == "CN-HE-Tangshan"
+    assert scans.region_of(None, "10.1.2.3") == "10.1.0.0/16"
+    assert scans.region_of("", "2001:db8:1234::1") == "2001:db8::/32"
+    assert scans.region_of(None, "not an address") == "unknown"
+    assert scans.region_of(None, None) == "unknown"
+    assert len(scans.region_of("x" * 500, None)) == 64
+    assert scans.client_class(CHROME) == "browser"
+    assert scans.client_class(WECHAT) == "app"
+    assert scans.client_class("Mozilla/5.0 (compatible; Googlebot/2.1)") == "bot"
+    assert scans.client_class("python-httpx/0.28.1") == "bot"
+    assert scans.client_class("") == "bot" and scans.client_class(None) == "bot"
+
+
+def test_resolving_an_item_records_a_scan(world: World, chain: dict[str, str],
+                                          client: Client) -> None:
+    item = chain["sold"]
+    r = client.get(path(item), headers={"X-Region": "CN-HE", "User-Agent": CHROME,
+                                        "Accept": "text/html"})
+    assert r.status_code == 200
+    client.get(path(item), headers={"User-Agent": WECHAT, "Accept": "application/json"})
+    got = scans.scans_for(world.store, item)["scans"]
+    assert [(s["region"], s["client"]) for s in got] == [("127.0.0.0/16", "app"),
+                                                         ("CN-HE", "browser")]
+    # A lot, an unknown item and a refused code record nothing.
+    client.get(path(chain["lot"]))
+    client.get("/01/04901234567894/21/NOPE")
+    client.get("/01/04901234567895/21/JP0001")
+    with world.store.reading() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM scans")).scalar()
+    assert n == 2
+
+
+def test_counterfeit_regions_must_and_must_not_fire(world: World, chain: dict[str, str]) -> None:
+    item = chain["unsold"]
+    for region in ("CN-HE", "CN-BJ"):
+        scans.record_scan(world.store, item, region=region, client="browser")
+    scans.record_scan(world.store, item, region="US-CA", client="bot")  # bots never count
+    assert scans.counterfeit_signal(world.store, item) is None
+    scans.record_scan(world.store, item, region="CN-GD", client="app")
+    assert scans.counterfeit_signal(world.store, item) == {
+        "reason": "regions", "regions": 3, "scansAfterSale": 0}
+    assert [s["code"] for s in scans.suspicious(world.store)] == [item]
+
+
+def test_counterfeit_scans_after_sale_must_and_must_not_fire(world: World,
+                                                             chain: dict[str, str]) -> None:
+    sold = chain["sold"]  # sold (ordered) on 2026-11-27 05:02 UTC
+    with world.store.reading() as conn:
+        assert scans.sold_at(conn, sold) == "2026-11-27T05:02:11.000000Z"
+    for _ in range(30):  # before the sale: the warehouse's own scans do not count
+        scans.record_scan(world.store, sold, region="CN-HE", client="browser",
+                          time="2026-11-01T00:00:00.000000Z")
+    for _ in range(20):
+        scans.record_scan(world.store, sold, region="CN-HE", client="browser")
+    assert scans.counterfeit_signal(world.store, sold) is None
+    scans.record_scan(world.store, sold, region="CN-HE", client="bot")
+    assert scans.counterfeit_signal(world.store, sold) is None
+    scans.record_scan(world.store, sold, region="CN-HE", client="browser")
+    assert scans.counterfeit_signal(world.store, sold) == {
+        "reason": "scans_after_sale", "regions": 1, "scansAfterSale": 21}
+    # An unsold item scanned often raises nothing: there is no sale to count from.
+    unsold = chain["unsold"]
+    for _ in range(25):
+        scans.record_scan(world.store, unsold, region="CN-HE", client="browser")
+    assert scans.counterfeit_signal(world.store, unsold) is None
+    assert [s["code"] for s in scans.suspicious(world.store)] == [sold]
+
+
+def test_retention_by_age_and_cap(world: World, chain: dict[str, str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    item, other = chain["sold"], chain["unsold"]
+    monkeypatch.setenv("SUYUAN_SCAN_RETENTION_DAYS", "60")
+    scans.record_scan(world.store, other, region="old", client="browser", time=ago(days=31))
+    scans.record_scan(world.store, item, region="old", client="browser", time=ago(days=40))
+    assert len(scans.scans_for(world.store, item)["scans"]) == 1
+    monkeypatch.setenv("SUYUAN_SCAN_RETENTION_DAYS", "30")
+    scans.record_scan(world.store, item, region="new", client="browser")
+    # Recording prunes the scanned code; the other code's old scan waits for prune().
+    assert [s["region"] for s in scans.scans_for(world.store, item)["scans"]] == ["new"]
+    assert len(scans.scans_for(world.store, other)["scans"]) == 1
+    assert scans.prune(world.store) == 1
+    assert scans.scans_for(world.store, other)["scans"] == []
+    monkeypatch.setattr(scans, "MAX_SCANS_PER_CODE", 5)
+    for n in range(8):
+        scans.record_scan(world.store, item, region=f"r{n}", client="bot")
+    kept = [s["region"] for s in scans.scans_for(world.store, item)["scans"]]
+    assert kept == ["r7", "r6", "r5", "r4", "r3"]
+    monkeypatch.setenv("SUYUAN_SCAN_RETENTION_DAYS", "soon")
+    with pytest.raises(Exception, match="SUYUAN_SCAN_RETENTION_DAYS"):
+        scans.retention_days()
+
+
+def test_reindex_leaves_scans_alone(world: World, chain: dict[str, str]) -> None:
+    scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
+    reindex(world.store)
+    assert len(scans.scans_for(world.store, chain["sold"])["scans"]) == 1
+
+
+def test_cli_scans(world: World, chain: dict[str, str]) -> None:
+    for region in ("CN-HE", "CN-BJ", "CN-SH"):
+        scans.record_scan(world.store, chain["unsold"], region=region, client="browser")
+    env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tools.cli", "scans", *args], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    one = run(chain["unsold"])
+    assert one.returncode == 0, one.stderr
+    doc = json.loads(one.stdout)
+    assert doc["code"] == chain["unsold"] and len(doc["scans"]) == 3
+    assert doc["signal"] == {"reason": "regions", "regions": 3, "scansAfterSale": 0}
+    sus = json.loads(run("--suspicious").stdout)
+    assert sus == {"suspicious": [{"code": chain["unsold"], "reason": "regions", "regions": 3,
+                                   "scansAfterSale": 0}]}
+    bad = run("/01/04901234567895/21/1")
+    assert bad.returncode == 2 and bad.stderr.startswith("error [bad_identifier]: ")
+
+
+def test_migration_0005_adds_and_removes_only_scans(world: World, chain: dict[str, str]) -> None:
+    from ledger.store import migrate
+
+    scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
+    size = world.ledger.size()
+    migrate.downgrade(world.store.engine, "0004")
+    assert not sa.inspect(world.store.engine).has_table("scans")
+    assert world.ledger.size() == size
+    env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
+    serve = subprocess.run([sys.executable, "-m", "tools.cli", "serve", "--port", "1"], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert serve.returncode == 2
+    assert serve.stderr.strip() == (
+        "error [config]: this ledger's schema predates the scans table (migration 0005); "
+        "run `suyuan init` once to bring it up to date")
+    migrate.upgrade(world.store.engine)
+    assert scans.scans_for(world.store, chain["sold"])["scans"] == []
+    scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
+    assert len(scans.scans_for(world.store, chain["sold"])["scans"]) == 1
+
+
+def test_scan_writes_leave_the_ledger_durable(world: World, chain: dict[str, str]) -> None:
+    """On SQLite a scan commits without an fsync; the pooled connection goes back to
+    synchronous=FULL for the ledger's own appends."""
+    scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
+    if world.store.dialect != "sqlite":
+        return
+    with world.store.engine.connect() as conn:
+        assert conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "PRAGMA synchronous").fetchone()[0] == 2  # FULL
