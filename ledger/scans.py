@@ -17,6 +17,7 @@ code, so the table stays bounded.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -27,10 +28,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from ledger import findings
 from ledger.errors import ConfigError, LedgerError
 from ledger.ids import parse_digital_link
 from ledger.projections import SOLD_ACTIVITIES, SOLD_DISPOSITIONS
-from ledger.store import scansdb, tracedb
+from ledger.store import findingsdb, scansdb, tracedb
 from ledger.store.db import Store
 from ledger.trace import Step, journey_steps, normalise_code
 
@@ -118,6 +120,39 @@ def record_scan(store: Store, code: str, *, region: str, client: str,
         scansdb.insert_scan(conn, code=code, time=when, region=region[:_REGION_MAX],
                             client=client)
         scansdb.prune_code(conn, code, before=cutoff, cap=MAX_SCANS_PER_CODE)
+        if client != "bot":
+            _raise_finding(conn, normalise_code(code), when)
+
+
+def finding_id(code: str) -> str:
+    """One counterfeit finding per code, raised the first time its scans give the signal."""
+    return "scan-" + hashlib.sha256(code.encode()).hexdigest()[:24]
+
+
+def _raise_finding(conn: Connection, key: str, when: str) -> None:
+    """Record a ``scan.counterfeit`` finding for regulators when this scan makes the code's
+    scans look like a counterfeit; once per code. Nobody is named as responsible: the
+    producer of a copied code is its victim, not the offender."""
+    fid = finding_id(key)
+    if findingsdb.finding_exists(conn, fid):
+        return
+    steps = journey_steps(conn, key)
+    rows = tracedb.event_rows(conn, [s.seq for s in steps])
+    sig = signal_in(conn, key, first_sale(steps, rows))
+    if sig is None:
+        return
+    rule = findings.RULES[findings.COUNTERFEIT_RULE]
+    if sig["reason"] == "regions":
+        zh = f"{rule.zh}：{key} 在 {sig['regions']} 个地区被扫码"
+        en = f"{rule.en}: {key} was scanned in {sig['regions']} regions"
+    else:
+        zh = f"{rule.zh}：{key} 售出后被扫码 {sig['scansAfterSale']} 次"
+        en = f"{rule.en}: {key} was scanned {sig['scansAfterSale']} times after it was sold"
+    last = steps[-1].seq if steps else 0
+    findingsdb.save_scan_findings(conn, [findings.Finding(
+        id=fid, seq=last, rule=rule.code, severity=rule.severity, time=when,
+        seqs=tuple(s.seq for s in steps), parties=(), codes=(key,), message_zh=zh,
+        message_en=en, details=sig, source="scan")])
 
 
 def prune(store: Store, *, now: datetime | None = None) -> int:

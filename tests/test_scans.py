@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from api.app import create_app
 from api.settings import Settings
-from ledger import scans
+from ledger import scans, trace
 from ledger.reindex import reindex
 from tests.pagechain import FormulaChain
 from tests.support import World
@@ -142,6 +142,30 @@ def test_retention_by_age_and_cap(world: World, chain: dict[str, str],
     monkeypatch.setenv("SUYUAN_SCAN_RETENTION_DAYS", "soon")
     with pytest.raises(Exception, match="SUYUAN_SCAN_RETENTION_DAYS"):
         scans.retention_days()
+
+
+def test_counterfeit_signal_becomes_one_finding_for_regulators(world: World,
+                                                              chain: dict[str, str]) -> None:
+    from ledger.findings import list_findings
+
+    item, other = chain["unsold"], chain["sold"]
+    for region in ("CN-HE", "CN-BJ"):
+        scans.record_scan(world.store, item, region=region, client="browser")
+    scans.record_scan(world.store, item, region="US-CA", client="bot")
+    scans.record_scan(world.store, other, region="CN-SH", client="browser")
+    assert list_findings(world.store, rule="scan.counterfeit") == []
+    for region in ("CN-GD", "CN-SH"):  # the third region raises it; the fourth adds nothing
+        scans.record_scan(world.store, item, region=region, client="app")
+    found = list_findings(world.store, rule="scan.counterfeit")
+    assert len(found) == 1
+    f = found[0]
+    assert (f.codes, f.parties, f.severity, f.source) == ((item,), (), "high", "scan")
+    assert f.details == {"reason": "regions", "regions": 3, "scansAfterSale": 0}
+    assert "3 regions" in f.message_en and "3 个地区" in f.message_zh
+    assert list(f.seqs) == [s["seq"] for s in trace.journey(world.store, item)["journey"]]
+    assert [g.id for g in list_findings(world.store, code=item)] == [f.id]
+    reindex(world.store)  # scans live outside the ledger: their finding survives a rebuild
+    assert [g.id for g in list_findings(world.store, rule="scan.counterfeit")] == [f.id]
 
 
 def test_reindex_leaves_scans_alone(world: World, chain: dict[str, str]) -> None:
