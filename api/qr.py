@@ -1,8 +1,8 @@
 """QR trace codes: the image of an item's GS1 Digital Link on this ledger's resolver.
 
 A QR code carries ``SUYUAN_BASE_URL`` + the code's Digital Link path, so a phone that
-scans it lands on the consumer page. Error correction is level M (15 % of the symbol may
-be lost), GS1's recommendation for Digital Link QR codes on consumer packaging.
+scans it lands on the consumer page. Error correction is level M: a label that has lost
+about 15 % of its symbol to scuffs or a crease still reads.
 """
 
 from __future__ import annotations
