@@ -360,9 +360,19 @@ def marks_set(s: Subject) -> dict[str, list[str]]:
         out["recalled"] = codes + [x for x in recall_scope(s.body) if x not in codes]
     if c.biz_step in ENDING_STEPS or c.disposition in ENDING_DISPOSITIONS:
         out["ended"] = codes
-    if c.biz_step == "shipping":
+    if c.biz_step in DISPATCH_STEPS:
         out["shipped"] = codes
     return out
+
+
+# A 1210 release whose disposition is ``sellable_not_accessible`` lets bulk goods into the
+# bonded zone (一线进区), where no consumer can reach them yet; the three documents are
+# matched at the release of each parcel to its buyer (二线出区), whose disposition differs.
+BONDED_ENTRY_DISPOSITION: Final = "sellable_not_accessible"
+
+# CBV steps by which goods leave for somewhere else: ``shipping`` and ``departing`` (a
+# carrier's train, ship or truck leaving with them). Either makes a later receipt expected.
+DISPATCH_STEPS: Final = frozenset({"shipping", "departing"})
 
 
 # --- the rules ----------------------------------------------------------------------------
@@ -680,6 +690,8 @@ def rule_release(s: Subject, view: View) -> list[Draft]:
         procedure = decl.procedure
     if procedure is not None and procedure not in RETAIL_PROCEDURES:
         return []  # exports (9710, 9810) are not matched against three documents
+    if procedure == "1210" and s.codes.disposition == BONDED_ENTRY_DISPOSITION:
+        return []  # goods released into bonded storage: matched when released to a buyer
     if procedure is None and not (numbers and decl is None):
         return []
     codes = s.named

@@ -337,6 +337,31 @@ def test_exactly_the_planted_buyer_is_over_the_annual_limit(demo: Demo) -> None:
     assert set(per_buyer[planted]) <= _released_orders(demo)
 
 
+def test_findings_engine_flags_the_planted_order_and_buyer(demo: Demo) -> None:
+    """The findings the append path raised over the demo: the planted order's three
+    documents (disagreeing, and released anyway) and the planted buyer over the annual
+    limit. No event lies in the future, every HS code is on the positive list the demo's
+    regulator signed, and the bulk entry into the bonded zone is not a retail release."""
+    from ledger.findings import list_findings
+
+    found = list_findings(demo.store)
+    planted = demo.doc["planted"]
+    by_rule: dict[str, list[Any]] = defaultdict(list)
+    for f in found:
+        by_rule[f.rule].append(f)
+    assert {f.details["order"] for f in by_rule["three_docs.mismatch"]} == {planted["mismatchedOrder"]}
+    assert [f.details.get("order") for f in by_rule["three_docs.release_mismatch"]] == [
+        planted["mismatchedOrder"]]
+    annual = by_rule["tax.annual_limit"]
+    assert annual and all(f.details["buyerIdHash"] == planted["overLimitBuyer"] for f in annual)
+    for rule in ("positive_list.missing", "order.future_time", "three_docs.missing",
+                 "order.receive_without_ship", "tax.single_limit"):
+        assert rule not in by_rule, (rule, by_rule.get(rule, [])[:1])
+    # What else the scenario holds is named here, so a new kind of finding fails this test.
+    assert set(by_rule) - {"three_docs.mismatch", "three_docs.release_mismatch",
+                           "tax.annual_limit", "order.after_recall"} == set(), sorted(by_rule)
+
+
 def test_consumers_are_private(demo: Demo) -> None:
     """Names, phones and addresses sit in private blobs; no entry holds any of them."""
     people: set[str] = set()

@@ -126,8 +126,8 @@ def declaration(no: str, *, hs: str = "1901101010", procedure: str = "1210",
 
 
 def release(no: str, *, items: tuple[str, ...] = ("JP0001",), **f: Any) -> dict[str, Any]:
+    f.setdefault("disposition", "sellable_accessible")
     return ev(epcList=[ITEM + i for i in items], bizStep="cbec:releasing",
-              disposition="sellable_accessible",
               bizTransactionList=[{"type": "cbec:declaration", "bizTransaction": DECL + no}],
               **{"cbec:customsProcedure": "1210"}, **f)
 
@@ -265,6 +265,16 @@ def test_release_of_exports_is_not_matched(chain: Chain) -> None:
     body = release("X1")
     body["cbec:customsProcedure"] = "9710"
     assert at(chain.world, chain.append("customs", body)) == []
+
+
+def test_bulk_entry_into_the_bonded_zone_is_not_matched(chain: Chain) -> None:
+    """一线进区: a 1210 release of bulk goods into bonded storage (not yet reachable by any
+    buyer) names no order; the three documents are matched at each parcel's release."""
+    entry = release("B1", disposition="sellable_not_accessible")
+    assert at(chain.world, chain.append("customs", entry)) == []
+    # the same release to a buyer, with no documents, is a finding
+    [f] = at(chain.world, chain.append("customs", release("B1")))
+    assert f.rule == "three_docs.missing"
 
 
 def test_platform_and_merchant_must_be_registered(chain: Chain) -> None:
@@ -489,6 +499,12 @@ def test_receiving_needs_an_earlier_shipping(chain: Chain) -> None:
     # an item received on its own, shipped inside the pallet
     assert at(chain.world, chain.append("warehouse", ev(bizStep="receiving",
                                                         epcList=[ITEM + "JP0001"]))) == []
+    # a carrier's departure counts as dispatch too (a train leaving with the pallets)
+    other = "https://id.gs1.org/00/049012340000009998"
+    assert at(chain.world, chain.append("warehouse", ev(bizStep="receiving", epcList=[other])))
+    chain.append("logistics", ev(bizStep="departing", epcList=[other], time="2026-09-20T16:00:00+09:00"))
+    assert at(chain.world, chain.append("warehouse", ev(bizStep="receiving", epcList=[other],
+                                                        time="2026-10-08T14:00:00+08:00"))) == []
 
 
 def test_events_after_decommissioning(chain: Chain) -> None:

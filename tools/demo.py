@@ -43,6 +43,7 @@ from ledger.ids import gs1_check_digit, make_uscc
 from ledger.keys import PartyKey
 from ledger.log import Ledger
 from ledger.private import commitment_of
+from ledger.schemas import schema_dir
 from ledger.statements import sign_one
 from ledger.store.db import Store
 from ledger.tokens import make_token, read_token
@@ -388,7 +389,7 @@ class Scenario:
 
     def formula_imports(self) -> None:
         r = self.rng
-        start, end = datetime(2026, 5, 12, tzinfo=CST), datetime(2026, 11, 25, tzinfo=CST)
+        start, end = datetime(2026, 5, 12, tzinfo=CST), datetime(2026, 10, 20, tzinfo=CST)
         recall_at = datetime(2026, 9, 18, 10, 0, tzinfo=JST)
         orders: list[dict[str, Any]] = []
         span = int((end - start).total_seconds())
@@ -680,7 +681,7 @@ class Scenario:
         r = self.rng
         parcels = self.count(140, 12)
         start = datetime(2026, 6, 1, tzinfo=CST)
-        span = int((datetime(2026, 11, 20, tzinfo=CST) - start).total_seconds())
+        span = int((datetime(2026, 10, 15, tzinfo=CST) - start).total_seconds())
         orders = sorted((start + timedelta(seconds=r.randrange(span))).replace(hour=r.randint(8, 23))
                         for _ in range(parcels))
         baskets = [[(r.choices(COSMETICS, (4, 3, 3))[0], r.choice((1, 1, 2)))
@@ -927,7 +928,7 @@ class Scenario:
                 on_shelf.extend(items)
         r.shuffle(on_shelf)
         day = date(2026, 8, 20)
-        while len(on_shelf) > len(cartons) * 20 // 4 and day < date(2026, 12, 15):
+        while len(on_shelf) > len(cartons) * 20 // 4 and day < date(2026, 11, 1):
             sold = [on_shelf.pop() for _ in range(min(len(on_shelf), r.randint(4, 14)))]
             t = datetime(day.year, day.month, day.day, 21, 0, tzinfo=JST)
             self.event("hengfeng", "ObjectEvent", t, action="OBSERVE", epcList=sold,
@@ -991,6 +992,14 @@ def sign_all(scenario: Scenario, keys: dict[str, PartyKey], registrar: tuple[str
             body={"id": p.id, "name": p.name, "roles": list(p.roles), "publicKey": key.public_key_b64},
             cosigners=[registrar], issued=REGISTERED))
         out.blobs.append(None)
+    # The zone's regulator keeps the retail-import positive list: the sample shipped in
+    # schemas/, signed before any goods move, so that only goods off it raise a finding.
+    sample = json.loads((schema_dir() / "positive-list.sample.json").read_text(encoding="utf-8"))
+    out.envelopes.append(sign_one(
+        kind="list.update", signer=PARTY["regulator"].id, key=keys["regulator"],
+        body={"list": "positive", "action": "add", "reason": sample["reason"],
+              "hsCodes": [e["hsCode"] for e in sample["entries"]]}, issued=REGISTERED))
+    out.blobs.append(None)
     for d in scenario.drafts:
         party = PARTY[d.signer]
         blob = private_blob(d.body["eventID"], d.private) if d.private is not None else None
