@@ -39,6 +39,7 @@ def findings_overview(led: Ledger) -> dict[str, Any]:
     """Counts by rule (with its names and severity) and by party, and the latest findings."""
     summary = findings_summary(led.store)
     every = list_findings(led.store)
+    names = led.registry_view().parties
     return {
         "total": summary["total"],
         "byRule": [{"rule": r, "zh": RULES[r].zh if r in RULES else r,
@@ -46,7 +47,7 @@ def findings_overview(led: Ledger) -> dict[str, Any]:
                     "severity": RULES[r].severity if r in RULES else "", "count": n}
                    for r, n in summary["byRule"].items()],
         "bySeverity": summary["bySeverity"],
-        "byParty": [{"party": p, "count": n}
+        "byParty": [{"party": p, "name": names[p].name if p in names else "", "count": n}
                     for p, n in sorted(summary["byParty"].items(), key=lambda kv: (-kv[1], kv[0]))],
         "recent": [f.as_dict() for f in every[-FINDINGS_LIMIT:][::-1]],
     }
@@ -163,8 +164,8 @@ def _findings_html(f: dict[str, Any]) -> str:
                                      f"{escape(r['en'])}</span>"), r["severity"], str(r["count"])]
                    for r in f["byRule"]]),
            f"<h3>{_bi('按主体', 'By party')}</h3>",
-           _table([("主体", "party"), ("数量", "count")],
-                  [[r["party"], str(r["count"])] for r in f["byParty"]]),
+           _table([("主体", "party"), ("名称", "name"), ("数量", "count")],
+                  [[r["party"], r["name"], str(r["count"])] for r in f["byParty"]]),
            f"<h3>{_bi('最近的发现', 'Most recent findings')}</h3>",
            _table([("编号", "id"), ("规则", "rule"), ("严重程度", "severity"), ("条目", "seqs"),
                    ("说明", "message")],

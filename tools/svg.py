@@ -19,10 +19,11 @@ def bar_chart(*, ident: str, title: str, desc: str, bars: Sequence[tuple[str, fl
               unit: str = "", width: int = 560, height: int = 260, slanted: bool = False) -> str:
     """Vertical bars, one per (label, value), value written above each bar; ``slanted``
     labels (for long ones) need more height below."""
-    left, right, top, bottom = 56, 16, 24, (150 if slanted else 56)
+    top_value = max((v for _, v in bars), default=0) or 1
+    # Room for the axis label: about 7 px per character at 11 px, never less than before.
+    left, right, top, bottom = max(56, 12 + 7 * len(_fmt(top_value))), 16, 24, (150 if slanted else 56)
     height += bottom - 56
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = max((v for _, v in bars), default=0) or 1
     slot = plot_w / max(len(bars), 1)
     bw = min(64.0, slot * 0.7)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
@@ -60,10 +61,10 @@ def stacked_chart(*, ident: str, title: str, desc: str, columns: Sequence[str],
                   series: Mapping[str, Mapping[str, int]], width: int = 900,
                   height: int = 300) -> str:
     """One stacked bar per column (a month); ``series[name][column]`` is a segment; legend."""
-    left, right, top, bottom = 56, 150, 24, 40
-    plot_w, plot_h = width - left - right, height - top - bottom
     totals = {c: sum(s.get(c, 0) for s in series.values()) for c in columns}
     top_value = max(totals.values(), default=0) or 1
+    left, right, top, bottom = max(56, 12 + 7 * len(_fmt(top_value))), 150, 24, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
     slot = plot_w / max(len(columns), 1)
     bw = min(48.0, slot * 0.7)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
