@@ -27,7 +27,7 @@ from ledger.note import Checkpoint, NoteVerifier
 from ledger.statements import prepare
 from ledger.store import tracedb
 from ledger.store.db import Store
-from ledger.trace import Step, journey_steps, normalise_code
+from ledger.trace import Step, journey_rows, normalise_code
 from ledger.witness import CosignatureVerifier
 from ledger.witnessing import Witnessing
 
@@ -126,17 +126,22 @@ def is_known(ledger: Ledger, code: str) -> bool:
         return bool(tracedb.seqs_naming(conn, [key]) or tracedb.lineage_seqs(conn, key, "lot"))
 
 
-def _page_steps(conn: Connection, key: str) -> list[Step]:
+def _page_steps(conn: Connection, key: str, kind: str
+                ) -> tuple[list[Step], dict[int, dict[str, Any]]]:
     """The journey, and for a lot also the commissioning events of its items: a lot's
-    label leads to where its product was made even when no event names the lot itself."""
-    steps = journey_steps(conn, key)
+    label leads to where its product was made even when no event names the lot itself.
+    With the event rows of every step."""
+    steps, rows = journey_rows(conn, key)
+    if kind != "lot":  # lot lineage edges start at lots only
+        return steps, rows
     have = {s.seq for s in steps}
     extra = [q for q in tracedb.lineage_seqs(conn, key, "lot") if q not in have]
     for seq, r in tracedb.event_rows(conn, extra).items():
+        rows[seq] = r
         steps.append(Step(seq, r["event_time"], r["event_time_utc"], r["stage"], r["activity"],
                           r["biz_step"], r["signer"], r["biz_location"] or r["read_point"], None))
     steps.sort(key=lambda s: (s.event_time_utc, s.seq))
-    return steps
+    return steps, rows
 
 
 def latest_note(ledger: Ledger) -> str:
@@ -186,12 +191,12 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
               cache: VerificationCache | None) -> tuple[dict[str, Any], list[Step]] | None:
     store = ledger.store
     cache = cache if cache is not None else VerificationCache(64)
+    link = parse_digital_link(key)
     with store.reading() as conn:
-        steps = _page_steps(conn, key)
+        steps, rows = _page_steps(conn, key, link.kind)
         if not steps:
             return None
         seqs = [s.seq for s in steps]
-        rows = tracedb.event_rows(conn, seqs)
         raw = store.entries_by_seq(conn, seqs)
         parsed = {s: _parse(cache, e) for s, e in raw.items()}
         sold_at = scans.first_sale(steps, rows)
@@ -205,7 +210,6 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
                                   cache=cache)
     bodies = {s: p.body for s, p in parsed.items()}
     names = {pid: p.name for pid, p in reg.parties.items()}
-    link = parse_digital_link(key)
 
     def party(pid: str) -> dict[str, Any]:
         return {"id": pid, "name": names.get(pid)}
@@ -375,13 +379,17 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: dict[in
     while todo:
         need: set[int] = set()
         unknown: set[str] = set()
-        for s in todo:
-            for kid, _, _ in parsed[s].sigs:
-                intro = cache.get(("intro", kid))
-                if intro is None:
-                    unknown.add(kid)
-                elif intro not in raw:
-                    need.add(int(intro))
+        frontier = [kid for s in todo for kid, _, _ in parsed[s].sigs]
+        while frontier:
+            kid = frontier.pop()
+            intro = cache.get(("intro", kid))
+            if intro is None:
+                unknown.add(kid)
+            elif intro not in raw and intro not in need:
+                need.add(int(intro))
+                # Read ahead the entries that introduced the keys this one was signed with
+                # last time; the next round checks what its bytes say now.
+                frontier.extend(cache.get(("hint", intro)) or ())
         if unknown:
             for kid, rec in store.load_registry(conn, key_ids=unknown, party_ids=()).keys.items():
                 cache.put(("intro", kid), rec.valid_from)
@@ -389,7 +397,9 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: dict[in
                     need.add(rec.valid_from)
         got = store.entries_by_seq(conn, need) if need else {}
         raw.update(got)
-        parsed.update((s, _parse(cache, e)) for s, e in got.items())
+        for s, e in got.items():
+            parsed[s] = _parse(cache, e)
+            cache.put(("hint", s), tuple(kid for kid, _, _ in parsed[s].sigs))
         todo = list(got)
     note = _note_in(conn, store)
     cp, cosigned = _checkpoint(cache, reg.log_key, note, [w.key for w in ws])
