@@ -31,7 +31,7 @@ from ledger.trace import Step, journey_rows, normalise_code
 from ledger.witness import CosignatureVerifier
 from ledger.witnessing import Witnessing
 
-_VERIFIED_CACHE = 50_000
+_VERIFIED_CACHE = 20_000  # keys; a cold item adds about 20, shared entries stay
 
 
 class VerificationCache:
@@ -168,8 +168,8 @@ def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = Non
     checkpoint are read in one transaction, and every entry is verified from the bytes
     read now; a ``cache`` only spares repeating a check already made on the same bytes
     against the same checkpoint (see ``verify_journey``). With ``scan`` (region, client
-    class) an item's scan is recorded first, given the journey just read, and the
-    counterfeit signal comes from that same write.
+    class) an item's scan is then recorded, given the journey just read, and the
+    counterfeit signal shown is the one that write computed, this scan included.
     """
     key = normalise_code(code)
     got = _assemble(ledger, key, witnessing=witnessing, cache=cache)
