@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -25,6 +27,8 @@ from ledger.log import Ledger
 from ledger.page_facts import VerificationCache
 from ledger.store.db import Store
 from ledger.witnessing import Witnessing, cosigned_note
+
+PAGE_THREADS = 2  # pages answered at once by one worker process
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -76,9 +80,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except LedgerError as e:
             return JSONResponse({"error": e.as_dict()}, status_code=404)
 
-    def digital_link(request: Request) -> Response:
-        return resolve(request, ledger, settings.base_url, witnessing=witnessing,
-                       cache=verified)
+    # The page is CPU work in Python around short database reads: a few threads at a time
+    # answer more pages than one per connection, which fight over the GIL (and, on SQLite,
+    # over the scans table's write lock) and stretch every answer.
+    page_threads = anyio.CapacityLimiter(PAGE_THREADS)
+
+    async def digital_link(request: Request) -> Response:
+        return await anyio.to_thread.run_sync(
+            lambda: resolve(request, ledger, settings.base_url, witnessing=witnessing,
+                            cache=verified), limiter=page_threads)
 
     def gs1resolver(request: Request) -> Response:
         return JSONResponse(resolver_description(settings.base_url))

@@ -14,7 +14,7 @@ HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
 _env = Environment(loader=PackageLoader("api", "templates"),
                    autoescape=select_autoescape(["html"], default=True),
-                   trim_blocks=True, lstrip_blocks=True)
+                   trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 
 TEXT: dict[str, dict[str, str]] = {
     "zh": {

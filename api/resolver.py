@@ -158,18 +158,25 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
             f"linkType {link_type!r} is not one of {', '.join(LINK_TYPES)}", code="bad_link_type"),
             html_message=pages.TEXT[_lang(request)]["bad_link_type"])
     try:
-        if not page_facts.is_known(ledger, code):
-            lang = _lang(request)
-            return _error(request, 404, LedgerError(
-                f"the ledger holds nothing about {code}; check the code on the label",
-                code="not_found"), title_key="not_found_title",
-                html_message=pages.TEXT[lang]["not_found"].format(code=code))
+        scan = None
         if link.kind == "item" and link_type != "linkset":
-            scans.record_scan(store, code,
-                              region=scans.region_of(request.headers.get("x-region"),
-                                                     request.client.host if request.client
-                                                     else None),
-                              client=scans.client_class(request.headers.get("user-agent")))
+            scan = (scans.region_of(request.headers.get("x-region"),
+                                    request.client.host if request.client else None),
+                    scans.client_class(request.headers.get("user-agent")))
+        if link_type in (None, "gs1:pip"):
+            # The page reads the journey once, for its facts, the scan and the signal.
+            facts = page_facts.page_facts(ledger, code, witnessing=witnessing, cache=cache,
+                                          scan=scan)
+            if facts is None:
+                return _not_found(request, code)
+            if link_type == "gs1:pip" or wants_html(request):
+                html = pages.render_page(facts, lang=_lang(request), path=link.path)
+                return HTMLResponse(html, headers={"Vary": "Accept, Accept-Language"})
+            return JSONResponse(facts, headers={"Vary": "Accept"})
+        if not page_facts.is_known(ledger, code):
+            return _not_found(request, code)
+        if scan is not None:
+            scans.record_scan(store, code, region=scan[0], client=scan[1])
         if link_type == "linkset":
             media = ("application/linkset+json"
                      if "application/linkset+json" in request.headers.get("accept", "")
@@ -179,21 +186,22 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
             return JSONResponse(_recall_status(store, code))
         if link_type == "gs1:traceability":
             return JSONResponse(trace.journey(store, code))
-        if link_type == "gs1:epcis":
-            return JSONResponse(epcis.export_document(store, code),
-                                media_type="application/ld+json")
-        facts = page_facts.page_facts(ledger, code, witnessing=witnessing, cache=cache)
-        assert facts is not None  # known above
-        if link_type == "gs1:pip" or wants_html(request):
-            html = pages.render_page(facts, lang=_lang(request), path=link.path)
-            return HTMLResponse(html, headers={"Vary": "Accept, Accept-Language"})
-        return JSONResponse(facts, headers={"Vary": "Accept"})
+        assert link_type == "gs1:epcis"  # LINK_TYPES, checked above
+        return JSONResponse(epcis.export_document(store, code),
+                            media_type="application/ld+json")
     except IdentifierError as e:
         return _error(request, 400, e)
     except NotFound as e:
         return _error(request, 404, e, title_key="not_found_title")
     except LedgerError as e:
         return _error(request, 422, e, title_key="failed_title")
+
+
+def _not_found(request: Request, code: str) -> Response:
+    return _error(request, 404, LedgerError(
+        f"the ledger holds nothing about {code}; check the code on the label",
+        code="not_found"), title_key="not_found_title",
+        html_message=pages.TEXT[_lang(request)]["not_found"].format(code=code))
 
 
 def _recall_status(store: Any, code: str) -> dict[str, Any]:

@@ -9,46 +9,53 @@ Facts only, in plain JSON values; wording and languages belong to whoever render
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger import scans
-from ledger.bundle import make_bundle, verify_bundle
+from ledger import merkle, registry, scans
 from ledger.domain import normalise_term
 from ledger.errors import LedgerError
 from ledger.ids import parse_digital_link
-from ledger.log import Ledger
+from ledger.keys import key_id
+from ledger.log import Ledger, verify_many
+from ledger.note import Checkpoint, NoteVerifier
+from ledger.statements import prepare
 from ledger.store import tracedb
-from ledger.trace import Step, journey_steps, normalise_code
+from ledger.store.db import Store
+from ledger.trace import Step, journey_rows, normalise_code
+from ledger.witness import CosignatureVerifier
 from ledger.witnessing import Witnessing
 
-_VERIFIED_CACHE = 2048
+_VERIFIED_CACHE = 20_000  # keys; a cold item adds about 20, shared entries stay
 
 
 class VerificationCache:
-    """Page facts and verification results keyed by what they depend on, always
-    including the cosigned checkpoint note: entries never change, so a value holds until
-    a new checkpoint or a new cosignature changes the note."""
+    """A bounded LRU of verification work, each value keyed by everything it depends on:
+    an entry's parse and its signature checks by the leaf hash of its bytes, its inclusion
+    by (seq, leaf hash, checkpoint size and root), a checkpoint by its whole cosigned note
+    and the keys that verified it, where a key was introduced by its key id. Altered bytes
+    or a new checkpoint miss it; a hit only spares repeating a check already passed or
+    failed on the same input. Many items share container events (a pallet's shipping is
+    in every tin's journey), so most of a cold item's entries are checked already."""
 
     def __init__(self, size: int = _VERIFIED_CACHE) -> None:
         self.size = size
-        self._d: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._d: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._lock = threading.Lock()  # the server answers from a thread pool
 
-    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+    def get(self, key: tuple[Any, ...]) -> Any:
         with self._lock:
             v = self._d.get(key)
             if v is not None:
                 self._d.move_to_end(key)
             return v
 
-    def put(self, key: tuple[Any, ...], value: dict[str, Any]) -> None:
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
         with self._lock:
             self._d[key] = value
             if len(self._d) > self.size:
@@ -119,70 +126,90 @@ def is_known(ledger: Ledger, code: str) -> bool:
         return bool(tracedb.seqs_naming(conn, [key]) or tracedb.lineage_seqs(conn, key, "lot"))
 
 
-def _page_steps(conn: Connection, key: str) -> list[Step]:
+def _page_steps(conn: Connection, key: str, kind: str
+                ) -> tuple[list[Step], dict[int, dict[str, Any]]]:
     """The journey, and for a lot also the commissioning events of its items: a lot's
-    label leads to where its product was made even when no event names the lot itself."""
-    steps = journey_steps(conn, key)
+    label leads to where its product was made even when no event names the lot itself.
+    With the event rows of every step."""
+    steps, rows = journey_rows(conn, key)
+    if kind != "lot":  # lot lineage edges start at lots only
+        return steps, rows
     have = {s.seq for s in steps}
     extra = [q for q in tracedb.lineage_seqs(conn, key, "lot") if q not in have]
     for seq, r in tracedb.event_rows(conn, extra).items():
+        rows[seq] = r
         steps.append(Step(seq, r["event_time"], r["event_time_utc"], r["stage"], r["activity"],
                           r["biz_step"], r["signer"], r["biz_location"] or r["read_point"], None))
     steps.sort(key=lambda s: (s.event_time_utc, s.seq))
-    return steps
+    return steps, rows
 
 
 def latest_note(ledger: Ledger) -> str:
     """The latest checkpoint with every cosignature gathered for it, in one read."""
     store = ledger.store
     with store.reading() as conn:
-        head = store.head(conn)
-        if head is None:
-            return ""
-        return head[2] + "".join(store.cosignature_lines(conn, head[0]))
+        return _note_in(conn, store)
+
+
+def _note_in(conn: Connection, store: Store) -> str:
+    head = store.head(conn)
+    if head is None:
+        return ""
+    return head[2] + "".join(store.cosignature_lines(conn, head[0]))
 
 
 def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = None,
-               cache: VerificationCache | None = None) -> dict[str, Any] | None:
+               cache: VerificationCache | None = None,
+               scan: tuple[str, str] | None = None) -> dict[str, Any] | None:
     """Everything the consumer page shows about ``code``; None if the ledger holds
     nothing about it.
 
-    All but the counterfeit signal depends only on the entries and the cosignatures, so
-    with a ``cache`` it is kept per (code, cosigned checkpoint): a new entry or a new
-    cosignature changes the note and so the key. The signal is read fresh every time.
+    The journey, its entries, the names of its parties and the latest cosigned
+    checkpoint are read in one transaction, and every entry is verified from the bytes
+    read now; a ``cache`` only spares repeating a check already made on the same bytes
+    against the same checkpoint (see ``verify_journey``). With ``scan`` (region, client
+    class) an item's scan is then recorded, given the journey just read, and the
+    counterfeit signal shown is the one that write computed, this scan included.
     """
     key = normalise_code(code)
-    note = latest_note(ledger) if cache is not None else ""
-    facts = cache.get(("page", key, note)) if cache is not None else None
-    if facts is None:
-        facts = _assemble(ledger, key, witnessing=witnessing, cache=cache)
-        if facts is None:
-            return None
-        if cache is not None:
-            cache.put(("page", key, note), facts)
+    got = _assemble(ledger, key, witnessing=witnessing, cache=cache)
+    if got is None:
+        return None
+    facts, steps = got
     signal = None
     if facts["kind"] == "item":
-        with ledger.store.reading() as conn:
-            signal = scans.signal_in(conn, key, facts["soldAt"])
+        if scan is not None:
+            signal = scans.record_scan(ledger.store, key, region=scan[0], client=scan[1],
+                                       journey=(steps, facts["soldAt"]))
+        else:
+            with ledger.store.reading() as conn:
+                signal = scans.signal_in(conn, key, facts["soldAt"])
     return {**facts, "counterfeit": signal}
 
 
 def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
-              cache: VerificationCache | None) -> dict[str, Any] | None:
+              cache: VerificationCache | None) -> tuple[dict[str, Any], list[Step]] | None:
     store = ledger.store
+    cache = cache if cache is not None else VerificationCache(64)
+    link = parse_digital_link(key)
     with store.reading() as conn:
-        steps = _page_steps(conn, key)
+        steps, rows = _page_steps(conn, key, link.kind)
         if not steps:
             return None
-        rows = tracedb.event_rows(conn, [s.seq for s in steps])
-        raw = store.entries_by_seq(conn, [s.seq for s in steps])
-        bodies = {s: orjson.loads(e)["envelope"]["statement"]["body"] for s, e in raw.items()}
+        seqs = [s.seq for s in steps]
+        raw = store.entries_by_seq(conn, seqs)
+        parsed = {s: _parse(cache, e) for s, e in raw.items()}
         sold_at = scans.first_sale(steps, rows)
         places = {s.seq: _gln(s.location) for s in steps}
         party_ids = {s.signer for s in steps} | {f"gln:{g}" for g in places.values() if g}
-        reg = store.load_registry(conn, key_ids=(), party_ids=party_ids)
+        # One registry read: the names shown, the log key and the journey's signing keys.
+        kids = {k for p in parsed.values() for k, _, _ in p.sigs
+                if cache.get(("intro", k)) is None}
+        reg = store.load_registry(conn, key_ids=kids, party_ids=party_ids)
+        verification = _verify_in(conn, store, seqs, raw, parsed, reg, witnessing=witnessing,
+                                  cache=cache)
+    bodies = {s: p.body for s, p in parsed.items()}
     names = {pid: p.name for pid, p in reg.parties.items()}
-    link = parse_digital_link(key)
 
     def party(pid: str) -> dict[str, Any]:
         return {"id": pid, "name": names.get(pid)}
@@ -217,9 +244,8 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         "timeline": timeline,
         "recall": {"recalled": bool(recalls), "recalls": recalls},
         "soldAt": sold_at,
-        "verification": verify_journey(ledger, [s.seq for s in steps], witnessing=witnessing,
-                                       cache=cache),
-    }
+        "verification": verification,
+    }, steps
 
 
 def _product(lot: str | None, steps: Sequence[Step], bodies: Mapping[int, Any],
@@ -288,38 +314,210 @@ def verify_journey(ledger: Ledger, seqs: Sequence[int], *, witnessing: Witnessin
                    cache: VerificationCache | None = None) -> dict[str, Any]:
     """Check every entry's signatures and inclusion proof against the latest (cosigned)
     checkpoint, with the log's own key, and count the configured witnesses that cosigned.
+
+    What ``verify_bundle`` checks for a bundle of these entries, read in one transaction
+    with one read of tree nodes for all the proofs. A ``cache`` keeps each entry's checks
+    keyed by the leaf hash of its bytes as read now (and the checkpoint's size and root
+    for its inclusion proof), so altered bytes always miss it and are checked afresh.
     """
-    wanted = tuple(sorted(set(seqs)))
-    note = latest_note(ledger)
-    hit = cache.get(("verified", wanted, note)) if cache is not None else None
+    store = ledger.store
+    cache = cache if cache is not None else VerificationCache(64)
+    wanted = sorted(set(seqs))
+    with store.reading() as conn:
+        raw = store.entries_by_seq(conn, wanted)
+        parsed = {s: _parse(cache, e) for s, e in raw.items()}
+        kids = {k for p in parsed.values() for k, _, _ in p.sigs
+                if cache.get(("intro", k)) is None}
+        reg = store.load_registry(conn, key_ids=kids, party_ids=())
+        return _verify_in(conn, store, wanted, raw, parsed, reg, witnessing=witnessing,
+                          cache=cache)
+
+
+class _Parsed(NamedTuple):
+    """What verification needs from an entry's bytes (a function of them alone)."""
+
+    seq: object  # the seq the bytes claim
+    sigs: tuple[tuple[str, str, bytes], ...]  # (key id, signer, signature)
+    message: bytes
+    embedded: dict[str, tuple[str, bytes]]  # key id -> (owner, public key) it introduces
+    body: Mapping[str, Any]
+    error: str | None
+
+
+def _parse(cache: VerificationCache, raw: bytes) -> _Parsed:
+    leaf = merkle.leaf_hash(raw)
+    hit = cache.get(("parsed", leaf))
     if hit is not None:
-        return hit
-    ws = witnessing.witnesses if witnessing else ()
-    doc = make_bundle(ledger, wanted)
-    res = verify_bundle(doc, log_key=ledger.log_verifier().vkey(),
-                        witness_keys=[w.key for w in ws], quorum=0)
-    ok = set(res.verified)
-    signatures = 0
-    for item in doc["entries"]:
-        if item["seq"] in wanted and item["seq"] in ok:
-            entry = orjson.loads(base64.b64decode(item["entry"]))
-            signatures += len(entry["envelope"]["signatures"])
-    quorum = witnessing.quorum if witnessing else 0
-    out = {
-        "entries": len(wanted),
-        "entriesVerified": len(ok & set(wanted)),
-        "signatures": signatures,
-        "checkpoint": res.checkpoint.size if res.checkpoint else None,
-        "origin": res.checkpoint.origin if res.checkpoint else None,
-        "witnesses": {"cosigned": len(res.cosigned_by), "of": len(ws), "quorum": quorum,
-                      "names": res.cosigned_by},
-        "witnessed": bool(ws) and len(res.cosigned_by) >= quorum,
-        "verified": not res.problems and set(wanted) <= ok,
-        "problems": res.problems,
-    }
-    if cache is not None:
-        cache.put(("verified", wanted, note), out)
+        return cast(_Parsed, hit)
+    try:
+        entry = orjson.loads(raw)
+        p = prepare(entry["envelope"])
+        owner = p.body["registrar"]["id"] if p.kind == "genesis" else p.signer
+        embedded = {kid: (owner, pk) for kid, pk in registry.embedded_keys(p).items()}
+        out = _Parsed(entry.get("seq"), tuple((s.key, s.signer, s.sig) for s in p.signatures),
+                      p.signed_message, embedded, p.body, None)
+    except (LedgerError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        msg = e.message if isinstance(e, LedgerError) else "entry is not JSON of an envelope"
+        out = _Parsed(None, (), b"", {}, {}, msg)
+    cache.put(("parsed", leaf), out)
     return out
+
+
+def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: dict[int, bytes],
+               parsed: dict[int, _Parsed], reg: registry.RegistryState, *,
+               witnessing: Witnessing | None, cache: VerificationCache) -> dict[str, Any]:
+    wanted = sorted(set(seqs))
+    ws = witnessing.witnesses if witnessing else ()
+    quorum = witnessing.quorum if witnessing else 0
+    problems: list[str] = []
+    for kid, rec in reg.keys.items():
+        cache.put(("intro", kid), rec.valid_from)  # where a key was introduced never changes
+    raw, parsed = dict(raw), dict(parsed)
+    # The entries that introduced each signing key, and in turn the keys that signed those,
+    # as make_bundle gathers them.
+    todo = list(parsed)
+    while todo:
+        need: set[int] = set()
+        unknown: set[str] = set()
+        frontier = [kid for s in todo for kid, _, _ in parsed[s].sigs]
+        while frontier:
+            kid = frontier.pop()
+            intro = cache.get(("intro", kid))
+            if intro is None:
+                unknown.add(kid)
+            elif intro not in raw and intro not in need:
+                need.add(int(intro))
+                # Read ahead the entries that introduced the keys this one was signed with
+                # last time; the next round checks what its bytes say now.
+                frontier.extend(cache.get(("hint", intro)) or ())
+        if unknown:
+            for kid, rec in store.load_registry(conn, key_ids=unknown, party_ids=()).keys.items():
+                cache.put(("intro", kid), rec.valid_from)
+                if rec.valid_from not in raw:
+                    need.add(rec.valid_from)
+        got = store.entries_by_seq(conn, need) if need else {}
+        raw.update(got)
+        for s, e in got.items():
+            parsed[s] = _parse(cache, e)
+            cache.put(("hint", s), tuple(kid for kid, _, _ in parsed[s].sigs))
+        todo = list(got)
+    note = _note_in(conn, store)
+    cp, cosigned = _checkpoint(cache, reg.log_key, note, [w.key for w in ws])
+    if cp is None:
+        problems.append(f"checkpoint: {cosigned[0] if cosigned else 'the ledger has none'}")
+        return _verification(wanted, set(), 0, None, problems, [], ws, quorum)
+    leaves = {s: merkle.leaf_hash(e) for s, e in raw.items()}
+    included: dict[int, str | None] = {}
+    for s in raw:
+        hit = cache.get(("included", s, leaves[s], cp.size, cp.root))
+        if hit is not None:
+            included[s] = hit[0]
+    todo = [s for s in raw if s not in included and 0 <= s < cp.size]
+    # One read of tree nodes for every proof still to check.
+    proofs = merkle.inclusion_proofs(todo, cp.size,
+                                     lambda ids: store.fetch_nodes(conn, ids)) if todo else {}
+    for s in todo:
+        why: str | None = None
+        try:
+            merkle.verify_inclusion(leaf=leaves[s], index=s, size=cp.size, proof=proofs[s],
+                                    root=cp.root)
+        except LedgerError as e:
+            why = e.message
+        included[s] = why
+        cache.put(("included", s, leaves[s], cp.size, cp.root), (why,))
+    failed: set[int] = set()
+    keys: dict[str, tuple[str, bytes]] = {}
+    for s in sorted(raw):
+        p = parsed[s]
+        why = (f"there is no entry at seq {s} (the ledger has {cp.size})" if s not in included
+               else included[s] or p.error)
+        if why is None and p.seq != s:
+            why = f"entry bytes say seq {p.seq}"
+        if why is not None:
+            problems.append(f"seq {s}: {why}")
+            failed.add(s)
+            continue
+        keys.update(p.embedded)
+    for s in wanted:
+        if s not in raw:
+            problems.append(f"seq {s}: there is no entry at seq {s} (the ledger has {cp.size})")
+    jobs: list[tuple[int, bytes, bytes, bytes]] = []
+    who: list[tuple[int, str, tuple[Any, ...]]] = []
+    for s in sorted(raw):
+        if s in failed:
+            continue
+        p = parsed[s]
+        for kid, signer, sig in p.sigs:
+            known = keys.get(kid)
+            if known is None or known[0] != signer or key_id(known[1]) != kid:
+                problems.append(f"seq {s}: key {kid} of {signer} is not introduced "
+                                "by any entry in the bundle")
+                failed.add(s)
+                continue
+            ck = ("signed", leaves[s], kid, known[1], sig)
+            good = cache.get(ck)
+            if good is None:
+                who.append((s, signer, ck))
+                jobs.append((len(jobs), p.message, sig, known[1]))
+            elif not good[0]:
+                failed.add(s)
+                problems.append(f"seq {s}: the signature by {signer} does not verify")
+    bad = set(verify_many(jobs))
+    for n, (s, signer, ck) in enumerate(who):
+        cache.put(ck, (n not in bad,))
+        if n in bad:
+            failed.add(s)
+            problems.append(f"seq {s}: the signature by {signer} does not verify")
+    ok = {s for s in wanted if s in raw and s not in failed}
+    signatures = sum(len(parsed[s].sigs) for s in ok)
+    return _verification(wanted, ok, signatures, cp, problems, cosigned, ws, quorum)
+
+
+def _checkpoint(cache: VerificationCache, log_key: str | None, note: str,
+                witness_keys: list[str]) -> tuple[Checkpoint | None, list[str]]:
+    """The checkpoint of ``note`` verified with the log key, and the names of the witnesses
+    whose cosignatures on it verify; (None, [why]) when it does not verify."""
+    ck = ("checkpoint", log_key, note, tuple(witness_keys))
+    hit = cache.get(ck)
+    if hit is not None:
+        return cast(tuple[Checkpoint | None, list[str]], hit)
+    out: tuple[Checkpoint | None, list[str]]
+    try:
+        if not log_key:
+            raise LedgerError("the ledger has no genesis entry; run `suyuan init` first")
+        cp = Checkpoint.parse(NoteVerifier.from_vkey(log_key).verify(note))
+        names = []
+        for wk in witness_keys:
+            try:
+                w = CosignatureVerifier.from_vkey(wk)
+                w.verify(note)
+                names.append(w.name)
+            except LedgerError:
+                continue
+        out = (cp, names)
+    except LedgerError as e:
+        out = (None, [e.message])
+    cache.put(ck, out)
+    return out
+
+
+def _verification(wanted: list[int], ok: set[int], signatures: int, cp: Checkpoint | None,
+                  problems: list[str], cosigned: list[str], ws: Sequence[Any],
+                  quorum: int) -> dict[str, Any]:
+    if cp is None:
+        cosigned = []
+    return {
+        "entries": len(wanted),
+        "entriesVerified": len(ok),
+        "signatures": signatures,
+        "checkpoint": cp.size if cp else None,
+        "origin": cp.origin if cp else None,
+        "witnesses": {"cosigned": len(cosigned), "of": len(ws), "quorum": quorum,
+                      "names": list(cosigned)},
+        "witnessed": bool(ws) and len(cosigned) >= quorum,
+        "verified": not problems and cp is not None and set(wanted) <= ok,
+        "problems": problems,
+    }
 
 
 def check_digit_error(path: str) -> dict[str, str] | None:

@@ -110,18 +110,36 @@ def _transaction(store: Store) -> Iterator[Connection]:
 
 
 def record_scan(store: Store, code: str, *, region: str, client: str,
-                time: str | None = None) -> None:
-    """Record one scan of an item and apply the retention rules to that code."""
+                time: str | None = None,
+                journey: tuple[Sequence[Step], str | None] | None = None
+                ) -> dict[str, Any] | None:
+    """Record one scan of an item and apply the retention rules to that code; a scan that
+    is not a bot's raises the code's counterfeit finding when its scans give the signal.
+
+    ``journey`` is the code's journey steps and sale time when the caller has just read
+    them (the consumer page): then they are not read again, and the code's counterfeit
+    signal after this scan is returned. Without it, None is returned."""
     if client not in CLIENT_CLASSES:
         raise ValueError(f"client class {client!r} is not one of {CLIENT_CLASSES}")
     when = time or now_utc()
     cutoff = _utc(datetime.now(UTC) - timedelta(days=retention_days()))
+    key = normalise_code(code)
     with _transaction(store) as conn:
         scansdb.insert_scan(conn, code=code, time=when, region=region[:_REGION_MAX],
                             client=client)
         scansdb.prune_code(conn, code, before=cutoff, cap=MAX_SCANS_PER_CODE)
-        if client != "bot":
-            _raise_finding(conn, normalise_code(code), when)
+        raised = client == "bot" or findingsdb.finding_exists(conn, finding_id(key))
+        if journey is None:
+            if raised:
+                return None
+            steps: Sequence[Step] = journey_steps(conn, key)
+            sold = first_sale(steps, tracedb.event_rows(conn, [s.seq for s in steps]))
+        else:
+            steps, sold = journey
+        sig = signal_in(conn, key, sold)
+        if sig is not None and not raised:
+            _raise_finding(conn, key, when, steps, sig)
+        return sig if journey is not None else None
 
 
 def finding_id(code: str) -> str:
@@ -129,18 +147,11 @@ def finding_id(code: str) -> str:
     return "scan-" + hashlib.sha256(code.encode()).hexdigest()[:24]
 
 
-def _raise_finding(conn: Connection, key: str, when: str) -> None:
+def _raise_finding(conn: Connection, key: str, when: str, steps: Sequence[Step],
+                   sig: Mapping[str, Any]) -> None:
     """Record a ``scan.counterfeit`` finding for regulators when this scan makes the code's
     scans look like a counterfeit; once per code. Nobody is named as responsible: the
     producer of a copied code is its victim, not the offender."""
-    fid = finding_id(key)
-    if findingsdb.finding_exists(conn, fid):
-        return
-    steps = journey_steps(conn, key)
-    rows = tracedb.event_rows(conn, [s.seq for s in steps])
-    sig = signal_in(conn, key, first_sale(steps, rows))
-    if sig is None:
-        return
     rule = findings.RULES[findings.COUNTERFEIT_RULE]
     if sig["reason"] == "regions":
         zh = f"{rule.zh}：{key} 在 {sig['regions']} 个地区被扫码"
@@ -150,9 +161,9 @@ def _raise_finding(conn: Connection, key: str, when: str) -> None:
         en = f"{rule.en}: {key} was scanned {sig['scansAfterSale']} times after it was sold"
     last = steps[-1].seq if steps else 0
     findingsdb.save_scan_findings(conn, [findings.Finding(
-        id=fid, seq=last, rule=rule.code, severity=rule.severity, time=when,
+        id=finding_id(key), seq=last, rule=rule.code, severity=rule.severity, time=when,
         seqs=tuple(s.seq for s in steps), parties=(), codes=(key,), message_zh=zh,
-        message_en=en, details=sig, source="scan")])
+        message_en=en, details=dict(sig), source="scan")])
 
 
 def prune(store: Store, *, now: datetime | None = None) -> int:

@@ -57,6 +57,11 @@ class Step:
 
 
 def journey_steps(conn: Connection, code: str) -> list[Step]:
+    return journey_rows(conn, code)[0]
+
+
+def journey_rows(conn: Connection, code: str) -> tuple[list[Step], dict[int, dict[str, Any]]]:
+    """The journey's steps in time order, and the event rows they were made from."""
     via: dict[int, str | None] = {seq: None for seq in tracedb.seqs_naming(conn, [code])}
     # Its lot: the lot's own events (production, recall) belong to every item of it.
     lots = [b for a, b, kind in tracedb.edges_from(conn, [code], forward=False) if kind == "lot"]
@@ -84,7 +89,7 @@ def journey_steps(conn: Connection, code: str) -> list[Step]:
                   r["biz_step"], r["signer"], r["biz_location"] or r["read_point"], via[seq])
              for seq, r in rows.items()]
     steps.sort(key=lambda s: (s.event_time_utc, s.seq))
-    return steps
+    return steps, rows
 
 
 def journey(store: Store, code: str) -> dict[str, Any]:

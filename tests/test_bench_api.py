@@ -22,12 +22,16 @@ def test_api_bench_measures_graphql_and_the_page_over_http() -> None:
     assert "missing" not in doc, doc["missing"]
     assert doc["entries"] >= 1500 and doc["db"] == "sqlite"
     assert "Python asyncio+httpx" in doc["load_generator"]
-    assert doc["server"].startswith("uvicorn, 1 worker")
+    assert doc["server"].startswith("uvicorn, ")
+    assert doc["workers"] == {"graphql": 1, "page": 2, "healthz": 2}  # --workers 2 by default
     g = doc["graphql_trace_ms_p95"]
     assert g["bound"] == 25.0 and g["value"] > 0 and g["met"] in (True, False)
     assert g["queries"] == 20 and g["failed"] == 0 and g["journey_events_median"] > 0
-    for name in ("page_req_per_s", "page_warm_req_per_s"):
+    assert g["workers"] == 1
+    for name, workers in (("page_req_per_s", 2), ("page_warm_req_per_s", 2),
+                          ("page_one_worker_req_per_s", 1)):
         page = doc[name]
         assert page["value"] > 0 and page["requests"] > 0 and page["non_2xx"] == 0
+        assert page["workers"] == workers
     assert doc["page_req_per_s"]["bound"] == 300
     assert doc["healthz_req_per_s"]["value"] > 0

@@ -292,6 +292,73 @@ def test_page_says_not_verified_when_an_entry_was_altered(world: World, built: d
     assert facts["verification"]["verified"] is False
 
 
+def test_cached_checks_do_not_hide_an_entry_altered_later(world: World, built: dict[str, Any],
+                                                          client: Client) -> None:
+    """The server keeps checks it made, but keyed by the bytes: an entry altered after the
+    page was verified (one every tin of the chain shares, and the entry that introduced
+    the producer's key) makes the next page say so, for this tin and for the others."""
+    sold, unsold = built["sold"], built["unsold"]
+    for code in (sold, unsold):
+        assert client.get(path(code), headers=JSON).json()["verification"]["verified"] is True
+    steps = journey(world.store, sold)["journey"]
+    shared = {s["seq"] for s in steps} & {s["seq"] for s in journey(world.store, unsold)["journey"]}
+    assert shared
+    seq = min(shared)
+    raw = world.ledger.entry(seq).raw
+    forged = raw.replace(b'"eventTime":"2026', b'"eventTime":"2025', 1)
+    assert forged != raw
+    world.store.drop_append_only()
+    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s", {"e": forged, "s": seq})
+    for code in (sold, unsold):
+        v = client.get(path(code), headers=JSON).json()["verification"]
+        assert v["verified"] is False
+        assert [p.split(":")[0] for p in v["problems"]] == [f"seq {seq}"]
+    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s", {"e": raw, "s": seq})
+    assert client.get(path(sold), headers=JSON).json()["verification"]["verified"] is True
+    # The producer's key came in with its party.register entry, outside the journey.
+    producer = steps[0]["signer"]
+    intro = world.ledger.registry_view().parties[producer].registered_seq
+    assert intro not in {s["seq"] for s in steps}
+    reg_raw = world.ledger.entry(intro).raw
+    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s",
+                    {"e": reg_raw.replace(b'"roles"', b'"roles" ', 1), "s": intro})
+    text = outline(client.get(path(sold), headers=BROWSER).text).visible
+    assert "✗ 未能验证" in text and f"seq {intro}:" in text
+
+
+def test_page_verification_agrees_with_a_trace_bundle(world: World, built: dict[str, Any],
+                                                      client: Client) -> None:
+    """The page's checks, made in one read with cached parts, say what an offline bundle of
+    the same entries verified with the log key says, before and after an alteration."""
+    from ledger.bundle import make_bundle, verify_bundle
+    from ledger.page_facts import VerificationCache, verify_journey
+
+    seqs = [s["seq"] for s in journey(world.store, built["sold"])["journey"]]
+    cache = VerificationCache()
+
+    def both() -> tuple[dict[str, Any], Any]:
+        mine = verify_journey(world.ledger, seqs, witnessing=None, cache=cache)
+        res = verify_bundle(make_bundle(world.ledger, seqs),
+                            log_key=world.ledger.log_verifier().vkey())
+        return mine, res
+
+    mine, res = both()
+    assert mine["verified"] is res.ok is True and mine["checkpoint"] == res.checkpoint.size
+    assert mine["entriesVerified"] == len(set(seqs)) and set(seqs) <= set(res.verified)
+    signed = sum(len(world.ledger.entry(q).decoded()["envelope"]["signatures"]) for q in set(seqs))
+    assert mine["signatures"] == signed
+    assert both()[0] == mine  # from the cache, the same answer
+    seq = seqs[-1]
+    raw = world.ledger.entry(seq).raw
+    world.store.drop_append_only()
+    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s",
+                    {"e": raw.replace(b'"signer"', b'"signer" ', 1), "s": seq})
+    mine, res = both()
+    assert mine["verified"] is res.ok is False
+    assert mine["entriesVerified"] == len(set(seqs)) - 1 and seq not in res.verified
+    assert [p.split(":")[0] for p in mine["problems"]] == [f"seq {seq}"]
+
+
 def _luminance(hex_colour: str) -> float:
     h = hex_colour.lstrip("#")
     if len(h) == 3:

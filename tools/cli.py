@@ -553,7 +553,17 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
     from api.settings import Settings
     from ledger.scans import check_ready
 
+    if a.workers < 1:
+        raise MalformedInput(f"--workers is a number of processes, at least 1, not {a.workers}")
+    if a.dev and a.workers > 1:
+        raise MalformedInput("--dev serves from one process; leave out --workers or --dev")
     check_ready(_open(home).store)  # refuse before binding a port: no ledger, or an old schema
+    if a.workers > 1:
+        # Each worker process builds its own app from the same environment (SUYUAN_DB,
+        # SUYUAN_HOME, SUYUAN_BASE_URL) and answers on the one shared socket.
+        uvicorn.run("api.app:create_app", factory=True, host=a.host, port=a.port,
+                    workers=a.workers, log_level="warning")
+        return 0
     uvicorn.run(create_app(Settings.from_env(dev=a.dev)), host=a.host, port=a.port,
                 log_level="info" if a.dev else "warning")
     return 0
@@ -711,6 +721,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--dev", action="store_true",
                    help="GraphiQL and introspection at /graphql, debug tracebacks, access logs")
+    s.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the port (e.g. one per core); default 1")
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("token", help="a bearer token for the API, signed by a party key")

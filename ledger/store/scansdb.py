@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, case, delete, func, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from ledger.store.schema import scans
@@ -37,14 +37,13 @@ def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: 
 
 def prune_code(conn: Connection, code: str, *, before: str, cap: int) -> int:
     """Delete the code's scans older than ``before`` and all but its newest ``cap``."""
-    n = conn.execute(delete(scans).where(scans.c.code == code, scans.c.time < before)).rowcount
-    # The id of the cap-th newest scan: everything older than it goes.
-    edge = conn.execute(select(scans.c.id).where(scans.c.code == code)
-                        .order_by(scans.c.id.desc()).offset(cap).limit(1)).scalar()
-    if edge is not None:
-        n += conn.execute(delete(scans).where(scans.c.code == code,
-                                              scans.c.id <= edge)).rowcount
-    return int(n)
+    # One statement (it runs on every scan): the id of the cap-th newest scan is the edge,
+    # and everything up to it goes; none when the code has no more than ``cap`` scans.
+    newer = scans.alias("newer")
+    edge = (select(newer.c.id).where(newer.c.code == code).order_by(newer.c.id.desc())
+            .offset(cap).limit(1).scalar_subquery())
+    return int(conn.execute(delete(scans).where(
+        scans.c.code == code, or_(scans.c.time < before, scans.c.id <= edge))).rowcount)
 
 
 def prune_all(conn: Connection, *, before: str) -> int:
@@ -63,12 +62,10 @@ def counts_of(conn: Connection, code: str, *, since: str | None, exclude_client:
     """(distinct regions of all the code's scans, scans at or after ``since``), both
     without ``exclude_client`` scans; the second is 0 when ``since`` is None."""
     base = (scans.c.code == code, scans.c.client != exclude_client)
-    regions = conn.execute(select(func.count(scans.c.region.distinct())).where(*base)).scalar()
-    after = 0
-    if since is not None:
-        after = conn.execute(select(func.count()).select_from(scans)
-                             .where(*base, scans.c.time >= since)).scalar() or 0
-    return int(regions or 0), int(after)
+    after = (func.count() if since is None else func.count(case((scans.c.time >= since, 1))))
+    regions, n = conn.execute(select(func.count(scans.c.region.distinct()), after)
+                              .where(*base)).one()
+    return int(regions or 0), int(n or 0) if since is not None else 0
 
 
 def candidate_codes(conn: Connection, *, min_regions: int, min_scans: int, exclude_client: str
