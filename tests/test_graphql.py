@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -636,3 +637,33 @@ def test_entry_loader_answers_asyncio_batches(world: World) -> None:
     for s, r in enumerate(asyncio.run(go())):
         assert data(r)["entry"]["seq"] == s
     api.app.state.store.dispose()
+
+
+# --- taxFor: the retail-import tax, public -------------------------------------------------
+
+
+def test_tax_for_known_answers(api: Api) -> None:
+    examples = Path(__file__).resolve().parent.parent / "schemas" / "examples"
+    order = json.loads((examples / "05-order.json").read_text())
+    q = """query($o: JSON!, $hs: String) { taxFor(order: $o, hsCode: $hs) {
+        treatment dutiableValue comprehensiveRate consumptionTax vat total declaredTax } }"""
+    # The example order: goods 298.00 + freight 10.00 = 308.00, at 9.1 %: 28.03, as it declared.
+    got = data(api.gql(q, o=order))["taxFor"]
+    assert got == {"treatment": "cbec_retail", "dutiableValue": "308.00", "comprehensiveRate": "0.091",
+                   "consumptionTax": "0.00", "vat": "28.03", "total": "28.03", "declaredTax": "28.03"}
+    # High-end face cream (HS 3304, 15 % consumption tax): 23.1 %. By hand: base 1000 / 0.85
+    # = 1176.47…; consumption tax 1176.47… × 0.15 × 0.7 = 123.53; VAT × 0.13 × 0.7 = 107.06.
+    cream = {"goods": "1000.00", "freight": "0.00", "tax": "230.59", "discount": "0.00",
+             "paid": "1230.59", "currency": "CNY", "buyerIdHash": "hmac-sha256:" + "0" * 64}
+    got = data(api.gql(q, o=cream, hs="3304990000"))["taxFor"]
+    # The rate is (0.13 + 0.15) / (1 − 0.15) × 0.7 = 0.2305882…, the "23.1 %" of the rules.
+    assert round(Decimal(got["comprehensiveRate"]), 3) == Decimal("0.231")
+    assert got["comprehensiveRate"].startswith("0.23058823529411")
+    assert (got["consumptionTax"], got["vat"], got["total"]) == ("123.53", "107.06", "230.59")
+    # Over the 5,000 RMB single-transaction limit: general trade, no retail amounts.
+    big = dict(cream, goods="5000.01")
+    got = data(api.gql(q, o=big, hs="3304990000"))["taxFor"]
+    assert (got["treatment"], got["total"], got["comprehensiveRate"]) == ("general_trade", None, None)
+    # A refusal names what is wrong, with its code.
+    [err] = errors(api.gql(q, o={"cbec:orderInfo": {"goods": "cheap"}}))
+    assert err["extensions"]["code"] == "malformed" and "decimal strings" in err["message"]

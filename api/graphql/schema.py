@@ -49,7 +49,7 @@ from api.graphql.types import (
     party_of,
 )
 from api.qr import FORMATS, qr_image
-from ledger import ids, registry, trace
+from ledger import ids, registry, tax, trace
 from ledger.errors import BatchRejected, LedgerError, MalformedInput
 from ledger.log import Ledger
 from ledger.private import unwrap_envelopes
@@ -80,6 +80,33 @@ def _trace_basis(ledger: Ledger, code: str) -> tuple[str, list[trace.Step], Chec
 class ViewerInfo:
     kind: str = strawberry.field(description="public, party or regulator")
     party: str | None
+
+
+@strawberry.type(description="The tax of a retail-import order; amounts and rates are exact "
+                 "decimal strings.")
+class TaxBreakdown:
+    treatment: str = strawberry.field(description="cbec_retail, or general_trade over the limit")
+    currency: str | None
+    hs_code: str | None
+    dutiable_value: str = strawberry.field(description="goods + freight")
+    single_limit: str
+    vat_rate: str
+    consumption_tax_rate: str
+    comprehensive_rate: str | None = strawberry.field(description="e.g. 0.091 at 13 % VAT")
+    tariff: str | None
+    consumption_tax: str | None
+    vat: str | None
+    total: str | None
+    declared_tax: str | None = strawberry.field(description="the tax the order says it collected")
+
+    @classmethod
+    def of(cls, d: dict[str, Any]) -> TaxBreakdown:
+        return cls(treatment=d["treatment"], currency=d.get("currency"), hs_code=d.get("hsCode"),
+                   dutiable_value=d["dutiableValue"], single_limit=d["singleLimit"],
+                   vat_rate=d["vatRate"], consumption_tax_rate=d["consumptionTaxRate"],
+                   comprehensive_rate=d.get("comprehensiveRate"), tariff=d.get("tariff"),
+                   consumption_tax=d.get("consumptionTax"), vat=d.get("vat"), total=d.get("total"),
+                   declared_tax=d.get("declaredTax"))
 
 
 @strawberry.type
@@ -141,6 +168,19 @@ class Query(RegulatorQuery):
     async def consistency_proof(self, info: Ctx, first: int, second: int | None = None
                                 ) -> ConsistencyProof:
         return ConsistencyProof.of(await run(info.context.ledger.consistency_proof, first, second))
+
+    @strawberry.field(description="The tax of one retail-import order (an order event body "
+                      "with cbec:orderInfo, or the orderInfo alone), broken down: within the "
+                      "5,000 RMB limit, tariff 0 and 70 % of VAT and consumption tax; over it, "
+                      "general trade. The annual limit needs the buyer's other orders: see "
+                      "findings.")
+    def tax_for(self, order: JSON, hs_code: str | None = None) -> TaxBreakdown:
+        if not isinstance(order, dict):
+            raise MalformedInput("order is a JSON object: an order event body or its cbec:orderInfo")
+        try:
+            return TaxBreakdown.of(tax.as_json(tax.tax_for(order, hs_code=hs_code)))
+        except ValueError as e:
+            raise MalformedInput(str(e)) from None
 
     @strawberry.field(description="A registered party, or null.")
     async def party(self, info: Ctx, id: str) -> Party | None:
