@@ -4,7 +4,6 @@ digits and sums written independently of the code that made them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from ledger.store.db import Store
 from ledger.tokens import check_token
 from ledger.trace import recall_impact
 from tests.support import World
+from tests.test_api import Client
 from tools.demo import Built, build, summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,19 +156,6 @@ def test_times_are_in_2026_and_signers_are_registered(demo: Demo) -> None:
     for _, signer, body in demo.events():
         assert body["eventTime"].startswith("2026-")
         assert signer in parties
-
-
-class Client:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def get(self, path: str, **kw: Any) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-                return await c.get(path, **kw)
-
-        return asyncio.run(go())
 
 
 def _journey(demo: Demo, url: str) -> list[dict[str, Any]]:
