@@ -24,6 +24,7 @@ from ledger.ids import parse_digital_link
 from ledger.keys import key_id
 from ledger.log import Ledger, verify_many
 from ledger.note import Checkpoint, NoteVerifier
+from ledger.product import names_of
 from ledger.statements import prepare
 from ledger.store import tracedb
 from ledger.store.db import Store
@@ -73,16 +74,9 @@ def mask_number(number: str) -> str:
 
 def product_names(value: object) -> dict[str, str]:
     """``gs1:productName`` as language -> text (``und`` for a plain string)."""
-    if isinstance(value, str):
-        return {"und": value}
     out: dict[str, str] = {}
-    items = value if isinstance(value, list) else [value]
-    for v in items:
-        if isinstance(v, Mapping) and isinstance(v.get("@value"), str):
-            lang = str(v.get("@language") or "und").split("-")[0].lower()
-            out.setdefault(lang, v["@value"])
-        elif isinstance(v, str):
-            out.setdefault("und", v)
+    for name in names_of(value):
+        out.setdefault((name.language or "und").split("-")[0].lower(), name.value)
     return out
 
 

@@ -55,13 +55,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/ledger.db"
         return
-    base = request.getfixturevalue("pg_database")
+    yield fresh_schema_url(request.getfixturevalue("pg_database"))
+
+
+def fresh_schema_url(base: str) -> str:
+    """A URL of the test database whose search_path is a new, empty schema."""
     schema = f"s_{uuid.uuid4().hex[:12]}"
     eng = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with eng.connect() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     eng.dispose()
-    yield f"{base}?options=-csearch_path%3D{schema}"
+    return f"{base}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture

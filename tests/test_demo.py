@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from api.app import create_app
 from api.settings import Settings
@@ -34,6 +32,7 @@ from ledger.registry import ROLES
 from ledger.store.db import Store
 from ledger.tokens import check_token
 from ledger.trace import recall_impact
+from tests.conftest import fresh_schema_url
 from tests.support import World
 from tests.test_api import Client
 from tools.demo import Built, build, summary
@@ -87,13 +86,7 @@ class Demo:
 
 
 def _pg_url(request: pytest.FixtureRequest) -> str:
-    base = request.getfixturevalue("pg_database")
-    schema = f"s_{uuid.uuid4().hex[:12]}"
-    eng = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    eng.dispose()
-    return f"{base}?options=-csearch_path%3D{schema}"
+    return fresh_schema_url(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture(scope="module", params=[

@@ -48,7 +48,7 @@ from api.graphql.types import (
     entry_page,
     party_of,
 )
-from api.qr import FORMATS, qr_image
+from api.qr import FORMATS, digital_link_url, qr_image
 from ledger import ids, registry, tax, trace
 from ledger.errors import BatchRejected, LedgerError, MalformedInput
 from ledger.log import Ledger
@@ -215,8 +215,8 @@ def _trace_codes(base_url: str, codes: list[str], fmt: str | None) -> list[Trace
     out = []
     for text in codes:
         try:
-            link = ids.parse_digital_link(ids.canonical_code(text))
-            url = base_url + link.path
+            link = ids.parse_code(text)
+            url = digital_link_url(base_url, link.canonical)
             image = None if fmt is None else base64.b64encode(qr_image(url, fmt)).decode()
         except LedgerError as e:
             out.append(TraceCode(input=text, code=None, url=None, media_type=None, image=None,
