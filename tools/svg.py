@@ -15,27 +15,38 @@ def _fmt(v: float) -> str:
     return f"{v:,.2f}" if v != int(v) else f"{int(v):,}"
 
 
+def _left_margin(top_value: float) -> int:
+    """Room for the axis label: about 7 px per character at 11 px, at least 56."""
+    return max(56, 12 + 7 * len(_fmt(top_value)))
+
+
+def _frame(ident: str, title: str, desc: str, width: int, height: int, left: int,
+           plot_w: float, top: int, plot_h: float, top_value: float) -> list[str]:
+    """The opening of a chart: its svg element, title and description, baseline and the
+    top value written at the axis."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" aria-labelledby="{ident}-t '
+            f'{ident}-d" class="chart" id="{ident}" style="{_FONT}">',
+            f'<title id="{ident}-t">{escape(title)}</title>',
+            f'<desc id="{ident}-d">{escape(desc)}</desc>',
+            f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
+            'stroke="#555"/>',
+            f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end">'
+            f'{escape(_fmt(top_value))}</text>']
+
+
 def bar_chart(*, ident: str, title: str, desc: str, bars: Sequence[tuple[str, float]],
               unit: str = "", width: int = 560, height: int = 260, slanted: bool = False) -> str:
     """Vertical bars, one per (label, value), value written above each bar; ``slanted``
     labels (for long ones) need more height below."""
     top_value = max((v for _, v in bars), default=0) or 1
-    # Room for the axis label: about 7 px per character at 11 px, never less than before.
-    left, right, top, bottom = max(56, 12 + 7 * len(_fmt(top_value))), 16, 24, (150 if slanted else 56)
+    left, right, top, bottom = _left_margin(top_value), 16, 24, (150 if slanted else 56)
     height += bottom - 56
     plot_w, plot_h = width - left - right, height - top - bottom
     slot = plot_w / max(len(bars), 1)
     bw = min(64.0, slot * 0.7)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" aria-labelledby="{ident}-t '
-             f'{ident}-d" class="chart" id="{ident}" style="{_FONT}">',
-             f'<title id="{ident}-t">{escape(title)}</title>',
-             f'<desc id="{ident}-d">{escape(desc)}</desc>',
-             f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" '
-             'stroke="#555"/>',
-             f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end">'
-             f'{escape(_fmt(top_value))}</text>',
-             f'<text x="{left - 6}" y="{top + plot_h}" font-size="11" text-anchor="end">0</text>']
+    parts = _frame(ident, title, desc, width, height, left, plot_w, top, plot_h, top_value)
+    parts.append(f'<text x="{left - 6}" y="{top + plot_h}" font-size="11" text-anchor="end">0</text>')
     if not bars:
         parts.append(f'<text x="{width / 2}" y="{top + plot_h / 2}" text-anchor="middle" '
                      'font-size="13">无数据 / no data</text>')
@@ -63,19 +74,11 @@ def stacked_chart(*, ident: str, title: str, desc: str, columns: Sequence[str],
     """One stacked bar per column (a month); ``series[name][column]`` is a segment; legend."""
     totals = {c: sum(s.get(c, 0) for s in series.values()) for c in columns}
     top_value = max(totals.values(), default=0) or 1
-    left, right, top, bottom = max(56, 12 + 7 * len(_fmt(top_value))), 150, 24, 40
+    left, right, top, bottom = _left_margin(top_value), 150, 24, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     slot = plot_w / max(len(columns), 1)
     bw = min(48.0, slot * 0.7)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" aria-labelledby="{ident}-t '
-             f'{ident}-d" class="chart" id="{ident}" style="{_FONT}">',
-             f'<title id="{ident}-t">{escape(title)}</title>',
-             f'<desc id="{ident}-d">{escape(desc)}</desc>',
-             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
-             'stroke="#555"/>',
-             f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end">'
-             f'{escape(_fmt(top_value))}</text>']
+    parts = _frame(ident, title, desc, width, height, left, plot_w, top, plot_h, top_value)
     if not columns:
         parts.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" '
                      'text-anchor="middle" font-size="13">无数据 / no data</text>')
