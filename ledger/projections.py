@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.domain import Classified, EventCodes
-from ledger.ids import DigitalLink, parse_digital_link
+from ledger.ids import CANONICAL_BASE, DigitalLink, parse_digital_link
 
 SOLD_DISPOSITIONS = frozenset({"retail_sold"})
 SOLD_ACTIVITIES = frozenset({"retail_selling", "order"})
@@ -34,7 +34,18 @@ def split_lot(code: str) -> tuple[str, str | None]:
     return item, lot
 
 
+_CANONICAL_GTIN = CANONICAL_BASE + "/01/"
+
+
 def lot_of(gtin_code: str, lot: str) -> str | None:
+    """The lot ``lot`` of the GTIN that ``gtin_code`` (an index key) names, if it names one."""
+    # Index keys are canonical: the GTIN is the 14 digits after the base, so the common
+    # case needs no parse (this runs for every commissioned item, under the append lock).
+    n = len(_CANONICAL_GTIN)
+    if gtin_code.startswith(_CANONICAL_GTIN) and gtin_code[n + 14 : n + 15] in ("", "/"):
+        gtin = gtin_code[n : n + 14]
+        if gtin.isdigit() and gtin.isascii():
+            return DigitalLink("lot", gtin=gtin, lot=lot).canonical
     try:
         dl = parse_digital_link(gtin_code)
     except Exception:

@@ -273,3 +273,24 @@ def test_producers_recall_only_their_own_products(world: World) -> None:
     recall(regulator, gk, x["farm"][0])
     steps = [s["stage"] for s in journey(world.store, x["tins"][3])["journey"]]
     assert steps.count("recall") == 1  # the product lot's recall reaches its tins
+
+
+@pytest.mark.parametrize("code", [
+    "https://id.gs1.org/01/09506000134352/21/7",
+    "https://id.gs1.org/01/09506000134352",
+    "https://id.gs1.org/01/09506000134352/22/A%2FB/21/x",
+    "https://id.gs1.org/00/106141412345678908",
+    "https://id.gs1.org/414/9520123456788",
+    "https://example.com/01/09506000134352/21/7",
+])
+@pytest.mark.parametrize("lot_name", ["L1", "A/B 7", "批次"])
+def test_lot_of_agrees_with_a_full_parse(code: str, lot_name: str) -> None:
+    from ledger.projections import lot_of
+
+    try:
+        dl = ids.parse_digital_link(code)
+        want = (None if dl.gtin is None
+                else ids.DigitalLink("lot", gtin=dl.gtin, lot=lot_name).canonical)
+    except ids.IdentifierError:
+        want = None
+    assert lot_of(code, lot_name) == want
