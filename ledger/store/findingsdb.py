@@ -31,7 +31,7 @@ class DbReads:
 
     def marks(self, codes: Sequence[str]) -> dict[str, dict[str, tuple[int, str]]]:
         out: dict[str, dict[str, tuple[int, str]]] = {}
-        for code, mark, seq, utc in _run(
+        for code, mark, seq, utc in rows_in(
                 self.conn, "SELECT code, mark, seq, utc FROM code_marks WHERE code IN", "code",
                 codes):
             out.setdefault(code, {})[mark] = (int(seq), utc)
@@ -47,42 +47,42 @@ class DbReads:
 
     def lots(self, codes: Sequence[str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for dst, src in _run(self.conn, "SELECT dst, src FROM lineage WHERE kind = 'lot' AND dst IN",
+        for dst, src in rows_in(self.conn, "SELECT dst, src FROM lineage WHERE kind = 'lot' AND dst IN",
                              "dst", codes):
             out.setdefault(dst, set()).add(src)
         return out
 
     def parents(self, codes: Sequence[str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for child, parent in _run(self.conn, "SELECT child, parent FROM containment WHERE child IN",
+        for child, parent in rows_in(self.conn, "SELECT child, parent FROM containment WHERE child IN",
                                   "child", codes):
             out.setdefault(child, set()).add(parent)
         return out
 
     def documents(self, keys: Sequence[tuple[str, str]]) -> list[Document]:
         wanted = set(keys)
-        rows = _run(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents WHERE id IN", "id",
+        rows = rows_in(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents WHERE id IN", "id",
                     sorted({i for _, i in keys}))
         return [Document.from_row(r) for r in rows if (r[0], r[1]) in wanted]
 
     def citing(self, orders: Sequence[str]) -> list[Document]:
-        rows = _run(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents "
+        rows = rows_in(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents "
                                "WHERE type <> 'cbec:order' AND order_id IN", "order_id", orders)
         return [Document.from_row(r) for r in rows]
 
     def buyer_orders(self, pairs: Sequence[tuple[str, int]]) -> list[Document]:
         wanted = set(pairs)
-        rows = _run(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents "
+        rows = rows_in(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents "
                                "WHERE type = 'cbec:order' AND buyer IN", "buyer",
                     sorted({b for b, _ in pairs}))
         return [Document.from_row(r) for r in rows if (r[5], r[6]) in wanted]
 
     def positive(self, hs_codes: Sequence[str]) -> set[str]:
-        return {r[0] for r in _run(self.conn, "SELECT hs_code FROM positive_list WHERE hs_code IN",
+        return {r[0] for r in rows_in(self.conn, "SELECT hs_code FROM positive_list WHERE hs_code IN",
                                    "hs_code", hs_codes)}
 
 
-def _run(conn: Connection, sql: str, column: str, values: Sequence[Any], *extra: Any
+def rows_in(conn: Connection, sql: str, column: str, values: Sequence[Any], *extra: Any
          ) -> list[tuple[Any, ...]]:
     """``sql`` ends with "<column> IN"; run it for every value, in chunks (SQLite) or as
     one ``= ANY`` array (PostgreSQL), straight on the driver: this runs on every append."""

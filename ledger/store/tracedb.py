@@ -10,14 +10,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from ledger.projections import TraceBatch
-from ledger.store.findingsdb import clear_findings
+from ledger.store.findingsdb import clear_findings, rows_in
 from ledger.store.schema import (
     FINDINGS_TABLES,
     PROJECTION_TABLES,
     biz_transactions,
     checkpoints,
     containment,
-    current_state,
     entries,
     events,
     ident_entries,
@@ -155,31 +154,27 @@ def edges_from(conn: Connection, codes: Collection[str], *, forward: bool
     Forward: what each became (transformation outputs, lot items) or held (children).
     Backward: what each was made of (inputs, its lot) or packed in (parents).
     """
-    out: list[tuple[str, str, str]] = []
+    # Straight to the driver: a lot's downstream asks about a thousand codes at each
+    # depth, and building those IN lists through SQLAlchemy cost more than the lookups.
     wanted = list(codes)
-    src, dst = (lineage.c.src, lineage.c.dst) if forward else (lineage.c.dst, lineage.c.src)
-    outer, inner = ((containment.c.parent, containment.c.child) if forward
-                    else (containment.c.child, containment.c.parent))
-    for i in range(0, len(wanted), _CHUNK):
-        chunk = wanted[i : i + _CHUNK]
-        for a, b, kind in conn.execute(
-            select(src, dst, lineage.c.kind).where(src.in_(chunk)).distinct()
-        ):
-            out.append((a, b, kind))
-        for a, b in conn.execute(select(outer, inner).where(outer.in_(chunk)).distinct()):
-            out.append((a, b, "aggregation"))
+    src, dst = ("src", "dst") if forward else ("dst", "src")
+    outer, inner = ("parent", "child") if forward else ("child", "parent")
+    out: list[tuple[str, str, str]] = [
+        (a, b, kind) for a, b, kind in rows_in(
+            conn, f"SELECT DISTINCT {src}, {dst}, kind FROM lineage WHERE {src} IN", src, wanted)]
+    out += [(a, b, "aggregation") for a, b in rows_in(
+        conn, f"SELECT DISTINCT {outer}, {inner} FROM containment WHERE {outer} IN", outer, wanted)]
     return out
+
+
+_STATE_COLUMNS = ("code", "disposition", "owner", "location", "sold", "last_seq", "last_utc")
 
 
 def states(conn: Connection, codes: Collection[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    wanted = list(codes)
-    for i in range(0, len(wanted), _CHUNK):
-        for r in conn.execute(
-            select(current_state).where(current_state.c.code.in_(wanted[i : i + _CHUNK]))
-        ):
-            out[r.code] = dict(r._mapping)
-    return out
+    """code -> its current state row, for those of ``codes`` the ledger has seen."""
+    rows = rows_in(conn, f"SELECT {', '.join(_STATE_COLUMNS)} FROM current_state WHERE code IN",
+                   "code", list(codes))
+    return {r[0]: dict(zip(_STATE_COLUMNS, r, strict=True)) for r in rows}
 
 
 def produced_by(conn: Connection, codes: Collection[str], party: str) -> set[str]:
