@@ -128,6 +128,115 @@ def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
     return {"per_s": n / spent, "rss_mb": rss_mb(), "size": n + 2}
 
 
+def _open_ledger(url: str, home: str) -> Any:
+    """The ledger at ``url`` as its operator (checkpoint key and registrar in ``home``)."""
+    from ledger.home import Home
+    from ledger.ids import make_uscc
+    from ledger.log import Ledger
+    from ledger.store.db import Store
+
+    h = Home(Path(home))
+    led = Ledger(Store(url), note_signer=h.note_signer_if_any())
+    return led, "uscc:" + make_uscc("12130200MB0000000"), h.keys.get_or_create("registrar")
+
+
+def _register(led: Any, registrar: str, reg_key: Any, uscc_body: str, role: str) -> Any:
+    from ledger.ids import make_uscc
+    from ledger.keys import PartyKey
+    from ledger.statements import sign_one
+
+    pid = "uscc:" + make_uscc(uscc_body)
+    key = PartyKey.generate(role)
+    led.append(sign_one(kind="party.register", signer=pid, key=key,
+                        body={"id": pid, "name": f"bench {role}", "roles": [role],
+                              "publicKey": key.public_key_b64},
+                        cosigners=[(registrar, reg_key)]))
+    return pid, key
+
+
+def _submitter(url: str, home: str, spec: dict[str, Any], batches_dir: str, barrier: Any,
+               out: Any) -> None:
+    """One submitting process: signs its share of statements into batch files first (the
+    clients' work, not timed), waits for the others, then submits the files one by one,
+    reading each as a client's upload would arrive (JSON bytes)."""
+    import orjson
+
+    from ledger.statements import sign_one
+
+    led, _, _ = _open_ledger(url, home)
+    issued = "2026-11-27T13:05:00+08:00"
+    if spec["kind"] == "events":
+        party, key = spec["party"]
+        bodies: Any = (("producer", _event(party, spec["first"] + i)) for i in range(spec["n"]))
+        signers = {"producer": (party, key)}
+    else:
+        bodies = _supply_chain(spec["items"], 1000, part=spec["part"])
+        signers = spec["parties"]
+    files: list[Path] = []
+    batch: list[Any] = []
+    for role, body in bodies:
+        pid, key = signers[role]
+        batch.append(sign_one(kind="event", signer=pid, key=key, body=body, issued=issued))
+        if len(batch) == BATCH:
+            files.append(Path(batches_dir) / f"{spec['part']}-{len(files)}.json")
+            files[-1].write_bytes(orjson.dumps(batch))
+            batch = []
+    if batch:
+        files.append(Path(batches_dir) / f"{spec['part']}-{len(files)}.json")
+        files[-1].write_bytes(orjson.dumps(batch))
+    done = 0
+    barrier.wait()
+    start = time.monotonic()
+    for f in files:
+        envelopes = orjson.loads(f.read_bytes())
+        led.append_batch(envelopes)
+        done += len(envelopes)
+    out.put({"start": start, "end": time.monotonic(), "done": done, "rss_mb": rss_mb()})
+
+
+def phase_append_concurrent(url: str, home: str, kind: str, n: int, submitters: int
+                            ) -> dict[str, Any]:
+    """Append about ``n`` more statements to an existing ledger from ``submitters``
+    processes at once, as several enterprises' uploads would arrive: each prepares and
+    verifies its batches while another holds the sequencer. ``kind`` "events" are the
+    ledger suite's commissioning events; "chain" is the trace suite's supply chain, one
+    independent part per submitter."""
+    import multiprocessing
+
+    led, registrar, reg_key = _open_ledger(url, home)
+    size = led.size()
+    specs: list[dict[str, Any]] = []
+    per = max(1, n // submitters)
+    if kind == "events":
+        party = _register(led, registrar, reg_key, "91130200MA0000002", "producer")
+        specs = [{"kind": kind, "part": k, "party": party, "first": 10_000_000 * (k + 1),
+                  "n": per} for k in range(submitters)]
+    else:
+        parties = {role: _register(led, registrar, reg_key, f"9113021{k:010d}", role)
+                   for k, role in enumerate(("producer", "platform", "payment", "logistics"))}
+        # _supply_chain makes about 5.15 entries per item; lots are of 1,000 items.
+        items = max(1000, round(per / ENTRIES_PER_ITEM / 1000) * 1000)
+        specs = [{"kind": kind, "part": k + 1, "parties": parties, "items": items}
+                 for k in range(submitters)]
+    led.store.dispose()
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(submitters), ctx.Queue()
+    with tempfile.TemporaryDirectory(prefix="suyuan-bench-batches-") as batches:
+        procs = [ctx.Process(target=_submitter, args=(url, home, spec, batches, barrier, out))
+                 for spec in specs]
+        for p in procs:
+            p.start()
+        got = [out.get() for _ in procs]
+        for p in procs:
+            p.join()
+            if p.exitcode != 0:
+                raise SystemExit(f"bench: a submitter failed (exit {p.exitcode})")
+    done = sum(g["done"] for g in got)
+    wall = max(g["end"] for g in got) - min(g["start"] for g in got)
+    return {"per_s": done / wall, "submitters": submitters, "statements": done,
+            "entries_before": size, "rss_mb": max(g["rss_mb"] for g in got)}
+
+
 def phase_proofs(url: str, size: int, samples: int) -> dict[str, Any]:
     """Proof latency from a cold process: this process opened nothing before."""
     import random
@@ -178,11 +287,12 @@ def phase_audit(url: str) -> dict[str, Any]:
 # --- trace suite ------------------------------------------------------------------------------
 
 
-def _supply_chain(items: int, big_lot: int) -> Any:
+def _supply_chain(items: int, big_lot: int, *, part: int = 0) -> Any:
     """Yield (role, body) for a chain of lots of 1,000 items (one lot of ``big_lot``):
     farm lots mixed into a product lot, items commissioned 50 at a time, cartons of 10,
     pallets of 10 cartons shipped and received, then per item an order, a payment, a
-    waybill, a retail sale and a delivery."""
+    waybill, a retail sale and a delivery. Chains of different ``part`` share no code,
+    lot, order or container, so that several submitters can append them side by side."""
     from ledger.ids import gs1_check_digit
 
     def gtin(n: int) -> str:
@@ -208,8 +318,9 @@ def _supply_chain(items: int, big_lot: int) -> Any:
         return {"type": kind, "eventTime": at(), "eventTimeZoneOffset": tz, **f}
 
     lot_sizes = [big_lot] + [1000] * max(0, (items - big_lot) // 1000)
-    serial = carton_n = 0
-    for lot_no, size in enumerate(lot_sizes):
+    serial, carton_n = part * 100_000_000, part * 1_000_000_000
+    for n_lot, size in enumerate(lot_sizes):
+        lot_no = f"{part}-{n_lot}" if part else str(n_lot)
         lot = f"https://id.gs1.org/01/{tin}/10/P{lot_no}"
         farms = [f"https://id.gs1.org/01/{milk}/10/F{lot_no}-{k}" for k in range(2)]
         yield "producer", ev("TransformationEvent", bizStep="commissioning",
@@ -335,16 +446,20 @@ def phase_trace_query(url: str, items: int, samples: int) -> dict[str, Any]:
             "recall_s": recall_ms / 1000, "recall_affected": rec["counts"]["affected"]}
 
 
-def bench_trace(items: int, big_lot: int, samples: int) -> dict[str, Any]:
+def bench_trace(items: int, big_lot: int, samples: int, submitters: int = 2) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="suyuan-bench-trace-"))
     try:
         url = f"sqlite:///{work}/trace.db"
         verify = verify_rate()
         build = _child("trace_build", url, str(work / "home"), str(items), str(big_lot))
         q = _child("trace_query", url, str(items), str(samples))
+        concurrent = (_concurrent(url, str(work / "home"), "chain", max(10_000, build["entries"] // 5),
+                                  submitters, "append_per_s_sqlite_traced")
+                      if submitters > 1 else None)
         return {
             "entries": build["entries"], "items": items, "ed25519_verify_per_s": round(verify),
             "append_per_s_sqlite_traced": _figure("append_per_s_sqlite_traced", build["per_s"]),
+            **({"append_per_s_sqlite_traced_concurrent": concurrent} if concurrent else {}),
             "ratio_to_verify_bound": round(build["per_s"] / verify, 3),
             "journey_ms_p95": _figure("journey_ms_p95", q["journey_ms_p95"],
                                       higher_is_better=False),
@@ -771,7 +886,16 @@ def _figure(name: str, value: float, *, higher_is_better: bool = True) -> dict[s
     return {"value": round(value, 3), "bound": bound, "met": met}
 
 
-def bench_ledger(n: int, samples: int, postgres: bool) -> dict[str, Any]:
+def _concurrent(url: str, home: str, kind: str, n: int, submitters: int, bound: str
+                ) -> dict[str, Any]:
+    c = _child("append_concurrent", url, home, kind, str(n), str(submitters))
+    return {**_figure(bound, c["per_s"]), "submitters": submitters,
+            "statements": c["statements"], "entries_before": c["entries_before"],
+            "note": f"{submitters} processes submitting batches of {BATCH} at once to the "
+                    "ledger above, which was already this big"}
+
+
+def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="suyuan-bench-"))
     try:
         verify = verify_rate()
@@ -793,6 +917,11 @@ def bench_ledger(n: int, samples: int, postgres: bool) -> dict[str, Any]:
             raise SystemExit(f"bench: audit found problems: {au['problems']}")
         result["audit_per_s"] = _figure("audit_per_s", au["per_s"])
         rss["audit_sqlite"] = round(au["rss_mb"], 1)
+        extra = max(10_000, n // 5)
+        if submitters > 1:
+            result["append_per_s_sqlite_concurrent"] = _concurrent(
+                sqlite_url, str(work / "home-sqlite"), "events", extra, submitters,
+                "append_per_s_sqlite")
         if postgres:
             pg = _pg_database()
             if pg is not None:
@@ -805,6 +934,10 @@ def bench_ledger(n: int, samples: int, postgres: bool) -> dict[str, Any]:
                     rss["append_postgres"] = round(app["rss_mb"], 1)
                     ppg = _child("proofs", url, str(app["size"]), str(samples))
                     result["proof_detail_postgres"] = {k: round(v, 3) for k, v in ppg.items()}
+                    if submitters > 1:
+                        result["append_per_s_postgres_concurrent"] = _concurrent(
+                            url, str(work / "home-pg"), "events", extra, submitters,
+                            "append_per_s_postgres")
                 finally:
                     drop()
         # Appends are bounded by signature checks: 1.0 would be one core verifying and
@@ -824,6 +957,8 @@ def main(argv: list[str] | None = None) -> int:
         phase, *rest = argv[1:]
         if phase == "append":
             doc = phase_append(rest[0], rest[1], int(rest[2]))
+        elif phase == "append_concurrent":
+            doc = phase_append_concurrent(rest[0], rest[1], rest[2], int(rest[3]), int(rest[4]))
         elif phase == "trace_build":
             doc = phase_trace_build(rest[0], rest[1], int(rest[2]), int(rest[3]))
         elif phase == "trace_query":
@@ -842,11 +977,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--n", type=int, default=100_000, help="statements to append (target: 1e6)")
     s.add_argument("--samples", type=int, default=1000, help="proofs to time")
     s.add_argument("--no-postgres", action="store_true")
+    s.add_argument("--submitters", type=int, default=2,
+                   help="processes of the concurrent append run (0: skip it)")
     s = sub.add_parser("trace", help="journeys, lineage and recall over a generated chain")
     s.add_argument("--items", type=int, default=20_000,
                    help="items (target: 200,000, about 1,000,000 entries)")
     s.add_argument("--big-lot", type=int, default=10_000, help="items in the recalled lot")
     s.add_argument("--samples", type=int, default=400)
+    s.add_argument("--submitters", type=int, default=2,
+                   help="processes of the concurrent append run (0: skip it)")
     s = sub.add_parser("api", help="GraphQL trace latency and consumer-page throughput over HTTP")
     s.add_argument("--entries", type=int, default=100_000, help="ledger size to build")
     s.add_argument("--queries", type=int, default=1000, help="GraphQL trace queries to time")
@@ -867,9 +1006,11 @@ def main(argv: list[str] | None = None) -> int:
                                    max(1, args.workers)), indent=1))
         return 0
     if args.suite == "trace":
-        print(json.dumps(bench_trace(args.items, args.big_lot, args.samples), indent=1))
+        print(json.dumps(bench_trace(args.items, args.big_lot, args.samples, args.submitters),
+                         indent=1))
         return 0
-    print(json.dumps(bench_ledger(args.n, args.samples, not args.no_postgres), indent=1))
+    print(json.dumps(bench_ledger(args.n, args.samples, not args.no_postgres, args.submitters),
+                     indent=1))
     return 0
 
 
