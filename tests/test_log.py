@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
+from typing import Any
 
 import pytest
 import rfc8785
@@ -251,3 +253,51 @@ def test_log_key_is_the_genesis_key(world: World) -> None:
     assert signer is not None
     assert world.ledger.log_verifier().vkey() == signer.verifier_key()
     NoteVerifier.from_vkey(signer.verifier_key()).verify(world.ledger.latest_checkpoint())
+
+
+def test_sqlite_log_reaches_the_database_file_without_the_appender(tmp_path: Path,
+                                                                    monkeypatch: Any) -> None:
+    """The write-ahead log is copied into the database file by the checkpoint thread, not by
+    the appender's commit: after a small append (far below wal_autocheckpoint) the main
+    file alone, read without its log, already holds the new entries; and an idle thread
+    ends, giving back its connection."""
+    import shutil
+    import sqlite3
+    import threading
+    import time
+
+    from ledger.store import db as dbmod
+
+    monkeypatch.setattr(dbmod, "IDLE_SECONDS", 0.3)
+    w = World.create(f"sqlite:///{tmp_path}/l.db", home=tmp_path / "home")
+    try:
+        party, key = w.register()
+        w.append_events(party, key, 30)
+        size = w.ledger.size()
+
+        def on_disk() -> int:
+            shutil.copy(tmp_path / "l.db", tmp_path / "alone.db")
+            con = sqlite3.connect(tmp_path / "alone.db")
+            try:
+                return int(con.execute("SELECT count(*) FROM entries").fetchone()[0])
+            except sqlite3.DatabaseError:
+                return -1
+            finally:
+                con.close()
+
+        deadline = time.monotonic() + 10
+        while on_disk() != size and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert on_disk() == size
+
+        def checkpointers() -> int:
+            return sum(t.name == "suyuan-wal-checkpoint" and t.is_alive()
+                       for t in threading.enumerate())
+
+        while checkpointers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checkpointers() == 0
+        w.append_events(party, key, 3, start=100)  # a new write starts a new one
+        assert w.ledger.size() == size + 3
+    finally:
+        w.close()

@@ -80,6 +80,7 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 WAL_BACKSTOP_PAGES = 8192  # 32 MiB of 4 KiB pages
+IDLE_SECONDS = 2.0  # a checkpointer with no write for this long ends
 
 
 class WalCheckpointer:
@@ -108,25 +109,34 @@ class WalCheckpointer:
                 self._thread = threading.Thread(target=self._run, name="suyuan-wal-checkpoint",
                                                 daemon=True)
                 self._thread.start()
-        self._wake.set()
+            self._wake.set()
 
     def stop(self) -> None:
         with self._lock:
             thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop = True
+            self._stop = thread is not None
             self._wake.set()
+        if thread is not None:
             thread.join()
+        with self._lock:
             self._stop = False
+            self._wake.clear()
 
     def _run(self) -> None:
         con: sqlite3.Connection | None = None
         try:
             while True:
-                self._wake.wait()
-                self._wake.clear()
-                if self._stop:
-                    return
+                if not self._wake.wait(IDLE_SECONDS):
+                    with self._lock:
+                        if not self._wake.is_set():
+                            # Idle: give back the thread and its connection; the next
+                            # write starts another.
+                            self._thread = None
+                            return
+                with self._lock:
+                    if self._stop:
+                        return
+                    self._wake.clear()
                 try:
                     if con is None:
                         con = sqlite3.connect(self.path, check_same_thread=False)
