@@ -200,10 +200,14 @@ _CSET82: Final = frozenset(string.ascii_letters + string.digits + "!\"%&'()*+,-.
 _EPC_ESCAPES: Final = {c: f"%{ord(c):02X}" for c in '"%&/<>?'}
 
 
+_UNRESERVED: Final = re.compile(r"[A-Za-z0-9._~-]*")
+
+
 def _dl_escape(value: str) -> str:
     # GS1 Digital Link escapes everything outside RFC 3986 "unreserved", so that one value
-    # has one spelling and canonical URIs compare as strings.
-    return quote(value, safe="")
+    # has one spelling and canonical URIs compare as strings. Most lots and serials need
+    # no escape at all, and a match costs a fraction of quote().
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
 
 
 def _epc_escape(value: str) -> str:

@@ -521,3 +521,13 @@ def test_gs1_published_urn_and_digital_link_versions_index_alike() -> None:
     with_urns = classes("Example_9.6.4-TransformationEvent.jsonld")
     with_links = classes("Example_9.6.4-TransformationEventWithDigitalLink.jsonld")
     assert with_urns == with_links
+
+
+@given(st.text(max_size=30))
+def test_digital_link_escaping_matches_rfc3986_percent_encoding(value: str) -> None:
+    # The fast path for values with nothing to escape must agree with the general one.
+    from urllib.parse import quote
+
+    from ledger.ids import _dl_escape
+
+    assert _dl_escape(value) == quote(value, safe="")
