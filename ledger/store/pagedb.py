@@ -8,9 +8,9 @@ function; every statement is a read inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
@@ -99,3 +99,66 @@ def journey_claims(conn: Connection, code: str, *, max_nesting: int, lot_items: 
         rows = cur.fetchall()
     return [(int(r[0]), r[1], r[2], r[3], dict(zip(EVENT_COLUMNS, r[4:], strict=True)))
             for r in rows]
+
+
+class PageReads(NamedTuple):
+    entries: dict[int, bytes]  # seq -> entry bytes, of those asked for that exist
+    size: int | None  # of the latest checkpoint; None: the ledger has none
+    note: str  # the latest checkpoint with every cosignature gathered for it ("" if none)
+    meta: dict[str, str]  # log_meta: registrar, origin, log_key
+    names: dict[str, str]  # party id -> name, of those asked for that are registered
+
+
+# What the page reads after its journey, in one statement: the entries' bytes, the latest
+# checkpoint with its cosignatures (in witness order, as ``Store.cosignature_lines``),
+# the log's metadata and the names of the parties shown. Rows are told apart by the first
+# column; the rest hold (seq or size, bytes, text, name). The entries come first: their
+# columns give PostgreSQL the types of the union's.
+_PAGE = """
+SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM entries e
+  WHERE e.seq IN ({seqs})
+UNION ALL
+SELECT 0, c.size, NULL, c.note, NULL FROM checkpoints c
+  WHERE c.size = (SELECT MAX(size) FROM checkpoints)
+UNION ALL
+SELECT 1, NULL, NULL, s.line, s.witness FROM cosignatures s
+  WHERE s.size = (SELECT MAX(size) FROM checkpoints)
+UNION ALL
+SELECT 2, NULL, NULL, m.value, m.name FROM log_meta m
+{parties}ORDER BY 1, 5"""
+
+_PARTIES = "UNION ALL\nSELECT 4, NULL, NULL, p.name, p.id FROM parties p WHERE p.id IN ({ids})\n"
+
+
+def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[str]
+               ) -> PageReads:
+    wanted = sorted(set(seqs))
+    pids = sorted(set(party_ids))
+    first, rest = wanted[:_IN_CHUNK], wanted[_IN_CHUNK:]
+    sql = _PAGE.format(seqs=",".join("?" * len(first)) if first else "NULL",
+                       parties=_PARTIES.format(ids=",".join("?" * len(pids))) if pids else "")
+    entries: dict[int, bytes] = {}
+    size: int | None = None
+    note = ""
+    lines: list[str] = []
+    meta: dict[str, str] = {}
+    names: dict[str, str] = {}
+    with _cursor(conn) as cur:
+        cur.execute(_sql(conn, sql), [*first, *pids])
+        for kind, n, blob, text, name in cur.fetchall():
+            if kind == 0:
+                size, note = int(n), str(text)
+            elif kind == 1:
+                lines.append(str(text))
+            elif kind == 2:
+                meta[str(name)] = str(text)
+            elif kind == 3:
+                entries[int(n)] = bytes(blob)
+            else:
+                names[str(name)] = str(text)
+        for i in range(0, len(rest), _IN_CHUNK):
+            chunk = rest[i : i + _IN_CHUNK]
+            cur.execute(_sql(conn, "SELECT seq, entry FROM entries WHERE seq IN ("
+                             + ",".join("?" * len(chunk)) + ")"), chunk)
+            entries.update((int(s), bytes(e)) for s, e in cur.fetchall())
+    return PageReads(entries, size, note + "".join(lines), meta, names)
