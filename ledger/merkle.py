@@ -145,6 +145,22 @@ class PathBuilder:
             h = self._partial[level] = _subtree_hash(range_nodes(start, self.size), self.nodes)
         return h
 
+    @staticmethod
+    def needed(index: int, size: int) -> set[NodeId]:
+        """The stored nodes ``proof(index)`` reads in a tree of ``size``."""
+        out: set[NodeId] = set()
+        last = size - 1
+        level = 0
+        while last >> level:
+            sib = (index >> level) ^ 1
+            complete = size >> level
+            if sib < complete:
+                out.add((level, sib))
+            elif sib == complete and size & ((1 << level) - 1):
+                out.update(range_nodes((size >> level) << level, size))
+            level += 1
+        return out
+
     def proof(self, index: int) -> list[bytes]:
         size, nodes = self.size, self.nodes
         if not 0 <= index < size:
@@ -181,9 +197,13 @@ def inclusion_proofs(indices: Collection[int], size: int, fetch: NodeFetcher
     for index in indices:
         if not 0 <= index < size:
             raise ProofError(f"leaf {index} is not in a tree of size {size}")
-    parts = {i: needed_for_inclusion(i, size) for i in indices}
-    got = fetch({n for ps in parts.values() for p in ps for n in p})
-    return {i: [_subtree_hash(p, got) for p in ps] for i, ps in parts.items()}
+    # Each sibling is a stored node but for the one on the right edge, the same for every
+    # leaf at its level: folded once for all of them (PathBuilder), not once per leaf.
+    wanted: set[NodeId] = set()
+    for index in indices:
+        wanted |= PathBuilder.needed(index, size)
+    paths = PathBuilder(size, fetch(wanted))
+    return {i: paths.proof(i) for i in indices}
 
 
 def consistency_proof(first: int, second: int, fetch: NodeFetcher) -> list[bytes]:

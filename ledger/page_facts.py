@@ -26,7 +26,7 @@ from ledger.log import Ledger, verify_many
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.product import names_of
 from ledger.statements import prepare
-from ledger.store import tracedb
+from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
 from ledger.trace import Step, journey_rows, normalise_code
 from ledger.witness import CosignatureVerifier
@@ -125,17 +125,7 @@ def _page_steps(conn: Connection, key: str, kind: str
     """The journey, and for a lot also the commissioning events of its items: a lot's
     label leads to where its product was made even when no event names the lot itself.
     With the event rows of every step."""
-    steps, rows = journey_rows(conn, key)
-    if kind != "lot":  # lot lineage edges start at lots only
-        return steps, rows
-    have = {s.seq for s in steps}
-    extra = [q for q in tracedb.lineage_seqs(conn, key, "lot") if q not in have]
-    for seq, r in tracedb.event_rows(conn, extra).items():
-        rows[seq] = r
-        steps.append(Step(seq, r["event_time"], r["event_time_utc"], r["stage"], r["activity"],
-                          r["biz_step"], r["signer"], r["biz_location"] or r["read_point"], None))
-    steps.sort(key=lambda s: (s.event_time_utc, s.seq))
-    return steps, rows
+    return journey_rows(conn, key, lot_items=kind == "lot")  # lot lineage starts at lots
 
 
 def latest_note(ledger: Ledger) -> str:
@@ -191,19 +181,28 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         if not steps:
             return None
         seqs = [s.seq for s in steps]
-        raw = store.entries_by_seq(conn, seqs)
-        parsed = {s: _parse(cache, e) for s, e in raw.items()}
         sold_at = scans.first_sale(steps, rows)
         places = {s.seq: _gln(s.location) for s in steps}
         party_ids = {s.signer for s in steps} | {f"gln:{g}" for g in places.values() if g}
-        # One registry read: the names shown, the log key and the journey's signing keys.
+        # One statement for the entries' bytes (with those that introduced their signers'
+        # keys last time, read ahead), the latest checkpoint and its cosignatures, the
+        # log key and the names shown.
+        ahead: set[int] = set()
+        for signer in {s.signer for s in steps}:
+            ahead.update(cache.get(("ahead", signer)) or ())
+        got = pagedb.page_reads(conn, [*seqs, *ahead], party_ids)
+        raw = {s: got.entries[s] for s in seqs if s in got.entries}
+        parsed = {s: _parse(cache, e) for s, e in raw.items()}
         kids = {k for p in parsed.values() for k, _, _ in p.sigs
                 if cache.get(("intro", k)) is None}
-        reg = store.load_registry(conn, key_ids=kids, party_ids=party_ids)
-        verification = _verify_in(conn, store, seqs, raw, parsed, reg, witnessing=witnessing,
-                                  cache=cache)
+        keys = store.load_registry(conn, key_ids=kids, party_ids=()).keys if kids else {}
+        verification, introducers = _verify_in(
+            conn, store, seqs, raw, parsed, keys, log_key=got.meta.get("log_key"),
+            note=got.note, ahead=got.entries, witnessing=witnessing, cache=cache)
+    for signer in {s.signer for s in steps}:
+        cache.put(("ahead", signer), tuple(sorted(introducers)))
     bodies = {s: p.body for s, p in parsed.items()}
-    names = {pid: p.name for pid, p in reg.parties.items()}
+    names = got.names
 
     def party(pid: str) -> dict[str, Any]:
         return {"id": pid, "name": names.get(pid)}
@@ -323,8 +322,9 @@ def verify_journey(ledger: Ledger, seqs: Sequence[int], *, witnessing: Witnessin
         kids = {k for p in parsed.values() for k, _, _ in p.sigs
                 if cache.get(("intro", k)) is None}
         reg = store.load_registry(conn, key_ids=kids, party_ids=())
-        return _verify_in(conn, store, wanted, raw, parsed, reg, witnessing=witnessing,
-                          cache=cache)
+        return _verify_in(conn, store, wanted, raw, parsed, reg.keys, log_key=reg.log_key,
+                          note=_note_in(conn, store), ahead={}, witnessing=witnessing,
+                          cache=cache)[0]
 
 
 class _Parsed(NamedTuple):
@@ -358,13 +358,18 @@ def _parse(cache: VerificationCache, raw: bytes) -> _Parsed:
 
 
 def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: dict[int, bytes],
-               parsed: dict[int, _Parsed], reg: registry.RegistryState, *,
-               witnessing: Witnessing | None, cache: VerificationCache) -> dict[str, Any]:
+               parsed: dict[int, _Parsed], key_records: Mapping[str, registry.KeyRecord], *,
+               log_key: str | None, note: str, ahead: Mapping[int, bytes],
+               witnessing: Witnessing | None, cache: VerificationCache
+               ) -> tuple[dict[str, Any], set[int]]:
+    """The verification of the entries ``raw`` at ``seqs`` against ``note``, the latest
+    checkpoint read in the same transaction, and the seqs of the entries that introduced
+    their keys (read from ``ahead`` when there, else now)."""
     wanted = sorted(set(seqs))
     ws = witnessing.witnesses if witnessing else ()
     quorum = witnessing.quorum if witnessing else 0
     problems: list[str] = []
-    for kid, rec in reg.keys.items():
+    for kid, rec in key_records.items():
         cache.put(("intro", kid), rec.valid_from)  # where a key was introduced never changes
     raw, parsed = dict(raw), dict(parsed)
     # The entries that introduced each signing key, and in turn the keys that signed those,
@@ -389,17 +394,19 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: dict[in
                 cache.put(("intro", kid), rec.valid_from)
                 if rec.valid_from not in raw:
                     need.add(rec.valid_from)
-        got = store.entries_by_seq(conn, need) if need else {}
+        got = {q: ahead[q] for q in need if q in ahead}
+        if len(got) < len(need):
+            got.update(store.entries_by_seq(conn, need - got.keys()))
         raw.update(got)
         for s, e in got.items():
             parsed[s] = _parse(cache, e)
             cache.put(("hint", s), tuple(kid for kid, _, _ in parsed[s].sigs))
         todo = list(got)
-    note = _note_in(conn, store)
-    cp, cosigned = _checkpoint(cache, reg.log_key, note, [w.key for w in ws])
+    introducers = set(raw) - set(wanted)
+    cp, cosigned = _checkpoint(cache, log_key, note, [w.key for w in ws])
     if cp is None:
         problems.append(f"checkpoint: {cosigned[0] if cosigned else 'the ledger has none'}")
-        return _verification(wanted, set(), 0, None, problems, [], ws, quorum)
+        return _verification(wanted, set(), 0, None, problems, [], ws, quorum), introducers
     leaves = {s: merkle.leaf_hash(e) for s, e in raw.items()}
     included: dict[int, str | None] = {}
     for s in raw:
@@ -464,7 +471,7 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: dict[in
             problems.append(f"seq {s}: the signature by {signer} does not verify")
     ok = {s for s in wanted if s in raw and s not in failed}
     signatures = sum(len(parsed[s].sigs) for s in ok)
-    return _verification(wanted, ok, signatures, cp, problems, cosigned, ws, quorum)
+    return _verification(wanted, ok, signatures, cp, problems, cosigned, ws, quorum), introducers
 
 
 def _checkpoint(cache: VerificationCache, log_key: str | None, note: str,

@@ -124,19 +124,30 @@ def record_scan(store: Store, code: str, *, region: str, client: str,
     when = time or now_utc()
     cutoff = _utc(datetime.now(UTC) - timedelta(days=retention_days()))
     key = normalise_code(code)
+    fid = finding_id(key)
     with _transaction(store) as conn:
         scansdb.insert_scan(conn, code=code, time=when, region=region[:_REGION_MAX],
                             client=client)
-        scansdb.prune_code(conn, code, before=cutoff, cap=MAX_SCANS_PER_CODE)
-        raised = client == "bot" or findingsdb.finding_exists(conn, finding_id(key))
+        # The page's scan is two statements, the insert and one tally that also says
+        # whether retention has anything to delete (it seldom has) and whether the
+        # finding is raised already.
+        sold = journey[1] if journey is not None else None
+        got = (scansdb.tally(conn, key, since=sold, exclude_client="bot", finding_id=fid)
+               if code == key else None)
+        if (got is None or got.scans > MAX_SCANS_PER_CODE
+                or (got.oldest is not None and got.oldest < cutoff)):
+            scansdb.prune_code(conn, code, before=cutoff, cap=MAX_SCANS_PER_CODE)
+            got = scansdb.tally(conn, key, since=sold, exclude_client="bot", finding_id=fid)
+        raised = client == "bot" or got.finding
         if journey is None:
             if raised:
                 return None
             steps: Sequence[Step] = journey_steps(conn, key)
-            sold = first_sale(steps, tracedb.event_rows(conn, [s.seq for s in steps]))
+            sig = signal_in(conn, key, first_sale(
+                steps, tracedb.event_rows(conn, [s.seq for s in steps])))
         else:
-            steps, sold = journey
-        sig = signal_in(conn, key, sold)
+            steps = journey[0]
+            sig = _signal(got.regions, got.after)
         if sig is not None and not raised:
             _raise_finding(conn, key, when, steps, sig)
         return sig if journey is not None else None
@@ -199,6 +210,10 @@ def signal_in(conn: Connection, code: str, sold: str | None) -> dict[str, Any] |
     """The counterfeit signal of an index-key ``code`` sold at ``sold`` (see
     ``counterfeit_signal``), inside the caller's read transaction."""
     regions, after = scansdb.counts_of(conn, code, since=sold, exclude_client="bot")
+    return _signal(regions, after)
+
+
+def _signal(regions: int, after: int) -> dict[str, Any] | None:
     if regions >= SIGNAL_REGIONS:
         reason = "regions"
     elif after > SIGNAL_SCANS_AFTER_SALE:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from ledger.errors import IdentifierError, MalformedInput
 from ledger.ids import index_key, parse_code
 from ledger.projections import split_lot
-from ledger.store import tracedb
+from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
 
 DEFAULT_DEPTH = 10
@@ -60,33 +60,39 @@ def journey_steps(conn: Connection, code: str) -> list[Step]:
     return journey_rows(conn, code)[0]
 
 
-def journey_rows(conn: Connection, code: str) -> tuple[list[Step], dict[int, dict[str, Any]]]:
-    """The journey's steps in time order, and the event rows they were made from."""
-    via: dict[int, str | None] = {seq: None for seq in tracedb.seqs_naming(conn, [code])}
-    # Its lot: the lot's own events (production, recall) belong to every item of it.
-    lots = [b for a, b, kind in tracedb.edges_from(conn, [code], forward=False) if kind == "lot"]
-    for lot_code in lots:
-        for seq in tracedb.seqs_naming(conn, [lot_code]):
-            via.setdefault(seq, lot_code)
+def journey_rows(conn: Connection, code: str, *, lot_items: bool = False
+                 ) -> tuple[list[Step], dict[int, dict[str, Any]]]:
+    """The journey's steps in time order, and the event rows they were made from.
 
-    def inside(child: str, start: str, end: str | None, nesting: int, path: set[str]) -> None:
-        if nesting >= MAX_NESTING:
-            return
-        for parent, s, e in tracedb.containers_of(conn, child):
-            if parent in path:
-                continue  # a cycle in packing data: never loop
-            lo = max(s, start)
-            hi = e if end is None else (end if e is None else min(e, end))
-            if hi is not None and lo >= hi:
-                continue
-            for seq in tracedb.events_of_in(conn, parent, lo, hi):
-                via.setdefault(seq, parent)
-            inside(parent, lo, hi, nesting + 1, path | {parent})
-
-    inside(code, "", None, 0, {code})
-    rows = tracedb.event_rows(conn, via.keys())
+    The code's own events, then its lots' (a lot's own events, production or recall,
+    belong to every item of it), then those of every container it was packed in, for the
+    time it was inside, following containers inside containers up to ``MAX_NESTING``
+    deep and never round a cycle. An event reached more than one way is shown through the
+    first of them in that order: its own, its lots' by code, then the containers depth
+    first, a container's parents in (parent, packing seq) order. With ``lot_items`` (a lot's
+    page) also the commissioning events of the lot's items, as its own. One statement.
+    """
+    best: dict[int, tuple[tuple[Any, ...], str | None]] = {}
+    rows: dict[int, dict[str, Any]] = {}
+    for rank, via, path, starts, row in pagedb.journey_claims(
+            conn, code, max_nesting=MAX_NESTING, lot_items=lot_items):
+        seq = int(row["seq"])
+        key: tuple[Any, ...]
+        if rank == 1:
+            key = (1, via)
+        elif rank == 2:
+            # Depth-first order: the path's (container, packing seq) pairs, a prefix first.
+            assert path is not None and starts is not None
+            key = (2, tuple(zip(path.split()[1:], map(int, starts.split()), strict=True)))
+        else:
+            key = (rank,)
+        had = best.get(seq)
+        if had is None or key < had[0]:
+            best[seq] = (key, via if rank in (1, 2) else None)
+        rows[seq] = row
     steps = [Step(seq, r["event_time"], r["event_time_utc"], r["stage"], r["activity"],
-                  r["biz_step"], r["signer"], r["biz_location"] or r["read_point"], via[seq])
+                  r["biz_step"], r["signer"], r["biz_location"] or r["read_point"],
+                  best[seq][1])
              for seq, r in rows.items()]
     steps.sort(key=lambda s: (s.event_time_utc, s.seq))
     return steps, rows

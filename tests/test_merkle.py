@@ -247,6 +247,29 @@ def test_path_builder_agrees_with_range_proofs() -> None:
             assert paths.proof(index) == merkle.inclusion_proof(index, size, store.fetch)
 
 
+def test_batched_proofs_agree_and_fetch_only_what_they_use() -> None:
+    asked: list[set[tuple[int, int]]] = []
+    for size in range(1, 70):
+        store = _tree(size)
+        asked.clear()
+
+        def fetch(ids: Collection[tuple[int, int]], store: MemoryNodes = store
+                  ) -> Mapping[tuple[int, int], bytes]:
+            asked.append(set(ids))
+            return store.fetch(ids)
+
+        got = merkle.inclusion_proofs(range(size), size, fetch)
+        assert got == {i: merkle.inclusion_proof(i, size, store.fetch) for i in range(size)}
+        assert len(asked) == 1 and asked[0] <= set(store.nodes)
+        for index in range(size):
+            asked.clear()
+            merkle.inclusion_proofs([index], size, fetch)
+            needed = {n for p in merkle.needed_for_inclusion(index, size) for n in p}
+            assert asked == [needed]  # the same nodes as the proof by ranges
+    with pytest.raises(ProofError):
+        merkle.inclusion_proofs([3], 10, lambda ids: {})
+
+
 @pytest.mark.parametrize("case", VECTORS["inclusion"], ids=lambda c: f"{c['leafIndex']}@{c['treeSize']}")
 def test_path_builder_vectors(case: dict[str, object]) -> None:
     index, size = int(case["leafIndex"]), int(case["treeSize"])  # type: ignore[call-overload]

@@ -435,3 +435,42 @@ def test_lot_and_logistic_unit_pages(built: dict[str, Any], client: Client) -> N
     assert unit.status_code == 200 and "收货入库" in outline(unit.text).visible
     facts = client.get("/00/049012340000001237", headers=JSON).json()
     assert facts["kind"] == "sscc" and facts["counterfeit"] is None
+
+
+def test_a_page_costs_the_same_few_statements_whatever_its_journey(
+        world: World, built: dict[str, Any]) -> None:
+    """The journey is one statement whatever its length, and the page's other
+    reads share two more; the scan is an insert and one tally (SQLite's trace counts what
+    SQLAlchemy does not see: statements run on the driver's cursor)."""
+    if world.store.dialect != "sqlite":
+        pytest.skip("counted with SQLite's statement trace")
+    from sqlalchemy import event
+
+    from ledger.page_facts import VerificationCache, page_facts
+
+    # Each of them holds an entry the ones before did not check against the new checkpoint.
+    codes = [built["lot"], built["sold"], built["unsold"], built["recalled"]]
+    cache = VerificationCache()
+    for code in codes:  # where the signers' keys were introduced, read once per process
+        page_facts(world.ledger, code, cache=cache)
+    c: FormulaChain = built["chain"]  # a new checkpoint: every inclusion is checked again
+    c.append([(c.producer, {
+        "type": "ObjectEvent", "eventTime": "2027-02-01T09:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00", "action": "OBSERVE", "bizStep": "cbec:recalling",
+        "disposition": "recalled", "epcList": [built["unsold"]],
+        "cbec:recall": {"reason": "包装密封不良", "scope": [built["unsold"]]}})])
+    run: list[str] = []
+    world.store.engine.dispose()
+    event.listen(world.store.engine, "connect",
+                 lambda dbapi, _: dbapi.set_trace_callback(run.append))
+    counts = {}
+    for code in codes:
+        run.clear()
+        facts = page_facts(world.ledger, code, cache=cache, scan=("CN-HE", "browser"))
+        assert facts is not None and facts["verification"]["verified"]
+        counts[code] = [s.split()[0].upper() for s in run
+                        if s.split()[0].upper() not in ("BEGIN", "COMMIT", "PRAGMA")]
+    assert len({len(journey(world.store, code)["journey"]) for code in codes}) > 1
+    item = ["WITH", "SELECT", "SELECT", "INSERT", "SELECT"]  # journey, rest, nodes; scan
+    assert counts == {built["sold"]: item, built["unsold"]: item, built["recalled"]: item,
+                      built["lot"]: item[:3]}  # a lot records no scan

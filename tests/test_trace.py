@@ -3,6 +3,7 @@ reference computed from the generator's own graph (never from the ledger)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections import deque
@@ -17,7 +18,7 @@ from ledger.errors import BatchRejected
 from ledger.reindex import reindex
 from ledger.statements import sign_one
 from ledger.store import tracedb
-from ledger.trace import downstream, journey, recall_impact, upstream
+from ledger.trace import MAX_NESTING, downstream, journey, recall_impact, upstream
 from tests.support import World
 
 TZ = "+08:00"
@@ -294,3 +295,118 @@ def test_lot_of_agrees_with_a_full_parse(code: str, lot_name: str) -> None:
     except ids.IdentifierError:
         want = None
     assert lot_of(code, lot_name) == want
+
+
+# --- random packing against a brute-force walk ------------------------------------------------
+
+_UNITS = itertools.count(1)
+
+
+def _walk_reference(code: str, named: dict[str, set[int]], minute: dict[int, int],
+                    lots: dict[str, set[str]], packed: list[list[Any]]) -> list[tuple[int, str | None]]:
+    """The journey by the rule it is defined by, walked in Python over the generator's own
+    record of what named what and what was packed where: (seq, via) in time order."""
+    via: dict[int, str | None] = {s: None for s in named.get(code, ())}
+    for lot_code in sorted(lots.get(code, ())):
+        for s in sorted(named.get(lot_code, ())):
+            via.setdefault(s, lot_code)
+
+    def inside(child: str, lo: int, hi: int | None, nesting: int, path: set[str]) -> None:
+        if nesting >= MAX_NESTING:
+            return
+        # A container's parents in (parent, packing seq) order.
+        for _child, parent, _start_seq, start, end in sorted(
+                (r for r in packed if r[0] == child), key=lambda r: (r[1], r[2])):
+            if parent in path:
+                continue
+            lo2 = max(start, lo)
+            hi2 = end if hi is None else (hi if end is None else min(end, hi))
+            if hi2 is not None and lo2 >= hi2:
+                continue
+            for s in sorted(named.get(parent, ())):
+                if lo2 <= minute[s] and (hi2 is None or minute[s] < hi2):
+                    via.setdefault(s, parent)
+            inside(parent, lo2, hi2, nesting + 1, path | {parent})
+
+    inside(code, -1, None, 0, {code})
+    return [(s, via[s]) for s in sorted(via, key=lambda s: (minute[s], s))]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 2**32), st.integers(1, 20), st.integers(1, 5), st.integers(5, 45),
+       st.booleans())
+def test_random_packing_journeys_match_brute_force(
+        world: World, seed: int, n_units: int, n_items: int, n_events: int, tower: bool) -> None:
+    """Packing, unpacking and repacking at random times (an unpack may be timed before its
+    pack), cycles, towers of containers deeper than the nesting bound, events naming
+    several containers at once and lots: every code's journey, steps and ``via``, is the
+    brute-force walk's."""
+    rng = random.Random(seed)
+    who, key = world.register(["producer", "warehouse", "logistics"])
+    tag = uuid.uuid4().hex[:8]  # the world outlives one example
+    g = gtin(rng.randrange(10**5))
+    items = [item(g, int(tag, 16) * 10 + i) for i in range(n_items)]
+    units = [unit(next(_UNITS)) for _ in range(n_units)]
+    lot_names = [f"L{tag}{k}" for k in range(2)]
+    named: dict[str, set[int]] = {}
+    minute: dict[int, int] = {}
+    lots: dict[str, set[str]] = {}
+    packed: list[list[Any]] = []  # [child, parent, start seq, start minute, end minute]
+    bodies: list[dict[str, Any]] = []
+    seq = world.ledger.size()
+
+    def add(body: dict[str, Any], codes: list[str], at: int) -> None:
+        nonlocal seq
+        bodies.append(body)
+        minute[seq] = at
+        for c in codes:
+            named.setdefault(c, set()).add(seq)
+        seq += 1
+
+    def pack(parent: str, children: list[str], at: int) -> None:
+        for c in children:
+            packed.append([c, parent, seq, at, None])
+        add(ev("AggregationEvent", at, action="ADD", bizStep="packing", parentID=parent,
+               childEPCs=children), [parent, *children], at)
+
+    for it in items:  # commissioned, perhaps into a lot
+        lot_name = rng.choice([None, *lot_names])
+        at = rng.randrange(2000)
+        body = ev("ObjectEvent", at, action="ADD", bizStep="commissioning", epcList=[it])
+        if lot_name is not None:
+            body["ilmd"] = {"cbvmda:lotNumber": lot_name}
+            lots.setdefault(it, set()).add(lot(g, lot_name))
+        add(body, [it], at)
+    for lot_name in lot_names:
+        at = rng.randrange(2000)
+        add(ev("ObjectEvent", at, action="OBSERVE", bizStep="inspecting",
+               quantityList=[{"epcClass": lot(g, lot_name), "quantity": 1}]), [lot(g, lot_name)], at)
+    if tower:  # a tower of units, each inside the next, deeper than the nesting bound
+        units += [unit(next(_UNITS)) for _ in range(MAX_NESTING + 2)]
+        for a, b in itertools.pairwise(units):
+            pack(b, [a], rng.randrange(100))
+        for k, u in enumerate(units):
+            add(ev("ObjectEvent", 100 + k, action="OBSERVE", bizStep="shipping", epcList=[u]),
+                [u], 100 + k)
+    for _ in range(n_events):
+        at = rng.randrange(2000)
+        op = rng.random()
+        if op < 0.45:
+            parent = rng.choice(units)
+            pool = [c for c in items + units if c != parent]
+            pack(parent, rng.sample(pool, rng.randint(1, min(3, len(pool)))), at)
+        elif op < 0.65 and packed:
+            c, parent = rng.choice(packed)[:2]
+            for r in packed:
+                if r[0] == c and r[1] == parent and r[4] is None:
+                    r[4] = at
+            add(ev("AggregationEvent", at, action="DELETE", bizStep="unpacking", parentID=parent,
+                   childEPCs=[c]), [parent, c], at)
+        else:
+            seen = rng.sample(units + items, rng.randint(1, min(3, len(units) + n_items)))
+            add(ev("ObjectEvent", at, action="OBSERVE", bizStep="shipping", epcList=seen), seen, at)
+    world.ledger.append_batch([sign_one(kind="event", signer=who, key=key, body=b, issued=t(0))
+                               for b in bodies])
+    for code in items + units + [lot(g, n) for n in lot_names]:
+        got = [(s["seq"], s["via"]) for s in journey(world.store, code)["journey"]]
+        assert got == _walk_reference(code, named, minute, lots, packed), code

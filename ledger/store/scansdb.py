@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, case, delete, func, insert, or_, select
+from sqlalchemy import Engine, case, delete, func, or_, select
 from sqlalchemy.engine import Connection
 
 from ledger.store.schema import scans
@@ -30,9 +30,45 @@ def transaction(engine: Engine) -> Iterator[Connection]:
                 raw.execute("PRAGMA synchronous=FULL")
 
 
+def _run(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """One statement on the driver's cursor: every consumer page runs these two, and
+    building them through SQLAlchemy costs more than running them."""
+    if conn.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql, params)
+        return list(cur.fetchall()) if cur.description else []
+    finally:
+        cur.close()
+
+
 def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str) -> None:
-    conn.execute(insert(scans), [{"code": code, "time": time, "region": region,
-                                  "client": client}])
+    _run(conn, "INSERT INTO scans (code, time, region, client) VALUES (?, ?, ?, ?)",
+         (code, time, region, client))
+
+
+class Tally(NamedTuple):
+    regions: int  # distinct regions of the code's scans, without the excluded client's
+    after: int  # of those, scans at or after ``since`` (0 when it is None)
+    scans: int  # all the code's scans
+    oldest: str | None  # time of its oldest scan
+    finding: bool  # whether the finding ``finding_id`` exists
+
+
+def tally(conn: Connection, code: str, *, since: str | None, exclude_client: str,
+          finding_id: str) -> Tally:
+    """What a scan's write needs to know after its insert, in one statement: the counts
+    of ``counts_of``, whether retention has anything to prune, whether the code's
+    counterfeit finding was raised already."""
+    rows = _run(conn,
+                "SELECT COUNT(DISTINCT CASE WHEN client <> ? THEN region END), "
+                "COUNT(CASE WHEN client <> ? AND time >= ? THEN 1 END), COUNT(*), MIN(time), "
+                "(SELECT COUNT(*) FROM findings WHERE id = ?) FROM scans WHERE code = ?",
+                (exclude_client, exclude_client, since, finding_id, code))
+    regions, after, n, oldest, found = rows[0]
+    return Tally(int(regions or 0), int(after or 0) if since is not None else 0, int(n or 0),
+                 oldest, bool(found))
 
 
 def prune_code(conn: Connection, code: str, *, before: str, cap: int) -> int:

@@ -16,7 +16,6 @@ from ledger.store.schema import (
     PROJECTION_TABLES,
     biz_transactions,
     checkpoints,
-    containment,
     entries,
     events,
     ident_entries,
@@ -125,26 +124,6 @@ def event_rows(conn: Connection, seqs: Collection[int]) -> dict[int, dict[str, A
         for r in conn.execute(select(events).where(events.c.seq.in_(wanted[i : i + _CHUNK]))):
             out[int(r.seq)] = dict(r._mapping)
     return out
-
-
-def containers_of(conn: Connection, child: str) -> list[tuple[str, str, str | None]]:
-    """(parent, start_utc, end_utc) intervals during which ``child`` was inside ``parent``."""
-    rows = conn.execute(
-        select(containment.c.parent, containment.c.start_utc, containment.c.end_utc)
-        .where(containment.c.child == child)
-    ).all()
-    return [(r[0], r[1], r[2]) for r in rows]
-
-
-def events_of_in(conn: Connection, code: str, start_utc: str, end_utc: str | None
-                 ) -> list[int]:
-    """Seqs of events naming ``code`` whose event time lies in [start, end)."""
-    q = (select(events.c.seq)
-         .join(ident_entries, ident_entries.c.seq == events.c.seq)
-         .where(ident_entries.c.code == code, events.c.event_time_utc >= start_utc))
-    if end_utc is not None:
-        q = q.where(events.c.event_time_utc < end_utc)
-    return [int(r[0]) for r in conn.execute(q)]
 
 
 def edges_from(conn: Connection, codes: Collection[str], *, forward: bool

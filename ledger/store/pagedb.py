@@ -1,0 +1,164 @@
+"""The hot reads of a journey and of the consumer page, each in one round trip, on the
+driver's cursor (as ``Store.fetch_nodes`` does): for these few statements building them
+through SQLAlchemy costs more than running them.
+
+The SQL is the same on SQLite and PostgreSQL but for the placeholder and one string
+function; every statement is a read inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from sqlalchemy.engine import Connection
+
+EVENT_COLUMNS = ("seq", "type", "event_time", "event_time_utc", "stage", "activity", "biz_step",
+                 "disposition", "action", "signer", "read_point", "biz_location")
+_EV = ", ".join("e." + c for c in EVENT_COLUMNS)
+_IN_CHUNK = 400  # bound the bind parameters of one IN (...) list
+
+# A journey in one statement. ``walk`` climbs from the code through every container it
+# was packed in, carrying the interval [lo, hi) (hi NULL: still inside) during which the
+# code was inside, clipped at each level; a container already on the path is not entered
+# again (cycles in packing data), nor one whose clipped interval is empty, and nesting
+# stops at a bound. Each row of the result claims one event for the journey:
+#   rank 0: an event naming the code itself (via NULL),
+#   rank 1: an event naming one of its lots (via: the lot),
+#   rank 2: an event naming a container while the code was inside it (via: the container;
+#           path and starts: the containers and the start_seq of each packing on the way),
+#   rank 3: (lots only, when asked) the commissioning events of the lot's items.
+# An event may be claimed several times; the caller keeps the first claim in the order of
+# ``trace.journey_rows``. Codes are URIs, which hold no space (the event schema's
+# ``\\S+``), so ' ' separates the codes of a path.
+_JOURNEY = """
+WITH RECURSIVE walk(node, lo, hi, depth, path, starts) AS (
+    SELECT CAST(? AS TEXT), CAST('' AS TEXT), CAST(NULL AS TEXT), 0,
+           CAST(' ' || ? || ' ' AS TEXT), CAST('' AS TEXT)
+  UNION ALL
+    SELECT c.parent, CAST({lo} AS TEXT), CAST({hi} AS TEXT), w.depth + 1,
+           w.path || c.parent || ' ', w.starts || CAST(c.start_seq AS TEXT) || ' '
+    FROM walk w JOIN containment c ON c.child = w.node
+    WHERE w.depth < ? AND {find}(w.path, ' ' || c.parent || ' ') = 0
+      AND ({hi} IS NULL OR {lo} < {hi})
+)
+SELECT 0, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
+  FROM events e WHERE e.seq IN (SELECT i.seq FROM ident_entries i WHERE i.code = ?)
+UNION ALL
+SELECT 1, l.src, CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
+  FROM lineage l JOIN ident_entries i ON i.code = l.src JOIN events e ON e.seq = i.seq
+  WHERE l.dst = ? AND l.kind = 'lot'
+UNION ALL
+SELECT 2, w.node, w.path, w.starts, {ev}
+  FROM walk w JOIN ident_entries i ON i.code = w.node JOIN events e ON e.seq = i.seq
+  WHERE w.depth > 0 AND e.event_time_utc >= w.lo AND (w.hi IS NULL OR e.event_time_utc < w.hi)
+{lot_items}"""
+
+_LOT_ITEMS = """UNION ALL
+SELECT 3, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
+  FROM events e WHERE e.seq IN (SELECT l.seq FROM lineage l WHERE l.src = ? AND l.kind = 'lot')
+"""
+
+
+# The interval clipped to the container's: [max(start, lo), min(end, hi)), NULL as open.
+_LO = "CASE WHEN c.start_utc > w.lo THEN c.start_utc ELSE w.lo END"
+_HI = ("CASE WHEN w.hi IS NULL THEN c.end_utc WHEN c.end_utc IS NULL OR c.end_utc > w.hi "
+       "THEN w.hi ELSE c.end_utc END")
+
+
+def _pg(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+@contextmanager
+def _cursor(conn: Connection) -> Iterator[Any]:
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cur
+    finally:
+        cur.close()
+
+
+def _sql(conn: Connection, sql: str) -> str:
+    return sql.replace("?", "%s") if _pg(conn) else sql
+
+
+def journey_claims(conn: Connection, code: str, *, max_nesting: int, lot_items: bool = False
+                   ) -> list[tuple[int, str | None, str | None, str | None, dict[str, Any]]]:
+    """(rank, via, path, starts, event row) of every claim on an event by the journey of
+    ``code`` (see ``_JOURNEY``); ``lot_items`` adds the commissioning events of a lot's
+    items."""
+    sql = _JOURNEY.format(lo=_LO, hi=_HI, find="strpos" if _pg(conn) else "instr", ev=_EV,
+                          lot_items=_LOT_ITEMS.format(ev=_EV) if lot_items else "")
+    params: list[Any] = [code, code, max_nesting, code, code]
+    if lot_items:
+        params.append(code)
+    with _cursor(conn) as cur:
+        cur.execute(_sql(conn, sql), params)
+        rows = cur.fetchall()
+    return [(int(r[0]), r[1], r[2], r[3], dict(zip(EVENT_COLUMNS, r[4:], strict=True)))
+            for r in rows]
+
+
+class PageReads(NamedTuple):
+    entries: dict[int, bytes]  # seq -> entry bytes, of those asked for that exist
+    size: int | None  # of the latest checkpoint; None: the ledger has none
+    note: str  # the latest checkpoint with every cosignature gathered for it ("" if none)
+    meta: dict[str, str]  # log_meta: registrar, origin, log_key
+    names: dict[str, str]  # party id -> name, of those asked for that are registered
+
+
+# What the page reads after its journey, in one statement: the entries' bytes, the latest
+# checkpoint with its cosignatures (in witness order, as ``Store.cosignature_lines``),
+# the log's metadata and the names of the parties shown. Rows are told apart by the first
+# column; the rest hold (seq or size, bytes, text, name). The entries come first: their
+# columns give PostgreSQL the types of the union's.
+_PAGE = """
+SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM entries e
+  WHERE e.seq IN ({seqs})
+UNION ALL
+SELECT 0, c.size, NULL, c.note, NULL FROM checkpoints c
+  WHERE c.size = (SELECT MAX(size) FROM checkpoints)
+UNION ALL
+SELECT 1, NULL, NULL, s.line, s.witness FROM cosignatures s
+  WHERE s.size = (SELECT MAX(size) FROM checkpoints)
+UNION ALL
+SELECT 2, NULL, NULL, m.value, m.name FROM log_meta m
+{parties}ORDER BY 1, 5"""
+
+_PARTIES = "UNION ALL\nSELECT 4, NULL, NULL, p.name, p.id FROM parties p WHERE p.id IN ({ids})\n"
+
+
+def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[str]
+               ) -> PageReads:
+    wanted = sorted(set(seqs))
+    pids = sorted(set(party_ids))
+    first, rest = wanted[:_IN_CHUNK], wanted[_IN_CHUNK:]
+    sql = _PAGE.format(seqs=",".join("?" * len(first)) if first else "NULL",
+                       parties=_PARTIES.format(ids=",".join("?" * len(pids))) if pids else "")
+    entries: dict[int, bytes] = {}
+    size: int | None = None
+    note = ""
+    lines: list[str] = []
+    meta: dict[str, str] = {}
+    names: dict[str, str] = {}
+    with _cursor(conn) as cur:
+        cur.execute(_sql(conn, sql), [*first, *pids])
+        for kind, n, blob, text, name in cur.fetchall():
+            if kind == 0:
+                size, note = int(n), str(text)
+            elif kind == 1:
+                lines.append(str(text))
+            elif kind == 2:
+                meta[str(name)] = str(text)
+            elif kind == 3:
+                entries[int(n)] = bytes(blob)
+            else:
+                names[str(name)] = str(text)
+        for i in range(0, len(rest), _IN_CHUNK):
+            chunk = rest[i : i + _IN_CHUNK]
+            cur.execute(_sql(conn, "SELECT seq, entry FROM entries WHERE seq IN ("
+                             + ",".join("?" * len(chunk)) + ")"), chunk)
+            entries.update((int(s), bytes(e)) for s, e in cur.fetchall())
+    return PageReads(entries, size, note + "".join(lines), meta, names)
