@@ -437,13 +437,12 @@ def test_lot_and_logistic_unit_pages(built: dict[str, Any], client: Client) -> N
     assert facts["kind"] == "sscc" and facts["counterfeit"] is None
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_page_costs_the_same_few_statements_whatever_its_journey(
         world: World, built: dict[str, Any]) -> None:
     """The journey is one statement whatever its length, and the page's other
     reads share two more; the scan is an insert and one tally (SQLite's trace counts what
-    SQLAlchemy does not see: statements run on the driver's cursor)."""
-    if world.store.dialect != "sqlite":
-        pytest.skip("counted with SQLite's statement trace")
+    SQLAlchemy does not see: statements run on the driver's cursor, so SQLite only)."""
     from sqlalchemy import event
 
     from ledger.page_facts import VerificationCache, page_facts
