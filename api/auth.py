@@ -20,15 +20,23 @@ from ledger.private import PUBLIC, Viewer
 SCOPE_KEY = "suyuan.viewer"
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of a well-formed ``Bearer <token>`` header value, else None."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def viewer_of(authorization: str | None, ledger: Ledger) -> Viewer:
     """The viewer an ``Authorization`` header value speaks for; raises NotAuthentic."""
     if authorization is None:
         return PUBLIC
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(authorization)
+    if token is None:
         raise NotAuthentic("the Authorization header is `Bearer <token>`; make a token with "
                            "`suyuan token --key NAME --signer ID`", code="token_malformed")
-    return ledger.viewer_for_token(token.strip())
+    return ledger.viewer_for_token(token)
 
 
 def scope_viewer(scope: Scope) -> Viewer:

@@ -621,6 +621,38 @@ def test_subscription_streams_new_entries(world: World, api: Api) -> None:
         assert json.loads(refused.value.response.body or b"{}")["error"]["code"] == "token_expired"
 
 
+def test_subscription_ends_when_its_token_is_revoked(world: World, api: Api) -> None:
+    """The handshake checked the token; a key revoked afterwards stops the deliveries: the
+    next new entry brings the refusal, not the entry."""
+    from websockets.sync.client import connect
+
+    producer, key = world.register(["producer"])
+    watcher, wkey = world.register(["platform"])
+    token = make_token(wkey, signer=watcher, audience=ORIGIN)
+    with Server(api.app) as srv, connect(
+            f"ws://127.0.0.1:{srv.port}/graphql", subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($a: Int) { entries(afterSeq: $a) { seq } }",
+            "variables": {"a": world.ledger.size() - 1}}}))
+        first = world.append_events(producer, key, 1)[0]
+        msg = json.loads(ws.recv(timeout=15))
+        assert msg["type"] == "next" and msg["payload"]["data"]["entries"]["seq"] == first.seq
+        revoked_at = world.ledger.append(sign_one(
+            kind="party.key.revoke", signer=watcher, key=wkey,
+            body={"party": watcher, "key": wkey.key_id})).seq
+        world.append_events(producer, key, 1, 7)
+        msg = json.loads(ws.recv(timeout=15))
+        assert msg["type"] == "next" and msg["id"] == "1", msg
+        assert msg["payload"]["data"] is None
+        (err,) = msg["payload"]["errors"]
+        assert err["extensions"]["code"] == "token_key_revoked"
+        assert f"seq {revoked_at}" in err["message"]
+        assert json.loads(ws.recv(timeout=15)) == {"id": "1", "type": "complete"}
+
+
 def test_entry_loader_answers_asyncio_batches(world: World) -> None:
     """Several queries at once through one app: each request has its own loaders."""
     producer, key = world.register(["producer"])

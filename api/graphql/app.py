@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from api.auth import scope_viewer
+from api.auth import bearer_token, scope_viewer
 from api.graphql.context import Context
 from api.graphql.schema import make_schema
 from api.settings import Settings
@@ -27,7 +27,8 @@ class LedgerGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | Any
                           ) -> Context:
-        return Context(ledger=self.ledger, settings=self.settings, viewer=scope_viewer(request.scope))
+        return Context(ledger=self.ledger, settings=self.settings, viewer=scope_viewer(request.scope),
+                       token=bearer_token(request.headers.get("authorization")))
 
 
 def graphql_app(ledger: Ledger, settings: Settings) -> LedgerGraphQL:

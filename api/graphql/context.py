@@ -22,6 +22,7 @@ class Context:
     ledger: Ledger
     settings: Settings
     viewer: Viewer
+    token: str | None = None  # the bearer token the viewer came from, if any
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -50,7 +50,7 @@ from api.graphql.types import (
 )
 from api.qr import FORMATS, digital_link_url, qr_image
 from ledger import ids, registry, tax, trace
-from ledger.errors import BatchRejected, LedgerError, MalformedInput
+from ledger.errors import BatchRejected, LedgerError, MalformedInput, NotAuthentic
 from ledger.log import Ledger
 from ledger.private import unwrap_envelopes
 from ledger.witnessing import cosigned_note
@@ -263,10 +263,19 @@ class Subscription:
     @strawberry.subscription(description="Each new entry after afterSeq (default: from now on), "
                                          "in seq order, as it is appended.")
     async def entries(self, info: Ctx, after_seq: int | None = None) -> AsyncGenerator[Entry, None]:
-        ledger = info.context.ledger
+        ledger, ctx = info.context.ledger, info.context
         last = after_seq if after_seq is not None else await run(ledger.size) - 1
         while True:
             if await run(ledger.size) > last + 1:
+                if ctx.token is not None:
+                    # A subscription outlives the handshake that checked its token: before
+                    # each delivery the token must still hold (not expired, its key not
+                    # revoked since), and still speak for the same viewer.
+                    viewer = await run(ledger.viewer_for_token, ctx.token)
+                    if viewer != ctx.viewer:
+                        raise NotAuthentic("the token's party no longer has the roles this "
+                                           "subscription began with; subscribe again",
+                                           code="token_roles_changed")
                 more = True
                 while more:
                     page, more = await run(ledger.list_entries, first=500, after=last)
