@@ -26,7 +26,7 @@ from ledger.home import Home
 from ledger.log import Ledger
 from ledger.page_facts import VerificationCache
 from ledger.store.db import Store
-from ledger.witnessing import Witnessing, cosigned_note
+from ledger.witnessing import Gatherer, Witnessing, cosigned_note
 
 PAGE_THREADS = 2  # pages answered at once by one worker process
 
@@ -36,10 +36,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     store = Store(settings.db_url)
     # The checkpoint key, when this home has it, lets GraphQL `submit` append.
     ledger = Ledger(store, note_signer=Home(settings.home).note_signer_if_any())
-    graphql = graphql_app(ledger, settings)
-    # The witnesses the operator configured (URL, key, quorum): the page counts k of n.
+    # The witnesses the operator configured (URL, key, quorum): the page counts k of n, and
+    # the checkpoint of each GraphQL submit is sent to them for cosigning in the background.
     cfg = Home(settings.home).config() if settings.home else {}
     witnessing = Witnessing.from_config(cfg) if cfg.get("witnesses") else None
+    gatherer = (Gatherer(ledger, witnessing)
+                if witnessing is not None and ledger.note_signer is not None else None)
+    graphql = graphql_app(ledger, settings, gatherer.poke if gatherer is not None else None)
     verified = VerificationCache()
 
     def healthz(request: Request) -> Response:
@@ -122,4 +125,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.store = store
     app.state.ledger = ledger
+    app.state.gatherer = gatherer
     return app

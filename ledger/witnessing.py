@@ -4,6 +4,7 @@ holds. The HTTP call is injected, so the rules are tested without sockets."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,3 +150,45 @@ def count_cosignatures(note: str, witnesses: Sequence[WitnessConfig]) -> list[st
             continue
         good.append(w.verifier.name)
     return good
+
+
+class Gatherer:
+    """Gathers cosignatures after appends that did not gather them themselves (GraphQL
+    ``submit``), on a thread of its own so that no submitter waits for a witness: one
+    round at a time, and appends during a round make exactly one more round after it."""
+
+    def __init__(self, ledger: Ledger, cfg: Witnessing, post: Post | None = None) -> None:
+        self.ledger, self.cfg = ledger, cfg
+        self.post: Post = post or http_post
+        self.last: GatherResult | None = None  # the latest round's outcome
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def poke(self) -> None:
+        with self._lock:
+            if self._running:
+                self._again = True
+                return
+            self._running = True
+            self._idle.clear()
+        threading.Thread(target=self._rounds, name="suyuan-witness-gather", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until no round is running or due (tests, shutdown); False on timeout."""
+        return self._idle.wait(timeout)
+
+    def _rounds(self) -> None:
+        while True:
+            try:
+                self.last = gather(self.ledger, self.cfg, self.post)
+            except Exception as e:  # noqa: BLE001 - a round must never kill the thread
+                self.last = GatherResult(0, self.cfg.quorum, errors={"gather": repr(e)})
+            with self._lock:
+                if not self._again:
+                    self._running = False
+                    self._idle.set()
+                    return
+                self._again = False

@@ -116,3 +116,36 @@ def test_bundles_carry_cosignatures_and_verify_counts_them(world: World, tmp_pat
     stranger = Cosigner("w9.example/witness", nacl.signing.SigningKey(bytes([9]) * 32)).vkey()
     short = verify_bundle(doc, log_key=log_key, witness_keys=[keys[0], stranger], quorum=2)
     assert not short.ok and "cosigned by 1 of the 2" in short.problems[0]
+
+
+def test_graphql_submit_has_its_checkpoint_cosigned_in_the_background(
+        world: World, tmp_path: Path) -> None:
+    """Witnesses configured in the operator's home, served over real HTTP on loopback: a
+    GraphQL submit answers at once, and its checkpoint gets cosigned by every witness
+    shortly after; the next submit's checkpoint too."""
+    from tests.test_auth import Api
+    from tests.test_graphql import Server
+
+    ws = [_witness(world, tmp_path, n) for n in (4, 5)]
+    party, key = world.register()
+    with Server(ws[0][2]) as s4, Server(ws[1][2]) as s5:
+        world.home.save_config({"witnesses": [
+            {"url": f"http://127.0.0.1:{srv.port}", "key": c.vkey()}
+            for srv, (_, c, _) in zip((s4, s5), ws, strict=True)], "quorum": 2})
+        app = create_app(Settings(db_url=world.url, home=world.home.path))
+        api = Api(app)
+        try:
+            for start in (0, 100):
+                envs = [world.event(party, key, start + i) for i in range(3)]
+                r = api.gql("mutation($e: [JSON!]!) { submit(envelopes: $e) { receipt { seq } } }",
+                            e=envs).json()
+                assert all(x["receipt"] for x in r["data"]["submit"]), r
+                assert app.state.gatherer.wait(30)
+                note = cosigned_note(world.ledger)
+                assert note.startswith(world.ledger.latest_checkpoint())
+                for _, c, _ in ws:
+                    CosignatureVerifier.from_vkey(c.vkey()).verify(note)
+                assert app.state.gatherer.last.witnessed
+                assert app.state.gatherer.last.size == world.ledger.size()
+        finally:
+            app.state.store.dispose()

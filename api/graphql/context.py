@@ -23,6 +23,7 @@ class Context:
     settings: Settings
     viewer: Viewer
     token: str | None = None  # the bearer token the viewer came from, if any
+    appended: Callable[[], None] | None = None  # told after a submit appended entries
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

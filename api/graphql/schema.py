@@ -240,7 +240,12 @@ class Mutation:
             raise MalformedInput(f"submit at most {MAX_SUBMIT} envelopes at once, not "
                                  f"{len(envelopes)}; split them into several calls",
                                  code="too_many")
-        return await run(_submit, info.context.ledger, list(envelopes))
+        ledger = info.context.ledger
+        before = await run(ledger.size)
+        results = await run(_submit, ledger, list(envelopes))
+        if info.context.appended is not None and await run(ledger.size) > before:
+            info.context.appended()
+        return results
 
     @strawberry.mutation(name="issueTraceCodes",
                          description="Canonical form, Digital Link URL and (format svg or png) QR "
