@@ -123,20 +123,20 @@ def record_scan(store: Store, code: str, *, region: str, client: str,
         raise ValueError(f"client class {client!r} is not one of {CLIENT_CLASSES}")
     when = time or now_utc()
     cutoff = _utc(datetime.now(UTC) - timedelta(days=retention_days()))
+    # An item scanned through a link that names its lot (…/10/L/21/S) is the same item as
+    # …/21/S: its scans are kept and counted under the index key alone.
     key = normalise_code(code)
     fid = finding_id(key)
     with _transaction(store) as conn:
-        scansdb.insert_scan(conn, code=code, time=when, region=region[:_REGION_MAX],
+        scansdb.insert_scan(conn, code=key, time=when, region=region[:_REGION_MAX],
                             client=client)
         # The page's scan is two statements, the insert and one tally that also says
         # whether retention has anything to delete (it seldom has) and whether the
         # finding is raised already.
         sold = journey[1] if journey is not None else None
-        got = (scansdb.tally(conn, key, since=sold, exclude_client="bot", finding_id=fid)
-               if code == key else None)
-        if (got is None or got.scans > MAX_SCANS_PER_CODE
-                or (got.oldest is not None and got.oldest < cutoff)):
-            scansdb.prune_code(conn, code, before=cutoff, cap=MAX_SCANS_PER_CODE)
+        got = scansdb.tally(conn, key, since=sold, exclude_client="bot", finding_id=fid)
+        if got.scans > MAX_SCANS_PER_CODE or (got.oldest is not None and got.oldest < cutoff):
+            scansdb.prune_code(conn, key, before=cutoff, cap=MAX_SCANS_PER_CODE)
             got = scansdb.tally(conn, key, since=sold, exclude_client="bot", finding_id=fid)
         raised = client == "bot" or got.finding
         if journey is None:

@@ -84,6 +84,23 @@ def test_resolving_an_item_records_a_scan(world: World, chain: dict[str, str],
     assert n == 2
 
 
+def test_scans_through_a_link_naming_the_lot_count_for_the_item(
+        world: World, chain: dict[str, str], client: Client) -> None:
+    """…/10/L/21/S and …/21/S are one item: its scans are kept and counted under one code,
+    whichever link type asked (here the journey JSON, which is not the page)."""
+    item = chain["unsold"]
+    with_lot = path(chain["lot"]) + "/21/" + item.rsplit("/21/", 1)[1]
+    for region in ("CN-HE", "CN-BJ", "CN-GD"):
+        r = client.get(with_lot, params={"linkType": "gs1:traceability"},
+                       headers={"X-Region": region, "User-Agent": CHROME})
+        assert r.status_code == 200 and r.json()["code"] == item
+    assert [s["region"] for s in scans.scans_for(world.store, item)["scans"]] == [
+        "CN-GD", "CN-BJ", "CN-HE"]
+    assert scans.counterfeit_signal(world.store, item) == {
+        "reason": "regions", "regions": 3, "scansAfterSale": 0}
+    assert [s["code"] for s in scans.suspicious(world.store)] == [item]
+
+
 def test_counterfeit_regions_must_and_must_not_fire(world: World, chain: dict[str, str]) -> None:
     item = chain["unsold"]
     for region in ("CN-HE", "CN-BJ"):
