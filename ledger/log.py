@@ -372,7 +372,9 @@ class Ledger:
             edge = store.fetch_nodes(conn, edge_ids)
             frontier = merkle.Frontier.load(size, lambda ids: edge)
             prev = edge[(0, size - 1)] if size else ZERO_HASH
-            time = ledger_time()
+            # Ledger times never go back, even when the clock does (time queries bound seq
+            # ranges by them): a batch is never stamped before the one it follows.
+            time = max(ledger_time(), store.latest_time(conn) or "")
             seq = size
             errors: list[tuple[int, LedgerError]] = []
             placed: dict[bytes, int] = {}  # statement hash -> seq, this batch

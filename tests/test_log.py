@@ -301,3 +301,18 @@ def test_sqlite_log_reaches_the_database_file_without_the_appender(tmp_path: Pat
         assert w.ledger.size() == size + 3
     finally:
         w.close()
+
+
+def test_ledger_time_never_goes_back_when_the_clock_does(world: World, monkeypatch: Any) -> None:
+    import json
+
+    from ledger import log
+
+    party, key = world.register()
+    first = world.append_events(party, key, 2)[-1]
+    t1 = json.loads(world.ledger.entry(first.seq).raw)["time"]
+    monkeypatch.setattr(log, "ledger_time", lambda: "2001-01-01T00:00:00.000000Z")
+    second = world.append_events(party, key, 2, start=10)
+    times = [json.loads(world.ledger.entry(r.seq).raw)["time"] for r in second]
+    assert times == [t1, t1]
+    assert audit(world.store).ok

@@ -240,6 +240,12 @@ class Store:
         ).first()
         return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
 
+    def latest_time(self, conn: Connection) -> str | None:
+        """The ledger time of the latest batch (its checkpoint's row), if any."""
+        v = conn.execute(select(checkpoints.c.time).order_by(checkpoints.c.size.desc())
+                         .limit(1)).scalar()
+        return None if v is None else str(v)
+
     def checkpoint_at(self, conn: Connection, size: int) -> tuple[bytes, str] | None:
         row = conn.execute(
             select(checkpoints.c.root, checkpoints.c.note).where(checkpoints.c.size == size)
