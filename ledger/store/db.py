@@ -35,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 from ledger.errors import ConfigError
 from ledger.registry import KeyRecord, PartyRecord, RegistryState
 from ledger.store import schema
+from ledger.store.driver import IN_CHUNK, rows_in
 from ledger.store.schema import (
     NODE_LEVEL_SHIFT,
     checkpoints,
@@ -52,7 +53,6 @@ from ledger.store.schema import (
 )
 
 DEFAULT_URL = "sqlite:///suyuan.db"
-_IN_CHUNK = 400  # bound the bind parameters of one IN (...) query
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -274,36 +274,16 @@ class Store:
         wanted = [node_key(level, idx) for level, idx in ids]
         if not wanted:
             return out
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            if self.dialect == "postgresql":
-                cur.execute("SELECT node, hash FROM merkle_nodes WHERE node = ANY(%s)", (wanted,))
-                rows = cur.fetchall()
-            else:
-                rows = []
-                for i in range(0, len(wanted), _IN_CHUNK):
-                    chunk = wanted[i : i + _IN_CHUNK]
-                    cur.execute("SELECT node, hash FROM merkle_nodes WHERE node IN ("
-                                + ",".join("?" * len(chunk)) + ")", chunk)
-                    rows += cur.fetchall()
-        finally:
-            cur.close()
+        rows = rows_in(conn, "SELECT node, hash FROM merkle_nodes WHERE node IN", "node", wanted)
         for key, h in rows:
             out[node_id(int(key))] = bytes(h)
         return out
 
     def seqs_of_statements(self, conn: Connection, hashes: Collection[bytes]) -> dict[bytes, int]:
-        out: dict[bytes, int] = {}
-        wanted = list(hashes)
-        for i in range(0, len(wanted), _IN_CHUNK):
-            rows = conn.execute(
-                select(entries.c.statement_hash, entries.c.seq).where(
-                    entries.c.statement_hash.in_(wanted[i : i + _IN_CHUNK])
-                )
-            )
-            for h, seq in rows:
-                out[bytes(h)] = int(seq)
-        return out
+        """statement hash -> seq, of those already in the log (every append asks)."""
+        rows = rows_in(conn, "SELECT statement_hash, seq FROM entries WHERE statement_hash IN",
+                       "statement_hash", list(hashes))
+        return {bytes(h): int(seq) for h, seq in rows}
 
     def append_rows(
         self,
@@ -348,10 +328,10 @@ class Store:
     def entries_by_seq(self, conn: Connection, seqs: Collection[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
         wanted = sorted(set(seqs))
-        for i in range(0, len(wanted), _IN_CHUNK):
+        for i in range(0, len(wanted), IN_CHUNK):
             rows = conn.execute(
                 select(entries.c.seq, entries.c.entry).where(
-                    entries.c.seq.in_(wanted[i : i + _IN_CHUNK])
+                    entries.c.seq.in_(wanted[i : i + IN_CHUNK])
                 )
             )
             out.update((int(s), bytes(e)) for s, e in rows)
@@ -437,16 +417,16 @@ class Store:
         if reg.registrar:
             pids.add(reg.registrar)
         kids = list(set(key_ids))
-        for i in range(0, len(kids), _IN_CHUNK):
+        for i in range(0, len(kids), IN_CHUNK):
             for r in conn.execute(
-                select(party_keys).where(party_keys.c.key_id.in_(kids[i : i + _IN_CHUNK]))
+                select(party_keys).where(party_keys.c.key_id.in_(kids[i : i + IN_CHUNK]))
             ):
                 reg.keys[r.key_id] = KeyRecord(
                     r.key_id, r.party, bytes(r.public_key), r.valid_from, r.valid_until, r.ended_by
                 )
         plist = list(pids)
-        for i in range(0, len(plist), _IN_CHUNK):
-            chunk = plist[i : i + _IN_CHUNK]
+        for i in range(0, len(plist), IN_CHUNK):
+            chunk = plist[i : i + IN_CHUNK]
             for r in conn.execute(select(parties).where(parties.c.id.in_(chunk))):
                 reg.parties[r.id] = PartyRecord(
                     r.id, r.name, tuple(r.roles.split(",")), r.registered_seq
@@ -460,9 +440,9 @@ class Store:
         """party -> its keys, oldest first."""
         out: dict[str, list[KeyRecord]] = {}
         pids = sorted(set(party_ids))
-        for i in range(0, len(pids), _IN_CHUNK):
+        for i in range(0, len(pids), IN_CHUNK):
             for r in conn.execute(select(party_keys)
-                                  .where(party_keys.c.party.in_(pids[i : i + _IN_CHUNK]))
+                                  .where(party_keys.c.party.in_(pids[i : i + IN_CHUNK]))
                                   .order_by(party_keys.c.valid_from)):
                 out.setdefault(r.party, []).append(KeyRecord(
                     r.key_id, r.party, bytes(r.public_key), r.valid_from, r.valid_until, r.ended_by))
@@ -472,10 +452,10 @@ class Store:
         """key id -> (party, public key); both never change once registered."""
         out: dict[str, tuple[str, bytes]] = {}
         kids = list(key_ids)
-        for i in range(0, len(kids), _IN_CHUNK):
+        for i in range(0, len(kids), IN_CHUNK):
             rows = conn.execute(
                 select(party_keys.c.key_id, party_keys.c.party, party_keys.c.public_key).where(
-                    party_keys.c.key_id.in_(kids[i : i + _IN_CHUNK])
+                    party_keys.c.key_id.in_(kids[i : i + IN_CHUNK])
                 )
             )
             out.update((k, (p, bytes(pk))) for k, p, pk in rows)
@@ -556,9 +536,9 @@ class Store:
         # One read and one multi-row insert per batch: a batch of orders carries a blob each.
         wanted = [c for c, _, _ in rows]
         held: set[str] = set()
-        for i in range(0, len(wanted), _IN_CHUNK):
+        for i in range(0, len(wanted), IN_CHUNK):
             held.update(r[0] for r in conn.execute(select(private_blobs.c.commitment).where(
-                private_blobs.c.commitment.in_(wanted[i : i + _IN_CHUNK]))))
+                private_blobs.c.commitment.in_(wanted[i : i + IN_CHUNK]))))
         new = [{"commitment": c, "blob": b, "seq": s} for c, b, s in rows if c not in held]
         if new:
             conn.execute(insert(private_blobs), new)
@@ -576,10 +556,10 @@ class Store:
         """commitment -> (blob or None once shredded, when shredded), for those held."""
         out: dict[str, tuple[bytes | None, str | None]] = {}
         wanted = sorted(set(commitments))
-        for i in range(0, len(wanted), _IN_CHUNK):
+        for i in range(0, len(wanted), IN_CHUNK):
             for c, blob, shredded in conn.execute(
                 select(private_blobs.c.commitment, private_blobs.c.blob, private_blobs.c.shredded)
-                .where(private_blobs.c.commitment.in_(wanted[i : i + _IN_CHUNK]))
+                .where(private_blobs.c.commitment.in_(wanted[i : i + IN_CHUNK]))
             ):
                 out[c] = (None if blob is None else bytes(blob)), shredded
         return out

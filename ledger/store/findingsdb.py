@@ -13,14 +13,10 @@ from sqlalchemy.engine import Connection
 
 from ledger.findings import Document, Finding
 from ledger.findings_batch import FindingsBatch
+from ledger.store.driver import cursor, rows_in, run
 from ledger.store.schema import finding_codes, finding_parties, findings
 
-_CHUNK = 400
 _DOC_COLUMNS = "type, id, seq, signer, order_id, buyer, year, value, doc"
-
-
-def _cursor(conn: Connection) -> Any:
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
 
 class DbReads:
@@ -38,12 +34,8 @@ class DbReads:
         return out
 
     def recalled(self) -> dict[str, tuple[int, str]]:
-        cur = _cursor(self.conn)
-        try:
-            cur.execute("SELECT code, seq, utc FROM code_marks WHERE mark = 'recalled'")
-            return {code: (int(seq), utc) for code, seq, utc in cur.fetchall()}
-        finally:
-            cur.close()
+        rows = run(self.conn, "SELECT code, seq, utc FROM code_marks WHERE mark = 'recalled'")
+        return {code: (int(seq), utc) for code, seq, utc in rows}
 
     def lots(self, codes: Sequence[str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
@@ -82,30 +74,6 @@ class DbReads:
                                    "hs_code", hs_codes)}
 
 
-def rows_in(conn: Connection, sql: str, column: str, values: Sequence[Any], *extra: Any
-         ) -> list[tuple[Any, ...]]:
-    """``sql`` ends with "<column> IN"; run it for every value, in chunks (SQLite) or as
-    one ``= ANY`` array (PostgreSQL), straight on the driver: this runs on every append."""
-    if not values:
-        return []
-    head = sql[: -len(" IN")]
-    assert head.endswith(column)
-    cur = _cursor(conn)
-    rows: list[tuple[Any, ...]] = []
-    try:
-        if conn.dialect.name == "postgresql":
-            cur.execute(head + " = ANY(%s)", (list(values), *extra))
-            rows = list(cur.fetchall())
-        else:
-            for i in range(0, len(values), _CHUNK):
-                chunk = list(values[i : i + _CHUNK])
-                cur.execute(head + " IN (" + ",".join("?" * len(chunk)) + ")", (*chunk, *extra))
-                rows += cur.fetchall()
-    finally:
-        cur.close()
-    return rows
-
-
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
@@ -135,8 +103,7 @@ def write_findings(conn: Connection, batch: FindingsBatch) -> None:
     if not (batch.findings or batch.documents or batch.new_marks):
         return
     ph = "%s" if conn.dialect.name == "postgresql" else "?"
-    cur = _cursor(conn)
-    try:
+    with cursor(conn) as cur:
         _insert_findings(cur, ph, batch.findings)
         if batch.documents:
             cur.executemany(f"INSERT INTO trade_documents ({_DOC_COLUMNS}) VALUES ("
@@ -144,8 +111,6 @@ def write_findings(conn: Connection, batch: FindingsBatch) -> None:
         if batch.new_marks:
             cur.executemany(f"INSERT INTO code_marks (code, mark, seq, utc) VALUES ({ph},{ph},{ph},{ph})",
                             [(c, m, s, u) for (c, m), (s, u) in batch.new_marks.items()])
-    finally:
-        cur.close()
 
 
 def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
@@ -153,11 +118,8 @@ def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
     from ledger.findings import record_scan_findings
 
     ph = "%s" if conn.dialect.name == "postgresql" else "?"
-    cur = _cursor(conn)
-    try:
+    with cursor(conn) as cur:
         _insert_findings(cur, ph, record_scan_findings(found))
-    finally:
-        cur.close()
 
 
 def finding_exists(conn: Connection, finding_id: str) -> bool:

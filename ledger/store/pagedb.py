@@ -8,16 +8,16 @@ function; every statement is a read inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
+from ledger.store.driver import IN_CHUNK, cursor, is_pg, placeholders
+
 EVENT_COLUMNS = ("seq", "type", "event_time", "event_time_utc", "stage", "activity", "biz_step",
                  "disposition", "action", "signer", "read_point", "biz_location")
 _EV = ", ".join("e." + c for c in EVENT_COLUMNS)
-_IN_CHUNK = 400  # bound the bind parameters of one IN (...) list
 
 # A journey in one statement. ``walk`` climbs from the code through every container it
 # was packed in, carrying the interval [lo, hi) (hi NULL: still inside) during which the
@@ -67,35 +67,18 @@ _HI = ("CASE WHEN w.hi IS NULL THEN c.end_utc WHEN c.end_utc IS NULL OR c.end_ut
        "THEN w.hi ELSE c.end_utc END")
 
 
-def _pg(conn: Connection) -> bool:
-    return conn.dialect.name == "postgresql"
-
-
-@contextmanager
-def _cursor(conn: Connection) -> Iterator[Any]:
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        yield cur
-    finally:
-        cur.close()
-
-
-def _sql(conn: Connection, sql: str) -> str:
-    return sql.replace("?", "%s") if _pg(conn) else sql
-
-
 def journey_claims(conn: Connection, code: str, *, max_nesting: int, lot_items: bool = False
                    ) -> list[tuple[int, str | None, str | None, str | None, dict[str, Any]]]:
     """(rank, via, path, starts, event row) of every claim on an event by the journey of
     ``code`` (see ``_JOURNEY``); ``lot_items`` adds the commissioning events of a lot's
     items."""
-    sql = _JOURNEY.format(lo=_LO, hi=_HI, find="strpos" if _pg(conn) else "instr", ev=_EV,
+    sql = _JOURNEY.format(lo=_LO, hi=_HI, find="strpos" if is_pg(conn) else "instr", ev=_EV,
                           lot_items=_LOT_ITEMS.format(ev=_EV) if lot_items else "")
     params: list[Any] = [code, code, max_nesting, code, code]
     if lot_items:
         params.append(code)
-    with _cursor(conn) as cur:
-        cur.execute(_sql(conn, sql), params)
+    with cursor(conn) as cur:
+        cur.execute(placeholders(conn, sql), params)
         rows = cur.fetchall()
     return [(int(r[0]), r[1], r[2], r[3], dict(zip(EVENT_COLUMNS, r[4:], strict=True)))
             for r in rows]
@@ -134,7 +117,7 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
                ) -> PageReads:
     wanted = sorted(set(seqs))
     pids = sorted(set(party_ids))
-    first, rest = wanted[:_IN_CHUNK], wanted[_IN_CHUNK:]
+    first, rest = wanted[:IN_CHUNK], wanted[IN_CHUNK:]
     sql = _PAGE.format(seqs=",".join("?" * len(first)) if first else "NULL",
                        parties=_PARTIES.format(ids=",".join("?" * len(pids))) if pids else "")
     entries: dict[int, bytes] = {}
@@ -143,8 +126,8 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
     lines: list[str] = []
     meta: dict[str, str] = {}
     names: dict[str, str] = {}
-    with _cursor(conn) as cur:
-        cur.execute(_sql(conn, sql), [*first, *pids])
+    with cursor(conn) as cur:
+        cur.execute(placeholders(conn, sql), [*first, *pids])
         for kind, n, blob, text, name in cur.fetchall():
             if kind == 0:
                 size, note = int(n), str(text)
@@ -156,9 +139,9 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
                 entries[int(n)] = bytes(blob)
             else:
                 names[str(name)] = str(text)
-        for i in range(0, len(rest), _IN_CHUNK):
-            chunk = rest[i : i + _IN_CHUNK]
-            cur.execute(_sql(conn, "SELECT seq, entry FROM entries WHERE seq IN ("
+        for i in range(0, len(rest), IN_CHUNK):
+            chunk = rest[i : i + IN_CHUNK]
+            cur.execute(placeholders(conn, "SELECT seq, entry FROM entries WHERE seq IN ("
                              + ",".join("?" * len(chunk)) + ")"), chunk)
             entries.update((int(s), bytes(e)) for s, e in cur.fetchall())
     return PageReads(entries, size, note + "".join(lines), meta, names)

@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from ledger.store.driver import IN_CHUNK
 from ledger.store.schema import entries, events, ident_entries, lineage, parties
-
-_CHUNK = 400
 
 
 def entries_of_kind(conn: Connection, kind: str) -> list[tuple[int, bytes]]:
@@ -27,9 +26,9 @@ def entries_of_kind(conn: Connection, kind: str) -> list[tuple[int, bytes]]:
 def entry_bytes(conn: Connection, seqs: Collection[int]) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
     wanted = sorted(set(seqs))
-    for i in range(0, len(wanted), _CHUNK):
+    for i in range(0, len(wanted), IN_CHUNK):
         for s, e in conn.execute(select(entries.c.seq, entries.c.entry)
-                                 .where(entries.c.seq.in_(wanted[i : i + _CHUNK]))):
+                                 .where(entries.c.seq.in_(wanted[i : i + IN_CHUNK]))):
             out[int(s)] = bytes(e)
     return out
 
@@ -49,9 +48,9 @@ def codes_of(conn: Connection, seqs: Collection[int]) -> dict[int, set[str]]:
     """seq -> every identifier that event names (any part)."""
     out: dict[int, set[str]] = {}
     wanted = sorted(set(seqs))
-    for i in range(0, len(wanted), _CHUNK):
+    for i in range(0, len(wanted), IN_CHUNK):
         for code, seq in conn.execute(select(ident_entries.c.code, ident_entries.c.seq)
-                                      .where(ident_entries.c.seq.in_(wanted[i : i + _CHUNK]))):
+                                      .where(ident_entries.c.seq.in_(wanted[i : i + IN_CHUNK]))):
             out.setdefault(int(seq), set()).add(code)
     return out
 
@@ -64,10 +63,10 @@ def produced_codes(conn: Connection, party: str) -> set[str]:
         .where(events.c.signer == party, events.c.stage == "production"))}
     lots: set[str] = set()
     wanted = list(codes)
-    for i in range(0, len(wanted), _CHUNK):
+    for i in range(0, len(wanted), IN_CHUNK):
         lots.update(r[0] for r in conn.execute(
             select(lineage.c.src).distinct()
-            .where(lineage.c.kind == "lot", lineage.c.dst.in_(wanted[i : i + _CHUNK]))))
+            .where(lineage.c.kind == "lot", lineage.c.dst.in_(wanted[i : i + IN_CHUNK]))))
     return codes | lots
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, case, delete, func, or_, select
 from sqlalchemy.engine import Connection
 
+from ledger.store.driver import run
 from ledger.store.schema import scans
 
 
@@ -30,21 +31,8 @@ def transaction(engine: Engine) -> Iterator[Connection]:
                 raw.execute("PRAGMA synchronous=FULL")
 
 
-def _run(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    """One statement on the driver's cursor: every consumer page runs these two, and
-    building them through SQLAlchemy costs more than running them."""
-    if conn.dialect.name == "postgresql":
-        sql = sql.replace("?", "%s")
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cur.execute(sql, params)
-        return list(cur.fetchall()) if cur.description else []
-    finally:
-        cur.close()
-
-
 def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str) -> None:
-    _run(conn, "INSERT INTO scans (code, time, region, client) VALUES (?, ?, ?, ?)",
+    run(conn, "INSERT INTO scans (code, time, region, client) VALUES (?, ?, ?, ?)",
          (code, time, region, client))
 
 
@@ -61,7 +49,7 @@ def tally(conn: Connection, code: str, *, since: str | None, exclude_client: str
     """What a scan's write needs to know after its insert, in one statement: the counts
     of ``counts_of``, whether retention has anything to prune, whether the code's
     counterfeit finding was raised already."""
-    rows = _run(conn,
+    rows = run(conn,
                 "SELECT COUNT(DISTINCT CASE WHEN client <> ? THEN region END), "
                 "COUNT(CASE WHEN client <> ? AND time >= ? THEN 1 END), COUNT(*), MIN(time), "
                 "(SELECT COUNT(*) FROM findings WHERE id = ?) FROM scans WHERE code = ?",

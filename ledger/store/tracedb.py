@@ -10,7 +10,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from ledger.projections import TraceBatch
-from ledger.store.findingsdb import clear_findings, rows_in
+from ledger.store.driver import IN_CHUNK, cursor, placeholders, rows_in
+from ledger.store.findingsdb import clear_findings
 from ledger.store.schema import (
     FINDINGS_TABLES,
     PROJECTION_TABLES,
@@ -23,8 +24,6 @@ from ledger.store.schema import (
     metadata,
 )
 
-_CHUNK = 400
-
 _UPSERT_STATE = (
     "INSERT INTO current_state (code, disposition, owner, location, sold, last_seq, last_utc) "
     "VALUES ({p}) ON CONFLICT (code) DO UPDATE SET "
@@ -36,21 +35,14 @@ _UPSERT_STATE = (
 )
 
 
-def _cursor(conn: Connection) -> Any:
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-
 def write_trace(conn: Connection, batch: TraceBatch) -> None:
     """Insert one batch's projection rows (inside the append transaction)."""
     if not batch:
         return
-    pg = conn.dialect.name == "postgresql"
-    ph = "%s" if pg else "?"
-    cur = _cursor(conn)
-    try:
+    with cursor(conn) as cur:
         def many(sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
             if rows:
-                cur.executemany(sql.replace("?", ph), rows)
+                cur.executemany(placeholders(conn, sql), rows)
 
         many("INSERT INTO events (seq, type, event_time, event_time_utc, stage, activity, "
              "biz_step, disposition, action, signer, read_point, biz_location) "
@@ -78,8 +70,6 @@ def write_trace(conn: Connection, batch: TraceBatch) -> None:
             run.append(row)
         states = [(code, *v) for code, v in batch.state.items()]
         many(_UPSERT_STATE.format(p=",".join("?" * 7)), states)
-    finally:
-        cur.close()
 
 
 def clear_projections(conn: Connection) -> None:
@@ -108,10 +98,10 @@ def seqs_naming(conn: Connection, codes: Collection[str]) -> dict[int, tuple[str
     """seq -> (code, part) of every event naming any of ``codes``."""
     out: dict[int, tuple[str, str]] = {}
     wanted = list(codes)
-    for i in range(0, len(wanted), _CHUNK):
+    for i in range(0, len(wanted), IN_CHUNK):
         for code, seq, part in conn.execute(
             select(ident_entries.c.code, ident_entries.c.seq, ident_entries.c.part)
-            .where(ident_entries.c.code.in_(wanted[i : i + _CHUNK]))
+            .where(ident_entries.c.code.in_(wanted[i : i + IN_CHUNK]))
         ):
             out.setdefault(int(seq), (code, part))
     return out
@@ -120,8 +110,8 @@ def seqs_naming(conn: Connection, codes: Collection[str]) -> dict[int, tuple[str
 def event_rows(conn: Connection, seqs: Collection[int]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     wanted = sorted(seqs)
-    for i in range(0, len(wanted), _CHUNK):
-        for r in conn.execute(select(events).where(events.c.seq.in_(wanted[i : i + _CHUNK]))):
+    for i in range(0, len(wanted), IN_CHUNK):
+        for r in conn.execute(select(events).where(events.c.seq.in_(wanted[i : i + IN_CHUNK]))):
             out[int(r.seq)] = dict(r._mapping)
     return out
 
@@ -160,11 +150,11 @@ def produced_by(conn: Connection, codes: Collection[str], party: str) -> set[str
     """Those of ``codes`` that ``party`` named in a production-stage event of its own."""
     out: set[str] = set()
     wanted = list(codes)
-    for i in range(0, len(wanted), _CHUNK):
+    for i in range(0, len(wanted), IN_CHUNK):
         rows = conn.execute(
             select(ident_entries.c.code).distinct()
             .join(events, events.c.seq == ident_entries.c.seq)
-            .where(ident_entries.c.code.in_(wanted[i : i + _CHUNK]),
+            .where(ident_entries.c.code.in_(wanted[i : i + IN_CHUNK]),
                    events.c.signer == party, events.c.stage == "production"))
         out.update(r[0] for r in rows)
     return out
