@@ -316,3 +316,32 @@ def test_ledger_time_never_goes_back_when_the_clock_does(world: World, monkeypat
     times = [json.loads(world.ledger.entry(r.seq).raw)["time"] for r in second]
     assert times == [t1, t1]
     assert audit(world.store).ok
+
+
+def test_sqlite_writers_queue_on_the_lock_file(tmp_path: Path) -> None:
+    """An append waits while another process holds the writers' file lock, and goes on the
+    moment it is released (SQLite's busy handler would poll and sleep instead)."""
+    import fcntl
+    import os
+    import threading
+
+    w = World.create(f"sqlite:///{tmp_path}/l.db", home=tmp_path / "home")
+    try:
+        party, key = w.register()
+        size = w.ledger.size()
+        lock = tmp_path / "l.db-writer.lock"
+        assert lock.exists()  # the appends above queued on it
+        fd = os.open(lock, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another open file: excludes like another process
+        done = threading.Event()
+        t = threading.Thread(target=lambda: (w.append_events(party, key, 2), done.set()))
+        t.start()
+        try:
+            assert not done.wait(0.5)
+            assert w.ledger.size() == size
+        finally:
+            os.close(fd)
+        t.join(30)
+        assert done.is_set() and w.ledger.size() == size + 2
+    finally:
+        w.close()

@@ -12,6 +12,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: SQLite's own lock serialises writers there
+    fcntl = None  # type: ignore[assignment]
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,8 +183,10 @@ class Store:
         self.engine = engine or make_engine(url)
         self.dialect = self.engine.dialect.name
         db = self.engine.url.database if self.dialect == "sqlite" else None
-        self._checkpointer = (WalCheckpointer(db) if db and db != ":memory:"
-                              and not db.startswith("file:") else None)
+        on_disk = bool(db) and db != ":memory:" and not str(db).startswith("file:")
+        self._checkpointer = WalCheckpointer(str(db)) if on_disk else None
+        # Writers queue on a lock file next to the database (see ``writing``).
+        self._write_lock = str(db) + "-writer.lock" if on_disk and fcntl is not None else None
 
     def dispose(self) -> None:
         if self._checkpointer is not None:
@@ -202,18 +209,44 @@ class Store:
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
-        """One serialised write transaction: commits on success, rolls back on error."""
-        with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
-                conn.info["begin_mode"] = "IMMEDIATE"
-            with conn.begin():
-                if self.dialect == "postgresql":
-                    conn.execute(
-                        text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
-                    )
-                yield conn
+        """One serialised write transaction: commits on success, rolls back on error.
+
+        On SQLite, writers first queue on an exclusive ``flock`` of a lock file beside the
+        database. SQLite's own lock has no queue: a writer that finds it taken sleeps in
+        its busy handler (up to 100 ms a try) and wakes late, so two submitters took
+        turns with gaps; the kernel hands the file lock over the moment it is released.
+        ``BEGIN IMMEDIATE`` still takes SQLite's lock, against writers that do not queue.
+        """
+        lock_fd = self._queue_for_write()
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    conn.info["begin_mode"] = "IMMEDIATE"
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.execute(
+                            text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+                        )
+                    yield conn
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)  # closing the descriptor releases its lock
         if self._checkpointer is not None:
             self._checkpointer.poke()
+
+    def _queue_for_write(self) -> int | None:
+        if self._write_lock is None or fcntl is None:
+            return None
+        try:
+            fd = os.open(self._write_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return None  # a directory we may not write to: SQLite's lock alone serialises
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
 
     @contextmanager
     def reading(self, *, snapshot: bool = False, single: bool = False) -> Iterator[Connection]:
