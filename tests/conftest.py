@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from tests.support import World
+from tests.support import Client, World
 
 PG_ADMIN_URL = os.environ.get(
     "SUYUAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -73,3 +73,15 @@ def world(db_url: str, tmp_path: object) -> Iterator[World]:
     w = World.create(db_url, home=f"{tmp_path}/home")
     yield w
     w.close()
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[Client]:
+    """The whole app over the world's ledger, through httpx's ASGI transport."""
+    from api.app import create_app
+    from api.settings import Settings
+
+    app = create_app(Settings(db_url=world.url, home=world.home.path,
+                              base_url="https://trace.example"))
+    yield Client(app)
+    app.state.store.dispose()

@@ -5,11 +5,9 @@ that its producer recalls; and witnesses that cosign the latest checkpoint."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nacl.signing
 
 from api.witness_app import create_witness_app
@@ -17,7 +15,7 @@ from ledger.keys import PartyKey
 from ledger.statements import sign_one
 from ledger.witness import Cosigner, Witness
 from ledger.witnessing import WitnessConfig, Witnessing, gather
-from tests.support import ORIGIN, World, new_uscc
+from tests.support import ORIGIN, World, asgi_post, new_uscc
 
 GTIN = "04901234567894"
 FACTORY = "4901234000018"  # the producer's GLN: its place and its party id
@@ -194,19 +192,6 @@ def witness_quorum(w: World, tmp_path: Path, *, up: int = 2, of: int = 3, quorum
     doc["quorum"] = quorum
     w.home.save_config(doc)
 
-    def post(url: str, body: str, timeout: float) -> tuple[int, str]:
-        base = url.partition("/add-checkpoint")[0]
-        app = apps.get(base)
-        if app is None:
-            raise OSError(f"connection refused: {base}")
-
-        async def go() -> tuple[int, str]:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://w") as client:
-                r = await client.post("/add-checkpoint", content=body.encode())
-                return r.status_code, r.text
-
-        return asyncio.run(go())
-
-    gather(w.ledger, Witnessing(cfg.witnesses, quorum, timeout=1.0, retries=0), post)
+    gather(w.ledger, Witnessing(cfg.witnesses, quorum, timeout=1.0, retries=0),
+           asgi_post(apps))
     return cfg

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,3 +72,76 @@ class World:
 
     def append_events(self, party: str, key: PartyKey, count: int, start: int = 0) -> list[Receipt]:
         return self.ledger.append_batch([self.event(party, key, start + i) for i in range(count)])
+
+
+class Server:
+    """uvicorn in a thread on a free loopback port (real HTTP and WebSocket)."""
+
+    def __init__(self, app: Any, *, lifespan: str = "off") -> None:
+        import socket
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", ws="websockets-sansio",
+                                                    lifespan=lifespan))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise AssertionError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def asgi_post(apps: dict[str, Any]) -> Any:
+    """A witnessing ``Post`` that answers from in-process witness apps by URL prefix, and
+    refuses the connection for any other URL (a witness that is down)."""
+    import asyncio
+
+    import httpx
+
+    def post(url: str, body: str, timeout: float) -> tuple[int, str]:
+        base = url.partition("/add-checkpoint")[0]
+        app = apps.get(base)
+        if app is None:
+            raise OSError(f"connection refused: {base}")
+
+        async def go() -> tuple[int, str]:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://w") as client:
+                r = await client.post("/add-checkpoint", content=body.encode())
+                return r.status_code, r.text
+
+        return asyncio.run(go())
+
+    return post
+
+
+class Client:
+    """Requests through httpx's ASGI transport: the whole app, no socket."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def get(self, path: str, **kw: Any) -> Any:
+        import asyncio
+
+        import httpx
+
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                return await c.get(path, **kw)
+
+        return asyncio.run(go())

@@ -3,42 +3,14 @@ and the Digital Link resolver's JSON answers and refusals."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from api.app import create_app
-from api.settings import Settings
 from ledger.note import NoteVerifier
 from ledger.trace import journey
-from tests.support import World
+from tests.support import Client, World
 from tests.test_trace import Chain, build_formula_chain
-
-
-class Client:
-    """Requests through httpx's ASGI transport: the whole app, no socket."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def get(self, path: str, **kw: Any) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-                return await c.get(path, **kw)
-
-        return asyncio.run(go())
-
-
-@pytest.fixture
-def client(world: World) -> Iterator[Client]:
-    app = create_app(Settings(db_url=world.url, home=world.home.path,
-                              base_url="https://trace.example"))
-    yield Client(app)
-    app.state.store.dispose()
 
 
 def test_health_checkpoint_and_log_key(world: World, client: Client) -> None:

@@ -33,8 +33,7 @@ from ledger.store.db import Store
 from ledger.tokens import check_token
 from ledger.trace import recall_impact
 from tests.conftest import fresh_schema_url
-from tests.support import World
-from tests.test_api import Client
+from tests.support import Client, World
 from tools.demo import Built, build, summary
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,6 @@ import hashlib
 import io
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -33,7 +31,7 @@ from ledger.note import Checkpoint, NoteVerifier
 from ledger.private import Viewer, make_blob
 from ledger.statements import sign_one
 from ledger.tokens import make_token
-from tests.support import ORIGIN, World
+from tests.support import ORIGIN, Server, World
 from tests.test_auth import Api
 from tests.test_trace import Chain, build_formula_chain, ev, gtin, item, lot, unit
 
@@ -558,31 +556,6 @@ def test_a_journey_costs_a_bounded_number_of_statements(world: World) -> None:
 
 
 # --- subscription over graphql-transport-ws, on a real server ------------------------------
-
-
-class Server:
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", ws="websockets-sansio",
-                                                    lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
 
 
 def test_subscription_streams_new_entries(world: World, api: Api) -> None:

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.settings import Settings
+from tests import support
 from tests.pagechain import NAME_EN, NAME_ZH, FormulaChain, witness_quorum
 from tests.support import World
 
@@ -58,29 +55,11 @@ def _browser_or_skip() -> Any:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
 
 
-class Server:
-    """uvicorn in a thread on a free loopback port."""
+class Server(support.Server):
+    """The app on loopback, with its lifespan (scans' readiness check)."""
 
     def __init__(self, app: Any) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise AssertionError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+        super().__init__(app, lifespan="on")
 
     def url(self, code: str) -> str:
         return f"http://127.0.0.1:{self.port}" + code.removeprefix("https://id.gs1.org")

@@ -26,8 +26,7 @@ from ledger import ids
 from ledger.errors import IdentifierError, MalformedInput
 from ledger.statements import sign_one
 from ledger.trace import lot_items
-from tests.support import World
-from tests.test_api import Client
+from tests.support import Client, World
 from tests.test_cli import REPO, Cli, Run
 
 BASE = "https://trace.example.cn"

@@ -19,8 +19,7 @@ from ledger import scans
 from ledger.epcis import export_document
 from ledger.trace import journey
 from tests.pagechain import NAME_EN, NAME_ZH, FormulaChain, witness_quorum
-from tests.support import World
-from tests.test_api import Client
+from tests.support import Client, World
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
            "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148"}

@@ -8,20 +8,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from api.app import create_app
-from api.settings import Settings
 from ledger import scans, trace
 from ledger.reindex import reindex
 from tests.pagechain import FormulaChain
-from tests.support import World
-from tests.test_api import Client
+from tests.support import Client, World
 
 REPO = Path(__file__).resolve().parent.parent
 CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -33,14 +29,6 @@ WECHAT = CHROME + " MicroMessenger/8.0.50"
 def chain(world: World) -> dict[str, object]:
     c = FormulaChain(world)
     return {**c.build(), "recalled": c.build_recalled()}
-
-
-@pytest.fixture
-def client(world: World) -> Iterator[Client]:
-    app = create_app(Settings(db_url=world.url, home=world.home.path,
-                              base_url="https://trace.example"))
-    yield Client(app)
-    app.state.store.dispose()
 
 
 def path(code: str) -> str:

@@ -18,25 +18,7 @@ from api.witness_app import create_witness_app
 from ledger.errors import ConfigError
 from ledger.witness import CosignatureVerifier, Cosigner, Witness
 from ledger.witnessing import WitnessConfig, Witnessing, cosigned_note, gather
-from tests.support import ORIGIN, World
-
-
-def _post_to(apps: dict[str, Any]) -> Any:
-    def post(url: str, body: str, timeout: float) -> tuple[int, str]:
-        base, _, path = url.partition("/add-checkpoint")
-        app = apps.get(base)
-        if app is None:
-            raise OSError(f"connection refused: {base}")
-
-        async def go() -> tuple[int, str]:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://w") as c:
-                r = await c.post("/add-checkpoint", content=body.encode())
-                return r.status_code, r.text
-
-        return asyncio.run(go())
-
-    return post
+from tests.support import ORIGIN, Server, World, asgi_post
 
 
 def _witness(world: World, tmp_path: Path, n: int) -> tuple[str, Cosigner, Any]:
@@ -52,7 +34,7 @@ def test_quorum_gathered_stored_and_served(world: World, tmp_path: Path) -> None
     apps = {url: app for url, _, app in ws[:2]}  # the third witness is down
     party, key = world.register()
     world.append_events(party, key, 3)
-    res = gather(world.ledger, cfg, _post_to(apps))
+    res = gather(world.ledger, cfg, asgi_post(apps))
     assert res.witnessed and res.cosigned == ["w1.example/witness", "w2.example/witness"]
     assert "w3.example/witness" in res.errors
     note = cosigned_note(world.ledger)
@@ -71,7 +53,7 @@ def test_quorum_gathered_stored_and_served(world: World, tmp_path: Path) -> None
 
     # Next checkpoint: the witnesses are asked with proofs from what each saw last.
     world.append_events(party, key, 2, start=50)
-    again = gather(world.ledger, cfg, _post_to(apps))
+    again = gather(world.ledger, cfg, asgi_post(apps))
     assert again.witnessed and again.size == world.ledger.size()
 
 
@@ -80,7 +62,7 @@ def test_a_witness_that_lost_track_is_caught_up(world: World, tmp_path: Path) ->
     cfg = Witnessing((WitnessConfig(url, c.vkey()),), quorum=1)
     party, key = world.register()
     world.append_events(party, key, 2)
-    assert gather(world.ledger, cfg, _post_to({url: app})).witnessed
+    assert gather(world.ledger, cfg, asgi_post({url: app})).witnessed
     # The ledger forgets nothing, but the witness's state moved on through another route:
     size = world.ledger.size()
     world.append_events(party, key, 2, start=10)
@@ -91,7 +73,7 @@ def test_a_witness_that_lost_track_is_caught_up(world: World, tmp_path: Path) ->
     proof = list(world.ledger.consistency_proof(size).hashes)
     assert wit.add_checkpoint(request_body(size, proof, middle_note)).status == 200
     world.append_events(party, key, 2, start=20)
-    res = gather(world.ledger, cfg, _post_to({url: app}))  # 409 -> retried from its size
+    res = gather(world.ledger, cfg, asgi_post({url: app}))  # 409 -> retried from its size
     assert res.witnessed, res.errors
 
 
@@ -107,7 +89,7 @@ def test_bundles_carry_cosignatures_and_verify_counts_them(world: World, tmp_pat
     cfg = Witnessing(tuple(WitnessConfig(url, c.vkey()) for url, c, _ in ws), quorum=2)
     party, key = world.register()
     seqs = [r.seq for r in world.append_events(party, key, 2)]
-    assert gather(world.ledger, cfg, _post_to({u: a for u, _, a in ws})).witnessed
+    assert gather(world.ledger, cfg, asgi_post({u: a for u, _, a in ws})).witnessed
     doc = make_bundle(world.ledger, seqs)
     keys = [c.vkey() for _, c, _ in ws]
     log_key = world.ledger.log_verifier().vkey()
@@ -124,7 +106,6 @@ def test_graphql_submit_has_its_checkpoint_cosigned_in_the_background(
     GraphQL submit answers at once, and its checkpoint gets cosigned by every witness
     shortly after; the next submit's checkpoint too."""
     from tests.test_auth import Api
-    from tests.test_graphql import Server
 
     ws = [_witness(world, tmp_path, n) for n in (4, 5)]
     party, key = world.register()
