@@ -786,6 +786,17 @@ def bench_api(entries: int, queries: int, duration: float, concurrency: int, gen
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _missing_figure(name: str, what: str) -> dict[str, Any]:
+    """A bound whose endpoint was not there to measure: not met, and why."""
+    return {"value": None, "bound": TARGETS[name], "met": False, "missing": what}
+
+
+def _details(run: dict[str, Any]) -> dict[str, Any]:
+    """A load run's figures other than its rate, floats rounded."""
+    return {k: (round(v, 3) if isinstance(v, float) else v)
+            for k, v in run.items() if k != "req_per_s"}
+
+
 def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
                 load: dict[str, Any], db: str, workers: int) -> dict[str, Any]:
     import importlib.util
@@ -804,8 +815,7 @@ def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
     g = load["graphql"]
     if "missing" in g:
         missing.append(g["missing"])
-        result["graphql_trace_ms_p95"] = {"value": None, "bound": TARGETS["graphql_trace_ms_p95"],
-                                          "met": False, "missing": g["missing"]}
+        result["graphql_trace_ms_p95"] = _missing_figure("graphql_trace_ms_p95", g["missing"])
     else:
         result["graphql_trace_ms_p95"] = {
             **_figure("graphql_trace_ms_p95", g["p95_ms"], higher_is_better=False), "workers": 1,
@@ -814,25 +824,19 @@ def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
     page = load["page"]
     if "missing" in page:
         missing.append(page["missing"])
-        result["page_req_per_s"] = {"value": None, "bound": TARGETS["page_req_per_s"],
-                                    "met": False, "missing": page["missing"]}
+        result["page_req_per_s"] = _missing_figure("page_req_per_s", page["missing"])
     else:
         result["page_req_per_s"] = {
             **_figure("page_req_per_s", page["req_per_s"]), "workers": workers,
-            **{k: (round(v, 3) if isinstance(v, float) else v)
-               for k, v in page.items() if k != "req_per_s"}}
+            **_details(page)}
         one = load.get("page_one_worker")
         if one is not None and "missing" not in one:
             result["page_one_worker_req_per_s"] = {
-                "value": round(one["req_per_s"], 1), "workers": 1,
-                **{k: (round(v, 3) if isinstance(v, float) else v)
-                   for k, v in one.items() if k != "req_per_s"},
+                "value": round(one["req_per_s"], 1), "workers": 1, **_details(one),
                 "note": "the page on the one-worker server of the GraphQL figure, other items"}
         warm = load["page_warm"]
         result["page_warm_req_per_s"] = {
-            "value": round(warm["req_per_s"], 1), "workers": workers,
-            **{k: (round(v, 3) if isinstance(v, float) else v)
-               for k, v in warm.items() if k != "req_per_s"},
+            "value": round(warm["req_per_s"], 1), "workers": workers, **_details(warm),
             "note": "the same few items over and over, each visited once before"}
     hz = load["healthz"]
     result["healthz_req_per_s"] = {"value": round(hz["req_per_s"], 1), "workers": workers,
