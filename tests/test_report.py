@@ -347,7 +347,8 @@ def test_cli_audit_report_and_scope(world: World, tmp_path: Path) -> None:
 
 def test_witnesses_in_the_report(world: World, tmp_path: Path) -> None:
     from ledger.witnessing import WitnessConfig, Witnessing, gather
-    from tests.test_witnessing import _post_to, _witness
+    from tests.support import asgi_post
+    from tests.test_witnessing import _witness
 
     build(world)
     doc = collect(world.ledger, Home(world.home.path))
@@ -360,7 +361,7 @@ def test_witnesses_in_the_report(world: World, tmp_path: Path) -> None:
     cfg.update({"witnesses": [{"url": url, "key": c.vkey()} for url, c, _ in ws], "quorum": 2})
     world.home.save_config(cfg)
     res = gather(world.ledger, Witnessing(tuple(WitnessConfig(url, c.vkey()) for url, c, _ in ws),
-                                          quorum=2), _post_to({u: a for u, _, a in ws[:2]}))
+                                          quorum=2), asgi_post({u: a for u, _, a in ws[:2]}))
     assert res.witnessed
     doc = collect(world.ledger, Home(world.home.path))
     assert doc["integrity"]["witnesses"] == {
