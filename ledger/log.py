@@ -374,7 +374,7 @@ class Ledger:
             prev = edge[(0, size - 1)] if size else ZERO_HASH
             # Ledger times never go back, even when the clock does (time queries bound seq
             # ranges by them): a batch is never stamped before the one it follows.
-            time = max(ledger_time(), store.latest_time(conn) or "")
+            time = max(ledger_time(), head.time) if head else ledger_time()
             seq = size
             errors: list[tuple[int, LedgerError]] = []
             placed: dict[bytes, int] = {}  # statement hash -> seq, this batch

@@ -37,7 +37,7 @@ def scope_audit(ledger: Ledger, code: str) -> dict[str, Any]:
         head = store.head(conn)
         if head is None:
             raise LedgerError("the ledger is empty; run `suyuan init` first", code="not_found")
-        size, stored_root, note = head
+        size, stored_root, note = head.size, head.root, head.note
         steps = journey_steps(conn, key)
         up = lineage(conn, key, depth=MAX_DEPTH, forward=False)
         down = lineage(conn, key, depth=MAX_DEPTH, forward=True)

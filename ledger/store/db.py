@@ -20,7 +20,7 @@ except ImportError:  # not on Windows: SQLite's own lock serialises writers ther
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Engine,
@@ -176,6 +176,13 @@ def make_engine(url: str | None = None) -> Engine:
     raise ConfigError(f"unsupported database {u.get_backend_name()!r}; use sqlite or postgresql")
 
 
+class Head(NamedTuple):
+    size: int
+    root: bytes
+    note: str  # the signed checkpoint
+    time: str  # the ledger time of the batch it ended
+
+
 class Store:
     """SQL access for one log. Methods taking ``conn`` run inside the caller's transaction."""
 
@@ -264,20 +271,14 @@ class Store:
 
     # --- the log -------------------------------------------------------------------------
 
-    def head(self, conn: Connection) -> tuple[int, bytes, str] | None:
-        """(size, root, note) of the latest checkpoint, which every batch ends with."""
+    def head(self, conn: Connection) -> Head | None:
+        """The latest checkpoint, which every batch ends with."""
         row = conn.execute(
-            select(checkpoints.c.size, checkpoints.c.root, checkpoints.c.note)
+            select(checkpoints.c.size, checkpoints.c.root, checkpoints.c.note, checkpoints.c.time)
             .order_by(checkpoints.c.size.desc())
             .limit(1)
         ).first()
-        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
-
-    def latest_time(self, conn: Connection) -> str | None:
-        """The ledger time of the latest batch (its checkpoint's row), if any."""
-        v = conn.execute(select(checkpoints.c.time).order_by(checkpoints.c.size.desc())
-                         .limit(1)).scalar()
-        return None if v is None else str(v)
+        return None if row is None else Head(int(row[0]), bytes(row[1]), str(row[2]), str(row[3]))
 
     def checkpoint_at(self, conn: Connection, size: int) -> tuple[bytes, str] | None:
         row = conn.execute(
