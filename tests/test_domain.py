@@ -27,7 +27,7 @@ from ledger.domain import (
 from ledger.errors import IdentifierError, MalformedInput, NotAuthorised
 from ledger.registry import ROLES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "epcis"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "epcis"
 PARTY = "uscc:91310110666007217T"
 TIME = "2026-11-27T13:05:00+08:00"
 

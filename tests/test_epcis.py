@@ -30,7 +30,7 @@ from ledger.schemas import validate_event_body
 from tests.support import World, new_uscc
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures" / "epcis"
+FIXTURES = REPO / "tests" / "fixtures" / "epcis"
 
 Doc = dict[str, Any]
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from ledger import ids
 from ledger.errors import IdentifierError
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "epcis"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "epcis"
 GS1 = "https://id.gs1.org"
 CSET82 = string.ascii_letters + string.digits + "!\"%&'()*+,-./:;<=>?_"
 

@@ -15,7 +15,7 @@ from ledger import merkle
 from ledger.errors import ProofError
 
 VECTORS = json.loads(
-    (Path(__file__).resolve().parents[2] / "shared" / "vectors" / "rfc6962.json").read_text()
+    (Path(__file__).resolve().parent / "vectors" / "rfc6962.json").read_text()
 )
 
 

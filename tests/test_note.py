@@ -13,7 +13,7 @@ from ledger import note
 from ledger.errors import NoteError
 
 KAT = json.loads(
-    (Path(__file__).resolve().parents[2] / "shared" / "vectors" / "signed-note.json").read_text()
+    (Path(__file__).resolve().parent / "vectors" / "signed-note.json").read_text()
 )
 
 

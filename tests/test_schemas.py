@@ -21,7 +21,7 @@ from ledger.keys import PartyKey
 from ledger.statements import prepare, sign_one
 from tests.support import new_uscc
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "epcis"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "epcis"
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 EXAMPLES = SCHEMAS / "examples"
 
