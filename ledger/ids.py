@@ -10,7 +10,7 @@ import re
 import string
 from dataclasses import dataclass, replace
 from typing import Final, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from ledger.errors import IdentifierError
 
@@ -349,9 +349,10 @@ _QUALIFIER_NAMES: Final = {
 }  # fmt: skip
 _AI_SEGMENT: Final = re.compile(r"[0-9]{2,4}")
 _WEB_URI: Final = re.compile(r"(?i)https?://([^/?#]*)(.*)")
-# Every GS1 key starts with a company prefix or an indicator digit: a path segment after a
-# key AI that holds no digit at all (/2024/01/report) is a web page, not a mistyped key.
-_HAS_DIGIT: Final = re.compile(r"[0-9]")
+# Every GS1 key value starts with at least 4 digits: the numeric keys have 8 to 18 digits,
+# and the others start with a GS1 company prefix (GS1's linter rule gcppos1). A segment
+# after a key AI that does not (/2024/01/15, /00/index.html) is a web page, not a key.
+_KEY_START: Final = re.compile(r"[0-9]{4}")
 # EU 2018/574 importer index: the fourth character of AI 7040 (GS1 linter "importeridx").
 _IMPORTER_INDEX: Final = frozenset(string.ascii_letters + string.digits + "-_")
 # CSET 39, the characters of a CPID (AI 8010).
@@ -377,31 +378,34 @@ def _dl_segments(uri: str) -> list[str]:
 
 
 def looks_like_digital_link(code: str) -> bool:
-    """Whether ``code`` is read as a GS1 Digital Link, so that it must parse or be refused.
+    """Whether ``index_key`` reads ``code`` as a GS1 Digital Link, which must then parse or
+    be refused, never be indexed as written.
 
-    It is if it is an http(s) URI, or a path starting with '/', one of whose path segments
-    is a GS1 primary key AI (00, 01, 253, 255, 401, 402, 414, 415, 417, 8003, 8004, 8006,
-    8010, 8013, 8017, 8018) followed by a segment holding at least one digit, which every
-    GS1 key does: anywhere, since a Digital Link may have any path prefix.
+    It does if ``code`` is an http(s) URI, or a path starting with '/', one of whose path
+    segments is a GS1 primary key AI (00, 01, 253, 255, 401, 402, 414, 415, 417, 8003,
+    8004, 8006, 8010, 8013, 8017, 8018) followed by a segment that starts with 4 digits, as
+    every GS1 key value does; anywhere in the path, since a Digital Link may have any prefix.
     """
     if not (code.startswith("/") or _WEB_URI.fullmatch(code)):
         return False
     try:
-        segments = _dl_segments(code)
+        return bool(_key_positions(_dl_segments(code), loose=False))
     except IdentifierError:
         return True
-    return any(
-        segments[i] in _DL_KEYS and _HAS_DIGIT.search(segments[i + 1])
-        for i in range(len(segments) - 1)
-    )
 
 
-def _from_digital_link(uri: str) -> DigitalLink | _NoConversion:
-    segments = _dl_segments(uri)
-    keys = [
+def _key_positions(segments: list[str], *, loose: bool) -> list[int]:
+    return [
         i for i in range(len(segments) - 1)
-        if segments[i] in _DL_KEYS and _HAS_DIGIT.search(segments[i + 1])
+        if segments[i] in _DL_KEYS and (loose or _KEY_START.match(unquote(segments[i + 1])))
     ]
+
+
+def _from_digital_link(uri: str, *, loose: bool = False) -> DigitalLink | _NoConversion:
+    """``loose``: any primary key AI segment makes ``uri`` a Digital Link, as it does for a
+    caller that says the string is one; otherwise only one followed by a key-like value."""
+    segments = _dl_segments(uri)
+    keys = _key_positions(segments, loose=loose)
     if not keys:
         return _NoConversion(
             f"{uri} is not a GS1 Digital Link: its path names no GS1 key such as "
@@ -795,10 +799,7 @@ def parse_digital_link(uri: str) -> DigitalLink:
             f"{uri!r} is not a Digital Link; expected https://<domain>/01/<gtin>… or a path "
             "such as /01/09506000134352"
         )
-    link = _convert(uri)
-    if isinstance(link, _NoConversion):
-        raise IdentifierError(link.reason)
-    return link
+    return parse_code(uri)
 
 
 def canonical_code(code: str) -> str:
@@ -815,6 +816,10 @@ def parse_code(code: str) -> DigitalLink:
     """Any accepted product code (Digital Link on any domain, EPC URN, bare GTIN or SSCC)
     decoded, check digits verified."""
     link = _convert(code)
+    if isinstance(link, _NoConversion) and (code.startswith("/") or _WEB_URI.fullmatch(code)):
+        # Said to be a product code: any key AI in the path makes it a Digital Link, so
+        # that /01/123 is refused for its GTIN rather than for naming no key.
+        link = _from_digital_link(code, loose=True)
     if isinstance(link, _NoConversion):
         raise IdentifierError(link.reason)
     return link

@@ -609,8 +609,6 @@ MALFORMED_LINKS = [
     (f"{GS1}/01/09506000134352/10/L/21/", "/10/L/21 does not"),
     (f"{GS1}/01/09506000134352/10/L//", "/10/L/ does not"),  # an empty segment
     (f"{GS1}/01/09506000134352//10/L", "after the key /01/09506000134352"),
-    ("https://example.com/2024/01/15/x", "after the key /01/15"),
-    (f"{GS1}/01/O9506000134352", "must contain only the digits"),  # letter O for zero
     (f"{GS1}/01/09506000134352/21/S/235/X", "it takes 22, 10, 21 or else 235, not both"),
     (f"{GS1}/414/9520123456788/254/A/7040/1ABC", "it takes 254 or else 7040, not both"),
     (f"{GS1}/414/9520123456788/7040/1AB.", "importer index"),
@@ -627,9 +625,30 @@ MALFORMED_LINKS = [
     (f"{GS1}/255/9520123456787", "has check digit 7; expected 8"),
     (f"{GS1}/255/9520123456788AB", "13 digits and up to 12 more digits"),
     (f"{GS1}/402/95201234567890123", "GSIN 95201234567890123 has check digit 3; expected 2"),
-    (f"{GS1}/401/ABC123", "company prefix"),
     (f"{GS1}/8017/106141412345678907", "GSRNP 106141412345678907 has check digit"),
+    # A page address whose path happens to hold a key AI and 4 digits reads as a link.
+    ("https://example.com/report/01/2024", "GTIN 2024 has 4 digits"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("code", "fragment"),
+    [
+        ("https://example.com/2024/01/15/x", "after the key /01/15"),
+        (f"{GS1}/01/O9506000134352", "must contain only the digits"),  # letter O for zero
+        (f"{GS1}/401/ABC123", "company prefix"),
+        (f"{GS1}/01/123", "GTIN 123 has 3 digits"),
+    ],
+)
+def test_paths_whose_key_segment_starts_with_no_4_digits_are_not_read_as_links(
+    code: str, fragment: str
+) -> None:
+    # No GS1 key value starts with fewer than 4 digits, so index_key keeps these as written;
+    # a caller that says the string is a product code is told what is wrong with it.
+    assert not ids.looks_like_digital_link(code)
+    assert ids.index_key(code) == code
+    for call in (ids.canonical_code, ids.parse_digital_link, ids.parse_code):
+        assert fragment in refusal(code, call)
 
 
 @pytest.mark.parametrize(("code", "fragment"), MALFORMED_LINKS)
