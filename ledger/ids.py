@@ -431,8 +431,14 @@ def _from_digital_link(uri: str, *, loose: bool = False) -> DigitalLink | _NoCon
             f"and /{tail} does not"
         )
     ai = segments[root]
-    link = _primary(ai, _unescape(segments[root + 1], what=f"AI {ai} value"))
-    found = _qualifiers(uri, ai, segments[root + 2 :])
+    try:
+        link = _primary(ai, _unescape(segments[root + 1], what=f"AI {ai} value"))
+        found = _qualifiers(uri, ai, segments[root + 2 :])
+    except IdentifierError as e:
+        if uri in e.message:
+            raise
+        # Name the link: one event may carry several, and the value alone may not be found.
+        raise IdentifierError(f"Digital Link {uri}: {e.message}") from None
     return _qualified(link, found)
 
 
