@@ -519,6 +519,7 @@ def test_malformed_gs1_identifiers_are_refused_by_canonical_code_and_index_key(
         "http://transaction.acme.com/po/12345678",
         # A key AI segment followed by a segment with no digit: no GS1 key is written so.
         "https://news.example/2024/01/report",
+        "https://erp.example/2024/01/15/po",
         "https://example.com/00/index.html",
         "urn:uuid:374d95fc-9457-4a51-bd6a-0bba133845a8",
         "ABC-123",
