@@ -431,13 +431,14 @@ def _from_digital_link(uri: str, *, loose: bool = False) -> DigitalLink | _NoCon
             f"and /{tail} does not"
         )
     ai = segments[root]
+    link = _primary(ai, _unescape(segments[root + 1], what=f"AI {ai} value"))
     try:
-        link = _primary(ai, _unescape(segments[root + 1], what=f"AI {ai} value"))
         found = _qualifiers(uri, ai, segments[root + 2 :])
     except IdentifierError as e:
         if uri in e.message:
             raise
-        # Name the link: one event may carry several, and the value alone may not be found.
+        # Name the link: a qualifier's value alone (a serial, '1AB.') does not say which
+        # of an event's identifiers it came from; a key's value does.
         raise IdentifierError(f"Digital Link {uri}: {e.message}") from None
     return _qualified(link, found)
 
