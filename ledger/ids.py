@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from ledger.errors import IdentifierError
 
@@ -21,6 +21,10 @@ USCC_CHARSET: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 _USCC_VALUE: Final = {c: i for i, c in enumerate(USCC_CHARSET)}
 _USCC_WEIGHTS: Final = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+# GB 11714-1997, the organisation code in positions 9-17: digits count as themselves and
+# letters A-Z as 10-35 (its own alphabet, not the USCC's), weighted 3 7 9 10 5 8 4 2.
+_ORG_VALUE: Final = {c: int(c, 36) for c in string.digits + string.ascii_uppercase}
+_ORG_WEIGHTS: Final = (3, 7, 9, 10, 5, 8, 4, 2)
 
 
 def _check_uscc_chars(chars: str, *, what: str, length: int) -> None:
@@ -38,6 +42,13 @@ def _check_uscc_chars(chars: str, *, what: str, length: int) -> None:
                 f"{what} {chars} has {c!r} at position {position}, which no USCC contains "
                 f"(only digits and the letters {USCC_CHARSET[10:]})"
             )
+    # Positions 3-8 are the registering authority's GB/T 2260 administrative division code.
+    region = chars[2:8]
+    if not region.isdigit():
+        raise IdentifierError(
+            f"{what} {chars} has {region!r} at positions 3-8, where the GB/T 2260 region "
+            "code of 6 digits belongs"
+        )
 
 
 def uscc_check_char(first17: str) -> str:
@@ -47,17 +58,50 @@ def uscc_check_char(first17: str) -> str:
     return USCC_CHARSET[(31 - total % 31) % 31]
 
 
+def org_code_check_char(body8: str) -> str:
+    """The check character (position 17 of a USCC) of the GB 11714 organisation code whose
+    first 8 characters are ``body8`` (positions 9-16): 11 - sum mod 11, 10 -> X, 11 -> 0."""
+    if len(body8) != 8 or any(c not in _ORG_VALUE for c in body8):
+        raise IdentifierError(
+            f"organisation code body {body8!r} must be 8 digits or upper-case letters"
+        )
+    check = 11 - sum(_ORG_VALUE[c] * w for c, w in zip(body8, _ORG_WEIGHTS, strict=True)) % 11
+    return "X" if check == 10 else "0" if check == 11 else str(check)
+
+
 def validate_uscc(code: str) -> str:
-    """Return ``code`` if it is an 18-character USCC with a correct check character."""
+    """Return ``code`` if it is an 18-character USCC whose two check characters are correct:
+    the organisation code's (position 17, GB 11714) and the code's own (position 18)."""
     _check_uscc_chars(code, what="USCC", length=18)
     expected = uscc_check_char(code[:17])
     if code[17] != expected:
         raise IdentifierError(f"USCC {code} has check character {code[17]}; expected {expected}")
+    inner = org_code_check_char(code[8:16])
+    if code[16] != inner:
+        raise IdentifierError(
+            f"USCC {code} has organisation code {code[8:17]}, whose check character (position "
+            f"17) is {code[16]}; GB 11714 gives {inner}"
+        )
     return code
 
 
-def make_uscc(first17: str) -> str:
-    """Complete 17 USCC characters with their check character (demo and test data)."""
+def make_uscc(body: str) -> str:
+    """Complete a USCC (demo and test data). 16 characters get the organisation code's check
+    character and then the USCC's; 17 (the organisation code's check character included,
+    and verified) get the USCC's."""
+    if len(body) not in (16, 17):
+        raise IdentifierError(
+            f"USCC body {body!r} has {len(body)} characters; give 16, or 17 with the "
+            "organisation code's check character"
+        )
+    _check_uscc_chars(body[:16].ljust(17, "0"), what="USCC body", length=17)
+    inner = org_code_check_char(body[8:16])
+    if len(body) == 17 and body[16] != inner:
+        raise IdentifierError(
+            f"USCC body {body} has organisation code check character {body[16]}; GB 11714 "
+            f"gives {inner}"
+        )
+    first17 = body[:16] + inner
     return first17 + uscc_check_char(first17)
 
 
@@ -130,7 +174,8 @@ CANONICAL_BASE: Final = "https://id.gs1.org"
 """Every canonical identifier is a Digital Link on this base, whichever domain it came on."""
 
 LinkKind = Literal[
-    "class", "lot", "item", "sscc", "location", "party", "grai", "giai", "gsrn", "gdti"
+    "class", "lot", "item", "sscc", "location", "party", "payto", "grai", "giai", "gsrn",
+    "gsrnp", "gdti", "gcn", "ginc", "gsin", "itip", "cpid", "gmn",
 ]
 
 
@@ -139,8 +184,10 @@ class DigitalLink:
     """A GS1 key with its qualifiers, as ``parse_digital_link`` decodes it.
 
     Values are decoded (no percent-escapes); GTINs are 14 digits. ``serial`` is the
-    serial of an item, or the serial component of a GRAI or GDTI. ``gln`` is the GLN of a
-    location (AI 414) or of a party (AI 417).
+    serial of an item or of a piece (ITIP), or the serial component of a GRAI or GDTI.
+    ``gln`` is the GLN of a location (AI 414), of a party (AI 417) or of a payee (AI 415).
+    ``uic_ext`` is AI 7040, the EU 2018/574 UIC with extension that may qualify a location,
+    a party or an asset; ``srin`` is AI 8019, the service relation instance of a GSRN(P).
     """
 
     kind: LinkKind
@@ -155,32 +202,63 @@ class DigitalLink:
     giai: str | None = None
     gsrn: str | None = None
     gdti: str | None = None
+    tpx: str | None = None
+    uic_ext: str | None = None
+    payment_ref: str | None = None
+    gsrnp: str | None = None
+    srin: str | None = None
+    gcn: str | None = None
+    ginc: str | None = None
+    gsin: str | None = None
+    itip: str | None = None
+    cpid: str | None = None
+    cpid_serial: str | None = None
+    gmn: str | None = None
+
+    @property
+    def elements(self) -> tuple[tuple[str, str], ...]:
+        """The (AI, value) pairs of the key and its qualifiers, in Digital Link path order."""
+        pairs: list[tuple[str, str | None]]
+        if self.kind in ("class", "lot", "item"):
+            pairs = [("01", self.gtin), ("22", self.cpv), ("10", self.lot), ("21", self.serial),
+                     ("235", self.tpx)]
+        elif self.kind == "sscc":
+            pairs = [("00", self.sscc)]
+        elif self.kind == "location":
+            pairs = [("414", self.gln), ("254", self.gln_extension), ("7040", self.uic_ext)]
+        elif self.kind == "party":
+            pairs = [("417", self.gln), ("7040", self.uic_ext)]
+        elif self.kind == "payto":
+            pairs = [("415", self.gln), ("8020", self.payment_ref)]
+        elif self.kind == "grai":
+            # AI 8003 is a filler 0, the 13-digit GRAI, then the optional serial, all one value.
+            pairs = [("8003", f"0{self.grai}{self.serial or ''}")]
+        elif self.kind == "giai":
+            pairs = [("8004", self.giai), ("7040", self.uic_ext)]
+        elif self.kind == "gsrn":
+            pairs = [("8018", self.gsrn), ("8019", self.srin)]
+        elif self.kind == "gsrnp":
+            pairs = [("8017", self.gsrnp), ("8019", self.srin)]
+        elif self.kind == "gdti":
+            pairs = [("253", f"{self.gdti}{self.serial or ''}")]
+        elif self.kind == "gcn":
+            pairs = [("255", self.gcn)]
+        elif self.kind == "ginc":
+            pairs = [("401", self.ginc)]
+        elif self.kind == "gsin":
+            pairs = [("402", self.gsin)]
+        elif self.kind == "itip":
+            pairs = [("8006", self.itip), ("22", self.cpv), ("10", self.lot), ("21", self.serial)]
+        elif self.kind == "cpid":
+            pairs = [("8010", self.cpid), ("8011", self.cpid_serial)]
+        else:
+            pairs = [("8013", self.gmn)]
+        return tuple((ai, value) for ai, value in pairs if value is not None)
 
     @property
     def path(self) -> str:
         """The Digital Link path, the same on any resolver domain."""
-        if self.kind in ("class", "lot", "item"):
-            return (
-                f"/01/{self.gtin}"
-                + (f"/22/{_dl_escape(self.cpv)}" if self.cpv is not None else "")
-                + (f"/10/{_dl_escape(self.lot)}" if self.lot is not None else "")
-                + (f"/21/{_dl_escape(self.serial)}" if self.serial is not None else "")
-            )
-        if self.kind == "sscc":
-            return f"/00/{self.sscc}"
-        if self.kind == "location":
-            ext = self.gln_extension
-            return f"/414/{self.gln}" + (f"/254/{_dl_escape(ext)}" if ext is not None else "")
-        if self.kind == "party":
-            return f"/417/{self.gln}"
-        if self.kind == "grai":
-            # AI 8003 is a filler 0, the 13-digit GRAI, then the optional serial, all one value.
-            return f"/8003/0{self.grai}{_dl_escape(self.serial or '')}"
-        if self.kind == "giai":
-            return f"/8004/{_dl_escape(self.giai or '')}"
-        if self.kind == "gsrn":
-            return f"/8018/{self.gsrn}"
-        return f"/253/{self.gdti}{_dl_escape(self.serial or '')}"
+        return "".join(f"/{ai}/{_dl_escape(value)}" for ai, value in self.elements)
 
     @property
     def canonical(self) -> str:
@@ -250,25 +328,42 @@ def _check_cset82(value: str, *, what: str, max_len: int) -> None:
 
 # --- Digital Link URIs -------------------------------------------------------------------
 
-# Every AI the GS1 Digital Link standard admits as a primary key; only some are converted.
-_PRIMARY_KEY_AIS: Final = frozenset(
-    "00 01 253 255 401 402 414 417 8003 8004 8006 8010 8013 8017 8018".split()
-)
-_CONVERTED_AIS: Final = ("00", "01", "253", "414", "417", "8003", "8004", "8018")
-# Key qualifiers in the one order the standard allows them.
-_QUALIFIERS: Final[dict[str, tuple[str, ...]]] = {"01": ("22", "10", "21"), "414": ("254",)}
-# Qualifiers GS1 defines that have no field here; such links are indexed as written.
-_UNCONVERTED_QUALIFIERS: Final[dict[str, frozenset[str]]] = {
-    "01": frozenset({"235"}),
-    "414": frozenset({"7040"}),
-    "8018": frozenset({"8019"}),
-}
+# The GS1 Digital Link 1.4 path grammar, as GS1's Barcode Syntax Dictionary states it
+# ("dlpkey"): every primary key AI, and the sequences of key qualifiers it may take. Each
+# qualifier in a sequence is optional, they come in the order given, and alternative
+# sequences exclude each other (a GTIN takes CPV, lot and serial, or else a TPX).
+_DL_KEYS: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
+    "00": (), "01": (("22", "10", "21"), ("235",)), "253": (), "255": (), "401": (),
+    "402": (), "414": (("254",), ("7040",)), "415": (("8020",),), "417": (("7040",),),
+    "8003": (), "8004": (("7040",),), "8006": (("22", "10", "21"),), "8010": (("8011",),),
+    "8013": (), "8017": (("8019",),), "8018": (("8019",),),
+}  # fmt: skip
+# Qualifiers a key cannot stand without: AI 415 (pay to) always comes with its reference.
+_REQUIRED_QUALIFIER: Final = {"415": "8020"}
+_QUALIFIER_NAMES: Final = {
+    "22": "consumer product variant (CPV)", "10": "lot", "21": "serial",
+    "235": "third-party serial (TPX)",
+    "254": "GLN extension", "7040": "UIC with extension (AI 7040)",
+    "8019": "service relation instance (SRIN)", "8011": "CPID serial",
+    "8020": "payment reference",
+}  # fmt: skip
 _AI_SEGMENT: Final = re.compile(r"[0-9]{2,4}")
 _WEB_URI: Final = re.compile(r"(?i)https?://([^/?#]*)(.*)")
-_QUALIFIER_NAMES: Final = {"22": "CPV", "10": "lot", "21": "serial", "254": "GLN extension"}
+# Every GS1 key value starts with at least 4 digits: the numeric keys have 8 to 18 digits,
+# and the others start with a GS1 company prefix (GS1's linter rule gcppos1). A segment
+# after a key AI that does not (/2024/01/15, /00/index.html) is a web page, not a key.
+_KEY_START: Final = re.compile(r"[0-9]{4}")
+# EU 2018/574 importer index: the fourth character of AI 7040 (GS1 linter "importeridx").
+_IMPORTER_INDEX: Final = frozenset(string.ascii_letters + string.digits + "-_")
+# CSET 39, the characters of a CPID (AI 8010).
+_CSET39: Final = frozenset(string.ascii_uppercase + string.digits + "#-/")
+# CSET 32, the check character pair of a GMN (AI 8013), in order of value.
+_CSET32: Final = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_CSET82_ORDER: Final = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_PRIMES: Final = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83)
 
 
-def _from_digital_link(uri: str) -> DigitalLink | _NoConversion:
+def _dl_segments(uri: str) -> list[str]:
     web = _WEB_URI.fullmatch(uri)
     if web is not None and not web.group(1):
         raise IdentifierError(f"Digital Link {uri} has no domain after the scheme")
@@ -276,61 +371,177 @@ def _from_digital_link(uri: str) -> DigitalLink | _NoConversion:
     # Query and fragment carry data attributes and link types, never identity.
     path = rest.split("#", 1)[0].split("?", 1)[0]
     segments = path.split("/")[1:]
+    # One trailing '/' is tolerated, as resolvers do; a second leaves an empty segment.
     if segments and not segments[-1]:
         segments.pop()
+    return segments
+
+
+def looks_like_digital_link(code: str) -> bool:
+    """Whether ``index_key`` reads ``code`` as a GS1 Digital Link, which must then parse or
+    be refused, never be indexed as written.
+
+    It does if ``code`` is an http(s) URI, or a path starting with '/', one of whose path
+    segments is a GS1 primary key AI (00, 01, 253, 255, 401, 402, 414, 415, 417, 8003,
+    8004, 8006, 8010, 8013, 8017, 8018) followed by a segment that starts with 4 digits, as
+    every GS1 key value does; anywhere in the path, since a Digital Link may have any prefix.
+    """
+    if not (code.startswith("/") or _WEB_URI.fullmatch(code)):
+        return False
+    try:
+        return bool(_key_positions(_dl_segments(code), loose=False))
+    except IdentifierError:
+        return True
+
+
+def _key_positions(segments: list[str], *, loose: bool) -> list[int]:
+    return [
+        i for i in range(len(segments) - 1)
+        if segments[i] in _DL_KEYS and (loose or _KEY_START.match(unquote(segments[i + 1])))
+    ]
+
+
+def _from_digital_link(uri: str, *, loose: bool = False) -> DigitalLink | _NoConversion:
+    """``loose``: any primary key AI segment makes ``uri`` a Digital Link, as it does for a
+    caller that says the string is one; otherwise only one followed by a key-like value."""
+    segments = _dl_segments(uri)
+    keys = _key_positions(segments, loose=loose)
+    if not keys:
+        return _NoConversion(
+            f"{uri} is not a GS1 Digital Link: its path names no GS1 key such as "
+            "/01/<GTIN> or /00/<SSCC>"
+        )
     # As GS1's own parser does: walk /AI/value pairs back from the end of the path; the
     # first primary key found is the root and anything before it is the domain's own prefix.
     root = None
     i = len(segments) - 2
     while i >= 0 and _AI_SEGMENT.fullmatch(segments[i]):
-        if segments[i] in _PRIMARY_KEY_AIS:
+        if segments[i] in _DL_KEYS:
             root = i
             break
         i -= 2
     if root is None:
-        return _NoConversion(
-            f"{uri} is not a GS1 Digital Link: its path names no GS1 key such as /01/ or /00/"
+        # The path names a key but does not end in /AI/value pairs after it: a qualifier
+        # without a value (/21), a value without an AI (/21/x/y), an empty segment (//).
+        k = keys[-1]
+        tail = "/".join(segments[k + 2 :])
+        raise IdentifierError(
+            f"Digital Link {uri} does not follow the GS1 Digital Link grammar: after the key "
+            f"/{segments[k]}/{segments[k + 1]} the path must go on in /AI/value pairs, "
+            f"and /{tail} does not"
         )
     ai = segments[root]
-    if ai not in _CONVERTED_AIS:
-        return _NoConversion(
-            f"{uri} uses GS1 key AI {ai}, which this ledger does not convert "
-            f"(it converts AIs {', '.join(_CONVERTED_AIS)})"
-        )
     link = _primary(ai, _unescape(segments[root + 1], what=f"AI {ai} value"))
+    try:
+        found = _qualifiers(uri, ai, segments[root + 2 :])
+    except IdentifierError as e:
+        if uri in e.message:
+            raise
+        # Name the link: a qualifier's value alone (a serial, '1AB.') does not say which
+        # of an event's identifiers it came from; a key's value does.
+        raise IdentifierError(f"Digital Link {uri}: {e.message}") from None
+    return _qualified(link, found)
 
-    allowed = _QUALIFIERS.get(ai, ())
-    found: dict[str, str] = {}
-    last = -1
-    for j in range(root + 2, len(segments), 2):
-        q = segments[j]
-        if q in _UNCONVERTED_QUALIFIERS.get(ai, frozenset()):
-            return _NoConversion(
-                f"{uri} has key qualifier AI {q}, which this ledger does not convert"
-            )
+
+def _qualifiers(uri: str, ai: str, pairs: list[str]) -> dict[str, str]:
+    """The decoded, checked key qualifiers of key AI ``ai`` from the /AI/value pairs after it."""
+    sequences = _DL_KEYS[ai]
+    allowed = [q for seq in sequences for q in seq]
+    names = pairs[0::2]
+    for q in names:
         if q not in allowed:
             after = f"only {', '.join(allowed)} may follow it" if allowed else "it takes none"
             raise IdentifierError(
                 f"Digital Link {uri} has AI {q} in its path, which is not a key qualifier of "
                 f"AI {ai} ({after}); data attributes belong in the query string"
             )
-        if allowed.index(q) <= last:
-            raise IdentifierError(
-                f"Digital Link {uri} must give the qualifiers of AI {ai} at most once each, "
-                f"in the order {', '.join(allowed)}"
-            )
-        last = allowed.index(q)
-        value = _unescape(segments[j + 1], what=_QUALIFIER_NAMES[q])
-        _check_cset82(value, what=_QUALIFIER_NAMES[q], max_len=20)
-        found[q] = value
+    sequence = next(seq for seq in sequences if names[0] in seq) if names else ()
+    if any(q not in sequence for q in names):
+        alternatives = " or else ".join(", ".join(seq) for seq in sequences)
+        raise IdentifierError(
+            f"Digital Link {uri} mixes key qualifiers of AI {ai} that exclude each other: "
+            f"it takes {alternatives}, not both"
+        )
+    positions = [sequence.index(q) for q in names]
+    if positions != sorted(set(positions)):
+        raise IdentifierError(
+            f"Digital Link {uri} must give the qualifiers of AI {ai} at most once each, "
+            f"in the order {', '.join(sequence)}"
+        )
+    required = _REQUIRED_QUALIFIER.get(ai)
+    if required is not None and required not in names:
+        raise IdentifierError(
+            f"Digital Link {uri} names AI {ai} without its {_QUALIFIER_NAMES[required]} "
+            f"(/{required}/…), which GS1 requires with it"
+        )
+    found: dict[str, str] = {}
+    for q, raw in zip(names, pairs[1::2], strict=True):
+        found[q] = _qualifier_value(q, _unescape(raw, what=_QUALIFIER_NAMES[q]))
+    return found
 
-    if ai == "414":
-        return DigitalLink("location", gln=link.gln, gln_extension=found.get("254"))
-    if ai == "01":
-        lot, serial = found.get("10"), found.get("21")
-        kind: LinkKind = "item" if serial is not None else "lot" if lot is not None else "class"
-        return DigitalLink(kind, gtin=link.gtin, cpv=found.get("22"), lot=lot, serial=serial)
-    return link
+
+def _qualifier_value(ai: str, value: str) -> str:
+    what = _QUALIFIER_NAMES[ai]
+    if ai in ("22", "10", "21", "254"):
+        _check_cset82(value, what=what, max_len=20)
+    elif ai == "235":
+        _check_cset82(value, what=what, max_len=28)
+    elif ai == "8020":
+        _check_cset82(value, what=what, max_len=25)
+    elif ai == "7040":
+        # N1 X1 X1 X1: a digit, two CSET 82 characters and an importer index character.
+        _check_cset82(value, what=what, max_len=4)
+        if not (len(value) == 4 and value[0] in string.digits and value[3] in _IMPORTER_INDEX):
+            raise IdentifierError(
+                f"{what} {value!r} must be 4 characters: a digit, two letters, digits or "
+                "symbols, and an importer index (a letter, digit, '-' or '_')"
+            )
+    else:  # 8019 SRIN (N..10) and 8011 CPID serial (N..12, no leading zero)
+        _check_digits(value, what=what)
+        limit = 10 if ai == "8019" else 12
+        if len(value) > limit:
+            raise IdentifierError(f"{what} {value} has {len(value)} digits; GS1 allows {limit}")
+        if ai == "8011" and len(value) > 1 and value[0] == "0":
+            raise IdentifierError(f"{what} {value} must not start with 0")
+    return value
+
+
+def _qualified(link: DigitalLink, found: dict[str, str]) -> DigitalLink:
+    """``link`` (a primary key alone) with the qualifiers ``found`` after it."""
+    if not found:
+        return link
+    if link.kind == "class":
+        lot, serial, tpx = found.get("10"), found.get("21"), found.get("235")
+        kind: LinkKind = (
+            "item" if serial is not None or tpx is not None
+            else "lot" if lot is not None else "class"
+        )
+        return DigitalLink(
+            kind, gtin=link.gtin, cpv=found.get("22"), lot=lot, serial=serial, tpx=tpx
+        )
+    if link.kind == "itip":
+        return replace(link, cpv=found.get("22"), lot=found.get("10"), serial=found.get("21"))
+    return replace(
+        link, gln_extension=found.get("254"), uic_ext=found.get("7040"),
+        srin=found.get("8019"), cpid_serial=found.get("8011"), payment_ref=found.get("8020"),
+    )
+
+
+def _check_company_prefix(value: str, *, what: str) -> None:
+    # GS1's linter rule gcppos1 ("key"): the value starts with a company prefix, 4+ digits.
+    if not (len(value) >= 4 and value[:4].isascii() and value[:4].isdigit()):
+        raise IdentifierError(
+            f"{what} {value!r} must start with its owner's GS1 company prefix, 4 or more digits"
+        )
+
+
+def gmn_check_pair(body: str) -> str:
+    """The two check characters of a GMN (AI 8013) whose other characters are ``body``."""
+    _check_cset82(body, what="GMN body", max_len=23)
+    # GS1 General Specifications 7.9.5: CSET 82 values weighted by primes from the right,
+    # modulo 1021, split into two CSET 32 characters of 5 bits each.
+    total = sum(_CSET82_ORDER.index(c) * p for c, p in zip(reversed(body), _PRIMES, strict=False)) % 1021
+    return _CSET32[total >> 5] + _CSET32[total & 31]
 
 
 def _primary(ai: str, value: str) -> DigitalLink:
@@ -339,21 +550,56 @@ def _primary(ai: str, value: str) -> DigitalLink:
         return DigitalLink("class", gtin=validate_gtin(value))
     if ai == "00":
         return DigitalLink("sscc", sscc=validate_sscc(value))
-    if ai == "414":
-        return DigitalLink("location", gln=validate_gln(value))
-    if ai == "417":
-        return DigitalLink("party", gln=validate_gln(value))
-    if ai == "8018":
-        _check_key(value, what="GSRN", lengths=(18,))
-        return DigitalLink("gsrn", gsrn=value)
+    if ai in ("414", "415", "417"):
+        kind: LinkKind = "location" if ai == "414" else "payto" if ai == "415" else "party"
+        return DigitalLink(kind, gln=validate_gln(value))
+    if ai in ("8017", "8018"):
+        what = "GSRNP" if ai == "8017" else "GSRN"
+        _check_key(value, what=what, lengths=(18,))
+        return DigitalLink("gsrnp", gsrnp=value) if ai == "8017" else DigitalLink("gsrn", gsrn=value)
+    if ai == "402":
+        _check_key(value, what="GSIN", lengths=(17,))
+        return DigitalLink("gsin", gsin=value)
     if ai == "8004":
         _check_cset82(value, what="GIAI", max_len=30)
-        # GS1's linter rule gcppos1: the value starts with a company prefix, at least 4 digits.
-        if not (len(value) >= 4 and value[:4].isascii() and value[:4].isdigit()):
-            raise IdentifierError(
-                f"GIAI {value!r} must start with its owner's GS1 company prefix, 4 or more digits"
-            )
+        _check_company_prefix(value, what="GIAI")
         return DigitalLink("giai", giai=value)
+    if ai == "401":
+        _check_cset82(value, what="GINC", max_len=30)
+        _check_company_prefix(value, what="GINC")
+        return DigitalLink("ginc", ginc=value)
+    if ai == "8010":
+        if not value or len(value) > 30 or any(c not in _CSET39 for c in value):
+            raise IdentifierError(
+                f"CPID {value!r} must be 1 to 30 upper-case letters, digits, '#', '-' or '/'"
+            )
+        _check_company_prefix(value, what="CPID")
+        return DigitalLink("cpid", cpid=value)
+    if ai == "8013":
+        _check_cset82(value, what="GMN", max_len=25)
+        _check_company_prefix(value, what="GMN")
+        expected = gmn_check_pair(value[:-2]) if len(value) >= 3 else ""
+        if value[-2:] != expected:
+            raise IdentifierError(
+                f"GMN {value} has check characters {value[-2:]}; expected {expected or 'more'}"
+            )
+        return DigitalLink("gmn", gmn=value)
+    if ai == "8006":
+        # N14 check digit, then N4: this piece's number and the number of pieces.
+        _check_digits(value, what="ITIP")
+        if len(value) != 18:
+            raise IdentifierError(
+                f"ITIP {value} has {len(value)} digits; it needs 18: a GTIN-14, the piece "
+                "number and the total number of pieces"
+            )
+        validate_gtin(value[:14])
+        piece, total = int(value[14:16]), int(value[16:18])
+        if not 1 <= piece <= total:
+            raise IdentifierError(
+                f"ITIP {value} says piece {value[14:16]} of {value[16:18]}; pieces count "
+                "from 01 up to the total"
+            )
+        return DigitalLink("itip", itip=value)
     if ai == "8003":
         if len(value) < 14 or value[0] != "0":
             raise IdentifierError(
@@ -364,6 +610,12 @@ def _primary(ai: str, value: str) -> DigitalLink:
         if serial is not None:
             _check_cset82(serial, what="GRAI serial", max_len=16)
         return DigitalLink("grai", grai=value[1:14], serial=serial)
+    if ai == "255":
+        # The 13-digit GCN and an optional numeric serial of up to 12 digits.
+        _check_key(value[:13], what="GCN", lengths=(13,))
+        if len(value) > 25 or not (value.isascii() and value.isdigit()):
+            raise IdentifierError(f"GCN {value!r} must be 13 digits and up to 12 more digits")
+        return DigitalLink("gcn", gcn=value)
     # AI 253: the 13-digit GDTI and an optional serial.
     _check_key(value[:13], what="GDTI", lengths=(13,))
     serial = value[13:] or None
@@ -414,7 +666,8 @@ def _complete(body: str) -> str:
 _EPC_PARTS: Final = {
     ("id", "sgtin"): 3, ("class", "lgtin"): 3, ("idpat", "sgtin"): 3, ("id", "sscc"): 2,
     ("id", "sgln"): 3, ("id", "pgln"): 2, ("id", "grai"): 3, ("id", "gdti"): 3,
-    ("id", "gsrn"): 2, ("id", "giai"): 2,
+    ("id", "gsrn"): 2, ("id", "giai"): 2, ("id", "gsrnp"): 2, ("id", "ginc"): 2,
+    ("id", "gsin"): 2, ("id", "sgcn"): 3, ("id", "itip"): 5, ("id", "upui"): 3, ("id", "cpi"): 3,
 }  # fmt: skip
 
 
@@ -438,7 +691,7 @@ def _from_epc_urn(urn: str) -> DigitalLink | _NoConversion:
             f"{urn} matches every product of a company, so it names no GTIN to link to"
         )
 
-    if scheme in ("sgtin", "lgtin"):
+    if scheme in ("sgtin", "lgtin", "itip", "upui"):
         prefix, reference = _epc_numbers(urn, scheme, parts, total=13)
         # The reference starts with the GTIN's indicator digit, which leads the GTIN.
         gtin = _complete(reference[0] + prefix + reference[1:])
@@ -449,6 +702,15 @@ def _from_epc_urn(urn: str) -> DigitalLink | _NoConversion:
         if form == "class":
             lot = _epc_component(urn, parts[2], what="lot", max_len=20)
             return DigitalLink("lot", gtin=gtin, lot=lot)
+        if scheme == "upui":
+            tpx = _epc_component(urn, parts[2], what="third-party serial (TPX)", max_len=28)
+            return DigitalLink("item", gtin=gtin, tpx=tpx)
+        if scheme == "itip":
+            piece_total = parts[2] + parts[3]
+            if not (len(piece_total) == 4 and piece_total.isascii() and piece_total.isdigit()):
+                raise IdentifierError(f"EPC URN {urn} must give piece and total as 2 digits each")
+            serial = _epc_component(urn, parts[4], what="serial", max_len=20)
+            return replace(_primary("8006", gtin + piece_total), serial=serial)
         serial = _epc_component(urn, parts[2], what="serial", max_len=20)
         return DigitalLink("item", gtin=gtin, serial=serial)
     if scheme == "sscc":
@@ -463,10 +725,26 @@ def _from_epc_urn(urn: str) -> DigitalLink | _NoConversion:
             )
         reference = _epc_component(urn, parts[1], what="asset reference", max_len=30 - len(prefix))
         return DigitalLink("giai", giai=prefix + reference)
-    if scheme == "gsrn":
-        return DigitalLink(
-            "gsrn", gsrn=_complete("".join(_epc_numbers(urn, scheme, parts, total=17)))
-        )
+    if scheme in ("ginc", "cpi"):
+        prefix = parts[0]
+        if not (prefix.isascii() and prefix.isdigit() and 6 <= len(prefix) <= 12):
+            raise IdentifierError(
+                f"EPC URN {urn} must start with a GS1 company prefix of 6 to 12 digits"
+            )
+        if scheme == "ginc":
+            reference = _epc_component(
+                urn, parts[1], what="consignment reference", max_len=30 - len(prefix)
+            )
+            return _primary("401", prefix + reference)
+        # A component/part reference writes '#' and '/' as %23 and %2F (Tag Data Standard).
+        reference = parts[1].replace("%23", "#").replace("%2F", "/")
+        cpid = _primary("8010", prefix + reference)
+        return _qualified(cpid, {"8011": _qualifier_value("8011", parts[2])})
+    if scheme in ("gsrn", "gsrnp"):
+        key = _complete("".join(_epc_numbers(urn, scheme, parts, total=17)))
+        return _primary("8018" if scheme == "gsrn" else "8017", key)
+    if scheme == "gsin":
+        return _primary("402", _complete("".join(_epc_numbers(urn, scheme, parts, total=16))))
     key = _complete("".join(_epc_numbers(urn, scheme, parts, total=12)))
     if scheme == "pgln":
         return DigitalLink("party", gln=key)
@@ -479,6 +757,11 @@ def _from_epc_urn(urn: str) -> DigitalLink | _NoConversion:
     if scheme == "grai":
         serial = _epc_component(urn, parts[2], what="GRAI serial", max_len=16)
         return DigitalLink("grai", grai=key, serial=serial)
+    if scheme == "sgcn":
+        # The coupon's serial component is numeric, 1 to 12 digits.
+        if not (parts[2].isascii() and parts[2].isdigit() and 1 <= len(parts[2]) <= 12):
+            raise IdentifierError(f"EPC URN {urn} must end in a GCN serial of 1 to 12 digits")
+        return _primary("255", key + parts[2])
     serial = _epc_component(urn, parts[2], what="GDTI serial", max_len=17)
     return DigitalLink("gdti", gdti=key, serial=serial)
 
@@ -523,10 +806,7 @@ def parse_digital_link(uri: str) -> DigitalLink:
             f"{uri!r} is not a Digital Link; expected https://<domain>/01/<gtin>… or a path "
             "such as /01/09506000134352"
         )
-    link = _convert(uri)
-    if isinstance(link, _NoConversion):
-        raise IdentifierError(link.reason)
-    return link
+    return parse_code(uri)
 
 
 def canonical_code(code: str) -> str:
@@ -543,6 +823,10 @@ def parse_code(code: str) -> DigitalLink:
     """Any accepted product code (Digital Link on any domain, EPC URN, bare GTIN or SSCC)
     decoded, check digits verified."""
     link = _convert(code)
+    if isinstance(link, _NoConversion) and (code.startswith("/") or _WEB_URI.fullmatch(code)):
+        # Said to be a product code: any key AI in the path makes it a Digital Link, so
+        # that /01/123 is refused for its GTIN rather than for naming no key.
+        link = _from_digital_link(code, loose=True)
     if isinstance(link, _NoConversion):
         raise IdentifierError(link.reason)
     return link
@@ -557,25 +841,7 @@ def digital_link_path(code: str) -> str:
 def element_string(code: str) -> str:
     """The GS1 element string printed under a barcode, e.g. ``(01)09506000134352(21)7``:
     each application identifier in brackets, then its value as written (not escaped)."""
-    link = parse_code(code)
-    parts: list[tuple[str, str | None]]
-    if link.kind in ("class", "lot", "item"):
-        parts = [("01", link.gtin), ("22", link.cpv), ("10", link.lot), ("21", link.serial)]
-    elif link.kind == "sscc":
-        parts = [("00", link.sscc)]
-    elif link.kind == "location":
-        parts = [("414", link.gln), ("254", link.gln_extension)]
-    elif link.kind == "party":
-        parts = [("417", link.gln)]
-    elif link.kind == "grai":
-        parts = [("8003", f"0{link.grai}{link.serial or ''}")]
-    elif link.kind == "giai":
-        parts = [("8004", link.giai)]
-    elif link.kind == "gsrn":
-        parts = [("8018", link.gsrn)]
-    else:
-        parts = [("253", f"{link.gdti}{link.serial or ''}")]
-    return "".join(f"({ai}){value}" for ai, value in parts if value is not None)
+    return "".join(f"({ai}){value}" for ai, value in parse_code(code).elements)
 
 
 def index_key(code: str) -> str:
@@ -606,14 +872,22 @@ def epc_urn(canonical: str, *, company_prefix_length: int = 7) -> str:
         )
     link = parse_digital_link(canonical)
     n = company_prefix_length
-    if link.kind in ("class", "lot", "item"):
-        if link.cpv is not None:
-            raise IdentifierError(
-                f"{canonical} has a consumer product variant (AI 22), which no EPC URN carries"
-            )
-        gtin = link.gtin or ""
+    # Qualifiers the Tag Data Standard has no place for: an EPC would drop them silently.
+    for ai, _ in link.elements[1:]:
+        if ai in ("7040", "8019", "8020", "22"):
+            what = _QUALIFIER_NAMES[ai]
+            raise IdentifierError(f"{canonical} has a {what} (AI {ai}), which no EPC URN carries")
+    if link.kind in ("class", "lot", "item", "itip"):
+        gtin = (link.itip or "")[:14] if link.kind == "itip" else link.gtin or ""
         numbers = f"{gtin[1 : 1 + n]}.{gtin[0]}{gtin[1 + n : 13]}"
+        if link.kind == "itip":
+            itip = link.itip or ""
+            if link.serial is None:
+                raise IdentifierError(f"{canonical} is an ITIP without a serial, which has no EPC URN")
+            return f"urn:epc:id:itip:{numbers}.{itip[14:16]}.{itip[16:]}.{_epc_escape(link.serial)}"
         # An item's EPC is GTIN + serial; its lot is an attribute, not part of its identity.
+        if link.kind == "item" and link.tpx is not None:
+            return f"urn:epc:id:upui:{numbers}.{_epc_escape(link.tpx)}"
         if link.kind == "item":
             return f"urn:epc:id:sgtin:{numbers}.{_epc_escape(link.serial or '')}"
         if link.kind == "lot":
@@ -633,16 +907,32 @@ def epc_urn(canonical: str, *, company_prefix_length: int = 7) -> str:
     if link.kind == "party":
         gln = link.gln or ""
         return f"urn:epc:id:pgln:{gln[:n]}.{gln[n:12]}"
-    if link.kind == "gsrn":
-        gsrn = link.gsrn or ""
-        return f"urn:epc:id:gsrn:{gsrn[:n]}.{gsrn[n:17]}"
-    if link.kind == "giai":
-        giai = link.giai or ""
-        if len(giai) <= n or not (giai[:n].isascii() and giai[:n].isdigit()):
+    if link.kind in ("gsrn", "gsrnp"):
+        gsrn = (link.gsrn or link.gsrnp) or ""
+        return f"urn:epc:id:{link.kind}:{gsrn[:n]}.{gsrn[n:17]}"
+    if link.kind == "gsin":
+        gsin = link.gsin or ""
+        return f"urn:epc:id:gsin:{gsin[:n]}.{gsin[n:16]}"
+    if link.kind in ("giai", "ginc", "cpid"):
+        key = (link.giai or link.ginc or link.cpid) or ""
+        what = link.kind.upper()
+        if len(key) <= n or not (key[:n].isascii() and key[:n].isdigit()):
             raise IdentifierError(
-                f"GIAI {giai!r} does not start with a {n}-digit company prefix and a reference"
+                f"{what} {key!r} does not start with a {n}-digit company prefix and a reference"
             )
-        return f"urn:epc:id:giai:{giai[:n]}.{_epc_escape(giai[n:])}"
+        if link.kind != "cpid":
+            return f"urn:epc:id:{link.kind}:{key[:n]}.{_epc_escape(key[n:])}"
+        if link.cpid_serial is None:
+            raise IdentifierError(f"{canonical} is a CPID without a serial, which has no EPC URN")
+        reference = key[n:].replace("#", "%23").replace("/", "%2F")
+        return f"urn:epc:id:cpi:{key[:n]}.{reference}.{link.cpid_serial}"
+    if link.kind == "gcn":
+        gcn = link.gcn or ""
+        if len(gcn) == 13:
+            raise IdentifierError(f"{canonical} is a GCN without a serial, which has no EPC URN")
+        return f"urn:epc:id:sgcn:{gcn[:n]}.{gcn[n:12]}.{gcn[13:]}"
+    if link.kind in ("payto", "gmn"):
+        raise IdentifierError(f"{canonical} is a {link.kind.upper()} key, which has no EPC URN")
     # GRAI and GDTI: an EPC names one instance, so the serial is required.
     key = (link.grai if link.kind == "grai" else link.gdti) or ""
     if link.serial is None:

@@ -21,8 +21,8 @@ _counter = itertools.count(1)
 
 
 def new_uscc() -> str:
-    """A fresh valid USCC: the check character computed by GB 32100."""
-    body = f"9113020{next(_counter):010d}"
+    """A fresh valid USCC: both check characters computed (GB 11714 and GB 32100)."""
+    body = f"9113020{next(_counter):09d}"
     return "uscc:" + ids.make_uscc(body)
 
 

@@ -108,7 +108,7 @@ def cli(db_url: str, tmp_path: Path) -> Cli:
 
 
 def uscc(n: int) -> str:
-    return "uscc:" + ids.make_uscc(f"91130200MA{n:07d}")
+    return "uscc:" + ids.make_uscc(f"91130200MA{n:06d}")
 
 
 def gln(body12: str) -> str:

@@ -46,10 +46,13 @@ _USCC_W = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
 def uscc_ok(code: str) -> bool:
-    if len(code) != 18 or any(c not in _USCC for c in code):
+    if len(code) != 18 or any(c not in _USCC for c in code) or not code[2:8].isdigit():
         return False
     total = sum(_USCC.index(c) * w for c, w in zip(code[:17], _USCC_W, strict=True))
-    return _USCC[(31 - total % 31) % 31] == code[17]
+    # GB 11714: positions 9-17 are an organisation code with its own check character.
+    org = sum(int(c, 36) * w for c, w in zip(code[8:16], (3, 7, 9, 10, 5, 8, 4, 2), strict=True))
+    inner = {10: "X", 11: "0"}.get(11 - org % 11, str(11 - org % 11))
+    return _USCC[(31 - total % 31) % 31] == code[17] and inner == code[16]
 
 
 def gs1_ok(digits: str) -> bool:
@@ -61,6 +64,7 @@ def gs1_ok(digits: str) -> bool:
 def test_check_characters_known_answers() -> None:
     assert uscc_ok("91310110666007217T") and uscc_ok("91350100M000100Y43")
     assert not uscc_ok("91310110666007217U")
+    assert not uscc_ok("91737249R62AMHU005")  # the outer check passes, the inner one fails
     assert gs1_ok("09506000134352") and gs1_ok("4901234567894") and not gs1_ok("09506000134353")
 
 

@@ -33,20 +33,26 @@ def refusal(code: str, call: Callable[[str], object] = ids.canonical_code) -> st
 # 91310110666007217T: values 9 1 3 1 0 1 1 0 6 6 6 0 0 7 2 1 7, weights
 # 1 3 9 27 19 26 16 17 20 29 25 13 8 24 10 30 28:
 # 9+3+27+27+0+26+16+0+120+174+150+0+0+168+20+30+196 = 966; 966 mod 31 = 5; 31-5 = 26 = 'T'.
+# Its organisation code 66600721 + 7, weights 3 7 9 10 5 8 4 2:
+# 18+42+54+0+0+56+8+2 = 180; 180 mod 11 = 4; 11-4 = 7.
 # 91350100M000100Y43: M = 21, Y = 30:
 # 9+3+27+135+0+26+0+0+420+0+0+0+8+0+0+900+112 = 1640; 1640 mod 31 = 28; 31-28 = 3 = '3'.
+# Its organisation code M000100Y + 4 (GB 11714 values M = 22, Y = 34):
+# 66+0+0+0+5+0+0+68 = 139; 139 mod 11 = 7; 11-7 = 4.
 USCC_KNOWN = ["91310110666007217T", "91350100M000100Y43"]
-# The two ends of the "31 -> 0" rule, from the first code with its 17th character changed
-# (weight 28; the other 16 contribute 966 - 7*28 = 770):
-# 'K' = 19: 770 + 532 = 1302 = 42*31, mod 31 = 0; 31-0 = 31 -> 0 = '0'.
-# 'X' = 29: 770 + 812 = 1582, mod 31 = 1; 31-1 = 30 = 'Y'.
-USCC_EDGES = ["9131011066600721K0", "9131011066600721XY"]
+# The ends of both rules. Organisation code 66600725 + X: 18+42+54+0+0+56+8+10 = 188,
+# 188 mod 11 = 1, 11-1 = 10 -> 'X'; 6660072A + 0: 18+42+54+0+0+56+8+20 = 198, mod 11 = 0,
+# 11-0 = 11 -> '0'. USCC check characters '0' (31 -> 0) and 'Y' (30), from the
+# re-implementation in test_uscc_inner_check_agrees_with_a_plain_reimplementation.
+USCC_EDGES = ["9131011066600725X3", "913101106660072A0E", "913101106660072090", "913101106660070G7Y"]
 
 
 @pytest.mark.parametrize("code", USCC_KNOWN + USCC_EDGES)
 def test_uscc_known_answers(code: str) -> None:
     assert ids.validate_uscc(code) == code
     assert ids.uscc_check_char(code[:17]) == code[17]
+    assert ids.org_code_check_char(code[8:16]) == code[16]
+    assert ids.make_uscc(code[:16]) == code
     assert ids.make_uscc(code[:17]) == code
 
 
@@ -60,12 +66,27 @@ def test_uscc_every_single_character_corruption_is_refused_naming_the_expected_c
             if c == code[i]:
                 continue
             bad = code[:i] + c + code[i + 1 :]
-            expected = ids.uscc_check_char(bad[:17])
-            assert refusal(bad, ids.validate_uscc) == (
-                f"USCC {bad} has check character {bad[17]}; expected {expected}"
-            )
+            message = refusal(bad, ids.validate_uscc)
+            if 2 <= i <= 7 and not c.isdigit():
+                assert "at positions 3-8, where the GB/T 2260 region code" in message
+            else:
+                expected = ids.uscc_check_char(bad[:17])
+                assert message == f"USCC {bad} has check character {bad[17]}; expected {expected}"
             tried += 1
     assert tried == 18 * 30
+
+
+def test_uscc_whose_organisation_code_check_fails_is_refused() -> None:
+    # The issue's example: the 18th character is right, the 17th is not.
+    assert ids.uscc_check_char("91737249R62AMHU00") == "5"
+    assert refusal("91737249R62AMHU005", ids.validate_uscc) == (
+        "USCC 91737249R62AMHU005 has organisation code R62AMHU00, whose check character "
+        "(position 17) is 0; GB 11714 gives 9"
+    )
+    assert "GB 11714 gives 9" in refusal("uscc:91737249R62AMHU005", ids.parse_party_id)
+    fixed = ids.make_uscc("91737249R62AMHU0")
+    assert fixed[:17] == "91737249R62AMHU09" and ids.validate_uscc(fixed) == fixed
+    assert "gives 9" in refusal("91737249R62AMHU00", ids.make_uscc)
 
 
 def test_uscc_in_lower_case_is_refused_with_the_upper_case_form() -> None:
@@ -80,6 +101,7 @@ def test_uscc_in_lower_case_is_refused_with_the_upper_case_form() -> None:
         ("91310110666007217TT", "has 19 characters; it needs 18"),
         ("9131011066600721IT", "'I' at position 17"),
         ("O1310110666007217T", "'O' at position 1"),
+        ("9131A110666007217T", "'31A110' at positions 3-8"),
         ("", "has 0 characters"),
     ],
 )
@@ -87,12 +109,52 @@ def test_uscc_bad_forms(code: str, fragment: str) -> None:
     assert fragment in refusal(code, ids.validate_uscc)
 
 
-def test_uscc_check_char_needs_exactly_17_valid_characters() -> None:
+def test_uscc_check_char_and_make_uscc_need_valid_bodies() -> None:
     assert "it needs 17" in refusal("9131011066600721", ids.uscc_check_char)
-    assert "'Z'" in refusal("9131011066600721Z", ids.make_uscc)
+    assert "'Z'" in refusal("9131011066600Z21", ids.make_uscc)
+    assert "give 16, or 17" in refusal("913101106660072", ids.make_uscc)
+    assert "positions 3-8" in refusal("91A1011066600721", ids.make_uscc)
 
 
-@given(st.text(alphabet=ids.USCC_CHARSET, min_size=17, max_size=17), st.data())
+# A USCC body drawn at random: positions 1-2 and 9-16 from the USCC alphabet, 3-8 digits.
+USCC_BODIES = st.builds(
+    lambda a, region, b: a + region + b,
+    st.text(alphabet=ids.USCC_CHARSET, min_size=2, max_size=2),
+    st.text(alphabet=string.digits, min_size=6, max_size=6),
+    st.text(alphabet=ids.USCC_CHARSET, min_size=8, max_size=8),
+)
+
+
+def plain_org_check(body8: str) -> str:
+    """GB 11714 written again from the standard: 0-9 as themselves, A-Z as 10-35."""
+    values = [ord(c) - 48 if c <= "9" else ord(c) - 55 for c in body8]
+    c = 11 - sum(v * w for v, w in zip(values, [3, 7, 9, 10, 5, 8, 4, 2], strict=True)) % 11
+    return {10: "X", 11: "0"}.get(c, str(c))
+
+
+@given(USCC_BODIES, st.sampled_from(ids.USCC_CHARSET))
+def test_uscc_inner_check_agrees_with_a_plain_reimplementation(body: str, c17: str) -> None:
+    code17 = body + c17
+    code = code17 + ids.uscc_check_char(code17)
+    if c17 == plain_org_check(body[8:]):
+        assert ids.validate_uscc(code) == code
+        assert ids.make_uscc(body) == code
+    else:
+        assert "GB 11714 gives" in refusal(code, ids.validate_uscc)
+
+
+@given(USCC_BODIES)
+def test_uscc_outer_check_and_format_agree_with_python_stdnum(body: str) -> None:
+    # python-stdnum (test-only) checks the 18th character and the form; it does not know the
+    # organisation code's check, which the test above covers.
+    stdnum_uscc = pytest.importorskip("stdnum.cn.uscc")
+    code = ids.make_uscc(body)
+    if code[:2].isdigit():  # stdnum also wants digits in positions 1-2, which GB 32100 does not
+        assert stdnum_uscc.is_valid(code)
+    assert stdnum_uscc.calc_check_digit(code[:17]) == code[17]
+
+
+@given(USCC_BODIES, st.data())
 def test_made_usccs_validate_and_any_single_change_is_refused(
     body: str, data: st.DataObject
 ) -> None:
@@ -100,7 +162,7 @@ def test_made_usccs_validate_and_any_single_change_is_refused(
     assert ids.validate_uscc(code) == code
     i = data.draw(st.integers(0, 17))
     c = data.draw(st.sampled_from(ids.USCC_CHARSET).filter(lambda c: c != code[i]))
-    with pytest.raises(IdentifierError, match="expected"):
+    with pytest.raises(IdentifierError, match="expected|GB/T 2260"):
         ids.validate_uscc(code[:i] + c + code[i + 1 :])
 
 
@@ -392,7 +454,7 @@ def test_parse_digital_link_fields() -> None:
         (f"/01/09506000134352/21/{'x' * 21}", "at most 20"),
         ("/01/09506000134352/21/a%C3%A9", "does not allow"),
         ("/01/09506000134352/21/50%", "does not start an escape"),
-        ("/01/09506000134352/21/", "is not a GS1 Digital Link"),
+        ("/01/09506000134352/21/", "does not follow the GS1 Digital Link grammar"),
         ("/8003/14012345555554987", "must be a 0, the 13-digit GRAI"),
         ("/8004/40a1", "company prefix"),
         ("https:///01/09506000134352", "no domain"),
@@ -454,10 +516,11 @@ def test_malformed_gs1_identifiers_are_refused_by_canonical_code_and_index_key(
     [
         "urn:epc:id:gid:95100000.12345.400",  # GS1 defines no Digital Link for GID
         "urn:epc:idpat:sgtin:4012345.*.*",  # all of a company's products: no one GTIN
-        "urn:epc:id:gsrnp:4012345.0000000007",  # has a Digital Link (8017), not converted here
-        "https://id.gs1.org/8017/401234500000000074",
-        "https://id.gs1.org/01/09506000134352/235/X",  # TPX qualifier, not converted here
         "http://transaction.acme.com/po/12345678",
+        # A key AI segment followed by a segment with no digit: no GS1 key is written so.
+        "https://news.example/2024/01/report",
+        "https://erp.example/2024/01/15/po",
+        "https://example.com/00/index.html",
         "urn:uuid:374d95fc-9457-4a51-bd6a-0bba133845a8",
         "ABC-123",
     ],
@@ -479,8 +542,10 @@ IDENTIFIERS = sorted(
     }
 )
 GS1_KEYED = re.compile(
-    r"urn:epc:(?:id:(?:sgtin|sscc|sgln|pgln|grai|giai|gsrn|gdti)|class:lgtin|idpat:sgtin):"
-    r"|https?://[^/]+/(?:.*/)?(?:00|01|253|414|417|8003|8004|8018)/"
+    r"urn:epc:(?:id:(?:sgtin|sscc|sgln|pgln|grai|giai|gsrnp?|gdti|sgcn|ginc|gsin|itip|upui|cpi)"
+    r"|class:lgtin|idpat:sgtin):"
+    r"|https?://[^/]+/(?:.*/)?(?:00|01|253|255|401|402|414|415|417|8003|8004|8006|8010|8013"
+    r"|8017|8018)/[^/]*[0-9]"
 )
 KEYED = [i for i in IDENTIFIERS if GS1_KEYED.match(i)]
 OTHERS = [i for i in IDENTIFIERS if not GS1_KEYED.match(i)]
@@ -531,3 +596,152 @@ def test_digital_link_escaping_matches_rfc3986_percent_encoding(value: str) -> N
     from ledger.ids import _dl_escape
 
     assert _dl_escape(value) == quote(value, safe="")
+
+
+# --- The whole GS1 Digital Link 1.4 path grammar (issue 12) -------------------------------
+
+# Malformed links that used to be indexed as plain text: each must be refused by every entry
+# point, naming what is wrong.
+MALFORMED_LINKS = [
+    # Wrong check digit and an odd number of path segments.
+    (f"{GS1}/01/09506000134353/21/x/y", "after the key /01/09506000134353 the path must go on"),
+    (f"{GS1}/01/09506000134353/21/x", "has check digit 3; expected 2"),
+    (f"{GS1}/01/09506000134352/21", "/21 does not"),  # a qualifier without a value
+    (f"{GS1}/01/09506000134352/10/L/21/", "/10/L/21 does not"),
+    (f"{GS1}/01/09506000134352/10/L//", "/10/L/ does not"),  # an empty segment
+    (f"{GS1}/01/09506000134352//10/L", "after the key /01/09506000134352"),
+    (f"{GS1}/01/09506000134352/21/S/235/X", "it takes 22, 10, 21 or else 235, not both"),
+    (f"{GS1}/414/9520123456788/254/A/7040/1ABC", "it takes 254 or else 7040, not both"),
+    (f"{GS1}/414/9520123456788/7040/1AB.", "importer index"),
+    (f"{GS1}/417/9520123456788/7040/ABCD", "importer index"),
+    (f"{GS1}/417/9520123456788/254/A", "only 7040 may follow it"),
+    (f"{GS1}/8004/9520123456788/7040/1ABC/7040/1ABC", "at most once each"),
+    (f"{GS1}/415/9520123456788", "without its payment reference"),
+    (f"{GS1}/8006/095060001343520302", "piece 03 of 02"),
+    (f"{GS1}/8006/09506000134353" + "0102", "check digit 3; expected 2"),
+    (f"{GS1}/8018/106141412345678908/8019/12345678901", "GS1 allows 10"),
+    (f"{GS1}/8010/95201234ab", "upper-case letters"),
+    (f"{GS1}/8010/9520123ABC/8011/012", "must not start with 0"),
+    (f"{GS1}/8013/1987654Ad4X4bL5ttr2310cXK", "expected 2K"),
+    (f"{GS1}/255/9520123456787", "has check digit 7; expected 8"),
+    (f"{GS1}/255/9520123456788AB", "13 digits and up to 12 more digits"),
+    (f"{GS1}/402/95201234567890123", "GSIN 95201234567890123 has check digit 3; expected 2"),
+    (f"{GS1}/8017/106141412345678907", "GSRNP 106141412345678907 has check digit"),
+    # A page address whose path happens to hold a key AI and 4 digits reads as a link.
+    ("https://example.com/report/01/2024", "GTIN 2024 has 4 digits"),
+]
+
+
+@pytest.mark.parametrize(
+    ("code", "fragment"),
+    [
+        ("https://example.com/2024/01/15/x", "after the key /01/15"),
+        (f"{GS1}/01/O9506000134352", "must contain only the digits"),  # letter O for zero
+        (f"{GS1}/401/ABC123", "company prefix"),
+        (f"{GS1}/01/123", "GTIN 123 has 3 digits"),
+    ],
+)
+def test_paths_whose_key_segment_starts_with_no_4_digits_are_not_read_as_links(
+    code: str, fragment: str
+) -> None:
+    # No GS1 key value starts with fewer than 4 digits, so index_key keeps these as written;
+    # a caller that says the string is a product code is told what is wrong with it.
+    assert not ids.looks_like_digital_link(code)
+    assert ids.index_key(code) == code
+    for call in (ids.canonical_code, ids.parse_digital_link, ids.parse_code):
+        assert fragment in refusal(code, call)
+
+
+@pytest.mark.parametrize(("code", "fragment"), MALFORMED_LINKS)
+def test_malformed_digital_links_are_refused_not_indexed_as_text(code: str, fragment: str) -> None:
+    assert ids.looks_like_digital_link(code)
+    for call in (ids.index_key, ids.canonical_code, ids.parse_digital_link, ids.parse_code):
+        message = refusal(code, call)
+        assert fragment in message, message
+        assert "\n" not in message and not message.endswith(".")
+
+
+# Valid links of every primary key, with the qualifiers the grammar lets each one take.
+VALID_LINKS = [
+    ("/417/9520123456788/7040/1ABC", ids.DigitalLink("party", gln="9520123456788", uic_ext="1ABC")),
+    ("/8004/9520123456788/7040/1ABC",
+     ids.DigitalLink("giai", giai="9520123456788", uic_ext="1ABC")),
+    ("/414/9520123456788/7040/1AB-",
+     ids.DigitalLink("location", gln="9520123456788", uic_ext="1AB-")),
+    ("/01/9506000134352/235/TPX%2F1",  # a GTIN-13, padded
+     ids.DigitalLink("item", gtin="09506000134352", tpx="TPX/1")),
+    ("/8006/095060001343520102/22/V/10/L/21/S",
+     ids.DigitalLink("itip", itip="095060001343520102", cpv="V", lot="L", serial="S")),
+    ("/8018/106141412345678908/8019/123",
+     ids.DigitalLink("gsrn", gsrn="106141412345678908", srin="123")),
+    ("/8017/106141412345678908", ids.DigitalLink("gsrnp", gsrnp="106141412345678908")),
+    ("/8010/9520123ABC%23-%2F/8011/10",
+     ids.DigitalLink("cpid", cpid="9520123ABC#-/", cpid_serial="10")),
+    ("/8013/1987654Ad4X4bL5ttr2310c2K", ids.DigitalLink("gmn", gmn="1987654Ad4X4bL5ttr2310c2K")),
+    ("/255/9520123456788123", ids.DigitalLink("gcn", gcn="9520123456788123")),
+    ("/401/9520123CONS%2F1", ids.DigitalLink("ginc", ginc="9520123CONS/1")),
+    ("/402/95201234567890122", ids.DigitalLink("gsin", gsin="95201234567890122")),
+    ("/415/9520123456788/8020/INV-1",
+     ids.DigitalLink("payto", gln="9520123456788", payment_ref="INV-1")),
+]
+
+
+@pytest.mark.parametrize(("path", "link"), VALID_LINKS)
+def test_every_digital_link_key_converts_to_its_canonical_form(
+    path: str, link: ids.DigitalLink
+) -> None:
+    for spelling in (path, f"https://example.com/a/b{path}", f"HTTP://example.com{path}/?17=261231"):
+        assert ids.parse_digital_link(spelling) == link
+        assert ids.index_key(spelling) == link.canonical
+    assert ids.canonical_code(link.canonical) == link.canonical
+
+
+@pytest.mark.parametrize(
+    ("urn", "path"),
+    [
+        ("urn:epc:id:gsrnp:0614141.1234567890", "/8017/061414112345678902"),
+        ("urn:epc:id:ginc:0614141.xyz47%2F11", "/401/0614141xyz47%2F11"),
+        ("urn:epc:id:gsin:0614141.123456789", "/402/06141411234567890"),
+        ("urn:epc:id:sgcn:4012345.67890.04711", "/255/401234567890104711"),
+        ("urn:epc:id:itip:4012345.012345.01.02.987", "/8006/040123451234560102/21/987"),
+        ("urn:epc:id:upui:1234567.089456.51qIgY)%3C%26Jp3*j7'SDB", None),
+        ("urn:epc:id:cpi:0614141.123ABC.123456789", "/8010/0614141123ABC/8011/123456789"),
+        ("urn:epc:id:cpi:0614141.123%2345%2F.1", "/8010/0614141123%2345%2F/8011/1"),
+    ],
+)
+def test_epc_urns_of_the_other_gs1_keys_convert_and_round_trip(urn: str, path: str | None) -> None:
+    canonical = ids.canonical_code(urn)
+    if path is not None:
+        assert canonical == GS1 + path
+    prefix_length = len(urn.split(":")[4].split(".")[0])
+    back = ids.epc_urn(canonical, company_prefix_length=prefix_length)
+    assert ids.canonical_code(back) == canonical
+    assert back == urn
+
+
+@pytest.mark.parametrize(
+    ("link", "fragment"),
+    [
+        (f"{GS1}/417/9520123456788/7040/1ABC", "UIC with extension (AI 7040)"),
+        (f"{GS1}/8018/106141412345678908/8019/1", "service relation instance"),
+        (f"{GS1}/8013/1987654Ad4X4bL5ttr2310c2K", "no EPC URN"),
+        (f"{GS1}/8006/095060001343520102", "ITIP without a serial"),
+        (f"{GS1}/255/9520123456788", "GCN without a serial"),
+        (f"{GS1}/8010/9520123ABC", "CPID without a serial"),
+    ],
+)
+def test_links_an_epc_urn_cannot_carry_are_refused_by_epc_urn(link: str, fragment: str) -> None:
+    assert fragment in refusal(link, ids.epc_urn)
+
+
+def test_gmn_check_pair_known_answers() -> None:
+    # GS1's own linter test vectors (gs1-syntax-dictionary, lint_csumalpha).
+    for gmn in ("1987654Ad4X4bL5ttr2310c2K", "12345678901234567890123NT", "7907665Bm8v2AB",
+                "00000!HV", "12345_!\"%&'()*+,-./LC"):
+        assert ids.gmn_check_pair(gmn[:-2]) == gmn[-2:]
+
+
+@pytest.mark.parametrize("link", [path for path, _ in VALID_LINKS])
+def test_element_strings_name_the_same_elements_as_the_link(link: str) -> None:
+    parsed = ids.parse_digital_link(link)
+    assert ids.element_string(link) == "".join(f"({ai}){v}" for ai, v in parsed.elements)

@@ -88,7 +88,7 @@ def _new_ledger(url: str, home: str) -> Any:
     h = Home(Path(home))
     signer = h.create_note_signer("bench.suyuan/log")
     reg_key = h.keys.get_or_create("registrar")
-    registrar = "uscc:" + make_uscc("12130200MB0000000")
+    registrar = "uscc:" + make_uscc("12130200MB000000")
     led = Ledger(store, note_signer=signer)
     led.append(genesis_envelope(origin="bench.suyuan/log", signer=signer, registrar_id=registrar,
                                 registrar_name="bench", registrar_key=reg_key))
@@ -102,7 +102,7 @@ def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
     from ledger.statements import sign_one
 
     store, led, registrar, reg_key = _new_ledger(url, home)
-    party = "uscc:" + make_uscc("91130200MA0000001")
+    party = "uscc:" + make_uscc("91130200MA000001")
     key = PartyKey.generate("p")
     led.append(sign_one(kind="party.register", signer=party, key=key,
                         body={"id": party, "name": "bench producer", "roles": ["producer"],
@@ -137,7 +137,7 @@ def _open_ledger(url: str, home: str) -> Any:
 
     h = Home(Path(home))
     led = Ledger(Store(url), note_signer=h.note_signer_if_any())
-    return led, "uscc:" + make_uscc("12130200MB0000000"), h.keys.get_or_create("registrar")
+    return led, "uscc:" + make_uscc("12130200MB000000"), h.keys.get_or_create("registrar")
 
 
 def _register(led: Any, registrar: str, reg_key: Any, uscc_body: str, role: str) -> Any:
@@ -208,11 +208,11 @@ def phase_append_concurrent(url: str, home: str, kind: str, n: int, submitters: 
     specs: list[dict[str, Any]] = []
     per = max(1, n // submitters)
     if kind == "events":
-        party = _register(led, registrar, reg_key, "91130200MA0000002", "producer")
+        party = _register(led, registrar, reg_key, "91130200MA000002", "producer")
         specs = [{"kind": kind, "part": k, "party": party, "first": 10_000_000 * (k + 1),
                   "n": per} for k in range(submitters)]
     else:
-        parties = {role: _register(led, registrar, reg_key, f"9113021{k:010d}", role)
+        parties = {role: _register(led, registrar, reg_key, f"9113021{k:09d}", role)
                    for k, role in enumerate(("producer", "platform", "payment", "logistics"))}
         # _supply_chain makes about 5.15 entries per item; lots are of 1,000 items.
         items = max(1000, round(per / ENTRIES_PER_ITEM / 1000) * 1000)
@@ -371,7 +371,7 @@ def phase_trace_build(url: str, home: str, items: int, big_lot: int) -> dict[str
     _, led, registrar, reg_key = _new_ledger(url, home)
     parties: dict[str, tuple[str, PartyKey]] = {}
     for n, role in enumerate(("producer", "platform", "payment", "logistics")):
-        pid = "uscc:" + make_uscc(f"9113020{n:010d}")
+        pid = "uscc:" + make_uscc(f"9113020{n:09d}")
         key = PartyKey.generate(role)
         led.append(sign_one(kind="party.register", signer=pid, key=key,
                             body={"id": pid, "name": role, "roles": [role],

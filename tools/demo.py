@@ -116,8 +116,9 @@ class PartySpec:
     roles: tuple[str, ...]
 
 
-def _uscc(first17: str) -> str:
-    return "uscc:" + make_uscc(first17)
+def _uscc(first16: str) -> str:
+    # Both check characters are computed: the organisation code's and the USCC's own.
+    return "uscc:" + make_uscc(first16)
 
 
 # GS1 company prefixes, one per brand or operator; every GTIN, SSCC and GLN below uses its own.
@@ -143,29 +144,29 @@ PARTIES: tuple[PartySpec, ...] = (
               "Porzellanhaus Rheinfeld GmbH", ("merchant", "warehouse")),
     PartySpec("rheinruhr", "gln:" + gln(PREFIX["rheinruhr"]),
               "RheinRuhr Rail Terminal GmbH", ("logistics",)),
-    PartySpec("cidu", _uscc("91130203MA0CDGC81"), "唐山瓷都骨质瓷有限公司",
+    PartySpec("cidu", _uscc("91130203MA0CDGC8"), "唐山瓷都骨质瓷有限公司",
               ("producer", "brand_owner", "merchant")),
-    PartySpec("hengfeng", _uscc("91130224MA0HFYL27"), "滦南县恒锋园林工具有限公司",
+    PartySpec("hengfeng", _uscc("91130224MA0HFYL2"), "滦南县恒锋园林工具有限公司",
               ("producer", "brand_owner", "merchant")),
-    PartySpec("bonded_wh", _uscc("91130209MA0FB1210"), "唐山曹妃甸综保跨境供应链有限公司",
+    PartySpec("bonded_wh", _uscc("91130209MA0FB121"), "唐山曹妃甸综保跨境供应链有限公司",
               ("warehouse",)),
-    PartySpec("cfd_port", _uscc("91130209MA0GT5P36"), "曹妃甸港通集装箱码头有限公司", ("logistics",)),
-    PartySpec("jt_port", _uscc("91130225MA0JT8D42"), "京唐港通达国际物流有限公司", ("logistics",)),
-    PartySpec("rail", _uscc("91130208MA0CR8E53"), "唐山中欧班列国际物流有限公司", ("logistics",)),
-    PartySpec("forwarder", _uscc("91130225MA0HF6W71"), "唐山海丰国际货运代理有限公司", ("logistics",)),
-    PartySpec("tangpin", _uscc("91130203MA0TP6Y19"), "唐山唐品优选跨境电子商务有限公司", ("platform",)),
-    PartySpec("haitao", _uscc("91130202MA0HT3K55"), "唐山京唐海淘网络科技有限公司", ("platform",)),
-    PartySpec("ruihe", _uscc("91130209MA0RH2M73"), "唐山瑞禾母婴国际贸易有限公司", ("merchant",)),
-    PartySpec("jitong_pay", _uscc("91130100MA0JTPY64"), "冀通支付有限公司", ("payment",)),
-    PartySpec("yanshan_pay", _uscc("91130200MA0YUY948"), "燕山云付科技有限公司", ("payment",)),
-    PartySpec("shunchi", _uscc("91130207MA0XCKD37"), "唐山顺驰速运有限公司", ("logistics",)),
-    PartySpec("youtong", _uscc("91130225MA0YTGJ82"), "唐山邮通国际快件有限公司", ("logistics",)),
-    PartySpec("huacheng", _uscc("91130209MA0HCBG16"), "唐山华诚报关有限公司", ("customs_broker",)),
-    PartySpec("ganglian", _uscc("91130225MA0GLBG29"), "唐山港联报关行有限公司", ("customs_broker",)),
-    PartySpec("cfd_customs", _uscc("11130209MB0C41209"), "中华人民共和国曹妃甸海关", ("customs",)),
-    PartySpec("jt_customs", _uscc("11130225MB0C40408"), "中华人民共和国京唐港海关", ("customs",)),
-    PartySpec("ts_customs", _uscc("11130200MB0C40402"), "中华人民共和国唐山海关", ("customs",)),
-    PartySpec("regulator", _uscc("11130200MB1583256"), "唐山市市场监督管理局", ("regulator",)),
+    PartySpec("cfd_port", _uscc("91130209MA0GT5P3"), "曹妃甸港通集装箱码头有限公司", ("logistics",)),
+    PartySpec("jt_port", _uscc("91130225MA0JT8D4"), "京唐港通达国际物流有限公司", ("logistics",)),
+    PartySpec("rail", _uscc("91130208MA0CR8E5"), "唐山中欧班列国际物流有限公司", ("logistics",)),
+    PartySpec("forwarder", _uscc("91130225MA0HF6W7"), "唐山海丰国际货运代理有限公司", ("logistics",)),
+    PartySpec("tangpin", _uscc("91130203MA0TP6Y1"), "唐山唐品优选跨境电子商务有限公司", ("platform",)),
+    PartySpec("haitao", _uscc("91130202MA0HT3K5"), "唐山京唐海淘网络科技有限公司", ("platform",)),
+    PartySpec("ruihe", _uscc("91130209MA0RH2M7"), "唐山瑞禾母婴国际贸易有限公司", ("merchant",)),
+    PartySpec("jitong_pay", _uscc("91130100MA0JTPY6"), "冀通支付有限公司", ("payment",)),
+    PartySpec("yanshan_pay", _uscc("91130200MA0YUY94"), "燕山云付科技有限公司", ("payment",)),
+    PartySpec("shunchi", _uscc("91130207MA0XCKD3"), "唐山顺驰速运有限公司", ("logistics",)),
+    PartySpec("youtong", _uscc("91130225MA0YTGJ8"), "唐山邮通国际快件有限公司", ("logistics",)),
+    PartySpec("huacheng", _uscc("91130209MA0HCBG1"), "唐山华诚报关有限公司", ("customs_broker",)),
+    PartySpec("ganglian", _uscc("91130225MA0GLBG2"), "唐山港联报关行有限公司", ("customs_broker",)),
+    PartySpec("cfd_customs", _uscc("11130209MB0C4120"), "中华人民共和国曹妃甸海关", ("customs",)),
+    PartySpec("jt_customs", _uscc("11130225MB0C4040"), "中华人民共和国京唐港海关", ("customs",)),
+    PartySpec("ts_customs", _uscc("11130200MB0C4040"), "中华人民共和国唐山海关", ("customs",)),
+    PartySpec("regulator", _uscc("11130200MB158325"), "唐山市市场监督管理局", ("regulator",)),
 )
 PARTY = {p.slug: p for p in PARTIES}
 REGISTERED = "2026-01-05T09:00:00+08:00"
