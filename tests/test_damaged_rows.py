@@ -152,3 +152,24 @@ def test_the_consumer_page_names_the_damaged_seq(ledger: World, client: Client) 
     assert "seq 3: entries.entry holds TEXT" in r.json()["error"]["message"]
     ok = client.get("/01/09506000134352/21/5", headers={"Accept": "application/json"})
     assert ok.status_code == 200
+
+
+def test_graphql_names_the_damaged_seq(ledger: World) -> None:
+    from api.app import create_app
+    from api.settings import Settings
+    from tests.test_auth import Api
+
+    _raw(ledger, "UPDATE entries SET entry = CAST(entry AS TEXT) WHERE seq = 5")
+    api = Api(create_app(Settings(db_url=ledger.url, home=ledger.home.path,
+                                  base_url="https://trace.example")))
+    try:
+        # One read serves the entries of a request: asked alone, each answers for itself.
+        bad = api.gql("{ entry(seq: 5) { seq } }").json()
+        good = api.gql("{ entry(seq: 4) { seq } }").json()
+    finally:
+        api.app.state.store.dispose()
+    assert bad["data"] == {"entry": None}
+    (err,) = bad["errors"]
+    assert err["extensions"]["code"] == "damaged"
+    assert err["message"].startswith("seq 5: entries.entry holds TEXT")
+    assert good == {"data": {"entry": {"seq": 4}}}
