@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ledger import merkle, registry
-from ledger.errors import LedgerError
+from ledger.errors import DamagedStore, LedgerError
 from ledger.log import ZERO_HASH, judge_event
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.statements import entry_bytes, prepare
@@ -83,12 +83,17 @@ class _Auditor:
     def problem(self, message: str, *, seq: int | None = None, checkpoint: int | None = None) -> None:
         self.report.problems.append(Problem(message, seq, checkpoint))
 
+    def damaged(self, e: DamagedStore) -> None:
+        """A row of another type than the ledger wrote, reported where it is; the streams
+        go on past it."""
+        self.problem(e.detail, seq=e.seq, checkpoint=e.checkpoint)
+
     def run(self) -> AuditReport:
         with self.store.reading(snapshot=True) as conn:
             total = self.store.count_entries(conn)
-            entries = self.store.stream_entries(conn, page=PAGE)
-            leaves = self.store.stream_level(conn, 0)
-            cps = self.store.stream_checkpoints(conn)
+            entries = self.store.stream_entries(conn, page=PAGE, damaged=self.damaged)
+            leaves = self.store.stream_level(conn, 0, damaged=self.damaged)
+            cps = self.store.stream_checkpoints(conn, damaged=self.damaged)
             self._entries(total, entries, leaves, cps)
             self._nodes(conn)
             self._consistency(conn)
@@ -245,10 +250,11 @@ class _Auditor:
         size = self.frontier.size
         top = self.store.max_level(conn)
         for level in range(1, max(top, size.bit_length() - 1) + 1):
-            children = self.store.stream_level(conn, level - 1)
+            # Each level's damage is reported once, when it is read as the parents.
+            children = self.store.stream_level(conn, level - 1, damaged=_already_reported)
             want_count = size >> level
             seen = 0
-            for idx, h in self.store.stream_level(conn, level):
+            for idx, h in self.store.stream_level(conn, level, damaged=self.damaged):
                 if idx >= want_count:
                     self.problem(f"Merkle node ({level}, {idx}) lies beyond the log's "
                                  f"{size} entries")
@@ -273,7 +279,7 @@ class _Auditor:
             return self.store.fetch_nodes(conn, ids)
 
         prev: tuple[int, bytes] | None = None
-        for size, root, _note in self.store.stream_checkpoints(conn):
+        for size, root, _note in self.store.stream_checkpoints(conn, damaged=_already_reported):
             if prev is not None and size <= self.frontier.size:
                 try:
                     proof = merkle.consistency_proof(prev[0], size, fetch)
@@ -283,6 +289,10 @@ class _Auditor:
                     self.problem(f"not consistent with checkpoint {prev[0]}: {e.message}",
                                  checkpoint=size)
             prev = (size, root)
+
+
+def _already_reported(e: DamagedStore) -> None:
+    return None
 
 
 def _position(p: Problem) -> float:

@@ -14,7 +14,9 @@ LedgerError                 root; never raised itself
 ├── NoteError               a signed note / checkpoint that does not parse or verify
 ├── BatchRejected           a batch refused as a whole; ``errors`` holds (index, error)
 ├── NotFound                a seq, size, key or file that does not exist
-└── ConfigError             the ledger or its home directory is not set up as needed
+├── ConfigError             the ledger or its home directory is not set up as needed
+└── DamagedStore            a row of the log the ledger did not write as it reads (a column
+                            of the wrong type): the database was changed outside the ledger
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ class NotFound(LedgerError):
 
 class ConfigError(LedgerError):
     code = "config"
+
+
+class DamagedStore(LedgerError):
+    """A log row that cannot be what the ledger wrote; ``seq`` or ``checkpoint`` says where
+    and ``detail`` what, so the audit can report it at its place and go on."""
+
+    code = "damaged"
+
+    def __init__(self, detail: str, *, seq: int | None = None,
+                 checkpoint: int | None = None) -> None:
+        where = (f"seq {seq}: " if seq is not None
+                 else f"checkpoint {checkpoint}: " if checkpoint is not None else "")
+        super().__init__(where + detail)
+        self.detail, self.seq, self.checkpoint = detail, seq, checkpoint
 
 
 class BatchRejected(LedgerError):

@@ -13,13 +13,14 @@ import base64
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger import canonical, findings, findings_batch, merkle, registry
+from ledger import admission, canonical, findings, findings_batch, merkle, registry
 from ledger.domain import (
     STAGES,
     Classified,
@@ -295,12 +296,14 @@ class Ledger:
         pending: list[Future[list[int]]] = []
         parallel = len(envelopes) >= PARALLEL_VERIFY_MIN
         queued = 0
+        now = datetime.now(UTC)
         for start in range(0, len(envelopes), VERIFY_CHUNK):
             chunk: list[Prepared] = []
             for i in range(start, min(start + VERIFY_CHUNK, len(envelopes))):
                 try:
                     p = prepare(envelopes[i])
                     registry.check_body(p)
+                    admission.admit(p, now=now)
                     fact = event_facts(p.body) if p.kind == "event" else None
                 except LedgerError as e:
                     errors.append((i, e))

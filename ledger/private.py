@@ -91,7 +91,9 @@ def unwrap_envelopes(items: Iterable[Any]) -> tuple[list[Any], dict[str, Any]]:
     for item in items:
         if isinstance(item, dict) and item.keys() == {"envelope", "private"}:
             env = item["envelope"]
-            commitment = env.get("statement", {}).get("private") if isinstance(env, dict) else None
+            # Anything may arrive here: prepare refuses a malformed envelope, this must not crash.
+            st = env.get("statement") if isinstance(env, dict) else None
+            commitment = st.get("private") if isinstance(st, dict) else None
             if isinstance(commitment, str):
                 private[commitment] = item["private"]
             envs.append(env)

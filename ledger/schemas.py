@@ -82,6 +82,12 @@ def _fail(path: str, what: str) -> NoReturn:
     raise MalformedInput(f"event body {path} {what}")
 
 
+def _shown(value: object) -> str:
+    """A value as a message quotes it: its repr, cut short (a refused value may be 1 MiB)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "\u2026"
+
+
 # --- The shared primitive checks (the reference validator uses the same date-time check) --
 
 _TIME: Final = re.compile(
@@ -142,6 +148,9 @@ class _Compiled:
         self.defs = defs
         self.uri = re.compile(defs["uri"]["pattern"])
         self.other_uri = re.compile(defs["otherUri"]["pattern"])
+        self.max_uri: int = defs["uri"]["maxLength"]
+        assert defs["otherUri"]["maxLength"] == self.max_uri
+        self.lot = re.compile(defs["gs1Lot"]["pattern"])
         ext_pattern = next(iter(defs["ObjectEvent"]["patternProperties"]))
         self.ext_key = re.compile(ext_pattern)
         self.offset = re.compile(defs["eventTimeZoneOffset"]["pattern"])
@@ -169,7 +178,10 @@ class _Compiled:
         # Each event type's own fields, in the schema's order, and which it requires.
         self.fields = {t: tuple(defs[t]["properties"]) for t in self.event_types}
         self.required = {t: tuple(defs[t]["required"]) for t in self.event_types}
-        self.cbec_fields = frozenset(k for k in defs["ilmd"]["properties"])
+        self.ilmd_fields = frozenset(defs["ilmd"]["properties"])
+        self.cbec_fields = frozenset(k for k in self.ilmd_fields if k.startswith("cbec:"))
+        self.lot_fields = frozenset(k for k, v in defs["ilmd"]["properties"].items()
+                                    if v == {"$ref": "#/$defs/gs1Lot"})
         self.all_fields = frozenset(f for fs in self.fields.values() for f in fs)
 
     def _vocabulary(self, d: Mapping[str, Any]) -> frozenset[str]:
@@ -238,13 +250,14 @@ class _FastValidator:
             "cbec:waybillInfo": self._waybill_info,
             "cbec:evaluation": self._evaluation,
             "cbec:recall": self._recall,
+            **{k: self._lot for k in c.lot_fields},
         }
         self._init_structures()
         missing = c.all_fields - self.field_checks.keys()
         assert not missing, f"schema fields without a fast check: {sorted(missing)}"
         self.allowed = {t: frozenset(fs) for t, fs in c.fields.items()}
         self.paths = {f: child_path("$", f) for f in self.field_checks}
-        self.cbec_checks = {k: self.field_checks[k] for k in c.cbec_fields}
+        self.ilmd_checks = {k: self.field_checks[k] for k in c.ilmd_fields}
 
     def _init_structures(self) -> None:
         """The field tables of the nested objects, built once."""
@@ -314,7 +327,7 @@ class _FastValidator:
         if type(etype) is not str or etype not in self.allowed:
             if etype is None:
                 _fail("$.type", "is required: one of " + ", ".join(self.c.event_types))
-            _fail("$.type", f"{etype!r} is not an EPCIS 2.0 event type: one of "
+            _fail("$.type", f"{_shown(etype)} is not an EPCIS 2.0 event type: one of "
                   + ", ".join(self.c.event_types))
         for name in self.c.required[etype]:
             if name not in body:
@@ -403,23 +416,41 @@ class _FastValidator:
         try:
             datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
-            _fail(path, f"{v!r} is not a real date and time")
+            _fail(path, f"{_shown(v)} is not a real date and time")
 
     def _offset(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.offset.match(v):
-            _fail(path, f"must be a time zone offset from -14:00 to +14:00 like +08:00, not {v!r}")
+            _fail(path, f"must be a time zone offset from -14:00 to +14:00 like +08:00, not {_shown(v)}")
 
     def _uri(self, v: Any, path: str) -> None:
-        if type(v) is not str or not self.c.uri.match(v):
+        if type(v) is not str or len(v) > self.c.max_uri or not self.c.uri.match(v):
+            if type(v) is str and len(v) > self.c.max_uri:
+                self._too_long(v, path)
             _fail(path, f"must be an absolute URI (an EPC URN, a GS1 Digital Link, urn:uuid:…), "
-                  f"not {v!r}")
+                  f"not {_shown(v)}")
+
+    def _too_long(self, v: str, path: str) -> NoReturn:
+        _fail(path, f"is {len(v)} characters long; an identifier or URI in an event has at most "
+              f"{self.c.max_uri} (the ledger indexes them)")
+
+    def _lot(self, v: Any, path: str) -> None:
+        # fullmatch: the schema's "$" would also let a trailing newline through in Python.
+        if type(v) is not str or not self.c.lot.fullmatch(v):
+            if type(v) is str and v:
+                bad = next((ch for ch in v if not self.c.lot.fullmatch(ch)), None)
+                if bad is not None:
+                    _fail(path, f"contains {bad!r}, which a GS1 lot number (AI 10) may not: "
+                          "only letters, digits and !\"%&'()*+,-./:;<=>?_")
+                _fail(path, f"is {len(v)} characters long; a GS1 lot number (AI 10) has at most 20")
+            _fail(path, f"must be a GS1 lot number (AI 10): 1 to 20 letters, digits or "
+                  f"!\"%&'()*+,-./:;<=>?_, not {_shown(v)}")
 
     def _uri_list(self, v: Any, path: str) -> None:
         if type(v) is not list:
             _fail(path, f"must be an array of URIs, not {_describe(v)}")
-        uri = self.c.uri
+        uri, max_uri = self.c.uri, self.c.max_uri
         for i, x in enumerate(v):
-            if type(x) is not str or not uri.match(x):
+            if type(x) is not str or len(x) > max_uri or not uri.match(x):
                 self._uri(x, child_path(path, i))
         if len(set(v)) != len(v):
             _fail(path, "lists the same identifier twice; list each once")
@@ -442,27 +473,30 @@ class _FastValidator:
     def _vocab_check(self, name: str) -> Check:
         accepted = self.c.vocab[name]
         other = self.c.other_uri
+        max_uri = self.c.max_uri
         label = _VOCAB_NAMES[name]
         allows_cbec = any(w.startswith("cbec:") for w in accepted)
 
         def check(v: Any, path: str) -> None:
             if type(v) is not str:
                 _fail(path, f"must be a {label} string, not {_describe(v)}")
-            if v in accepted or other.match(v):
+            if v in accepted or (len(v) <= max_uri and other.match(v)):
                 return
+            if len(v) > max_uri:
+                self._too_long(v, path)
             for prefix, vocabulary in _RESERVED:
                 if v.startswith(prefix):
-                    _fail(path, f"{v!r} is not a {vocabulary} {label}; check the spelling "
+                    _fail(path, f"{_shown(v)} is not a {vocabulary} {label}; check the spelling "
                           "against schemas/README.md")
             extra = ", a cbec: term" if allows_cbec else ""
-            _fail(path, f"{v!r} is not a CBV 2.0 {label}{extra}, or an absolute URI of an "
+            _fail(path, f"{_shown(v)} is not a CBV 2.0 {label}{extra}, or an absolute URI of an "
                   "extension vocabulary")
 
         return check
 
     def _action(self, v: Any, path: str) -> None:
         if v != "ADD" and v != "OBSERVE" and v != "DELETE":
-            _fail(path, f"must be ADD, OBSERVE or DELETE, not {v!r}")
+            _fail(path, f"must be ADD, OBSERVE or DELETE, not {_shown(v)}")
 
     # -- EPCIS structures -----------------------------------------------------------------
 
@@ -494,11 +528,11 @@ class _FastValidator:
     def _quantity_list(self, v: Any, path: str) -> None:
         if type(v) is not list:
             _fail(path, f"must be an array of quantity elements, not {_describe(v)}")
-        uri, uom = self.c.uri, self.c.uom
+        uri, uom, max_uri = self.c.uri, self.c.uom, self.c.max_uri
         for i, q in enumerate(v):
             # The common shape, checked inline; anything else goes the long way for its message.
             if (type(q) is dict and len(q) <= 3 and type(q.get("epcClass")) is str
-                    and uri.match(q["epcClass"])):
+                    and len(q["epcClass"]) <= max_uri and uri.match(q["epcClass"])):
                 n = len(q) - 1
                 if "quantity" in q:
                     if type(q["quantity"]) is int or type(q["quantity"]) is float:
@@ -521,7 +555,7 @@ class _FastValidator:
 
     def _uom(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.uom.match(v):
-            _fail(path, f"must be a UN/CEFACT Rec. 20 unit code like KGM or EA, not {v!r}")
+            _fail(path, f"must be a UN/CEFACT Rec. 20 unit code like KGM or EA, not {_shown(v)}")
 
     def _biz_transactions(self, v: Any, path: str) -> None:
         if type(v) is not list:
@@ -575,20 +609,22 @@ class _FastValidator:
 
     def _enum_or_uri(self, words: frozenset[str], what: str) -> Check:
         def check(v: Any, path: str) -> None:
+            if type(v) is str and v not in words and len(v) > self.c.max_uri:
+                self._too_long(v, path)
             if type(v) is not str or (v not in words and not self.c.uri.match(v)):
-                _fail(path, f"{v!r} is not {what} of GS1 or an absolute URI")
+                _fail(path, f"{_shown(v)} is not {what} of GS1 or an absolute URI")
 
         return check
 
     def _hex(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.hex.match(v):
-            _fail(path, f"must be hexadecimal digits, not {v!r}")
+            _fail(path, f"must be hexadecimal digits, not {_shown(v)}")
 
     def _ilmd(self, v: Any, path: str) -> None:
         if not isinstance(v, dict):
             _fail(path, f"must be an object of master data, not {_describe(v)}")
         for key, value in v.items():
-            check = self.cbec_checks.get(key)
+            check = self.ilmd_checks.get(key)
             if check is not None:
                 check(value, child_path(path, key))
             elif not self._extension_key(key):
@@ -602,24 +638,24 @@ class _FastValidator:
     def _procedure(self, v: Any, path: str) -> None:
         if type(v) is not str or v not in self.c.procedures:
             _fail(path, "must be a CBEC customs procedure code as a string: "
-                  + ", ".join(self.c.procedures) + f", not {v!r}")
+                  + ", ".join(self.c.procedures) + f", not {_shown(v)}")
 
     def _hs_code(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.hs_code.match(v):
-            _fail(path, f"must be an HS code of 6, 8 or 10 digits as a string, not {v!r}")
+            _fail(path, f"must be an HS code of 6, 8 or 10 digits as a string, not {_shown(v)}")
 
     def _country(self, v: Any, path: str) -> None:
         if type(v) is not str or v not in self.c.countries:
-            _fail(path, f"must be an ISO 3166-1 alpha-2 country code like JP, not {v!r}")
+            _fail(path, f"must be an ISO 3166-1 alpha-2 country code like JP, not {_shown(v)}")
 
     def _money(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.money.match(v):
             _fail(path, f"must be an amount as a decimal string with at most two decimals, "
-                  f"like \"298.00\", not {v!r}")
+                  f"like \"298.00\", not {_shown(v)}")
 
     def _currency(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.currency.match(v):
-            _fail(path, f"must be an ISO 4217 currency code like CNY, not {v!r}")
+            _fail(path, f"must be an ISO 4217 currency code like CNY, not {_shown(v)}")
 
     def _keyed_hash(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.keyed_hash.match(v):
@@ -638,7 +674,7 @@ class _FastValidator:
     def _weight(self, w: Any, path: str) -> None:
         if type(w) is not str or not self.c.weight.match(w):
             _fail(path, f"must be a weight in kilograms as a decimal string like \"1.250\", "
-                  f"not {w!r}")
+                  f"not {_shown(w)}")
 
     def _waybill_info(self, v: Any, path: str) -> None:
         self._closed_object(v, path, "cbec:waybillInfo", self.waybill_fields,
@@ -647,7 +683,7 @@ class _FastValidator:
     def _rating(self, r: Any, path: str) -> None:
         whole = type(r) is int or (type(r) is float and r.is_integer())
         if not whole or not 1 <= r <= 5:
-            _fail(path, f"must be a whole number of stars from 1 to 5, not {r!r}")
+            _fail(path, f"must be a whole number of stars from 1 to 5, not {_shown(r)}")
 
     def _text(self, t: Any, path: str) -> None:
         if type(t) is not str or len(t) > 2000:

@@ -73,6 +73,12 @@ class Prepared(NamedTuple):
         return SIGNING_DOMAIN + self.statement_bytes
 
 
+def _shown(value: object) -> str:
+    """A refused value as a message quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "\u2026"
+
+
 def check_timestamp(value: object, *, where: str) -> str:
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise MalformedInput(
@@ -81,7 +87,7 @@ def check_timestamp(value: object, *, where: str) -> str:
     try:
         datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise MalformedInput(f"{where} {value!r} is not a real date and time") from None
+        raise MalformedInput(f"{where} {_shown(value)} is not a real date and time") from None
     return value
 
 
@@ -95,10 +101,11 @@ def _check_statement(st: object) -> dict[str, Any]:
     if extra:
         raise MalformedInput(f"statement has unknown field(s) {', '.join(sorted(extra))}")
     if type(st["v"]) is not int or st["v"] != VERSION:
-        raise MalformedInput(f"statement version v must be {VERSION}, not {st['v']!r}")
-    if st["kind"] not in KINDS:
+        raise MalformedInput(f"statement version v must be {VERSION}, not {_shown(st['v'])}")
+    # A list or object is unhashable: the type is checked before the set is asked.
+    if type(st["kind"]) is not str or st["kind"] not in KINDS:
         raise MalformedInput(
-            f"statement kind {st['kind']!r} is not one of {', '.join(sorted(KINDS))}"
+            f"statement kind {_shown(st['kind'])} is not one of {', '.join(sorted(KINDS))}"
         )
     if not isinstance(st["signer"], str):
         raise MalformedInput("statement signer must be a party id string")

@@ -231,7 +231,7 @@ def test_migration_and_create_all_give_the_same_schema(world: World, tmp_path: o
 
     assert tables(world.store.engine) == tables(other)
     expected = {"sqlite": {f"{t}_no_{op}" for t in ("entries", "merkle_nodes", "checkpoints")
-                           for op in ("update", "delete")},
+                           for op in ("update", "delete", "replace")},
                 "postgresql": {f"{t}_no_{op}" for t in ("entries", "merkle_nodes", "checkpoints")
                                for op in ("change", "truncate")}}
     assert triggers(world.store.engine) == expected[world.store.dialect]

@@ -17,7 +17,7 @@ try:
     import fcntl
 except ImportError:  # not on Windows: SQLite's own lock serialises writers there
     fcntl = None  # type: ignore[assignment]
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,10 +37,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
-from ledger.errors import ConfigError
+from ledger.errors import ConfigError, DamagedStore
 from ledger.registry import KeyRecord, PartyRecord, RegistryState
 from ledger.store import schema
-from ledger.store.driver import IN_CHUNK, rows_in
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, rows_in
 from ledger.store.schema import (
     NODE_LEVEL_SHIFT,
     checkpoints,
@@ -58,6 +58,27 @@ from ledger.store.schema import (
 )
 
 DEFAULT_URL = "sqlite:///suyuan.db"
+
+Damage = Callable[[DamagedStore], None]
+"""Where a stream reports a damaged row instead of raising (the audit's problem list)."""
+
+
+def _column(value: object, column: str, seq: int | None, damaged: Damage | None, *,
+            checkpoint: int | None = None) -> bytes:
+    """A streamed BLOB value; a damaged one is raised, or reported and read as its TEXT's
+    UTF-8 bytes (or no bytes)."""
+    try:
+        return as_blob(value, column, seq=seq, checkpoint=checkpoint)
+    except DamagedStore as problem:
+        if damaged is None:
+            raise
+        damaged(problem)
+        return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else b""
+
+
+def _node_hash(value: object, nid: tuple[int, int]) -> bytes:
+    level, idx = nid
+    return as_blob(value, f"merkle_nodes.hash of node ({level}, {idx})", seq=idx << level)
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -278,13 +299,21 @@ class Store:
             .order_by(checkpoints.c.size.desc())
             .limit(1)
         ).first()
-        return None if row is None else Head(int(row[0]), bytes(row[1]), str(row[2]), str(row[3]))
+        if row is None:
+            return None
+        size = as_int(row[0], "checkpoints.size")
+        return Head(size, as_blob(row[1], "checkpoints.root", checkpoint=size),
+                    as_text(row[2], "checkpoints.note", checkpoint=size),
+                    as_text(row[3], "checkpoints.time", checkpoint=size))
 
     def checkpoint_at(self, conn: Connection, size: int) -> tuple[bytes, str] | None:
         row = conn.execute(
             select(checkpoints.c.root, checkpoints.c.note).where(checkpoints.c.size == size)
         ).first()
-        return None if row is None else (bytes(row[0]), str(row[1]))
+        if row is None:
+            return None
+        return (as_blob(row[0], "checkpoints.root", checkpoint=size),
+                as_text(row[1], "checkpoints.note", checkpoint=size))
 
     def checkpoint_covering(self, conn: Connection, seq: int) -> tuple[int, bytes, str] | None:
         """The first checkpoint that includes entry ``seq``: the one its receipt named."""
@@ -294,7 +323,11 @@ class Store:
             .order_by(checkpoints.c.size)
             .limit(1)
         ).first()
-        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+        if row is None:
+            return None
+        size = as_int(row[0], "checkpoints.size")
+        return (size, as_blob(row[1], "checkpoints.root", checkpoint=size),
+                as_text(row[2], "checkpoints.note", checkpoint=size))
 
     def fetch_nodes(
         self, conn: Connection, ids: Collection[tuple[int, int]]
@@ -310,7 +343,9 @@ class Store:
             return out
         rows = rows_in(conn, "SELECT node, hash FROM merkle_nodes WHERE node IN", "node", wanted)
         for key, h in rows:
-            out[node_id(int(key))] = bytes(h)
+            # The IN list holds integers, so every key that matched is one.
+            nid = node_id(key)
+            out[nid] = h if type(h) is bytes else _node_hash(h, nid)
         return out
 
     def seqs_of_statements(self, conn: Connection, hashes: Collection[bytes]) -> dict[bytes, int]:
@@ -357,7 +392,9 @@ class Store:
         row = conn.execute(
             select(entries.c.leaf_hash, entries.c.entry).where(entries.c.seq == seq)
         ).first()
-        return None if row is None else (bytes(row[0]), bytes(row[1]))
+        if row is None:
+            return None
+        return (as_blob(row[0], "entries.leaf_hash", seq=seq), as_blob(row[1], "entries.entry", seq=seq))
 
     def entries_by_seq(self, conn: Connection, seqs: Collection[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -368,7 +405,9 @@ class Store:
                     entries.c.seq.in_(wanted[i : i + IN_CHUNK])
                 )
             )
-            out.update((int(s), bytes(e)) for s, e in rows)
+            for s, e in rows:
+                n = as_int(s, "entries.seq")
+                out[n] = e if type(e) is bytes else as_blob(e, "entries.entry", seq=n)
         return out
 
     def count_entries(self, conn: Connection) -> int:
@@ -378,10 +417,16 @@ class Store:
     # both drivers, without holding one cursor open across a long audit.
 
     def stream_entries(
-        self, conn: Connection, *, page: int = 2000
+        self, conn: Connection, *, page: int = 2000, damaged: Damage | None = None
     ) -> Iterator[tuple[int, bytes, bytes, bytes]]:
-        """(seq, leaf_hash, statement_hash, entry bytes) in seq order."""
-        after = -1
+        """(seq, leaf_hash, statement_hash, entry bytes) in seq order.
+
+        A row the ledger cannot have written (a column of another type) raises
+        ``DamagedStore``; with ``damaged`` (the audit) it is reported there instead and the
+        stream goes on, with a TEXT column's UTF-8 bytes (so a copy of the right bytes as
+        TEXT is that one problem and no other) or, for any other type, no bytes.
+        """
+        after: object = -1
         while True:
             rows = conn.execute(
                 select(entries.c.seq, entries.c.leaf_hash, entries.c.statement_hash, entries.c.entry)
@@ -392,13 +437,28 @@ class Store:
             if not rows:
                 return
             for seq, lh, sh, e in rows:
-                yield int(seq), bytes(lh), bytes(sh), bytes(e)
-            after = int(rows[-1][0])
+                if type(seq) is int and type(lh) is bytes and type(sh) is bytes and type(e) is bytes:
+                    yield seq, lh, sh, e
+                    continue
+                try:
+                    n = as_int(seq, "entries.seq")
+                except DamagedStore as problem:
+                    if damaged is None:
+                        raise
+                    damaged(problem)
+                    continue
+                yield (n, _column(lh, "entries.leaf_hash", n, damaged),
+                       _column(sh, "entries.statement_hash", n, damaged),
+                       _column(e, "entries.entry", n, damaged))
+            # A key SQLite holds as TEXT sorts after every integer: page on the raw value.
+            after = rows[-1][0]
 
     def stream_level(
-        self, conn: Connection, level: int, *, page: int = 4000
+        self, conn: Connection, level: int, *, page: int = 4000, damaged: Damage | None = None
     ) -> Iterator[tuple[int, bytes]]:
-        """(index, hash) of every stored node of one level, in index order."""
+        """(index, hash) of every stored node of one level, in index order; a hash of
+        another type is refused or reported as in ``stream_entries``. The range bounds are
+        integers, so a node key SQLite holds as TEXT is never read (nor is it by proofs)."""
         after, end = node_key(level, 0) - 1, node_key(level + 1, 0)
         while True:
             rows = conn.execute(
@@ -410,15 +470,30 @@ class Store:
             if not rows:
                 return
             for key, h in rows:
-                yield node_id(int(key))[1], bytes(h)
-            after = int(rows[-1][0])
+                if type(key) is not int:  # a REAL key SQLite kept as written
+                    try:
+                        as_int(key, "merkle_nodes.node")
+                    except DamagedStore as problem:
+                        if damaged is None:
+                            raise
+                        damaged(problem)
+                    continue
+                idx = node_id(key)[1]
+                yield idx, h if type(h) is bytes else _column(
+                    h, f"merkle_nodes.hash of node ({level}, {idx})", idx << level, damaged)
+            after = rows[-1][0]
 
     def max_level(self, conn: Connection) -> int:
-        v = conn.execute(select(func.max(merkle_nodes.c.node))).scalar()
+        # Bounded by the largest key, so that a key SQLite holds as TEXT (greater than any
+        # integer) is not the maximum.
+        v = conn.execute(select(func.max(merkle_nodes.c.node))
+                         .where(merkle_nodes.c.node <= (1 << 63) - 1)).scalar()
         return -1 if v is None else int(v) >> NODE_LEVEL_SHIFT
 
-    def stream_checkpoints(self, conn: Connection) -> Iterator[tuple[int, bytes, str]]:
-        after = -1
+    def stream_checkpoints(self, conn: Connection, *, damaged: Damage | None = None
+                           ) -> Iterator[tuple[int, bytes, str]]:
+        """(size, root, note) in size order; damage as in ``stream_entries``."""
+        after: object = -1
         while True:
             rows = conn.execute(
                 select(checkpoints.c.size, checkpoints.c.root, checkpoints.c.note)
@@ -429,8 +504,26 @@ class Store:
             if not rows:
                 return
             for size, root, note in rows:
-                yield int(size), bytes(root), str(note)
-            after = int(rows[-1][0])
+                if type(size) is int and type(root) is bytes and type(note) is str:
+                    yield size, root, note
+                    continue
+                try:
+                    n = as_int(size, "checkpoints.size")
+                except DamagedStore as problem:
+                    if damaged is None:
+                        raise
+                    damaged(problem)
+                    continue
+                if type(note) is not str:
+                    try:
+                        note = as_text(note, "checkpoints.note", checkpoint=n)
+                    except DamagedStore as problem:
+                        if damaged is None:
+                            raise
+                        damaged(problem)
+                        note = ""
+                yield n, _column(root, "checkpoints.root", None, damaged, checkpoint=n), note
+            after = rows[-1][0]
 
     # --- registry projection -------------------------------------------------------------
 

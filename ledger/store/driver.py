@@ -14,7 +14,51 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from ledger.errors import DamagedStore
+
 IN_CHUNK = 400  # values in one SQLite IN (...) list, below its bound-parameter limit
+
+# SQLite keeps whatever type a value is written with, whatever the column's declared type:
+# a row written outside the ledger may hold TEXT where the ledger wrote bytes. Readers of
+# the log convert through these, so such a row is a refusal naming its place, never a
+# TypeError (or, worse, bytes(5) read as five zero bytes).
+_SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL", type(None): "NULL", bytes: "BLOB"}
+
+
+def _sql_type(value: object) -> str:
+    return _SQL_TYPES.get(type(value), type(value).__name__)
+
+
+def as_blob(value: object, column: str, *, seq: int | None = None,
+         checkpoint: int | None = None) -> bytes:
+    """A BLOB column's value (``column`` is ``table.column``), or ``DamagedStore``."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise DamagedStore(f"{column} holds {_sql_type(value)}, not the bytes the ledger wrote; "
+                       "the database was changed outside the ledger", seq=seq,
+                       checkpoint=checkpoint)
+
+
+def as_text(value: object, column: str, *, seq: int | None = None,
+         checkpoint: int | None = None) -> str:
+    """A TEXT column's value, or ``DamagedStore``."""
+    if type(value) is str:
+        return value
+    raise DamagedStore(f"{column} holds {_sql_type(value)}, not the text the ledger wrote; "
+                       "the database was changed outside the ledger", seq=seq,
+                       checkpoint=checkpoint)
+
+
+def as_int(value: object, column: str) -> int:
+    """An integer key column's value (a seq, a size, a node), or ``DamagedStore``."""
+    if type(value) is int:
+        return value
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:40] + "\u2026"
+    raise DamagedStore(f"a row has {column} {shown} ({_sql_type(value)}), not an integer; "
+                       "the database was changed outside the ledger")
 
 
 def is_pg(conn: Connection) -> bool:

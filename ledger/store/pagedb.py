@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
-from ledger.store.driver import IN_CHUNK, cursor, is_pg, placeholders
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, cursor, is_pg, placeholders
 
 EVENT_COLUMNS = ("seq", "type", "event_time", "event_time_utc", "stage", "activity", "biz_step",
                  "disposition", "action", "signer", "read_point", "biz_location")
@@ -130,18 +130,22 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
         cur.execute(placeholders(conn, sql), [*first, *pids])
         for kind, n, blob, text, name in cur.fetchall():
             if kind == 0:
-                size, note = int(n), str(text)
+                size = as_int(n, "checkpoints.size")
+                note = as_text(text, "checkpoints.note", checkpoint=size)
             elif kind == 1:
                 lines.append(str(text))
             elif kind == 2:
                 meta[str(name)] = str(text)
             elif kind == 3:
-                entries[int(n)] = bytes(blob)
+                seq = as_int(n, "entries.seq")
+                entries[seq] = as_blob(blob, "entries.entry", seq=seq)
             else:
                 names[str(name)] = str(text)
         for i in range(0, len(rest), IN_CHUNK):
             chunk = rest[i : i + IN_CHUNK]
             cur.execute(placeholders(conn, "SELECT seq, entry FROM entries WHERE seq IN ("
                              + ",".join("?" * len(chunk)) + ")"), chunk)
-            entries.update((int(s), bytes(e)) for s, e in cur.fetchall())
+            for s, e in cur.fetchall():
+                seq = as_int(s, "entries.seq")
+                entries[seq] = as_blob(e, "entries.entry", seq=seq)
     return PageReads(entries, size, note + "".join(lines), meta, names)

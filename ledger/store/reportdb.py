@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from ledger.store.driver import IN_CHUNK
+from ledger.store.driver import IN_CHUNK, as_blob, as_int
 from ledger.store.schema import entries, events, ident_entries, lineage, parties
 
 
@@ -20,7 +20,8 @@ def entries_of_kind(conn: Connection, kind: str) -> list[tuple[int, bytes]]:
     """(seq, entry bytes) of every entry of one statement kind, in log order."""
     rows = conn.execute(select(entries.c.seq, entries.c.entry)
                         .where(entries.c.kind == kind).order_by(entries.c.seq))
-    return [(int(s), bytes(e)) for s, e in rows]
+    return [(seq, as_blob(e, "entries.entry", seq=seq))
+            for seq, e in ((as_int(s, "entries.seq"), e) for s, e in rows)]
 
 
 def entry_bytes(conn: Connection, seqs: Collection[int]) -> dict[int, bytes]:
@@ -29,7 +30,8 @@ def entry_bytes(conn: Connection, seqs: Collection[int]) -> dict[int, bytes]:
     for i in range(0, len(wanted), IN_CHUNK):
         for s, e in conn.execute(select(entries.c.seq, entries.c.entry)
                                  .where(entries.c.seq.in_(wanted[i : i + IN_CHUNK]))):
-            out[int(s)] = bytes(e)
+            seq = as_int(s, "entries.seq")
+            out[seq] = as_blob(e, "entries.entry", seq=seq)
     return out
 
 

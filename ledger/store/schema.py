@@ -1,7 +1,8 @@
 """Tables of the ledger and the triggers that make the log's own tables append-only.
 
 ``entries``, ``merkle_nodes`` and ``checkpoints`` are the log: triggers refuse UPDATE and
-DELETE on them (and TRUNCATE on PostgreSQL). Every other table is a projection that
+DELETE on them (and TRUNCATE on PostgreSQL), and on SQLite an INSERT that would replace a
+row (REPLACE, INSERT OR REPLACE). Every other table is a projection that
 ``suyuan reindex`` can rebuild from entries. The same DDL serves ``create_all`` (through
 ``after_create`` listeners) and the Alembic migrations (through ``append_only_ddl``).
 """
@@ -179,7 +180,7 @@ current_state = Table(
     metadata,
     Column("code", Text, primary_key=True),
     Column("disposition", Text),
-    Column("owner", String(64)),
+    Column("owner", Text),  # an owning party as the event names it: any URI (migration 0007)
     Column("location", Text),
     Column("sold", Integer, nullable=False, default=0),
     Column("last_seq", BigInteger, nullable=False),
@@ -236,7 +237,7 @@ finding_parties = Table(
     "finding_parties",
     metadata,
     Column("finding", String(64), primary_key=True),
-    Column("party", String(64), primary_key=True),
+    Column("party", Text, primary_key=True),  # any URI an order names as its seller (0007)
     Index("finding_parties_party", "party"),
 )
 
@@ -302,12 +303,35 @@ FINDINGS_TABLES = ("findings", "finding_parties", "finding_codes", "trade_docume
 PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES
 
 
+# The unique keys of each log table. SQLite's REPLACE conflict resolution (REPLACE INTO,
+# INSERT OR REPLACE, and UPDATE OR REPLACE on a unique index) deletes the row holding the
+# key without firing DELETE triggers, so an INSERT that meets an existing key on any of
+# them is refused before it happens. PostgreSQL has no REPLACE: its upsert (ON CONFLICT DO
+# UPDATE) and MERGE fire the UPDATE and DELETE triggers, so it needs no INSERT trigger
+# (and the COPY of every append pays for none).
+LOG_KEYS: dict[str, tuple[str, ...]] = {
+    "entries": ("seq", "statement_hash"),
+    "merkle_nodes": ("node",),
+    "checkpoints": ("size",),
+}
+
+
+def sqlite_no_replace_ddl(table: str) -> str:
+    """The SQLite trigger refusing an INSERT over an existing key of ``table``
+    (idempotent: migration 0007 adds it to ledgers created before it)."""
+    exists = " OR ".join(f"EXISTS (SELECT 1 FROM {table} WHERE {c} = NEW.{c})"
+                         for c in LOG_KEYS[table])
+    return (f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN {exists} BEGIN SELECT RAISE(ABORT, 'append-only: INSERT over an existing "
+            f"row of {table} is refused'); END")
+
+
 def _sqlite_ddl(table: str) -> list[str]:
     return [
         f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
         f"BEGIN SELECT RAISE(ABORT, 'append-only: {op} on {table} is refused'); END"
         for op in ("UPDATE", "DELETE")
-    ]
+    ] + [sqlite_no_replace_ddl(table)]
 
 
 _PG_FUNCTION = """
@@ -342,7 +366,7 @@ def append_only_ddl(dialect: str, table: str) -> list[str]:
 def drop_append_only_ddl(dialect: str, table: str) -> list[str]:
     """Inverse of ``append_only_ddl`` (for downgrades and for tamper tests)."""
     if dialect == "sqlite":
-        return [f"DROP TRIGGER IF EXISTS {table}_no_{op}" for op in ("update", "delete")]
+        return [f"DROP TRIGGER IF EXISTS {table}_no_{op}" for op in ("update", "delete", "replace")]
     return [
         f"DROP TRIGGER IF EXISTS {table}_no_change ON {table}",
         f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from ledger.projections import TraceBatch
-from ledger.store.driver import IN_CHUNK, cursor, placeholders, rows_in
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, cursor, placeholders, rows_in
 from ledger.store.findingsdb import clear_findings
 from ledger.store.schema import (
     FINDINGS_TABLES,
@@ -213,7 +213,11 @@ def entry_page(conn: Connection, *, after: int, limit: int, lo: int = 0, hi: int
     if signer is not None:
         q = q.where(entries.c.signer == signer)
     rows = conn.execute(q.order_by(entries.c.seq).limit(limit)).all()
-    return [(int(s), bytes(h), bytes(e)) for s, h, e in rows]
+    out = []
+    for s, h, e in rows:
+        seq = as_int(s, "entries.seq")
+        out.append((seq, as_blob(h, "entries.leaf_hash", seq=seq), as_blob(e, "entries.entry", seq=seq)))
+    return out
 
 
 def lineage_seqs(conn: Connection, src: str, kind: str) -> list[int]:
