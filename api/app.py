@@ -20,6 +20,7 @@ from api.graphql.app import graphql_app
 from api.qr import qr_response
 from api.resolver import resolve, resolver_description
 from api.settings import Settings
+from api.visitors import Visitors, visitor_secret
 from ledger import scans
 from ledger.errors import LedgerError
 from ledger.home import Home
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 if witnessing is not None and ledger.note_signer is not None else None)
     graphql = graphql_app(ledger, settings, gatherer.poke if gatherer is not None else None)
     verified = VerificationCache()
+    visitors = Visitors(settings.trusted_proxies, visitor_secret(settings.home))
 
     def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "size": ledger.size()})
@@ -91,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def digital_link(request: Request) -> Response:
         return await anyio.to_thread.run_sync(
             lambda: resolve(request, ledger, settings.base_url, witnessing=witnessing,
-                            cache=verified), limiter=page_threads)
+                            cache=verified, visitors=visitors), limiter=page_threads)
 
     def gs1resolver(request: Request) -> Response:
         return JSONResponse(resolver_description(settings.base_url))

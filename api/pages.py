@@ -47,7 +47,7 @@ TEXT: dict[str, dict[str, str]] = {
         "recall_advice": "请立即停止使用，并联系购买平台退换。",
         "fake_title": "注意：可能是仿冒品",
         "fake_regions": "此追溯码已在 {regions} 个不同地区被扫描。",
-        "fake_scans": "此商品售出后，追溯码又被扫描了 {scans} 次。",
+        "fake_scans": "此商品售出后，已有 {scans} 位不同的消费者扫描了此追溯码。",
         "fake_advice": "正品的追溯码通常只会被一位消费者扫描。请核对包装，并联系商家或拨打 12315 举报。",
         "verified_sentence": (
             "本页 {entries} 条记录的 {signatures} 个数字签名均已核验有效；每条记录都包含在账本第 "
@@ -107,7 +107,7 @@ TEXT: dict[str, dict[str, str]] = {
         "recall_advice": "Stop using it now and contact the seller for a refund or exchange.",
         "fake_title": "Caution: this may be a counterfeit",
         "fake_regions": "This code has been scanned in {regions} different regions.",
-        "fake_scans": "This code has been scanned {scans} times since the product was sold.",
+        "fake_scans": "{scans} different people have scanned this code since the product was sold.",
         "fake_advice": ("A genuine code is normally scanned by one household. Check the packaging "
                         "and report it to the seller or to 12315."),
         "verified_sentence": (

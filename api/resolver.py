@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from api import pages
+from api.visitors import Visitors
 from ledger import epcis, page_facts, scans, trace
 from ledger.errors import IdentifierError, LedgerError, NotFound
 from ledger.ids import parse_digital_link
@@ -125,11 +126,13 @@ CORS = {"Access-Control-Allow-Origin": "*",
 
 
 def resolve(request: Request, ledger: Ledger, base_url: str, *,
-            witnessing: Witnessing | None, cache: page_facts.VerificationCache | None) -> Response:
+            witnessing: Witnessing | None, cache: page_facts.VerificationCache | None,
+            visitors: Visitors) -> Response:
     """Answer one Digital Link request (GS1-conformant resolvers allow any origin)."""
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=CORS)
-    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache)
+    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache,
+                        visitors=visitors)
     response.headers.update(CORS)
     if response.status_code == 200:
         # Every answer points at the item's full set of links (RFC 9264 §6).
@@ -140,7 +143,8 @@ def resolve(request: Request, ledger: Ledger, base_url: str, *,
 
 
 def _resolve(request: Request, ledger: Ledger, base_url: str, *,
-             witnessing: Witnessing | None, cache: page_facts.VerificationCache | None) -> Response:
+             witnessing: Witnessing | None, cache: page_facts.VerificationCache | None,
+             visitors: Visitors) -> Response:
     store = ledger.store
     path = request.url.path
     try:
@@ -160,9 +164,7 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
     try:
         scan = None
         if link.kind == "item" and link_type != "linkset":
-            scan = (scans.region_of(request.headers.get("x-region"),
-                                    request.client.host if request.client else None),
-                    scans.client_class(request.headers.get("user-agent")))
+            scan = visitors.scan_of(request)
         if link_type in (None, "gs1:pip"):
             # The page reads the journey once, for its facts, the scan and the signal.
             facts = page_facts.page_facts(ledger, code, witnessing=witnessing, cache=cache,
@@ -176,7 +178,8 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
         if not page_facts.is_known(ledger, code):
             return _not_found(request, code)
         if scan is not None:
-            scans.record_scan(store, code, region=scan[0], client=scan[1])
+            scans.record_scan(store, code, region=scan.region, client=scan.client,
+                              visitor=scan.visitor)
         if link_type == "linkset":
             media = ("application/linkset+json"
                      if "application/linkset+json" in request.headers.get("accept", "")

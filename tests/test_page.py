@@ -20,6 +20,7 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
+from api.visitors import parse_proxies
 from tests import support
 from tests.pagechain import NAME_EN, NAME_ZH, FormulaChain, witness_quorum
 from tests.support import World
@@ -72,7 +73,9 @@ def live(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Any]]]:
     x = c.build()
     x["recalled"] = c.build_recalled()["tins"][0]
     witness_quorum(w, tmp_path, up=2, of=3, quorum=2)
-    app = create_app(Settings(db_url=w.url, home=w.home.path, base_url="http://127.0.0.1"))
+    # Scans come through a front end on loopback that sets X-Region (a trusted proxy).
+    app = create_app(Settings(db_url=w.url, home=w.home.path, base_url="http://127.0.0.1",
+                              trusted_proxies=parse_proxies("127.0.0.1")))
     try:
         with Server(app) as srv:
             # Three regions scan the unsold tin: a copied code.
