@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from api import pages
+from api.errors import status_of
 from api.visitors import Visitors
 from ledger import epcis, page_facts, scans, trace
-from ledger.errors import IdentifierError, LedgerError, NotFound
+from ledger.errors import IdentifierError, LedgerError, MalformedInput, NotFound
 from ledger.ids import parse_digital_link
 from ledger.log import Ledger
 from ledger.witnessing import Witnessing
@@ -78,8 +79,13 @@ def _lang(request: Request) -> str:
                              request.headers.get("accept-language"))
 
 
-def _error(request: Request, status: int, err: LedgerError, *, html_message: str | None = None,
-           title_key: str = "bad_title") -> Response:
+_TITLES = {400: "bad_title", 404: "not_found_title"}
+
+
+def _error(request: Request, err: LedgerError, *, html_message: str | None = None) -> Response:
+    """The refusal as a page for a browser, else as JSON; its status by api/errors.py."""
+    status = status_of(err)
+    title_key = _TITLES.get(status, "failed_title")
     if wants_html(request):
         lang = _lang(request)
         body = pages.render_error(lang=lang, status=status, title_key=title_key,
@@ -154,11 +160,11 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
         bad = page_facts.check_digit_error(path)
         msg = (pages.TEXT[lang]["bad_digit"].format(**bad) if bad
                else pages.TEXT[lang]["bad_other"] + " (" + e.message + ")")
-        return _error(request, 400, e, html_message=msg)
+        return _error(request, e, html_message=msg)
     code = link.canonical
     link_type = request.query_params.get("linkType")
     if link_type is not None and link_type not in LINK_TYPES:
-        return _error(request, 400, LedgerError(
+        return _error(request, MalformedInput(
             f"linkType {link_type!r} is not one of {', '.join(LINK_TYPES)}", code="bad_link_type"),
             html_message=pages.TEXT[_lang(request)]["bad_link_type"])
     try:
@@ -192,18 +198,13 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
         assert link_type == "gs1:epcis"  # LINK_TYPES, checked above
         return JSONResponse(epcis.export_document(store, code),
                             media_type="application/ld+json")
-    except IdentifierError as e:
-        return _error(request, 400, e)
-    except NotFound as e:
-        return _error(request, 404, e, title_key="not_found_title")
     except LedgerError as e:
-        return _error(request, 422, e, title_key="failed_title")
+        return _error(request, e)
 
 
 def _not_found(request: Request, code: str) -> Response:
-    return _error(request, 404, LedgerError(
-        f"the ledger holds nothing about {code}; check the code on the label",
-        code="not_found"), title_key="not_found_title",
+    return _error(request, NotFound(
+        f"the ledger holds nothing about {code}; check the code on the label"),
         html_message=pages.TEXT[_lang(request)]["not_found"].format(code=code))
 
 
