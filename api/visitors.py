@@ -108,7 +108,12 @@ def visitor_secret(home: Path | None) -> bytes:
         # Written aside and linked into place: workers starting together all end up
         # with the one key that won, never with a half-written file.
         tmp = home / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            raise ConfigError(f"cannot write {path} ({e.strerror}); make {home} writable once, "
+                              f"or put 32 random bytes there (head -c 32 /dev/urandom > {path})"
+                              ) from None
         try:
             os.write(fd, secrets.token_bytes(SECRET_BYTES))
             os.fsync(fd)
@@ -119,7 +124,11 @@ def visitor_secret(home: Path | None) -> bytes:
                 os.link(tmp, path)
         finally:
             tmp.unlink()
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path} ({e.strerror}); it holds the key of visitors' "
+                          "pseudonyms: 32 random bytes") from None
     if len(raw) != SECRET_BYTES:
         raise ConfigError(f"{path} is damaged ({len(raw)} bytes, not {SECRET_BYTES}); delete it "
                           "and a new one is made at start (clients already counted may count "

@@ -174,6 +174,20 @@ def test_scans_keep_a_pseudonym_per_code_not_the_address(world: World, chain: di
     secret.write_bytes(b"short")
     with pytest.raises(ConfigError, match="visitor.key is damaged"):
         app_for(world)
+    secret.unlink()
+    secret.mkdir()
+    with pytest.raises(ConfigError, match="cannot read .*visitor.key"):
+        app_for(world)
+    secret.rmdir()
+    # A home the server cannot write to: told what to do, not a traceback.
+    world.home.path.chmod(0o500)
+    try:
+        if os.access(world.home.path, os.W_OK):
+            return  # root writes anywhere
+        with pytest.raises(ConfigError, match=r"cannot write .*visitor.key .*head -c 32"):
+            app_for(world)
+    finally:
+        world.home.path.chmod(0o700)
 
 
 def test_bad_trusted_proxies_are_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
