@@ -4,6 +4,7 @@ route behind the bearer-token check (api/auth.py)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,12 +17,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from api.auth import BearerAuth
+from api.body import BodyLimit
+from api.errors import ledger_error
 from api.graphql.app import graphql_app
+from api.headers import SecurityHeaders
 from api.qr import qr_response
 from api.resolver import resolve, resolver_description
 from api.settings import Settings
+from api.visitors import Visitors, visitor_secret
 from ledger import scans
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, MalformedInput
 from ledger.home import Home
 from ledger.log import Ledger
 from ledger.page_facts import VerificationCache
@@ -29,6 +34,17 @@ from ledger.store.db import Store
 from ledger.witnessing import Gatherer, Witnessing, cosigned_note
 
 PAGE_THREADS = 2  # pages answered at once by one worker process
+_TREE_NUMBER = re.compile(r"[0-9]{1,19}")  # ASCII digits only: int() also takes "١" and "1_0"
+MAX_TREE_NUMBER = 2**63 - 1  # what a BIGINT column holds
+
+
+def _tree_number(request: Request, name: str) -> int:
+    """A seq or tree size from the path: a decimal integer that fits the database."""
+    text = request.path_params[name]
+    if _TREE_NUMBER.fullmatch(text) and int(text) <= MAX_TREE_NUMBER:
+        return int(text)
+    raise MalformedInput(f"{name} is a decimal integer from 0 to {MAX_TREE_NUMBER}, not "
+                         f"{text[:40]!r}")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -44,44 +60,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 if witnessing is not None and ledger.note_signer is not None else None)
     graphql = graphql_app(ledger, settings, gatherer.poke if gatherer is not None else None)
     verified = VerificationCache()
+    visitors = Visitors(settings.trusted_proxies, visitor_secret(settings.home))
 
     def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "size": ledger.size()})
 
+    # Every LedgerError a route raises is answered by one mapping (api/errors.py).
     def checkpoint(request: Request) -> Response:
-        try:
-            # With every cosignature gathered so far: clients count the quorum themselves.
-            return PlainTextResponse(cosigned_note(ledger))
-        except LedgerError as e:
-            return JSONResponse({"error": e.as_dict()}, status_code=404)
+        # With every cosignature gathered so far: clients count the quorum themselves.
+        return PlainTextResponse(cosigned_note(ledger))
 
     def log_key(request: Request) -> Response:
-        try:
-            return PlainTextResponse(ledger.log_verifier().vkey() + "\n")
-        except LedgerError as e:
-            return JSONResponse({"error": e.as_dict()}, status_code=404)
+        return PlainTextResponse(ledger.log_verifier().vkey() + "\n")
 
     def consistency(request: Request) -> Response:
-        try:
-            first = int(request.path_params["first"])
-            second = int(request.path_params["second"])
-            return JSONResponse(ledger.consistency_proof(first, second).as_dict())
-        except ValueError:
-            return JSONResponse({"error": {"code": "malformed",
-                                           "message": "sizes are decimal integers"}}, 400)
-        except LedgerError as e:
-            return JSONResponse({"error": e.as_dict()}, status_code=404)
+        first, second = _tree_number(request, "first"), _tree_number(request, "second")
+        return JSONResponse(ledger.consistency_proof(first, second).as_dict())
 
     def inclusion(request: Request) -> Response:
-        try:
-            seq = int(request.path_params["seq"])
-            size = int(request.path_params["size"])
-            return JSONResponse(ledger.inclusion_proof(seq, size).as_dict())
-        except ValueError:
-            return JSONResponse({"error": {"code": "malformed",
-                                           "message": "seq and size are decimal integers"}}, 400)
-        except LedgerError as e:
-            return JSONResponse({"error": e.as_dict()}, status_code=404)
+        seq, size = _tree_number(request, "seq"), _tree_number(request, "size")
+        return JSONResponse(ledger.inclusion_proof(seq, size).as_dict())
 
     # The page is CPU work in Python around short database reads: a few threads at a time
     # answer more pages than one per connection, which fight over the GIL (and, on SQLite,
@@ -91,7 +89,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def digital_link(request: Request) -> Response:
         return await anyio.to_thread.run_sync(
             lambda: resolve(request, ledger, settings.base_url, witnessing=witnessing,
-                            cache=verified), limiter=page_threads)
+                            cache=verified, visitors=visitors), limiter=page_threads)
 
     def gs1resolver(request: Request) -> Response:
         return JSONResponse(resolver_description(settings.base_url))
@@ -121,7 +119,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store.dispose()
 
     app = Starlette(debug=settings.dev, routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(BearerAuth, ledger=ledger)])
+                    middleware=[Middleware(SecurityHeaders, dev=settings.dev), Middleware(BodyLimit),
+                                Middleware(BearerAuth, ledger=ledger)],
+                    exception_handlers={LedgerError: ledger_error})
     app.state.settings = settings
     app.state.store = store
     app.state.ledger = ledger

@@ -1,10 +1,14 @@
 """Server-rendered HTML: the consumer page of a product code and the resolver's error
 pages, in Chinese (default) or English. No JavaScript, no external assets: one document
 with inline CSS. Jinja2 with autoescape on renders every value the ledger holds (party
-and product names are whatever their signers wrote)."""
+and product names are whatever their signers wrote), and ``CSP`` lets the browser run
+nothing else: no script at all, and only the one stylesheet, by its hash."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -15,6 +19,22 @@ HTML_LANG = {"zh": "zh-CN", "en": "en"}
 _env = Environment(loader=PackageLoader("api", "templates"),
                    autoescape=select_autoescape(["html"], default=True),
                    trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+
+
+def _style_source() -> str:
+    """The page's one stylesheet, exactly as base.html holds it (and every page sends it)."""
+    assert _env.loader is not None
+    source = _env.loader.get_source(_env, "base.html")[0]
+    found = re.search(r"<style>(.*?)</style>", source, re.S)
+    assert found is not None, "base.html has its stylesheet in one <style> element"
+    return found.group(1)
+
+
+STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_style_source().encode()).digest()).decode()
+# Nothing runs, loads, embeds or submits but the stylesheet: a value a signer wrote that
+# escaped the escaping would still be inert, and no other site may frame the page.
+CSP = (f"default-src 'none'; style-src '{STYLE_HASH}'; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'none'")
 
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -47,7 +67,7 @@ TEXT: dict[str, dict[str, str]] = {
         "recall_advice": "请立即停止使用，并联系购买平台退换。",
         "fake_title": "注意：可能是仿冒品",
         "fake_regions": "此追溯码已在 {regions} 个不同地区被扫描。",
-        "fake_scans": "此商品售出后，追溯码又被扫描了 {scans} 次。",
+        "fake_scans": "此商品售出后，已有 {scans} 位不同的消费者扫描了此追溯码。",
         "fake_advice": "正品的追溯码通常只会被一位消费者扫描。请核对包装，并联系商家或拨打 12315 举报。",
         "verified_sentence": (
             "本页 {entries} 条记录的 {signatures} 个数字签名均已核验有效；每条记录都包含在账本第 "
@@ -107,7 +127,7 @@ TEXT: dict[str, dict[str, str]] = {
         "recall_advice": "Stop using it now and contact the seller for a refund or exchange.",
         "fake_title": "Caution: this may be a counterfeit",
         "fake_regions": "This code has been scanned in {regions} different regions.",
-        "fake_scans": "This code has been scanned {scans} times since the product was sold.",
+        "fake_scans": "{scans} different people have scanned this code since the product was sold.",
         "fake_advice": ("A genuine code is normally scanned by one household. Check the packaging "
                         "and report it to the seller or to 12315."),
         "verified_sentence": (

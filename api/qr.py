@@ -17,9 +17,10 @@ import qrcode.constants
 import qrcode.image.pil
 import qrcode.image.svg
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from ledger.errors import IdentifierError, LedgerError, MalformedInput
+from api.errors import error_response
+from ledger.errors import IdentifierError, MalformedInput
 from ledger.ids import digital_link_path
 
 FORMATS: Final = {"png": "image/png", "svg": "image/svg+xml"}
@@ -78,10 +79,6 @@ def qr_image(text: str, fmt: str) -> bytes:
 _cached_image = lru_cache(maxsize=4096)(qr_image)
 
 
-def _error(status: int, err: LedgerError) -> JSONResponse:
-    return JSONResponse({"error": err.as_dict()}, status_code=status)
-
-
 def qr_response(request: Request, base_url: str) -> Response:
     """``GET /qr/{Digital Link path}.png|.svg``: the QR code of that path on ``base_url``."""
     # The raw path keeps percent-escapes as sent: a serial may hold an escaped '/'.
@@ -90,13 +87,13 @@ def qr_response(request: Request, base_url: str) -> Response:
     rest = path.removeprefix("/qr")
     stem, dot, fmt = rest.rpartition(".")
     if not dot or fmt not in FORMATS or "/" in fmt:
-        return _error(400, MalformedInput(
+        return error_response(MalformedInput(
             f"a QR code URL ends in .png or .svg, such as /qr/01/09506000134352/21/1.png; "
             f"{path!r} does not", code="bad_format"))
     try:
         dl_path = digital_link_path(stem)
     except IdentifierError as e:
-        return _error(400, e)
+        return error_response(e)
     text = base_url.rstrip("/") + dl_path
     etag = '"' + hashlib.sha256(f"{RENDERER}\n{fmt}\n{text}".encode()).hexdigest()[:32] + '"'
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag,

@@ -18,8 +18,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from api import pages
+from api.errors import status_of
+from api.visitors import Visitors
 from ledger import epcis, page_facts, scans, trace
-from ledger.errors import IdentifierError, LedgerError, NotFound
+from ledger.errors import IdentifierError, LedgerError, MalformedInput, NotFound
 from ledger.ids import parse_digital_link
 from ledger.log import Ledger
 from ledger.witnessing import Witnessing
@@ -77,8 +79,13 @@ def _lang(request: Request) -> str:
                              request.headers.get("accept-language"))
 
 
-def _error(request: Request, status: int, err: LedgerError, *, html_message: str | None = None,
-           title_key: str = "bad_title") -> Response:
+_TITLES = {400: "bad_title", 404: "not_found_title"}
+
+
+def _error(request: Request, err: LedgerError, *, html_message: str | None = None) -> Response:
+    """The refusal as a page for a browser, else as JSON; its status by api/errors.py."""
+    status = status_of(err)
+    title_key = _TITLES.get(status, "failed_title")
     if wants_html(request):
         lang = _lang(request)
         body = pages.render_error(lang=lang, status=status, title_key=title_key,
@@ -125,11 +132,13 @@ CORS = {"Access-Control-Allow-Origin": "*",
 
 
 def resolve(request: Request, ledger: Ledger, base_url: str, *,
-            witnessing: Witnessing | None, cache: page_facts.VerificationCache | None) -> Response:
+            witnessing: Witnessing | None, cache: page_facts.VerificationCache | None,
+            visitors: Visitors) -> Response:
     """Answer one Digital Link request (GS1-conformant resolvers allow any origin)."""
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=CORS)
-    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache)
+    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache,
+                        visitors=visitors)
     response.headers.update(CORS)
     if response.status_code == 200:
         # Every answer points at the item's full set of links (RFC 9264 §6).
@@ -140,7 +149,8 @@ def resolve(request: Request, ledger: Ledger, base_url: str, *,
 
 
 def _resolve(request: Request, ledger: Ledger, base_url: str, *,
-             witnessing: Witnessing | None, cache: page_facts.VerificationCache | None) -> Response:
+             witnessing: Witnessing | None, cache: page_facts.VerificationCache | None,
+             visitors: Visitors) -> Response:
     store = ledger.store
     path = request.url.path
     try:
@@ -150,19 +160,17 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
         bad = page_facts.check_digit_error(path)
         msg = (pages.TEXT[lang]["bad_digit"].format(**bad) if bad
                else pages.TEXT[lang]["bad_other"] + " (" + e.message + ")")
-        return _error(request, 400, e, html_message=msg)
+        return _error(request, e, html_message=msg)
     code = link.canonical
     link_type = request.query_params.get("linkType")
     if link_type is not None and link_type not in LINK_TYPES:
-        return _error(request, 400, LedgerError(
+        return _error(request, MalformedInput(
             f"linkType {link_type!r} is not one of {', '.join(LINK_TYPES)}", code="bad_link_type"),
             html_message=pages.TEXT[_lang(request)]["bad_link_type"])
     try:
         scan = None
         if link.kind == "item" and link_type != "linkset":
-            scan = (scans.region_of(request.headers.get("x-region"),
-                                    request.client.host if request.client else None),
-                    scans.client_class(request.headers.get("user-agent")))
+            scan = visitors.scan_of(request)
         if link_type in (None, "gs1:pip"):
             # The page reads the journey once, for its facts, the scan and the signal.
             facts = page_facts.page_facts(ledger, code, witnessing=witnessing, cache=cache,
@@ -176,7 +184,8 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
         if not page_facts.is_known(ledger, code):
             return _not_found(request, code)
         if scan is not None:
-            scans.record_scan(store, code, region=scan[0], client=scan[1])
+            scans.record_scan(store, code, region=scan.region, client=scan.client,
+                              visitor=scan.visitor)
         if link_type == "linkset":
             media = ("application/linkset+json"
                      if "application/linkset+json" in request.headers.get("accept", "")
@@ -189,18 +198,13 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
         assert link_type == "gs1:epcis"  # LINK_TYPES, checked above
         return JSONResponse(epcis.export_document(store, code),
                             media_type="application/ld+json")
-    except IdentifierError as e:
-        return _error(request, 400, e)
-    except NotFound as e:
-        return _error(request, 404, e, title_key="not_found_title")
     except LedgerError as e:
-        return _error(request, 422, e, title_key="failed_title")
+        return _error(request, e)
 
 
 def _not_found(request: Request, code: str) -> Response:
-    return _error(request, 404, LedgerError(
-        f"the ledger holds nothing about {code}; check the code on the label",
-        code="not_found"), title_key="not_found_title",
+    return _error(request, NotFound(
+        f"the ledger holds nothing about {code}; check the code on the label"),
         html_message=pages.TEXT[_lang(request)]["not_found"].format(code=code))
 
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from api.visitors import Network, parse_proxies
 from ledger.home import default_home
 from ledger.store.db import DEFAULT_URL
 
@@ -16,6 +17,8 @@ class Settings:
     home: Path | None = None
     base_url: str = "http://127.0.0.1:8000"
     dev: bool = False
+    # Peers whose X-Forwarded-For and X-Region headers are believed (see api/visitors.py).
+    trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def from_env(cls, *, dev: bool = False) -> Settings:
@@ -24,4 +27,5 @@ class Settings:
             home=default_home(),
             base_url=(os.environ.get("SUYUAN_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
             dev=dev,
+            trusted_proxies=parse_proxies(os.environ.get("SUYUAN_TRUSTED_PROXIES", "")),
         )

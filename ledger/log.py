@@ -47,7 +47,7 @@ from ledger.schemas import validate_event_body
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
 from ledger.store import findingsdb, tracedb
 from ledger.store.db import Store
-from ledger.store.schema import node_key
+from ledger.store.schema import NODE_LEVEL_SHIFT, node_key
 from ledger.tokens import check_token, read_token
 from ledger.verify import verify_chunk, verify_pool
 
@@ -576,6 +576,32 @@ class Ledger:
             raise NotFound(f"the tree has {current} entries, not {size}")
         return size
 
+    def _sized_fetch(self, conn: Connection, n: int
+                     ) -> tuple[merkle.NodeFetcher, Callable[[], None]]:
+        """A node fetcher for proofs in a tree of ``n`` leaves that also proves the tree is
+        that big, and a check to call after the proof: a tree's last leaf comes with the
+        first fetch (the same statement), and without it the proof is refused with the
+        ledger's size. Nodes alone do not tell: a proof for leaf n-1 of a tree one leaf
+        too big, or a consistency proof from 0, reads only nodes that exist."""
+        if n >= 1 << NODE_LEVEL_SHIFT:  # beyond the node keys: no ledger is that big
+            self._tree_size(conn, n)
+        last = (0, n - 1)
+        fetched = [n == 0]
+
+        def fetch(ids: Collection[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+            got = self.store.fetch_nodes(conn, {*ids, last} if not fetched[0] else ids)
+            if not fetched[0]:
+                fetched[0] = True
+                if last not in got:
+                    self._tree_size(conn, n)
+                    raise ProofError(f"the store has no hash for leaf {n - 1}")
+            return got
+
+        def confirm() -> None:
+            if not fetched[0]:
+                fetch(())
+        return fetch, confirm
+
     def _proof_hashes(self, size: int | None, low: int, check: str,
                       compute: Callable[[int, merkle.NodeFetcher], list[bytes]]
                       ) -> tuple[int, list[bytes]]:
@@ -588,11 +614,14 @@ class Ledger:
                 raise NotFound(f"seq {low} is not in a tree of size {n}")
             if check == "size" and not 0 <= low <= n:
                 raise ProofError(f"size {low} is not between 0 and {n}")
+            fetch, confirm = self._sized_fetch(conn, n)
             try:
-                return n, compute(n, lambda ids: self.store.fetch_nodes(conn, ids))
+                hashes = compute(n, fetch)
             except ProofError:
                 self._tree_size(conn, n)
                 raise
+            confirm()
+            return n, hashes
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
         n, hashes = self._proof_hashes(
@@ -674,12 +703,13 @@ class Ledger:
             for seq in wanted:
                 if not 0 <= seq < size:
                     raise NotFound(f"seq {seq} is not in a tree of size {size}")
+            fetch, confirm = self._sized_fetch(conn, size)
             try:
-                got = merkle.inclusion_proofs(wanted, size,
-                                              lambda ids: self.store.fetch_nodes(conn, ids))
+                got = merkle.inclusion_proofs(wanted, size, fetch)
             except ProofError:
                 self._tree_size(conn, size)
                 raise
+            confirm()
         return {s: InclusionProof(s, size, tuple(h)) for s, h in got.items()}
 
     def private_views(self, entries: Sequence[Entry], viewer: Viewer) -> dict[int, PrivateView]:

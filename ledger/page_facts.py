@@ -144,7 +144,7 @@ def _note_in(conn: Connection, store: Store) -> str:
 
 def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = None,
                cache: VerificationCache | None = None,
-               scan: tuple[str, str] | None = None) -> dict[str, Any] | None:
+               scan: scans.Scan | None = None) -> dict[str, Any] | None:
     """Everything the consumer page shows about ``code``; None if the ledger holds
     nothing about it.
 
@@ -152,7 +152,7 @@ def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = Non
     checkpoint are read in one transaction, and every entry is verified from the bytes
     read now; a ``cache`` only spares repeating a check already made on the same bytes
     against the same checkpoint (see ``verify_journey``). With ``scan`` (region, client
-    class) an item's scan is then recorded, given the journey just read, and the
+    class, visitor) an item's scan is then recorded, given the journey just read, and the
     counterfeit signal shown is the one that write computed, this scan included.
     """
     key = normalise_code(code)
@@ -163,8 +163,8 @@ def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = Non
     signal = None
     if facts["kind"] == "item":
         if scan is not None:
-            signal = scans.record_scan(ledger.store, key, region=scan[0], client=scan[1],
-                                       journey=(steps, facts["soldAt"]))
+            signal = scans.record_scan(ledger.store, key, region=scan.region, client=scan.client,
+                                       visitor=scan.visitor, journey=(steps, facts["soldAt"]))
         else:
             with ledger.store.reading() as conn:
                 signal = scans.signal_in(conn, key, facts["soldAt"])

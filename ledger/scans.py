@@ -2,12 +2,15 @@
 they feed.
 
 Every resolve of a serialised item the ledger knows records (code, time, region, client
-class). A genuine tin is scanned by one household; a code copied onto fakes is scanned
-in many places, or again and again after the genuine item was sold. So a code has a
-counterfeit signal when its scans come from ``SIGNAL_REGIONS`` (3) or more distinct
-regions, or when more than ``SIGNAL_SCANS_AFTER_SALE`` (20) scans came after its sale
-("sold" as in ``ledger.projections``: a ``retail_sold`` disposition, a retail sale or a
-consumer order). Bots (crawlers, link previews, scripts) are recorded but never count.
+class, visitor). A genuine tin is scanned by one household; a code copied onto fakes is
+scanned in many places, or by many people after the genuine item was sold. So a code has
+a counterfeit signal when its scans come from ``SIGNAL_REGIONS`` (3) or more distinct
+regions, or when more than ``SIGNAL_SCANS_AFTER_SALE`` (20) distinct visitors scanned it
+after its sale ("sold" as in ``ledger.projections``: a ``retail_sold`` disposition, a
+retail sale or a consumer order). Bots (crawlers, link previews, scripts) are recorded
+but never count. A visitor is whoever the caller says scanned (the API: a keyed
+pseudonym of the client's address), stored hashed with the code, so one client counts
+once per code however often it asks, and its scans of two codes cannot be linked.
 
 Scans are not evidence anyone signed: they live in their own table, are not a
 projection (``suyuan reindex`` leaves them alone), and are deleted after
@@ -21,10 +24,11 @@ import hashlib
 import ipaddress
 import os
 import re
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
@@ -68,9 +72,19 @@ def _utc(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class Scan(NamedTuple):
+    """One scan as the page records it: region, client class and visitor (None: unknown,
+    then this scan counts as a visitor of its own)."""
+
+    region: str
+    client: str
+    visitor: str | None = None
+
+
 def region_of(header: str | None, address: str | None) -> str:
-    """The region of a scan: the ``X-Region`` a trusted front end set, else the client's
-    network (IPv4 /16, IPv6 /32), else ``unknown``."""
+    """The region of a scan: ``header``, a region a trusted front end set (the caller
+    passes it only from one), else the client's network (IPv4 /16, IPv6 /32), else
+    ``unknown``."""
     if header:
         clean = "".join(ch for ch in header.strip() if ch.isprintable())[:_REGION_MAX]
         if clean:
@@ -99,8 +113,8 @@ def check_ready(store: Store) -> None:
     """Refuse, with the fix, a ledger whose schema predates the scans table."""
     with store.reading() as conn:
         if not scansdb.has_table(conn):
-            raise ConfigError("this ledger's schema predates the scans table (migration 0005); "
-                              "run `suyuan init` once to bring it up to date")
+            raise ConfigError("this ledger's schema predates the scans table (migrations 0005 "
+                              "and 0008); run `suyuan init` once to bring it up to date")
 
 
 @contextmanager
@@ -109,12 +123,22 @@ def _transaction(store: Store) -> Iterator[Connection]:
         yield conn
 
 
+def visitor_key(code: str, visitor: str | None) -> str:
+    """What the scans table keeps of a visitor: a hash of it with the code (32 hex), or a
+    fresh random one when the visitor is unknown."""
+    if visitor is None:
+        return secrets.token_hex(16)
+    return hashlib.sha256(f"{code}\n{visitor}".encode()).hexdigest()[:32]
+
+
 def record_scan(store: Store, code: str, *, region: str, client: str,
-                time: str | None = None,
+                visitor: str | None = None, time: str | None = None,
                 journey: tuple[Sequence[Step], str | None] | None = None
                 ) -> dict[str, Any] | None:
     """Record one scan of an item and apply the retention rules to that code; a scan that
     is not a bot's raises the code's counterfeit finding when its scans give the signal.
+    ``visitor`` names who scanned (see ``visitor_key``); None counts this scan as a
+    visitor of its own.
 
     ``journey`` is the code's journey steps and sale time when the caller has just read
     them (the consumer page): then they are not read again, and the code's counterfeit
@@ -129,7 +153,7 @@ def record_scan(store: Store, code: str, *, region: str, client: str,
     fid = finding_id(key)
     with _transaction(store) as conn:
         scansdb.insert_scan(conn, code=key, time=when, region=region[:_REGION_MAX],
-                            client=client)
+                            client=client, visitor=visitor_key(key, visitor))
         # The page's scan is two statements, the insert and one tally that also says
         # whether retention has anything to delete (it seldom has) and whether the
         # finding is raised already.
@@ -168,8 +192,9 @@ def _raise_finding(conn: Connection, key: str, when: str, steps: Sequence[Step],
         zh = f"{rule.zh}：{key} 在 {sig['regions']} 个地区被扫码"
         en = f"{rule.en}: {key} was scanned in {sig['regions']} regions"
     else:
-        zh = f"{rule.zh}：{key} 售出后被扫码 {sig['scansAfterSale']} 次"
-        en = f"{rule.en}: {key} was scanned {sig['scansAfterSale']} times after it was sold"
+        zh = f"{rule.zh}：{key} 售出后被 {sig['scansAfterSale']} 个不同的访客扫码"
+        en = (f"{rule.en}: {key} was scanned by {sig['scansAfterSale']} different visitors "
+              "after it was sold")
     last = steps[-1].seq if steps else 0
     findingsdb.save_scan_findings(conn, [findings.Finding(
         id=finding_id(key), seq=last, rule=rule.code, severity=rule.severity, time=when,

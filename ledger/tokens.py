@@ -7,7 +7,8 @@ before encoding. ``sub`` is the party id, ``key`` the key id that signed, ``exp`
 expiry in Unix seconds, ``aud`` the ledger's checkpoint origin (so a token made for one
 ledger is refused by another). This module only checks form, expiry, audience and
 signature against a public key it is given; whether the key is registered and not revoked
-is the registry's question (``check_token``).
+is the registry's question (``check_token``). A token whose ``exp`` is further than
+``MAX_TTL`` (30 days, plus ``CLOCK_SKEW``) ahead is refused however it was made.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ledger.registry import RegistryState
 
 CLAIMS = ("aud", "exp", "key", "sub")
 MAX_TTL = 30 * 24 * 3600
+CLOCK_SKEW = 300  # seconds a token maker's clock may run ahead of the verifier's
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,12 @@ def check_token(token: str, reg: RegistryState, *, audience: str, seq: int,
     if claims.exp <= t:
         raise NotAuthentic(f"the bearer token expired {t - claims.exp} seconds ago; make a new one",
                            code="token_expired")
+    # A token signed to live for years (or forever) is a stolen key's gift: whoever made
+    # it, it lives at most MAX_TTL from now.
+    if claims.exp > t + MAX_TTL + CLOCK_SKEW:
+        raise NotAuthentic(f"the bearer token would live {claims.exp - t} more seconds, longer "
+                           f"than the {MAX_TTL} a token may; make a new one with `suyuan token`",
+                           code="token_lifetime")
     if claims.aud != audience:
         raise NotAuthentic(f"the bearer token is for {claims.aud!r}, not for this ledger ({audience!r})",
                            code="token_audience")

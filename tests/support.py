@@ -85,9 +85,11 @@ class Server:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
+        # proxy_headers off, as `suyuan serve` runs it: the app alone decides whose
+        # X-Forwarded-For to believe (api/visitors.py).
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", ws="websockets-sansio",
-                                                    lifespan=lifespan))
+                                                    lifespan=lifespan, proxy_headers=False))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Server:
@@ -129,10 +131,11 @@ def asgi_post(apps: dict[str, Any]) -> Any:
 
 
 class Client:
-    """Requests through httpx's ASGI transport: the whole app, no socket."""
+    """Requests through httpx's ASGI transport: the whole app, no socket; ``peer`` is the
+    address the app sees the requests come from."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, app: Any, *, peer: str = "127.0.0.1") -> None:
+        self.app, self.peer = app, peer
 
     def get(self, path: str, **kw: Any) -> Any:
         import asyncio
@@ -140,7 +143,7 @@ class Client:
         import httpx
 
         async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
+            transport = httpx.ASGITransport(app=self.app, client=(self.peer, 123))
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
                 return await c.get(path, **kw)
 

@@ -176,6 +176,24 @@ def test_refusals_say_why(world: World, api: Api) -> None:
              "token_expired")
 
 
+def test_a_token_living_longer_than_the_limit_is_refused(world: World, api: Api) -> None:
+    """``exp`` is bounded when a token is checked, not only when `suyuan token` makes one: a
+    token signed with a clock set ten years ahead (or with any tool) is refused."""
+    from ledger.tokens import CLOCK_SKEW, MAX_TTL
+
+    party, key = world.register(["producer"])
+    now = time.time()
+    forever = make_token(key, signer=party, audience=ORIGIN, now=now + 10 * 365 * 86400)
+    assert "longer than the 2592000" in _refused(api.gql("{ viewer{ kind } }", forever),
+                                                 "token_lifetime")
+    _refused(api.request("GET", "/healthz", forever), "token_lifetime")
+    # The longest a token may live, made by a clock a little ahead, still works.
+    longest = make_token(key, signer=party, audience=ORIGIN, ttl=MAX_TTL, now=now + CLOCK_SKEW - 5)
+    assert api.gql("{ viewer{ kind } }", longest).json()["data"]["viewer"]["kind"] == "party"
+    _refused(api.gql("{ viewer{ kind } }", make_token(
+        key, signer=party, audience=ORIGIN, ttl=MAX_TTL, now=now + CLOCK_SKEW + 60)), "token_lifetime")
+
+
 def test_revoked_key_stops_at_once(world: World, api: Api) -> None:
     party, key = world.register(["producer"])
     token = make_token(key, signer=party, audience=ORIGIN)

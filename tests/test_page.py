@@ -20,6 +20,7 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
+from api.visitors import parse_proxies
 from tests import support
 from tests.pagechain import NAME_EN, NAME_ZH, FormulaChain, witness_quorum
 from tests.support import World
@@ -52,6 +53,8 @@ def _browser_or_skip() -> Any:
     # A phone in China (Accept-Language zh-CN), and the page must work with JavaScript off.
     opts.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh",
                                            "profile.managed_default_content_settings.javascript": 2})
+    # The console, to see whether the Content-Security-Policy refused anything.
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
 
 
@@ -72,7 +75,9 @@ def live(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Any]]]:
     x = c.build()
     x["recalled"] = c.build_recalled()["tins"][0]
     witness_quorum(w, tmp_path, up=2, of=3, quorum=2)
-    app = create_app(Settings(db_url=w.url, home=w.home.path, base_url="http://127.0.0.1"))
+    # Scans come through a front end on loopback that sets X-Region (a trusted proxy).
+    app = create_app(Settings(db_url=w.url, home=w.home.path, base_url="http://127.0.0.1",
+                              trusted_proxies=parse_proxies("127.0.0.1")))
     try:
         with Server(app) as srv:
             # Three regions scan the unsold tin: a copied code.
@@ -112,6 +117,17 @@ def test_consumer_page_in_headless_chromium(live: tuple[Server, dict[str, Any]],
         shots.mkdir()
         page = _shoot(driver, srv.url(x["sold"]), shots / "consumer-page.png")
         assert driver.find_element("tag name", "html").get_attribute("lang") == "zh-CN"
+        # Served under the strict policy, and styled all the same: the stylesheet is
+        # allowed by its hash, and the browser refused nothing.
+        csp = httpx.get(srv.url(x["sold"]), headers={"Accept": "text/html"},
+                        timeout=30).headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        badge = driver.find_element("css selector", ".badge.ok")
+        assert badge.value_of_css_property("background-color") == "rgba(230, 244, 234, 1)"
+        assert badge.value_of_css_property("border-radius") == "999px"
+        refused = [e["message"] for e in driver.get_log("browser")
+                   if "Content Security Policy" in e["message"]]
+        assert refused == []
         for want in (NAME_ZH, "原产国（地区）", "日本 (JP)", "1210 保税备货进口 / bonded import",
                      "040220****0123", "放行时间", "2026-11-27 13:43", "送达消费者", "✓ 已验证",
                      "该检查点由账本签名，并由 2/3 个独立见证方联署"):

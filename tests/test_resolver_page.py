@@ -161,9 +161,14 @@ def test_recalled_item_shows_the_red_banner(built: dict[str, Any], client: Clien
     assert rec["recalled"] is True and len(rec["recalls"]) == 1
 
 
-def test_counterfeit_warning_after_three_regions(world: World, built: dict[str, Any],
-                                                 client: Client) -> None:
+def test_counterfeit_warning_after_three_regions(world: World, built: dict[str, Any]) -> None:
+    from api.visitors import parse_proxies
+
     code = built["unsold"]
+    # Regions a front end at 127.0.0.1 sets, which is trusted to (see test_visitors).
+    app = create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://t.example",
+                              trusted_proxies=parse_proxies("127.0.0.1")))
+    client = Client(app)
     for region in ("CN-HE", "CN-BJ"):
         r = client.get(path(code), headers={**BROWSER, "X-Region": region})
         assert "可能是仿冒品" not in r.text
@@ -171,6 +176,7 @@ def test_counterfeit_warning_after_three_regions(world: World, built: dict[str, 
     assert "可能是仿冒品" in r.text and "此追溯码已在 3 个不同地区被扫描。" in outline(r.text).visible
     assert scans.counterfeit_signal(world.store, code) == {
         "reason": "regions", "regions": 3, "scansAfterSale": 0}
+    app.state.store.dispose()
 
 
 def test_hostile_names_are_escaped(world: World, tmp_path: Path) -> None:
@@ -464,7 +470,8 @@ def test_a_page_costs_the_same_few_statements_whatever_its_journey(
     counts = {}
     for code in codes:
         run.clear()
-        facts = page_facts(world.ledger, code, cache=cache, scan=("CN-HE", "browser"))
+        facts = page_facts(world.ledger, code, cache=cache,
+                           scan=scans.Scan("CN-HE", "browser", "visitor-1"))
         assert facts is not None and facts["verification"]["verified"]
         counts[code] = [s.split()[0].upper() for s in run
                         if s.split()[0].upper() not in ("BEGIN", "COMMIT", "PRAGMA")]

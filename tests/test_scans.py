@@ -53,13 +53,28 @@ def test_region_and_client_class() -> None:
     assert scans.client_class("") == "bot" and scans.client_class(None) == "bot"
 
 
+def proxied(world: World) -> Client:
+    """The app behind a front end at 127.0.0.1 that sets X-Region (a trusted proxy)."""
+    from api.app import create_app
+    from api.settings import Settings
+    from api.visitors import parse_proxies
+
+    return Client(create_app(Settings(db_url=world.url, home=world.home.path,
+                                      base_url="https://trace.example",
+                                      trusted_proxies=parse_proxies("127.0.0.1"))))
+
+
 def test_resolving_an_item_records_a_scan(world: World, chain: dict[str, str],
                                           client: Client) -> None:
     item = chain["sold"]
-    r = client.get(path(item), headers={"X-Region": "CN-HE", "User-Agent": CHROME,
-                                        "Accept": "text/html"})
+    front = proxied(world)
+    r = front.get(path(item), headers={"X-Region": "CN-HE", "User-Agent": CHROME,
+                                       "Accept": "text/html"})
     assert r.status_code == 200
-    client.get(path(item), headers={"User-Agent": WECHAT, "Accept": "application/json"})
+    front.app.state.store.dispose()
+    # Without a trusted proxy in front, X-Region is the client's claim: the address decides.
+    client.get(path(item), headers={"X-Region": "CN-BJ", "User-Agent": WECHAT,
+                                    "Accept": "application/json"})
     got = scans.scans_for(world.store, item)["scans"]
     assert [(s["region"], s["client"]) for s in got] == [("127.0.0.0/16", "app"),
                                                          ("CN-HE", "browser")]
@@ -73,10 +88,11 @@ def test_resolving_an_item_records_a_scan(world: World, chain: dict[str, str],
 
 
 def test_scans_through_a_link_naming_the_lot_count_for_the_item(
-        world: World, chain: dict[str, str], client: Client) -> None:
+        world: World, chain: dict[str, str]) -> None:
     """…/10/L/21/S and …/21/S are one item: its scans are kept and counted under one code,
     whichever link type asked (here the journey JSON, which is not the page)."""
     item = chain["unsold"]
+    client = proxied(world)
     with_lot = path(chain["lot"]) + "/21/" + item.rsplit("/21/", 1)[1]
     for region in ("CN-HE", "CN-BJ", "CN-GD"):
         r = client.get(with_lot, params={"linkType": "gs1:traceability"},
@@ -87,6 +103,7 @@ def test_scans_through_a_link_naming_the_lot_count_for_the_item(
     assert scans.counterfeit_signal(world.store, item) == {
         "reason": "regions", "regions": 3, "scansAfterSale": 0}
     assert [s["code"] for s in scans.suspicious(world.store)] == [item]
+    client.app.state.store.dispose()
 
 
 def test_counterfeit_regions_must_and_must_not_fire(world: World, chain: dict[str, str]) -> None:
@@ -213,8 +230,8 @@ def test_migration_0005_adds_and_removes_only_scans(world: World, chain: dict[st
                            env=env, capture_output=True, text=True, timeout=120)
     assert serve.returncode == 2
     assert serve.stderr.strip() == (
-        "error [config]: this ledger's schema predates the scans table (migration 0005); "
-        "run `suyuan init` once to bring it up to date")
+        "error [config]: this ledger's schema predates the scans table (migrations 0005 "
+        "and 0008); run `suyuan init` once to bring it up to date")
     migrate.upgrade(world.store.engine)
     assert scans.scans_for(world.store, chain["sold"])["scans"] == []
     scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")

@@ -551,6 +551,7 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
 
     from api.app import create_app
     from api.settings import Settings
+    from api.visitors import parse_proxies
     from ledger.scans import check_ready
 
     if a.workers < 1:
@@ -558,13 +559,20 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
     if a.dev and a.workers > 1:
         raise MalformedInput("--dev serves from one process; leave out --workers or --dev")
     check_ready(_open(home).store)  # refuse before binding a port: no ledger, or an old schema
+    if a.trusted_proxy:
+        # Through the environment: each worker process builds its Settings from it.
+        os.environ["SUYUAN_TRUSTED_PROXIES"] = ",".join(
+            str(n) for n in parse_proxies(a.trusted_proxy, where="--trusted-proxy"))
+    settings = Settings.from_env(dev=a.dev)  # refuses a bad SUYUAN_TRUSTED_PROXIES here
+    # uvicorn would take X-Forwarded-For from 127.0.0.1 on its own: the app decides whom
+    # to believe (api/visitors.py), from the socket's own peer address.
     if a.workers > 1:
         # Each worker process builds its own app from the same environment (SUYUAN_DB,
         # SUYUAN_HOME, SUYUAN_BASE_URL) and answers on the one shared socket.
         uvicorn.run("api.app:create_app", factory=True, host=a.host, port=a.port,
-                    workers=a.workers, log_level="warning")
+                    workers=a.workers, log_level="warning", proxy_headers=False)
         return 0
-    uvicorn.run(create_app(Settings.from_env(dev=a.dev)), host=a.host, port=a.port,
+    uvicorn.run(create_app(settings), host=a.host, port=a.port, proxy_headers=False,
                 log_level="info" if a.dev else "warning")
     return 0
 
@@ -723,6 +731,9 @@ def parser() -> argparse.ArgumentParser:
                    help="GraphiQL and introspection at /graphql, debug tracebacks, access logs")
     s.add_argument("--workers", type=int, default=1,
                    help="server processes sharing the port (e.g. one per core); default 1")
+    s.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
+                   help="a proxy or CDN network whose X-Forwarded-For and X-Region headers are "
+                        "believed (repeat for several; replaces SUYUAN_TRUSTED_PROXIES)")
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("token", help="a bearer token for the API, signed by a party key")

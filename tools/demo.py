@@ -1169,5 +1169,6 @@ def run(*, home: Home, scale: float, serve: bool, host: str, port: int) -> int:
         from api.app import create_app
 
         print(f"serving {settings.base_url} (Ctrl-C stops); open the urls above", file=sys.stderr)
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
+                    proxy_headers=False)  # the app decides whom to believe (api/visitors.py)
     return 0

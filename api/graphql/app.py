@@ -1,22 +1,40 @@
 """The ASGI view of the schema at ``/graphql``: queries, mutations, and subscriptions over
-``graphql-transport-ws``; GraphiQL and introspection only in dev mode."""
+``graphql-transport-ws``; GraphiQL and introspection only in dev mode.
+
+The request body is read as the CLI reads its input (``ledger.canonical.parse_json``:
+UTF-8, no duplicate keys, nested at most 32 deep, integers within ±(2^53-1)); what the
+transport refuses comes back as ``{"error": {"code", "message"}}`` with its status, like
+every other route (api/errors.py). The body's size is bounded before it is read
+(api/body.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.auth import bearer_token, scope_viewer
+from api.body import MAX_BODY
+from api.errors import UnsupportedMediaType
 from api.graphql.context import Context
 from api.graphql.schema import make_schema
 from api.settings import Settings
+from ledger import canonical
+from ledger.errors import MalformedInput
 from ledger.log import Ledger
+
+# What strawberry's own refusals are, as codes.
+_CODES = {400: "malformed", 404: "not_found", 405: "method_not_allowed",
+          415: "unsupported_media_type"}
 
 
 class LedgerGraphQL(GraphQL[Context, None]):
@@ -31,7 +49,46 @@ class LedgerGraphQL(GraphQL[Context, None]):
                           ) -> Context:
         return Context(ledger=self.ledger, settings=self.settings, viewer=scope_viewer(request.scope),
                        token=bearer_token(request.headers.get("authorization")),
-                       appended=self.appended)
+                       appended=self.appended, over_http=isinstance(request, Request))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as e:
+            response = JSONResponse({"error": {"code": _CODES.get(e.status_code, "bad_request"),
+                                               "message": e.reason}}, status_code=e.status_code)
+        await response(scope, receive, send)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        if request.method == "POST":
+            media, _ = parse_content_type(request.content_type or "")
+            if media != "application/json":
+                raise UnsupportedMediaType(
+                    f"a GraphQL request is POSTed as application/json, not {media or 'untyped'!r}; "
+                    "or send a query in the URL with GET")
+        return await super().parse_http_body(request)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request's JSON (its body, or variables in the URL), refused as the CLI refuses
+        its input; the refusal propagates to the app's error mapping (400)."""
+        try:
+            doc = canonical.parse_json(data, max_bytes=MAX_BODY)
+        except MalformedInput as e:
+            raise MalformedInput(f"the request's JSON is refused: {e.message}", code=e.code) from None
+        if not isinstance(doc, (dict, list)):
+            raise MalformedInput("a GraphQL request is a JSON object: {\"query\", \"variables\", "
+                                 "\"operationName\"}")
+        return doc
+
+    def decode_json(self, data: str | bytes) -> object:
+        # WebSocket messages: strawberry closes the socket on a JSONDecodeError (4400).
+        try:
+            return canonical.parse_json(data, max_bytes=MAX_BODY)
+        except MalformedInput as e:
+            raise json.JSONDecodeError(e.message, data if isinstance(data, str) else "", 0) from None
 
 
 def graphql_app(ledger: Ledger, settings: Settings,

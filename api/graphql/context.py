@@ -24,6 +24,7 @@ class Context:
     viewer: Viewer
     token: str | None = None  # the bearer token the viewer came from, if any
     appended: Callable[[], None] | None = None  # told after a submit appended entries
+    over_http: bool = False  # an HTTP request, not a WebSocket
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

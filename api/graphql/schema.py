@@ -25,6 +25,8 @@ from strawberry.scalars import JSON
 from strawberry.types import ExecutionContext
 
 from api.graphql.context import run
+from api.graphql.cost import CostLimit
+from api.graphql.guards import NoNulInInputs, SubscriptionsOverWebSocket
 from api.graphql.regulator import RegulatorQuery
 from api.graphql.types import (
     Checkpoint,
@@ -295,8 +297,9 @@ class LedgerErrors(MaskErrors):
     sentence and carry their code in ``extensions``; validation errors pass as they are."""
 
     def __init__(self) -> None:
+        # A GraphQLError inside one (a variable that does not coerce) is the request's fault.
         super().__init__(should_mask_error=lambda e: e.original_error is not None
-                         and not isinstance(e.original_error, LedgerError))
+                         and not isinstance(e.original_error, (LedgerError, GraphQLError)))
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         out = []
@@ -315,7 +318,7 @@ class Schema(strawberry.Schema):
                        execution_context: ExecutionContext | None = None) -> None:
         # Refusals are answers, not faults: log only what was not ours.
         super().process_errors([e for e in errors if e.original_error is not None
-                                and not isinstance(e.original_error, LedgerError)],
+                                and not isinstance(e.original_error, (LedgerError, GraphQLError))],
                                execution_context)
 
 
@@ -325,6 +328,9 @@ def make_schema(*, dev: bool = False) -> Schema:
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        CostLimit,
+        SubscriptionsOverWebSocket,
+        NoNulInInputs,
         LedgerErrors,
     ]
     if not dev:

@@ -31,14 +31,15 @@ def transaction(engine: Engine) -> Iterator[Connection]:
                 raw.execute("PRAGMA synchronous=FULL")
 
 
-def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str) -> None:
-    run(conn, "INSERT INTO scans (code, time, region, client) VALUES (?, ?, ?, ?)",
-         (code, time, region, client))
+def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str,
+                visitor: str) -> None:
+    run(conn, "INSERT INTO scans (code, time, region, client, visitor) VALUES (?, ?, ?, ?, ?)",
+         (code, time, region, client, visitor))
 
 
 class Tally(NamedTuple):
     regions: int  # distinct regions of the code's scans, without the excluded client's
-    after: int  # of those, scans at or after ``since`` (0 when it is None)
+    after: int  # of those, distinct visitors at or after ``since`` (0 when it is None)
     scans: int  # all the code's scans
     oldest: str | None  # time of its oldest scan
     finding: bool  # whether the finding ``finding_id`` exists
@@ -51,7 +52,8 @@ def tally(conn: Connection, code: str, *, since: str | None, exclude_client: str
     counterfeit finding was raised already."""
     rows = run(conn,
                 "SELECT COUNT(DISTINCT CASE WHEN client <> ? THEN region END), "
-                "COUNT(CASE WHEN client <> ? AND time >= ? THEN 1 END), COUNT(*), MIN(time), "
+                "COUNT(DISTINCT CASE WHEN client <> ? AND time >= ? THEN visitor END), COUNT(*), "
+                "MIN(time), "
                 "(SELECT COUNT(*) FROM findings WHERE id = ?) FROM scans WHERE code = ?",
                 (exclude_client, exclude_client, since, finding_id, code))
     regions, after, n, oldest, found = rows[0]
@@ -83,10 +85,11 @@ def scans_of(conn: Connection, code: str, *, limit: int) -> list[dict[str, Any]]
 
 def counts_of(conn: Connection, code: str, *, since: str | None, exclude_client: str
               ) -> tuple[int, int]:
-    """(distinct regions of all the code's scans, scans at or after ``since``), both
-    without ``exclude_client`` scans; the second is 0 when ``since`` is None."""
+    """(distinct regions of all the code's scans, distinct visitors at or after ``since``),
+    both without ``exclude_client`` scans; the second is 0 when ``since`` is None."""
     base = (scans.c.code == code, scans.c.client != exclude_client)
-    after = (func.count() if since is None else func.count(case((scans.c.time >= since, 1))))
+    after = (func.count() if since is None
+             else func.count(case((scans.c.time >= since, scans.c.visitor)).distinct()))
     regions, n = conn.execute(select(func.count(scans.c.region.distinct()), after)
                               .where(*base)).one()
     return int(regions or 0), int(n or 0) if since is not None else 0
@@ -94,17 +97,20 @@ def counts_of(conn: Connection, code: str, *, since: str | None, exclude_client:
 
 def candidate_codes(conn: Connection, *, min_regions: int, min_scans: int, exclude_client: str
                     ) -> list[str]:
-    """Codes with at least ``min_regions`` regions or ``min_scans`` scans (a superset of
-    those with a counterfeit signal; the signal itself is decided per code)."""
+    """Codes with at least ``min_regions`` regions or ``min_scans`` visitors (a superset
+    of those with a counterfeit signal; the signal itself is decided per code)."""
     rows = conn.execute(
         select(scans.c.code).where(scans.c.client != exclude_client).group_by(scans.c.code)
         .having((func.count(scans.c.region.distinct()) >= min_regions)
-                | (func.count() >= min_scans))
+                | (func.count(scans.c.visitor.distinct()) >= min_scans))
         .order_by(scans.c.code)).all()
     return [r[0] for r in rows]
 
 
 def has_table(conn: Connection) -> bool:
+    """Whether the scans table is there with its ``visitor`` column (migration 0008)."""
     from sqlalchemy import inspect
 
-    return bool(inspect(conn).has_table("scans"))
+    insp = inspect(conn)
+    return bool(insp.has_table("scans")) and any(
+        c["name"] == "visitor" for c in insp.get_columns("scans"))

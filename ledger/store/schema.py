@@ -291,6 +291,8 @@ scans = Table(
     Column("time", String(32), nullable=False),  # UTC, microseconds, 'Z': sorts as text
     Column("region", String(64), nullable=False),
     Column("client", String(8), nullable=False),  # browser | app | bot
+    # Who scanned, as a pseudonym per code (migration 0008): one client counts once.
+    Column("visitor", String(32), nullable=True),
     Index("scans_code_time", "code", "time"),
     Index("scans_time", "time"),
 )

@@ -1,0 +1,69 @@
+"""Refusals made before an operation runs, beyond the limits of its shape (schema.py) and
+its cost (cost.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from graphql import GraphQLError, StringValueNode, visit
+from graphql.language import Visitor
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from api.graphql.context import Context
+
+
+class SubscriptionsOverWebSocket(SchemaExtension):
+    """A subscription sent as an HTTP request is refused: they stream over WebSocket."""
+
+    def on_execute(self) -> Generator[None, None, None]:
+        ctx = self.execution_context
+        if (ctx.operation_type is OperationType.SUBSCRIPTION
+                and isinstance(ctx.context, Context) and ctx.context.over_http):
+            raise GraphQLError("subscriptions stream over WebSocket (graphql-transport-ws) at "
+                               "/graphql, not over HTTP",
+                               extensions={"code": "subscription_over_http"})
+        yield
+
+
+def _nul_in(value: Any) -> bool:
+    # Iterative: a variable may be nested as deep as the request's JSON allows.
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+class _Literals(Visitor):
+    found = False
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if "\x00" in node.value:
+            self.found = True
+
+
+class NoNulInInputs(SchemaExtension):
+    """Text with a NUL character (U+0000) is refused in any argument or variable: no
+    identifier, name or filter holds one, and PostgreSQL cannot even compare with one."""
+
+    def on_execute(self) -> Generator[None, None, None]:
+        ctx = self.execution_context
+        literals = _Literals()
+        # A NUL can only come from an escape (the lexer refuses a raw one): most queries
+        # have none, and are not walked.
+        if ctx.graphql_document is not None and "\\u" in (ctx.query or ""):
+            visit(ctx.graphql_document, literals)
+        if literals.found or _nul_in(ctx.variables):
+            raise GraphQLError("text in this request holds a NUL character (U+0000), which no "
+                               "code, id or name may; remove it",
+                               extensions={"code": "malformed"})
+        yield
