@@ -27,6 +27,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Final, NamedTuple
 
+from ledger.canonical import canonical_bytes
 from ledger.errors import MalformedInput
 from ledger.ids import gs1_check_digit
 
@@ -508,3 +509,35 @@ def earlier_capture(signer: str, key: CaptureKey, earlier: Iterable[Captured]) -
                 f"(event hash {e.key.hash}, this one {key.hash}); an eventID names one event",
                 code="event_id_reused")
     return None
+
+
+# --- document records ---------------------------------------------------------------------------
+
+DOCUMENT_FIELDS: Final = frozenset({"type", "format", "id", "schemaVersion", "creationDate",
+                                    "sender", "receiver", "instanceIdentifier", "sbdh", "events"})
+_NI = re.compile(r"^ni:///sha-256;[0-9a-f]{64}\?ver=CBV2\.0$")
+
+
+def check_document_record(body: Mapping[str, Any]) -> None:
+    """The body of a ``document`` statement: what an importer received an EPCIS document as
+    (its header fields, which the events do not carry) and the event hash of each of its
+    events, in eventList order."""
+    extra = set(body) - DOCUMENT_FIELDS
+    if extra:
+        raise MalformedInput(f"a document record has unknown field(s) {', '.join(sorted(extra))}")
+    if body.get("type") not in ("EPCISDocument", "EPCISQueryDocument"):
+        raise MalformedInput("a document record's type is EPCISDocument or EPCISQueryDocument")
+    events = body.get("events")
+    if not isinstance(events, list) or not all(isinstance(h, str) and _NI.match(h) for h in events):
+        raise MalformedInput("a document record lists the event hash (ni:///sha-256;…?ver=CBV2.0) "
+                             "of each of its events")
+    for k in ("format", "id", "schemaVersion", "creationDate", "sender", "receiver",
+              "instanceIdentifier"):
+        if k in body and not isinstance(body[k], str):
+            raise MalformedInput(f"a document record's {k} is a string")
+
+
+def document_key(body: Mapping[str, Any]) -> CaptureKey:
+    """A document record is captured once per signer: its key is the hash of its body."""
+    digest = "doc:sha-256;" + hashlib.sha256(canonical_bytes(dict(body))).hexdigest()
+    return CaptureKey(digest, digest, False)

@@ -39,7 +39,7 @@ from ledger.errors import (
     NotFound,
     ProofError,
 )
-from ledger.event_hash import Captured, CaptureKey, capture_key, earlier_capture
+from ledger.event_hash import Captured, CaptureKey, capture_key, document_key, earlier_capture
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from ledger.private import Viewer, check_view, commitment_of, entitled
 from ledger.projections import TraceBatch, split_lot
@@ -366,7 +366,8 @@ class Ledger:
                 party_ids.add(p.body["id"])
         party_ids |= findings_batch.parties_named(facts)
         # Hashed before the lock is taken; looked up under it, one statement for the batch.
-        captures = [capture_key(p.body) if f is not None else None
+        captures = [capture_key(p.body) if f is not None
+                    else document_key(p.body) if p.kind == "document" else None
                     for p, f in zip(prepared, facts, strict=True)]
 
         with store.writing() as conn:

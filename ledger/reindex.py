@@ -9,7 +9,7 @@ import orjson
 
 from ledger import findings, findings_batch, registry
 from ledger.domain import EventCodes, classify
-from ledger.event_hash import capture_key
+from ledger.event_hash import capture_key, document_key
 from ledger.log import event_facts
 from ledger.projections import TraceBatch
 from ledger.statements import Prepared, prepare
@@ -53,6 +53,8 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
                         body=p.body, codes=fact, classified=classified))
                     captured.append(capturedb.row(seq, p.signer, capture_key(p.body)))
                     count += 1
+                if p.kind == "document":
+                    captured.append(capturedb.row(seq, p.signer, document_key(p.body)))
                 registry.apply(p, seq, reg)
             return count
 

@@ -4,11 +4,13 @@ ledger, and the rows a batch adds. One statement each per batch, whatever its si
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
+import orjson
 from sqlalchemy.engine import Connection
 
 from ledger.event_hash import Captured, CaptureKey
-from ledger.store.driver import cursor, placeholders, rows_in
+from ledger.store.driver import cursor, placeholders, rows_in, run
 
 Row = tuple[int, str, str, str, int]  # seq, event_key, signer, event_hash, declared
 
@@ -41,3 +43,20 @@ def hashes_of(conn: Connection, seqs: Collection[int]) -> dict[int, str]:
     """The event hash of each event entry among ``seqs``."""
     return {s: h for s, h in rows_in(conn, "SELECT seq, event_hash FROM event_keys WHERE seq IN",
                                      "seq", sorted(seqs))}
+
+
+def documents_naming(conn: Connection, hashes: Collection[str]
+                     ) -> list[tuple[int, str, dict[str, Any]]]:
+    """(seq, signer, body) of every document record that lists one of ``hashes``.
+
+    Reads every document record: there is one per imported document, far fewer than events;
+    an index table is the step when that stops being true.
+    """
+    wanted = set(hashes)
+    out = []
+    for seq, signer, raw in run(conn, "SELECT seq, signer, entry FROM entries "
+                                "WHERE kind = 'document' ORDER BY seq"):
+        body = orjson.loads(bytes(raw))["envelope"]["statement"]["body"]
+        if wanted.intersection(body.get("events", ())):
+            out.append((int(seq), str(signer), body))
+    return out

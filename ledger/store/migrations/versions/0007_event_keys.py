@@ -9,7 +9,7 @@ Revises: 0006
 import orjson
 from alembic import op
 
-from ledger.event_hash import capture_key
+from ledger.event_hash import capture_key, document_key
 from ledger.store import capturedb, schema
 
 revision = "0007"
@@ -23,11 +23,12 @@ def upgrade() -> None:
     schema.metadata.create_all(
         bind, tables=[schema.metadata.tables[t] for t in schema.CAPTURE_TABLES])
     rows = []
-    result = bind.exec_driver_sql("SELECT seq, signer, entry FROM entries WHERE kind = 'event' "
-                                  "ORDER BY seq")
+    result = bind.exec_driver_sql("SELECT seq, signer, entry FROM entries "
+                                  "WHERE kind IN ('event', 'document') ORDER BY seq")
     for seq, signer, raw in result:
-        body = orjson.loads(bytes(raw))["envelope"]["statement"]["body"]
-        rows.append(capturedb.row(seq, signer, capture_key(body)))
+        st = orjson.loads(bytes(raw))["envelope"]["statement"]
+        key = capture_key(st["body"]) if st["kind"] == "event" else document_key(st["body"])
+        rows.append(capturedb.row(seq, signer, key))
         if len(rows) >= 5000:
             capturedb.write(bind, rows)
             rows = []
