@@ -343,6 +343,48 @@ def _refuse_hostile(tree: Any, source: str) -> None:
                              code="xml_refused")
 
 
+def _upgrade_12(root: Any) -> None:
+    """EPCIS 1.2's layout in 2.0's: fields that 1.2 added later sit in ``extension`` (and
+    ``baseExtension``) wrappers, and TransformationEvent in ``EventList/extension``; 2.0 puts
+    them in the event, in the XSD's order. Only the wrappers move: every value stays."""
+    for lst in root.iter("EventList"):
+        for ext in [c for c in lst if c.tag == "extension"]:
+            at = lst.index(ext)
+            for i, ev in enumerate(list(ext)):
+                lst.insert(at + i, ev)
+            lst.remove(ext)
+        for ev in lst:
+            kind = _local(ev.tag)
+            if kind not in _ORDER:
+                continue
+            _unwrap(ev)
+            for place in ev:
+                if place.tag in ("readPoint", "bizLocation", "ilmd", "errorDeclaration",
+                                 "sensorElement"):
+                    _unwrap(place)
+            for sel in ev.iter("sensorElement"):
+                _unwrap(sel)
+            order = {n: i for i, n in enumerate(_BASE_ORDER + _ORDER[kind])}
+            children = list(ev)
+            children.sort(key=lambda c: order.get(c.tag, len(order)) if isinstance(c.tag, str)
+                          else len(order))
+            for c in children:
+                ev.append(c)
+
+
+def _unwrap(el: Any) -> None:
+    """Move the children of ``el``'s unqualified extension wrappers into ``el``."""
+    while True:
+        wrappers = [c for c in el if c.tag in ("extension", "baseExtension")]
+        if not wrappers:
+            return
+        for w in wrappers:
+            at = el.index(w)
+            for i, c in enumerate(list(w)):
+                el.insert(at + i, c)
+            el.remove(w)
+
+
 def parse(data: bytes, *, source: str = "document") -> dict[str, Any]:
     """The EPCIS 2.0 JSON-LD form of an EPCIS XML document (2.0 or 1.2, capture or query),
     after checking it against GS1's XSD; ``MalformedInput`` names the line, and the event
@@ -364,6 +406,7 @@ def parse(data: bytes, *, source: str = "document") -> dict[str, Any]:
         tree = etree.ElementTree(etree.fromstring(data2, _parser()))
         root = tree.getroot()
         ns = _ns(root.tag)
+        _upgrade_12(root)
     if (ns, _local(root.tag)) not in ((NS2, "EPCISDocument"), (QUERY2, "EPCISQueryDocument")):
         raise MalformedInput(f"{source}: expected an EPCIS XML document (epcis:EPCISDocument or "
                              f"epcisq:EPCISQueryDocument), not <{_local(root.tag)}> in "

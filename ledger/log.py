@@ -404,10 +404,12 @@ class Ledger:
                              if blobs else {})
             for i, (p, fact) in enumerate(zip(prepared, facts, strict=True)):
                 h = p.statement_hash
+                ck: CaptureKey | None = captures[i]
                 if h in dup_seqs or h in placed:
                     slots.append(dup_seqs.get(h, placed.get(h, -1)))
+                    if ck is not None:  # an event sent again: its receipt says so too
+                        repeats[i] = Captured(slots[-1], p.signer, ck, h)
                     continue
-                ck: CaptureKey | None = captures[i]
                 try:
                     if ck is not None:
                         earlier = earlier_capture(p.signer, ck, on_ledger.get(ck.key, ()))
