@@ -155,7 +155,9 @@ class _Reader:
             return {**attrs, "#text": text} if attrs else text
         out: dict[str, Any] = dict(attrs)
         for child in el:
-            k = self.key(child, child.tag)
+            # Inside an extension element, an unqualified child is a plain JSON key (the
+            # CBEC vocabulary's nested terms, such as cbec:orderInfo's goods).
+            k = self.key(child, child.tag) if _ns(child.tag) else _local(child.tag)
             v = self.extension(child)
             if k in out:
                 out[k] = out[k] + [v] if isinstance(out[k], list) else [out[k], v]
@@ -509,18 +511,19 @@ class _Writer:
             return f"{{{key[:cut]}}}{key[cut:]}"
         raise MalformedInput(f"{key!r} has no namespace an XML element could be written in")
 
-    def ext(self, parent: Any, key: str, value: Any) -> None:
+    def ext(self, parent: Any, key: str, value: Any, *, nested: bool = False) -> None:
         if isinstance(value, list):
             for v in value:
-                self.ext(parent, key, v)
+                self.ext(parent, key, v, nested=nested)
             return
-        el = etree.SubElement(parent, self.qname(key))
+        plain = nested and ":" not in key  # a nested term of its parent's vocabulary
+        el = etree.SubElement(parent, key if plain else self.qname(key))
         if isinstance(value, Mapping):
             for k, v in value.items():
                 if k == "#text":
                     el.text = _text(v)
                 elif not k.startswith("@"):
-                    self.ext(el, k, v)
+                    self.ext(el, k, v, nested=True)
         else:
             el.text = _text(value)
 

@@ -496,18 +496,13 @@ def earlier_capture(signer: str, key: CaptureKey, earlier: Iterable[Captured]) -
     The same event sent again (the same eventID, or no eventID, and the same hash) is that
     earlier one. An error declaration repeats its event's eventID and hash (the hash leaves
     ``errorDeclaration`` out) and is a new statement about it, so declaring counts too. The
-    same eventID on a different event is refused: an eventID names one event.
+    same eventID on an event with another hash is another event, and is appended: dropping
+    it would lose a fact, and GS1's own examples reuse one eventID for different events.
     """
     for e in earlier:
-        if e.signer != signer or e.key.key != key.key:
-            continue
-        if e.key.hash == key.hash and e.key.declared == key.declared:
+        if (e.signer == signer and e.key.key == key.key and e.key.hash == key.hash
+                and e.key.declared == key.declared):
             return e
-        if e.key.hash != key.hash:
-            raise MalformedInput(
-                f"eventID {key.key} is already on the ledger at seq {e.seq} for another event "
-                f"(event hash {e.key.hash}, this one {key.hash}); an eventID names one event",
-                code="event_id_reused")
     return None
 
 
