@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -152,11 +152,17 @@ def import_epcis(ledger: Ledger, document: Mapping[str, Any], *, signer: str, ke
     except LedgerError as err:
         raise LedgerError(f"{source or 'document'}: its header cannot be recorded: {err.message}",
                           code=err.code) from None
+    before = ledger.size()
     try:
         receipts = ledger.append_batch(envelopes)
     except BatchRejected as e:
         raise DocumentRejected([(i, err) for i, err in e.errors if i < len(events)]
                                or e.errors, events, source=source) from None
+    # The very same statements (the same document again within the second its events were
+    # signed) are answered by the log's statement-hash check, whose receipts are the first
+    # ones as they were; an import says which of its events were there already.
+    receipts = [replace(r, duplicate_of=r.seq) if r.duplicate_of is None and r.seq < before
+                else r for r in receipts]
     return Imported(receipts[:-1], receipts[-1])
 
 

@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -218,6 +218,7 @@ def _digital_link(uri: str) -> str | None:
     return f"{GS1_DL}/{primary}/{value}"
 
 
+@lru_cache(maxsize=1 << 14)
 def canonical_identifier(value: str) -> str | None:
     """The constrained canonical GS1 Digital Link of an EPC URN, EPC class or pattern URN or
     Digital Link (CBV 2.0 §8.9 rules 17–18), or None if it names no GS1 key."""
@@ -244,6 +245,7 @@ def canonical_identifier(value: str) -> str | None:
 # --- values -------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 12)
 def timestamp(value: str) -> str | None:
     """UTC with 'Z' and exactly three decimals, the fourth rounding half up; None if ``value``
     is not an xsd:dateTimeStamp."""
@@ -319,6 +321,7 @@ ORDERED: Final = frozenset({
     "bizStep", "disposition", "persistentDisposition", "readPoint", "bizLocation",
     "sensorElementList"})
 _SORTED_GROUP: Final = frozenset({"bizTransactionList", "sourceList", "destinationList", "ilmd"})
+_NOT_EXTENSIONS: Final = ORDERED | _SORTED_GROUP | IGNORED
 
 
 class _Writer:
@@ -344,7 +347,7 @@ class _Writer:
         name = self.key(key)
         if isinstance(value, list):
             return [s for v in value for s in self.generic(key, v)]
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             if "@value" in value:
                 return self.generic(key, value["@value"])
             inner = sorted(s for k, v in value.items() if not k.startswith("@")
@@ -353,9 +356,8 @@ class _Writer:
         text = normalise(value, key=name, namespaces=self.ns)
         return [f"{name}={text}" if text else name]
 
-    def extensions(self, obj: Mapping[str, Any], known: Iterable[str]) -> list[str]:
-        skip = set(known)
-        return sorted(s for k, v in obj.items() if k not in skip and not k.startswith("@")
+    def extensions(self, obj: Mapping[str, Any], skip: Collection[str]) -> list[str]:
+        return sorted(s for k, v in obj.items() if k not in skip and k[:1] != "@"
                       for s in self.generic(k, v))
 
     def ids(self, name: str, values: object, item: str = "epc") -> str:
@@ -368,7 +370,7 @@ class _Writer:
             return ""
         parts = []
         for q in values:
-            if isinstance(q, Mapping):
+            if isinstance(q, dict):
                 fields = [self.value(f, q.get(f)) for f in ("epcClass", "quantity", "uom")
                           if q.get(f) is not None]
                 parts.append("quantityElement" + "".join(fields)
@@ -380,7 +382,7 @@ class _Writer:
             return ""
         parts = []
         for v in values:
-            if isinstance(v, Mapping):
+            if isinstance(v, dict):
                 t = self.value("type", v["type"], vocab=True) if v.get("type") else ""
                 parts.append(t + self.value(item, v.get(item, "")))
         return name + "".join(sorted(parts))
@@ -388,7 +390,7 @@ class _Writer:
     def sensor_element(self, element: Mapping[str, Any]) -> str:
         out = "sensorElement"
         meta = element.get("sensorMetadata")
-        if isinstance(meta, Mapping):
+        if isinstance(meta, dict):
             out += "sensorMetadata" + "".join(
                 self.value(f, meta[f]) for f in _METADATA if f in meta)
             out += "".join(self.extensions(meta, _METADATA))
@@ -396,7 +398,7 @@ class _Writer:
         reports = reports if isinstance(reports, list) else [reports] if reports else []
         texts = []
         for r in reports:
-            if isinstance(r, Mapping):
+            if isinstance(r, dict):
                 texts.append("sensorReport" + "".join(
                     self.value(f, r[f], vocab=f in _REPORT_VOCAB) for f in _REPORT if f in r)
                     + "".join(self.extensions(r, _REPORT)))
@@ -424,13 +426,13 @@ class _Writer:
             if name in body:
                 parts.append(self.value(name, body[name], vocab=True))
         pd = body.get("persistentDisposition")
-        if isinstance(pd, Mapping):
+        if isinstance(pd, dict):
             inner = "".join("".join(sorted(self.value(k, v, vocab=True) for v in pd.get(k) or []))
                             for k in ("set", "unset"))
             parts.append("persistentDisposition" + inner if inner else "")
         for name in ("readPoint", "bizLocation"):
             place = body.get(name)
-            if isinstance(place, Mapping):
+            if isinstance(place, dict):
                 parts.append(name + self.value("id", place["id"]) if place.get("id") else "")
                 ext = self.extensions(place, ("id",))
                 if ext:
@@ -438,15 +440,15 @@ class _Writer:
         sensors = body.get("sensorElementList")
         if isinstance(sensors, list) and sensors:
             parts.append("sensorElementList" + "".join(sorted(
-                self.sensor_element(s) for s in sensors if isinstance(s, Mapping))))
+                self.sensor_element(s) for s in sensors if isinstance(s, dict))))
         later.append(self.typed_list("bizTransactionList", "bizTransaction",
                                      body.get("bizTransactionList")))
         later.append(self.typed_list("sourceList", "source", body.get("sourceList")))
         later.append(self.typed_list("destinationList", "destination", body.get("destinationList")))
         ilmd = body.get("ilmd")
-        if isinstance(ilmd, Mapping) and ilmd:
+        if isinstance(ilmd, dict) and ilmd:
             later.append("ilmd" + "".join(self.extensions(ilmd, ())))
-        later += self.extensions(body, ORDERED | _SORTED_GROUP | IGNORED)
+        later += self.extensions(body, _NOT_EXTENSIONS)
         return "".join(parts) + "".join(sorted(s for s in later if s))
 
 

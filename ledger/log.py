@@ -407,8 +407,6 @@ class Ledger:
                 ck: CaptureKey | None = captures[i]
                 if h in dup_seqs or h in placed:
                     slots.append(dup_seqs.get(h, placed.get(h, -1)))
-                    if ck is not None:  # an event sent again: its receipt says so too
-                        repeats[i] = Captured(slots[-1], p.signer, ck, h)
                     continue
                 try:
                     if ck is not None:
