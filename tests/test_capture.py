@@ -194,3 +194,21 @@ def test_the_capture_index_is_a_projection_reindex_rebuilds(world: World) -> Non
     again = import_epcis(world.ledger, load(GS1), signer=party, key=key)
     assert [r.duplicate_of for r in again.events] == [r.seq for r in done.events]
     assert world.ledger.size() == size
+
+
+def test_migration_0007_fills_the_capture_index_from_the_entries(world: World) -> None:
+    from ledger.store import migrate
+
+    party, key = world.register(["logistics"])
+    import_epcis(world.ledger, load(GS1), signer=party, key=key)
+    with world.store.reading() as conn:
+        before = dump_projections(conn)["event_keys"]
+    migrate.downgrade(world.store.engine, "0006")
+    assert "event_keys" not in sa.inspect(world.store.engine).get_table_names()
+    world.store.migrate()
+    with world.store.reading() as conn:
+        assert dump_projections(conn)["event_keys"] == before
+    size = world.ledger.size()
+    again = import_epcis(world.ledger, load(SBDH), signer=party, key=key)
+    assert all(r.duplicate_of is not None for r in again.events)
+    assert world.ledger.size() == size + 1
