@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -13,13 +14,18 @@ import orjson
 from ledger import trace
 from ledger.domain import CBEC_NAMESPACE
 from ledger.errors import BatchRejected, LedgerError, MalformedInput, NotFound
+from ledger.event_hash import DOCUMENT_FIELDS, event_hash
 from ledger.keys import PartyKey
 from ledger.log import Ledger, Receipt
 from ledger.statements import now_rfc3339, sign_one
-from ledger.store import tracedb
+from ledger.store import capturedb, tracedb
 from ledger.store.db import Store
 
 EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+# An export's own terms beside the eventList: each event's seq, signer and CBV 2.0 event hash
+# and the documents it was imported in (their signed records).
+LEDGER_PREFIX: Final = "suyuan"
+LEDGER_NAMESPACE: Final = "urn:suyuan:export#"
 EXTENSION_NAMESPACE: Final = "urn:suyuan:ext:{prefix}#"
 DOCUMENT_TYPES: Final = ("EPCISDocument", "EPCISQueryDocument")
 
@@ -64,12 +70,13 @@ class DocumentRejected(BatchRejected):
     """A document refused as a whole; ``errors`` are by index in its eventList."""
 
     def __init__(self, errors: Iterable[tuple[int, LedgerError]],
-                 events: list[dict[str, Any]]) -> None:
+                 events: list[dict[str, Any]], *, source: str | None = None) -> None:
         super().__init__(list(errors))
         self.names = [_event_name(i, events) for i, _ in self.errors]
         first = self.errors[0][1]
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-        self.message = (f"document refused, nothing appended: {self.names[0]}: "
+        doc = f"document {source}" if source else "document"
+        self.message = (f"{doc} refused, nothing appended: {self.names[0]}: "
                         f"{first.message}{more}")
         self.args = (self.message,)
 
@@ -90,12 +97,42 @@ def _kind(value: object) -> str:
 
 
 def import_document(ledger: Ledger, document: Mapping[str, Any], *, signer: str,
-                    key: PartyKey) -> list[Receipt]:
+                    key: PartyKey, source: str | None = None) -> list[Receipt]:
     """Sign every event of ``document`` as ``signer`` and append them as one batch.
 
     All or nothing: if any event is refused, ``BatchRejected`` names each refused event by
     its index in the eventList (and its eventID, if it has one) and nothing is appended.
+    An event the signer already has on the ledger is not appended again (its receipt is
+    the first one's, with ``duplicate_of``). The receipts are the events', in order; the
+    batch also holds the document record (see ``import_epcis``).
     """
+    return import_epcis(ledger, document, signer=signer, key=key, source=source).events
+
+
+@dataclass(frozen=True)
+class Imported:
+    events: list[Receipt]
+    document: Receipt  # of the ``document`` statement: the header fields and event hashes
+
+
+def document_record(document: Mapping[str, Any], events: Iterable[Mapping[str, Any]], *,
+                    media_type: str = "application/ld+json") -> dict[str, Any]:
+    """The body of the ``document`` statement an import signs: the document's own fields,
+    which no event carries (id, sender, receiver, instanceIdentifier, SBDH, creationDate,
+    schemaVersion), and the event hash of each event in eventList order, which is how an
+    export names the documents its events came in. The events' bodies stay exactly the
+    events."""
+    record: dict[str, Any] = {"type": document.get("type"), "format": media_type}
+    for k in DOCUMENT_FIELDS - {"type", "format", "events"}:
+        if k in document:
+            record[k] = document[k]
+    record["events"] = [event_hash(e) for e in events]
+    return record
+
+
+def import_epcis(ledger: Ledger, document: Mapping[str, Any], *, signer: str, key: PartyKey,
+                 source: str | None = None, media_type: str = "application/ld+json") -> Imported:
+    """``import_document``, with the receipt of the document record too."""
     events = events_of(document)
     issued = now_rfc3339()
     envelopes: list[dict[str, Any]] = []
@@ -107,11 +144,26 @@ def import_document(ledger: Ledger, document: Mapping[str, Any], *, signer: str,
         except LedgerError as err:  # a value JCS cannot write (say, a float beyond 2^53)
             unsignable.append((i, err))
     if unsignable:
-        raise DocumentRejected(unsignable, events)
+        raise DocumentRejected(unsignable, events, source=source)
     try:
-        return ledger.append_batch(envelopes)
+        record = document_record(document, events, media_type=media_type)
+        envelopes.append(sign_one(kind="document", signer=signer, key=key, body=record,
+                                  issued=issued))
+    except LedgerError as err:
+        raise LedgerError(f"{source or 'document'}: its header cannot be recorded: {err.message}",
+                          code=err.code) from None
+    before = ledger.size()
+    try:
+        receipts = ledger.append_batch(envelopes)
     except BatchRejected as e:
-        raise DocumentRejected(e.errors, events) from None
+        raise DocumentRejected([(i, err) for i, err in e.errors if i < len(events)]
+                               or e.errors, events, source=source) from None
+    # The very same statements (the same document again within the second its events were
+    # signed) are answered by the log's statement-hash check, whose receipts are the first
+    # ones as they were; an import says which of its events were there already.
+    receipts = [replace(r, duplicate_of=r.seq) if r.duplicate_of is None and r.seq < before
+                else r for r in receipts]
+    return Imported(receipts[:-1], receipts[-1])
 
 
 def export_document(store: Store, code: str, *, direction: Direction = "journey"
@@ -134,17 +186,38 @@ def export_document(store: Store, code: str, *, direction: Direction = "journey"
             rows = tracedb.event_rows(conn, named.keys())
             seqs = sorted(rows, key=lambda s: (rows[s]["event_time_utc"], s))
         raw = store.entries_by_seq(conn, seqs)
+        hashes = capturedb.hashes_of(conn, seqs)
+        records = capturedb.documents_naming(conn, hashes.values())
     if not seqs:
         raise NotFound(f"no event in the ledger names {key}")
     events = [_signed_body(raw[s]) for s in seqs]
+    signers = {s: _signer(raw[s]) for s in seqs}
+    context = export_context(events)
+    if len(context) == 1:
+        context.append({})
+    context[1][LEDGER_PREFIX] = LEDGER_NAMESPACE
     return {
-        "@context": export_context(events),
+        "@context": context,
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace(
             "+00:00", "Z"),
         "epcisBody": {"eventList": events},
+        # Beside the events, never in them: the signed bodies are exported exactly as signed.
+        f"{LEDGER_PREFIX}:entries": [
+            {"seq": s, "signer": signers[s], "eventHash": hashes[s],
+             "documents": [d for d, signer, body in records
+                           if signer == signers[s] and hashes[s] in body["events"]]}
+            for s in seqs],
+        f"{LEDGER_PREFIX}:documents": [
+            {"seq": d, "signer": signer, **{k: v for k, v in body.items() if k != "events"}}
+            for d, signer, body in records],
     }
+
+
+def _signer(entry: bytes) -> str:
+    signer: str = orjson.loads(entry)["envelope"]["statement"]["signer"]
+    return signer
 
 
 def _signed_body(entry: bytes) -> dict[str, Any]:
@@ -183,3 +256,33 @@ def _collect_prefixes(value: object, out: set[str]) -> None:
     elif isinstance(value, list):
         for v in value:
             _collect_prefixes(v, out)
+
+
+def export_xml(store: Store, code: str, *, direction: Direction = "journey") -> bytes:
+    """``export_document`` as EPCIS 2.0 XML, checked against GS1's XSD before it is returned.
+
+    The events are written from their signed JSON by GS1's mapping (bare CBV words as their
+    URNs); the ledger's entries and document records follow the EventList as elements in the
+    export namespace, which the XSD admits there."""
+    from lxml import etree
+
+    from ledger import epcis_xml
+    from ledger.event_hash import GS1_VOC
+
+    doc = export_document(store, code, direction=direction)
+    mapping = {k: v for k, v in doc["@context"][1].items() if k != LEDGER_PREFIX}
+    namespaces = {"cbvmda": "urn:epcglobal:cbv:mda", "gs1": GS1_VOC, "cbec": CBEC_NAMESPACE,
+                  **mapping}
+    ns = LEDGER_NAMESPACE
+    entries = etree.Element(f"{{{ns}}}entries", nsmap={LEDGER_PREFIX: ns})
+    for e in doc[f"{LEDGER_PREFIX}:entries"]:
+        etree.SubElement(entries, f"{{{ns}}}entry", seq=str(e["seq"]), signer=e["signer"],
+                         eventHash=e["eventHash"],
+                         documents=" ".join(str(d) for d in e["documents"]))
+    documents = etree.Element(f"{{{ns}}}documents", nsmap={LEDGER_PREFIX: ns})
+    for d in doc[f"{LEDGER_PREFIX}:documents"]:
+        etree.SubElement(documents, f"{{{ns}}}document",
+                         **{k: str(v) for k, v in d.items() if isinstance(v, str | int)})
+    data = epcis_xml.write(doc, namespaces=namespaces, body_extras=[entries, documents])
+    epcis_xml.validate(data, source="the export")
+    return data

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,12 +40,13 @@ from ledger.errors import (
     NotFound,
     ProofError,
 )
+from ledger.event_hash import Captured, CaptureKey, capture_key, document_key, earlier_capture
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from ledger.private import Viewer, check_view, commitment_of, entitled
 from ledger.projections import TraceBatch, split_lot
 from ledger.schemas import validate_event_body
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
-from ledger.store import findingsdb, tracedb
+from ledger.store import capturedb, findingsdb, tracedb
 from ledger.store.db import Store
 from ledger.store.schema import NODE_LEVEL_SHIFT, node_key
 from ledger.tokens import check_token, read_token
@@ -185,15 +186,21 @@ class Receipt:
     statement_hash: bytes
     checkpoint: str
     proof: InclusionProof
+    # Set when the envelope was an event its signer already had on the ledger (same eventID,
+    # or same event hash): this is that entry's receipt, and nothing was appended for it.
+    duplicate_of: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "seq": self.seq,
             "leafHash": self.leaf_hash.hex(),
             "statementHash": self.statement_hash.hex(),
             "checkpoint": self.checkpoint,
             "inclusionProof": self.proof.as_dict(),
         }
+        if self.duplicate_of is not None:
+            d["duplicateOf"] = self.duplicate_of
+        return d
 
 
 @dataclass(frozen=True)
@@ -361,11 +368,18 @@ class Ledger:
             elif p.kind == "party.register":
                 party_ids.add(p.body["id"])
         party_ids |= findings_batch.parties_named(facts)
+        # Hashed before the lock is taken; looked up under it, one statement for the batch.
+        captures = [capture_key(p.body) if f is not None
+                    else document_key(p.body) if p.kind == "document" else None
+                    for p, f in zip(prepared, facts, strict=True)]
 
         with store.writing() as conn:
             head = store.head(conn)
             size, old_root = (head[0], head[1]) if head else (0, merkle.EMPTY_ROOT)
             dup_seqs = store.seqs_of_statements(conn, {p.statement_hash for p in prepared})
+            on_ledger = capturedb.captured(conn, {c.key for c in captures if c is not None})
+            repeats: dict[int, Captured] = {}  # index in prepared -> the event it repeats
+            capture_rows: list[capturedb.Row] = []
             reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids)
             stored_keys = set(reg.keys) | ({"registrar"} if reg.registrar else set())
 
@@ -393,10 +407,17 @@ class Ledger:
                              if blobs else {})
             for i, (p, fact) in enumerate(zip(prepared, facts, strict=True)):
                 h = p.statement_hash
+                ck: CaptureKey | None = captures[i]
                 if h in dup_seqs or h in placed:
                     slots.append(dup_seqs.get(h, placed.get(h, -1)))
                     continue
                 try:
+                    if ck is not None:
+                        earlier = earlier_capture(p.signer, ck, on_ledger.get(ck.key, ()))
+                        if earlier is not None:
+                            repeats[i] = earlier
+                            slots.append(earlier.seq)
+                            continue
                     registry.authorise(p, seq, reg)
                     if fact is not None:
                         classified = judge_event(p, reg)
@@ -420,6 +441,9 @@ class Ledger:
                 for level, idx, nh in frontier.append(leaf):
                     new_nodes[(level, idx)] = nh
                 entry_rows.append((seq, leaf, h, p.kind, p.signer, raw))
+                if ck is not None:
+                    capture_rows.append(capturedb.row(seq, p.signer, ck))
+                    on_ledger.setdefault(ck.key, []).append(Captured(seq, p.signer, ck, h))
                 placed[h] = seq
                 slots.append(seq)
                 prev = leaf
@@ -441,10 +465,15 @@ class Ledger:
                 store.save_registry(conn, reg, existing=stored_keys)
                 tracedb.write_trace(conn, trace)
                 findingsdb.write_findings(conn, judged)
+                capturedb.write(conn, capture_rows)
             if blobs:
                 store.save_private(conn, [(c, b, placed[prepared_hash[c]])
                                           for c, b in blobs.items() if prepared_hash[c] in placed])
-            return self._receipts(conn, prepared, slots, size, note, known)
+            receipts = self._receipts(conn, prepared, slots, size, note, known)
+            for i, first in repeats.items():
+                receipts[i] = replace(receipts[i], statement_hash=first.statement_hash,
+                                      duplicate_of=first.seq)
+            return receipts
 
     def _check_own_products(self, conn: Connection, p: Prepared, fact: EventCodes,
                             reg: registry.RegistryState, trace: TraceBatch) -> None:

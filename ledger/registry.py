@@ -171,6 +171,10 @@ def check_body(p: Prepared) -> None:
             raise MalformedInput("an attest body names the attested entry's seq (an integer)")
         if not isinstance(entry, str) or not _HEX64.match(entry):
             raise MalformedInput("an attest body names the attested entry's leaf hash in hex")
+    elif kind == "document":
+        from ledger.event_hash import check_document_record
+
+        check_document_record(body)
     if kind in ("genesis", "party.register", "party.key.rotate"):
         new = embedded_keys(p)
         if kind != "party.key.rotate" and p.key not in new:

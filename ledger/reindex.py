@@ -9,10 +9,11 @@ import orjson
 
 from ledger import findings, findings_batch, registry
 from ledger.domain import EventCodes, classify
+from ledger.event_hash import capture_key, document_key
 from ledger.log import event_facts
 from ledger.projections import TraceBatch
 from ledger.statements import Prepared, prepare
-from ledger.store import findingsdb, tracedb
+from ledger.store import capturedb, findingsdb, tracedb
 from ledger.store.db import Store
 
 FLUSH_EVERY = 5000
@@ -36,6 +37,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
         judged = findings_batch.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
         n = events = raised = 0
         chunk: list[tuple[int, str, Prepared, EventCodes | None]] = []
+        captured: list[capturedb.Row] = []
 
         def replay(chunk: Sequence[tuple[int, str, Prepared, EventCodes | None]]) -> int:
             judged.prefetch([(p.body, f) for _, _, p, f in chunk if f is not None])
@@ -49,7 +51,10 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
                     judged.add_event(findings.Subject(
                         seq=seq, signer=p.signer, issued=p.statement["issued"], appended=time,
                         body=p.body, codes=fact, classified=classified))
+                    captured.append(capturedb.row(seq, p.signer, capture_key(p.body)))
                     count += 1
+                if p.kind == "document":
+                    captured.append(capturedb.row(seq, p.signer, document_key(p.body)))
                 registry.apply(p, seq, reg)
             return count
 
@@ -65,6 +70,8 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
             if len(trace.events) >= FLUSH_EVERY:
                 tracedb.write_trace(conn, trace)
                 findingsdb.write_findings(conn, judged)
+                capturedb.write(conn, captured)
+                captured.clear()
                 raised += len(judged.findings)
                 trace = TraceBatch()
                 judged = findings_batch.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
@@ -73,6 +80,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
         events += replay(chunk)
         tracedb.write_trace(conn, trace)
         findingsdb.write_findings(conn, judged)
+        capturedb.write(conn, captured)
         raised += len(judged.findings)
         store.save_registry(conn, reg, existing=set())
         if progress:

@@ -99,14 +99,18 @@ def jcs(value: Any) -> bytes:
 
 def check_document(doc: Doc, prefixes: set[str]) -> list[Doc]:
     """An EPCISDocument of valid events, declaring exactly ``prefixes``; its events."""
-    assert doc.keys() == {"@context", "type", "schemaVersion", "creationDate", "epcisBody"}
+    # The ledger's own terms beside the events: each event's seq, signer and event hash, and
+    # the document records naming it (issue 12: the hash is exposed, the bodies untouched).
+    assert doc.keys() == {"@context", "type", "schemaVersion", "creationDate", "epcisBody",
+                          "suyuan:entries", "suyuan:documents"}
     assert doc["type"] == "EPCISDocument" and doc["schemaVersion"] == "2.0"
     assert isinstance(doc["creationDate"], str) and doc["creationDate"].endswith("Z")
     assert doc["epcisBody"].keys() == {"eventList"}
     ctx = doc["@context"]
     assert ctx[0] == EPCIS_CONTEXT
-    mapping = ctx[1] if len(ctx) > 1 else {}
-    assert len(ctx) == (2 if prefixes else 1)
+    assert len(ctx) == 2
+    mapping = dict(ctx[1])
+    assert mapping.pop("suyuan") == "urn:suyuan:export#"
     assert mapping == {p: f"urn:suyuan:ext:{p}#" for p in prefixes}
     events: list[Doc] = doc["epcisBody"]["eventList"]
     for e in events:
@@ -145,7 +149,8 @@ def test_gs1_example_imports_in_one_batch_and_round_trips(world: World, name: st
     assert doc == original  # the document is read, never changed
     assert len(receipts) == len(events)
     assert [r.seq for r in receipts] == list(range(size, size + len(events)))
-    assert world.ledger.size() == size + len(events)
+    # ... and, after them, the document record (its header fields and event hashes).
+    assert world.ledger.size() == size + len(events) + 1
     # One batch: every receipt is against the one checkpoint that batch signed.
     assert len({r.checkpoint for r in receipts}) == 1
     assert_same_events(signed_bodies(world, [r.seq for r in receipts]), events)
@@ -209,7 +214,8 @@ def test_cbec_prefix_maps_to_the_cbec_namespace(world: World) -> None:
            "creationDate": "2026-11-27T13:05:00+08:00", "epcisBody": {"eventList": [event]}}
     import_document(world.ledger, doc, signer=party, key=key)
     out = export_document(world.store, "https://id.gs1.org/01/09506000134352/21/7")
-    assert out["@context"] == [EPCIS_CONTEXT, {"cbec": "https://suyuan.example/cbec#"}]
+    assert out["@context"] == [EPCIS_CONTEXT, {"cbec": "https://suyuan.example/cbec#",
+                                               "suyuan": "urn:suyuan:export#"}]
     assert_same_events(out["epcisBody"]["eventList"], [event])
 
 
@@ -320,11 +326,12 @@ def test_cli_imports_and_exports(world: World, tmp_path: Path) -> None:
 
     run = suyuan("epcis", "import", "-", "--signer", party, "--key", "gs1-examples",
                  stdin=(FIXTURES / "Example_9.6.1-ObjectEvent.jsonld").read_bytes())
-    receipts = [json.loads(line) for line in run.stdout.splitlines()]
+    *receipts, record = [json.loads(line) for line in run.stdout.splitlines()]
     assert [r["seq"] for r in receipts] == [size, size + 1]
+    assert record["document"]["seq"] == size + 2  # the document record follows its events
     run = suyuan("epcis", "import", str(FIXTURES / "object_event_all_possible_fields.jsonld"),
                  "--signer", party, "--key", "gs1-examples")
-    assert [json.loads(line)["seq"] for line in run.stdout.splitlines()] == [size + 2]
+    assert [json.loads(line).get("seq") for line in run.stdout.splitlines()] == [size + 3, None]
 
     code = "urn:epc:id:sgtin:0614141.107346.2018"
     doc = json.loads(suyuan("epcis", "export", code).stdout)
@@ -342,6 +349,6 @@ def test_cli_imports_and_exports(world: World, tmp_path: Path) -> None:
     assert run.stdout == ""
     assert run.stderr.startswith("error [batch_rejected]: 1 event(s) refused, nothing appended\n"
                                  "  event 1: [malformed] event body $.bizTransactionList")
-    assert world.ledger.size() == size + 3
+    assert world.ledger.size() == size + 5
     run = suyuan("epcis", "export", code, "--up", "--down", rc=2)
     assert "not allowed with argument" in run.stderr

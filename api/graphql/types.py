@@ -116,6 +116,13 @@ class Entry:
     async def signer_party(self, info: Ctx) -> Party | None:
         return await party_of(info, self.signer)
 
+    @strawberry.field(description="an event's CBV 2.0 event hash (ni:///sha-256;…?ver=CBV2.0), "
+                                  "which capture deduplicates by; null for other kinds")
+    def event_hash(self) -> str | None:
+        from ledger.event_hash import event_hash
+
+        return event_hash(self.statement["body"]) if self.kind == "event" else None  # type: ignore[index]
+
     @strawberry.field(description="the journey stage of an event; null for other kinds")
     async def stage(self, info: Ctx) -> str | None:
         return await info.context.loaders.stage.load(self.seq) if self.kind == "event" else None
@@ -371,11 +378,15 @@ class Receipt:
     statement_hash: str
     checkpoint: str
     inclusion_proof: InclusionProof
+    duplicate_of: int | None = strawberry.field(
+        default=None, description="set when the envelope was an event its signer already had on "
+                                  "the ledger: this is that entry's receipt, nothing was appended")
 
     @classmethod
     def of(cls, r: log.Receipt) -> Receipt:
         return cls(seq=r.seq, leaf_hash=r.leaf_hash.hex(), statement_hash=r.statement_hash.hex(),
-                   checkpoint=r.checkpoint, inclusion_proof=InclusionProof.of(r.proof))
+                   checkpoint=r.checkpoint, inclusion_proof=InclusionProof.of(r.proof),
+                   duplicate_of=r.duplicate_of)
 
 
 @strawberry.type(description="What the ledger answered one submitted envelope: a receipt, or why "

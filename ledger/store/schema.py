@@ -297,12 +297,30 @@ scans = Table(
     Index("scans_time", "time"),
 )
 
+# --- idempotent capture (migration 0009) -------------------------------------------------
+
+# Each event's capture key: its eventID, or its CBV 2.0 event hash when it has none. The
+# append path looks a batch's keys up here in one statement and does not append an event
+# its signer already has on the ledger (see ledger/event_hash.py and README).
+event_keys = Table(
+    "event_keys",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_key", Text, nullable=False),
+    Column("signer", String(64), nullable=False),
+    Column("event_hash", String(96), nullable=False),
+    Column("declared", Integer, nullable=False),  # 1: the event carries an errorDeclaration
+    Index("event_keys_key", "event_key", "signer"),
+    Index("event_keys_hash", "event_hash"),
+)
+
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
 REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list")
 TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions",
                 "current_state")
 FINDINGS_TABLES = ("findings", "finding_parties", "finding_codes", "trade_documents", "code_marks")
-PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES
+CAPTURE_TABLES = ("event_keys",)
+PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES + CAPTURE_TABLES
 
 
 # The unique keys of each log table. SQLite's REPLACE conflict resolution (REPLACE INTO,

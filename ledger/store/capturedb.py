@@ -1,0 +1,62 @@
+"""SQL of the capture index (``event_keys``): the batch's lookup of events already on the
+ledger, and the rows a batch adds. One statement each per batch, whatever its size."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Connection
+
+from ledger.event_hash import Captured, CaptureKey
+from ledger.store.driver import cursor, placeholders, rows_in, run
+
+Row = tuple[int, str, str, str, int]  # seq, event_key, signer, event_hash, declared
+
+
+def captured(conn: Connection, keys: Collection[str]) -> dict[str, list[Captured]]:
+    """The events on the ledger whose capture key is one of ``keys``, by key."""
+    rows = rows_in(conn, "SELECT k.seq, k.event_key, k.signer, k.event_hash, k.declared, "
+                   "e.statement_hash FROM event_keys k JOIN entries e ON e.seq = k.seq "
+                   "WHERE k.event_key IN", "k.event_key", sorted(keys))
+    out: dict[str, list[Captured]] = {}
+    for seq, key, signer, digest, declared, st_hash in rows:
+        out.setdefault(key, []).append(
+            Captured(seq, signer, CaptureKey(key, digest, bool(declared)), bytes(st_hash)))
+    return out
+
+
+def row(seq: int, signer: str, key: CaptureKey) -> Row:
+    return (seq, key.key, signer, key.hash, int(key.declared))
+
+
+def write(conn: Connection, rows: Sequence[Row]) -> None:
+    if rows:
+        with cursor(conn) as cur:
+            cur.executemany(placeholders(
+                conn, "INSERT INTO event_keys (seq, event_key, signer, event_hash, declared) "
+                "VALUES (?,?,?,?,?)"), rows)
+
+
+def hashes_of(conn: Connection, seqs: Collection[int]) -> dict[int, str]:
+    """The event hash of each event entry among ``seqs``."""
+    return {s: h for s, h in rows_in(conn, "SELECT seq, event_hash FROM event_keys WHERE seq IN",
+                                     "seq", sorted(seqs))}
+
+
+def documents_naming(conn: Connection, hashes: Collection[str]
+                     ) -> list[tuple[int, str, dict[str, Any]]]:
+    """(seq, signer, body) of every document record that lists one of ``hashes``.
+
+    Reads every document record: there is one per imported document, far fewer than events;
+    an index table is the step when that stops being true.
+    """
+    wanted = set(hashes)
+    out = []
+    for seq, signer, raw in run(conn, "SELECT seq, signer, entry FROM entries "
+                                "WHERE kind = 'document' ORDER BY seq"):
+        body = orjson.loads(bytes(raw))["envelope"]["statement"]["body"]
+        if wanted.intersection(body.get("events", ())):
+            out.append((int(seq), str(signer), body))
+    return out

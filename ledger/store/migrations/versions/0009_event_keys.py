@@ -1,0 +1,41 @@
+"""The capture index: each event's eventID (or CBV 2.0 event hash) and event hash, so an event
+its signer already has on the ledger is not appended again. Filled from the entries already
+there, as ``suyuan reindex`` would.
+
+Revision ID: 0009
+Revises: 0008
+"""
+
+import orjson
+from alembic import op
+
+from ledger.event_hash import capture_key, document_key
+from ledger.store import capturedb, schema
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    schema.metadata.create_all(
+        bind, tables=[schema.metadata.tables[t] for t in schema.CAPTURE_TABLES])
+    rows = []
+    result = bind.exec_driver_sql("SELECT seq, signer, entry FROM entries "
+                                  "WHERE kind IN ('event', 'document') ORDER BY seq")
+    for seq, signer, raw in result:
+        st = orjson.loads(bytes(raw))["envelope"]["statement"]
+        key = capture_key(st["body"]) if st["kind"] == "event" else document_key(st["body"])
+        rows.append(capturedb.row(seq, signer, key))
+        if len(rows) >= 5000:
+            capturedb.write(bind, rows)
+            rows = []
+    capturedb.write(bind, rows)
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    for t in reversed(schema.CAPTURE_TABLES):
+        schema.metadata.tables[t].drop(bind)
