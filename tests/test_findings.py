@@ -58,7 +58,9 @@ class Chain:
         self.parties: dict[str, tuple[str, PartyKey]] = {}
         for role in ("producer", "platform", "merchant", "payment", "logistics", "warehouse",
                      "customs_broker", "customs", "regulator"):
-            self.parties[role] = world.register([role])
+            # The producer holds the GS1 company prefix of the goods (GTIN 04901234567894).
+            self.parties[role] = world.register(
+                [role], gs1_prefixes=["4901234"] if role == "producer" else ())
 
     def id(self, role: str) -> str:
         return self.parties[role][0]
@@ -661,7 +663,7 @@ def test_migration_0006_goes_down_and_up(chain: Chain) -> None:
 
     store = chain.world.store
     chain.append("warehouse", ev(bizStep="receiving", epcList=[PALLET]))
-    migrate.downgrade(store.engine, "-1")  # one step: 0006 is the newest revision
+    migrate.downgrade(store.engine, "0005")  # to just before 0006
     assert not set(FINDINGS_TABLES) & set(sa.inspect(store.engine).get_table_names())
     store.migrate()
     assert list_findings(store) == []  # a migrated ledger fills its findings on reindex

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from ledger.projections import TraceBatch
-from ledger.store.driver import IN_CHUNK, cursor, placeholders, rows_in
+from ledger.store.driver import IN_CHUNK, cursor, placeholders, rows_in, run
 from ledger.store.findingsdb import clear_findings
 from ledger.store.schema import (
     FINDINGS_TABLES,
@@ -214,6 +214,27 @@ def entry_page(conn: Connection, *, after: int, limit: int, lo: int = 0, hi: int
         q = q.where(entries.c.signer == signer)
     rows = conn.execute(q.order_by(entries.c.seq).limit(limit)).all()
     return [(int(s), bytes(h), bytes(e)) for s, h, e in rows]
+
+
+def first_recall(conn: Connection, code: str, before: int) -> tuple[int, str] | None:
+    """(seq, UTC time) of the first recall mark of ``code`` below seq ``before``."""
+    rows = run(conn, "SELECT seq, utc FROM code_marks WHERE code = ? AND mark = 'recalled' "
+                     "AND seq < ?", (code, before))
+    return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def lot_edges_to(conn: Connection, code: str, before: int) -> list[tuple[str, int]]:
+    """(lot, seq) of the entries below ``before`` that made ``code`` an item of a lot."""
+    return [(str(a), int(b)) for a, b in run(
+        conn, "SELECT src, seq FROM lineage WHERE kind = 'lot' AND dst = ? AND seq < ?",
+        (code, before))]
+
+
+def packings_of(conn: Connection, child: str, before: int) -> list[tuple[str, int]]:
+    """(container, seq) of the entries below ``before`` that packed ``child``."""
+    return [(str(a), int(b)) for a, b in run(
+        conn, "SELECT parent, start_seq FROM containment WHERE child = ? AND start_seq < ?",
+        (child, before))]
 
 
 def lineage_seqs(conn: Connection, src: str, kind: str) -> list[int]:
