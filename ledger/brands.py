@@ -17,7 +17,7 @@ indicator digit, so a GTIN's prefix is found by the longest registered match of 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
 from ledger.domain import Classified, EventCodes
@@ -88,13 +88,6 @@ def prefixes_to_load(events: Iterable[tuple[Mapping[str, Any], EventCodes | None
     return out
 
 
-def _gtins(codes: Iterable[str]) -> Iterator[str]:
-    for code in codes:
-        gtin = gtin_of(code)
-        if gtin is not None:
-            yield gtin
-
-
 def check_event(reg: RegistryState, *, signer: str, roles: Collection[str],
                 classified: Classified, codes: EventCodes, body: Mapping[str, Any],
                 time: str) -> None:
@@ -118,13 +111,10 @@ def check_event(reg: RegistryState, *, signer: str, roles: Collection[str],
                 f"{signer}", code="prefix_not_held")
 
 
-def unregistered_gtins(reg: RegistryState, classified: Classified, codes: EventCodes,
-                       body: Mapping[str, Any], roles: Collection[str]) -> list[str]:
-    """The product (GTIN class) codes an event makes or recalls under no registered
-    prefix, in event order."""
-    out: list[str] = []
-    for gtin in _gtins(claimed_codes(classified, codes, body, roles)[1]):
-        cls = GS1_CLASS_PREFIX + gtin
-        if cls not in out and prefix_holder(reg, gtin) is None:
-            out.append(cls)
-    return out
+def speaks_for_brand(reg: RegistryState, party: str, code: str, time: str) -> bool:
+    """Whether ``party`` holds, or was delegated at ledger ``time``, the registered prefix
+    the GTIN of ``code`` falls under: the brand may recall what its contract manufacturer
+    made, though no production event of its own names it."""
+    gtin = gtin_of(code)
+    held = None if gtin is None else prefix_holder(reg, gtin)
+    return held is not None and may_use_prefix(reg, party, held, time)

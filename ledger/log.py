@@ -442,7 +442,7 @@ class Ledger:
                     if fact is not None:
                         classified = judge_event(p, reg, codes=fact, time=time, recalls=judged)
                         if classified.stage == "recall":
-                            self._check_own_products(conn, p, fact, reg, trace)
+                            self._check_own_products(conn, p, fact, reg, trace, time=time)
                     elif p.kind == "attest":
                         self._check_attested(p, seq, new_nodes, conn)
                 except LedgerError as e:
@@ -492,8 +492,9 @@ class Ledger:
             return self._receipts(conn, prepared, slots, size, note, known)
 
     def _check_own_products(self, conn: Connection, p: Prepared, fact: EventCodes,
-                            reg: registry.RegistryState, trace: TraceBatch) -> None:
-        """A regulator may recall anything; a producer or brand owner only what it made."""
+                            reg: registry.RegistryState, trace: TraceBatch, *, time: str) -> None:
+        """A regulator may recall anything; a producer or brand owner only what it made,
+        or what was made under a GS1 company prefix it holds or was delegated."""
         if "regulator" in reg.parties[p.signer].roles:
             return
         codes = {split_lot(c)[0] for c in (*fact.epcs, *fact.children, *fact.inputs,
@@ -505,7 +506,7 @@ class Ledger:
         # trace.events rows: (seq, type, time, utc, stage, activity, ..., signer at 9, ...)
         made_here = {ev[0] for ev in trace.events if ev[9] == p.signer and ev[4] == "production"}
         mine = {code for code, seq, _ in trace.idents if seq in made_here}
-        missing = codes - mine
+        missing = {c for c in codes - mine if not brands.speaks_for_brand(reg, p.signer, c, time)}
         if missing:
             missing -= tracedb.produced_by(conn, missing, p.signer)
         if missing:

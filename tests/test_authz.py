@@ -285,8 +285,11 @@ def test_brand_hijack_is_refused_cli(world: World, cli: Cli) -> None:
     # Contract manufacturing: the brand delegates its prefix, for a while, and revokes it.
     cli("party", "delegate", "--id", brand[0], "--key", "brand", "--prefix", BRAND_PREFIX,
         "--to", maker[0])
-    cli.submit(signed(maker, commissioning(item(BRAND_GTIN, 2))))
+    cli.submit(signed(maker, commissioning(item(BRAND_GTIN, 2))),
+               signed(maker, commissioning(item(BRAND_GTIN, 5))))
     cli.submit(signed(maker, recall(item(BRAND_GTIN, 2))))
+    # The brand recalls what its contract manufacturer made, as its own products.
+    cli.submit(signed(brand, recall(item(BRAND_GTIN, 5))))
     assert cli("party", "show", "--id", brand[0]).json()["delegations"][0]["to"] == maker[0]
     cli("party", "delegate", "--id", brand[0], "--key", "brand", "--prefix", BRAND_PREFIX,
         "--to", maker[0], "--revoke")
@@ -357,6 +360,34 @@ def test_a_hijack_written_past_the_projection_is_named_by_the_audit(
     with world.store.reading() as conn:
         assert conn.exec_driver_sql("SELECT prefix FROM gs1_prefixes").scalars().all() == [
             BRAND_PREFIX]
+
+
+def test_the_new_projections_rebuild_identically(world: World) -> None:
+    """Prefixes, delegations (one revoked, one running out) and commitment owners come back
+    byte for byte from `suyuan reindex`."""
+    from ledger.reindex import reindex
+    from ledger.store import tracedb
+
+    brand = world.register(["brand_owner", "producer"], gs1_prefixes=[BRAND_PREFIX, "69012345"])
+    makers = [world.register(["producer"]) for _ in range(2)]
+    world.ledger.append_batch([
+        signed(brand, {"prefix": BRAND_PREFIX, "to": makers[0][0]}, kind="prefix.delegate"),
+        signed(brand, {"prefix": "69012345", "to": makers[1][0], "until": "2030-01-01T00:00:00Z"},
+               kind="prefix.delegate"),
+        signed(makers[0], commissioning(item(BRAND_GTIN, 1))),
+        signed(brand, {"prefix": BRAND_PREFIX, "to": makers[0][0]}, kind="prefix.revoke"),
+    ])
+    _order(world)
+    with world.store.reading() as conn:
+        before = tracedb.dump_projections(conn)
+    assert [r[:2] for r in before["gs1_prefixes"]] == [(BRAND_PREFIX, brand[0]),
+                                                       ("69012345", brand[0])]
+    assert [(r[0], r[1], r[3]) for r in before["prefix_delegations"]] == [
+        ("69012345", makers[1][0], "2030-01-01T00:00:00.000000Z")]
+    assert len(before["private_commitments"]) == 1
+    reindex(world.store)
+    with world.store.reading() as conn:
+        assert tracedb.dump_projections(conn) == before
 
 
 # --- 5. a negative-listed party answers a recall only by the ledger's facts ---------------------
