@@ -390,6 +390,27 @@ def test_the_new_projections_rebuild_identically(world: World) -> None:
         assert tracedb.dump_projections(conn) == before
 
 
+def test_migration_0007_goes_down_and_up(world: World) -> None:
+    import sqlalchemy as sa
+
+    from ledger.reindex import reindex
+    from ledger.store import migrate
+
+    new = {"gs1_prefixes", "prefix_delegations", "private_commitments"}
+    world.register(["brand_owner"], gs1_prefixes=[BRAND_PREFIX])
+    owner = _order(world)[0]
+    migrate.downgrade(world.store.engine, "0006")
+    assert not new & set(sa.inspect(world.store.engine).get_table_names())
+    world.store.migrate()
+    assert new <= set(sa.inspect(world.store.engine).get_table_names())
+    reindex(world.store)  # a migrated ledger fills them from its entries
+    with world.store.reading() as conn:
+        assert world.store.commitment_owners(conn, [
+            world.ledger.entry(owner).decoded()["envelope"]["statement"]["private"]]) != {}
+    assert [p.gs1_prefixes for p in world.ledger.party_records(None).values() if p.gs1_prefixes
+            ] == [(BRAND_PREFIX,)]
+
+
 # --- 5. a negative-listed party answers a recall only by the ledger's facts ---------------------
 
 
