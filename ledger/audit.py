@@ -225,8 +225,8 @@ class _Auditor:
         if not pending or self.conn is None:
             return
         owners = self.store.commitment_owners(self.conn, [c for _, c in pending])
-        earlier = {o for _, c in pending if (o := owners.get(c)) is not None}
-        raw = self.store.entries_by_seq(self.conn, earlier)
+        earlier = {o for seq, c in pending if (o := owners.get(c)) is not None and o < seq}
+        raw = self.store.entries_by_seq(self.conn, earlier) if earlier else {}
         for seq, c in pending:
             owner = owners.get(c)
             if owner == seq:
