@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from sqlalchemy.engine import Connection
 
-from ledger import merkle, registry
+from ledger import findings, merkle, registry
+from ledger.domain import classify, event_codes
 from ledger.errors import DamagedStore, LedgerError
+from ledger.findings_batch import MAX_CONTAINER_DEPTH
 from ledger.log import ZERO_HASH, judge_event
 from ledger.note import Checkpoint, NoteVerifier
+from ledger.projections import TraceBatch
 from ledger.statements import entry_bytes, prepare
+from ledger.store import tracedb
 from ledger.store.db import Store
 from ledger.verify import verify_chunk, verify_pool
 
@@ -79,6 +84,9 @@ class _Auditor:
         self.frontier = merkle.Frontier.empty()
         self.verifier: NoteVerifier | None = None
         self.inflight: deque[tuple[Future[list[int]], list[tuple[int, str, str]]]] = deque()
+        self.conn: Connection | None = None
+        self.committing: list[tuple[int, str]] = []  # (seq, commitment) not yet checked
+        self.derived: dict[int, _Derived | None] = {}
 
     def problem(self, message: str, *, seq: int | None = None, checkpoint: int | None = None) -> None:
         self.report.problems.append(Problem(message, seq, checkpoint))
@@ -90,6 +98,7 @@ class _Auditor:
 
     def run(self) -> AuditReport:
         with self.store.reading(snapshot=True) as conn:
+            self.conn = conn
             total = self.store.count_entries(conn)
             entries = self.store.stream_entries(conn, page=PAGE, damaged=self.damaged)
             leaves = self.store.stream_level(conn, 0, damaged=self.damaged)
@@ -144,9 +153,12 @@ class _Auditor:
                 next_cp = next(cps, None)
             if len(jobs) >= VERIFY_CHUNK:
                 self._flush(jobs, who)
+            if len(self.committing) >= PAGE:
+                self._commitments()
             if self.progress and self.report.entries % PAGE == 0:
                 self.progress(self.report.entries, total)
         self._flush(jobs, who, wait=True)
+        self._commitments()
         if self.progress:
             self.progress(self.report.entries, total)
         while next_cp is not None:
@@ -185,10 +197,14 @@ class _Auditor:
         if p.statement_hash != sh_col:
             self.problem("stored statement hash does not match the statement", seq=seq)
         keys = registry.signing_keys(p, self.reg)
+        commitment = p.statement.get("private")
+        if isinstance(commitment, str):
+            self.committing.append((seq, commitment))
         try:
             registry.authorise(p, seq, self.reg)
             if p.kind == "event":
-                judge_event(p, self.reg)
+                judge_event(p, self.reg, codes=None, time=str(doc["time"]),
+                            recalls=_EntryFacts(self, seq))
         except LedgerError as e:
             self.problem(e.message, seq=seq)
         else:
@@ -204,6 +220,30 @@ class _Auditor:
                 continue  # authorise has already named the unknown key
             who.append((seq, s.signer, s.key))
             jobs.append((len(jobs), msg, s.sig, pk))
+
+    def _commitments(self) -> None:
+        """Each statement's private commitment against the statement that owns it (the first
+        that committed to it, by the private_commitments projection, read once per page): a
+        later one reused it (``private_reused``), and the owner named must be an entry that
+        commits to it."""
+        pending, self.committing = self.committing, []
+        if not pending or self.conn is None:
+            return
+        owners = self.store.commitment_owners(self.conn, [c for _, c in pending])
+        earlier = {o for seq, c in pending if (o := owners.get(c)) is not None and o < seq}
+        raw = self.store.entries_by_seq(self.conn, earlier) if earlier else {}
+        for seq, c in pending:
+            owner = owners.get(c)
+            if owner == seq:
+                continue
+            if owner is not None and owner < seq and owner in raw and _commits_to(raw[owner], c):
+                self.problem(f"private_reused: commits to private data {c[:19]}… of the "
+                             f"statement at seq {owner}", seq=seq)
+            else:
+                self.problem(f"the private_commitments projection names "
+                             f"{'no statement' if owner is None else f'seq {owner}'} as the "
+                             f"owner of its private data {c[:19]}…; `suyuan reindex` rebuilds it",
+                             seq=seq)
 
     def _flush(self, jobs: list[tuple[int, bytes, bytes, bytes]],
                who: list[tuple[int, str, str]], *, wait: bool = False) -> None:
@@ -293,6 +333,86 @@ class _Auditor:
 
 def _already_reported(e: DamagedStore) -> None:
     return None
+def _commits_to(raw: bytes, commitment: str) -> bool:
+    try:
+        return bool(orjson.loads(raw)["envelope"]["statement"].get("private") == commitment)
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return False
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """What one earlier event entry itself says: its lot edges, packings and marks."""
+
+    lots: frozenset[tuple[str, str]]  # (lot, item)
+    packed: frozenset[tuple[str, str]]  # (child, container)
+    recalled: frozenset[str]
+
+
+class _EntryFacts:
+    """What the ledger held before ``before``, for judging a negative-listed party's event
+    (``ledger.recalls``): the projections only say which earlier entries to read (recall
+    marks, lot edges, packings), and a fact counts only if that entry, read and derived
+    again here, says it. Asked only for listed parties' events, so point reads are fine."""
+
+    def __init__(self, auditor: _Auditor, before: int) -> None:
+        self.a, self.before = auditor, before
+
+    def _derived(self, seq: int) -> _Derived | None:
+        if seq not in self.a.derived:
+            self.a.derived[seq] = self._derive(seq)
+        return self.a.derived[seq]
+
+    def _derive(self, seq: int) -> _Derived | None:
+        assert self.a.conn is not None
+        row = self.a.store.entry(self.a.conn, seq)
+        try:
+            doc = orjson.loads(row[1]) if row else None
+            if doc is None:
+                return None
+            p = prepare(doc["envelope"])
+            party = self.a.reg.parties.get(p.signer)
+            if p.kind != "event" or party is None:
+                return None
+            codes = event_codes(p.body)
+            classified = classify(p.body, signer_roles=party.roles)
+        except (LedgerError, orjson.JSONDecodeError, KeyError, TypeError):
+            return None
+        trace = TraceBatch()
+        trace.add_event(seq=seq, signer=p.signer, body=p.body, classified=classified, codes=codes)
+        marks = findings.marks_set(findings.Subject(
+            seq=seq, signer=p.signer, issued=str(p.statement["issued"]), appended=str(doc["time"]),
+            body=p.body, codes=codes, classified=classified))
+        return _Derived(
+            lots=frozenset((src, dst) for src, dst, _, kind, _, _ in trace.lineage if kind == "lot"),
+            packed=frozenset((r[0], r[1]) for op, r in trace.containment if op == "add"),
+            recalled=frozenset(marks.get("recalled", ())))
+
+    def recalled(self, code: str) -> tuple[int, str] | None:
+        assert self.a.conn is not None
+        m = tracedb.first_recall(self.a.conn, code, self.before)
+        d = self._derived(m[0]) if m else None
+        return m if d is not None and code in d.recalled else None
+
+    def lots(self, code: str) -> frozenset[str]:
+        assert self.a.conn is not None
+        return frozenset(lot for lot, seq in tracedb.lot_edges_to(self.a.conn, code, self.before)
+                         if (d := self._derived(seq)) is not None and (lot, code) in d.lots)
+
+    def containers(self, code: str) -> frozenset[str]:
+        assert self.a.conn is not None
+        seen: set[str] = set()
+        frontier = {code}
+        for _ in range(MAX_CONTAINER_DEPTH):
+            nxt = {parent for child in frontier
+                   for parent, seq in tracedb.packings_of(self.a.conn, child, self.before)
+                   if (d := self._derived(seq)) is not None and (child, parent) in d.packed}
+            nxt -= seen | {code}
+            if not nxt:
+                break
+            seen |= nxt
+            frontier = nxt
+        return frozenset(seen)
 
 
 def _position(p: Problem) -> float:

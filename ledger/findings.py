@@ -35,10 +35,16 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
-from ledger import ids
+from ledger import brands, ids
 from ledger.domain import Classified, EventCodes
-from ledger.errors import IdentifierError, MalformedInput
-from ledger.projections import split_lot
+from ledger.errors import MalformedInput
+from ledger.projections import (
+    GS1_CLASS_PREFIX,
+    gtin_class,
+    named_codes,
+    recall_scope,
+    split_lot,
+)
 from ledger.tax import (
     ANNUAL_LIMIT,
     RETAIL_PROCEDURES,
@@ -48,12 +54,12 @@ from ledger.tax import (
 )
 
 if TYPE_CHECKING:
+    from ledger.registry import PrefixRecord
     from ledger.store.db import Store
 
 SEVERITIES: Final = ("high", "medium", "low")
 AMOUNT_TOLERANCE: Final = Decimal("0.05")
 FUTURE_SLACK: Final = timedelta(minutes=5)
-GS1_CLASS_PREFIX: Final = "https://id.gs1.org/01/"
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ _RULE_LIST: Final = (
          "received with no earlier shipping"),
     Rule("order.after_decommission", "medium", "停用或销毁后仍有事件",
          "event after decommissioning or destruction"),
+    Rule("gtin.unregistered_prefix", "low", "商品条码的厂商识别代码未登记",
+         "GTIN under no registered GS1 company prefix"),
     # Raised from scans, which live outside the ledger: see ``record_scan_findings``.
     Rule("scan.counterfeit", "high", "扫码异常，疑似假冒",
          "scan pattern suggests a counterfeit"),
@@ -177,7 +185,8 @@ class View(Protocol):
 
     def marks(self, code: str) -> Mapping[str, tuple[int, str]]:
         """mark -> (seq, UTC event time) of the first event that set it on ``code``:
-        ``import``, ``declared``, ``released``, ``recalled``, ``ended``, ``shipped``."""
+        ``import``, ``declared``, ``released``, ``recalled``, ``ended``, ``shipped``, and
+        on a product (GTIN class) code ``unprefixed`` (``rule_unregistered_prefix``)."""
 
     def lots(self, code: str) -> frozenset[str]:
         """The lots an item belongs to (lineage)."""
@@ -208,6 +217,9 @@ class View(Protocol):
 
     def roles(self, party: str) -> tuple[str, ...] | None:
         """The party's roles, or None if it is not registered."""
+
+    def prefix_holder(self, gtin: str) -> PrefixRecord | None:
+        """The registered GS1 company prefix a GTIN-14 falls under, if any."""
 
 
 @dataclass(frozen=True)
@@ -248,28 +260,6 @@ RECALL_HANDLING_STEPS: Final = frozenset(
     {"destroying", "decommissioning", "killing", "holding", "inspecting", "sampling"})
 MOVEMENT_STEPS: Final = frozenset(
     {"retail_selling", "dispensing", "accepting", "shipping", "receiving"})
-
-
-def gtin_class(code: str) -> str | None:
-    if code.startswith(GS1_CLASS_PREFIX) and len(code) >= len(GS1_CLASS_PREFIX) + 14:
-        return code[: len(GS1_CLASS_PREFIX) + 14]
-    return None
-
-
-def named_codes(c: EventCodes, *, io: bool = True) -> list[str]:
-    """Every product or unit an event names, under its index key, in event order."""
-    raw = [*c.epcs, *([c.parent] if c.parent else []), *c.children, *(x for x, _, _ in c.classes)]
-    if io:
-        raw += [*c.inputs, *c.outputs, *(x for x, _, _ in c.input_classes),
-                *(x for x, _, _ in c.output_classes)]
-    out: list[str] = []
-    seen: set[str] = set()
-    for code in raw:
-        key = split_lot(code)[0]
-        if key not in seen:
-            seen.add(key)
-            out.append(key)
-    return out
 
 
 def procedure_of(body: Mapping[str, Any]) -> str | None:
@@ -327,19 +317,6 @@ def document_of(s: Subject) -> Document | None:
     return Document(kind, own, s.seq, s.signer, links, info, procedure_of(body),
                     hs if isinstance(hs, str) else None, order,
                     buyer if isinstance(buyer, str) else None, year, value, seller)
-
-
-def recall_scope(body: Mapping[str, Any]) -> list[str]:
-    rec = body.get("cbec:recall")
-    scope = rec.get("scope") if isinstance(rec, Mapping) else None
-    out: list[str] = []
-    for u in scope if isinstance(scope, list) else ():
-        if isinstance(u, str):
-            try:
-                out.append(split_lot(ids.index_key(u))[0])
-            except IdentifierError:  # a GS1 key with a bad check digit stays as written
-                out.append(u)
-    return out
 
 
 def marks_set(s: Subject) -> dict[str, list[str]]:
@@ -479,6 +456,35 @@ def rule_after_decommission(s: Subject, view: View) -> list[Draft]:
                   f"{cl.activity} event names it later",
                   codes, {"ended": {k: v[0] for k, v in sorted(hit.items())},
                           "activity": cl.activity})]
+
+
+UNPREFIXED_MARK: Final = "unprefixed"
+
+
+def rule_unregistered_prefix(s: Subject, view: View) -> list[Draft]:
+    """The first event that makes or recalls a product (GTIN) under no registered GS1
+    company prefix: once per GTIN, marked on its class code."""
+    stage = s.classified.stage
+    if stage != "production" and stage != "recall":
+        return []
+    what, claimed = brands.claimed_codes(s.classified, s.codes, s.body, view.roles(s.signer) or ())
+    fresh: list[str] = []
+    for code in claimed:
+        gtin = brands.gtin_of(code)
+        if gtin is None:
+            continue
+        cls = GS1_CLASS_PREFIX + gtin
+        if cls in fresh or UNPREFIXED_MARK in view.marks(cls) or view.prefix_holder(gtin):
+            continue
+        fresh.append(cls)
+    if not fresh:
+        return []
+    act_zh = "生产" if what == "make" else "召回"
+    return [Draft("gtin.unregistered_prefix", [s.seq], [s.signer],
+                  f"{act_zh}的商品 {fresh[0]} 的厂商识别代码未在登记中心登记，无法核实品牌方",
+                  f"{fresh[0]} was {'made' if what == 'make' else 'recalled'} under no registered "
+                  "GS1 company prefix: no brand owner can be checked",
+                  fresh, {"act": what, "gtins": [c[len(GS1_CLASS_PREFIX):] for c in fresh]})]
 
 
 def rule_receive_without_ship(s: Subject, view: View) -> list[Draft]:
@@ -753,6 +759,7 @@ def evaluate(s: Subject, view: View, doc: Document | None) -> list[Draft]:
     drafts += rule_receive_without_ship(s, view)
     drafts += rule_after_recall(s, view)
     drafts += rule_after_decommission(s, view)
+    drafts += rule_unregistered_prefix(s, view)
     return drafts
 
 

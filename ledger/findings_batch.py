@@ -15,19 +15,18 @@ from ledger.domain import EventCodes
 from ledger.findings import (
     DOC_TYPES,
     MOVEMENT_STEPS,
+    UNPREFIXED_MARK,
     Document,
     Finding,
     Subject,
     document_of,
     evaluate,
     finding_from,
-    gtin_class,
     local_year,
     marks_set,
-    named_codes,
 )
-from ledger.projections import TraceBatch
-from ledger.registry import RegistryState
+from ledger.projections import TraceBatch, gtin_class, named_codes
+from ledger.registry import PrefixRecord, RegistryState, prefix_holder
 
 
 class Reads(Protocol):
@@ -83,6 +82,7 @@ class FindingsBatch:
         self._lots: dict[str, set[str]] = {}
         self._parents: dict[str, set[str]] = {}
         self._new_recalled: dict[str, tuple[int, str]] = {}
+        self._new_marks_of: dict[str, dict[str, tuple[int, str]]] = {}  # new_marks by code
         self._orders: dict[tuple[str, int], dict[str, Decimal | None]] = {}
         self._lineage_seen = 0
         self._containment_seen = 0
@@ -233,19 +233,19 @@ class FindingsBatch:
         if stored is None:
             self._load_marks([code])
             stored = self._db_marks[code]
-        if not self.new_marks:
+        mine = self._new_marks_of.get(code)
+        if mine is None:
             return stored
-        out = dict(stored)
-        for mark in ("import", "declared", "released", "recalled", "ended", "shipped"):
-            if mark not in out and (code, mark) in self.new_marks:
-                out[mark] = self.new_marks[(code, mark)]
-        return out
+        # A mark is set once, by the first event: a stored one is never overridden.
+        return {**mine, **stored}
 
     def lots(self, code: str) -> frozenset[str]:
+        self._sync()  # the sequencer asks between events (ledger.recalls), not only rules
         self._load_lots([code])
         return frozenset(self._db_lots[code] | self._lots.get(code, set()))
 
     def containers(self, code: str) -> frozenset[str]:
+        self._sync()
         seen: set[str] = set()
         frontier = {code}
         for _ in range(MAX_CONTAINER_DEPTH):
@@ -310,6 +310,11 @@ class FindingsBatch:
         rec = self.reg.parties.get(party)
         return None if rec is None else rec.roles
 
+    def prefix_holder(self, gtin: str) -> PrefixRecord | None:
+        # The append path loads every prefix its batch's brand checks ask about (see
+        # ledger.brands.prefixes_to_load); a rebuild replays the whole registry.
+        return prefix_holder(self.reg, gtin)
+
     # --- adding -------------------------------------------------------------------------
 
     def add_event(self, s: Subject) -> list[Finding]:
@@ -327,10 +332,15 @@ class FindingsBatch:
             if doc.type == "cbec:order" and doc.buyer is not None and doc.year is not None:
                 self._orders.setdefault((doc.buyer, doc.year), {})[doc.id] = (
                     None if doc.value is None else Decimal(doc.value))
-        for mark, codes in marks_set(s).items():
+        marks = marks_set(s)
+        for d in drafts:
+            if d.rule == "gtin.unregistered_prefix":
+                marks[UNPREFIXED_MARK] = list(d.codes)
+        for mark, codes in marks.items():
             for code in codes:
                 if mark not in self.marks(code):
                     self.new_marks[(code, mark)] = (s.seq, s.codes.event_time_utc)
+                    self._new_marks_of.setdefault(code, {})[mark] = self.new_marks[(code, mark)]
                     if mark == "recalled":
                         self._new_recalled[code] = (s.seq, s.codes.event_time_utc)
         return found

@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger import admission, canonical, findings, findings_batch, merkle, registry
+from ledger import admission, brands, canonical, findings, findings_batch, merkle, registry
+from ledger import recalls as recall_answers
 from ledger.domain import (
     STAGES,
     Classified,
@@ -28,7 +29,6 @@ from ledger.domain import (
     authorise_event,
     classify,
     event_codes,
-    normalise_term,
 )
 from ledger.errors import (
     BatchRejected,
@@ -44,6 +44,7 @@ from ledger.event_hash import Captured, CaptureKey, capture_key, document_key, e
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from ledger.private import Viewer, check_view, commitment_of, entitled
 from ledger.projections import TraceBatch, split_lot
+from ledger.recalls import RecallFacts
 from ledger.schemas import validate_event_body
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
 from ledger.store import capturedb, findingsdb, tracedb
@@ -74,18 +75,41 @@ def event_facts(body: Mapping[str, Any]) -> EventCodes:
     return event_codes(body)
 
 
-def judge_event(p: Prepared, reg: registry.RegistryState) -> Classified:
-    """The event's stage, refused unless one of the signer's roles may sign that stage and,
-    for a negative-listed signer, unless it answers a recall."""
+def judge_event(p: Prepared, reg: registry.RegistryState, *, codes: EventCodes | None,
+                time: str, recalls: RecallFacts) -> Classified:
+    """The event's stage, refused unless one of the signer's roles may sign that stage;
+    unless, if it makes or recalls products under a registered GS1 company prefix, the
+    signer holds it or was delegated it (``ledger.brands``); and, for a negative-listed
+    signer, unless it is a recall or answers one by the ledger's facts (``ledger.recalls``).
+
+    ``codes`` are the event's codes (computed here when None and needed); ``time`` is the
+    entry's ledger time; ``recalls`` answers what the ledger held before this entry."""
     party = reg.parties[p.signer]
     classified = classify(p.body, signer_roles=party.roles)
     authorise_event(party=p.signer, roles=party.roles, classified=classified)
-    # Handling recalled goods (returning, holding, destroying them) answers a recall.
-    disposition = p.body.get("disposition")
-    answers_recall = isinstance(disposition, str) and normalise_term(disposition) == "recalled"
-    if classified.stage != "recall" and not answers_recall:
-        registry.check_negative(reg, p.signer)
+    # With no prefix loaded, none of the GTINs the event could claim is registered.
+    if reg.prefixes and classified.stage in ("production", "recall"):
+        codes = codes or event_codes(p.body)
+        brands.check_event(reg, signer=p.signer, roles=party.roles, classified=classified,
+                           codes=codes, body=p.body, time=time)
+    if classified.stage != "recall" and p.signer in reg.negative:
+        why = recall_answers.refusal(classified=classified, codes=codes or event_codes(p.body),
+                                     facts=recalls)
+        if why is not None:
+            registry.check_negative(reg, p.signer, why=why)
     return classified
+
+
+def _check_commitment(commitment: str, owners: Mapping[str, int]) -> None:
+    """Refuse a statement that commits to private data another statement (on the ledger,
+    or earlier in its batch) committed to first: commitments are public, so naming one
+    must not make its blob readable to the namer."""
+    owner = owners.get(commitment)
+    if owner is not None:
+        raise NotAuthorised(
+            f"private data {commitment[:19]}… belongs to the statement at seq {owner}; a "
+            "statement may commit only to private data of its own (a fresh salt makes a new "
+            "commitment)", code="private_reused")
 
 
 @dataclass(frozen=True)
@@ -367,11 +391,25 @@ class Ledger:
                 party_ids.add(p.body["party"])
             elif p.kind == "party.register":
                 party_ids.add(p.body["id"])
+            elif p.kind in registry.PREFIX_KINDS:
+                party_ids.add(p.body["to"])
         party_ids |= findings_batch.parties_named(facts)
         # Hashed before the lock is taken; looked up under it, one statement for the batch.
         captures = [capture_key(p.body) if f is not None
                     else document_key(p.body) if p.kind == "document" else None
                     for p, f in zip(prepared, facts, strict=True)]
+        # GS1 company prefixes: all of them when the batch registers new ones (they must
+        # not overlap any), else those its events' GTINs and its delegations name.
+        prefixes: set[str] | None = brands.prefixes_to_load(
+            (p.body, f) for p, f in zip(prepared, facts, strict=True))
+        for p in prepared:
+            if p.kind == "party.register" and "gs1Prefixes" in p.body:
+                prefixes = None
+                break
+            if p.kind in registry.PREFIX_KINDS:
+                prefixes.add(p.body["prefix"])  # type: ignore[union-attr]
+        # Private data belongs to the statement that first committed to it.
+        commitments = {c for p in prepared if (c := p.statement.get("private")) is not None}
 
         with store.writing() as conn:
             head = store.head(conn)
@@ -381,6 +419,9 @@ class Ledger:
             repeats: dict[int, Captured] = {}  # index in prepared -> the event it repeats
             capture_rows: list[capturedb.Row] = []
             reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids)
+            reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids,
+                                      prefixes=prefixes)
+            owners = store.commitment_owners(conn, commitments) if commitments else {}
             stored_keys = set(reg.keys) | ({"registrar"} if reg.registrar else set())
 
             # The frontier of the old tree: with the batch's new nodes, every proof of a
@@ -397,6 +438,7 @@ class Ledger:
             placed: dict[bytes, int] = {}  # statement hash -> seq, this batch
             slots: list[int] = []  # per prepared: the seq that answers it
             entry_rows: list[tuple[int, bytes, bytes, str, str, bytes]] = []
+            new_commitments: list[tuple[str, int]] = []
             new_nodes: dict[tuple[int, int], bytes] = {}
             trace = TraceBatch()
             # Violations in business terms never refuse a statement: they become findings.
@@ -419,10 +461,13 @@ class Ledger:
                             slots.append(earlier.seq)
                             continue
                     registry.authorise(p, seq, reg)
+                    commitment = p.statement.get("private")
+                    if commitment is not None:
+                        _check_commitment(commitment, owners)
                     if fact is not None:
-                        classified = judge_event(p, reg)
+                        classified = judge_event(p, reg, codes=fact, time=time, recalls=judged)
                         if classified.stage == "recall":
-                            self._check_own_products(conn, p, fact, reg, trace)
+                            self._check_own_products(conn, p, fact, reg, trace, time=time)
                     elif p.kind == "attest":
                         self._check_attested(p, seq, new_nodes, conn)
                 except LedgerError as e:
@@ -444,6 +489,9 @@ class Ledger:
                 if ck is not None:
                     capture_rows.append(capturedb.row(seq, p.signer, ck))
                     on_ledger.setdefault(ck.key, []).append(Captured(seq, p.signer, ck, h))
+                if commitment is not None:
+                    owners[commitment] = seq
+                    new_commitments.append((commitment, seq))
                 placed[h] = seq
                 slots.append(seq)
                 prev = leaf
@@ -466,6 +514,7 @@ class Ledger:
                 tracedb.write_trace(conn, trace)
                 findingsdb.write_findings(conn, judged)
                 capturedb.write(conn, capture_rows)
+                store.save_commitments(conn, new_commitments)
             if blobs:
                 store.save_private(conn, [(c, b, placed[prepared_hash[c]])
                                           for c, b in blobs.items() if prepared_hash[c] in placed])
@@ -476,8 +525,9 @@ class Ledger:
             return receipts
 
     def _check_own_products(self, conn: Connection, p: Prepared, fact: EventCodes,
-                            reg: registry.RegistryState, trace: TraceBatch) -> None:
-        """A regulator may recall anything; a producer or brand owner only what it made."""
+                            reg: registry.RegistryState, trace: TraceBatch, *, time: str) -> None:
+        """A regulator may recall anything; a producer or brand owner only what it made,
+        or what was made under a GS1 company prefix it holds or was delegated."""
         if "regulator" in reg.parties[p.signer].roles:
             return
         codes = {split_lot(c)[0] for c in (*fact.epcs, *fact.children, *fact.inputs,
@@ -489,7 +539,7 @@ class Ledger:
         # trace.events rows: (seq, type, time, utc, stage, activity, ..., signer at 9, ...)
         made_here = {ev[0] for ev in trace.events if ev[9] == p.signer and ev[4] == "production"}
         mine = {code for code, seq, _ in trace.idents if seq in made_here}
-        missing = codes - mine
+        missing = {c for c in codes - mine if not brands.speaks_for_brand(reg, p.signer, c, time)}
         if missing:
             missing -= tracedb.produced_by(conn, missing, p.signer)
         if missing:
@@ -667,15 +717,38 @@ class Ledger:
             n = self._tree_size(conn, size)
             return merkle.root(n, lambda ids: self.store.fetch_nodes(conn, ids))
 
+    def _owning_statements(self, conn: Connection, committing: Mapping[int, str]
+                           ) -> dict[int, tuple[Mapping[str, Any], list[str]]]:
+        """For statements (seq -> commitment) that committed to private data first committed
+        to by another one (before ``private_reused`` was refused): seq -> that owner's
+        (statement, cosigners), whose parties alone are entitled to it. Two reads at most."""
+        owners = self.store.commitment_owners(conn, committing.values())
+        other = {seq: owners[c] for seq, c in committing.items()
+                 if c in owners and owners[c] != seq}
+        if not other:
+            return {}
+        raw = self.store.entries_by_seq(conn, other.values())
+        out: dict[int, tuple[Mapping[str, Any], list[str]]] = {}
+        for seq, owner in other.items():
+            if owner not in raw:  # an index naming no entry: nobody but regulators
+                out[seq] = ({}, [])
+                continue
+            env = orjson.loads(raw[owner])["envelope"]
+            out[seq] = (env["statement"], [s["signer"] for s in env["signatures"][1:]])
+        return out
+
     def private_data(self, seq: int, viewer: Viewer) -> dict[str, Any]:
-        """The private blob a statement commits to, for a viewer entitled to it."""
+        """The private blob a statement commits to, for a viewer entitled to it by the
+        statement that first committed to it."""
         decoded = self.entry(seq).decoded()
         st = decoded["envelope"]["statement"]
         commitment = st.get("private")
         if commitment is None:
             raise NotFound(f"the statement at seq {seq} has no private data")
-        check_view(viewer, st, [s["signer"] for s in decoded["envelope"]["signatures"][1:]])
         with self.store.reading() as conn:
+            owner_st, cosigners = self._owning_statements(conn, {seq: commitment}).get(
+                seq, (st, [s["signer"] for s in decoded["envelope"]["signatures"][1:]]))
+            check_view(viewer, owner_st, cosigners)
             row = self.store.private_blob(conn, commitment)
         if row is None:
             raise NotFound(f"private data {commitment[:19]}… was never given to this ledger")
@@ -746,28 +819,32 @@ class Ledger:
         of it (the same rule as ``private_data``), with one read for all entitled blobs."""
         out: dict[int, PrivateView] = {}
         entitled_to: dict[int, str] = {}
+        committing: dict[int, tuple[str, Mapping[str, Any], list[str]]] = {}
         for e in entries:
             env = e.decoded()["envelope"]
             st = env["statement"]
             commitment = st.get("private")
-            if not isinstance(commitment, str):
-                continue
-            if entitled(viewer, st, [s["signer"] for s in env["signatures"][1:]]):
-                entitled_to[e.seq] = commitment
-            else:
-                out[e.seq] = PrivateView(commitment, "not_entitled")
-        if entitled_to:
-            with self.store.reading() as conn:
-                blobs = self.store.private_blobs_of(conn, entitled_to.values())
-            for seq, c in entitled_to.items():
-                row = blobs.get(c)
-                if row is None:
-                    out[seq] = PrivateView(c, "missing")
-                elif row[0] is None:
-                    out[seq] = PrivateView(c, "shredded", shredded=row[1])
+            if isinstance(commitment, str):
+                committing[e.seq] = (commitment, st, [s["signer"] for s in env["signatures"][1:]])
+        if not committing:
+            return out
+        with self.store.reading() as conn:
+            owned_by = self._owning_statements(conn, {s: c[0] for s, c in committing.items()})
+            for seq, (commitment, st, cosigners) in committing.items():
+                if entitled(viewer, *owned_by.get(seq, (st, cosigners))):
+                    entitled_to[seq] = commitment
                 else:
-                    doc = orjson.loads(row[0])
-                    out[seq] = PrivateView(c, "shown", data=doc["data"], salt=doc["salt"])
+                    out[seq] = PrivateView(commitment, "not_entitled")
+            blobs = self.store.private_blobs_of(conn, entitled_to.values()) if entitled_to else {}
+        for seq, c in entitled_to.items():
+            row = blobs.get(c)
+            if row is None:
+                out[seq] = PrivateView(c, "missing")
+            elif row[0] is None:
+                out[seq] = PrivateView(c, "shredded", shredded=row[1])
+            else:
+                doc = orjson.loads(row[0])
+                out[seq] = PrivateView(c, "shown", data=doc["data"], salt=doc["salt"])
         return out
 
     def list_entries(self, *, first: int = 50, after: int = -1, signer: str | None = None,
@@ -801,6 +878,7 @@ class Ledger:
             return self.store.keys_of_parties(conn, list(ids))
 
     def registry_view(self) -> registry.RegistryState:
-        """The whole registry projection (parties and keys), for listings."""
+        """The whole registry projection (parties, keys, GS1 prefixes and delegations), for
+        listings."""
         with self.store.reading() as conn:
-            return self.store.load_registry(conn, key_ids=None, party_ids=None)
+            return self.store.load_registry(conn, key_ids=None, party_ids=None, prefixes=None)

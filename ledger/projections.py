@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.domain import Classified, EventCodes
-from ledger.ids import CANONICAL_BASE, DigitalLink, parse_digital_link
+from ledger.errors import IdentifierError
+from ledger.ids import CANONICAL_BASE, DigitalLink, index_key, parse_digital_link
 
 SOLD_DISPOSITIONS = frozenset({"retail_sold"})
 SOLD_ACTIVITIES = frozenset({"retail_selling", "order"})
@@ -35,6 +36,44 @@ def split_lot(code: str) -> tuple[str, str | None]:
 
 
 _CANONICAL_GTIN = CANONICAL_BASE + "/01/"
+GS1_CLASS_PREFIX = _CANONICAL_GTIN
+
+
+def gtin_class(code: str) -> str | None:
+    """The product (GTIN class) an index key of a GTIN, lot or item belongs to."""
+    if code.startswith(GS1_CLASS_PREFIX) and len(code) >= len(GS1_CLASS_PREFIX) + 14:
+        return code[: len(GS1_CLASS_PREFIX) + 14]
+    return None
+
+
+def named_codes(c: EventCodes, *, io: bool = True) -> list[str]:
+    """Every product or unit an event names, under its index key, in event order."""
+    raw = [*c.epcs, *([c.parent] if c.parent else []), *c.children, *(x for x, _, _ in c.classes)]
+    if io:
+        raw += [*c.inputs, *c.outputs, *(x for x, _, _ in c.input_classes),
+                *(x for x, _, _ in c.output_classes)]
+    out: list[str] = []
+    seen: set[str] = set()
+    for code in raw:
+        key = split_lot(code)[0]
+        if key not in seen:
+            seen.add(key)
+            out.append(key)
+    return out
+
+
+def recall_scope(body: Mapping[str, Any]) -> list[str]:
+    """The codes a recall's ``cbec:recall`` ``scope`` names, under their index keys."""
+    rec = body.get("cbec:recall")
+    scope = rec.get("scope") if isinstance(rec, Mapping) else None
+    out: list[str] = []
+    for u in scope if isinstance(scope, list) else ():
+        if isinstance(u, str):
+            try:
+                out.append(split_lot(index_key(u))[0])
+            except IdentifierError:  # a GS1 key with a bad check digit stays as written
+                out.append(u)
+    return out
 
 
 def lot_of(gtin_code: str, lot: str) -> str | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import MalformedInput, NotAuthentic, NotAuthorised
 from ledger.ids import parse_party_id
 from ledger.keys import decode_public_key, key_id
-from ledger.statements import Prepared
+from ledger.statements import Prepared, check_timestamp
 
 ROLES = (
     "producer",
@@ -32,7 +33,11 @@ ROLES = (
 )
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HS = re.compile(r"^[0-9]{6,10}$")
+# A GS1 company prefix: 4 to 12 digits (GS1 General Specifications 1.4.4).
+_GS1_PREFIX = re.compile(r"^[0-9]{4,12}$")
+MAX_GS1_PREFIXES = 100
 REGULATOR_KINDS = frozenset({"list.update", "credit.record"})
+PREFIX_KINDS = frozenset({"prefix.delegate", "prefix.revoke"})
 
 
 @dataclass
@@ -51,6 +56,26 @@ class PartyRecord:
     name: str
     roles: tuple[str, ...]
     registered_seq: int
+    gs1_prefixes: tuple[str, ...] = ()  # the GS1 company prefixes its registration names
+
+
+@dataclass(frozen=True)
+class PrefixRecord:
+    """A GS1 company prefix and the party whose registration holds it."""
+
+    prefix: str
+    party: str
+    since_seq: int
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """A prefix holder's leave for another party to make and recall its products."""
+
+    prefix: str
+    party: str  # the delegate
+    since_seq: int
+    until: str | None = None  # last ledger time (UTC, as entries write it) it holds, inclusive
 
 
 @dataclass
@@ -69,6 +94,12 @@ class RegistryState:
     dirty_negative: set[str] = field(default_factory=set)
     # Retail-import positive list: HS code -> seq it was added at (changes only).
     positive_changes: dict[str, int | None] = field(default_factory=dict)
+    # GS1 company prefixes held, and delegations of them; loaded for the prefixes a batch
+    # names (see ``ledger.brands``), all of them for a batch that registers new ones.
+    prefixes: dict[str, PrefixRecord] = field(default_factory=dict)
+    dirty_prefixes: set[str] = field(default_factory=set)
+    delegations: dict[tuple[str, str], Delegation] = field(default_factory=dict)
+    dirty_delegations: set[tuple[str, str]] = field(default_factory=set)
 
     def add_key(self, rec: KeyRecord) -> None:
         self.keys[rec.key_id] = rec
@@ -83,6 +114,14 @@ def _exact_fields(body: Mapping[str, Any], fields: Iterable[str], kind: str) -> 
     want = set(fields)
     if body.keys() != want:
         raise MalformedInput(f"a {kind} body has exactly the fields {', '.join(sorted(want))}")
+
+
+def _fields(body: Mapping[str, Any], kind: str, required: Iterable[str],
+            optional: Iterable[str]) -> None:
+    want, may = set(required), set(optional)
+    if not want <= body.keys() <= want | may:
+        extra = f" and optionally {', '.join(sorted(may))}" if may else ""
+        raise MalformedInput(f"a {kind} body has the fields {', '.join(sorted(want))}{extra}")
 
 
 def _str_field(body: Mapping[str, Any], name: str, kind: str) -> str:
@@ -120,7 +159,9 @@ def check_body(p: Prepared) -> None:
         parse_party_id(str(reg["id"]))
         _str_field(reg, "name", "genesis registrar")
     elif kind == "party.register":
-        _exact_fields(body, ("id", "name", "roles", "publicKey"), kind)
+        _fields(body, kind, ("id", "name", "roles", "publicKey"), ("gs1Prefixes",))
+        if "gs1Prefixes" in body:
+            check_gs1_prefixes(body["gs1Prefixes"])
         parse_party_id(_str_field(body, "id", kind))
         _str_field(body, "name", kind)
         roles = body["roles"]
@@ -165,6 +206,12 @@ def check_body(p: Prepared) -> None:
         pts = body["points"]
         if type(pts) is not int or not -100 <= pts <= 100:
             raise MalformedInput("credit.record points is an integer from -100 to 100")
+    elif kind in PREFIX_KINDS:
+        _fields(body, kind, ("prefix", "to"), ("until",) if kind == "prefix.delegate" else ())
+        if "until" in body:
+            check_timestamp(body["until"], where="prefix.delegate until")
+        check_gs1_prefixes([body["prefix"]], where=f"{kind} prefix")
+        parse_party_id(_str_field(body, "to", kind))
     elif kind == "attest":
         seq, entry = body.get("seq"), body.get("entry")
         if type(seq) is not int or seq < 0:
@@ -181,6 +228,53 @@ def check_body(p: Prepared) -> None:
             raise MalformedInput(
                 f"{kind} must be signed by the key it introduces ({next(iter(new))})"
             )
+
+
+def check_gs1_prefixes(value: object, *, where: str = "party.register gs1Prefixes") -> list[str]:
+    """A non-empty list of distinct GS1 company prefixes, each 4 to 12 digits."""
+    if not isinstance(value, list) or not value or len(value) > MAX_GS1_PREFIXES:
+        raise MalformedInput(f"{where} must be a list of 1 to {MAX_GS1_PREFIXES} GS1 company "
+                             "prefixes, such as [\"4512345\"]")
+    for v in value:
+        if not isinstance(v, str) or not _GS1_PREFIX.match(v):
+            raise MalformedInput(f"{where}: {v!r} is not a GS1 company prefix (4 to 12 digits)")
+    if len(set(value)) != len(value):
+        raise MalformedInput(f"{where} must not repeat a prefix")
+    return value
+
+
+def utc_time(value: str) -> str:
+    """An RFC 3339 time in the ledger's own format (UTC, microseconds, Z), which sorts."""
+    t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def prefix_holder(reg: RegistryState, gtin: str) -> PrefixRecord | None:
+    """The registered GS1 company prefix a GTIN-14 falls under, by longest match: the
+    company prefix starts after the indicator digit and is 4 to 12 digits long."""
+    for n in range(12, 3, -1):
+        rec = reg.prefixes.get(gtin[1 : 1 + n])
+        if rec is not None:
+            return rec
+    return None
+
+
+def may_use_prefix(reg: RegistryState, party: str, rec: PrefixRecord, time: str) -> bool:
+    """Whether ``party`` may make or recall products under the prefix at ledger ``time``:
+    it holds the prefix, or the holder delegated it and the delegation still runs."""
+    if party == rec.party:
+        return True
+    d = reg.delegations.get((rec.prefix, party))
+    return d is not None and (d.until is None or time <= d.until)
+
+
+def _overlapping(reg: RegistryState, prefix: str, party: str) -> PrefixRecord | None:
+    """Another party's prefix that equals, contains or extends ``prefix``: GS1 company
+    prefixes never nest, so one party's range is never carved out of another's."""
+    for rec in reg.prefixes.values():
+        if rec.party != party and (rec.prefix.startswith(prefix) or prefix.startswith(rec.prefix)):
+            return rec
+    return None
 
 
 def _valid_key(reg: RegistryState, signer: str, kid: str, seq: int) -> KeyRecord:
@@ -256,6 +350,12 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
         if p.key in reg.keys:
             raise NotAuthorised(f"key {p.key} is already registered to another party")
         _need_registrar(p, reg, seq)
+        for prefix in p.body.get("gs1Prefixes", ()):
+            held = _overlapping(reg, prefix, p.signer)
+            if held is not None:
+                raise NotAuthorised(
+                    f"GS1 company prefix {prefix} overlaps {held.prefix}, held by {held.party} "
+                    f"since seq {held.since_seq}; a prefix has one holder", code="prefix_taken")
         return
     if p.signer not in reg.parties:
         raise NotAuthentic(f"signer {p.signer} is not a registered party", code="unknown_signer")
@@ -264,7 +364,8 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
     if kind in REGULATOR_KINDS and "regulator" not in reg.parties[p.signer].roles:
         raise NotAuthorised(f"{p.signer} (roles: {', '.join(reg.parties[p.signer].roles)}) "
                             f"may not sign {kind}: only a regulator may", code="role_not_allowed")
-    if kind not in ("event", "party.key.revoke"):
+    # Giving up a key or a delegation is never refused: it only takes power away.
+    if kind not in ("event", "party.key.revoke", "prefix.revoke"):
         check_negative(reg, p.signer)
     if kind == "party.key.rotate":
         new = next(iter(embedded_keys(p)))
@@ -282,15 +383,33 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
             raise NotAuthorised(f"key {kid} is not a key of {target}")
         if rec.valid_until is not None:
             raise NotAuthorised(f"key {kid} was already {rec.ended_by} at seq {rec.valid_until}")
+    elif kind in PREFIX_KINDS:
+        prefix, to = p.body["prefix"], p.body["to"]
+        held = reg.prefixes.get(prefix)
+        if held is None or held.party != p.signer:
+            raise NotAuthorised(
+                f"{p.signer} does not hold GS1 company prefix {prefix}"
+                + (f" ({held.party} does)" if held else "") + "; only its holder may delegate it",
+                code="prefix_not_held")
+        if kind == "prefix.delegate":
+            if to == p.signer:
+                raise NotAuthorised(f"{p.signer} holds {prefix} already; delegate it to another party")
+            if to not in reg.parties:
+                raise NotAuthorised(f"{to} is not a registered party", code="unknown_party")
+        elif (prefix, to) not in reg.delegations:
+            raise NotAuthorised(f"{p.signer} has not delegated {prefix} to {to}",
+                                code="not_delegated")
 
 
-def check_negative(reg: RegistryState, party: str) -> None:
-    """Refuse a negative-listed party; callers exempt what answers a recall."""
+def check_negative(reg: RegistryState, party: str, *, why: str | None = None) -> None:
+    """Refuse a negative-listed party; callers exempt what answers a recall (``why`` says
+    why an event that was judged for it does not)."""
     listed = reg.negative.get(party)
     if listed is not None:
         raise NotAuthorised(
             f"{party} is on the negative list since seq {listed[0]} ({listed[1]}); "
-            "only answers to a recall are accepted from it", code="negative_listed")
+            "only answers to a recall are accepted from it"
+            + (f", and this is none: {why}" if why else ""), code="negative_listed")
 
 
 def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
@@ -304,8 +423,12 @@ def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
         reg.add_key(KeyRecord(key_id(pk), r["id"], pk, seq))
     elif kind == "party.register":
         pk = decode_public_key(body["publicKey"])
-        reg.add_party(PartyRecord(body["id"], body["name"], tuple(body["roles"]), seq))
+        prefixes = tuple(sorted(body.get("gs1Prefixes", ())))
+        reg.add_party(PartyRecord(body["id"], body["name"], tuple(body["roles"]), seq, prefixes))
         reg.add_key(KeyRecord(key_id(pk), body["id"], pk, seq))
+        for prefix in prefixes:
+            reg.prefixes[prefix] = PrefixRecord(prefix, body["id"], seq)
+            reg.dirty_prefixes.add(prefix)
     elif kind == "party.key.rotate":
         pk = decode_public_key(body["publicKey"])
         old = reg.keys[p.key]
@@ -316,6 +439,14 @@ def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
         rec = reg.keys[body["key"]]
         rec.valid_until, rec.ended_by = seq, "revoked"
         reg.dirty_keys.add(rec.key_id)
+    elif kind in PREFIX_KINDS:
+        pair = (body["prefix"], body["to"])
+        if kind == "prefix.delegate":
+            until = body.get("until")
+            reg.delegations[pair] = Delegation(*pair, seq, None if until is None else utc_time(until))
+        else:
+            reg.delegations.pop(pair, None)
+        reg.dirty_delegations.add(pair)
     elif kind == "list.update":
         if body["list"] == "negative":
             if body["action"] == "add":

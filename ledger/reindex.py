@@ -38,6 +38,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
         n = events = raised = 0
         chunk: list[tuple[int, str, Prepared, EventCodes | None]] = []
         captured: list[capturedb.Row] = []
+        commitments: list[tuple[str, int]] = []  # (commitment, seq); the first of each wins
 
         def replay(chunk: Sequence[tuple[int, str, Prepared, EventCodes | None]]) -> int:
             judged.prefetch([(p.body, f) for _, _, p, f in chunk if f is not None])
@@ -61,6 +62,8 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
         for seq, _, _, raw in store.stream_entries(conn):
             entry = orjson.loads(raw)
             p = prepare(entry["envelope"])
+            if "private" in p.statement:
+                commitments.append((p.statement["private"], seq))
             chunk.append((seq, entry["time"], p, event_facts(p.body) if p.kind == "event" else None))
             n += 1
             if len(chunk) < CHUNK:
@@ -72,6 +75,8 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
                 findingsdb.write_findings(conn, judged)
                 capturedb.write(conn, captured)
                 captured.clear()
+                store.save_commitments(conn, commitments)
+                commitments = []
                 raised += len(judged.findings)
                 trace = TraceBatch()
                 judged = findings_batch.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
@@ -81,6 +86,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
         tracedb.write_trace(conn, trace)
         findingsdb.write_findings(conn, judged)
         capturedb.write(conn, captured)
+        store.save_commitments(conn, commitments)
         raised += len(judged.findings)
         store.save_registry(conn, reg, existing=set())
         if progress:

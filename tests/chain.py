@@ -94,7 +94,9 @@ def build(world: World) -> Chain:
     for name, roles in (("P", ["producer"]), ("Q", ["producer"]), ("platform", ["platform"]),
                         ("broker", ["customs_broker"]), ("customs", ["customs"]),
                         ("regulator", ["regulator"])):
-        c.parties[name] = world.register(roles)
+        # P and Q hold the GS1 company prefixes of their goods (GTIN_P, GTIN_Q).
+        prefixes = {"P": [GTIN_P[1:8]], "Q": [GTIN_Q[1:8]]}.get(name, [])
+        c.parties[name] = world.register(roles, gs1_prefixes=prefixes)
     # Production: P makes S1-S3 of lot L1 in Japan (September); Q makes T1 in China (October).
     c.add("commission_p", "P", {
         "type": "ObjectEvent", "eventTime": "2025-09-15T10:20:00+09:00", "action": "ADD",

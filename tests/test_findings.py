@@ -58,7 +58,9 @@ class Chain:
         self.parties: dict[str, tuple[str, PartyKey]] = {}
         for role in ("producer", "platform", "merchant", "payment", "logistics", "warehouse",
                      "customs_broker", "customs", "regulator"):
-            self.parties[role] = world.register([role])
+            # The producer holds the GS1 company prefix of the goods (GTIN 04901234567894).
+            self.parties[role] = world.register(
+                [role], gs1_prefixes=["4901234"] if role == "producer" else ())
 
     def id(self, role: str) -> str:
         return self.parties[role][0]

@@ -41,7 +41,16 @@ def test_negative_list_refuses_from_that_entry_on(world: World) -> None:
     assert err.code == "negative_listed"
     assert carrier in err.message and f"since seq {listed_at}" in err.message
     assert world.ledger.size() == size
-    # Handling recalled goods answers a recall and is still accepted.
+    # Saying "recalled" answers nothing: no recall on the ledger covers item 3 (issue 10).
+    with pytest.raises(BatchRejected) as e:
+        world.ledger.append(_event(carrier, ck, 3, disposition="recalled"))
+    assert e.value.errors[0][1].code == "negative_listed"
+    assert "/21/3 is under no recall on the ledger" in e.value.errors[0][1].message
+    # Once its producer recalls it, moving it answers the recall and is still accepted.
+    producer, pk = world.register(["producer"])
+    world.ledger.append(world.event(producer, pk, 3))
+    world.ledger.append(_event(producer, pk, 3, action="OBSERVE", bizStep="cbec:recalling",
+                               disposition="recalled"))
     world.ledger.append(_event(carrier, ck, 3, disposition="recalled"))
     world.ledger.append(_listing(regulator, rk, carrier, "remove"))
     world.ledger.append(_event(carrier, ck, 4))

@@ -92,10 +92,26 @@ def cmd_party_register(a: argparse.Namespace, home: Home) -> int:
     led = _open(home)
     reg_id, reg_key = home.registrar()
     key = home.keys.load(a.key)
-    env = sign_one(kind="party.register", signer=a.id, key=key,
-                   body={"id": a.id, "name": a.name, "roles": _roles(a.roles),
-                         "publicKey": key.public_key_b64},
+    body: dict[str, Any] = {"id": a.id, "name": a.name, "roles": _roles(a.roles),
+                            "publicKey": key.public_key_b64}
+    if a.gs1_prefix:
+        body["gs1Prefixes"] = registry.check_gs1_prefixes(a.gs1_prefix, where="--gs1-prefix")
+    env = sign_one(kind="party.register", signer=a.id, key=key, body=body,
                    cosigners=[(reg_id, reg_key)])
+    out(led.append(env).as_dict())
+    return 0
+
+
+def cmd_party_delegate(a: argparse.Namespace, home: Home) -> int:
+    led = _open(home)
+    key = home.keys.load(a.key)
+    body: dict[str, Any] = {"prefix": a.prefix, "to": a.to}
+    if a.until is not None:
+        if a.revoke:
+            raise MalformedInput("--until sets when a delegation ends; a revocation ends it now")
+        body["until"] = a.until
+    env = sign_one(kind="prefix.revoke" if a.revoke else "prefix.delegate", signer=a.id, key=key,
+                   body=body)
     out(led.append(env).as_dict())
     return 0
 
@@ -127,9 +143,16 @@ def cmd_party_show(a: argparse.Namespace, home: Home) -> int:
     p = reg.parties.get(a.id)
     if p is None:
         raise LedgerError(f"{a.id} is not a registered party", code="not_found")
-    out({"id": p.id, "name": p.name, "roles": list(p.roles), "registeredSeq": p.registered_seq,
-         "keys": [{"keyId": k.key_id, "validFrom": k.valid_from, "validUntil": k.valid_until,
-                   "endedBy": k.ended_by} for k in reg.keys.values() if k.party == p.id]})
+    doc: dict[str, Any] = {"id": p.id, "name": p.name, "roles": list(p.roles),
+                           "registeredSeq": p.registered_seq}
+    if p.gs1_prefixes:
+        doc["gs1Prefixes"] = list(p.gs1_prefixes)
+        doc["delegations"] = [
+            {"prefix": d.prefix, "to": d.party, "sinceSeq": d.since_seq, "until": d.until}
+            for (prefix, _), d in sorted(reg.delegations.items()) if prefix in p.gs1_prefixes]
+    doc["keys"] = [{"keyId": k.key_id, "validFrom": k.valid_from, "validUntil": k.valid_until,
+                    "endedBy": k.ended_by} for k in reg.keys.values() if k.party == p.id]
+    out(doc)
     return 0
 
 
@@ -804,13 +827,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.set_defaults(fn=cmd_keygen)
 
-    party = sub.add_parser("party", help="register, rotate, revoke, show")
+    party = sub.add_parser("party", help="register, rotate, revoke, show, delegate")
     psub = party.add_subparsers(dest="party_command", required=True)
     s = psub.add_parser("register")
     s.add_argument("--id", required=True)
     s.add_argument("--name", required=True)
     s.add_argument("--roles", required=True, help="comma-separated: " + ",".join(registry.ROLES))
     s.add_argument("--key", required=True, help="name of the party's key in SUYUAN_HOME")
+    s.add_argument("--gs1-prefix", action="append", metavar="PREFIX",
+                   help="a GS1 company prefix the party holds (4-12 digits); repeatable. Only "
+                        "it, or a party it delegates to, may then make or recall GTINs under it")
     s.set_defaults(fn=cmd_party_register)
     s = psub.add_parser("rotate")
     s.add_argument("--id", required=True)
@@ -825,6 +851,16 @@ def parser() -> argparse.ArgumentParser:
     s = psub.add_parser("show")
     s.add_argument("--id", required=True)
     s.set_defaults(fn=cmd_party_show)
+    s = psub.add_parser("delegate", help="let another party make and recall products under a "
+                        "GS1 company prefix this party holds (contract manufacturing), or revoke it")
+    s.add_argument("--id", required=True, help="the prefix holder, who signs")
+    s.add_argument("--key", required=True, help="name of the holder's key in SUYUAN_HOME")
+    s.add_argument("--prefix", required=True, help="a GS1 company prefix the holder registered")
+    s.add_argument("--to", required=True, help="the registered party it is delegated to")
+    s.add_argument("--until", metavar="TIME",
+                   help="RFC 3339 time after which the delegation ends (default: until revoked)")
+    s.add_argument("--revoke", action="store_true", help="end the delegation now")
+    s.set_defaults(fn=cmd_party_delegate)
 
     s = sub.add_parser("sign", help="sign a statement body; prints the envelope")
     s.add_argument("--key", required=True)

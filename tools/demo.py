@@ -988,10 +988,13 @@ def sign_all(scenario: Scenario, keys: dict[str, PartyKey], registrar: tuple[str
     out = Signed()
     for p in PARTIES:
         key = keys[p.slug]
-        out.envelopes.append(sign_one(
-            kind="party.register", signer=p.id, key=key,
-            body={"id": p.id, "name": p.name, "roles": list(p.roles), "publicKey": key.public_key_b64},
-            cosigners=[registrar], issued=REGISTERED))
+        body: dict[str, Any] = {"id": p.id, "name": p.name, "roles": list(p.roles),
+                                "publicKey": key.public_key_b64}
+        if p.slug in PREFIX:
+            # Its GS1 company prefix: only a brand may then make or recall its own GTINs.
+            body["gs1Prefixes"] = [PREFIX[p.slug]]
+        out.envelopes.append(sign_one(kind="party.register", signer=p.id, key=key, body=body,
+                                      cosigners=[registrar], issued=REGISTERED))
         out.blobs.append(None)
     # The zone's regulator keeps the retail-import positive list: the sample shipped in
     # schemas/, signed before any goods move, so that only goods off it raise a finding.

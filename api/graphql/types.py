@@ -43,6 +43,9 @@ class Party:
     name: str
     roles: list[str]
     registered_seq: int
+    gs1_prefixes: list[str] = strawberry.field(
+        description="the GS1 company prefixes its registration holds: only it, or a party it "
+                    "delegated one to, may make or recall GTINs under them")
 
     @strawberry.field
     async def keys(self, info: Ctx) -> list[PartyKey]:
@@ -57,7 +60,8 @@ class Party:
 
     @classmethod
     def of(cls, p: registry.PartyRecord) -> Party:
-        return cls(id=p.id, name=p.name, roles=list(p.roles), registered_seq=p.registered_seq)
+        return cls(id=p.id, name=p.name, roles=list(p.roles), registered_seq=p.registered_seq,
+                   gs1_prefixes=list(p.gs1_prefixes))
 
 
 async def party_of(info: Ctx, party_id: str | None) -> Party | None:

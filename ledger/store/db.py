@@ -38,14 +38,15 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
 from ledger.errors import ConfigError, DamagedStore
-from ledger.registry import KeyRecord, PartyRecord, RegistryState
+from ledger.registry import Delegation, KeyRecord, PartyRecord, PrefixRecord, RegistryState
 from ledger.store import schema
-from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, rows_in
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, cursor, placeholders, rows_in
 from ledger.store.schema import (
     NODE_LEVEL_SHIFT,
     checkpoints,
     cosignatures,
     entries,
+    gs1_prefixes,
     log_meta,
     merkle_nodes,
     negative_list,
@@ -54,6 +55,7 @@ from ledger.store.schema import (
     parties,
     party_keys,
     positive_list,
+    prefix_delegations,
     private_blobs,
 )
 
@@ -528,9 +530,11 @@ class Store:
     # --- registry projection -------------------------------------------------------------
 
     def load_registry(
-        self, conn: Connection, *, key_ids: Iterable[str] | None, party_ids: Iterable[str] | None
+        self, conn: Connection, *, key_ids: Iterable[str] | None, party_ids: Iterable[str] | None,
+        prefixes: Iterable[str] | None = (),
     ) -> RegistryState:
-        """The registry slice for these keys and parties (None: all of them)."""
+        """The registry slice for these keys, parties and GS1 company prefixes (with their
+        delegations) — None: all of them."""
         reg = RegistryState()
         if key_ids is None:
             key_ids = [r[0] for r in conn.execute(select(party_keys.c.key_id))]
@@ -554,13 +558,47 @@ class Store:
         plist = list(pids)
         for i in range(0, len(plist), IN_CHUNK):
             chunk = plist[i : i + IN_CHUNK]
-            for r in conn.execute(select(parties).where(parties.c.id.in_(chunk))):
+            held: dict[str, list[str]] = {}
+            rows = conn.execute(
+                select(parties, gs1_prefixes.c.prefix)
+                .outerjoin(gs1_prefixes, gs1_prefixes.c.party == parties.c.id)
+                .where(parties.c.id.in_(chunk))
+            ).all()
+            for r in rows:
+                if r.prefix is not None:
+                    held.setdefault(r.id, []).append(r.prefix)
+            for r in rows:
                 reg.parties[r.id] = PartyRecord(
-                    r.id, r.name, tuple(r.roles.split(",")), r.registered_seq
+                    r.id, r.name, tuple(r.roles.split(",")), r.registered_seq,
+                    tuple(sorted(held.get(r.id, ()))),
                 )
             for r in conn.execute(select(negative_list).where(negative_list.c.party.in_(chunk))):
                 reg.negative[r.party] = (int(r.since_seq), r.reason)
+        self._load_prefixes(conn, reg, prefixes)
         return reg
+
+    def _load_prefixes(self, conn: Connection, reg: RegistryState,
+                       prefixes: Iterable[str] | None) -> None:
+        """GS1 company prefixes and their delegations, in one statement."""
+        q = (select(gs1_prefixes.c.prefix, gs1_prefixes.c.party, gs1_prefixes.c.since_seq,
+                    prefix_delegations.c.party.label("delegate"),
+                    prefix_delegations.c.since_seq.label("delegated_seq"),
+                    prefix_delegations.c.until)
+             .outerjoin(prefix_delegations, prefix_delegations.c.prefix == gs1_prefixes.c.prefix))
+        if prefixes is None:
+            rows = conn.execute(q).all()
+        else:
+            wanted = sorted(set(prefixes))
+            if not wanted:
+                return
+            rows = []
+            for i in range(0, len(wanted), IN_CHUNK):
+                rows += conn.execute(q.where(gs1_prefixes.c.prefix.in_(wanted[i : i + IN_CHUNK])))
+        for r in rows:
+            reg.prefixes[r.prefix] = PrefixRecord(r.prefix, r.party, int(r.since_seq))
+            if r.delegate is not None:
+                reg.delegations[(r.prefix, r.delegate)] = Delegation(
+                    r.prefix, r.delegate, int(r.delegated_seq), r.until)
 
     def keys_of_parties(self, conn: Connection, party_ids: Collection[str]
                         ) -> dict[str, list[KeyRecord]]:
@@ -628,6 +666,20 @@ class Store:
                 since, reason = reg.negative[party]
                 conn.execute(insert(negative_list), [{"party": party, "since_seq": since,
                                                       "reason": reason}])
+        new_prefixes = [reg.prefixes[p] for p in sorted(reg.dirty_prefixes)]
+        if new_prefixes:
+            # A prefix is held once and for good: registrations only ever add rows.
+            conn.execute(insert(gs1_prefixes), [
+                {"prefix": r.prefix, "party": r.party, "since_seq": r.since_seq}
+                for r in new_prefixes])
+        for prefix, party in sorted(reg.dirty_delegations):
+            conn.execute(delete(prefix_delegations).where(prefix_delegations.c.prefix == prefix,
+                                                          prefix_delegations.c.party == party))
+            d = reg.delegations.get((prefix, party))
+            if d is not None:
+                conn.execute(insert(prefix_delegations), [
+                    {"prefix": prefix, "party": party, "since_seq": d.since_seq,
+                     "until": d.until}])
         for code, since_seq in reg.positive_changes.items():
             conn.execute(delete(positive_list).where(positive_list.c.hs_code == code))
             if since_seq is not None:
@@ -636,6 +688,8 @@ class Store:
         reg.dirty_keys.clear()
         reg.dirty_negative.clear()
         reg.positive_changes.clear()
+        reg.dirty_prefixes.clear()
+        reg.dirty_delegations.clear()
 
     # --- witness cosignatures ----------------------------------------------------------
 
@@ -658,6 +712,23 @@ class Store:
         return 0 if v is None else int(v)
 
     # --- private data ------------------------------------------------------------------
+
+    def commitment_owners(self, conn: Connection, commitments: Collection[str]) -> dict[str, int]:
+        """commitment -> the seq of the statement that first committed to it, for those
+        any statement on the ledger committed to (one statement per call)."""
+        rows = rows_in(conn, "SELECT commitment, seq FROM private_commitments WHERE commitment IN",
+                       "commitment", sorted(set(commitments)))
+        return {c: int(seq) for c, seq in rows}
+
+    def save_commitments(self, conn: Connection, rows: Sequence[tuple[str, int]]) -> None:
+        """(commitment, seq) of statements that committed to them, in seq order: one insert."""
+        if rows:
+            # The first wins: a rebuild replays statements that reused a commitment before
+            # ``private_reused`` refused them, in seq order.
+            with cursor(conn) as cur:
+                cur.executemany(placeholders(conn, "INSERT INTO private_commitments "
+                                                   "(commitment, seq) VALUES (?, ?) "
+                                                   "ON CONFLICT DO NOTHING"), rows)
 
     def save_private(self, conn: Connection, rows: Sequence[tuple[str, bytes, int]]) -> None:
         # One read and one multi-row insert per batch: a batch of orders carries a blob each.

@@ -112,6 +112,25 @@ positive_list = Table(
     Column("since_seq", BigInteger, nullable=False),
 )
 
+# GS1 company prefixes the parties' registrations name, and the holders' delegations of
+# them (migration 0007): looked up by prefix for every batch that makes or recalls goods.
+gs1_prefixes = Table(
+    "gs1_prefixes",
+    metadata,
+    Column("prefix", String(12), primary_key=True),
+    Column("party", String(64), nullable=False, index=True),
+    Column("since_seq", BigInteger, nullable=False),
+)
+
+prefix_delegations = Table(
+    "prefix_delegations",
+    metadata,
+    Column("prefix", String(12), primary_key=True),
+    Column("party", String(64), primary_key=True),
+    Column("since_seq", BigInteger, nullable=False),
+    Column("until", String(32)),  # UTC, as entries write ledger time; NULL: no end
+)
+
 # --- traceability projections (migration 0002) ----------------------------------------
 
 events = Table(
@@ -196,6 +215,15 @@ private_blobs = Table(
     Column("blob", LargeBinary),  # JCS of {"salt", "data"}; NULL once shredded
     Column("seq", BigInteger, nullable=False),
     Column("shredded", String(32)),
+)
+
+# Which statement each private commitment belongs to: the first that committed to it
+# (migration 0007). A projection: every statement, with or without its blob, is in it.
+private_commitments = Table(
+    "private_commitments",
+    metadata,
+    Column("commitment", String(71), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
 )
 
 # Witnesses' cosignatures of checkpoints: evidence gathered from outside, kept beside the
@@ -315,12 +343,14 @@ event_keys = Table(
 )
 
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
-REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list")
+REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list",
+                   "gs1_prefixes", "prefix_delegations")
+PRIVATE_TABLES = ("private_commitments",)
 TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions",
                 "current_state")
 FINDINGS_TABLES = ("findings", "finding_parties", "finding_codes", "trade_documents", "code_marks")
 CAPTURE_TABLES = ("event_keys",)
-PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES + CAPTURE_TABLES
+PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES + PRIVATE_TABLES + CAPTURE_TABLES
 
 
 # The unique keys of each log table. SQLite's REPLACE conflict resolution (REPLACE INTO,

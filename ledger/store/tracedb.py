@@ -220,6 +220,27 @@ def entry_page(conn: Connection, *, after: int, limit: int, lo: int = 0, hi: int
     return out
 
 
+def first_recall(conn: Connection, code: str, before: int) -> tuple[int, str] | None:
+    """(seq, UTC time) of the first recall mark of ``code`` below seq ``before``."""
+    rows = run(conn, "SELECT seq, utc FROM code_marks WHERE code = ? AND mark = 'recalled' "
+                     "AND seq < ?", (code, before))
+    return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def lot_edges_to(conn: Connection, code: str, before: int) -> list[tuple[str, int]]:
+    """(lot, seq) of the entries below ``before`` that made ``code`` an item of a lot."""
+    return [(str(a), int(b)) for a, b in run(
+        conn, "SELECT src, seq FROM lineage WHERE kind = 'lot' AND dst = ? AND seq < ?",
+        (code, before))]
+
+
+def packings_of(conn: Connection, child: str, before: int) -> list[tuple[str, int]]:
+    """(container, seq) of the entries below ``before`` that packed ``child``."""
+    return [(str(a), int(b)) for a, b in run(
+        conn, "SELECT parent, start_seq FROM containment WHERE child = ? AND start_seq < ?",
+        (child, before))]
+
+
 def lineage_seqs(conn: Connection, src: str, kind: str) -> list[int]:
     """Seqs of the events that drew ``kind`` lineage edges from ``src`` (for a lot: the
     commissioning events of its items)."""
