@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from ledger.projections import TraceBatch
-from ledger.store.driver import IN_CHUNK, as_blob, as_int, cursor, placeholders, rows_in
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, cursor, placeholders, rows_in, run
 from ledger.store.findingsdb import clear_findings
 from ledger.store.schema import (
     FINDINGS_TABLES,
