@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import nacl.exceptions
 import nacl.signing
 
 from ledger.errors import ConfigError, MalformedInput, NotAuthentic, NotFound
+from ledger.keyfiles import bad_key_file, read_key_file, seed_in, write_key_file
 
 
 def key_id(public_key: bytes) -> str:
@@ -89,29 +88,35 @@ class KeyStore:
 
     def create(self, name: str, *, seed: bytes | None = None) -> PartyKey:
         """A new key file; ``seed`` (32 bytes) makes a reproducible key, as the demo's are."""
-        path = self.path(name)
-        if path.exists():
-            raise ConfigError(f"key {name!r} already exists at {path}; choose another name")
         key = PartyKey.generate(name) if seed is None else PartyKey.from_seed(name, seed)
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        doc = key.describe() | {"seed": base64.b64encode(bytes(key.signing_key)).decode()}
-        # O_EXCL: two concurrent keygens of one name must not overwrite each other.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
+        self.save(key)
         return key
+
+    def save(self, key: PartyKey) -> None:
+        """File ``key`` under its name; an existing key file is never overwritten."""
+        path = self.path(key.name)
+        exists = ConfigError(f"key {key.name!r} already exists at {path}; choose another name")
+        if path.exists() or path.is_symlink():
+            raise exists
+        doc = key.describe() | {"seed": base64.b64encode(bytes(key.signing_key)).decode()}
+        try:
+            # Atomic and exclusive: two concurrent keygens of one name never overwrite
+            # each other, and a crash leaves no half-written key.
+            write_key_file(path, doc)
+        except FileExistsError:
+            raise exists from None
 
     def load(self, name: str) -> PartyKey:
         path = self.path(name)
         try:
-            doc = json.loads(path.read_text())
-            seed = base64.b64decode(doc["seed"], validate=True)
+            doc = read_key_file(path)
         except FileNotFoundError:
             raise NotFound(f"no key named {name!r} in {self.dir}; run `suyuan keygen {name}`") from None
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise ConfigError(f"key file {path} is damaged") from None
-        return PartyKey.from_seed(name, seed)
+        key = PartyKey.from_seed(name, seed_in(doc, path))
+        if doc.get("publicKey", key.public_key_b64) != key.public_key_b64:
+            raise bad_key_file(path, "names a public key that is not its seed's")
+        return key
 
     def get_or_create(self, name: str) -> PartyKey:
-        return self.load(name) if self.path(name).exists() else self.create(name)
+        path = self.path(name)
+        return self.load(name) if path.exists() or path.is_symlink() else self.create(name)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -38,7 +39,10 @@ from ledger.ids import parse_digital_link
 from ledger.projections import SOLD_ACTIVITIES, SOLD_DISPOSITIONS
 from ledger.store import findingsdb, scansdb, tracedb
 from ledger.store.db import Store
+from ledger.store.failures import storage_error
 from ledger.trace import Step, journey_steps, normalise_code
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS = 400
 MAX_SCANS_PER_CODE = 1000
@@ -135,6 +139,28 @@ def record_scan(store: Store, code: str, *, region: str, client: str,
                 visitor: str | None = None, time: str | None = None,
                 journey: tuple[Sequence[Step], str | None] | None = None
                 ) -> dict[str, Any] | None:
+    """``_record_scan``, except that a scan the database cannot take (a full disk, a
+    read-only file, a server gone) is logged and dropped: the consumer asked for the
+    item's page, not for the scan, so the page still answers, with the counterfeit signal
+    of the scans stored before."""
+    if client not in CLIENT_CLASSES:
+        raise ValueError(f"client class {client!r} is not one of {CLIENT_CLASSES}")
+    try:
+        return _record_scan(store, code, region=region, client=client, time=time, journey=journey)
+    except Exception as e:  # noqa: BLE001 - whatever failed, the page is still owed
+        problem = storage_error(e, where="scans")
+        log.warning("scan of %s not recorded: %s", code, problem.message if problem else e,
+                    exc_info=problem is None)
+    if journey is None:
+        return None
+    with store.reading() as conn:
+        return signal_in(conn, normalise_code(code), journey[1])
+
+
+def _record_scan(store: Store, code: str, *, region: str, client: str,
+                 time: str | None = None,
+                 journey: tuple[Sequence[Step], str | None] | None = None
+                 ) -> dict[str, Any] | None:
     """Record one scan of an item and apply the retention rules to that code; a scan that
     is not a bot's raises the code's counterfeit finding when its scans give the signal.
     ``visitor`` names who scanned (see ``visitor_key``); None counts this scan as a

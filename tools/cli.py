@@ -1,12 +1,15 @@
 """The ``suyuan`` command: JSON on stdout, one clear sentence on stderr when refused.
 
 Exit codes: 0 done; 1 an audit or verification found problems; 2 refused (bad input,
-not authorised, not found, not set up) or wrong usage.
+not authorised, not found, not set up, a damaged key file, the database failing) or wrong
+usage; 3 stopped because stdout was closed while appending (what landed stays, and is
+witnessed). A reading command whose stdout is closed (``| head``) just stops, with 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -14,6 +17,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import nacl.signing
 
 from ledger import canonical, registry
 from ledger.errors import LedgerError, MalformedInput
@@ -23,14 +28,20 @@ from ledger.home import (
     DEFAULT_REGISTRAR_NAME,
     REGISTRAR_KEY,
     Home,
-    genesis_envelope,
+    create_ledger,
+    home_in_use,
+    refuse_initialised,
 )
 from ledger.ids import parse_party_id
+from ledger.keys import PartyKey
 from ledger.log import Ledger
+from ledger.note import NoteSigner
 from ledger.statements import KINDS, sign_one
-from ledger.store.db import Store
+from ledger.store.db import DEFAULT_URL, Store
+from ledger.store.failures import storage_error
 
 SUBMIT_BATCH = 1000
+EXIT_STOPPED = 3  # stdout was closed while entries were being appended: the rest was not
 
 
 def out(doc: Any) -> None:
@@ -57,22 +68,30 @@ def cmd_init(a: argparse.Namespace, home: Home) -> int:
     store = Store()
     store.migrate()
     led = Ledger(store)
-    if led.size() > 0:
-        raise LedgerError(
-            f"this database already holds a ledger of {led.size()} entries; nothing was changed",
-            code="already_initialised")
-    signer = home.create_note_signer(a.origin)
-    reg_key = home.keys.get_or_create(REGISTRAR_KEY)
-    cfg = home.config()
-    cfg.update({"origin": a.origin, "registrar": {"id": a.registrar_id, "key": REGISTRAR_KEY}})
-    home.save_config(cfg)
-    led.note_signer = signer
-    env = genesis_envelope(origin=a.origin, signer=signer, registrar_id=a.registrar_id,
-                           registrar_name=a.registrar_name, registrar_key=reg_key)
-    receipt = led.append(env)
+    refuse_initialised(led)  # before the home is touched
+    # Fresh keys for every new ledger: never the demo's (derived from a public seed),
+    # never another ledger's (one origin and key signing two logs would look like a fork).
+    signer = NoteSigner(a.origin, nacl.signing.SigningKey.generate())
+    reg_key = PartyKey.generate(REGISTRAR_KEY)
+    with home.init_lock():  # an init from this home that is under way finishes first
+        refuse_initialised(led)
+        _refuse_home_in_use(home)
+        receipt = create_ledger(led, home, origin=a.origin, registrar_id=a.registrar_id,
+                                registrar_name=a.registrar_name, signer=signer,
+                                registrar_key=reg_key)
     out({"origin": a.origin, "logKey": signer.verifier_key(), "registrar": a.registrar_id,
          "registrarKey": reg_key.key_id, "genesis": receipt.as_dict()})
     return 0
+
+
+def _refuse_home_in_use(home: Home) -> None:
+    files = home.ledger_key_files()
+    if not files:
+        return
+    from tools.demo import holds_demo_keys
+
+    raise home_in_use(home, files, whose="the demo, which anyone can derive from its public seed"
+                      if holds_demo_keys(home) else "another ledger")
 
 
 def cmd_keygen(a: argparse.Namespace, home: Home) -> int:
@@ -233,30 +252,62 @@ def cmd_submit(a: argparse.Namespace, home: Home) -> int:
     led = _open(home)
     if a.files.count("-") > 1:
         raise MalformedInput("name stdin (-) once; it can be read only once")
-    done = 0
-    for path in a.files:
-        raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
-        # Parse the whole file first: a malformed line refuses the file before anything lands.
-        items = list(envelopes_in(raw, "stdin" if path == "-" else path))
-        for batch in _batches(iter(items), a.batch):
-            envs, private = _unwrap(batch)
-            for r in led.append_batch(envs, private=private):
-                sys.stdout.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-            done += len(batch)
-            if sys.stderr.isatty() and len(items) > a.batch:
-                sys.stderr.write(f"\rsubmitted {done:,} envelopes")
-    if sys.stderr.isatty() and done > a.batch:
+    landed = 0
+    try:
+        for path in a.files:
+            raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
+            # Parse the whole file first: a malformed line refuses the file before anything lands.
+            items = list(envelopes_in(raw, "stdin" if path == "-" else path))
+            for batch in _batches(iter(items), a.batch):
+                envs, private = _unwrap(batch)
+                receipts = led.append_batch(envs, private=private)
+                landed += len(batch)
+                for r in receipts:
+                    sys.stdout.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+                if sys.stderr.isatty() and len(items) > a.batch:
+                    sys.stderr.write(f"\rsubmitted {landed:,} envelopes")
+    except BrokenPipeError:
+        # `suyuan submit … | head -1`: nobody reads the receipts any more, so stop here;
+        # what landed is witnessed as usual.
+        _silence_stdout()
+        print(f"stopped: stdout was closed after {landed:,} envelopes had landed (the ledger's "
+              f"size is now {led.size():,}); the rest was not submitted", file=sys.stderr)
+        _witness_landed(home, led, landed)
+        return EXIT_STOPPED
+    except Exception:
+        # Refused or failed partway: the batches before this one have landed, and their
+        # witnesses are asked all the same (what fails here must not hide the refusal).
+        with contextlib.suppress(Exception):
+            _witness_landed(home, led, landed)
+        raise
+    if sys.stderr.isatty() and landed > a.batch:
         sys.stderr.write("\n")
-    witnessing = _witnessing(home)
-    if witnessing is not None and done:
-        from ledger.witnessing import gather, http_post
-
-        res = gather(led, witnessing, http_post)
-        print(f"witnessed: {len(res.cosigned)} of {len(witnessing.witnesses)} cosigned "
-              f"size {res.size} (quorum {res.quorum})"
-              + "".join(f"; {k}: {v}" for k, v in res.errors.items()), file=sys.stderr)
+    _witness_landed(home, led, landed)
     return 0
+
+
+def _witness_landed(home: Home, led: Ledger, landed: int) -> None:
+    witnessing = _witnessing(home)
+    if witnessing is None or not landed:
+        return
+    from ledger.witnessing import gather, http_post
+
+    res = gather(led, witnessing, http_post)
+    print(f"witnessed: {len(res.cosigned)} of {len(witnessing.witnesses)} cosigned "
+          f"size {res.size} (quorum {res.quorum})"
+          + "".join(f"; {k}: {v}" for k, v in res.errors.items()), file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: Python flushes stdout once more at exit, which would raise again and
+    print a traceback; send what is left to /dev/null instead."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # stdout is not a file (tests capturing it): nothing to flush at exit
 
 
 def cmd_entry(a: argparse.Namespace, home: Home) -> int:
@@ -638,26 +689,26 @@ def cmd_scans(a: argparse.Namespace, home: Home) -> int:
 def _witness_key(home: Home, name: str, *, create: bool) -> Any:
     import base64 as b64
 
-    import nacl.signing
-
+    from ledger.keyfiles import read_key_file, seed_in, text_in, write_key_file
     from ledger.witness import Cosigner
 
     path = home.path / "witness" / f"{name.replace('/', '_')}.key"
     if create:
-        if path.exists():
-            raise LedgerError(f"witness {name!r} already exists at {path}", code="config")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        exists = LedgerError(f"witness {name!r} already exists at {path}", code="config")
+        if path.exists() or path.is_symlink():
+            raise exists
         key = nacl.signing.SigningKey.generate()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"name": name, "seed": b64.b64encode(bytes(key)).decode()}, f)
+        try:
+            write_key_file(path, {"name": name, "seed": b64.b64encode(bytes(key)).decode()})
+        except FileExistsError:
+            raise exists from None
         return Cosigner(name, key)
     try:
-        doc = json.loads(path.read_text())
+        doc = read_key_file(path)
     except FileNotFoundError:
         raise LedgerError(f"no witness {name!r} here; run `suyuan witness init {name}`",
                           code="not_found") from None
-    return Cosigner(doc["name"], nacl.signing.SigningKey(b64.b64decode(doc["seed"])))
+    return Cosigner(text_in(doc, path, "name"), nacl.signing.SigningKey(seed_in(doc, path)))
 
 
 def _witnessing(home: Home) -> Any:
@@ -1004,18 +1055,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = Home()
     try:
         code: int = args.fn(args, home)
+        sys.stdout.flush()  # here, not at exit, where a closed stdout could not be told
     except LedgerError as e:
-        sys.stdout.flush()
-        print(e.diagnostics(), file=sys.stderr)
-        return 2
+        return _refused(e)
     except BrokenPipeError:
-        return 0
-    except OSError as e:
+        return _stdout_closed(args)
+    except Exception as e:
+        storage = storage_error(e, where=_database_name())
+        if storage is not None:
+            return _refused(storage)
+        if not isinstance(e, OSError):
+            raise  # a bug, not the database failing: its traceback is what helps
         kind = "not_found" if isinstance(e, FileNotFoundError) else "io"
         where = f" {e.filename}" if e.filename else ""
         print(f"error [{kind}]: cannot use{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     return code
+
+
+def _refused(e: LedgerError) -> int:
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+    print(e.diagnostics(), file=sys.stderr)
+    return 2
+
+
+# Commands whose entries have landed by the time they print; see _stdout_closed.
+_APPENDS = {"init", "party register", "party rotate", "party revoke", "shred", "list load",
+            "epcis import", "demo"}
+
+
+def _stdout_closed(args: argparse.Namespace) -> int:
+    """Stdout closed (EPIPE) before the output was all written. A reading command just
+    stops, as filters do under ``| head``; one that appended says so, since the receipts
+    of what landed were not all seen (``submit`` stops between batches on its own)."""
+    _silence_stdout()
+    sub = (getattr(args, "party_command", None) or getattr(args, "list_command", None)
+           or getattr(args, "epcis_command", None))
+    if " ".join(filter(None, (args.command, sub))) not in _APPENDS:
+        return 0
+    print("stopped: stdout was closed before the output was all written; what was appended "
+          "stays appended (`suyuan checkpoint` shows the ledger's size)", file=sys.stderr)
+    return EXIT_STOPPED
+
+
+def _database_name() -> str:
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("SUYUAN_DB") or DEFAULT_URL
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL that does not parse was refused already
+        return "SUYUAN_DB"
 
 
 if __name__ == "__main__":

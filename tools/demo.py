@@ -1,18 +1,21 @@
 """``suyuan demo``: a fresh ledger holding a realistic Tangshan cross-border e-commerce
 scenario, built through the real append path, and where to look at it.
 
-The scenario (``Scenario``) is a pure function of ``--scale``: every party key, the zone's
-matching key and every salt of private data derive from one public demo seed, every time
-is fixed in 2026, and every choice comes from a seeded random generator. A re-run therefore
-signs byte-identical statements, and the ledger's idempotence appends none of them twice.
+The scenario (``Scenario``) is a pure function of ``--scale``: every party key, the
+operator's checkpoint key, the registrar's key, the zone's matching key and every salt of
+private data derive from one public demo seed, every time is fixed in 2026, and every
+choice comes from a seeded random generator. A re-run therefore signs byte-identical
+statements, and the ledger's idempotence appends none of them twice.
 
 The demo's keys are public knowledge (anyone can derive them from ``SEED``): they belong
-in a demo ledger and nowhere else.
+in a demo ledger and nowhere else. ``suyuan init`` makes fresh keys and refuses a home that
+holds these; the demo refuses a home that holds another ledger's keys, and overwrites none.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -29,6 +32,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import nacl.signing
+
 from ledger import canonical
 from ledger.errors import ConfigError, LedgerError
 from ledger.home import (
@@ -37,11 +42,14 @@ from ledger.home import (
     DEFAULT_REGISTRAR_NAME,
     REGISTRAR_KEY,
     Home,
-    genesis_envelope,
+    create_ledger,
+    home_in_use,
 )
 from ledger.ids import gs1_check_digit, make_uscc
+from ledger.keyfiles import read_key_file, text_in, write_key_file
 from ledger.keys import PartyKey
 from ledger.log import Ledger
+from ledger.note import NoteSigner
 from ledger.private import commitment_of
 from ledger.schemas import schema_dir
 from ledger.statements import sign_one
@@ -50,6 +58,7 @@ from ledger.tokens import make_token, read_token
 
 SEED = b"suyuan-demo/tangshan/v1"
 BATCH = 800
+ZONE_KEY_FILE = "demo-zone.key"
 TOKEN_TTL = 24 * 3600
 ANNUAL_LIMIT = Decimal("26000")
 TAX_RATE = Decimal("0.091")  # CBEC retail import: 70% of 13% VAT, no consumption tax
@@ -949,25 +958,59 @@ def _cases(tins: float) -> int:
 # --- keys and signing ---------------------------------------------------------------------------
 
 
-def party_key(home: Home, slug: str) -> PartyKey:
-    """The demo party's key from SUYUAN_HOME, filed there from the demo seed on first use."""
-    name = f"demo-{slug.replace('_', '-')}"
-    if home.keys.path(name).exists():
-        return home.keys.load(name)
-    return home.keys.create(name, seed=derive(f"key/{slug}"))
+def party_key(slug: str) -> PartyKey:
+    """The demo party's key, from the demo seed, filed in SUYUAN_HOME as ``demo-<slug>``."""
+    return PartyKey.from_seed(f"demo-{slug.replace('_', '-')}", derive(f"key/{slug}"))
 
 
-def zone_matching_key(home: Home) -> bytes:
-    """The zone's HMAC key for buyerIdHash, kept in SUYUAN_HOME/demo-zone.key."""
-    path = home.path / "demo-zone.key"
-    if path.exists():
-        return bytes.fromhex(json.loads(path.read_text())["hmacKey"])
-    key = derive("zone-matching-key")
-    home.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"name": "demo zone matching key (buyerIdHash)", "hmacKey": key.hex()}, f)
-    return key
+def operator_keys(origin: str) -> tuple[NoteSigner, PartyKey]:
+    """The demo's checkpoint and registrar keys: public like every demo key, so that
+    the demo ledger is the same everywhere, and so that `suyuan init` can tell them."""
+    return (NoteSigner(origin, nacl.signing.SigningKey(derive("key/operator"))),
+            PartyKey.from_seed(REGISTRAR_KEY, derive("key/registrar")))
+
+
+def holds_demo_keys(home: Home) -> bool:
+    """Whether ``home``'s checkpoint or registrar key is the demo's."""
+    signer, registrar = operator_keys(DEFAULT_ORIGIN)
+    note = home.note_signer_if_any()
+    reg_path = home.keys.path(REGISTRAR_KEY)
+    reg = home.keys.load(REGISTRAR_KEY) if reg_path.exists() or reg_path.is_symlink() else None
+    return ((note is not None and note.key_bytes == signer.key_bytes)  # whatever its origin
+            or (reg is not None and reg.public_key == registrar.public_key))
+
+
+def refuse_foreign_keys(home: Home, signer: NoteSigner, keys: Sequence[PartyKey]) -> None:
+    """Refuse a home in which a key file the demo files (its checkpoint, registrar and
+    party keys, its zone key) holds another key: the demo overwrites none of them, and
+    signs with none of them. Nothing is written before this passed."""
+    others = []
+    note = home.note_signer_if_any()
+    if note is not None and note.verifier_key() != signer.verifier_key():
+        others.append(home.note_key_file)
+    for key in keys:
+        path = home.keys.path(key.name)
+        if (path.exists() or path.is_symlink()) and home.keys.load(key.name).public_key != key.public_key:
+            others.append(path)
+    zone = home.path / ZONE_KEY_FILE
+    if (zone.exists() or zone.is_symlink()) and (
+            text_in(read_key_file(zone), zone, "hmacKey") != derive("zone-matching-key").hex()):
+        others.append(zone)
+    if others:
+        raise home_in_use(home, others, whose="another ledger, not the demo")
+
+
+def file_demo_keys(home: Home, keys: Sequence[PartyKey]) -> None:
+    """File the demo parties' keys (for `suyuan sign --key demo-…`) and the zone's
+    matching key where missing (``refuse_foreign_keys`` has seen the others)."""
+    for key in keys:
+        path = home.keys.path(key.name)
+        if not (path.exists() or path.is_symlink()):
+            with contextlib.suppress(ConfigError):  # filed meanwhile by another demo run
+                home.keys.save(key)
+    with contextlib.suppress(FileExistsError):
+        write_key_file(home.path / ZONE_KEY_FILE, {"name": "demo zone matching key (buyerIdHash)",
+                                                   "hmacKey": derive("zone-matching-key").hex()})
 
 
 def private_blob(label: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -1033,21 +1076,6 @@ class Built:
     planted: Planted
 
 
-def _create(store: Store, home: Home, origin: str) -> Ledger:
-    """Schema, operator checkpoint key, registrar key and genesis entry (as `suyuan init`)."""
-    signer = home.create_note_signer(origin)
-    reg_key = home.keys.get_or_create(REGISTRAR_KEY)
-    cfg = home.config()
-    if not cfg.get("registrar"):
-        cfg.update({"origin": origin, "registrar": {"id": DEFAULT_REGISTRAR_ID, "key": REGISTRAR_KEY}})
-        home.save_config(cfg)
-    reg_id, _ = home.registrar()
-    led = Ledger(store, note_signer=signer)
-    led.append(genesis_envelope(origin=origin, signer=signer, registrar_id=reg_id,
-                                registrar_name=DEFAULT_REGISTRAR_NAME, registrar_key=reg_key))
-    return led
-
-
 def _already_there(led: Ledger, hashes: Sequence[bytes]) -> set[bytes]:
     """Which of the demo's statements the ledger holds; refuses a database that holds
     anything else than (part of) this very demo."""
@@ -1068,6 +1096,16 @@ def _already_there(led: Ledger, hashes: Sequence[bytes]) -> set[bytes]:
                       code="not_demo_ledger")
 
 
+def _refuse_other_genesis(led: Ledger, signer: NoteSigner) -> None:
+    """A database holding the demo's statements under another checkpoint key (a demo
+    made before its operator key was derived from the seed) is not appended to."""
+    if led.log_verifier().vkey() != signer.verifier_key():
+        raise LedgerError("this database holds a ledger whose genesis names another checkpoint key "
+                          "than the demo's (not the demo, or a demo made by an older version); "
+                          "point SUYUAN_DB at another database, e.g. SUYUAN_DB=sqlite:///demo.db "
+                          "suyuan demo", code="not_demo_ledger")
+
+
 def build(store: Store, home: Home, *, scale: float = 1.0, origin: str | None = None,
           progress: Callable[[int, int], None] | None = None) -> Built:
     """Create the ledger if the database has none, then append the whole demo to it.
@@ -1077,18 +1115,27 @@ def build(store: Store, home: Home, *, scale: float = 1.0, origin: str | None = 
     """
     check_scale(scale)
     store.migrate()
-    led = Ledger(store, note_signer=home.note_signer_if_any())
-    if led.size() == 0:
-        led = _create(store, home, origin or os.environ.get("SUYUAN_ORIGIN") or DEFAULT_ORIGIN)
-    elif led.note_signer is None:
-        raise ConfigError("this ledger has no checkpoint key in SUYUAN_HOME; point SUYUAN_HOME at "
-                          "the home that created it, or SUYUAN_DB at another database")
-    registrar = home.registrar()
-    keys = {p.slug: party_key(home, p.slug) for p in PARTIES}
-    scenario = Scenario(scale=scale, zone_key=zone_matching_key(home))
-    signed = sign_all(scenario, keys, registrar)
+    origin = origin or os.environ.get("SUYUAN_ORIGIN") or DEFAULT_ORIGIN
+    signer, reg_key = operator_keys(origin)
+    keys = {p.slug: party_key(p.slug) for p in PARTIES}
+    scenario = Scenario(scale=scale, zone_key=derive("zone-matching-key"))
+    signed = sign_all(scenario, keys, (DEFAULT_REGISTRAR_ID, reg_key))
     hashes = [statement_hash(e) for e in signed.envelopes]
+    # The database first, then the home: neither is written before both are known to be
+    # the demo's (or empty), and a home holding another ledger's keys keeps them.
+    led = Ledger(store, note_signer=signer)
     present = _already_there(led, hashes)
+    refuse_foreign_keys(home, signer, [reg_key, *keys.values()])
+    if led.size() == 0:
+        create_ledger(led, home, origin=origin, registrar_id=DEFAULT_REGISTRAR_ID,
+                      registrar_name=DEFAULT_REGISTRAR_NAME, signer=signer, registrar_key=reg_key)
+    else:
+        _refuse_other_genesis(led, signer)
+        home.file_ledger_keys(signer, reg_key)  # this home may be new to the demo database
+        if not home.config().get("registrar"):
+            home.save_config(home.config() | {
+                "origin": origin, "registrar": {"id": DEFAULT_REGISTRAR_ID, "key": REGISTRAR_KEY}})
+    file_demo_keys(home, list(keys.values()))
     # What is there already is skipped rather than resubmitted: same outcome, no receipts
     # to look up again.
     todo = [i for i, h in enumerate(hashes) if h not in present]
