@@ -1082,7 +1082,7 @@ def _refused(e: LedgerError) -> int:
 
 # Commands whose entries have landed by the time they print; see _stdout_closed.
 _APPENDS = {"init", "party register", "party rotate", "party revoke", "shred", "list load",
-            "epcis import", "demo"}
+            "epcis import", "demo", "party delegate"}
 
 
 def _stdout_closed(args: argparse.Namespace) -> int:
