@@ -146,7 +146,8 @@ def record_scan(store: Store, code: str, *, region: str, client: str,
     if client not in CLIENT_CLASSES:
         raise ValueError(f"client class {client!r} is not one of {CLIENT_CLASSES}")
     try:
-        return _record_scan(store, code, region=region, client=client, time=time, journey=journey)
+        return _record_scan(store, code, region=region, client=client, visitor=visitor, time=time,
+                            journey=journey)
     except Exception as e:  # noqa: BLE001 - whatever failed, the page is still owed
         problem = storage_error(e, where="scans")
         log.warning("scan of %s not recorded: %s", code, problem.message if problem else e,
@@ -158,7 +159,7 @@ def record_scan(store: Store, code: str, *, region: str, client: str,
 
 
 def _record_scan(store: Store, code: str, *, region: str, client: str,
-                 time: str | None = None,
+                 visitor: str | None = None, time: str | None = None,
                  journey: tuple[Sequence[Step], str | None] | None = None
                  ) -> dict[str, Any] | None:
     """Record one scan of an item and apply the retention rules to that code; a scan that
