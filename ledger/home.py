@@ -58,6 +58,16 @@ class Home:
         tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
         tmp.replace(self.config_file)
 
+    def published_log_key(self) -> str | None:
+        """The log verifier key an operator published, which verification pins:
+        ``SUYUAN_LOG_KEY``, else ``logKey`` in this home's config.json; None: the key the
+        genesis entry names is pinned instead."""
+        env = os.environ.get("SUYUAN_LOG_KEY", "").strip()
+        if env:
+            return env
+        key = self.config().get("logKey")
+        return key.strip() if isinstance(key, str) and key.strip() else None
+
     def note_signer_if_any(self) -> NoteSigner | None:
         if not self.note_key_file.exists():
             return None

@@ -1,0 +1,332 @@
+"""One verifier of log entries: the registry's rules, applied to entry bytes exactly as the
+append path applies them to statements, for the consumer page, trace bundles, the scope
+audit and the full audit alike.
+
+The chain of trust it checks: the pinned log key (``PinnedKey``: the published
+``SUYUAN_LOG_KEY``, else the genesis entry's) verifies a checkpoint; every entry used is
+included in it (the callers check inclusion, each with its own proofs); the genesis entry
+(seq 0) names that key and the registrar with its key; the registrar cosigns each
+registration and rotation; registrations, rotations and revocations decide which key each
+party may sign with at each seq; and only then do the target entries' signatures count.
+
+Everything here is a function of entry bytes: which entries to read (a party's
+registration, the entry that introduced or ended a key) may be chosen from projections,
+but every fact used comes from bytes that verify. Pure: no I/O but what callers pass in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from ledger import registry
+from ledger.domain import (
+    Classified,
+    EventCodes,
+    authorise_event,
+    classify,
+    event_codes,
+    normalise_term,
+)
+from ledger.errors import LedgerError, MalformedInput
+from ledger.note import NoteVerifier
+from ledger.schemas import validate_event_body
+from ledger.statements import Prepared, entry_bytes, prepare
+from ledger.verify import verify_many
+
+ZERO_HEX = "0" * 64
+LOG_KEY_VARIABLE = "SUYUAN_LOG_KEY"
+
+
+def event_facts(body: Mapping[str, Any]) -> EventCodes:
+    """What an event body says, after its schema check; needs no ledger state."""
+    validate_event_body(body)
+    return event_codes(body)
+
+
+def judge_event(p: Prepared, reg: registry.RegistryState) -> Classified:
+    """The event's stage, refused unless one of the signer's roles may sign that stage and,
+    for a negative-listed signer, unless it answers a recall."""
+    party = reg.parties[p.signer]
+    classified = classify(p.body, signer_roles=party.roles)
+    authorise_event(party=p.signer, roles=party.roles, classified=classified)
+    # Handling recalled goods (returning, holding, destroying them) answers a recall.
+    disposition = p.body.get("disposition")
+    answers_recall = isinstance(disposition, str) and normalise_term(disposition) == "recalled"
+    if classified.stage != "recall" and not answers_recall:
+        registry.check_negative(reg, p.signer)
+    return classified
+
+
+# --- entry bytes ---------------------------------------------------------------------------
+
+
+class ParsedEntry(NamedTuple):
+    """What an entry's bytes say, checked as far as the bytes alone allow (shape, canonical
+    form, body rules, the event schema): a function of the bytes, so callers may cache it
+    by leaf hash."""
+
+    seq: object  # the seq the bytes claim
+    prepared: Prepared | None
+    codes: EventCodes | None  # an event's identifiers, time and words
+    error: str | None  # why the bytes are not a valid entry (then prepared is None)
+
+
+def parse_entry(raw: bytes) -> ParsedEntry:
+    try:
+        doc = orjson.loads(raw)
+        if not isinstance(doc, dict) or doc.keys() != {"v", "seq", "prev", "time", "envelope"}:
+            raise MalformedInput("the entry is not {v, seq, prev, time, envelope}")
+        p = prepare(doc["envelope"])
+        seq, prev, time = doc["seq"], doc["prev"], doc["time"]
+        if (type(seq) is not int or not isinstance(prev, str) or len(prev) != 64
+                or not isinstance(time, str) or raw != entry_bytes(
+                    seq=seq, prev=bytes.fromhex(prev), time=time,
+                    envelope_bytes=p.envelope_bytes)):
+            raise MalformedInput("the entry bytes are not canonical JSON")
+        registry.check_body(p)
+        codes = event_facts(p.body) if p.kind == "event" else None
+    except LedgerError as e:
+        return ParsedEntry(None, None, None, f"not a valid entry: {e.message}")
+    except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError):
+        return ParsedEntry(None, None, None, "not a valid entry: not JSON of an envelope")
+    return ParsedEntry(seq, p, codes, None)
+
+
+# --- the pinned log key --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Genesis:
+    """What entry 0 says: the checkpoint origin, the log key and the registrar."""
+
+    origin: str
+    log_key: str
+    registrar: str
+
+
+def read_genesis(raw: bytes) -> Genesis:
+    """Entry 0's bytes as a well-formed genesis: seq 0 with no predecessor, a genesis
+    statement signed by the registrar it names with the key it introduces. Raises
+    ``LedgerError`` saying what is wrong."""
+    parsed = parse_entry(raw)
+    p = parsed.prepared
+    if p is None:
+        raise MalformedInput(f"entry 0 is {parsed.error}")
+    if parsed.seq != 0 or orjson.loads(raw)["prev"] != ZERO_HEX:
+        raise MalformedInput("entry 0 does not say seq 0 with no predecessor")
+    if p.kind != "genesis":
+        raise MalformedInput(f"entry 0 is a {p.kind}, not the genesis")
+    registry.authorise(p, 0, registry.RegistryState())
+    (pk,) = registry.embedded_keys(p).values()
+    if verify_many([(0, p.signed_message, p.signatures[0].sig, pk)]):
+        raise MalformedInput("the genesis signature does not verify with the registrar key it names")
+    return Genesis(str(p.body["origin"]), str(p.body["logKey"]), str(p.body["registrar"]["id"]))
+
+
+@dataclass(frozen=True)
+class PinnedKey:
+    """The log key checkpoints are verified with, never read from a mutable row: the one
+    an operator published (``SUYUAN_LOG_KEY``), else the one the genesis entry names.
+    ``problem`` says why nothing verifies with it (None: all is well)."""
+
+    key: str | None
+    genesis: Genesis | None
+    published: str | None
+    problem: str | None
+
+
+def pin_log_key(*, published: str | None, genesis: Genesis | None,
+                genesis_problem: str | None = None) -> PinnedKey:
+    published = (published or "").strip() or None
+    problem = None if genesis is not None else (
+        genesis_problem or "the ledger has no genesis entry; run `suyuan init` first")
+    if published is not None:
+        try:
+            NoteVerifier.from_vkey(published)
+        except LedgerError as e:
+            problem = f"the published log key ({LOG_KEY_VARIABLE}) is unusable: {e.message}"
+        else:
+            if genesis is not None and genesis.log_key != published:
+                problem = (f"the published log key ({LOG_KEY_VARIABLE}) is {published}, but "
+                           f"this ledger's genesis entry names {genesis.log_key}: nothing here "
+                           "verifies against the published key")
+    key = published if published is not None else (genesis.log_key if genesis else None)
+    return PinnedKey(key, genesis, published, problem)
+
+
+# --- the registry's rules, replayed --------------------------------------------------------
+
+
+class SigCheck(NamedTuple):
+    """One signature to check, with the public key its key id names."""
+
+    seq: int
+    signer: str
+    key_id: str
+    statement_hash: bytes
+    message: bytes
+    sig: bytes
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The registry's verdict on one entry at its seq: ``problem`` is why the append path
+    would have refused it (None: accepted); ``checks`` are its signatures whose keys are
+    known, for the caller to verify; ``classified`` is an accepted event's stage."""
+
+    seq: int
+    problem: str | None
+    checks: tuple[SigCheck, ...]
+    classified: Classified | None = None
+
+
+class RegistryReplay:
+    """The registry built from entries fed in seq order, through ``registry.authorise``
+    and ``registry.apply``, the very rules of the append path: an entry they refuse changes
+    nothing, as the append path would never have appended it.
+
+    Fed every entry, it is the full audit's registry; fed a genesis, the registrations and
+    key changes of some parties and then their entries, it judges those entries as the
+    append path did (a projection chose which entries; what the replay learns comes from
+    their bytes). With ``log_key`` the genesis must name that key.
+    """
+
+    def __init__(self, *, log_key: str | None = None) -> None:
+        self.state = registry.RegistryState()
+        self.log_key = log_key
+        self.last = -1
+
+    def feed(self, seq: int, p: Prepared) -> Judgement:
+        if seq <= self.last:
+            raise ValueError(f"entries are fed in seq order: {seq} after {self.last}")
+        self.last = seq
+        reg = self.state
+        keys = registry.signing_keys(p, reg)
+        checks = tuple(SigCheck(seq, s.signer, s.key, p.statement_hash, p.signed_message, s.sig,
+                                pk) for s, pk in zip(p.signatures, keys, strict=True)
+                       if pk is not None)
+        classified = None
+        try:
+            registry.authorise(p, seq, reg)
+            if p.kind == "event":
+                classified = judge_event(p, reg)
+        except LedgerError as e:
+            return Judgement(seq, e.message, checks)
+        registry.apply(p, seq, reg)
+        problem = None
+        if p.kind == "genesis" and self.log_key is not None and p.body["logKey"] != self.log_key:
+            problem = (f"the genesis names log key {p.body['logKey']}, not the pinned "
+                       f"{self.log_key}")
+        return Judgement(seq, problem, checks, classified)
+
+
+SignatureChecker = Callable[[Sequence[SigCheck]], list[bool]]
+
+
+def check_signatures(checks: Sequence[SigCheck]) -> list[bool]:
+    """Whether each signature verifies (batched through ``verify.verify_many``)."""
+    bad = set(verify_many([(n, c.message, c.sig, c.public_key) for n, c in enumerate(checks)]))
+    return [n not in bad for n in range(len(checks))]
+
+
+@dataclass
+class Verdicts:
+    """The verdict on a set of entries: why each failing seq fails, the stage of each
+    event that verified, and the parties whose registrations verified."""
+
+    problems: dict[int, str] = field(default_factory=dict)
+    classified: dict[int, Classified] = field(default_factory=dict)
+    parties: dict[str, registry.PartyRecord] = field(default_factory=dict)
+    general: list[str] = field(default_factory=list)  # problems of the set, not of one seq
+    signatures: dict[int, int] = field(default_factory=dict)  # seq -> signatures verified
+
+    def ok(self, seq: int) -> bool:
+        return seq in self.signatures and seq not in self.problems
+
+    def lines(self) -> list[str]:
+        return self.general + [f"seq {s}: {why}" for s, why in sorted(self.problems.items())]
+
+
+def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
+                   unusable: Mapping[int, str] | None = None,
+                   check: SignatureChecker = check_signatures) -> Verdicts:
+    """Judge entries (each already shown to be included in a checkpoint verified with
+    ``log_key``; ``unusable`` are those that are not, with the reason) in the order the
+    append path did: every signature first, with the public key an entry of the set
+    introduced for its key id, then the registry's rules in seq order, an entry that
+    fails either changing nothing for those after it."""
+    out = Verdicts(problems=dict(unusable or {}))
+    usable: dict[int, Prepared] = {}
+    for seq in sorted(entries):
+        e = entries[seq]
+        if seq in out.problems:
+            continue
+        if e.prepared is None:
+            out.problems[seq] = e.error or "not a valid entry"
+        elif e.seq != seq:
+            out.problems[seq] = f"the entry bytes say seq {e.seq}"
+        else:
+            usable[seq] = e.prepared
+    if 0 not in entries and 0 not in out.problems:
+        out.general.append("the genesis entry (seq 0), which names the log key and the "
+                           "registrar, is not among the entries")
+    known: dict[str, bytes] = {}
+    for p in usable.values():
+        known.update(registry.embedded_keys(p))
+    checks = [SigCheck(seq, s.signer, s.key, p.statement_hash, p.signed_message, s.sig,
+                       known[s.key])
+              for seq, p in usable.items() for s in p.signatures if s.key in known]
+    for c, good in zip(checks, check(checks), strict=True):
+        if not good:
+            out.problems.setdefault(
+                c.seq, f"the signature by {c.signer} with key {c.key_id} does not verify")
+    replay = RegistryReplay(log_key=log_key)
+    for seq, p in usable.items():
+        if seq in out.problems:
+            continue
+        j = replay.feed(seq, p)
+        if j.problem is not None:
+            out.problems[seq] = j.problem
+            continue
+        out.signatures[seq] = len(p.signatures)
+        if j.classified is not None:
+            out.classified[seq] = j.classified
+    out.parties = {pid: rec for pid, rec in replay.state.parties.items()
+                   if rec.registered_seq not in out.problems}
+    return out
+
+
+def parties_to_prove(entries: Collection[ParsedEntry], *, registrar: str | None) -> set[str]:
+    """The parties whose registry entries verifying ``entries`` needs: every signer and
+    cosigner of them, and the registrar (whose key cosigns the registrations)."""
+    out = {s.signer for e in entries if e.prepared is not None for s in e.prepared.signatures}
+    if registrar:
+        out.add(registrar)
+    return out
+
+
+def with_evidence(raw: Mapping[int, bytes], *, parse: Callable[[bytes], ParsedEntry],
+                  fetch: Callable[[set[str]], Mapping[int, bytes]], registrar: str | None,
+                  parties: Collection[str] = (), fetched: Collection[str] = ()
+                  ) -> dict[int, bytes]:
+    """``raw`` with the registry entries of every party verifying them needs, and of
+    ``parties`` (whose names are shown), fetched (``fetch(party ids)``, which may choose
+    them from projections) until nothing more is needed; ``fetched``: parties already
+    fetched. Registry entries are signed by their party and the registrar only, so this
+    ends after a round or two."""
+    out = dict(raw)
+    asked = set(fetched)
+    want = set(parties)
+    while True:
+        need = (want | parties_to_prove([parse(b) for b in out.values()],
+                                        registrar=registrar)) - asked
+        if not need:
+            return out
+        asked |= need
+        for seq, b in fetch(need).items():
+            out.setdefault(seq, b)
