@@ -193,13 +193,13 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         # One statement for the entries' bytes, the genesis, those registry entries and
         # the latest checkpoint with its cosignatures.
         got = pagedb.page_reads(conn, [*seqs, 0], chosen)
+        parse = _Parses(cache)
         raw = verifier.with_evidence(
-            got.entries, parse=lambda b: _parse(cache, b), registrar=registrar,
+            got.entries, parse=parse, registrar=registrar,
             fetch=lambda ids: pagedb.evidence_entries(conn, ids), fetched=chosen,
-            parties=_place_parties(_parse(cache, got.entries[q]) for q in seqs
-                                   if q in got.entries))
+            parties=_place_parties(parse(got.entries[q]) for q in seqs if q in got.entries))
         verification, verdicts, parsed = _verify_in(
-            conn, store, seqs, raw, pin=pin, note=got.note, witnessing=witnessing, cache=cache)
+            conn, store, seqs, raw, pin=pin, note=got.note, witnessing=witnessing, parse=parse)
     # Every fact shown comes from bytes that verified, read now: what each step did, when
     # and where (its body, its stage judged with the roles of its signer's verified
     # registration), and the names of parties and places (their verified registrations).
@@ -342,31 +342,46 @@ def verify_journey(ledger: Ledger, seqs: Sequence[int], *, witnessing: Witnessin
     What ``verify_bundle`` checks for a bundle of these entries. A ``cache`` keeps each
     check keyed by everything it depends on (see ``VerificationCache``)."""
     store = ledger.store
-    cache = cache if cache is not None else VerificationCache(64)
+    parse = _Parses(cache if cache is not None else VerificationCache(64))
     wanted = sorted(set(seqs))
     with store.reading() as conn:
         pin = ledger.pinned_key(conn)
         registrar = pin.genesis.registrar if pin.genesis else None
         raw = verifier.with_evidence(
-            store.entries_by_seq(conn, [*wanted, 0]), parse=lambda b: _parse(cache, b),
+            store.entries_by_seq(conn, [*wanted, 0]), parse=parse,
             fetch=lambda ids: pagedb.evidence_entries(conn, ids), registrar=registrar)
         return _verify_in(conn, store, wanted, raw, pin=pin, note=_note_in(conn, store),
-                          witnessing=witnessing, cache=cache)[0]
+                          witnessing=witnessing, parse=parse)[0]
 
 
-def _parse(cache: VerificationCache, raw: bytes) -> verifier.ParsedEntry:
-    leaf = merkle.leaf_hash(raw)
-    hit = cache.get(("parsed", leaf))
-    if hit is not None:
-        return cast(verifier.ParsedEntry, hit)
-    out = verifier.parse_entry(raw)
-    cache.put(("parsed", leaf), out)
-    return out
+class _Parses:
+    """One request's leaf hashes and parses of entry bytes, each computed once; the cache
+    spares the parse across requests (it is a function of the bytes alone)."""
+
+    def __init__(self, cache: VerificationCache) -> None:
+        self.cache = cache
+        self._got: dict[bytes, tuple[bytes, verifier.ParsedEntry]] = {}
+
+    def leaf(self, raw: bytes) -> bytes:
+        return self._of(raw)[0]
+
+    def __call__(self, raw: bytes) -> verifier.ParsedEntry:
+        return self._of(raw)[1]
+
+    def _of(self, raw: bytes) -> tuple[bytes, verifier.ParsedEntry]:
+        got = self._got.get(raw)
+        if got is None:
+            leaf = merkle.leaf_hash(raw)
+            parsed = self.cache.get(("parsed", leaf))
+            if parsed is None:
+                parsed = verifier.parse_entry(raw)
+                self.cache.put(("parsed", leaf), parsed)
+            got = self._got[raw] = (leaf, cast(verifier.ParsedEntry, parsed))
+        return got
 
 
 def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping[int, bytes], *,
-               pin: PinnedKey, note: str, witnessing: Witnessing | None,
-               cache: VerificationCache
+               pin: PinnedKey, note: str, witnessing: Witnessing | None, parse: _Parses
                ) -> tuple[dict[str, Any], verifier.Verdicts, dict[int, verifier.ParsedEntry]]:
     """The verification of the entries at ``seqs`` (with the evidence in ``raw``, read in
     the same transaction) against ``note``, the latest checkpoint; and the verdicts and
@@ -374,14 +389,15 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
     wanted = sorted(set(seqs))
     ws = witnessing.witnesses if witnessing else ()
     quorum = witnessing.quorum if witnessing else 0
+    cache = parse.cache
     problems = [f"log key: {pin.problem}"] if pin.problem else []
-    parsed = {s: _parse(cache, e) for s, e in raw.items()}
+    parsed = {s: parse(e) for s, e in raw.items()}
     cp, cosigned = _checkpoint(cache, pin.key, note, [w.key for w in ws])
     if cp is None:
         problems.append(f"checkpoint: {cosigned[0] if cosigned else 'the ledger has none'}")
         return (_verification(wanted, verifier.Verdicts(), None, problems, [], ws, quorum),
                 verifier.Verdicts(), parsed)
-    leaves = {s: merkle.leaf_hash(e) for s, e in raw.items()}
+    leaves = {s: parse.leaf(e) for s, e in raw.items()}
     unusable: dict[int, str] = {}
     for s in wanted:
         if s not in raw:
@@ -410,7 +426,8 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
         if why is not None:
             unusable[s] = f"not included in the checkpoint: {why}"
     verdicts = verifier.verify_entries(parsed, log_key=pin.key, unusable=unusable,
-                                       check=lambda checks: _checked(cache, checks))
+                                       check=lambda checks: _checked(cache, checks),
+                                       replays=_Replays(cache))
     for s in wanted:  # the journey holds events only
         pe = parsed.get(s)
         if verdicts.ok(s) and pe is not None and pe.prepared is not None and pe.codes is None:
@@ -419,12 +436,25 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
             parsed)
 
 
+class _Replays:
+    """Replays of key statements in the cache, keyed by the exact envelopes replayed."""
+
+    def __init__(self, cache: VerificationCache) -> None:
+        self.cache = cache
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        return self.cache.get(("replay", key))
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        self.cache.put(("replay", key), value)
+
+
 def _checked(cache: VerificationCache, checks: Sequence[verifier.SigCheck]) -> list[bool]:
     """``verifier.check_signatures`` for the checks not made before on the same input."""
     out: list[bool | None] = []
     todo: list[int] = []
     for n, c in enumerate(checks):
-        hit = cache.get(("signed", c.statement_hash, c.key_id, c.public_key, c.sig))
+        hit = cache.get(("signed", c.statement_hash, c.public_key, c.sig))
         out.append(None if hit is None else bool(hit[0]))
         if hit is None:
             todo.append(n)
@@ -432,7 +462,7 @@ def _checked(cache: VerificationCache, checks: Sequence[verifier.SigCheck]) -> l
         for n, good in zip(todo, verifier.check_signatures([checks[n] for n in todo]),
                            strict=True):
             c = checks[n]
-            cache.put(("signed", c.statement_hash, c.key_id, c.public_key, c.sig), (good,))
+            cache.put(("signed", c.statement_hash, c.public_key, c.sig), (good,))
             out[n] = good
     return [bool(x) for x in out]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, cast
 
 import orjson
 
@@ -224,6 +224,19 @@ class RegistryReplay:
                        f"{self.log_key}")
         return Judgement(seq, problem, checks, classified)
 
+    def judge_event(self, seq: int, p: Prepared) -> tuple[str | None, Classified | None]:
+        """An event at ``seq`` judged against the registry as fed so far, which may hold
+        entries after ``seq``: an event changes no registry state, and every rule it is
+        judged by is one of key validity at its seq (a key's record carries the seqs it
+        was valid between; a signer registered later signs with a key not yet valid) or
+        of roles, which never change. So the verdict is the one the append path gave it.
+        Nothing here changes the replay: many pages may judge against one."""
+        try:
+            registry.authorise(p, seq, self.state)
+            return None, judge_event(p, self.state)
+        except LedgerError as e:
+            return e.message, None
+
 
 SignatureChecker = Callable[[Sequence[SigCheck]], list[bool]]
 
@@ -252,14 +265,34 @@ class Verdicts:
         return self.general + [f"seq {s}: {why}" for s, why in sorted(self.problems.items())]
 
 
+# Statements that change who may sign with which key. The page's evidence holds only
+# these; a set with any other kind but events is judged strictly in seq order.
+KEY_KINDS = frozenset({"genesis", "party.register", "party.key.rotate", "party.key.revoke"})
+
+class Replays(Protocol):
+    """Where replays of key statements are kept between calls (``page_facts``'s cache)."""
+
+    def get(self, key: tuple[Any, ...]) -> Any: ...
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None: ...
+
+
 def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
                    unusable: Mapping[int, str] | None = None,
-                   check: SignatureChecker = check_signatures) -> Verdicts:
+                   check: SignatureChecker = check_signatures,
+                   replays: Replays | None = None, in_order: bool = False) -> Verdicts:
     """Judge entries (each already shown to be included in a checkpoint verified with
-    ``log_key``; ``unusable`` are those that are not, with the reason) in the order the
-    append path did: every signature first, with the public key an entry of the set
-    introduced for its key id, then the registry's rules in seq order, an entry that
-    fails either changing nothing for those after it."""
+    ``log_key``; ``unusable`` are those that are not, with the reason) as the append path
+    did: every signature first, with the public key an entry of the set introduced for
+    its key id, then the registry's rules in seq order, an entry that fails either
+    changing nothing for those after it.
+
+    When the set holds only key statements (``KEY_KINDS``) and events, the key statements
+    are replayed first and every event is then judged against that registry
+    (``RegistryReplay.judge_event`` says why the verdicts are the same); ``replays`` may
+    keep such replays, keyed by the exact envelopes and seqs replayed, so that the many
+    pages sharing the same parties replay them once. ``in_order`` replays strictly in seq
+    order whatever the kinds (the tests hold both ways to one model)."""
     out = Verdicts(problems=dict(unusable or {}))
     usable: dict[int, Prepared] = {}
     for seq in sorted(entries):
@@ -275,9 +308,46 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
     if 0 not in entries and 0 not in out.problems:
         out.general.append("the genesis entry (seq 0), which names the log key and the "
                            "registrar, is not among the entries")
-    known: dict[str, bytes] = {}
-    for p in usable.values():
-        known.update(registry.embedded_keys(p))
+    keyed = {s: p for s, p in usable.items() if p.kind in KEY_KINDS}
+    rest = {s: p for s, p in usable.items() if s not in keyed}
+    if in_order or any(p.kind != "event" for p in rest.values()):
+        replay = _in_order(usable, out, log_key=log_key, check=check)
+    else:
+        key = (log_key, tuple((s, p.envelope_bytes) for s, p in keyed.items()))
+        got = cast(tuple[RegistryReplay, dict[int, str]] | None,
+                   replays.get(key) if replays is not None else None)
+        if got is None:
+            replay, failed = RegistryReplay(log_key=log_key), Verdicts()
+            _feed(keyed, failed, replay, check=check)
+            got = (replay, failed.problems)
+            if replays is not None:
+                replays.put(key, got)
+        replay = got[0]
+        out.problems.update(got[1])
+        for s, p in keyed.items():
+            if s not in out.problems:
+                out.signatures[s] = len(p.signatures)
+        # An event's keys are introduced by key statements only.
+        known = {kid: rec.public_key for kid, rec in replay.state.keys.items()}
+        _crypto(rest, known, out, check=check)
+        for seq, p in rest.items():
+            if seq in out.problems:
+                continue
+            why, classified = replay.judge_event(seq, p)
+            if why is not None:
+                out.problems[seq] = why
+            else:
+                out.signatures[seq] = len(p.signatures)
+                out.classified[seq] = classified  # type: ignore[assignment]
+    out.parties = {pid: rec for pid, rec in replay.state.parties.items()
+                   if rec.registered_seq not in out.problems}
+    return out
+
+
+def _crypto(usable: Mapping[int, Prepared], known: Mapping[str, bytes], out: Verdicts, *,
+            check: SignatureChecker) -> None:
+    """Record every signature of ``usable`` that does not verify with the key its id names
+    (an unknown key is left to the rules, which refuse it)."""
     checks = [SigCheck(seq, s.signer, s.key, p.statement_hash, p.signed_message, s.sig,
                        known[s.key])
               for seq, p in usable.items() for s in p.signatures if s.key in known]
@@ -285,7 +355,14 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
         if not good:
             out.problems.setdefault(
                 c.seq, f"the signature by {c.signer} with key {c.key_id} does not verify")
-    replay = RegistryReplay(log_key=log_key)
+
+
+def _feed(usable: Mapping[int, Prepared], out: Verdicts, replay: RegistryReplay, *,
+          check: SignatureChecker) -> None:
+    known: dict[str, bytes] = {}
+    for p in usable.values():
+        known.update(registry.embedded_keys(p))
+    _crypto(usable, known, out, check=check)
     for seq, p in usable.items():
         if seq in out.problems:
             continue
@@ -296,9 +373,13 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
         out.signatures[seq] = len(p.signatures)
         if j.classified is not None:
             out.classified[seq] = j.classified
-    out.parties = {pid: rec for pid, rec in replay.state.parties.items()
-                   if rec.registered_seq not in out.problems}
-    return out
+
+
+def _in_order(usable: Mapping[int, Prepared], out: Verdicts, *, log_key: str | None,
+              check: SignatureChecker) -> RegistryReplay:
+    replay = RegistryReplay(log_key=log_key)
+    _feed(usable, out, replay, check=check)
+    return replay
 
 
 def parties_to_prove(entries: Collection[ParsedEntry], *, registrar: str | None) -> set[str]:
@@ -321,12 +402,14 @@ def with_evidence(raw: Mapping[int, bytes], *, parse: Callable[[bytes], ParsedEn
     ends after a round or two."""
     out = dict(raw)
     asked = set(fetched)
-    want = set(parties)
+    need = set(parties)
+    new = list(out.values())
     while True:
-        need = (want | parties_to_prove([parse(b) for b in out.values()],
-                                        registrar=registrar)) - asked
-        if not need:
+        need |= parties_to_prove([parse(b) for b in new], registrar=registrar)
+        missing = need - asked
+        if not missing:
             return out
-        asked |= need
-        for seq, b in fetch(need).items():
-            out.setdefault(seq, b)
+        asked |= missing
+        got = {s: b for s, b in fetch(missing).items() if s not in out}
+        out.update(got)
+        new = list(got.values())

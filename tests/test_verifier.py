@@ -166,6 +166,11 @@ def histories(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     return ops
 
 
+class _Store(dict[tuple[Any, ...], Any]):
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        self[key] = value
+
+
 def _evidence(m: Model, signer: str) -> set[int]:
     """What an honest projection points to for ``signer``: its registration and the
     entries that introduced or ended its keys and the registrar's, and the genesis."""
@@ -185,17 +190,23 @@ def _evidence(m: Model, signer: str) -> set[int]:
 @given(histories())
 def test_verdicts_match_the_rules(ops: list[tuple[Any, ...]]) -> None:
     entries, verdict, model = build(ops)
-    got = verify_entries(entries, log_key=NOTE.verifier_key())
-    assert {s: got.ok(s) for s in entries} == verdict
-    assert not got.general
-    # Only registrations that hold show a name.
-    assert set(got.parties) == set(model.parties)
+    # Strictly in seq order, and key statements first with events judged after them.
+    for in_order in (True, False):
+        got = verify_entries(entries, log_key=NOTE.verifier_key(), in_order=in_order)
+        assert {s: got.ok(s) for s in entries} == verdict, in_order
+        assert not got.general
+        # Only registrations that hold show a name.
+        assert set(got.parties) == set(model.parties)
     # The page's slice: an event judged with the genesis and the registry entries a
-    # projection points to for its signer (as the model's registry holds them).
+    # projection points to for its signer (as the model's registry holds them), with
+    # replays kept between slices as the page keeps them.
+    replays = _Store()
     for seq, e in entries.items():
         if e.prepared is not None and e.prepared.kind == "event":
             part = {s: entries[s] for s in _evidence(model, e.prepared.signer) | {seq}}
-            assert verify_entries(part, log_key=NOTE.verifier_key()).ok(seq) == verdict[seq]
+            for kept in (None, replays, replays):
+                got = verify_entries(part, log_key=NOTE.verifier_key(), replays=kept)
+                assert got.ok(seq) == verdict[seq]
 
 
 def test_the_model_sees_every_rule() -> None:
@@ -230,8 +241,9 @@ def test_the_model_sees_every_rule() -> None:
     for ops, want in cases:
         entries, verdict, _ = build(ops)
         assert verdict == {0: True, **want}, ops
-        got = verify_entries(entries, log_key=NOTE.verifier_key())
-        assert {s: got.ok(s) for s in entries} == verdict, (ops, got.problems)
+        for in_order in (True, False):
+            got = verify_entries(entries, log_key=NOTE.verifier_key(), in_order=in_order)
+            assert {s: got.ok(s) for s in entries} == verdict, (ops, in_order, got.problems)
 
 
 def test_reasons_name_the_rule() -> None:
