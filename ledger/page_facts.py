@@ -206,6 +206,8 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
     # An entry that does not verify shows nothing; the verification names it.
     by_seq = {s.seq: s for s in steps}
     shown: list[Step] = []
+    bodies: dict[int, Mapping[str, Any]] = {}
+    rows: dict[int, dict[str, Any]] = {}
     for q in seqs:
         pe = parsed.get(q)
         if not verdicts.ok(q) or pe is None or pe.codes is None or pe.prepared is None:
@@ -213,12 +215,11 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         c, cl = pe.codes, verdicts.classified[q]
         shown.append(Step(q, c.event_time, c.event_time_utc, cl.stage, cl.activity, c.biz_step,
                           pe.prepared.signer, c.biz_location or c.read_point, by_seq[q].via))
+        bodies[q] = pe.prepared.body
+        rows[q] = {"disposition": c.disposition, "activity": cl.activity,
+                   "event_time_utc": c.event_time_utc}
     shown.sort(key=lambda s: (s.event_time_utc, s.seq))
-    facts_of = {s.seq: parsed[s.seq] for s in shown}
-    rows = {s.seq: {"disposition": facts_of[s.seq].codes.disposition,  # type: ignore[union-attr]
-                    "activity": s.activity, "event_time_utc": s.event_time_utc} for s in shown}
     sold_at = scans.first_sale(shown, rows)
-    bodies = {s.seq: facts_of[s.seq].prepared.body for s in shown}  # type: ignore[union-attr]
     names = {pid: rec.name for pid, rec in verdicts.parties.items()}
     places = {s.seq: _gln(s.location) for s in shown}
 

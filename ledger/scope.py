@@ -82,10 +82,14 @@ def scope_audit(ledger: Ledger, code: str) -> dict[str, Any]:
             "activity": classified.activity if classified else None,
             "eventTime": pe.codes.event_time if pe.codes and p else None,
             "signer": p.signer if p else None})
-    evidence = [{"seq": s, "kind": parsed[s].prepared.kind if parsed[s].prepared else None,  # type: ignore[union-attr]
-                 "verified": verdicts.ok(s), "problems": [verdicts.problems[s]]
-                 if s in verdicts.problems else []}
-                for s in sorted(raw) if s not in seqs]
+    evidence = []
+    for seq in sorted(raw):
+        p = parsed[seq].prepared
+        if seq not in seqs:
+            evidence.append({"seq": seq, "kind": p.kind if p else None,
+                             "verified": verdicts.ok(seq),
+                             "problems": [verdicts.problems[seq]]
+                             if seq in verdicts.problems else []})
     findings = [f.as_dict() for f in list_findings(store) if set(f.seqs) & seqs]
     problems += verdicts.general
     problems += [f"seq {s}: {why}" for s, why in sorted(verdicts.problems.items())]
