@@ -339,6 +339,10 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
             else:
                 out.signatures[seq] = len(p.signatures)
                 out.classified[seq] = classified  # type: ignore[assignment]
+    if 0 in out.problems:
+        # The chain of trust starts at the genesis: nothing verifies without it.
+        for seq in usable:
+            out.problems.setdefault(seq, "the genesis entry (seq 0) does not verify")
     out.parties = {pid: rec for pid, rec in replay.state.parties.items()
                    if rec.registered_seq not in out.problems}
     return out

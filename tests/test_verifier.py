@@ -257,6 +257,8 @@ def test_reasons_name_the_rule() -> None:
     other = NoteSigner(ORIGIN, nacl.signing.SigningKey(bytes([201]) * 32)).verifier_key()
     wrong = verify_entries(entries, log_key=other)
     assert wrong.problems[0].startswith("the genesis names log key ")
+    assert wrong.problems[1] == "the genesis entry (seq 0) does not verify"
+    assert not any(wrong.ok(s) for s in entries) and not wrong.parties
     del entries[0]
     assert verify_entries(entries, log_key=NOTE.verifier_key()).general
 
