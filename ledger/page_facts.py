@@ -34,17 +34,21 @@ from ledger.verifier import PinnedKey
 from ledger.witness import CosignatureVerifier
 from ledger.witnessing import Witnessing
 
-_VERIFIED_CACHE = 20_000  # keys; a cold item adds about 20, shared entries stay
+_VERIFIED_CACHE = 20_000  # keys; a cold item adds about 25, shared entries stay
 
 
 class VerificationCache:
     """A bounded LRU of verification work, each value keyed by everything it depends on:
-    an entry's parse and its signature checks by the leaf hash of its bytes, its inclusion
-    by (seq, leaf hash, checkpoint size and root), a checkpoint by its whole cosigned note
-    and the keys that verified it, where a key was introduced by its key id. Altered bytes
-    or a new checkpoint miss it; a hit only spares repeating a check already passed or
-    failed on the same input. Many items share container events (a pallet's shipping is
-    in every tin's journey), so most of a cold item's entries are checked already."""
+    an entry's parse by the leaf hash of its bytes, a signature by (statement hash, public
+    key, signature), an inclusion by (seq, leaf hash, checkpoint size and root), a
+    checkpoint by its whole cosigned note, the log key and the witness keys, a replay of
+    key statements by the log key and the exact (seq, envelope) it replayed, and an
+    event's verdict by that replay and the event's (seq, envelope). Never a row of a
+    projection: altered bytes or a new checkpoint miss it; a hit only spares repeating a
+    check already passed or failed on the same input. Many items share container events
+    (a pallet's shipping is in every tin's journey) and parties (the genesis and their
+    registrations), so most of a cold item's entries are checked already. Also the
+    ``verifier.Replays`` store of ``verify_entries``."""
 
     def __init__(self, size: int = _VERIFIED_CACHE) -> None:
         self.size = size
@@ -428,26 +432,13 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
             unusable[s] = f"not included in the checkpoint: {why}"
     verdicts = verifier.verify_entries(parsed, log_key=pin.key, unusable=unusable,
                                        check=lambda checks: _checked(cache, checks),
-                                       replays=_Replays(cache))
+                                       replays=cache)
     for s in wanted:  # the journey holds events only
         pe = parsed.get(s)
         if verdicts.ok(s) and pe is not None and pe.prepared is not None and pe.codes is None:
             verdicts.problems[s] = f"a {pe.prepared.kind} statement, not an event"
     return (_verification(wanted, verdicts, cp, problems, cosigned, ws, quorum), verdicts,
             parsed)
-
-
-class _Replays:
-    """Replays of key statements in the cache, keyed by the exact envelopes replayed."""
-
-    def __init__(self, cache: VerificationCache) -> None:
-        self.cache = cache
-
-    def get(self, key: tuple[Any, ...]) -> Any:
-        return self.cache.get(("replay", key))
-
-    def put(self, key: tuple[Any, ...], value: Any) -> None:
-        self.cache.put(("replay", key), value)
 
 
 def _checked(cache: VerificationCache, checks: Sequence[verifier.SigCheck]) -> list[bool]:

@@ -16,6 +16,7 @@ but every fact used comes from bytes that verify. Pure: no I/O but what callers 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, cast
@@ -26,9 +27,11 @@ from ledger import registry
 from ledger.domain import (
     Classified,
     EventCodes,
+    EventSummary,
     authorise_event,
     classify,
     event_codes,
+    event_summary,
     normalise_term,
 )
 from ledger.errors import LedgerError, MalformedInput
@@ -71,7 +74,7 @@ class ParsedEntry(NamedTuple):
 
     seq: object  # the seq the bytes claim
     prepared: Prepared | None
-    codes: EventCodes | None  # an event's identifiers, time and words
+    codes: EventSummary | None  # an event's time, place and words
     error: str | None  # why the bytes are not a valid entry (then prepared is None)
 
 
@@ -88,7 +91,12 @@ def parse_entry(raw: bytes) -> ParsedEntry:
                     envelope_bytes=p.envelope_bytes)):
             raise MalformedInput("the entry bytes are not canonical JSON")
         registry.check_body(p)
-        codes = event_facts(p.body) if p.kind == "event" else None
+        codes = None
+        if p.kind == "event":
+            # The event schema, as the append path checks it; the check digits of every
+            # identifier an event names are not converted again here (reindex does).
+            validate_event_body(p.body)
+            codes = event_summary(p.body)
     except LedgerError as e:
         return ParsedEntry(None, None, None, f"not a valid entry: {e.message}")
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError):
@@ -185,6 +193,9 @@ class Judgement:
     classified: Classified | None = None
 
 
+_SERIALS = itertools.count()
+
+
 class RegistryReplay:
     """The registry built from entries fed in seq order, through ``registry.authorise``
     and ``registry.apply``, the very rules of the append path: an entry they refuse changes
@@ -200,6 +211,7 @@ class RegistryReplay:
         self.state = registry.RegistryState()
         self.log_key = log_key
         self.last = -1
+        self.serial = next(_SERIALS)  # names this replay in a cache of its judgements
 
     def feed(self, seq: int, p: Prepared) -> Judgement:
         if seq <= self.last:
@@ -270,7 +282,8 @@ class Verdicts:
 KEY_KINDS = frozenset({"genesis", "party.register", "party.key.rotate", "party.key.revoke"})
 
 class Replays(Protocol):
-    """Where replays of key statements are kept between calls (``page_facts``'s cache)."""
+    """Where replays of key statements, and the verdicts on events judged against each,
+    are kept between calls (``page_facts``'s cache)."""
 
     def get(self, key: tuple[Any, ...]) -> Any: ...
 
@@ -313,7 +326,7 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
     if in_order or any(p.kind != "event" for p in rest.values()):
         replay = _in_order(usable, out, log_key=log_key, check=check)
     else:
-        key = (log_key, tuple((s, p.envelope_bytes) for s, p in keyed.items()))
+        key = ("replay", log_key, tuple((s, p.envelope_bytes) for s, p in keyed.items()))
         got = cast(tuple[RegistryReplay, dict[int, str]] | None,
                    replays.get(key) if replays is not None else None)
         if got is None:
@@ -327,18 +340,33 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
         for s, p in keyed.items():
             if s not in out.problems:
                 out.signatures[s] = len(p.signatures)
+        # An event's verdict is a function of the replay and its own bytes and seq: many
+        # items share an event (a pallet's shipping), so it is judged once per replay.
+        todo: dict[int, Prepared] = {}
+        for seq, p in rest.items():
+            hit = (replays.get(("judged", replay.serial, seq, p.envelope_bytes))
+                   if replays is not None else None)
+            if hit is None:
+                todo[seq] = p
+            elif hit[0] is not None:
+                out.problems[seq] = hit[0]
+            else:
+                out.signatures[seq], out.classified[seq] = len(p.signatures), hit[1]
         # An event's keys are introduced by key statements only.
         known = {kid: rec.public_key for kid, rec in replay.state.keys.items()}
-        _crypto(rest, known, out, check=check)
-        for seq, p in rest.items():
-            if seq in out.problems:
-                continue
-            why, classified = replay.judge_event(seq, p)
+        judged = Verdicts()
+        _crypto(todo, known, judged, check=check)
+        for seq, p in todo.items():
+            why, classified = judged.problems.get(seq), None
+            if why is None:
+                why, classified = replay.judge_event(seq, p)
             if why is not None:
                 out.problems[seq] = why
             else:
                 out.signatures[seq] = len(p.signatures)
                 out.classified[seq] = classified  # type: ignore[assignment]
+            if replays is not None:
+                replays.put(("judged", replay.serial, seq, p.envelope_bytes), (why, classified))
     if 0 in out.problems:
         # The chain of trust starts at the genesis: nothing verifies without it.
         for seq in usable:
