@@ -90,13 +90,15 @@ class PageReads(NamedTuple):
     note: str  # the latest checkpoint with every cosignature gathered for it ("" if none)
 
 
-# The registry entries of some parties, as the projections point to them: each one's
-# registration and the entries that introduced or ended each of its keys. The projections
-# only choose which entries to read; what is believed comes from their bytes.
-_EVIDENCE = """SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM entries e
-  WHERE e.seq IN (SELECT p.registered_seq FROM parties p WHERE p.id IN ({ids})
-                  UNION SELECT k.valid_from FROM party_keys k WHERE k.party IN ({ids})
-                  UNION SELECT k.valid_until FROM party_keys k WHERE k.party IN ({ids}))
+# The registry entries of some parties, as the projections point to them: the entries
+# that introduced or ended each of their keys (a party's registration introduced its
+# first key). The projections only choose which entries to read; what is believed comes
+# from their bytes. An entry may come twice (it ended one key and introduced the next).
+_EVIDENCE = """SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+  FROM party_keys k JOIN entries e ON e.seq = k.valid_from WHERE k.party IN ({ids})
+UNION ALL
+SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+  FROM party_keys k JOIN entries e ON e.seq = k.valid_until WHERE k.party IN ({ids})
 """
 
 # What the page reads after its journey, in one statement: the entries' bytes, the
@@ -125,7 +127,7 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
     """The entries at ``seqs``, the registry entries of ``party_ids`` (see
     ``evidence_entries``) and the latest cosigned checkpoint, in one statement."""
     wanted = sorted(set(seqs))
-    pids = sorted(set(party_ids))[:IN_CHUNK // 3]
+    pids = sorted(set(party_ids))[:IN_CHUNK // 2]
     first, rest = wanted[:IN_CHUNK], wanted[IN_CHUNK:]
     evidence = _EVIDENCE.format(ids=_ids(len(pids))) + "UNION ALL\n" if pids else ""
     sql = _PAGE.format(seqs=_ids(len(first)) if first else "NULL", evidence=evidence)
@@ -134,7 +136,7 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
     note = ""
     lines: list[str] = []
     with cursor(conn) as cur:
-        cur.execute(placeholders(conn, sql), [*first, *pids, *pids, *pids])
+        cur.execute(placeholders(conn, sql), [*first, *pids, *pids])
         for kind, n, blob, text, _ in cur.fetchall():
             if kind == 0:
                 size, note = int(n), str(text)
@@ -153,15 +155,15 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
 
 
 def evidence_entries(conn: Connection, party_ids: Collection[str]) -> dict[int, bytes]:
-    """seq -> bytes of the registry entries of these parties: the registration of each,
-    and the entries that introduced or ended each of its keys, as the projections say."""
+    """seq -> bytes of the registry entries of these parties: the entries that introduced
+    (the first: its registration) or ended each of their keys, as the projections say."""
     pids = sorted(set(party_ids))
     out: dict[int, bytes] = {}
-    step = IN_CHUNK // 3
+    step = IN_CHUNK // 2
     with cursor(conn) as cur:
         for i in range(0, len(pids), step):
             chunk = pids[i : i + step]
             cur.execute(placeholders(conn, _EVIDENCE.format(ids=_ids(len(chunk)))),
-                        [*chunk, *chunk, *chunk])
+                        [*chunk, *chunk])
             out.update((int(r[1]), bytes(r[2])) for r in cur.fetchall())
     return out
