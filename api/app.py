@@ -4,6 +4,7 @@ route behind the bearer-token check (api/auth.py)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     store = Store(settings.db_url)
     # The checkpoint key, when this home has it, lets GraphQL `submit` append.
-    ledger = Ledger(store, note_signer=Home(settings.home).note_signer_if_any())
+    ledger = Ledger(store, note_signer=Home(settings.home).note_signer_if_any(),
+                    log_key=settings.log_key)
     # The witnesses the operator configured (URL, key, quorum): the page counts k of n, and
     # the checkpoint of each GraphQL submit is sent to them for cosigning in the background.
     cfg = Home(settings.home).config() if settings.home else {}
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return PlainTextResponse(cosigned_note(ledger))
 
     def log_key(request: Request) -> Response:
+        # The pinned key (the published one, else the genesis entry's), never a table row.
         return PlainTextResponse(ledger.log_verifier().vkey() + "\n")
 
     def consistency(request: Request) -> Response:
@@ -115,6 +118,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if store.is_initialised():
             scans.check_ready(store)
             scans.prune(store)  # retention; each scan also prunes its own code
+            pin = ledger.pinned_key()
+            if pin.problem:
+                # Serve anyway: every page says "not verified", with this reason.
+                logging.getLogger("suyuan").warning("%s; every page will say \"not verified\"",
+                                                    pin.problem)
         yield
         store.dispose()
 

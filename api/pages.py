@@ -76,7 +76,8 @@ TEXT: dict[str, dict[str, str]] = {
         "verified_sentence_nw": (
             "本页 {entries} 条记录的 {signatures} 个数字签名均已核验有效；每条记录都包含在账本第 "
             "{checkpoint} 号检查点中，该检查点由账本签名（尚未配置独立见证方）。"),
-        "unverified_sentence": "有 {bad} 条记录未能通过核验，请谨慎对待本页信息：",
+        "unverified_sentence": "有 {bad} 条记录未能通过核验，本页不显示其内容，请谨慎对待本页信息：",
+        "unverified_other": "本页信息未能全部通过核验，请谨慎对待：",
         "explain": (
             "每条记录都由负责该环节的企业或机关用自己登记的密钥签名；账本把全部记录串成不可篡改的"
             "哈希链，并定期签发检查点（默克尔树根）。独立见证方（如海关、市场监管部门）只会联署与"
@@ -138,7 +139,9 @@ TEXT: dict[str, dict[str, str]] = {
             "All {signatures} digital signatures on the {entries} records of this page are valid, "
             "and every record is included in checkpoint {checkpoint}, signed by the ledger (no "
             "independent witnesses are configured)."),
-        "unverified_sentence": "{bad} records failed verification; treat this page with care:",
+        "unverified_sentence": ("{bad} records failed verification and are not shown; "
+                                "treat this page with care:"),
+        "unverified_other": "This page could not be fully verified; treat it with care:",
         "explain": (
             "Each record is signed with the registered key of the company or authority "
             "responsible for that step. The ledger chains every record into a tamper-evident "
@@ -326,7 +329,10 @@ def page_view(facts: dict[str, Any], *, lang: str, path: str) -> dict[str, Any]:
                                  checkpoint=v["checkpoint"], k=w["cosigned"], n=w["of"],
                                  quorum=w["quorum"])
     else:
-        sentence = t["unverified_sentence"].format(bad=v["entries"] - v["entriesVerified"])
+        bad = v["entries"] - v["entriesVerified"]
+        # Entries that fail show nothing (page_facts); the problems below name them.
+        sentence = (t["unverified_sentence"].format(bad=bad) if bad
+                    else t["unverified_other"])
     recalls = [{"when": _date(r["eventTime"]), "reason": r["reason"],
                 "by": r["by"]["name"] or r["by"]["id"]} for r in facts["recall"]["recalls"]]
     fake = facts["counterfeit"]

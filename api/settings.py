@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.visitors import Network, parse_proxies
-from ledger.home import default_home
+from ledger.home import Home, default_home
 from ledger.store.db import DEFAULT_URL
 
 
@@ -19,12 +19,16 @@ class Settings:
     dev: bool = False
     # Peers whose X-Forwarded-For and X-Region headers are believed (see api/visitors.py).
     trusted_proxies: tuple[Network, ...] = ()
+    # The published log verifier key pages pin (SUYUAN_LOG_KEY); None: the genesis entry's.
+    log_key: str | None = None
 
     @classmethod
     def from_env(cls, *, dev: bool = False) -> Settings:
+        home = default_home()
         return cls(
             db_url=os.environ.get("SUYUAN_DB") or DEFAULT_URL,
-            home=default_home(),
+            home=home,
+            log_key=Home(home).published_log_key(),
             base_url=(os.environ.get("SUYUAN_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
             dev=dev,
             trusted_proxies=parse_proxies(os.environ.get("SUYUAN_TRUSTED_PROXIES", "")),

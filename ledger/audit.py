@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger import findings, merkle, registry
+from ledger import findings, merkle, registry, verifier
 from ledger.domain import classify, event_codes
 from ledger.errors import DamagedStore, LedgerError
 from ledger.findings_batch import MAX_CONTAINER_DEPTH
-from ledger.log import ZERO_HASH, judge_event
+from ledger.log import ZERO_HASH
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.projections import TraceBatch
 from ledger.statements import entry_bytes, prepare
@@ -76,13 +76,22 @@ class AuditReport:
 
 
 class _Auditor:
-    def __init__(self, store: Store, progress: Progress | None) -> None:
+    def __init__(self, store: Store, progress: Progress | None, log_key: str | None) -> None:
         self.store = store
         self.progress = progress
         self.report = AuditReport()
-        self.reg = registry.RegistryState()
+        # The registry's rules, replayed from every entry by the one verifier the page,
+        # bundles and the scope audit use (with a published key, the genesis must name it).
+        self.replay = verifier.RegistryReplay(log_key=log_key)
+        self.reg = self.replay.state
         self.frontier = merkle.Frontier.empty()
+        self.log_key = log_key
         self.verifier: NoteVerifier | None = None
+        if log_key is not None:
+            try:
+                self.verifier = NoteVerifier.from_vkey(log_key)
+            except LedgerError as e:
+                self.problem(f"the published log key is unusable: {e.message}")
         self.inflight: deque[tuple[Future[list[int]], list[tuple[int, str, str]]]] = deque()
         self.conn: Connection | None = None
         self.committing: list[tuple[int, str]] = []  # (seq, commitment) not yet checked
@@ -196,30 +205,34 @@ class _Auditor:
             self.problem("entry bytes are not canonical JSON", seq=seq)
         if p.statement_hash != sh_col:
             self.problem("stored statement hash does not match the statement", seq=seq)
-        keys = registry.signing_keys(p, self.reg)
         commitment = p.statement.get("private")
         if isinstance(commitment, str):
             self.committing.append((seq, commitment))
-        try:
-            registry.authorise(p, seq, self.reg)
-            if p.kind == "event":
-                judge_event(p, self.reg, codes=None, time=str(doc["time"]),
-                            recalls=_EntryFacts(self, seq))
-        except LedgerError as e:
-            self.problem(e.message, seq=seq)
-        else:
-            registry.apply(p, seq, self.reg)
-            if p.kind == "genesis" and self.reg.log_key:
-                try:
-                    self.verifier = NoteVerifier.from_vkey(self.reg.log_key)
-                except LedgerError as e:
-                    self.problem(f"genesis log key is unusable: {e.message}", seq=seq)
-        msg = p.signed_message
-        for s, pk in zip(p.signatures, keys, strict=True):
-            if pk is None:
-                continue  # authorise has already named the unknown key
-            who.append((seq, s.signer, s.key))
-            jobs.append((len(jobs), msg, s.sig, pk))
+        if p.kind != "event":
+            # As the append path does, a registry statement's signatures are checked before
+            # it may change who signs with which key; such statements are few.
+            here = [(n, p.signed_message, s.sig, pk) for n, (s, pk) in
+                    enumerate(zip(p.signatures, registry.signing_keys(p, self.reg), strict=True))
+                    if pk is not None]
+            self.report.signatures += len(here)
+            bad = verify_chunk(here)
+            for n in bad:
+                s = p.signatures[n]
+                self.problem(f"signature by {s.signer} with key {s.key} does not verify", seq=seq)
+            if bad:
+                return
+        j = self.replay.feed(seq, p, time=str(doc["time"]), recalls=_EntryFacts(self, seq))
+        if j.problem is not None:
+            self.problem(j.problem, seq=seq)
+        if p.kind == "genesis" and self.log_key is None and self.reg.log_key:
+            try:
+                self.verifier = NoteVerifier.from_vkey(self.reg.log_key)
+            except LedgerError as e:
+                self.problem(f"genesis log key is unusable: {e.message}", seq=seq)
+        if p.kind == "event":
+            for c in j.checks:
+                who.append((seq, c.signer, c.key_id))
+                jobs.append((len(jobs), c.message, c.sig, c.public_key))
 
     def _commitments(self) -> None:
         """Each statement's private commitment against the statement that owns it (the first
@@ -423,6 +436,9 @@ def _position(p: Problem) -> float:
     return float("inf")
 
 
-def audit(store: Store, *, progress: Progress | None = None) -> AuditReport:
-    """Audit the whole ledger; ``progress(done, total)`` is called as entries are read."""
-    return _Auditor(store, progress).run()
+def audit(store: Store, *, progress: Progress | None = None,
+          log_key: str | None = None) -> AuditReport:
+    """Audit the whole ledger; ``progress(done, total)`` is called as entries are read.
+    With ``log_key`` (the published one) checkpoints are verified with it and the genesis
+    must name it; else with the key the genesis names."""
+    return _Auditor(store, progress, log_key).run()

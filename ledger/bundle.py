@@ -1,8 +1,10 @@
 """Offline trace bundles: entries, their inclusion proofs and one signed checkpoint.
 
-A bundle also carries the registry entries that introduced every key its statements are
-signed with, so ``verify_bundle`` checks signatures, chain-independent inclusion and the
-checkpoint signature with nothing but the bundle and (ideally) the log's verifier key.
+A bundle also carries the evidence its entries' signatures need: the genesis entry (which
+names the log key and the registrar with its key) and the registry entries of every signer
+(its registration, cosigned by the registrar, and the entries that introduced or ended its
+keys), so ``verify_bundle`` judges every entry as the append path did, with nothing but
+the bundle and (ideally) the log's published verifier key.
 """
 
 from __future__ import annotations
@@ -13,14 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from ledger import merkle, registry
+from ledger import merkle, verifier
 from ledger.errors import LedgerError, MalformedInput, NotFound
-from ledger.keys import key_id
-from ledger.log import InclusionProof, Ledger, verify_many
+from ledger.log import InclusionProof, Ledger
 from ledger.note import Checkpoint, NoteVerifier
-from ledger.statements import prepare
+from ledger.store import pagedb
 from ledger.witness import CosignatureVerifier
 
 BUNDLE_VERSION = 1
@@ -33,35 +32,32 @@ def make_bundle(ledger: Ledger, seqs: Iterable[int]) -> dict[str, Any]:
     from ledger.witnessing import cosigned_note
 
     note = cosigned_note(ledger)  # with the witnesses' cosignatures gathered so far
-    verifier = ledger.log_verifier()
-    cp = Checkpoint.parse(verifier.verify(note))
+    note_verifier = ledger.log_verifier()  # the pinned key
+    cp = Checkpoint.parse(note_verifier.verify(note))
     for s in wanted:
         if not 0 <= s < cp.size:
             raise NotFound(f"there is no entry at seq {s} (the ledger has {cp.size})")
-    entries = {e.seq: e for e in ledger.entries(wanted)}
-    # Add the entries that introduced each signing key (and, in turn, the keys that
-    # cosigned those), so every signature in the bundle verifies offline.
-    reg = ledger.registry_view()
-    todo = list(entries.values())
-    while todo:
-        e = todo.pop()
-        for sig in e.decoded()["envelope"]["signatures"]:
-            rec = reg.keys.get(sig["key"])
-            if rec is not None and rec.valid_from not in entries:
-                (intro,) = ledger.entries([rec.valid_from])
-                entries[intro.seq] = intro
-                todo.append(intro)
+    # The evidence: the genesis and the registry entries of every signer, as the
+    # projections point to them (the verifier believes only what their bytes say).
+    genesis = ledger.pinned_key().genesis
+    with ledger.store.reading() as conn:
+        raw = verifier.with_evidence(
+            ledger.store.entries_by_seq(conn, [*wanted, 0]), parse=verifier.parse_entry,
+            fetch=lambda ids: pagedb.evidence_entries(conn, ids),
+            registrar=genesis.registrar if genesis else None)
+    raw = {s: b for s, b in raw.items() if s < cp.size}
+    proofs = ledger.inclusion_proofs(raw, cp.size)
     return {
         "v": BUNDLE_VERSION,
-        "logKey": verifier.vkey(),
+        "logKey": note_verifier.vkey(),
         "checkpoint": note,
         "entries": [
             {
-                "seq": e.seq,
-                "entry": base64.b64encode(e.raw).decode(),
-                "inclusionProof": ledger.inclusion_proof(e.seq, cp.size).as_dict(),
+                "seq": s,
+                "entry": base64.b64encode(raw[s]).decode(),
+                "inclusionProof": proofs[s].as_dict(),
             }
-            for e in sorted(entries.values(), key=lambda x: x.seq)
+            for s in sorted(raw)
         ],
         "requested": wanted,
     }
@@ -105,9 +101,10 @@ def verify_bundle(doc: object, *, log_key: str | None = None,
     if not isinstance(doc, dict) or doc.get("v") != BUNDLE_VERSION:
         res.problems.append("not a version 1 trace bundle")
         return res
+    verifier_key = log_key or str(doc.get("logKey", ""))
     try:
-        verifier = NoteVerifier.from_vkey(log_key or str(doc.get("logKey", "")))
-        res.checkpoint = cp = Checkpoint.parse(verifier.verify(str(doc.get("checkpoint", ""))))
+        note_verifier = NoteVerifier.from_vkey(verifier_key)
+        res.checkpoint = cp = Checkpoint.parse(note_verifier.verify(str(doc.get("checkpoint", ""))))
     except LedgerError as e:
         res.problems.append(f"checkpoint: {e.message}")
         return res
@@ -125,14 +122,15 @@ def verify_bundle(doc: object, *, log_key: str | None = None,
     if not isinstance(raw_entries, list) or not raw_entries:
         res.problems.append("the bundle has no entries")
         return res
-    keys: dict[str, tuple[str, bytes]] = {}
-    failed: set[object] = set()
-    decoded: list[tuple[int, Any]] = []
+    parsed: dict[int, verifier.ParsedEntry] = {}
+    unusable: dict[int, str] = {}
     for item in raw_entries:
         seq = item.get("seq") if isinstance(item, dict) else None
         try:
-            if not isinstance(item, dict):
-                raise MalformedInput("entry item is not an object")
+            if not isinstance(item, dict) or type(seq) is not int or seq < 0:
+                raise MalformedInput("an entry item is an object with a seq")
+            if seq in parsed or seq in unusable:
+                raise MalformedInput("the bundle holds this seq twice")
             raw = base64.b64decode(str(item.get("entry")), validate=True)
             proof = InclusionProof.from_dict(item.get("inclusionProof"))
             if proof.tree_size != cp.size or proof.leaf_index != seq:
@@ -141,34 +139,17 @@ def verify_bundle(doc: object, *, log_key: str | None = None,
                     f"not seq {seq} of the checkpoint's size {cp.size}")
             merkle.verify_inclusion(leaf=merkle.leaf_hash(raw), index=proof.leaf_index,
                                     size=proof.tree_size, proof=proof.hashes, root=cp.root)
-            entry = orjson.loads(raw)
-            if entry.get("seq") != seq:
-                raise MalformedInput(f"entry bytes say seq {entry.get('seq')}")
-            p = prepare(entry["envelope"])
-        except (LedgerError, binascii.Error, orjson.JSONDecodeError, KeyError, TypeError) as e:
-            msg = e.message if isinstance(e, LedgerError) else "entry is not base64 JSON"
-            res.problems.append(f"seq {seq}: {msg}")
-            failed.add(seq)
+        except (LedgerError, binascii.Error) as e:
+            msg = e.message if isinstance(e, LedgerError) else "entry is not base64"
+            if type(seq) is int and seq >= 0:
+                parsed.pop(seq, None)
+                unusable[seq] = msg
+            else:
+                res.problems.append(f"seq {seq}: {msg}")
             continue
-        for kid, pk in registry.embedded_keys(p).items():
-            owner = p.body["registrar"]["id"] if p.kind == "genesis" else p.signer
-            keys[kid] = (owner, pk)
-        decoded.append((int(seq), p))
-    jobs: list[tuple[int, bytes, bytes, bytes]] = []
-    who: list[tuple[int, str]] = []
-    for seq, p in decoded:
-        for s in p.signatures:
-            known = keys.get(s.key)
-            if known is None or known[0] != s.signer or key_id(known[1]) != s.key:
-                res.problems.append(f"seq {seq}: key {s.key} of {s.signer} is not introduced "
-                                    "by any entry in the bundle")
-                failed.add(seq)
-                continue
-            who.append((seq, s.signer))
-            jobs.append((len(jobs), p.signed_message, s.sig, known[1]))
-    for n in verify_many(jobs):
-        seq, signer = who[n]
-        failed.add(seq)
-        res.problems.append(f"seq {seq}: the signature by {signer} does not verify")
-    res.verified = sorted(s for s, _ in decoded if s not in failed)
+        parsed[seq] = verifier.parse_entry(raw)
+    # Judged with the key the checkpoint verified with: the genesis must name that key.
+    verdicts = verifier.verify_entries(parsed, log_key=verifier_key, unusable=unusable)
+    res.problems.extend(verdicts.lines())
+    res.verified = sorted(s for s in parsed if verdicts.ok(s))
     return res

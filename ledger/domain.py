@@ -479,6 +479,29 @@ def _utc(event_time: str) -> str:
     return iso + "Z" if len(iso) == 26 else iso + ".000000Z"
 
 
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """When and where an event happened and its words: what a page shows of it."""
+
+    event_time: str
+    event_time_utc: str
+    biz_step: str | None
+    disposition: str | None
+    read_point: str | None
+    biz_location: str | None
+
+
+def event_summary(body: Mapping[str, Any]) -> EventSummary:
+    """The part of ``event_codes`` a reader of one event needs, without converting every
+    identifier it names; raises as ``event_codes`` does for what it reads."""
+    event_time = body.get("eventTime")
+    if not isinstance(event_time, str):
+        raise MalformedInput("an event needs eventTime, a date-time such as 2026-11-27T13:05:00Z")
+    return EventSummary(event_time, _utc(event_time), _optional_term(body, "bizStep"),
+                        _optional_term(body, "disposition"), _location(body, "readPoint"),
+                        _location(body, "bizLocation"))
+
+
 def event_codes(body: Mapping[str, Any]) -> EventCodes:
     """Every identifier an EPCIS event body names, each as ``ids.index_key`` gives it (the
     canonical Digital Link of a GS1 key, any other identifier as written), with its time in

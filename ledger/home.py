@@ -76,6 +76,16 @@ class Home:
     def save_config(self, doc: dict[str, Any]) -> None:
         replace_file(self.config_file, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
+    def published_log_key(self) -> str | None:
+        """The log verifier key an operator published, which verification pins:
+        ``SUYUAN_LOG_KEY``, else ``logKey`` in this home's config.json; None: the key the
+        genesis entry names is pinned instead."""
+        env = os.environ.get("SUYUAN_LOG_KEY", "").strip()
+        if env:
+            return env
+        key = self.config().get("logKey")
+        return key.strip() if isinstance(key, str) and key.strip() else None
+
     def note_signer_if_any(self) -> NoteSigner | None:
         path = self.note_key_file
         try:

@@ -21,15 +21,7 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from ledger import admission, brands, canonical, findings, findings_batch, merkle, registry
-from ledger import recalls as recall_answers
-from ledger.domain import (
-    STAGES,
-    Classified,
-    EventCodes,
-    authorise_event,
-    classify,
-    event_codes,
-)
+from ledger.domain import STAGES, EventCodes
 from ledger.errors import (
     BatchRejected,
     ConfigError,
@@ -44,60 +36,18 @@ from ledger.event_hash import Captured, CaptureKey, capture_key, document_key, e
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from ledger.private import Viewer, check_view, commitment_of, entitled
 from ledger.projections import TraceBatch, split_lot
-from ledger.recalls import RecallFacts
-from ledger.schemas import validate_event_body
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
 from ledger.store import capturedb, findingsdb, tracedb
 from ledger.store.db import Store
 from ledger.store.schema import NODE_LEVEL_SHIFT, node_key
 from ledger.tokens import check_token, read_token
-from ledger.verify import verify_chunk, verify_pool
+from ledger.verifier import Genesis, PinnedKey, judge_event, pin_log_key, read_genesis
+from ledger.verifier import event_facts as event_facts  # reindex imports it from here
+from ledger.verify import PARALLEL_VERIFY_MIN, VERIFY_CHUNK, verify_chunk, verify_pool
+from ledger.verify import verify_many as verify_many  # callers import it from here
 
 ZERO_HASH = bytes(32)
-PARALLEL_VERIFY_MIN = 64  # below this, handing work to another process costs more
-
-VERIFY_CHUNK = 128
 MAX_PAGE = 1000  # entries in one page of a listing
-
-
-def verify_many(jobs: Sequence[tuple[int, bytes, bytes, bytes]]) -> list[int]:
-    """Verify (n, message, signature, public key) jobs, in parallel when worth it."""
-    if len(jobs) < PARALLEL_VERIFY_MIN:
-        return verify_chunk(jobs)
-    pool = verify_pool()
-    parts = [jobs[i : i + VERIFY_CHUNK] for i in range(0, len(jobs), VERIFY_CHUNK)]
-    return [n for bad in pool.map(verify_chunk, parts) for n in bad]
-
-
-def event_facts(body: Mapping[str, Any]) -> EventCodes:
-    """What an event body says, after its schema check; needs no ledger state."""
-    validate_event_body(body)
-    return event_codes(body)
-
-
-def judge_event(p: Prepared, reg: registry.RegistryState, *, codes: EventCodes | None,
-                time: str, recalls: RecallFacts) -> Classified:
-    """The event's stage, refused unless one of the signer's roles may sign that stage;
-    unless, if it makes or recalls products under a registered GS1 company prefix, the
-    signer holds it or was delegated it (``ledger.brands``); and, for a negative-listed
-    signer, unless it is a recall or answers one by the ledger's facts (``ledger.recalls``).
-
-    ``codes`` are the event's codes (computed here when None and needed); ``time`` is the
-    entry's ledger time; ``recalls`` answers what the ledger held before this entry."""
-    party = reg.parties[p.signer]
-    classified = classify(p.body, signer_roles=party.roles)
-    authorise_event(party=p.signer, roles=party.roles, classified=classified)
-    # With no prefix loaded, none of the GTINs the event could claim is registered.
-    if reg.prefixes and classified.stage in ("production", "recall"):
-        codes = codes or event_codes(p.body)
-        brands.check_event(reg, signer=p.signer, roles=party.roles, classified=classified,
-                           codes=codes, body=p.body, time=time)
-    if classified.stage != "recall" and p.signer in reg.negative:
-        why = recall_answers.refusal(classified=classified, codes=codes or event_codes(p.body),
-                                     facts=recalls)
-        if why is not None:
-            registry.check_negative(reg, p.signer, why=why)
-    return classified
 
 
 def _check_commitment(commitment: str, owners: Mapping[str, int]) -> None:
@@ -262,18 +212,24 @@ class _BatchNodes:
 class Ledger:
     """One log on one store, with the checkpoint key it signs with (if it appends)."""
 
-    def __init__(self, store: Store, *, note_signer: NoteSigner | None = None) -> None:
+    def __init__(self, store: Store, *, note_signer: NoteSigner | None = None,
+                 log_key: str | None = None) -> None:
         self.store = store
         self.note_signer = note_signer
+        # The verifier key an operator published (SUYUAN_LOG_KEY); None: the genesis's.
+        self.published_log_key = log_key
         # key id -> (party, public key): immutable once registered, so safe to cache.
         self._pubkeys: dict[str, tuple[str, bytes]] = {}
+        # Entry 0, pinned at its first read: a genesis never changes, so bytes that say
+        # otherwise later are a forgery, not news.
+        self._genesis: Genesis | None = None
 
     @classmethod
     def open(cls, url: str | None = None, *, home: Path | None = None) -> Ledger:
         from ledger.home import Home
 
         h = Home(home)
-        return cls(Store(url), note_signer=h.note_signer_if_any())
+        return cls(Store(url), note_signer=h.note_signer_if_any(), log_key=h.published_log_key())
 
     # --- appending -----------------------------------------------------------------------
 
@@ -502,7 +458,7 @@ class Ledger:
             note = head[2] if head else ""
             known = {**edge, **new_nodes}
             if entry_rows:
-                note = self._sign_checkpoint(reg, size, old_root, frontier,
+                note = self._sign_checkpoint(conn, reg, size, old_root, frontier,
                                              _BatchNodes(store, conn, known))
                 store.append_rows(
                     conn,
@@ -557,23 +513,38 @@ class Ledger:
             raise MalformedInput(f"attest names entry {p.body['entry'][:16]}… but seq {target} "
                                  "has another leaf hash")
 
-    def _sign_checkpoint(self, reg: registry.RegistryState, old_size: int, old_root: bytes,
-                         frontier: merkle.Frontier, fetch: _BatchNodes) -> str:
+    def _sign_checkpoint(self, conn: Connection, reg: registry.RegistryState, old_size: int,
+                         old_root: bytes, frontier: merkle.Frontier, fetch: _BatchNodes) -> str:
         signer = self.note_signer
         if signer is None:
             raise ConfigError("this ledger has no checkpoint key here; "
                               "set SUYUAN_HOME to the operator's home (see `suyuan init`)")
-        if reg.log_key and signer.verifier_key() != reg.log_key:
+        # The genesis entry's key and origin, never the log_meta row (a database writer
+        # could change that); for the batch that holds the genesis, its own.
+        log_key: str | None
+        origin: str | None
+        if old_size:
+            genesis, why = self.genesis_in(conn)
+            if genesis is None:
+                raise ConfigError(f"{why}; no checkpoint is signed")
+            log_key, origin = genesis.log_key, genesis.origin
+        else:  # the batch that holds the genesis
+            log_key, origin = reg.log_key, reg.origin
+        mine = signer.verifier_key()
+        if log_key and mine != log_key:
             raise ConfigError(
                 f"the checkpoint key in SUYUAN_HOME ({signer.name}+{signer.key_hash.hex()}) is "
                 "not the one this ledger's genesis names; point SUYUAN_HOME at its operator")
+        if self.published_log_key and mine != self.published_log_key.strip():
+            raise ConfigError(
+                f"the checkpoint key in SUYUAN_HOME ({signer.name}+{signer.key_hash.hex()}) is "
+                "not the published SUYUAN_LOG_KEY; nothing signed with it would verify")
         new_root = frontier.root()
         # Never sign a checkpoint inconsistent with the last one signed.
         proof = merkle.consistency_proof(old_size, frontier.size, fetch)
         merkle.verify_consistency(first=old_size, second=frontier.size, first_root=old_root,
                                   second_root=new_root, proof=proof)
-        origin = reg.origin or signer.name
-        return signer.sign(Checkpoint(origin, frontier.size, new_root).body())
+        return signer.sign(Checkpoint(origin or signer.name, frontier.size, new_root).body())
 
     def _receipts(self, conn: Connection, prepared: Sequence[Prepared], slots: Sequence[int],
                   old_size: int, note: str, known: Mapping[tuple[int, int], bytes]
@@ -622,12 +593,34 @@ class Ledger:
             raise NotFound(f"no checkpoint was signed at size {size}")
         return row[1]
 
+    def genesis_in(self, conn: Connection) -> tuple[Genesis | None, str | None]:
+        """The genesis entry as read (once per ledger object) and checked; else (None, why)."""
+        if self._genesis is None:
+            row = self.store.entry(conn, 0)
+            if row is None:
+                return None, "the ledger has no genesis entry; run `suyuan init` first"
+            try:
+                self._genesis = read_genesis(row[1])
+            except LedgerError as e:
+                return None, f"entry 0 is not a valid genesis: {e.message}"
+        return self._genesis, None
+
+    def pinned_key(self, conn: Connection | None = None) -> PinnedKey:
+        """The key checkpoints must verify with (``PinnedKey``): the published one, else
+        the genesis entry's; never a row a database writer could change."""
+        if conn is None and self._genesis is None:
+            with self.store.reading() as c:
+                return self.pinned_key(c)
+        genesis, why = (self._genesis, None) if conn is None else self.genesis_in(conn)
+        return pin_log_key(published=self.published_log_key, genesis=genesis,
+                           genesis_problem=why)
+
     def log_verifier(self) -> NoteVerifier:
-        with self.store.reading() as conn:
-            reg = self.store.load_registry(conn, key_ids=(), party_ids=())
-        if not reg.log_key:
-            raise NotFound("the ledger has no genesis entry; run `suyuan init` first")
-        return NoteVerifier.from_vkey(reg.log_key)
+        """The verifier of the pinned log key (see ``pinned_key``)."""
+        pin = self.pinned_key()
+        if pin.key is None:
+            raise NotFound(pin.problem or "the ledger has no genesis entry; run `suyuan init` first")
+        return NoteVerifier.from_vkey(pin.key)
 
     def entry(self, seq: int) -> Entry:
         with self.store.reading() as conn:

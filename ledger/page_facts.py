@@ -1,48 +1,54 @@
 """What a consumer's page says about one code, assembled from the ledger: the product
 (from its commissioning event's ``ilmd``), its customs clearance, the timeline of its
 journey with party names and places, its recall status, the counterfeit signal of its
-scans, and what "verified" means here — every journey entry's signatures and inclusion
-proof checked against the latest checkpoint, and the witnesses that cosigned it.
+scans, and what "verified" means here — every journey entry included in the latest
+checkpoint (verified with the pinned log key) and signed with a key its signer held at its
+seq, as the genesis and the signers' registry entries (each included too) say, under the
+registry's rules (``ledger.verifier``); and the witnesses that cosigned the checkpoint.
 
-Facts only, in plain JSON values; wording and languages belong to whoever renders them.
+Every fact shown comes from entry bytes verified in the same request; the projections only
+choose which entries to read. Facts only, in plain JSON values; wording and languages
+belong to whoever renders them.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
-import orjson
 from sqlalchemy.engine import Connection
 
-from ledger import merkle, registry, scans
+from ledger import merkle, scans, verifier
 from ledger.domain import normalise_term
 from ledger.errors import LedgerError
 from ledger.ids import parse_digital_link
-from ledger.keys import key_id
-from ledger.log import Ledger, verify_many
+from ledger.log import Ledger
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.product import names_of
-from ledger.statements import prepare
 from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
 from ledger.trace import Step, journey_rows, normalise_code
+from ledger.verifier import PinnedKey
 from ledger.witness import CosignatureVerifier
 from ledger.witnessing import Witnessing
 
-_VERIFIED_CACHE = 20_000  # keys; a cold item adds about 20, shared entries stay
+_VERIFIED_CACHE = 20_000  # keys; a cold item adds about 25, shared entries stay
 
 
 class VerificationCache:
     """A bounded LRU of verification work, each value keyed by everything it depends on:
-    an entry's parse and its signature checks by the leaf hash of its bytes, its inclusion
-    by (seq, leaf hash, checkpoint size and root), a checkpoint by its whole cosigned note
-    and the keys that verified it, where a key was introduced by its key id. Altered bytes
-    or a new checkpoint miss it; a hit only spares repeating a check already passed or
-    failed on the same input. Many items share container events (a pallet's shipping is
-    in every tin's journey), so most of a cold item's entries are checked already."""
+    an entry's parse by the leaf hash of its bytes, a signature by (statement hash, public
+    key, signature), an inclusion by (seq, leaf hash, checkpoint size and root), a
+    checkpoint by its whole cosigned note, the log key and the witness keys, a replay of
+    key statements by the log key and the exact (seq, envelope) it replayed, and an
+    event's verdict by that replay and the event's (seq, envelope). Never a row of a
+    projection: altered bytes or a new checkpoint miss it; a hit only spares repeating a
+    check already passed or failed on the same input. Many items share container events
+    (a pallet's shipping is in every tin's journey) and parties (the genesis and their
+    registrations), so most of a cold item's entries are checked already. Also the
+    ``verifier.Replays`` store of ``verify_entries``."""
 
     def __init__(self, size: int = _VERIFIED_CACHE) -> None:
         self.size = size
@@ -177,32 +183,49 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
     cache = cache if cache is not None else VerificationCache(64)
     link = parse_digital_link(key)
     with store.reading() as conn:
-        steps, rows = _page_steps(conn, key, link.kind)
+        steps, _ = _page_steps(conn, key, link.kind)
         if not steps:
             return None
-        seqs = [s.seq for s in steps]
-        sold_at = scans.first_sale(steps, rows)
-        places = {s.seq: _gln(s.location) for s in steps}
-        party_ids = {s.signer for s in steps} | {f"gln:{g}" for g in places.values() if g}
-        # One statement for the entries' bytes (with those that introduced their signers'
-        # keys last time, read ahead), the latest checkpoint and its cosignatures, the
-        # log key and the names shown.
-        ahead: set[int] = set()
-        for signer in {s.signer for s in steps}:
-            ahead.update(cache.get(("ahead", signer)) or ())
-        got = pagedb.page_reads(conn, [*seqs, *ahead], party_ids)
-        raw = {s: got.entries[s] for s in seqs if s in got.entries}
-        parsed = {s: _parse(cache, e) for s, e in raw.items()}
-        kids = {k for p in parsed.values() for k, _, _ in p.sigs
-                if cache.get(("intro", k)) is None}
-        keys = store.load_registry(conn, key_ids=kids, party_ids=()).keys if kids else {}
-        verification, introducers = _verify_in(
-            conn, store, seqs, raw, parsed, keys, log_key=got.meta.get("log_key"),
-            note=got.note, ahead=got.entries, witnessing=witnessing, cache=cache)
-    for signer in {s.signer for s in steps}:
-        cache.put(("ahead", signer), tuple(sorted(introducers)))
-    bodies = {s: p.body for s, p in parsed.items()}
-    names = got.names
+        seqs = sorted({s.seq for s in steps})
+        pin = ledger.pinned_key(conn)
+        registrar = pin.genesis.registrar if pin.genesis else None
+        # Which registry entries to read (each signer's and each place's party, and the
+        # registrar's) the projections choose; what the page believes, the bytes decide.
+        chosen = {s.signer for s in steps} | {f"gln:{g}" for s in steps if (g := _gln(s.location))}
+        if registrar:
+            chosen.add(registrar)
+        # One statement for the entries' bytes, the genesis, those registry entries and
+        # the latest checkpoint with its cosignatures.
+        got = pagedb.page_reads(conn, [*seqs, 0], chosen)
+        parse = _Parses(cache)
+        raw = verifier.with_evidence(
+            got.entries, parse=parse, registrar=registrar,
+            fetch=lambda ids: pagedb.evidence_entries(conn, ids), fetched=chosen,
+            parties=_place_parties(parse(got.entries[q]) for q in seqs if q in got.entries))
+        verification, verdicts, parsed = _verify_in(
+            conn, store, seqs, raw, pin=pin, note=got.note, witnessing=witnessing, parse=parse)
+    # Every fact shown comes from bytes that verified, read now: what each step did, when
+    # and where (its body, its stage judged with the roles of its signer's verified
+    # registration), and the names of parties and places (their verified registrations).
+    # An entry that does not verify shows nothing; the verification names it.
+    by_seq = {s.seq: s for s in steps}
+    shown: list[Step] = []
+    bodies: dict[int, Mapping[str, Any]] = {}
+    rows: dict[int, dict[str, Any]] = {}
+    for q in seqs:
+        pe = parsed.get(q)
+        if not verdicts.ok(q) or pe is None or pe.codes is None or pe.prepared is None:
+            continue
+        c, cl = pe.codes, verdicts.classified[q]
+        shown.append(Step(q, c.event_time, c.event_time_utc, cl.stage, cl.activity, c.biz_step,
+                          pe.prepared.signer, c.biz_location or c.read_point, by_seq[q].via))
+        bodies[q] = pe.prepared.body
+        rows[q] = {"disposition": c.disposition, "activity": cl.activity,
+                   "event_time_utc": c.event_time_utc}
+    shown.sort(key=lambda s: (s.event_time_utc, s.seq))
+    sold_at = scans.first_sale(shown, rows)
+    names = {pid: rec.name for pid, rec in verdicts.parties.items()}
+    places = {s.seq: _gln(s.location) for s in shown}
 
     def party(pid: str) -> dict[str, Any]:
         return {"id": pid, "name": names.get(pid)}
@@ -211,8 +234,8 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         g = places[seq]
         return None if g is None else {"gln": g, "name": names.get(f"gln:{g}")}
 
-    product = _product(link.lot, steps, bodies, party)
-    clearance = _clearance(steps, bodies, party)
+    product = _product(link.lot, shown, bodies, party)
+    clearance = _clearance(shown, bodies, party)
     if product["origin"] is None and clearance is not None:
         product["origin"] = clearance.pop("origin", None)
     elif clearance is not None:
@@ -221,9 +244,9 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
                  "activity": s.activity, "disposition": rows[s.seq]["disposition"],
                  "bizStep": normalise_term(s.biz_step) if s.biz_step else None,
                  "signer": party(s.signer), "place": place(s.seq), "via": s.via}
-                for s in steps]
+                for s in shown]
     recalls = []
-    for s in steps:
+    for s in shown:
         if s.stage == "recall":
             r = bodies[s.seq].get("cbec:recall")
             reason = r.get("reason") if isinstance(r, Mapping) else None
@@ -238,7 +261,18 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         "recall": {"recalled": bool(recalls), "recalls": recalls},
         "soldAt": sold_at,
         "verification": verification,
-    }, steps
+    }, shown
+
+
+def _place_parties(parsed: Iterable[verifier.ParsedEntry]) -> set[str]:
+    """The parties of the places these events name (their names are shown)."""
+    out = set()
+    for pe in parsed:
+        if pe.codes is not None:
+            g = _gln(pe.codes.biz_location or pe.codes.read_point)
+            if g:
+                out.add(f"gln:{g}")
+    return out
 
 
 def _product(lot: str | None, steps: Sequence[Step], bodies: Mapping[int, Any],
@@ -305,115 +339,82 @@ def _clearance(steps: Sequence[Step], bodies: Mapping[int, Any], party: Any
 
 def verify_journey(ledger: Ledger, seqs: Sequence[int], *, witnessing: Witnessing | None,
                    cache: VerificationCache | None = None) -> dict[str, Any]:
-    """Check every entry's signatures and inclusion proof against the latest (cosigned)
-    checkpoint, with the log's own key, and count the configured witnesses that cosigned.
+    """Check every entry against the latest (cosigned) checkpoint, verified with the pinned
+    log key, as the page does: its inclusion, and its signatures under the registry's rules
+    replayed from the genesis and the registry entries of its signers (each included too);
+    and count the configured witnesses that cosigned.
 
-    What ``verify_bundle`` checks for a bundle of these entries, read in one transaction
-    with one read of tree nodes for all the proofs. A ``cache`` keeps each entry's checks
-    keyed by the leaf hash of its bytes as read now (and the checkpoint's size and root
-    for its inclusion proof), so altered bytes always miss it and are checked afresh.
-    """
+    What ``verify_bundle`` checks for a bundle of these entries. A ``cache`` keeps each
+    check keyed by everything it depends on (see ``VerificationCache``)."""
     store = ledger.store
-    cache = cache if cache is not None else VerificationCache(64)
+    parse = _Parses(cache if cache is not None else VerificationCache(64))
     wanted = sorted(set(seqs))
     with store.reading() as conn:
-        raw = store.entries_by_seq(conn, wanted)
-        parsed = {s: _parse(cache, e) for s, e in raw.items()}
-        kids = {k for p in parsed.values() for k, _, _ in p.sigs
-                if cache.get(("intro", k)) is None}
-        reg = store.load_registry(conn, key_ids=kids, party_ids=())
-        return _verify_in(conn, store, wanted, raw, parsed, reg.keys, log_key=reg.log_key,
-                          note=_note_in(conn, store), ahead={}, witnessing=witnessing,
-                          cache=cache)[0]
+        pin = ledger.pinned_key(conn)
+        registrar = pin.genesis.registrar if pin.genesis else None
+        raw = verifier.with_evidence(
+            store.entries_by_seq(conn, [*wanted, 0]), parse=parse,
+            fetch=lambda ids: pagedb.evidence_entries(conn, ids), registrar=registrar)
+        return _verify_in(conn, store, wanted, raw, pin=pin, note=_note_in(conn, store),
+                          witnessing=witnessing, parse=parse)[0]
 
 
-class _Parsed(NamedTuple):
-    """What verification needs from an entry's bytes (a function of them alone)."""
+class _Parses:
+    """One request's leaf hashes and parses of entry bytes, each computed once; the cache
+    spares the parse across requests (it is a function of the bytes alone)."""
 
-    seq: object  # the seq the bytes claim
-    sigs: tuple[tuple[str, str, bytes], ...]  # (key id, signer, signature)
-    message: bytes
-    embedded: dict[str, tuple[str, bytes]]  # key id -> (owner, public key) it introduces
-    body: Mapping[str, Any]
-    error: str | None
+    def __init__(self, cache: VerificationCache) -> None:
+        self.cache = cache
+        self._got: dict[bytes, tuple[bytes, verifier.ParsedEntry]] = {}
 
+    def leaf(self, raw: bytes) -> bytes:
+        return self._of(raw)[0]
 
-def _parse(cache: VerificationCache, raw: bytes) -> _Parsed:
-    leaf = merkle.leaf_hash(raw)
-    hit = cache.get(("parsed", leaf))
-    if hit is not None:
-        return cast(_Parsed, hit)
-    try:
-        entry = orjson.loads(raw)
-        p = prepare(entry["envelope"])
-        owner = p.body["registrar"]["id"] if p.kind == "genesis" else p.signer
-        embedded = {kid: (owner, pk) for kid, pk in registry.embedded_keys(p).items()}
-        out = _Parsed(entry.get("seq"), tuple((s.key, s.signer, s.sig) for s in p.signatures),
-                      p.signed_message, embedded, p.body, None)
-    except (LedgerError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        msg = e.message if isinstance(e, LedgerError) else "entry is not JSON of an envelope"
-        out = _Parsed(None, (), b"", {}, {}, msg)
-    cache.put(("parsed", leaf), out)
-    return out
+    def __call__(self, raw: bytes) -> verifier.ParsedEntry:
+        return self._of(raw)[1]
+
+    def _of(self, raw: bytes) -> tuple[bytes, verifier.ParsedEntry]:
+        got = self._got.get(raw)
+        if got is None:
+            leaf = merkle.leaf_hash(raw)
+            parsed = self.cache.get(("parsed", leaf))
+            if parsed is None:
+                parsed = verifier.parse_entry(raw)
+                self.cache.put(("parsed", leaf), parsed)
+            got = self._got[raw] = (leaf, cast(verifier.ParsedEntry, parsed))
+        return got
 
 
-def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: dict[int, bytes],
-               parsed: dict[int, _Parsed], key_records: Mapping[str, registry.KeyRecord], *,
-               log_key: str | None, note: str, ahead: Mapping[int, bytes],
-               witnessing: Witnessing | None, cache: VerificationCache
-               ) -> tuple[dict[str, Any], set[int]]:
-    """The verification of the entries ``raw`` at ``seqs`` against ``note``, the latest
-    checkpoint read in the same transaction, and the seqs of the entries that introduced
-    their keys (read from ``ahead`` when there, else now)."""
+def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping[int, bytes], *,
+               pin: PinnedKey, note: str, witnessing: Witnessing | None, parse: _Parses
+               ) -> tuple[dict[str, Any], verifier.Verdicts, dict[int, verifier.ParsedEntry]]:
+    """The verification of the entries at ``seqs`` (with the evidence in ``raw``, read in
+    the same transaction) against ``note``, the latest checkpoint; and the verdicts and
+    parsed bytes of every entry read."""
     wanted = sorted(set(seqs))
     ws = witnessing.witnesses if witnessing else ()
     quorum = witnessing.quorum if witnessing else 0
-    problems: list[str] = []
-    for kid, rec in key_records.items():
-        cache.put(("intro", kid), rec.valid_from)  # where a key was introduced never changes
-    raw, parsed = dict(raw), dict(parsed)
-    # The entries that introduced each signing key, and in turn the keys that signed those,
-    # as make_bundle gathers them.
-    todo = list(parsed)
-    while todo:
-        need: set[int] = set()
-        unknown: set[str] = set()
-        frontier = [kid for s in todo for kid, _, _ in parsed[s].sigs]
-        while frontier:
-            kid = frontier.pop()
-            intro = cache.get(("intro", kid))
-            if intro is None:
-                unknown.add(kid)
-            elif intro not in raw and intro not in need:
-                need.add(int(intro))
-                # Read ahead the entries that introduced the keys this one was signed with
-                # last time; the next round checks what its bytes say now.
-                frontier.extend(cache.get(("hint", intro)) or ())
-        if unknown:
-            for kid, rec in store.load_registry(conn, key_ids=unknown, party_ids=()).keys.items():
-                cache.put(("intro", kid), rec.valid_from)
-                if rec.valid_from not in raw:
-                    need.add(rec.valid_from)
-        got = {q: ahead[q] for q in need if q in ahead}
-        if len(got) < len(need):
-            got.update(store.entries_by_seq(conn, need - got.keys()))
-        raw.update(got)
-        for s, e in got.items():
-            parsed[s] = _parse(cache, e)
-            cache.put(("hint", s), tuple(kid for kid, _, _ in parsed[s].sigs))
-        todo = list(got)
-    introducers = set(raw) - set(wanted)
-    cp, cosigned = _checkpoint(cache, log_key, note, [w.key for w in ws])
+    cache = parse.cache
+    problems = [f"log key: {pin.problem}"] if pin.problem else []
+    parsed = {s: parse(e) for s, e in raw.items()}
+    cp, cosigned = _checkpoint(cache, pin.key, note, [w.key for w in ws])
     if cp is None:
         problems.append(f"checkpoint: {cosigned[0] if cosigned else 'the ledger has none'}")
-        return _verification(wanted, set(), 0, None, problems, [], ws, quorum), introducers
-    leaves = {s: merkle.leaf_hash(e) for s, e in raw.items()}
+        return (_verification(wanted, verifier.Verdicts(), None, problems, [], ws, quorum),
+                verifier.Verdicts(), parsed)
+    leaves = {s: parse.leaf(e) for s, e in raw.items()}
+    unusable: dict[int, str] = {}
+    for s in wanted:
+        if s not in raw:
+            unusable[s] = f"there is no entry at seq {s} (the ledger has {cp.size})"
     included: dict[int, str | None] = {}
     for s in raw:
         hit = cache.get(("included", s, leaves[s], cp.size, cp.root))
         if hit is not None:
             included[s] = hit[0]
-    todo = [s for s in raw if s not in included and 0 <= s < cp.size]
+        elif not 0 <= s < cp.size:
+            unusable[s] = f"seq {s} lies beyond the checkpoint's {cp.size} entries"
+    todo = [s for s in raw if s not in included and s not in unusable]
     # One read of tree nodes for every proof still to check.
     proofs = merkle.inclusion_proofs(todo, cp.size,
                                      lambda ids: store.fetch_nodes(conn, ids)) if todo else {}
@@ -426,52 +427,36 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: dict[in
             why = e.message
         included[s] = why
         cache.put(("included", s, leaves[s], cp.size, cp.root), (why,))
-    failed: set[int] = set()
-    keys: dict[str, tuple[str, bytes]] = {}
-    for s in sorted(raw):
-        p = parsed[s]
-        why = (f"there is no entry at seq {s} (the ledger has {cp.size})" if s not in included
-               else included[s] or p.error)
-        if why is None and p.seq != s:
-            why = f"entry bytes say seq {p.seq}"
+    for s, why in included.items():
         if why is not None:
-            problems.append(f"seq {s}: {why}")
-            failed.add(s)
-            continue
-        keys.update(p.embedded)
-    for s in wanted:
-        if s not in raw:
-            problems.append(f"seq {s}: there is no entry at seq {s} (the ledger has {cp.size})")
-    jobs: list[tuple[int, bytes, bytes, bytes]] = []
-    who: list[tuple[int, str, tuple[Any, ...]]] = []
-    for s in sorted(raw):
-        if s in failed:
-            continue
-        p = parsed[s]
-        for kid, signer, sig in p.sigs:
-            known = keys.get(kid)
-            if known is None or known[0] != signer or key_id(known[1]) != kid:
-                problems.append(f"seq {s}: key {kid} of {signer} is not introduced "
-                                "by any entry in the bundle")
-                failed.add(s)
-                continue
-            ck = ("signed", leaves[s], kid, known[1], sig)
-            good = cache.get(ck)
-            if good is None:
-                who.append((s, signer, ck))
-                jobs.append((len(jobs), p.message, sig, known[1]))
-            elif not good[0]:
-                failed.add(s)
-                problems.append(f"seq {s}: the signature by {signer} does not verify")
-    bad = set(verify_many(jobs))
-    for n, (s, signer, ck) in enumerate(who):
-        cache.put(ck, (n not in bad,))
-        if n in bad:
-            failed.add(s)
-            problems.append(f"seq {s}: the signature by {signer} does not verify")
-    ok = {s for s in wanted if s in raw and s not in failed}
-    signatures = sum(len(parsed[s].sigs) for s in ok)
-    return _verification(wanted, ok, signatures, cp, problems, cosigned, ws, quorum), introducers
+            unusable[s] = f"not included in the checkpoint: {why}"
+    verdicts = verifier.verify_entries(parsed, log_key=pin.key, unusable=unusable,
+                                       check=lambda checks: _checked(cache, checks),
+                                       replays=cache)
+    for s in wanted:  # the journey holds events only
+        pe = parsed.get(s)
+        if verdicts.ok(s) and pe is not None and pe.prepared is not None and pe.codes is None:
+            verdicts.problems[s] = f"a {pe.prepared.kind} statement, not an event"
+    return (_verification(wanted, verdicts, cp, problems, cosigned, ws, quorum), verdicts,
+            parsed)
+
+
+def _checked(cache: VerificationCache, checks: Sequence[verifier.SigCheck]) -> list[bool]:
+    """``verifier.check_signatures`` for the checks not made before on the same input."""
+    out: list[bool | None] = []
+    todo: list[int] = []
+    for n, c in enumerate(checks):
+        hit = cache.get(("signed", c.statement_hash, c.public_key, c.sig))
+        out.append(None if hit is None else bool(hit[0]))
+        if hit is None:
+            todo.append(n)
+    if todo:
+        for n, good in zip(todo, verifier.check_signatures([checks[n] for n in todo]),
+                           strict=True):
+            c = checks[n]
+            cache.put(("signed", c.statement_hash, c.public_key, c.sig), (good,))
+            out[n] = good
+    return [bool(x) for x in out]
 
 
 def _checkpoint(cache: VerificationCache, log_key: str | None, note: str,
@@ -502,21 +487,23 @@ def _checkpoint(cache: VerificationCache, log_key: str | None, note: str,
     return out
 
 
-def _verification(wanted: list[int], ok: set[int], signatures: int, cp: Checkpoint | None,
+def _verification(wanted: list[int], verdicts: verifier.Verdicts, cp: Checkpoint | None,
                   problems: list[str], cosigned: list[str], ws: Sequence[Any],
                   quorum: int) -> dict[str, Any]:
     if cp is None:
         cosigned = []
+    ok = [s for s in wanted if verdicts.ok(s)]
+    problems = problems + verdicts.lines()
     return {
         "entries": len(wanted),
         "entriesVerified": len(ok),
-        "signatures": signatures,
+        "signatures": sum(verdicts.signatures[s] for s in ok),
         "checkpoint": cp.size if cp else None,
         "origin": cp.origin if cp else None,
         "witnesses": {"cosigned": len(cosigned), "of": len(ws), "quorum": quorum,
                       "names": list(cosigned)},
         "witnessed": bool(ws) and len(cosigned) >= quorum,
-        "verified": not problems and cp is not None and set(wanted) <= ok,
+        "verified": not problems and cp is not None and len(ok) == len(wanted),
         "problems": problems,
     }
 

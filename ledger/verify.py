@@ -19,6 +19,8 @@ Job = tuple[int, bytes, bytes, bytes]
 """(job number, message, signature, public key)"""
 
 _pool: ThreadPoolExecutor | None = None
+PARALLEL_VERIFY_MIN = 64  # below this, handing work to another thread costs more
+VERIFY_CHUNK = 128
 
 
 def verify_chunk(jobs: Sequence[Job]) -> list[int]:
@@ -38,3 +40,12 @@ def verify_pool() -> ThreadPoolExecutor:
         _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
                                    thread_name_prefix="suyuan-verify")
     return _pool
+
+
+def verify_many(jobs: Sequence[Job]) -> list[int]:
+    """Verify (n, message, signature, public key) jobs, in parallel when worth it."""
+    if len(jobs) < PARALLEL_VERIFY_MIN:
+        return verify_chunk(jobs)
+    pool = verify_pool()
+    parts = [jobs[i : i + VERIFY_CHUNK] for i in range(0, len(jobs), VERIFY_CHUNK)]
+    return [n for bad in pool.map(verify_chunk, parts) for n in bad]

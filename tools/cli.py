@@ -49,7 +49,8 @@ def out(doc: Any) -> None:
 
 
 def _ledger(home: Home) -> Ledger:
-    return Ledger(Store(), note_signer=home.note_signer_if_any())
+    return Ledger(Store(), note_signer=home.note_signer_if_any(),
+                  log_key=home.published_log_key())
 
 
 def _open(home: Home) -> Ledger:
@@ -365,8 +366,13 @@ def cmd_checkpoint(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_log_key(a: argparse.Namespace, home: Home) -> int:
-    # The key the genesis entry names: the one verifiers must pin.
-    sys.stdout.write(_open(home).log_verifier().vkey() + "\n")
+    # The pinned key (the published SUYUAN_LOG_KEY, else the genesis entry's): the one
+    # verifiers must pin; a genesis that names another is a warning.
+    led = _open(home)
+    pin = led.pinned_key()
+    sys.stdout.write(led.log_verifier().vkey() + "\n")
+    if pin.problem:
+        print(f"warning: {pin.problem}", file=sys.stderr)
     return 0
 
 
@@ -391,7 +397,7 @@ def cmd_bundle(a: argparse.Namespace, home: Home) -> int:
 def cmd_verify(a: argparse.Namespace, home: Home) -> int:
     from ledger.bundle import verify_bundle
 
-    res = verify_bundle(_read_json_file(a.file), log_key=a.log_key,
+    res = verify_bundle(_read_json_file(a.file), log_key=a.log_key or home.published_log_key(),
                         witness_keys=a.witness_key or (), quorum=a.quorum)
     out(res.as_dict())
     if not res.trusted_key:
@@ -431,7 +437,7 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
                      "scopeEntries": len(doc["scope"]["entries"])} if a.scope else {})})
         ok = doc["integrity"]["ok"] and (not a.scope or doc["scope"]["ok"])
         return 0 if ok else 1
-    rep = audit(led.store, progress=progress)
+    rep = audit(led.store, progress=progress, log_key=led.published_log_key)
     if tty:
         sys.stderr.write("\n")
     if a.json:
@@ -652,7 +658,12 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
         raise MalformedInput(f"--workers is a number of processes, at least 1, not {a.workers}")
     if a.dev and a.workers > 1:
         raise MalformedInput("--dev serves from one process; leave out --workers or --dev")
-    check_ready(_open(home).store)  # refuse before binding a port: no ledger, or an old schema
+    led = _open(home)
+    check_ready(led.store)  # refuse before binding a port: no ledger, or an old schema
+    pin = led.pinned_key()
+    if pin.problem:
+        # Served anyway: the pages then say "not verified", with this reason.
+        print(f"warning: {pin.problem}; every page will say \"not verified\"", file=sys.stderr)
     if a.trusted_proxy:
         # Through the environment: each worker process builds its Settings from it.
         os.environ["SUYUAN_TRUSTED_PROXIES"] = ",".join(
@@ -971,7 +982,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("verify", help="check a trace bundle offline")
     s.add_argument("file")
-    s.add_argument("--log-key")
+    s.add_argument("--log-key", help="the log's verifier key to pin (default SUYUAN_LOG_KEY, "
+                   "else the key inside the bundle, which proves only self-consistency)")
     s.add_argument("--witness-key", action="append",
                    help="a witness's cosigner key to count (repeat for several)")
     s.add_argument("--quorum", type=int, default=0,

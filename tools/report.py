@@ -55,7 +55,7 @@ def findings_overview(led: Ledger) -> dict[str, Any]:
 
 def collect(led: Ledger, home: Home, *, scope: str | None = None) -> dict[str, Any]:
     """Everything the report shows, as one JSON-able document (``suyuan audit --json``)."""
-    rep = audit(led.store)
+    rep = audit(led.store, log_key=led.published_log_key)
     size = led.size()
     integrity = rep.as_dict()
     integrity["latestCheckpoint"] = led.latest_checkpoint() if size else None

@@ -167,7 +167,9 @@ class Integrity:
     problems: list[AuditProblem]
 
 
-@strawberry.type
+@strawberry.type(description="An entry of a scope audit, from its bytes: stage and activity "
+                             "only when it verified (judged with its signer's verified "
+                             "registration), event time and signer as the bytes say.")
 class ScopeEntry:
     seq: int
     leaf_hash: str
@@ -224,7 +226,8 @@ class Audit:
 
     @strawberry.field(description="The full audit (reads every entry; only when asked for).")
     async def integrity(self) -> Integrity:
-        rep = (await run(full_audit, self.ledger.store)).as_dict()
+        rep = (await run(full_audit, self.ledger.store,
+                         log_key=self.ledger.published_log_key)).as_dict()
         return Integrity(ok=rep["ok"], entries=rep["entries"], checkpoints=rep["checkpoints"],
                          nodes=rep["nodes"], signatures=rep["signatures"],
                          problems=[AuditProblem(**p) for p in rep["problems"]])

@@ -118,8 +118,11 @@ class Query(RegulatorQuery):
         v = info.context.viewer
         return ViewerInfo(kind=v.kind, party=v.party)
 
-    @strawberry.field(description="A code's product, journey, lineage and recall status, with "
-                                  "every journey entry proven against the latest checkpoint.")
+    @strawberry.field(description="A code's product, journey, lineage and recall status as the "
+                                  "ledger's indexes hold them, with an inclusion proof of every "
+                                  "journey entry against the latest checkpoint for the client to "
+                                  "check; not verified here (the Digital Link page and trace "
+                                  "bundles verify).")
     async def trace(self, info: Ctx, code: str) -> Trace:
         key, steps, cp = await run(_trace_basis, info.context.ledger, code)
         return Trace(code=key, journey=[Step.of(s) for s in steps], checkpoint=cp)

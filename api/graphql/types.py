@@ -300,8 +300,10 @@ class EntryProof:
     inclusion_proof: InclusionProof
 
 
-@strawberry.type(description="Everything about one code, with every journey entry proven "
-                             "against one checkpoint (the latest).")
+@strawberry.type(description="Everything about one code as the ledger's indexes hold it, with "
+                             "an inclusion proof of every journey entry against one checkpoint "
+                             "(the latest) for the client to check: nothing here is verified by "
+                             "the server (the Digital Link page and trace bundles verify).")
 class Trace:
     code: str
     journey: list[Step]

@@ -88,64 +88,88 @@ class PageReads(NamedTuple):
     entries: dict[int, bytes]  # seq -> entry bytes, of those asked for that exist
     size: int | None  # of the latest checkpoint; None: the ledger has none
     note: str  # the latest checkpoint with every cosignature gathered for it ("" if none)
-    meta: dict[str, str]  # log_meta: registrar, origin, log_key
-    names: dict[str, str]  # party id -> name, of those asked for that are registered
 
 
-# What the page reads after its journey, in one statement: the entries' bytes, the latest
-# checkpoint with its cosignatures (in witness order, as ``Store.cosignature_lines``),
-# the log's metadata and the names of the parties shown. Rows are told apart by the first
-# column; the rest hold (seq or size, bytes, text, name). The entries come first: their
-# columns give PostgreSQL the types of the union's.
+# The registry entries of some parties, as the projections point to them: the entries
+# that introduced or ended each of their keys (a party's registration introduced its
+# first key). The projections only choose which entries to read; what is believed comes
+# from their bytes. An entry may come twice (it ended one key and introduced the next).
+_EVIDENCE = """SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+  FROM party_keys k JOIN entries e ON e.seq = k.valid_from WHERE k.party IN ({ids})
+UNION ALL
+SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+  FROM party_keys k JOIN entries e ON e.seq = k.valid_until WHERE k.party IN ({ids})
+"""
+
+# What the page reads after its journey, in one statement: the entries' bytes, the
+# registry entries of the parties it names, and the latest checkpoint with its
+# cosignatures (in witness order, as ``Store.cosignature_lines``). Rows are told apart by
+# the first column; the rest hold (seq or size, bytes, text, witness). The entries come
+# first: their columns give PostgreSQL the types of the union's.
 _PAGE = """
 SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM entries e
   WHERE e.seq IN ({seqs})
 UNION ALL
-SELECT 0, c.size, NULL, c.note, NULL FROM checkpoints c
+{evidence}SELECT 0, c.size, NULL, c.note, NULL FROM checkpoints c
   WHERE c.size = (SELECT MAX(size) FROM checkpoints)
 UNION ALL
 SELECT 1, NULL, NULL, s.line, s.witness FROM cosignatures s
   WHERE s.size = (SELECT MAX(size) FROM checkpoints)
-UNION ALL
-SELECT 2, NULL, NULL, m.value, m.name FROM log_meta m
-{parties}ORDER BY 1, 5"""
+ORDER BY 1, 5"""
 
-_PARTIES = "UNION ALL\nSELECT 4, NULL, NULL, p.name, p.id FROM parties p WHERE p.id IN ({ids})\n"
+
+def _ids(n: int) -> str:
+    return ",".join("?" * n)
 
 
 def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[str]
                ) -> PageReads:
+    """The entries at ``seqs``, the registry entries of ``party_ids`` (see
+    ``evidence_entries``) and the latest cosigned checkpoint, in one statement."""
     wanted = sorted(set(seqs))
-    pids = sorted(set(party_ids))
+    pids = sorted(set(party_ids))[:IN_CHUNK // 2]
     first, rest = wanted[:IN_CHUNK], wanted[IN_CHUNK:]
-    sql = _PAGE.format(seqs=",".join("?" * len(first)) if first else "NULL",
-                       parties=_PARTIES.format(ids=",".join("?" * len(pids))) if pids else "")
+    evidence = _EVIDENCE.format(ids=_ids(len(pids))) + "UNION ALL\n" if pids else ""
+    sql = _PAGE.format(seqs=_ids(len(first)) if first else "NULL", evidence=evidence)
     entries: dict[int, bytes] = {}
     size: int | None = None
     note = ""
     lines: list[str] = []
-    meta: dict[str, str] = {}
-    names: dict[str, str] = {}
     with cursor(conn) as cur:
-        cur.execute(placeholders(conn, sql), [*first, *pids])
-        for kind, n, blob, text, name in cur.fetchall():
+        cur.execute(placeholders(conn, sql), [*first, *pids, *pids])
+        for kind, n, blob, text, _ in cur.fetchall():
             if kind == 0:
                 size = as_int(n, "checkpoints.size")
                 note = as_text(text, "checkpoints.note", checkpoint=size)
             elif kind == 1:
                 lines.append(str(text))
-            elif kind == 2:
-                meta[str(name)] = str(text)
-            elif kind == 3:
+            else:
                 seq = as_int(n, "entries.seq")
                 entries[seq] = as_blob(blob, "entries.entry", seq=seq)
-            else:
-                names[str(name)] = str(text)
         for i in range(0, len(rest), IN_CHUNK):
             chunk = rest[i : i + IN_CHUNK]
             cur.execute(placeholders(conn, "SELECT seq, entry FROM entries WHERE seq IN ("
-                             + ",".join("?" * len(chunk)) + ")"), chunk)
+                             + _ids(len(chunk)) + ")"), chunk)
             for s, e in cur.fetchall():
                 seq = as_int(s, "entries.seq")
                 entries[seq] = as_blob(e, "entries.entry", seq=seq)
-    return PageReads(entries, size, note + "".join(lines), meta, names)
+    if len(pids) < len(set(party_ids)):
+        entries.update(evidence_entries(conn, sorted(set(party_ids))[len(pids):]))
+    return PageReads(entries, size, note + "".join(lines))
+
+
+def evidence_entries(conn: Connection, party_ids: Collection[str]) -> dict[int, bytes]:
+    """seq -> bytes of the registry entries of these parties: the entries that introduced
+    (the first: its registration) or ended each of their keys, as the projections say."""
+    pids = sorted(set(party_ids))
+    out: dict[int, bytes] = {}
+    step = IN_CHUNK // 2
+    with cursor(conn) as cur:
+        for i in range(0, len(pids), step):
+            chunk = pids[i : i + step]
+            cur.execute(placeholders(conn, _EVIDENCE.format(ids=_ids(len(chunk)))),
+                        [*chunk, *chunk])
+            for r in cur.fetchall():
+                seq = as_int(r[1], "entries.seq")
+                out[seq] = as_blob(r[2], "entries.entry", seq=seq)
+    return out
