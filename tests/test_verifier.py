@@ -34,9 +34,9 @@ from ledger.verifier import (
 
 ORIGIN = "test.suyuan/log"
 NOTE = NoteSigner(ORIGIN, nacl.signing.SigningKey(bytes([200]) * 32))
-REGISTRAR = "uscc:" + ids.make_uscc("91130200000000001")
+REGISTRAR = "uscc:" + ids.make_uscc("9113020000000000")
 REGISTRAR_KEY = PartyKey.from_seed("registrar", bytes([100]) * 32)
-PARTIES = ["uscc:" + ids.make_uscc(f"9113020000000010{n}") for n in range(3)]
+PARTIES = ["uscc:" + ids.make_uscc(f"911302000000001{n}") for n in range(3)]
 KEYS = [PartyKey.from_seed(f"k{n}", bytes([n + 1]) * 32) for n in range(6)]
 FOREIGN = PartyKey.from_seed("foreign", bytes([99]) * 32)  # never registered by anyone
 TIME = "2026-11-27T13:05:00+08:00"
