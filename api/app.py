@@ -20,6 +20,7 @@ from api.graphql.app import graphql_app
 from api.qr import qr_response
 from api.resolver import resolve, resolver_description
 from api.settings import Settings
+from api.tiles import CHECKPOINT_HEADERS, TilesMirror, tile_routes
 from ledger import scans
 from ledger.errors import LedgerError
 from ledger.home import Home
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     def checkpoint(request: Request) -> Response:
         try:
             # With every cosignature gathered so far: clients count the quorum themselves.
-            return PlainTextResponse(cosigned_note(ledger))
+            return PlainTextResponse(cosigned_note(ledger), headers=CHECKPOINT_HEADERS)
         except LedgerError as e:
             return JSONResponse({"error": e.as_dict()}, status_code=404)
 
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/log-key", log_key),
         Route("/proof/consistency/{first}/{second}", consistency),
         Route("/proof/inclusion/{seq}/{size}", inclusion),
+        *tile_routes(store),
         Route("/.well-known/gs1resolver", gs1resolver),
         Route("/01/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/00/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
@@ -117,7 +119,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if store.is_initialised():
             scans.check_ready(store)
             scans.prune(store)  # retention; each scan also prunes its own code
+        mirror = TilesMirror(ledger, settings.tiles_dir) if settings.tiles_dir else None
+        if mirror is not None:
+            mirror.start()
         yield
+        if mirror is not None:
+            mirror.stop()
         store.dispose()
 
     app = Starlette(debug=settings.dev, routes=routes, lifespan=lifespan,

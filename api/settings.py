@@ -16,6 +16,7 @@ class Settings:
     home: Path | None = None
     base_url: str = "http://127.0.0.1:8000"
     dev: bool = False
+    tiles_dir: Path | None = None  # kept current with the log's static tiles (api/tiles.py)
 
     @classmethod
     def from_env(cls, *, dev: bool = False) -> Settings:
@@ -24,4 +25,6 @@ class Settings:
             home=default_home(),
             base_url=(os.environ.get("SUYUAN_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
             dev=dev,
+            tiles_dir=Path(os.environ["SUYUAN_TILES_DIR"]) if os.environ.get("SUYUAN_TILES_DIR")
+            else None,
         )
