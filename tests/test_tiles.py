@@ -505,3 +505,28 @@ def test_tiles_dir_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch,
     assert Settings.from_env().tiles_dir == tmp_path
     monkeypatch.delenv("SUYUAN_TILES_DIR")
     assert Settings.from_env().tiles_dir is None
+
+
+def test_a_damaged_node_is_named_not_served(tmp_path: Path) -> None:
+    """Someone with write access to the SQLite file stores a node's hash as TEXT: the tile
+    holding it is refused naming the node, never served with other bytes."""
+    world = World.create(f"sqlite:///{tmp_path}/l.db", home=tmp_path / "home")
+    app = create_app(Settings(db_url=world.url, home=world.home.path))
+    try:
+        party, key = world.register()
+        world.append_events(party, key, 300)
+        client = Client(app)
+        assert client.get("/tile/0/000").status_code == 200
+        world.store.drop_append_only()
+        world.store.raw(f"UPDATE merkle_nodes SET hash = 'x' WHERE node = {node_key(0, 7)}")
+        r = client.get("/tile/0/000")
+        assert r.status_code == 500 and r.json()["error"]["code"] == "damaged"
+        assert "seq 7: merkle_nodes.hash of node (0, 7) holds TEXT" in r.json()["error"]["message"]
+        assert r.headers["cache-control"] == "no-store"
+        assert client.get("/tile/0/001.p/46").status_code == 200
+        world.store.raw("UPDATE entries SET entry = 'x' WHERE seq = 9")
+        r = client.get("/tile/entries/000")
+        assert r.status_code == 500 and "seq 9: entries.entry holds TEXT" in r.text
+    finally:
+        app.state.store.dispose()
+        world.close()

@@ -22,7 +22,11 @@ def read_tile(conn: Connection, tile: tiles.Tile) -> bytes | None:
                    "ORDER BY seq", (tile.start, tile.start + tile.width))
         if len(rows) < tile.width:
             return None
-        entries = []
+        entries = [e for _, e in rows]
+        if [s for s, _ in rows] == list(range(tile.start, tile.start + tile.width)) and all(
+                type(e) is bytes for e in entries):
+            return tiles.encode_bundle(entries, first_seq=tile.start)
+        entries = []  # a damaged row: name it
         for n, (seq, raw) in enumerate(rows):
             if as_int(seq, "entries.seq") != tile.start + n:
                 raise DamagedStore(f"entries has no row for seq {tile.start + n} but has "
@@ -35,7 +39,11 @@ def read_tile(conn: Connection, tile: tiles.Tile) -> bytes | None:
                "ORDER BY node", (lo, lo + tile.width))
     if len(rows) < tile.width:
         return None
-    hashes = []
+    hashes = [h for _, h in rows]
+    if [k for k, _ in rows] == list(range(lo, lo + tile.width)) and all(
+            type(h) is bytes and len(h) == tiles.HASH_SIZE for h in hashes):
+        return b"".join(hashes)
+    hashes = []  # a damaged row: name it
     for n, (key, h) in enumerate(rows):
         if key != lo + n:  # a key SQLite keeps as TEXT is never in an integer range
             raise DamagedStore(f"merkle_nodes has no row for node {(level, tile.start + n)}",
