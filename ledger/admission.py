@@ -47,15 +47,21 @@ def admit(p: Prepared, *, now: datetime) -> None:
             raise MalformedInput(f"{path} contains the character U+0000 (NUL), which no text "
                                  "in a statement may hold; remove it")
     _check_issued(p.statement["issued"], now)
+    if p.kind == "party.register":
+        check_display_name(p.body["name"], where="party.register body name")
+    elif p.kind == "genesis":
+        check_display_name(p.body["registrar"]["name"], where="genesis registrar name")
+
+
+def check_entry_size(p: Prepared) -> None:
+    """Refuse (``entry_too_large``) an envelope whose entry would not fit an entry bundle.
+    The append runs it after the body's own checks, so a field over its bound is refused
+    naming that field first."""
     if len(p.envelope_bytes) > MAX_ENVELOPE_BYTES:
         raise MalformedInput(
             f"envelope is {len(p.envelope_bytes)} bytes; an entry must fit the 65,535 bytes of "
             f"a tile bundle, so an envelope holds at most {MAX_ENVELOPE_BYTES}: split the event "
             "or put large documents in private data", code="entry_too_large")
-    if p.kind == "party.register":
-        check_display_name(p.body["name"], where="party.register body name")
-    elif p.kind == "genesis":
-        check_display_name(p.body["registrar"]["name"], where="genesis registrar name")
 
 
 def _nul_path(value: Any, path: str) -> str | None:
