@@ -82,9 +82,14 @@ class TilesMirror:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        last = ""
         while not self._stop.is_set():
             try:
                 export(self.ledger, self.directory, wait=False)
-            except Exception:  # noqa: BLE001 - a failed round is logged and retried
-                log.exception("tiles export into %s failed; retrying", self.directory)
+                last = ""
+            except Exception as e:  # noqa: BLE001 - a failed round is logged and retried
+                # Once per distinct failure, not every second while it lasts.
+                if repr(e) != last:
+                    log.exception("tiles export into %s failed; retrying", self.directory)
+                last = repr(e)
             self._stop.wait(self.every)
