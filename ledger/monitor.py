@@ -2,7 +2,8 @@
 
 It pins the log key on first contact, keeps the last verified (size, root) in a state file,
 and accepts a new checkpoint only with a consistency proof from that size. Fetching is
-injected, so the logic is pure and the CLI supplies HTTP.
+injected, so the logic is pure and the CLI supplies HTTP. ``observe`` asks the ledger's own
+API for proofs; ``observe_tiles`` computes them from a tlog-tiles mirror, with witnesses.
 """
 
 from __future__ import annotations
