@@ -25,6 +25,7 @@ from api.headers import SecurityHeaders
 from api.qr import qr_response
 from api.resolver import resolve, resolver_description
 from api.settings import Settings
+from api.tiles import CHECKPOINT_HEADERS, TilesMirror, tile_routes
 from api.visitors import Visitors, visitor_secret
 from ledger import scans
 from ledger.errors import LedgerError, MalformedInput
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Every LedgerError a route raises is answered by one mapping (api/errors.py).
     def checkpoint(request: Request) -> Response:
         # With every cosignature gathered so far: clients count the quorum themselves.
-        return PlainTextResponse(cosigned_note(ledger))
+        return PlainTextResponse(cosigned_note(ledger), headers=CHECKPOINT_HEADERS)
 
     def log_key(request: Request) -> Response:
         # The pinned key (the published one, else the genesis entry's), never a table row.
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/log-key", log_key),
         Route("/proof/consistency/{first}/{second}", consistency),
         Route("/proof/inclusion/{seq}/{size}", inclusion),
+        *tile_routes(store),
         Route("/.well-known/gs1resolver", gs1resolver),
         Route("/01/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/00/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
@@ -123,7 +125,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 # Serve anyway: every page says "not verified", with this reason.
                 logging.getLogger("suyuan").warning("%s; every page will say \"not verified\"",
                                                     pin.problem)
+        mirror = TilesMirror(ledger, settings.tiles_dir) if settings.tiles_dir else None
+        if mirror is not None:
+            mirror.start()
         yield
+        if mirror is not None:
+            mirror.stop()
         store.dispose()
 
     app = Starlette(debug=settings.dev, routes=routes, lifespan=lifespan,

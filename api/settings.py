@@ -21,6 +21,7 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = ()
     # The published log verifier key pages pin (SUYUAN_LOG_KEY); None: the genesis entry's.
     log_key: str | None = None
+    tiles_dir: Path | None = None  # kept current with the log's static tiles (api/tiles.py)
 
     @classmethod
     def from_env(cls, *, dev: bool = False) -> Settings:
@@ -32,4 +33,6 @@ class Settings:
             base_url=(os.environ.get("SUYUAN_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
             dev=dev,
             trusted_proxies=parse_proxies(os.environ.get("SUYUAN_TRUSTED_PROXIES", "")),
+            tiles_dir=Path(os.environ["SUYUAN_TILES_DIR"]) if os.environ.get("SUYUAN_TILES_DIR")
+            else None,
         )

@@ -15,13 +15,19 @@ from typing import Any, Final
 
 from ledger.errors import MalformedInput
 from ledger.schemas import child_path
-from ledger.statements import Prepared
+from ledger.statements import Prepared, entry_bytes
+from ledger.tiles import MAX_ENTRY_BYTES, MAX_INDEX
 
 MAX_ISSUED_AHEAD: Final = timedelta(days=1)
 """How far after the ledger's clock a statement may say it was issued: a day covers any
 clock drift and a local time sent as UTC, never a statement signed years ahead."""
 
 MAX_NAME_CHARS: Final = 200
+
+MAX_ENVELOPE_BYTES: Final = MAX_ENTRY_BYTES - len(entry_bytes(
+    seq=MAX_INDEX, prev=bytes(32), time="2026-01-01T00:00:00.000000Z", envelope_bytes=b""))
+"""The largest envelope whose entry, at any seq, fits the 65,535 bytes an entry bundle
+(C2SP tlog-tiles) can carry: 65,381 bytes of canonical JSON."""
 
 # Bidirectional embeddings, overrides and isolates: they reorder the text around them, so
 # "ACME\u202eemca" shows as another name than it holds (the "Trojan Source" trick).
@@ -45,6 +51,17 @@ def admit(p: Prepared, *, now: datetime) -> None:
         check_display_name(p.body["name"], where="party.register body name")
     elif p.kind == "genesis":
         check_display_name(p.body["registrar"]["name"], where="genesis registrar name")
+
+
+def check_entry_size(p: Prepared) -> None:
+    """Refuse (``entry_too_large``) an envelope whose entry would not fit an entry bundle.
+    The append runs it after the body's own checks, so a field over its bound is refused
+    naming that field first."""
+    if len(p.envelope_bytes) > MAX_ENVELOPE_BYTES:
+        raise MalformedInput(
+            f"envelope is {len(p.envelope_bytes)} bytes; an entry must fit the 65,535 bytes of "
+            f"a tile bundle, so an envelope holds at most {MAX_ENVELOPE_BYTES}: split the event "
+            "or put large documents in private data", code="entry_too_large")
 
 
 def _nul_path(value: Any, path: str) -> str | None:

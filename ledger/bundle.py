@@ -15,10 +15,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger import merkle, verifier
+import orjson
+
+from ledger import merkle, registry, tiles, verifier
 from ledger.errors import LedgerError, MalformedInput, NotFound
 from ledger.log import InclusionProof, Ledger
-from ledger.note import Checkpoint, NoteVerifier
+from ledger.note import Checkpoint, NoteVerifier, split_note
+from ledger.statements import prepare
 from ledger.store import pagedb
 from ledger.witness import CosignatureVerifier
 
@@ -153,3 +156,63 @@ def verify_bundle(doc: object, *, log_key: str | None = None,
     res.problems.extend(verdicts.lines())
     res.verified = sorted(s for s in parsed if verdicts.ok(s))
     return res
+
+
+_KEY_KINDS = (b'"kind":"genesis"', b'"kind":"party.register"', b'"kind":"party.key.rotate"')
+
+
+def bundle_from_tiles(fetch: tiles.TileFetch, seqs: Iterable[int]) -> dict[str, Any]:
+    """The trace bundle of ``seqs`` built from a tlog-tiles URL alone (a mirror, a CDN):
+    the checkpoint as served, each entry from its bundle with its inclusion proof computed
+    from the hash tiles, and the entries that introduced the keys their signatures use.
+    Nothing is trusted here: ``verify_bundle`` checks all of it against the pinned key.
+
+    A mirror has no index of keys, so those entries are found by reading the bundles up to
+    the last seq asked (a key signs only after the entry that introduced it)."""
+    wanted = sorted(set(seqs))
+    if not wanted:
+        raise MalformedInput("name at least one seq to verify")
+    raw_note = fetch(tiles.CHECKPOINT_PATH)
+    if raw_note is None:
+        raise NotFound("the tiles URL serves no checkpoint")
+    note = raw_note.decode("utf-8", "replace")
+    cp = Checkpoint.parse(split_note(note)[0])  # its signature is verify_bundle's to check
+    for s in wanted:
+        if not 0 <= s < cp.size:
+            raise NotFound(f"there is no entry at seq {s} (the checkpoint has {cp.size})")
+    reader = tiles.TileReader(cp.size, fetch)
+    raw = reader.entries(wanted)
+    introduced: dict[str, int] = {}  # key id -> seq of the entry that introduced it
+    for start in range(0, wanted[-1] + 1, tiles.TILE_WIDTH):
+        got = reader.entries(range(start, min(start + tiles.TILE_WIDTH, wanted[-1] + 1)))
+        for seq, entry in got.items():
+            if any(k in entry for k in _KEY_KINDS):
+                try:
+                    p = prepare(orjson.loads(entry)["envelope"])
+                except (LedgerError, orjson.JSONDecodeError, KeyError, TypeError):
+                    continue  # verify_bundle names it if it is one the bundle needs
+                for kid in registry.embedded_keys(p):
+                    introduced.setdefault(kid, seq)
+    todo = list(raw)
+    while todo:
+        seq = todo.pop()
+        try:
+            sigs = orjson.loads(raw[seq])["envelope"]["signatures"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+        for sig in sigs if isinstance(sigs, list) else ():
+            intro = introduced.get(str(sig.get("key"))) if isinstance(sig, dict) else None
+            if intro is not None and intro not in raw:
+                raw.update(reader.entries([intro]))
+                todo.append(intro)
+    return {
+        "v": BUNDLE_VERSION,
+        "checkpoint": note,
+        "entries": [
+            {"seq": s, "entry": base64.b64encode(raw[s]).decode(),
+             "inclusionProof": InclusionProof(s, cp.size,
+                                              tuple(reader.inclusion_proof(s))).as_dict()}
+            for s in sorted(raw)
+        ],
+        "requested": wanted,
+    }

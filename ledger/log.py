@@ -292,6 +292,7 @@ class Ledger:
                     registry.check_body(p)
                     admission.admit(p, now=now)
                     fact = event_facts(p.body) if p.kind == "event" else None
+                    admission.check_entry_size(p)
                 except LedgerError as e:
                     errors.append((i, e))
                     continue

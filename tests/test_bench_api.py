@@ -35,3 +35,8 @@ def test_api_bench_measures_graphql_and_the_page_over_http() -> None:
         assert page["workers"] == workers
     assert doc["page_req_per_s"]["bound"] == 300
     assert doc["healthz_req_per_s"]["value"] > 0
+    tl = doc["tiles_req_per_s"]
+    assert tl["value"] > 0 and tl["requests"] > 0 and tl["non_2xx"] == 0 and tl["workers"] == 2
+    assert tl["distinct_tiles"] >= 5  # 1,500 entries and more: full level-0 tiles
+    pt = doc["proof_from_tiles_ms_p50"]
+    assert pt["value"] > 0 and pt["proofs"] == 200 and pt["tiles_per_proof_median"] >= 1

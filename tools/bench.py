@@ -681,7 +681,54 @@ def phase_api_load(spec_json: str) -> dict[str, Any]:
     # The same generator on the cheapest endpoint: the most it and the server can do here,
     # so a page figure close to it says the generator, not the page, was the limit.
     out["healthz"] = load(["/healthz"], max(1.0, spec["duration"] / 3))
+    if "tiles" in parts:
+        out.update(_tile_read_path(base, spec["proof_samples"], lambda ps: load(ps, spec["duration"])))
     return out
+
+
+def _tile_read_path(base: str, samples: int, load: Any) -> dict[str, Any]:
+    """The tlog-tiles read path: full level-0 tiles served to the page's load generator
+    (every full tile of the log, each path a distinct tile, in turn), then inclusion proofs
+    computed from tiles by one client as a monitor or verifier computes them: a fresh
+    reader per proof (no tile cached), its tiles fetched over one kept-alive connection,
+    the proof verified against the checkpoint's root."""
+    import random
+
+    import httpx
+
+    from ledger import merkle, tiles
+    from ledger.note import Checkpoint, split_note
+
+    with httpx.Client(base_url=base, timeout=30) as client:
+        cp = Checkpoint.parse(split_note(client.get("/checkpoint").text)[0])
+        paths = ["/" + tiles.Tile(0, i).path() for i in range(cp.size // tiles.TILE_WIDTH)]
+        probe = client.get(paths[0]) if paths else None
+        if probe is None or probe.status_code != 200 or len(probe.content) != 8192:
+            why = (f"GET {paths[0]} answered HTTP {probe.status_code}" if probe is not None
+                   else f"the log has no full tile (size {cp.size})")
+            return {"tiles": {"missing": why}, "proof_from_tiles": {"missing": why}}
+        served = {**load(paths), "distinct_tiles": len(paths)}
+
+        def fetch(path: str) -> bytes | None:
+            r = client.get("/" + path)
+            return r.content if r.status_code == 200 else None
+
+        rng = random.Random(7)
+        times: list[float] = []
+        reads: list[int] = []
+        for _ in range(samples):
+            seq = rng.randrange(cp.size)
+            t = time.perf_counter()
+            reader = tiles.TileReader(cp.size, fetch)
+            proof = reader.inclusion_proof(seq)
+            leaf = reader.nodes([(0, seq)])[(0, seq)]
+            merkle.verify_inclusion(leaf=leaf, index=seq, size=cp.size, proof=proof, root=cp.root)
+            times.append((time.perf_counter() - t) * 1000)
+            reads.append(reader.fetched)
+    return {"tiles": served,
+            "proof_from_tiles": {"p50_ms": statistics.median(times), "p95_ms": _p95(times),
+                                 "proofs": len(times),
+                                 "tiles_per_proof_median": statistics.median(reads)}}
 
 
 def _free_port() -> int:
@@ -757,7 +804,7 @@ def bench_api(entries: int, queries: int, duration: float, concurrency: int, gen
         build = _child("trace_build", url, home, str(items), str(big_lot))
         spec = {"items": items, "tin": _tin(), "queries": queries,
                 "duration": duration, "concurrency": concurrency, "generator": gen,
-                "warm_items": warm_items, "workdir": str(work)}
+                "warm_items": warm_items, "workdir": str(work), "proof_samples": 200}
 
         def run(n: int, parts: list[str]) -> dict[str, Any]:
             server, base = _serve(url, home, work, n)
@@ -773,11 +820,11 @@ def bench_api(entries: int, queries: int, duration: float, concurrency: int, gen
         # GraphQL latency on one worker, as the bound asks; the page on ``workers`` (one
         # per core), and also on one worker over other items, to show what each adds.
         if workers == 1:
-            load = run(1, ["graphql", "page"])
+            load = run(1, ["graphql", "page", "tiles"])
         else:
             load = run(1, ["graphql", "page_only"])
             load["page_one_worker"] = load.pop("page")
-            load.update(run(workers, ["page"]))
+            load.update(run(workers, ["page", "tiles"]))
         return _api_report(build, items, gen, concurrency, load,
                            "postgresql" if postgres else "sqlite", workers)
     finally:
@@ -842,6 +889,19 @@ def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
     result["healthz_req_per_s"] = {"value": round(hz["req_per_s"], 1), "workers": workers,
                                    "note": "same generator and server on /healthz: the ceiling "
                                            "here, measured in the same run"}
+    tl, pt = load.get("tiles", {}), load.get("proof_from_tiles", {})
+    if "missing" in tl:
+        missing.append(tl["missing"])
+    elif tl:
+        result["tiles_req_per_s"] = {
+            "value": round(tl["req_per_s"], 1), "workers": workers, **_details(tl),
+            "note": "GET /tile/0/N, full level-0 tiles (8 KiB) of the ledger above, each path "
+                    "a distinct tile, from the stored Merkle nodes"}
+    if pt and "missing" not in pt:
+        result["proof_from_tiles_ms_p50"] = {
+            "value": round(pt["p50_ms"], 3), "workers": workers, **_details(pt),
+            "note": "an inclusion proof computed by a client from tiles fetched over HTTP "
+                    "(no tile cached), verified against the checkpoint's root"}
     if missing:
         result["missing"] = missing
         for m in missing:

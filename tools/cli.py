@@ -395,9 +395,19 @@ def cmd_bundle(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_verify(a: argparse.Namespace, home: Home) -> int:
-    from ledger.bundle import verify_bundle
+    from ledger.bundle import bundle_from_tiles, verify_bundle
 
-    res = verify_bundle(_read_json_file(a.file), log_key=a.log_key or home.published_log_key(),
+    log_key = a.log_key or home.published_log_key()
+    if (a.file is None) == (a.tiles is None) or (a.tiles is None) != (a.seq is None):
+        raise MalformedInput("give a bundle FILE, or --tiles URL with --seq N…", code="usage")
+    if a.tiles is not None:
+        if not log_key:
+            raise MalformedInput("--tiles needs --log-key (or SUYUAN_LOG_KEY): a mirror cannot "
+                                 "vouch for the log's key", code="usage")
+        doc = bundle_from_tiles(_tiles_fetch(a.tiles), a.seq)
+    else:
+        doc = _read_json_file(a.file)
+    res = verify_bundle(doc, log_key=log_key,
                         witness_keys=a.witness_key or (), quorum=a.quorum)
     out(res.as_dict())
     if not res.trusted_key:
@@ -668,6 +678,9 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
         # Through the environment: each worker process builds its Settings from it.
         os.environ["SUYUAN_TRUSTED_PROXIES"] = ",".join(
             str(n) for n in parse_proxies(a.trusted_proxy, where="--trusted-proxy"))
+    if a.tiles_dir:
+        # Every worker builds its app from the environment; they share the directory's lock.
+        os.environ["SUYUAN_TILES_DIR"] = str(Path(a.tiles_dir).resolve())
     settings = Settings.from_env(dev=a.dev)  # refuses a bad SUYUAN_TRUSTED_PROXIES here
     # uvicorn would take X-Forwarded-For from 127.0.0.1 on its own: the app decides whom
     # to believe (api/visitors.py), from the socket's own peer address.
@@ -782,9 +795,19 @@ def cmd_witness(a: argparse.Namespace, home: Home) -> int:
 def cmd_monitor(a: argparse.Namespace, home: Home) -> int:
     import httpx
 
-    from ledger.monitor import observe
+    from ledger.monitor import observe, observe_tiles
 
-    base = a.url.rstrip("/")
+    if (a.url is None) == (a.tiles is None):
+        raise MalformedInput("give the ledger's URL, or --tiles URL", code="usage")
+    if a.tiles is not None:
+        if not a.log_key:
+            raise MalformedInput("--tiles needs --log-key: a mirror cannot vouch for the log's "
+                                 "key", code="usage")
+        tile_fetch = _tiles_fetch(a.tiles)
+    elif a.witness_key:
+        raise MalformedInput("--witness-key is for --tiles; the ledger's own API is followed "
+                             "by size and proof alone", code="usage")
+    base = (a.url or a.tiles).rstrip("/")
 
     def fetch(path: str) -> str:
         r = httpx.get(base + path, timeout=10)
@@ -794,7 +817,11 @@ def cmd_monitor(a: argparse.Namespace, home: Home) -> int:
     rounds = 0
     while True:
         try:
-            obs = observe(fetch, Path(a.state), log_key=a.log_key)
+            if a.tiles is not None:
+                obs = observe_tiles(tile_fetch, Path(a.state), log_key=a.log_key,
+                                    witness_keys=a.witness_key or (), quorum=a.quorum)
+            else:
+                obs = observe(fetch, Path(a.state), log_key=a.log_key)
         except httpx.HTTPError as e:
             raise LedgerError(f"cannot reach {base}: {e}", code="unreachable") from None
         out(obs.as_dict())
@@ -805,6 +832,54 @@ def cmd_monitor(a: argparse.Namespace, home: Home) -> int:
         if a.every is None or (a.rounds and rounds >= a.rounds):
             return 0
         time.sleep(a.every)
+
+
+# --- tiles (begin): the log as C2SP tlog-tiles static files, and reading them back ---------
+
+
+def cmd_tiles(a: argparse.Namespace, home: Home) -> int:
+    from ledger.tiles_export import export
+
+    res = export(_open(home), Path(a.dir), full=a.full)
+    assert res is not None  # waits for any other exporter
+    out(res.as_dict())
+    return 0
+
+
+def _tiles_fetch(base: str) -> Any:
+    """GET tiles from an http(s) URL (one kept-alive connection) or read them from a
+    directory an export wrote: the bytes, or None where nothing is served."""
+    import httpx
+
+    if not base.startswith(("http://", "https://")):
+        root = Path(base)
+        if not root.is_dir():
+            raise MalformedInput(f"--tiles {base!r} is neither an http(s) URL nor a directory")
+
+        def read(path: str) -> bytes | None:
+            try:
+                return (root / path).read_bytes()
+            except (FileNotFoundError, IsADirectoryError):
+                return None
+
+        return read
+    client = httpx.Client(base_url=base.rstrip("/") + "/", timeout=30)
+
+    def get(path: str) -> bytes | None:
+        try:
+            r = client.get(path)
+        except httpx.HTTPError as e:
+            raise LedgerError(f"cannot reach {base}: {e}", code="unreachable") from None
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise LedgerError(f"{base}/{path} answered HTTP {r.status_code}", code="unreachable")
+        return r.content
+
+    return get
+
+
+# --- tiles (end) ---------------------------------------------------------------------------
 
 
 # --- parser --------------------------------------------------------------------------------
@@ -839,7 +914,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
                    help="a proxy or CDN network whose X-Forwarded-For and X-Region headers are "
                         "believed (repeat for several; replaces SUYUAN_TRUSTED_PROXIES)")
+    s.add_argument("--tiles-dir", metavar="DIR",
+                   help="keep DIR current with the log's static tiles, as `suyuan tiles export`, "
+                   "within a second of each checkpoint")
     s.set_defaults(fn=cmd_serve)
+
+    tiles_p = sub.add_parser("tiles", help="the log as C2SP tlog-tiles static files")
+    tsub = tiles_p.add_subparsers(dest="tiles_command", required=True)
+    s = tsub.add_parser("export", help="write (incrementally) checkpoint and tile/ into DIR, "
+                        "for any web server, object store or CDN")
+    s.add_argument("dir")
+    s.add_argument("--full", action="store_true",
+                   help="write every tile again, not only what changed since the last export")
+    s.set_defaults(fn=cmd_tiles)
 
     s = sub.add_parser("token", help="a bearer token for the API, signed by a party key")
     s.add_argument("--key", required=True, help="name of the party's key in SUYUAN_HOME")
@@ -878,9 +965,16 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_witness)
 
     s = sub.add_parser("monitor", help="follow a ledger's checkpoints; alarm on fork or rollback")
-    s.add_argument("url", help="the ledger's base URL, e.g. http://127.0.0.1:8000")
+    s.add_argument("url", nargs="?", help="the ledger's base URL, e.g. http://127.0.0.1:8000")
+    s.add_argument("--tiles", metavar="URL",
+                   help="follow a tlog-tiles URL (a mirror, a CDN) or directory instead: proofs "
+                   "from tiles; needs --log-key")
     s.add_argument("--state", required=True, help="file keeping the pinned key and last size")
     s.add_argument("--log-key", help="pin this verifier key (default: trust on first use)")
+    s.add_argument("--witness-key", action="append",
+                   help="with --tiles: a witness's cosigner key to count (repeat for several)")
+    s.add_argument("--quorum", type=int, default=0,
+                   help="with --tiles: follow only checkpoints this many of them cosigned")
     s.add_argument("--every", type=float, help="poll every N seconds instead of once")
     s.add_argument("--rounds", type=int, default=0, help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_monitor)
@@ -980,8 +1074,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_bundle)
 
-    s = sub.add_parser("verify", help="check a trace bundle offline")
-    s.add_argument("file")
+    s = sub.add_parser("verify", help="check a trace bundle offline, or entries from tiles")
+    s.add_argument("file", nargs="?")
+    s.add_argument("--tiles", metavar="URL",
+                   help="build the bundle from a tlog-tiles URL (a mirror, a CDN) or directory; "
+                   "needs --log-key and --seq")
+    s.add_argument("--seq", type=int, nargs="+", help="with --tiles: the entries to verify")
     s.add_argument("--log-key", help="the log's verifier key to pin (default SUYUAN_LOG_KEY, "
                    "else the key inside the bundle, which proves only self-consistency)")
     s.add_argument("--witness-key", action="append",
