@@ -325,7 +325,13 @@ def _subscribe(ledger: Ledger) -> Callable[[WebSocket], Awaitable[None]]:
                     if await anyio.to_thread.run_sync(_named_query, store, name) is None:
                         await ws.close(code=4410, reason="the named query was deleted")
                         return
-                await asyncio.sleep(POLL_SECONDS)
+                # Wait by listening: a client that leaves ends the subscription at once.
+                try:
+                    message = await asyncio.wait_for(ws.receive(), timeout=POLL_SECONDS)
+                except TimeoutError:
+                    continue
+                if message["type"] == "websocket.disconnect":
+                    return
         except WebSocketDisconnect:
             return
 

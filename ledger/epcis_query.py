@@ -347,7 +347,7 @@ def parse_query(params: Mapping[str, list[str]]) -> EventQuery:
                       fingerprint=_fingerprint(params), params=dict(params))
 
 
-def _resolve(store: Store, q: EventQuery) -> EventSelection:
+def resolve_selection(store: Store, q: EventQuery) -> EventSelection:
     """The selection with its record-time bounds as seqs of this store: every entry of a
     batch carries the time of the checkpoint that ends it, so two index reads suffice."""
     if q.record_ge is None and q.record_lt is None:
@@ -453,7 +453,7 @@ def run_query(store: Store, q: EventQuery, *, per_page: int = DEFAULT_PER_PAGE,
     """One page of the events ``q`` selects, and the token of the next page if any."""
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise QueryParameterException(f"perPage is from 1 to {MAX_PER_PAGE}, not {per_page}")
-    sel = _resolve(store, q)
+    sel = resolve_selection(store, q)
     after, remaining = (None, q.count_limit) if token is None else _read_token(q, token)
     if token is None and q.max_count is not None:
         found, _, more = _scan(store, q, sel, after=None, want=q.max_count + 1,
