@@ -319,12 +319,12 @@ def _subscribe(ledger: Ledger) -> Callable[[WebSocket], Awaitable[None]]:
         try:
             while True:
                 size = await anyio.to_thread.run_sync(ledger.size)
+                if await anyio.to_thread.run_sync(_named_query, store, name) is None:
+                    await ws.close(code=4410, reason="the named query was deleted")
+                    return
                 if size > last:
                     await _deliver(ws, store, query, last, size, name, subscription_id)
                     last = size
-                    if await anyio.to_thread.run_sync(_named_query, store, name) is None:
-                        await ws.close(code=4410, reason="the named query was deleted")
-                        return
                 # Wait by listening: a client that leaves ends the subscription at once.
                 try:
                     message = await asyncio.wait_for(ws.receive(), timeout=POLL_SECONDS)

@@ -258,6 +258,7 @@ def test_named_queries_need_a_token_and_stream_new_events(
     assert r.json()["epcisBody"]["queryResults"]["queryName"] == "shipped"
 
     # The stream: a WebSocket gets each new shipping event, and nothing else.
+    import websockets.exceptions
     import websockets.sync.client as ws_client
 
     warehouse, wkey = world.register(["warehouse"])
@@ -276,10 +277,15 @@ def test_named_queries_need_a_token_and_stream_new_events(
             GS1.validate(doc)
             assert seqs(doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) == [seq]
 
-    other_auth = {"Authorization": "Bearer "
-                  + make_token(xkey, signer=other, audience=world.ledger.origin())}
-    assert api.call("DELETE", "/epcis/queries/shipped", headers=other_auth).status_code == 403
-    assert api.call("DELETE", "/epcis/queries/shipped", headers=auth).status_code == 204
+            other_auth = {"Authorization": "Bearer "
+                          + make_token(xkey, signer=other, audience=world.ledger.origin())}
+            assert api.call("DELETE", "/epcis/queries/shipped",
+                            headers=other_auth).status_code == 403
+            assert api.call("DELETE", "/epcis/queries/shipped", headers=auth).status_code == 204
+            # Deleting a query ends its subscriptions.
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4410
     assert api.call("GET", "/epcis/queries/shipped").status_code == 404
 
 

@@ -175,10 +175,15 @@ class Deliverer:
                 continue
             try:
                 self.deliver_one(pending)
-            except LedgerUnavailable as e:
+            except Exception as e:  # noqa: BLE001 - the ledger down, or anything unforeseen:
+                # the capture stays in the outbox and is tried again; the thread must live on.
+                why = str(e) if isinstance(e, LedgerUnavailable) else f"{type(e).__name__}: {e}"
                 backoff = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(pending.attempts, 16))
-                self.outbox.retry_later(pending.n, error=str(e)[:500],
-                                        next_try=time.time() + backoff)
+                try:
+                    self.outbox.retry_later(pending.n, error=why[:500],
+                                            next_try=time.time() + backoff)
+                except Exception:  # noqa: BLE001 - the outbox is busy: the next round retries
+                    self.stopping.wait(BACKOFF_FIRST)
 
     def origin(self) -> str:
         """The ledger's checkpoint origin: the audience of our bearer tokens."""
