@@ -277,3 +277,58 @@ def test_an_event_the_ledger_refuses_fails_the_job_with_its_reason(zone: Zone) -
     job = zone.finished(headers["location"])
     assert job["success"] is False and [r["index"] for r in job["suyuan:receipts"]] == [0, 2]
     assert zone.world.ledger.size() == size + 2
+
+
+def test_a_receipt_that_is_not_for_our_statement_is_not_taken(tmp_path: Path) -> None:
+    """A ledger (or whoever answers in its place) that sends receipts for other statements,
+    or proofs that do not reach its checkpoint's root, does not end the capture: the agent
+    keeps it and says why."""
+    import base64
+    import hashlib
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    from ledger import canonical
+    from ledger.keys import PartyKey
+    from tests.support import Server
+    from tools.agent import AgentConfig, create_agent_app
+
+    root = hashlib.sha256(b"some other tree").digest()
+    forged = {"which": "statement"}
+
+    async def checkpoint(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"liar.example/log\n1\n{base64.b64encode(root).decode()}\n")
+
+    async def graphql(request: Request) -> JSONResponse:
+        envs = (await request.json())["variables"]["e"]
+        results = []
+        for i, env in enumerate(envs):
+            ours = hashlib.sha256(canonical.canonical_bytes(env["statement"])).hexdigest()
+            results.append({"index": i, "error": None, "receipt": {
+                "seq": 7, "leafHash": "00" * 32, "checkpoint": "liar.example/log\n1\n"
+                + base64.b64encode(root).decode() + "\n",
+                "statementHash": "11" * 32 if forged["which"] == "statement" else ours,
+                "inclusionProof": {"leafIndex": 0, "treeSize": 1, "hashes": []}}})
+        return JSONResponse({"data": {"submit": results}})
+
+    liar = Starlette(routes=[Route("/checkpoint", checkpoint),
+                             Route("/graphql", graphql, methods=["POST"])])
+    with Server(liar) as ledger:
+        cfg = AgentConfig(key=PartyKey.generate("k"), signer=new_uscc(),
+                          ledger_url=f"http://127.0.0.1:{ledger.port}",
+                          db_url=f"sqlite:///{tmp_path}/outbox.db")
+        with Server(create_agent_app(cfg), lifespan="on") as agent:
+            base = f"http://127.0.0.1:{agent.port}/epcis"
+            _, headers, _ = http("POST", f"{base}/capture", document("5", 1))
+            url = f"{base}/{headers['location']}"
+            job = wait_for("a delivery attempt", lambda: (j := http("GET", url)[2])
+                           and j["suyuan:attempts"] >= 1 and j)
+            assert job["running"] is True and job["suyuan:receipts"] == []
+            assert "not ours" in job["suyuan:lastError"]
+            forged["which"] = "proof"
+            job = wait_for("another attempt", lambda: (j := http("GET", url)[2])
+                           and "prove" in j.get("suyuan:lastError", "") and j, timeout=30)
+            assert job["running"] is True and job["suyuan:receipts"] == []
