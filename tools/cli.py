@@ -695,6 +695,12 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+def cmd_agent(a: argparse.Namespace, home: Home) -> int:
+    from tools.agent import run
+
+    return run(a, home)
+
+
 def cmd_scans(a: argparse.Namespace, home: Home) -> int:
     from ledger import scans
 
@@ -933,6 +939,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--signer", required=True, help="the party id the key is registered to")
     s.add_argument("--ttl", type=int, default=3600, help="seconds it stays valid (default 3600)")
     s.set_defaults(fn=cmd_token)
+
+    s = sub.add_parser("agent", help="the enterprise's EPCIS capture endpoint: signs with its own "
+                       "key and delivers to the ledger through a durable outbox")
+    s.add_argument("action", nargs="?", choices=("status",), help="status: the outbox's backlog")
+    s.add_argument("--key", help="the party key's name in SUYUAN_HOME/keys")
+    s.add_argument("--signer", help="the party id the key belongs to")
+    s.add_argument("--ledger", help="the zone ledger's base URL, e.g. http://ledger:8000")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8020)
+    s.add_argument("--db", help="the outbox's SQLAlchemy URL (default sqlite:///SUYUAN_HOME/agent.db)")
+    s.add_argument("--token-file", help="the bearer token local clients must send (required "
+                   "beyond loopback)")
+    s.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    s.add_argument("--tls-key", help="its private key (PEM)")
+    s.add_argument("--tls-client-ca", help="require client certificates from this CA (mTLS)")
+    s.set_defaults(fn=cmd_agent)
 
     s = sub.add_parser("scans", help="consumer scans of an item and its counterfeit signal")
     s.add_argument("code", nargs="?", help="GS1 Digital Link (any domain), EPC URN or GTIN")

@@ -342,6 +342,20 @@ event_keys = Table(
     Index("event_keys_hash", "event_hash"),
 )
 
+
+# Named EPCIS queries of ``/epcis/queries`` (migration 0011): outside the ledger like scans.
+# A client's saved view on events, not evidence and not derivable from entries, so reindex
+# leaves it alone; ``owner`` is the party whose token created it.
+epcis_queries = Table(
+    "epcis_queries",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("query", Text, nullable=False),  # the EPCIS query, JSON
+    Column("owner", String(64), nullable=False),
+    Column("created", String(32), nullable=False),
+    Index("epcis_queries_owner", "owner"),
+)
+
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
 REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list",
                    "gs1_prefixes", "prefix_delegations")
