@@ -7,7 +7,14 @@ from collections.abc import Generator
 from typing import Any
 
 from graphql import GraphQLError, StringValueNode, visit
-from graphql.language import Visitor
+from graphql.language import (
+    ListTypeNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    OperationDefinitionNode,
+    TypeNode,
+    Visitor,
+)
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
@@ -51,9 +58,28 @@ class _Literals(Visitor):
             self.found = True
 
 
+def _named(t: TypeNode) -> str:
+    while isinstance(t, (NonNullTypeNode, ListTypeNode)):
+        t = t.type
+    return t.name.value if isinstance(t, NamedTypeNode) else ""
+
+
+def _json_variables(document: Any) -> set[str]:
+    """The variables declared as JSON: documents (envelopes, orders) that the ledger's own
+    checks refuse with the path of a NUL inside them, one envelope at a time."""
+    out: set[str] = set()
+    for d in getattr(document, "definitions", ()):
+        if isinstance(d, OperationDefinitionNode):
+            out.update(v.variable.name.value for v in d.variable_definitions or ()
+                       if _named(v.type) == "JSON")
+    return out
+
+
 class NoNulInInputs(SchemaExtension):
     """Text with a NUL character (U+0000) is refused in any argument or variable: no
-    identifier, name or filter holds one, and PostgreSQL cannot even compare with one."""
+    identifier, name or filter holds one, and PostgreSQL cannot even compare with one.
+    JSON documents passed as variables are left to the ledger's checks, which name the
+    envelope and the path of the NUL (``ledger.admission``)."""
 
     def on_execute(self) -> Generator[None, None, None]:
         ctx = self.execution_context
@@ -62,7 +88,9 @@ class NoNulInInputs(SchemaExtension):
         # have none, and are not walked.
         if ctx.graphql_document is not None and "\\u" in (ctx.query or ""):
             visit(ctx.graphql_document, literals)
-        if literals.found or _nul_in(ctx.variables):
+        documents = _json_variables(ctx.graphql_document) if ctx.variables else set()
+        variables = {k: v for k, v in (ctx.variables or {}).items() if k not in documents}
+        if literals.found or _nul_in(variables):
             raise GraphQLError("text in this request holds a NUL character (U+0000), which no "
                                "code, id or name may; remove it",
                                extensions={"code": "malformed"})
