@@ -5,9 +5,11 @@ EPCISQueryDocument they are returned in.
 What the projections index is selected in SQL: eventType, event and record time, action,
 bizStep, disposition, readPoint and bizLocation (``WD_`` is ``EQ_``: the ledger holds no
 location master data, so a location has no descendants), the ``MATCH_`` family (EPC
-patterns by prefix) and ``EQ_bizTransaction_<type>``. Three conditions no projection
-holds, ``EQ_eventID``, ``EQ_source_<type>`` and ``EQ_destination_<type>``, are checked on
-the signed bodies of the selected events, like the exact part of every ``MATCH_`` (the
+patterns by prefix), ``EQ_bizTransaction_<type>`` and ``EQ_eventID`` (through the capture
+index, ``event_keys``, whose key is an event's eventID, else its event hash; the body's
+eventID confirms it). Two conditions no projection holds, ``EQ_source_<type>`` and
+``EQ_destination_<type>``, are checked on the signed bodies of the selected events, like
+the exact part of every ``MATCH_`` (the
 index puts an aggregation's child classes beside its child EPCs): such a page examines at
 most ``SCAN_BUDGET`` events and may hold fewer than ``perPage`` events (the bindings allow
 it) while its ``nextPageToken`` goes on. Every other standard parameter raises
@@ -342,6 +344,7 @@ def parse_query(params: Mapping[str, list[str]]) -> EventQuery:
             sel[k] = tuple(dict.fromkeys(v))
     selection = EventSelection(
         **sel, codes=tuple(codes), biz_transactions=tuple(bts),
+        event_keys=tuple(sorted(event_ids or ())),
         by_event_time=order_by == "eventTime",
         descending=order_by is not None and direction != "ASC")
     return EventQuery(selection=selection, matches=tuple(matches), sources=tuple(sources),

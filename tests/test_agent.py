@@ -332,3 +332,25 @@ def test_a_receipt_that_is_not_for_our_statement_is_not_taken(tmp_path: Path) ->
             job = wait_for("another attempt", lambda: (j := http("GET", url)[2])
                            and "prove" in j.get("suyuan:lastError", "") and j, timeout=30)
             assert job["running"] is True and job["suyuan:receipts"] == []
+
+
+def test_an_epcis_xml_capture_lands_as_its_json_twin(zone: Zone) -> None:
+    """EPCIS XML at the agent is read by the ledger's own hardened, XSD-checking parser:
+    the same events as the JSON document land, with the same eventIDs; hostile XML is a 400
+    and leaves nothing to deliver."""
+    from ledger import epcis_xml
+
+    zone.serve()
+    zone.agent()
+    xml = epcis_xml.write(document("7"), namespaces={})
+    status, headers, _ = http("POST", f"{zone.agent_url}/epcis/capture", xml,
+                              {"Content-Type": "application/xml"})
+    assert status == 202
+    assert_landed_once(zone, zone.finished(headers["location"]), "7")
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><d>&b;</d>')
+    before = zone.status()["pendingCaptures"]
+    status, _, body = http("POST", f"{zone.agent_url}/epcis/capture", bomb,
+                           {"Content-Type": "application/xml"})
+    assert status == 400, body
+    assert zone.status()["pendingCaptures"] == before

@@ -5,7 +5,8 @@ durable outbox (tools/agent_outbox.py) and delivers them, in order, with retries
 backoff, to the zone ledger's GraphQL ``submit`` with a bearer token it makes itself.
 
 Customs messages (``POST /ceb``) plug in through ``CEB_IMPORTER``: until the CEB importer
-exists the route answers 501. EPCIS XML plugs in through ``XML_READER`` the same way.
+exists the route answers 501. EPCIS XML captures are read by the ledger's own hardened,
+XSD-checking parser (``ledger.epcis_xml``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from api.epcis_http import (
     problem,
 )
 from api.errors import RequestTooLarge, UnsupportedMediaType
-from ledger import canonical, merkle
+from ledger import canonical, epcis_xml, merkle
 from ledger.epcis import events_of
 from ledger.errors import ConfigError, LedgerError, MalformedInput, NotAuthentic, NotFound
 from ledger.keys import PartyKey
@@ -64,9 +65,7 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 60.0
 # Ledger answers worth trying again: it is down, overloaded, or does not (yet) know our key.
 RETRY_STATUS: Final = frozenset({401, 408, 425, 429, 500, 502, 503, 504})
 
-# One call each, for when the EPCIS XML module and the CEB importer exist: bytes to an
-# EPCISDocument, and CEB XML bytes to EPCIS events.
-XML_READER: list[Callable[[bytes], Mapping[str, Any]]] = []
+# One call, for when the CEB importer exists: CEB XML bytes to EPCIS events.
 CEB_IMPORTER: list[Callable[[bytes], list[dict[str, Any]]]] = []
 
 SUBMIT = ("mutation($e: [JSON!]!) { submit(envelopes: $e) { index "
@@ -299,11 +298,12 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
 
     def read_document(request: Request, raw: bytes) -> Mapping[str, Any]:
         kind = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
-        if kind in XML_TYPES and XML_READER:
-            return XML_READER[0](raw)
+        if kind in XML_TYPES:
+            # EPCIS 2.0 or 1.2 XML, XSD-checked by the hardened parser of the ledger's import.
+            return epcis_xml.parse(raw, source="the capture")
         if kind not in (JSON, JSON_LD):
-            raise UnsupportedMediaType(f"capture takes {JSON} or {JSON_LD}, not {kind[:60]}"
-                                       + ("; EPCIS XML is not read yet" if kind in XML_TYPES else ""))
+            raise UnsupportedMediaType(f"capture takes {JSON}, {JSON_LD} or EPCIS XML, not "
+                                       f"{kind[:60]}")
         try:
             doc = canonical.parse_json(raw)
         except LedgerError as e:

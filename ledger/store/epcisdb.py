@@ -16,7 +16,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from ledger.store.driver import as_blob, as_int
-from ledger.store.schema import biz_transactions, entries, epcis_queries, events, ident_entries
+from ledger.store.schema import (
+    biz_transactions,
+    entries,
+    epcis_queries,
+    event_keys,
+    events,
+    ident_entries,
+)
 
 PARTS: Final = ("epc", "parent", "child", "input", "output", "class")
 
@@ -48,6 +55,8 @@ class EventSelection:
     biz_locations: tuple[str, ...] = ()
     codes: tuple[CodeMatch, ...] = ()
     biz_transactions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (type, ids)
+    # Capture keys (ledger/event_hash.py): an event's eventID, else its event hash.
+    event_keys: tuple[str, ...] = ()
     by_event_time: bool = False  # else by seq, which is record-time order
     descending: bool = False
 
@@ -98,6 +107,9 @@ def _conditions(sel: EventSelection) -> list[ColumnElement[bool]]:
     bt = biz_transactions.c
     out += [e.seq.in_(select(bt.seq).where(bt.type == t, bt.id.in_(ids)))
             for t, ids in sel.biz_transactions]
+    if sel.event_keys:
+        out.append(e.seq.in_(select(event_keys.c.seq).where(
+            event_keys.c.event_key.in_(sel.event_keys))))
     return out
 
 
