@@ -105,7 +105,8 @@ def test_valid_7040_links_import_and_export_under_the_canonical_link(
     path.write_text(json.dumps(document([event])))
     receipts = [json.loads(line) for line in run(
         "epcis", "import", str(path), "--signer", party, "--key", "importer").stdout.splitlines()]
-    assert len(receipts) == 1
+    # One receipt per event, then the document record's (`{"document": receipt}`).
+    assert len(receipts) == 2 and "document" in receipts[-1]
     for code in (f"{GS1}/8004/9520123456788/7040/1ABC", asset):
         exported = json.loads(run("epcis", "export", code).stdout)
         # The event comes back exactly as it was signed, found under the canonical key.
