@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ledger import ceb
-from ledger.errors import LedgerError, NotAuthentic, NotAuthorised
+from ledger.errors import BatchRejected, LedgerError, NotAuthentic, NotAuthorised
 from ledger.keys import PartyKey
 from ledger.log import Ledger, Receipt
 from ledger.private import make_blob
@@ -193,7 +193,16 @@ def import_message(ledger: Ledger, msg: ceb.Message, *, key: PartyKey, matching_
         slots.append(len(envelopes))
         envelopes.append(env)
     before = ledger.size()
-    receipts = ledger.append_batch(envelopes, private=blobs) if envelopes else []
+    try:
+        receipts = ledger.append_batch(envelopes, private=blobs) if envelopes else []
+    except BatchRejected as e:
+        docs = {slot: doc for doc, slot in zip(msg.documents, slots, strict=True)
+                if isinstance(slot, int)}
+        i, refusal = e.errors[0]
+        more = f" (and {len(e.errors) - 1} more)" if len(e.errors) > 1 else ""
+        where = docs[i].where() if i in docs else f"statement {i}"
+        raise LedgerError(f"{msg.source}: {where}: {refusal.message}{more}; nothing of this "
+                          "message was appended", code=refusal.code) from None
     # The very same statement again (a second import within the second it was signed) is
     # answered by the log's statement-hash check: mark it a repeat like the others.
     receipts = [replace(r, duplicate_of=r.seq) if r.duplicate_of is None and r.seq < before

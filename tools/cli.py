@@ -418,6 +418,12 @@ def cmd_stats(a: argparse.Namespace, home: Home) -> int:
 
 def cmd_demo(a: argparse.Namespace, home: Home) -> int:
     """A fresh ledger with the Tangshan scenario (tools/demo.py); creates the ledger if needed."""
+    if a.ceb is not None:
+        if a.serve:
+            raise MalformedInput("--ceb writes customs messages and builds no ledger; drop --serve")
+        from tools import demo_ceb
+
+        return demo_ceb.run(home=home, scale=a.scale, out=Path(a.ceb))
     from tools.demo import run
 
     return run(home=home, scale=a.scale, serve=a.serve, host=a.host, port=a.port)
@@ -809,6 +815,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--serve", action="store_true", help="then serve it, as `suyuan serve`")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--ceb", metavar="DIR", help="instead, write the 1210 and 9610 flows' orders, "
+                   "payments, waybills, inventories and releases as China Customs messages")
     s.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("serve", help="the HTTP API: /graphql, /healthz, /checkpoint, /log-key, "
