@@ -745,7 +745,7 @@ class _FastValidator:
 
     def _message_guid(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.message_guid.match(v):
-            _fail(path, f"must be 1 to 64 visible ASCII characters, not {_shown(v)}")
+            _fail(path, f"must be 1 to 64 characters without white space, not {_shown(v)}")
 
     def _app_type(self, v: Any, path: str) -> None:
         if type(v) is not str or v not in self.c.app_types:
@@ -753,7 +753,7 @@ class _FastValidator:
 
     def _app_status(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.app_status.match(v):
-            _fail(path, f"must be 1 to 3 letters or digits, not {_shown(v)}")
+            _fail(path, f"must be 1 to 3 characters without white space, not {_shown(v)}")
 
     def _return_status(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.return_status.match(v):
@@ -775,8 +775,8 @@ class _FastValidator:
 
     def _customs_code(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.customs_code.match(v):
-            _fail(path, f"must be an enterprise's customs code (1 to 18 letters or digits), "
-                  f"not {_shown(v)}")
+            _fail(path, f"must be an enterprise's customs code (1 to 18 characters without white "
+                  f"space), not {_shown(v)}")
 
     def _codes(self, *, minimum: int) -> Check:
         def check(v: Any, path: str) -> None:

@@ -661,3 +661,29 @@ def test_suyuan_demo_ceb_writes_the_messages_and_their_list(tmp_path: Path,
         assert msg.type == m["message"] and len(msg.documents) == m["documents"]
     assert not (tmp_path / "untouched.db").exists()
     assert (tmp_path / "home" / "demo-zone.key").exists()
+
+
+def test_suyuan_party_register_takes_customs_codes(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.support import new_uscc
+
+    party = new_uscc()
+    world.home.keys.create("shop")
+    code, out, err = _cli(world, monkeypatch, capsys, "party", "register", "--id", party,
+                          "--name", "示例平台公司", "--roles", "platform", "--key", "shop",
+                          "--customs-code", "3301TEST0P", "--customs-code", "3301TEST0E")
+    assert code == 0, err
+    code, out, err = _cli(world, monkeypatch, capsys, "party", "show", "--id", party)
+    assert json.loads(out)["customsCodes"] == ["3301TEST0E", "3301TEST0P"]
+    size = world.ledger.size()
+    world.home.keys.create("other")
+    code, out, err = _cli(world, monkeypatch, capsys, "party", "register", "--id", new_uscc(),
+                          "--name", "x", "--roles", "merchant", "--key", "other",
+                          "--customs-code", "3301test0e")
+    assert code == 2 and err.startswith("error [malformed]: --customs-code: '3301test0e' is not "
+                                        "a customs code"), err
+    code, out, err = _cli(world, monkeypatch, capsys, "party", "register", "--id", new_uscc(),
+                          "--name", "x", "--roles", "merchant", "--key", "other",
+                          "--customs-code", "3301TEST0E")
+    assert code == 2 and "customs_code_taken" in err and party in err, err
+    assert world.ledger.size() == size
