@@ -89,7 +89,7 @@ IMPORT_ORDER: Final = ("CEB311Message", "CEB411Message", "CEB511Message", "CEB62
                        "CEB312Message", "CEB412Message", "CEB512Message", "CEB622Message")
 
 # JGS-20 country codes customs messages use -> ISO 3166-1 alpha-2, for the ones whose meaning
-# the reference (../shared/CEB.md §7) gives; any other code stays in the private data only.
+# the customs reference of issue 13 (CEB.md §7) gives; any other code stays private only.
 COUNTRIES: Final[Mapping[str, str]] = {
     "110": "HK", "116": "JP", "133": "KR", "141": "VN", "142": "CN", "303": "GB",
     "304": "DE", "305": "FR", "502": "US", "601": "AU", "609": "NZ",

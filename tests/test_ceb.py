@@ -1,5 +1,5 @@
 """China Customs CBEC messages in (issue 13): the official samples and the assembled
-scenarios of ../shared/CEB.md import on SQLite and PostgreSQL; personal data stays private;
+scenarios of the customs reference (CEB.md §9) import on SQLite and PostgreSQL; personal data stays private;
 the official linking rules raise findings; re-import appends nothing; hostile XML, bad
 messages and other enterprises' keys are refused with nothing landed."""
 

@@ -562,6 +562,10 @@ def cmd_ceb_import(a: argparse.Namespace, home: Home) -> int:
     led = _open(home)
     key = home.keys.load(a.key)
     matching = _matching_key(home, a.matching_key)
+    for f in a.files:  # refuse a huge file before reading it into memory
+        if Path(f).is_file() and Path(f).stat().st_size > ceb.MAX_MESSAGE_BYTES:
+            raise MalformedInput(f"{f} is {Path(f).stat().st_size} bytes; a customs message may "
+                                 f"have at most {ceb.MAX_MESSAGE_BYTES} (32 MiB)", code="too_large")
     messages = [ceb.read_message(_read_bytes(f), source=f) for f in a.files]
     for msg in import_order(messages):
         for r in import_message(led, msg, key=key, matching_key=matching, signer=a.signer):
