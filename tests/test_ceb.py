@@ -687,3 +687,15 @@ def test_suyuan_party_register_takes_customs_codes(world: World, monkeypatch: py
                           "--customs-code", "3301TEST0E")
     assert code == 2 and "customs_code_taken" in err and party in err, err
     assert world.ledger.size() == size
+
+
+def test_a_waybill_before_its_order_names_the_order_by_number_only(world: World) -> None:
+    """A waybill knows its order's number, not its platform: imported before any order of
+    that number, it cannot be linked, and the release says so."""
+    p = enterprises(world)
+    [w] = imp_files(world, p, ["A3-CEB511.xml"])
+    cited = {bt["type"]: bt["bizTransaction"] for bt in body(world, w.receipt.seq)["bizTransactionList"]}
+    assert cited["cbec:order"] == "urn:suyuan:ceb:order::SO20240501000001"
+    imp_files(world, p, ["A1-CEB311.xml", "A2-CEB411.xml", "A4-CEB621.xml", "A-CEB622.xml"])
+    [release] = findings(world, "three_docs.release_mismatch")
+    assert problems(release) == {"orderNumber"}
