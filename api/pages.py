@@ -188,6 +188,7 @@ ACTIVITIES = {
     "release": ("海关放行", "Released by customs"),
     "inspection": ("海关查验", "Inspected by customs"),
     "hold": ("海关暂停放行", "Held by customs"), "order": ("消费者下单", "Ordered"),
+    "return": ("海关退单", "Returned by customs"), "receipt": ("海关回执", "Customs receipt"),
     "payment": ("支付完成", "Paid"), "waybill": ("生成运单", "Waybill issued"),
     "retail_selling": ("零售售出", "Sold"), "evaluation": ("消费者评价", "Reviewed"),
     "recall": ("召回", "Recalled"), "delivered": ("送达消费者", "Delivered to the consumer"),

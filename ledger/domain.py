@@ -14,6 +14,8 @@ compared after ``normalise_term``, so every spelling of a CBV or CBEC word count
 | 4  | bizStep `cbec:inspecting_customs`                          | clearance   | inspection      |
 |    | bizStep `cbec:releasing`                                   | clearance   | release         |
 |    | bizStep `cbec:holding_customs`                             | clearance   | hold            |
+|    | bizStep `cbec:returning_customs`                           | clearance   | return          |
+|    | bizStep `cbec:acknowledging_customs`                       | clearance   | receipt         |
 | 5  | bizStep `cbec:declaring`                                   | clearance   | declaration     |
 | 6  | a business transaction of type `cbec:declaration`          | clearance   | declaration     |
 | 7  | a business transaction of type `cbec:payment`              | payment     | payment         |
@@ -58,7 +60,8 @@ sign no event):
 | platform, merchant    | transaction; evaluation                         |
 | warehouse, logistics  | logistics                                       |
 | customs_broker        | clearance (declaration)                         |
-| customs               | clearance (inspection, release, hold)           |
+| customs               | clearance (inspection, release, hold, return,   |
+|                       | receipt)                                        |
 | payment               | payment                                         |
 | regulator             | recall                                          |
 | registrar             | nothing                                         |
@@ -150,6 +153,10 @@ _CBEC_STEPS: Final = {
     "cbec:inspecting_customs": Classified("clearance", "inspection"),
     "cbec:releasing": Classified("clearance", "release"),
     "cbec:holding_customs": Classified("clearance", "hold"),
+    # What customs answers a customs message with (CEB312/412/512/622, ledger/ceb.py):
+    # returning a document it will not accept (退单), or a processing status (回执).
+    "cbec:returning_customs": Classified("clearance", "return"),
+    "cbec:acknowledging_customs": Classified("clearance", "receipt"),
     "cbec:declaring": Classified("clearance", "declaration"),
 }
 # Latest document first: the first type an event cites from this list decides (rules 6-9).
@@ -186,7 +193,8 @@ STAGE_ACTIVITIES: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
         | _PRODUCTION_STEPS
         | {"transformation", "other", "aggregation"},
         "transaction": _TRANSACTION_STEPS | {"order", "transaction"},
-        "clearance": frozenset({"declaration", "inspection", "release", "hold"}),
+        "clearance": frozenset({"declaration", "inspection", "release", "hold", "return",
+                                "receipt"}),
         "logistics": _HANDLING_STEPS | _LOGISTICS_STEPS | {"waybill", "aggregation"},
         "payment": frozenset({"payment"}),
         "evaluation": frozenset({"evaluation"}),
@@ -290,7 +298,8 @@ ROLE_PERMISSIONS: Final[Mapping[str, frozenset[tuple[str, str | None]]]] = Mappi
         # Clearance is split: the broker files the declaration, only customs decides on it.
         "customs_broker": frozenset({("clearance", "declaration")}),
         "customs": frozenset(
-            {("clearance", "inspection"), ("clearance", "release"), ("clearance", "hold")}
+            {("clearance", "inspection"), ("clearance", "release"), ("clearance", "hold"),
+             ("clearance", "return"), ("clearance", "receipt")}
         ),
         "payment": frozenset({("payment", None)}),
         "regulator": frozenset({("recall", None)}),

@@ -332,17 +332,23 @@ def _jsonld_namespace(ns: str) -> str:
     return ns + (":" if ns.startswith("urn:") else "/")
 
 
-def _refuse_hostile(tree: Any, source: str) -> None:
+def _refuse_hostile(tree: Any, source: str, what: str = "EPCIS XML") -> None:
     info = tree.docinfo
     if info.system_url or info.public_id:
         raise MalformedInput(f"{source}: the document names an external DTD "
-                             f"({info.system_url or info.public_id}); EPCIS XML needs none and "
+                             f"({info.system_url or info.public_id}); {what} needs none and "
                              "it is not read", code="xml_refused")
     dtd = info.internalDTD
     if dtd is not None and (list(dtd.iterentities()) or list(dtd.iterelements())):
         raise MalformedInput(f"{source}: the document declares a DTD with entities or elements; "
-                             "EPCIS XML needs none and entities are never expanded",
+                             f"{what} needs none and entities are never expanded",
                              code="xml_refused")
+
+
+# The hardened parser and the check for hostile DTDs, for the other XML readers (customs
+# messages, ``ledger/ceb.py``): one setup for all untrusted XML.
+hardened_parser = _parser
+refuse_hostile = _refuse_hostile
 
 
 def _upgrade_12(root: Any) -> None:

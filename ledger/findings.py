@@ -97,6 +97,8 @@ _RULE_LIST: Final = (
          "event after decommissioning or destruction"),
     Rule("gtin.unregistered_prefix", "low", "商品条码的厂商识别代码未登记",
          "GTIN under no registered GS1 company prefix"),
+    Rule("party.unregistered", "medium", "海关报文的责任企业未在账本登记",
+         "enterprise responsible for a customs message not registered"),
     # Raised from scans, which live outside the ledger: see ``record_scan_findings``.
     Rule("scan.counterfeit", "high", "扫码异常，疑似假冒",
          "scan pattern suggests a counterfeit"),
@@ -164,10 +166,20 @@ class Document:
     year: int | None  # an order's calendar year in its own time zone
     value: str | None  # an order's dutiable value in CNY (goods + freight)
     seller: str | None  # an order's merchant (sourceList owning_party), if named
+    # This version withdraws the document (an error declaration of it): it counts as absent.
+    withdrawn: bool = False
+    # Read from a customs message (cbec:customsMessage), whose rules hold it to the fen.
+    customs: bool = False
 
     def as_row(self) -> tuple[Any, ...]:
-        doc = {"links": dict(self.links), "info": dict(self.info), "procedure": self.procedure,
-               "hsCode": self.hs_code, "seller": self.seller}
+        doc: dict[str, Any] = {"links": dict(self.links), "info": dict(self.info),
+                               "procedure": self.procedure, "hsCode": self.hs_code,
+                               "seller": self.seller}
+        # Written only when set, so that every other document's row stays as it was.
+        if self.withdrawn:
+            doc["withdrawn"] = True
+        if self.customs:
+            doc["customs"] = True
         return (self.type, self.id, self.seq, self.signer, self.order, self.buyer, self.year,
                 self.value, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode())
 
@@ -177,7 +189,7 @@ class Document:
         d = orjson.loads(doc)
         return cls(type_, id_, int(seq), signer, d["links"], d["info"], d["procedure"],
                    d["hsCode"], order, buyer, None if year is None else int(year), value,
-                   d["seller"])
+                   d["seller"], bool(d.get("withdrawn")), bool(d.get("customs")))
 
 
 class View(Protocol):
@@ -220,6 +232,9 @@ class View(Protocol):
 
     def prefix_holder(self, gtin: str) -> PrefixRecord | None:
         """The registered GS1 company prefix a GTIN-14 falls under, if any."""
+
+    def customs_holder(self, code: str) -> str | None:
+        """The registered party whose registration holds a customs code, if any."""
 
 
 @dataclass(frozen=True)
@@ -308,6 +323,9 @@ def document_of(s: Subject) -> Document | None:
     hs = body.get("cbec:hsCode")
     order = own if kind == "cbec:order" else links.get("cbec:order")
     buyer = info.get("buyerIdHash") if kind in ("cbec:order", "cbec:payment") else None
+    lines = body.get("cbec:lines")
+    if kind in ("cbec:order", "cbec:declaration") and isinstance(lines, list):
+        info = {**info, "lines": lines}  # customs matches a declaration's lines to its order's
     year = value = seller = None
     if kind == "cbec:order":
         year = local_year(body, c.event_time)
@@ -316,7 +334,16 @@ def document_of(s: Subject) -> Document | None:
         seller = next((i for t, i in c.sources if t == "owning_party"), None)
     return Document(kind, own, s.seq, s.signer, links, info, procedure_of(body),
                     hs if isinstance(hs, str) else None, order,
-                    buyer if isinstance(buyer, str) else None, year, value, seller)
+                    buyer if isinstance(buyer, str) else None, year, value, seller,
+                    withdrawn="errorDeclaration" in body,
+                    customs=isinstance(body.get("cbec:customsMessage"), Mapping))
+
+
+def customs_codes_named(body: Mapping[str, Any]) -> list[str]:
+    """The customs codes of the enterprises a customs-message event names as responsible."""
+    message = body.get("cbec:customsMessage")
+    codes = message.get("responsible") if isinstance(message, Mapping) else None
+    return [c for c in codes if isinstance(c, str)] if isinstance(codes, list) else []
 
 
 def marks_set(s: Subject) -> dict[str, list[str]]:
@@ -540,10 +567,40 @@ def _order_arithmetic(order: Document) -> list[dict[str, Any]]:
         return [{"field": "amount", "problem": "unreadable amounts"}]
     expected = goods + freight + tax - discount
     deviation = abs(expected - paid)
-    if deviation > abs(paid) * AMOUNT_TOLERANCE:
+    # A customs order (CEB311) states acturalPaid = goodsValue + freight + taxTotal −
+    # discount as customs' own rule: to the fen. Other orders are allowed 5 %.
+    tolerance = Decimal(0) if order.customs else abs(paid) * AMOUNT_TOLERANCE
+    if deviation > tolerance:
         return [{"field": "amount", "order": order.id, "expected": str(expected),
-                 "paid": str(paid), "deviation": str(deviation), "tolerance": "5%"}]
+                 "paid": str(paid), "deviation": str(deviation),
+                 "tolerance": "0" if order.customs else "5%"}]
     return []
+
+
+def _line_names(doc: Document) -> dict[int, str] | None:
+    lines = doc.info.get("lines")
+    if not isinstance(lines, list):
+        return None
+    out: dict[int, str] = {}
+    for x in lines:
+        if isinstance(x, Mapping) and isinstance(x.get("gnum"), int | float) \
+                and isinstance(x.get("name"), str):
+            out[int(x["gnum"])] = x["name"]
+    return out
+
+
+def _lines(order: Document, declaration: Document) -> list[dict[str, Any]]:
+    """How a declaration's lines disagree with its order's: customs requires them one to one
+    by line number (gnum), each with the order's goods name (gname = itemName)."""
+    ordered, declared = _line_names(order), _line_names(declaration)
+    if ordered is None or declared is None:
+        return []  # lines are compared only where both documents list them
+    out: list[dict[str, Any]] = []
+    for gnum in sorted(set(ordered) | set(declared)):
+        a, b = ordered.get(gnum), declared.get(gnum)
+        if a != b:
+            out.append({"field": "lines", "gnum": gnum, "order": a, "declaration": b})
+    return out
 
 
 def _pair(order: Document, other: Document, *, cited_order: str | None = None
@@ -564,17 +621,23 @@ def _pair(order: Document, other: Document, *, cited_order: str | None = None
     else:
         if money(xi.get("freight")) != money(oi.get("freight")):
             out.append({"field": "freight", "order": oi.get("freight"), "waybill": xi.get("freight")})
+        # Compared where both carry it (customs messages do): the hashes, never the people.
+        a, b = oi.get("consigneeHash"), xi.get("consigneeHash")
+        if a is not None and b is not None and a != b:
+            out.append({"field": "consignee", "order": a, "waybill": b})
     return out
 
 
 def _describe(problems: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     zh = {"amount": "订单金额不符（商品+运费+税−抵扣≠实付，超 5%）", "orderNumber": "订单号不一致",
           "currency": "币制不一致", "paid": "支付金额不一致", "buyer": "订购人与支付人不一致",
-          "freight": "运费不一致"}
+          "freight": "运费不一致", "consignee": "订单与运单的收货人信息不一致",
+          "lines": "清单表体与订单商品不一致（序号或名称）"}
     en = {"amount": "order amounts do not add up (goods + freight + tax − discount vs paid, over 5 %)",
           "orderNumber": "order numbers differ", "currency": "currencies differ",
           "paid": "amounts paid differ", "buyer": "buyer and payer differ",
-          "freight": "freight differs"}
+          "freight": "freight differs", "consignee": "the order's and the waybill's consignees differ",
+          "lines": "the declaration's lines differ from the order's (number or name)"}
     fields = list(dict.fromkeys(str(p["field"]) for p in problems))
     return "；".join(zh.get(f, f) for f in fields), "; ".join(en.get(f, f) for f in fields)
 
@@ -586,13 +649,15 @@ def rule_three_docs_arrival(s: Subject, view: View, doc: Document) -> list[Draft
     if doc.type == "cbec:order":
         problems += _order_arithmetic(doc)
         for other in view.citing_order(doc.id):
-            if other.type in ("cbec:payment", "cbec:waybill"):
-                p = _pair(doc, other)
-                if p:
-                    problems += p
-                    others.append(other)
+            if other.withdrawn:
+                continue
+            p = (_pair(doc, other) if other.type in ("cbec:payment", "cbec:waybill")
+                 else _lines(doc, other) if other.type == "cbec:declaration" else [])
+            if p:
+                problems += p
+                others.append(other)
     elif doc.type in ("cbec:payment", "cbec:waybill") and doc.order:
-        order = view.document("cbec:order", doc.order)
+        order = _present(view.document("cbec:order", doc.order))
         if order is not None:
             p = _pair(order, doc)
             if p:
@@ -601,11 +666,17 @@ def rule_three_docs_arrival(s: Subject, view: View, doc: Document) -> list[Draft
     elif doc.type == "cbec:declaration" and doc.order:
         for t in ("cbec:payment", "cbec:waybill"):
             number = doc.links.get(t)
-            cited = view.document(t, number) if number else None
+            cited = _present(view.document(t, number)) if number else None
             if cited is not None and cited.order != doc.order:
                 label = t.split(":")[1]
                 problems.append({"field": "orderNumber", "order": doc.order, label: cited.order})
                 others.append(cited)
+        order = _present(view.document("cbec:order", doc.order))
+        if order is not None:
+            p = _lines(order, doc)
+            if p:
+                problems += p
+                others.append(order)
     if not problems:
         return []
     zh, en = _describe(problems)
@@ -614,6 +685,30 @@ def rule_three_docs_arrival(s: Subject, view: View, doc: Document) -> list[Draft
                   [s.signer, *(o.signer for o in others)],
                   f"订单 {order_no} 的单证不一致：{zh}", f"documents of order {order_no} disagree: {en}",
                   s.named, {"order": order_no, "document": doc.type, "problems": problems})]
+
+
+def _present(doc: Document | None) -> Document | None:
+    """A document as the rules see it: a withdrawn one is not there."""
+    return None if doc is None or doc.withdrawn else doc
+
+
+def rule_unregistered_enterprise(s: Subject, view: View) -> list[Draft]:
+    """A customs message's document whose responsible enterprise no registered party holds
+    the customs code of: it was transmitted for it (or names it beside the signer), and is
+    recorded; the enterprise is named by its code."""
+    codes = customs_codes_named(s.body)
+    missing = [c for c in codes if view.customs_holder(c) is None]
+    if not missing:
+        return []
+    message = s.body.get("cbec:customsMessage")
+    kind = message.get("message") if isinstance(message, Mapping) else None
+    who = "、".join(missing)
+    return [Draft("party.unregistered", [s.seq], [s.signer],
+                  f"{kind} 的责任企业（海关编码 {who}）未在账本登记",
+                  f"{kind}: the responsible enterprise (customs code {', '.join(missing)}) is "
+                  "not registered on the ledger",
+                  s.named, {"message": kind, "codes": missing,
+                            "key": message.get("key") if isinstance(message, Mapping) else None})]
 
 
 def rule_registered(s: Subject, view: View, doc: Document) -> list[Draft]:
@@ -671,17 +766,30 @@ def rule_tax_limits(s: Subject, view: View, doc: Document) -> list[Draft]:
     return out
 
 
+def _hs_codes(doc: Document) -> list[str]:
+    """The declaration's HS code, then its lines' (a customs inventory has one per line)."""
+    codes = [doc.hs_code] if doc.hs_code else []
+    lines = doc.info.get("lines")
+    for x in lines if isinstance(lines, list) else ():
+        hs = x.get("hsCode") if isinstance(x, Mapping) else None
+        if isinstance(hs, str) and hs not in codes:
+            codes.append(hs)
+    return codes
+
+
 def rule_positive_list(s: Subject, view: View, doc: Document) -> list[Draft]:
-    if doc.type != "cbec:declaration" or doc.procedure not in RETAIL_PROCEDURES or not doc.hs_code:
+    if doc.type != "cbec:declaration" or doc.procedure not in RETAIL_PROCEDURES:
         return []
-    if view.on_positive_list(doc.hs_code):
+    off = [hs for hs in _hs_codes(doc) if not view.on_positive_list(hs)]
+    if not off:
         return []
     return [Draft("positive_list.missing", [s.seq], [s.signer],
-                  f"申报 {doc.id} 的商品编码 {doc.hs_code} 不在跨境电商零售进口正面清单内",
-                  f"declaration {doc.id}: HS code {doc.hs_code} is not on the retail-import "
+                  f"申报 {doc.id} 的商品编码 {'、'.join(off)} 不在跨境电商零售进口正面清单内",
+                  f"declaration {doc.id}: HS code {', '.join(off)} is not on the retail-import "
                   "positive list",
-                  s.named, {"declaration": doc.id, "hsCode": doc.hs_code,
-                                         "procedure": doc.procedure})]
+                  s.named, {"declaration": doc.id, "hsCode": off[0],
+                            **({"hsCodes": off} if len(off) > 1 else {}),
+                            "procedure": doc.procedure})]
 
 
 def rule_release(s: Subject, view: View) -> list[Draft]:
@@ -691,7 +799,7 @@ def rule_release(s: Subject, view: View) -> list[Draft]:
         return []
     numbers = [i for t, i in s.codes.biz_transactions if t == "cbec:declaration"]
     procedure = procedure_of(s.body)
-    decl = view.document("cbec:declaration", numbers[0]) if numbers else None
+    decl = _present(view.document("cbec:declaration", numbers[0])) if numbers else None
     if procedure is None and decl is not None:
         procedure = decl.procedure
     if procedure is not None and procedure not in RETAIL_PROCEDURES:
@@ -712,7 +820,7 @@ def rule_release(s: Subject, view: View) -> list[Draft]:
         docs = {}
         for t in ("cbec:order", "cbec:payment", "cbec:waybill"):
             number = decl.links.get(t)
-            d = view.document(t, number) if number else None
+            d = _present(view.document(t, number)) if number else None
             if d is None:
                 missing.append(t)
             else:
@@ -734,6 +842,8 @@ def rule_release(s: Subject, view: View) -> list[Draft]:
         for t in ("cbec:payment", "cbec:waybill"):
             if t in docs:
                 problems += _pair(order, docs[t])
+        if decl is not None:
+            problems += _lines(order, decl)
         if problems:
             zh, en = _describe(problems)
             out.append(Draft("three_docs.release_mismatch", seqs, parties,
@@ -747,8 +857,14 @@ def rule_release(s: Subject, view: View) -> list[Draft]:
 
 
 def evaluate(s: Subject, view: View, doc: Document | None) -> list[Draft]:
-    """Every finding one event raises, in a fixed order; ``doc`` is ``document_of(s)``."""
+    """Every finding one event raises, in a fixed order; ``doc`` is ``document_of(s)``.
+
+    An error declaration raises none: it says an earlier event did not happen as stated (a
+    customs message's deletion is one), and withdraws the document that event was."""
+    if "errorDeclaration" in s.body:
+        return []
     drafts = rule_future_time(s, view)
+    drafts += rule_unregistered_enterprise(s, view)
     if doc is not None:
         drafts += rule_registered(s, view, doc)
         drafts += rule_three_docs_arrival(s, view, doc)

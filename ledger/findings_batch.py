@@ -26,7 +26,7 @@ from ledger.findings import (
     marks_set,
 )
 from ledger.projections import TraceBatch, gtin_class, named_codes
-from ledger.registry import PrefixRecord, RegistryState, prefix_holder
+from ledger.registry import PrefixRecord, RegistryState, customs_holder, prefix_holder
 
 
 class Reads(Protocol):
@@ -74,7 +74,9 @@ class FindingsBatch:
         self._db_parents: dict[str, set[str]] = {}
         self._db_docs: dict[tuple[str, str], Document | None] = {}
         self._db_citing: dict[str, list[Document]] = {}
-        self._db_buyers: dict[tuple[str, int], dict[str, tuple[int, Decimal]]] = {}
+        # (buyer, year) -> order -> (seq, value) of its latest version; None: not counted
+        # (withdrawn, or not in CNY)
+        self._db_buyers: dict[tuple[str, int], dict[str, tuple[int, Decimal | None]]] = {}
         self._db_positive: dict[str, bool] = {}
         # this batch
         self._docs: dict[tuple[str, str], Document] = {}
@@ -197,13 +199,15 @@ class FindingsBatch:
     def _load_buyers(self, pairs: Iterable[tuple[str, int]]) -> None:
         want = [p for p in pairs if p not in self._db_buyers]
         if want:
-            got: dict[tuple[str, int], dict[str, tuple[int, Decimal]]] = {p: {} for p in want}
+            got: dict[tuple[str, int], dict[str, tuple[int, Decimal | None]]] = {
+                p: {} for p in want}
             for d in self.reads.buyer_orders(want):
                 key = (d.buyer or "", d.year or 0)
-                if key in got and d.value is not None:
+                if key in got and (d.value is not None or d.withdrawn):
                     cur = got[key].get(d.id)
                     if cur is None or cur[0] < d.seq:
-                        got[key][d.id] = (d.seq, Decimal(d.value))
+                        got[key][d.id] = (d.seq, None if d.withdrawn or d.value is None
+                                          else Decimal(d.value))
             self._db_buyers.update(got)
 
     def _load_positive(self, hs_codes: Iterable[str]) -> None:
@@ -285,7 +289,7 @@ class FindingsBatch:
 
     def buyer_orders(self, buyer: str, year: int) -> Mapping[str, Decimal]:
         self._load_buyers([(buyer, year)])
-        out = {k: v[1] for k, v in self._db_buyers[(buyer, year)].items()}
+        out = {k: v[1] for k, v in self._db_buyers[(buyer, year)].items() if v[1] is not None}
         for order, value in self._orders.get((buyer, year), {}).items():
             if value is None:
                 out.pop(order, None)
@@ -315,6 +319,10 @@ class FindingsBatch:
         # ledger.brands.prefixes_to_load); a rebuild replays the whole registry.
         return prefix_holder(self.reg, gtin)
 
+    def customs_holder(self, code: str) -> str | None:
+        # The append path loads the codes its batch's customs messages name (ledger.log).
+        return customs_holder(self.reg, code)
+
     # --- adding -------------------------------------------------------------------------
 
     def add_event(self, s: Subject) -> list[Finding]:
@@ -331,7 +339,7 @@ class FindingsBatch:
                 self._citing.setdefault(doc.order, {})[(doc.type, doc.id)] = doc
             if doc.type == "cbec:order" and doc.buyer is not None and doc.year is not None:
                 self._orders.setdefault((doc.buyer, doc.year), {})[doc.id] = (
-                    None if doc.value is None else Decimal(doc.value))
+                    None if doc.value is None or doc.withdrawn else Decimal(doc.value))
         marks = marks_set(s)
         for d in drafts:
             if d.rule == "gtin.unregistered_prefix":

@@ -10,6 +10,7 @@ one transaction — or nothing.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -367,6 +368,12 @@ class Ledger:
                 prefixes.add(p.body["prefix"])  # type: ignore[union-attr]
         # Private data belongs to the statement that first committed to it.
         commitments = {c for p in prepared if (c := p.statement.get("private")) is not None}
+        # Customs codes: those registrations claim (one holder each) and those the customs
+        # messages' events name as responsible enterprises (finding party.unregistered).
+        codes = {c for p in prepared if p.kind == "party.register"
+                 for c in p.body.get("customsCodes", ())}
+        codes |= {c for p, f in zip(prepared, facts, strict=True) if f is not None
+                  for c in findings.customs_codes_named(p.body)}
 
         with store.writing() as conn:
             head = store.head(conn)
@@ -377,7 +384,7 @@ class Ledger:
             capture_rows: list[capturedb.Row] = []
             reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids)
             reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids,
-                                      prefixes=prefixes)
+                                      prefixes=prefixes, codes=codes)
             owners = store.commitment_owners(conn, commitments) if commitments else {}
             stored_keys = set(reg.keys) | ({"registrar"} if reg.registrar else set())
 
@@ -572,6 +579,15 @@ class Ledger:
         proof = merkle.inclusion_proof(seq, size, lambda ids: self.store.fetch_nodes(conn, ids))
         leaf = self.store.fetch_nodes(conn, [(0, seq)])[(0, seq)]
         return Receipt(seq, leaf, statement_hash, note, InclusionProof(seq, size, tuple(proof)))
+
+    def receipt_of(self, seq: int) -> Receipt:
+        """The receipt entry ``seq`` got when it was appended, proven against the first
+        checkpoint that covers it: what a repeated submission gets back."""
+        entry = self.entry(seq)
+        statement = orjson.loads(entry.raw)["envelope"]["statement"]
+        digest = hashlib.sha256(canonical.canonical_bytes(statement)).digest()
+        with self.store.reading() as conn:
+            return self._first_receipt(conn, seq, digest)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -872,7 +888,8 @@ class Ledger:
             return self.store.keys_of_parties(conn, list(ids))
 
     def registry_view(self) -> registry.RegistryState:
-        """The whole registry projection (parties, keys, GS1 prefixes and delegations), for
-        listings."""
+        """The whole registry projection (parties, keys, GS1 prefixes and delegations,
+        customs codes), for listings."""
         with self.store.reading() as conn:
-            return self.store.load_registry(conn, key_ids=None, party_ids=None, prefixes=None)
+            return self.store.load_registry(conn, key_ids=None, party_ids=None, prefixes=None,
+                                            codes=None)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import MalformedInput, NotAuthentic, NotAuthorised
-from ledger.ids import parse_party_id
+from ledger.errors import IdentifierError, MalformedInput, NotAuthentic, NotAuthorised
+from ledger.ids import parse_party_id, validate_uscc
 from ledger.keys import decode_public_key, key_id
 from ledger.statements import Prepared, check_timestamp
 
@@ -36,6 +36,10 @@ _HS = re.compile(r"^[0-9]{6,10}$")
 # A GS1 company prefix: 4 to 12 digits (GS1 General Specifications 1.4.4).
 _GS1_PREFIX = re.compile(r"^[0-9]{4,12}$")
 MAX_GS1_PREFIXES = 100
+# A customs registration code (海关注册编码): 10 digits or capital letters; an enterprise may
+# instead use its 18-character USCC in customs messages (ebpCode, payCode, agentCode, ...).
+_CUSTOMS_CODE = re.compile(r"^[0-9A-Z]{10}$")
+MAX_CUSTOMS_CODES = 20
 REGULATOR_KINDS = frozenset({"list.update", "credit.record"})
 PREFIX_KINDS = frozenset({"prefix.delegate", "prefix.revoke"})
 
@@ -57,6 +61,7 @@ class PartyRecord:
     roles: tuple[str, ...]
     registered_seq: int
     gs1_prefixes: tuple[str, ...] = ()  # the GS1 company prefixes its registration names
+    customs_codes: tuple[str, ...] = ()  # the customs codes it uses in customs messages
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,15 @@ class PrefixRecord:
     """A GS1 company prefix and the party whose registration holds it."""
 
     prefix: str
+    party: str
+    since_seq: int
+
+
+@dataclass(frozen=True)
+class CustomsCodeRecord:
+    """A customs registration code (or USCC) and the party whose registration holds it."""
+
+    code: str
     party: str
     since_seq: int
 
@@ -100,6 +114,10 @@ class RegistryState:
     dirty_prefixes: set[str] = field(default_factory=set)
     delegations: dict[tuple[str, str], Delegation] = field(default_factory=dict)
     dirty_delegations: set[tuple[str, str]] = field(default_factory=set)
+    # Customs codes held: loaded for the codes a batch's customs-message events name, all of
+    # them for a batch that registers new ones (a code has one holder).
+    customs_codes: dict[str, CustomsCodeRecord] = field(default_factory=dict)
+    dirty_customs_codes: set[str] = field(default_factory=set)
 
     def add_key(self, rec: KeyRecord) -> None:
         self.keys[rec.key_id] = rec
@@ -159,9 +177,11 @@ def check_body(p: Prepared) -> None:
         parse_party_id(str(reg["id"]))
         _str_field(reg, "name", "genesis registrar")
     elif kind == "party.register":
-        _fields(body, kind, ("id", "name", "roles", "publicKey"), ("gs1Prefixes",))
+        _fields(body, kind, ("id", "name", "roles", "publicKey"), ("gs1Prefixes", "customsCodes"))
         if "gs1Prefixes" in body:
             check_gs1_prefixes(body["gs1Prefixes"])
+        if "customsCodes" in body:
+            check_customs_codes(body["customsCodes"])
         parse_party_id(_str_field(body, "id", kind))
         _str_field(body, "name", kind)
         roles = body["roles"]
@@ -241,6 +261,33 @@ def check_gs1_prefixes(value: object, *, where: str = "party.register gs1Prefixe
     if len(set(value)) != len(value):
         raise MalformedInput(f"{where} must not repeat a prefix")
     return value
+
+
+def check_customs_codes(value: object, *,
+                        where: str = "party.register customsCodes") -> list[str]:
+    """A non-empty list of distinct customs codes: each a 10-character customs registration
+    code (digits and capital letters) or an 18-character USCC with correct check characters."""
+    if not isinstance(value, list) or not value or len(value) > MAX_CUSTOMS_CODES:
+        raise MalformedInput(f"{where} must be a list of 1 to {MAX_CUSTOMS_CODES} customs codes, "
+                             "such as [\"1105910159\"]")
+    for v in value:
+        if isinstance(v, str) and len(v) == 18:
+            try:
+                validate_uscc(v)
+            except IdentifierError as e:
+                raise MalformedInput(f"{where}: {e.message}") from None
+        elif not isinstance(v, str) or not _CUSTOMS_CODE.match(v):
+            raise MalformedInput(f"{where}: {v!r} is not a customs code (10 digits or capital "
+                                 "letters, or an 18-character USCC)")
+    if len(set(value)) != len(value):
+        raise MalformedInput(f"{where} must not repeat a code")
+    return value
+
+
+def customs_holder(reg: RegistryState, code: str) -> str | None:
+    """The registered party that holds a customs code, if any."""
+    rec = reg.customs_codes.get(code)
+    return None if rec is None else rec.party
 
 
 def utc_time(value: str) -> str:
@@ -356,6 +403,12 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
                 raise NotAuthorised(
                     f"GS1 company prefix {prefix} overlaps {held.prefix}, held by {held.party} "
                     f"since seq {held.since_seq}; a prefix has one holder", code="prefix_taken")
+        for code in p.body.get("customsCodes", ()):
+            taken = reg.customs_codes.get(code)
+            if taken is not None:
+                raise NotAuthorised(
+                    f"customs code {code} is held by {taken.party} since seq {taken.since_seq}; "
+                    "a customs code has one holder", code="customs_code_taken")
         return
     if p.signer not in reg.parties:
         raise NotAuthentic(f"signer {p.signer} is not a registered party", code="unknown_signer")
@@ -424,11 +477,16 @@ def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
     elif kind == "party.register":
         pk = decode_public_key(body["publicKey"])
         prefixes = tuple(sorted(body.get("gs1Prefixes", ())))
-        reg.add_party(PartyRecord(body["id"], body["name"], tuple(body["roles"]), seq, prefixes))
+        codes = tuple(sorted(body.get("customsCodes", ())))
+        reg.add_party(PartyRecord(body["id"], body["name"], tuple(body["roles"]), seq, prefixes,
+                                  codes))
         reg.add_key(KeyRecord(key_id(pk), body["id"], pk, seq))
         for prefix in prefixes:
             reg.prefixes[prefix] = PrefixRecord(prefix, body["id"], seq)
             reg.dirty_prefixes.add(prefix)
+        for code in codes:
+            reg.customs_codes[code] = CustomsCodeRecord(code, body["id"], seq)
+            reg.dirty_customs_codes.add(code)
     elif kind == "party.key.rotate":
         pk = decode_public_key(body["publicKey"])
         old = reg.keys[p.key]

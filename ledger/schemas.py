@@ -164,6 +164,17 @@ class _Compiled:
             defs["cbec:waybillInfo"]["properties"]["grossWeightKg"]["pattern"]
         )
         self.countries = frozenset(defs["cbec:countryOfOrigin"]["enum"])
+        self.decimal = re.compile(defs["cbecDecimal"]["pattern"])
+        self.customs_code = re.compile(defs["cbecCustomsCode"]["pattern"])
+        message = defs["cbec:customsMessage"]["properties"]
+        self.messages = frozenset(message["message"]["enum"])
+        self.app_types = frozenset(message["appType"]["enum"])
+        self.message_guid = re.compile(message["guid"]["pattern"])
+        self.app_status = re.compile(message["appStatus"]["pattern"])
+        self.return_status = re.compile(message["status"]["pattern"])
+        self.message_name = re.compile(message["key"]["propertyNames"]["pattern"])
+        self.line_unit = re.compile(
+            defs["cbec:lines"]["items"]["properties"]["unit"]["pattern"])
         self.procedures = tuple(defs["cbec:customsProcedure"]["enum"])
         self.measurement = frozenset(defs["measurementType"]["anyOf"][0]["enum"])
         self.alerts = frozenset(defs["sensorReport"]["properties"]["exception"]["anyOf"][0]["enum"])
@@ -250,6 +261,8 @@ class _FastValidator:
             "cbec:waybillInfo": self._waybill_info,
             "cbec:evaluation": self._evaluation,
             "cbec:recall": self._recall,
+            "cbec:customsMessage": self._customs_message,
+            "cbec:lines": self._lines,
             **{k: self._lot for k in c.lot_fields},
         }
         self._init_structures()
@@ -308,15 +321,30 @@ class _FastValidator:
         self.order_fields: dict[str, Check] = {
             "goods": m, "freight": m, "tax": m, "discount": m, "paid": m,
             "currency": self._currency, "buyerIdHash": self._keyed_hash,
+            "consigneeHash": self._keyed_hash,
         }
         self.payment_fields: dict[str, Check] = {
             "paid": m, "currency": self._currency, "buyerIdHash": self._keyed_hash,
         }
         self.waybill_fields: dict[str, Check] = {
             "freight": m, "currency": self._currency, "grossWeightKg": self._weight,
+            "consigneeHash": self._keyed_hash,
         }
         self.evaluation_fields: dict[str, Check] = {"rating": self._rating, "text": self._text}
         self.recall_fields: dict[str, Check] = {"reason": self._reason, "scope": self._scope}
+        self.message_fields: dict[str, Check] = {
+            "message": self._message_type, "guid": self._message_guid,
+            "document": self._message_guid, "appType": self._app_type,
+            "appStatus": self._app_status, "status": self._return_status,
+            "key": self._message_numbers(minimum=1), "references": self._message_numbers(),
+            "responsible": self._codes(minimum=0), "onBehalfOf": self._codes(minimum=1),
+            "transmitter": self._customs_code, "parties": self._parties,
+        }
+        self.line_fields: dict[str, Check] = {
+            "gnum": self._gnum, "name": self._line_name, "item": self._uri,
+            "quantity": self._decimal, "unit": self._line_unit, "hsCode": self._hs_code,
+            "countryOfOrigin": self._country,
+        }
 
     # -- the event ------------------------------------------------------------------------
 
@@ -703,6 +731,92 @@ class _FastValidator:
 
     def _recall(self, v: Any, path: str) -> None:
         self._closed_object(v, path, "cbec:recall", self.recall_fields, ("reason", "scope"))
+
+    # -- customs messages (ledger/ceb.py writes these) ----------------------------------------
+
+    def _customs_message(self, v: Any, path: str) -> None:
+        self._closed_object(v, path, "cbec:customsMessage", self.message_fields,
+                            ("message", "guid", "key"))
+
+    def _message_type(self, v: Any, path: str) -> None:
+        if type(v) is not str or v not in self.c.messages:
+            _fail(path, "must name a customs message: " + ", ".join(sorted(self.c.messages))
+                  + f", not {_shown(v)}")
+
+    def _message_guid(self, v: Any, path: str) -> None:
+        if type(v) is not str or not self.c.message_guid.match(v):
+            _fail(path, f"must be 1 to 64 characters without white space, not {_shown(v)}")
+
+    def _app_type(self, v: Any, path: str) -> None:
+        if type(v) is not str or v not in self.c.app_types:
+            _fail(path, f"must be \"1\" (new), \"2\" (change) or \"3\" (delete), not {_shown(v)}")
+
+    def _app_status(self, v: Any, path: str) -> None:
+        if type(v) is not str or not self.c.app_status.match(v):
+            _fail(path, f"must be 1 to 3 characters without white space, not {_shown(v)}")
+
+    def _return_status(self, v: Any, path: str) -> None:
+        if type(v) is not str or not self.c.return_status.match(v):
+            _fail(path, f"must be a customs return status such as \"800\" or \"-621004\", "
+                  f"not {_shown(v)}")
+
+    def _message_numbers(self, *, minimum: int = 0) -> Check:
+        def check(v: Any, path: str) -> None:
+            if not isinstance(v, dict) or len(v) < minimum:
+                _fail(path, "must be an object of field names and their values"
+                      + (" (at least one)" if minimum else ""))
+            for k, x in v.items():
+                if not self.c.message_name.match(k):
+                    _fail(child_path(path, k), "is not a message field name (1 to 30 letters)")
+                if type(x) is not str or not 1 <= len(x) <= 100:
+                    _fail(child_path(path, k), "must be a string of 1 to 100 characters")
+
+        return check
+
+    def _customs_code(self, v: Any, path: str) -> None:
+        if type(v) is not str or not self.c.customs_code.match(v):
+            _fail(path, f"must be an enterprise's customs code (1 to 18 characters without white "
+                  f"space), not {_shown(v)}")
+
+    def _codes(self, *, minimum: int) -> Check:
+        def check(v: Any, path: str) -> None:
+            if type(v) is not list or not minimum <= len(v) <= 4 or len(set(map(repr, v))) != len(v):
+                _fail(path, f"must be a list of {minimum} to 4 distinct customs codes")
+            for i, x in enumerate(v):
+                self._customs_code(x, child_path(path, i))
+
+        return check
+
+    def _parties(self, v: Any, path: str) -> None:
+        if type(v) is not list or not 1 <= len(v) <= 4 or len(set(map(repr, v))) != len(v):
+            _fail(path, "must be a list of 1 to 4 distinct party identifiers")
+        for i, x in enumerate(v):
+            self._uri(x, child_path(path, i))
+
+    def _lines(self, v: Any, path: str) -> None:
+        if type(v) is not list or not 1 <= len(v) <= 999:
+            _fail(path, "must be a list of 1 to 999 lines")
+        for i, x in enumerate(v):
+            self._closed_object(x, child_path(path, i), "a line", self.line_fields,
+                                ("gnum", "name"))
+
+    def _gnum(self, v: Any, path: str) -> None:
+        whole = (type(v) is int or (type(v) is float and v.is_integer()))
+        if not whole or not 1 <= v <= 2147483647:
+            _fail(path, f"must be a line number from 1, not {_shown(v)}")
+
+    def _line_name(self, v: Any, path: str) -> None:
+        if type(v) is not str or not 1 <= len(v) <= 250:
+            _fail(path, "must be a name of 1 to 250 characters")
+
+    def _decimal(self, v: Any, path: str) -> None:
+        if type(v) is not str or not self.c.decimal.match(v):
+            _fail(path, f"must be a quantity as a decimal string with at most five decimals, "
+                  f"not {_shown(v)}")
+
+    def _line_unit(self, v: Any, path: str) -> None:
+        if type(v) is not str or not self.c.line_unit.match(v):
+            _fail(path, f"must be a unit code of 1 to 3 letters or digits, not {_shown(v)}")
 
 
 def _a(event_type: str) -> str:

@@ -51,19 +51,24 @@ class World:
         self.store.dispose()
 
     def registration(self, party: str, key: PartyKey, roles: Sequence[str] = ("producer",),
-                     name: str | None = None, gs1_prefixes: Sequence[str] = ()) -> dict[str, Any]:
+                     name: str | None = None, gs1_prefixes: Sequence[str] = (),
+                     customs_codes: Sequence[str] = ()) -> dict[str, Any]:
         body: dict[str, Any] = {"id": party, "name": name or f"party {party[-6:]}",
                                 "roles": list(roles), "publicKey": key.public_key_b64}
         if gs1_prefixes:
             body["gs1Prefixes"] = list(gs1_prefixes)
+        if customs_codes:
+            body["customsCodes"] = list(customs_codes)
         return sign_one(kind="party.register", signer=party, key=key, body=body,
                         cosigners=[(self.registrar, self.registrar_key)])
 
     def register(self, roles: Sequence[str] = ("producer",), *,
-                 gs1_prefixes: Sequence[str] = ()) -> tuple[str, PartyKey]:
+                 gs1_prefixes: Sequence[str] = (),
+                 customs_codes: Sequence[str] = ()) -> tuple[str, PartyKey]:
         party = new_uscc()
         key = PartyKey.generate(party)
-        self.ledger.append(self.registration(party, key, roles, gs1_prefixes=gs1_prefixes))
+        self.ledger.append(self.registration(party, key, roles, gs1_prefixes=gs1_prefixes,
+                                             customs_codes=customs_codes))
         return party, key
 
     def event(self, party: str, key: PartyKey, n: int = 0, **extra: Any) -> dict[str, Any]:

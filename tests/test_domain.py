@@ -342,6 +342,8 @@ MAY_SIGN: dict[str, dict[str, set[str]]] = {
         "inspection": {"customs"},
         "release": {"customs"},
         "hold": {"customs"},
+        "return": {"customs"},
+        "receipt": {"customs"},
     },
     "logistics": {"*": {"warehouse", "logistics"}},
     "payment": {"*": {"payment"}},

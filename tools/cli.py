@@ -116,6 +116,8 @@ def cmd_party_register(a: argparse.Namespace, home: Home) -> int:
                             "publicKey": key.public_key_b64}
     if a.gs1_prefix:
         body["gs1Prefixes"] = registry.check_gs1_prefixes(a.gs1_prefix, where="--gs1-prefix")
+    if a.customs_code:
+        body["customsCodes"] = registry.check_customs_codes(a.customs_code, where="--customs-code")
     env = sign_one(kind="party.register", signer=a.id, key=key, body=body,
                    cosigners=[(reg_id, reg_key)])
     out(led.append(env).as_dict())
@@ -170,6 +172,8 @@ def cmd_party_show(a: argparse.Namespace, home: Home) -> int:
         doc["delegations"] = [
             {"prefix": d.prefix, "to": d.party, "sinceSeq": d.since_seq, "until": d.until}
             for (prefix, _), d in sorted(reg.delegations.items()) if prefix in p.gs1_prefixes]
+    if p.customs_codes:
+        doc["customsCodes"] = list(p.customs_codes)
     doc["keys"] = [{"keyId": k.key_id, "validFrom": k.valid_from, "validUntil": k.valid_until,
                     "endedBy": k.ended_by} for k in reg.keys.values() if k.party == p.id]
     out(doc)
@@ -481,6 +485,12 @@ def cmd_stats(a: argparse.Namespace, home: Home) -> int:
 
 def cmd_demo(a: argparse.Namespace, home: Home) -> int:
     """A fresh ledger with the Tangshan scenario (tools/demo.py); creates the ledger if needed."""
+    if a.ceb is not None:
+        if a.serve:
+            raise MalformedInput("--ceb writes customs messages and builds no ledger; drop --serve")
+        from tools import demo_ceb
+
+        return demo_ceb.run(home=home, scale=a.scale, out=Path(a.ceb))
     from tools.demo import run
 
     return run(home=home, scale=a.scale, serve=a.serve, host=a.host, port=a.port)
@@ -586,6 +596,51 @@ def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
 
 
 # --- epcis (end) ---------------------------------------------------------------------------
+
+
+# --- ceb (begin): China Customs CBEC messages in -------------------------------------------
+
+
+def _matching_key(home: Home, path: str | None) -> bytes:
+    """The zone's matching key (buyerIdHash, consigneeHash): {"hmacKey": "<64 hex>"}."""
+    file = Path(path) if path else home.path / "zone.key"
+    try:
+        doc = json.loads(file.read_text())
+        key = bytes.fromhex(doc["hmacKey"])
+    except FileNotFoundError:
+        raise LedgerError(f"no matching key at {file}: the zone's HMAC key, which platforms, "
+                          "payment institutions and customs share, as {\"hmacKey\": \"<64 hex>\"} "
+                          "(--matching-key FILE names another file)", code="no_matching_key") from None
+    except (ValueError, KeyError, TypeError):
+        raise LedgerError(f"{file} must hold {{\"hmacKey\": \"<64 hex characters>\"}}",
+                          code="no_matching_key") from None
+    if len(key) < 16:
+        raise LedgerError(f"the matching key in {file} is {len(key)} bytes; it needs at least 16",
+                          code="no_matching_key")
+    return key
+
+
+def cmd_ceb_import(a: argparse.Namespace, home: Home) -> int:
+    """Every file is read and checked first; then one batch per message, orders before
+    payments, waybills, inventories and receipts. One JSON line per document."""
+    from ledger import ceb
+    from ledger.ceb_import import import_message, import_order
+
+    led = _open(home)
+    key = home.keys.load(a.key)
+    matching = _matching_key(home, a.matching_key)
+    for f in a.files:  # refuse a huge file before reading it into memory
+        if Path(f).is_file() and Path(f).stat().st_size > ceb.MAX_MESSAGE_BYTES:
+            raise MalformedInput(f"{f} is {Path(f).stat().st_size} bytes; a customs message may "
+                                 f"have at most {ceb.MAX_MESSAGE_BYTES} (32 MiB)", code="too_large")
+    messages = [ceb.read_message(_read_bytes(f), source=f) for f in a.files]
+    for msg in import_order(messages):
+        for r in import_message(led, msg, key=key, matching_key=matching, signer=a.signer):
+            out({"file": msg.source, **r.as_dict()})
+    return 0
+
+
+# --- ceb (end) -----------------------------------------------------------------------------
 
 
 # --- qr (begin) ------------------------------------------------------------------------------
@@ -907,6 +962,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--serve", action="store_true", help="then serve it, as `suyuan serve`")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--ceb", metavar="DIR", help="instead, write the 1210 and 9610 flows' orders, "
+                   "payments, waybills, inventories and releases as China Customs messages")
     s.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("serve", help="the HTTP API: /graphql, /healthz, /checkpoint, /log-key, "
@@ -1015,6 +1072,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--gs1-prefix", action="append", metavar="PREFIX",
                    help="a GS1 company prefix the party holds (4-12 digits); repeatable. Only "
                         "it, or a party it delegates to, may then make or recall GTINs under it")
+    s.add_argument("--customs-code", action="append", metavar="CODE",
+                   help="a customs code the party uses in customs messages (its 10-character "
+                        "customs registration code, or its USCC); repeatable")
     s.set_defaults(fn=cmd_party_register)
     s = psub.add_parser("rotate")
     s.add_argument("--id", required=True)
@@ -1144,6 +1204,20 @@ def parser() -> argparse.ArgumentParser:
                    help="JSON-LD (default) or EPCIS 2.0 XML, checked against GS1's XSD")
     s.set_defaults(fn=cmd_epcis)
     # --- epcis (end) ---
+    # --- ceb (begin) ---
+    ceb_p = sub.add_parser("ceb", help="China Customs CBEC messages (CEB311/411/511/621 and "
+                           "receipts 312/412/512/622)")
+    csub = ceb_p.add_subparsers(dest="ceb_command", required=True)
+    s = csub.add_parser("import", help="sign one statement per document; one batch per message, "
+                        "one JSON line per document")
+    s.add_argument("files", nargs="+", metavar="FILE",
+                   help="customs messages: bare, or base64 in a dxp:DxpMsg; UTF-8 or GB2312/GBK")
+    s.add_argument("--key", required=True, help="name of the signing party's key in SUYUAN_HOME")
+    s.add_argument("--signer", help="the party id that signs (default: the key's party)")
+    s.add_argument("--matching-key", metavar="FILE",
+                   help="the zone's matching key, {\"hmacKey\": hex} (default SUYUAN_HOME/zone.key)")
+    s.set_defaults(fn=cmd_ceb_import)
+    # --- ceb (end) ---
     # --- findings parser (begin) ---
     s = sub.add_parser("findings", help="compliance findings for regulators, as JSON lines")
     s.add_argument("--rule", help="a rule code, e.g. three_docs.mismatch")

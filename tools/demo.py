@@ -295,6 +295,41 @@ class Consumer:
     phone: str
     address: str
     id_hash: str
+    id_number: str = ""  # only the customs messages carry it (tools/demo_ceb.py)
+
+
+@dataclass(frozen=True)
+class Sale:
+    """One consumer order of the 1210 or 9610 flow, as customs messages carry it: the order,
+    payment, waybill and inventory, and customs' release (tools/demo_ceb.py writes them)."""
+
+    procedure: str
+    platform: str  # party slugs
+    merchant: str
+    payment: str
+    logistics: str
+    broker: str
+    customs: str
+    order_no: str
+    pay_tx: str
+    waybill_no: str
+    declaration_no: str
+    lines: tuple[tuple[Product, int], ...]
+    goods: Decimal
+    freight: Decimal
+    tax: Decimal
+    discount: Decimal
+    paid: Decimal
+    pay_amount: Decimal
+    waybill_freight: Decimal
+    weight: Decimal
+    buyer: Consumer
+    payer: Consumer
+    ordered: datetime
+    paid_at: datetime
+    waybill_at: datetime
+    declared: datetime
+    released: datetime
 
 
 @dataclass
@@ -347,6 +382,7 @@ class Scenario:
         self.zone_key = zone_key
         self.rng = random.Random(20261127)
         self.drafts: list[Draft] = []
+        self.sales: list[Sale] = []  # the consumer orders, for the customs messages
         self.planted = Planted()
         self._ids = 0
         self._reviewed_formula = False
@@ -372,7 +408,8 @@ class Scenario:
                    f"{r.choice(ESTATES)}{r.randrange(1, 30)}栋{r.randrange(1, 6)}单元"
                    f"{r.randrange(1, 28)}{r.randrange(1, 5):02d}室")
         phone = f"1{r.choice('3578')}{r.randrange(10**9):09d}"
-        return Consumer(name, phone, address, buyer_id_hash(self.zone_key, cn_id_number(r)))
+        number = cn_id_number(r)
+        return Consumer(name, phone, address, buyer_id_hash(self.zone_key, number), number)
 
     def event(self, signer: str, kind: str, when: datetime, /, **fields: Any) -> dict[str, Any]:
         """Draft one event body; ``private=`` (not an EPCIS field) is the data kept off the chain."""
@@ -639,7 +676,7 @@ class Scenario:
                    **proc, **{"cbec:paymentInfo": {"paid": money(pay_amount), "currency": "CNY",
                                                    "buyerIdHash": payer.id_hash}})
         weight = product.weight_kg * qty + Decimal("0.2")
-        self.event("shunchi", "TransactionEvent", t0 + self.minutes(15, 38), action="ADD",
+        wb = self.event("shunchi", "TransactionEvent", t0 + self.minutes(15, 38), action="ADD",
                    epcList=items, bizLocation=wh,
                    bizTransactionList=[bt_order, {"type": "cbec:waybill", "bizTransaction": waybill}],
                    private={"recipient": {"name": buyer.name, "phone": buyer.phone,
@@ -656,6 +693,12 @@ class Scenario:
         self.event("cfd_customs", "ObjectEvent", t_rel, action="OBSERVE", epcList=items,
                    bizStep="cbec:releasing", disposition="sellable_accessible", bizLocation=wh,
                    bizTransactionList=[{"type": "cbec:declaration", "bizTransaction": decl}], **proc)
+        self.sales.append(Sale(
+            "1210", "tangpin", "ruihe", "jitong_pay", "shunchi", "huacheng", "cfd_customs",
+            order.rsplit("/", 1)[1], payment.rsplit("/", 1)[1], waybill.rsplit("/", 1)[1],
+            decl.rsplit("/", 1)[1], ((product, qty),), goods, freight, tax, discount, paid,
+            pay_amount, freight + (Decimal("15.00") if odd else 0), weight, buyer, payer, t0,
+            t_pay, datetime.fromisoformat(wb["eventTime"]), t_decl, t_rel))
         t_out = working_hours(t_rel + self.minutes(120, 300))
         self.event("bonded_wh", "ObjectEvent", t_out, action="OBSERVE", epcList=items,
                    bizStep="shipping", disposition="in_transit", readPoint=wh,
@@ -780,6 +823,11 @@ class Scenario:
                        bizStep="cbec:releasing", disposition="sellable_accessible",
                        bizLocation=place(LOC["jingtang_port"]),
                        bizTransactionList=[{"type": "cbec:declaration", "bizTransaction": decl}], **proc)
+            self.sales.append(Sale(
+                "9610", "haitao", "haitao", "yanshan_pay", "hanbit", "huacheng", "jt_customs",
+                order.rsplit("/", 1)[1], payment.rsplit("/", 1)[1], waybill.rsplit("/", 1)[1],
+                decl.rsplit("/", 1)[1], tuple(basket), goods, freight, tax, discount, paid, paid,
+                freight, weight, buyer, buyer, t0, t_pay, t_wb, t_decl, t_rel))
             t_del = (t_rel + timedelta(days=r.choice((1, 2, 2, 3)))).replace(hour=r.randint(9, 19))
             self.event("youtong", "ObjectEvent", t_del, action="OBSERVE", epcList=items,
                        bizStep="accepting", disposition="retail_sold",

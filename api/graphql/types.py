@@ -46,6 +46,9 @@ class Party:
     gs1_prefixes: list[str] = strawberry.field(
         description="the GS1 company prefixes its registration holds: only it, or a party it "
                     "delegated one to, may make or recall GTINs under them")
+    customs_codes: list[str] = strawberry.field(
+        description="the customs codes (10-character customs registration codes or USCCs) its "
+                    "registration holds: the codes customs messages name it by")
 
     @strawberry.field
     async def keys(self, info: Ctx) -> list[PartyKey]:
@@ -61,7 +64,7 @@ class Party:
     @classmethod
     def of(cls, p: registry.PartyRecord) -> Party:
         return cls(id=p.id, name=p.name, roles=list(p.roles), registered_seq=p.registered_seq,
-                   gs1_prefixes=list(p.gs1_prefixes))
+                   gs1_prefixes=list(p.gs1_prefixes), customs_codes=list(p.customs_codes))
 
 
 async def party_of(info: Ctx, party_id: str | None) -> Party | None:

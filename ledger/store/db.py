@@ -38,13 +38,21 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
 from ledger.errors import ConfigError, DamagedStore
-from ledger.registry import Delegation, KeyRecord, PartyRecord, PrefixRecord, RegistryState
+from ledger.registry import (
+    CustomsCodeRecord,
+    Delegation,
+    KeyRecord,
+    PartyRecord,
+    PrefixRecord,
+    RegistryState,
+)
 from ledger.store import schema
 from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, cursor, placeholders, rows_in
 from ledger.store.schema import (
     NODE_LEVEL_SHIFT,
     checkpoints,
     cosignatures,
+    customs_codes,
     entries,
     gs1_prefixes,
     log_meta,
@@ -531,10 +539,10 @@ class Store:
 
     def load_registry(
         self, conn: Connection, *, key_ids: Iterable[str] | None, party_ids: Iterable[str] | None,
-        prefixes: Iterable[str] | None = (),
+        prefixes: Iterable[str] | None = (), codes: Iterable[str] | None = (),
     ) -> RegistryState:
-        """The registry slice for these keys, parties and GS1 company prefixes (with their
-        delegations) — None: all of them."""
+        """The registry slice for these keys, parties, GS1 company prefixes (with their
+        delegations) and customs codes — None: all of them."""
         reg = RegistryState()
         if key_ids is None:
             key_ids = [r[0] for r in conn.execute(select(party_keys.c.key_id))]
@@ -558,24 +566,43 @@ class Store:
         plist = list(pids)
         for i in range(0, len(plist), IN_CHUNK):
             chunk = plist[i : i + IN_CHUNK]
-            held: dict[str, list[str]] = {}
+            held: dict[str, set[str]] = {}
+            own_codes: dict[str, set[str]] = {}
+            # One statement: a party has few prefixes and codes, so their product is small.
             rows = conn.execute(
-                select(parties, gs1_prefixes.c.prefix)
+                select(parties, gs1_prefixes.c.prefix, customs_codes.c.code)
                 .outerjoin(gs1_prefixes, gs1_prefixes.c.party == parties.c.id)
+                .outerjoin(customs_codes, customs_codes.c.party == parties.c.id)
                 .where(parties.c.id.in_(chunk))
             ).all()
             for r in rows:
                 if r.prefix is not None:
-                    held.setdefault(r.id, []).append(r.prefix)
+                    held.setdefault(r.id, set()).add(r.prefix)
+                if r.code is not None:
+                    own_codes.setdefault(r.id, set()).add(r.code)
             for r in rows:
                 reg.parties[r.id] = PartyRecord(
                     r.id, r.name, tuple(r.roles.split(",")), r.registered_seq,
-                    tuple(sorted(held.get(r.id, ()))),
+                    tuple(sorted(held.get(r.id, ()))), tuple(sorted(own_codes.get(r.id, ()))),
                 )
             for r in conn.execute(select(negative_list).where(negative_list.c.party.in_(chunk))):
                 reg.negative[r.party] = (int(r.since_seq), r.reason)
         self._load_prefixes(conn, reg, prefixes)
+        self._load_customs_codes(conn, reg, codes)
         return reg
+
+    def _load_customs_codes(self, conn: Connection, reg: RegistryState,
+                            codes: Iterable[str] | None) -> None:
+        q = select(customs_codes.c.code, customs_codes.c.party, customs_codes.c.since_seq)
+        if codes is None:
+            rows = conn.execute(q).all()
+        else:
+            wanted = sorted(set(codes))
+            rows = []
+            for i in range(0, len(wanted), IN_CHUNK):
+                rows += conn.execute(q.where(customs_codes.c.code.in_(wanted[i : i + IN_CHUNK])))
+        for r in rows:
+            reg.customs_codes[r.code] = CustomsCodeRecord(r.code, r.party, int(r.since_seq))
 
     def _load_prefixes(self, conn: Connection, reg: RegistryState,
                        prefixes: Iterable[str] | None) -> None:
@@ -672,6 +699,11 @@ class Store:
             conn.execute(insert(gs1_prefixes), [
                 {"prefix": r.prefix, "party": r.party, "since_seq": r.since_seq}
                 for r in new_prefixes])
+        new_codes = [reg.customs_codes[c] for c in sorted(reg.dirty_customs_codes)]
+        if new_codes:
+            # Like a prefix, a code is held once and for good.
+            conn.execute(insert(customs_codes), [
+                {"code": r.code, "party": r.party, "since_seq": r.since_seq} for r in new_codes])
         for prefix, party in sorted(reg.dirty_delegations):
             conn.execute(delete(prefix_delegations).where(prefix_delegations.c.prefix == prefix,
                                                           prefix_delegations.c.party == party))
@@ -690,6 +722,7 @@ class Store:
         reg.positive_changes.clear()
         reg.dirty_prefixes.clear()
         reg.dirty_delegations.clear()
+        reg.dirty_customs_codes.clear()
 
     # --- witness cosignatures ----------------------------------------------------------
 

@@ -122,6 +122,16 @@ gs1_prefixes = Table(
     Column("since_seq", BigInteger, nullable=False),
 )
 
+# Customs codes (海关注册编码 or USCC) the parties' registrations name (migration 0011): looked
+# up by code when a customs message is imported and for the batches that name one.
+customs_codes = Table(
+    "customs_codes",
+    metadata,
+    Column("code", String(18), primary_key=True),
+    Column("party", String(64), nullable=False, index=True),
+    Column("since_seq", BigInteger, nullable=False),
+)
+
 prefix_delegations = Table(
     "prefix_delegations",
     metadata,
@@ -358,7 +368,7 @@ epcis_queries = Table(
 
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
 REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list",
-                   "gs1_prefixes", "prefix_delegations")
+                   "gs1_prefixes", "prefix_delegations", "customs_codes")
 PRIVATE_TABLES = ("private_commitments",)
 TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions",
                 "current_state")
