@@ -122,7 +122,7 @@ gs1_prefixes = Table(
     Column("since_seq", BigInteger, nullable=False),
 )
 
-# Customs codes (海关注册编码 or USCC) the parties' registrations name (migration 0011): looked
+# Customs codes (海关注册编码 or USCC) the parties' registrations name (migration 0012): looked
 # up by code when a customs message is imported and for the batches that name one.
 customs_codes = Table(
     "customs_codes",

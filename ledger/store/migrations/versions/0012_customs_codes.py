@@ -1,16 +1,16 @@
 """The customs codes parties' registrations name (a registry projection, rebuilt from
 entries by ``suyuan reindex``).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from alembic import op
 
 from ledger.store import schema
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
