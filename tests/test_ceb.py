@@ -607,12 +607,12 @@ def test_the_demo_written_as_customs_messages_gives_the_demos_findings(tmp_path:
     try:
         keys = {}
         for slug, codes in demo_ceb.customs_parties().items():
-            keys[slug] = demo.party_key(home, slug)
+            keys[slug] = demo.party_key(slug)
             spec = demo.PARTY[slug]
             world.ledger.append(world.registration(spec.id, keys[slug], spec.roles, spec.name,
                                                    customs_codes=codes))
         for slug in ("cfd_customs", "jt_customs", "regulator"):
-            keys[slug] = demo.party_key(home, slug)
+            keys[slug] = demo.party_key(slug)
             spec = demo.PARTY[slug]
             world.ledger.append(world.registration(spec.id, keys[slug], spec.roles, spec.name))
         sample = json.loads((Path("schemas") / "positive-list.sample.json").read_text("utf-8"))

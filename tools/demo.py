@@ -1061,6 +1061,17 @@ def file_demo_keys(home: Home, keys: Sequence[PartyKey]) -> None:
                                                    "hmacKey": derive("zone-matching-key").hex()})
 
 
+def zone_matching_key(home: Home) -> bytes:
+    """The demo zone's matching key (buyerIdHash, consigneeHash): derived from the public
+    demo seed, and filed as SUYUAN_HOME/demo-zone.key where missing, for
+    `suyuan ceb import --matching-key`."""
+    home.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        write_key_file(home.path / ZONE_KEY_FILE, {"name": "demo zone matching key (buyerIdHash)",
+                                                   "hmacKey": derive("zone-matching-key").hex()})
+    return derive("zone-matching-key")
+
+
 def private_blob(label: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(commitment, blob) with a salt derived from the seed, so re-runs commit alike."""
     salt = base64.b64encode(derive(f"salt/{label}", 16)).decode()
