@@ -214,19 +214,20 @@ def in_context(events: Sequence[SignedEvent], records: Iterable[DocumentRecord],
     fallback: dict[str, str] = {}
     placed: list[int] = []
     have = _definitions(tail)
+    # A context known only by its IRI may define anything, so it is shared only when every
+    # event has the very same context; otherwise its events carry it themselves, where it
+    # reaches no other event.
+    uniform = all(_parts_of(w) == _parts_of(wants[0]) for w in wants)
     for i, w in enumerate(wants):
+        if own[i].remote and not uniform:
+            continue
         new_parts = [p for p in w.parts if p not in shared]
         new_fallback = {**fallback, **w.fallback}
         c_parts = shared + new_parts
         candidate = _definitions(c_parts + ([new_fallback] if new_fallback else []) + tail)
-        if own[i].remote or candidate.remote:
-            # A remote context may define anything: only the very same contexts agree.
-            fits = (_parts_of(w) == c_parts + ([new_fallback] if new_fallback else [])
-                    and all(_parts_of(wants[j]) == _parts_of(w) for j in placed))
-        else:
-            changed = set(_differing(have, candidate, set(have.terms) | set(candidate.terms)))
-            fits = (not _differing(own[i], candidate, used[i])
-                    and not any(_differing(own[j], candidate, used[j] & changed) for j in placed))
+        changed = set(_differing(have, candidate, set(have.terms) | set(candidate.terms)))
+        fits = (not _differing(own[i], candidate, used[i])
+                and not any(_differing(own[j], candidate, used[j] & changed) for j in placed))
         if fits:
             shared, fallback, have = c_parts, new_fallback, candidate
             placed.append(i)
@@ -239,27 +240,30 @@ def in_context(events: Sequence[SignedEvent], records: Iterable[DocumentRecord],
             out.append(dict(e.body))
             continue
         signed = e.body.get("@context")
-        patch = {t: _undefined(t, own[i]) for t in _differing(own[i], have, used[i])
-                 if t not in own[i].terms}
-        local = _parts_of(wants[i]) + ([patch] if patch else []) + (
-            _listed(signed) if signed is not None else [])
+        # Terms the shared context defines and this event's document did not: plain terms,
+        # prefixes and keywords are undefined (null) before its context, which may define
+        # them again (a remote one too); a compact IRI defined as a term is given back its
+        # plain expansion after it, once its prefix is what its document made it.
+        stray = [t for t in _differing(own[i], have, used[i]) if t not in own[i].terms]
+        before = {t: None for t in stray if _PREFIXED.match(t) is None}
+        after = {t: _expanded(t, own[i]) for t in stray if t not in before}
+        local = ([before] if before else []) + _parts_of(wants[i]) + (
+            [after] if after else []) + (_listed(signed) if signed is not None else [])
         out.append({"@context": local, **{k: v for k, v in e.body.items() if k != "@context"}})
         signed_contexts[i] = signed
     return InContext(context, out, signed_contexts)
 
 
-def _undefined(term: str, own: _Definitions) -> Any:
-    """A definition that gives ``term`` the meaning it has where ``own`` does not define it:
-    a compact IRI is its prefix's namespace plus the rest (or, with its prefix unbound, the
-    absolute IRI it is written as); anything else is not a term (null)."""
+def _expanded(term: str, own: _Definitions) -> dict[str, str]:
+    """A definition of the compact IRI ``term`` as what it means where no term ``term`` is
+    defined: its prefix's namespace plus the rest, or, with its prefix unbound, the absolute
+    IRI it is written as."""
     m = _PREFIXED.match(term)
-    if m is None or term.startswith("@"):
-        return None
+    assert m is not None  # only compact IRIs are given here
     namespace = own.terms.get(m[1])
     if isinstance(namespace, Mapping):
         namespace = namespace.get("@id")
-    iri = namespace + term[m.end():] if isinstance(namespace, str) else term
-    return {"@id": iri}
+    return {"@id": namespace + term[m.end():] if isinstance(namespace, str) else term}
 
 
 def namespaces(context: Sequence[Any]) -> dict[str, str]:

@@ -209,8 +209,8 @@ def test_an_export_spans_documents_and_declares_all_their_prefixes(world: World)
     assert_same_events(got, events)
     # b writes a sensor component example:x without binding example, which a binds: b's
     # event carries b's context, unbinding it (tests/test_epcis_jsonld.py expands both).
-    assert exported["epcisBody"]["eventList"][2]["@context"] == [*b["@context"][1:],
-                                                                 {"example": None}]
+    assert exported["epcisBody"]["eventList"][2]["@context"] == [{"example": None},
+                                                                 *b["@context"][1:]]
 
 
 def test_up_and_down_follow_lineage_across_documents(world: World) -> None:

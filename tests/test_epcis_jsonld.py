@@ -46,6 +46,9 @@ Doc = dict[str, Any]
 # The only remote context any of these documents names. Anything else is a test that would
 # need the network: it fails, naming the IRI, rather than fetching it.
 OFFLINE = {EPCIS_CONTEXT: json.loads((STANDARD / "epcis-context.jsonld").read_text(encoding="utf-8"))}
+# A remote context of the tests' own (a document may name any): served like GS1's.
+REMOTE = "https://contexts.example/maker.jsonld"
+OFFLINE[REMOTE] = {"@context": {"ext": "https://maker.example/ns/", "ext:grade": {"@type": "xsd:token"}}}
 
 
 def offline_loader(url: str, options: Any = None) -> dict[str, Any]:
@@ -147,7 +150,7 @@ def test_an_undeclared_prefix_keeps_its_meaning_beside_a_document_that_binds_it(
     out = got["epcisBody"]["eventList"]
     assert got["@context"] == [EPCIS_CONTEXT, *a["@context"][1:], {"suyuan": "urn:suyuan:export#"}]
     assert out[:2] == a["epcisBody"]["eventList"]
-    assert out[2]["@context"] == [*b["@context"][1:], {"example": None}]
+    assert out[2]["@context"] == [{"example": None}, *b["@context"][1:]]
     assert rdf(got["@context"], out[:2]) == rdf(a["@context"], a["epcisBody"]["eventList"])
     assert rdf(got["@context"], out[2:]) == rdf(b["@context"], b["epcisBody"]["eventList"])
     entry = got["suyuan:entries"][2]
@@ -212,6 +215,54 @@ def test_two_parties_binding_one_prefix_to_two_namespaces_keep_their_meanings(
     root = etree.fromstring(export_xml(world.store, CODE))
     assert root.find(".//{https://maker.example/ns/}grade") is not None
     assert root.find(".//{https://carrier.example/ns/}weight").text == "1.5"
+
+
+def test_a_typed_term_of_one_document_does_not_type_anothers_value(world: World) -> None:
+    """Both bind ``rail`` alike; only the first types ``rail:trainAxleCount``. The second's
+    value stays a plain string, as in its own document."""
+    maker, mk = world.register(["producer"])
+    carrier, ck = world.register(["logistics"])
+    typed = [EPCIS_CONTEXT, {"rail": "urn:gs1:epcisapp:rail:",
+                             "rail:trainAxleCount": {"@type": "xsd:integer"}}]
+    plain = [EPCIS_CONTEXT, {"rail": "urn:gs1:epcisapp:rail:"}]
+    a = _document(typed, _event("2026-11-27T13:05:00+08:00", "commissioning",
+                                **{"rail:trainAxleCount": "12"}))
+    b = _document(plain, _event("2026-11-28T09:00:00+08:00", "shipping",
+                                **{"rail:trainAxleCount": "12"}))
+    import_epcis(world.ledger, a, signer=maker, key=mk)
+    import_epcis(world.ledger, b, signer=carrier, key=ck)
+    got = export_document(world.store, CODE)
+    out = got["epcisBody"]["eventList"]
+    assert out[1]["@context"] == [{"rail": "urn:gs1:epcisapp:rail:"},
+                                  {"rail:trainAxleCount": {"@id": "urn:gs1:epcisapp:rail:trainAxleCount"}}]
+    assert rdf(got["@context"], out[:1]) == rdf(typed, a["epcisBody"]["eventList"])
+    assert rdf(got["@context"], out[1:]) == rdf(plain, b["epcisBody"]["eventList"])
+    assert '"12"^^<http://www.w3.org/2001/XMLSchema#integer>' in rdf(got["@context"], out[:1])
+    assert "XMLSchema#integer" not in rdf(got["@context"], out[1:])
+
+
+def test_a_remote_context_reaches_only_its_own_events(world: World) -> None:
+    """A context named by IRI is re-emitted by its IRI, never fetched by the ledger; since
+    what it defines is not known here, its events carry it themselves unless every event of
+    the export has the same context."""
+    maker, mk = world.register(["producer"])
+    carrier, ck = world.register(["logistics"])
+    a = _document([EPCIS_CONTEXT, REMOTE], _event(
+        "2026-11-27T13:05:00+08:00", "commissioning", **{"ext:grade": "A"}))
+    b = _document([EPCIS_CONTEXT, {"ext": "https://carrier.example/ns/"}], _event(
+        "2026-11-28T09:00:00+08:00", "shipping", **{"ext:weight": "1.5", "ext:grade": "B"}))
+    import_epcis(world.ledger, a, signer=maker, key=mk)
+    alone = export_document(world.store, CODE)
+    assert alone["@context"] == [EPCIS_CONTEXT, REMOTE, {"suyuan": "urn:suyuan:export#"}]
+    assert alone["epcisBody"]["eventList"] == a["epcisBody"]["eventList"]
+    import_epcis(world.ledger, b, signer=carrier, key=ck)
+    got = export_document(world.store, CODE)
+    out = got["epcisBody"]["eventList"]
+    assert REMOTE not in got["@context"] and out[0]["@context"] == [{"ext": None}, REMOTE]
+    assert rdf(got["@context"], out[:1]) == rdf(a["@context"], a["epcisBody"]["eventList"])
+    assert rdf(got["@context"], out[1:]) == rdf(b["@context"], b["epcisBody"]["eventList"])
+    assert "maker.example" not in rdf(got["@context"], out[1:])
+    assert '"A"^^<http://www.w3.org/2001/XMLSchema#token>' in rdf(got["@context"], out[:1])
 
 
 def test_another_partys_record_cannot_change_what_an_event_means(world: World) -> None:
