@@ -33,8 +33,10 @@ URI_SCHEMES: Final = frozenset(
     {"http", "https", "urn", "ni", "tag", "mailto", "did", "data", "file", "ftp"}
 )
 # Context keywords that change how every key or value of an event expands.
-_KEYWORDS: Final = frozenset({"@vocab", "@base", "@language", "@direction", "@propagate",
-                              "@import"})
+_KEYWORDS: Final = frozenset({"@vocab", "@base", "@language", "@direction"})
+# Keywords that make a context object act beyond its own definitions (another context
+# imported, or not reaching nested objects): such an object is handled as a remote context.
+_OPAQUE: Final = frozenset({"@import", "@propagate"})
 _PREFIXED: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-_]*):(?!//)")
 
 
@@ -173,7 +175,7 @@ def _definitions(parts: Iterable[Any]) -> _Definitions:
     terms: dict[str, Any] = {}
     remote: list[Any] = []
     for p in parts:
-        if isinstance(p, Mapping):
+        if isinstance(p, Mapping) and not _OPAQUE.intersection(p):
             terms.update(p)
         else:
             remote.append(p)

@@ -80,6 +80,30 @@ def same_rdf(exported: Doc, original_context: Any, originals: list[Doc]) -> None
     assert rdf(exported["@context"], exported["epcisBody"]["eventList"]) == want
 
 
+def test_the_epcis_context_names_no_other_remote_context() -> None:
+    """So serving it alone is enough: the CBV and GS1 vocabularies it uses are prefixes, not
+    contexts to load (no nested ``@context`` IRI, no ``@import``)."""
+    found: list[Any] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k == "@import":
+                    found.append(v)
+                if k == "@context":  # an IRI, or an array holding one, is a context to load
+                    found.extend(c for c in (v if isinstance(v, list) else [v])
+                                 if not isinstance(c, dict))
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(OFFLINE[EPCIS_CONTEXT])
+    assert found == []
+    assert OFFLINE[EPCIS_CONTEXT] == json.loads(
+        (REPO / "ledger" / "gs1data" / "epcis-context.jsonld").read_text(encoding="utf-8"))
+
+
 # --- GS1's examples ------------------------------------------------------------------------
 
 
