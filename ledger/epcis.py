@@ -3,17 +3,19 @@ statement, and an export is an EPCISDocument whose events are exactly the bodies
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import orjson
+from sqlalchemy.engine import Connection
 
 from ledger import trace
 from ledger.domain import CBEC_NAMESPACE
 from ledger.errors import BatchRejected, LedgerError, MalformedInput, NotFound
+from ledger.event_context import EPCIS_CONTEXT as EPCIS_CONTEXT  # re-exported: importers use it
+from ledger.event_context import DocumentRecord, InContext, SignedEvent, in_context, namespaces
 from ledger.event_hash import DOCUMENT_FIELDS, event_hash
 from ledger.keys import PartyKey
 from ledger.log import Ledger, Receipt
@@ -21,24 +23,11 @@ from ledger.statements import now_rfc3339, sign_one
 from ledger.store import capturedb, tracedb
 from ledger.store.db import Store
 
-EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 # An export's own terms beside the eventList: each event's seq, signer and CBV 2.0 event hash
 # and the documents it was imported in (their signed records).
 LEDGER_PREFIX: Final = "suyuan"
 LEDGER_NAMESPACE: Final = "urn:suyuan:export#"
-EXTENSION_NAMESPACE: Final = "urn:suyuan:ext:{prefix}#"
 DOCUMENT_TYPES: Final = ("EPCISDocument", "EPCISQueryDocument")
-
-# Prefixes the standard EPCIS 2.0 context defines; it is @protected, so never redefine them.
-STANDARD_PREFIXES: Final = frozenset(
-    {"epcis", "cbv", "cbvmda", "gs1", "rdf", "rdfs", "owl", "xsd", "dcterms", "sh", "schema"}
-)
-# A key such as ``urn:x:y`` or ``https:…`` is an absolute IRI, not a compact one: mapping its
-# scheme as a prefix would change what it means.
-URI_SCHEMES: Final = frozenset(
-    {"http", "https", "urn", "ni", "tag", "mailto", "did", "data", "file", "ftp"}
-)
-_PREFIXED: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-_]*):(?!//)")
 
 Direction = Literal["journey", "up", "down"]
 DIRECTIONS: Final = ("journey", "up", "down")
@@ -119,13 +108,16 @@ def document_record(document: Mapping[str, Any], events: Iterable[Mapping[str, A
                     media_type: str = "application/ld+json") -> dict[str, Any]:
     """The body of the ``document`` statement an import signs: the document's own fields,
     which no event carries (id, sender, receiver, instanceIdentifier, SBDH, creationDate,
-    schemaVersion), and the event hash of each event in eventList order, which is how an
+    schemaVersion), its JSON-LD ``@context`` as ``context`` (what gives the events' terms
+    their meaning), and the event hash of each event in eventList order, which is how an
     export names the documents its events came in. The events' bodies stay exactly the
-    events."""
+    events, so their statements and event hashes do not depend on the document's context."""
     record: dict[str, Any] = {"type": document.get("type"), "format": media_type}
-    for k in DOCUMENT_FIELDS - {"type", "format", "events"}:
+    for k in DOCUMENT_FIELDS - {"type", "format", "events", "context"}:
         if k in document:
             record[k] = document[k]
+    if document.get("@context") is not None:
+        record["context"] = document["@context"]
     record["events"] = [event_hash(e) for e in events]
     return record
 
@@ -185,77 +177,55 @@ def export_document(store: Store, code: str, *, direction: Direction = "journey"
             named = tracedb.seqs_naming(conn, [key, *(i["code"] for i in lineage)])
             rows = tracedb.event_rows(conn, named.keys())
             seqs = sorted(rows, key=lambda s: (rows[s]["event_time_utc"], s))
-        raw = store.entries_by_seq(conn, seqs)
-        hashes = capturedb.hashes_of(conn, seqs)
-        records = capturedb.documents_naming(conn, hashes.values())
+        signed, records = signed_events(store, conn, seqs)
     if not seqs:
         raise NotFound(f"no event in the ledger names {key}")
-    events = [_signed_body(raw[s]) for s in seqs]
-    signers = {s: _signer(raw[s]) for s in seqs}
-    context = export_context(events)
-    if len(context) == 1:
-        context.append({})
-    context[1][LEDGER_PREFIX] = LEDGER_NAMESPACE
+    written = in_context(signed, records, extra={LEDGER_PREFIX: LEDGER_NAMESPACE})
+    entries = []
+    for i, e in enumerate(signed):
+        entry: dict[str, Any] = {
+            "seq": e.seq, "signer": e.signer, "eventHash": e.event_hash,
+            "documents": [r.seq for r in records
+                          if r.signer == e.signer and e.event_hash in r.body["events"]]}
+        if i in written.signed_contexts:
+            entry["signedContext"] = written.signed_contexts[i]
+        entries.append(entry)
     return {
-        "@context": context,
+        "@context": written.context,
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace(
             "+00:00", "Z"),
-        "epcisBody": {"eventList": events},
+        "epcisBody": {"eventList": written.events},
         # Beside the events, never in them: the signed bodies are exported exactly as signed.
-        f"{LEDGER_PREFIX}:entries": [
-            {"seq": s, "signer": signers[s], "eventHash": hashes[s],
-             "documents": [d for d, signer, body in records
-                           if signer == signers[s] and hashes[s] in body["events"]]}
-            for s in seqs],
+        f"{LEDGER_PREFIX}:entries": entries,
+        # The records without their contexts: those are in the document's own @context.
         f"{LEDGER_PREFIX}:documents": [
-            {"seq": d, "signer": signer, **{k: v for k, v in body.items() if k != "events"}}
-            for d, signer, body in records],
+            {"seq": r.seq, "signer": r.signer,
+             **{k: v for k, v in r.body.items() if k not in ("events", "context")}}
+            for r in records],
     }
 
 
-def _signer(entry: bytes) -> str:
-    signer: str = orjson.loads(entry)["envelope"]["statement"]["signer"]
-    return signer
+def signed_events(store: Store, conn: Connection, seqs: Sequence[int]
+                  ) -> tuple[list[SignedEvent], list[DocumentRecord]]:
+    """The event entries ``seqs``, in that order, and the document records naming them."""
+    raw = store.entries_by_seq(conn, seqs)
+    hashes = capturedb.hashes_of(conn, seqs)
+    statements = {s: orjson.loads(raw[s])["envelope"]["statement"] for s in seqs}
+    signed = [SignedEvent(s, statements[s]["signer"], statements[s]["issued"],
+                          statements[s]["body"], hashes[s]) for s in seqs]
+    return signed, capturedb.document_records(conn, hashes.values())
 
 
-def _signed_body(entry: bytes) -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads(entry)["envelope"]["statement"]["body"]
-    return body
-
-
-def export_context(events: Iterable[Mapping[str, Any]]) -> list[Any]:
-    """The ``@context`` of an export: the standard EPCIS 2.0 context, then one object mapping
-    every namespace prefix the events use in their keys (``example:myField`` → ``example``).
-
-    A document's own ``@context`` is not kept: signed bodies are never rewritten and
-    nothing is stored beside them. So ``cbec`` maps to the CBEC namespace and every other
-    prefix to ``urn:suyuan:ext:<prefix>#``. Prefixes the standard context defines
-    (``cbvmda``, ``gs1``, …) are left to it, since it is protected, and so are URI schemes
-    used as keys (``https:``, ``urn:``), which are absolute IRIs. The exported JSON is the
-    signed JSON; only an extension term's expanded IRI differs from the original document's.
-    """
-    prefixes: set[str] = set()
-    for e in events:
-        _collect_prefixes(e, prefixes)
-    mapping = {p: CBEC_NAMESPACE if p == "cbec" else EXTENSION_NAMESPACE.format(prefix=p)
-               for p in sorted(prefixes - STANDARD_PREFIXES - URI_SCHEMES)}
-    return [EPCIS_CONTEXT, mapping] if mapping else [EPCIS_CONTEXT]
-
-
-def _collect_prefixes(value: object, out: set[str]) -> None:
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if k == "@context":
-                continue  # an event's own context declares terms; it uses none
-            m = _PREFIXED.match(k)
-            if m is not None:
-                out.add(m[1])
-            _collect_prefixes(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _collect_prefixes(v, out)
+def events_in_context(store: Store, seqs: Sequence[int], *,
+                      extra: Mapping[str, Any] | None = None) -> InContext:
+    """The signed events ``seqs`` and the ``@context`` a document writing them needs so that
+    each expands as in the document it was imported in (``ledger.event_context.in_context``);
+    ``extra`` are the writer's own terms, checked against the events' like the rest."""
+    with store.reading() as conn:
+        signed, records = signed_events(store, conn, seqs)
+    return in_context(signed, records, extra=extra)
 
 
 def export_xml(store: Store, code: str, *, direction: Direction = "journey") -> bytes:
@@ -270,9 +240,8 @@ def export_xml(store: Store, code: str, *, direction: Direction = "journey") -> 
     from ledger.event_hash import GS1_VOC
 
     doc = export_document(store, code, direction=direction)
-    mapping = {k: v for k, v in doc["@context"][1].items() if k != LEDGER_PREFIX}
-    namespaces = {"cbvmda": "urn:epcglobal:cbv:mda", "gs1": GS1_VOC, "cbec": CBEC_NAMESPACE,
-                  **mapping}
+    mapping = {k: v for k, v in namespaces(doc["@context"]).items() if k != LEDGER_PREFIX}
+    bound = {"cbvmda": "urn:epcglobal:cbv:mda", "gs1": GS1_VOC, "cbec": CBEC_NAMESPACE, **mapping}
     ns = LEDGER_NAMESPACE
     entries = etree.Element(f"{{{ns}}}entries", nsmap={LEDGER_PREFIX: ns})
     for e in doc[f"{LEDGER_PREFIX}:entries"]:
@@ -283,6 +252,6 @@ def export_xml(store: Store, code: str, *, direction: Direction = "journey") -> 
     for d in doc[f"{LEDGER_PREFIX}:documents"]:
         etree.SubElement(documents, f"{{{ns}}}document",
                          **{k: str(v) for k, v in d.items() if isinstance(v, str | int)})
-    data = epcis_xml.write(doc, namespaces=namespaces, body_extras=[entries, documents])
+    data = epcis_xml.write(doc, namespaces=bound, body_extras=[entries, documents])
     epcis_xml.validate(data, source="the export")
     return data

@@ -19,7 +19,7 @@ from typing import Any, Final
 from lxml import etree
 
 from ledger.errors import MalformedInput
-from ledger.event_hash import _OLD_CBV, CBV, GS1_VOC, STANDARD_NAMESPACES, vocabulary
+from ledger.event_hash import _OLD_CBV, CBV, GS1_VOC, STANDARD_NAMESPACES, namespaces_of, vocabulary
 
 EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 NS2: Final = "urn:epcglobal:epcis:xsd:2"
@@ -505,8 +505,10 @@ def _expand_vocab(value: str, *, gs1: bool = False) -> str:
 
 
 class _Writer:
-    def __init__(self, namespaces: Mapping[str, str]) -> None:
+    def __init__(self, namespaces: Mapping[str, str], *,
+                 declared: Mapping[str, str] | None = None) -> None:
         self.ns = namespaces
+        self.declared = dict(declared or {})  # declared on each event element it writes
 
     def qname(self, key: str) -> str:
         prefix, sep, local = key.partition(":")
@@ -535,7 +537,7 @@ class _Writer:
 
     def event(self, parent: Any, body: Mapping[str, Any]) -> None:
         kind = body["type"]
-        el = etree.SubElement(parent, kind)
+        el = etree.SubElement(parent, kind, nsmap=self.declared or None)
         order = _BASE_ORDER + _ORDER[kind]
         for name in order:
             if name in body:
@@ -642,7 +644,9 @@ def write(document: Mapping[str, Any], *, namespaces: Mapping[str, str],
     events = etree.SubElement(body, "EventList")
     w = _Writer(namespaces)
     for event in document["epcisBody"]["eventList"]:
-        w.event(events, event)
+        # An event exported with a context of its own binds its prefixes there.
+        own = namespaces_of(event) if "@context" in event else None
+        (w if not own else _Writer({**namespaces, **own}, declared=own)).event(events, event)
     for extra in body_extras:
         body.append(extra)
     out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

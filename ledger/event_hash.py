@@ -511,14 +511,15 @@ def earlier_capture(signer: str, key: CaptureKey, earlier: Iterable[Captured]) -
 # --- document records ---------------------------------------------------------------------------
 
 DOCUMENT_FIELDS: Final = frozenset({"type", "format", "id", "schemaVersion", "creationDate",
-                                    "sender", "receiver", "instanceIdentifier", "sbdh", "events"})
+                                    "sender", "receiver", "instanceIdentifier", "sbdh", "events",
+                                    "context"})
 _NI = re.compile(r"^ni:///sha-256;[0-9a-f]{64}\?ver=CBV2\.0$")
 
 
 def check_document_record(body: Mapping[str, Any]) -> None:
     """The body of a ``document`` statement: what an importer received an EPCIS document as
-    (its header fields, which the events do not carry) and the event hash of each of its
-    events, in eventList order."""
+    (its header fields, which the events do not carry, and its JSON-LD ``@context`` as
+    ``context``) and the event hash of each of its events, in eventList order."""
     extra = set(body) - DOCUMENT_FIELDS
     if extra:
         raise MalformedInput(f"a document record has unknown field(s) {', '.join(sorted(extra))}")
@@ -528,10 +529,19 @@ def check_document_record(body: Mapping[str, Any]) -> None:
     if not isinstance(events, list) or not all(isinstance(h, str) and _NI.match(h) for h in events):
         raise MalformedInput("a document record lists the event hash (ni:///sha-256;…?ver=CBV2.0) "
                              "of each of its events")
+    context = body.get("context")
+    if "context" in body and not (_is_context_part(context) or (
+            isinstance(context, list) and context and all(_is_context_part(c) for c in context))):
+        raise MalformedInput("a document record's context is the document's JSON-LD @context: "
+                             "an IRI, an object, or a non-empty array of them")
     for k in ("format", "id", "schemaVersion", "creationDate", "sender", "receiver",
               "instanceIdentifier"):
         if k in body and not isinstance(body[k], str):
             raise MalformedInput(f"a document record's {k} is a string")
+
+
+def _is_context_part(value: object) -> bool:
+    return (isinstance(value, str) and bool(value)) or isinstance(value, Mapping)
 
 
 def document_key(body: Mapping[str, Any]) -> CaptureKey:

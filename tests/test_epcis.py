@@ -1,6 +1,7 @@
 """EPCIS 2.0 import and export with GS1's own published examples: every event is signed
 unchanged, a document lands whole or not at all, and an export gives back exactly the
-signed events, in event-time order, in a document that declares every prefix they use."""
+signed events, in event-time order, in a document whose context is the contexts of the
+documents they were imported in (tests/test_epcis_jsonld.py expands both and compares)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ledger.epcis import (
     import_document,
 )
 from ledger.errors import BatchRejected, MalformedInput, NotFound
+from ledger.event_context import cbec_context, namespaces
 from ledger.schemas import validate_event_body
 from tests.support import World, new_uscc
 
@@ -35,7 +37,8 @@ FIXTURES = REPO / "tests" / "fixtures" / "epcis"
 Doc = dict[str, Any]
 
 # Per GS1 example: (code, direction, indices in its eventList the export must give, in
-# that order, and the extension prefixes the exported events use in their keys).
+# that order, and the extension prefixes the exported events use in their keys, which the
+# export binds as the example did).
 CASES: dict[str, list[tuple[str, Direction, list[int], set[str]]]] = {
     "AssociationEvent-a.jsonld": [
         ("urn:epc:id:grai:4012345.55555.987", "journey", [0], set()),
@@ -97,8 +100,10 @@ def jcs(value: Any) -> bytes:
     return bytes(rfc8785.dumps(value))
 
 
-def check_document(doc: Doc, prefixes: set[str]) -> list[Doc]:
-    """An EPCISDocument of valid events, declaring exactly ``prefixes``; its events."""
+def check_document(doc: Doc, sources: Sequence[Doc]) -> list[Doc]:
+    """An EPCISDocument of valid events whose context is GS1's, then the contexts of
+    ``sources`` (the documents its events were imported in, each part once), then the
+    ledger's own prefix; its events as signed (``as_signed``)."""
     # The ledger's own terms beside the events: each event's seq, signer and event hash, and
     # the document records naming it (issue 12: the hash is exposed, the bodies untouched).
     assert doc.keys() == {"@context", "type", "schemaVersion", "creationDate", "epcisBody",
@@ -106,17 +111,29 @@ def check_document(doc: Doc, prefixes: set[str]) -> list[Doc]:
     assert doc["type"] == "EPCISDocument" and doc["schemaVersion"] == "2.0"
     assert isinstance(doc["creationDate"], str) and doc["creationDate"].endswith("Z")
     assert doc["epcisBody"].keys() == {"eventList"}
-    ctx = doc["@context"]
-    assert ctx[0] == EPCIS_CONTEXT
-    assert len(ctx) == 2
-    mapping = dict(ctx[1])
-    assert mapping.pop("suyuan") == "urn:suyuan:export#"
-    assert mapping == {p: f"urn:suyuan:ext:{p}#" for p in prefixes}
-    events: list[Doc] = doc["epcisBody"]["eventList"]
+    kept: list[Any] = []
+    for source in sources:
+        kept += [p for p in source["@context"] if p != EPCIS_CONTEXT and p not in kept]
+    assert doc["@context"] == [EPCIS_CONTEXT, *kept, {"suyuan": "urn:suyuan:export#"}]
+    events = as_signed(doc)
     for e in events:
         validate_event_body(e)
-    assert events_of(doc) == events
+    assert events_of(doc) == doc["epcisBody"]["eventList"]
     return events
+
+
+def as_signed(doc: Doc) -> list[Doc]:
+    """The events of an export as they were signed: an event that the export gave a context
+    of its own (its document bound a prefix otherwise than the export's context does) gets
+    back the ``@context`` its signed body had, which its entry names."""
+    out = []
+    for e, entry in zip(doc["epcisBody"]["eventList"], doc["suyuan:entries"], strict=True):
+        if "signedContext" in entry:
+            e = {k: v for k, v in e.items() if k != "@context"}
+            if entry["signedContext"] is not None:
+                e["@context"] = entry["signedContext"]
+        out.append(e)
+    return out
 
 
 def assert_same_events(got: Sequence[Doc], want: Sequence[Doc]) -> None:
@@ -157,7 +174,10 @@ def test_gs1_example_imports_in_one_batch_and_round_trips(world: World, name: st
 
     for code, direction, wanted, prefixes in CASES[name]:
         exported = export_document(world.store, code, direction=direction)
-        got = check_document(exported, prefixes)
+        got = check_document(exported, [original])
+        bound = namespaces(original["@context"])
+        assert {p: namespaces(exported["@context"])[p] for p in prefixes} == {
+            p: bound[p] for p in prefixes}
         assert_same_events(got, [events[i] for i in wanted])
         # What is written out reads back the same: the JSON text is the signed JSON.
         assert_same_events(events_of(json.loads(json.dumps(exported))), got)
@@ -172,7 +192,7 @@ def test_events_come_out_in_event_time_order(world: World) -> None:
     directions: tuple[Direction, ...] = ("journey", "up", "down")
     for direction in directions:
         got = check_document(export_document(world.store, "urn:epc:id:sgtin:0614141.107346.2018",
-                                             direction=direction), {"example"})
+                                             direction=direction), [doc])
         assert_same_events(got, [first, second])
 
 
@@ -184,9 +204,13 @@ def test_an_export_spans_documents_and_declares_all_their_prefixes(world: World)
     import_document(world.ledger, a, signer=party, key=key)
     import_document(world.ledger, b, signer=party, key=key)
     # b's event happens at the same instant as a's second; the earlier entry comes first.
-    got = check_document(export_document(world.store, "https://id.gs1.org/01/10614141073464/21/2018"),
-                         {"example", "ext1", "ext2", "ext3"})
+    exported = export_document(world.store, "https://id.gs1.org/01/10614141073464/21/2018")
+    got = check_document(exported, [a])
     assert_same_events(got, events)
+    # b writes a sensor component example:x without binding example, which a binds: b's
+    # event carries b's context, unbinding it (tests/test_epcis_jsonld.py expands both).
+    assert exported["epcisBody"]["eventList"][2]["@context"] == [{"example": None},
+                                                                 *b["@context"][1:]]
 
 
 def test_up_and_down_follow_lineage_across_documents(world: World) -> None:
@@ -198,9 +222,9 @@ def test_up_and_down_follow_lineage_across_documents(world: World) -> None:
     import_document(world.ledger, b, signer=party, key=key)
     # a names this input as an EPC pattern, b as a Digital Link: one class to the ledger.
     down = export_document(world.store, "urn:epc:idpat:sgtin:4012345.066666.*", direction="down")
-    assert_same_events(check_document(down, {"example"}), events)
+    assert_same_events(check_document(down, [a, b]), events)
     up = export_document(world.store, "urn:epc:id:sgtin:4012345.077889.27", direction="up")
-    assert_same_events(check_document(up, {"example"}), events)
+    assert_same_events(check_document(up, [a, b]), events)
 
 
 def test_cbec_prefix_maps_to_the_cbec_namespace(world: World) -> None:
@@ -214,8 +238,9 @@ def test_cbec_prefix_maps_to_the_cbec_namespace(world: World) -> None:
            "creationDate": "2026-11-27T13:05:00+08:00", "epcisBody": {"eventList": [event]}}
     import_document(world.ledger, doc, signer=party, key=key)
     out = export_document(world.store, "https://id.gs1.org/01/09506000134352/21/7")
-    assert out["@context"] == [EPCIS_CONTEXT, {"cbec": "https://suyuan.example/cbec#",
-                                               "suyuan": "urn:suyuan:export#"}]
+    # The document binds no cbec: the ledger's reading of cbec: (the CBEC vocabulary) is kept.
+    assert out["@context"] == [EPCIS_CONTEXT, cbec_context(), {"suyuan": "urn:suyuan:export#"}]
+    assert cbec_context()["cbec"] == "https://suyuan.example/cbec#"
     assert_same_events(out["epcisBody"]["eventList"], [event])
 
 
@@ -335,12 +360,11 @@ def test_cli_imports_and_exports(world: World, tmp_path: Path) -> None:
 
     code = "urn:epc:id:sgtin:0614141.107346.2018"
     doc = json.loads(suyuan("epcis", "export", code).stdout)
-    assert_same_events(check_document(doc, {"example", "ext1", "ext2", "ext3"}), events)
+    assert_same_events(check_document(doc, [a]), events)
     out = tmp_path / "up.jsonld"
     summary = json.loads(suyuan("epcis", "export", code, "--up", "--out", str(out)).stdout)
     assert summary == {"out": str(out), "events": 3}
-    assert_same_events(check_document(json.loads(out.read_text()),
-                                      {"example", "ext1", "ext2", "ext3"}), events)
+    assert_same_events(check_document(json.loads(out.read_text()), [a]), events)
 
     bad = load("Example-TransactionEvents-2020_07_03y.jsonld")
     del bad["epcisBody"]["eventList"][1]["bizTransactionList"]

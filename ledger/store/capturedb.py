@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
+from ledger.event_context import DocumentRecord
 from ledger.event_hash import Captured, CaptureKey
 from ledger.store.driver import cursor, placeholders, rows_in, run
 
@@ -47,7 +48,13 @@ def hashes_of(conn: Connection, seqs: Collection[int]) -> dict[int, str]:
 
 def documents_naming(conn: Connection, hashes: Collection[str]
                      ) -> list[tuple[int, str, dict[str, Any]]]:
-    """(seq, signer, body) of every document record that lists one of ``hashes``.
+    """(seq, signer, body) of every document record that lists one of ``hashes``."""
+    return [(r.seq, r.signer, dict(r.body)) for r in document_records(conn, hashes)]
+
+
+def document_records(conn: Connection, hashes: Collection[str]) -> list[DocumentRecord]:
+    """Every document record that lists one of ``hashes``, in seq order, with the time its
+    statement was issued (which tells the record of an import from a later one).
 
     Reads every document record: there is one per imported document, far fewer than events;
     an index table is the step when that stops being true.
@@ -56,7 +63,8 @@ def documents_naming(conn: Connection, hashes: Collection[str]
     out = []
     for seq, signer, raw in run(conn, "SELECT seq, signer, entry FROM entries "
                                 "WHERE kind = 'document' ORDER BY seq"):
-        body = orjson.loads(bytes(raw))["envelope"]["statement"]["body"]
+        statement = orjson.loads(bytes(raw))["envelope"]["statement"]
+        body = statement["body"]
         if wanted.intersection(body.get("events", ())):
-            out.append((int(seq), str(signer), body))
+            out.append(DocumentRecord(int(seq), str(signer), str(statement["issued"]), body))
     return out
