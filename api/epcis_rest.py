@@ -100,7 +100,8 @@ def _events_page(ledger: Ledger, request: Request, params: dict[str, list[str]],
     page = eq.run_query(ledger.store, eq.parse_query(params), per_page=per_page,
                         token=request.query_params.get("nextPageToken"))
     headers = link_next(request, page.next_token, per_page) if page.next_token else {}
-    return document(eq.query_document(page.events, query_name=query_name), kind, headers=headers)
+    doc = eq.query_document(ledger.store, page.events, query_name=query_name)
+    return document(doc, kind, headers=headers)
 
 
 def _collection(members: list[str], *, context: Any = COLLECTION_CONTEXT) -> dict[str, Any]:
@@ -129,7 +130,7 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         found = eq.first_event(store, {"EQ_eventID": [request.path_params["eventID"]]})
         if found is None:
             raise NotFound(f"no event on this ledger has eventID {request.path_params['eventID'][:100]}")
-        return document(eq.query_document([found]), kind)
+        return document(eq.query_document(store, [found]), kind)
 
     def vocabulary(resource: str) -> Handler:
         def endpoint(request: Request) -> Response:
@@ -139,7 +140,7 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
                                       token=request.query_params.get("nextPageToken"))
             context: Any = COLLECTION_CONTEXT
             if resource in ("bizSteps", "dispositions"):
-                context = eq.query_context([{m: 1 for m in page.members}])
+                context = eq.query_context(page.members)
             headers = link_next(request, page.next_token, per_page) if page.next_token else {}
             return document(_collection(page.members, context=context), kind, headers=headers)
         return endpoint
@@ -351,7 +352,8 @@ async def _deliver(ws: WebSocket, store: Store, query: eq.EventQuery, lo: int, h
         page = await anyio.to_thread.run_sync(
             functools.partial(eq.run_query, store, stream, per_page=eq.MAX_PER_PAGE, token=token))
         if page.events:
-            doc = eq.query_document(page.events, query_name=name, subscription_id=subscription_id)
+            doc = eq.query_document(store, page.events, query_name=name,
+                                    subscription_id=subscription_id)
             await ws.send_bytes(orjson.dumps(doc))
         if page.next_token is None:
             return

@@ -35,9 +35,15 @@ from typing import Any, Final
 import orjson
 
 from ledger import canonical, ids
-from ledger.domain import EVENT_TYPES, EventCodes, event_codes, normalise_term
-from ledger.epcis import export_context
+from ledger.domain import CBEC_NAMESPACE, EVENT_TYPES, EventCodes, event_codes, normalise_term
+from ledger.epcis import events_in_context
 from ledger.errors import LedgerError, MalformedInput
+from ledger.event_context import (
+    EPCIS_CONTEXT,
+    EXTENSION_NAMESPACE,
+    STANDARD_PREFIXES,
+    URI_SCHEMES,
+)
 from ledger.projections import split_lot
 from ledger.store import epcisdb, tracedb
 from ledger.store.db import Store
@@ -501,25 +507,38 @@ def first_event(store: Store, params: Mapping[str, list[str]]) -> LedgerEvent | 
 # --- documents -----------------------------------------------------------------------------
 
 
-def query_context(bodies: Iterable[Mapping[str, Any]]) -> list[Any]:
-    """The standard EPCIS context, then one object mapping the prefixes the events use
-    (as an export does) and ``suyuan``, the namespace of the ledger's own fields."""
-    ctx = export_context(bodies)
-    mapping = dict(ctx[1]) if len(ctx) > 1 else {}
-    mapping["suyuan"] = LEDGER_NAMESPACE
-    return [ctx[0], mapping]
+def query_context(members: Iterable[str]) -> list[Any]:
+    """The context of a vocabulary list (bizSteps, dispositions): the standard EPCIS context,
+    then the prefixes its members use, bound as an export binds a prefix no kept context
+    defines (``cbec`` to the CBEC vocabulary's namespace)."""
+    prefixes = {m.split(":", 1)[0] for m in members if ":" in m and "://" not in m}
+    mapping = {p: CBEC_NAMESPACE if p == "cbec" else EXTENSION_NAMESPACE.format(prefix=p)
+               for p in sorted(prefixes - STANDARD_PREFIXES - URI_SCHEMES)}
+    return [EPCIS_CONTEXT, mapping] if mapping else [EPCIS_CONTEXT]
 
 
-def query_document(events: list[LedgerEvent], *, query_name: str = QUERY_NAME,
+def query_document(store: Store, events: list[LedgerEvent], *, query_name: str = QUERY_NAME,
                    subscription_id: str | None = None) -> dict[str, Any]:
-    """An EPCISQueryDocument of ``events``."""
-    bodies = [e.as_epcis() for e in events]
+    """An EPCISQueryDocument of ``events``, whose ``@context`` gives each event the meaning
+    it was signed with (the context its import kept, ``ledger.event_context``) and declares
+    ``suyuan``, the namespace of the ledger's own fields."""
+    placed = events_in_context(store, [e.seq for e in events],
+                               extra={"suyuan": LEDGER_NAMESPACE})
+    by_seq = {e.seq: e for e in events}
+    bodies = []
+    for seq, body in zip([e.seq for e in events], placed.events, strict=True):
+        out = dict(body)
+        e = by_seq[seq]
+        out.setdefault("recordTime", e.record_time)
+        out[SEQ_FIELD] = e.seq
+        out[LEAF_HASH_FIELD] = e.leaf_hash.hex()
+        bodies.append(out)
     results: dict[str, Any] = {"queryName": query_name}
     if subscription_id is not None:
         results["subscriptionID"] = subscription_id
     results["resultsBody"] = {"eventList": bodies}
     return {
-        "@context": query_context(bodies),
+        "@context": placed.context,
         "type": "EPCISQueryDocument",
         "schemaVersion": "2.0",
         "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace(

@@ -316,8 +316,11 @@ def test_agent_refusals_at_its_door(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert call("GET", "/epcis/capture", headers=ok).json() == []
     r = call("POST", "/ceb", content=b"<CEB311Message/>", headers=ok)
     assert r.status_code == 501 and "CEB importer" in r.json()["detail"]
+    # XML is read (test_agent shows a capture landing); this is no EPCIS document: 400.
     r = call("POST", "/epcis/capture", content=b"<epcis/>",
              headers={**ok, "Content-Type": "application/xml"})
+    assert r.status_code == 400
+    r = call("POST", "/epcis/capture", content=b"a,b", headers={**ok, "Content-Type": "text/csv"})
     assert r.status_code == 415
     r = call("POST", "/epcis/capture", content=b"{not json", headers=ok)
     assert r.status_code == 400 and r.json()["type"] == "epcisException:ValidationException"
