@@ -502,10 +502,11 @@ def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
 
 
 def _base_url(a: argparse.Namespace) -> str:
-    base = a.base_url or os.environ.get("SUYUAN_BASE_URL") or "http://127.0.0.1:8000"
-    if not base.startswith(("http://", "https://")):
-        raise MalformedInput(f"base URL {base!r} must start with http:// or https://")
-    return base.rstrip("/")
+    """The resolver base printed into codes: said on purpose, and public (api.qr)."""
+    from api.qr import printable_base_url
+
+    return printable_base_url(a.base_url or os.environ.get("SUYUAN_BASE_URL"),
+                              where="SUYUAN_BASE_URL or --base-url")
 
 
 def cmd_qr(a: argparse.Namespace, home: Home) -> int:
@@ -956,8 +957,8 @@ def parser() -> argparse.ArgumentParser:
                    "when it is not a terminal)")
     s.add_argument("--lot", metavar="CODE", help="a lot: one label per item of it")
     s.add_argument("--sheet", metavar="FILE", help="the A4 PDF label sheet to write")
-    s.add_argument("--base-url", help="resolver base in the codes (default SUYUAN_BASE_URL, "
-                   "else http://127.0.0.1:8000)")
+    s.add_argument("--base-url", help="public resolver base in the codes (default "
+                   "SUYUAN_BASE_URL; one of them is required, and no loopback or private address)")
     s.set_defaults(fn=cmd_qr)
     # --- qr (end) ---
     return p
