@@ -10,7 +10,6 @@ PostgreSQL's typed columns cannot hold such a row, so these are SQLite's tests.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Iterator
 
 import pytest
