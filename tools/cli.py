@@ -410,7 +410,7 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
             sys.stderr.flush()
 
     if a.report or a.scope:
-        from tools.report import collect, render_html
+        from api.report import collect, render_html
 
         doc = collect(led, home, scope=a.scope)
         if a.report:
