@@ -18,6 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from api.auth import BearerAuth
 from api.body import BodyLimit
+from api.console import console_routes
 from api.errors import ledger_error
 from api.graphql.app import graphql_app
 from api.headers import SecurityHeaders
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/qr/{rest:path}", qr),
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
+        *console_routes(ledger, settings),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

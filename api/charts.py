@@ -8,7 +8,9 @@ from html import escape
 
 PALETTE = ("#2f6f9f", "#d9822b", "#3d9970", "#b94a48", "#7f5fa8", "#8c6d31", "#5f7f8f",
            "#c06c84")
-_FONT = "font-family:'Noto Sans CJK SC','Noto Sans',sans-serif"
+# A presentation attribute, not a style attribute: pages whose policy admits only their
+# one stylesheet (the regulator console) draw these charts too.
+_FONT = "font-family=\"'Noto Sans CJK SC','Noto Sans',sans-serif\""
 
 
 def _fmt(v: float) -> str:
@@ -26,7 +28,7 @@ def _frame(ident: str, title: str, desc: str, width: int, height: int, left: int
     top value written at the axis."""
     return [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}" aria-labelledby="{ident}-t '
-            f'{ident}-d" class="chart" id="{ident}" style="{_FONT}">',
+            f'{ident}-d" class="chart" id="{ident}" {_FONT}>',
             f'<title id="{ident}-t">{escape(title)}</title>',
             f'<desc id="{ident}-d">{escape(desc)}</desc>',
             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
