@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -198,7 +199,7 @@ class Console:
                                 message=t["csrf_failed"], code="csrf")
         token = form.get("token", "").strip()
         try:
-            viewer = self.ledger.viewer_for_token(token)
+            viewer = await run_in_threadpool(self.ledger.viewer_for_token, token)
             expires = read_token(token)[0].exp
         except LedgerError as e:
             return self.login_form(request, status=401, message=e.message)
@@ -219,7 +220,7 @@ class Console:
         t = TEXT[self._lang(request)]
         try:
             form = await self._form(request)
-            session = self._session(request)
+            session = await run_in_threadpool(self._session, request)
         except LedgerError as e:
             return self._error(request, e, None)
         if session is None:
