@@ -323,6 +323,21 @@ def _text(driver: Any) -> str:
     return got
 
 
+def _arrive(driver: Any, path: str) -> None:
+    """Wait for the page a click leads to (the click returns before it loads); a path
+    ending in / is matched exactly, any other as a prefix."""
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    def there(now: str) -> bool:
+        return now == path if path.endswith("/") and path != "/console/entry/" else (
+            now.startswith(path))
+
+    WebDriverWait(driver, 30).until(lambda d: there(urlsplit(d.current_url).path)
+                                    and d.execute_cdp_cmd("Runtime.evaluate", {
+                                        "expression": "document.readyState"})["result"]["value"]
+                                    == "complete")
+
+
 def _shoot(driver: Any, url: str, out: Path, width: int) -> str:
     driver.set_window_size(width, 900)
     if url:
@@ -358,7 +373,7 @@ def test_console_in_headless_chromium(demo_server: tuple[Any, dict[str, Any]],
         _shoot(driver, "", shots / "console-login.png", 360)
         driver.find_element(By.ID, "token").send_keys(doc["regulatorToken"])
         driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-        assert urlsplit(driver.current_url).path == "/console/"
+        _arrive(driver, "/console/")
         cookie = driver.get_cookie(COOKIE)
         assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert cookie["value"] != doc["regulatorToken"]
@@ -367,19 +382,23 @@ def test_console_in_headless_chromium(demo_server: tuple[Any, dict[str, Any]],
         assert "唐山市市场监督管理局" in findings  # who is signed in, by name
 
         # Filter by rule, without JavaScript: the form is a plain GET.
-        driver.find_element(By.CSS_SELECTOR, "#rule option[value='three_docs.mismatch']").click()
+        from selenium.webdriver.support.select import Select
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        Select(driver.find_element(By.ID, "rule")).select_by_value("three_docs.mismatch")
         driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-        assert "rule=three_docs.mismatch" in driver.current_url
+        WebDriverWait(driver, 30).until(lambda d: "rule=three_docs.mismatch" in d.current_url)
         items = driver.find_elements(By.CSS_SELECTOR, "ul.findings li")
         assert items and all("three_docs.mismatch" in i.text for i in items)
 
         # A finding → its product chain → one of its entries.
         items[0].find_element(By.CSS_SELECTOR, "a[href*='/console/chain']").click()
-        assert urlsplit(driver.current_url).path == "/console/chain"
+        _arrive(driver, "/console/chain")
         chain = _text(driver)
         assert "全部条目的签名和包含证明均已核验" in chain and "✓ 已核验" in chain
         assert "三单信息不一致" in chain or "three_docs" in chain
         driver.find_element(By.CSS_SELECTOR, "table a[href*='/console/entry/']").click()
+        _arrive(driver, "/console/entry/")
         entry = _text(driver)
         assert re.search(r"✓ 针对第 \d+ 号检查点的包含证明和签名", entry), entry[:400]
         _shoot(driver, "", shots / "console-entry.png", 360)
@@ -417,7 +436,7 @@ def test_console_in_headless_chromium(demo_server: tuple[Any, dict[str, Any]],
         # Sign out: back to the login form, and the console is closed again.
         driver.get(base + "/console/")
         driver.find_element(By.CSS_SELECTOR, "header form button[type=submit]").click()
-        assert urlsplit(driver.current_url).path == "/console/login"
+        _arrive(driver, "/console/login")
         driver.get(base + "/console/parties")
         assert urlsplit(driver.current_url).path == "/console/login"
     finally:
