@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from api.auth import BearerAuth
 from api.body import BodyLimit
+from api.console import console_routes
 from api.epcis_rest import routes as epcis_routes
 from api.errors import ledger_error
 from api.graphql.app import graphql_app
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/graphql", graphql),
         # GS1's EPCIS 2.0 REST query bindings (api/epcis_rest.py).
         Mount("/epcis", routes=epcis_routes(ledger)),
+        *console_routes(ledger, settings),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 from functools import lru_cache
 from typing import Final
+from urllib.parse import urlsplit
 
 import qrcode
 import qrcode.constants
@@ -20,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.errors import error_response
-from ledger.errors import IdentifierError, MalformedInput
+from api.qrsymbol import qr_rows
+from ledger.errors import ConfigError, IdentifierError, MalformedInput
 from ledger.ids import digital_link_path
 
 FORMATS: Final = {"png": "image/png", "svg": "image/svg+xml"}
@@ -38,6 +41,56 @@ def digital_link_url(base_url: str, code: str) -> str:
     return base_url.rstrip("/") + digital_link_path(code)
 
 
+# Names that never reach a phone outside this machine or its network.
+_LOCAL_SUFFIXES: Final = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet",
+                          ".corp")
+_EXAMPLE_BASE: Final = "https://trace.example.cn"
+
+
+def printable_base_url(base: str | None, *, where: str) -> str:
+    """The resolver base that printed codes may carry, without its trailing ``/``.
+
+    A printed code is read for years by phones anywhere: its base must be said on purpose
+    (``where``, such as "SUYUAN_BASE_URL or --base-url", names how) and be a public
+    address, never the loopback a server falls back to, a private or link-local network,
+    or a name only a local network resolves. Raises ConfigError (``no_base_url``,
+    ``private_base_url``) or MalformedInput.
+    """
+    if base is None or not base.strip():
+        raise ConfigError(
+            f"printed codes carry the resolver's address for as long as the label lasts, and "
+            f"none was given: set {where} to the public address consumers' phones will reach, "
+            f"such as {_EXAMPLE_BASE}", code="no_base_url")
+    base = base.strip().rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MalformedInput(f"base URL {base!r} must be an http:// or https:// address with a "
+                             f"host, such as {_EXAMPLE_BASE}")
+    if parts.query or parts.fragment:
+        raise MalformedInput(f"base URL {base!r} must not have a query or fragment: the Digital "
+                             "Link path follows it")
+    host = parts.hostname.rstrip(".").lower()
+    why = None
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(_LOCAL_SUFFIXES):
+            why = f"{host} is a name only this machine or its local network resolves"
+        elif "." not in host:
+            why = f"{host} is a single-label name that only a local network resolves"
+    else:
+        if not ip.is_global:
+            kind = ("the loopback address of this machine" if ip.is_loopback
+                    else "an address of a private or reserved network")
+            why = f"{host} is {kind}"
+    if why is not None:
+        raise ConfigError(
+            f"printed codes would send every phone that scans them to {base}, and {why}: set "
+            f"{where} to the public address of the resolver, such as {_EXAMPLE_BASE}",
+            code="private_base_url")
+    return base
+
+
 def _symbol(text: str) -> qrcode.QRCode:
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M,
                        box_size=BOX_PX, border=BORDER)
@@ -46,13 +99,11 @@ def _symbol(text: str) -> qrcode.QRCode:
     return qr
 
 
-def qr_modules(text: str) -> list[list[bool]]:
-    """The QR symbol of ``text`` (level M) as rows of dark (True) modules, without the
-    quiet zone: for drawing it as vectors, as the label sheet does."""
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
-    qr.add_data(text)
-    qr.make(fit=True)
-    return [list(map(bool, row)) for row in qr.get_matrix()]
+def qr_modules(text: str) -> list[bytes]:
+    """The QR symbol of ``text`` (level M) as rows of modules, 1 dark and 0 light, without
+    the quiet zone: for drawing it as vectors, as the label sheet does. The same symbol
+    as the images, built faster (api/qrsymbol.py)."""
+    return qr_rows(text)
 
 
 def qr_image(text: str, fmt: str) -> bytes:

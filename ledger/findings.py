@@ -428,6 +428,20 @@ def rule_future_time(s: Subject, view: View) -> list[Draft]:
                    "aheadSeconds": int(ahead.total_seconds())})]
 
 
+# Activities (ledger.domain.classify) in the Chinese of a regulator's finding; the machine
+# word follows in brackets.
+ACTIVITY_ZH: Final[Mapping[str, str]] = {
+    "order": "订单", "payment": "支付", "waybill": "运单", "declaration": "申报",
+    "release": "放行", "inspection": "查验", "hold": "暂停放行", "transaction": "交易",
+    "retail_selling": "零售", "dispensing": "发放", "evaluation": "评价",
+    "commissioning": "生产赋码", "packing": "装箱", "unpacking": "拆箱", "aggregation": "组托",
+    "loading": "装载", "unloading": "卸载", "shipping": "发运", "receiving": "收货",
+    "departing": "启运", "arriving": "到达", "transporting": "运输", "storing": "仓储",
+    "stocking": "上架", "picking": "拣货", "staging_outbound": "待出库", "accepting": "签收",
+    "inspecting": "检验", "sampling": "抽样", "transformation": "加工",
+}
+
+
 def rule_after_recall(s: Subject, view: View) -> list[Draft]:
     cl, c = s.classified, s.codes
     if not view.recalls() or cl.stage in ("recall", "evaluation"):
@@ -457,7 +471,8 @@ def rule_after_recall(s: Subject, view: View) -> list[Draft]:
     recall_seqs = sorted({h[1] for h in hit.values()})
     what = cl.activity
     return [Draft("order.after_recall", [s.seq, *recall_seqs], [s.signer],
-                  f"{what} 事件涉及已召回的 {codes[0]}（召回见 seq {recall_seqs[0]}），且不是召回处置",
+                  f"{ACTIVITY_ZH.get(what, '其他')}事件（{what}）涉及已召回的 {codes[0]}"
+                  f"（召回见 seq {recall_seqs[0]}），且不是召回处置",
                   f"a {what} event names {codes[0]}, recalled at seq {recall_seqs[0]}, "
                   "and is not recall handling",
                   codes, {"recalled": {k: {"via": v[0], "seq": v[1]} for k, v in sorted(hit.items())},

@@ -718,6 +718,9 @@ class Ledger:
         return InclusionProof(seq, n, tuple(hashes))
 
     def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
+        if second is not None and first > second:
+            raise ProofError(f"a consistency proof goes from an older tree to a newer one: the "
+                             f"first size must be ≤ the second, and {first} > {second}")
         n, hashes = self._proof_hashes(
             second, first, "size", lambda n, fetch: merkle.consistency_proof(first, n, fetch))
         return ConsistencyProof(first, n, tuple(hashes))

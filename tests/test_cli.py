@@ -233,7 +233,7 @@ def small_ledger(cli: Cli, tmp: Path, events: int) -> tuple[Doc, str, Doc]:
 def test_init_refuses_a_second_time_and_keygen(cli: Cli, tmp_path: Path) -> None:
     # Nothing works before init, and says so.
     before_init = cli("checkpoint", rc=2)
-    one_error_line(before_init, "not_initialised")
+    one_error_line(before_init, "no_ledger")
     assert "suyuan init" in before_init.err
 
     doc = cli("init").json()
@@ -578,12 +578,22 @@ def test_bundle_verify_and_tampered_bundles(cli: Cli, tmp_path: Path) -> None:
     assert res["problems"] == [f"checkpoint: the note carries no signature by "
                                f"{ORIGIN}+{other_hash}"]
     assert wrong_key.err.splitlines() == res["problems"]
-    assert no_key.rc == 0
-    assert no_key.json() == {"ok": True, "treeSize": 7, "origin": ORIGIN,
-                             "verified": [0, 1, 3, 5, 6], "logKeyFromBundle": True,
-                             "problems": [], "cosignedBy": [], "quorum": 0}
-    assert no_key.err.startswith("warning: no --log-key given")
-    assert len(no_key.err.splitlines()) == 1
+    # Without a pinned key, a bundle proves only that it agrees with itself: not ok, and
+    # why (it was ok with a warning), unless --trust-bundle-key says that is enough.
+    assert no_key.rc == 1
+    unpinned = no_key.json()
+    assert unpinned["ok"] is False and unpinned["logKeyFromBundle"] is True
+    assert unpinned["verified"] == [0, 1, 3, 5, 6] and len(unpinned["problems"]) == 1
+    assert unpinned["problems"][0].startswith("no --log-key given: the bundle was checked only "
+                                              "against the key it carries")
+    assert "--trust-bundle-key" in unpinned["problems"][0]
+    assert no_key.err.splitlines() == unpinned["problems"]
+    trusting = cli("verify", str(out), "--trust-bundle-key")
+    assert trusting.json() == {"ok": True, "treeSize": 7, "origin": ORIGIN,
+                               "verified": [0, 1, 3, 5, 6], "logKeyFromBundle": True,
+                               "problems": [], "cosignedBy": [], "quorum": 0}
+    assert trusting.err.startswith("warning: --trust-bundle-key: checked against the key inside")
+    assert len(trusting.err.splitlines()) == 1
 
     for (what, seq, _), run in zip(variants, runs[3:], strict=True):
         assert run.rc == 1, (what, run.out, run.err)
@@ -606,12 +616,14 @@ def test_audit_sound_then_one_changed_byte(cli: Cli, tmp_path: Path) -> None:
     size = cli.size()
     assert size == 6
     text, as_json = cli.many([("audit",), ("audit", "--json")])
-    assert text.out == ""
     nodes = sum(size >> level for level in range(size.bit_length()))  # leaves and up
+    # The report is JSON on stdout either way (it was empty without --json); the summary
+    # for people goes to stderr, which --json keeps quiet.
+    assert text.json() == as_json.json() == {"ok": True, "entries": size, "checkpoints": 3,
+                                             "nodes": nodes, "signatures": 7, "problems": []}
     assert text.err == (f"audit: {size} entries, 7 signatures, 3 checkpoints, "
                         f"{nodes} tree nodes: sound\n")
-    assert as_json.json() == {"ok": True, "entries": size, "checkpoints": 3, "nodes": nodes,
-                              "signatures": 7, "problems": []}
+    assert as_json.err == ""
 
     store = Store(cli.db)
     try:
@@ -628,10 +640,12 @@ def test_audit_sound_then_one_changed_byte(cli: Cli, tmp_path: Path) -> None:
         store.dispose()
 
     text, as_json = cli.many([("audit",), ("audit", "--json")], rc=1)
-    lines = text.out.splitlines()
+    assert text.json() == as_json.json()
+    lines = text.err.splitlines()[:-1]
     assert lines and lines[0].startswith("seq 4: "), lines
     assert all(line.startswith("seq 4: ") for line in lines), lines
-    assert text.err.startswith(f"audit: {size} entries, ") and "problem(s)" in text.err
+    assert text.err.splitlines()[-1].startswith(f"audit: {size} entries, ")
+    assert "problem(s)" in text.err
     rep = as_json.json()
     assert rep["ok"] is False and rep["entries"] == size
     assert [p["seq"] for p in rep["problems"]] == [4] * len(lines)

@@ -9,6 +9,7 @@ PostgreSQL's typed columns cannot hold such a row, so these are SQLite's tests.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -56,9 +57,17 @@ def _raw(w: World, sql: str) -> None:
 
 
 def _audit_lines(cli: object) -> tuple[int, list[str]]:
+    """The problem lines `suyuan audit` writes for people (stderr, above its summary); the
+    JSON report on stdout names the same problems."""
     rc, out, err = cli("audit")  # type: ignore[operator]
     assert "Traceback" not in err
-    return rc, out.splitlines()
+    lines = err.splitlines()
+    assert lines[-1].startswith("audit: ")
+    report = json.loads(out)
+    assert [f"seq {p['seq']}: {p['problem']}" if p["seq"] is not None
+            else f"checkpoint {p['checkpoint']}: {p['problem']}" if p["checkpoint"] is not None
+            else p["problem"] for p in report["problems"]] == lines[:-1]
+    return rc, lines[:-1]
 
 
 def test_an_entry_held_as_text_is_named_by_the_audit(ledger: World, cli: object) -> None:

@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ledger.home import Home
 from ledger.log import Ledger
 from ledger.private import Viewer
 from ledger.registry import ROLES
+from ledger.stats import statistics
 from ledger.store.db import Store
 from ledger.tokens import check_token
 from ledger.trace import recall_impact
@@ -152,6 +154,27 @@ def test_times_are_in_2026_and_signers_are_registered(demo: Demo) -> None:
     for _, signer, body in demo.events():
         assert body["eventTime"].startswith("2026-")
         assert signer in parties
+
+
+def test_the_readmes_claims_about_the_data_hold(demo: Demo) -> None:
+    # README, "The demo": the span of event times it states, and a destination for every
+    # declaration (the 9710 declaration named none, and was counted as "unknown").
+    readme = (ROOT / "README.md").read_text()
+    assert "at the default scale the events run from\n  20 February to 10 November 2026" in readme
+    times = sorted(datetime.fromisoformat(b["eventTime"]).astimezone(UTC)
+                   for _, _, b in demo.events())
+    assert times[0].year == times[-1].year == 2026
+    if demo.scale == 1:
+        assert times[0].date().isoformat() == "2026-02-20"
+        assert times[-1].astimezone(timezone(timedelta(hours=8))).date().isoformat() == "2026-11-10"
+    issued = {seq: st["issued"] for seq, st in demo.statements if st["kind"] == "event"}
+    assert all(issued[seq] == b["eventTime"] for seq, _, b in demo.events())
+    dest = statistics(demo.store)["destinations"]
+    assert "unknown" not in dest and {"CN", "DE", "JP"} <= set(dest), dest
+    declared = {p: sum(1 for _, _, b in demo.events() if b.get("bizStep") == "cbec:declaring"
+                       and b.get("cbec:customsProcedure") == p) for p in ("9710", "9810")}
+    assert (dest["DE"], dest["JP"]) == (declared["9710"], declared["9810"])
+    assert "the 9710 export's as `DE`" in readme
 
 
 def _journey(demo: Demo, url: str) -> list[dict[str, Any]]:
@@ -466,6 +489,24 @@ def test_suyuan_demo_serve(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_suyuan_demo_serve_on_a_busy_port_fails_first(tmp_path: Path) -> None:
+    # Before: it built the ledger, printed "serving … open the urls above", then failed.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        env = {**os.environ, "SUYUAN_DB": f"sqlite:///{tmp_path}/demo.db",
+               "SUYUAN_HOME": str(tmp_path / "home")}
+        r = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--scale", "0.05",
+                            "--serve", "--port", str(port)], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"error [port_in_use]: cannot serve on 127.0.0.1:{port}: the port is in "
+                        "use; stop what listens there or give another --port (nothing was "
+                        "built)\n")
+    assert not (tmp_path / "demo.db").exists()
 
 
 def test_suyuan_demo_refusal_is_one_sentence(world: World) -> None:

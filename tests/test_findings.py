@@ -460,6 +460,9 @@ def test_events_after_a_recall(chain: Chain) -> None:
     [f] = at(chain.world, seq)
     assert (f.rule, f.severity) == ("order.after_recall", "high")
     assert recall in f.seqs and f.details["recalled"][ITEM + "R1"]["via"] == lot
+    # The Chinese sentence is Chinese from its first word (it began with "retail_selling").
+    assert f.message_zh.startswith(f"零售事件（retail_selling）涉及已召回的 {ITEM}R1")
+    assert f.message_en.startswith(f"a retail_selling event names {ITEM}R1")
     # taking it back is recall handling; the other lot is not recalled; an event that
     # happened before the recall and is reported late is not after it
     for role, body in [

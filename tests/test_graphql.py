@@ -145,13 +145,25 @@ def test_recall_status_lineage_and_impact_match_the_ledger(world: World, api: Ap
     c.append([(c.producer, ev("ObjectEvent", 200, action="OBSERVE", bizStep="cbec:recalling",
                               quantityList=[{"epcClass": x["product"]}]))])
     tin = x["tins"][1]
-    r = data(api.gql("""query($c: String!, $l: String!) {
+    regulator, rkey = world.register(["regulator"])
+    token = make_token(rkey, signer=regulator, audience=ORIGIN)
+    query = """query($c: String!, $l: String!) {
         trace(code: $c) { recall { recalled recalls { seq stage via } } }
         up: upstream(code: $c, depth: 5) { code items { code depth via from receiver } }
         down: downstream(code: $l) { code items { code depth via from receiver } }
         recallImpact(code: $l) { code affected { code owner location sold depth via }
-                                 counts { affected sold unsold byOwner } } }""",
-                     c=tin, l=x["product"]))
+                                 counts { affected sold unsold byOwner } } }"""
+    r = data(api.gql(query, token, c=tin, l=x["product"]))
+    # Sold and unsold stock by owner is the regulator's: the public, and a party that is
+    # not a regulator, get `regulator_only` (recall status itself stays public).
+    party, pkey = world.register(["producer"])
+    for who in (None, make_token(pkey, signer=party, audience=ORIGIN)):
+        refused = api.gql(query, who, c=tin, l=x["product"]).json()
+        assert [e["extensions"]["code"] for e in refused["errors"]] == ["regulator_only"]
+        assert refused["data"] is None
+    public = data(api.gql("query($c: String!) { trace(code: $c) { recall { recalled } } }",
+                          c=tin))
+    assert public["trace"]["recall"]["recalled"] is True
     recalls = r["trace"]["recall"]
     assert recalls["recalled"] is True
     ref = [s for s in trace.journey(world.store, tin)["journey"] if s["stage"] == "recall"]
@@ -405,6 +417,21 @@ def test_issue_trace_codes_with_qr_images(world: World, api: Api) -> None:
             assert found[0].ec_level == "M"
 
     assert errors(api.gql(q, c=codes[:1], f="gif"))[0]["extensions"]["code"] == "bad_format"
+
+
+def test_issue_trace_codes_needs_a_public_base_url(world: World) -> None:
+    # Before: a server without SUYUAN_BASE_URL issued http://127.0.0.1:8000/… codes.
+    q = 'mutation { issueTraceCodes(codes: ["09506000134352"]) { url } }'
+    for base, why in (("http://127.0.0.1:8000", "loopback"), ("http://10.1.2.3", "private")):
+        app = create_app(Settings(db_url=world.url, home=world.home.path, base_url=base))
+        try:
+            err = errors(Api(app).gql(q))[0]
+        finally:
+            app.state.store.dispose()
+        assert err["extensions"]["code"] == "private_base_url"
+        assert err["message"].startswith(f"printed codes would send every phone that scans "
+                                         f"them to {base}") and why in err["message"]
+        assert "SUYUAN_BASE_URL of the server" in err["message"]
 
 
 def test_limits_masking_and_dev_mode(world: World, api: Api) -> None:

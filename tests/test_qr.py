@@ -16,11 +16,15 @@ from typing import Any
 import cairosvg
 import pypdfium2 as pdfium
 import pytest
+import qrcode
+import qrcode.constants
 import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from api.app import create_app
-from api.qr import CACHE_CONTROL, digital_link_url, qr_image
+from api.qr import CACHE_CONTROL, digital_link_url, qr_image, qr_modules
 from api.settings import Settings
 from ledger import ids
 from ledger.errors import IdentifierError, MalformedInput
@@ -129,6 +133,53 @@ def test_png_and_svg_decode_to_the_digital_link(code: str, path: str, hri: str) 
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(MalformedInput, match="not one of png, svg"):
         qr_image(BASE, "gif")
+
+
+def _qrcode_rows(text: str) -> list[bytes]:
+    """The symbol the qrcode package makes (every image the API serves), as 0/1 rows."""
+    q = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
+    q.add_data(text)
+    q.make(fit=True)
+    return [bytes(map(int, row)) for row in q.get_matrix()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(
+    st.text(min_size=1, max_size=400),  # any Unicode: byte mode, UTF-8
+    st.from_regex(r"[0-9]{1,500}", fullmatch=True),  # numeric mode
+    st.from_regex(r"[0-9A-Z $%*+./:-]{1,400}", fullmatch=True),  # alphanumeric mode
+    # Digital Links with long digit and capital runs: mixed segments
+    st.builds(lambda serial, tail: f"{BASE}/01/{GTIN}/21/{serial}{tail}",
+              st.from_regex(r"[0-9]{1,40}", fullmatch=True),
+              st.from_regex(r"[A-Z0-9]{0,30}", fullmatch=True))))
+def test_fast_symbols_are_the_qrcode_packages_module_for_module(text: str) -> None:
+    # Label sheets draw api/qrsymbol.py's symbols: the same segments, version, codewords,
+    # placement and mask choice as the qrcode package, down to the last module (versions
+    # 1 to 40 with the long texts, version information from 7 on).
+    assert qr_modules(text) == _qrcode_rows(text)
+
+
+def test_fast_symbols_decode_at_level_m() -> None:
+    text = f"{BASE}/01/{GTIN}/21/ABC%2F123"
+    rows = qr_modules(text)
+    n, scale = len(rows), 8
+    img = Image.new("L", ((n + 8) * scale, (n + 8) * scale), 255)
+    for r, row in enumerate(rows):
+        for c, dark in enumerate(row):
+            if dark:
+                img.paste(0, ((c + 4) * scale, (r + 4) * scale, (c + 5) * scale, (r + 5) * scale))
+    got = decode_one(img)
+    assert (got.text, got.ec_level) == (text, "M")
+
+
+def test_label_bench_runs_at_a_tiny_size() -> None:
+    # The speed of a 1,000-label sheet is measured by `python -m tools.bench labels`, never
+    # asserted here: this only keeps the benchmark running.
+    from tools.bench import bench_labels
+
+    doc = bench_labels(30)
+    assert (doc["labels"], doc["pages"]) == (30, 2)
+    assert doc["label_sheet_s_1000"]["bound"] == 10.0
 
 
 # --- HTTP -------------------------------------------------------------------------------------
@@ -258,9 +309,9 @@ def test_cli_one_code_to_file_and_stdout(qr_cli: QrCli, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     r = read_svg(proc.stdout)
     assert (r.text, r.ec_level) == (f"{BASE}/01/{GTIN}/21/9", "M")
-    other = qr_cli("qr", code, "--base-url", "http://10.0.0.1:8000/", "--out", str(png))
-    assert read_png(png.read_bytes()).text == "http://10.0.0.1:8000/01/80614141123458/21/6789"
-    assert other.json()["text"] == "http://10.0.0.1:8000/01/80614141123458/21/6789"
+    other = qr_cli("qr", code, "--base-url", "https://scan.example.org/", "--out", str(png))
+    assert read_png(png.read_bytes()).text == "https://scan.example.org/01/80614141123458/21/6789"
+    assert other.json()["text"] == "https://scan.example.org/01/80614141123458/21/6789"
 
 
 def test_cli_refuses_binary_to_a_terminal_and_bad_codes(qr_cli: QrCli) -> None:
@@ -279,6 +330,38 @@ def test_cli_refuses_binary_to_a_terminal_and_bad_codes(qr_cli: QrCli) -> None:
     assert qr_cli("qr", rc=2).err.startswith("error [usage]:")
     assert qr_cli("qr", "--lot", f"https://id.gs1.org/01/{GTIN}/10/L1", rc=2).err.startswith(
         "error [usage]:")
+
+
+def test_cli_refuses_codes_without_a_public_base_url(world: World, tmp_path: Path) -> None:
+    # Before: an unset SUYUAN_BASE_URL printed http://127.0.0.1:8000/… into every label.
+    items = build_lots(world, 3)
+    bare = Cli(world.url, world.home.path)  # no SUYUAN_BASE_URL
+    lot = f"https://id.gs1.org/01/{GTIN}/10/L1"
+    sheet, png = tmp_path / "labels.pdf", tmp_path / "one.png"
+    for args in (("--lot", lot, "--sheet", str(sheet)), (f"{lot}/21/1", "--out", str(png))):
+        r = bare("qr", *args, rc=2)
+        assert r.err.startswith("error [no_base_url]: printed codes carry the resolver's address")
+        assert "set SUYUAN_BASE_URL or --base-url to the public address" in r.err
+        for base, why in (("http://127.0.0.1:8000", "127.0.0.1 is the loopback address"),
+                          ("http://localhost:8000/", "localhost is a name only this machine"),
+                          ("http://192.168.1.20", "192.168.1.20 is an address of a private"),
+                          ("http://[fe80::1]:8000", "fe80::1 is an address of a private"),
+                          ("http://suyuan-box:8000", "suyuan-box is a single-label name"),
+                          ("https://trace.corp.local", "trace.corp.local is a name only")):
+            r = bare("qr", *args, "--base-url", base, rc=2)
+            assert r.err.startswith("error [private_base_url]: printed codes would send every "
+                                    f"phone that scans them to {base.rstrip('/')}, and {why}"), r.err
+        assert bare("qr", *args, "--base-url", "ftp://x.example.cn", rc=2).err.startswith(
+            "error [malformed]: base URL 'ftp://x.example.cn' must be an http:// or https://")
+        assert not sheet.exists() and not png.exists()
+    # SUYUAN_BASE_URL counts as said on purpose, and is held to the same rules.
+    env_cli = QrCli(world.url, world.home.path)
+    assert env_cli("qr", "--lot", lot, "--sheet", str(sheet)).json()["items"] == len(items)
+    local = subprocess.run([sys.executable, "-m", "tools.cli", "qr", "--lot", lot, "--sheet",
+                            str(tmp_path / "l.pdf")], cwd=REPO, capture_output=True, timeout=120,
+                           env={**env_cli.env(), "SUYUAN_BASE_URL": "http://127.0.0.1:8000"})
+    assert local.returncode == 2 and b"[private_base_url]" in local.stderr
+    assert not (tmp_path / "l.pdf").exists()
 
 
 def _check_sheet(run: Run, sheet: Path, items: list[str], lot: str) -> None:

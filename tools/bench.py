@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m tools.bench ledger|trace|api`` prints JSON, each figure beside its
+"""Benchmarks: ``python -m tools.bench ledger|trace|api|labels`` prints JSON, each figure beside its
 bound, the Ed25519 bound measured in the same run.
 
 Every phase runs in a child process of its own so that its peak RSS is its own and the
@@ -38,6 +38,7 @@ TARGETS = {
     "rss_mb_peak": 300,
     "graphql_trace_ms_p95": 25.0,
     "page_req_per_s": 300,
+    "label_sheet_s_1000": 10.0,
 }
 
 
@@ -1015,6 +1016,46 @@ def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> d
         shutil.rmtree(work, ignore_errors=True)
 
 
+def bench_labels(items: int) -> dict[str, Any]:
+    """A lot of ``items`` items commissioned on a fresh SQLite ledger, then its A4 label
+    sheet as `suyuan qr --lot … --sheet` makes it (api.labels.lot_label_sheet): the lot's
+    items from the ledger, a QR symbol per item drawn as vectors, the PDF written out."""
+    from api.labels import lot_label_sheet
+    from ledger.ids import make_uscc
+    from ledger.keys import PartyKey
+    from ledger.statements import sign_one
+
+    work = Path(tempfile.mkdtemp(prefix="suyuan-bench-labels-"))
+    try:
+        store, led, registrar, reg_key = _new_ledger(f"sqlite:///{work}/ledger.db",
+                                                     str(work / "home"))
+        party = "uscc:" + make_uscc("91130200MA000001")
+        key = PartyKey.generate("p")
+        led.append(sign_one(kind="party.register", signer=party, key=key,
+                            body={"id": party, "name": "bench producer", "roles": ["producer"],
+                                  "publicKey": key.public_key_b64},
+                            cosigners=[(registrar, reg_key)]))
+        issued = "2026-11-27T13:05:00+08:00"
+        for start in range(0, items, BATCH):
+            led.append_batch([sign_one(kind="event", signer=party, key=key, issued=issued,
+                                       body={**_event(party, start + i),
+                                             "ilmd": {"cbvmda:lotNumber": "BENCH1"}})
+                              for i in range(min(BATCH, items - start))])
+        lot = "https://id.gs1.org/01/09506000134352/10/BENCH1"
+        t = time.perf_counter()
+        pdf, info = lot_label_sheet(store, "https://trace.example.cn", lot)
+        (work / "labels.pdf").write_bytes(pdf)
+        spent = time.perf_counter() - t
+        store.dispose()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # The bound is for 1,000 labels; another size is scaled to it.
+    return {"label_sheet_s_1000": _figure("label_sheet_s_1000", spent * 1000 / info["items"],
+                                          higher_is_better=False),
+            "labels": info["items"], "pages": info["pages"], "bytes": len(pdf),
+            "seconds": round(spent, 3), "labels_per_s": round(info["items"] / spent, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_phase":
@@ -1063,7 +1104,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="items of the warm page run, each visited once before it")
     s.add_argument("--workers", type=int, default=2,
                    help="uvicorn workers for the page runs (GraphQL latency: always 1)")
+    s = sub.add_parser("labels", help="an A4 label sheet of a lot, as `suyuan qr --lot --sheet`")
+    s.add_argument("--items", type=int, default=1000, help="items in the lot (bound: 1,000)")
     args = p.parse_args(argv)
+    if args.suite == "labels":
+        print(json.dumps(bench_labels(args.items), indent=1))
+        return 0
     if args.suite == "api":
         print(json.dumps(bench_api(args.entries, args.queries, args.duration, args.concurrency,
                                    args.generator, args.postgres, args.warm_items,

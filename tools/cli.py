@@ -53,11 +53,39 @@ def _ledger(home: Home) -> Ledger:
                   log_key=home.published_log_key())
 
 
+def _missing_database() -> str | None:
+    """The SQLite file SUYUAN_DB names, when it does not exist: opening it would create an
+    empty one (and its directory), so commands that need a ledger look first."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from ledger.store.db import DEFAULT_URL
+
+    try:
+        url = make_url(os.environ.get("SUYUAN_DB") or DEFAULT_URL)
+    except ArgumentError:
+        return None  # the store refuses it with its own sentence
+    db = url.database
+    if url.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    path = Path(db).expanduser()
+    return None if path.exists() else str(path)
+
+
 def _open(home: Home) -> Ledger:
+    """The ledger of SUYUAN_DB, for every command but `init` and `demo`: refused, creating
+    nothing, when there is none (no SQLite file, or a database or schema without tables)."""
+    missing = _missing_database()
+    if missing is not None:
+        raise LedgerError(f"there is no ledger at {missing} (no such file); run `suyuan init` "
+                          "to create one, or set SUYUAN_DB to the ledger's database URL",
+                          code="no_ledger")
     led = _ledger(home)
     if not led.store.is_initialised():
-        raise LedgerError("this database has no ledger yet; run `suyuan init` first",
-                          code="not_initialised")
+        led.store.dispose()
+        raise LedgerError("this database holds no ledger (it has no tables); run `suyuan init` "
+                          "to create one, or set SUYUAN_DB to the ledger's database URL",
+                          code="no_ledger")
     return led
 
 
@@ -337,7 +365,7 @@ def cmd_trace(a: argparse.Namespace, home: Home) -> int:
 
     store = _open(home).store
     if a.command == "trace":
-        out(trace.journey(store, a.code))
+        out(_journey_or_refuse(store, a.code, allow_empty=a.allow_empty))
     elif a.command == "upstream":
         out(trace.upstream(store, a.code, a.depth))
     elif a.command == "downstream":
@@ -345,6 +373,19 @@ def cmd_trace(a: argparse.Namespace, home: Home) -> int:
     else:
         out(trace.recall_impact(store, a.code))
     return 0
+
+
+def _journey_or_refuse(store: Store, code: str, *, allow_empty: bool) -> dict[str, Any]:
+    """The journey of ``code``; a code no entry names is refused as the resolver answers it
+    (404), unless an empty journey is what the caller wants."""
+    from ledger import trace
+    from ledger.errors import NotFound
+
+    doc = trace.journey(store, code)
+    if not doc["journey"] and not allow_empty:
+        raise NotFound(f"the ledger has no event about {doc['code']}; check the code, or give "
+                       "--allow-empty to print an empty journey", code="not_found")
+    return doc
 
 
 def cmd_reindex(a: argparse.Namespace, home: Home) -> int:
@@ -389,10 +430,24 @@ def cmd_prove(a: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+def _bundle_seqs(led: Ledger, items: Sequence[str]) -> list[int]:
+    """Seqs to bundle: a bare decimal number is a seq; anything else is a product code
+    (a Digital Link or EPC URN), standing for every entry of its journey."""
+    seqs: list[int] = []
+    for item in items:
+        if item.isascii() and item.isdigit():
+            seqs.append(int(item))
+            continue
+        seqs += [step["seq"] for step in _journey_or_refuse(led.store, item,
+                                                            allow_empty=False)["journey"]]
+    return seqs
+
+
 def cmd_bundle(a: argparse.Namespace, home: Home) -> int:
     from ledger.bundle import make_bundle
 
-    doc = make_bundle(_open(home), a.seqs)
+    led = _open(home)
+    doc = make_bundle(led, _bundle_seqs(led, a.items))
     Path(a.out).write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
     out({"out": a.out, "entries": len(doc["entries"]), "requested": doc["requested"]})
     return 0
@@ -413,13 +468,25 @@ def cmd_verify(a: argparse.Namespace, home: Home) -> int:
         doc = _read_json_file(a.file)
     res = verify_bundle(doc, log_key=log_key,
                         witness_keys=a.witness_key or (), quorum=a.quorum)
-    out(res.as_dict())
-    if not res.trusted_key:
-        print("warning: no --log-key given; trusted the key inside the bundle, which proves "
-              "only that the bundle is self-consistent", file=sys.stderr)
-    for p in res.problems:
+    doc = res.as_dict()
+    if not res.trusted_key and not a.trust_bundle_key:
+        # The key inside the bundle is whatever its maker put there: checked against it, a
+        # forged bundle verifies as well as a real one.
+        doc["ok"] = False
+        doc["problems"] = [*doc["problems"], UNPINNED]
+    out(doc)
+    if not res.trusted_key and a.trust_bundle_key:
+        print("warning: --trust-bundle-key: checked against the key inside the bundle, which "
+              "proves only that the bundle is self-consistent", file=sys.stderr)
+    for p in doc["problems"]:
         print(p, file=sys.stderr)
-    return 0 if res.ok else 1
+    return 0 if doc["ok"] else 1
+
+
+UNPINNED = ("no --log-key given: the bundle was checked only against the key it carries, "
+            "which proves nothing about which ledger wrote it; pin the ledger's published key "
+            "with --log-key (suyuan log-key), or give --trust-bundle-key to accept a "
+            "self-consistent bundle")
 
 
 def cmd_audit(a: argparse.Namespace, home: Home) -> int:
@@ -437,7 +504,7 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
             sys.stderr.flush()
 
     if a.report or a.scope:
-        from tools.report import collect, render_html
+        from api.report import collect, render_html
 
         doc = collect(led, home, scope=a.scope)
         if a.report:
@@ -454,11 +521,11 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
     rep = audit(led.store, progress=progress, log_key=led.published_log_key)
     if tty:
         sys.stderr.write("\n")
-    if a.json:
-        out(rep.as_dict())
-    else:
+    # The report is JSON on stdout, as every command's answer; people read stderr.
+    out(rep.as_dict())
+    if not a.json:
         for p in rep.problems:
-            print(p.line())
+            print(p.line(), file=sys.stderr)
         status = "sound" if rep.ok else f"{len(rep.problems)} problem(s)"
         print(f"audit: {rep.entries} entries, {rep.signatures} signatures, "
               f"{rep.checkpoints} checkpoints, {rep.nodes} tree nodes: {status}",
@@ -647,10 +714,11 @@ def cmd_ceb_import(a: argparse.Namespace, home: Home) -> int:
 
 
 def _base_url(a: argparse.Namespace) -> str:
-    base = a.base_url or os.environ.get("SUYUAN_BASE_URL") or "http://127.0.0.1:8000"
-    if not base.startswith(("http://", "https://")):
-        raise MalformedInput(f"base URL {base!r} must start with http:// or https://")
-    return base.rstrip("/")
+    """The resolver base printed into codes: said on purpose, and public (api.qr)."""
+    from api.qr import printable_base_url
+
+    return printable_base_url(a.base_url or os.environ.get("SUYUAN_BASE_URL"),
+                              where="SUYUAN_BASE_URL or --base-url")
 
 
 def cmd_qr(a: argparse.Namespace, home: Home) -> int:
@@ -1132,6 +1200,10 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("code", help="GS1 Digital Link (any domain), EPC URN or GTIN")
         if name in ("upstream", "downstream"):
             s.add_argument("--depth", type=int, default=10, help="1..50 (default 10)")
+        if name == "trace":
+            s.add_argument("--allow-empty", action="store_true",
+                           help="print an empty journey for a code the ledger never saw "
+                                "(default: error [not_found])")
         s.set_defaults(fn=cmd_trace)
 
     sub.add_parser("reindex", help="rebuild every projection from entries").set_defaults(
@@ -1152,7 +1224,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_prove)
 
     s = sub.add_parser("bundle", help="an offline trace bundle of entries")
-    s.add_argument("seqs", type=int, nargs="+")
+    s.add_argument("items", nargs="+", metavar="SEQ|CODE",
+                   help="a seq, or a product code (Digital Link or EPC URN): every entry of "
+                        "its journey")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_bundle)
 
@@ -1162,8 +1236,11 @@ def parser() -> argparse.ArgumentParser:
                    help="build the bundle from a tlog-tiles URL (a mirror, a CDN) or directory; "
                    "needs --log-key and --seq")
     s.add_argument("--seq", type=int, nargs="+", help="with --tiles: the entries to verify")
-    s.add_argument("--log-key", help="the log's verifier key to pin (default SUYUAN_LOG_KEY, "
-                   "else the key inside the bundle, which proves only self-consistency)")
+    s.add_argument("--log-key", help="the ledger's published verifier key (suyuan log-key; "
+                   "default SUYUAN_LOG_KEY)")
+    s.add_argument("--trust-bundle-key", action="store_true",
+                   help="without --log-key, accept the key inside the bundle (ok then means "
+                        "only self-consistent)")
     s.add_argument("--witness-key", action="append",
                    help="a witness's cosigner key to count (repeat for several)")
     s.add_argument("--quorum", type=int, default=0,
@@ -1172,7 +1249,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("audit", help="check the whole ledger; --report writes the HTML report")
     s.add_argument("--json", action="store_true",
-                   help="JSON on stdout (with --report or --scope: the whole report's data)")
+                   help="the JSON report on stdout and nothing on stderr (with --report or "
+                        "--scope: the whole report's data); without it, a summary on stderr too")
     s.add_argument("--report", metavar="FILE",
                    help="write the audit report (integrity, findings, statistics, credit) as HTML")
     s.add_argument("--scope", metavar="CODE",
@@ -1249,8 +1327,8 @@ def parser() -> argparse.ArgumentParser:
                    "when it is not a terminal)")
     s.add_argument("--lot", metavar="CODE", help="a lot: one label per item of it")
     s.add_argument("--sheet", metavar="FILE", help="the A4 PDF label sheet to write")
-    s.add_argument("--base-url", help="resolver base in the codes (default SUYUAN_BASE_URL, "
-                   "else http://127.0.0.1:8000)")
+    s.add_argument("--base-url", help="public resolver base in the codes (default "
+                   "SUYUAN_BASE_URL; one of them is required, and no loopback or private address)")
     s.set_defaults(fn=cmd_qr)
     # --- qr (end) ---
     return p

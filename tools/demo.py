@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
 import math
 import os
 import random
+import socket
 import sys
 import time
 import uuid
@@ -884,6 +886,11 @@ class Scenario:
                        bizLocation=place(LOC["tangshan_rail"]),
                        bizTransactionList=[{"type": "po", "bizTransaction": po},
                                            {"type": "cbec:declaration", "bizTransaction": decl}],
+                       # The declaration names where the goods go (运抵国), as the 9810 one
+                       # does: the importer and its warehouse in Düsseldorf.
+                       destinationList=[{"type": "owning_party", "destination": PARTY["rheinfeld"].id},
+                                        {"type": "location",
+                                         "destination": f"{DL}/414/{LOC['duesseldorf_wh']}"}],
                        **{"cbec:customsProcedure": "9710", "cbec:hsCode": product.hs,
                           "cbec:countryOfOrigin": "CN"})
             self.event("ts_customs", "ObjectEvent", t_decl + timedelta(hours=3), action="OBSERVE",
@@ -1258,6 +1265,9 @@ def run(*, home: Home, scale: float, serve: bool, host: str, port: int) -> int:
     settings = Settings.from_env()
     if not os.environ.get("SUYUAN_BASE_URL"):
         settings = replace(settings, base_url=f"http://{host}:{port}")
+    # Take the port before building: a busy one is refused at once, not after the build
+    # and a "serving" line, and nothing can take it in between.
+    sock = _listen(host, port) if serve else None
     store = Store(settings.db_url)
     try:
         built = build(store, home, scale=scale, progress=progress)
@@ -1277,7 +1287,32 @@ def run(*, home: Home, scale: float, serve: bool, host: str, port: int) -> int:
 
         from api.app import create_app
 
+        assert sock is not None
+        config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning",
+                                proxy_headers=False)  # the app decides whom to believe
         print(f"serving {settings.base_url} (Ctrl-C stops); open the urls above", file=sys.stderr)
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
-                    proxy_headers=False)  # the app decides whom to believe (api/visitors.py)
+        uvicorn.Server(config).run(sockets=[sock])
+    elif sock is not None:
+        sock.close()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port for the server, or ConfigError naming why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, addr = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, IndexError) as e:
+        raise ConfigError(f"cannot serve on {host}:{port}: {e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        why = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+        raise ConfigError(f"cannot serve on {host}:{port}: {why}; stop what listens there or "
+                          "give another --port (nothing was built)", code="port_in_use"
+                          if e.errno == errno.EADDRINUSE else "config") from None
+    return sock

@@ -37,6 +37,12 @@ _CODES = {400: "malformed", 404: "not_found", 405: "method_not_allowed",
           415: "unsupported_media_type"}
 
 
+# What a GET without a query (a browser, a curious curl) is told instead of "Not Found".
+USAGE = ("this is the GraphQL endpoint: POST {\"query\": \"…\", \"variables\": {…}} as "
+         "application/json (or GET ?query=…); the schema is schemas/schema.graphql in the "
+         "Suyuan repository (introspection is off; `suyuan serve --dev` opens GraphiQL here)")
+
+
 class LedgerGraphQL(GraphQL[Context, None]):
     def __init__(self, ledger: Ledger, settings: Settings,
                  appended: Callable[[], None] | None = None) -> None:
@@ -55,8 +61,15 @@ class LedgerGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope=scope, receive=receive)
+        if (request.method in ("GET", "HEAD") and not self.settings.dev
+                and "query" not in request.query_params):
+            usage = JSONResponse({"error": {"code": "malformed", "message": USAGE}},
+                                 status_code=400)
+            await usage(scope, receive, send)
+            return
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            response = await self.run(request)
         except HTTPException as e:
             response = JSONResponse({"error": {"code": _CODES.get(e.status_code, "bad_request"),
                                                "message": e.reason}}, status_code=e.status_code)

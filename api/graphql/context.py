@@ -31,7 +31,7 @@ class Context:
         self.loaders = Loaders(self.ledger, self.viewer)
 
     def require_regulator(self) -> None:
-        """For regulator-only fields (findings, statistics, credit, audit)."""
+        """For regulator-only fields (findings, statistics, credit, audit, recallImpact)."""
         if self.viewer.kind != "regulator":
             raise NotAuthorised("only a regulator may ask this; send a regulator's bearer token",
                                 code="regulator_only")

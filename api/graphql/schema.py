@@ -50,7 +50,7 @@ from api.graphql.types import (
     entry_page,
     party_of,
 )
-from api.qr import FORMATS, digital_link_url, qr_image
+from api.qr import FORMATS, digital_link_url, printable_base_url, qr_image
 from ledger import ids, registry, tax, trace
 from ledger.errors import BatchRejected, LedgerError, MalformedInput, NotAuthentic
 from ledger.log import Ledger
@@ -143,8 +143,14 @@ class Query(RegulatorQuery):
         d = await run(trace.downstream, info.context.ledger.store, code, depth)
         return Lineage(code=d["code"], items=[LineageItem.of(i) for i in d["items"]])
 
-    @strawberry.field(description="Everything downstream of a lot or item, with owner, place, sold.")
+    @strawberry.field(description="Regulators only: everything downstream of a lot or item, with "
+                                  "its last owner, place and whether it was sold, and sold and "
+                                  "unsold counts by owner. Who holds how much unsold stock of a "
+                                  "recalled product is the market regulator's to act on, not "
+                                  "public; whether a code is recalled is public (trace.recall, "
+                                  "the resolver's gs1:recallStatus).")
     async def recall_impact(self, info: Ctx, code: str) -> RecallImpact:
+        info.context.require_regulator()
         return RecallImpact.of(await run(trace.recall_impact, info.context.ledger.store, code))
 
     @strawberry.field(description="The entry at seq, or null if there is none.")
@@ -254,7 +260,10 @@ class Mutation:
 
     @strawberry.mutation(name="issueTraceCodes",
                          description="Canonical form, Digital Link URL and (format svg or png) QR "
-                                     "image of each code; a bad code gets its own error.")
+                                     "image of each code; a bad code gets its own error. Refused "
+                                     "(private_base_url) while the server's SUYUAN_BASE_URL is "
+                                     "unset or a loopback or private address: printed codes "
+                                     "must reach the public resolver.")
     async def issue_trace_codes(self, info: Ctx, codes: list[str], format: str | None = None
                                 ) -> list[TraceCode]:
         if format is not None and format not in FORMATS:
@@ -265,7 +274,11 @@ class Mutation:
             raise MalformedInput(f"issue at most {limit} codes at once"
                                  + (" with images" if format else "") + f", not {len(codes)}",
                                  code="too_many")
-        return await run(_trace_codes, info.context.settings.base_url, list(codes), format)
+        # The codes are for printing: the server's own fallback (http://127.0.0.1:8000)
+        # or a private address would send every phone that scans them nowhere.
+        base = printable_base_url(info.context.settings.base_url,
+                                  where="SUYUAN_BASE_URL of the server (then restart it)")
+        return await run(_trace_codes, base, list(codes), format)
 
 
 @strawberry.type
