@@ -57,6 +57,7 @@ class PartyRecord:
     roles: tuple[str, ...]
     registered_seq: int
     gs1_prefixes: tuple[str, ...] = ()  # the GS1 company prefixes its registration names
+    name_en: str | None = None  # its registered English name, if it gave one
 
 
 @dataclass(frozen=True)
@@ -159,11 +160,13 @@ def check_body(p: Prepared) -> None:
         parse_party_id(str(reg["id"]))
         _str_field(reg, "name", "genesis registrar")
     elif kind == "party.register":
-        _fields(body, kind, ("id", "name", "roles", "publicKey"), ("gs1Prefixes",))
+        _fields(body, kind, ("id", "name", "roles", "publicKey"), ("gs1Prefixes", "nameEn"))
         if "gs1Prefixes" in body:
             check_gs1_prefixes(body["gs1Prefixes"])
         parse_party_id(_str_field(body, "id", kind))
         _str_field(body, "name", kind)
+        if "nameEn" in body:
+            _str_field(body, "nameEn", kind)
         roles = body["roles"]
         if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
             raise MalformedInput("party.register roles must be a non-empty list of role names")
@@ -222,6 +225,10 @@ def check_body(p: Prepared) -> None:
         from ledger.event_hash import check_document_record
 
         check_document_record(body)
+    elif kind == "masterdata":
+        from ledger.masterdata import check_body as check_masterdata
+
+        check_masterdata(body)
     if kind in ("genesis", "party.register", "party.key.rotate"):
         new = embedded_keys(p)
         if kind != "party.key.rotate" and p.key not in new:
@@ -424,7 +431,8 @@ def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
     elif kind == "party.register":
         pk = decode_public_key(body["publicKey"])
         prefixes = tuple(sorted(body.get("gs1Prefixes", ())))
-        reg.add_party(PartyRecord(body["id"], body["name"], tuple(body["roles"]), seq, prefixes))
+        reg.add_party(PartyRecord(body["id"], body["name"], tuple(body["roles"]), seq, prefixes,
+                                  body.get("nameEn")))
         reg.add_key(KeyRecord(key_id(pk), body["id"], pk, seq))
         for prefix in prefixes:
             reg.prefixes[prefix] = PrefixRecord(prefix, body["id"], seq)
