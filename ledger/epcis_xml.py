@@ -451,9 +451,39 @@ def parse(data: bytes, *, source: str = "document") -> dict[str, Any]:
         doc["epcisBody"] = {"queryResults": qr}
     else:
         doc["epcisBody"] = {"eventList": out_events}
+    vocabularies = _master_data(root, reader)
+    if vocabularies:
+        doc["epcisHeader"] = {"epcisMasterData": {"vocabularyList": vocabularies}}
     if reader.prefixes:
         doc["@context"].append(dict(sorted(reader.prefixes.items())))
     return doc
+
+
+def _master_data(root: Any, reader: _Reader) -> list[dict[str, Any]]:
+    """The EPCISMasterData of the header as the JSON binding's vocabularyList: each
+    attribute's value its text, or an object of its elements as an extension's."""
+    section = root.find("EPCISHeader//EPCISMasterData")
+    if section is None:
+        return []
+    out = []
+    for vocab in section.iterfind("VocabularyList/Vocabulary"):
+        elements = []
+        for el in vocab.iterfind("VocabularyElementList/VocabularyElement"):
+            element: dict[str, Any] = {"id": el.get("id")}
+            attributes = []
+            for a in el.iterfind("attribute"):
+                value = reader.extension(a) if len(a) else (a.text or "").strip()
+                if isinstance(value, dict):
+                    value.pop("id", None)  # the attribute's own id, not part of its value
+                attributes.append({"id": a.get("id"), "attribute": value})
+            if attributes:
+                element["attributes"] = attributes
+            children = [(c.text or "").strip() for c in el.iterfind("children/id")]
+            if children:
+                element["children"] = children
+            elements.append(element)
+        out.append({"type": vocab.get("type"), "vocabularyElementList": elements})
+    return out
 
 
 def _header(root: Any) -> dict[str, Any]:

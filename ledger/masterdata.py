@@ -30,6 +30,7 @@ from typing import Any, Final
 from ledger import canonical
 from ledger.errors import IdentifierError, MalformedInput, NotAuthorised
 from ledger.ids import DigitalLink, parse_code
+from ledger.keys import PartyKey
 from ledger.registry import PrefixRecord, RegistryState, may_use_prefix, prefix_holder
 
 VTYPE: Final = "urn:epcglobal:epcis:vtype:"
@@ -396,3 +397,17 @@ def shown_texts(body: Mapping[str, Any]) -> list[tuple[str, str]]:
             if isinstance(text, str):
                 out.append((f"attributes[{i}] ({a['id']})", text))
     return out
+
+
+def sign_elements(bodies: Iterable[Mapping[str, Any]], *, signer: str, key: PartyKey,
+                  issued: str) -> list[dict[str, Any]]:
+    """One signed ``masterdata`` envelope per body, all issued at ``issued``."""
+    from ledger.statements import sign_one
+
+    return [sign_one(kind="masterdata", signer=signer, key=key, body=b, issued=issued)
+            for b in bodies]
+
+
+def element_name(body: Mapping[str, Any]) -> str:
+    """How a refusal names a master-data element: its type's last word and its id."""
+    return f"master data {str(body.get('type', '')).rsplit(':', 1)[-1]} {body.get('id')}"

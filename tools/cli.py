@@ -555,6 +555,8 @@ def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
                                   source=name, media_type=media)
         for r in done.events:
             out(r.as_dict())
+        for r in done.masterdata:
+            out({"masterdata": r.as_dict()})
         out({"document": done.document.as_dict()})
         return 0
     direction: epcis.Direction = "up" if a.up else "down" if a.down else "journey"
