@@ -202,15 +202,25 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         # One statement for the entries' bytes, the genesis, those registry entries, the
         # master data in force with its signers' registry entries, and the latest
         # checkpoint with its cosignatures.
-        got = pagedb.page_reads(conn, [*seqs, 0], chosen, codes,
-                                brands.prefix_candidates(link.gtin) if product and link.gtin else ())
-        described = {seq: code for code, (seq, _) in got.described.items()}
+        prefixes = brands.prefix_candidates(link.gtin) if product and link.gtin else []
+        got = pagedb.page_reads(conn, [*seqs, 0], chosen, codes, prefixes)
         parse = _Parses(cache)
+        entries, found = dict(got.entries), dict(got.described)
+        # The places the entries' bytes name, where the events index named others (only
+        # an index edited outside the ledger does): their master data is read now.
+        named = {c for q in seqs if q in entries and rows[q].get("rank") != 4
+                 and (read := parse(entries[q]).codes) is not None
+                 for c in _place_codes(read.biz_location or read.read_point)}
+        if named - codes:
+            more, also = pagedb.master_data_reads(conn, named - codes)
+            entries.update({q: b for q, b in more.items() if q not in entries})
+            found.update(also)
+        described = {seq: code for code, (seq, _) in found.items()}
         raw = verifier.with_evidence(
-            got.entries, parse=parse, registrar=registrar,
+            entries, parse=parse, registrar=registrar,
             fetch=lambda ids: pagedb.evidence_entries(conn, ids),
-            fetched=chosen | {who for _, who in got.described.values()},
-            parties=_place_parties(parse(got.entries[q]) for q in seqs if q in got.entries))
+            fetched=chosen | {who for _, who in found.values()},
+            parties=_place_parties(parse(entries[q]) for q in seqs if q in entries))
         verification, verdicts, parsed = _verify_in(
             conn, store, seqs, raw, pin=pin, note=got.note, witnessing=witnessing, parse=parse,
             described=described)

@@ -126,13 +126,12 @@ UNION ALL
 SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
   FROM party_keys k JOIN entries e ON e.seq = k.valid_until
   WHERE k.party IN (SELECT m.signer FROM master_data m WHERE m.code IN ({codes}))
-UNION ALL
 {delegations}"""
 
-_DELEGATIONS = """SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+_DELEGATIONS = """UNION ALL
+SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
   FROM prefix_delegations d JOIN entries e ON e.seq = d.since_seq WHERE d.prefix IN ({prefixes})
   AND d.party IN (SELECT m.signer FROM master_data m WHERE m.code IN ({codes}))
-UNION ALL
 """
 
 # What the page reads after its journey, in one statement: the entries' bytes, the
@@ -168,14 +167,10 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
     pfx = sorted(set(prefixes))[:IN_CHUNK // 8] if mds else []
     first, rest = wanted[:IN_CHUNK], wanted[IN_CHUNK:]
     evidence = _EVIDENCE.format(ids=_ids(len(pids))) + "UNION ALL\n" if pids else ""
-    master_data = _MASTER_DATA.format(
-        codes=_ids(len(mds)), delegations=_DELEGATIONS.format(
-            prefixes=_ids(len(pfx)), codes=_ids(len(mds))) if pfx else "") if mds else ""
+    master_data = _master_data_sql(len(mds), len(pfx)) + "UNION ALL\n" if mds else ""
     sql = _PAGE.format(seqs=_ids(len(first)) if first else "NULL", evidence=evidence,
                        master_data=master_data)
-    params = [*first, *pids, *pids]
-    if mds:
-        params += [*mds, *mds, *mds] + ([*pfx, *mds] if pfx else [])
+    params = [*first, *pids, *pids, *_master_data_params(mds, pfx)]
     entries: dict[int, bytes] = {}
     described: dict[str, tuple[int, str]] = {}
     size: int | None = None
@@ -204,6 +199,39 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
     if len(pids) < len(set(party_ids)):
         entries.update(evidence_entries(conn, sorted(set(party_ids))[len(pids):]))
     return PageReads(entries, size, note + "".join(lines), described)
+
+
+def _master_data_sql(codes: int, prefixes: int) -> str:
+    return _MASTER_DATA.format(codes=_ids(codes), delegations=_DELEGATIONS.format(
+        prefixes=_ids(prefixes), codes=_ids(codes)) if prefixes else "")
+
+
+def _master_data_params(codes: list[str], prefixes: list[str]) -> list[str]:
+    if not codes:
+        return []
+    return [*codes, *codes, *codes] + ([*prefixes, *codes] if prefixes else [])
+
+
+def master_data_reads(conn: Connection, codes: Collection[str], prefixes: Collection[str] = ()
+                      ) -> tuple[dict[int, bytes], dict[str, tuple[int, str]]]:
+    """What ``page_reads`` reads of master data (``_MASTER_DATA``), for codes it did not ask
+    about: (seq -> entry bytes, code -> (seq, signer))."""
+    entries: dict[int, bytes] = {}
+    described: dict[str, tuple[int, str]] = {}
+    wanted = sorted(set(codes))
+    pfx = sorted(set(prefixes))[:IN_CHUNK // 8]
+    step = IN_CHUNK // 8
+    with cursor(conn) as cur:
+        for i in range(0, len(wanted), step):
+            chunk = wanted[i : i + step]
+            cur.execute(placeholders(conn, _master_data_sql(len(chunk), len(pfx))),
+                        _master_data_params(chunk, pfx))
+            for kind, n, blob, text, who in cur.fetchall():
+                seq = as_int(n, "entries.seq")
+                entries[seq] = as_blob(blob, "entries.entry", seq=seq)
+                if kind == 4:
+                    described[str(text)] = (seq, str(who))
+    return entries, described
 
 
 def evidence_entries(conn: Connection, party_ids: Collection[str]) -> dict[int, bytes]:
