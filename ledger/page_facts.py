@@ -215,7 +215,7 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
             more, also = pagedb.master_data_reads(conn, named - codes)
             entries.update({q: b for q, b in more.items() if q not in entries})
             found.update(also)
-        described = {seq: code for code, (seq, _) in found.items()}
+        described = [(seq, code) for code, (seq, _) in found.items()]
         raw = verifier.with_evidence(
             entries, parse=parse, registrar=registrar,
             fetch=lambda ids: pagedb.evidence_entries(conn, ids),
@@ -250,10 +250,12 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
     sold_at = scans.first_sale(listed, facts_of)
     records = verdicts.parties
     master: dict[str, masterdata.MasterData] = {}
-    for q, code in described.items():
+    for q, code in described:
         pe = parsed.get(q)
         if verdicts.ok(q) and pe is not None and pe.prepared is not None:
-            master[code] = masterdata.describe(pe.prepared.body)
+            md = masterdata.describe(pe.prepared.body)
+            if md.code == code:  # else the index is wrong (the verification says so)
+                master[code] = md
 
     def party(pid: str) -> dict[str, Any]:
         rec = records.get(pid)
@@ -261,11 +263,11 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
                 "nameEn": rec.name_en if rec else None}
 
     product_facts = _product(link.lot, listed, bodies, party)
-    md = master.get(product) if product else None
-    product_facts["masterData"] = md.as_dict() if md else None
-    if md is not None:
-        product_facts["names"] = product_facts["names"] or dict(md.names)
-        product_facts["origin"] = product_facts["origin"] or md.country
+    about = master.get(product) if product else None
+    product_facts["masterData"] = about.as_dict() if about else None
+    if about is not None:
+        product_facts["names"] = product_facts["names"] or dict(about.names)
+        product_facts["origin"] = product_facts["origin"] or about.country
     clearance = _clearance(listed, bodies, party)
     if product_facts["origin"] is None and clearance is not None:
         product_facts["origin"] = clearance.pop("origin", None)
@@ -505,14 +507,13 @@ class _Parses:
 
 def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping[int, bytes], *,
                pin: PinnedKey, note: str, witnessing: Witnessing | None, parse: _Parses,
-               described: Mapping[int, str] | None = None
+               described: Sequence[tuple[int, str]] = ()
                ) -> tuple[dict[str, Any], verifier.Verdicts, dict[int, verifier.ParsedEntry]]:
-    """The verification of the entries at ``seqs`` (events) and of the master data at the
-    seqs of ``described`` (seq -> the code it must describe), with the evidence in ``raw``,
-    read in the same transaction, against ``note``, the latest checkpoint; and the verdicts
-    and parsed bytes of every entry read."""
-    described = described or {}
-    wanted = sorted(set(seqs) | set(described))
+    """The verification of the entries at ``seqs`` (events) and of the master data the
+    index points at (``described``: (seq, the code it must describe)), with the evidence in
+    ``raw``, read in the same transaction, against ``note``, the latest checkpoint; and the
+    verdicts and parsed bytes of every entry read."""
+    wanted = sorted(set(seqs) | {q for q, _ in described})
     ws = witnessing.witnesses if witnessing else ()
     quorum = witnessing.quorum if witnessing else 0
     cache = parse.cache
@@ -558,13 +559,14 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
         pe = parsed.get(s)
         if verdicts.ok(s) and pe is not None and pe.prepared is not None and pe.codes is None:
             verdicts.problems[s] = f"a {pe.prepared.kind} statement, not an event"
-    for s, code in described.items():  # and the index points at master data of each code
+    for s, code in described:  # and the index points at master data of each code
         pe = parsed.get(s)
         if verdicts.ok(s) and pe is not None and pe.prepared is not None:
             if pe.prepared.kind != "masterdata":
                 verdicts.problems[s] = f"a {pe.prepared.kind} statement, not master data"
             elif (about := masterdata.subject_of(pe.prepared.body).code) != code:
-                verdicts.problems[s] = f"master data of {about}, not of {code}"
+                verdicts.general.append(f"the master-data index names seq {s} for {code}, "
+                                        f"but that entry describes {about}")
     return (_verification(wanted, verdicts, cp, problems, cosigned, ws, quorum), verdicts,
             parsed)
 
