@@ -276,6 +276,11 @@ COUNTRIES = {
     "KZ": ("哈萨克斯坦", "Kazakhstan"), "SG": ("新加坡", "Singapore"), "MY": ("马来西亚", "Malaysia"),
 }
 
+# UN/ECE units of net content, as each language writes them after the number.
+UNITS = {"GRM": ("克", "g"), "KGM": ("千克", "kg"), "MGM": ("毫克", "mg"), "MLT": ("毫升", "ml"),
+         "LTR": ("升", "l"), "CLT": ("厘升", "cl"), "H87": ("件", "pieces"), "MTR": ("米", "m"),
+         "CMT": ("厘米", "cm"), "MMT": ("毫米", "mm")}
+
 # CBV 2.0 dispositions an inspection ends in, as words.
 INSPECTION = {"conformant": ("合格", "passed"), "non_conformant": ("不合格", "failed"),
               "mismatch_instance": ("与单据不符", "did not match the documents"),
@@ -415,7 +420,12 @@ def page_view(facts: dict[str, Any], *, lang: str, path: str) -> dict[str, Any]:
     brand, brand_lang = _name(md.get("brand") or {}, lang)
     if brand:
         rows.append((t["brand_name"], brand, brand_lang))
-    if md.get("netContent"):
+    net = md.get("netQuantity")
+    if net and net["unitCode"] in UNITS:
+        unit = _pair(UNITS, net["unitCode"], lang)
+        rows.append((t["net_content"], f"{net['value']}{unit}" if lang == "zh"
+                     else f"{net['value']} {unit}", None))
+    elif md.get("netContent"):
         rows.append((t["net_content"], md["netContent"], None))
     if p["producer"]:
         rows.append((t["producer"], _party_name(p["producer"], lang), None))

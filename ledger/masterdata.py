@@ -207,7 +207,8 @@ class MasterData:
     latitude: str | None = None
     longitude: str | None = None
     brand: Mapping[str, str] = field(default_factory=dict)
-    net_content: str | None = None
+    net_content: str | None = None  # as words: "800 g", or the text the signer gave
+    net_quantity: tuple[str, str] | None = None  # (value, UN/ECE unit code), when given so
     image: str | None = None
     attributes: int = 0
 
@@ -221,6 +222,9 @@ class MasterData:
                         "longitude": self.longitude})
         else:
             out.update({"brand": dict(self.brand), "netContent": self.net_content,
+                        "netQuantity": ({"value": self.net_quantity[0],
+                                         "unitCode": self.net_quantity[1]}
+                                        if self.net_quantity else None),
                         "image": self.image, "country": self.country})
         return out
 
@@ -264,6 +268,14 @@ def _scalar(value: object) -> str | None:
         return str(value).strip()
     if isinstance(value, Mapping):
         return _scalar(value.get("@value"))
+    return None
+
+
+def _net_quantity(value: object) -> tuple[str, str] | None:
+    if isinstance(value, Mapping):
+        amount, unit = _scalar(value.get("value")), _scalar(value.get("unitCode"))
+        if amount is not None and unit is not None:
+            return amount, unit
     return None
 
 
@@ -322,6 +334,7 @@ def describe(body: Mapping[str, Any]) -> MasterData:
         latitude=first((c, "latitude")), longitude=first((c, "longitude")), brand=brand,
         net_content=_net_content(next(iter(got.get((g, "netContent"), ())), None))
         or first((c, "netContentDescription")),
+        net_quantity=_net_quantity(next(iter(got.get((g, "netContent"), ())), None)),
         image=image if image and image.startswith(("https://", "http://")) else None,
         attributes=len(attrs))
 

@@ -117,7 +117,7 @@ def test_browser_gets_the_chinese_page(world: World, built: dict[str, Any],
                  "1210 保税备货进口", "bonded import", "040220****0123",
                  "2026-11-27 13:43 (UTC+08:00)", "2026-09-15 10:20 (UTC+09:00)",
                  "曹妃甸海关", "唐山曹妃甸综合保税区仓储有限公司", f"{BONDED_ZH}（唐山，中国）",
-                 f"{FACTORY_ZH}（帯広，日本）", "品牌 樱花", "净含量 800 g",
+                 f"{FACTORY_ZH}（帯広，日本）", "品牌 樱花", "净含量 800克",
                  "送达消费者", "✓ 记录已核验"):
         assert want in text, want
     assert "GLN" not in text  # every place is named by its master data
