@@ -302,3 +302,34 @@ def test_every_page_type_on_phones_in_headless_chromium(live: tuple[Server, dict
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
     finally:
         driver.quit()
+
+
+def test_audit_report_on_phones_in_headless_chromium(tmp_path: Path) -> None:
+    """The regulator's HTML report (tools/report.py) has no horizontal scroll at 360 or
+    390 px: its charts shrink to the screen and its long codes wrap."""
+    from ledger.home import Home
+    from tools.report import collect, render_html
+
+    w = World.create(f"sqlite:///{tmp_path}/ledger.db", home=tmp_path / "home")
+    try:
+        c = FormulaChain(w)
+        x = c.build()
+        c.build_recalled()
+        c.describe()
+        doc = collect(w.ledger, Home(w.home.path), scope=x["sold"])
+    finally:
+        w.close()
+    report = tmp_path / "report.html"
+    report.write_text(render_html(doc), encoding="utf-8")
+    driver = _browser_or_skip()
+    try:
+        for width in WIDTHS:
+            text, layout = _load(driver, report.as_uri(), width)
+            assert "Integrity" in text
+            wide = [(b["name"], b["class"], b["x"] + b["w"]) for b in layout.boxes
+                    if b["x"] + b["w"] > width][:8]
+            assert layout.content_width <= layout.viewport_width == width, (
+                f"the report at {width} px is {layout.content_width} px wide: {wide}")
+            _shoot(driver, layout, tmp_path / f"report-{width}.png", width)
+    finally:
+        driver.quit()
