@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from ledger import canonical
 from ledger.errors import IdentifierError, MalformedInput, NotAuthorised
-from ledger.ids import DigitalLink, parse_code
+from ledger.ids import CANONICAL_BASE, DigitalLink, parse_code
 from ledger.keys import PartyKey
 from ledger.registry import PrefixRecord, RegistryState, may_use_prefix, prefix_holder
 
@@ -424,3 +424,32 @@ def sign_elements(bodies: Iterable[Mapping[str, Any]], *, signer: str, key: Part
 def element_name(body: Mapping[str, Any]) -> str:
     """How a refusal names a master-data element: its type's last word and its id."""
     return f"master data {str(body.get('type', '')).rsplit(':', 1)[-1]} {body.get('id')}"
+
+
+# --- which master data describes what an event names ---------------------------------------------
+
+
+def place_codes(location: str | None) -> list[str]:
+    """The codes whose master data may name an event's place: the location as the event
+    names it (a GLN with its extension) and its GLN alone; none for anything else."""
+    if not location:
+        return []
+    try:
+        link = parse_code(location)
+    except IdentifierError:
+        return []
+    if link.kind != "location" or not link.gln:
+        return []
+    return list(dict.fromkeys((link.canonical, f"{CANONICAL_BASE}/414/{link.gln}")))
+
+
+def product_class(code: str | None) -> str | None:
+    """The product class (``…/01/<GTIN>``) whose master data describes a GTIN, lot or
+    item; None for anything else."""
+    if not code:
+        return None
+    try:
+        link = parse_code(code)
+    except IdentifierError:
+        return None
+    return f"{CANONICAL_BASE}/01/{link.gtin}" if link.kind in ("class", "lot", "item") else None

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from ledger import brands, masterdata, merkle, scans, verifier
 from ledger.domain import normalise_term
 from ledger.errors import LedgerError
-from ledger.ids import CANONICAL_BASE, index_key, parse_digital_link
+from ledger.ids import index_key, parse_digital_link
 from ledger.log import Ledger
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.product import names_of
@@ -195,8 +195,8 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         chosen = {s.signer for s in steps} | {f"gln:{g}" for s in steps if (g := _gln(s.location))}
         if registrar:
             chosen.add(registrar)
-        product = _product_code(link)
-        codes = {c for s in steps if rows[s.seq].get("rank") != 4 for c in _place_codes(s.location)}
+        product = masterdata.product_class(key)
+        codes = {c for s in steps if rows[s.seq].get("rank") != 4 for c in masterdata.place_codes(s.location)}
         if product:
             codes.add(product)
         # One statement for the entries' bytes, the genesis, those registry entries, the
@@ -210,7 +210,7 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         # an index edited outside the ledger does): their master data is read now.
         named = {c for q in seqs if q in entries and rows[q].get("rank") != 4
                  and (read := parse(entries[q]).codes) is not None
-                 for c in _place_codes(read.biz_location or read.read_point)}
+                 for c in masterdata.place_codes(read.biz_location or read.read_point)}
         if named - codes:
             more, also = pagedb.master_data_reads(conn, named - codes)
             entries.update({q: b for q, b in more.items() if q not in entries})
@@ -301,25 +301,6 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
     }, listed
 
 
-def _product_code(link: Any) -> str | None:
-    """The product class a page's code belongs to (the key of its master data)."""
-    return f"{CANONICAL_BASE}/01/{link.gtin}" if link.kind in ("class", "lot", "item") else None
-
-
-def _place_codes(location: str | None) -> list[str]:
-    """The codes whose master data may name a place: the location as the event names it
-    (a GLN with its extension) and its GLN alone."""
-    if not location:
-        return []
-    try:
-        link = parse_digital_link(location)
-    except LedgerError:
-        return []
-    if link.kind != "location" or not link.gln:
-        return []
-    return list(dict.fromkeys((link.canonical, f"{CANONICAL_BASE}/414/{link.gln}")))
-
-
 def _place(location: str | None, master: Mapping[str, masterdata.MasterData],
            party: Any) -> dict[str, Any] | None:
     """A step's place: its GLN, the names, city and country its verified master data
@@ -328,7 +309,7 @@ def _place(location: str | None, master: Mapping[str, masterdata.MasterData],
     g = _gln(location)
     if g is None:
         return None
-    md = next((master[c] for c in _place_codes(location) if c in master), None)
+    md = next((master[c] for c in masterdata.place_codes(location) if c in master), None)
     return {"gln": g, "name": party(f"gln:{g}")["name"], "nameEn": party(f"gln:{g}")["nameEn"],
             "names": dict(md.names) if md else {}, "city": dict(md.city) if md else {},
             "country": md.country if md else None}

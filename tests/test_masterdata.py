@@ -372,3 +372,43 @@ def test_master_data_forged_by_an_insider_for_a_place_it_does_not_own(
     lines = [p.line() for p in audit(world.store).problems]
     assert any(line.startswith(f"seq {seq}: ") and "may not describe location" in line
                for line in lines), lines
+
+
+# --- GraphQL -----------------------------------------------------------------------------------
+
+TRACE_Q = """query($c: String!) { trace(code: $c) {
+  product { masterData { code kind name(language: "en") brand { value language } netContent
+                         country versions signerParty { nameEn } } }
+  journey { seq place { code name(language: "zh") city { value language } country
+                        latitude } } } }"""
+
+
+def test_graphql_shows_the_master_data_of_products_and_places(world: World,
+                                                             chain: dict[str, Any]) -> None:
+    from tests.test_auth import Api
+    from tests.test_authz import gql_data
+
+    app = create_app(Settings(db_url=world.url, home=world.home.path))
+    try:
+        api = Api(app)
+        got = gql_data(api.gql(TRACE_Q, c=chain["sold"]))["trace"]
+        md = got["product"]["masterData"]
+        assert md["kind"] == "product" and md["name"] == "Sakura infant formula stage 1, 800 g"
+        assert {"value": "樱花", "language": "zh"} in md["brand"] and md["netContent"] == "800 g"
+        assert md["versions"] == [chain["described"][2]] and md["country"] == "JP"
+        assert md["signerParty"]["nameEn"] == "Sakura Dairy Co., Ltd."
+        places = {s["place"]["code"]: s["place"] for s in got["journey"] if s["place"]}
+        bonded = places[f"https://id.gs1.org/414/{BONDED}"]
+        assert bonded["name"] == BONDED_ZH and bonded["country"] == "CN"
+        assert {"value": "Tangshan", "language": "en"} in bonded["city"]
+        assert places[f"https://id.gs1.org/414/{FACTORY}"]["latitude"] == "42.9236"
+        one = gql_data(api.gql('query($c: String!) { masterData(code: $c) { kind versions } }',
+                               c=chain["lot"]))["masterData"]  # a lot: its product's
+        assert one == {"kind": "product", "versions": [chain["described"][2]]}
+        none = gql_data(api.gql('query { masterData(code: "https://id.gs1.org/414/0614141000005")'
+                                ' { code } }'))
+        assert none["masterData"] is None
+        bad = api.gql('query { masterData(code: "https://id.gs1.org/414/0614141000006") { code } }')
+        assert bad.json()["errors"][0]["extensions"]["code"] == "bad_identifier"
+    finally:
+        app.state.store.dispose()
