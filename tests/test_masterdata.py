@@ -412,3 +412,24 @@ def test_graphql_shows_the_master_data_of_products_and_places(world: World,
         assert bad.json()["errors"][0]["extensions"]["code"] == "bad_identifier"
     finally:
         app.state.store.dispose()
+
+
+def test_the_schema_examples_are_accepted_from_their_owner(world: World) -> None:
+    """schemas/examples/statements/04 and 05, appended as they are once their signer (whose
+    example key derives from a public seed) registered its GS1 company prefix."""
+    import hashlib
+
+    examples = Path(__file__).resolve().parents[1] / "schemas" / "examples" / "statements"
+    envs = [json.loads((examples / f"{n}.json").read_text(encoding="utf-8"))
+            for n in ("04-masterdata-location", "05-masterdata-product")]
+    signer = envs[0]["statement"]["signer"]
+    key = PartyKey.from_seed("example-brand", hashlib.sha256(b"suyuan-example/brand").digest())
+    assert key.key_id == envs[0]["statement"]["key"]
+    world.ledger.append(world.registration(signer, key, ["producer", "brand_owner"],
+                                           gs1_prefixes=["4598765"]))
+    seqs = [r.seq for r in world.ledger.append_batch(envs)]
+    with world.store.reading() as conn:
+        latest = masterdatadb.latest(conn, [e["statement"]["body"]["id"] for e in envs])
+    assert sorted(v.row.seq for v in latest.values()) == seqs
+    md = masterdata.describe(envs[0]["statement"]["body"])
+    assert md.names["en"] == "Hokkaido Mirai Dairy Obihiro Plant" and md.postal_code == "080-2470"
