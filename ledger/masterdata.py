@@ -22,6 +22,7 @@ Pure: the registry slice comes from the caller.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -429,18 +430,20 @@ def element_name(body: Mapping[str, Any]) -> str:
 # --- which master data describes what an event names ---------------------------------------------
 
 
-def place_codes(location: str | None) -> list[str]:
+@functools.lru_cache(maxsize=1 << 14)
+def place_codes(location: str | None) -> tuple[str, ...]:
     """The codes whose master data may name an event's place: the location as the event
-    names it (a GLN with its extension) and its GLN alone; none for anything else."""
+    names it (a GLN with its extension) and its GLN alone; none for anything else. (A
+    function of the text, kept: a page names the same few places many times.)"""
     if not location:
-        return []
+        return ()
     try:
         link = parse_code(location)
     except IdentifierError:
-        return []
+        return ()
     if link.kind != "location" or not link.gln:
-        return []
-    return list(dict.fromkeys((link.canonical, f"{CANONICAL_BASE}/414/{link.gln}")))
+        return ()
+    return tuple(dict.fromkeys((link.canonical, f"{CANONICAL_BASE}/414/{link.gln}")))
 
 
 def product_class(code: str | None) -> str | None:

@@ -13,9 +13,10 @@ belong to whoever renders them.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy.engine import Connection
@@ -27,6 +28,7 @@ from ledger.ids import index_key, parse_digital_link
 from ledger.log import Ledger
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.product import names_of
+from ledger.statements import Prepared
 from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
 from ledger.trace import Step, journey_rows, normalise_code
@@ -86,7 +88,9 @@ def product_names(value: object) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _gln(location: str | None) -> str | None:
+    # A function of the text, kept: a page names the same few places many times.
     if not location:
         return None
     try:
@@ -253,7 +257,7 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
     for q, code in described:
         pe = parsed.get(q)
         if verdicts.ok(q) and pe is not None and pe.prepared is not None:
-            md = masterdata.describe(pe.prepared.body)
+            md = _described(cache, pe.prepared)
             if md.code == code:  # else the index is wrong (the verification says so)
                 master[code] = md
 
@@ -274,7 +278,12 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
     elif clearance is not None:
         clearance.pop("origin", None)
     if link.kind == "lot":
-        clearance = _lot_releases(clearance, listed, counted, bodies, rows)
+        def epcs(q: int) -> frozenset[str]:
+            pe = parsed[q]
+            assert pe.prepared is not None  # a step shown verified
+            return _epcs(cache, pe.prepared)
+
+        clearance = _lot_releases(clearance, listed, counted, bodies, rows, epcs)
     timeline = [{"seq": s.seq, "eventTime": s.event_time, "stage": s.stage,
                  "activity": s.activity, "disposition": facts_of[s.seq]["disposition"],
                  "bizStep": normalise_term(s.biz_step) if s.biz_step else None,
@@ -301,6 +310,15 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
     }, listed
 
 
+def _described(cache: VerificationCache, p: Prepared) -> masterdata.MasterData:
+    """What a master-data statement says, kept by its statement hash (a function of it)."""
+    hit = cache.get(("described", p.statement_hash))
+    if hit is None:
+        hit = masterdata.describe(p.body)
+        cache.put(("described", p.statement_hash), hit)
+    return cast(masterdata.MasterData, hit)
+
+
 def _place(location: str | None, master: Mapping[str, masterdata.MasterData],
            party: Any) -> dict[str, Any] | None:
     """A step's place: its GLN, the names, city and country its verified master data
@@ -324,32 +342,39 @@ def _documents(body: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _epcs(body: Mapping[str, Any]) -> set[str]:
-    out = set()
-    for c in body.get("epcList") or []:
-        if isinstance(c, str):
-            try:
-                out.add(index_key(c))
-            except LedgerError:
-                continue
-    return out
+def _epcs(cache: VerificationCache, p: Prepared) -> frozenset[str]:
+    """The codes of an event's epcList, as indexed; kept by its statement hash (a function
+    of it: a lot's page reads the same hundreds of events again)."""
+    hit = cache.get(("epcs", p.statement_hash))
+    if hit is None:
+        out = set()
+        for c in p.body.get("epcList") or []:
+            if isinstance(c, str):
+                try:
+                    out.add(index_key(c))
+                except LedgerError:
+                    continue
+        hit = frozenset(out)
+        cache.put(("epcs", p.statement_hash), hit)
+    return cast(frozenset[str], hit)
 
 
 def _lot_releases(clearance: dict[str, Any] | None, listed: Sequence[Step],
                   counted: Sequence[Step], bodies: Mapping[int, Any],
-                  rows: Mapping[int, Mapping[str, Any]]) -> dict[str, Any] | None:
+                  rows: Mapping[int, Mapping[str, Any]],
+                  epcs: Callable[[int], frozenset[str]]) -> dict[str, Any] | None:
     """A lot's clearance: how many of its items (those its items' commissioning events
     name) customs released, by the verified release events of those items."""
     items: set[str] = set()
     for s in listed:
         if rows[s.seq].get("rank") == 3 and s.stage == "production":
-            items |= _epcs(bodies[s.seq])
+            items |= epcs(s.seq)
     released: set[str] = set()
     last: str | None = None
     procedure: str | None = None
     for s in [*listed, *counted]:
         if s.stage == "clearance" and s.activity == "release":
-            hit = _epcs(bodies[s.seq]) & items
+            hit = epcs(s.seq) & items
             if hit:
                 released |= hit
                 last = max(last or "", s.event_time_utc)
@@ -545,7 +570,7 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
         if verdicts.ok(s) and pe is not None and pe.prepared is not None:
             if pe.prepared.kind != "masterdata":
                 verdicts.problems[s] = f"a {pe.prepared.kind} statement, not master data"
-            elif (about := masterdata.subject_of(pe.prepared.body).code) != code:
+            elif (about := _described(parse.cache, pe.prepared).code) != code:
                 verdicts.general.append(f"the master-data index names seq {s} for {code}, "
                                         f"but that entry describes {about}")
     return (_verification(wanted, verdicts, cp, problems, cosigned, ws, quorum), verdicts,
