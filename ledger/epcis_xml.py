@@ -28,6 +28,7 @@ QUERY2: Final = "urn:epcglobal:epcis-query:xsd:2"
 QUERY1: Final = "urn:epcglobal:epcis-query:xsd:1"
 SBDH: Final = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
 XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
+XML_LANG: Final = "{http://www.w3.org/XML/1998/namespace}lang"
 MAX_XML_BYTES: Final = 64 << 20
 EVENT_TYPES: Final = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent",
                       "AssociationEvent")
@@ -147,7 +148,10 @@ class _Reader:
 
     def extension(self, el: Any) -> Any:
         """An extension element's value: its text, or an object of its children (a name
-        that repeats becomes an array), as GS1's JSON twins write them."""
+        that repeats becomes an array), as GS1's JSON twins write them; a text with an
+        ``xml:lang`` is the JSON-LD literal ``{"@language", "@value"}``."""
+        if XML_LANG in el.attrib and not len(el) and len(el.attrib) == 1:
+            return {"@language": el.get(XML_LANG), "@value": (el.text or "").strip()}
         attrs = {self.key(el, k) if _ns(k) else str(k): v for k, v in el.attrib.items()
                  if _ns(k) != XSI}
         if not len(el):
@@ -549,6 +553,10 @@ class _Writer:
         plain = nested and ":" not in key  # a nested term of its parent's vocabulary
         el = etree.SubElement(parent, key if plain else self.qname(key))
         if isinstance(value, Mapping):
+            if "@value" in value:  # a JSON-LD literal: its text, its language as xml:lang
+                el.text = _text(value["@value"])
+                if isinstance(value.get("@language"), str):
+                    el.set(XML_LANG, value["@language"])
             for k, v in value.items():
                 if k == "#text":
                     el.text = _text(v)

@@ -433,3 +433,19 @@ def test_the_schema_examples_are_accepted_from_their_owner(world: World) -> None
     assert sorted(v.row.seq for v in latest.values()) == seqs
     md = masterdata.describe(envs[0]["statement"]["body"])
     assert md.names["en"] == "Hokkaido Mirai Dairy Obihiro Plant" and md.postal_code == "080-2470"
+
+
+def test_a_recall_reason_in_two_languages_survives_xml(world: World) -> None:
+    """cbec:recall.reason as [{"@language", "@value"}, …] (the page shows the one in its
+    language) is exported to XML as one reason element per language with xml:lang, and
+    read back as the same list (it was written as empty elements before)."""
+    from ledger import epcis
+
+    tin = FormulaChain(world).build_recalled()["tins"][0]
+    xml = epcis.export_xml(world.store, tin)
+    assert b'<reason xml:lang="en">Iron below the labelled value</reason>' in xml
+    back = [e for e in epcis_xml.parse(xml)["epcisBody"]["eventList"] if "cbec:recall" in e]
+    signed = [e for e in epcis.export_document(world.store, tin)["epcisBody"]["eventList"]
+              if "cbec:recall" in e]
+    assert back[0]["cbec:recall"]["reason"] == signed[0]["cbec:recall"]["reason"]
+    assert {r["@language"] for r in back[0]["cbec:recall"]["reason"]} == {"zh", "en"}
