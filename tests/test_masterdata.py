@@ -449,3 +449,23 @@ def test_a_recall_reason_in_two_languages_survives_xml(world: World) -> None:
               if "cbec:recall" in e]
     assert back[0]["cbec:recall"]["reason"] == signed[0]["cbec:recall"]["reason"]
     assert {r["@language"] for r in back[0]["cbec:recall"]["reason"]} == {"zh", "en"}
+
+
+def test_migration_0011_goes_down_and_up(world: World, chain: dict[str, Any]) -> None:
+    import sqlalchemy as sa
+
+    from ledger.store import migrate
+
+    migrate.downgrade(world.store.engine, "0010")
+    inspect = sa.inspect(world.store.engine)
+    assert "master_data" not in inspect.get_table_names()
+    assert "name_en" not in {c["name"] for c in inspect.get_columns("parties")}
+    world.store.migrate()
+    inspect = sa.inspect(world.store.engine)
+    assert "master_data" in inspect.get_table_names()
+    reindex(world.store)  # a migrated ledger fills them from its entries
+    assert [r.seq for r in described(world, f"https://id.gs1.org/414/{BONDED}")] == [
+        chain["described"][1]]
+    assert world.ledger.party_records([chain["chain"].producer])[
+        chain["chain"].producer].name_en == "Sakura Dairy Co., Ltd."
+    assert audit(world.store).ok
