@@ -210,6 +210,13 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         got = pagedb.page_reads(conn, [*seqs, 0], chosen, codes, prefixes)
         parse = _Parses(cache)
         entries, found = dict(got.entries), dict(got.described)
+        # A product described by a delegate of its prefix's holder: the delegations to it
+        # (the bytes say to whom) are the evidence of its right.
+        delegate = found.get(product or "", (0, ""))[1]
+        for q, b in got.delegations.items():
+            given = parse(b).prepared
+            if given is not None and given.body.get("to") == delegate:
+                entries.setdefault(q, b)
         # The places the entries' bytes name, where the events index named others (only
         # an index edited outside the ledger does): their master data is read now.
         named = {c for q in seqs if q in entries and rows[q].get("rank") != 4

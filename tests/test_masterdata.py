@@ -469,3 +469,35 @@ def test_migration_0011_goes_down_and_up(world: World, chain: dict[str, Any]) ->
     assert world.ledger.party_records([chain["chain"].producer])[
         chain["chain"].producer].name_en == "Sakura Dairy Co., Ltd."
     assert audit(world.store).ok
+
+
+def test_a_delegate_describes_the_product_and_the_page_verifies_its_right(world: World,
+                                                                          cli: Cli) -> None:
+    """A contract manufacturer, delegated the brand's prefix, makes and describes the
+    product: the page reads the delegation (its bytes say to whom) and the brand's
+    registration, and shows the name. Revoking the delegation later keeps what it signed
+    while it ran (the page finds the delegation by its entry, not by the index of running
+    delegations); a not-delegated party's master data is not shown."""
+    brand = cli.party("mirai", "producer,brand_owner", PREFIX)
+    maker = cli.party("maker", "producer")
+    cli("party", "delegate", "--id", brand[0], "--key", "mirai", "--prefix", PREFIX,
+        "--to", maker[0])
+    tin = f"https://id.gs1.org/01/{GOODS}/21/1"
+    cli.submit(signed(maker, {"type": "ObjectEvent", "action": "ADD", "eventTime": T0,
+                              "eventTimeZoneOffset": "+08:00", "bizStep": "commissioning",
+                              "epcList": [tin]}),
+               signed(maker, product(GOODS, "代工奶粉", "Contract formula"), kind="masterdata"))
+
+    def shown() -> tuple[dict[str, Any], str]:
+        facts, html = _page(world, tin)
+        return facts, html
+
+    facts, html = shown()
+    assert facts["verification"]["verified"], facts["verification"]
+    assert facts["product"]["names"] == {"zh": "代工奶粉", "en": "Contract formula"}
+    assert "代工奶粉" in html
+    cli("party", "delegate", "--id", brand[0], "--key", "mirai", "--prefix", PREFIX,
+        "--to", maker[0], "--revoke")
+    facts, _ = shown()
+    assert facts["verification"]["verified"], facts["verification"]
+    assert facts["product"]["names"] == {"zh": "代工奶粉", "en": "Contract formula"}

@@ -97,6 +97,8 @@ class PageReads(NamedTuple):
     # code -> (seq, signer) of the master data in force, as the index says (its bytes are
     # in ``entries``, with its signer's registry entries)
     described: dict[str, tuple[int, str]] = {}
+    # seq -> bytes of delegations of a product's prefix, not in ``entries`` (see _DELEGATIONS)
+    delegations: dict[int, bytes] = {}
 
 
 # The registry entries of some parties, as the projections point to them: the entries
@@ -128,10 +130,16 @@ SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
   WHERE k.party IN (SELECT m.signer FROM master_data m WHERE m.code IN ({codes}))
 {delegations}"""
 
+# Every delegation by the holders of those prefixes, when a product's master data is signed
+# by another party than its holder (the caller keeps those to that signer: the bytes say
+# to whom). By the entries themselves, not the delegations index, which forgets a
+# delegation once revoked: master data signed while it ran stays the delegate's to sign.
 _DELEGATIONS = """UNION ALL
-SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
-  FROM prefix_delegations d JOIN entries e ON e.seq = d.since_seq WHERE d.prefix IN ({prefixes})
-  AND d.party IN (SELECT m.signer FROM master_data m WHERE m.code IN ({codes}))
+SELECT 5, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+  FROM entries e WHERE e.kind = 'prefix.delegate'
+  AND e.signer IN (SELECT g.party FROM gs1_prefixes g WHERE g.prefix IN ({prefixes}))
+  AND EXISTS (SELECT 1 FROM master_data m WHERE m.code IN ({codes}) AND m.kind = 'product'
+              AND m.signer <> e.signer)
 """
 
 # What the page reads after its journey, in one statement: the entries' bytes, the
@@ -173,6 +181,7 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
     params = [*first, *pids, *pids, *_master_data_params(mds, pfx)]
     entries: dict[int, bytes] = {}
     described: dict[str, tuple[int, str]] = {}
+    delegations: dict[int, bytes] = {}
     size: int | None = None
     note = ""
     lines: list[str] = []
@@ -186,7 +195,8 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
                 lines.append(str(text))
             else:
                 seq = as_int(n, "entries.seq")
-                entries[seq] = as_blob(blob, "entries.entry", seq=seq)
+                (delegations if kind == 5 else entries)[seq] = as_blob(
+                    blob, "entries.entry", seq=seq)
                 if kind == 4:
                     described[str(text)] = (seq, str(who))
         for i in range(0, len(rest), IN_CHUNK):
@@ -198,7 +208,7 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
                 entries[seq] = as_blob(e, "entries.entry", seq=seq)
     if len(pids) < len(set(party_ids)):
         entries.update(evidence_entries(conn, sorted(set(party_ids))[len(pids):]))
-    return PageReads(entries, size, note + "".join(lines), described)
+    return PageReads(entries, size, note + "".join(lines), described, delegations)
 
 
 def _master_data_sql(codes: int, prefixes: int) -> str:
@@ -227,6 +237,8 @@ def master_data_reads(conn: Connection, codes: Collection[str], prefixes: Collec
             cur.execute(placeholders(conn, _master_data_sql(len(chunk), len(pfx))),
                         _master_data_params(chunk, pfx))
             for kind, n, blob, text, who in cur.fetchall():
+                if kind == 5:
+                    continue  # no product is asked about here (places only)
                 seq = as_int(n, "entries.seq")
                 entries[seq] = as_blob(blob, "entries.entry", seq=seq)
                 if kind == 4:
