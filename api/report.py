@@ -90,6 +90,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:.85em;word-break:break-all}
 figure{margin:1rem 0}figcaption{font-size:.9rem;color:#4a5866}
 details{margin:.2rem 0}
+main{overflow-wrap:anywhere}
+pre{white-space:pre-wrap}
 .wide{overflow-x:auto;max-width:100%}
 svg.chart{max-width:100%;height:auto}
 pre{white-space:pre-wrap;word-break:break-all}

@@ -49,6 +49,13 @@ def admit(p: Prepared, *, now: datetime) -> None:
     _check_issued(p.statement["issued"], now)
     if p.kind == "party.register":
         check_display_name(p.body["name"], where="party.register body name")
+        if "nameEn" in p.body:
+            check_display_name(p.body["nameEn"], where="party.register body nameEn")
+    elif p.kind == "masterdata":
+        from ledger.masterdata import shown_texts
+
+        for where, text in shown_texts(p.body):
+            check_display_name(text, where=f"masterdata {where}")
     elif p.kind == "genesis":
         check_display_name(p.body["registrar"]["name"], where="genesis registrar name")
 

@@ -4,7 +4,7 @@ statement, and an export is an EPCISDocument whose events are exactly the bodies
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -102,6 +102,7 @@ def import_document(ledger: Ledger, document: Mapping[str, Any], *, signer: str,
 class Imported:
     events: list[Receipt]
     document: Receipt  # of the ``document`` statement: the header fields and event hashes
+    masterdata: list[Receipt] = field(default_factory=list)  # one per vocabulary element
 
 
 def document_record(document: Mapping[str, Any], events: Iterable[Mapping[str, Any]], *,
@@ -137,6 +138,8 @@ def import_epcis(ledger: Ledger, document: Mapping[str, Any], *, signer: str, ke
             unsignable.append((i, err))
     if unsignable:
         raise DocumentRejected(unsignable, events, source=source)
+    described = masterdata_of(document, signer=signer, key=key, issued=issued, source=source)
+    envelopes += [env for _, env in described]
     try:
         record = document_record(document, events, media_type=media_type)
         envelopes.append(sign_one(kind="document", signer=signer, key=key, body=record,
@@ -148,6 +151,7 @@ def import_epcis(ledger: Ledger, document: Mapping[str, Any], *, signer: str, ke
     try:
         receipts = ledger.append_batch(envelopes)
     except BatchRejected as e:
+        refused_masterdata(e, events, described, source=source)
         raise DocumentRejected([(i, err) for i, err in e.errors if i < len(events)]
                                or e.errors, events, source=source) from None
     # The very same statements (the same document again within the second its events were
@@ -155,7 +159,39 @@ def import_epcis(ledger: Ledger, document: Mapping[str, Any], *, signer: str, ke
     # ones as they were; an import says which of its events were there already.
     receipts = [replace(r, duplicate_of=r.seq) if r.duplicate_of is None and r.seq < before
                 else r for r in receipts]
-    return Imported(receipts[:-1], receipts[-1])
+    return Imported(receipts[:len(events)], receipts[-1], receipts[len(events):-1])
+
+
+# --- the EPCISMasterData section (epcisHeader.epcisMasterData), signed beside the events ------
+
+
+def masterdata_of(document: Mapping[str, Any], *, signer: str, key: PartyKey, issued: str,
+                  source: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """(name, envelope) of a ``masterdata`` statement for each vocabulary element of the
+    document's master-data section; refused as a whole, naming the element, if one is not
+    an element the ledger takes."""
+    from ledger import masterdata
+
+    try:
+        bodies = masterdata.elements_of(document)
+        return [(masterdata.element_name(b), env) for b, env in zip(
+            bodies, masterdata.sign_elements(bodies, signer=signer, key=key, issued=issued),
+            strict=True)]
+    except LedgerError as e:
+        raise type(e)(f"{source or 'document'} refused, nothing appended: {e.message}",
+                      code=e.code) from None
+
+
+def refused_masterdata(e: BatchRejected, events: list[dict[str, Any]],
+                       described: list[tuple[str, dict[str, Any]]], *, source: str | None) -> None:
+    """Raise the refusal of a master-data element of the batch, if the batch's first
+    refusal is one (the events' and the record's are the caller's)."""
+    first, err = e.errors[0]
+    if len(events) <= first < len(events) + len(described):
+        more = f" (and {len(e.errors) - 1} more)" if len(e.errors) > 1 else ""
+        raise type(err)(f"{source or 'document'} refused, nothing appended: "
+                        f"{described[first - len(events)][0]}: {err.message}{more}",
+                        code=err.code) from None
 
 
 def export_document(store: Store, code: str, *, direction: Direction = "journey"

@@ -28,6 +28,7 @@ QUERY2: Final = "urn:epcglobal:epcis-query:xsd:2"
 QUERY1: Final = "urn:epcglobal:epcis-query:xsd:1"
 SBDH: Final = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
 XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
+XML_LANG: Final = "{http://www.w3.org/XML/1998/namespace}lang"
 MAX_XML_BYTES: Final = 64 << 20
 EVENT_TYPES: Final = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent",
                       "AssociationEvent")
@@ -147,7 +148,10 @@ class _Reader:
 
     def extension(self, el: Any) -> Any:
         """An extension element's value: its text, or an object of its children (a name
-        that repeats becomes an array), as GS1's JSON twins write them."""
+        that repeats becomes an array), as GS1's JSON twins write them; a text with an
+        ``xml:lang`` is the JSON-LD literal ``{"@language", "@value"}``."""
+        if XML_LANG in el.attrib and not len(el) and len(el.attrib) == 1:
+            return {"@language": el.get(XML_LANG), "@value": (el.text or "").strip()}
         attrs = {self.key(el, k) if _ns(k) else str(k): v for k, v in el.attrib.items()
                  if _ns(k) != XSI}
         if not len(el):
@@ -457,9 +461,39 @@ def parse(data: bytes, *, source: str = "document") -> dict[str, Any]:
         doc["epcisBody"] = {"queryResults": qr}
     else:
         doc["epcisBody"] = {"eventList": out_events}
+    vocabularies = _master_data(root, reader)
+    if vocabularies:
+        doc["epcisHeader"] = {"epcisMasterData": {"vocabularyList": vocabularies}}
     if reader.prefixes:
         doc["@context"].append(dict(sorted(reader.prefixes.items())))
     return doc
+
+
+def _master_data(root: Any, reader: _Reader) -> list[dict[str, Any]]:
+    """The EPCISMasterData of the header as the JSON binding's vocabularyList: each
+    attribute's value its text, or an object of its elements as an extension's."""
+    section = root.find("EPCISHeader//EPCISMasterData")
+    if section is None:
+        return []
+    out = []
+    for vocab in section.iterfind("VocabularyList/Vocabulary"):
+        elements = []
+        for el in vocab.iterfind("VocabularyElementList/VocabularyElement"):
+            element: dict[str, Any] = {"id": el.get("id")}
+            attributes = []
+            for a in el.iterfind("attribute"):
+                value = reader.extension(a) if len(a) else (a.text or "").strip()
+                if isinstance(value, dict):
+                    value.pop("id", None)  # the attribute's own id, not part of its value
+                attributes.append({"id": a.get("id"), "attribute": value})
+            if attributes:
+                element["attributes"] = attributes
+            children = [(c.text or "").strip() for c in el.iterfind("children/id")]
+            if children:
+                element["children"] = children
+            elements.append(element)
+        out.append({"type": vocab.get("type"), "vocabularyElementList": elements})
+    return out
 
 
 def _header(root: Any) -> dict[str, Any]:
@@ -527,6 +561,10 @@ class _Writer:
         plain = nested and ":" not in key  # a nested term of its parent's vocabulary
         el = etree.SubElement(parent, key if plain else self.qname(key))
         if isinstance(value, Mapping):
+            if "@value" in value:  # a JSON-LD literal: its text, its language as xml:lang
+                el.text = _text(value["@value"])
+                if isinstance(value.get("@language"), str):
+                    el.set(XML_LANG, value["@language"])
             for k, v in value.items():
                 if k == "#text":
                     el.text = _text(v)

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger import admission, brands, canonical, findings, findings_batch, merkle, registry
+from ledger import admission, brands, canonical, findings, findings_batch, masterdata, merkle, registry
 from ledger.domain import STAGES, EventCodes
 from ledger.errors import (
     BatchRejected,
@@ -38,7 +38,7 @@ from ledger.note import Checkpoint, NoteSigner, NoteVerifier
 from ledger.private import Viewer, check_view, commitment_of, entitled
 from ledger.projections import TraceBatch, split_lot
 from ledger.statements import Prepared, entry_bytes, ledger_time, prepare
-from ledger.store import capturedb, findingsdb, tracedb
+from ledger.store import capturedb, findingsdb, masterdatadb, tracedb
 from ledger.store.db import Store
 from ledger.store.schema import NODE_LEVEL_SHIFT, node_key
 from ledger.tokens import check_token, read_token
@@ -366,6 +366,13 @@ class Ledger:
                 break
             if p.kind in registry.PREFIX_KINDS:
                 prefixes.add(p.body["prefix"])  # type: ignore[union-attr]
+        # Master data: the prefixes its owners may hold, and the version each identifier
+        # has on the ledger (the same element signed again by its signer is not appended).
+        described = {i: masterdata.subject_of(p.body) for i, p in enumerate(prepared)
+                     if p.kind == "masterdata"}
+        if prefixes is not None:
+            for subject in described.values():
+                prefixes |= masterdata.prefix_candidates(subject)
         # Private data belongs to the statement that first committed to it.
         commitments = {c for p in prepared if (c := p.statement.get("private")) is not None}
         # Customs codes: those registrations claim (one holder each) and those the customs
@@ -386,6 +393,9 @@ class Ledger:
             reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids,
                                       prefixes=prefixes, codes=codes)
             owners = store.commitment_owners(conn, commitments) if commitments else {}
+            versions = (masterdatadb.latest(conn, {d.code for d in described.values()})
+                        if described else {})
+            md_rows: list[masterdatadb.Row] = []
             stored_keys = set(reg.keys) | ({"registrar"} if reg.registrar else set())
 
             # The frontier of the old tree: with the batch's new nodes, every proof of a
@@ -428,6 +438,19 @@ class Ledger:
                     commitment = p.statement.get("private")
                     if commitment is not None:
                         _check_commitment(commitment, owners)
+                    if i in described:
+                        masterdata.check_owner(reg, signer=p.signer, body=p.body, time=time)
+                        version = masterdatadb.Row(described[i].code, seq, described[i].kind,
+                                                   p.signer, masterdata.body_hash(p.body))
+                        now = versions.get(version.code)
+                        if (now is not None and now.row.signer == p.signer
+                                and now.row.body_hash == version.body_hash):
+                            # The version in force, signed again: its receipt, no new entry.
+                            repeats[i] = Captured(now.row.seq, p.signer,
+                                                  CaptureKey(version.code, version.body_hash, False),
+                                                  now.statement_hash)
+                            slots.append(now.row.seq)
+                            continue
                     if fact is not None:
                         classified = judge_event(p, reg, codes=fact, time=time, recalls=judged)
                         if classified.stage == "recall":
@@ -453,6 +476,9 @@ class Ledger:
                 if ck is not None:
                     capture_rows.append(capturedb.row(seq, p.signer, ck))
                     on_ledger.setdefault(ck.key, []).append(Captured(seq, p.signer, ck, h))
+                if i in described:
+                    md_rows.append(version)
+                    versions[version.code] = masterdatadb.Latest(version, h)
                 if commitment is not None:
                     owners[commitment] = seq
                     new_commitments.append((commitment, seq))
@@ -478,6 +504,7 @@ class Ledger:
                 tracedb.write_trace(conn, trace)
                 findingsdb.write_findings(conn, judged)
                 capturedb.write(conn, capture_rows)
+                masterdatadb.write(conn, md_rows)
                 store.save_commitments(conn, new_commitments)
             if blobs:
                 store.save_private(conn, [(c, b, placed[prepared_hash[c]])

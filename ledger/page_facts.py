@@ -13,20 +13,22 @@ belong to whoever renders them.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 
-from ledger import merkle, scans, verifier
+from ledger import brands, masterdata, merkle, scans, verifier
 from ledger.domain import normalise_term
 from ledger.errors import LedgerError
-from ledger.ids import parse_digital_link
+from ledger.ids import index_key, parse_digital_link
 from ledger.log import Ledger
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.product import names_of
+from ledger.statements import Prepared
 from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
 from ledger.trace import Step, journey_rows, normalise_code
@@ -86,7 +88,9 @@ def product_names(value: object) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _gln(location: str | None) -> str | None:
+    # A function of the text, kept: a page names the same few places many times.
     if not location:
         return None
     try:
@@ -183,35 +187,63 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
     cache = cache if cache is not None else VerificationCache(64)
     link = parse_digital_link(key)
     with store.reading() as conn:
-        steps, _ = _page_steps(conn, key, link.kind)
+        steps, rows = _page_steps(conn, key, link.kind)
         if not steps:
             return None
         seqs = sorted({s.seq for s in steps})
         pin = ledger.pinned_key(conn)
         registrar = pin.genesis.registrar if pin.genesis else None
         # Which registry entries to read (each signer's and each place's party, and the
-        # registrar's) the projections choose; what the page believes, the bytes decide.
+        # registrar's) and which master data (of each place and of the product) the
+        # projections choose; what the page believes, the bytes decide.
         chosen = {s.signer for s in steps} | {f"gln:{g}" for s in steps if (g := _gln(s.location))}
         if registrar:
             chosen.add(registrar)
-        # One statement for the entries' bytes, the genesis, those registry entries and
-        # the latest checkpoint with its cosignatures.
-        got = pagedb.page_reads(conn, [*seqs, 0], chosen)
+        product = masterdata.product_class(key)
+        codes = {c for s in steps if rows[s.seq].get("rank") != 4 for c in masterdata.place_codes(s.location)}
+        if product:
+            codes.add(product)
+        # One statement for the entries' bytes, the genesis, those registry entries, the
+        # master data in force with its signers' registry entries, and the latest
+        # checkpoint with its cosignatures.
+        prefixes = brands.prefix_candidates(link.gtin) if product and link.gtin else []
+        got = pagedb.page_reads(conn, [*seqs, 0], chosen, codes, prefixes)
         parse = _Parses(cache)
+        entries, found = dict(got.entries), dict(got.described)
+        # A product described by a delegate of its prefix's holder: the delegations to it
+        # (the bytes say to whom) are the evidence of its right.
+        delegate = found.get(product or "", (0, ""))[1]
+        for q, b in got.delegations.items():
+            given = parse(b).prepared
+            if given is not None and given.body.get("to") == delegate:
+                entries.setdefault(q, b)
+        # The places the entries' bytes name, where the events index named others (only
+        # an index edited outside the ledger does): their master data is read now.
+        named = {c for q in seqs if q in entries and rows[q].get("rank") != 4
+                 and (read := parse(entries[q]).codes) is not None
+                 for c in masterdata.place_codes(read.biz_location or read.read_point)}
+        if named - codes:
+            more, also = pagedb.master_data_reads(conn, named - codes)
+            entries.update({q: b for q, b in more.items() if q not in entries})
+            found.update(also)
+        described = [(seq, code) for code, (seq, _) in found.items()]
         raw = verifier.with_evidence(
-            got.entries, parse=parse, registrar=registrar,
-            fetch=lambda ids: pagedb.evidence_entries(conn, ids), fetched=chosen,
-            parties=_place_parties(parse(got.entries[q]) for q in seqs if q in got.entries))
+            entries, parse=parse, registrar=registrar,
+            fetch=lambda ids: pagedb.evidence_entries(conn, ids),
+            fetched=chosen | {who for _, who in found.values()},
+            parties=_place_parties(parse(entries[q]) for q in seqs if q in entries))
         verification, verdicts, parsed = _verify_in(
-            conn, store, seqs, raw, pin=pin, note=got.note, witnessing=witnessing, parse=parse)
+            conn, store, seqs, raw, pin=pin, note=got.note, witnessing=witnessing, parse=parse,
+            described=described)
     # Every fact shown comes from bytes that verified, read now: what each step did, when
     # and where (its body, its stage judged with the roles of its signer's verified
-    # registration), and the names of parties and places (their verified registrations).
+    # registration), the names of parties (their verified registrations) and of places
+    # and the product (master data verified to be signed by the owner of the identifier).
     # An entry that does not verify shows nothing; the verification names it.
     by_seq = {s.seq: s for s in steps}
     shown: list[Step] = []
     bodies: dict[int, Mapping[str, Any]] = {}
-    rows: dict[int, dict[str, Any]] = {}
+    facts_of: dict[int, dict[str, Any]] = {}
     for q in seqs:
         pe = parsed.get(q)
         if not verdicts.ok(q) or pe is None or pe.codes is None or pe.prepared is None:
@@ -220,48 +252,149 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         shown.append(Step(q, c.event_time, c.event_time_utc, cl.stage, cl.activity, c.biz_step,
                           pe.prepared.signer, c.biz_location or c.read_point, by_seq[q].via))
         bodies[q] = pe.prepared.body
-        rows[q] = {"disposition": c.disposition, "activity": cl.activity,
-                   "event_time_utc": c.event_time_utc}
+        facts_of[q] = {"disposition": c.disposition, "activity": cl.activity,
+                       "event_time_utc": c.event_time_utc}
     shown.sort(key=lambda s: (s.event_time_utc, s.seq))
-    sold_at = scans.first_sale(shown, rows)
-    names = {pid: rec.name for pid, rec in verdicts.parties.items()}
-    places = {s.seq: _gln(s.location) for s in shown}
+    # A lot's page reads its items' customs releases to count them, not to list them.
+    counted = [s for s in shown if rows[s.seq].get("rank") == 4]
+    listed = [s for s in shown if rows[s.seq].get("rank") != 4]
+    sold_at = scans.first_sale(listed, facts_of)
+    records = verdicts.parties
+    master: dict[str, masterdata.MasterData] = {}
+    for q, code in described:
+        pe = parsed.get(q)
+        if verdicts.ok(q) and pe is not None and pe.prepared is not None:
+            md = _described(cache, pe.prepared)
+            if md.code == code:  # else the index is wrong (the verification says so)
+                master[code] = md
 
     def party(pid: str) -> dict[str, Any]:
-        return {"id": pid, "name": names.get(pid)}
+        rec = records.get(pid)
+        return {"id": pid, "name": rec.name if rec else None,
+                "nameEn": rec.name_en if rec else None}
 
-    def place(seq: int) -> dict[str, Any] | None:
-        g = places[seq]
-        return None if g is None else {"gln": g, "name": names.get(f"gln:{g}")}
-
-    product = _product(link.lot, shown, bodies, party)
-    clearance = _clearance(shown, bodies, party)
-    if product["origin"] is None and clearance is not None:
-        product["origin"] = clearance.pop("origin", None)
+    product_facts = _product(link.lot, listed, bodies, party)
+    about = master.get(product) if product else None
+    product_facts["masterData"] = about.as_dict() if about else None
+    if about is not None:
+        product_facts["names"] = product_facts["names"] or dict(about.names)
+        product_facts["origin"] = product_facts["origin"] or about.country
+    clearance = _clearance(listed, bodies, party)
+    if product_facts["origin"] is None and clearance is not None:
+        product_facts["origin"] = clearance.pop("origin", None)
     elif clearance is not None:
         clearance.pop("origin", None)
+    if link.kind == "lot":
+        def epcs(q: int) -> frozenset[str]:
+            pe = parsed[q]
+            assert pe.prepared is not None  # a step shown verified
+            return _epcs(cache, pe.prepared)
+
+        clearance = _lot_releases(clearance, listed, counted, bodies, rows, epcs)
     timeline = [{"seq": s.seq, "eventTime": s.event_time, "stage": s.stage,
-                 "activity": s.activity, "disposition": rows[s.seq]["disposition"],
+                 "activity": s.activity, "disposition": facts_of[s.seq]["disposition"],
                  "bizStep": normalise_term(s.biz_step) if s.biz_step else None,
-                 "signer": party(s.signer), "place": place(s.seq), "via": s.via}
-                for s in shown]
+                 "documents": _documents(bodies[s.seq]),
+                 "signer": party(s.signer), "place": _place(s.location, master, party),
+                 "via": s.via}
+                for s in listed]
     recalls = []
-    for s in shown:
+    for s in listed:
         if s.stage == "recall":
             r = bodies[s.seq].get("cbec:recall")
-            reason = r.get("reason") if isinstance(r, Mapping) else None
+            reason = masterdata.texts(r.get("reason")) if isinstance(r, Mapping) else {}
             recalls.append({"seq": s.seq, "eventTime": s.event_time, "by": party(s.signer),
-                            "reason": reason})
+                            "reason": reason or None})
     return {
         "code": key,
         "kind": link.kind,
-        "product": product,
+        "product": product_facts,
         "clearance": clearance,
         "timeline": timeline,
         "recall": {"recalled": bool(recalls), "recalls": recalls},
         "soldAt": sold_at,
         "verification": verification,
-    }, shown
+    }, listed
+
+
+def _described(cache: VerificationCache, p: Prepared) -> masterdata.MasterData:
+    """What a master-data statement says, kept by its statement hash (a function of it)."""
+    hit = cache.get(("described", p.statement_hash))
+    if hit is None:
+        hit = masterdata.describe(p.body)
+        cache.put(("described", p.statement_hash), hit)
+    return cast(masterdata.MasterData, hit)
+
+
+def _place(location: str | None, master: Mapping[str, masterdata.MasterData],
+           party: Any) -> dict[str, Any] | None:
+    """A step's place: its GLN, the names, city and country its verified master data
+    give (the exact location's, else its GLN's), and the name of the party whose id is
+    that GLN, if one is registered."""
+    g = _gln(location)
+    if g is None:
+        return None
+    md = next((master[c] for c in masterdata.place_codes(location) if c in master), None)
+    return {"gln": g, "name": party(f"gln:{g}")["name"], "nameEn": party(f"gln:{g}")["nameEn"],
+            "names": dict(md.names) if md else {}, "city": dict(md.city) if md else {},
+            "country": md.country if md else None}
+
+
+def _documents(body: Mapping[str, Any]) -> list[str]:
+    """The types of the business documents an event cites (po, cbec:order …), normalised."""
+    out = []
+    for b in body.get("bizTransactionList") or []:
+        if isinstance(b, Mapping) and isinstance(b.get("type"), str):
+            out.append(normalise_term(b["type"]))
+    return out
+
+
+def _epcs(cache: VerificationCache, p: Prepared) -> frozenset[str]:
+    """The codes of an event's epcList, as indexed; kept by its statement hash (a function
+    of it: a lot's page reads the same hundreds of events again)."""
+    hit = cache.get(("epcs", p.statement_hash))
+    if hit is None:
+        out = set()
+        for c in p.body.get("epcList") or []:
+            if isinstance(c, str):
+                try:
+                    out.add(index_key(c))
+                except LedgerError:
+                    continue
+        hit = frozenset(out)
+        cache.put(("epcs", p.statement_hash), hit)
+    return cast(frozenset[str], hit)
+
+
+def _lot_releases(clearance: dict[str, Any] | None, listed: Sequence[Step],
+                  counted: Sequence[Step], bodies: Mapping[int, Any],
+                  rows: Mapping[int, Mapping[str, Any]],
+                  epcs: Callable[[int], frozenset[str]]) -> dict[str, Any] | None:
+    """A lot's clearance: how many of its items (those its items' commissioning events
+    name) customs released, by the verified release events of those items."""
+    items: set[str] = set()
+    for s in listed:
+        if rows[s.seq].get("rank") == 3 and s.stage == "production":
+            items |= epcs(s.seq)
+    released: set[str] = set()
+    last: str | None = None
+    procedure: str | None = None
+    for s in [*listed, *counted]:
+        if s.stage == "clearance" and s.activity == "release":
+            hit = epcs(s.seq) & items
+            if hit:
+                released |= hit
+                last = max(last or "", s.event_time_utc)
+                procedure = procedure or _field(bodies[s.seq], "cbec:customsProcedure")
+    if not items and clearance is None:
+        return None
+    out: dict[str, Any] = clearance if clearance is not None else {
+        "procedure": None, "declaration": None, "declaredAt": None, "releasedAt": None}
+    out["procedure"] = out["procedure"] or procedure
+    out["items"] = len(items)
+    out["itemsReleased"] = len(released)
+    out["lastReleasedUtc"] = last
+    return out
 
 
 def _place_parties(parsed: Iterable[verifier.ParsedEntry]) -> set[str]:
@@ -386,12 +519,14 @@ class _Parses:
 
 
 def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping[int, bytes], *,
-               pin: PinnedKey, note: str, witnessing: Witnessing | None, parse: _Parses
+               pin: PinnedKey, note: str, witnessing: Witnessing | None, parse: _Parses,
+               described: Sequence[tuple[int, str]] = ()
                ) -> tuple[dict[str, Any], verifier.Verdicts, dict[int, verifier.ParsedEntry]]:
-    """The verification of the entries at ``seqs`` (with the evidence in ``raw``, read in
-    the same transaction) against ``note``, the latest checkpoint; and the verdicts and
-    parsed bytes of every entry read."""
-    wanted = sorted(set(seqs))
+    """The verification of the entries at ``seqs`` (events) and of the master data the
+    index points at (``described``: (seq, the code it must describe)), with the evidence in
+    ``raw``, read in the same transaction, against ``note``, the latest checkpoint; and the
+    verdicts and parsed bytes of every entry read."""
+    wanted = sorted(set(seqs) | {q for q, _ in described})
     ws = witnessing.witnesses if witnessing else ()
     quorum = witnessing.quorum if witnessing else 0
     cache = parse.cache
@@ -433,10 +568,18 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
     verdicts = verifier.verify_entries(parsed, log_key=pin.key, unusable=unusable,
                                        check=lambda checks: _checked(cache, checks),
                                        replays=cache)
-    for s in wanted:  # the journey holds events only
+    for s in seqs:  # the journey holds events only
         pe = parsed.get(s)
         if verdicts.ok(s) and pe is not None and pe.prepared is not None and pe.codes is None:
             verdicts.problems[s] = f"a {pe.prepared.kind} statement, not an event"
+    for s, code in described:  # and the index points at master data of each code
+        pe = parsed.get(s)
+        if verdicts.ok(s) and pe is not None and pe.prepared is not None:
+            if pe.prepared.kind != "masterdata":
+                verdicts.problems[s] = f"a {pe.prepared.kind} statement, not master data"
+            elif (about := _described(parse.cache, pe.prepared).code) != code:
+                verdicts.general.append(f"the master-data index names seq {s} for {code}, "
+                                        f"but that entry describes {about}")
     return (_verification(wanted, verdicts, cp, problems, cosigned, ws, quorum), verdicts,
             parsed)
 
@@ -501,7 +644,8 @@ def _verification(wanted: list[int], verdicts: verifier.Verdicts, cp: Checkpoint
         "checkpoint": cp.size if cp else None,
         "origin": cp.origin if cp else None,
         "witnesses": {"cosigned": len(cosigned), "of": len(ws), "quorum": quorum,
-                      "names": list(cosigned)},
+                      "names": list(cosigned),
+                      "configured": [str(w.key).split("+", 1)[0] for w in ws]},
         "witnessed": bool(ws) and len(cosigned) >= quorum,
         "verified": not problems and cp is not None and len(ok) == len(wanted),
         "problems": problems,

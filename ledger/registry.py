@@ -62,6 +62,7 @@ class PartyRecord:
     registered_seq: int
     gs1_prefixes: tuple[str, ...] = ()  # the GS1 company prefixes its registration names
     customs_codes: tuple[str, ...] = ()  # the customs codes it uses in customs messages
+    name_en: str | None = None  # its registered English name, if it gave one
 
 
 @dataclass(frozen=True)
@@ -177,13 +178,16 @@ def check_body(p: Prepared) -> None:
         parse_party_id(str(reg["id"]))
         _str_field(reg, "name", "genesis registrar")
     elif kind == "party.register":
-        _fields(body, kind, ("id", "name", "roles", "publicKey"), ("gs1Prefixes", "customsCodes"))
+        _fields(body, kind, ("id", "name", "roles", "publicKey"),
+                ("gs1Prefixes", "customsCodes", "nameEn"))
         if "gs1Prefixes" in body:
             check_gs1_prefixes(body["gs1Prefixes"])
         if "customsCodes" in body:
             check_customs_codes(body["customsCodes"])
         parse_party_id(_str_field(body, "id", kind))
         _str_field(body, "name", kind)
+        if "nameEn" in body:
+            _str_field(body, "nameEn", kind)
         roles = body["roles"]
         if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
             raise MalformedInput("party.register roles must be a non-empty list of role names")
@@ -242,6 +246,10 @@ def check_body(p: Prepared) -> None:
         from ledger.event_hash import check_document_record
 
         check_document_record(body)
+    elif kind == "masterdata":
+        from ledger.masterdata import check_body as check_masterdata
+
+        check_masterdata(body)
     if kind in ("genesis", "party.register", "party.key.rotate"):
         new = embedded_keys(p)
         if kind != "party.key.rotate" and p.key not in new:
@@ -479,7 +487,7 @@ def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
         prefixes = tuple(sorted(body.get("gs1Prefixes", ())))
         codes = tuple(sorted(body.get("customsCodes", ())))
         reg.add_party(PartyRecord(body["id"], body["name"], tuple(body["roles"]), seq, prefixes,
-                                  codes))
+                                  customs_codes=codes, name_en=body.get("nameEn")))
         reg.add_key(KeyRecord(key_id(pk), body["id"], pk, seq))
         for prefix in prefixes:
             reg.prefixes[prefix] = PrefixRecord(prefix, body["id"], seq)

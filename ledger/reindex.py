@@ -7,13 +7,13 @@ from typing import Any
 
 import orjson
 
-from ledger import findings, findings_batch, registry
+from ledger import findings, findings_batch, masterdata, registry
 from ledger.domain import EventCodes, classify
 from ledger.event_hash import capture_key, document_key
 from ledger.log import event_facts
 from ledger.projections import TraceBatch
 from ledger.statements import Prepared, prepare
-from ledger.store import capturedb, findingsdb, tracedb
+from ledger.store import capturedb, findingsdb, masterdatadb, tracedb
 from ledger.store.db import Store
 
 FLUSH_EVERY = 5000
@@ -38,6 +38,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
         n = events = raised = 0
         chunk: list[tuple[int, str, Prepared, EventCodes | None]] = []
         captured: list[capturedb.Row] = []
+        described: list[masterdatadb.Row] = []
         commitments: list[tuple[str, int]] = []  # (commitment, seq); the first of each wins
 
         def replay(chunk: Sequence[tuple[int, str, Prepared, EventCodes | None]]) -> int:
@@ -56,6 +57,10 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
                     count += 1
                 if p.kind == "document":
                     captured.append(capturedb.row(seq, p.signer, document_key(p.body)))
+                elif p.kind == "masterdata":
+                    subject = masterdata.subject_of(p.body)
+                    described.append(masterdatadb.Row(subject.code, seq, subject.kind, p.signer,
+                                                      masterdata.body_hash(p.body)))
                 registry.apply(p, seq, reg)
             return count
 
@@ -75,6 +80,8 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
                 findingsdb.write_findings(conn, judged)
                 capturedb.write(conn, captured)
                 captured.clear()
+                masterdatadb.write(conn, described)
+                described.clear()
                 store.save_commitments(conn, commitments)
                 commitments = []
                 raised += len(judged.findings)
@@ -86,6 +93,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
         tracedb.write_trace(conn, trace)
         findingsdb.write_findings(conn, judged)
         capturedb.write(conn, captured)
+        masterdatadb.write(conn, described)
         store.save_commitments(conn, commitments)
         raised += len(judged.findings)
         store.save_registry(conn, reg, existing=set())

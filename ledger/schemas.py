@@ -93,6 +93,7 @@ def _shown(value: object) -> str:
 _TIME: Final = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.ASCII
 )
+_LANGUAGE_TAG: Final = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$", re.ASCII)
 
 
 def is_event_time(value: object) -> bool:
@@ -721,8 +722,19 @@ class _FastValidator:
         self._closed_object(v, path, "cbec:evaluation", self.evaluation_fields, ("rating",))
 
     def _reason(self, t: Any, path: str) -> None:
+        if type(t) is list and 1 <= len(t) <= 10:
+            for i, x in enumerate(t):
+                where = child_path(path, i)
+                if type(x) is not dict or x.keys() != {"@language", "@value"}:
+                    _fail(where, "must be {\"@language\", \"@value\"}: the reason in one language")
+                if type(x["@language"]) is not str or not _LANGUAGE_TAG.match(x["@language"]):
+                    _fail(child_path(where, "@language"), "must be a language tag such as zh or en")
+                if type(x["@value"]) is not str or not 1 <= len(x["@value"]) <= 2000:
+                    _fail(child_path(where, "@value"), "must say why, in 1 to 2000 characters")
+            return
         if type(t) is not str or not 1 <= len(t) <= 2000:
-            _fail(path, "must say why, in 1 to 2000 characters")
+            _fail(path, "must say why, in 1 to 2000 characters, or be a list of 1 to 10 "
+                        "{\"@language\", \"@value\"} (the reason in several languages)")
 
     def _scope(self, s: Any, path: str) -> None:
         if type(s) is not list or not s:

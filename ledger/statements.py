@@ -25,7 +25,8 @@ SIGNING_DOMAIN = b"suyuan-statement/v1\n"
 VERSION = 1
 KINDS = frozenset(
     {"genesis", "party.register", "party.key.rotate", "party.key.revoke", "event", "attest",
-     "list.update", "credit.record", "document", "prefix.delegate", "prefix.revoke"}
+     "list.update", "credit.record", "document", "prefix.delegate", "prefix.revoke",
+     "masterdata"}
 )
 MAX_STATEMENT_BYTES = 1 << 20
 MAX_SIGNATURES = 8

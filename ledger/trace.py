@@ -70,7 +70,9 @@ def journey_rows(conn: Connection, code: str, *, lot_items: bool = False
     deep and never round a cycle. An event reached more than one way is shown through the
     first of them in that order: its own, its lots' by code, then the containers depth
     first, a container's parents in (parent, packing seq) order. With ``lot_items`` (a lot's
-    page) also the commissioning events of the lot's items, as its own. One statement.
+    page) also the commissioning events of the lot's items, as its own, and their customs
+    releases (rank 4 in their rows: a lot's page counts them, it does not list them). One
+    statement.
     """
     best: dict[int, tuple[tuple[Any, ...], str | None]] = {}
     rows: dict[int, dict[str, Any]] = {}
@@ -90,6 +92,8 @@ def journey_rows(conn: Connection, code: str, *, lot_items: bool = False
         if had is None or key < had[0]:
             best[seq] = (key, via if rank in (1, 2) else None)
         rows[seq] = row
+    for seq, r in rows.items():
+        r["rank"] = best[seq][0][0]  # how the journey reached it (see pagedb._JOURNEY)
     steps = [Step(seq, r["event_time"], r["event_time_utc"], r["stage"], r["activity"],
                   r["biz_step"], r["signer"], r["biz_location"] or r["read_point"],
                   best[seq][1])

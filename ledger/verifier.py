@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol, cast
 
 import orjson
 
-from ledger import brands, registry
+from ledger import brands, masterdata, registry
 from ledger import recalls as recall_answers
 from ledger.domain import (
     Classified,
@@ -96,6 +96,7 @@ class ParsedEntry(NamedTuple):
     prepared: Prepared | None
     codes: EventSummary | None  # an event's time, place and words
     error: str | None  # why the bytes are not a valid entry (then prepared is None)
+    time: str | None = None  # the ledger time the bytes say the entry was appended at
 
 
 def parse_entry(raw: bytes) -> ParsedEntry:
@@ -121,7 +122,7 @@ def parse_entry(raw: bytes) -> ParsedEntry:
         return ParsedEntry(None, None, None, f"not a valid entry: {e.message}")
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError):
         return ParsedEntry(None, None, None, "not a valid entry: not JSON of an envelope")
-    return ParsedEntry(seq, p, codes, None)
+    return ParsedEntry(seq, p, codes, None, time)
 
 
 # --- the pinned log key --------------------------------------------------------------------
@@ -251,6 +252,8 @@ class RegistryReplay:
             registry.authorise(p, seq, reg)
             if p.kind == "event":
                 classified = judge_event(p, reg, time=time, recalls=recalls)
+            elif p.kind == "masterdata":
+                masterdata.check_owner(reg, signer=p.signer, body=p.body, time=time)
         except LedgerError as e:
             return Judgement(seq, e.message, checks)
         registry.apply(p, seq, reg)
@@ -272,6 +275,19 @@ class RegistryReplay:
             return None, judge_event(p, self.state)
         except LedgerError as e:
             return e.message, None
+
+    def judge_masterdata(self, seq: int, p: Prepared, time: str | None) -> str | None:
+        """Why master data at ``seq`` (appended at ledger ``time``) would have been refused
+        given the registry as fed so far; like an event it changes no registry state, and
+        its owner is decided by registrations (a prefix is held from its holder's
+        registration on, and prefixes never overlap, so a registration that lists a prefix
+        covering the identifier proves its holder) or a delegation fed before it."""
+        try:
+            registry.authorise(p, seq, self.state)
+            masterdata.check_owner(self.state, signer=p.signer, body=p.body, time=time)
+        except LedgerError as e:
+            return e.message
+        return None
 
 
 SignatureChecker = Callable[[Sequence[SigCheck]], list[bool]]
@@ -302,8 +318,10 @@ class Verdicts:
 
 
 # Statements that change who may sign with which key. The page's evidence holds only
-# these; a set with any other kind but events is judged strictly in seq order.
+# these; a set with any other kind but events and master data (``JUDGED_KINDS``, which
+# change no registry state) is judged strictly in seq order.
 KEY_KINDS = frozenset({"genesis", "party.register", "party.key.rotate", "party.key.revoke"})
+JUDGED_KINDS = frozenset({"event", "masterdata"})
 
 class Replays(Protocol):
     """Where replays of key statements, and the verdicts on events judged against each,
@@ -347,8 +365,9 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
                            "registrar, is not among the entries")
     keyed = {s: p for s, p in usable.items() if p.kind in KEY_KINDS}
     rest = {s: p for s, p in usable.items() if s not in keyed}
-    if in_order or any(p.kind != "event" for p in rest.values()):
-        replay = _in_order(usable, out, log_key=log_key, check=check)
+    times = {s: entries[s].time for s in usable}
+    if in_order or any(p.kind not in JUDGED_KINDS for p in rest.values()):
+        replay = _in_order(usable, out, log_key=log_key, check=check, times=times)
     else:
         key = ("replay", log_key, tuple((s, p.envelope_bytes) for s, p in keyed.items()))
         got = cast(tuple[RegistryReplay, dict[int, str]] | None,
@@ -368,29 +387,35 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
         # items share an event (a pallet's shipping), so it is judged once per replay.
         todo: dict[int, Prepared] = {}
         for seq, p in rest.items():
-            hit = (replays.get(("judged", replay.serial, seq, p.envelope_bytes))
+            hit = (replays.get(("judged", replay.serial, seq, p.envelope_bytes, times[seq]))
                    if replays is not None else None)
             if hit is None:
                 todo[seq] = p
             elif hit[0] is not None:
                 out.problems[seq] = hit[0]
             else:
-                out.signatures[seq], out.classified[seq] = len(p.signatures), hit[1]
+                out.signatures[seq] = len(p.signatures)
+                if hit[1] is not None:
+                    out.classified[seq] = hit[1]
         # An event's keys are introduced by key statements only.
         known = {kid: rec.public_key for kid, rec in replay.state.keys.items()}
         judged = Verdicts()
         _crypto(todo, known, judged, check=check)
         for seq, p in todo.items():
             why, classified = judged.problems.get(seq), None
-            if why is None:
+            if why is None and p.kind == "masterdata":
+                why = replay.judge_masterdata(seq, p, times[seq])
+            elif why is None:
                 why, classified = replay.judge_event(seq, p)
             if why is not None:
                 out.problems[seq] = why
             else:
                 out.signatures[seq] = len(p.signatures)
-                out.classified[seq] = classified  # type: ignore[assignment]
+                if classified is not None:
+                    out.classified[seq] = classified
             if replays is not None:
-                replays.put(("judged", replay.serial, seq, p.envelope_bytes), (why, classified))
+                replays.put(("judged", replay.serial, seq, p.envelope_bytes, times[seq]),
+                            (why, classified))
     if 0 in out.problems:
         # The chain of trust starts at the genesis: nothing verifies without it.
         for seq in usable:
@@ -414,7 +439,7 @@ def _crypto(usable: Mapping[int, Prepared], known: Mapping[str, bytes], out: Ver
 
 
 def _feed(usable: Mapping[int, Prepared], out: Verdicts, replay: RegistryReplay, *,
-          check: SignatureChecker) -> None:
+          check: SignatureChecker, times: Mapping[int, str | None] | None = None) -> None:
     known: dict[str, bytes] = {}
     for p in usable.values():
         known.update(registry.embedded_keys(p))
@@ -422,7 +447,7 @@ def _feed(usable: Mapping[int, Prepared], out: Verdicts, replay: RegistryReplay,
     for seq, p in usable.items():
         if seq in out.problems:
             continue
-        j = replay.feed(seq, p)
+        j = replay.feed(seq, p, time=times.get(seq) if times else None)
         if j.problem is not None:
             out.problems[seq] = j.problem
             continue
@@ -432,9 +457,9 @@ def _feed(usable: Mapping[int, Prepared], out: Verdicts, replay: RegistryReplay,
 
 
 def _in_order(usable: Mapping[int, Prepared], out: Verdicts, *, log_key: str | None,
-              check: SignatureChecker) -> RegistryReplay:
+              check: SignatureChecker, times: Mapping[int, str | None]) -> RegistryReplay:
     replay = RegistryReplay(log_key=log_key)
-    _feed(usable, out, replay, check=check)
+    _feed(usable, out, replay, check=check, times=times)
     return replay
 
 

@@ -1,7 +1,9 @@
 """A 1210 bonded-import chain of infant formula for the resolver and page tests: named
-parties, a commissioning event with product master data, packing, export shipping,
-bonded receiving, order, payment, waybill, declaration, release, delivery; a second lot
-that its producer recalls; and witnesses that cosign the latest checkpoint."""
+parties (with their English names), a commissioning event with product master data,
+packing, export shipping, bonded receiving, order, payment, waybill, declaration, release,
+delivery; a second lot that its producer recalls; master data of the places and the
+product, signed by their owners (``describe``); and witnesses that cosign the latest
+checkpoint."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import nacl.signing
 
 from api.witness_app import create_witness_app
 from ledger.keys import PartyKey
-from ledger.statements import sign_one
+from ledger.statements import sign, sign_one
 from ledger.witness import Cosigner, Witness
 from ledger.witnessing import WitnessConfig, Witnessing, gather
 from tests.support import ORIGIN, World, asgi_post, new_uscc
@@ -28,6 +30,16 @@ WAYBILL = "https://express.example.cn/waybill/YT7712345678901"
 DECLARATION = "https://customs.example.cn/inventory/040220261127000123"
 NAME_ZH = "樱花牌婴儿配方奶粉 1段 800克"
 NAME_EN = "Sakura infant formula stage 1, 800 g"
+FACTORY_ZH, FACTORY_EN = "樱花乳业 帯広工厂", "Sakura Dairy Obihiro plant"
+BONDED_ZH, BONDED_EN = "曹妃甸综合保税区 跨境仓", "Caofeidian Comprehensive Bonded Zone warehouse"
+RECALL_ZH, RECALL_EN = "铁含量低于标签标示值", "Iron below the labelled value"
+MDA = "urn:epcglobal:cbv:mda#"
+
+
+def texts(attribute: str, zh: str, en: str) -> list[dict[str, Any]]:
+    """One master-data attribute in Chinese and in English."""
+    return [{"id": attribute, "attribute": {"@language": "zh", "@value": zh}},
+            {"id": attribute, "attribute": {"@language": "en", "@value": en}}]
 
 
 def item(serial: str) -> str:
@@ -43,27 +55,62 @@ def _ev(kind: str, time: str, **fields: Any) -> dict[str, Any]:
 
 
 class FormulaChain:
-    def __init__(self, w: World, *, producer_name: str = "樱花乳业株式会社 Sakura Dairy Co., Ltd.",
+    def __init__(self, w: World, *, producer_name: str = "樱花乳业株式会社",
                  product_name: Any = None) -> None:
         self.w = w
         self.keys: dict[str, PartyKey] = {}
-        self.producer = self._register(f"gln:{FACTORY}", producer_name, ["producer"])
-        self.carrier = self._register(new_uscc(), "日邮国际物流有限公司", ["logistics"])
+        self.producer = self._register(f"gln:{FACTORY}", producer_name, ["producer"],
+                                       "Sakura Dairy Co., Ltd.", ["4901234"])
+        self.carrier = self._register(new_uscc(), "日邮国际物流有限公司", ["logistics"],
+                                      "Nichiyu International Logistics Co., Ltd.")
         self.warehouse = self._register(new_uscc(), "唐山曹妃甸综合保税区仓储有限公司",
-                                        ["warehouse"])
-        self.platform = self._register(new_uscc(), "唐山跨境优选电商平台", ["platform"])
-        self.payer = self._register(new_uscc(), "冀付支付有限公司", ["payment"])
-        self.express = self._register(new_uscc(), "京唐速递有限公司", ["logistics"])
-        self.broker = self._register(new_uscc(), "曹妃甸报关行", ["customs_broker"])
-        self.customs = self._register(new_uscc(), "曹妃甸海关", ["customs"])
+                                        ["warehouse"], "Tangshan Caofeidian Bonded Warehousing Co.",
+                                        ["6901234"])
+        self.platform = self._register(new_uscc(), "唐山跨境优选电商平台", ["platform"],
+                                       "Tangshan Cross-border Select")
+        self.payer = self._register(new_uscc(), "冀付支付有限公司", ["payment"], "Jifu Payment Co.")
+        self.express = self._register(new_uscc(), "京唐速递有限公司", ["logistics"],
+                                      "Jingtang Express Co.")
+        self.broker = self._register(new_uscc(), "曹妃甸报关行", ["customs_broker"],
+                                     "Caofeidian Customs Brokerage")
+        self.customs = self._register(new_uscc(), "曹妃甸海关", ["customs"], "Caofeidian Customs")
         self.product_name = product_name if product_name is not None else [
             {"@language": "zh", "@value": NAME_ZH}, {"@language": "en", "@value": NAME_EN}]
 
-    def _register(self, pid: str, name: str, roles: list[str]) -> str:
+    def _register(self, pid: str, name: str, roles: list[str], name_en: str,
+                  prefixes: list[str] | None = None) -> str:
         key = PartyKey.generate(pid)
-        self.w.ledger.append(self.w.registration(pid, key, roles, name=name))
+        env = self.w.registration(pid, key, roles, name=name, gs1_prefixes=prefixes or ())
+        st = env["statement"]
+        st["body"]["nameEn"] = name_en
+        self.w.ledger.append(sign(st, [(pid, key), (self.w.registrar, self.w.registrar_key)]))
         self.keys[pid] = key
         return pid
+
+    def describe(self) -> list[int]:
+        """Master data of the factory (by its producer, whose id is its GLN), of the bonded
+        warehouse (by the holder of its GS1 company prefix) and of the product (by the
+        holder of its GTIN's prefix); their seqs."""
+        loc = "urn:epcglobal:epcis:vtype:BusinessLocation"
+        bodies = [
+            (self.producer, {"type": loc, "id": f"https://id.gs1.org/414/{FACTORY}", "attributes": [
+                *texts(MDA + "name", FACTORY_ZH, FACTORY_EN), *texts(MDA + "city", "帯広", "Obihiro"),
+                {"id": MDA + "countryCode", "attribute": "JP"},
+                {"id": MDA + "latitude", "attribute": "42.9236"},
+                {"id": MDA + "longitude", "attribute": "143.1966"}]}),
+            (self.warehouse, {"type": loc, "id": f"https://id.gs1.org/414/{BONDED}", "attributes": [
+                *texts(MDA + "name", BONDED_ZH, BONDED_EN), *texts(MDA + "city", "唐山", "Tangshan"),
+                {"id": MDA + "countryCode", "attribute": "CN"}]}),
+            (self.producer, {"type": "urn:epcglobal:epcis:vtype:EPCClass",
+                             "id": f"https://id.gs1.org/01/{GTIN}", "attributes": [
+                *texts("gs1:productName", NAME_ZH, NAME_EN), *texts("gs1:brand", "樱花", "Sakura"),
+                {"id": "gs1:netContent", "attribute": {"value": "800", "unitCode": "GRM"}},
+                {"id": MDA + "countryOfOrigin", "attribute": "JP"}]}),
+        ]
+        got = self.w.ledger.append_batch([
+            sign_one(kind="masterdata", signer=who, key=self.keys[who], body=b,
+                     issued="2026-09-01T09:00:00+09:00") for who, b in bodies])
+        return [r.seq for r in got]
 
     def append(self, pairs: list[tuple[str, dict[str, Any]]]) -> None:
         self.w.ledger.append_batch([
@@ -148,6 +195,18 @@ class FormulaChain:
         ])
         return {"tins": tins, "sold": tins[0], "unsold": tins[1], "lot": lot("L2026A")}
 
+    def build_class_order(self) -> str:
+        """The platform's purchase order of 120 tins of the product, by GTIN: the one event
+        naming the product class itself (its GTIN page)."""
+        self.append([(self.platform, _ev(
+            "TransactionEvent", "2026-08-20T10:30:00+08:00", action="ADD",
+            bizTransactionList=[{"type": "po",
+                                 "bizTransaction": "https://mall.example.cn/po/PO-2026-0820"}],
+            quantityList=[{"epcClass": f"https://id.gs1.org/01/{GTIN}", "quantity": 120}],
+            sourceList=[{"type": "owning_party", "source": self.producer}],
+            destinationList=[{"type": "owning_party", "destination": self.platform}]))])
+        return f"https://id.gs1.org/01/{GTIN}"
+
     def build_recalled(self) -> dict[str, Any]:
         """Lot L2026B: two tins, commissioned, packed, then recalled by the producer."""
         tins = [item("JP0101"), item("JP0102")]
@@ -167,7 +226,8 @@ class FormulaChain:
             (self.producer, _ev("ObjectEvent", "2027-01-10T09:00:00+08:00", action="OBSERVE",
                                 bizStep="cbec:recalling", disposition="recalled", epcList=tins,
                                 **{"cbec:recall": {
-                                    "reason": "铁含量低于标签标示值 Iron below the labelled value",
+                                    "reason": [{"@language": "zh", "@value": RECALL_ZH},
+                                               {"@language": "en", "@value": RECALL_EN}],
                                     "scope": [lot("L2026B")]}})),
         ])
         return {"tins": tins, "lot": lot("L2026B")}

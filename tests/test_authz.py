@@ -529,6 +529,12 @@ def test_statement_examples_validate_as_the_ledger_judges_them(path: Path) -> No
                who=p.signer)
     bad = copy.deepcopy(env)
     body = bad["statement"]["body"]
+    if p.kind == "masterdata":  # an attribute without its id: both refuse it
+        body["attributes"].append({"attribute": "x"})
+        assert schemas.reference_error_paths(bad, schemas.ENVELOPE_SCHEMA) != []
+        with pytest.raises(MalformedInput, match="must be an object with id and attribute"):
+            registry.check_body(prepare(bad))
+        return
     if "gs1Prefixes" in body:
         body["gs1Prefixes"] = ["123"]
     else:
@@ -540,4 +546,5 @@ def test_statement_examples_validate_as_the_ledger_judges_them(path: Path) -> No
 
 def test_there_are_statement_examples() -> None:
     assert [p.stem for p in STATEMENT_EXAMPLES] == [
-        "01-party-register-brand", "02-prefix-delegate", "03-prefix-revoke"]
+        "01-party-register-brand", "02-prefix-delegate", "03-prefix-revoke",
+        "04-masterdata-location", "05-masterdata-product"]

@@ -251,6 +251,76 @@ def test_every_procedure_code_is_declared_and_released(demo: Demo) -> None:
     assert all(d <= released for d in declared.values())
 
 
+def _page_text(demo: Demo, url: str, lang: str) -> str:
+    """The visible text of a page, leaving out what is marked as another language than
+    the page's (the language switch, an official term given in both)."""
+    app = create_app(Settings(db_url=demo.url, home=demo.home.path, base_url=BASE))
+    try:
+        html = Client(app).get(url.removeprefix(BASE), params={"lang": lang},
+                               headers={"Accept": "text/html"}).text
+    finally:
+        app.state.store.dispose()
+    body = html.split("<body>", 1)[1]
+    mine = "zh-CN" if lang == "zh" else "en"
+    body = re.sub(rf'<(\w+)[^>]*\blang="(?!{mine}")[^"]*"[^>]*>.*?</\1>', " ", body)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+
+CJK = re.compile("[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+
+def test_every_place_and_product_is_described_by_its_owner(demo: Demo) -> None:
+    """Issue 12: master data for every place the demo's events name and every product it
+    makes, each signed by the holder of the GS1 company prefix of its GLN or GTIN."""
+    from ledger.masterdata import describe
+    from ledger.store import masterdatadb
+
+    places, products = set(), set()
+    for _, _, body in demo.events():
+        for where in ("readPoint", "bizLocation"):
+            if isinstance(body.get(where), dict):
+                places.add(body[where]["id"])
+        if body.get("bizStep") == "commissioning":
+            products |= {f"https://id.gs1.org/01/{g}" for g in
+                         re.findall(r"/01/(\d{14})", json.dumps(body))}
+    with demo.store.reading() as conn:
+        latest = masterdatadb.latest(conn, places | products)
+    assert set(latest) == places | products
+    if demo.scale >= 1:  # every place and product of the scenario is in use
+        assert len(places) == 14 and len(products) == 10
+    parties = demo.ledger.registry_view().parties
+    names = {}
+    for code, now in latest.items():
+        key = code.rsplit("/", 1)[1]
+        key = key if "/414/" in code else key[1:]
+        assert any(key.startswith(p) for p in parties[now.row.signer].gs1_prefixes), code
+        md = describe(dict(demo.statements)[now.row.seq]["body"])
+        assert set(md.names) == {"zh", "en"}, code
+        names[code] = md
+    english = " ".join(m.names["en"] for m in names.values())
+    for place in ("Obihiro", "Tomakomai", "Caofeidian Port", "Caofeidian Comprehensive Bonded Zone",
+                  "Incheon", "Jingtang", "Erenhot", "Duisburg", "Osaka"):
+        assert place in english, place
+    assert all(m.country for m in names.values())
+
+
+def test_pages_name_every_place_in_both_languages(demo: Demo) -> None:
+    """Issue 15: the demo's pages name places and companies, never a bare GLN, and the
+    English page is English (but for what is marked as Chinese)."""
+    for which, place_zh, place_en in (("formula", "曹妃甸综合保税区", "Caofeidian Comprehensive Bonded Zone"),
+                                      ("cosmetics", "仁川", "Incheon international express hub"),
+                                      ("recalled", "带广工厂", "Obihiro Plant")):
+        url = demo.doc["urls"][which]
+        zh, en = _page_text(demo, url, "zh"), _page_text(demo, url, "en")
+        assert "GLN" not in zh and "GLN" not in en, which
+        assert place_zh in zh and place_en in en, which
+        assert "(UTC+08:00)" in zh and "(UTC+08:00)" in en
+        assert not CJK.search(en), (which, CJK.findall(en)[:20])
+    recalled = _page_text(demo, demo.doc["urls"]["recalled"], "en")
+    assert "vitamin D below the labelled value" in recalled and "维生素" not in recalled
+    assert "(UTC+09:00)" in recalled  # the factory's events in Japan's offset
+
+
 def _lot_items(demo: Demo, lot: str) -> set[str]:
     return {e for _, _, b in demo.events()
             if b.get("bizStep") == "commissioning" and b.get("ilmd", {}).get("cbvmda:lotNumber") == lot

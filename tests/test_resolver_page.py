@@ -18,7 +18,17 @@ from api.settings import Settings
 from ledger import scans
 from ledger.epcis import export_document
 from ledger.trace import journey
-from tests.pagechain import NAME_EN, NAME_ZH, FormulaChain, witness_quorum
+from tests.pagechain import (
+    BONDED_EN,
+    BONDED_ZH,
+    FACTORY_ZH,
+    NAME_EN,
+    NAME_ZH,
+    RECALL_EN,
+    RECALL_ZH,
+    FormulaChain,
+    witness_quorum,
+)
 from tests.support import Client, World
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -75,6 +85,8 @@ def built(world: World, tmp_path: Path) -> dict[str, Any]:
     c = FormulaChain(world)
     x = c.build()
     x["recalled"] = c.build_recalled()["tins"][0]
+    x["class"] = c.build_class_order()
+    x["described"] = c.describe()
     x["chain"] = c
     witness_quorum(world, tmp_path, up=2, of=3, quorum=2)
     return x
@@ -102,15 +114,19 @@ def test_browser_gets_the_chinese_page(world: World, built: dict[str, Any],
     assert all(b - a <= 1 for a, b in zip(o.headings, o.headings[1:], strict=False))
     assert {"header", "main", "footer", "nav"} <= set(o.tags)
     for want in (NAME_ZH, "樱花乳业株式会社", "日本 (JP)", "L2026A", "2026-09-15", "2028-03-14",
-                 "1210 保税备货进口", "bonded import", "040220****0123", "2026-11-27 13:43",
-                 "曹妃甸海关", "唐山曹妃甸综合保税区仓储有限公司", "GLN 6901234000108",
-                 "送达消费者", "✓ 已验证"):
+                 "1210 保税备货进口", "bonded import", "040220****0123",
+                 "2026-11-27 13:43 (UTC+08:00)", "2026-09-15 10:20 (UTC+09:00)",
+                 "曹妃甸海关", "唐山曹妃甸综合保税区仓储有限公司", f"{BONDED_ZH}（唐山，中国）",
+                 f"{FACTORY_ZH}（帯広，日本）", "品牌 樱花", "净含量 800克",
+                 "送达消费者", "✓ 记录已核验"):
         assert want in text, want
+    assert "GLN" not in text  # every place is named by its master data
     assert "040220261127000123" not in html  # the declaration number is masked
     # The English words inside the Chinese page carry their own language.
     assert ("span", "en") in o.langs
-    # 12 journey entries, one signature each; 2 of the 3 configured witnesses cosigned.
-    n = len(journey(world.store, built["sold"])["journey"])
+    # 12 journey entries and the master data of its 2 places and of its product, one
+    # signature each; 2 of the 3 configured witnesses cosigned.
+    n = len(journey(world.store, built["sold"])["journey"]) + 3
     size = world.ledger.size()
     assert (f"本页 {n} 条记录的 {n} 个数字签名均已核验有效；每条记录都包含在账本第 {size} 号检查点中，"
             "该检查点由账本签名，并由 2/3 个独立见证方联署（至少需要 2 个）。") in text
@@ -143,9 +159,17 @@ def test_json_clients_get_the_facts(built: dict[str, Any], client: Client) -> No
     assert facts["clearance"]["procedure"] == "1210"
     assert facts["clearance"]["declaration"] == "040220****0123"
     v = facts["verification"]
-    assert v["verified"] and v["entries"] == v["entriesVerified"] == len(facts["timeline"])
+    # The journey's events and the master data of its places and product.
+    assert v["verified"] and v["entries"] == v["entriesVerified"] == len(facts["timeline"]) + 3
     assert v["witnesses"] == {"cosigned": 2, "of": 3, "quorum": 2,
-                              "names": ["w1.example/witness", "w2.example/witness"]}
+                              "names": ["w1.example/witness", "w2.example/witness"],
+                              "configured": ["w1.example/witness", "w2.example/witness",
+                                             "w3.example/witness"]}
+    md = facts["product"]["masterData"]
+    assert md["brand"] == {"zh": "樱花", "en": "Sakura"} and md["netContent"] == "800 g"
+    bonded = [s["place"] for s in facts["timeline"] if s["activity"] == "receiving"][0]
+    assert bonded["names"] == {"zh": BONDED_ZH, "en": BONDED_EN} and bonded["country"] == "CN"
+    assert facts["product"]["producer"]["nameEn"] == "Sakura Dairy Co., Ltd."
     assert facts["recall"] == {"recalled": False, "recalls": []}
     # gs1:pip is the page whatever the Accept header says.
     pip = client.get(path(built["sold"]), params={"linkType": "gs1:pip"}, headers=JSON)
@@ -156,7 +180,8 @@ def test_recalled_item_shows_the_red_banner(built: dict[str, Any], client: Clien
     html = client.get(path(built["recalled"]), headers=BROWSER).text
     text = outline(html).visible
     assert '<section class="alert recall" role="alert"' in html
-    assert "此商品已被召回" in text and "铁含量低于标签标示值" in text and "2027-01-10" in text
+    assert "此商品已被召回" in text and RECALL_ZH in text and "2027-01-10" in text
+    assert RECALL_EN not in text  # the reason in the page's language only
     rec = client.get(path(built["recalled"]), params={"linkType": "gs1:recallStatus"}).json()
     assert rec["recalled"] is True and len(rec["recalls"]) == 1
 
@@ -291,7 +316,7 @@ def test_page_says_not_verified_when_an_entry_was_altered(world: World, built: d
     world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s", {"e": forged, "s": seq})
     html = client.get(path(built["sold"]), headers=BROWSER).text
     text = outline(html).visible
-    assert "✗ 未能验证" in text and "有 1 条记录未能通过核验" in text
+    assert "✗ 记录未能全部核验" in text and "有 1 条记录未能通过核验" in text
     assert f"seq {seq}:" in text
     facts = client.get(path(built["sold"]), headers=JSON).json()
     assert facts["verification"]["verified"] is False
@@ -328,7 +353,7 @@ def test_cached_checks_do_not_hide_an_entry_altered_later(world: World, built: d
     world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s",
                     {"e": reg_raw.replace(b'"roles"', b'"roles" ', 1), "s": intro})
     text = outline(client.get(path(sold), headers=BROWSER).text).visible
-    assert "✗ 未能验证" in text and f"seq {intro}:" in text
+    assert "✗ 记录未能全部核验" in text and f"seq {intro}:" in text
 
 
 def test_page_verification_agrees_with_a_trace_bundle(world: World, built: dict[str, Any],

@@ -237,11 +237,14 @@ def test_registry_rules_hold_on_every_interface(insider: tuple[World, Client], a
 def test_edited_projections_change_nothing_the_page_shows(world: World, client: Client) -> None:
     """Issue 10, item 2 (first half): names, roles, keys and event rows edited in the
     projections; the page shows what the signed entries say, and still verifies."""
-    built = FormulaChain(world).build()
+    chain = FormulaChain(world)
+    built = chain.build()
+    chain.describe()
     before = page(client, built["sold"])
     assert before["verification"]["verified"] is True
     stranger = PartyKey.generate("stranger")
-    world.store.raw("UPDATE parties SET name = 'Fake', roles = 'regulator'")
+    world.store.raw("UPDATE parties SET name = 'Fake', name_en = 'Fake', roles = 'regulator'")
+    world.store.raw("UPDATE master_data SET signer = :s", {"s": new_uscc()})
     world.store.raw("UPDATE party_keys SET public_key = :pk", {"pk": stranger.public_key})
     world.store.raw("UPDATE events SET stage = 'recall', activity = 'recall', "
                     "event_time = '1999-01-01T00:00:00+08:00', disposition = 'recalled', "
@@ -249,9 +252,11 @@ def test_edited_projections_change_nothing_the_page_shows(world: World, client: 
     after = page(client, built["sold"])
     for part in ("product", "clearance", "timeline", "recall", "soldAt", "verification"):
         assert after[part] == before[part], part
-    assert after["product"]["producer"]["name"] == "樱花乳业株式会社 Sakura Dairy Co., Ltd."
+    assert after["product"]["producer"] == {"id": chain.producer, "name": "樱花乳业株式会社",
+                                            "nameEn": "Sakura Dairy Co., Ltd."}
     text = visible(client, built["sold"])
     assert "Fake" not in text and "1999" not in text and NAME_ZH in text and "✓" in text
+    assert "樱花乳业 帯広工厂" in text  # master data: its signer is read from its bytes
 
 
 def test_a_signer_the_projection_does_not_name_is_still_proved(world: World,

@@ -146,6 +146,8 @@ def cmd_party_register(a: argparse.Namespace, home: Home) -> int:
         body["gs1Prefixes"] = registry.check_gs1_prefixes(a.gs1_prefix, where="--gs1-prefix")
     if a.customs_code:
         body["customsCodes"] = registry.check_customs_codes(a.customs_code, where="--customs-code")
+    if a.name_en:
+        body["nameEn"] = a.name_en
     env = sign_one(kind="party.register", signer=a.id, key=key, body=body,
                    cosigners=[(reg_id, reg_key)])
     out(led.append(env).as_dict())
@@ -195,6 +197,8 @@ def cmd_party_show(a: argparse.Namespace, home: Home) -> int:
         raise LedgerError(f"{a.id} is not a registered party", code="not_found")
     doc: dict[str, Any] = {"id": p.id, "name": p.name, "roles": list(p.roles),
                            "registeredSeq": p.registered_seq}
+    if p.name_en:
+        doc["nameEn"] = p.name_en
     if p.gs1_prefixes:
         doc["gs1Prefixes"] = list(p.gs1_prefixes)
         doc["delegations"] = [
@@ -642,6 +646,8 @@ def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
                                   source=name, media_type=media)
         for r in done.events:
             out(r.as_dict())
+        for r in done.masterdata:
+            out({"masterdata": r.as_dict()})
         out({"document": done.document.as_dict()})
         return 0
     direction: epcis.Direction = "up" if a.up else "down" if a.down else "journey"
@@ -1135,6 +1141,7 @@ def parser() -> argparse.ArgumentParser:
     s = psub.add_parser("register")
     s.add_argument("--id", required=True)
     s.add_argument("--name", required=True)
+    s.add_argument("--name-en", help="its English name, shown on English pages")
     s.add_argument("--roles", required=True, help="comma-separated: " + ",".join(registry.ROLES))
     s.add_argument("--key", required=True, help="name of the party's key in SUYUAN_HOME")
     s.add_argument("--gs1-prefix", action="append", metavar="PREFIX",

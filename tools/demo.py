@@ -125,6 +125,7 @@ class PartySpec:
     id: str
     name: str
     roles: tuple[str, ...]
+    name_en: str | None = None  # its registered English name (``nameEn``)
 
 
 def _uscc(first16: str) -> str:
@@ -141,43 +142,60 @@ PREFIX = {
 }  # fmt: skip
 
 PARTIES: tuple[PartySpec, ...] = (
-    PartySpec("mirai", "gln:" + gln(PREFIX["mirai"]),
-              "北海道みらい乳業株式会社 (Hokkaido Mirai Dairy Co., Ltd.)", ("producer", "brand_owner")),
-    PartySpec("nihonkai", "gln:" + gln(PREFIX["nihonkai"]),
-              "日本海ロジスティクス株式会社 (Nihonkai Logistics Co., Ltd.)", ("logistics",)),
-    PartySpec("kansai_wh", "gln:" + gln(PREFIX["kansai_wh"]),
-              "関西ハーバー倉庫株式会社 (Kansai Harbor Warehouse Co., Ltd.)", ("warehouse", "logistics")),
-    PartySpec("seoul_beauty", "gln:" + gln(PREFIX["seoul_beauty"]),
-              "서울뷰티랩 주식회사 (Seoul Beauty Lab Co., Ltd.)", ("producer", "brand_owner")),
-    PartySpec("hanbit", "gln:" + gln(PREFIX["hanbit"]),
-              "한빛글로벌물류 주식회사 (Hanbit Global Logistics Co., Ltd.)", ("logistics",)),
+    PartySpec("mirai", "gln:" + gln(PREFIX["mirai"]), "北海道みらい乳業株式会社",
+              ("producer", "brand_owner"), "Hokkaido Mirai Dairy Co., Ltd."),
+    PartySpec("nihonkai", "gln:" + gln(PREFIX["nihonkai"]), "日本海ロジスティクス株式会社",
+              ("logistics",), "Nihonkai Logistics Co., Ltd."),
+    PartySpec("kansai_wh", "gln:" + gln(PREFIX["kansai_wh"]), "関西ハーバー倉庫株式会社",
+              ("warehouse", "logistics"), "Kansai Harbor Warehouse Co., Ltd."),
+    PartySpec("seoul_beauty", "gln:" + gln(PREFIX["seoul_beauty"]), "서울뷰티랩 주식회사",
+              ("producer", "brand_owner"), "Seoul Beauty Lab Co., Ltd."),
+    PartySpec("hanbit", "gln:" + gln(PREFIX["hanbit"]), "한빛글로벌물류 주식회사", ("logistics",),
+              "Hanbit Global Logistics Co., Ltd."),
     PartySpec("rheinfeld", "gln:" + gln(PREFIX["rheinfeld"]),
               "Porzellanhaus Rheinfeld GmbH", ("merchant", "warehouse")),
     PartySpec("rheinruhr", "gln:" + gln(PREFIX["rheinruhr"]),
               "RheinRuhr Rail Terminal GmbH", ("logistics",)),
     PartySpec("cidu", _uscc("91130203MA0CDGC8"), "唐山瓷都骨质瓷有限公司",
-              ("producer", "brand_owner", "merchant")),
+              ("producer", "brand_owner", "merchant"), "Tangshan Cidu Bone China Co., Ltd."),
     PartySpec("hengfeng", _uscc("91130224MA0HFYL2"), "滦南县恒锋园林工具有限公司",
-              ("producer", "brand_owner", "merchant")),
+              ("producer", "brand_owner", "merchant"), "Luannan Hengfeng Garden Tools Co., Ltd."),
     PartySpec("bonded_wh", _uscc("91130209MA0FB121"), "唐山曹妃甸综保跨境供应链有限公司",
-              ("warehouse",)),
-    PartySpec("cfd_port", _uscc("91130209MA0GT5P3"), "曹妃甸港通集装箱码头有限公司", ("logistics",)),
-    PartySpec("jt_port", _uscc("91130225MA0JT8D4"), "京唐港通达国际物流有限公司", ("logistics",)),
-    PartySpec("rail", _uscc("91130208MA0CR8E5"), "唐山中欧班列国际物流有限公司", ("logistics",)),
-    PartySpec("forwarder", _uscc("91130225MA0HF6W7"), "唐山海丰国际货运代理有限公司", ("logistics",)),
-    PartySpec("tangpin", _uscc("91130203MA0TP6Y1"), "唐山唐品优选跨境电子商务有限公司", ("platform",)),
-    PartySpec("haitao", _uscc("91130202MA0HT3K5"), "唐山京唐海淘网络科技有限公司", ("platform",)),
-    PartySpec("ruihe", _uscc("91130209MA0RH2M7"), "唐山瑞禾母婴国际贸易有限公司", ("merchant",)),
-    PartySpec("jitong_pay", _uscc("91130100MA0JTPY6"), "冀通支付有限公司", ("payment",)),
-    PartySpec("yanshan_pay", _uscc("91130200MA0YUY94"), "燕山云付科技有限公司", ("payment",)),
-    PartySpec("shunchi", _uscc("91130207MA0XCKD3"), "唐山顺驰速运有限公司", ("logistics",)),
-    PartySpec("youtong", _uscc("91130225MA0YTGJ8"), "唐山邮通国际快件有限公司", ("logistics",)),
-    PartySpec("huacheng", _uscc("91130209MA0HCBG1"), "唐山华诚报关有限公司", ("customs_broker",)),
-    PartySpec("ganglian", _uscc("91130225MA0GLBG2"), "唐山港联报关行有限公司", ("customs_broker",)),
-    PartySpec("cfd_customs", _uscc("11130209MB0C4120"), "中华人民共和国曹妃甸海关", ("customs",)),
-    PartySpec("jt_customs", _uscc("11130225MB0C4040"), "中华人民共和国京唐港海关", ("customs",)),
-    PartySpec("ts_customs", _uscc("11130200MB0C4040"), "中华人民共和国唐山海关", ("customs",)),
-    PartySpec("regulator", _uscc("11130200MB158325"), "唐山市市场监督管理局", ("regulator",)),
+              ("warehouse",), "Tangshan Caofeidian Bonded Zone Cross-border Supply Chain Co., Ltd."),
+    PartySpec("cfd_port", _uscc("91130209MA0GT5P3"), "曹妃甸港通集装箱码头有限公司", ("logistics",),
+              "Caofeidian Gangtong Container Terminal Co., Ltd."),
+    PartySpec("jt_port", _uscc("91130225MA0JT8D4"), "京唐港通达国际物流有限公司", ("logistics",),
+              "Jingtang Port Tongda International Logistics Co., Ltd."),
+    PartySpec("rail", _uscc("91130208MA0CR8E5"), "唐山中欧班列国际物流有限公司", ("logistics",),
+              "Tangshan China-Europe Railway Express Logistics Co., Ltd."),
+    PartySpec("forwarder", _uscc("91130225MA0HF6W7"), "唐山海丰国际货运代理有限公司", ("logistics",),
+              "Tangshan Haifeng International Freight Forwarding Co., Ltd."),
+    PartySpec("tangpin", _uscc("91130203MA0TP6Y1"), "唐山唐品优选跨境电子商务有限公司", ("platform",),
+              "Tangshan Tangpin Select Cross-border E-commerce Co., Ltd."),
+    PartySpec("haitao", _uscc("91130202MA0HT3K5"), "唐山京唐海淘网络科技有限公司", ("platform",),
+              "Tangshan Jingtang Haitao Network Technology Co., Ltd."),
+    PartySpec("ruihe", _uscc("91130209MA0RH2M7"), "唐山瑞禾母婴国际贸易有限公司", ("merchant",),
+              "Tangshan Ruihe Mother & Baby International Trading Co., Ltd."),
+    PartySpec("jitong_pay", _uscc("91130100MA0JTPY6"), "冀通支付有限公司", ("payment",),
+              "Jitong Payment Co., Ltd."),
+    PartySpec("yanshan_pay", _uscc("91130200MA0YUY94"), "燕山云付科技有限公司", ("payment",),
+              "Yanshan Cloud Pay Technology Co., Ltd."),
+    PartySpec("shunchi", _uscc("91130207MA0XCKD3"), "唐山顺驰速运有限公司", ("logistics",),
+              "Tangshan Shunchi Express Co., Ltd."),
+    PartySpec("youtong", _uscc("91130225MA0YTGJ8"), "唐山邮通国际快件有限公司", ("logistics",),
+              "Tangshan Youtong International Express Co., Ltd."),
+    PartySpec("huacheng", _uscc("91130209MA0HCBG1"), "唐山华诚报关有限公司", ("customs_broker",),
+              "Tangshan Huacheng Customs Brokerage Co., Ltd."),
+    PartySpec("ganglian", _uscc("91130225MA0GLBG2"), "唐山港联报关行有限公司", ("customs_broker",),
+              "Tangshan Ganglian Customs Brokerage Co., Ltd."),
+    PartySpec("cfd_customs", _uscc("11130209MB0C4120"), "中华人民共和国曹妃甸海关", ("customs",),
+              "Caofeidian Customs of the People's Republic of China"),
+    PartySpec("jt_customs", _uscc("11130225MB0C4040"), "中华人民共和国京唐港海关", ("customs",),
+              "Jingtang Port Customs of the People's Republic of China"),
+    PartySpec("ts_customs", _uscc("11130200MB0C4040"), "中华人民共和国唐山海关", ("customs",),
+              "Tangshan Customs of the People's Republic of China"),
+    PartySpec("regulator", _uscc("11130200MB158325"), "唐山市市场监督管理局", ("regulator",),
+              "Tangshan Administration for Market Regulation"),
 )
 PARTY = {p.slug: p for p in PARTIES}
 REGISTERED = "2026-01-05T09:00:00+08:00"
@@ -209,6 +227,8 @@ class Product:
     price: Decimal
     hs: str
     weight_kg: Decimal
+    brand: str = ""  # the slug of the party holding its GS1 company prefix
+    net: tuple[str, str] | None = None  # net content: (value, UN/ECE unit code)
 
     def name(self) -> list[dict[str, str]]:
         return [{"@language": "zh", "@value": self.zh}, {"@language": "en", "@value": self.en}]
@@ -220,31 +240,35 @@ class Product:
         return f"{DL}/01/{self.gtin}/10/{lot}"
 
 
-def _p(brand: str, ref: str, zh: str, en: str, price: str, hs: str, kg: str) -> Product:
-    return Product(gtin14(PREFIX[brand], ref), zh, en, Decimal(price), hs, Decimal(kg))
+def _p(brand: str, ref: str, zh: str, en: str, price: str, hs: str, kg: str,
+       net: tuple[str, str] | None = None) -> Product:
+    return Product(gtin14(PREFIX[brand], ref), zh, en, Decimal(price), hs, Decimal(kg), brand, net)
 
 
 FORMULA = (
     _p("mirai", "00011", "未来 婴儿配方奶粉 1段（0–6月龄）800克",
-       "Mirai Infant Formula Stage 1 (0–6 months) 800 g", "328.00", "1901101010", "1.05"),
+       "Mirai Infant Formula Stage 1 (0–6 months) 800 g", "328.00", "1901101010", "1.05",
+       ("800", "GRM")),
     _p("mirai", "00012", "未来 较大婴儿配方奶粉 2段（6–12月龄）800克",
-       "Mirai Follow-on Formula Stage 2 (6–12 months) 800 g", "318.00", "1901101010", "1.05"),
+       "Mirai Follow-on Formula Stage 2 (6–12 months) 800 g", "318.00", "1901101010", "1.05",
+       ("800", "GRM")),
     _p("mirai", "00013", "未来 幼儿配方奶粉 3段（12–36月龄）800克",
-       "Mirai Growing-up Formula Stage 3 (12–36 months) 800 g", "298.00", "1901101090", "1.05"),
+       "Mirai Growing-up Formula Stage 3 (12–36 months) 800 g", "298.00", "1901101090", "1.05",
+       ("800", "GRM")),
 )
 COSMETICS = (
     _p("seoul_beauty", "00021", "雪花潭 保湿面霜 50毫升", "Seolhwadam Hydrating Cream 50 ml",
-       "189.00", "33049900", "0.16"),
+       "189.00", "33049900", "0.16", ("50", "MLT")),
     _p("seoul_beauty", "00022", "雪花潭 人参精华液 30毫升", "Seolhwadam Ginseng Essence 30 ml",
-       "239.00", "33049900", "0.12"),
+       "239.00", "33049900", "0.12", ("30", "MLT")),
     _p("seoul_beauty", "00023", "雪花潭 清透防晒乳 SPF50+ PA++++ 50毫升",
-       "Seolhwadam Clear Sun Fluid SPF50+ PA++++ 50 ml", "129.00", "33049900", "0.09"),
+       "Seolhwadam Clear Sun Fluid SPF50+ PA++++ 50 ml", "129.00", "33049900", "0.09", ("50", "MLT")),
 )
 CHINA = (
     _p("cidu", "00031", "瓷都 骨质瓷56头餐具套装·牡丹", "Cidu Bone China Dinner Set, 56 pieces, Peony",
-       "1680.00", "6911101900", "14.5"),
+       "1680.00", "6911101900", "14.5", ("56", "H87")),
     _p("cidu", "00032", "瓷都 骨质瓷咖啡杯碟套装（6杯6碟）", "Cidu Bone China Coffee Set, 6 cups and saucers",
-       "420.00", "6911101900", "3.2"),
+       "420.00", "6911101900", "3.2", ("12", "H87")),
 )
 TOOLS = (
     _p("hengfeng", "00041", "恒锋 SK5高碳钢修枝剪 210毫米", "Hengfeng SK5 Carbon Steel Pruning Shears 210 mm",
@@ -252,6 +276,83 @@ TOOLS = (
     _p("hengfeng", "00042", "恒锋 不锈钢园艺移植铲", "Hengfeng Stainless Steel Transplanting Trowel",
        "39.00", "8201100000", "0.28"),
 )
+# Each brand's name and the country its products come from, for their master data.
+BRANDS = {"mirai": ("未来", "Mirai", "JP"), "seoul_beauty": ("雪花潭", "Seolhwadam", "KR"),
+          "cidu": ("瓷都", "Cidu", "CN"), "hengfeng": ("恒锋", "Hengfeng", "CN")}
+
+# What each place is called, where it is (city, country, latitude, longitude): the master
+# data its GLN's owner (the holder of the prefix it falls under) signs.
+PLACES = {
+    "mirai_plant": ("北海道未来乳业 带广工厂", "Hokkaido Mirai Dairy Obihiro Plant", "带广", "Obihiro",
+                    "JP", "42.9236", "143.1966"),
+    "tomakomai": ("苫小牧港 集装箱码头", "Port of Tomakomai container terminal", "苫小牧", "Tomakomai",
+                  "JP", "42.6347", "141.6192"),
+    "caofeidian_port": ("曹妃甸港区 集装箱码头", "Caofeidian Port container terminal", "唐山",
+                        "Tangshan", "CN", "38.9389", "118.4947"),
+    "bonded_wh": ("曹妃甸综合保税区 跨境电商仓", "Caofeidian Comprehensive Bonded Zone CBEC warehouse",
+                  "唐山", "Tangshan", "CN", "39.0144", "118.4870"),
+    "seoul_plant": ("首尔美妆实验室 乌山工厂", "Seoul Beauty Lab Osan Plant", "乌山", "Osan", "KR",
+                    "37.1498", "127.0772"),
+    "incheon": ("仁川 国际快件中心", "Incheon international express hub", "仁川", "Incheon", "KR",
+                "37.4602", "126.4407"),
+    "jingtang_port": ("京唐港区 码头", "Jingtang Port terminal", "唐山", "Tangshan", "CN",
+                      "39.2167", "119.0000"),
+    "tangshan_rail": ("唐山 中欧班列集装箱中心站", "Tangshan China-Europe Railway Express container station",
+                      "唐山", "Tangshan", "CN", "39.6309", "118.1802"),
+    "erenhot": ("二连浩特 铁路口岸站", "Erenhot railway border station", "二连浩特", "Erenhot", "CN",
+                "43.6528", "111.9770"),
+    "duisburg": ("杜伊斯堡 铁路集装箱码头", "Duisburg rail container terminal", "杜伊斯堡", "Duisburg",
+                 "DE", "51.4344", "6.7623"),
+    "duesseldorf_wh": ("莱茵菲尔德瓷器 杜塞尔多夫仓库", "Porzellanhaus Rheinfeld Düsseldorf warehouse",
+                       "杜塞尔多夫", "Düsseldorf", "DE", "51.2277", "6.7735"),
+    "cidu_plant": ("唐山瓷都 骨质瓷工厂", "Tangshan Cidu bone china works", "唐山", "Tangshan", "CN",
+                   "39.6243", "118.1944"),
+    "hengfeng_plant": ("恒锋园林工具 滦南工厂", "Hengfeng garden tools works, Luannan", "唐山",
+                       "Tangshan", "CN", "39.5064", "118.6817"),
+    "osaka_wh": ("关西港湾仓库 大阪仓", "Kansai Harbor Warehouse Osaka", "大阪", "Osaka", "JP",
+                 "34.6500", "135.4333"),
+}
+VTYPE = "urn:epcglobal:epcis:vtype:"
+MDA = "urn:epcglobal:cbv:mda#"
+
+
+def _both(attribute: str, zh: str, en: str) -> list[dict[str, Any]]:
+    return [{"id": attribute, "attribute": {"@language": "zh", "@value": zh}},
+            {"id": attribute, "attribute": {"@language": "en", "@value": en}}]
+
+
+def place_master_data() -> list[tuple[str, dict[str, Any]]]:
+    """(owner slug, masterdata body) of every place the demo uses."""
+    out = []
+    for slug, (zh, en, city_zh, city_en, country, lat, lon) in PLACES.items():
+        code = LOC[slug]
+        owner = next(s for s, p in PREFIX.items() if code.startswith(p))
+        out.append((owner, {"type": VTYPE + "BusinessLocation", "id": f"{DL}/414/{code}",
+                            "attributes": [
+                                *_both(MDA + "name", zh, en), *_both(MDA + "city", city_zh, city_en),
+                                {"id": MDA + "countryCode", "attribute": country},
+                                {"id": MDA + "latitude", "attribute": lat},
+                                {"id": MDA + "longitude", "attribute": lon}]}))
+    return out
+
+
+def product_master_data() -> list[tuple[str, dict[str, Any]]]:
+    """(brand slug, masterdata body) of every product the demo makes."""
+    out = []
+    for p in (*FORMULA, *COSMETICS, *CHINA, *TOOLS):
+        zh, en, country = BRANDS[p.brand]
+        attrs = [*_both("gs1:productName", p.zh, p.en), *_both("gs1:brand", zh, en),
+                 {"id": MDA + "countryOfOrigin", "attribute": country}]
+        if p.net:
+            attrs.append({"id": "gs1:netContent", "attribute": {"value": p.net[0],
+                                                                "unitCode": p.net[1]}})
+        out.append((p.brand, {"type": VTYPE + "EPCClass", "id": f"{DL}/01/{p.gtin}",
+                              "attributes": attrs}))
+    return out
+
+RECALL_ZH = "批次 MF260407 经工厂复检维生素D含量低于标签标示值，主动召回。"
+RECALL_EN = ("Lot MF260407: vitamin D below the labelled value on re-testing at the factory; "
+             "voluntary recall.")
 
 SURNAMES = ("王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅"
             "沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎")
@@ -621,9 +722,8 @@ class Scenario:
                    quantityList=[{"epcClass": lot_code}], bizStep="cbec:recalling",
                    disposition="recalled",
                    **{"cbec:recall": {
-                       "reason": "批次 MF260407 经工厂复检维生素D含量低于标签标示值，主动召回。"
-                                 "Lot MF260407: vitamin D below the labelled value on re-testing "
-                                 "at the factory; voluntary recall.",
+                       "reason": [{"@language": "zh", "@value": RECALL_ZH},
+                                  {"@language": "en", "@value": RECALL_EN}],
                        "scope": [lot_code]}})
         held: list[str] = [c.code for c in stock[g] if c.lot == "MF260407"]
         case = open_case[g]
@@ -1099,6 +1199,8 @@ def sign_all(scenario: Scenario, keys: dict[str, PartyKey], registrar: tuple[str
         key = keys[p.slug]
         body: dict[str, Any] = {"id": p.id, "name": p.name, "roles": list(p.roles),
                                 "publicKey": key.public_key_b64}
+        if p.name_en:
+            body["nameEn"] = p.name_en
         if p.slug in PREFIX:
             # Its GS1 company prefix: only a brand may then make or recall its own GTINs.
             body["gs1Prefixes"] = [PREFIX[p.slug]]
@@ -1113,6 +1215,12 @@ def sign_all(scenario: Scenario, keys: dict[str, PartyKey], registrar: tuple[str
         body={"list": "positive", "action": "add", "reason": sample["reason"],
               "hsCodes": [e["hsCode"] for e in sample["entries"]]}, issued=REGISTERED))
     out.blobs.append(None)
+    # Master data of every place and product, by the owner of its GLN or GTIN: the page
+    # names places and products by it.
+    for slug, body in (*place_master_data(), *product_master_data()):
+        out.envelopes.append(sign_one(kind="masterdata", signer=PARTY[slug].id, key=keys[slug],
+                                      body=body, issued=REGISTERED))
+        out.blobs.append(None)
     for d in scenario.drafts:
         party = PARTY[d.signer]
         blob = private_blob(d.body["eventID"], d.private) if d.private is not None else None

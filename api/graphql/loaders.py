@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from strawberry.dataloader import DataLoader
 
 from ledger import trace
+from ledger.described import Described, described
 from ledger.log import Entry, InclusionProof, Ledger, PrivateView
 from ledger.private import Viewer
 from ledger.registry import KeyRecord, PartyRecord
@@ -25,6 +26,7 @@ class Loaders:
         self.stage: DataLoader[int, str | None] = DataLoader(load_fn=self._stages)
         self.party: DataLoader[str, PartyRecord | None] = DataLoader(load_fn=self._parties)
         self.keys: DataLoader[str, list[KeyRecord]] = DataLoader(load_fn=self._keys)
+        self.masterdata: DataLoader[str, Described | None] = DataLoader(load_fn=self._masterdata)
         self._proofs: dict[int, DataLoader[int, InclusionProof]] = {}
         # Not cached: a subscription keeps its loaders while the ledger grows. Loads in one
         # tick (every entry of a list asking for its proof "now") still share one read.
@@ -61,6 +63,10 @@ class Loaders:
     async def _parties(self, ids: list[str]) -> Sequence[PartyRecord | None]:
         got = await run_in_threadpool(self.ledger.party_records, ids)
         return [got.get(i) for i in ids]
+
+    async def _masterdata(self, codes: list[str]) -> Sequence[Described | None]:
+        got = await run_in_threadpool(described, self.ledger.store, codes)
+        return [got.get(c) for c in codes]
 
     async def _keys(self, ids: list[str]) -> Sequence[list[KeyRecord]]:
         got = await run_in_threadpool(self.ledger.party_keys, ids)

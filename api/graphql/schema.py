@@ -39,6 +39,7 @@ from api.graphql.types import (
     Journey,
     Lineage,
     LineageItem,
+    MasterData,
     Party,
     RecallImpact,
     Receipt,
@@ -48,12 +49,14 @@ from api.graphql.types import (
     TraceCode,
     entry_of,
     entry_page,
+    master_data_of,
     party_of,
 )
 from api.qr import FORMATS, digital_link_url, printable_base_url, qr_image
 from ledger import ids, registry, tax, trace
 from ledger.errors import BatchRejected, LedgerError, MalformedInput, NotAuthentic
 from ledger.log import Ledger
+from ledger.masterdata import product_class
 from ledger.private import unwrap_envelopes
 from ledger.witnessing import cosigned_note
 
@@ -192,6 +195,12 @@ class Query(RegulatorQuery):
             return TaxBreakdown.of(tax.as_json(tax.tax_for(order, hs_code=hs_code)))
         except ValueError as e:
             raise MalformedInput(str(e)) from None
+
+    @strawberry.field(description="The master data in force of a place (a GLN or SGLN) or a "
+                                  "product class (a GTIN, or its lot or item), or null.")
+    async def master_data(self, info: Ctx, code: str) -> MasterData | None:
+        ids.parse_code(code)  # a mistyped code is refused, not answered with null
+        return await master_data_of(info, product_class(code) or code)
 
     @strawberry.field(description="A registered party, or null.")
     async def party(self, info: Ctx, id: str) -> Party | None:

@@ -12,7 +12,9 @@ from strawberry.types import Info
 
 from api.graphql.context import Context
 from ledger import log, product, registry, trace
+from ledger.described import Described
 from ledger.errors import LedgerError, MalformedInput
+from ledger.masterdata import place_codes, product_class
 from ledger.note import Checkpoint as CheckpointBody
 
 Ctx = Info[Context, None]
@@ -49,6 +51,8 @@ class Party:
     customs_codes: list[str] = strawberry.field(
         description="the customs codes (10-character customs registration codes or USCCs) its "
                     "registration holds: the codes customs messages name it by")
+    name_en: str | None = strawberry.field(default=None,
+                                           description="its registered English name, if given")
 
     @strawberry.field
     async def keys(self, info: Ctx) -> list[PartyKey]:
@@ -64,7 +68,8 @@ class Party:
     @classmethod
     def of(cls, p: registry.PartyRecord) -> Party:
         return cls(id=p.id, name=p.name, roles=list(p.roles), registered_seq=p.registered_seq,
-                   gs1_prefixes=list(p.gs1_prefixes), customs_codes=list(p.customs_codes))
+                   gs1_prefixes=list(p.gs1_prefixes), customs_codes=list(p.customs_codes),
+                   name_en=p.name_en)
 
 
 async def party_of(info: Ctx, party_id: str | None) -> Party | None:
@@ -162,6 +167,66 @@ async def entry_of(info: Ctx, seq: int) -> Entry | None:
     return None if e is None else Entry.of(e)
 
 
+@strawberry.type(description="Master data of a place or a product class: the version in "
+                             "force, signed by the owner of its identifier (GLN or GS1 company "
+                             "prefix), as the ledger's index holds it (the consumer page verifies "
+                             "what it shows).")
+class MasterData:
+    code: str = strawberry.field(description="the canonical Digital Link it describes")
+    kind: str = strawberry.field(description="location or product")
+    type: str = strawberry.field(description="the EPCIS vocabulary type")
+    seq: int = strawberry.field(description="the entry of the version in force")
+    signer: str
+    versions: list[int] = strawberry.field(description="every version's seq, oldest first")
+    names: list[LocalizedName]
+    city: list[LocalizedName]
+    brand: list[LocalizedName]
+    street: list[str]
+    state: str | None
+    postal_code: str | None
+    country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 (a product's: of origin)")
+    latitude: str | None
+    longitude: str | None
+    net_content: str | None
+    image: str | None
+
+    @strawberry.field(description="in this language (zh, en) if given, else the first one")
+    def name(self, language: str | None = None) -> str | None:
+        return _localized(self.names, language)
+
+    @strawberry.field
+    async def signer_party(self, info: Ctx) -> Party | None:
+        return await party_of(info, self.signer)
+
+    @classmethod
+    def of(cls, d: Described) -> MasterData:
+        m = d.data
+
+        def names(texts: Any) -> list[LocalizedName]:
+            return [LocalizedName(value=v, language=None if k == "und" else k)
+                    for k, v in texts.items()]
+
+        return cls(code=m.code, kind=m.kind, type=m.vtype, seq=d.seq, signer=d.signer,
+                   versions=list(d.versions), names=names(m.names), city=names(m.city),
+                   brand=names(m.brand), street=list(m.street), state=m.state,
+                   postal_code=m.postal_code, country=m.country, latitude=m.latitude,
+                   longitude=m.longitude, net_content=m.net_content, image=m.image)
+
+
+def _localized(names: list[LocalizedName], language: str | None) -> str | None:
+    for n in names:
+        if n.language == language:
+            return n.value
+    return names[0].value if names else None
+
+
+async def master_data_of(info: Ctx, code: str | None) -> MasterData | None:
+    if code is None:
+        return None
+    got = await info.context.loaders.masterdata.load(code)
+    return None if got is None else MasterData.of(got)
+
+
 @strawberry.type(description="One event in a product's journey.")
 class Step:
     seq: int
@@ -181,6 +246,17 @@ class Step:
     @strawberry.field(description="the signed entry of this event")
     async def entry(self, info: Ctx) -> Entry | None:
         return await entry_of(info, self.seq)
+
+    @strawberry.field(description="master data of the event's location (bizLocation, else "
+                                  "readPoint): the exact location's, else its GLN's")
+    async def place(self, info: Ctx) -> MasterData | None:
+        if self.location is None:
+            return None
+        for code in place_codes(self.location):
+            got = await master_data_of(info, code)
+            if got is not None:
+                return got
+        return None
 
     @classmethod
     def of(cls, s: trace.Step) -> Step:
@@ -294,6 +370,11 @@ class Product:
     @strawberry.field
     async def producer_party(self, info: Ctx) -> Party | None:
         return await party_of(info, self.producer)
+
+    @strawberry.field(description="master data of its product class (its GTIN), signed by the "
+                                  "holder of the GTIN's GS1 company prefix or its delegate")
+    async def master_data(self, info: Ctx) -> MasterData | None:
+        return await master_data_of(info, product_class(self.code))
 
 
 @strawberry.type(description="An entry's inclusion proof against the trace's checkpoint.")

@@ -583,7 +583,8 @@ class Store:
             for r in rows:
                 reg.parties[r.id] = PartyRecord(
                     r.id, r.name, tuple(r.roles.split(",")), r.registered_seq,
-                    tuple(sorted(held.get(r.id, ()))), tuple(sorted(own_codes.get(r.id, ()))),
+                    tuple(sorted(held.get(r.id, ()))),
+                    customs_codes=tuple(sorted(own_codes.get(r.id, ()))), name_en=r.name_en,
                 )
             for r in conn.execute(select(negative_list).where(negative_list.c.party.in_(chunk))):
                 reg.negative[r.party] = (int(r.since_seq), r.reason)
@@ -670,7 +671,7 @@ class Store:
                 insert(parties),
                 [
                     {"id": p.id, "name": p.name, "roles": ",".join(p.roles),
-                     "registered_seq": p.registered_seq}
+                     "registered_seq": p.registered_seq, "name_en": p.name_en}
                     for p in new_parties
                 ],
             )

@@ -28,7 +28,8 @@ _EV = ", ".join("e." + c for c in EVENT_COLUMNS)
 #   rank 1: an event naming one of its lots (via: the lot),
 #   rank 2: an event naming a container while the code was inside it (via: the container;
 #           path and starts: the containers and the start_seq of each packing on the way),
-#   rank 3: (lots only, when asked) the commissioning events of the lot's items.
+#   rank 3: (lots only, when asked) the commissioning events of the lot's items,
+#   rank 4: (lots only, when asked) the customs releases of the lot's items.
 # An event may be claimed several times; the caller keeps the first claim in the order of
 # ``trace.journey_rows``. Codes are URIs, which hold no space (the event schema's
 # ``\\S+``), so ' ' separates the codes of a path.
@@ -58,6 +59,11 @@ SELECT 2, w.node, w.path, w.starts, {ev}
 _LOT_ITEMS = """UNION ALL
 SELECT 3, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
   FROM events e WHERE e.seq IN (SELECT l.seq FROM lineage l WHERE l.src = ? AND l.kind = 'lot')
+UNION ALL
+SELECT 4, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
+  FROM events e WHERE e.stage = 'clearance' AND e.activity = 'release' AND e.seq IN (
+    SELECT i.seq FROM ident_entries i WHERE i.code IN (
+      SELECT l.dst FROM lineage l WHERE l.src = ? AND l.kind = 'lot'))
 """
 
 
@@ -71,12 +77,12 @@ def journey_claims(conn: Connection, code: str, *, max_nesting: int, lot_items: 
                    ) -> list[tuple[int, str | None, str | None, str | None, dict[str, Any]]]:
     """(rank, via, path, starts, event row) of every claim on an event by the journey of
     ``code`` (see ``_JOURNEY``); ``lot_items`` adds the commissioning events of a lot's
-    items."""
+    items and their customs releases."""
     sql = _JOURNEY.format(lo=_LO, hi=_HI, find="strpos" if is_pg(conn) else "instr", ev=_EV,
                           lot_items=_LOT_ITEMS.format(ev=_EV) if lot_items else "")
     params: list[Any] = [code, code, max_nesting, code, code]
     if lot_items:
-        params.append(code)
+        params += [code, code]
     with cursor(conn) as cur:
         cur.execute(placeholders(conn, sql), params)
         rows = cur.fetchall()
@@ -88,6 +94,11 @@ class PageReads(NamedTuple):
     entries: dict[int, bytes]  # seq -> entry bytes, of those asked for that exist
     size: int | None  # of the latest checkpoint; None: the ledger has none
     note: str  # the latest checkpoint with every cosignature gathered for it ("" if none)
+    # code -> (seq, signer) of the master data in force, as the index says (its bytes are
+    # in ``entries``, with its signer's registry entries)
+    described: dict[str, tuple[int, str]] = {}
+    # seq -> bytes of delegations of a product's prefix, not in ``entries`` (see _DELEGATIONS)
+    delegations: dict[int, bytes] = {}
 
 
 # The registry entries of some parties, as the projections point to them: the entries
@@ -101,6 +112,36 @@ SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
   FROM party_keys k JOIN entries e ON e.seq = k.valid_until WHERE k.party IN ({ids})
 """
 
+# The master data in force of some identifiers (the entry of the latest version of each,
+# with the code and signer the index holds), the registry entries of those signers, and
+# the delegations to them of the GS1 company prefixes a product's GTIN may fall under
+# (``prefixes``): all the page needs to verify that each was signed by its identifier's
+# owner. The index only chooses the entries; the page verifies what their bytes say.
+_MASTER_DATA = """SELECT 4, e.seq, e.entry, m.code, m.signer
+  FROM master_data m JOIN entries e ON e.seq = m.seq WHERE m.code IN ({codes})
+  AND m.seq = (SELECT MAX(n.seq) FROM master_data n WHERE n.code = m.code)
+UNION ALL
+SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+  FROM party_keys k JOIN entries e ON e.seq = k.valid_from
+  WHERE k.party IN (SELECT m.signer FROM master_data m WHERE m.code IN ({codes}))
+UNION ALL
+SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+  FROM party_keys k JOIN entries e ON e.seq = k.valid_until
+  WHERE k.party IN (SELECT m.signer FROM master_data m WHERE m.code IN ({codes}))
+{delegations}"""
+
+# Every delegation by the holders of those prefixes, when a product's master data is signed
+# by another party than its holder (the caller keeps those to that signer: the bytes say
+# to whom). By the entries themselves, not the delegations index, which forgets a
+# delegation once revoked: master data signed while it ran stays the delegate's to sign.
+_DELEGATIONS = """UNION ALL
+SELECT 5, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+  FROM entries e WHERE e.kind = 'prefix.delegate'
+  AND e.signer IN (SELECT g.party FROM gs1_prefixes g WHERE g.prefix IN ({prefixes}))
+  AND EXISTS (SELECT 1 FROM master_data m WHERE m.code IN ({codes}) AND m.kind = 'product'
+              AND m.signer <> e.signer)
+"""
+
 # What the page reads after its journey, in one statement: the entries' bytes, the
 # registry entries of the parties it names, and the latest checkpoint with its
 # cosignatures (in witness order, as ``Store.cosignature_lines``). Rows are told apart by
@@ -110,7 +151,7 @@ _PAGE = """
 SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM entries e
   WHERE e.seq IN ({seqs})
 UNION ALL
-{evidence}SELECT 0, c.size, NULL, c.note, NULL FROM checkpoints c
+{evidence}{master_data}SELECT 0, c.size, NULL, c.note, NULL FROM checkpoints c
   WHERE c.size = (SELECT MAX(size) FROM checkpoints)
 UNION ALL
 SELECT 1, NULL, NULL, s.line, s.witness FROM cosignatures s
@@ -122,22 +163,31 @@ def _ids(n: int) -> str:
     return ",".join("?" * n)
 
 
-def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[str]
-               ) -> PageReads:
+def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[str],
+               codes: Collection[str] = (), prefixes: Collection[str] = ()) -> PageReads:
     """The entries at ``seqs``, the registry entries of ``party_ids`` (see
-    ``evidence_entries``) and the latest cosigned checkpoint, in one statement."""
+    ``evidence_entries``), the master data in force of ``codes`` with what verifying it
+    needs (``_MASTER_DATA``; ``prefixes``: those a product's GTIN may fall under) and the
+    latest cosigned checkpoint, in one statement."""
     wanted = sorted(set(seqs))
     pids = sorted(set(party_ids))[:IN_CHUNK // 2]
+    mds = sorted(set(codes))[:IN_CHUNK // 8]
+    pfx = sorted(set(prefixes))[:IN_CHUNK // 8] if mds else []
     first, rest = wanted[:IN_CHUNK], wanted[IN_CHUNK:]
     evidence = _EVIDENCE.format(ids=_ids(len(pids))) + "UNION ALL\n" if pids else ""
-    sql = _PAGE.format(seqs=_ids(len(first)) if first else "NULL", evidence=evidence)
+    master_data = _master_data_sql(len(mds), len(pfx)) + "UNION ALL\n" if mds else ""
+    sql = _PAGE.format(seqs=_ids(len(first)) if first else "NULL", evidence=evidence,
+                       master_data=master_data)
+    params = [*first, *pids, *pids, *_master_data_params(mds, pfx)]
     entries: dict[int, bytes] = {}
+    described: dict[str, tuple[int, str]] = {}
+    delegations: dict[int, bytes] = {}
     size: int | None = None
     note = ""
     lines: list[str] = []
     with cursor(conn) as cur:
-        cur.execute(placeholders(conn, sql), [*first, *pids, *pids])
-        for kind, n, blob, text, _ in cur.fetchall():
+        cur.execute(placeholders(conn, sql), params)
+        for kind, n, blob, text, who in cur.fetchall():
             if kind == 0:
                 size = as_int(n, "checkpoints.size")
                 note = as_text(text, "checkpoints.note", checkpoint=size)
@@ -145,7 +195,10 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
                 lines.append(str(text))
             else:
                 seq = as_int(n, "entries.seq")
-                entries[seq] = as_blob(blob, "entries.entry", seq=seq)
+                (delegations if kind == 5 else entries)[seq] = as_blob(
+                    blob, "entries.entry", seq=seq)
+                if kind == 4:
+                    described[str(text)] = (seq, str(who))
         for i in range(0, len(rest), IN_CHUNK):
             chunk = rest[i : i + IN_CHUNK]
             cur.execute(placeholders(conn, "SELECT seq, entry FROM entries WHERE seq IN ("
@@ -155,7 +208,42 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
                 entries[seq] = as_blob(e, "entries.entry", seq=seq)
     if len(pids) < len(set(party_ids)):
         entries.update(evidence_entries(conn, sorted(set(party_ids))[len(pids):]))
-    return PageReads(entries, size, note + "".join(lines))
+    return PageReads(entries, size, note + "".join(lines), described, delegations)
+
+
+def _master_data_sql(codes: int, prefixes: int) -> str:
+    return _MASTER_DATA.format(codes=_ids(codes), delegations=_DELEGATIONS.format(
+        prefixes=_ids(prefixes), codes=_ids(codes)) if prefixes else "")
+
+
+def _master_data_params(codes: list[str], prefixes: list[str]) -> list[str]:
+    if not codes:
+        return []
+    return [*codes, *codes, *codes] + ([*prefixes, *codes] if prefixes else [])
+
+
+def master_data_reads(conn: Connection, codes: Collection[str], prefixes: Collection[str] = ()
+                      ) -> tuple[dict[int, bytes], dict[str, tuple[int, str]]]:
+    """What ``page_reads`` reads of master data (``_MASTER_DATA``), for codes it did not ask
+    about: (seq -> entry bytes, code -> (seq, signer))."""
+    entries: dict[int, bytes] = {}
+    described: dict[str, tuple[int, str]] = {}
+    wanted = sorted(set(codes))
+    pfx = sorted(set(prefixes))[:IN_CHUNK // 8]
+    step = IN_CHUNK // 8
+    with cursor(conn) as cur:
+        for i in range(0, len(wanted), step):
+            chunk = wanted[i : i + step]
+            cur.execute(placeholders(conn, _master_data_sql(len(chunk), len(pfx))),
+                        _master_data_params(chunk, pfx))
+            for kind, n, blob, text, who in cur.fetchall():
+                if kind == 5:
+                    continue  # no product is asked about here (places only)
+                seq = as_int(n, "entries.seq")
+                entries[seq] = as_blob(blob, "entries.entry", seq=seq)
+                if kind == 4:
+                    described[str(text)] = (seq, str(who))
+    return entries, described
 
 
 def evidence_entries(conn: Connection, party_ids: Collection[str]) -> dict[int, bytes]:

@@ -76,6 +76,7 @@ parties = Table(
     Column("name", Text, nullable=False),
     Column("roles", Text, nullable=False),  # comma-separated role names
     Column("registered_seq", BigInteger, nullable=False),
+    Column("name_en", Text),  # the registered English name, if given (migration 0013)
 )
 
 party_keys = Table(
@@ -366,6 +367,23 @@ epcis_queries = Table(
     Index("epcis_queries_owner", "owner"),
 )
 
+
+# --- master data (migration 0013) ---------------------------------------------------------
+
+# Every version of the master data of each identifier (a location's or product class's
+# canonical Digital Link): the latest seq is the one in force, the earlier ones are kept.
+# The consumer page reads the entry the latest row points at and verifies its bytes.
+master_data = Table(
+    "master_data",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),  # location | product
+    Column("signer", String(64), nullable=False),
+    Column("body_hash", String(64), nullable=False),  # hex SHA-256 of JCS(body)
+    Index("master_data_signer", "signer"),
+)
+
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
 REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list",
                    "gs1_prefixes", "prefix_delegations", "customs_codes")
@@ -374,7 +392,9 @@ TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transa
                 "current_state")
 FINDINGS_TABLES = ("findings", "finding_parties", "finding_codes", "trade_documents", "code_marks")
 CAPTURE_TABLES = ("event_keys",)
-PROJECTION_TABLES = REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES + PRIVATE_TABLES + CAPTURE_TABLES
+MASTERDATA_TABLES = ("master_data",)
+PROJECTION_TABLES = (REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES + PRIVATE_TABLES
+                     + CAPTURE_TABLES + MASTERDATA_TABLES)
 
 
 # The unique keys of each log table. SQLite's REPLACE conflict resolution (REPLACE INTO,
