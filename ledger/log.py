@@ -442,7 +442,8 @@ class Ledger:
                         masterdata.check_owner(reg, signer=p.signer, body=p.body, time=time)
                         version = masterdatadb.Row(described[i].code, seq, described[i].kind,
                                                    p.signer, masterdata.body_hash(p.body))
-                        now = versions.get(version.code)
+                        vkey = (version.code, masterdatadb.vocabulary_type(p.body))
+                        now = versions.get(vkey)
                         if (now is not None and now.row.signer == p.signer
                                 and now.row.body_hash == version.body_hash):
                             # The version in force, signed again: its receipt, no new entry.
@@ -478,7 +479,8 @@ class Ledger:
                     on_ledger.setdefault(ck.key, []).append(Captured(seq, p.signer, ck, h))
                 if i in described:
                     md_rows.append(version)
-                    versions[version.code] = masterdatadb.Latest(version, h)
+                    versions[(version.code, masterdatadb.vocabulary_type(p.body))] = (
+                        masterdatadb.Latest(version, h))
                 if commitment is not None:
                     owners[commitment] = seq
                     new_commitments.append((commitment, seq))

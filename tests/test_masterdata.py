@@ -269,9 +269,31 @@ def test_gs1_masterdata_example_imports_once(world: World, cli: Cli, tmp_path: P
     twin = tmp_path / "twin.jsonld"
     twin.write_text(json.dumps(epcis_xml.parse(GS1_EXAMPLE.read_bytes()), ensure_ascii=False))
     cli("epcis", "import", str(twin), "--key", "gs1", "--signer", holder[0])
-    # The second element (ReadPoint) is in force; the first, signed again, supersedes it.
+    # Each vocabulary has its own version in force: neither element is appended again.
     assert world.ledger.size() == size + 1  # the JSON document's own record only
     assert audit(world.store).ok
+
+
+def test_one_code_in_two_vocabularies_signed_again_later(world: World, cli: Cli) -> None:
+    """GS1's example describes one SGLN as a BusinessLocation and as a ReadPoint. Signed
+    again in a later second (so not the same statements), each is still the version in force
+    of its own vocabulary: two receipts with duplicateOf, nothing appended. Keyed by code
+    alone, the BusinessLocation would be taken for a change of the ReadPoint and appended."""
+    holder = cli.party("gs1", "warehouse", "0037000")
+    bodies = masterdata.elements_of(epcis_xml.parse(GS1_EXAMPLE.read_bytes()))
+    assert len(bodies) == 2 and bodies[0]["id"] == bodies[1]["id"]
+    first = world.ledger.append_batch(masterdata.sign_elements(
+        bodies, signer=holder[0], key=holder[1], issued="2026-03-01T08:00:00Z"))
+    size = world.ledger.size()
+    again = world.ledger.append_batch(masterdata.sign_elements(
+        bodies, signer=holder[0], key=holder[1], issued="2026-03-01T08:00:01Z"))
+    assert [r.duplicate_of for r in again] == [r.seq for r in first]
+    assert world.ledger.size() == size
+    changed = [dict(bodies[0], children=[]), bodies[1]]
+    third = world.ledger.append_batch(masterdata.sign_elements(
+        changed, signer=holder[0], key=holder[1], issued="2026-03-01T08:00:02Z"))
+    assert third[0].duplicate_of is None and third[1].duplicate_of == first[1].seq
+    assert world.ledger.size() == size + 1
 
 
 def test_master_data_section_shape_is_checked(world: World, cli: Cli, tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
+import orjson
+
 from sqlalchemy.engine import Connection
 
 from ledger.store.driver import cursor, placeholders, rows_in
@@ -34,17 +36,25 @@ class Latest(NamedTuple):
     statement_hash: bytes  # of the entry it points at
 
 
-def latest(conn: Connection, codes: Collection[str]) -> dict[str, Latest]:
-    """The version in force (the highest seq) of each of ``codes`` that has any, with the
-    statement hash of its entry."""
-    out: dict[str, Latest] = {}
-    for code, seq, kind, signer, digest, st_hash in rows_in(
-            conn, "SELECT m.code, m.seq, m.kind, m.signer, m.body_hash, e.statement_hash "
-            "FROM master_data m JOIN entries e ON e.seq = m.seq "
-            "WHERE m.seq = (SELECT MAX(n.seq) FROM master_data n WHERE n.code = m.code) "
-            "AND m.code IN", "m.code", sorted(set(codes))):
-        out[str(code)] = Latest(Row(str(code), int(seq), str(kind), str(signer), str(digest)),
-                                bytes(st_hash))
+def vocabulary_type(body: object) -> str:
+    """The vocabulary an element belongs to (its body's ``type``): one identifier may be
+    described in several (GS1's example describes one SGLN as a BusinessLocation and as a
+    ReadPoint), and each has its own version in force."""
+    t = body.get("type") if isinstance(body, dict) else None
+    return t if isinstance(t, str) else ""
+
+
+def latest(conn: Connection, codes: Collection[str]) -> dict[tuple[str, str], Latest]:
+    """The version in force (the highest seq) of each of ``codes`` in each vocabulary it is
+    described in, keyed by (code, vocabulary type), with the statement hash of its entry."""
+    out: dict[tuple[str, str], Latest] = {}
+    for code, seq, kind, signer, digest, st_hash, raw in sorted(rows_in(
+            conn, "SELECT m.code, m.seq, m.kind, m.signer, m.body_hash, e.statement_hash, "
+            "e.entry FROM master_data m JOIN entries e ON e.seq = m.seq WHERE m.code IN",
+            "m.code", sorted(set(codes))), key=lambda r: int(r[1])):
+        body = orjson.loads(bytes(raw)).get("envelope", {}).get("statement", {}).get("body")
+        out[(str(code), vocabulary_type(body))] = Latest(
+            Row(str(code), int(seq), str(kind), str(signer), str(digest)), bytes(st_hash))
     return out
 
 
