@@ -8,7 +8,6 @@ from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 import orjson
-
 from sqlalchemy.engine import Connection
 
 from ledger.store.driver import cursor, placeholders, rows_in
