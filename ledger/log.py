@@ -393,7 +393,7 @@ class Ledger:
             reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids,
                                       prefixes=prefixes, codes=codes)
             owners = store.commitment_owners(conn, commitments) if commitments else {}
-            versions = (masterdatadb.latest(conn, {d.code for d in described.values()})
+            versions = (masterdatadb.in_force(conn, {d.code for d in described.values()})
                         if described else {})
             md_rows: list[masterdatadb.Row] = []
             stored_keys = set(reg.keys) | ({"registrar"} if reg.registrar else set())
