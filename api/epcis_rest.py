@@ -95,13 +95,13 @@ def _params(request: Request, **extra: str) -> dict[str, list[str]]:
 
 def _events_page(ledger: Ledger, request: Request, params: dict[str, list[str]], *,
                  query_name: str = eq.QUERY_NAME) -> Response:
-    kind = media_type(request)
+    kind = media_type(request, xml=True)
     per_page = _per_page(request)
     page = eq.run_query(ledger.store, eq.parse_query(params), per_page=per_page,
                         token=request.query_params.get("nextPageToken"))
     headers = link_next(request, page.next_token, per_page) if page.next_token else {}
     doc = eq.query_document(ledger.store, page.events, query_name=query_name)
-    return document(doc, kind, headers=headers)
+    return document(doc, kind, headers=headers, xml=eq.query_xml)
 
 
 def _collection(members: list[str], *, context: Any = COLLECTION_CONTEXT) -> dict[str, Any]:
@@ -126,11 +126,11 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         return _events_page(ledger, request, _params(request))
 
     def event(request: Request) -> Response:
-        kind = media_type(request)
+        kind = media_type(request, xml=True)
         found = eq.first_event(store, {"EQ_eventID": [request.path_params["eventID"]]})
         if found is None:
             raise NotFound(f"no event on this ledger has eventID {request.path_params['eventID'][:100]}")
-        return document(eq.query_document(store, [found]), kind)
+        return document(eq.query_document(store, [found]), kind, xml=eq.query_xml)
 
     def vocabulary(resource: str) -> Handler:
         def endpoint(request: Request) -> Response:

@@ -547,6 +547,39 @@ def query_document(store: Store, events: list[LedgerEvent], *, query_name: str =
     }
 
 
+class NotWritableAsXml(LedgerError):
+    """An answer EPCIS XML cannot carry (an event field with no XML namespace to write it
+    in): the client may ask for it in JSON."""
+
+    code = "not_xml"
+
+
+def query_xml(doc: Mapping[str, Any]) -> bytes:
+    """An EPCISQueryDocument (``query_document``) as EPCIS 2.0 XML, checked against GS1's
+    query XSD before it is returned. Each event's prefixes are those its ``@context``
+    binds; the ledger's fields are ``suyuan:seq`` and ``suyuan:leafHash`` elements in
+    ``LEDGER_NAMESPACE`` after the event's standard fields (the XSD's extension point),
+    and CBV words are written as their URNs, as GS1's XML examples write them."""
+    from lxml import etree
+
+    from ledger import epcis_xml
+    from ledger.event_context import namespaces
+    from ledger.event_hash import GS1_VOC
+
+    bound = {"cbvmda": "urn:epcglobal:cbv:mda", "gs1": GS1_VOC, "cbec": CBEC_NAMESPACE,
+             **namespaces(doc["@context"]), "suyuan": LEDGER_NAMESPACE}
+    try:
+        data = epcis_xml.write_query(doc, namespaces=bound)
+    except (MalformedInput, ValueError) as e:
+        raise NotWritableAsXml(f"an event of this answer cannot be written as EPCIS XML ({e}); "
+                               "ask for application/json") from None
+    xsd = epcis_xml.schema()
+    if not xsd.validate(etree.fromstring(data, epcis_xml.hardened_parser()).getroottree()):
+        raise NotWritableAsXml(f"an event of this answer is not valid EPCIS XML once written "
+                               f"({xsd.error_log[0].message}); ask for application/json")
+    return data
+
+
 # --- vocabularies --------------------------------------------------------------------------
 
 CBV_BIZ_STEPS: Final = (

@@ -229,6 +229,8 @@ def test_resources_and_negotiation(chain: tuple[World, Api, dict[str, int]]) -> 
     r = api.call("OPTIONS", "/epcis/events")
     assert r.status_code == 204 and r.headers["gs1-epcis-max"] == "2.0.0"
     r = api.call("GET", "/epcis/events", headers={"Accept": "application/xml"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/xml"
+    r = api.call("GET", "/epcis/readPoints", headers={"Accept": "application/xml"})
     assert r.status_code == 406 and "XML" in r.json()["detail"]
     r = api.call("GET", "/epcis/events", headers={"Accept": "application/ld+json"})
     assert r.headers["content-type"] == "application/ld+json"
