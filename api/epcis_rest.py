@@ -21,9 +21,10 @@ from typing import Any, Final
 import anyio.from_thread
 import anyio.to_thread
 import orjson
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import scope_viewer
@@ -267,6 +268,9 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         Route("/nextPageToken/{token:path}", _guarded("DELETE", next_page_token),
               methods=["DELETE"]),
     ]
+    def nowhere(request: Request) -> Response:
+        raise NotFound(f"no EPCIS resource at {request.url.path[:120]!r}; GET /epcis/ lists them")
+
     for resource in eq.VOCABULARIES:
         out += [
             Route(f"/{resource}", _guarded("OPTIONS, GET", vocabulary(resource)),
@@ -276,7 +280,32 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
             Route(f"/{resource}/{{value:path}}", _guarded("OPTIONS, GET", sub_resource),
                   methods=["GET", "OPTIONS"]),
         ]
+    # Last: whatever no route above takes (a path holding a line break, which Starlette's
+    # path convertor does not match) is a 404 problem, not the router's plain-text 404.
+    out.append(Route("/{rest:epcis_anything}", _guarded("OPTIONS, GET", nowhere),
+                     methods=["GET", "HEAD", "OPTIONS"]))
     return out
+
+
+def mount(ledger: Ledger) -> Mount:
+    """``/epcis`` and its routes, for any path below it: Starlette's mount does not take a
+    path holding a line break (``%0A``), which then got the router's plain-text 404."""
+    m = Mount("/epcis", routes=routes(ledger))
+    m.path_regex = re.compile(r"^/epcis/(?P<path>[\s\S]*)$")
+    return m
+
+
+class _Anything(Convertor[str]):
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("epcis_anything", _Anything())
 
 
 def request_body(request: Request) -> bytes:

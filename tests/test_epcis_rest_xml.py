@@ -182,3 +182,14 @@ def test_an_empty_answer_is_a_valid_query_document(empty: Api) -> None:
     root = valid(r.content)
     assert root.find(".//EventList") is not None and ledger_positions(root) == []
     assert empty.call("GET", "/epcis/events/urn:uuid:none", headers=XML).status_code == 404
+
+
+def test_a_path_no_route_takes_is_a_404_problem(empty: Api) -> None:
+    """A path holding a line break (``%0A``, which Starlette's path convertor does not
+    match) was the router's plain-text 404; the bindings document problem bodies only."""
+    for path in ("/epcis/dispositions/%C3%A5%0A%14/events", "/epcis/events/a%0Ab",
+                 "/epcis/no-such-resource"):
+        r = empty.call("GET", path)
+        assert r.status_code == 404, path
+        assert r.headers["content-type"] == "application/problem+json", path
+        assert r.json()["type"] == "epcisException:NoSuchNameException"
