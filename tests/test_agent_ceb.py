@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import jsonschema
@@ -94,7 +95,7 @@ def check_order_landed(zone: CustomsZone, job: dict[str, Any]) -> int:
     private = zone.world.ledger.private_data(receipt["seq"], Viewer(kind="regulator"))
     assert "张三" in json.dumps(private, ensure_ascii=False)
     # The ledger's EPCIS query interface returns it, in a document GS1's schema accepts.
-    status, _, doc = http("GET", f"{zone.ledger_url}/epcis/events/{receipt['eventID']}")
+    status, _, doc = http("GET", f"{zone.ledger_url}/epcis/events/{quote(receipt['eventID'], safe='')}")
     assert status == 200
     jsonschema.Draft7Validator(GS1_SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
                                ).validate(doc)
