@@ -204,3 +204,25 @@ def test_bad_customs_xml_is_refused_at_the_door_and_nothing_is_kept(tmp_path: Pa
     assert r.status_code == 501 and r.json()["detail"].startswith("[no_matching_key]")
     assert "zone.key" in r.json()["detail"]
     bare.state.outbox.dispose()
+
+
+def test_a_message_the_ledger_already_has_is_answered_with_its_first_receipt(
+        zone: CustomsZone) -> None:
+    """The platform imported the order on the ledger's host (`suyuan ceb import`) before its
+    ERP posted it to the agent: the ledger answers the agent's statement, the same event by
+    the same signer, with the first entry's receipt. The agent takes it (its proof holds)
+    rather than retrying forever over a statement hash that is not its own."""
+    from ledger.ceb_import import import_ceb
+
+    key = Home(zone.agent_home).keys.load("acme")
+    [first] = import_ceb(zone.world.ledger, ORDER, key=key, matching_key=ZONE_KEY)
+    size = zone.world.ledger.size()
+    zone.serve()
+    zone.agent()
+    status, headers, _ = post(zone, ORDER)
+    assert status == 202
+    job = zone.finished(headers["location"].removeprefix("epcis/"))
+    assert job["success"] is True and "suyuan:lastError" not in job, job
+    [receipt] = job["suyuan:receipts"]
+    assert receipt["seq"] == first.receipt.seq and receipt["duplicateOf"] == first.receipt.seq
+    assert zone.world.ledger.size() == size
