@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,35 @@ def test_a_message_the_ledger_already_has_is_answered_with_its_first_receipt(
     [receipt] = job["suyuan:receipts"]
     assert receipt["seq"] == first.receipt.seq and receipt["duplicateOf"] == first.receipt.seq
     assert zone.world.ledger.size() == size
+
+
+def test_a_capture_job_answers_xml_by_the_bindings_names(zone: CustomsZone) -> None:
+    """``GET /capture/{captureID}`` is the one capture answer the bindings define in XML:
+    ``epcis:EPCISCaptureJob`` with captureID, running and success as attributes; the job
+    list is JSON only (406 for XML)."""
+    from lxml import etree
+
+    from ledger.epcis_query import LEDGER_NAMESPACE
+
+    zone.serve()
+    zone.agent()
+    _, headers, _ = post(zone, ORDER)
+    location = headers["location"].removeprefix("epcis/")
+    job = zone.finished(location)
+    req = urllib.request.Request(f"{zone.agent_url}/epcis/{location}",
+                                 headers={"Accept": "application/xml"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["content-type"] == "application/xml"
+        root = etree.fromstring(r.read())
+    assert root.tag == "{urn:epcglobal:epcis:xsd:2}EPCISCaptureJob"
+    assert (root.get("captureID"), root.get("running"), root.get("success")) == (
+        job["captureID"], "false", "true")
+    assert root.findtext("captureErrorBehaviour") == "rollback"
+    assert root.findtext("createdAt") == job["createdAt"]
+    [receipt] = root.iterfind(f"{{{LEDGER_NAMESPACE}}}receipt")
+    assert int(receipt.get("seq")) == job["suyuan:receipts"][0]["seq"]
+    hashes = [h.text for h in receipt.iterfind(f".//{{{LEDGER_NAMESPACE}}}hash")]
+    assert hashes == job["suyuan:receipts"][0]["inclusionProof"]["hashes"]
+    status, _, problem = http("GET", f"{zone.agent_url}/epcis/capture", None,
+                              {"Accept": "application/xml"})
+    assert status == 406 and problem["type"] == "epcisException:NotAcceptableException"

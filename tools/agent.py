@@ -54,6 +54,7 @@ from api.errors import RequestTooLarge, UnsupportedMediaType
 from ledger import canonical, ceb, epcis_xml, merkle
 from ledger.ceb_import import no_facts, registry_of, sign_message
 from ledger.epcis import events_of
+from ledger.epcis_query import LEDGER_NAMESPACE
 from ledger.errors import ConfigError, LedgerError, MalformedInput, NotAuthentic, NotFound
 from ledger.keys import PartyKey
 from ledger.note import Checkpoint
@@ -307,6 +308,58 @@ class Deliverer:
             self.wake.set()
 
 
+def _xml_text(value: object) -> str:
+    """Text XML 1.0 can hold: characters it cannot (control characters a client sent in an
+    eventID, say) become U+FFFD."""
+    return "".join(c if c in "\t\n\r" or 0x20 <= ord(c) < 0xD800 or 0xE000 <= ord(c) < 0xFFFE
+                   or ord(c) > 0xFFFF else "\ufffd" for c in str(value))
+
+
+def job_xml(job: Mapping[str, Any]) -> bytes:
+    """A capture job as XML, by the bindings' XML names for ``CaptureJob``: the element
+    ``epcis:EPCISCaptureJob`` with ``captureID``, ``running`` and ``success`` as attributes,
+    the times and behaviour as elements, each error an ``epcis:EPCISException``; what the
+    agent adds (receipts, attempts, last error, the customs message) follows as elements in
+    the ledger's namespace."""
+    from lxml import etree
+
+    ns = {"epcis": epcis_xml.NS2, "suyuan": LEDGER_NAMESPACE}
+    epcis, own = f"{{{epcis_xml.NS2}}}", f"{{{LEDGER_NAMESPACE}}}"
+    sub = etree.SubElement
+    root = etree.Element(f"{epcis}EPCISCaptureJob", nsmap=ns)
+    root.set("captureID", _xml_text(job["captureID"]))
+    for flag in ("running", "success"):
+        root.set(flag, "true" if job[flag] else "false")
+    for name in ("createdAt", "finishedAt", "captureErrorBehaviour"):
+        if name in job:
+            sub(root, name).text = _xml_text(job[name])
+    for err in job["errors"]:
+        e = sub(root, f"{epcis}EPCISException")
+        for k in ("type", "title", "status", "detail"):
+            if k in err:
+                sub(e, k).text = _xml_text(err[k])
+    if "suyuan:customsMessage" in job:
+        m = job["suyuan:customsMessage"]
+        sub(root, f"{own}customsMessage", message=_xml_text(m["message"]), guid=_xml_text(m["guid"]),
+            signed="true" if m["signed"] else "false")
+    sub(root, f"{own}events").text = str(job["suyuan:events"])
+    for r in job["suyuan:receipts"]:
+        attrs = {k: _xml_text(r[k]) for k in ("index", "eventID", "seq", "leafHash", "statementHash",
+                                         "duplicateOf") if r.get(k) is not None}
+        el = sub(root, f"{own}receipt", **attrs)
+        sub(el, f"{own}checkpoint").text = _xml_text(r["checkpoint"])
+        proof = r["inclusionProof"]
+        p = sub(el, f"{own}inclusionProof", leafIndex=str(proof["leafIndex"]),
+                treeSize=str(proof["treeSize"]))
+        for h in proof["hashes"]:
+            sub(p, f"{own}hash").text = _xml_text(h)
+    sub(root, f"{own}attempts").text = str(job["suyuan:attempts"])
+    if "suyuan:lastError" in job:
+        sub(root, f"{own}lastError").text = _xml_text(job["suyuan:lastError"])
+    out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return out
+
+
 # --- the HTTP face -------------------------------------------------------------------------
 
 
@@ -422,11 +475,11 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
             return options("OPTIONS, GET")
         try:
             check_versions(request)
-            kind = media_type(request)
+            kind = media_type(request, xml=True)
             job = await anyio.to_thread.run_sync(outbox.job, request.path_params["captureID"])
             if job is None:
                 raise NotFound(f"no capture job {request.path_params['captureID'][:80]}")
-            return document(job, kind)
+            return document(job, kind, xml=job_xml)
         except LedgerError as e:
             return problem(e)
 
