@@ -14,6 +14,7 @@ ledger's own hardened, XSD-checking parser (``ledger.epcis_xml``).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -56,6 +57,7 @@ from ledger.ceb_import import no_facts, registry_of, sign_message
 from ledger.epcis import events_of
 from ledger.epcis_query import LEDGER_NAMESPACE
 from ledger.errors import ConfigError, LedgerError, MalformedInput, NotAuthentic, NotFound
+from ledger.event_hash import event_hash
 from ledger.keys import PartyKey
 from ledger.note import Checkpoint
 from ledger.registry import PartyRecord
@@ -127,13 +129,22 @@ def _http(url: str, *, data: bytes | None = None, headers: Mapping[str, str] | N
         raise LedgerUnavailable(f"{url}: {e}") from None
 
 
+def _statement_hash(envelope: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical.canonical_bytes(envelope["statement"])).hexdigest()
+
+
+def _ours(receipt: Mapping[str, Any], envelope: Mapping[str, Any]) -> bool:
+    return bool(receipt.get("statementHash") == _statement_hash(envelope))
+
+
 def _verify_receipt(receipt: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
     """A receipt is for our statement, and its proof puts its leaf in its checkpoint."""
-    want = hashlib.sha256(canonical.canonical_bytes(envelope["statement"])).hexdigest()
-    # An event its signer already had on the ledger (same eventID) is answered with that
-    # entry's receipt, whose statement is the first one: it landed, once.
+    # An event its signer already had on the ledger (same eventID or event hash) is
+    # answered with that entry's receipt, whose statement is the first one: the deliverer
+    # confirms that entry is our event (``Deliverer.confirm_repeat``).
     repeat = receipt.get("duplicateOf") is not None and receipt.get("duplicateOf") == receipt.get("seq")
-    if receipt.get("statementHash") != want and not repeat:
+    if not _ours(receipt, envelope) and not repeat:
+        want = _statement_hash(envelope)
         raise LedgerUnavailable(f"the ledger's receipt names statement {receipt.get('statementHash')}"
                                 f", not ours ({want})")
     proof = receipt["inclusionProof"]
@@ -203,6 +214,35 @@ class Deliverer:
                 raise LedgerUnavailable(f"GET /checkpoint answered {status}")
             self._origin = body.decode().split("\n", 1)[0]
         return self._origin
+
+    def confirm_repeat(self, receipt: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
+        """A receipt for another statement, said to be a repeat, is taken only when the entry
+        it proves is our event: its bytes hash to the proven leaf, and it is an event signed
+        by us with our event's eventID (or, without one, its event hash)."""
+        seq = receipt["seq"]
+        query = "query($s: Int!) { entry(seq: $s) { bytes } }"
+        status, raw = _http(self.cfg.ledger_url + "/graphql",
+                            data=orjson.dumps({"query": query, "variables": {"s": seq}}),
+                            headers={"Content-Type": "application/json"})
+        if status != 200:
+            raise LedgerUnavailable(f"the ledger answered {status} to reading entry {seq}")
+        try:
+            data = base64.b64decode(orjson.loads(raw)["data"]["entry"]["bytes"], validate=True)
+            if merkle.leaf_hash(data) != bytes.fromhex(receipt["leafHash"]):
+                raise ValueError("its bytes are not the leaf the receipt proves")
+            theirs = orjson.loads(data)["envelope"]["statement"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise LedgerUnavailable(f"entry {seq}, which the ledger says holds our event "
+                                    f"already, cannot be confirmed: {e}") from None
+        ours = envelope["statement"]
+        mine, other = ours["body"], theirs.get("body")
+        same = (theirs.get("signer") == ours["signer"] and theirs.get("kind") == "event"
+                and isinstance(other, dict)
+                and (other.get("eventID") == mine["eventID"] if "eventID" in mine
+                     else event_hash(other) == event_hash(mine)))
+        if not same:
+            raise LedgerUnavailable(f"the ledger says our event is at seq {seq} already, but "
+                                    "that entry is another event")
 
     def parties(self) -> list[PartyRecord]:
         """The ledger's registered parties, with their roles and customs codes."""
@@ -291,6 +331,8 @@ class Deliverer:
                 raise LedgerUnavailable(f"the ledger's answer has no result for envelope {pos}")
             if r.get("receipt"):
                 _verify_receipt(r["receipt"], env)
+                if not _ours(r["receipt"], env):
+                    self.confirm_repeat(r["receipt"], env)
                 receipts[idx] = r["receipt"]
             elif r["error"]["code"] == "batch_rejected":
                 held.append(idx)
