@@ -117,13 +117,16 @@ def test_a_customs_message_posted_while_the_ledger_is_down_lands_once(zone: Cust
     assert status == 202 and again["repeat"] is True and headers["location"] == location
     job = zone.job(location.removeprefix("epcis/"))
     assert job["running"] is True and job["suyuan:customsMessage"]["signed"] is False
-    assert zone.status()["pendingCaptures"] == 1
+    backlog = zone.status()
+    assert (backlog["pendingCaptures"], backlog["pendingMessages"], backlog["pendingEvents"]) == (
+        1, 1, 0)
     size = zone.world.ledger.size()
 
     zone.serve()
     job = zone.finished(location.removeprefix("epcis/"))
     seq = check_order_landed(zone, job)
     assert zone.world.ledger.size() == size + 1 and seq == size
+    assert zone.status()["pendingMessages"] == 0
 
     # Another message of the platform's that another enterprise must sign (a payment,
     # payCode 3301TEST0Y): refused with the reason, nothing appended.

@@ -329,6 +329,13 @@ class Outbox:
                                   .where(ev.error.is_not(None))).scalar_one()
             last = conn.execute(select(c.last_error).where(c.running == 1, c.last_error.is_not(None))
                                 .order_by(c.n).limit(1)).scalar()
+            unsigned = conn.execute(
+                select(func.count()).select_from(ceb_messages.join(
+                    captures, captures.c.n == ceb_messages.c.capture_n))
+                .where(c.running == 1, ceb_messages.c.prepared == 0)).scalar_one()
         return {"pendingCaptures": pending[0], "pendingEvents": events,
+                # customs messages kept but not signed yet: their documents are not counted
+                # in pendingEvents until the ledger's registry has been read
+                "pendingMessages": unsigned,
                 "oldestPending": pending[1], "attempts": pending[2] or 0, "lastError": last,
                 "finishedCaptures": done, "capturesWithErrors": failed}
