@@ -193,3 +193,41 @@ def test_a_path_no_route_takes_is_a_404_problem(empty: Api) -> None:
         assert r.status_code == 404, path
         assert r.headers["content-type"] == "application/problem+json", path
         assert r.json()["type"] == "epcisException:NoSuchNameException"
+
+
+def test_an_event_that_binds_suyuan_otherwise_keeps_its_fields(world: World) -> None:
+    """A document may bind the prefix ``suyuan`` to a namespace of its own, and sign
+    ``suyuan:seq`` as a field of its event. Its field stays as signed; the ledger's position
+    is written in the ledger's namespace all the same: as absolute IRIs in JSON (where
+    ``suyuan:`` means the event's namespace) and as elements in that namespace in XML."""
+    from ledger.epcis import import_document
+    from tests.test_epcis_rest import GS1
+
+    party, key = world.register(["producer"])
+    other = "https://other.example/ns/"
+    [receipt] = import_document(world.ledger, {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+                     {"suyuan": other}],
+        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-27T05:00:00Z",
+        "epcisBody": {"eventList": [{
+            "type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
+            "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
+            "epcList": ["https://id.gs1.org/01/09506000134352/21/77"],
+            "suyuan:seq": "theirs", "suyuan:colour": "red"}]}}, signer=party, key=key)
+    api = Api(world)
+    try:
+        r = api.call("GET", "/epcis/events")
+        GS1.validate(r.json())
+        [event] = r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert event["@context"] == [{"suyuan": other}]
+        assert (event["suyuan:seq"], event["suyuan:colour"]) == ("theirs", "red")
+        assert event[LEDGER_NAMESPACE + "seq"] == receipt.seq
+        assert event[LEDGER_NAMESPACE + "leafHash"] == receipt.leaf_hash.hex()
+        r = api.call("GET", "/epcis/events", headers=XML)
+        root = valid(r.content)
+        assert ledger_positions(root) == [(receipt.seq, receipt.leaf_hash.hex())]
+        [ev] = root.iterfind(".//EventList/*")
+        assert ev.findtext(f"{{{other}}}seq") == "theirs"
+        assert ev.findtext(f"{{{other}}}colour") == "red"
+    finally:
+        api.app.state.store.dispose()
