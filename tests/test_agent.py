@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,16 +23,10 @@ import jsonschema
 import pytest
 
 from ledger.log.home import Home
-from tests.support import World, new_uscc
+from tests.support import World, loopback_port, new_uscc
 
 REPO = Path(__file__).resolve().parent.parent
 GS1_SCHEMA = json.loads((REPO / "tests/fixtures/epcis-standard/EPCIS-JSON-Schema.json").read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
@@ -96,9 +89,11 @@ class Proc:
 
 
 class Zone:
-    def __init__(self, world: World, tmp: Path) -> None:
+    def __init__(self, world: World, tmp: Path, *, ledger_port: int, agent_port: int) -> None:
+        # Both ports are held for the whole test (support.loopback_port): the agent is told
+        # the ledger's before the ledger serves, and each server may be started again.
         self.world, self.tmp = world, tmp
-        self.ledger_port, self.agent_port = free_port(), free_port()
+        self.ledger_port, self.agent_port = ledger_port, agent_port
         self.ledger_url = f"http://127.0.0.1:{self.ledger_port}"
         self.agent_url = f"http://127.0.0.1:{self.agent_port}"
         self.party = new_uscc()
@@ -158,10 +153,11 @@ def document(run: str, n: int = 3) -> dict[str, Any]:
 @pytest.fixture
 def zone(tmp_path: Path) -> Iterator[Zone]:
     w = World.create(f"sqlite:///{tmp_path}/ledger.db", home=tmp_path / "home")
-    z = Zone(w, tmp_path)
-    yield z
-    for p in z.procs:
-        p.stop()
+    with loopback_port() as ledger_port, loopback_port() as agent_port:
+        z = Zone(w, tmp_path, ledger_port=ledger_port, agent_port=agent_port)
+        yield z
+        for p in z.procs:
+            p.stop()
     w.close()
 
 
@@ -197,8 +193,9 @@ def test_capture_while_the_ledger_is_down_lands_once_it_is_up(zone: Zone) -> Non
     status, headers, _ = http("POST", f"{zone.agent_url}/epcis/capture", document("1"))
     assert status == 202 and headers["gs1-epcis-version"] == "2.0.0"
     location = headers["location"]
-    time.sleep(1.0)  # a delivery or two fail: the ledger is down
-    job = zone.job(location)
+    # A delivery fails (the ledger is down): waited for, not assumed to happen within a sleep.
+    job = wait_for("a failed delivery", lambda: (j := zone.job(location))
+                   and j["suyuan:attempts"] >= 1 and "suyuan:lastError" in j and j)
     assert job["running"] is True and job["success"] is True
     assert job["suyuan:attempts"] >= 1 and "suyuan:lastError" in job
     backlog = zone.status()

@@ -20,10 +20,11 @@ import nacl.signing
 import pytest
 
 from api.witness_app import create_witness_app
-from ledger.core.keys import KeyStore, PartyKey
+from ledger.core.keys import PartyKey
 from ledger.core.note import Checkpoint, NoteVerifier
 from ledger.core.statements import sign_one
 from ledger.log.cosigner import CosignatureVerifier, Cosigner, Witness
+from ledger.log.keystore import KeyStore
 from ledger.log.sequencer import Ledger
 from ledger.log.witnesses import cosigned_note
 from ledger.store.db import Store

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 
 from api.app import create_app
 from api.settings import Settings
-from ledger.core.keys import KeyStore
 from ledger.core.statements import sign_one
+from ledger.log.keystore import KeyStore
 from tests.conftest import PG_ADMIN_URL, fresh_schema_url
 from tests.pagechain import FormulaChain
 from tests.support import Client, World

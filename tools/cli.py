@@ -848,8 +848,8 @@ def cmd_scans(a: argparse.Namespace, home: Home) -> int:
 def _witness_key(home: Home, name: str, *, create: bool) -> Any:
     import base64 as b64
 
-    from ledger.core.keyfiles import read_key_file, seed_in, text_in, write_key_file
     from ledger.log.cosigner import Cosigner
+    from ledger.log.keyfiles import read_key_file, seed_in, text_in, write_key_file
 
     path = home.path / "witness" / f"{name.replace('/', '_')}.key"
     if create:

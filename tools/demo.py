@@ -39,7 +39,6 @@ import nacl.signing
 from ledger.core import canonical
 from ledger.core.errors import ConfigError, LedgerError
 from ledger.core.ids import gs1_check_digit, make_uscc
-from ledger.core.keyfiles import read_key_file, text_in, write_key_file
 from ledger.core.keys import PartyKey
 from ledger.core.note import NoteSigner
 from ledger.core.private import commitment_of
@@ -55,6 +54,7 @@ from ledger.log.home import (
     create_ledger,
     home_in_use,
 )
+from ledger.log.keyfiles import read_key_file, text_in, write_key_file
 from ledger.log.sequencer import Ledger
 from ledger.store.db import Store
 

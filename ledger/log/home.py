@@ -20,7 +20,9 @@ import nacl.signing
 
 from ledger.core import statements
 from ledger.core.errors import ConfigError, LedgerError, NoteError, NotFound
-from ledger.core.keyfiles import (
+from ledger.core.keys import PartyKey
+from ledger.core.note import NoteSigner
+from ledger.log.keyfiles import (
     bad_key_file,
     read_key_file,
     replace_file,
@@ -28,8 +30,7 @@ from ledger.core.keyfiles import (
     text_in,
     write_key_file,
 )
-from ledger.core.keys import KeyStore, PartyKey
-from ledger.core.note import NoteSigner
+from ledger.log.keystore import KeyStore
 
 if TYPE_CHECKING:
     from ledger.log.sequencer import Ledger, Receipt
