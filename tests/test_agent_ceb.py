@@ -25,8 +25,8 @@ from ledger.core.keys import PartyKey
 from ledger.core.private import Viewer
 from ledger.epcis import ceb
 from ledger.log.home import Home
-from tests.support import World, new_uscc
-from tests.test_agent import GS1_SCHEMA, Zone, free_port, http
+from tests.support import World, loopback_port, new_uscc
+from tests.test_agent import GS1_SCHEMA, Zone, http
 
 SCENARIOS = Path(__file__).parent / "fixtures" / "ceb" / "scenarios"
 ZONE_KEY = bytes(range(32))
@@ -45,9 +45,10 @@ class CustomsZone(Zone):
     """The zone of test_agent, its agent's enterprise a platform (customs code 3301TEST0P)
     that holds the zone's matching key, beside a registered merchant (3301TEST0E)."""
 
-    def __init__(self, world: World, tmp: Path) -> None:  # noqa: D107 - Zone's, other parties
+    def __init__(self, world: World, tmp: Path, *, ledger_port: int,  # noqa: D107 - Zone's
+                 agent_port: int) -> None:
         self.world, self.tmp = world, tmp
-        self.ledger_port, self.agent_port = free_port(), free_port()
+        self.ledger_port, self.agent_port = ledger_port, agent_port
         self.ledger_url = f"http://127.0.0.1:{self.ledger_port}"
         self.agent_url = f"http://127.0.0.1:{self.agent_port}"
         self.party = new_uscc()
@@ -67,10 +68,11 @@ class CustomsZone(Zone):
 @pytest.fixture
 def zone(tmp_path: Path) -> Iterator[CustomsZone]:
     w = World.create(f"sqlite:///{tmp_path}/ledger.db", home=tmp_path / "home")
-    z = CustomsZone(w, tmp_path)
-    yield z
-    for p in z.procs:
-        p.stop()
+    with loopback_port() as ledger_port, loopback_port() as agent_port:
+        z = CustomsZone(w, tmp_path, ledger_port=ledger_port, agent_port=agent_port)
+        yield z
+        for p in z.procs:
+            p.stop()
     w.close()
 
 
