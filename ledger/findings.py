@@ -35,15 +35,15 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
-from ledger import brands, ids
+from ledger import brands
 from ledger.domain import Classified, EventCodes
 from ledger.errors import MalformedInput
 from ledger.projections import (
     GS1_CLASS_PREFIX,
     gtin_class,
     named_codes,
+    normalise_code,
     recall_scope,
-    split_lot,
 )
 from ledger.tax import (
     ANNUAL_LIMIT,
@@ -923,11 +923,6 @@ def record_scan_findings(findings: Sequence[Finding]) -> list[Finding]:
 
 
 # --- reading findings -----------------------------------------------------------------------
-
-
-def normalise_code(code: str) -> str:
-    """A product code as findings index it: the canonical Digital Link, item without lot."""
-    return split_lot(ids.index_key(code))[0]
 
 
 def list_findings(store: Store, *, rule: str | None = None, party: str | None = None,

@@ -34,8 +34,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.engine import Connection
 
 from ledger import findings
-from ledger.errors import ConfigError, LedgerError
-from ledger.ids import parse_digital_link
+from ledger.errors import ConfigError
 from ledger.projections import SOLD_ACTIVITIES, SOLD_DISPOSITIONS
 from ledger.store import findingsdb, scansdb, tracedb
 from ledger.store.db import Store
@@ -297,9 +296,3 @@ def suspicious(store: Store) -> list[dict[str, Any]]:
     return out
 
 
-def is_item(code: str) -> bool:
-    """Scans are recorded for serialised items only (a lot or class code is shared)."""
-    try:
-        return parse_digital_link(code).kind == "item"
-    except LedgerError:
-        return False
