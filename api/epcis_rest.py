@@ -15,7 +15,6 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import anyio.from_thread
@@ -43,6 +42,7 @@ from ledger.errors import LedgerError, NotAuthentic, NotAuthorised, NotFound
 from ledger.log import Ledger
 from ledger.store import epcisdb
 from ledger.store.db import Store
+from ledger.times import utc_text
 
 TOP_LEVEL: Final = ["events", "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints",
                     "dispositions", "capture", "queries"]
@@ -109,7 +109,7 @@ def _collection(members: list[str], *, context: Any = COLLECTION_CONTEXT) -> dic
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(digits=3)
 
 
 def routes(ledger: Ledger) -> list[BaseRoute]:

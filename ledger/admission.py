@@ -17,6 +17,7 @@ from ledger.errors import MalformedInput
 from ledger.schemas import child_path
 from ledger.statements import Prepared, entry_bytes
 from ledger.tiles import MAX_ENTRY_BYTES, MAX_INDEX
+from ledger.times import utc_text
 
 MAX_ISSUED_AHEAD: Final = timedelta(days=1)
 """How far after the ledger's clock a statement may say it was issued: a day covers any
@@ -107,7 +108,7 @@ def _check_issued(issued: str, now: datetime) -> None:
     if when > now + MAX_ISSUED_AHEAD:
         raise MalformedInput(
             f"statement issued {issued} is more than a day after the ledger's clock "
-            f"({now.strftime('%Y-%m-%dT%H:%M:%SZ')}); a statement cannot be signed in the "
+            f"({utc_text(now, digits=0)}); a statement cannot be signed in the "
             "future: check the signer's clock", code="issued_future")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import orjson
@@ -22,6 +21,7 @@ from ledger.log import Ledger, Receipt
 from ledger.statements import now_rfc3339, sign_one
 from ledger.store import capturedb, tracedb
 from ledger.store.db import Store
+from ledger.times import utc_text
 
 # An export's own terms beside the eventList: each event's seq, signer and CBV 2.0 event hash
 # and the documents it was imported in (their signed records).
@@ -230,8 +230,7 @@ def export_document(store: Store, code: str, *, direction: Direction = "journey"
         "@context": written.context,
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
-        "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"),
+        "creationDate": utc_text(digits=3),
         "epcisBody": {"eventList": written.events},
         # Beside the events, never in them: the signed bodies are exported exactly as signed.
         f"{LEDGER_PREFIX}:entries": entries,

@@ -48,6 +48,7 @@ from ledger.projections import split_lot
 from ledger.store import epcisdb, tracedb
 from ledger.store.db import Store
 from ledger.store.epcisdb import CodeMatch, EventSelection, Position
+from ledger.times import utc_text
 
 LEDGER_NAMESPACE: Final = "https://suyuan.example/ledger#"
 SEQ_FIELD: Final = "suyuan:seq"
@@ -541,8 +542,7 @@ def query_document(store: Store, events: list[LedgerEvent], *, query_name: str =
         "@context": placed.context,
         "type": "EPCISQueryDocument",
         "schemaVersion": "2.0",
-        "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"),
+        "creationDate": utc_text(digits=3),
         "epcisBody": {"queryResults": results},
     }
 

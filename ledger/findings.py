@@ -52,6 +52,7 @@ from ledger.tax import (
     dutiable_value,
     money,
 )
+from ledger.times import utc_text
 
 if TYPE_CHECKING:
     from ledger.registry import PrefixRecord
@@ -410,7 +411,7 @@ def _future_limit(issued: str, appended: str) -> tuple[datetime, str]:
     """The earlier of the two times, and that plus five minutes as a sortable UTC string."""
     ref = min(datetime.fromisoformat(issued.replace("Z", "+00:00")).astimezone(UTC),
               datetime.fromisoformat(appended.replace("Z", "+00:00")))
-    return ref, (ref + FUTURE_SLACK).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ref, utc_text(ref + FUTURE_SLACK)
 
 
 def rule_future_time(s: Subject, view: View) -> list[Draft]:

@@ -20,6 +20,7 @@ from ledger import canonical
 from ledger.errors import MalformedInput
 from ledger.ids import parse_party_id as _parse_party_id
 from ledger.keys import PartyKey
+from ledger.times import utc_text
 
 SIGNING_DOMAIN = b"suyuan-statement/v1\n"
 VERSION = 1
@@ -202,7 +203,7 @@ def now_rfc3339() -> str:
 
 def ledger_time() -> str:
     """UTC, microseconds, 'Z': the time the ledger writes into entries."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text()
 
 
 def make_statement(

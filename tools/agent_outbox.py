@@ -16,7 +16,6 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -38,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from ledger import canonical
+from ledger.times import utc_text
 
 metadata = MetaData()
 
@@ -74,7 +74,7 @@ def body_hash(body: Mapping[str, Any]) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(digits=3)
 
 
 @dataclass(frozen=True)
