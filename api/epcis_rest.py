@@ -15,7 +15,6 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import anyio.from_thread
@@ -40,6 +39,7 @@ from api.epcis_http import (
     problem,
 )
 from ledger.core.errors import LedgerError, NotAuthentic, NotAuthorised, NotFound
+from ledger.core.times import utc_text
 from ledger.log.sequencer import Ledger
 from ledger.queries import epcis_query as eq
 from ledger.store import epcisdb
@@ -110,7 +110,7 @@ def _collection(members: list[str], *, context: Any = COLLECTION_CONTEXT) -> dic
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(digits=3)
 
 
 def routes(ledger: Ledger) -> list[BaseRoute]:

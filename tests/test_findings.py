@@ -16,7 +16,7 @@ import pytest
 
 from ledger.compliance.findings import RULES, Finding
 from ledger.compliance.tax import comprehensive_rate, tax_for
-from ledger.core.errors import MalformedInput
+from ledger.core.errors import IdentifierError, MalformedInput
 from ledger.core.keys import PartyKey
 from ledger.core.statements import sign_one
 from ledger.log.reindex import reindex
@@ -599,6 +599,11 @@ def test_reading_findings(chain: Chain) -> None:
     urn = "urn:epc:id:sgtin:4901234.056789.JP0001"
     by_code = list_findings(store, code=urn)
     assert by_code and all(ITEM + "JP0001" in f.codes for f in by_code)
+    # Codes are read as the trace reads them (one normalise_code): spaces around a pasted
+    # code are dropped, and a blank code is refused rather than matching nothing.
+    assert list_findings(store, code=f"  {urn}\n") == by_code
+    with pytest.raises(IdentifierError, match="give a product code"):
+        list_findings(store, code=" ")
     assert {f.severity for f in list_findings(store, severity="high")} == {"high"}
     assert len(list_findings(store, limit=2)) == 2
     last = every[-1].seq

@@ -614,7 +614,7 @@ def default_db(home_path: Any) -> str:
 
 
 def run(a: Any, home: Any) -> int:
-    """`suyuan agent [status]` (tools/cli.py parses the arguments)."""
+    """`suyuan agent [status]` (tools/cli/serve.py parses the arguments)."""
     import ssl
     import sys
 

@@ -16,7 +16,6 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from api.epcis_http import ResourceExists
 from ledger.core import canonical
+from ledger.core.times import utc_text
 
 metadata = MetaData()
 
@@ -92,7 +92,7 @@ def body_hash(body: Mapping[str, Any]) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(digits=3)
 
 
 @dataclass(frozen=True)

@@ -43,13 +43,12 @@ from ledger.compliance.tax import (
     dutiable_value,
     money,
 )
-from ledger.core import ids
+from ledger.core.times import utc_text
 from ledger.epcis.projection import (
     GS1_CLASS_PREFIX,
     gtin_class,
     named_codes,
     recall_scope,
-    split_lot,
 )
 from ledger.epcis.stages import Classified, EventCodes
 
@@ -409,7 +408,7 @@ def _future_limit(issued: str, appended: str) -> tuple[datetime, str]:
     """The earlier of the two times, and that plus five minutes as a sortable UTC string."""
     ref = min(datetime.fromisoformat(issued.replace("Z", "+00:00")).astimezone(UTC),
               datetime.fromisoformat(appended.replace("Z", "+00:00")))
-    return ref, (ref + FUTURE_SLACK).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ref, utc_text(ref + FUTURE_SLACK)
 
 
 def rule_future_time(s: Subject, view: View) -> list[Draft]:
@@ -924,6 +923,3 @@ def record_scan_findings(findings: Sequence[Finding]) -> list[Finding]:
 # --- reading findings -----------------------------------------------------------------------
 
 
-def normalise_code(code: str) -> str:
-    """A product code as findings index it: the canonical Digital Link, item without lot."""
-    return split_lot(ids.index_key(code))[0]

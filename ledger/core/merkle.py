@@ -62,18 +62,6 @@ def fold(hashes: Sequence[bytes]) -> bytes:
     return acc
 
 
-class _Plan:
-    """Collects the nodes a computation needs, then evaluates it from one fetch."""
-
-    def __init__(self) -> None:
-        self.wanted: set[NodeId] = set()
-
-    def subtree(self, start: int, end: int) -> list[NodeId]:
-        nodes = range_nodes(start, end)
-        self.wanted.update(nodes)
-        return nodes
-
-
 def _subtree_hash(nodes: list[NodeId], got: Mapping[NodeId, bytes]) -> bytes:
     try:
         return fold([got[n] for n in nodes])

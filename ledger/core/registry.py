@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ledger.core.errors import IdentifierError, MalformedInput, NotAuthentic, NotAuthorised
 from ledger.core.ids import parse_party_id, validate_uscc
 from ledger.core.keys import decode_public_key, key_id
 from ledger.core.statements import Prepared, check_timestamp
+from ledger.core.times import utc_text
 
 ROLES = (
     "producer",
@@ -293,8 +294,7 @@ def customs_holder(reg: RegistryState, code: str) -> str | None:
 
 def utc_time(value: str) -> str:
     """An RFC 3339 time in the ledger's own format (UTC, microseconds, Z), which sorts."""
-    t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 def prefix_holder(reg: RegistryState, gtin: str) -> PrefixRecord | None:

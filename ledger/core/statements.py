@@ -21,6 +21,7 @@ from ledger.core import canonical
 from ledger.core.errors import MalformedInput
 from ledger.core.ids import parse_party_id as _parse_party_id
 from ledger.core.keys import PartyKey
+from ledger.core.times import utc_text
 
 SIGNING_DOMAIN = b"suyuan-statement/v1\n"
 VERSION = 1
@@ -223,7 +224,7 @@ def now_rfc3339() -> str:
 
 def ledger_time() -> str:
     """UTC, microseconds, 'Z': the time the ledger writes into entries."""
-    return _clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(_clock())
 
 
 def make_statement(

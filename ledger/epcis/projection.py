@@ -26,7 +26,7 @@ def split_lot(code: str) -> tuple[str, str | None]:
         return code, None
     try:
         dl = parse_digital_link(code)
-    except Exception:
+    except IdentifierError:  # the parser's one refusal (ledger.core.ids is pure)
         return code, None
     if dl.kind != "item" or dl.lot is None:
         return code, None
@@ -37,6 +37,14 @@ def split_lot(code: str) -> tuple[str, str | None]:
 
 _CANONICAL_GTIN = CANONICAL_BASE + "/01/"
 GS1_CLASS_PREFIX = _CANONICAL_GTIN
+
+
+def normalise_code(code: str) -> str:
+    """Any accepted form of a product code (Digital Link on any domain, EPC URN, canonical)
+    -> the key the projections index it under: canonical, an item without its lot."""
+    if not isinstance(code, str) or not code.strip():
+        raise IdentifierError("give a product code: a GS1 Digital Link, an EPC URN or a GTIN")
+    return split_lot(index_key(code.strip()))[0]
 
 
 def gtin_class(code: str) -> str | None:
@@ -87,7 +95,7 @@ def lot_of(gtin_code: str, lot: str) -> str | None:
             return DigitalLink("lot", gtin=gtin, lot=lot).canonical
     try:
         dl = parse_digital_link(gtin_code)
-    except Exception:
+    except IdentifierError:
         return None
     if dl.gtin is None:
         return None

@@ -77,12 +77,13 @@ import functools
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
 
 from ledger.core import ids
 from ledger.core.errors import IdentifierError, MalformedInput, NotAuthorised
+from ledger.core.times import utc_text
 
 STAGES: Final = (
     "production",
@@ -478,14 +479,9 @@ def _utc(event_time: str) -> str:
             f"eventTime {event_time} has no UTC offset; end it with Z or one such as +08:00"
         )
     try:
-        u = t.astimezone(UTC)
+        return utc_text(t)  # one fixed-width form: times sort as strings in every store
     except OverflowError:
         raise MalformedInput(f"eventTime {event_time} is outside the years 1-9999 in UTC") from None
-    # One fixed-width form so that times sort as strings in every store. isoformat() drops
-    # a zero fraction, so it is put back; plain isoformat() is several times faster than
-    # isoformat(timespec=...) or strftime, and this runs on every append.
-    iso = u.isoformat()[:-6]  # without its "+00:00"
-    return iso + "Z" if len(iso) == 26 else iso + ".000000Z"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any, Final
 from ledger.core.errors import MalformedInput
 from ledger.core.statements import Prepared, entry_bytes
 from ledger.core.tiles import MAX_ENTRY_BYTES, MAX_INDEX
+from ledger.core.times import utc_text
 from ledger.epcis.validation import child_path
 
 MAX_ISSUED_AHEAD: Final = timedelta(days=1)
@@ -107,7 +108,7 @@ def _check_issued(issued: str, now: datetime) -> None:
     if when > now + MAX_ISSUED_AHEAD:
         raise MalformedInput(
             f"statement issued {issued} is more than a day after the ledger's clock "
-            f"({now.strftime('%Y-%m-%dT%H:%M:%SZ')}); a statement cannot be signed in the "
+            f"({utc_text(now, digits=0)}); a statement cannot be signed in the "
             "future: check the signer's clock", code="issued_future")
 
 

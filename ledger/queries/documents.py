@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import orjson
@@ -14,6 +13,7 @@ from sqlalchemy.engine import Connection
 from ledger.core.errors import BatchRejected, LedgerError, MalformedInput, NotFound
 from ledger.core.keys import PartyKey
 from ledger.core.statements import now_rfc3339, sign_one
+from ledger.core.times import utc_text
 from ledger.epcis.context import EPCIS_CONTEXT as EPCIS_CONTEXT  # re-exported: importers use it
 from ledger.epcis.context import DocumentRecord, InContext, SignedEvent, in_context, namespaces
 from ledger.epcis.event_hash import DOCUMENT_FIELDS, event_hash
@@ -230,8 +230,7 @@ def export_document(store: Store, code: str, *, direction: Direction = "journey"
         "@context": written.context,
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
-        "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"),
+        "creationDate": utc_text(digits=3),
         "epcisBody": {"eventList": written.events},
         # Beside the events, never in them: the signed bodies are exported exactly as signed.
         f"{LEDGER_PREFIX}:entries": entries,

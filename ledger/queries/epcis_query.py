@@ -36,6 +36,7 @@ import orjson
 
 from ledger.core import canonical, ids
 from ledger.core.errors import LedgerError, MalformedInput
+from ledger.core.times import utc_text
 from ledger.epcis.context import (
     EPCIS_CONTEXT,
     EXTENSION_NAMESPACE,
@@ -554,8 +555,7 @@ def query_document(store: Store, events: list[LedgerEvent], *, query_name: str =
         "@context": placed.context,
         "type": "EPCISQueryDocument",
         "schemaVersion": "2.0",
-        "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"),
+        "creationDate": utc_text(digits=3),
         "epcisBody": {"queryResults": results},
     }
 

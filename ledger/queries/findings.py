@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.compliance.findings import RULES, SEVERITIES, Finding, normalise_code
+from ledger.compliance.findings import RULES, SEVERITIES, Finding
 from ledger.core.errors import MalformedInput
+from ledger.epcis.projection import normalise_code
 from ledger.store import findingsdb
 from ledger.store.db import Store
 

@@ -142,13 +142,6 @@ def _page_steps(conn: Connection, key: str, kind: str
     return journey_rows(conn, key, lot_items=kind == "lot")  # lot lineage starts at lots
 
 
-def latest_note(ledger: Ledger) -> str:
-    """The latest checkpoint with every cosignature gathered for it, in one read."""
-    store = ledger.store
-    with store.reading() as conn:
-        return _note_in(conn, store)
-
-
 def _note_in(conn: Connection, store: Store) -> str:
     head = store.head(conn)
     if head is None:

@@ -34,8 +34,8 @@ from typing import Any, NamedTuple
 from sqlalchemy.engine import Connection
 
 from ledger.compliance import findings
-from ledger.core.errors import ConfigError, LedgerError
-from ledger.core.ids import parse_digital_link
+from ledger.core.errors import ConfigError
+from ledger.core.times import utc_text
 from ledger.epcis.projection import SOLD_ACTIVITIES, SOLD_DISPOSITIONS
 from ledger.queries.trace import Step, journey_steps, normalise_code
 from ledger.store import findingsdb, scansdb, tracedb
@@ -69,11 +69,7 @@ def retention_days() -> int:
 
 
 def now_utc() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _utc(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text()
 
 
 class Scan(NamedTuple):
@@ -173,7 +169,7 @@ def _record_scan(store: Store, code: str, *, region: str, client: str,
     if client not in CLIENT_CLASSES:
         raise ValueError(f"client class {client!r} is not one of {CLIENT_CLASSES}")
     when = time or now_utc()
-    cutoff = _utc(datetime.now(UTC) - timedelta(days=retention_days()))
+    cutoff = utc_text(datetime.now(UTC) - timedelta(days=retention_days()))
     # An item scanned through a link that names its lot (…/10/L/21/S) is the same item as
     # …/21/S: its scans are kept and counted under the index key alone.
     key = normalise_code(code)
@@ -231,7 +227,7 @@ def _raise_finding(conn: Connection, key: str, when: str, steps: Sequence[Step],
 
 def prune(store: Store, *, now: datetime | None = None) -> int:
     """Delete every scan older than the retention period; returns how many went."""
-    cutoff = _utc((now or datetime.now(UTC)) - timedelta(days=retention_days()))
+    cutoff = utc_text((now or datetime.now(UTC)) - timedelta(days=retention_days()))
     with _transaction(store) as conn:
         return scansdb.prune_all(conn, before=cutoff)
 
@@ -297,9 +293,3 @@ def suspicious(store: Store) -> list[dict[str, Any]]:
     return out
 
 
-def is_item(code: str) -> bool:
-    """Scans are recorded for serialised items only (a lot or class code is shared)."""
-    try:
-        return parse_digital_link(code).kind == "item"
-    except LedgerError:
-        return False

@@ -13,22 +13,14 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ledger.core.errors import IdentifierError, MalformedInput
-from ledger.core.ids import index_key, parse_code
-from ledger.epcis.projection import split_lot
+from ledger.core.ids import parse_code
+from ledger.epcis.projection import normalise_code as normalise_code  # others read it here
 from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
 
 DEFAULT_DEPTH = 10
 MAX_DEPTH = 50
 MAX_NESTING = 16  # containers inside containers followed by a journey
-
-
-def normalise_code(code: str) -> str:
-    """Any accepted form (Digital Link on any domain, EPC URN, canonical) -> index key."""
-    if not isinstance(code, str) or not code.strip():
-        raise IdentifierError("give a product code: a GS1 Digital Link, an EPC URN or a GTIN")
-    key = index_key(code.strip())
-    return split_lot(key)[0]
 
 
 def _depth(depth: int | None) -> int:

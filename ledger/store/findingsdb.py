@@ -122,10 +122,6 @@ def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
         _insert_findings(cur, ph, record_scan_findings(found))
 
 
-def finding_exists(conn: Connection, finding_id: str) -> bool:
-    return conn.execute(select(findings.c.id).where(findings.c.id == finding_id)).first() is not None
-
-
 def clear_findings(conn: Connection) -> None:
     """Empty what a rebuild recreates: every index row and the findings entries raised."""
     entry_ids = select(findings.c.id).where(findings.c.source == "entry")

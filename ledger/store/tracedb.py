@@ -15,7 +15,6 @@ from ledger.store.findingsdb import clear_findings
 from ledger.store.schema import (
     FINDINGS_TABLES,
     PROJECTION_TABLES,
-    biz_transactions,
     checkpoints,
     entries,
     events,
@@ -158,13 +157,6 @@ def produced_by(conn: Connection, codes: Collection[str], party: str) -> set[str
                    events.c.signer == party, events.c.stage == "production"))
         out.update(r[0] for r in rows)
     return out
-
-
-def biz_transaction_seqs(conn: Connection, type_: str, id_: str) -> list[int]:
-    return [int(r[0]) for r in conn.execute(
-        select(biz_transactions.c.seq).where(biz_transactions.c.type == type_,
-                                             biz_transactions.c.id == id_)
-        .order_by(biz_transactions.c.seq))]
 
 
 
