@@ -151,6 +151,15 @@ class Cluster:
             self.sql(f"ALTER SYSTEM SET {k} = '{v}'")
         self.sql("SELECT pg_reload_conf()")
 
+    def wait_sync(self, standby: str, timeout: float = 60) -> None:
+        """Until ``standby`` streams from this primary as its synchronous standby."""
+        deadline = time.monotonic() + timeout
+        q = f"SELECT sync_state FROM pg_stat_replication WHERE application_name = '{standby}'"
+        while self.sql(q) != [("sync",)]:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{standby} is not a synchronous standby of {self.name}")
+            time.sleep(0.05)
+
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while True:

@@ -39,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ledger.errors import ConfigError, DamagedStore
 from ledger.registry import (
@@ -193,7 +193,7 @@ class WalCheckpointer:
                 con.close()
 
 
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str | None = None, *, connect_timeout: int | None = None) -> Engine:
     url = url or os.environ.get("SUYUAN_DB") or DEFAULT_URL
     try:
         u = make_url(url)
@@ -208,12 +208,18 @@ def make_engine(url: str | None = None) -> Engine:
     if u.get_backend_name() == "postgresql":
         if u.get_driver_name() in ("psycopg2", "default") or u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        return create_engine(u, future=True, pool_pre_ping=True, pool_recycle=3600)
+        args = ({"connect_timeout": connect_timeout}
+                if connect_timeout is not None and "connect_timeout" not in u.query else {})
+        return create_engine(u, future=True, pool_pre_ping=True, pool_recycle=3600,
+                             connect_args=args)
     raise ConfigError(f"unsupported database {u.get_backend_name()!r}; use sqlite or postgresql")
 
 
+REPLICA_CONNECT_SECONDS = 5  # a replica that does not answer by then is passed over
+
+
 def _replica_engine(url: str, dialect: str) -> Engine:
-    eng = make_engine(url)
+    eng = make_engine(url, connect_timeout=REPLICA_CONNECT_SECONDS)
     if eng.dialect.name != dialect:
         eng.dispose()
         raise ConfigError(f"SUYUAN_DB_READ {make_url(url).render_as_string(hide_password=True)!r}"
@@ -238,7 +244,11 @@ class Store:
     """SQL access for one log. Methods taking ``conn`` run inside the caller's transaction."""
 
     def __init__(self, url: str | None = None, *, engine: Engine | None = None,
-                 read_urls: Sequence[str] = ()) -> None:
+                 read_urls: Sequence[str] | None = None) -> None:
+        if read_urls is None:
+            # The database of the environment (SUYUAN_DB) comes with its replicas.
+            from_env = url is None and engine is None
+            read_urls = split_read_urls(os.environ.get("SUYUAN_DB_READ")) if from_env else ()
         self.engine = engine or make_engine(url)
         self.dialect = self.engine.dialect.name
         db = self.engine.url.database if self.dialect == "sqlite" else None
@@ -807,6 +817,33 @@ class Store:
         reg.dirty_customs_codes.clear()
 
     # --- witness cosignatures ----------------------------------------------------------
+
+    def newest_cosigned(self, conn: Connection) -> tuple[int, str] | None:
+        """(size, note) of the newest checkpoint a witness cosigned, if any."""
+        newest = select(func.max(cosignatures.c.size)).scalar_subquery()
+        row = conn.execute(select(checkpoints.c.size, checkpoints.c.note)
+                           .where(checkpoints.c.size == newest)).first()
+        if row is None:
+            return None
+        size = as_int(row[0], "checkpoints.size")
+        return size, as_text(row[1], "checkpoints.note", checkpoint=size)
+
+    def newest_cosigned_on_replicas(self) -> list[tuple[str, int, str]]:
+        """(replica URL without password, size, note) of the newest cosigned checkpoint on
+        each replica that answers; one that does not is logged and passed over."""
+        out = []
+        for eng in self.replicas:
+            where = eng.url.render_as_string(hide_password=True)
+            try:
+                with eng.connect() as conn:
+                    got = self.newest_cosigned(conn)
+            except DBAPIError as e:
+                _log.warning("fencing: replica %s not read (%s)", where,
+                             str(e).splitlines()[0])
+                continue
+            if got is not None:
+                out.append((where, *got))
+        return out
 
     def save_cosignature(self, conn: Connection, *, size: int, witness: str, line: str,
                          received: str) -> None:
