@@ -25,7 +25,7 @@ from api.errors import ledger_error
 from api.graphql.app import graphql_app
 from api.headers import SecurityHeaders
 from api.qr import qr_response
-from api.replicas import ReadSnapshot
+from api.replicas import PrimaryBreaker, ReadSnapshot
 from api.resolver import resolve, resolver_description
 from api.settings import Settings
 from api.tiles import CHECKPOINT_HEADERS, TilesMirror, tile_routes
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # below); appends, scans and cosignatures go to the primary through `ledger`.
     read_store = store.reader()
     reader = Ledger(read_store, log_key=settings.log_key)
+    breaker = PrimaryBreaker(store.engine) if store.replicas else None
     # The witnesses the operator configured (URL, key, quorum): the page counts k of n, and
     # the checkpoint of each GraphQL submit is sent to them for cosigning in the background.
     cfg = Home(settings.home).config() if settings.home else {}
@@ -149,11 +150,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(debug=settings.dev, routes=routes, lifespan=lifespan,
                     middleware=[Middleware(ReadSnapshot, store=read_store),
                                 Middleware(SecurityHeaders, dev=settings.dev), Middleware(BodyLimit),
-                                Middleware(BearerAuth, ledger=ledger)],
+                                Middleware(BearerAuth, ledger=reader)],
                     exception_handlers={LedgerError: ledger_error})
     app.state.settings = settings
     app.state.store = store
     app.state.ledger = ledger
     app.state.reader = reader
+    app.state.primary_breaker = breaker
     app.state.gatherer = gatherer
     return app

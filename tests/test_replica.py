@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from api.app import create_app
 from api.replicas import HEADER
@@ -240,11 +241,25 @@ def test_the_page_answers_when_the_primary_is_down(clusters: tuple[Cluster, Clus
     size = world.ledger.size()
     replayed(standby, primary)
     api = _app(world, [_on(standby, world)])
+    tries: list[str] = []
+    sa.event.listen(api.app.state.store.engine, "handle_error",
+                    lambda ctx: tries.append(str(ctx.original_exception)))
     try:
         primary.stop("fast")
         r, facts = _page(api, 5)
         assert _named(r)[0] == size == facts["verification"]["checkpoint"]
         assert facts["verification"]["verified"]
+        assert len(tries) == 1 and "refused" in tries[0]  # the scan tried the primary
+        # The next pages do not wait for the primary again: the breaker is open.
+        for _ in range(2):
+            r, facts = _page(api, 5)
+            assert _named(r)[0] == size and facts["verification"]["verified"]
+        assert api.app.state.primary_breaker.open
+        assert len(tries) == 3 and all("not tried again yet" in t for t in tries[1:])
+        api.app.state.primary_breaker.until = 0  # its pause is over: the primary is tried
+        r, facts = _page(api, 5)
+        assert facts["verification"]["verified"] and "refused" in tries[3]
+        assert api.app.state.primary_breaker.open
         r = api.gql(SUBMIT_Q, e=[world.event(producer, key, 6)])  # a write has nowhere to go
         assert r.status_code == 200 and r.json().get("errors"), r.text
     finally:

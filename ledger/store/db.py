@@ -249,7 +249,9 @@ class Store:
             # The database of the environment (SUYUAN_DB) comes with its replicas.
             from_env = url is None and engine is None
             read_urls = split_read_urls(os.environ.get("SUYUAN_DB_READ")) if from_env else ()
-        self.engine = engine or make_engine(url)
+        # With replicas, a primary that does not answer is given up on as soon as one is.
+        self.engine = engine or make_engine(
+            url, connect_timeout=REPLICA_CONNECT_SECONDS if read_urls else None)
         self.dialect = self.engine.dialect.name
         db = self.engine.url.database if self.dialect == "sqlite" else None
         on_disk = bool(db) and db != ":memory:" and not str(db).startswith("file:")
