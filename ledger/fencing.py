@@ -39,7 +39,7 @@ class Fenced(ConfigError):
 class Cosigned(NamedTuple):
     size: int
     root: bytes
-    where: str  # the database that holds it (a URL without its password)
+    where: str  # the database that holds it ("read replica 2 of SUYUAN_DB_READ")
 
 
 def cosigned_elsewhere(store: Store, verifier: NoteVerifier) -> list[Cosigned]:
@@ -62,12 +62,16 @@ def check_extends(seen: list[Cosigned], *, size: int, root_at: Callable[[int], b
     ``root_at(n)`` unless it extends every checkpoint of ``seen``."""
     for c in seen:
         if size < c.size:
+            log.error("fenced: %s holds a cosigned checkpoint of size %d; this log would "
+                      "reach %d", c.where, c.size, size)
             raise Fenced(
                 f"not appended: a checkpoint of size {c.size} on {c.where} is cosigned by "
                 f"witnesses, and this database's log would only reach size {size}; it is "
                 "behind, so it is no longer the primary (a standby was promoted?) — point "
                 "SUYUAN_DB at the current primary, and rebuild this server as its standby")
         if root_at(c.size) != c.root:
+            log.error("fenced: %s holds a cosigned checkpoint of size %d with another root",
+                      c.where, c.size)
             raise Fenced(
                 f"not appended: this database's log has another root at size {c.size} than "
                 f"the checkpoint cosigned on {c.where}: its history forked from the cluster's; "

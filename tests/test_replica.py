@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from tests.test_auth import Api
 
 pytestmark = pytest.mark.postgres
 
+REPO = Path(__file__).resolve().parent.parent
 ITEM = "/01/09506000134352/21/{}"
 TRACE_Q = """query($c: String!) { trace(code: $c) { journey { seq } checkpoint { size rootHash } } }"""
 SUBMIT_Q = """mutation($e: [JSON!]!) { submit(envelopes: $e) { error { code } receipt { seq } } }"""
@@ -276,3 +280,37 @@ def test_replica_urls_are_split_and_checked() -> None:
     with pytest.raises(ConfigError, match="same engine"):
         Store("sqlite://", read_urls=["postgresql+psycopg://postgres@127.0.0.1:1/x"])
 
+
+
+def test_serve_reads_from_the_replica_given(pair: tuple[Cluster, Cluster, World],
+                                            tmp_path: Path) -> None:
+    """`suyuan serve --db-read URL`: the real server, answering from the standby."""
+    primary, standby, world = pair
+    port = free_port()
+    env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
+    env.pop("SUYUAN_DB_READ", None)
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "serve", "--port", str(port),
+                             "--db-read", _on(standby, world)], env=env, cwd=REPO,
+                            stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    (tmp_path / "serve.log").read_text())
+                time.sleep(0.2)
+        first = world.ledger.size()
+        assert _named(r)[0] == first
+        standby.sql("SELECT pg_wal_replay_pause()")
+        world.register(["producer"])
+        assert world.ledger.size() > first
+        r = httpx.get(f"http://127.0.0.1:{port}/checkpoint")
+        assert _named(r)[0] == first == _verify_checkpoint(world, r.text).size
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

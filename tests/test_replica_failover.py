@@ -190,7 +190,8 @@ def test_an_old_primary_that_comes_back_is_fenced(clusters: Clusters, tmp_path: 
     a.start()
     old = Ledger(Store(a.url("suyuan"), read_urls=[b.url("suyuan")]), note_signer=signer)
     try:
-        with pytest.raises(Fenced, match=f"size {cosigned} on .* is cosigned") as behind:
+        with pytest.raises(Fenced, match=f"size {cosigned} on read replica 1 of "
+                                         "SUYUAN_DB_READ is cosigned") as behind:
             old.append(world.event(producer, key, 200))
         assert behind.value.code == "fenced"
         # As large as the cosigned tree, or larger, but another history: refused too.

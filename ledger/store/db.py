@@ -831,17 +831,18 @@ class Store:
         return size, as_text(row[1], "checkpoints.note", checkpoint=size)
 
     def newest_cosigned_on_replicas(self) -> list[tuple[str, int, str]]:
-        """(replica URL without password, size, note) of the newest cosigned checkpoint on
-        each replica that answers; one that does not is logged and passed over."""
+        """(which replica, size, note) of the newest cosigned checkpoint on each replica
+        that answers; one that does not is logged and passed over. A replica is named by
+        its place in SUYUAN_DB_READ (refusals reach API clients; its URL is logged)."""
         out = []
-        for eng in self.replicas:
-            where = eng.url.render_as_string(hide_password=True)
+        for n, eng in enumerate(self.replicas, 1):
+            where = f"read replica {n} of SUYUAN_DB_READ"
             try:
                 with eng.connect() as conn:
                     got = self.newest_cosigned(conn)
             except DBAPIError as e:
-                _log.warning("fencing: replica %s not read (%s)", where,
-                             str(e).splitlines()[0])
+                _log.warning("fencing: %s (%s) not read: %s", where,
+                             eng.url.render_as_string(hide_password=True), str(e).splitlines()[0])
                 continue
             if got is not None:
                 out.append((where, *got))
