@@ -219,15 +219,25 @@ def test_one_request_reads_one_snapshot(pair: tuple[Cluster, Cluster, World]) ->
 
 
 def test_an_unreachable_replica_is_skipped(pair: tuple[Cluster, Cluster, World]) -> None:
+    """A replica that refuses connections is passed over for the next one; with none left,
+    the primary answers."""
     primary, standby, world = pair
+    first = world.ledger.size()
+    standby.sql("SELECT pg_wal_replay_pause()")
+    world.register(["producer"])  # the primary moves on: the sizes tell who answered
+    now = world.ledger.size()
     dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/suyuan"
     api = _app(world, [dead, _on(standby, world)])
+    alone = _app(world, [dead])
     try:
         for _ in range(3):  # each replica is tried first in turn
             r = api.request("GET", "/healthz")
-            assert r.status_code == 200 and _named(r)[0] == world.ledger.size()
+            assert r.status_code == 200 and _named(r)[0] == first < now
+        r = alone.request("GET", "/healthz")
+        assert r.status_code == 200 and _named(r)[0] == now
     finally:
         api.app.state.store.dispose()
+        alone.app.state.store.dispose()
 
 
 def test_the_page_answers_when_the_primary_is_down(clusters: tuple[Cluster, Cluster],
