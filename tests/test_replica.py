@@ -169,6 +169,11 @@ def test_answers_from_the_standby_name_its_checkpoint_while_it_lags(
                                 proof=proof.hashes, root=cp.root)
         # A tree the standby has not replayed yet: not found there, not made up.
         assert api.request("GET", f"/proof/consistency/{first}/{now}").status_code == 404
+        # Tiles: the standby's partial tile of its size; the primary's wider one not yet.
+        r = api.request("GET", f"/tile/0/000.p/{first}")
+        assert r.status_code == 200 and _named(r)[0] == first
+        assert r.content == b"".join(world.ledger.entry(s).leaf_hash for s in range(first))
+        assert api.request("GET", f"/tile/entries/000.p/{now}").status_code == 404
 
         # Writes go to the primary: the scans of the page views, and a GraphQL submit.
         assert _scans(primary, world) >= 2
