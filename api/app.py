@@ -30,13 +30,13 @@ from api.resolver import resolve, resolver_description
 from api.settings import Settings
 from api.tiles import CHECKPOINT_HEADERS, TilesMirror, tile_routes
 from api.visitors import Visitors, visitor_secret
-from ledger import scans
-from ledger.errors import LedgerError, MalformedInput
-from ledger.home import Home
-from ledger.log import Ledger
-from ledger.page_facts import VerificationCache
+from ledger.core.errors import LedgerError, MalformedInput
+from ledger.log.home import Home
+from ledger.log.sequencer import Ledger
+from ledger.log.witnesses import Gatherer, Witnessing, cosigned_note
+from ledger.queries import scans
+from ledger.queries.page import VerificationCache
 from ledger.store.db import Store
-from ledger.witnessing import Gatherer, Witnessing, cosigned_note
 
 PAGE_THREADS = 2  # pages answered at once by one worker process
 _TREE_NUMBER = re.compile(r"[0-9]{1,19}")  # ASCII digits only: int() also takes "١" and "1_0"

@@ -18,13 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.errors import RequestTooLarge, UnsupportedMediaType
-from ledger.epcis_query import (
+from ledger.core.errors import LedgerError, MalformedInput, NotAuthentic, NotAuthorised, NotFound
+from ledger.queries.epcis_query import (
     QueryParameterException,
     QueryTooComplex,
     QueryTooLarge,
     UnsupportedQuery,
 )
-from ledger.errors import LedgerError, MalformedInput, NotAuthentic, NotAuthorised, NotFound
 
 EPCIS_VERSION: Final = "2.0.0"
 CBV_VERSION: Final = "2.0.0"

@@ -1,5 +1,5 @@
 """GS1's EPCIS 2.0 REST query bindings on the ledger, under ``/epcis/``: events with the
-query language (ledger/epcis_query.py), the top-level resources, named queries and their
+query language (ledger/queries/epcis_query.py), the top-level resources, named queries and their
 subscriptions over WebSocket. Capture happens at each enterprise (`suyuan agent`), so the
 capture operations here answer 501, as does every other operation the bindings list and
 this ledger does not offer (webhook subscriptions).
@@ -38,9 +38,9 @@ from api.epcis_http import (
     options,
     problem,
 )
-from ledger import epcis_query as eq
-from ledger.errors import LedgerError, NotAuthentic, NotAuthorised, NotFound
-from ledger.log import Ledger
+from ledger.core.errors import LedgerError, NotAuthentic, NotAuthorised, NotFound
+from ledger.log.sequencer import Ledger
+from ledger.queries import epcis_query as eq
 from ledger.store import epcisdb
 from ledger.store.db import Store
 

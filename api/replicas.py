@@ -38,6 +38,7 @@ class ReadSnapshot:
             await self.app(scope, receive, send)
             return
         with self.store.pinned() as pin:
+
             async def send_naming_checkpoint(message: Message) -> None:
                 if message["type"] == "http.response.start" and pin.head is not None:
                     headers = MutableHeaders(scope=message)
@@ -77,11 +78,16 @@ class PrimaryBreaker:
     def _failed(self, ctx: ExceptionContext) -> None:
         # While open, the failures are the breaker's own refusals: they do not extend it.
         if (ctx.connection is None or ctx.is_disconnect) and not self.open:
-            log.warning("the primary %s is unreachable; its writes (scans, appends) are "
-                        "refused for %.0f s before it is tried again", self.where, self.pause)
+            log.warning(
+                "the primary %s is unreachable; its writes (scans, appends) are "
+                "refused for %.0f s before it is tried again",
+                self.where,
+                self.pause,
+            )
             self.until = time.monotonic() + self.pause
 
     def _connecting(self, dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> None:
         if self.open:
             raise dialect.loaded_dbapi.OperationalError(
-                f"the primary {self.where} was unreachable moments ago; not tried again yet")
+                f"the primary {self.where} was unreachable moments ago; not tried again yet"
+            )

@@ -8,15 +8,16 @@ from html import escape
 from typing import Any
 
 from api.charts import bar_chart, stacked_chart
-from ledger.audit import audit
-from ledger.credit import credit_table
-from ledger.domain import STAGES
-from ledger.findings import RULES, findings_summary, list_findings
-from ledger.home import Home
-from ledger.log import Ledger
-from ledger.scope import scope_audit
-from ledger.statements import now_rfc3339
-from ledger.stats import CLEARANCE_BUCKETS, PROCEDURES, statistics
+from ledger.compliance.findings import RULES
+from ledger.core.statements import now_rfc3339
+from ledger.epcis.stages import STAGES
+from ledger.log.audit import audit
+from ledger.log.home import Home
+from ledger.log.sequencer import Ledger
+from ledger.queries.chain_audit import scope_audit
+from ledger.queries.credit import credit_table
+from ledger.queries.findings import findings_summary, list_findings
+from ledger.queries.stats import CLEARANCE_BUCKETS, PROCEDURES, statistics
 
 STAGE_ZH = {"production": "生产", "transaction": "交易", "clearance": "通关", "logistics": "物流",
             "payment": "支付", "evaluation": "评价", "recall": "召回"}
@@ -24,7 +25,7 @@ FINDINGS_LIMIT = 200
 
 
 def _witnesses(led: Ledger, home: Home, size: int) -> dict[str, Any]:
-    from ledger.witnessing import Witnessing, cosigned_note, count_cosignatures
+    from ledger.log.witnesses import Witnessing, cosigned_note, count_cosignatures
 
     cfg = home.config()
     if not cfg.get("witnesses"):

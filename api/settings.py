@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.visitors import Network, parse_proxies
-from ledger.home import Home, default_home
+from ledger.log.home import Home, default_home
 from ledger.store.db import DEFAULT_URL, split_read_urls
 
 

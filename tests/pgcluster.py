@@ -32,8 +32,9 @@ class ClusterError(RuntimeError):
 
 def pg_bin() -> Path | None:
     """The newest PostgreSQL server binaries installed (Debian's layout), or None."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parent.parent.name))
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name)
+    )
     return Path(found[-1]).parent if found else None
 
 
@@ -73,23 +74,23 @@ class Cluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def run(self, program: str, *args: str, check: bool = True, timeout: float = 120
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, program: str, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         cmd = _as_postgres([str(self.bin / program), *args])
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              cwd="/", check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/", check=False)
         if check and done.returncode != 0:
             tail = self.log.read_text()[-2000:] if self.log.exists() else ""
-            raise ClusterError(f"{program} {' '.join(args)} failed ({done.returncode}): "
-                               f"{done.stderr.strip()}\n{tail}")
+            raise ClusterError(
+                f"{program} {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}\n{tail}"
+            )
         return done
 
     def start(self) -> None:
         self.run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
 
     def stop(self, mode: str = "fast") -> None:
-        self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop",
-                 check=False)
+        self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
 
     def postmaster_pid(self) -> int | None:
         pidfile = self.data / "postmaster.pid"
@@ -136,8 +137,7 @@ class Cluster:
                 pass
 
     def sql(self, statement: str, database: str = "postgres") -> list[tuple[object, ...]]:
-        eng = sa.create_engine(self.url(database), isolation_level="AUTOCOMMIT",
-                               poolclass=sa.pool.NullPool)
+        eng = sa.create_engine(self.url(database), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         try:
             with eng.connect() as conn:
                 result = conn.exec_driver_sql(statement)
@@ -199,8 +199,18 @@ class Clusters:
 
     def primary(self, name: str = "primary") -> Cluster:
         c = Cluster(self.bin, self.root / name, free_port(), name)
-        c.run("initdb", "-D", str(c.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-              "--locale=C.UTF-8", "--no-sync")
+        c.run(
+            "initdb",
+            "-D",
+            str(c.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         with open(c.data / "postgresql.conf", "a") as conf:
             conf.write(_CONF.format(port=c.port, root=self.root))
         with open(c.data / "pg_hba.conf", "a") as hba:
@@ -213,11 +223,21 @@ class Clusters:
         """A hot standby streaming from ``primary``, named ``name`` in its connection."""
         c = Cluster(self.bin, self.root / name, free_port(), name)
         conninfo = f"host=127.0.0.1 port={primary.port} user=postgres application_name={name}"
-        c.run("pg_basebackup", "-d", conninfo, "-D", str(c.data), "-R", "-X", "stream",
-              "-c", "fast", "--no-sync")
+        c.run(
+            "pg_basebackup",
+            "-d",
+            conninfo,
+            "-D",
+            str(c.data),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        )
         with open(c.data / "postgresql.auto.conf", "a") as conf:
-            conf.write(f"port = {c.port}\nprimary_conninfo = '{conninfo}'\n"
-                       "synchronous_standby_names = ''\n")
+            conf.write(f"port = {c.port}\nprimary_conninfo = '{conninfo}'\nsynchronous_standby_names = ''\n")
         self.all.append(c)
         c.start()
         return c

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ledger import ids
-from ledger.home import Home, genesis_envelope
-from ledger.keys import PartyKey
-from ledger.log import Ledger, Receipt
-from ledger.statements import sign_one
+from ledger.core import ids
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
+from ledger.log.home import Home, genesis_envelope
+from ledger.log.sequencer import Ledger, Receipt
 from ledger.store.db import Store
 
 ORIGIN = "test.suyuan/log"

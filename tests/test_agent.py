@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from ledger.home import Home
+from ledger.log.home import Home
 from tests.support import World, new_uscc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -291,8 +291,8 @@ def test_a_receipt_that_is_not_for_our_statement_is_not_taken(tmp_path: Path) ->
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
-    from ledger import canonical
-    from ledger.keys import PartyKey
+    from ledger.core import canonical
+    from ledger.core.keys import PartyKey
     from tests.support import Server
     from tools.agent import AgentConfig, create_agent_app
 
@@ -338,7 +338,7 @@ def test_an_epcis_xml_capture_lands_as_its_json_twin(zone: Zone) -> None:
     """EPCIS XML at the agent is read by the ledger's own hardened, XSD-checking parser:
     the same events as the JSON document land, with the same eventIDs; hostile XML is a 400
     and leaves nothing to deliver."""
-    from ledger import epcis_xml
+    from ledger.epcis import xml as epcis_xml
 
     zone.serve()
     zone.agent()

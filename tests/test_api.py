@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from ledger.note import NoteVerifier
-from ledger.trace import journey
+from ledger.core.note import NoteVerifier
+from ledger.queries.trace import journey
 from tests.support import Client, World
 from tests.test_trace import Chain, build_formula_chain
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ledger.audit import audit
+from ledger.log.audit import audit
 from ledger.store.schema import entries
 from tests.support import World, new_uscc
 

@@ -45,7 +45,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 
-from ledger.keys import PartyKey
+from ledger.core.keys import PartyKey
 from tests.support import Server, World
 
 schemathesis = pytest.importorskip("schemathesis")

@@ -16,10 +16,10 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger.keys import PartyKey
-from ledger.private import make_blob
-from ledger.statements import sign_one
-from ledger.tokens import make_token
+from ledger.core.keys import PartyKey
+from ledger.core.private import make_blob
+from ledger.core.statements import sign_one
+from ledger.core.tokens import make_token
 from tests.support import Server, World
 
 REPO = Path(__file__).resolve().parent.parent

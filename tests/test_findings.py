@@ -14,20 +14,16 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import MalformedInput
-from ledger.findings import (
-    RULES,
-    Finding,
-    findings_summary,
-    list_findings,
-)
-from ledger.keys import PartyKey
-from ledger.log import Ledger
-from ledger.reindex import reindex
-from ledger.statements import sign_one
+from ledger.compliance.findings import RULES, Finding
+from ledger.compliance.tax import comprehensive_rate, tax_for
+from ledger.core.errors import MalformedInput
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
+from ledger.log.reindex import reindex
+from ledger.log.sequencer import Ledger
+from ledger.queries.findings import findings_summary, list_findings
 from ledger.store import findingsdb, tracedb
 from ledger.store.db import Store
-from ledger.tax import comprehensive_rate, tax_for
 from tests.support import World
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
@@ -675,7 +671,7 @@ def test_migration_0006_goes_down_and_up(chain: Chain) -> None:
 
 
 def test_scan_findings_are_checked_before_they_are_stored() -> None:
-    from ledger.findings import record_scan_findings
+    from ledger.compliance.findings import record_scan_findings
 
     good = Finding(id="scan-7", seq=1, rule="scan.counterfeit", severity="high", time="t", seqs=(1,),
                    parties=(), codes=(), message_zh="…", message_en="…", details={}, source="scan")

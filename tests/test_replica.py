@@ -25,10 +25,10 @@ import sqlalchemy as sa
 from api.app import create_app
 from api.replicas import HEADER
 from api.settings import Settings
-from ledger import merkle
-from ledger.errors import ConfigError
-from ledger.log import ConsistencyProof, InclusionProof
-from ledger.note import Checkpoint, NoteVerifier
+from ledger.core import merkle
+from ledger.core.errors import ConfigError
+from ledger.core.note import Checkpoint, NoteVerifier
+from ledger.log.sequencer import ConsistencyProof, InclusionProof
 from ledger.store.db import Store, split_read_urls
 from tests.pgcluster import Cluster, Clusters, free_port, pg_bin, replayed
 from tests.support import World
@@ -64,14 +64,12 @@ def clusters() -> Iterator[tuple[Cluster, Cluster]]:
 
 
 @pytest.fixture
-def pair(clusters: tuple[Cluster, Cluster], tmp_path: Path
-         ) -> Iterator[tuple[Cluster, Cluster, World]]:
+def pair(clusters: tuple[Cluster, Cluster], tmp_path: Path) -> Iterator[tuple[Cluster, Cluster, World]]:
     """A fresh ledger (its own schema) on the primary, replayed on the standby."""
     primary, standby = clusters
     schema = f"s_{os.urandom(6).hex()}"
     primary.sql(f'CREATE SCHEMA "{schema}"', "suyuan")
-    world = World.create(f"{primary.url('suyuan')}?options=-csearch_path%3D{schema}",
-                         home=tmp_path / "home")
+    world = World.create(f"{primary.url('suyuan')}?options=-csearch_path%3D{schema}", home=tmp_path / "home")
     world.schema = schema  # type: ignore[attr-defined]
     replayed(standby, primary)
     yield primary, standby, world
@@ -85,8 +83,13 @@ def _on(cluster: Cluster, world: World) -> str:
 
 
 def _app(world: World, read: list[str]) -> Api:
-    return Api(create_app(Settings(db_url=world.url, db_read=tuple(read),
-                                   home=world.home.path, base_url="https://trace.example")))
+    return Api(
+        create_app(
+            Settings(
+                db_url=world.url, db_read=tuple(read), home=world.home.path, base_url="https://trace.example"
+            )
+        )
+    )
 
 
 def _named(r: httpx.Response) -> tuple[int, bytes]:
@@ -108,13 +111,21 @@ def _gql(api: Api, query: str, **variables: Any) -> tuple[httpx.Response, dict[s
 
 
 def _scans(cluster: Cluster, world: World) -> int:
-    return int(cluster.sql(f'SELECT count(*) FROM "{world.schema}".scans',  # type: ignore[attr-defined]
-                           "suyuan")[0][0])
+    return int(
+        cluster.sql(
+            f'SELECT count(*) FROM "{world.schema}".scans',  # type: ignore[attr-defined]
+            "suyuan",
+        )[0][0]
+    )
 
 
 def _size(cluster: Cluster, world: World) -> int:
-    return int(cluster.sql(f'SELECT coalesce(max(size), 0) FROM "{world.schema}".checkpoints',  # type: ignore[attr-defined]
-                           "suyuan")[0][0])
+    return int(
+        cluster.sql(
+            f'SELECT coalesce(max(size), 0) FROM "{world.schema}".checkpoints',  # type: ignore[attr-defined]
+            "suyuan",
+        )[0][0]
+    )
 
 
 def _verify_checkpoint(world: World, note: str) -> Checkpoint:
@@ -124,7 +135,8 @@ def _verify_checkpoint(world: World, note: str) -> Checkpoint:
 
 
 def test_answers_from_the_standby_name_its_checkpoint_while_it_lags(
-        pair: tuple[Cluster, Cluster, World]) -> None:
+    pair: tuple[Cluster, Cluster, World],
+) -> None:
     primary, standby, world = pair
     producer, key = world.register(["producer", "logistics"])
     world.append_events(producer, key, 3, start=1)
@@ -149,8 +161,7 @@ def test_answers_from_the_standby_name_its_checkpoint_while_it_lags(
         assert facts["verification"]["checkpoint"] == first and facts["verification"]["verified"]
         assert "shipping" not in r.text
         # An item only the primary holds yet is not known to the standby.
-        assert api.request("GET", ITEM.format(10), headers={"Accept": "application/json"}
-                           ).status_code == 404
+        assert api.request("GET", ITEM.format(10), headers={"Accept": "application/json"}).status_code == 404
 
         # GraphQL: the journey and the checkpoint of one snapshot, the standby's.
         r, d = _gql(api, TRACE_Q, c="https://id.gs1.org" + ITEM.format(1))
@@ -165,8 +176,9 @@ def test_answers_from_the_standby_name_its_checkpoint_while_it_lags(
         assert cp.size == first == _named(r)[0]
         r = api.request("GET", f"/proof/inclusion/1/{first}")
         proof = InclusionProof.from_dict(r.json())
-        merkle.verify_inclusion(leaf=world.ledger.entry(1).leaf_hash, index=1, size=first,
-                                proof=proof.hashes, root=cp.root)
+        merkle.verify_inclusion(
+            leaf=world.ledger.entry(1).leaf_hash, index=1, size=first, proof=proof.hashes, root=cp.root
+        )
         # A tree the standby has not replayed yet: not found there, not made up.
         assert api.request("GET", f"/proof/consistency/{first}/{now}").status_code == 404
         # Tiles: the standby's partial tile of its size; the primary's wider one not yet.
@@ -190,9 +202,13 @@ def test_answers_from_the_standby_name_its_checkpoint_while_it_lags(
         assert _named(r)[0] == now + 1 == facts["verification"]["checkpoint"]
         assert "shipping" in r.text
         r = api.request("GET", f"/proof/consistency/{first}/{now + 1}")
-        merkle.verify_consistency(first=first, second=now + 1, first_root=world.ledger.root(first),
-                                  second_root=world.ledger.root(now + 1),
-                                  proof=ConsistencyProof.from_dict(r.json()).hashes)
+        merkle.verify_consistency(
+            first=first,
+            second=now + 1,
+            first_root=world.ledger.root(first),
+            second_root=world.ledger.root(now + 1),
+            proof=ConsistencyProof.from_dict(r.json()).hashes,
+        )
     finally:
         api.app.state.store.dispose()
 
@@ -245,15 +261,13 @@ def test_an_unreachable_replica_is_skipped(pair: tuple[Cluster, Cluster, World])
         alone.app.state.store.dispose()
 
 
-def test_the_page_answers_when_the_primary_is_down(clusters: tuple[Cluster, Cluster],
-                                                   tmp_path: Path) -> None:
+def test_the_page_answers_when_the_primary_is_down(clusters: tuple[Cluster, Cluster], tmp_path: Path) -> None:
     """The page's scan cannot be written (the primary is gone): it is dropped, and the page
     still answers from the standby. Runs last in this module: it stops the primary."""
     primary, standby = clusters
     schema = f"s_{os.urandom(6).hex()}"
     primary.sql(f'CREATE SCHEMA "{schema}"', "suyuan")
-    world = World.create(f"{primary.url('suyuan')}?options=-csearch_path%3D{schema}",
-                         home=tmp_path / "home")
+    world = World.create(f"{primary.url('suyuan')}?options=-csearch_path%3D{schema}", home=tmp_path / "home")
     world.schema = schema  # type: ignore[attr-defined]
     producer, key = world.register(["producer"])
     world.append_events(producer, key, 1, start=5)
@@ -261,8 +275,9 @@ def test_the_page_answers_when_the_primary_is_down(clusters: tuple[Cluster, Clus
     replayed(standby, primary)
     api = _app(world, [_on(standby, world)])
     tries: list[str] = []
-    sa.event.listen(api.app.state.store.engine, "handle_error",
-                    lambda ctx: tries.append(str(ctx.original_exception)))
+    sa.event.listen(
+        api.app.state.store.engine, "handle_error", lambda ctx: tries.append(str(ctx.original_exception))
+    )
     try:
         primary.stop("fast")
         r, facts = _page(api, 5)
@@ -290,24 +305,29 @@ def test_the_page_answers_when_the_primary_is_down(clusters: tuple[Cluster, Clus
 
 def test_replica_urls_are_split_and_checked() -> None:
     assert split_read_urls(" postgresql://a/x, postgresql://b/x postgresql://c/x,") == (
-        "postgresql://a/x", "postgresql://b/x", "postgresql://c/x")
+        "postgresql://a/x",
+        "postgresql://b/x",
+        "postgresql://c/x",
+    )
     assert split_read_urls(None) == () == split_read_urls("")
     with pytest.raises(ConfigError, match="same engine"):
         Store("sqlite://", read_urls=["postgresql+psycopg://postgres@127.0.0.1:1/x"])
 
 
-
-def test_serve_reads_from_the_replica_given(pair: tuple[Cluster, Cluster, World],
-                                            tmp_path: Path) -> None:
+def test_serve_reads_from_the_replica_given(pair: tuple[Cluster, Cluster, World], tmp_path: Path) -> None:
     """`suyuan serve --db-read URL`: the real server, answering from the standby."""
     primary, standby, world = pair
     port = free_port()
     env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
     env.pop("SUYUAN_DB_READ", None)
     log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "serve", "--port", str(port),
-                             "--db-read", _on(standby, world)], env=env, cwd=REPO,
-                            stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "serve", "--port", str(port), "--db-read", _on(standby, world)],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -316,7 +336,8 @@ def test_serve_reads_from_the_replica_given(pair: tuple[Cluster, Cluster, World]
                 break
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline, (
-                    (tmp_path / "serve.log").read_text())
+                    tmp_path / "serve.log"
+                ).read_text()
                 time.sleep(0.2)
         first = world.ledger.size()
         assert _named(r)[0] == first

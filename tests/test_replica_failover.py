@@ -26,14 +26,14 @@ import nacl.signing
 import pytest
 
 from api.witness_app import create_witness_app
-from ledger import merkle
-from ledger.fencing import Fenced
-from ledger.home import Home
-from ledger.log import InclusionProof, Ledger
-from ledger.note import Checkpoint, NoteVerifier, open_checkpoint
+from ledger.core import merkle
+from ledger.core.note import Checkpoint, NoteVerifier, open_checkpoint
+from ledger.log.cosigner import Cosigner, Witness
+from ledger.log.fencing import Fenced
+from ledger.log.home import Home
+from ledger.log.sequencer import InclusionProof, Ledger
+from ledger.log.witnesses import WitnessConfig, Witnessing, gather
 from ledger.store.db import Store
-from ledger.witness import Cosigner, Witness
-from ledger.witnessing import WitnessConfig, Witnessing, gather
 from tests.pgcluster import Clusters, replayed
 from tests.support import ORIGIN, World, asgi_post
 from tests.test_replica import _need_clusters
@@ -54,12 +54,20 @@ def clusters() -> Iterator[Clusters]:
     cs.close()
 
 
-def _cli(*args: str, db: str, home: Path, extra: dict[str, str] | None = None
-         ) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, db: str, home: Path, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SUYUAN_DB": db, "SUYUAN_HOME": str(home), **(extra or {})}
     env.pop("SUYUAN_DB_READ", None) if not extra or "SUYUAN_DB_READ" not in extra else None
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def _checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
@@ -74,17 +82,22 @@ def _check_receipt(led: Ledger, r: dict[str, Any], verifier: NoteVerifier) -> No
     assert led.receipt_of(r["seq"]).statement_hash.hex() == r["statementHash"]
     assert led.checkpoint_note(cp.size) == r["checkpoint"]  # the same signed checkpoint
     proof = InclusionProof.from_dict(r["inclusionProof"])
-    merkle.verify_inclusion(leaf=entry.leaf_hash, index=r["seq"], size=cp.size,
-                            proof=proof.hashes, root=cp.root)
+    merkle.verify_inclusion(
+        leaf=entry.leaf_hash, index=r["seq"], size=cp.size, proof=proof.hashes, root=cp.root
+    )
 
 
 def _consistent(led: Ledger, old: Checkpoint, verifier: NoteVerifier) -> Checkpoint:
     """The ledger's latest checkpoint, proven an extension of ``old``."""
     new = _checkpoint(led.latest_checkpoint(), verifier)
     assert new.size >= old.size
-    merkle.verify_consistency(first=old.size, second=new.size, first_root=old.root,
-                              second_root=new.root,
-                              proof=led.consistency_proof(old.size, new.size).hashes)
+    merkle.verify_consistency(
+        first=old.size,
+        second=new.size,
+        first_root=old.root,
+        second_root=new.root,
+        proof=led.consistency_proof(old.size, new.size).hashes,
+    )
     return new
 
 
@@ -100,16 +113,20 @@ def test_failover_loses_no_printed_receipt(clusters: Clusters, tmp_path: Path) -
     verifier = world.ledger.log_verifier()
     start = world.ledger.size()
     stream = tmp_path / "stream.jsonl"
-    stream.write_text("".join(json.dumps(world.event(producer, key, n)) + "\n"
-                              for n in range(STREAM)))
+    stream.write_text("".join(json.dumps(world.event(producer, key, n)) + "\n" for n in range(STREAM)))
     world.close()
     home = world.home.path
 
     env = {**os.environ, "SUYUAN_DB": a.url("suyuan"), "SUYUAN_HOME": str(home)}
     env.pop("SUYUAN_DB_READ", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "submit", "--batch", str(BATCH),
-                             str(stream)], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "submit", "--batch", str(BATCH), str(stream)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     printed: list[dict[str, Any]] = []
     for line in proc.stdout:
@@ -156,8 +173,7 @@ def test_failover_loses_no_printed_receipt(clusters: Clusters, tmp_path: Path) -
 
 def _witnessing(tmp_path: Path, log_vkey: str) -> tuple[Witnessing, Any]:
     c = Cosigner("w1.example/witness", nacl.signing.SigningKey(bytes([1]) * 32))
-    app = create_witness_app(Witness(c, {ORIGIN: NoteVerifier.from_vkey(log_vkey)},
-                                     tmp_path / "w1.json"))
+    app = create_witness_app(Witness(c, {ORIGIN: NoteVerifier.from_vkey(log_vkey)}, tmp_path / "w1.json"))
     url = "http://w1.example"
     return Witnessing((WitnessConfig(url, c.vkey()),), quorum=1), asgi_post({url: app})
 
@@ -190,8 +206,9 @@ def test_an_old_primary_that_comes_back_is_fenced(clusters: Clusters, tmp_path: 
     a.start()
     old = Ledger(Store(a.url("suyuan"), read_urls=[b.url("suyuan")]), note_signer=signer)
     try:
-        with pytest.raises(Fenced, match=f"size {cosigned} on read replica 1 of "
-                                         "SUYUAN_DB_READ is cosigned") as behind:
+        with pytest.raises(
+            Fenced, match=f"size {cosigned} on read replica 1 of SUYUAN_DB_READ is cosigned"
+        ) as behind:
             old.append(world.event(producer, key, 200))
         assert behind.value.code == "fenced"
         # As large as the cosigned tree, or larger, but another history: refused too.
@@ -236,7 +253,12 @@ def test_the_cli_is_fenced_with_its_code(clusters: Clusters, tmp_path: Path) -> 
     a.start()
     env_file = tmp_path / "one.json"
     env_file.write_text(json.dumps(world.event(producer, key, 2)))
-    done = _cli("submit", str(env_file), db=a.url("suyuan"), home=world.home.path,
-                extra={"SUYUAN_DB_READ": b.url("suyuan")})
+    done = _cli(
+        "submit",
+        str(env_file),
+        db=a.url("suyuan"),
+        home=world.home.path,
+        extra={"SUYUAN_DB_READ": b.url("suyuan")},
+    )
     assert done.returncode == 2 and "[fenced]" in done.stderr, done.stderr
     assert done.stdout == ""

@@ -1,4 +1,4 @@
-"""The fencing rule (ledger/fencing.py) on SQLite files, no cluster needed: a copy of the
+"""The fencing rule (ledger/log/fencing.py) on SQLite files, no cluster needed: a copy of the
 ledger's database that went on and got a checkpoint cosigned stands for a promoted
 standby; the ledger writing the original, seeing the copy as its replica, is fenced.
 (tests/test_replica_failover.py does the same with a real PostgreSQL failover.)"""
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ledger import merkle
-from ledger.fencing import Cosigned, Fenced, check_extends
-from ledger.keys import PartyKey
-from ledger.log import Ledger
+from ledger.core import merkle
+from ledger.core.keys import PartyKey
+from ledger.log.fencing import Cosigned, Fenced, check_extends
+from ledger.log.sequencer import Ledger
+from ledger.log.witnesses import gather
 from ledger.store.db import Store
-from ledger.witnessing import gather
 from tests.support import World, new_uscc
 from tests.test_replica_failover import _witnessing
 
@@ -74,8 +74,13 @@ def test_a_forked_copy_with_a_cosigned_checkpoint_fences(tmp_path: Path) -> None
     try:
         a2.append(world.event(producer, key, 40))
         proof = a2.consistency_proof(cosigned, a2.size())
-        merkle.verify_consistency(first=cosigned, second=a2.size(), first_root=a2.root(cosigned),
-                                  second_root=a2.root(), proof=proof.hashes)
+        merkle.verify_consistency(
+            first=cosigned,
+            second=a2.size(),
+            first_root=a2.root(cosigned),
+            second_root=a2.root(),
+            proof=proof.hashes,
+        )
     finally:
         a.store.dispose()
 
@@ -90,8 +95,7 @@ def test_checkpoints_of_another_log_fence_nothing(tmp_path: Path) -> None:
     assert gather(other.ledger, cfg, post).witnessed
     other.close()
     world.store.dispose()
-    a = Ledger(Store(world.url, read_urls=[other.url]),
-               note_signer=world.home.note_signer_if_any())
+    a = Ledger(Store(world.url, read_urls=[other.url]), note_signer=world.home.note_signer_if_any())
     try:
         party = new_uscc()
         a.append(world.registration(party, PartyKey.generate(party)))

@@ -20,13 +20,13 @@ from typing import Any
 import orjson
 import pytest
 
-from ledger import merkle
-from ledger.domain import classify
-from ledger.errors import ProofError
-from ledger.home import Home
-from ledger.note import Checkpoint, NoteVerifier
-from ledger.scope import scope_audit
-from ledger.stats import compute, gln_country, statistics
+from ledger.core import merkle
+from ledger.core.errors import ProofError
+from ledger.core.note import Checkpoint, NoteVerifier
+from ledger.epcis.stages import classify
+from ledger.log.home import Home
+from ledger.queries.chain_audit import scope_audit
+from ledger.queries.stats import compute, gln_country, statistics
 from tests.chain import ITEM, ITEM_Q, LOT_P, build
 from tests.support import World
 from tools.report import collect, render_html
@@ -64,7 +64,7 @@ def test_statistics_known_answers(world: World) -> None:
 
 
 def test_statistics_match_an_independent_count(world: World) -> None:
-    """Recount from the decoded entries, without the projections or ledger.stats."""
+    """Recount from the decoded entries, without the projections or ledger.queries.stats."""
     build(world)
     decoded = _decoded(world)
     roles = {st["body"]["id"]: st["body"]["roles"] for _, st in decoded
@@ -219,7 +219,7 @@ def test_html_report(world: World) -> None:
 
 
 def test_report_counts_findings_by_rule_and_party(world: World) -> None:
-    from ledger import findings
+    from ledger.queries import findings as finding_list
 
     c = build(world)
     doc = collect(world.ledger, world.home, scope=ITEM.format(2))
@@ -230,7 +230,7 @@ def test_report_counts_findings_by_rule_and_party(world: World) -> None:
         ("three_docs.missing", 2, "high")]
     assert sorted((r["party"], r["count"]) for r in f["byParty"]) == sorted(
         (c.id(n), 2) for n in ("platform", "broker", "customs"))
-    every = findings.list_findings(world.store)
+    every = finding_list.list_findings(world.store)
     assert [x["id"] for x in f["recent"]] == [x.id for x in reversed(every)]
     # The scope of S2 touches the second release's finding only.
     s = c.seqs
@@ -346,7 +346,7 @@ def test_cli_audit_report_and_scope(world: World, tmp_path: Path) -> None:
 
 
 def test_witnesses_in_the_report(world: World, tmp_path: Path) -> None:
-    from ledger.witnessing import WitnessConfig, Witnessing, gather
+    from ledger.log.witnesses import WitnessConfig, Witnessing, gather
     from tests.support import asgi_post
     from tests.test_witnessing import _witness
 
@@ -397,8 +397,8 @@ def api(world: World) -> Any:
 
 
 def test_graphql_regulator_fields(world: World, api: Any) -> None:
-    from ledger.credit import credit
-    from ledger.tokens import make_token
+    from ledger.core.tokens import make_token
+    from ledger.queries.credit import credit
     from tests.support import ORIGIN
 
     c = build(world)
@@ -436,12 +436,12 @@ def test_graphql_regulator_fields(world: World, api: Any) -> None:
         "checkpoint": {"note": sc["checkpointNote"],
                        "logKey": world.ledger.log_verifier().vkey()},
         "entries": sc["entries"]})
-    from ledger import findings
+    from ledger.queries import findings as finding_list
 
     f = api.gql("query($p: String!) { findings(filter: {party: $p, limit: 5}) { id seq rule "
                 "severity parties message { zh en } } }", token, p=c.id("customs")).json()
     assert "errors" not in f, f
-    want = findings.list_findings(world.store, party=c.id("customs"), limit=5)
+    want = finding_list.list_findings(world.store, party=c.id("customs"), limit=5)
     assert [(x["id"], x["seq"], x["rule"], x["message"]["en"]) for x in f["data"]["findings"]] \
         == [(x.id, x.seq, x.rule, x.message_en) for x in want] and len(want) == 2
     bad = api.gql('{ findings(filter: {rule: "no.such"}) { id } }', token).json()

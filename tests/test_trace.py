@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import ids
-from ledger.errors import BatchRejected
-from ledger.reindex import reindex
-from ledger.statements import sign_one
+from ledger.core import ids
+from ledger.core.errors import BatchRejected
+from ledger.core.statements import sign_one
+from ledger.log.reindex import reindex
+from ledger.queries.trace import MAX_NESTING, downstream, journey, recall_impact, upstream
 from ledger.store import tracedb
-from ledger.trace import MAX_NESTING, downstream, journey, recall_impact, upstream
 from tests.support import World
 
 TZ = "+08:00"
@@ -286,7 +286,7 @@ def test_producers_recall_only_their_own_products(world: World) -> None:
 ])
 @pytest.mark.parametrize("lot_name", ["L1", "A/B 7", "批次"])
 def test_lot_of_agrees_with_a_full_parse(code: str, lot_name: str) -> None:
-    from ledger.projections import lot_of
+    from ledger.epcis.projection import lot_of
 
     try:
         dl = ids.parse_digital_link(code)

@@ -24,14 +24,14 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger.audit import audit
-from ledger.bundle import make_bundle, verify_bundle
-from ledger.home import Home
-from ledger.keys import PartyKey
-from ledger.log import Ledger
-from ledger.note import NoteSigner
-from ledger.scope import scope_audit
-from ledger.statements import sign_one
+from ledger.core.keys import PartyKey
+from ledger.core.note import NoteSigner
+from ledger.core.statements import sign_one
+from ledger.log.audit import audit
+from ledger.log.bundle import make_bundle, verify_bundle
+from ledger.log.home import Home
+from ledger.log.sequencer import Ledger
+from ledger.queries.chain_audit import scope_audit
 from tests.forge import forge
 from tests.pagechain import NAME_ZH, FormulaChain, item
 from tests.support import ORIGIN, Client, World, new_uscc

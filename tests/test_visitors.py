@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from api.app import create_app
 from api.settings import Settings
 from api.visitors import SECRET_FILE, parse_proxies
-from ledger import scans
-from ledger.errors import ConfigError
-from ledger.findings import list_findings
+from ledger.core.errors import ConfigError
+from ledger.queries import scans
+from ledger.queries.findings import list_findings
 from tests.pagechain import FormulaChain
 from tests.support import Client, World
 

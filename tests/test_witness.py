@@ -11,9 +11,9 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from ledger.errors import NoteError
-from ledger.note import NoteSigner
-from ledger.witness import CosignatureVerifier, Cosigner, Witness, request_body
+from ledger.core.errors import NoteError
+from ledger.core.note import NoteSigner
+from ledger.log.cosigner import CosignatureVerifier, Cosigner, Witness, request_body
 from tests.support import ORIGIN, World
 
 

@@ -6,7 +6,7 @@ backoff, to the zone ledger's GraphQL ``submit`` with a bearer token it makes it
 
 Customs messages (``POST /ceb``) plug in through ``CEB_IMPORTER``: until the CEB importer
 exists the route answers 501. EPCIS XML captures are read by the ledger's own hardened,
-XSD-checking parser (``ledger.epcis_xml``).
+XSD-checking parser (``ledger.epcis.xml``).
 """
 
 from __future__ import annotations
@@ -47,14 +47,15 @@ from api.epcis_http import (
     problem,
 )
 from api.errors import RequestTooLarge, UnsupportedMediaType
-from ledger import canonical, epcis_xml, merkle
-from ledger.epcis import events_of
-from ledger.errors import ConfigError, LedgerError, MalformedInput, NotAuthentic, NotFound
-from ledger.keys import PartyKey
-from ledger.note import Checkpoint
-from ledger.schemas import validate_event_body
-from ledger.statements import now_rfc3339, sign_one
-from ledger.tokens import make_token
+from ledger.core import canonical, merkle
+from ledger.core.errors import ConfigError, LedgerError, MalformedInput, NotAuthentic, NotFound
+from ledger.core.keys import PartyKey
+from ledger.core.note import Checkpoint
+from ledger.core.statements import now_rfc3339, sign_one
+from ledger.core.tokens import make_token
+from ledger.epcis import xml as epcis_xml
+from ledger.epcis.validation import validate_event_body
+from ledger.queries.documents import events_of
 from tools.agent_outbox import CapturedEvent, Outbox, body_hash
 
 CAPTURE_LIMIT: Final = 1000  # events per capture: one ledger submit, one transaction
@@ -420,7 +421,7 @@ def run(a: Any, home: Any) -> int:
 
     import uvicorn
 
-    from ledger.ids import parse_party_id
+    from ledger.core.ids import parse_party_id
 
     db = a.db or default_db(home.path)
     if a.action == "status":

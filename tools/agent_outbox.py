@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from ledger import canonical
+from ledger.core import canonical
 
 metadata = MetaData()
 

@@ -20,9 +20,13 @@ from typing import Any
 
 import nacl.signing
 
-from ledger import canonical, registry
-from ledger.errors import LedgerError, MalformedInput
-from ledger.home import (
+from ledger.core import canonical, registry
+from ledger.core.errors import LedgerError, MalformedInput
+from ledger.core.ids import parse_party_id
+from ledger.core.keys import PartyKey
+from ledger.core.note import NoteSigner
+from ledger.core.statements import KINDS, sign_one
+from ledger.log.home import (
     DEFAULT_ORIGIN,
     DEFAULT_REGISTRAR_ID,
     DEFAULT_REGISTRAR_NAME,
@@ -32,11 +36,7 @@ from ledger.home import (
     home_in_use,
     refuse_initialised,
 )
-from ledger.ids import parse_party_id
-from ledger.keys import PartyKey
-from ledger.log import Ledger
-from ledger.note import NoteSigner
-from ledger.statements import KINDS, sign_one
+from ledger.log.sequencer import Ledger
 from ledger.store.db import DEFAULT_URL, Store
 from ledger.store.failures import storage_error
 
@@ -230,7 +230,7 @@ def cmd_sign(a: argparse.Namespace, home: Home) -> int:
         raise MalformedInput(f"{a.body} must hold one JSON object, the statement body")
     key = home.keys.load(a.key)
     if a.private:
-        from ledger.private import make_blob
+        from ledger.core.private import make_blob
 
         data = _read_json_file(a.private)
         if not isinstance(data, dict):
@@ -280,7 +280,7 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 def _unwrap(batch: list[Any]) -> tuple[list[Any], dict[str, Any]]:
     """Envelopes as `suyuan sign --private` writes them carry their blob beside them."""
-    from ledger.private import unwrap_envelopes
+    from ledger.core.private import unwrap_envelopes
 
     return unwrap_envelopes(batch)
 
@@ -328,7 +328,7 @@ def _witness_landed(home: Home, led: Ledger, landed: int) -> None:
     witnessing = _witnessing(home)
     if witnessing is None or not landed:
         return
-    from ledger.witnessing import gather, http_post
+    from ledger.log.witnesses import gather, http_post
 
     res = gather(led, witnessing, http_post)
     print(f"witnessed: {len(res.cosigned)} of {len(witnessing.witnesses)} cosigned "
@@ -348,7 +348,7 @@ def _silence_stdout() -> None:
 
 
 def cmd_entry(a: argparse.Namespace, home: Home) -> int:
-    from ledger.private import Viewer
+    from ledger.core.private import Viewer
 
     led = _open(home)
     doc = led.entry(a.seq).as_dict()
@@ -365,7 +365,7 @@ def cmd_shred(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_trace(a: argparse.Namespace, home: Home) -> int:
-    from ledger import trace
+    from ledger.queries import trace
 
     store = _open(home).store
     if a.command == "trace":
@@ -382,8 +382,8 @@ def cmd_trace(a: argparse.Namespace, home: Home) -> int:
 def _journey_or_refuse(store: Store, code: str, *, allow_empty: bool) -> dict[str, Any]:
     """The journey of ``code``; a code no entry names is refused as the resolver answers it
     (404), unless an empty journey is what the caller wants."""
-    from ledger import trace
-    from ledger.errors import NotFound
+    from ledger.core.errors import NotFound
+    from ledger.queries import trace
 
     doc = trace.journey(store, code)
     if not doc["journey"] and not allow_empty:
@@ -393,7 +393,7 @@ def _journey_or_refuse(store: Store, code: str, *, allow_empty: bool) -> dict[st
 
 
 def cmd_reindex(a: argparse.Namespace, home: Home) -> int:
-    from ledger.reindex import reindex
+    from ledger.log.reindex import reindex
 
     led = _open(home)
     tty = sys.stderr.isatty()
@@ -448,7 +448,7 @@ def _bundle_seqs(led: Ledger, items: Sequence[str]) -> list[int]:
 
 
 def cmd_bundle(a: argparse.Namespace, home: Home) -> int:
-    from ledger.bundle import make_bundle
+    from ledger.log.bundle import make_bundle
 
     led = _open(home)
     doc = make_bundle(led, _bundle_seqs(led, a.items))
@@ -458,7 +458,7 @@ def cmd_bundle(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_verify(a: argparse.Namespace, home: Home) -> int:
-    from ledger.bundle import bundle_from_tiles, verify_bundle
+    from ledger.log.bundle import bundle_from_tiles, verify_bundle
 
     log_key = a.log_key or home.published_log_key()
     if (a.file is None) == (a.tiles is None) or (a.tiles is None) != (a.seq is None):
@@ -494,7 +494,7 @@ UNPINNED = ("no --log-key given: the bundle was checked only against the key it 
 
 
 def cmd_audit(a: argparse.Namespace, home: Home) -> int:
-    from ledger.audit import audit
+    from ledger.log.audit import audit
 
     led = _open(home)
     started = time.monotonic()
@@ -538,7 +538,7 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_credit(a: argparse.Namespace, home: Home) -> int:
-    from ledger.credit import credit, credit_table
+    from ledger.queries.credit import credit, credit_table
 
     led = _open(home)
     if a.all == (a.party is not None):
@@ -548,7 +548,7 @@ def cmd_credit(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_stats(a: argparse.Namespace, home: Home) -> int:
-    from ledger.stats import statistics
+    from ledger.queries.stats import statistics
 
     out(statistics(_open(home).store))
     return 0
@@ -571,7 +571,7 @@ def cmd_demo(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_findings(a: argparse.Namespace, home: Home) -> int:
-    from ledger.findings import findings_summary, list_findings
+    from ledger.queries.findings import findings_summary, list_findings
 
     store = _open(home).store
     if a.summary:
@@ -608,7 +608,7 @@ def cmd_list_load(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_tax(a: argparse.Namespace, home: Home) -> int:
-    from ledger.tax import as_json, tax_for
+    from ledger.compliance.tax import as_json, tax_for
 
     order = _read_json_file(a.order)
     if not isinstance(order, dict):
@@ -627,11 +627,11 @@ def cmd_tax(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
-    from ledger import epcis
+    from ledger.queries import documents as epcis
 
     led = _open(home)
     if a.epcis_command == "import":
-        from ledger import epcis_xml
+        from ledger.epcis import xml as epcis_xml
 
         raw = sys.stdin.buffer.read() if a.file == "-" else _read_bytes(a.file)
         name = "<stdin>" if a.file == "-" else a.file
@@ -696,8 +696,8 @@ def _matching_key(home: Home, path: str | None) -> bytes:
 def cmd_ceb_import(a: argparse.Namespace, home: Home) -> int:
     """Every file is read and checked first; then one batch per message, orders before
     payments, waybills, inventories and receipts. One JSON line per document."""
-    from ledger import ceb
-    from ledger.ceb_import import import_message, import_order
+    from ledger.epcis import ceb
+    from ledger.log.ceb_import import import_message, import_order
 
     led = _open(home)
     key = home.keys.load(a.key)
@@ -773,7 +773,7 @@ def cmd_qr(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_token(a: argparse.Namespace, home: Home) -> int:
-    from ledger.tokens import make_token, read_token
+    from ledger.core.tokens import make_token, read_token
 
     led = _open(home)
     audience = led.origin()
@@ -791,7 +791,7 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
     from api.app import create_app
     from api.settings import Settings
     from api.visitors import parse_proxies
-    from ledger.scans import check_ready
+    from ledger.queries.scans import check_ready
 
     if a.workers < 1:
         raise MalformedInput(f"--workers is a number of processes, at least 1, not {a.workers}")
@@ -833,7 +833,7 @@ def cmd_agent(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_scans(a: argparse.Namespace, home: Home) -> int:
-    from ledger import scans
+    from ledger.queries import scans
 
     store = _open(home).store
     if a.prune:
@@ -850,8 +850,8 @@ def cmd_scans(a: argparse.Namespace, home: Home) -> int:
 def _witness_key(home: Home, name: str, *, create: bool) -> Any:
     import base64 as b64
 
-    from ledger.keyfiles import read_key_file, seed_in, text_in, write_key_file
-    from ledger.witness import Cosigner
+    from ledger.log.cosigner import Cosigner
+    from ledger.log.keyfiles import read_key_file, seed_in, text_in, write_key_file
 
     path = home.path / "witness" / f"{name.replace('/', '_')}.key"
     if create:
@@ -873,7 +873,7 @@ def _witness_key(home: Home, name: str, *, create: bool) -> Any:
 
 
 def _witnessing(home: Home) -> Any:
-    from ledger.witnessing import Witnessing
+    from ledger.log.witnesses import Witnessing
 
     cfg = home.config()
     return Witnessing.from_config(cfg) if cfg.get("witnesses") else None
@@ -885,8 +885,8 @@ def cmd_witness(a: argparse.Namespace, home: Home) -> int:
         out({"name": c.name, "vkey": c.vkey()})
         return 0
     if a.witness_command in ("add", "quorum"):
-        from ledger.witness import CosignatureVerifier
-        from ledger.witnessing import Witnessing
+        from ledger.log.cosigner import CosignatureVerifier
+        from ledger.log.witnesses import Witnessing
 
         cfg = home.config()
         ws = list(cfg.get("witnesses", []))
@@ -903,7 +903,7 @@ def cmd_witness(a: argparse.Namespace, home: Home) -> int:
         out({"witnesses": ws, "quorum": cfg["quorum"]})
         return 0
     if a.witness_command == "gather":
-        from ledger.witnessing import gather, http_post
+        from ledger.log.witnesses import gather, http_post
 
         w = _witnessing(home)
         if w is None:
@@ -915,8 +915,8 @@ def cmd_witness(a: argparse.Namespace, home: Home) -> int:
     import uvicorn
 
     from api.witness_app import create_witness_app
-    from ledger.note import NoteVerifier
-    from ledger.witness import Witness
+    from ledger.core.note import NoteVerifier
+    from ledger.log.cosigner import Witness
 
     cosigner = _witness_key(home, a.name, create=False)
     logs = {}
@@ -932,7 +932,7 @@ def cmd_witness(a: argparse.Namespace, home: Home) -> int:
 def cmd_monitor(a: argparse.Namespace, home: Home) -> int:
     import httpx
 
-    from ledger.monitor import observe, observe_tiles
+    from ledger.log.monitor import observe, observe_tiles
 
     if (a.url is None) == (a.tiles is None):
         raise MalformedInput("give the ledger's URL, or --tiles URL", code="usage")
@@ -975,7 +975,7 @@ def cmd_monitor(a: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_tiles(a: argparse.Namespace, home: Home) -> int:
-    from ledger.tiles_export import export
+    from ledger.log.tiles_export import export
 
     res = export(_open(home), Path(a.dir), full=a.full)
     assert res is not None  # waits for any other exporter

@@ -1,7 +1,7 @@
 """The ASGI view of the schema at ``/graphql``: queries, mutations, and subscriptions over
 ``graphql-transport-ws``; GraphiQL and introspection only in dev mode.
 
-The request body is read as the CLI reads its input (``ledger.canonical.parse_json``:
+The request body is read as the CLI reads its input (``ledger.core.canonical.parse_json``:
 UTF-8, no duplicate keys, nested at most 32 deep, integers within ±(2^53-1)); what the
 transport refuses comes back as ``{"error": {"code", "message"}}`` with its status, like
 every other route (api/errors.py). The body's size is bounded before it is read
@@ -31,9 +31,9 @@ from api.graphql.context import Context
 from api.graphql.loaders import Loaders
 from api.graphql.schema import make_schema
 from api.settings import Settings
-from ledger import canonical
-from ledger.errors import MalformedInput
-from ledger.log import Ledger
+from ledger.core import canonical
+from ledger.core.errors import MalformedInput
+from ledger.log.sequencer import Ledger
 
 # What strawberry's own refusals are, as codes.
 _CODES = {400: "malformed", 404: "not_found", 405: "method_not_allowed",

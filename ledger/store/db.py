@@ -41,8 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ledger.errors import ConfigError, DamagedStore
-from ledger.registry import (
+from ledger.core.errors import ConfigError, DamagedStore
+from ledger.core.registry import (
     CustomsCodeRecord,
     Delegation,
     KeyRecord,

@@ -11,8 +11,8 @@ import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
-from ledger.findings import Document, Finding
-from ledger.findings_batch import FindingsBatch
+from ledger.compliance.findings import Document, Finding
+from ledger.compliance.findings_batch import FindingsBatch
 from ledger.store.driver import cursor, rows_in, run
 from ledger.store.schema import finding_codes, finding_parties, findings
 
@@ -115,7 +115,7 @@ def write_findings(conn: Connection, batch: FindingsBatch) -> None:
 
 def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
     """Store findings raised from scans (outside the ledger; kept across a rebuild)."""
-    from ledger.findings import record_scan_findings
+    from ledger.compliance.findings import record_scan_findings
 
     ph = "%s" if conn.dialect.name == "postgresql" else "?"
     with cursor(conn) as cur:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
-from ledger.projections import TraceBatch
+from ledger.epcis.projection import TraceBatch
 from ledger.store.driver import IN_CHUNK, as_blob, as_int, cursor, placeholders, rows_in, run
 from ledger.store.findingsdb import clear_findings
 from ledger.store.schema import (
