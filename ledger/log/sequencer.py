@@ -590,7 +590,7 @@ class Ledger:
     def _check_fence(self, signer: NoteSigner, size: int, root: bytes,
                      fetch: merkle.NodeFetcher) -> None:
         """Never sign off the newest cosigned checkpoint another database of the cluster
-        holds (ledger/fencing.py); only with replicas configured is there one to see."""
+        holds (ledger/log/fencing.py); only with replicas configured is there one to see."""
         if not self.store.replicas:
             return
         from ledger.log import fencing  # here: the seam stays one call in the signing path
