@@ -15,12 +15,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 from api.auth import BearerAuth
 from api.body import BodyLimit
 from api.console import console_routes
-from api.epcis_rest import routes as epcis_routes
+from api.epcis_rest import mount as epcis_mount
 from api.errors import ledger_error
 from api.graphql.app import graphql_app
 from api.headers import SecurityHeaders
@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/graphql", graphql),
         # GS1's EPCIS 2.0 REST bindings (api/epcis_rest.py): capture appends, so these read
         # the primary.
-        Mount("/epcis", routes=epcis_routes(ledger)),
+        epcis_mount(ledger),
         *console_routes(reader, settings),
     ]
     @asynccontextmanager

@@ -518,15 +518,7 @@ def test_refuses_a_scale_out_of_range(tmp_path: Path) -> None:
         store.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def test_suyuan_demo_serve(tmp_path: Path) -> None:
-    port = _free_port()
+def test_suyuan_demo_serve(tmp_path: Path, port: int) -> None:
     env = {**os.environ, "SUYUAN_DB": f"sqlite:///{tmp_path}/demo.db",
            "SUYUAN_HOME": str(tmp_path / "home")}
     env.pop("SUYUAN_BASE_URL", None)

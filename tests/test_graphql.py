@@ -25,7 +25,7 @@ from sqlalchemy import event
 from api.app import create_app
 from api.graphql.schema import MAX_ALIASES, MAX_TOKENS, sdl
 from api.settings import Settings
-from ledger.core import ids, merkle
+from ledger.core import ids, merkle, statements
 from ledger.core.errors import ProofError
 from ledger.core.note import Checkpoint, NoteVerifier
 from ledger.core.private import Viewer, make_blob
@@ -251,9 +251,12 @@ def walk(api: Api, first: int, **filters: Any) -> list[dict[str, Any]]:
 def test_entries_pages_and_filters(world: World, api: Api) -> None:
     c = Chain(world)
     build_formula_chain(c)
-    time.sleep(0.01)  # the next batch gets a later ledger time
     cut = world.ledger.size()
-    product_item(c)
+    # The next batches a second after the last entry, by the clock the test sets: a later
+    # ledger time whatever the system clock did meanwhile (a sleep left that to chance).
+    last = datetime.fromisoformat(world.ledger.entry(cut - 1).decoded()["time"])
+    with statements.clock(lambda: last + timedelta(seconds=1)):
+        product_item(c)
     size = world.ledger.size()
     every = [world.ledger.entry(s).decoded() for s in range(size)]
 

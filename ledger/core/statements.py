@@ -12,7 +12,8 @@ import binascii
 import functools
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -196,13 +197,33 @@ def entry_bytes(*, seq: int, prev: bytes, time: str, envelope_bytes: bytes) -> b
     )
 
 
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+_clock: Callable[[], datetime] = _system_clock
+
+
+@contextmanager
+def clock(now: Callable[[], datetime]) -> Iterator[None]:
+    """Read ``now`` (an aware datetime) instead of the system clock for issued and ledger
+    times while the block runs, in this process: a test moves time when it means to, instead
+    of sleeping and hoping the clock moved. Ledger times still never go back (log/sequencer.py)."""
+    global _clock
+    before, _clock = _clock, now
+    try:
+        yield
+    finally:
+        _clock = before
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+    return _clock().astimezone().isoformat(timespec="seconds")
 
 
 def ledger_time() -> str:
     """UTC, microseconds, 'Z': the time the ledger writes into entries."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def make_statement(

@@ -11,7 +11,7 @@ which keeps 1.2's extension elements, with the EPCIS namespace mapped).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Final
@@ -668,25 +668,60 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def _event_list(parent: Any, events: Iterable[Mapping[str, Any]], *,
+                namespaces: Mapping[str, str]) -> Any:
+    lst = etree.SubElement(parent, "EventList")
+    w = _Writer(namespaces)
+    for event in events:
+        # An event exported with a context of its own binds its prefixes there.
+        own = namespaces_of(event) if "@context" in event else None
+        (w if not own else _Writer({**namespaces, **own}, declared=own)).event(lst, event)
+    return lst
+
+
+def _root(tag: str, document: Mapping[str, Any], nsmap: dict[str | None, str],
+          namespaces: Mapping[str, str]) -> Any:
+    nsmap.update({p: n for p, n in namespaces.items() if p not in nsmap})
+    root = etree.Element(tag, nsmap=nsmap)
+    root.set("schemaVersion", "2.0")
+    root.set("creationDate", str(document["creationDate"]))
+    return root
+
+
 def write(document: Mapping[str, Any], *, namespaces: Mapping[str, str],
           body_extras: Iterable[Any] = ()) -> bytes:
     """EPCIS 2.0 XML of a JSON-LD EPCISDocument whose events' prefixes ``namespaces`` binds;
     ``body_extras`` are elements (in a namespace of their own) put after the EventList."""
-    nsmap: dict[str | None, str] = {"epcis": NS2}
-    used = {p: n for p, n in namespaces.items() if p not in ("epcis",)}
-    nsmap.update(used)
-    root = etree.Element(f"{{{NS2}}}EPCISDocument", nsmap=nsmap)
-    root.set("schemaVersion", "2.0")
-    root.set("creationDate", str(document["creationDate"]))
+    root = _root(f"{{{NS2}}}EPCISDocument", document, {"epcis": NS2}, namespaces)
     body = etree.SubElement(root, "EPCISBody")
-    events = etree.SubElement(body, "EventList")
-    w = _Writer(namespaces)
-    for event in document["epcisBody"]["eventList"]:
-        # An event exported with a context of its own binds its prefixes there.
-        own = namespaces_of(event) if "@context" in event else None
-        (w if not own else _Writer({**namespaces, **own}, declared=own)).event(events, event)
+    _event_list(body, document["epcisBody"]["eventList"], namespaces=namespaces)
     for extra in body_extras:
         body.append(extra)
+    out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return out
+
+
+def write_query(document: Mapping[str, Any], *, namespaces: Mapping[str, str],
+                event_extras: Sequence[Sequence[Any]] = ()) -> bytes:
+    """EPCIS 2.0 XML of a JSON-LD EPCISQueryDocument (``epcisq:EPCISQueryDocument`` with
+    ``epcisq:QueryResults``: queryName, subscriptionID if any, and the EventList), its
+    events' prefixes bound by ``namespaces``. Fields an event carries beyond the standard
+    ones are extension elements in their namespaces, after the standard fields, where
+    GS1's XSD admits them; ``event_extras[i]`` are elements (in a namespace of their own)
+    appended to the i-th event after those."""
+    root = _root(f"{{{QUERY2}}}EPCISQueryDocument", document,
+                 {"epcisq": QUERY2, "epcis": NS2}, namespaces)
+    results = document["epcisBody"]["queryResults"]
+    body = etree.SubElement(root, "EPCISBody")
+    qr = etree.SubElement(body, f"{{{QUERY2}}}QueryResults")
+    etree.SubElement(qr, "queryName").text = str(results["queryName"])
+    if results.get("subscriptionID") is not None:
+        etree.SubElement(qr, "subscriptionID").text = str(results["subscriptionID"])
+    rb = etree.SubElement(qr, "resultsBody")
+    lst = _event_list(rb, results["resultsBody"]["eventList"], namespaces=namespaces)
+    for el, extras in zip(lst, event_extras, strict=False):
+        for extra in extras:
+            el.append(extra)
     out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return out
 

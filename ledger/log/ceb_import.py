@@ -21,7 +21,7 @@ from typing import Any
 from ledger.core.errors import BatchRejected, LedgerError, NotAuthentic, NotAuthorised
 from ledger.core.keys import PartyKey
 from ledger.core.private import make_blob
-from ledger.core.registry import PartyRecord, RegistryState, customs_holder
+from ledger.core.registry import CustomsCodeRecord, PartyRecord, RegistryState, customs_holder
 from ledger.core.statements import now_rfc3339, sign_one
 from ledger.epcis import ceb
 from ledger.log.sequencer import Ledger, Receipt
@@ -93,7 +93,7 @@ def _authorise(msg: ceb.Message, doc: ceb.Document, party: PartyRecord,
 
 
 @dataclass
-class _Facts:
+class LedgerFacts:
     """What the ledger holds of the documents a message names (one read transaction)."""
 
     versions: dict[tuple[str, str], list[tuple[int, bool]]]
@@ -102,7 +102,7 @@ class _Facts:
     goods: dict[str, tuple[Mapping[str, Any], ...]]  # declaration -> its quantityList
 
 
-def _facts(ledger: Ledger, msg: ceb.Message) -> _Facts:
+def _facts(ledger: Ledger, msg: ceb.Message) -> LedgerFacts:
     numbers = {n for d in msg.documents if not d.kind.receipt
                if (n := ceb.document_number(d)) is not None}
     by_number = {ceb.order_number_uri(o): o for d in msg.documents
@@ -138,22 +138,51 @@ def _facts(ledger: Ledger, msg: ceb.Message) -> _Facts:
         if live:
             paid[order] = live[-1][1]
     goods = {r: tuple(bodies.get(s, {}).get("quantityList", ())) for r, s in latest.items()}
-    return _Facts(versions, orders, paid, goods)
+    return LedgerFacts(versions, orders, paid, goods)
 
 
-def import_message(ledger: Ledger, msg: ceb.Message, *, key: PartyKey, matching_key: bytes,
-                   signer: str | None = None, issued: str | None = None) -> list[CebResult]:
-    """Sign every document of a read message as ``signer`` (default: the key's party) and
-    append them as one batch; one result per document, in the message's order."""
-    signer = signer or signer_of(ledger, key)
-    reg = _registry(ledger, signer, msg)
-    party = reg.parties[signer]
-    contexts = [_authorise(msg, d, party, reg) for d in msg.documents]
-    facts = _facts(ledger, msg)
+def no_facts() -> LedgerFacts:
+    """What a signer who cannot read the ledger knows of it: nothing (``suyuan agent``)."""
+    return LedgerFacts(versions={}, orders={}, payments={}, goods={})
+
+
+def registry_of(parties: Sequence[PartyRecord]) -> RegistryState:
+    """A registry of these parties and the customs codes they hold, for signing a message
+    away from the ledger (the agent reads the parties from the ledger's API)."""
+    reg = RegistryState()
+    for p in parties:
+        reg.parties[p.id] = p
+        for code in p.customs_codes:
+            reg.customs_codes[code] = CustomsCodeRecord(code=code, party=p.id,
+                                                        since_seq=p.registered_seq)
+    return reg
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    """A message's statements, ready to append as one batch: the envelopes, the private
+    blobs they commit to (by commitment), and per document (in the message's order) the
+    index of its envelope, or ("seq", n) for a document the ledger holds at n, or ("doc",
+    i) for a repeat of the message's own envelope i."""
+
+    envelopes: list[dict[str, Any]]
+    blobs: dict[str, dict[str, Any]]
+    slots: list[int | tuple[str, int]]
+
+
+def sign_message(msg: ceb.Message, *, key: PartyKey, signer: str, registry: RegistryState,
+                 facts: LedgerFacts, matching_key: bytes, issued: str | None = None
+                 ) -> SignedMessage:
+    """Sign every document of a read message as ``signer``, authorised by ``registry``
+    (``wrong_sender`` otherwise) and linked by what ``facts`` says the ledger holds."""
+    if signer not in registry.parties:
+        raise NotAuthentic(f"signer {signer} is not a registered party", code="unknown_signer")
+    party = registry.parties[signer]
+    contexts = [_authorise(msg, d, party, registry) for d in msg.documents]
     issued = issued or now_rfc3339()
     envelopes: list[dict[str, Any]] = []
     blobs: dict[str, dict[str, Any]] = {}
-    slots: list[int | tuple[str, int]] = []  # per document: envelope index, or ("seq"/"doc", n)
+    slots: list[int | tuple[str, int]] = []
     first_in_message: dict[tuple[str, str], int] = {}  # document number -> its envelope
     for doc, ctx in zip(msg.documents, contexts, strict=True):
         number = None if doc.kind.receipt else ceb.document_number(doc)
@@ -173,7 +202,7 @@ def import_message(ledger: Ledger, msg: ceb.Message, *, key: PartyKey, matching_
             order = ceb.order_uri(doc.get("ebpCode") or "", doc.get("orderNo") or "")
             ctx = replace(ctx, payment=facts.payments.get(order))
         elif doc.kind.name == "order":
-            merchant = customs_holder(reg, doc.get("ebcCode") or "")
+            merchant = customs_holder(registry, doc.get("ebcCode") or "")
             if merchant is not None and merchant != signer:
                 ctx = replace(ctx, merchant=merchant)
         elif doc.kind.name == "inventory_receipt":
@@ -192,6 +221,17 @@ def import_message(ledger: Ledger, msg: ceb.Message, *, key: PartyKey, matching_
             first_in_message[number] = len(envelopes)
         slots.append(len(envelopes))
         envelopes.append(env)
+    return SignedMessage(envelopes=envelopes, blobs=blobs, slots=slots)
+
+
+def import_message(ledger: Ledger, msg: ceb.Message, *, key: PartyKey, matching_key: bytes,
+                   signer: str | None = None, issued: str | None = None) -> list[CebResult]:
+    """Sign every document of a read message as ``signer`` (default: the key's party) and
+    append them as one batch; one result per document, in the message's order."""
+    signer = signer or signer_of(ledger, key)
+    signed = sign_message(msg, key=key, signer=signer, registry=_registry(ledger, signer, msg),
+                          facts=_facts(ledger, msg), matching_key=matching_key, issued=issued)
+    envelopes, blobs, slots = signed.envelopes, signed.blobs, signed.slots
     before = ledger.size()
     try:
         receipts = ledger.append_batch(envelopes, private=blobs) if envelopes else []

@@ -517,6 +517,18 @@ def query_context(members: Iterable[str]) -> list[Any]:
     return [EPCIS_CONTEXT, mapping] if mapping else [EPCIS_CONTEXT]
 
 
+def ledger_keys(event: Mapping[str, Any]) -> tuple[str, str]:
+    """The keys of the ledger's two fields in a returned event: ``suyuan:seq`` and
+    ``suyuan:leafHash``, unless the event's own ``@context`` (the one it was signed with)
+    binds ``suyuan`` to another namespace, where those names would mean its fields and
+    the ledger's are written as absolute IRIs (``https://suyuan.example/ledger#seq``)."""
+    own = event.get("@context")
+    for part in own if isinstance(own, list) else [own]:
+        if isinstance(part, Mapping) and part.get("suyuan", LEDGER_NAMESPACE) != LEDGER_NAMESPACE:
+            return LEDGER_NAMESPACE + "seq", LEDGER_NAMESPACE + "leafHash"
+    return SEQ_FIELD, LEAF_HASH_FIELD
+
+
 def query_document(store: Store, events: list[LedgerEvent], *, query_name: str = QUERY_NAME,
                    subscription_id: str | None = None) -> dict[str, Any]:
     """An EPCISQueryDocument of ``events``, whose ``@context`` gives each event the meaning
@@ -530,8 +542,9 @@ def query_document(store: Store, events: list[LedgerEvent], *, query_name: str =
         out = dict(body)
         e = by_seq[seq]
         out.setdefault("recordTime", e.record_time)
-        out[SEQ_FIELD] = e.seq
-        out[LEAF_HASH_FIELD] = e.leaf_hash.hex()
+        seq_key, leaf_key = ledger_keys(out)
+        out[seq_key] = e.seq
+        out[leaf_key] = e.leaf_hash.hex()
         bodies.append(out)
     results: dict[str, Any] = {"queryName": query_name}
     if subscription_id is not None:
@@ -545,6 +558,54 @@ def query_document(store: Store, events: list[LedgerEvent], *, query_name: str =
             "+00:00", "Z"),
         "epcisBody": {"queryResults": results},
     }
+
+
+class NotWritableAsXml(LedgerError):
+    """An answer EPCIS XML cannot carry (an event field with no XML namespace to write it
+    in): the client may ask for it in JSON."""
+
+    code = "not_xml"
+
+
+def query_xml(doc: Mapping[str, Any]) -> bytes:
+    """An EPCISQueryDocument (``query_document``) as EPCIS 2.0 XML, checked against GS1's
+    query XSD before it is returned. Each event's prefixes are those its ``@context``
+    binds; the ledger's fields are ``suyuan:seq`` and ``suyuan:leafHash`` elements in
+    ``LEDGER_NAMESPACE`` after the event's standard fields (the XSD's extension point),
+    and CBV words are written as their URNs, as GS1's XML examples write them."""
+    from lxml import etree
+
+    from ledger.epcis import xml as epcis_xml
+    from ledger.epcis.context import namespaces
+    from ledger.epcis.event_hash import GS1_VOC
+
+    bound = {"cbvmda": "urn:epcglobal:cbv:mda", "gs1": GS1_VOC, "cbec": CBEC_NAMESPACE,
+             **namespaces(doc["@context"])}
+    # The ledger's fields are written by their namespace, not their prefix: an event may
+    # bind ``suyuan`` to a namespace of its own, and its fields keep theirs.
+    results = doc["epcisBody"]["queryResults"]
+    events, extras = [], []
+    for e in results["resultsBody"]["eventList"]:
+        seq_key, leaf_key = ledger_keys(e)
+        events.append({k: v for k, v in e.items() if k not in (seq_key, leaf_key)})
+        seq = etree.Element(f"{{{LEDGER_NAMESPACE}}}seq", nsmap={"suyuan": LEDGER_NAMESPACE})
+        seq.text = str(e[seq_key])
+        leaf = etree.Element(f"{{{LEDGER_NAMESPACE}}}leafHash",
+                             nsmap={"suyuan": LEDGER_NAMESPACE})
+        leaf.text = str(e[leaf_key])
+        extras.append([seq, leaf])
+    bare = {**doc, "epcisBody": {"queryResults": {
+        **results, "resultsBody": {"eventList": events}}}}
+    try:
+        data = epcis_xml.write_query(bare, namespaces=bound, event_extras=extras)
+    except (MalformedInput, ValueError) as e:
+        raise NotWritableAsXml(f"an event of this answer cannot be written as EPCIS XML ({e}); "
+                               "ask for application/json") from None
+    xsd = epcis_xml.schema()
+    if not xsd.validate(etree.fromstring(data, epcis_xml.hardened_parser()).getroottree()):
+        raise NotWritableAsXml(f"an event of this answer is not valid EPCIS XML once written "
+                               f"({xsd.error_log[0].message}); ask for application/json")
+    return data
 
 
 # --- vocabularies --------------------------------------------------------------------------
