@@ -584,7 +584,20 @@ class Ledger:
         proof = merkle.consistency_proof(old_size, frontier.size, fetch)
         merkle.verify_consistency(first=old_size, second=frontier.size, first_root=old_root,
                                   second_root=new_root, proof=proof)
+        self._check_fence(signer, frontier.size, new_root, fetch)
         return signer.sign(Checkpoint(origin or signer.name, frontier.size, new_root).body())
+
+    def _check_fence(self, signer: NoteSigner, size: int, root: bytes,
+                     fetch: merkle.NodeFetcher) -> None:
+        """Never sign off the newest cosigned checkpoint another database of the cluster
+        holds (ledger/log/fencing.py); only with replicas configured is there one to see."""
+        if not self.store.replicas:
+            return
+        from ledger.log import fencing  # here: the seam stays one call in the signing path
+
+        seen = fencing.cosigned_elsewhere(self.store, NoteVerifier.from_vkey(signer.verifier_key()))
+        fencing.check_extends(seen, size=size,
+                              root_at=lambda n: root if n == size else merkle.root(n, fetch))
 
     def _receipts(self, conn: Connection, prepared: Sequence[Prepared], slots: Sequence[int],
                   old_size: int, note: str, known: Mapping[tuple[int, int], bytes]

@@ -40,6 +40,8 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
     if a.tiles_dir:
         # Every worker builds its app from the environment; they share the directory's lock.
         os.environ["SUYUAN_TILES_DIR"] = str(Path(a.tiles_dir).resolve())
+    if a.db_read:
+        os.environ["SUYUAN_DB_READ"] = " ".join(a.db_read)  # read replicas, as above
     settings = Settings.from_env(dev=a.dev)  # refuses a bad SUYUAN_TRUSTED_PROXIES here
     # uvicorn would take X-Forwarded-For from 127.0.0.1 on its own: the app decides whom
     # to believe (api/visitors.py), from the socket's own peer address.
@@ -76,6 +78,9 @@ def add_serve(sub: Commands) -> None:
     s.add_argument("--tiles-dir", metavar="DIR",
                    help="keep DIR current with the log's static tiles, as `suyuan tiles export`, "
                    "within a second of each checkpoint")
+    s.add_argument("--db-read", action="append", default=[], metavar="URL",
+                   help="a read replica (PostgreSQL hot standby) to answer reads from; repeat "
+                        "for several (replaces SUYUAN_DB_READ); writes go to SUYUAN_DB")
     s.set_defaults(fn=cmd_serve)
 
 
