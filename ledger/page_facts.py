@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 
-from ledger import brands, masterdata, merkle, scans, verifier
+from ledger import brands, masterdata, merkle, scans, verified_cache, verifier
 from ledger.domain import normalise_term
 from ledger.errors import LedgerError
 from ledger.ids import index_key, parse_digital_link
@@ -54,6 +54,9 @@ class VerificationCache:
 
     def __init__(self, size: int = _VERIFIED_CACHE) -> None:
         self.size = size
+        # The nodes of recent checkpoints' trees that verified paths went through
+        # (``verified_cache.ProvenTree``): siblings a cold entry's path need not read.
+        self.trees = verified_cache.ProvenTrees()
         self._d: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._lock = threading.Lock()  # the server answers from a thread pool
 
@@ -549,19 +552,16 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
             included[s] = hit[0]
         elif not 0 <= s < cp.size:
             unusable[s] = f"seq {s} lies beyond the checkpoint's {cp.size} entries"
-    todo = [s for s in raw if s not in included and s not in unusable]
-    # One read of tree nodes for every proof still to check.
-    proofs = merkle.inclusion_proofs(todo, cp.size,
-                                     lambda ids: store.fetch_nodes(conn, ids)) if todo else {}
-    for s in todo:
-        why: str | None = None
-        try:
-            merkle.verify_inclusion(leaf=leaves[s], index=s, size=cp.size, proof=proofs[s],
-                                    root=cp.root)
-        except LedgerError as e:
-            why = e.message
-        included[s] = why
-        cache.put(("included", s, leaves[s], cp.size, cp.root), (why,))
+    todo = {s: leaves[s] for s in raw if s not in included and s not in unusable}
+    # Every path still to check, from the leaf hashes of the bytes read now up to this
+    # checkpoint's root; the siblings this tree has proven already are not read again,
+    # the others in one read of tree nodes.
+    if todo:
+        for s, why in verified_cache.check_inclusion(
+                todo, size=cp.size, root=cp.root, fetch=lambda ids: store.fetch_nodes(conn, ids),
+                trees=cache.trees).items():
+            included[s] = why
+            cache.put(("included", s, leaves[s], cp.size, cp.root), (why,))
     for s, why in included.items():
         if why is not None:
             unusable[s] = f"not included in the checkpoint: {why}"
