@@ -17,14 +17,14 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy.engine import Connection
 
 from ledger import brands, masterdata, merkle, scans, verified_cache, verifier
 from ledger.domain import normalise_term
 from ledger.errors import LedgerError
-from ledger.ids import index_key, parse_digital_link
+from ledger.ids import DigitalLink, index_key, parse_digital_link
 from ledger.log import Ledger
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.product import names_of
@@ -101,6 +101,17 @@ def _gln(location: str | None) -> str | None:
     except LedgerError:
         return None
     return link.gln if link.kind in ("location", "party") else None
+
+
+class _Code(NamedTuple):
+    link: DigitalLink
+    product: str | None  # the product class whose master data describes it
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _code(key: str) -> _Code:
+    # A function of the text, kept: a request reads the same code's parts several times.
+    return _Code(parse_digital_link(key), masterdata.product_class(key))
 
 
 def _doc_number(uri: str) -> str:
@@ -188,7 +199,7 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
               cache: VerificationCache | None) -> tuple[dict[str, Any], list[Step]] | None:
     store = ledger.store
     cache = cache if cache is not None else VerificationCache(64)
-    link = parse_digital_link(key)
+    link, product = _code(key)
     with store.reading() as conn:
         steps, rows = _page_steps(conn, key, link.kind)
         if not steps:
@@ -202,7 +213,6 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         chosen = {s.signer for s in steps} | {f"gln:{g}" for s in steps if (g := _gln(s.location))}
         if registrar:
             chosen.add(registrar)
-        product = masterdata.product_class(key)
         codes = {c for s in steps if rows[s.seq].get("rank") != 4 for c in masterdata.place_codes(s.location)}
         if product:
             codes.add(product)
