@@ -27,7 +27,7 @@ from ledger.errors import ProofError
 from ledger.merkle import NodeFetcher, NodeId
 
 MIN_LEVEL = 3  # nodes below are not kept: each is shared by at most 8 leaves
-MAX_NODES = 1 << 17  # per tree; past this, no more are kept (about 20 MB of hashes)
+MAX_NODES = 1 << 16  # per tree; past this, no more are kept (about 10 MB)
 TREES = 2  # trees kept: the latest checkpoint's and the one before it
 
 

@@ -176,3 +176,16 @@ def test_never_says_included_for_a_leaf_that_is_not_the_trees() -> None:
                     assert leaf == ls[i]
                 elif store is clean:
                     assert leaf != ls[i], got[i]
+
+
+def test_a_full_tree_keeps_no_more_and_still_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger import verified_cache
+
+    monkeypatch.setattr(verified_cache, "MAX_NODES", 10)
+    ls = leaves(500)
+    store = Store(stored(ls))
+    tree = ProvenTree(500, merkle.root_from_leaves(ls))
+    for i in range(0, 500, 3):
+        assert tree.check({i: ls[i]}, store.fetch) == {i: None}
+        assert tree.check({i: ls[i - 1]}, store.fetch)[i] is not None
+    assert len(tree.nodes) == 10
