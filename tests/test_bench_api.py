@@ -47,8 +47,11 @@ def test_api_bench_measures_graphql_and_the_page_over_http(tmp_path: Path) -> No
                                r["healthz_req_per_s_runs"], strict=True):
             assert abs(ratio - p / h) < 0.002  # each figure rounded on its own
         assert min(r["runs"]) <= r["value"] <= max(r["runs"])
-        # Where the load went: CPU seconds of each worker during each page run.
+        # Where the load went: CPU seconds of each worker during each page run, and the
+        # server's CPU per answer of the page and of /healthz.
         assert all(sum(cpu) > 0 for cpu in r["page_worker_cpu_s"]), r
+        assert r["page_server_cpu_ms_per_request"] > 0 and r["healthz_server_cpu_ms_per_request"] > 0
+        assert len(r["cpu_ratio_runs"]) == 2 and r["cpu_ratio"] > 0
     assert len(doc["page_to_healthz_split"]["page_worker_cpu_s"][0]) == 2
     tl = doc["tiles_req_per_s"]
     assert tl["value"] > 0 and tl["requests"] > 0 and tl["non_2xx"] == 0 and tl["workers"] == 2

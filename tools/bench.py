@@ -944,13 +944,31 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return sorted(runs, key=lambda r: r["req_per_s"])[(len(runs) - 1) // 2]
 
 
+def _cpu_ms(run: dict[str, Any]) -> float | None:
+    """Server CPU milliseconds per request of a load run (None if not measured)."""
+    cpu, n = run.get("worker_cpu_s"), run.get("requests")
+    return 1000 * sum(cpu) / n if cpu and n else None
+
+
 def _ratio_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], note: str
                   ) -> dict[str, Any] | None:
     ok = [(p, h) for p, h in pairs if "missing" not in p and h.get("req_per_s")]
     if not ok:
         return None
     ratios = [p["req_per_s"] / h["req_per_s"] for p, h in ok]
-    return {**_figure("page_to_healthz", statistics.median(ratios)),
+    # The server's CPU per answer, from its workers' CPU seconds over the answers given:
+    # what the machine's other work changes least (it slows the rates, not this much).
+    cpu: list[tuple[float, float]] = []
+    for p, h in ok:
+        pc, hc = _cpu_ms(p), _cpu_ms(h)
+        if pc and hc:
+            cpu.append((pc, hc))
+    costs = ({"page_server_cpu_ms_per_request": round(statistics.median(c[0] for c in cpu), 3),
+              "healthz_server_cpu_ms_per_request": round(statistics.median(c[1] for c in cpu),
+                                                         3),
+              "cpu_ratio": round(statistics.median(hc / pc for pc, hc in cpu), 3),
+              "cpu_ratio_runs": [round(hc / pc, 3) for pc, hc in cpu]} if cpu else {})
+    return {**_figure("page_to_healthz", statistics.median(ratios)), **costs,
             "runs": [round(r, 3) for r in ratios],
             "page_req_per_s_runs": [round(p["req_per_s"], 1) for p, _ in ok],
             "healthz_req_per_s_runs": [round(h["req_per_s"], 1) for _, h in ok],
