@@ -1,18 +1,22 @@
 """Inclusion checks that remember what they proved: the nodes of one signed checkpoint's
-tree that a verified inclusion path produced, so that the next page's paths need fewer
+tree that verified inclusion paths went through, so that the next page's paths read fewer
 stored nodes.
 
-Every leaf is still checked from its own hash (of the bytes read in this request) all the
-way up to the root of the checkpoint verified in this request, by ``merkle.
-verify_inclusion``, the RFC 9162 verifier. What is kept only supplies sibling hashes: a
-node enters a ``ProvenTree`` after an inclusion path through it verified against that
-tree's root, so it is that tree's node; a node read from the store that is not the tree's
-fails the path it is used in, as it would without the cache. Nodes are kept per (size,
-root) and never carried to another checkpoint's tree: a new checkpoint starts empty.
+Every leaf is checked from its own hash (of the bytes read in this request) up the RFC
+9162 path, hashed with its siblings, until it reaches the root of the checkpoint verified
+in this request, or a node this tree has proven, and must equal it. A node is proven when
+a path through it reached the root (or a proven node) with the same hash, so it is that
+tree's node at that place: stopping there is the same check as going on to the root,
+whose hashes from there up were computed before. Siblings come from proven nodes, else
+from the store; a stored node that is not the tree's fails the path it is used in, as it
+would without what is kept here, and a stored node edited after it was proven is not read
+again for that tree. Nodes are kept per (size, root) and never carried to another
+checkpoint's tree: a new checkpoint starts with none. ``tests/test_verified_cache.py``
+holds this to the truth on random trees with random stored nodes edited.
 
 The upper levels of a tree are few (a 100,000-leaf tree has 390 nodes at level 8 and
 above) and each is on the path of every leaf below it, so after a few pages a cold leaf's
-path needs only its lowest siblings from the store, and the right edge's partial nodes
+path reads only its lowest siblings from the store, and the right edge's partial nodes
 (the same for every leaf) are folded once per checkpoint, not once per page.
 """
 
