@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from ledger import merkle
 from ledger.keys import PartyKey
 from ledger.statements import entry_bytes, prepare, sign_one
@@ -125,20 +127,27 @@ def test_the_bytes_of_another_verified_entry_copied_over_a_row(world: World,
     assert v["entriesVerified"] == len(set(seqs)) - 1
 
 
-def test_a_key_revoked_after_its_pages_were_cached(world: World, client: Client) -> None:
-    """The judgements kept for a page were made before the signer's key was revoked: the
-    entry it signed while the key was valid stays verified, and one signed with it after
-    the revocation (inserted by an insider holding the checkpoint key) is refused, with
-    the seq of the revocation."""
+@pytest.mark.parametrize("end", ["revoked", "rotated"])
+def test_a_key_ended_after_its_pages_were_cached(world: World, client: Client, end: str
+                                                 ) -> None:
+    """The judgements kept for a page were made before the signer's key was revoked (or
+    rotated away): the entry it signed while the key was valid stays verified, and one
+    signed with it afterwards (inserted by an insider holding the checkpoint key) is
+    refused, with the seq at which the key ended."""
     party, key = world.register()
     code = item("REVK0001")
     made = world.ledger.append(commissioning(party, key, code)).seq
     first = page(client, code)
     assert first["verification"]["verified"] is True
     assert [s["seq"] for s in first["timeline"]] == [made]
-    revoked_at = world.ledger.append(sign_one(
-        kind="party.key.revoke", signer=party, key=key,
-        body={"party": party, "key": key.key_id})).seq
+    if end == "revoked":
+        ending = sign_one(kind="party.key.revoke", signer=party, key=key,
+                          body={"party": party, "key": key.key_id})
+    else:
+        ending = sign_one(kind="party.key.rotate", signer=party, key=key,
+                          body={"publicKey": PartyKey.generate(party).public_key_b64},
+                          cosigners=[(world.registrar, world.registrar_key)])
+    revoked_at = world.ledger.append(ending).seq
 
     # The revocation ends the key from its seq on: what was signed before still holds.
     after = page(client, code)
@@ -150,7 +159,7 @@ def test_a_key_revoked_after_its_pages_were_cached(world: World, client: Client)
     facts = page(client, code)
     v = facts["verification"]
     assert v["verified"] is False and v["entriesVerified"] == 1
-    assert f"seq {late}: key {key.key_id} of {party} was revoked at seq {revoked_at}" in \
+    assert f"seq {late}: key {key.key_id} of {party} was {end} at seq {revoked_at}" in \
         v["problems"], v["problems"]
     assert [s["seq"] for s in facts["timeline"]] == [made]
     assert facts["recall"]["recalled"] is False
