@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.test_cli import REPO
 
 
-def test_api_bench_measures_graphql_and_the_page_over_http() -> None:
+def test_api_bench_measures_graphql_and_the_page_over_http(tmp_path: Path) -> None:
+    kept = tmp_path / "ledger"
     proc = subprocess.run(
         [sys.executable, "-m", "tools.bench", "api", "--entries", "1500", "--queries", "20",
-         "--duration", "1", "--concurrency", "4", "--warm-items", "3", "--generator", "python"],
+         "--duration", "1", "--concurrency", "4", "--warm-items", "3", "--generator", "python",
+         "--runs", "2", "--ledger", str(kept)],
         cwd=REPO, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -35,8 +38,29 @@ def test_api_bench_measures_graphql_and_the_page_over_http() -> None:
         assert page["workers"] == workers
     assert doc["page_req_per_s"]["bound"] == 300
     assert doc["healthz_req_per_s"]["value"] > 0
+    # The page beside /healthz: the ratio of each run, its median judged by the bound, on
+    # one server of 2 workers and on 2 servers of one worker each (--runs 2 of each).
+    for name in ("page_to_healthz", "page_to_healthz_split"):
+        r = doc[name]
+        assert r["bound"] == 0.3 and len(r["runs"]) == 2 and r["met"] == (r["value"] >= 0.3)
+        for ratio, p, h in zip(r["runs"], r["page_req_per_s_runs"],
+                               r["healthz_req_per_s_runs"], strict=True):
+            assert abs(ratio - p / h) < 0.002  # each figure rounded on its own
+        assert min(r["runs"]) <= r["value"] <= max(r["runs"])
+        # Where the load went: CPU seconds of each worker during each page run, and the
+        # server's CPU per answer of the page and of /healthz.
+        assert all(sum(cpu) > 0 for cpu in r["page_worker_cpu_s"]), r
+        assert r["page_server_cpu_ms_per_request"] > 0 and r["healthz_server_cpu_ms_per_request"] > 0
+        assert len(r["cpu_ratio_runs"]) == 2 and r["cpu_ratio"] > 0
+    assert len(doc["page_to_healthz_split"]["page_worker_cpu_s"][0]) == 2
     tl = doc["tiles_req_per_s"]
     assert tl["value"] > 0 and tl["requests"] > 0 and tl["non_2xx"] == 0 and tl["workers"] == 2
     assert tl["distinct_tiles"] >= 5  # 1,500 entries and more: full level-0 tiles
     pt = doc["proof_from_tiles_ms_p50"]
     assert pt["value"] > 0 and pt["proofs"] == 200 and pt["tiles_per_proof_median"] >= 1
+    # The ledger is kept for the next run; one asked of another size is refused, not rebuilt.
+    assert json.loads((kept / "build.json").read_text())["entries"] == doc["entries"]
+    again = subprocess.run(
+        [sys.executable, "-m", "tools.bench", "api", "--entries", "5000", "--ledger", str(kept)],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "not one for --entries 5000" in again.stderr, again.stderr

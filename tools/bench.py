@@ -38,6 +38,7 @@ TARGETS = {
     "rss_mb_peak": 300,
     "graphql_trace_ms_p95": 25.0,
     "page_req_per_s": 300,
+    "page_to_healthz": 0.3,  # the page's rate over /healthz's, same server, same run
     "label_sheet_s_1000": 10.0,
 }
 
@@ -575,11 +576,11 @@ def _probe_page(base: str, path: str) -> str | None:
     return f"GET {path} with Accept: text/html answered HTTP {resp.status} {ctype}, not a page"
 
 
-def _wrk(base: str, paths: list[str], seconds: float, connections: int, workdir: str
-         ) -> dict[str, Any]:
+def _wrk(base: str, paths: list[str], seconds: float, connections: int, workdir: str,
+         tag: str = "") -> dict[str, Any]:
     import re
 
-    script = Path(workdir) / "paths.lua"
+    script = Path(workdir) / f"paths{tag}.lua"
     lua_paths = ",".join(json.dumps(p) for p in paths)
     script.write_text(
         f"local paths = {{{lua_paths}}}\nlocal i = 0\n"
@@ -659,11 +660,41 @@ def phase_api_load(spec_json: str) -> dict[str, Any]:
     if "graphql" in parts:
         out["graphql"] = _graphql_latency(base, codes, spec["queries"])
     use_wrk = spec["generator"] == "wrk"
+    bases: list[str] = spec.get("bases") or [base]
+    servers: list[int] = spec.get("servers") or []
+
+    def load_one(b: str, ps: list[str], seconds: float, connections: int, tag: str
+                 ) -> dict[str, Any]:
+        if use_wrk:
+            return _wrk(b, ps, seconds, connections, spec["workdir"], tag)
+        return _python_load(b, ps, seconds, connections)
 
     def load(ps: list[str], seconds: float) -> dict[str, Any]:
-        if use_wrk:
-            return _wrk(base, ps, seconds, spec["concurrency"], spec["workdir"])
-        return _python_load(base, ps, seconds, spec["concurrency"])
+        """The generator's connections on the server(s): with several servers (one worker
+        each), the connections are split among them, each its own generator, all at once,
+        and the rates add up. With each server's worker CPU seconds during the load."""
+        before = _workers_cpu(servers)
+        if len(bases) == 1:
+            got = load_one(bases[0], ps, seconds, spec["concurrency"], "")
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            share = max(1, spec["concurrency"] // len(bases))
+            with ThreadPoolExecutor(len(bases)) as pool:
+                runs = list(pool.map(
+                    lambda n: load_one(bases[n], ps[n::len(bases)] if len(ps) >= len(bases)
+                                       else ps, seconds, share, str(n)),
+                    range(len(bases))))
+            got = {"req_per_s": sum(r["req_per_s"] for r in runs),
+                   "p50_ms": statistics.median(r["p50_ms"] for r in runs if r["p50_ms"]),
+                   "requests": sum(r["requests"] or 0 for r in runs),
+                   "non_2xx": sum(r["non_2xx"] for r in runs),
+                   "servers": len(bases), "connections_each": share}
+        after = _workers_cpu(servers)
+        if before and after:
+            got["worker_cpu_s"] = sorted((round(after[w] - before.get(w, 0.0), 2)
+                                          for w in after), reverse=True)
+        return got
 
     missing = _probe_page(base, paths[0])
     if "page_only" in parts:  # the page alone, on another server: items it has not seen
@@ -671,6 +702,9 @@ def phase_api_load(spec_json: str) -> dict[str, Any]:
     out["page"] = ({"missing": missing} if missing else
                    {**load(paths, spec["duration"]), "distinct_items": len(paths)})
     if "page_only" in parts:
+        return out
+    if "page_healthz" in parts:  # the page and its ceiling, nothing else
+        out["healthz"] = load(["/healthz"], max(1.0, spec["duration"] / 3))
         return out
     if not missing:
         # The same few items again and again, after one visit each: what answers cached per
@@ -684,6 +718,30 @@ def phase_api_load(spec_json: str) -> dict[str, Any]:
     out["healthz"] = load(["/healthz"], max(1.0, spec["duration"] / 3))
     if "tiles" in parts:
         out.update(_tile_read_path(base, spec["proof_samples"], lambda ps: load(ps, spec["duration"])))
+    return out
+
+
+def _workers_cpu(masters: list[int]) -> dict[int, float]:
+    """CPU seconds so far of each worker process of the uvicorn servers ``masters`` (their
+    children; a server of one worker has none and counts itself), from /proc: where the
+    load went. Empty where /proc is not there."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[int, float] = {}
+    try:
+        stats = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    stats[int(d)] = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+    except OSError:
+        return out
+    for m in masters:
+        kids = [pid for pid, f in stats.items() if int(f[1]) == m]
+        for pid in kids or ([m] if m in stats else []):
+            f = stats[pid]
+            out[pid] = (int(f[11]) + int(f[12])) / tick  # utime + stime
     return out
 
 
@@ -786,7 +844,8 @@ def _generator(choice: str) -> str:
 
 
 def bench_api(entries: int, queries: int, duration: float, concurrency: int, generator: str,
-              postgres: bool, warm_items: int = 50, workers: int = 2) -> dict[str, Any]:
+              postgres: bool, warm_items: int = 50, workers: int = 2, runs: int = 1,
+              ledger_dir: str | None = None) -> dict[str, Any]:
     gen = _generator(generator)
     if gen == "python":
         print("bench api: load from Python asyncio+httpx; wrk (apt-get install wrk) generates "
@@ -794,29 +853,55 @@ def bench_api(entries: int, queries: int, duration: float, concurrency: int, gen
     work = Path(tempfile.mkdtemp(prefix="suyuan-bench-api-"))
     drop = None
     try:
-        url = f"sqlite:///{work}/api.db"
-        if postgres:
-            pg = _pg_database()
-            if pg is None:
-                raise SystemExit("bench: --postgres given but PostgreSQL is not reachable")
-            url, drop = pg
         items, big_lot = _items_for(entries)
-        home = str(work / "home")
-        build = _child("trace_build", url, home, str(items), str(big_lot))
+        if ledger_dir is not None and not postgres:
+            # A ledger built by an earlier run, kept: the same chain, not built again.
+            kept = Path(ledger_dir).resolve()
+            kept.mkdir(parents=True, exist_ok=True)
+            url, home = f"sqlite:///{kept}/api.db", str(kept / "home")
+            made = kept / "build.json"
+            if made.exists():
+                build = json.loads(made.read_text())
+                if build.get("items") != items:
+                    raise SystemExit(f"bench: {kept} holds a ledger of {build.get('entries')} "
+                                     f"entries ({build.get('items')} items), not one for "
+                                     f"--entries {entries}; give that or another --ledger")
+            else:
+                if (kept / "api.db").exists():
+                    raise SystemExit(f"bench: {kept}/api.db was not built by the bench; give "
+                                     "an empty directory to --ledger")
+                build = {**_child("trace_build", url, home, str(items), str(big_lot)),
+                         "items": items}
+                made.write_text(json.dumps(build))
+        else:
+            url = f"sqlite:///{work}/api.db"
+            if postgres:
+                pg = _pg_database()
+                if pg is None:
+                    raise SystemExit("bench: --postgres given but PostgreSQL is not reachable")
+                url, drop = pg
+            home = str(work / "home")
+            build = _child("trace_build", url, home, str(items), str(big_lot))
+            if postgres:
+                _analyze(url)
         spec = {"items": items, "tin": _tin(), "queries": queries,
                 "duration": duration, "concurrency": concurrency, "generator": gen,
                 "warm_items": warm_items, "workdir": str(work), "proof_samples": 200}
 
-        def run(n: int, parts: list[str]) -> dict[str, Any]:
-            server, base = _serve(url, home, work, n)
+        def run(n: int, parts: list[str], servers: int = 1) -> dict[str, Any]:
+            """``servers`` uvicorn servers of ``n`` workers each, loaded at once."""
+            started = [_serve(url, home, work, n) for _ in range(servers)]
             try:
-                return _child("api_load", json.dumps({**spec, "base": base, "parts": parts}))
+                return _child("api_load", json.dumps({
+                    **spec, "base": started[0][1], "bases": [b for _, b in started],
+                    "servers": [p.pid for p, _ in started], "parts": parts}))
             finally:
-                server.terminate()
-                try:
-                    server.wait(10)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+                for server, _ in started:
+                    server.terminate()
+                    try:
+                        server.wait(10)
+                    except subprocess.TimeoutExpired:
+                        server.kill()
 
         # GraphQL latency on one worker, as the bound asks; the page on ``workers`` (one
         # per core), and also on one worker over other items, to show what each adds.
@@ -826,12 +911,37 @@ def bench_api(entries: int, queries: int, duration: float, concurrency: int, gen
             load = run(1, ["graphql", "page_only"])
             load["page_one_worker"] = load.pop("page")
             load.update(run(workers, ["page", "tiles"]))
+        # More runs of the page beside /healthz, each on a fresh server (cold caches):
+        # the machine is shared, so the figures are the medians, and the ratio of each run.
+        pairs = [(load["page"], load["healthz"])]
+        for _ in range(runs - 1):
+            again = run(workers, ["page_healthz"])
+            pairs.append((again["page"], again["healthz"]))
+        # The same cores as ``workers`` servers of one worker each, the connections split
+        # among them: what the cores do when each worker gets its share of the load.
+        split = [] if workers == 1 else [run(1, ["page_healthz"], servers=workers)
+                                         for _ in range(runs)]
         return _api_report(build, items, gen, concurrency, load,
-                           "postgresql" if postgres else "sqlite", workers)
+                           "postgresql" if postgres else "sqlite", workers, pairs=pairs,
+                           split=split)
     finally:
         if drop is not None:
             drop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _analyze(url: str) -> None:
+    """PostgreSQL's statistics of the tables just filled, as autovacuum would gather them
+    in time on a running database: without them, the planner of a freshly loaded ledger
+    scans whole tables for the journey, which no server that has run a while does."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    finally:
+        engine.dispose()
 
 
 def _missing_figure(name: str, what: str) -> dict[str, Any]:
@@ -845,8 +955,50 @@ def _details(run: dict[str, Any]) -> dict[str, Any]:
             for k, v in run.items() if k != "req_per_s"}
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median rate (of an odd count; the lower middle of an even one)."""
+    return sorted(runs, key=lambda r: r["req_per_s"])[(len(runs) - 1) // 2]
+
+
+def _cpu_ms(run: dict[str, Any]) -> float | None:
+    """Server CPU milliseconds per request of a load run (None if not measured)."""
+    cpu, n = run.get("worker_cpu_s"), run.get("requests")
+    return 1000 * sum(cpu) / n if cpu and n else None
+
+
+def _ratio_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], note: str
+                  ) -> dict[str, Any] | None:
+    ok = [(p, h) for p, h in pairs if "missing" not in p and h.get("req_per_s")]
+    if not ok:
+        return None
+    ratios = [p["req_per_s"] / h["req_per_s"] for p, h in ok]
+    # The server's CPU per answer, from its workers' CPU seconds over the answers given:
+    # what the machine's other work changes least (it slows the rates, not this much).
+    cpu: list[tuple[float, float]] = []
+    for p, h in ok:
+        pc, hc = _cpu_ms(p), _cpu_ms(h)
+        if pc and hc:
+            cpu.append((pc, hc))
+    costs = ({"page_server_cpu_ms_per_request": round(statistics.median(c[0] for c in cpu), 3),
+              "healthz_server_cpu_ms_per_request": round(statistics.median(c[1] for c in cpu),
+                                                         3),
+              "cpu_ratio": round(statistics.median(hc / pc for pc, hc in cpu), 3),
+              "cpu_ratio_runs": [round(hc / pc, 3) for pc, hc in cpu]} if cpu else {})
+    return {**_figure("page_to_healthz", statistics.median(ratios)), **costs,
+            "runs": [round(r, 3) for r in ratios],
+            "page_req_per_s_runs": [round(p["req_per_s"], 1) for p, _ in ok],
+            "healthz_req_per_s_runs": [round(h["req_per_s"], 1) for _, h in ok],
+            "page_req_per_s_median": round(statistics.median(p["req_per_s"] for p, _ in ok), 1),
+            "healthz_req_per_s_median": round(statistics.median(h["req_per_s"] for _, h in ok),
+                                              1),
+            "page_worker_cpu_s": [p.get("worker_cpu_s") for p, _ in ok],
+            "note": note}
+
+
 def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
-                load: dict[str, Any], db: str, workers: int) -> dict[str, Any]:
+                load: dict[str, Any], db: str, workers: int,
+                pairs: list[tuple[dict[str, Any], dict[str, Any]]] | None = None,
+                split: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     import importlib.util
 
     how = ("wrk, 1 thread" if gen == "wrk" else "Python asyncio+httpx, one process")
@@ -888,8 +1040,23 @@ def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
             "note": "the same few items over and over, each visited once before"}
     hz = load["healthz"]
     result["healthz_req_per_s"] = {"value": round(hz["req_per_s"], 1), "workers": workers,
+                                   **_details(hz),
                                    "note": "same generator and server on /healthz: the ceiling "
                                            "here, measured in the same run"}
+    ratio = _ratio_figure(pairs or [(page, hz)], (
+        f"the page over distinct items / /healthz, each pair on one fresh server of "
+        f"{workers} workers, one after the other; value: the median of the runs' ratios. "
+        "page_worker_cpu_s: each worker's CPU seconds during the page load (uvicorn's "
+        "workers share one socket, and one of them may accept every connection)"))
+    if ratio is not None:
+        result["page_to_healthz"] = {**ratio, "workers": workers}
+    if split:
+        sp = _ratio_figure([(r["page"], r["healthz"]) for r in split], (
+            f"the same, on {workers} servers of one worker each, the generator's "
+            "connections split evenly among them (each share its own generator, all at "
+            "once), the rates added: every core's worker loaded, as behind a load balancer"))
+        if sp is not None:
+            result["page_to_healthz_split"] = {**sp, "workers": f"{workers} x 1"}
     tl, pt = load.get("tiles", {}), load.get("proof_from_tiles", {})
     if "missing" in tl:
         missing.append(tl["missing"])
@@ -1104,6 +1271,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="items of the warm page run, each visited once before it")
     s.add_argument("--workers", type=int, default=2,
                    help="uvicorn workers for the page runs (GraphQL latency: always 1)")
+    s.add_argument("--runs", type=int, default=1,
+                   help="runs of the page beside /healthz, each on a fresh server (medians)")
+    s.add_argument("--ledger", metavar="DIR", default=None,
+                   help="build the SQLite ledger in DIR, or reuse the one an earlier run "
+                        "built there")
     s = sub.add_parser("labels", help="an A4 label sheet of a lot, as `suyuan qr --lot --sheet`")
     s.add_argument("--items", type=int, default=1000, help="items in the lot (bound: 1,000)")
     args = p.parse_args(argv)
@@ -1113,7 +1285,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite == "api":
         print(json.dumps(bench_api(args.entries, args.queries, args.duration, args.concurrency,
                                    args.generator, args.postgres, args.warm_items,
-                                   max(1, args.workers)), indent=1))
+                                   max(1, args.workers), max(1, args.runs), args.ledger),
+                         indent=1))
         return 0
     if args.suite == "trace":
         print(json.dumps(bench_trace(args.items, args.big_lot, args.samples, args.submitters),

@@ -17,14 +17,14 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy.engine import Connection
 
 from ledger.compliance import brands
 from ledger.core import merkle
 from ledger.core.errors import LedgerError
-from ledger.core.ids import index_key, parse_digital_link
+from ledger.core.ids import DigitalLink, index_key, parse_digital_link
 from ledger.core.note import Checkpoint, NoteVerifier
 from ledger.core.statements import Prepared
 from ledger.epcis import masterdata
@@ -35,7 +35,7 @@ from ledger.log.cosigner import CosignatureVerifier
 from ledger.log.sequencer import Ledger
 from ledger.log.verifier import PinnedKey
 from ledger.log.witnesses import Witnessing
-from ledger.queries import scans
+from ledger.queries import scans, verified_cache
 from ledger.queries.trace import Step, journey_rows, normalise_code
 from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
@@ -58,6 +58,9 @@ class VerificationCache:
 
     def __init__(self, size: int = _VERIFIED_CACHE) -> None:
         self.size = size
+        # The nodes of recent checkpoints' trees that verified paths went through
+        # (``verified_cache.ProvenTree``): siblings a cold entry's path need not read.
+        self.trees = verified_cache.ProvenTrees()
         self._d: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._lock = threading.Lock()  # the server answers from a thread pool
 
@@ -102,6 +105,17 @@ def _gln(location: str | None) -> str | None:
     except LedgerError:
         return None
     return link.gln if link.kind in ("location", "party") else None
+
+
+class _Code(NamedTuple):
+    link: DigitalLink
+    product: str | None  # the product class whose master data describes it
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _code(key: str) -> _Code:
+    # A function of the text, kept: a request reads the same code's parts several times.
+    return _Code(parse_digital_link(key), masterdata.product_class(key))
 
 
 def _doc_number(uri: str) -> str:
@@ -182,7 +196,7 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
               cache: VerificationCache | None) -> tuple[dict[str, Any], list[Step]] | None:
     store = ledger.store
     cache = cache if cache is not None else VerificationCache(64)
-    link = parse_digital_link(key)
+    link, product = _code(key)
     with store.reading() as conn:
         steps, rows = _page_steps(conn, key, link.kind)
         if not steps:
@@ -196,7 +210,6 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         chosen = {s.signer for s in steps} | {f"gln:{g}" for s in steps if (g := _gln(s.location))}
         if registrar:
             chosen.add(registrar)
-        product = masterdata.product_class(key)
         codes = {c for s in steps if rows[s.seq].get("rank") != 4 for c in masterdata.place_codes(s.location)}
         if product:
             codes.add(product)
@@ -546,19 +559,16 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
             included[s] = hit[0]
         elif not 0 <= s < cp.size:
             unusable[s] = f"seq {s} lies beyond the checkpoint's {cp.size} entries"
-    todo = [s for s in raw if s not in included and s not in unusable]
-    # One read of tree nodes for every proof still to check.
-    proofs = merkle.inclusion_proofs(todo, cp.size,
-                                     lambda ids: store.fetch_nodes(conn, ids)) if todo else {}
-    for s in todo:
-        why: str | None = None
-        try:
-            merkle.verify_inclusion(leaf=leaves[s], index=s, size=cp.size, proof=proofs[s],
-                                    root=cp.root)
-        except LedgerError as e:
-            why = e.message
-        included[s] = why
-        cache.put(("included", s, leaves[s], cp.size, cp.root), (why,))
+    todo = {s: leaves[s] for s in raw if s not in included and s not in unusable}
+    # Every path still to check, from the leaf hashes of the bytes read now up to this
+    # checkpoint's root; the siblings this tree has proven already are not read again,
+    # the others in one read of tree nodes.
+    if todo:
+        for s, why in verified_cache.check_inclusion(
+                todo, size=cp.size, root=cp.root, fetch=lambda ids: store.fetch_nodes(conn, ids),
+                trees=cache.trees).items():
+            included[s] = why
+            cache.put(("included", s, leaves[s], cp.size, cp.root), (why,))
     for s, why in included.items():
         if why is not None:
             unusable[s] = f"not included in the checkpoint: {why}"
