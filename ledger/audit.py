@@ -23,9 +23,11 @@ from ledger.findings_batch import MAX_CONTAINER_DEPTH
 from ledger.log import ZERO_HASH
 from ledger.note import Checkpoint, NoteVerifier
 from ledger.projections import TraceBatch
+from ledger.projector import Rebuild
 from ledger.statements import entry_bytes, prepare
-from ledger.store import tracedb
+from ledger.store import shadow, tracedb
 from ledger.store.db import Store
+from ledger.store.schema import PROJECTION_TABLES
 from ledger.verify import verify_chunk, verify_pool
 
 PAGE = 2000
@@ -115,6 +117,8 @@ class _Auditor:
             self._entries(total, entries, leaves, cps)
             self._nodes(conn)
             self._consistency(conn)
+            if self.report.ok:
+                self._projections(conn)
         # Signature results arrive asynchronously: report in log order.
         self.report.problems.sort(key=_position)
         return self.report
@@ -296,6 +300,33 @@ class _Auditor:
         if cp.size != size or cp.root != want or cp.origin != self.reg.origin:
             self.problem("signed note does not state this size, root and origin",
                          checkpoint=size)
+
+    # -- projections --------------------------------------------------------------------
+
+    def _projections(self, conn: Connection) -> None:
+        """Re-derive every projection from the entries (the projector the append path runs,
+        into temporary tables on this connection and snapshot) and name each table that
+        differs, at the first seq where it does. Only for a log found sound: projections
+        of a damaged log are judged once it is repaired."""
+        tables = PROJECTION_TABLES
+        stored = shadow.live_schema(conn)
+        shadow.create_temp(conn, tables)
+        try:
+            rebuild = Rebuild(self.store, conn)
+            for seq, _, _, raw in self.store.stream_entries(conn, page=PAGE):
+                entry = orjson.loads(raw)
+                p = prepare(entry["envelope"])
+                rebuild.feed(seq, entry["time"], p,
+                             verifier.event_facts(p.body) if p.kind == "event" else None)
+            rebuild.flush()
+            for d in shadow.first_differences(conn, tables, stored=stored,
+                                              derived=shadow.temp_schema(conn)):
+                self.problem(f"the {d.table} projection does not match a rebuild from the "
+                             "entries; `suyuan reindex` rebuilds it", seq=d.seq)
+        except (LedgerError, KeyError, ValueError, TypeError) as e:
+            self.problem(f"the projections could not be rebuilt from the entries: {e}")
+        finally:
+            shadow.drop_temp(conn, tables)
 
     # -- stored tree and checkpoint consistency ------------------------------------------
 
