@@ -7,9 +7,10 @@ every checkpoint's signature and root, and consistency between consecutive check
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,17 +109,32 @@ class _Auditor:
         self.problem(e.detail, seq=e.seq, checkpoint=e.checkpoint)
 
     def run(self) -> AuditReport:
-        with self.store.reading(snapshot=True) as conn:
-            self.conn = conn
-            total = self.store.count_entries(conn)
-            entries = self.store.stream_entries(conn, page=PAGE, damaged=self.damaged)
-            leaves = self.store.stream_level(conn, 0, damaged=self.damaged)
-            cps = self.store.stream_checkpoints(conn, damaged=self.damaged)
-            self._entries(total, entries, leaves, cps)
-            self._nodes(conn)
-            self._consistency(conn)
+        # The projections are re-derived beside the checks: in a process of its own for a
+        # big ledger (both are mostly Python), on its own snapshot, which is consistent in
+        # itself (its entries and projections), and judged only for a log found sound.
+        with self.store.reading(single=True) as conn:
+            head = self.store.head(conn)
+        pool: ProcessPoolExecutor | None = None
+        found: Future[list[shadow.Difference] | str] | None = None
+        if head is not None and head.size >= REDERIVE_APART_MIN:
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            found = pool.submit(rederive_at, self.store.engine.url.render_as_string(
+                hide_password=False))
+        try:
+            with self.store.reading(snapshot=True) as conn:
+                self.conn = conn
+                total = self.store.count_entries(conn)
+                entries = self.store.stream_entries(conn, page=PAGE, damaged=self.damaged)
+                leaves = self.store.stream_level(conn, 0, damaged=self.damaged)
+                cps = self.store.stream_checkpoints(conn, damaged=self.damaged)
+                self._entries(total, entries, leaves, cps)
+                self._nodes(conn)
+                self._consistency(conn)
             if self.report.ok:
-                self._projections(conn)
+                self._projections(rederive(self.store) if found is None else found.result())
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         # Signature results arrive asynchronously: report in log order.
         self.report.problems.sort(key=_position)
         return self.report
@@ -303,30 +319,15 @@ class _Auditor:
 
     # -- projections --------------------------------------------------------------------
 
-    def _projections(self, conn: Connection) -> None:
-        """Re-derive every projection from the entries (the projector the append path runs,
-        into temporary tables on this connection and snapshot) and name each table that
-        differs, at the first seq where it does. Only for a log found sound: projections
-        of a damaged log are judged once it is repaired."""
-        tables = PROJECTION_TABLES
-        stored = shadow.live_schema(conn)
-        shadow.create_temp(conn, tables)
-        try:
-            rebuild = Rebuild(self.store, conn)
-            for seq, _, _, raw in self.store.stream_entries(conn, page=PAGE):
-                entry = orjson.loads(raw)
-                p = prepare(entry["envelope"])
-                rebuild.feed(seq, entry["time"], p,
-                             verifier.event_facts(p.body) if p.kind == "event" else None)
-            rebuild.flush()
-            for d in shadow.first_differences(conn, tables, stored=stored,
-                                              derived=shadow.temp_schema(conn)):
-                self.problem(f"the {d.table} projection does not match a rebuild from the "
-                             "entries; `suyuan reindex` rebuilds it", seq=d.seq)
-        except (LedgerError, KeyError, ValueError, TypeError) as e:
-            self.problem(f"the projections could not be rebuilt from the entries: {e}")
-        finally:
-            shadow.drop_temp(conn, tables)
+    def _projections(self, found: list[shadow.Difference] | str) -> None:
+        """Name each projection table that differs from a rebuild from the entries, at the
+        first seq where it does (see ``rederive``)."""
+        if isinstance(found, str):
+            self.problem(f"the projections could not be rebuilt from the entries: {found}")
+            return
+        for d in found:
+            self.problem(f"the {d.table} projection does not match a rebuild from the "
+                         "entries; `suyuan reindex` rebuilds it", seq=d.seq)
 
     # -- stored tree and checkpoint consistency ------------------------------------------
 
@@ -465,6 +466,42 @@ def _position(p: Problem) -> float:
     if p.checkpoint is not None:
         return p.checkpoint - 0.5  # after the entries it covers
     return float("inf")
+
+
+REDERIVE_APART_MIN = 20_000  # entries from which the re-derivation runs in a process
+
+
+def rederive(store: Store) -> list[shadow.Difference] | str:
+    """Every projection table whose rows differ from those the projector derives from the
+    entries (the one the append path runs, into temporary tables on one connection and
+    snapshot), with the first seq where they part; or why they could not be derived."""
+    tables = PROJECTION_TABLES
+    with store.reading(snapshot=True) as conn:
+        stored = shadow.live_schema(conn)
+        shadow.create_temp(conn, tables)
+        try:
+            rebuild = Rebuild(store, conn)
+            for seq, _, _, raw in store.stream_entries(conn, page=PAGE):
+                entry = orjson.loads(raw)
+                p = prepare(entry["envelope"])
+                rebuild.feed(seq, entry["time"], p,
+                             event_codes(p.body) if p.kind == "event" else None)
+            rebuild.flush()
+            return shadow.first_differences(conn, tables, stored=stored,
+                                            derived=shadow.temp_schema(conn))
+        except (LedgerError, KeyError, ValueError, TypeError, orjson.JSONDecodeError) as e:
+            return str(e)
+        finally:
+            shadow.drop_temp(conn, tables)
+
+
+def rederive_at(url: str) -> list[shadow.Difference] | str:
+    """``rederive`` in a process of its own."""
+    store = Store(url)
+    try:
+        return rederive(store)
+    finally:
+        store.dispose()
 
 
 def audit(store: Store, *, progress: Progress | None = None,

@@ -156,3 +156,20 @@ def test_scan_findings_are_not_projections(world: World) -> None:
             message_zh="扫码异常", message_en="scan pattern", details={}, source="scan")])
     rc, lines, _ = audit_lines(world)
     assert rc == 0 and lines == [], lines
+
+
+def test_a_big_ledger_is_re_derived_in_a_process_of_its_own(world: World,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """From ``REDERIVE_APART_MIN`` entries the re-derivation runs beside the checks in a
+    process of its own; it finds the same."""
+    import ledger.audit
+
+    chain = FormulaChain(world)
+    chain.build()
+    chain.build_recalled()
+    recall = one(world, "SELECT seq FROM events WHERE stage = 'recall'")
+    world.store.raw("DELETE FROM events WHERE seq = :s", {"s": recall})
+    monkeypatch.setattr(ledger.audit, "REDERIVE_APART_MIN", 1)
+    lines = [p.line() for p in ledger.audit.audit(world.store).problems]
+    assert lines == [f"seq {recall}: the events {MESSAGE}"], lines
