@@ -145,30 +145,31 @@ def create_rebuild(conn: Connection, tables: Sequence[str], *, live: str) -> str
     return name
 
 
+def _copy(conn: Connection, table: str, *, into: str, src: str, where: str = "") -> None:
+    """Copy rows by column name: a table a migration made may order its columns otherwise."""
+    cols = ", ".join(c.name for c in metadata.tables[table].columns)
+    conn.exec_driver_sql(f"INSERT INTO {into}.{table} ({cols}) SELECT {cols} FROM {src}.{table}"
+                         + (f" WHERE {where}" if where else ""))
+
+
 def swap_in(conn: Connection, tables: Sequence[str], *, live: str, rebuilt: str | None) -> None:
     """Replace the live tables by the rebuilt ones, inside the caller's write transaction;
     findings raised from scans (no entry holds them) are carried over."""
-    keep = "SELECT id FROM {s}.findings WHERE source = 'scan'"
+    scans = f"SELECT id FROM {live}.findings WHERE source = 'scan'"
     if rebuilt is None:  # SQLite: copy the temporary tables in
-        src = "temp"
         for table in tables:
-            if table in ("findings", *_FINDING_INDEXES):
-                continue
-            conn.exec_driver_sql(f"DELETE FROM {live}.{table}")
-            conn.exec_driver_sql(f"INSERT INTO {live}.{table} SELECT * FROM {src}.{table}")
-        scans = keep.format(s=live)
-        conn.exec_driver_sql(f"DELETE FROM {live}.findings WHERE source <> 'scan'")
-        for table in _FINDING_INDEXES:
-            conn.exec_driver_sql(f"DELETE FROM {live}.{table} WHERE finding NOT IN ({scans})")
-        for table in ("findings", *_FINDING_INDEXES):
-            conn.exec_driver_sql(f"INSERT INTO {live}.{table} SELECT * FROM {src}.{table}")
+            if table == "findings":
+                conn.exec_driver_sql(f"DELETE FROM {live}.findings WHERE source <> 'scan'")
+            elif table in _FINDING_INDEXES:
+                conn.exec_driver_sql(f"DELETE FROM {live}.{table} WHERE finding NOT IN ({scans})")
+            else:
+                conn.exec_driver_sql(f"DELETE FROM {live}.{table}")
+        for table in tables:
+            _copy(conn, table, into=live, src="temp")
         return
-    scans = keep.format(s=live)
-    conn.exec_driver_sql(f"INSERT INTO {rebuilt}.findings SELECT * FROM {live}.findings "
-                         "WHERE source = 'scan'")
+    _copy(conn, "findings", into=rebuilt, src=live, where="source = 'scan'")
     for table in _FINDING_INDEXES:
-        conn.exec_driver_sql(f"INSERT INTO {rebuilt}.{table} SELECT * FROM {live}.{table} "
-                             f"WHERE finding IN ({scans})")
+        _copy(conn, table, into=rebuilt, src=live, where=f"finding IN ({scans})")
     for table in tables:
         conn.exec_driver_sql(f"DROP TABLE {live}.{table}")
         conn.exec_driver_sql(f"ALTER TABLE {rebuilt}.{table} SET SCHEMA {live}")
