@@ -7,10 +7,12 @@ every checkpoint's signature and root, and consistency between consecutive check
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,12 +116,8 @@ class _Auditor:
         # itself (its entries and projections), and judged only for a log found sound.
         with self.store.reading(single=True) as conn:
             head = self.store.head(conn)
-        pool: ProcessPoolExecutor | None = None
-        found: Future[list[shadow.Difference] | str] | None = None
-        if head is not None and head.size >= REDERIVE_APART_MIN:
-            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            found = pool.submit(rederive_at, self.store.engine.url.render_as_string(
-                hide_password=False))
+        apart = (_Apart(self.store.engine.url.render_as_string(hide_password=False))
+                 if head is not None and head.size >= REDERIVE_APART_MIN else None)
         try:
             with self.store.reading(snapshot=True) as conn:
                 self.conn = conn
@@ -131,10 +129,11 @@ class _Auditor:
                 self._nodes(conn)
                 self._consistency(conn)
             if self.report.ok:
-                self._projections(rederive(self.store) if found is None else found.result())
+                found = apart.result() if apart is not None else None
+                self._projections(rederive(self.store) if found is None else found)
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            if apart is not None:
+                apart.stop()
         # Signature results arrive asynchronously: report in log order.
         self.report.problems.sort(key=_position)
         return self.report
@@ -495,13 +494,56 @@ def rederive(store: Store) -> list[shadow.Difference] | str:
             shadow.drop_temp(conn, tables)
 
 
-def rederive_at(url: str) -> list[shadow.Difference] | str:
-    """``rederive`` in a process of its own."""
-    store = Store(url)
+def rederive_main() -> None:
+    """``rederive`` in a process of its own: the store's URL on stdin (not in the process
+    list), the differences as JSON on stdout."""
+    store = Store(sys.stdin.read())
     try:
-        return rederive(store)
+        found = rederive(store)
     finally:
         store.dispose()
+    sys.stdout.write(json.dumps({"error": found} if isinstance(found, str) else
+                                {"differences": [[d.table, d.seq] for d in found]}))
+
+
+class _Apart:
+    """``rederive`` running in a child interpreter beside the audit's own checks (both are
+    mostly Python, and a second core is there). The child imports this module by name, so
+    it needs nothing of the caller's ``__main__``; if it cannot run, ``result`` is None and
+    the audit re-derives in its own process."""
+
+    def __init__(self, url: str) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", f"import {__name__} as m; m.rederive_main()"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True)
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(url)
+            self.proc.stdin.close()
+        except OSError:
+            self.proc = None
+
+    def result(self) -> list[shadow.Difference] | str | None:
+        if self.proc is None:
+            return None
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        if self.proc.wait() != 0:
+            return None
+        try:
+            doc = json.loads(out)
+        except json.JSONDecodeError:
+            return None
+        if "error" in doc:
+            return str(doc["error"])
+        return [shadow.Difference(str(t), int(q)) for t, q in doc["differences"]]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def audit(store: Store, *, progress: Progress | None = None,
