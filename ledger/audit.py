@@ -8,6 +8,7 @@ every checkpoint's signature and root, and consistency between consecutive check
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import deque
@@ -495,9 +496,9 @@ def rederive(store: Store) -> list[shadow.Difference] | str:
 
 
 def rederive_main() -> None:
-    """``rederive`` in a process of its own: the store's URL on stdin (not in the process
-    list), the differences as JSON on stdout."""
-    store = Store(sys.stdin.read())
+    """``rederive`` in a process of its own: the store's URL in ``SUYUAN_DB`` (not in the
+    process list), the differences as JSON on stdout."""
+    store = Store(os.environ["SUYUAN_DB"])
     try:
         found = rederive(store)
     finally:
@@ -517,20 +518,17 @@ class _Apart:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", f"import {__name__} as m; m.rederive_main()"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                text=True)
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(url)
-            self.proc.stdin.close()
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True, env={**os.environ, "SUYUAN_DB": url})
         except OSError:
             self.proc = None
 
     def result(self) -> list[shadow.Difference] | str | None:
-        if self.proc is None:
+        proc, self.proc = self.proc, None
+        if proc is None:
             return None
-        assert self.proc.stdout is not None
-        out = self.proc.stdout.read()
-        if self.proc.wait() != 0:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
             return None
         try:
             doc = json.loads(out)
@@ -541,9 +539,11 @@ class _Apart:
         return [shadow.Difference(str(t), int(q)) for t, q in doc["differences"]]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        self.proc.communicate()  # reaps it and closes its pipes
 
 
 def audit(store: Store, *, progress: Progress | None = None,
