@@ -171,5 +171,10 @@ def test_a_big_ledger_is_re_derived_in_a_process_of_its_own(world: World,
     recall = one(world, "SELECT seq FROM events WHERE stage = 'recall'")
     world.store.raw("DELETE FROM events WHERE seq = :s", {"s": recall})
     monkeypatch.setattr(ledger.audit, "REDERIVE_APART_MIN", 1)
+
+    def not_here(store: object) -> None:
+        raise AssertionError("re-derived in the auditing process, not in one of its own")
+
+    monkeypatch.setattr(ledger.audit, "rederive", not_here)
     lines = [p.line() for p in ledger.audit.audit(world.store).problems]
     assert lines == [f"seq {recall}: the events {MESSAGE}"], lines
