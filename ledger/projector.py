@@ -566,10 +566,6 @@ class Rebuild:
                 self.done.events += 1
         self.done.entries += len(chunk)
 
-    def skip(self, seq: int) -> None:
-        """No entry (or none that parses) at ``seq``: go on after it."""
-        self.next_seq = seq + 1
-
     def flush(self) -> None:
         """Apply what is buffered and write every row applied so far."""
         self._replay()
