@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from ledger.projector import Projector, Rebuild
 from ledger.statements import prepare
@@ -24,6 +25,7 @@ from ledger.verifier import event_facts
 
 CATCH_UP = 2000  # entries left behind at most when the lock is taken
 MAX_ROUNDS = 20  # catch-up rounds before the lock is taken whatever is left
+LOCK_TRIES = 10  # PostgreSQL: tries to lock the live tables within 2 s before waiting
 
 Progress = Callable[[int, int], None]
 
@@ -72,12 +74,24 @@ def reindex(store: Store, *, progress: Progress | None = None) -> dict[str, Any]
                     break
                 _replay(store, conn, rebuild, stop=size, total=size, progress=progress)
                 rebuild.flush()
-        with store.writing_on(conn, lock_schema=None if rebuilt is None else live.strip('"')):
-            size = _size(store, conn)
-            _replay(store, conn, rebuild, stop=size, total=size, progress=None)
-            rebuild.flush()
-            shadow.swap_in(conn, tables, live=live, rebuilt=rebuilt)
-            swapped = True
+        for attempt in range(LOCK_TRIES + 1):
+            try:
+                with store.writing_on(conn, lock_schema=None if rebuilt is None
+                                      else live.strip('"')):
+                    if rebuilt is not None:
+                        # The rename waits for readers of the live tables (a long audit):
+                        # the sequencer's lock is given back meanwhile, and taken again.
+                        shadow.lock_live(conn, tables, live=live,
+                                         timeout_ms=None if attempt == LOCK_TRIES else 2000)
+                    size = _size(store, conn)
+                    _replay(store, conn, rebuild, stop=size, total=size, progress=None)
+                    rebuild.flush()
+                    shadow.swap_in(conn, tables, live=live, rebuilt=rebuilt)
+                    swapped = True
+                break
+            except OperationalError as e:
+                if swapped or getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                    raise
     finally:
         if rebuilt is not None and not swapped:
             conn.rollback()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from ledger.audit import audit
 from ledger.reindex import reindex
 from ledger.store import tracedb
@@ -76,3 +78,48 @@ def test_a_reindex_keeps_scan_findings_and_drops_stray_rows(world: World) -> Non
     assert after == with_scan
     assert after["findings"] != original["findings"]  # the scan finding is one of them
     assert any(r[0] == "scan-1" for r in after["findings"])
+
+
+def test_a_reader_holding_the_tables_does_not_stall_appends_during_the_swap(world: World
+                                                                            ) -> None:
+    """PostgreSQL swaps by renaming, which waits for every reader of the live tables (a long
+    audit's snapshot): the rebuild gives the sequencer's lock back while it waits, so
+    appends go on, and it swaps once the reader is done."""
+    import time
+
+    from sqlalchemy import text
+
+    if world.store.dialect != "postgresql":
+        pytest.skip("SQLite's swap copies rows; readers do not hold it up")
+    FormulaChain(world).build()
+    producer, key = world.register(["producer"])
+    reader = world.store.engine.connect()
+    reader.begin()
+    reader.execute(text("SELECT count(*) FROM events")).scalar()
+    done: list[dict[str, Any]] = []
+    rebuilding = threading.Thread(target=lambda: done.append(reindex(world.store)))
+    rebuilding.start()
+    try:
+        # Until the rebuild waits for the reader's lock (a bound, not a speed figure).
+        for _ in range(600):
+            with world.store.engine.connect() as c:
+                waiting = c.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND (query LIKE 'LOCK TABLE%' OR query LIKE 'DROP TABLE%')")).scalar()
+            if waiting:
+                break
+            time.sleep(0.1)
+        assert waiting, "the rebuild never waited for the reader"
+        appended: list[int] = []
+        t = threading.Thread(target=lambda: appended.extend(
+            r.seq for r in world.append_events(producer, key, 1, start=500)))
+        t.start()
+        t.join(timeout=120)
+        assert appended, "an append waited for the swap"
+        assert not done  # still waiting for the reader
+    finally:
+        reader.rollback()
+        reader.close()
+        rebuilding.join(timeout=300)
+    assert done and done[0]["entries"] == world.ledger.size()
+    assert audit(world.store).ok

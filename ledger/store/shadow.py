@@ -145,6 +145,16 @@ def create_rebuild(conn: Connection, tables: Sequence[str], *, live: str) -> str
     return name
 
 
+def lock_live(conn: Connection, tables: Sequence[str], *, live: str,
+              timeout_ms: int | None) -> None:
+    """PostgreSQL: lock the live tables for the swap, giving up after ``timeout_ms`` (None:
+    wait) with SQLSTATE 55P03, before anything of the swap is done."""
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_ms or 0)}")
+    conn.exec_driver_sql("LOCK TABLE " + ", ".join(f"{live}.{t}" for t in tables)
+                         + " IN ACCESS EXCLUSIVE MODE")
+    conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+
+
 def _copy(conn: Connection, table: str, *, into: str, src: str, where: str = "") -> None:
     """Copy rows by column name: a table a migration made may order its columns otherwise."""
     cols = ", ".join(c.name for c in metadata.tables[table].columns)
