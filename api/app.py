@@ -15,27 +15,28 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 from api.auth import BearerAuth
 from api.body import BodyLimit
 from api.console import console_routes
-from api.epcis_rest import routes as epcis_routes
+from api.epcis_rest import mount as epcis_mount
 from api.errors import ledger_error
 from api.graphql.app import graphql_app
 from api.headers import SecurityHeaders
 from api.qr import qr_response
+from api.replicas import PrimaryBreaker, ReadSnapshot
 from api.resolver import resolve, resolver_description
 from api.settings import Settings
 from api.tiles import CHECKPOINT_HEADERS, TilesMirror, tile_routes
 from api.visitors import Visitors, visitor_secret
-from ledger import scans
-from ledger.errors import LedgerError, MalformedInput
-from ledger.home import Home
-from ledger.log import Ledger
-from ledger.page_facts import VerificationCache
+from ledger.core.errors import LedgerError, MalformedInput
+from ledger.log.home import Home
+from ledger.log.sequencer import Ledger
+from ledger.log.witnesses import Gatherer, Witnessing, cosigned_note
+from ledger.queries import scans
+from ledger.queries.page import VerificationCache
 from ledger.store.db import Store
-from ledger.witnessing import Gatherer, Witnessing, cosigned_note
 
 PAGE_THREADS = 2  # pages answered at once by one worker process
 _TREE_NUMBER = re.compile(r"[0-9]{1,19}")  # ASCII digits only: int() also takes "١" and "1_0"
@@ -53,39 +54,46 @@ def _tree_number(request: Request, name: str) -> int:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    store = Store(settings.db_url)
+    store = Store(settings.db_url, read_urls=settings.db_read)
     # The checkpoint key, when this home has it, lets GraphQL `submit` append.
     ledger = Ledger(store, note_signer=Home(settings.home).note_signer_if_any(),
                     log_key=settings.log_key)
+    # Reads (GraphQL queries, the page, the resolver, proofs, tiles, the console) go to the
+    # replicas of SUYUAN_DB_READ, each request to one snapshot of one of them (ReadSnapshot
+    # below); appends, scans and cosignatures go to the primary through `ledger`.
+    read_store = store.reader()
+    reader = Ledger(read_store, log_key=settings.log_key)
+    breaker = PrimaryBreaker(store.engine) if store.replicas else None
     # The witnesses the operator configured (URL, key, quorum): the page counts k of n, and
     # the checkpoint of each GraphQL submit is sent to them for cosigning in the background.
     cfg = Home(settings.home).config() if settings.home else {}
     witnessing = Witnessing.from_config(cfg) if cfg.get("witnesses") else None
     gatherer = (Gatherer(ledger, witnessing)
                 if witnessing is not None and ledger.note_signer is not None else None)
-    graphql = graphql_app(ledger, settings, gatherer.poke if gatherer is not None else None)
+    graphql = graphql_app(ledger, settings, gatherer.poke if gatherer is not None else None,
+                          reader=reader)
     verified = VerificationCache()
     visitors = Visitors(settings.trusted_proxies, visitor_secret(settings.home))
 
     def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "size": ledger.size()})
+        return JSONResponse({"ok": True, "size": reader.size()})
 
     # Every LedgerError a route raises is answered by one mapping (api/errors.py).
     def checkpoint(request: Request) -> Response:
         # With every cosignature gathered so far: clients count the quorum themselves.
-        return PlainTextResponse(cosigned_note(ledger), headers=CHECKPOINT_HEADERS)
+        return PlainTextResponse(cosigned_note(reader), headers=CHECKPOINT_HEADERS)
 
     def log_key(request: Request) -> Response:
         # The pinned key (the published one, else the genesis entry's), never a table row.
-        return PlainTextResponse(ledger.log_verifier().vkey() + "\n")
+        return PlainTextResponse(reader.log_verifier().vkey() + "\n")
 
     def consistency(request: Request) -> Response:
         first, second = _tree_number(request, "first"), _tree_number(request, "second")
-        return JSONResponse(ledger.consistency_proof(first, second).as_dict())
+        return JSONResponse(reader.consistency_proof(first, second).as_dict())
 
     def inclusion(request: Request) -> Response:
         seq, size = _tree_number(request, "seq"), _tree_number(request, "size")
-        return JSONResponse(ledger.inclusion_proof(seq, size).as_dict())
+        return JSONResponse(reader.inclusion_proof(seq, size).as_dict())
 
     # The page is CPU work in Python around short database reads: a few threads at a time
     # answer more pages than one per connection, which fight over the GIL (and, on SQLite,
@@ -94,7 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def digital_link(request: Request) -> Response:
         return await anyio.to_thread.run_sync(
-            lambda: resolve(request, ledger, settings.base_url, witnessing=witnessing,
+            lambda: resolve(request, reader, settings.base_url, witnessing=witnessing,
                             cache=verified, visitors=visitors), limiter=page_threads)
 
     def gs1resolver(request: Request) -> Response:
@@ -109,16 +117,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/log-key", log_key),
         Route("/proof/consistency/{first}/{second}", consistency),
         Route("/proof/inclusion/{seq}/{size}", inclusion),
-        *tile_routes(store),
+        *tile_routes(read_store),
         Route("/.well-known/gs1resolver", gs1resolver),
         Route("/01/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/00/{rest:path}", digital_link, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/qr/{rest:path}", qr),
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
-        # GS1's EPCIS 2.0 REST query bindings (api/epcis_rest.py).
-        Mount("/epcis", routes=epcis_routes(ledger)),
-        *console_routes(ledger, settings),
+        # GS1's EPCIS 2.0 REST bindings (api/epcis_rest.py): capture appends, so these read
+        # the primary.
+        epcis_mount(ledger),
+        *console_routes(reader, settings),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -139,11 +148,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store.dispose()
 
     app = Starlette(debug=settings.dev, routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(SecurityHeaders, dev=settings.dev), Middleware(BodyLimit),
-                                Middleware(BearerAuth, ledger=ledger)],
+                    middleware=[Middleware(ReadSnapshot, store=read_store),
+                                Middleware(SecurityHeaders, dev=settings.dev), Middleware(BodyLimit),
+                                Middleware(BearerAuth, ledger=reader)],
                     exception_handlers={LedgerError: ledger_error})
     app.state.settings = settings
     app.state.store = store
     app.state.ledger = ledger
+    app.state.reader = reader
+    app.state.primary_breaker = breaker
     app.state.gatherer = gatherer
     return app

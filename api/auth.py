@@ -1,4 +1,4 @@
-"""Who is asking: ``Authorization: Bearer <token>`` (see ledger/tokens.py) to a Viewer.
+"""Who is asking: ``Authorization: Bearer <token>`` (see ledger/core/tokens.py) to a Viewer.
 
 No header: the public. A good token: its party, or a regulator when the party has that
 role. Anything else (expired, forged, for another ledger, by a revoked key, malformed)
@@ -13,9 +13,9 @@ import json
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ledger.errors import LedgerError, NotAuthentic
-from ledger.log import Ledger
-from ledger.private import PUBLIC, Viewer
+from ledger.core.errors import LedgerError, NotAuthentic
+from ledger.core.private import PUBLIC, Viewer
+from ledger.log.sequencer import Ledger
 
 SCOPE_KEY = "suyuan.viewer"
 

@@ -13,7 +13,7 @@ from typing import Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import RequestTooLarge, error_response
-from ledger.errors import MalformedInput
+from ledger.core.errors import MalformedInput
 
 MAX_BODY: Final = 8 * 1024 * 1024
 

@@ -2,9 +2,10 @@
 (`suyuan agent`): RFC 7807 problems typed with the standard's exceptions, the ``GS1-*``
 headers, content and version negotiation, and the answers to ``OPTIONS``.
 
-XML: a route answers JSON(-LD) only, and 406 to a client that accepts nothing but XML,
-until an XML serialiser is set with ``set_xml_writer`` (one call, for the EPCIS XML module
-when it lands; see README, "Query with EPCIS 2.0").
+XML: a route whose answer the bindings define in ``application/xml`` (an event query's
+EPCISQueryDocument) passes its writer to ``media_type``/``document`` and answers EPCIS XML
+to a client that prefers it; every other route answers JSON, and 406 to a client that
+accepts nothing else (see README, "Query with EPCIS 2.0").
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.errors import RequestTooLarge, UnsupportedMediaType
-from ledger.epcis_query import (
+from ledger.core.errors import LedgerError, MalformedInput, NotAuthentic, NotAuthorised, NotFound
+from ledger.queries.epcis_query import (
+    NotWritableAsXml,
     QueryParameterException,
     QueryTooComplex,
     QueryTooLarge,
     UnsupportedQuery,
 )
-from ledger.errors import LedgerError, MalformedInput, NotAuthentic, NotAuthorised, NotFound
 
 EPCIS_VERSION: Final = "2.0.0"
 CBV_VERSION: Final = "2.0.0"
@@ -41,13 +43,9 @@ DISCOVERY_HEADERS: Final = {
     "GS1-CBV-XML-Format": "Never_Translates", "GS1-Vendor-Version": "suyuan-0.1.0",
 }
 
+XML: Final = "application/xml"
+# A document to its XML bytes, for the routes whose answers the bindings define in XML.
 XmlWriter = Callable[[Mapping[str, Any]], bytes]
-_xml_writer: list[XmlWriter] = []
-
-
-def set_xml_writer(writer: XmlWriter | None) -> None:
-    """Serve ``application/xml`` through ``writer`` (a document to EPCIS 2.0 XML bytes)."""
-    _xml_writer[:] = [] if writer is None else [writer]
 
 
 class NotAcceptable(LedgerError):
@@ -70,6 +68,7 @@ _EXCEPTIONS: Final[list[tuple[type[LedgerError], int, str]]] = [
     (QueryTooLarge, 413, "QueryTooLargeException"),
     (QueryTooComplex, 413, "QueryTooComplexException"),
     (NotAcceptable, 406, "NotAcceptableException"),
+    (NotWritableAsXml, 406, "NotAcceptableException"),
     (NotFound, 404, "NoSuchNameException"),
     (NotAuthentic, 401, "SecurityException"),
     (NotAuthorised, 403, "SecurityException"),
@@ -125,36 +124,79 @@ def check_versions(request: Request) -> None:
                                 f"range GS1-{name}-Min/Max asks for")
 
 
-def _accepted(request: Request) -> list[str]:
+def _accepted(request: Request) -> list[tuple[str, float]]:
+    """The media ranges of ``Accept`` with their q-values (absent header: anything)."""
     out = []
     for part in request.headers.get("accept", "*/*").split(","):
         kind, _, params = part.strip().partition(";")
-        q = re.search(r"q\s*=\s*([0-9.]+)", params)
-        if q is not None and q[1].strip("0.") == "":
-            continue  # q=0: explicitly not acceptable
-        out.append(kind.strip().lower())
+        q = 1.0
+        m = re.search(r"(?:^|;)\s*q\s*=\s*([0-9.]{1,6})", params)
+        if m is not None:
+            try:
+                q = min(max(float(m[1]), 0.0), 1.0)
+            except ValueError:
+                q = 1.0
+        out.append((kind.strip().lower() or "*/*", q))
     return out
 
 
-def media_type(request: Request) -> str:
-    """The type to answer in: JSON-LD's own type if asked for, else JSON; XML once a
-    writer is set; else NotAcceptable."""
+def _quality(offer: str, accepted: list[tuple[str, float]]) -> tuple[float, int]:
+    """(q, specificity) the client gives ``offer``: its most specific matching range wins
+    (RFC 9110 §12.5.1); no match is q 0."""
+    best = (0.0, -1)
+    main = offer.split("/", 1)[0]
+    for kind, q in accepted:
+        if kind == offer:
+            spec = 2
+        elif kind == f"{main}/*":
+            spec = 1
+        elif kind == "*/*":
+            spec = 0
+        else:
+            continue
+        if spec > best[1]:
+            best = (q, spec)
+    return best
+
+
+def media_type(request: Request, *, xml: bool = False) -> str:
+    """The type to answer in, by the client's ``Accept`` and q-values: JSON, JSON-LD's own
+    type when the client names it, and, on a route whose answer the bindings define in XML
+    (``xml``), EPCIS XML when the client prefers it (``text/xml`` if that is the type it
+    names); else NotAcceptable. Equal preferences: JSON-LD named, then JSON, then XML."""
     accepted = _accepted(request)
-    if JSON_LD in accepted:
-        return JSON_LD
-    if any(a in (JSON, "application/*", "*/*", "", PROBLEM) for a in accepted):
-        return JSON
-    if _xml_writer and any(a in XML_TYPES for a in accepted):
-        return "application/xml"
-    wanted = ", ".join(accepted)[:80]
-    raise NotAcceptable(f"this server answers application/json or application/ld+json, not "
-                        f"{wanted}" + ("; EPCIS XML is not served yet" if any(
-                            a in XML_TYPES for a in accepted) else ""))
+    # application/problem+json accepts our JSON (a client asking for problems only gets JSON).
+    offers: list[tuple[str, tuple[float, int]]] = []
+    json_q = max(_quality(JSON, accepted), _quality(PROBLEM, accepted))
+    ld_q = _quality(JSON_LD, accepted)
+    if ld_q[1] == 2:
+        offers.append((JSON_LD, ld_q))
+    offers.append((JSON, json_q))
+    if xml:
+        for kind in XML_TYPES:
+            q = _quality(kind, accepted)
+            offers.append((XML if q[1] < 2 else kind, q))
+    best = max(offers, key=lambda o: o[1][0])  # max keeps the first of equals: our order
+    if best[1][0] > 0:
+        return best[0]
+    names = ", ".join(k for k, _ in accepted)[:80]
+    served = "application/json, application/ld+json or application/xml" if xml else \
+        "application/json or application/ld+json"
+    no_xml = not xml and any(k in XML_TYPES for k, _ in accepted)
+    raise NotAcceptable(f"this resource is served as {served}, not {names}"
+                        + ("; GS1's bindings define no XML for it" if no_xml else ""))
 
 
 def document(doc: Mapping[str, Any], kind: str, *, status: int = 200,
-             headers: Mapping[str, str] | None = None) -> Response:
-    body = _xml_writer[0](doc) if kind == "application/xml" and _xml_writer else orjson.dumps(doc)
+             headers: Mapping[str, str] | None = None, xml: XmlWriter | None = None) -> Response:
+    """``doc`` in the negotiated ``kind``: through ``xml`` when that is an XML type."""
+    if kind in XML_TYPES:
+        if xml is None:
+            raise NotAcceptable("this resource has no XML representation; ask for "
+                                "application/json")
+        body = xml(doc)
+    else:
+        body = orjson.dumps(doc)
     return Response(body, status_code=status, media_type=kind,
                     headers={**GS1_HEADERS, **(headers or {})})
 

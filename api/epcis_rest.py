@@ -1,5 +1,5 @@
 """GS1's EPCIS 2.0 REST query bindings on the ledger, under ``/epcis/``: events with the
-query language (ledger/epcis_query.py), the top-level resources, named queries and their
+query language (ledger/queries/epcis_query.py), the top-level resources, named queries and their
 subscriptions over WebSocket. Capture happens at each enterprise (`suyuan agent`), so the
 capture operations here answer 501, as does every other operation the bindings list and
 this ledger does not offer (webhook subscriptions).
@@ -15,15 +15,15 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import anyio.from_thread
 import anyio.to_thread
 import orjson
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import scope_viewer
@@ -38,9 +38,10 @@ from api.epcis_http import (
     options,
     problem,
 )
-from ledger import epcis_query as eq
-from ledger.errors import LedgerError, NotAuthentic, NotAuthorised, NotFound
-from ledger.log import Ledger
+from ledger.core.errors import LedgerError, NotAuthentic, NotAuthorised, NotFound
+from ledger.core.times import utc_text
+from ledger.log.sequencer import Ledger
+from ledger.queries import epcis_query as eq
 from ledger.store import epcisdb
 from ledger.store.db import Store
 
@@ -95,13 +96,13 @@ def _params(request: Request, **extra: str) -> dict[str, list[str]]:
 
 def _events_page(ledger: Ledger, request: Request, params: dict[str, list[str]], *,
                  query_name: str = eq.QUERY_NAME) -> Response:
-    kind = media_type(request)
+    kind = media_type(request, xml=True)
     per_page = _per_page(request)
     page = eq.run_query(ledger.store, eq.parse_query(params), per_page=per_page,
                         token=request.query_params.get("nextPageToken"))
     headers = link_next(request, page.next_token, per_page) if page.next_token else {}
     doc = eq.query_document(ledger.store, page.events, query_name=query_name)
-    return document(doc, kind, headers=headers)
+    return document(doc, kind, headers=headers, xml=eq.query_xml)
 
 
 def _collection(members: list[str], *, context: Any = COLLECTION_CONTEXT) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def _collection(members: list[str], *, context: Any = COLLECTION_CONTEXT) -> dic
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(digits=3)
 
 
 def routes(ledger: Ledger) -> list[BaseRoute]:
@@ -126,11 +127,11 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         return _events_page(ledger, request, _params(request))
 
     def event(request: Request) -> Response:
-        kind = media_type(request)
+        kind = media_type(request, xml=True)
         found = eq.first_event(store, {"EQ_eventID": [request.path_params["eventID"]]})
         if found is None:
             raise NotFound(f"no event on this ledger has eventID {request.path_params['eventID'][:100]}")
-        return document(eq.query_document(store, [found]), kind)
+        return document(eq.query_document(store, [found]), kind, xml=eq.query_xml)
 
     def vocabulary(resource: str) -> Handler:
         def endpoint(request: Request) -> Response:
@@ -267,6 +268,9 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         Route("/nextPageToken/{token:path}", _guarded("DELETE", next_page_token),
               methods=["DELETE"]),
     ]
+    def nowhere(request: Request) -> Response:
+        raise NotFound(f"no EPCIS resource at {request.url.path[:120]!r}; GET /epcis/ lists them")
+
     for resource in eq.VOCABULARIES:
         out += [
             Route(f"/{resource}", _guarded("OPTIONS, GET", vocabulary(resource)),
@@ -276,7 +280,32 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
             Route(f"/{resource}/{{value:path}}", _guarded("OPTIONS, GET", sub_resource),
                   methods=["GET", "OPTIONS"]),
         ]
+    # Last: whatever no route above takes (a path holding a line break, which Starlette's
+    # path convertor does not match) is a 404 problem, not the router's plain-text 404.
+    out.append(Route("/{rest:epcis_anything}", _guarded("OPTIONS, GET", nowhere),
+                     methods=["GET", "HEAD", "OPTIONS"]))
     return out
+
+
+def mount(ledger: Ledger) -> Mount:
+    """``/epcis`` and its routes, for any path below it: Starlette's mount does not take a
+    path holding a line break (``%0A``), which then got the router's plain-text 404."""
+    m = Mount("/epcis", routes=routes(ledger))
+    m.path_regex = re.compile(r"^/epcis/(?P<path>[\s\S]*)$")
+    return m
+
+
+class _Anything(Convertor[str]):
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("epcis_anything", _Anything())
 
 
 def request_body(request: Request) -> bytes:

@@ -14,7 +14,7 @@ new subclass answers like its parent until it is given a line of its own:
     ConfigError                         503   the server is not set up for this
 
 The ledger has no class for a conflict with stored state today (its refusals of that
-kind are NotAuthorised): one added to ledger.errors gets its 409 here.
+kind are NotAuthorised): one added to ledger.core.errors gets its 409 here.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ledger.errors import (
+from ledger.core.errors import (
     ConfigError,
     LedgerError,
     MalformedInput,

@@ -17,9 +17,9 @@ from fpdf import FPDF
 from fpdf.enums import WrapMode, XPos, YPos
 
 from api.qr import BORDER, digital_link_url, qr_modules
-from ledger import trace
-from ledger.errors import NotFound
-from ledger.ids import element_string
+from ledger.core.errors import NotFound
+from ledger.core.ids import element_string
+from ledger.queries import trace
 from ledger.store.db import Store
 
 PAGE_W, PAGE_H = 210.0, 297.0  # A4 portrait, mm

@@ -210,7 +210,7 @@ STAGES = {
     "recall": ("召回", "Recall"),
 }
 
-# Every activity ``ledger.domain.classify`` returns (STAGE_ACTIVITIES), and "delivered".
+# Every activity ``ledger.epcis.stages.classify`` returns (STAGE_ACTIVITIES), and "delivered".
 ACTIVITIES = {
     "commissioning": ("生产赋码", "Produced and coded"),
     "creating_class_instance": ("生产", "Produced"), "encoding": ("赋码", "Coded"),

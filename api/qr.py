@@ -23,8 +23,8 @@ from starlette.responses import Response
 
 from api.errors import error_response
 from api.qrsymbol import qr_rows
-from ledger.errors import ConfigError, IdentifierError, MalformedInput
-from ledger.ids import digital_link_path
+from ledger.core.errors import ConfigError, IdentifierError, MalformedInput
+from ledger.core.ids import digital_link_path
 
 FORMATS: Final = {"png": "image/png", "svg": "image/svg+xml"}
 BOX_PX: Final = 10  # pixels per module in a PNG: sharp when printed at 300 dpi up to ~25 mm

@@ -6,8 +6,8 @@ Routes follow the Digital Link path grammar: ``/01/{gtin}[/10/{lot}][/21/{serial
 a browser (``Accept: text/html``) gets the consumer page, any other client the page's
 facts as JSON. Errors come back the same way (an HTML page or ``{"error": …}``). A
 resolve of a serialised item the ledger knows is recorded as a scan. Nothing here decides
-anything: it maps URLs onto ``ledger.page_facts``, ``ledger.trace``, ``ledger.epcis`` and
-``ledger.scans``, and errors onto status codes.
+anything: it maps URLs onto ``ledger.queries.page``, ``ledger.queries.trace``, ``ledger.epcis`` and
+``ledger.queries.scans``, and errors onto status codes.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from api import pages
 from api.errors import status_of
 from api.visitors import Visitors
-from ledger import epcis, page_facts, scans, trace
-from ledger.errors import IdentifierError, LedgerError, MalformedInput, NotFound
-from ledger.ids import parse_digital_link
-from ledger.log import Ledger
-from ledger.witnessing import Witnessing
+from ledger.core.errors import IdentifierError, LedgerError, MalformedInput, NotFound
+from ledger.core.ids import parse_digital_link
+from ledger.log.sequencer import Ledger
+from ledger.log.witnesses import Witnessing
+from ledger.queries import documents as epcis
+from ledger.queries import page as page_facts
+from ledger.queries import scans, trace
 
 GS1_VOC = "https://gs1.org/voc/"
 LINK_TYPES = ("gs1:pip", "gs1:traceability", "gs1:epcis", "gs1:recallStatus", "linkset")

@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.visitors import Network, parse_proxies
-from ledger.home import Home, default_home
-from ledger.store.db import DEFAULT_URL
+from ledger.log.home import Home, default_home
+from ledger.store.db import DEFAULT_URL, split_read_urls
 
 
 @dataclass(frozen=True)
 class Settings:
     db_url: str = DEFAULT_URL
+    # Read replicas (SUYUAN_DB_READ): queries, pages, proofs and tiles read from them;
+    # every write goes to db_url.
+    db_read: tuple[str, ...] = ()
     home: Path | None = None
     base_url: str = "http://127.0.0.1:8000"
     dev: bool = False
@@ -28,6 +31,7 @@ class Settings:
         home = default_home()
         return cls(
             db_url=os.environ.get("SUYUAN_DB") or DEFAULT_URL,
+            db_read=split_read_urls(os.environ.get("SUYUAN_DB_READ")),
             home=home,
             log_key=Home(home).published_log_key(),
             base_url=(os.environ.get("SUYUAN_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),

@@ -14,12 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ledger import tiles
-from ledger.errors import LedgerError, MalformedInput
-from ledger.log import Ledger
+from ledger.core import tiles
+from ledger.core.errors import LedgerError, MalformedInput
+from ledger.log.sequencer import Ledger
+from ledger.log.tiles_export import export
 from ledger.store import tiledb
 from ledger.store.db import Store
-from ledger.tiles_export import export
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT_LIVED = "public, max-age=5"

@@ -1,12 +1,12 @@
 """Who scanned an item, as far as the network can tell: the client's address and region,
-for the scans that feed the counterfeit signal (ledger/scans.py).
+for the scans that feed the counterfeit signal (ledger/queries/scans.py).
 
 Headers are whatever a client chooses to send, so ``X-Region`` and ``X-Forwarded-For``
 are believed only from a peer in the configured trusted proxies (``SUYUAN_TRUSTED_PROXIES``,
 ``suyuan serve --trusted-proxy``; none by default). From anyone else the socket's peer
 address decides: its network is the region, and the address itself the visitor. The
 visitor is kept only as a keyed pseudonym (HMAC-SHA256 under a secret in
-``SUYUAN_HOME/visitor.key``), which ledger/scans.py hashes again with the code.
+``SUYUAN_HOME/visitor.key``), which ledger/queries/scans.py hashes again with the code.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from starlette.requests import Request
 
-from ledger import scans
-from ledger.errors import ConfigError
+from ledger.core.errors import ConfigError
+from ledger.queries import scans
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -146,7 +146,7 @@ def _client_key(address: str) -> str:
 
 @dataclass(frozen=True)
 class Visitors:
-    """Turns requests into the scans ledger/scans.py records."""
+    """Turns requests into the scans ledger/queries/scans.py records."""
 
     proxies: tuple[Network, ...]
     secret: bytes

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ledger.witness import Witness
+from ledger.log.cosigner import Witness
 
 MAX_BODY = 64 * 1024  # 63 proof lines and a checkpoint with its signatures fit easily
 

@@ -10,9 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from ledger.home import Home
-from ledger.log import Ledger
-from ledger.statements import sign_one
+from ledger.core.statements import sign_one
+from ledger.log.home import Home
+from ledger.log.sequencer import Ledger
 from ledger.store.db import Store
 
 

@@ -4,7 +4,7 @@ Two producers (P: Japanese infant formula, lot L1; Q: Tangshan porcelain), a pla
 customs broker, customs and a regulator. What each party's credit and each statistic must
 be is worked out by hand in the tests from the facts listed here.
 
-Findings it raises (``ledger.findings``): each of the two releases has an order but no
+Findings it raises (``ledger.compliance.findings``): each of the two releases has an order but no
 payment or waybill on the ledger, so each raises one ``three_docs.missing`` (high) naming
 the platform, the broker and customs. Every event time lies in the past (2025), so no
 ``order.future_time``.
@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.keys import PartyKey
-from ledger.statements import sign_one
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
 from tests.support import World
 
 GTIN_P = "04901234567894"

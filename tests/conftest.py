@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from tests.support import Client, World
+from tests.support import Client, World, loopback_port
 
 PG_ADMIN_URL = os.environ.get(
     "SUYUAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -85,3 +85,11 @@ def client(world: World) -> Iterator[Client]:
                               base_url="https://trace.example"))
     yield Client(app)
     app.state.store.dispose()
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    """A loopback port held for the test (see support.loopback_port) for a server it starts
+    as its own process: nothing else is given it before or between the server's runs."""
+    with loopback_port() as p:
+        yield p

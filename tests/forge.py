@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ledger import merkle, registry
-from ledger.domain import classify
-from ledger.note import Checkpoint, NoteSigner
-from ledger.projections import TraceBatch
-from ledger.statements import entry_bytes, ledger_time, prepare
+from ledger.core import merkle, registry
+from ledger.core.note import Checkpoint, NoteSigner
+from ledger.core.statements import entry_bytes, ledger_time, prepare
+from ledger.epcis.projection import TraceBatch
+from ledger.epcis.stages import classify
+from ledger.log.verifier import event_facts
 from ledger.store import tracedb
 from ledger.store.schema import node_key
-from ledger.verifier import event_facts
 from tests.support import ORIGIN, World
 
 

@@ -13,10 +13,10 @@ from typing import Any
 import nacl.signing
 
 from api.witness_app import create_witness_app
-from ledger.keys import PartyKey
-from ledger.statements import sign, sign_one
-from ledger.witness import Cosigner, Witness
-from ledger.witnessing import WitnessConfig, Witnessing, gather
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign, sign_one
+from ledger.log.cosigner import Cosigner, Witness
+from ledger.log.witnesses import WitnessConfig, Witnessing, gather
 from tests.support import ORIGIN, World, asgi_post, new_uscc
 
 GTIN = "04901234567894"

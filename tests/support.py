@@ -5,15 +5,16 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ledger import ids
-from ledger.home import Home, genesis_envelope
-from ledger.keys import PartyKey
-from ledger.log import Ledger, Receipt
-from ledger.statements import sign_one
+from ledger.core import ids
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
+from ledger.log.home import Home, genesis_envelope
+from ledger.log.sequencer import Ledger, Receipt
 from ledger.store.db import Store
 
 ORIGIN = "test.suyuan/log"
@@ -82,29 +83,69 @@ class World:
         return self.ledger.append_batch([self.event(party, key, start + i) for i in range(count)])
 
 
+@contextmanager
+def loopback_port() -> Iterator[int]:
+    """A loopback TCP port for a server a test starts as its own process (`suyuan serve`,
+    `witness serve`, the agent, the demo), held for the block so that nothing else takes it
+    between the test choosing it and the server binding it.
+
+    A port found free and released (bind to 0, close) can be handed to anyone before the
+    server binds it: to another test's bind(0), or as the local port of a connection. Here
+    it stays bound, with SO_REUSEADDR and never listening: on Linux no bind(0) and no
+    connect() is given a bound port, while a server that binds with SO_REUSEADDR too (uvicorn
+    and the demo's own listener do) may take it, and from then on holds it alone. Until it
+    listens, connecting is refused as for a port nobody holds. Where the system does not let
+    two such sockets share a port (BSD and macOS), the port is released at once, as before.
+    """
+    import errno
+    import socket
+
+    held = socket.socket()
+    try:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("127.0.0.1", 0))
+        port: int = held.getsockname()[1]
+        with socket.socket() as server_like:
+            server_like.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                server_like.bind(("127.0.0.1", port))
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+                held.close()  # not shareable here: the server must find it free
+        yield port
+    finally:
+        held.close()
+
+
 class Server:
-    """uvicorn in a thread on a free loopback port (real HTTP and WebSocket)."""
+    """uvicorn in a thread on a loopback port (real HTTP and WebSocket). The listening socket
+    is made here and handed to uvicorn, so the port is never free between choosing and
+    serving it."""
 
     def __init__(self, app: Any, *, lifespan: str = "off") -> None:
         import socket
 
         import uvicorn
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
         # proxy_headers off, as `suyuan serve` runs it: the app alone decides whose
         # X-Forwarded-For to believe (api/visitors.py).
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", ws="websockets-sansio",
                                                     lifespan=lifespan, proxy_headers=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
 
     def __enter__(self) -> Server:
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
+                self.sock.close()
                 raise AssertionError("uvicorn did not start")
             time.sleep(0.05)
         return self
@@ -112,6 +153,7 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+        self.sock.close()
 
 
 def asgi_post(apps: dict[str, Any]) -> Any:

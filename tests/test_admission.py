@@ -25,11 +25,11 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger import registry
-from ledger.errors import BatchRejected, LedgerError
-from ledger.home import genesis_envelope
-from ledger.keys import PartyKey
-from ledger.statements import sign_one
+from ledger.core import registry
+from ledger.core.errors import BatchRejected, LedgerError
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
+from ledger.log.home import genesis_envelope
 from ledger.store.db import Store
 from tests.support import ORIGIN, World, new_uscc
 from tests.test_auth import Api
@@ -377,8 +377,8 @@ def test_good_names_are_accepted(world: World) -> None:
 
 
 def test_the_registrar_name_in_genesis_follows_the_same_rule(db_url: str, tmp_path: Path) -> None:
-    from ledger.home import Home
-    from ledger.log import Ledger
+    from ledger.log.home import Home
+    from ledger.log.sequencer import Ledger
 
     store = Store(db_url)
     try:
@@ -397,11 +397,11 @@ def test_the_registrar_name_in_genesis_follows_the_same_rule(db_url: str, tmp_pa
 
 def test_the_door_rules_never_judge_old_entries(world: World, party: tuple[str, PartyKey],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rules of ledger.admission judge new statements only: an entry holding what they
+    """The rules of ledger.log.admission judge new statements only: an entry holding what they
     now refuse (appended before them; here, past them) still audits, reindexes and reads."""
-    from ledger import admission
-    from ledger.audit import audit
-    from ledger.reindex import reindex
+    from ledger.log import admission
+    from ledger.log.audit import audit
+    from ledger.log.reindex import reindex
 
     extra = {} if world.store.dialect == "postgresql" else {"ex:note": "old\x00"}
     old = event(party, 30, issued="9999-01-01T00:00:00Z", **extra)

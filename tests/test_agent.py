@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,17 +22,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from ledger.home import Home
-from tests.support import World, new_uscc
+from ledger.log.home import Home
+from tests.support import World, loopback_port, new_uscc
 
 REPO = Path(__file__).resolve().parent.parent
 GS1_SCHEMA = json.loads((REPO / "tests/fixtures/epcis-standard/EPCIS-JSON-Schema.json").read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
@@ -96,9 +89,11 @@ class Proc:
 
 
 class Zone:
-    def __init__(self, world: World, tmp: Path) -> None:
+    def __init__(self, world: World, tmp: Path, *, ledger_port: int, agent_port: int) -> None:
+        # Both ports are held for the whole test (support.loopback_port): the agent is told
+        # the ledger's before the ledger serves, and each server may be started again.
         self.world, self.tmp = world, tmp
-        self.ledger_port, self.agent_port = free_port(), free_port()
+        self.ledger_port, self.agent_port = ledger_port, agent_port
         self.ledger_url = f"http://127.0.0.1:{self.ledger_port}"
         self.agent_url = f"http://127.0.0.1:{self.agent_port}"
         self.party = new_uscc()
@@ -158,10 +153,11 @@ def document(run: str, n: int = 3) -> dict[str, Any]:
 @pytest.fixture
 def zone(tmp_path: Path) -> Iterator[Zone]:
     w = World.create(f"sqlite:///{tmp_path}/ledger.db", home=tmp_path / "home")
-    z = Zone(w, tmp_path)
-    yield z
-    for p in z.procs:
-        p.stop()
+    with loopback_port() as ledger_port, loopback_port() as agent_port:
+        z = Zone(w, tmp_path, ledger_port=ledger_port, agent_port=agent_port)
+        yield z
+        for p in z.procs:
+            p.stop()
     w.close()
 
 
@@ -197,8 +193,9 @@ def test_capture_while_the_ledger_is_down_lands_once_it_is_up(zone: Zone) -> Non
     status, headers, _ = http("POST", f"{zone.agent_url}/epcis/capture", document("1"))
     assert status == 202 and headers["gs1-epcis-version"] == "2.0.0"
     location = headers["location"]
-    time.sleep(1.0)  # a delivery or two fail: the ledger is down
-    job = zone.job(location)
+    # A delivery fails (the ledger is down): waited for, not assumed to happen within a sleep.
+    job = wait_for("a failed delivery", lambda: (j := zone.job(location))
+                   and j["suyuan:attempts"] >= 1 and "suyuan:lastError" in j and j)
     assert job["running"] is True and job["success"] is True
     assert job["suyuan:attempts"] >= 1 and "suyuan:lastError" in job
     backlog = zone.status()
@@ -291,8 +288,8 @@ def test_a_receipt_that_is_not_for_our_statement_is_not_taken(tmp_path: Path) ->
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
-    from ledger import canonical
-    from ledger.keys import PartyKey
+    from ledger.core import canonical
+    from ledger.core.keys import PartyKey
     from tests.support import Server
     from tools.agent import AgentConfig, create_agent_app
 
@@ -338,7 +335,7 @@ def test_an_epcis_xml_capture_lands_as_its_json_twin(zone: Zone) -> None:
     """EPCIS XML at the agent is read by the ledger's own hardened, XSD-checking parser:
     the same events as the JSON document land, with the same eventIDs; hostile XML is a 400
     and leaves nothing to deliver."""
-    from ledger import epcis_xml
+    from ledger.epcis import xml as epcis_xml
 
     zone.serve()
     zone.agent()
@@ -354,3 +351,69 @@ def test_an_epcis_xml_capture_lands_as_its_json_twin(zone: Zone) -> None:
                            {"Content-Type": "application/xml"})
     assert status == 400, body
     assert zone.status()["pendingCaptures"] == before
+
+
+def test_a_repeat_receipt_is_taken_only_for_our_own_event(tmp_path: Path) -> None:
+    """A ledger answers an event its signer already had with the first entry's receipt,
+    whose statement is another. The agent takes such a receipt only once it has read that
+    entry, whose bytes must hash to the proven leaf, and found our event there (our signer,
+    our eventID); a ledger that points at somebody else's entry does not end the capture."""
+    import base64
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    from ledger.core import merkle
+    from ledger.core.keys import PartyKey
+    from tests.support import Server
+    from tools.agent import AgentConfig, create_agent_app
+
+    signer = new_uscc()
+    doc = document("6", 1)
+    event_id = doc["epcisBody"]["eventList"][0]["eventID"]
+    held = {"signer": new_uscc()}  # whose event the ledger says is at seq 0
+
+    def entry_bytes() -> bytes:
+        return json.dumps({"envelope": {"statement": {
+            "kind": "event", "signer": held["signer"], "issued": "2026-11-27T05:00:00Z",
+            "body": {**doc["epcisBody"]["eventList"][0]}}}}).encode()
+
+    def root() -> str:
+        return base64.b64encode(merkle.leaf_hash(entry_bytes())).decode()
+
+    async def checkpoint(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"liar.example/log\n1\n{root()}\n")
+
+    async def graphql(request: Request) -> JSONResponse:
+        q = await request.json()
+        if "entry(seq" in q["query"]:
+            return JSONResponse({"data": {"entry": {
+                "bytes": base64.b64encode(entry_bytes()).decode()}}})
+        return JSONResponse({"data": {"submit": [{"index": i, "error": None, "receipt": {
+            "seq": 0, "duplicateOf": 0, "leafHash": merkle.leaf_hash(entry_bytes()).hex(),
+            "statementHash": "22" * 32, "checkpoint": f"liar.example/log\n1\n{root()}\n",
+            "inclusionProof": {"leafIndex": 0, "treeSize": 1, "hashes": []}}}
+            for i, _ in enumerate(q["variables"]["e"])]}})
+
+    ledger_app = Starlette(routes=[Route("/checkpoint", checkpoint),
+                                   Route("/graphql", graphql, methods=["POST"])])
+    with Server(ledger_app) as ledger:
+        cfg = AgentConfig(key=PartyKey.generate("k"), signer=signer,
+                          ledger_url=f"http://127.0.0.1:{ledger.port}",
+                          db_url=f"sqlite:///{tmp_path}/outbox.db")
+        with Server(create_agent_app(cfg), lifespan="on") as agent:
+            base = f"http://127.0.0.1:{agent.port}/epcis"
+            _, headers, _ = http("POST", f"{base}/capture", doc)
+            url = f"{base}/{headers['location']}"
+            job = wait_for("a delivery attempt", lambda: (j := http("GET", url)[2])
+                           and j["suyuan:attempts"] >= 1 and j)
+            assert job["running"] is True and job["suyuan:receipts"] == []
+            assert "another event" in job["suyuan:lastError"], job
+            held["signer"] = signer  # now the entry is ours: same signer, same eventID
+            job = wait_for("the job to finish", lambda: (j := http("GET", url)[2])
+                           and not j["running"] and j, timeout=90)
+            assert job["success"] is True
+            [receipt] = job["suyuan:receipts"]
+            assert (receipt["eventID"], receipt["duplicateOf"]) == (event_id, 0)

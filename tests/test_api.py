@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from ledger.note import NoteVerifier
-from ledger.trace import journey
+from ledger.core.note import NoteVerifier
+from ledger.queries.trace import journey
 from tests.support import Client, World
 from tests.test_trace import Chain, build_formula_chain
 
@@ -51,16 +51,12 @@ def test_resolver_refusals(client: Client) -> None:
     assert odd.status_code == 400 and odd.json()["error"]["code"] == "bad_link_type"
 
 
-def test_suyuan_serve_answers_on_loopback(world: World, tmp_path: Any) -> None:
+def test_suyuan_serve_answers_on_loopback(world: World, tmp_path: Any, port: int) -> None:
     import os
-    import socket
     import subprocess
     import sys
     import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
     proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

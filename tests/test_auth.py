@@ -19,10 +19,10 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger.keys import PartyKey
-from ledger.private import make_blob
-from ledger.statements import sign_one
-from ledger.tokens import make_token
+from ledger.core.keys import PartyKey
+from ledger.core.private import make_blob
+from ledger.core.statements import sign_one
+from ledger.core.tokens import make_token
 from tests.support import ORIGIN, World
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,7 +179,7 @@ def test_refusals_say_why(world: World, api: Api) -> None:
 def test_a_token_living_longer_than_the_limit_is_refused(world: World, api: Api) -> None:
     """``exp`` is bounded when a token is checked, not only when `suyuan token` makes one: a
     token signed with a clock set ten years ahead (or with any tool) is refused."""
-    from ledger.tokens import CLOCK_SKEW, MAX_TTL
+    from ledger.core.tokens import CLOCK_SKEW, MAX_TTL
 
     party, key = world.register(["producer"])
     now = time.time()

@@ -23,10 +23,10 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger import ids
-from ledger.keys import PartyKey
-from ledger.private import make_blob
-from ledger.statements import sign_one
+from ledger.core import ids
+from ledger.core.keys import PartyKey
+from ledger.core.private import make_blob
+from ledger.core.statements import sign_one
 from ledger.store.db import Store
 from tests.support import ORIGIN, World, new_uscc
 from tests.test_auth import Api
@@ -167,7 +167,7 @@ PRIVATE_Q = "query($s: Int!) { entry(seq: $s) { seq private { status data } } }"
 
 
 def token(who: tuple[str, PartyKey]) -> str:
-    from ledger.tokens import make_token
+    from ledger.core.tokens import make_token
 
     return make_token(who[1], signer=who[0], audience=ORIGIN)
 
@@ -365,7 +365,7 @@ def test_a_hijack_written_past_the_projection_is_named_by_the_audit(
 def test_the_new_projections_rebuild_identically(world: World) -> None:
     """Prefixes, delegations (one revoked, one running out) and commitment owners come back
     byte for byte from `suyuan reindex`."""
-    from ledger.reindex import reindex
+    from ledger.log.reindex import reindex
     from ledger.store import tracedb
 
     brand = world.register(["brand_owner", "producer"], gs1_prefixes=[BRAND_PREFIX, "69012345"])
@@ -393,7 +393,7 @@ def test_the_new_projections_rebuild_identically(world: World) -> None:
 def test_migration_0010_goes_down_and_up(world: World) -> None:
     import sqlalchemy as sa
 
-    from ledger.reindex import reindex
+    from ledger.log.reindex import reindex
     from ledger.store import migrate
 
     new = {"gs1_prefixes", "prefix_delegations", "private_commitments"}
@@ -513,16 +513,18 @@ def test_statement_examples_validate_as_the_ledger_judges_them(path: Path) -> No
     examples pass both, and a prefix that is not 4 to 12 digits fails both."""
     import copy
 
-    from ledger import registry, schemas
-    from ledger.errors import MalformedInput
-    from ledger.keys import verify
-    from ledger.statements import SIGNING_DOMAIN, prepare
+    from ledger.core import registry
+    from ledger.core.errors import MalformedInput
+    from ledger.core.keys import verify
+    from ledger.core.statements import SIGNING_DOMAIN, prepare
+    from ledger.epcis import bodies
+    from ledger.epcis import validation as schemas
 
     pytest.importorskip("jsonschema")
     env = json.loads(path.read_text(encoding="utf-8"))
     assert schemas.reference_error_paths(env, schemas.ENVELOPE_SCHEMA) == []
     p = prepare(env)
-    registry.check_body(p)
+    bodies.check_body(p)
     embedded = registry.embedded_keys(p)
     if p.key in embedded:  # a registration's own signature, with the key it introduces
         verify(embedded[p.key], SIGNING_DOMAIN + p.statement_bytes, p.signatures[0].sig,
@@ -533,7 +535,7 @@ def test_statement_examples_validate_as_the_ledger_judges_them(path: Path) -> No
         body["attributes"].append({"attribute": "x"})
         assert schemas.reference_error_paths(bad, schemas.ENVELOPE_SCHEMA) != []
         with pytest.raises(MalformedInput, match="must be an object with id and attribute"):
-            registry.check_body(prepare(bad))
+            bodies.check_body(prepare(bad))
         return
     if "gs1Prefixes" in body:
         body["gs1Prefixes"] = ["123"]
@@ -541,7 +543,7 @@ def test_statement_examples_validate_as_the_ledger_judges_them(path: Path) -> No
         body["prefix"] = "45l2345"
     assert schemas.reference_error_paths(bad, schemas.ENVELOPE_SCHEMA) != []
     with pytest.raises(MalformedInput, match="4 to 12 digits"):
-        registry.check_body(prepare(bad))
+        bodies.check_body(prepare(bad))
 
 
 def test_there_are_statement_examples() -> None:

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from ledger import canonical
-from ledger.audit import audit
-from ledger.errors import BatchRejected, LedgerError
-from ledger.keys import PartyKey
-from ledger.statements import sign, sign_one
+from ledger.core import canonical
+from ledger.core.errors import BatchRejected, LedgerError
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign, sign_one
+from ledger.log.audit import audit
 from tests.support import World, new_uscc
 
 Env = dict[str, Any]

@@ -1,4 +1,4 @@
-"""Tests for ledger.canonical: RFC 8785 known answers, agreement with the rfc8785 package,
+"""Tests for ledger.core.canonical: RFC 8785 known answers, agreement with the rfc8785 package,
 round trips through parse_json, and one test per refusal."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import rfc8785
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import (
+from ledger.core.canonical import (
     MAX_DEPTH,
     MAX_SAFE_INTEGER,
     canonical_bytes,
     check_value,
     parse_json,
 )
-from ledger.errors import MalformedInput
+from ledger.core.errors import MalformedInput
 
 # ----------------------------------------------------------------------------- known answers
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.epcis import import_epcis
-from ledger.event_hash import event_hash
-from ledger.reindex import reindex
-from ledger.statements import sign_one
+from ledger.core.statements import sign_one
+from ledger.epcis.event_hash import event_hash
+from ledger.log.reindex import reindex
+from ledger.queries.documents import import_epcis
 from ledger.store.tracedb import dump_projections
 from tests.support import World
 from tests.test_graphql import SUBMIT_Q, data, make_api

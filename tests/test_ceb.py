@@ -14,12 +14,13 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger import ceb
-from ledger.ceb_import import CebResult, import_ceb
-from ledger.errors import LedgerError
-from ledger.findings import Finding, list_findings
-from ledger.keys import PartyKey
-from ledger.private import Viewer
+from ledger.compliance.findings import Finding
+from ledger.core.errors import LedgerError
+from ledger.core.keys import PartyKey
+from ledger.core.private import Viewer
+from ledger.epcis import ceb
+from ledger.log.ceb_import import CebResult, import_ceb
+from ledger.queries.findings import list_findings
 from tests.support import World
 from tests.test_auth import Api
 
@@ -540,8 +541,8 @@ def test_customs_codes_are_registered_once_and_shown(world: World) -> None:
     party, _ = world.register(["platform"], customs_codes=["3301TEST0P", "91310110666007217T"])
     assert world.ledger.party_records([party])[party].customs_codes == (
         "3301TEST0P", "91310110666007217T")
-    from ledger.errors import BatchRejected
-    from ledger.statements import sign_one
+    from ledger.core.errors import BatchRejected
+    from ledger.core.statements import sign_one
     from tests.support import new_uscc
 
     with pytest.raises(BatchRejected) as e:
@@ -566,7 +567,7 @@ def test_customs_codes_are_registered_once_and_shown(world: World) -> None:
 
 
 def test_reindex_rebuilds_what_imports_wrote(world: World) -> None:
-    from ledger.reindex import reindex
+    from ledger.log.reindex import reindex
     from ledger.store import tracedb
 
     p = enterprises(world, only="PYLA")  # E unregistered: a party.unregistered finding too
@@ -587,7 +588,7 @@ def test_reindex_rebuilds_what_imports_wrote(world: World) -> None:
 
 
 def test_the_demo_written_as_customs_messages_gives_the_demos_findings(tmp_path: Path) -> None:
-    from ledger.home import Home
+    from ledger.log.home import Home
     from ledger.store.db import Store
     from tools import demo, demo_ceb
 
@@ -616,7 +617,7 @@ def test_the_demo_written_as_customs_messages_gives_the_demos_findings(tmp_path:
             spec = demo.PARTY[slug]
             world.ledger.append(world.registration(spec.id, keys[slug], spec.roles, spec.name))
         sample = json.loads((Path("schemas") / "positive-list.sample.json").read_text("utf-8"))
-        from ledger.statements import sign_one
+        from ledger.core.statements import sign_one
 
         world.ledger.append(sign_one(
             kind="list.update", signer=demo.PARTY["regulator"].id, key=keys["regulator"],

@@ -2,7 +2,7 @@
 
 Every command runs as ``python -m tools.cli`` with nothing but SUYUAN_DB, SUYUAN_HOME and
 PATH in its environment, and its output is checked the way an outsider would check it:
-receipts and proofs against signed checkpoints with ``ledger.merkle`` and ``ledger.note``,
+receipts and proofs against signed checkpoints with ``ledger.core.merkle`` and ``ledger.core.note``,
 entry bytes against an independent RFC 8785 implementation, key ids against SHA-256.
 Independent commands (signing, reading, verifying) run a few at a time to keep it quick.
 """
@@ -28,10 +28,10 @@ import pytest
 import rfc8785
 import sqlalchemy as sa
 
-from ledger import ids, merkle
-from ledger.errors import ProofError
-from ledger.note import Checkpoint, NoteVerifier
-from ledger.statements import SIGNING_DOMAIN
+from ledger.core import ids, merkle
+from ledger.core.errors import ProofError
+from ledger.core.note import Checkpoint, NoteVerifier
+from ledger.core.statements import SIGNING_DOMAIN
 from ledger.store.db import Store
 
 REPO = Path(__file__).resolve().parent.parent

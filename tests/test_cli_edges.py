@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -68,17 +67,11 @@ NEEDS_A_LEDGER = [
 ]
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
+def _args(call: tuple[str, ...], tmp: Path, *, port: int) -> tuple[str, ...]:
+    return tuple(a.replace("{tmp}", str(tmp)).replace("{port}", str(port)) for a in call)
 
 
-def _args(call: tuple[str, ...], tmp: Path) -> tuple[str, ...]:
-    return tuple(a.replace("{tmp}", str(tmp)).replace("{port}", _free_port()) for a in call)
-
-
-def test_every_command_on_a_sqlite_file_that_is_not_there(tmp_path: Path) -> None:
+def test_every_command_on_a_sqlite_file_that_is_not_there(tmp_path: Path, port: int) -> None:
     # Before: each of these created an empty suyuan.db (and its directory) and then said
     # "no ledger yet"; now they refuse and leave the disk as it was.
     db = tmp_path / "nowhere" / "ledger.db"
@@ -87,7 +80,7 @@ def test_every_command_on_a_sqlite_file_that_is_not_there(tmp_path: Path) -> Non
     (out / "envelope.json").write_text("{}")
     cli = Cli(f"sqlite:///{db}", tmp_path / "home")
     for call in NEEDS_A_LEDGER:
-        r = cli(*_args(call, out), rc=2)
+        r = cli(*_args(call, out, port=port), rc=2)
         assert r.out == "", call
         _only_error(r.err, "no_ledger")
         assert f"there is no ledger at {db} (no such file); run `suyuan init`" in r.err, call
@@ -106,14 +99,14 @@ def test_every_command_on_a_sqlite_file_that_is_not_there(tmp_path: Path) -> Non
 
 @pytest.mark.postgres
 def test_every_command_on_a_postgresql_schema_without_tables(
-        pg_database: str, tmp_path: Path) -> None:
+        pg_database: str, tmp_path: Path, port: int) -> None:
     url = fresh_schema_url(pg_database)
     out = tmp_path / "out"
     out.mkdir()
     (out / "envelope.json").write_text("{}")
     cli = Cli(url, tmp_path / "home")
     for call in NEEDS_A_LEDGER:
-        r = cli(*_args(call, out), rc=2)
+        r = cli(*_args(call, out, port=port), rc=2)
         assert r.out == "", call
         _only_error(r.err, "no_ledger")
         assert "this database holds no ledger (it has no tables); run `suyuan init`" in r.err

@@ -25,11 +25,11 @@ from api.console import CSP as CONSOLE_CSP
 from api.console.session import COOKIE, LOGIN_COOKIE
 from api.pages import CSP as PAGE_CSP
 from api.settings import Settings
-from ledger.home import Home
-from ledger.keys import PartyKey
-from ledger.statements import sign_one
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
+from ledger.core.tokens import make_token
+from ledger.log.home import Home
 from ledger.store.db import Store
-from ledger.tokens import make_token
 from tests import support
 from tests.support import ORIGIN, World
 from tests.test_page import _browser_or_skip

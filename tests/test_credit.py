@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ledger import credit as cr
-from ledger.errors import BatchRejected, NotFound
-from ledger.statements import sign_one
+from ledger.core.errors import BatchRejected, NotFound
+from ledger.core.statements import sign_one
+from ledger.queries import credit as cr
 from tests.chain import build, credit_record
 from tests.support import World
 
@@ -142,9 +142,9 @@ def test_cli_credit(world: World) -> None:
 
 
 def test_findings_count_as_the_engine_raised_them(world: World) -> None:
-    """Cross-check against ledger.findings for every party, after more findings are raised:
+    """Cross-check against ledger.compliance.findings for every party, after more findings are raised:
     a release with no documents at all, and an event dated in the future."""
-    from ledger import findings
+    from ledger.queries import findings as finding_list
 
     c = build(world)
     c.add("bare_release", "customs", {
@@ -155,7 +155,7 @@ def test_findings_count_as_the_engine_raised_them(world: World) -> None:
         "bizStep": "commissioning", "epcList": ["https://id.gs1.org/01/04901234567894/21/S9"]})
     for name in c.parties:
         party = c.id(name)
-        mine = findings.list_findings(world.store, party=party)
+        mine = finding_list.list_findings(world.store, party=party)
         got = [i for i in cr.credit(world.store, party)["items"] if i["source"] == "finding"]
         assert [(i["seqs"], i["points"]) for i in got] == [
             (list(f.seqs), cr.finding_points(f.severity)) for f in mine]

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from ledger.audit import audit
-from ledger.errors import DamagedStore
+from ledger.core.errors import DamagedStore
+from ledger.log.audit import audit
 from tests.support import Client, World
 from tools.cli import main
 

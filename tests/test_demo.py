@@ -24,16 +24,16 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger.audit import audit
-from ledger.errors import LedgerError
-from ledger.home import Home
-from ledger.log import Ledger
-from ledger.private import Viewer
-from ledger.registry import ROLES
-from ledger.stats import statistics
+from ledger.core.errors import LedgerError
+from ledger.core.private import Viewer
+from ledger.core.registry import ROLES
+from ledger.core.tokens import check_token
+from ledger.log.audit import audit
+from ledger.log.home import Home
+from ledger.log.sequencer import Ledger
+from ledger.queries.stats import statistics
+from ledger.queries.trace import recall_impact
 from ledger.store.db import Store
-from ledger.tokens import check_token
-from ledger.trace import recall_impact
 from tests.conftest import fresh_schema_url
 from tests.support import Client, World
 from tools.demo import Built, build, summary
@@ -272,7 +272,7 @@ CJK = re.compile("[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 def test_every_place_and_product_is_described_by_its_owner(demo: Demo) -> None:
     """Issue 12: master data for every place the demo's events name and every product it
     makes, each signed by the holder of the GS1 company prefix of its GLN or GTIN."""
-    from ledger.masterdata import describe
+    from ledger.epcis.masterdata import describe
     from ledger.store import masterdatadb
 
     places, products = set(), set()
@@ -418,7 +418,7 @@ def test_findings_engine_flags_the_planted_order_and_buyer(demo: Demo) -> None:
     documents (disagreeing, and released anyway) and the planted buyer over the annual
     limit. No event lies in the future, every HS code is on the positive list the demo's
     regulator signed, and the bulk entry into the bonded zone is not a retail release."""
-    from ledger.findings import list_findings
+    from ledger.queries.findings import list_findings
 
     found = list_findings(demo.store)
     planted = demo.doc["planted"]
@@ -518,15 +518,7 @@ def test_refuses_a_scale_out_of_range(tmp_path: Path) -> None:
         store.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def test_suyuan_demo_serve(tmp_path: Path) -> None:
-    port = _free_port()
+def test_suyuan_demo_serve(tmp_path: Path, port: int) -> None:
     env = {**os.environ, "SUYUAN_DB": f"sqlite:///{tmp_path}/demo.db",
            "SUYUAN_HOME": str(tmp_path / "home")}
     env.pop("SUYUAN_BASE_URL", None)

@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
-from ledger import domain, ids
-from ledger.domain import (
+from ledger.core import ids
+from ledger.core.errors import IdentifierError, MalformedInput, NotAuthorised
+from ledger.core.registry import ROLES
+from ledger.epcis import stages as domain
+from ledger.epcis.stages import (
     ROLE_PERMISSIONS,
     ROLE_STAGES,
     STAGE_ACTIVITIES,
@@ -24,8 +27,6 @@ from ledger.domain import (
     event_codes,
     normalise_term,
 )
-from ledger.errors import IdentifierError, MalformedInput, NotAuthorised
-from ledger.registry import ROLES
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "epcis"
 PARTY = "uscc:91310110666007217T"

@@ -17,8 +17,11 @@ from typing import Any
 import pytest
 import rfc8785
 
-from ledger.domain import ROLE_PERMISSIONS, classify
-from ledger.epcis import (
+from ledger.core.errors import BatchRejected, MalformedInput, NotFound
+from ledger.epcis.context import cbec_context, namespaces
+from ledger.epcis.stages import ROLE_PERMISSIONS, classify
+from ledger.epcis.validation import validate_event_body
+from ledger.queries.documents import (
     EPCIS_CONTEXT,
     Direction,
     DocumentRejected,
@@ -26,9 +29,6 @@ from ledger.epcis import (
     export_document,
     import_document,
 )
-from ledger.errors import BatchRejected, MalformedInput, NotFound
-from ledger.event_context import cbec_context, namespaces
-from ledger.schemas import validate_event_body
 from tests.support import World, new_uscc
 
 REPO = Path(__file__).resolve().parent.parent

@@ -45,7 +45,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 
-from ledger.keys import PartyKey
+from ledger.core.keys import PartyKey
 from tests.support import Server, World
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -153,12 +153,36 @@ def _checks() -> list[Any]:
 CHECKS = _checks()
 
 
-def run_operations(schema: Any, base_url: str, *, include: Any
-                   ) -> tuple[list[str], dict[str, set[int]]]:
+def xml_is_epcis(ctx: Any, response: Any, case: Any) -> bool | None:
+    """An XML answer of 200 is an EPCISQueryDocument GS1's query XSD (the copy in the
+    fixtures) accepts: the bindings' EPCISXMLQueryDocument."""
+    kind = (response.headers.get("content-type") or [""])[0]
+    if response.status_code != 200 or not kind.startswith("application/xml"):
+        return None
+    from lxml import etree
+
+    root = etree.fromstring(response.content)
+    if not QUERY_XSD.validate(root.getroottree()):
+        raise AssertionError(f"not an EPCIS 2.0 query document: {QUERY_XSD.error_log[0]}")
+    return True
+
+
+def _query_xsd() -> Any:
+    from lxml import etree
+
+    return etree.XMLSchema(etree.parse(str(STANDARD / "xsd/EPCglobal-epcis-query-2_0.xsd")))
+
+
+QUERY_XSD = _query_xsd()
+
+
+def run_operations(schema: Any, base_url: str, *, include: Any,
+                   headers: dict[str, str] | None = None
+                   ) -> tuple[list[str], dict[str, set[tuple[int, str]]]]:
     """Each selected operation, ``EXAMPLES`` positive cases each: the failures, named, and
-    the statuses each operation answered."""
+    the (status, content type) answers each operation gave."""
     failures = []
-    seen: dict[str, set[int]] = {}
+    seen: dict[str, set[tuple[int, str]]] = {}
     ran = 0
     for result in schema.get_all_operations():
         op = result.ok()
@@ -173,8 +197,11 @@ def run_operations(schema: Any, base_url: str, *, include: Any
                   phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
-            r = case.call_and_validate(base_url=base_url, timeout=30, checks=CHECKS)
-            statuses.add(r.status_code)  # noqa: B023 (check runs within this iteration)
+            r = case.call_and_validate(base_url=base_url, timeout=30, headers=headers,
+                                       checks=[*CHECKS, xml_is_epcis])
+            kind = (r.headers.get("content-type") or [""])[0]
+            statuses.add((r.status_code,  # noqa: B023 (check runs within this iteration)
+                          kind.split(";")[0]))
 
         try:
             check()
@@ -205,7 +232,21 @@ def test_query_operations_conform_to_the_bindings(ledger_server: str) -> None:
         path not in CAPTURE and (method, path) not in SKIP and method != "OPTIONS"))
     assert not failures, "\n\n".join(failures)
     for op in ("GET /events", "GET /epcs/{epc}/events", "GET /bizSteps", "GET /queries"):
-        assert 200 in seen[op], (op, seen[op])
+        assert (200, "application/json") in seen[op], (op, seen[op])
+
+
+def test_query_operations_in_xml_conform_to_the_bindings(ledger_server: str) -> None:
+    """The same, for a client that accepts only EPCIS XML: event answers are XML the XSD
+    accepts; resources the bindings give no XML are 406 problems (documented for each)."""
+    schema = schemathesis.openapi.from_dict(bindings())
+    failures, seen = run_operations(schema, ledger_server, headers={"Accept": "application/xml"},
+                                    include=lambda method, path: (
+        method == "GET" and path not in CAPTURE and (method, path) not in SKIP))
+    assert not failures, "\n\n".join(failures)
+    for op in ("GET /events", "GET /epcs/{epc}/events", "GET /bizSteps/{bizStep}/events"):
+        assert (200, "application/xml") in seen[op], (op, seen[op])
+    for op in ("GET /bizSteps", "GET /queries", "GET /"):
+        assert (406, "application/problem+json") in seen[op], (op, seen[op])
 
 
 def test_capture_operations_conform_to_the_bindings(tmp_path: Path) -> None:
@@ -220,5 +261,6 @@ def test_capture_operations_conform_to_the_bindings(tmp_path: Path) -> None:
                                         include=lambda method, path: path in CAPTURE
                                         and method != "OPTIONS")
     assert not failures, "\n\n".join(failures)
-    assert 202 in seen["POST /capture"] and 200 in seen["GET /capture"], seen
+    statuses = {op: {status for status, _ in answers} for op, answers in seen.items()}
+    assert 202 in statuses["POST /capture"] and 200 in statuses["GET /capture"], seen
 

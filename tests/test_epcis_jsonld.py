@@ -20,8 +20,10 @@ import rfc8785
 from lxml import etree
 from pyld import jsonld
 
-from ledger import epcis_xml
-from ledger.epcis import (
+from ledger.core.statements import now_rfc3339, sign_one
+from ledger.epcis import xml as epcis_xml
+from ledger.epcis.event_hash import event_hash
+from ledger.queries.documents import (
     EPCIS_CONTEXT,
     document_record,
     events_in_context,
@@ -29,8 +31,6 @@ from ledger.epcis import (
     export_xml,
     import_epcis,
 )
-from ledger.event_hash import event_hash
-from ledger.statements import now_rfc3339, sign_one
 from tests.chain import ITEM, build
 from tests.support import World
 from tests.test_epcis import CASES, roles_for

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from ledger import epcis_xml
-from ledger.epcis import export_document, export_xml, import_epcis
-from ledger.errors import MalformedInput
-from ledger.event_hash import event_hash
+from ledger.core.errors import MalformedInput
+from ledger.epcis import xml as epcis_xml
+from ledger.epcis.event_hash import event_hash
+from ledger.queries.documents import export_document, export_xml, import_epcis
 from tests.chain import ITEM, LOT_P, build
 from tests.support import World, new_uscc
 from tests.test_epcis import as_signed, jcs, roles_for

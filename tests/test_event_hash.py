@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ledger import epcis_xml
-from ledger.errors import MalformedInput
-from ledger.event_hash import (
+from ledger.core.errors import MalformedInput
+from ledger.epcis import xml as epcis_xml
+from ledger.epcis.event_hash import (
     canonical_identifier,
     check_document_record,
     event_hash,

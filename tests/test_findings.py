@@ -14,20 +14,16 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import MalformedInput
-from ledger.findings import (
-    RULES,
-    Finding,
-    findings_summary,
-    list_findings,
-)
-from ledger.keys import PartyKey
-from ledger.log import Ledger
-from ledger.reindex import reindex
-from ledger.statements import sign_one
+from ledger.compliance.findings import RULES, Finding
+from ledger.compliance.tax import comprehensive_rate, tax_for
+from ledger.core.errors import IdentifierError, MalformedInput
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
+from ledger.log.reindex import reindex
+from ledger.log.sequencer import Ledger
+from ledger.queries.findings import findings_summary, list_findings
 from ledger.store import findingsdb, tracedb
 from ledger.store.db import Store
-from ledger.tax import comprehensive_rate, tax_for
 from tests.support import World
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
@@ -603,6 +599,11 @@ def test_reading_findings(chain: Chain) -> None:
     urn = "urn:epc:id:sgtin:4901234.056789.JP0001"
     by_code = list_findings(store, code=urn)
     assert by_code and all(ITEM + "JP0001" in f.codes for f in by_code)
+    # Codes are read as the trace reads them (one normalise_code): spaces around a pasted
+    # code are dropped, and a blank code is refused rather than matching nothing.
+    assert list_findings(store, code=f"  {urn}\n") == by_code
+    with pytest.raises(IdentifierError, match="give a product code"):
+        list_findings(store, code=" ")
     assert {f.severity for f in list_findings(store, severity="high")} == {"high"}
     assert len(list_findings(store, limit=2)) == 2
     last = every[-1].seq
@@ -675,7 +676,7 @@ def test_migration_0006_goes_down_and_up(chain: Chain) -> None:
 
 
 def test_scan_findings_are_checked_before_they_are_stored() -> None:
-    from ledger.findings import record_scan_findings
+    from ledger.compliance.findings import record_scan_findings
 
     good = Finding(id="scan-7", seq=1, rule="scan.counterfeit", severity="high", time="t", seqs=(1,),
                    parties=(), codes=(), message_zh="…", message_en="…", details={}, source="scan")

@@ -22,14 +22,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import admission, registry
-from ledger.audit import audit
-from ledger.domain import classify
-from ledger.errors import BatchRejected, LedgerError
-from ledger.keys import PartyKey
-from ledger.log import event_facts
-from ledger.private import unwrap_envelopes
-from ledger.statements import prepare, sign, sign_one
+from ledger.core import registry
+from ledger.core.errors import BatchRejected, LedgerError
+from ledger.core.keys import PartyKey
+from ledger.core.private import unwrap_envelopes
+from ledger.core.statements import prepare, sign, sign_one
+from ledger.epcis import bodies
+from ledger.epcis.stages import classify
+from ledger.log import admission
+from ledger.log.audit import audit
+from ledger.log.sequencer import event_facts
 from tests.support import World, new_uscc
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
@@ -130,7 +132,7 @@ def _damage(doc: Any, path: tuple[Any, ...], value: Any, op: str) -> Any:
 def _check_all(env: Any) -> None:
     """Every check an envelope meets before the lock, as the append path runs them."""
     p = prepare(env)
-    registry.check_body(p)
+    bodies.check_body(p)
     registry.embedded_keys(p)
     admission.admit(p, now=datetime.now(UTC))
     if p.kind == "event":

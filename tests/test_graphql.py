@@ -1,6 +1,6 @@
 """GraphQL at /graphql through the real ASGI stack (and a real server for the subscription),
 on SQLite and PostgreSQL. Answers are checked against the ledger's own query functions and
-against proofs verified with ledger.merkle under a checkpoint verified with the log key,
+against proofs verified with ledger.core.merkle under a checkpoint verified with the log key,
 never against themselves."""
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from sqlalchemy import event
 from api.app import create_app
 from api.graphql.schema import MAX_ALIASES, MAX_TOKENS, sdl
 from api.settings import Settings
-from ledger import domain, ids, merkle, trace
-from ledger.errors import ProofError
-from ledger.note import Checkpoint, NoteVerifier
-from ledger.private import Viewer, make_blob
-from ledger.statements import sign_one
-from ledger.tokens import make_token
+from ledger.core import ids, merkle, statements
+from ledger.core.errors import ProofError
+from ledger.core.note import Checkpoint, NoteVerifier
+from ledger.core.private import Viewer, make_blob
+from ledger.core.statements import sign_one
+from ledger.core.tokens import make_token
+from ledger.epcis import stages as domain
+from ledger.queries import trace
 from tests.support import ORIGIN, Server, World
 from tests.test_auth import Api
 from tests.test_trace import Chain, build_formula_chain, ev, gtin, item, lot, unit
@@ -249,9 +251,12 @@ def walk(api: Api, first: int, **filters: Any) -> list[dict[str, Any]]:
 def test_entries_pages_and_filters(world: World, api: Api) -> None:
     c = Chain(world)
     build_formula_chain(c)
-    time.sleep(0.01)  # the next batch gets a later ledger time
     cut = world.ledger.size()
-    product_item(c)
+    # The next batches a second after the last entry, by the clock the test sets: a later
+    # ledger time whatever the system clock did meanwhile (a sleep left that to chance).
+    last = datetime.fromisoformat(world.ledger.entry(cut - 1).decoded()["time"])
+    with statements.clock(lambda: last + timedelta(seconds=1)):
+        product_item(c)
     size = world.ledger.size()
     every = [world.ledger.entry(s).decoded() for s in range(size)]
 

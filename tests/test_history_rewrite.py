@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from ledger.audit import audit
+from ledger.log.audit import audit
 from ledger.store.migrate import upgrade
 from ledger.store.schema import LOG_TABLES
 from tests.support import World

@@ -26,8 +26,8 @@ import nacl.signing
 import pytest
 import sqlalchemy as sa
 
-from ledger.home import DEFAULT_ORIGIN
-from ledger.note import NoteVerifier
+from ledger.core.note import NoteVerifier
+from ledger.log.home import DEFAULT_ORIGIN
 from ledger.store.db import Store
 from tests.test_cli import REPO, Cli, Run, home_files, one_error_line, run_all, uscc
 from tools import cli as cli_module

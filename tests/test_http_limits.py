@@ -23,7 +23,7 @@ from api.body import MAX_BODY
 from api.errors import STATUS, RequestTooLarge, UnsupportedMediaType, status_of
 from api.graphql.cost import MAX_COST
 from api.settings import Settings
-from ledger import errors
+from ledger.core import errors
 from tests.pagechain import FormulaChain
 from tests.support import Server, World
 

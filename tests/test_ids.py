@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import ids
-from ledger.errors import IdentifierError
+from ledger.core import ids
+from ledger.core.errors import IdentifierError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "epcis"
 GS1 = "https://id.gs1.org"
@@ -593,7 +593,7 @@ def test_digital_link_escaping_matches_rfc3986_percent_encoding(value: str) -> N
     # The fast path for values with nothing to escape must agree with the general one.
     from urllib.parse import quote
 
-    from ledger.ids import _dl_escape
+    from ledger.core.ids import _dl_escape
 
     assert _dl_escape(value) == quote(value, safe="")
 

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ledger import ids
-from ledger.errors import IdentifierError
+from ledger.core import ids
+from ledger.core.errors import IdentifierError
 
 biip = pytest.importorskip("biip")
 from biip import ParseError  # noqa: E402

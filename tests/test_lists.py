@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from ledger.audit import audit
-from ledger.errors import BatchRejected
-from ledger.keys import PartyKey
-from ledger.reindex import reindex
-from ledger.statements import sign_one
+from ledger.core.errors import BatchRejected
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
+from ledger.log.audit import audit
+from ledger.log.reindex import reindex
 from ledger.store import tracedb
 from tests.support import World
 

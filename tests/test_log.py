@@ -11,13 +11,13 @@ import pytest
 import rfc8785
 import sqlalchemy as sa
 
-from ledger import merkle
-from ledger.audit import audit
-from ledger.errors import BatchRejected, NotFound
-from ledger.keys import PartyKey
-from ledger.log import Ledger
-from ledger.note import Checkpoint, NoteVerifier
-from ledger.statements import SIGNING_DOMAIN, sign_one
+from ledger.core import merkle
+from ledger.core.errors import BatchRejected, NotFound
+from ledger.core.keys import PartyKey
+from ledger.core.note import Checkpoint, NoteVerifier
+from ledger.core.statements import SIGNING_DOMAIN, sign_one
+from ledger.log.audit import audit
+from ledger.log.sequencer import Ledger
 from tests.support import World, new_uscc
 
 
@@ -239,7 +239,7 @@ def test_migration_and_create_all_give_the_same_schema(world: World, tmp_path: o
 
 
 def test_a_second_operator_key_cannot_sign(world: World) -> None:
-    from ledger.home import Home
+    from ledger.log.home import Home
 
     party, key = world.register()
     stranger = Home(world.home.path.parent / "other").create_note_signer("test.suyuan/log")
@@ -306,7 +306,7 @@ def test_sqlite_log_reaches_the_database_file_without_the_appender(tmp_path: Pat
 def test_ledger_time_never_goes_back_when_the_clock_does(world: World, monkeypatch: Any) -> None:
     import json
 
-    from ledger import log
+    from ledger.log import sequencer as log
 
     party, key = world.register()
     first = world.append_events(party, key, 2)[-1]

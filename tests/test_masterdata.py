@@ -23,12 +23,13 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger import epcis_xml, masterdata
-from ledger.audit import audit
-from ledger.keys import PartyKey
-from ledger.page_facts import page_facts
-from ledger.reindex import reindex
-from ledger.statements import sign_one
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
+from ledger.epcis import masterdata
+from ledger.epcis import xml as epcis_xml
+from ledger.log.audit import audit
+from ledger.log.reindex import reindex
+from ledger.queries.page import page_facts
 from ledger.store import masterdatadb, tracedb
 from tests.forge import forge
 from tests.pagechain import BONDED, BONDED_ZH, FACTORY, FACTORY_ZH, FormulaChain
@@ -46,7 +47,7 @@ OTHER_PREFIX = "4580337"
 
 
 def gln(prefix: str, ref: int) -> str:
-    from ledger.ids import gs1_check_digit
+    from ledger.core.ids import gs1_check_digit
 
     body = prefix + f"{ref:0{12 - len(prefix)}d}"
     return body + gs1_check_digit(body)
@@ -461,7 +462,7 @@ def test_a_recall_reason_in_two_languages_survives_xml(world: World) -> None:
     """cbec:recall.reason as [{"@language", "@value"}, …] (the page shows the one in its
     language) is exported to XML as one reason element per language with xml:lang, and
     read back as the same list (it was written as empty elements before)."""
-    from ledger import epcis
+    from ledger.queries import documents as epcis
 
     tin = FormulaChain(world).build_recalled()["tins"][0]
     xml = epcis.export_xml(world.store, tin)

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymerkle import InmemoryTree
 
-from ledger import merkle
-from ledger.errors import ProofError
+from ledger.core import merkle
+from ledger.core.errors import ProofError
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parent / "vectors" / "rfc6962.json").read_text()

@@ -13,11 +13,11 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger.home import genesis_envelope
-from ledger.keys import PartyKey
-from ledger.log import Ledger
-from ledger.monitor import observe
-from ledger.statements import sign_one
+from ledger.core.keys import PartyKey
+from ledger.core.statements import sign_one
+from ledger.log.home import genesis_envelope
+from ledger.log.monitor import observe
+from ledger.log.sequencer import Ledger
 from ledger.store.db import Store
 from tests.support import ORIGIN, World, new_uscc
 

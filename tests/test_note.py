@@ -9,8 +9,8 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from ledger import note
-from ledger.errors import NoteError
+from ledger.core import note
+from ledger.core.errors import NoteError
 
 KAT = json.loads(
     (Path(__file__).resolve().parent / "vectors" / "signed-note.json").read_text()

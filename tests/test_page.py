@@ -307,7 +307,7 @@ def test_every_page_type_on_phones_in_headless_chromium(live: tuple[Server, dict
 def test_audit_report_on_phones_in_headless_chromium(tmp_path: Path) -> None:
     """The regulator's HTML report (tools/report.py) has no horizontal scroll at 360 or
     390 px: its charts shrink to the screen and its long codes wrap."""
-    from ledger.home import Home
+    from ledger.log.home import Home
     from tools.report import collect, render_html
 
     w = World.create(f"sqlite:///{tmp_path}/ledger.db", home=tmp_path / "home")

@@ -9,12 +9,12 @@ import json
 import pytest
 import rfc8785
 
-from ledger import merkle
-from ledger.audit import audit
-from ledger.bundle import make_bundle, verify_bundle
-from ledger.errors import BatchRejected, NotAuthorised, NotFound
-from ledger.private import PUBLIC, Viewer, make_blob
-from ledger.statements import sign_one
+from ledger.core import merkle
+from ledger.core.errors import BatchRejected, NotAuthorised, NotFound
+from ledger.core.private import PUBLIC, Viewer, make_blob
+from ledger.core.statements import sign_one
+from ledger.log.audit import audit
+from ledger.log.bundle import make_bundle, verify_bundle
 from tests.support import World
 
 

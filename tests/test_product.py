@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ledger.ids import gs1_check_digit, parse_digital_link
-from ledger.product import Commissioning, Name, is_commissioning, names_of, product_of
+from ledger.core.ids import gs1_check_digit, parse_digital_link
+from ledger.epcis.product import Commissioning, Name, is_commissioning, names_of, product_of
 
 
 def test_names_in_every_accepted_form() -> None:

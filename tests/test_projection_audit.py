@@ -25,10 +25,14 @@ MESSAGE = "projection does not match a rebuild from the entries; `suyuan reindex
 
 
 def suyuan(w: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO, text=True,
-                          capture_output=True, timeout=300,
-                          env={"SUYUAN_DB": w.url, "SUYUAN_HOME": str(w.home.path),
-                               "PATH": os.environ.get("PATH", "")})
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args],
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        env={"SUYUAN_DB": w.url, "SUYUAN_HOME": str(w.home.path), "PATH": os.environ.get("PATH", "")},
+    )
 
 
 def audit_lines(w: World) -> tuple[int, list[str], dict[str, Any]]:
@@ -48,8 +52,7 @@ Attack = Callable[[World, dict[str, Any]], tuple[str, int]]
 
 
 def fake_producer_name(w: World, c: dict[str, Any]) -> tuple[str, int]:
-    w.store.raw("UPDATE parties SET name = 'Fake', name_en = 'Fake' WHERE id = :p",
-                {"p": c["producer"]})
+    w.store.raw("UPDATE parties SET name = 'Fake', name_en = 'Fake' WHERE id = :p", {"p": c["producer"]})
     return "parties", one(w, "SELECT registered_seq FROM parties WHERE id = ?", p=c["producer"])
 
 
@@ -65,8 +68,9 @@ def delete_recall_idents(w: World, c: dict[str, Any]) -> tuple[str, int]:
 
 def restage_an_event(w: World, c: dict[str, Any]) -> tuple[str, int]:
     seq = one(w, "SELECT max(seq) FROM events WHERE stage <> 'production'")
-    w.store.raw("UPDATE events SET stage = 'production', activity = 'commissioning' "
-                "WHERE seq = :s", {"s": seq})
+    w.store.raw(
+        "UPDATE events SET stage = 'production', activity = 'commissioning' WHERE seq = :s", {"s": seq}
+    )
     return "events", seq
 
 
@@ -84,15 +88,13 @@ def unrecall_a_code(w: World, c: dict[str, Any]) -> tuple[str, int]:
 
 def resell_a_tin(w: World, c: dict[str, Any]) -> tuple[str, int]:
     seq = one(w, "SELECT last_seq FROM current_state WHERE code = ?", c=c["sold"])
-    w.store.raw("UPDATE current_state SET sold = 0, disposition = 'active' WHERE code = :c",
-                {"c": c["sold"]})
+    w.store.raw("UPDATE current_state SET sold = 0, disposition = 'active' WHERE code = :c", {"c": c["sold"]})
     return "current_state", seq
 
 
 def forge_master_data_signer(w: World, c: dict[str, Any]) -> tuple[str, int]:
     seq = one(w, "SELECT min(seq) FROM master_data")
-    w.store.raw("UPDATE master_data SET signer = :s WHERE seq = :q",
-                {"s": c["producer"] + "x", "q": seq})
+    w.store.raw("UPDATE master_data SET signer = :s WHERE seq = :q", {"s": c["producer"] + "x", "q": seq})
     return "master_data", seq
 
 
@@ -109,16 +111,19 @@ ATTACKS: dict[str, Attack] = {
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
-def test_audit_names_an_edited_projection_and_reindex_repairs_it(world: World,
-                                                                 attack: str) -> None:
+def test_audit_names_an_edited_projection_and_reindex_repairs_it(world: World, attack: str) -> None:
     chain = FormulaChain(world)
     built = chain.build()
     chain.build_recalled()
     chain.describe()
-    c = {"producer": chain.producer, "sold": built["sold"],
-         "recall": one(world, "SELECT seq FROM events WHERE stage = 'recall'"),
-         "finding": tuple(next(iter(run_rows(world, "SELECT id, seq FROM findings "
-                                                    "WHERE source = 'entry' ORDER BY seq"))))}
+    c = {
+        "producer": chain.producer,
+        "sold": built["sold"],
+        "recall": one(world, "SELECT seq FROM events WHERE stage = 'recall'"),
+        "finding": tuple(
+            next(iter(run_rows(world, "SELECT id, seq FROM findings WHERE source = 'entry' ORDER BY seq")))
+        ),
+    }
     rc, lines, rep = audit_lines(world)
     assert rc == 0 and rep["ok"] and lines == [], lines
 
@@ -145,36 +150,51 @@ def run_rows(w: World, sql: str) -> list[tuple[Any, ...]]:
 def test_scan_findings_are_not_projections(world: World) -> None:
     """Findings raised from scans live outside the ledger: the audit does not ask the
     entries for them, so one stored (or removed) is no problem."""
-    from ledger.findings import COUNTERFEIT_RULE, Finding
+    from ledger.compliance.findings import COUNTERFEIT_RULE, Finding
     from ledger.store.findingsdb import save_scan_findings
 
     FormulaChain(world).build()
     with world.store.writing() as conn:
-        save_scan_findings(conn, [Finding(
-            id="scan-1", seq=3, rule=COUNTERFEIT_RULE, severity="high",
-            time="2026-12-01T00:00:00.000000Z", seqs=(3,), parties=(), codes=("x",),
-            message_zh="扫码异常", message_en="scan pattern", details={}, source="scan")])
+        save_scan_findings(
+            conn,
+            [
+                Finding(
+                    id="scan-1",
+                    seq=3,
+                    rule=COUNTERFEIT_RULE,
+                    severity="high",
+                    time="2026-12-01T00:00:00.000000Z",
+                    seqs=(3,),
+                    parties=(),
+                    codes=("x",),
+                    message_zh="扫码异常",
+                    message_en="scan pattern",
+                    details={},
+                    source="scan",
+                )
+            ],
+        )
     rc, lines, _ = audit_lines(world)
     assert rc == 0 and lines == [], lines
 
 
-def test_a_big_ledger_is_re_derived_in_a_process_of_its_own(world: World,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+def test_a_big_ledger_is_re_derived_in_a_process_of_its_own(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """From ``REDERIVE_APART_MIN`` entries the re-derivation runs beside the checks in a
     process of its own; it finds the same."""
-    import ledger.audit
+    import ledger.log.audit
 
     chain = FormulaChain(world)
     chain.build()
     chain.build_recalled()
     recall = one(world, "SELECT seq FROM events WHERE stage = 'recall'")
     world.store.raw("DELETE FROM events WHERE seq = :s", {"s": recall})
-    monkeypatch.setattr(ledger.audit, "REDERIVE_APART_MIN", 1)
+    monkeypatch.setattr(ledger.log.audit, "REDERIVE_APART_MIN", 1)
 
     def not_here(store: object) -> None:
         raise AssertionError("re-derived in the auditing process, not in one of its own")
 
-    monkeypatch.setattr(ledger.audit, "rederive", not_here)
-    lines = [p.line() for p in ledger.audit.audit(world.store).problems]
+    monkeypatch.setattr(ledger.log.audit, "rederive", not_here)
+    lines = [p.line() for p in ledger.log.audit.audit(world.store).problems]
     assert lines == [f"seq {recall}: the events {MESSAGE}"], lines

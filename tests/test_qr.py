@@ -26,10 +26,10 @@ from PIL import Image
 from api.app import create_app
 from api.qr import CACHE_CONTROL, digital_link_url, qr_image, qr_modules
 from api.settings import Settings
-from ledger import ids
-from ledger.errors import IdentifierError, MalformedInput
-from ledger.statements import sign_one
-from ledger.trace import lot_items
+from ledger.core import ids
+from ledger.core.errors import IdentifierError, MalformedInput
+from ledger.core.statements import sign_one
+from ledger.queries.trace import lot_items
 from tests.support import Client, World
 from tests.test_cli import REPO, Cli, Run
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ledger.audit import audit
-from ledger.reindex import reindex
+from ledger.log.audit import audit
+from ledger.log.reindex import reindex
 from ledger.store import tracedb
 from tests.pagechain import FormulaChain
 from tests.support import World
@@ -59,20 +59,36 @@ def test_appends_go_on_during_a_reindex(world: World) -> None:
 def test_a_reindex_keeps_scan_findings_and_drops_stray_rows(world: World) -> None:
     """A rebuild starts from empty tables: rows no entry derives (an orphaned index row of a
     deleted finding, a forged party) are gone after it; findings raised from scans stay."""
-    from ledger.findings import COUNTERFEIT_RULE, Finding
+    from ledger.compliance.findings import COUNTERFEIT_RULE, Finding
     from ledger.store.findingsdb import save_scan_findings
 
     FormulaChain(world).build()
     original = dump(world)
     with world.store.writing() as conn:
-        save_scan_findings(conn, [Finding(
-            id="scan-1", seq=3, rule=COUNTERFEIT_RULE, severity="high",
-            time="2026-12-01T00:00:00.000000Z", seqs=(3,), parties=("gln:1",), codes=("x",),
-            message_zh="扫码异常", message_en="scan pattern", details={}, source="scan")])
+        save_scan_findings(
+            conn,
+            [
+                Finding(
+                    id="scan-1",
+                    seq=3,
+                    rule=COUNTERFEIT_RULE,
+                    severity="high",
+                    time="2026-12-01T00:00:00.000000Z",
+                    seqs=(3,),
+                    parties=("gln:1",),
+                    codes=("x",),
+                    message_zh="扫码异常",
+                    message_en="scan pattern",
+                    details={},
+                    source="scan",
+                )
+            ],
+        )
     with_scan = dump(world)
     world.store.raw("DELETE FROM findings WHERE source = 'entry'")
-    world.store.raw("INSERT INTO parties (id, name, roles, registered_seq) "
-                    "VALUES ('uscc:forged', 'Fake', 'producer', 1)")
+    world.store.raw(
+        "INSERT INTO parties (id, name, roles, registered_seq) VALUES ('uscc:forged', 'Fake', 'producer', 1)"
+    )
     reindex(world.store)
     after = dump(world)
     assert after == with_scan
@@ -80,8 +96,7 @@ def test_a_reindex_keeps_scan_findings_and_drops_stray_rows(world: World) -> Non
     assert any(r[0] == "scan-1" for r in after["findings"])
 
 
-def test_a_reader_holding_the_tables_does_not_stall_appends_during_the_swap(world: World
-                                                                            ) -> None:
+def test_a_reader_holding_the_tables_does_not_stall_appends_during_the_swap(world: World) -> None:
     """PostgreSQL swaps by renaming, which waits for every reader of the live tables (a long
     audit's snapshot): the rebuild gives the sequencer's lock back while it waits, so
     appends go on, and it swaps once the reader is done."""
@@ -103,16 +118,20 @@ def test_a_reader_holding_the_tables_does_not_stall_appends_during_the_swap(worl
         # Until the rebuild waits for the reader's lock (a bound, not a speed figure).
         for _ in range(600):
             with world.store.engine.connect() as c:
-                waiting = c.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND (query LIKE 'LOCK TABLE%' OR query LIKE 'DROP TABLE%')")).scalar()
+                waiting = c.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND (query LIKE 'LOCK TABLE%' OR query LIKE 'DROP TABLE%')"
+                    )
+                ).scalar()
             if waiting:
                 break
             time.sleep(0.1)
         assert waiting, "the rebuild never waited for the reader"
         appended: list[int] = []
-        t = threading.Thread(target=lambda: appended.extend(
-            r.seq for r in world.append_events(producer, key, 1, start=500)))
+        t = threading.Thread(
+            target=lambda: appended.extend(r.seq for r in world.append_events(producer, key, 1, start=500))
+        )
         t.start()
         t.join(timeout=120)
         assert appended, "an append waited for the swap"

@@ -20,13 +20,13 @@ from typing import Any
 import orjson
 import pytest
 
-from ledger import merkle
-from ledger.domain import classify
-from ledger.errors import ProofError
-from ledger.home import Home
-from ledger.note import Checkpoint, NoteVerifier
-from ledger.scope import scope_audit
-from ledger.stats import compute, gln_country, statistics
+from ledger.core import merkle
+from ledger.core.errors import ProofError
+from ledger.core.note import Checkpoint, NoteVerifier
+from ledger.epcis.stages import classify
+from ledger.log.home import Home
+from ledger.queries.chain_audit import scope_audit
+from ledger.queries.stats import compute, gln_country, statistics
 from tests.chain import ITEM, ITEM_Q, LOT_P, build
 from tests.support import World
 from tools.report import collect, render_html
@@ -64,7 +64,7 @@ def test_statistics_known_answers(world: World) -> None:
 
 
 def test_statistics_match_an_independent_count(world: World) -> None:
-    """Recount from the decoded entries, without the projections or ledger.stats."""
+    """Recount from the decoded entries, without the projections or ledger.queries.stats."""
     build(world)
     decoded = _decoded(world)
     roles = {st["body"]["id"]: st["body"]["roles"] for _, st in decoded
@@ -219,7 +219,7 @@ def test_html_report(world: World) -> None:
 
 
 def test_report_counts_findings_by_rule_and_party(world: World) -> None:
-    from ledger import findings
+    from ledger.queries import findings as finding_list
 
     c = build(world)
     doc = collect(world.ledger, world.home, scope=ITEM.format(2))
@@ -230,7 +230,7 @@ def test_report_counts_findings_by_rule_and_party(world: World) -> None:
         ("three_docs.missing", 2, "high")]
     assert sorted((r["party"], r["count"]) for r in f["byParty"]) == sorted(
         (c.id(n), 2) for n in ("platform", "broker", "customs"))
-    every = findings.list_findings(world.store)
+    every = finding_list.list_findings(world.store)
     assert [x["id"] for x in f["recent"]] == [x.id for x in reversed(every)]
     # The scope of S2 touches the second release's finding only.
     s = c.seqs
@@ -240,6 +240,94 @@ def test_report_counts_findings_by_rule_and_party(world: World) -> None:
     for x in every:
         assert escape(x.message_zh) in html and escape(x.message_en) in html
     assert "放行时缺少订单、支付单、运单或申报单" in html  # the rule's name, from the engine
+
+
+class Markup(HTMLParser):
+    """Every element a browser would build, and all the text it would show."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: Counter[str] = Counter()
+        self.attrs: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags[tag] += 1
+        self.attrs += [name for name, _ in attrs]
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+HOSTILE_NAME = "<script>alert(1)</script>"
+HOSTILE_NAME_EN = '"><img src=x onerror=alert(1)>'
+HOSTILE_ORDER = "https://mall.example.cn/orders/<b>O9</b><img/src=x/onerror=alert(2)>"
+HOSTILE_REASON = "</td></tr></table><iframe src=javascript:alert(3)>"
+
+
+def test_report_shows_what_parties_signed_as_text(world: World) -> None:
+    """A party's name, an order number inside a finding's message and a regulator's credit
+    reason are what parties signed: the report shows each as text, never as markup (the
+    templates escape every value; api/charts.py escapes what it draws)."""
+    from ledger.core.errors import BatchRejected
+    from ledger.core.keys import PartyKey
+    from ledger.core.statements import sign_one
+    from tests.chain import _order
+    from tests.support import new_uscc
+
+    c = build(world)
+    party = new_uscc()
+    key = PartyKey.generate(party)
+
+    def register(name: str) -> dict[str, Any]:
+        body = {"id": party, "name": name, "nameEn": HOSTILE_NAME_EN, "roles": ["platform"],
+                "publicKey": key.public_key_b64}
+        return sign_one(kind="party.register", signer=party, key=key, body=body,
+                        cosigners=[(world.registrar, world.registrar_key)])
+
+    # A leading NUL (the old raw-HTML marker of the report's cells) never reaches the ledger.
+    size = world.ledger.size()
+    with pytest.raises(BatchRejected, match="NUL"):
+        world.ledger.append(register("\0" + HOSTILE_NAME))
+    assert world.ledger.size() == size
+    world.ledger.append(register(HOSTILE_NAME))
+    c.parties["evil"] = (party, key)
+    # Over the single-transaction limit: a tax.single_limit finding that quotes the order.
+    c.add("order9", "evil", {**_order(9, "2025-11-27T13:02:11+08:00", ITEM.format(9), "6000.00",
+                                      procedure="1210"),
+                             "bizTransactionList": [{"type": "cbec:order",
+                                                     "bizTransaction": HOSTILE_ORDER}]})
+    c.add("record9", "regulator", {"party": party, "item": ITEM.format(9), "points": -5,
+                                   "reason": HOSTILE_REASON}, kind="credit.record")
+    doc = collect(world.ledger, world.home, scope=ITEM.format(9))
+    # The hostile text is in the document: in the finding's message, the party's row, the credit.
+    limit = [f for f in doc["findings"]["recent"] if f["rule"] == "tax.single_limit"]
+    assert limit and HOSTILE_ORDER in limit[0]["message"]["en"]
+    assert {"party": party, "name": HOSTILE_NAME, "count": 1} in doc["findings"]["byParty"]
+    row = next(r for r in doc["credit"] if r["party"] == party)
+    assert row["name"] == HOSTILE_NAME
+    assert any(HOSTILE_REASON in i["reason"]["en"] for i in row["explained"])
+    assert any(HOSTILE_ORDER in f["message"]["en"] for f in doc["scope"]["findings"])
+
+    html = render_html(doc)
+    page = Markup()
+    page.feed(html)
+    page.close()
+    for tag in ("script", "img", "b", "iframe"):
+        assert page.tags[tag] == 0, tag
+    assert "onerror" not in page.attrs
+    shown = "".join(page.text)
+    assert shown.count(HOSTILE_NAME) >= 3  # by party, the credit table, the credit details
+    assert shown.count(HOSTILE_ORDER) >= 3  # the finding, in both languages, and the scope's
+    assert HOSTILE_REASON in shown
+    # The same sections on the regulator console, and the statistics page's charts.
+    from api.report import report_sections, statistics_html
+
+    console = Markup()
+    console.feed(str(report_sections(doc)) + str(statistics_html(doc["statistics"])))
+    console.close()
+    assert not {"script", "img", "b", "iframe"} & set(console.tags)
+    assert HOSTILE_NAME in "".join(console.text)
 
 
 # --- the scope audit --------------------------------------------------------------------------
@@ -346,7 +434,7 @@ def test_cli_audit_report_and_scope(world: World, tmp_path: Path) -> None:
 
 
 def test_witnesses_in_the_report(world: World, tmp_path: Path) -> None:
-    from ledger.witnessing import WitnessConfig, Witnessing, gather
+    from ledger.log.witnesses import WitnessConfig, Witnessing, gather
     from tests.support import asgi_post
     from tests.test_witnessing import _witness
 
@@ -397,8 +485,8 @@ def api(world: World) -> Any:
 
 
 def test_graphql_regulator_fields(world: World, api: Any) -> None:
-    from ledger.credit import credit
-    from ledger.tokens import make_token
+    from ledger.core.tokens import make_token
+    from ledger.queries.credit import credit
     from tests.support import ORIGIN
 
     c = build(world)
@@ -436,12 +524,12 @@ def test_graphql_regulator_fields(world: World, api: Any) -> None:
         "checkpoint": {"note": sc["checkpointNote"],
                        "logKey": world.ledger.log_verifier().vkey()},
         "entries": sc["entries"]})
-    from ledger import findings
+    from ledger.queries import findings as finding_list
 
     f = api.gql("query($p: String!) { findings(filter: {party: $p, limit: 5}) { id seq rule "
                 "severity parties message { zh en } } }", token, p=c.id("customs")).json()
     assert "errors" not in f, f
-    want = findings.list_findings(world.store, party=c.id("customs"), limit=5)
+    want = finding_list.list_findings(world.store, party=c.id("customs"), limit=5)
     assert [(x["id"], x["seq"], x["rule"], x["message"]["en"]) for x in f["data"]["findings"]] \
         == [(x.id, x.seq, x.rule, x.message_en) for x in want] and len(want) == 2
     bad = api.gql('{ findings(filter: {rule: "no.such"}) { id } }', token).json()

@@ -15,9 +15,9 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger import scans
-from ledger.epcis import export_document
-from ledger.trace import journey
+from ledger.queries import scans
+from ledger.queries.documents import export_document
+from ledger.queries.trace import journey
 from tests.pagechain import (
     BONDED_EN,
     BONDED_ZH,
@@ -360,8 +360,8 @@ def test_page_verification_agrees_with_a_trace_bundle(world: World, built: dict[
                                                       client: Client) -> None:
     """The page's checks, made in one read with cached parts, say what an offline bundle of
     the same entries verified with the log key says, before and after an alteration."""
-    from ledger.bundle import make_bundle, verify_bundle
-    from ledger.page_facts import VerificationCache, verify_journey
+    from ledger.log.bundle import make_bundle, verify_bundle
+    from ledger.queries.page import VerificationCache, verify_journey
 
     seqs = [s["seq"] for s in journey(world.store, built["sold"])["journey"]]
     cache = VerificationCache()
@@ -475,7 +475,7 @@ def test_a_page_costs_the_same_few_statements_whatever_its_journey(
     SQLAlchemy does not see: statements run on the driver's cursor, so SQLite only)."""
     from sqlalchemy import event
 
-    from ledger.page_facts import VerificationCache, page_facts
+    from ledger.queries.page import VerificationCache, page_facts
 
     # Each of them holds an entry the ones before did not check against the new checkpoint.
     codes = [built["lot"], built["sold"], built["unsold"], built["recalled"]]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ledger import scans, trace
-from ledger.reindex import reindex
+from ledger.log.reindex import reindex
+from ledger.queries import scans, trace
 from tests.pagechain import FormulaChain
 from tests.support import Client, World
 
@@ -168,7 +168,7 @@ def test_retention_by_age_and_cap(world: World, chain: dict[str, str],
 
 def test_counterfeit_signal_becomes_one_finding_for_regulators(world: World,
                                                               chain: dict[str, str]) -> None:
-    from ledger.findings import list_findings
+    from ledger.queries.findings import list_findings
 
     item, other = chain["unsold"], chain["sold"]
     for region in ("CN-HE", "CN-BJ"):

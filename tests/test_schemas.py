@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import schemas
-from ledger.errors import MalformedInput
-from ledger.keys import PartyKey
-from ledger.statements import prepare, sign_one
+from ledger.core.errors import MalformedInput
+from ledger.core.keys import PartyKey
+from ledger.core.statements import prepare, sign_one
+from ledger.epcis import validation as schemas
 from tests.support import new_uscc
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "epcis"

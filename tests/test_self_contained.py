@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # Built from parts so that this file does not match its own search.
-OUTSIDE = ("../" + "shared", '/ "' + 'shared"', "parents[" + "2]")
+OUTSIDE = ("../" + "shared", '/ "' + 'shared"')
 
 
 SKIP = {".git", ".venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import loopback_port
 from tests.test_cli import REPO, Cli, one_error_line
 
 
@@ -24,15 +24,8 @@ def cli(db_url: str, tmp_path: Path) -> Cli:
     return Cli(db_url, tmp_path / "home")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_serve_with_two_workers(cli: Cli, tmp_path: Path) -> None:
+def test_serve_with_two_workers(cli: Cli, tmp_path: Path, port: int) -> None:
     cli("init")
-    port = _free_port()
     env = {**cli.env(), "SUYUAN_BASE_URL": f"http://127.0.0.1:{port}"}
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
@@ -64,3 +57,46 @@ def test_serve_refuses_bad_worker_counts(cli: Cli) -> None:
     assert "--workers" in line and "at least 1" in line
     line = one_error_line(cli("serve", "--workers", "2", "--dev", rc=2), "malformed")
     assert "--dev" in line
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEADDR shares a port so on Linux only")
+def test_a_held_port_goes_to_the_server_and_to_no_one_else() -> None:
+    """What tests that start `suyuan serve` on a port rely on (support.loopback_port):
+    while the port is held nobody else can bind it, a connection is refused as if it were
+    free, a server binding with SO_REUSEADDR (as uvicorn does) takes it, and then holds it
+    alone. A port found free and closed, as before, could be bound by anyone."""
+    import errno
+    import socket
+
+    def bind(port: int, *, reuse: bool) -> socket.socket:
+        s = socket.socket()
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            raise
+        return s
+
+    with loopback_port() as port:
+        with pytest.raises(OSError) as refused:
+            bind(port, reuse=False)
+        assert refused.value.errno == errno.EADDRINUSE
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        with bind(port, reuse=True) as server:
+            server.listen()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                conn, _ = server.accept()
+                with conn:
+                    conn.sendall(b"x")
+                    assert c.recv(1) == b"x"
+            for reuse in (False, True):  # now the server's alone
+                with pytest.raises(OSError) as taken:
+                    bind(port, reuse=reuse)
+                assert taken.value.errno == errno.EADDRINUSE
+    with socket.socket() as s:  # the old way: released, so free for anyone
+        s.bind(("127.0.0.1", 0))
+        released = s.getsockname()[1]
+    bind(released, reuse=False).close()

@@ -20,13 +20,14 @@ import nacl.signing
 import pytest
 
 from api.witness_app import create_witness_app
-from ledger.keys import KeyStore, PartyKey
-from ledger.log import Ledger
-from ledger.note import Checkpoint, NoteVerifier
-from ledger.statements import sign_one
+from ledger.core.keys import PartyKey
+from ledger.core.note import Checkpoint, NoteVerifier
+from ledger.core.statements import sign_one
+from ledger.log.cosigner import CosignatureVerifier, Cosigner, Witness
+from ledger.log.keystore import KeyStore
+from ledger.log.sequencer import Ledger
+from ledger.log.witnesses import cosigned_note
 from ledger.store.db import Store
-from ledger.witness import CosignatureVerifier, Cosigner, Witness
-from ledger.witnessing import cosigned_note
 from tests.support import Server
 from tests.test_cli import ORIGIN, PARALLEL, REPO, Cli, Run, event_body, uscc
 

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 
 from api.app import create_app
 from api.settings import Settings
-from ledger.keys import KeyStore
-from ledger.statements import sign_one
+from ledger.core.statements import sign_one
+from ledger.log.keystore import KeyStore
 from tests.conftest import PG_ADMIN_URL, fresh_schema_url
 from tests.pagechain import FormulaChain
 from tests.support import Client, World
@@ -191,7 +191,7 @@ def test_the_page_answers_when_its_scan_cannot_be_written(
         item = FormulaChain(world).build()["sold"]
         path = item.removeprefix("https://id.gs1.org")
         full_db.fill()
-        with caplog.at_level(logging.WARNING, logger="ledger.scans"):
+        with caplog.at_level(logging.WARNING, logger="ledger.queries.scans"):
             r = Client(app).get(path, headers={"User-Agent": CHROME, "Accept": "application/json"})
         assert r.status_code == 200, r.text
         facts = r.json()

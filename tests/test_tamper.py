@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from ledger.audit import audit
-from ledger.home import Home
-from ledger.note import NoteSigner
+from ledger.core.note import NoteSigner
+from ledger.log.audit import audit
+from ledger.log.home import Home
 from ledger.store.schema import node_key
 from tests.support import World
 

@@ -25,19 +25,20 @@ import pytest
 from api.app import create_app
 from api.settings import Settings
 from api.witness_app import create_witness_app
-from ledger import admission, tiles
-from ledger.errors import BatchRejected, MalformedInput
-from ledger.home import genesis_envelope
-from ledger.keys import PartyKey
-from ledger.log import Ledger
-from ledger.monitor import observe_tiles
-from ledger.note import NoteSigner
-from ledger.statements import sign_one
+from ledger.core import tiles
+from ledger.core.errors import BatchRejected, MalformedInput
+from ledger.core.keys import PartyKey
+from ledger.core.note import NoteSigner
+from ledger.core.statements import sign_one
+from ledger.log import admission
+from ledger.log.cosigner import Cosigner, Witness
+from ledger.log.home import genesis_envelope
+from ledger.log.monitor import observe_tiles
+from ledger.log.sequencer import Ledger
+from ledger.log.tiles_export import STATE, export
+from ledger.log.witnesses import WitnessConfig, Witnessing, gather
 from ledger.store.db import Store
 from ledger.store.schema import node_key
-from ledger.tiles_export import STATE, export
-from ledger.witness import Cosigner, Witness
-from ledger.witnessing import WitnessConfig, Witnessing, gather
 from tests import tilereader
 from tests.support import ORIGIN, Client, Server, World, asgi_post, new_uscc
 
@@ -288,7 +289,7 @@ def _event_of_size(world: World, party: str, key: PartyKey, count: int) -> dict[
 
 def test_an_entry_too_large_for_a_bundle_is_refused_at_append(world: World,
                                                                 client: Client) -> None:
-    from ledger.statements import prepare
+    from ledger.core.statements import prepare
 
     party, key = world.register()
     # The most EPCs an event can list and still fit a bundle, found by its own bytes.

@@ -23,9 +23,9 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger import tiles
-from ledger.statements import sign_one
-from ledger.tiles_export import export
+from ledger.core import tiles
+from ledger.core.statements import sign_one
+from ledger.log.tiles_export import export
 from tests import tilereader
 from tests.support import Server, World
 

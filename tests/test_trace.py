@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import ids
-from ledger.errors import BatchRejected
-from ledger.reindex import reindex
-from ledger.statements import sign_one
+from ledger.core import ids
+from ledger.core.errors import BatchRejected
+from ledger.core.statements import sign_one
+from ledger.log.reindex import reindex
+from ledger.queries.trace import MAX_NESTING, downstream, journey, recall_impact, upstream
 from ledger.store import tracedb
-from ledger.trace import MAX_NESTING, downstream, journey, recall_impact, upstream
 from tests.support import World
 
 TZ = "+08:00"
@@ -286,7 +286,7 @@ def test_producers_recall_only_their_own_products(world: World) -> None:
 ])
 @pytest.mark.parametrize("lot_name", ["L1", "A/B 7", "批次"])
 def test_lot_of_agrees_with_a_full_parse(code: str, lot_name: str) -> None:
-    from ledger.projections import lot_of
+    from ledger.epcis.projection import lot_of
 
     try:
         dl = ids.parse_digital_link(code)
@@ -295,6 +295,26 @@ def test_lot_of_agrees_with_a_full_parse(code: str, lot_name: str) -> None:
     except ids.IdentifierError:
         want = None
     assert lot_of(code, lot_name) == want
+
+
+_DL_PARTS = ["https://id.gs1.org", "https://x.example", "/01/", "/21/", "/10/", "/00/", "/414/",
+             "09506000134352", "0950600013435", "%2F", "%", "%zz", "?17=2601", "#", "//", "[",
+             ":", "@", " ", "\u00e9", "\u200b", "A/B", "1" * 30]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_DL_PARTS) | st.text(max_size=4), min_size=1, max_size=9),
+       st.sampled_from(["L1", "A/B 7"]))
+def test_lot_splitting_takes_any_text(parts: list[str], lot_name: str) -> None:
+    """split_lot and lot_of read codes the parser refuses as no lot (they catch its
+    IdentifierError, and only that): any text, with or without a lot, never raises."""
+    from ledger.epcis.projection import lot_of, split_lot
+
+    code = "".join(parts)
+    item, lot = split_lot(code)
+    assert (item, lot) == (code, None) or (lot is not None and "/10/" in code)
+    got = lot_of(code, lot_name)
+    assert got is None or got.endswith("/10/" + lot_name.replace("/", "%2F").replace(" ", "%20"))
 
 
 # --- random packing against a brute-force walk ------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -24,14 +23,14 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from ledger.audit import audit
-from ledger.bundle import make_bundle, verify_bundle
-from ledger.home import Home
-from ledger.keys import PartyKey
-from ledger.log import Ledger
-from ledger.note import NoteSigner
-from ledger.scope import scope_audit
-from ledger.statements import sign_one
+from ledger.core.keys import PartyKey
+from ledger.core.note import NoteSigner
+from ledger.core.statements import sign_one
+from ledger.log.audit import audit
+from ledger.log.bundle import make_bundle, verify_bundle
+from ledger.log.home import Home
+from ledger.log.sequencer import Ledger
+from ledger.queries.chain_audit import scope_audit
 from tests.forge import forge
 from tests.pagechain import NAME_ZH, FormulaChain, item
 from tests.support import ORIGIN, Client, World, new_uscc
@@ -272,13 +271,8 @@ def test_a_signer_the_projection_does_not_name_is_still_proved(world: World,
     assert after["timeline"] == before["timeline"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_a_published_key_the_genesis_does_not_name(world: World, tmp_path: Path) -> None:
+def test_a_published_key_the_genesis_does_not_name(world: World, tmp_path: Path, port: int
+                                                   ) -> None:
     """SUYUAN_LOG_KEY set to another key: every page says not verified, with the reason;
     /log-key and `suyuan log-key` serve the published key; `suyuan serve` warns."""
     built = FormulaChain(world).build()
@@ -306,7 +300,6 @@ def test_a_published_key_the_genesis_does_not_name(world: World, tmp_path: Path)
     assert lines[0].startswith("seq 0: the genesis names log key "), lines
     assert all(line.startswith(("seq 0:", "checkpoint ")) for line in lines), lines
 
-    port = _free_port()
     with subprocess.Popen(
             [sys.executable, "-m", "tools.cli", "serve", "--port", str(port)], cwd=REPO,
             text=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,

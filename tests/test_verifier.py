@@ -1,4 +1,4 @@
-"""The one verifier (``ledger.verifier``) against a plain re-implementation of the
+"""The one verifier (``ledger.log.verifier``) against a plain re-implementation of the
 registry's rules, on random registry histories: registrations with and without the
 registrar's cosignature, rotations, revocations by the party or the registrar, events
 signed with valid, ended, foreign and unknown keys, bad signatures, at random seqs.
@@ -18,13 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import ids
-from ledger.errors import LedgerError
-from ledger.home import genesis_envelope
-from ledger.keys import PartyKey
-from ledger.note import NoteSigner
-from ledger.statements import entry_bytes, prepare, sign_one
-from ledger.verifier import (
+from ledger.core import ids
+from ledger.core.errors import LedgerError
+from ledger.core.keys import PartyKey
+from ledger.core.note import NoteSigner
+from ledger.core.statements import entry_bytes, prepare, sign_one
+from ledger.log.home import genesis_envelope
+from ledger.log.verifier import (
     ParsedEntry,
     parse_entry,
     pin_log_key,

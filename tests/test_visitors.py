@@ -6,7 +6,6 @@ and `suyuan serve` on a real socket), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,9 +20,9 @@ import sqlalchemy as sa
 from api.app import create_app
 from api.settings import Settings
 from api.visitors import SECRET_FILE, parse_proxies
-from ledger import scans
-from ledger.errors import ConfigError
-from ledger.findings import list_findings
+from ledger.core.errors import ConfigError
+from ledger.queries import scans
+from ledger.queries.findings import list_findings
 from tests.pagechain import FormulaChain
 from tests.support import Client, World
 
@@ -207,10 +206,7 @@ def test_bad_trusted_proxies_are_refused(world: World, monkeypatch: pytest.Monke
         "error [config]: --trusted-proxy: '10.0.0.0/33' is not an address or CIDR network")
 
 
-def _serve(world: World, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def _serve(world: World, *extra: str, port: int) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
     env.pop("SUYUAN_TRUSTED_PROXIES", None)
     proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "serve", "--port", str(port),
@@ -236,13 +232,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_suyuan_serve_believes_headers_only_from_trusted_proxies(
-        world: World, chain: dict[str, Any]) -> None:
+        world: World, chain: dict[str, Any], port: int) -> None:
     """On a real socket: uvicorn itself would take X-Forwarded-For from loopback; `suyuan
     serve` leaves the decision to the app, which believes nobody by default."""
     item = chain["unsold"]
     forged = [{"X-Region": r, "X-Forwarded-For": f"203.0.{n}.1"}
               for n, r in enumerate(("CN-HE", "CN-BJ", "CN-GD"))]
-    proc, base = _serve(world)
+    proc, base = _serve(world, port=port)
     try:
         for h in forged:
             r = httpx.get(base + path(item), headers={**PHONE, **h}, timeout=30)
@@ -252,7 +248,8 @@ def test_suyuan_serve_believes_headers_only_from_trusted_proxies(
     assert {s["region"] for s in scans.scans_for(world.store, item)["scans"]} == {"127.0.0.0/16"}
     assert counterfeit_findings(world) == []
 
-    proc, base = _serve(world, "--trusted-proxy", "127.0.0.1/32", "--trusted-proxy", "::1")
+    proc, base = _serve(world, "--trusted-proxy", "127.0.0.1/32", "--trusted-proxy", "::1",
+                        port=port)
     try:
         for h in forged:
             r = httpx.get(base + path(item), headers={**PHONE, **h}, timeout=30)

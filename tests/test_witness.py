@@ -11,9 +11,9 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from ledger.errors import NoteError
-from ledger.note import NoteSigner
-from ledger.witness import CosignatureVerifier, Cosigner, Witness, request_body
+from ledger.core.errors import NoteError
+from ledger.core.note import NoteSigner
+from ledger.log.cosigner import CosignatureVerifier, Cosigner, Witness, request_body
 from tests.support import ORIGIN, World
 
 
@@ -106,9 +106,9 @@ def test_a_split_view_is_refused(world: World, tmp_path: Path) -> None:
     assert wit.add_checkpoint(request_body(size, proof, honest)).status == 200
 
 
-def test_witness_serve_over_http_keeps_state_across_restarts(world: World, tmp_path: Path) -> None:
+def test_witness_serve_over_http_keeps_state_across_restarts(world: World, tmp_path: Path,
+                                                            port: int) -> None:
     import os
-    import socket
     import subprocess
     import sys
     import time
@@ -122,10 +122,7 @@ def test_witness_serve_over_http_keeps_state_across_restarts(world: World, tmp_p
     vkey = __import__("json").loads(init.stdout)["vkey"]
     verifier = CosignatureVerifier.from_vkey(vkey)
 
-    def serve() -> tuple[subprocess.Popen[bytes], str]:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    def serve() -> tuple[subprocess.Popen[bytes], str]:  # on the held port, each time
         p = subprocess.Popen([sys.executable, "-m", "tools.cli", "witness", "serve",
                               "--name", "regulator.example/w1", "--port", str(port),
                               "--log-key", world.ledger.log_verifier().vkey()],

@@ -15,9 +15,9 @@ import pytest
 from api.app import create_app
 from api.settings import Settings
 from api.witness_app import create_witness_app
-from ledger.errors import ConfigError
-from ledger.witness import CosignatureVerifier, Cosigner, Witness
-from ledger.witnessing import WitnessConfig, Witnessing, cosigned_note, gather
+from ledger.core.errors import ConfigError
+from ledger.log.cosigner import CosignatureVerifier, Cosigner, Witness
+from ledger.log.witnesses import WitnessConfig, Witnessing, cosigned_note, gather
 from tests.support import ORIGIN, Server, World, asgi_post
 
 
@@ -68,7 +68,7 @@ def test_a_witness_that_lost_track_is_caught_up(world: World, tmp_path: Path) ->
     world.append_events(party, key, 2, start=10)
     middle_note = world.ledger.latest_checkpoint()
     wit = Witness(c, {ORIGIN: world.ledger.log_verifier()}, tmp_path / "w7.json")
-    from ledger.witness import request_body
+    from ledger.log.cosigner import request_body
 
     proof = list(world.ledger.consistency_proof(size).hashes)
     assert wit.add_checkpoint(request_body(size, proof, middle_note)).status == 200
@@ -83,7 +83,7 @@ def test_quorum_bigger_than_witnesses_is_refused() -> None:
 
 
 def test_bundles_carry_cosignatures_and_verify_counts_them(world: World, tmp_path: Path) -> None:
-    from ledger.bundle import make_bundle, verify_bundle
+    from ledger.log.bundle import make_bundle, verify_bundle
 
     ws = [_witness(world, tmp_path, n) for n in (4, 5)]
     cfg = Witnessing(tuple(WitnessConfig(url, c.vkey()) for url, c, _ in ws), quorum=2)

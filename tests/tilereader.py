@@ -1,7 +1,7 @@
 """An independent reader of a C2SP tlog-tiles log, written from the spec texts alone
 (c2sp.org/tlog-tiles, tlog-checkpoint, signed-note; RFC 9162 §2.1) for the tests: it
 imports nothing from ``ledger`` or ``api``, so a mistake shared by the server's tile code
-and its own reader (``ledger.tiles``) cannot hide here.
+and its own reader (``ledger.core.tiles``) cannot hide here.
 
 It reads every level-0 tile, rebuilds the tree from the leaf hashes, checks each tile of
 every higher level against the tiles below it, and proves entries with paths of its own.

@@ -4,13 +4,17 @@ event with the enterprise's key, which never leaves it, keeps the signed envelop
 durable outbox (tools/agent_outbox.py) and delivers them, in order, with retries and
 backoff, to the zone ledger's GraphQL ``submit`` with a bearer token it makes itself.
 
-Customs messages (``POST /ceb``) plug in through ``CEB_IMPORTER``: until the CEB importer
-exists the route answers 501. EPCIS XML captures are read by the ledger's own hardened,
-XSD-checking parser (``ledger.epcis_xml``).
+China Customs CBEC messages (``POST /ceb``) are read and XSD-checked by the ledger's own
+hardened reader (``ledger.epcis.ceb``), kept in the outbox as received, and signed at their first
+delivery (``ledger.log.ceb_import.sign_message``), when the registry can be read from the
+ledger's GraphQL: one statement per document, delivered as one batch with the private
+blobs they commit to, idempotent by the message's guid. EPCIS XML captures are read by the
+ledger's own hardened, XSD-checking parser (``ledger.epcis.xml``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -19,9 +23,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import anyio.to_thread
@@ -47,15 +52,21 @@ from api.epcis_http import (
     problem,
 )
 from api.errors import RequestTooLarge, UnsupportedMediaType
-from ledger import canonical, epcis_xml, merkle
-from ledger.epcis import events_of
-from ledger.errors import ConfigError, LedgerError, MalformedInput, NotAuthentic, NotFound
-from ledger.keys import PartyKey
-from ledger.note import Checkpoint
-from ledger.schemas import validate_event_body
-from ledger.statements import now_rfc3339, sign_one
-from ledger.tokens import make_token
-from tools.agent_outbox import CapturedEvent, Outbox, body_hash
+from ledger.core import canonical, merkle
+from ledger.core.errors import ConfigError, LedgerError, MalformedInput, NotAuthentic, NotFound
+from ledger.core.keys import PartyKey
+from ledger.core.note import Checkpoint
+from ledger.core.registry import PartyRecord
+from ledger.core.statements import now_rfc3339, sign_one
+from ledger.core.tokens import make_token
+from ledger.epcis import ceb
+from ledger.epcis import xml as epcis_xml
+from ledger.epcis.event_hash import event_hash
+from ledger.epcis.validation import validate_event_body
+from ledger.log.ceb_import import no_facts, registry_of, sign_message
+from ledger.queries.documents import events_of
+from ledger.queries.epcis_query import LEDGER_NAMESPACE
+from tools.agent_outbox import CapturedEvent, CebMessage, Outbox, body_hash
 
 CAPTURE_LIMIT: Final = 1000  # events per capture: one ledger submit, one transaction
 FILE_SIZE_LIMIT: Final = 8 * 1024 * 1024
@@ -65,12 +76,10 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 60.0
 # Ledger answers worth trying again: it is down, overloaded, or does not (yet) know our key.
 RETRY_STATUS: Final = frozenset({401, 408, 425, 429, 500, 502, 503, 504})
 
-# One call, for when the CEB importer exists: CEB XML bytes to EPCIS events.
-CEB_IMPORTER: list[Callable[[bytes], list[dict[str, Any]]]] = []
-
 SUBMIT = ("mutation($e: [JSON!]!) { submit(envelopes: $e) { index "
-          "receipt { seq leafHash statementHash checkpoint inclusionProof { leafIndex treeSize "
-          "hashes } } error { code message } } }")
+          "receipt { seq leafHash statementHash duplicateOf checkpoint inclusionProof { "
+          "leafIndex treeSize hashes } } error { code message } } }")
+PARTIES = "{ parties { id name roles registeredSeq customsCodes } }"
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,9 @@ class AgentConfig:
     ledger_url: str  # the ledger's base URL, e.g. http://127.0.0.1:8000
     db_url: str
     token: str | None = None  # the bearer token local clients must send, if any
+    # The zone's matching key (buyerIdHash, consigneeHash of customs messages); without it
+    # POST /ceb is 501.
+    matching_key: bytes | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -119,10 +131,22 @@ def _http(url: str, *, data: bytes | None = None, headers: Mapping[str, str] | N
         raise LedgerUnavailable(f"{url}: {e}") from None
 
 
+def _statement_hash(envelope: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical.canonical_bytes(envelope["statement"])).hexdigest()
+
+
+def _ours(receipt: Mapping[str, Any], envelope: Mapping[str, Any]) -> bool:
+    return bool(receipt.get("statementHash") == _statement_hash(envelope))
+
+
 def _verify_receipt(receipt: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
     """A receipt is for our statement, and its proof puts its leaf in its checkpoint."""
-    want = hashlib.sha256(canonical.canonical_bytes(envelope["statement"])).hexdigest()
-    if receipt.get("statementHash") != want:
+    # An event its signer already had on the ledger (same eventID or event hash) is
+    # answered with that entry's receipt, whose statement is the first one: the deliverer
+    # confirms that entry is our event (``Deliverer.confirm_repeat``).
+    repeat = receipt.get("duplicateOf") is not None and receipt.get("duplicateOf") == receipt.get("seq")
+    if not _ours(receipt, envelope) and not repeat:
+        want = _statement_hash(envelope)
         raise LedgerUnavailable(f"the ledger's receipt names statement {receipt.get('statementHash')}"
                                 f", not ours ({want})")
     proof = receipt["inclusionProof"]
@@ -193,13 +217,92 @@ class Deliverer:
             self._origin = body.decode().split("\n", 1)[0]
         return self._origin
 
+    def confirm_repeat(self, receipt: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
+        """A receipt for another statement, said to be a repeat, is taken only when the entry
+        it proves is our event: its bytes hash to the proven leaf, and it is an event signed
+        by us with our event's eventID (or, without one, its event hash)."""
+        seq = receipt["seq"]
+        query = "query($s: Int!) { entry(seq: $s) { bytes } }"
+        status, raw = _http(self.cfg.ledger_url + "/graphql",
+                            data=orjson.dumps({"query": query, "variables": {"s": seq}}),
+                            headers={"Content-Type": "application/json"})
+        if status != 200:
+            raise LedgerUnavailable(f"the ledger answered {status} to reading entry {seq}")
+        try:
+            data = base64.b64decode(orjson.loads(raw)["data"]["entry"]["bytes"], validate=True)
+            if merkle.leaf_hash(data) != bytes.fromhex(receipt["leafHash"]):
+                raise ValueError("its bytes are not the leaf the receipt proves")
+            theirs = orjson.loads(data)["envelope"]["statement"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise LedgerUnavailable(f"entry {seq}, which the ledger says holds our event "
+                                    f"already, cannot be confirmed: {e}") from None
+        ours = envelope["statement"]
+        mine, other = ours["body"], theirs.get("body")
+        same = (theirs.get("signer") == ours["signer"] and theirs.get("kind") == "event"
+                and isinstance(other, dict)
+                and (other.get("eventID") == mine["eventID"] if "eventID" in mine
+                     else event_hash(other) == event_hash(mine)))
+        if not same:
+            raise LedgerUnavailable(f"the ledger says our event is at seq {seq} already, but "
+                                    "that entry is another event")
+
+    def parties(self) -> list[PartyRecord]:
+        """The ledger's registered parties, with their roles and customs codes."""
+        status, raw = _http(self.cfg.ledger_url + "/graphql",
+                            data=orjson.dumps({"query": PARTIES}),
+                            headers={"Content-Type": "application/json"})
+        if status != 200:
+            raise LedgerUnavailable(f"the ledger answered {status} to the parties query")
+        try:
+            rows = orjson.loads(raw)["data"]["parties"]
+            return [PartyRecord(id=r["id"], name=r["name"], roles=tuple(r["roles"]),
+                                registered_seq=r["registeredSeq"],
+                                customs_codes=tuple(r["customsCodes"])) for r in rows]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+            raise LedgerUnavailable(f"the ledger's parties answer is not readable: {e}") from None
+
+    def sign_ceb(self, message: CebMessage) -> None:
+        """Sign a kept customs message: the registry from the ledger (who may sign each
+        document, and for whom), the documents from the message; what the ledger holds of
+        the documents is not read (README, "Capture with the agent"). A refusal ends the
+        capture with the reason; the ledger unreachable leaves it for the next try."""
+        msg = ceb.read_message(message.data, source=f"{message.message} {message.guid}")
+        parties = self.parties()
+        if self.cfg.signer not in {p.id for p in parties}:
+            raise LedgerUnavailable(f"the ledger does not know {self.cfg.signer} (yet): "
+                                    "register the enterprise, and its customs codes, there")
+        assert self.cfg.matching_key is not None  # POST /ceb accepts nothing without it
+        try:
+            signed = sign_message(msg, key=self.cfg.key, signer=self.cfg.signer,
+                                  registry=registry_of(parties), facts=no_facts(),
+                                  matching_key=self.cfg.matching_key)
+        except LedgerError as e:
+            self.outbox.prepare_ceb(message.n, blobs={}, events=[
+                CapturedEvent(0, None, None, None, {
+                    "type": "epcisException:ValidationException", "title": "Message refused",
+                    "status": 400, "detail": f"[{e.code}] {e.message}"})])
+            self.outbox.record(message.n, receipts={}, errors={}, finished=True)
+            return
+        events = [CapturedEvent(i, env["statement"]["body"].get("eventID"),
+                                body_hash(env["statement"]["body"]), env, None)
+                  for i, env in enumerate(signed.envelopes)]
+        self.outbox.prepare_ceb(message.n, events=events, blobs=signed.blobs)
+
     def deliver_one(self, p: Any) -> None:
+        message = self.outbox.ceb_message(p.n)
+        if message is not None and not message.prepared:
+            self.sign_ceb(message)
+            self.wake.set()  # its envelopes go at once
+            return
         if not p.events:
             self.outbox.record(p.n, receipts={}, errors={}, finished=True)
             return
         token = make_token(self.cfg.key, signer=self.cfg.signer, audience=self.origin(),
                            ttl=TOKEN_TTL)
-        payload = orjson.dumps({"query": SUBMIT, "variables": {"e": [e for _, e in p.events]}})
+        blobs = message.blobs if message is not None else {}
+        items = [{"envelope": e, "private": blobs[e["statement"]["private"]]}
+                 if e["statement"].get("private") in blobs else e for _, e in p.events]
+        payload = orjson.dumps({"query": SUBMIT, "variables": {"e": items}})
         status, raw = _http(self.cfg.ledger_url + "/graphql", data=payload,
                             headers={"Content-Type": "application/json",
                                      "Authorization": f"Bearer {token}"})
@@ -230,6 +333,8 @@ class Deliverer:
                 raise LedgerUnavailable(f"the ledger's answer has no result for envelope {pos}")
             if r.get("receipt"):
                 _verify_receipt(r["receipt"], env)
+                if not _ours(r["receipt"], env):
+                    self.confirm_repeat(r["receipt"], env)
                 receipts[idx] = r["receipt"]
             elif r["error"]["code"] == "batch_rejected":
                 held.append(idx)
@@ -245,6 +350,58 @@ class Deliverer:
         self.outbox.record(p.n, receipts=receipts, errors=refused, finished=not held)
         if held:
             self.wake.set()
+
+
+def _xml_text(value: object) -> str:
+    """Text XML 1.0 can hold: characters it cannot (control characters a client sent in an
+    eventID, say) become U+FFFD."""
+    return "".join(c if c in "\t\n\r" or 0x20 <= ord(c) < 0xD800 or 0xE000 <= ord(c) < 0xFFFE
+                   or ord(c) > 0xFFFF else "\ufffd" for c in str(value))
+
+
+def job_xml(job: Mapping[str, Any]) -> bytes:
+    """A capture job as XML, by the bindings' XML names for ``CaptureJob``: the element
+    ``epcis:EPCISCaptureJob`` with ``captureID``, ``running`` and ``success`` as attributes,
+    the times and behaviour as elements, each error an ``epcis:EPCISException``; what the
+    agent adds (receipts, attempts, last error, the customs message) follows as elements in
+    the ledger's namespace."""
+    from lxml import etree
+
+    ns = {"epcis": epcis_xml.NS2, "suyuan": LEDGER_NAMESPACE}
+    epcis, own = f"{{{epcis_xml.NS2}}}", f"{{{LEDGER_NAMESPACE}}}"
+    sub = etree.SubElement
+    root = etree.Element(f"{epcis}EPCISCaptureJob", nsmap=ns)
+    root.set("captureID", _xml_text(job["captureID"]))
+    for flag in ("running", "success"):
+        root.set(flag, "true" if job[flag] else "false")
+    for name in ("createdAt", "finishedAt", "captureErrorBehaviour"):
+        if name in job:
+            sub(root, name).text = _xml_text(job[name])
+    for err in job["errors"]:
+        e = sub(root, f"{epcis}EPCISException")
+        for k in ("type", "title", "status", "detail"):
+            if k in err:
+                sub(e, k).text = _xml_text(err[k])
+    if "suyuan:customsMessage" in job:
+        m = job["suyuan:customsMessage"]
+        sub(root, f"{own}customsMessage", message=_xml_text(m["message"]), guid=_xml_text(m["guid"]),
+            signed="true" if m["signed"] else "false")
+    sub(root, f"{own}events").text = str(job["suyuan:events"])
+    for r in job["suyuan:receipts"]:
+        attrs = {k: _xml_text(r[k]) for k in ("index", "eventID", "seq", "leafHash", "statementHash",
+                                         "duplicateOf") if r.get(k) is not None}
+        el = sub(root, f"{own}receipt", **attrs)
+        sub(el, f"{own}checkpoint").text = _xml_text(r["checkpoint"])
+        proof = r["inclusionProof"]
+        p = sub(el, f"{own}inclusionProof", leafIndex=str(proof["leafIndex"]),
+                treeSize=str(proof["treeSize"]))
+        for h in proof["hashes"]:
+            sub(p, f"{own}hash").text = _xml_text(h)
+    sub(root, f"{own}attempts").text = str(job["suyuan:attempts"])
+    if "suyuan:lastError" in job:
+        sub(root, f"{own}lastError").text = _xml_text(job["suyuan:lastError"])
+    out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return out
 
 
 # --- the HTTP face -------------------------------------------------------------------------
@@ -362,20 +519,42 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
             return options("OPTIONS, GET")
         try:
             check_versions(request)
-            kind = media_type(request)
+            kind = media_type(request, xml=True)
             job = await anyio.to_thread.run_sync(outbox.job, request.path_params["captureID"])
             if job is None:
                 raise NotFound(f"no capture job {request.path_params['captureID'][:80]}")
-            return document(job, kind)
+            return document(job, kind, xml=job_xml)
         except LedgerError as e:
             return problem(e)
 
-    async def ceb(request: Request) -> Response:
-        if not CEB_IMPORTER:
-            return problem(NotImplementedHere(
-                "CEB customs messages are not imported yet: the CEB importer is another issue; "
-                "send EPCIS documents to POST /epcis/capture meanwhile"))
-        raise ConfigError("the CEB importer is plugged in but not wired to capture yet")
+    def accept_ceb(request: Request, raw: bytes) -> Response:
+        kind = request.headers.get("content-type", "application/xml").split(";")[0].strip().lower()
+        if kind not in XML_TYPES:
+            raise UnsupportedMediaType(f"POST /ceb takes a customs message as application/xml "
+                                       f"or text/xml, not {kind[:60]}")
+        if cfg.matching_key is None:
+            raise NotImplementedHere(
+                "this agent has no matching key, so it cannot hash the buyer and consignee "
+                "of customs messages: put the zone's key, {\"hmacKey\": \"<64 hex>\"}, in "
+                "SUYUAN_HOME/zone.key and restart it", code="no_matching_key")
+        # Checked now, against the XSD, by the hardened reader: a message that would be
+        # refused is never kept. Signing waits for the ledger's registry.
+        msg = ceb.read_message(raw, source="the message")
+        if not msg.guid:
+            raise MalformedInput(f"the {msg.type} has no guid; customs messages are kept and "
+                                 "delivered once by it", code="malformed")
+        capture_id, new = outbox.accept_ceb(guid=msg.guid, message=msg.type, data=raw)
+        deliverer.wake.set()
+        return JSONResponse({"captureID": capture_id, "message": msg.type, "guid": msg.guid,
+                             "documents": len(msg.documents), "repeat": not new},
+                            status_code=202, headers={"Location": f"epcis/capture/{capture_id}"})
+
+    async def ceb_endpoint(request: Request) -> Response:
+        try:
+            raw = await request.body()
+            return await anyio.to_thread.run_sync(accept_ceb, request, raw)
+        except LedgerError as e:
+            return problem(e)
 
     def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "signer": cfg.signer, "key": cfg.key.key_id,
@@ -392,7 +571,7 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
         Route("/capture", capture_root, methods=["GET", "POST", "OPTIONS"]),
         Route("/capture/{captureID}", capture_job, methods=["GET", "OPTIONS"]),
     ]
-    app = Starlette(routes=[Route("/healthz", healthz), Route("/ceb", ceb, methods=["POST"]),
+    app = Starlette(routes=[Route("/healthz", healthz), Route("/ceb", ceb_endpoint, methods=["POST"]),
                             Mount("/epcis", routes=epcis)],
                     lifespan=lifespan,
                     middleware=[Middleware(BodyLimit, max_bytes=FILE_SIZE_LIMIT),
@@ -409,18 +588,39 @@ def check_binding(host: str, token: str | None) -> None:
                           "with the bearer token its clients must send")
 
 
+def matching_key(path: Path) -> bytes | None:
+    """The zone's matching key in ``path`` ({"hmacKey": "<hex>"}, as `suyuan ceb import`
+    reads it), or None when there is no such file."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} must hold {{\"hmacKey\": \"<64 hex characters>\"}}: {e}",
+                          code="no_matching_key") from None
+    try:
+        key = bytes.fromhex(doc["hmacKey"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{path} must hold {{\"hmacKey\": \"<64 hex characters>\"}}",
+                          code="no_matching_key") from None
+    if len(key) < 16:
+        raise ConfigError(f"the matching key in {path} is {len(key)} bytes; it needs at least 16",
+                          code="no_matching_key")
+    return key
+
+
 def default_db(home_path: Any) -> str:
     return f"sqlite:///{home_path}/agent.db"
 
 
 def run(a: Any, home: Any) -> int:
-    """`suyuan agent [status]` (tools/cli.py parses the arguments)."""
+    """`suyuan agent [status]` (tools/cli/serve.py parses the arguments)."""
     import ssl
     import sys
 
     import uvicorn
 
-    from ledger.ids import parse_party_id
+    from ledger.core.ids import parse_party_id
 
     db = a.db or default_db(home.path)
     if a.action == "status":
@@ -449,7 +649,8 @@ def run(a: Any, home: Any) -> int:
     if not a.ledger.startswith(("http://", "https://")):
         raise MalformedInput(f"--ledger is the ledger's base URL (http://…), not {a.ledger!r}")
     cfg = AgentConfig(key=home.keys.load(a.key), signer=parse_party_id(a.signer),
-                      ledger_url=a.ledger.rstrip("/"), db_url=db, token=token)
+                      ledger_url=a.ledger.rstrip("/"), db_url=db, token=token,
+                      matching_key=matching_key(home.path / "zone.key"))
     kwargs: dict[str, Any] = {}
     if a.tls_cert:
         kwargs |= {"ssl_certfile": a.tls_cert, "ssl_keyfile": a.tls_key}

@@ -16,7 +16,6 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +23,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -37,7 +37,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from ledger import canonical
+from api.epcis_http import ResourceExists
+from ledger.core import canonical
+from ledger.core.times import utc_text
 
 metadata = MetaData()
 
@@ -69,12 +71,28 @@ capture_events = Table(
 )
 
 
+# A customs message accepted at ``POST /ceb``: kept as received and signed at its first
+# delivery, when the ledger's registry can be read; ``prepared`` once its envelopes (in
+# agent_events) and the private blobs they commit to (``blobs``) are on disk.
+ceb_messages = Table(
+    "agent_ceb",
+    metadata,
+    Column("capture_n", Integer, primary_key=True),
+    Column("guid", String(100), nullable=False, unique=True),
+    Column("message", String(20), nullable=False),  # CEB311Message …
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("prepared", Integer, nullable=False, default=0),
+    Column("blobs", Text),  # JSON: commitment -> private blob
+)
+
+
 def body_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.canonical_bytes(dict(body))).hexdigest()
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(digits=3)
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,18 @@ class CapturedEvent:
     body_hash: str | None
     envelope: dict[str, Any] | None
     error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class CebMessage:
+    """A customs message kept by the outbox, and whether it is signed yet."""
+
+    n: int
+    guid: str
+    message: str
+    data: bytes
+    prepared: bool
+    blobs: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -155,6 +185,56 @@ class Outbox:
                     for e in events])
         return capture_id
 
+    def accept_ceb(self, *, guid: str, message: str, data: bytes) -> tuple[str, bool]:
+        """Keep a customs message, durably, as a capture to sign and deliver: (its capture
+        id, whether it is new). The same guid again with the same bytes is the capture it
+        was; with other bytes, ``ResourceExists``."""
+        digest = hashlib.sha256(data).hexdigest()
+        cm, c = ceb_messages.c, captures.c
+        with self._tx() as conn:
+            row = conn.execute(select(cm.sha256, c.capture_id).join_from(
+                ceb_messages, captures, cm.capture_n == c.n).where(cm.guid == guid)).first()
+            if row is not None:
+                if row.sha256 != digest:
+                    raise ResourceExists(f"a {message} with guid {guid} was accepted with other "
+                                         "content; a changed message needs a new guid (and "
+                                         "appType 2 for a changed document)")
+                return str(row.capture_id), False
+            capture_id = "cap-" + secrets.token_hex(12)
+            n = conn.execute(insert(captures).values(
+                capture_id=capture_id, created=now_iso(), finished=None, behaviour="rollback",
+                running=1, attempts=0, next_try=0.0)).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(insert(ceb_messages).values(capture_n=n, guid=guid, message=message,
+                                                     sha256=digest, data=data, prepared=0))
+        return capture_id, True
+
+    def ceb_message(self, n: int) -> CebMessage | None:
+        """The customs message of capture ``n``, if it is one."""
+        cm = ceb_messages.c
+        with self._tx() as conn:
+            row = conn.execute(select(ceb_messages).where(cm.capture_n == n)).first()
+        if row is None:
+            return None
+        return CebMessage(n=n, guid=row.guid, message=row.message, data=bytes(row.data),
+                          prepared=bool(row.prepared),
+                          blobs=json.loads(row.blobs) if row.blobs else {})
+
+    def prepare_ceb(self, n: int, *, events: Sequence[CapturedEvent],
+                    blobs: Mapping[str, Any]) -> None:
+        """Keep the signed statements of capture ``n``'s message and their private blobs,
+        in one transaction: delivery sends these very envelopes from now on."""
+        with self._tx() as conn:
+            if events:
+                conn.execute(insert(capture_events), [
+                    {"capture_n": n, "idx": e.index, "event_id": e.event_id,
+                     "body_hash": e.body_hash,
+                     "envelope": None if e.envelope is None else
+                     canonical.canonical_bytes(e.envelope).decode(),
+                     "error": None if e.error is None else json.dumps(e.error)}
+                    for e in events])
+            conn.execute(update(ceb_messages).where(ceb_messages.c.capture_n == n).values(
+                prepared=1, blobs=json.dumps(dict(blobs))))
+
     def next_pending(self) -> Pending | None:
         """The oldest running capture: captures are delivered in the order accepted."""
         c, ev = captures.c, capture_events.c
@@ -218,6 +298,12 @@ class Outbox:
         }
         if row.finished is not None:
             job["finishedAt"] = row.finished
+        cm = ceb_messages.c
+        message = conn.execute(select(cm.message, cm.guid, cm.prepared)
+                               .where(cm.capture_n == row.n)).first()
+        if message is not None:
+            job["suyuan:customsMessage"] = {"message": message.message, "guid": message.guid,
+                                            "signed": bool(message.prepared)}
         job["suyuan:events"] = len(events)
         job["suyuan:receipts"] = [
             {"index": e.idx, **({"eventID": e.event_id} if e.event_id else {}),
@@ -243,6 +329,13 @@ class Outbox:
                                   .where(ev.error.is_not(None))).scalar_one()
             last = conn.execute(select(c.last_error).where(c.running == 1, c.last_error.is_not(None))
                                 .order_by(c.n).limit(1)).scalar()
+            unsigned = conn.execute(
+                select(func.count()).select_from(ceb_messages.join(
+                    captures, captures.c.n == ceb_messages.c.capture_n))
+                .where(c.running == 1, ceb_messages.c.prepared == 0)).scalar_one()
         return {"pendingCaptures": pending[0], "pendingEvents": events,
+                # customs messages kept but not signed yet: their documents are not counted
+                # in pendingEvents until the ledger's registry has been read
+                "pendingMessages": unsigned,
                 "oldestPending": pending[1], "attempts": pending[2] or 0, "lastError": last,
                 "finishedCaptures": done, "capturesWithErrors": failed}

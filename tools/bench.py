@@ -79,9 +79,9 @@ def _event(party: str, n: int) -> dict[str, Any]:
 
 def _new_ledger(url: str, home: str) -> Any:
     """A fresh ledger at ``url`` with its genesis entry: (store, ledger, registrar, key)."""
-    from ledger.home import Home, genesis_envelope
-    from ledger.ids import make_uscc
-    from ledger.log import Ledger
+    from ledger.core.ids import make_uscc
+    from ledger.log.home import Home, genesis_envelope
+    from ledger.log.sequencer import Ledger
     from ledger.store.db import Store
 
     store = Store(url)
@@ -98,9 +98,9 @@ def _new_ledger(url: str, home: str) -> Any:
 
 def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
     """Create a ledger at ``url`` and append ``n`` statements in batches of 1,000."""
-    from ledger.ids import make_uscc
-    from ledger.keys import PartyKey
-    from ledger.statements import sign_one
+    from ledger.core.ids import make_uscc
+    from ledger.core.keys import PartyKey
+    from ledger.core.statements import sign_one
 
     store, led, registrar, reg_key = _new_ledger(url, home)
     party = "uscc:" + make_uscc("91130200MA000001")
@@ -131,9 +131,9 @@ def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
 
 def _open_ledger(url: str, home: str) -> Any:
     """The ledger at ``url`` as its operator (checkpoint key and registrar in ``home``)."""
-    from ledger.home import Home
-    from ledger.ids import make_uscc
-    from ledger.log import Ledger
+    from ledger.core.ids import make_uscc
+    from ledger.log.home import Home
+    from ledger.log.sequencer import Ledger
     from ledger.store.db import Store
 
     h = Home(Path(home))
@@ -142,9 +142,9 @@ def _open_ledger(url: str, home: str) -> Any:
 
 
 def _register(led: Any, registrar: str, reg_key: Any, uscc_body: str, role: str) -> Any:
-    from ledger.ids import make_uscc
-    from ledger.keys import PartyKey
-    from ledger.statements import sign_one
+    from ledger.core.ids import make_uscc
+    from ledger.core.keys import PartyKey
+    from ledger.core.statements import sign_one
 
     pid = "uscc:" + make_uscc(uscc_body)
     key = PartyKey.generate(role)
@@ -162,7 +162,7 @@ def _submitter(url: str, home: str, spec: dict[str, Any], batches_dir: str, barr
     reading each as a client's upload would arrive (JSON bytes)."""
     import orjson
 
-    from ledger.statements import sign_one
+    from ledger.core.statements import sign_one
 
     led, _, _ = _open_ledger(url, home)
     issued = "2026-11-27T13:05:00+08:00"
@@ -243,7 +243,7 @@ def phase_proofs(url: str, size: int, samples: int) -> dict[str, Any]:
     import random
 
     t0 = time.perf_counter()
-    from ledger.log import Ledger
+    from ledger.log.sequencer import Ledger
     from ledger.store.db import Store
 
     led = Ledger(Store(url))
@@ -274,7 +274,7 @@ def phase_proofs(url: str, size: int, samples: int) -> dict[str, Any]:
 
 
 def phase_audit(url: str) -> dict[str, Any]:
-    from ledger.audit import audit
+    from ledger.log.audit import audit
     from ledger.store.db import Store
 
     store = Store(url)
@@ -294,7 +294,7 @@ def _supply_chain(items: int, big_lot: int, *, part: int = 0) -> Any:
     pallets of 10 cartons shipped and received, then per item an order, a payment, a
     waybill, a retail sale and a delivery. Chains of different ``part`` share no code,
     lot, order or container, so that several submitters can append them side by side."""
-    from ledger.ids import gs1_check_digit
+    from ledger.core.ids import gs1_check_digit
 
     def gtin(n: int) -> str:
         b = f"0695000{n:06d}"
@@ -365,9 +365,9 @@ def _supply_chain(items: int, big_lot: int, *, part: int = 0) -> Any:
 
 
 def phase_trace_build(url: str, home: str, items: int, big_lot: int) -> dict[str, Any]:
-    from ledger.ids import make_uscc
-    from ledger.keys import PartyKey
-    from ledger.statements import sign_one
+    from ledger.core.ids import make_uscc
+    from ledger.core.keys import PartyKey
+    from ledger.core.statements import sign_one
 
     _, led, registrar, reg_key = _new_ledger(url, home)
     parties: dict[str, tuple[str, PartyKey]] = {}
@@ -409,8 +409,8 @@ def phase_trace_build(url: str, home: str, items: int, big_lot: int) -> dict[str
 def phase_trace_query(url: str, items: int, samples: int) -> dict[str, Any]:
     import random
 
-    from ledger import trace
-    from ledger.ids import gs1_check_digit
+    from ledger.core.ids import gs1_check_digit
+    from ledger.queries import trace
     from ledger.store.db import Store
 
     store = Store(url)
@@ -489,7 +489,7 @@ TRACE_QUERY = '{ trace(code: "%s") { journey { seq } } }'
 
 
 def _tin() -> str:
-    from ledger.ids import gs1_check_digit
+    from ledger.core.ids import gs1_check_digit
 
     return "0695000000002" + gs1_check_digit("0695000000002")
 
@@ -697,8 +697,8 @@ def _tile_read_path(base: str, samples: int, load: Any) -> dict[str, Any]:
 
     import httpx
 
-    from ledger import merkle, tiles
-    from ledger.note import Checkpoint, split_note
+    from ledger.core import merkle, tiles
+    from ledger.core.note import Checkpoint, split_note
 
     with httpx.Client(base_url=base, timeout=30) as client:
         cp = Checkpoint.parse(split_note(client.get("/checkpoint").text)[0])
@@ -1053,9 +1053,9 @@ def bench_labels(items: int) -> dict[str, Any]:
     sheet as `suyuan qr --lot … --sheet` makes it (api.labels.lot_label_sheet): the lot's
     items from the ledger, a QR symbol per item drawn as vectors, the PDF written out."""
     from api.labels import lot_label_sheet
-    from ledger.ids import make_uscc
-    from ledger.keys import PartyKey
-    from ledger.statements import sign_one
+    from ledger.core.ids import make_uscc
+    from ledger.core.keys import PartyKey
+    from ledger.core.statements import sign_one
 
     work = Path(tempfile.mkdtemp(prefix="suyuan-bench-labels-"))
     try:

@@ -36,9 +36,16 @@ from typing import Any
 
 import nacl.signing
 
-from ledger import canonical
-from ledger.errors import ConfigError, LedgerError
-from ledger.home import (
+from ledger.core import canonical
+from ledger.core.errors import ConfigError, LedgerError
+from ledger.core.ids import gs1_check_digit, make_uscc
+from ledger.core.keys import PartyKey
+from ledger.core.note import NoteSigner
+from ledger.core.private import commitment_of
+from ledger.core.statements import sign_one
+from ledger.core.tokens import make_token, read_token
+from ledger.epcis.validation import schema_dir
+from ledger.log.home import (
     DEFAULT_ORIGIN,
     DEFAULT_REGISTRAR_ID,
     DEFAULT_REGISTRAR_NAME,
@@ -47,16 +54,9 @@ from ledger.home import (
     create_ledger,
     home_in_use,
 )
-from ledger.ids import gs1_check_digit, make_uscc
-from ledger.keyfiles import read_key_file, text_in, write_key_file
-from ledger.keys import PartyKey
-from ledger.log import Ledger
-from ledger.note import NoteSigner
-from ledger.private import commitment_of
-from ledger.schemas import schema_dir
-from ledger.statements import sign_one
+from ledger.log.keyfiles import read_key_file, text_in, write_key_file
+from ledger.log.sequencer import Ledger
 from ledger.store.db import Store
-from ledger.tokens import make_token, read_token
 
 SEED = b"suyuan-demo/tangshan/v1"
 BATCH = 800

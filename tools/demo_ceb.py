@@ -20,8 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ledger import ceb
-from ledger.home import Home
+from ledger.epcis import ceb
+from ledger.log.home import Home
 from tools.demo import CST, PARTY, Sale, Scenario, zone_matching_key
 
 PER_MESSAGE = 100

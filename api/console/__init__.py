@@ -35,9 +35,9 @@ from api.console.text import STAGES, TEXT
 from api.errors import status_of
 from api.pages import HTML_LANG, choose_lang
 from api.settings import Settings
-from ledger.errors import ConfigError, LedgerError, MalformedInput
-from ledger.log import Ledger
-from ledger.tokens import read_token
+from ledger.core.errors import ConfigError, LedgerError, MalformedInput
+from ledger.core.tokens import read_token
+from ledger.log.sequencer import Ledger
 
 PREFIX = "/console"
 MAX_FORM = 16 * 1024  # a login form: a token of a few hundred bytes
@@ -269,7 +269,7 @@ class Console:
 
     def stats(self, request: Request, session: Session) -> Response:
         from api.report import statistics_html
-        from ledger.stats import statistics
+        from ledger.queries.stats import statistics
 
         # The report's own markup: it escapes every value it draws (api/report.py).
         charts = Markup(statistics_html(statistics(self.ledger.store)))
@@ -277,7 +277,7 @@ class Console:
 
     def report(self, request: Request, session: Session) -> Response:
         from api.report import collect, report_heading, report_sections
-        from ledger.home import Home
+        from ledger.log.home import Home
 
         scope = request.query_params.get("scope") or None
         doc = collect(self.ledger, Home(self.settings.home), scope=scope)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.errors import ConfigError
+from ledger.core.errors import ConfigError
 
 COOKIE = "suyuan_console"
 LOGIN_COOKIE = "suyuan_console_login"

@@ -1,6 +1,7 @@
-"""What each console page shows, read from the ledger: plain data for the templates. The
-values are the ledger's own (``ledger.findings``, ``ledger.scope``, ``ledger.trace``,
-``ledger.contacts``, ``ledger.credit``, ``ledger.bundle``); nothing here decides a rule."""
+"""What each console page shows, read from the ledger: plain data for the templates. The values
+are the ledger's own (``ledger.compliance.findings``, ``ledger.queries.chain_audit``,
+``ledger.queries.trace``, ``ledger.queries.contacts``, ``ledger.queries.credit``,
+``ledger.log.bundle``); nothing here decides a rule."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ledger import credit as credit_mod
-from ledger import trace
-from ledger.bundle import make_bundle, verify_bundle
-from ledger.contacts import recall_contacts
-from ledger.errors import MalformedInput, NotFound
-from ledger.findings import RULES, SEVERITIES, findings_summary, list_findings
-from ledger.ids import parse_party_id
-from ledger.log import Ledger
-from ledger.private import Viewer
-from ledger.scope import scope_audit
+from ledger.compliance.findings import RULES, SEVERITIES
+from ledger.core.errors import MalformedInput, NotFound
+from ledger.core.ids import parse_party_id
+from ledger.core.private import Viewer
+from ledger.log.bundle import make_bundle, verify_bundle
+from ledger.log.sequencer import Ledger
+from ledger.queries import credit as credit_mod
+from ledger.queries import trace
+from ledger.queries.chain_audit import scope_audit
+from ledger.queries.contacts import recall_contacts
+from ledger.queries.findings import findings_summary, list_findings
 
 REGULATOR = Viewer("regulator")
 FINDINGS_SHOWN = 500

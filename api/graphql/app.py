@@ -1,7 +1,7 @@
 """The ASGI view of the schema at ``/graphql``: queries, mutations, and subscriptions over
 ``graphql-transport-ws``; GraphiQL and introspection only in dev mode.
 
-The request body is read as the CLI reads its input (``ledger.canonical.parse_json``:
+The request body is read as the CLI reads its input (``ledger.core.canonical.parse_json``:
 UTF-8, no duplicate keys, nested at most 32 deep, integers within ±(2^53-1)); what the
 transport refuses comes back as ``{"error": {"code", "message"}}`` with its status, like
 every other route (api/errors.py). The body's size is bounded before it is read
@@ -10,7 +10,7 @@ every other route (api/errors.py). The body's size is bounded before it is read
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cross_web import HTTPException
@@ -19,18 +19,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.extensions import SchemaExtension
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.graphql import OperationType
 
 from api.auth import bearer_token, scope_viewer
 from api.body import MAX_BODY
 from api.errors import UnsupportedMediaType
 from api.graphql.context import Context
+from api.graphql.loaders import Loaders
 from api.graphql.schema import make_schema
 from api.settings import Settings
-from ledger import canonical
-from ledger.errors import MalformedInput
-from ledger.log import Ledger
+from ledger.core import canonical
+from ledger.core.errors import MalformedInput
+from ledger.log.sequencer import Ledger
 
 # What strawberry's own refusals are, as codes.
 _CODES = {400: "malformed", 404: "not_found", 405: "method_not_allowed",
@@ -43,17 +46,39 @@ USAGE = ("this is the GraphQL endpoint: POST {\"query\": \"…\", \"variables\":
          "Suyuan repository (introspection is off; `suyuan serve --dev` opens GraphiQL here)")
 
 
+class MutationsOnPrimary(SchemaExtension):
+    """Queries and subscriptions read through the context's ledger (the replicas' when
+    SUYUAN_DB_READ is set); a mutation is given the primary's before it runs, so that it
+    appends there and reads its own writes."""
+
+    def __init__(self, primary: Ledger) -> None:
+        self.primary = primary
+
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context.context
+        if (self.execution_context.operation_type is OperationType.MUTATION
+                and isinstance(ctx, Context) and ctx.ledger is not self.primary):
+            ctx.ledger = self.primary
+            ctx.loaders = Loaders(self.primary, ctx.viewer)
+        yield
+
+
 class LedgerGraphQL(GraphQL[Context, None]):
     def __init__(self, ledger: Ledger, settings: Settings,
-                 appended: Callable[[], None] | None = None) -> None:
-        super().__init__(make_schema(dev=settings.dev),
+                 appended: Callable[[], None] | None = None, *,
+                 reader: Ledger | None = None) -> None:
+        schema = make_schema(dev=settings.dev)
+        if reader is not None and reader is not ledger:
+            schema.extensions = (*schema.extensions, lambda: MutationsOnPrimary(ledger))
+        super().__init__(schema,
                          graphql_ide="graphiql" if settings.dev else None,
                          subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,))
         self.ledger, self.settings, self.appended = ledger, settings, appended
+        self.reader = reader or ledger
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | Any
                           ) -> Context:
-        return Context(ledger=self.ledger, settings=self.settings, viewer=scope_viewer(request.scope),
+        return Context(ledger=self.reader, settings=self.settings, viewer=scope_viewer(request.scope),
                        token=bearer_token(request.headers.get("authorization")),
                        appended=self.appended, over_http=isinstance(request, Request))
 
@@ -105,7 +130,9 @@ class LedgerGraphQL(GraphQL[Context, None]):
 
 
 def graphql_app(ledger: Ledger, settings: Settings,
-                appended: Callable[[], None] | None = None) -> LedgerGraphQL:
+                appended: Callable[[], None] | None = None, *,
+                reader: Ledger | None = None) -> LedgerGraphQL:
     """``appended`` is called after a ``submit`` that appended entries (the server asks its
-    witnesses to cosign the new checkpoint)."""
-    return LedgerGraphQL(ledger, settings, appended)
+    witnesses to cosign the new checkpoint). ``reader``, if given, answers queries and
+    subscriptions; mutations always run on ``ledger``."""
+    return LedgerGraphQL(ledger, settings, appended, reader=reader)

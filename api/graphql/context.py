@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.graphql.loaders import Loaders
 from api.settings import Settings
-from ledger.errors import NotAuthorised
-from ledger.log import Ledger
-from ledger.private import Viewer
+from ledger.core.errors import NotAuthorised
+from ledger.core.private import Viewer
+from ledger.log.sequencer import Ledger
 
 T = TypeVar("T")
 

@@ -79,7 +79,7 @@ class NoNulInInputs(SchemaExtension):
     """Text with a NUL character (U+0000) is refused in any argument or variable: no
     identifier, name or filter holds one, and PostgreSQL cannot even compare with one.
     JSON documents passed as variables are left to the ledger's checks, which name the
-    envelope and the path of the NUL (``ledger.admission``)."""
+    envelope and the path of the NUL (``ledger.log.admission``)."""
 
     def on_execute(self) -> Generator[None, None, None]:
         ctx = self.execution_context

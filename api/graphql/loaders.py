@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from starlette.concurrency import run_in_threadpool
 from strawberry.dataloader import DataLoader
 
-from ledger import trace
-from ledger.described import Described, described
-from ledger.log import Entry, InclusionProof, Ledger, PrivateView
-from ledger.private import Viewer
-from ledger.registry import KeyRecord, PartyRecord
+from ledger.core.private import Viewer
+from ledger.core.registry import KeyRecord, PartyRecord
+from ledger.log.sequencer import Entry, InclusionProof, Ledger, PrivateView
+from ledger.queries import trace
+from ledger.queries.described import Described, described
 
 
 class Loaders:

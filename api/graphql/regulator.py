@@ -1,6 +1,7 @@
 """Regulator-only GraphQL views: findings, statistics, credit and audit. Each resolver first
 refuses any viewer that is not a regulator; the values are the ledger's own
-(``ledger.findings``, ``ledger.stats``, ``ledger.credit``, ``ledger.audit``, ``ledger.scope``)."""
+(``ledger.compliance.findings``, ``ledger.queries.stats``, ``ledger.queries.credit``,
+``ledger.log.audit``, ``ledger.queries.chain_audit``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from strawberry.scalars import JSON
 
 from api.graphql.context import run
 from api.graphql.types import Ctx, InclusionProof, LineageItem, Step
-from ledger import credit as credit_mod
-from ledger import stats
-from ledger.audit import audit as full_audit
-from ledger.findings import list_findings
-from ledger.log import Ledger
-from ledger.scope import scope_audit
+from ledger.log.audit import audit as full_audit
+from ledger.log.sequencer import Ledger
+from ledger.queries import credit as credit_mod
+from ledger.queries import stats
+from ledger.queries.chain_audit import scope_audit
+from ledger.queries.findings import list_findings
 
 
 @strawberry.type(description="A sentence in Chinese and in English.")

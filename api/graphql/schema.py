@@ -53,12 +53,14 @@ from api.graphql.types import (
     party_of,
 )
 from api.qr import FORMATS, digital_link_url, printable_base_url, qr_image
-from ledger import ids, registry, tax, trace
-from ledger.errors import BatchRejected, LedgerError, MalformedInput, NotAuthentic
-from ledger.log import Ledger
-from ledger.masterdata import product_class
-from ledger.private import unwrap_envelopes
-from ledger.witnessing import cosigned_note
+from ledger.compliance import tax
+from ledger.core import ids, registry
+from ledger.core.errors import BatchRejected, LedgerError, MalformedInput, NotAuthentic
+from ledger.core.private import unwrap_envelopes
+from ledger.epcis.masterdata import product_class
+from ledger.log.sequencer import Ledger
+from ledger.log.witnesses import cosigned_note
+from ledger.queries import trace
 
 MAX_DEPTH = 10  # nesting of a query's selections
 MAX_ALIASES = 20

@@ -11,11 +11,14 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.graphql.context import Context
-from ledger import log, product, registry, trace
-from ledger.described import Described
-from ledger.errors import LedgerError, MalformedInput
-from ledger.masterdata import place_codes, product_class
-from ledger.note import Checkpoint as CheckpointBody
+from ledger.core import registry
+from ledger.core.errors import LedgerError, MalformedInput
+from ledger.core.note import Checkpoint as CheckpointBody
+from ledger.epcis import product
+from ledger.epcis.masterdata import place_codes, product_class
+from ledger.log import sequencer as log
+from ledger.queries import trace
+from ledger.queries.described import Described
 
 Ctx = Info[Context, None]
 
@@ -131,7 +134,7 @@ class Entry:
     @strawberry.field(description="an event's CBV 2.0 event hash (ni:///sha-256;…?ver=CBV2.0), "
                                   "which capture deduplicates by; null for other kinds")
     def event_hash(self) -> str | None:
-        from ledger.event_hash import event_hash
+        from ledger.epcis.event_hash import event_hash
 
         return event_hash(self.statement["body"]) if self.kind == "event" else None  # type: ignore[index]
 

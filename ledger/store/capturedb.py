@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger.event_context import DocumentRecord
-from ledger.event_hash import Captured, CaptureKey
+from ledger.epcis.context import DocumentRecord
+from ledger.epcis.event_hash import Captured, CaptureKey
 from ledger.store.driver import cursor, placeholders, rows_in, run
 
 Row = tuple[int, str, str, str, int]  # seq, event_key, signer, event_hash, declared

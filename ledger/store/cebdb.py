@@ -1,4 +1,4 @@
-"""SQL of the customs-message import (``ledger.ceb_import``): what the ledger already holds
+"""SQL of the customs-message import (``ledger.log.ceb_import``): what the ledger already holds
 of the documents a message names. Every read goes to projections the append path keeps and
 ``suyuan reindex`` rebuilds — trade documents, business transactions — and to the entries:
 no table of its own, so nothing here can drift from the ledger. One statement each per

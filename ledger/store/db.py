@@ -9,6 +9,9 @@ by the schema does the same while leaving readers free (MVCC).
 
 from __future__ import annotations
 
+import copy
+import itertools
+import logging
 import os
 import sqlite3
 import threading
@@ -19,6 +22,7 @@ except ImportError:  # not on Windows: SQLite's own lock serialises writers ther
     fcntl = None  # type: ignore[assignment]
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,10 +39,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ledger.errors import ConfigError, DamagedStore
-from ledger.registry import (
+from ledger.core.errors import ConfigError, DamagedStore
+from ledger.core.registry import (
     CustomsCodeRecord,
     Delegation,
     KeyRecord,
@@ -68,6 +72,7 @@ from ledger.store.schema import (
 )
 
 DEFAULT_URL = "sqlite:///suyuan.db"
+_log = logging.getLogger("suyuan")
 
 Damage = Callable[[DamagedStore], None]
 """Where a stream reports a damaged row instead of raising (the audit's problem list)."""
@@ -188,7 +193,7 @@ class WalCheckpointer:
                 con.close()
 
 
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str | None = None, *, connect_timeout: int | None = None) -> Engine:
     url = url or os.environ.get("SUYUAN_DB") or DEFAULT_URL
     try:
         u = make_url(url)
@@ -203,8 +208,29 @@ def make_engine(url: str | None = None) -> Engine:
     if u.get_backend_name() == "postgresql":
         if u.get_driver_name() in ("psycopg2", "default") or u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        return create_engine(u, future=True, pool_pre_ping=True, pool_recycle=3600)
+        args = ({"connect_timeout": connect_timeout}
+                if connect_timeout is not None and "connect_timeout" not in u.query else {})
+        return create_engine(u, future=True, pool_pre_ping=True, pool_recycle=3600,
+                             connect_args=args)
     raise ConfigError(f"unsupported database {u.get_backend_name()!r}; use sqlite or postgresql")
+
+
+REPLICA_CONNECT_SECONDS = 5  # a replica that does not answer by then is passed over
+
+
+def _replica_engine(url: str, dialect: str) -> Engine:
+    eng = make_engine(url, connect_timeout=REPLICA_CONNECT_SECONDS)
+    if eng.dialect.name != dialect:
+        eng.dispose()
+        raise ConfigError(f"SUYUAN_DB_READ {make_url(url).render_as_string(hide_password=True)!r}"
+                          f" is {eng.dialect.name}, but SUYUAN_DB is {dialect}: a replica is a "
+                          "copy of the primary, on the same engine")
+    return eng
+
+
+def split_read_urls(text: str | None) -> tuple[str, ...]:
+    """The replica URLs of SUYUAN_DB_READ (or ``--db-read``): separated by commas or spaces."""
+    return tuple(u for u in (text or "").replace(",", " ").split() if u)
 
 
 class Head(NamedTuple):
@@ -217,19 +243,61 @@ class Head(NamedTuple):
 class Store:
     """SQL access for one log. Methods taking ``conn`` run inside the caller's transaction."""
 
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
-        self.engine = engine or make_engine(url)
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None,
+                 read_urls: Sequence[str] | None = None) -> None:
+        if read_urls is None:
+            # The database of the environment (SUYUAN_DB) comes with its replicas.
+            from_env = url is None and engine is None
+            read_urls = split_read_urls(os.environ.get("SUYUAN_DB_READ")) if from_env else ()
+        # With replicas, a primary that does not answer is given up on as soon as one is.
+        self.engine = engine or make_engine(
+            url, connect_timeout=REPLICA_CONNECT_SECONDS if read_urls else None)
         self.dialect = self.engine.dialect.name
         db = self.engine.url.database if self.dialect == "sqlite" else None
         on_disk = bool(db) and db != ":memory:" and not str(db).startswith("file:")
         self._checkpointer = WalCheckpointer(str(db)) if on_disk else None
         # Writers queue on a lock file next to the database (see ``writing``).
         self._write_lock = str(db) + "-writer.lock" if on_disk and fcntl is not None else None
+        # Read replicas (SUYUAN_DB_READ): only the view ``reader()`` reads from them; this
+        # store itself reads and writes the primary, and shows them to the fencing check.
+        self.replicas: tuple[Engine, ...] = tuple(_replica_engine(u, self.dialect)
+                                                  for u in read_urls)
+        self._routes_reads = False
+        self._turn = itertools.count()
+
+    def reader(self) -> Store:
+        """The same store, reading from its replicas (one after the other, a request's reads
+        from one of them: see ``pinned``) and writing to the primary. Without replicas it
+        reads the primary, still one snapshot per pinned request."""
+        view = copy.copy(self)
+        view._routes_reads = True
+        return view
+
+    def _read_engines(self) -> list[Engine]:
+        """The engines to read from, the one to try first first: replicas in turn, the
+        primary last (it answers when every replica is down)."""
+        if not self._routes_reads or not self.replicas:
+            return [self.engine]
+        n = next(self._turn) % len(self.replicas)
+        return [*self.replicas[n:], *self.replicas[:n], self.engine]
+
+    def _connect_for_reading(self) -> Connection:
+        engines = self._read_engines()
+        for eng in engines[:-1]:
+            try:
+                return eng.connect()
+            except OperationalError as e:
+                _log.warning("read replica %s is unreachable (%s); trying the next",
+                             eng.url.render_as_string(hide_password=True),
+                             str(e).splitlines()[0])
+        return engines[-1].connect()
 
     def dispose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
         self.engine.dispose()
+        for eng in self.replicas:
+            eng.dispose()
 
     # --- schema ------------------------------------------------------------------------
 
@@ -313,8 +381,14 @@ class Store:
     def reading(self, *, snapshot: bool = False, single: bool = False) -> Iterator[Connection]:
         """A read transaction; ``snapshot`` keeps one view across many queries (audits);
         ``single`` is for one statement, which PostgreSQL then runs without BEGIN/COMMIT
-        round trips (one statement is its own consistent snapshot)."""
-        with self.engine.connect() as conn:
+        round trips (one statement is its own consistent snapshot). Inside ``pinned`` every
+        read of this store is the pinned transaction's."""
+        pin = _PINNED.get()
+        if pin is not None and pin.store is self:
+            with pin.lock:
+                yield pin.connection()
+            return
+        with self._connect_for_reading() as conn:
             if self.dialect == "postgresql":
                 if snapshot:
                     conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -322,6 +396,25 @@ class Store:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def pinned(self) -> Iterator[ReadPin]:
+        """Every ``reading`` of this store in this context (this request, and the threads
+        it hands work to) shares one read-only snapshot of one database, opened at the
+        first read: an answer never mixes two replicas or two moments of one. The pin
+        records the latest checkpoint of its snapshot, the one the answer is verified
+        against. Writes (``writing``, scans) are not affected."""
+        outer = _PINNED.get()
+        if outer is not None and outer.store is self:
+            yield outer
+            return
+        pin = ReadPin(self)
+        token = _PINNED.set(pin)
+        try:
+            yield pin
+        finally:
+            _PINNED.reset(token)
+            pin.close()
 
     # --- the log -------------------------------------------------------------------------
 
@@ -752,6 +845,34 @@ class Store:
 
     # --- witness cosignatures ----------------------------------------------------------
 
+    def newest_cosigned(self, conn: Connection) -> tuple[int, str] | None:
+        """(size, note) of the newest checkpoint a witness cosigned, if any."""
+        newest = select(func.max(cosignatures.c.size)).scalar_subquery()
+        row = conn.execute(select(checkpoints.c.size, checkpoints.c.note)
+                           .where(checkpoints.c.size == newest)).first()
+        if row is None:
+            return None
+        size = as_int(row[0], "checkpoints.size")
+        return size, as_text(row[1], "checkpoints.note", checkpoint=size)
+
+    def newest_cosigned_on_replicas(self) -> list[tuple[str, int, str]]:
+        """(which replica, size, note) of the newest cosigned checkpoint on each replica
+        that answers; one that does not is logged and passed over. A replica is named by
+        its place in SUYUAN_DB_READ (refusals reach API clients; its URL is logged)."""
+        out = []
+        for n, eng in enumerate(self.replicas, 1):
+            where = f"read replica {n} of SUYUAN_DB_READ"
+            try:
+                with eng.connect() as conn:
+                    got = self.newest_cosigned(conn)
+            except DBAPIError as e:
+                _log.warning("fencing: %s (%s) not read: %s", where,
+                             eng.url.render_as_string(hide_password=True), str(e).splitlines()[0])
+                continue
+            if got is not None:
+                out.append((where, *got))
+        return out
+
     def save_cosignature(self, conn: Connection, *, size: int, witness: str, line: str,
                          received: str) -> None:
         exists = conn.execute(select(cosignatures.c.size).where(
@@ -845,3 +966,53 @@ class Store:
 
 
 __all__ = ["Store", "make_engine", "DEFAULT_URL", "OperationalError"]
+
+
+class ReadPin:
+    """The one read transaction of a pinned context (see ``Store.pinned``), opened lazily
+    by whichever thread reads first; threads of one request take turns on it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = threading.RLock()
+        self.head: Head | None = None  # the snapshot's latest checkpoint, once opened
+        self.url: str | None = None  # the database it reads, once opened (no password)
+        self._conn: Connection | None = None
+        self._closed = False
+
+    @property
+    def opened(self) -> bool:
+        return self._conn is not None
+
+    def connection(self) -> Connection:
+        with self.lock:
+            if self._closed:
+                raise RuntimeError("a pinned read used after its request ended")
+            if self._conn is None:
+                conn = self.store._connect_for_reading()
+                try:
+                    if self.store.dialect == "postgresql":
+                        # REPEATABLE READ: one snapshot for every statement (a hot standby
+                        # allows it; SERIALIZABLE it does not).
+                        conn.execution_options(isolation_level="REPEATABLE READ")
+                        conn.begin()
+                        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    else:
+                        conn.begin()
+                    self.head = self.store.head(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+                self.url = conn.engine.url.render_as_string(hide_password=True)
+                self._conn = conn
+            return self._conn
+
+    def close(self) -> None:
+        with self.lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()  # rolls the read-only transaction back
+
+
+_PINNED: ContextVar[ReadPin | None] = ContextVar("suyuan_pinned_read", default=None)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from ledger.errors import DamagedStore
+from ledger.core.errors import DamagedStore
 
 IN_CHUNK = 400  # values in one SQLite IN (...) list, below its bound-parameter limit
 

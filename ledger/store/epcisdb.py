@@ -55,7 +55,7 @@ class EventSelection:
     biz_locations: tuple[str, ...] = ()
     codes: tuple[CodeMatch, ...] = ()
     biz_transactions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (type, ids)
-    # Capture keys (ledger/event_hash.py): an event's eventID, else its event hash.
+    # Capture keys (ledger/epcis/event_hash.py): an event's eventID, else its event hash.
     event_keys: tuple[str, ...] = ()
     by_event_time: bool = False  # else by seq, which is record-time order
     descending: bool = False

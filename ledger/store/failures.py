@@ -13,7 +13,7 @@ import sqlite3
 
 from sqlalchemy.exc import DBAPIError
 
-from ledger.errors import LedgerError
+from ledger.core.errors import LedgerError
 
 # SQLite primary result codes (sqlite3.h).
 _SQLITE = {

@@ -11,8 +11,8 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from ledger.findings import Document, Finding
-from ledger.findings_batch import FindingsBatch
+from ledger.compliance.findings import Document, Finding
+from ledger.compliance.findings_batch import FindingsBatch
 from ledger.store.driver import cursor, rows_in, run
 from ledger.store.schema import finding_codes, finding_parties, findings
 
@@ -115,15 +115,13 @@ def write_findings(conn: Connection, batch: FindingsBatch) -> None:
 
 def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
     """Store findings raised from scans (outside the ledger; kept across a rebuild)."""
-    from ledger.findings import record_scan_findings
+    from ledger.compliance.findings import record_scan_findings
 
     ph = "%s" if conn.dialect.name == "postgresql" else "?"
     with cursor(conn) as cur:
         _insert_findings(cur, ph, record_scan_findings(found))
 
 
-def finding_exists(conn: Connection, finding_id: str) -> bool:
-    return conn.execute(select(findings.c.id).where(findings.c.id == finding_id)).first() is not None
 
 
 def _finding(r: Any) -> Finding:

@@ -43,9 +43,17 @@ def vocabulary_type(body: object) -> str:
     return t if isinstance(t, str) else ""
 
 
-def latest(conn: Connection, codes: Collection[str]) -> dict[tuple[str, str], Latest]:
+def latest(conn: Connection, codes: Collection[str]) -> dict[str, Latest]:
+    """The newest version (the highest seq) of each of ``codes`` that has any, in whatever
+    vocabulary, with the statement hash of its entry."""
+    return {code: got for (code, _), got in sorted(
+        in_force(conn, codes).items(), key=lambda kv: kv[1].row.seq)}
+
+
+def in_force(conn: Connection, codes: Collection[str]) -> dict[tuple[str, str], Latest]:
     """The version in force (the highest seq) of each of ``codes`` in each vocabulary it is
-    described in, keyed by (code, vocabulary type), with the statement hash of its entry."""
+    described in, keyed by (code, vocabulary type), with the statement hash of its entry
+    (the append path's check for an element signed again)."""
     out: dict[tuple[str, str], Latest] = {}
     for code, seq, kind, signer, digest, st_hash, raw in sorted(rows_in(
             conn, "SELECT m.code, m.seq, m.kind, m.signer, m.body_hash, e.statement_hash, "

@@ -1,7 +1,7 @@
 """SQL of the regulator's reads: credit inputs, statistics and the parties table.
 
 Everything here reads projections or raw entry bytes; the meaning of a body is decided
-by the callers (``ledger.credit``, ``ledger.stats``), which decode the bytes they get.
+by the callers (``ledger.queries.credit``, ``ledger.queries.stats``), which decode the bytes they get.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ cosignatures = Table(
 
 # --- compliance findings (migration 0006) ------------------------------------------------
 
-# Findings raised by the rules of ledger/findings.py. ``source`` is "entry" for those the
+# Findings raised by the rules of ledger/compliance/findings.py. ``source`` is "entry" for those the
 # append path raises (rebuilt by reindex) and "scan" for those raised from scans, which
 # live outside the ledger and are kept across a rebuild. JSON columns hold sorted lists.
 findings = Table(
@@ -320,7 +320,7 @@ code_marks = Table(
 # Consumer scans of item codes (migration 0005): outside the ledger. Not evidence anyone
 # signed, not derivable from entries (so not a projection: reindex leaves it alone), and
 # not append-only: rows older than the retention period, or beyond a cap per code, are
-# deleted (see ledger/scans.py).
+# deleted (see ledger/queries/scans.py).
 scans = Table(
     "scans",
     metadata,
@@ -340,7 +340,7 @@ scans = Table(
 
 # Each event's capture key: its eventID, or its CBV 2.0 event hash when it has none. The
 # append path looks a batch's keys up here in one statement and does not append an event
-# its signer already has on the ledger (see ledger/event_hash.py and README).
+# its signer already has on the ledger (see ledger/epcis/event_hash.py and README).
 event_keys = Table(
     "event_keys",
     metadata,

@@ -67,7 +67,7 @@ def create_temp(conn: Connection, tables: Iterable[str]) -> None:
         t = metadata.tables[name]
         ddl = str(CreateTable(t).compile(dialect=conn.dialect)).strip()
         assert ddl.startswith("CREATE TABLE ")
-        conn.exec_driver_sql("CREATE TEMPORARY TABLE " + ddl[len("CREATE TABLE "):])
+        conn.exec_driver_sql("CREATE TEMPORARY TABLE " + ddl[len("CREATE TABLE ") :])
         for ix in t.indexes:
             conn.exec_driver_sql(str(CreateIndex(ix).compile(dialect=conn.dialect)))
 
@@ -91,13 +91,16 @@ def _rows(conn: Connection, table: str, schema: str) -> str:
     if table == "findings":
         return f"SELECT {cols}, x.seq AS touched FROM {schema}.findings x WHERE x.source = 'entry'"
     if table in _FINDING_INDEXES:
-        return (f"SELECT {cols}, f.seq AS touched FROM {schema}.{table} x "
-                f"JOIN {schema}.findings f ON f.id = x.finding WHERE f.source = 'entry'")
+        return (
+            f"SELECT {cols}, f.seq AS touched FROM {schema}.{table} x "
+            f"JOIN {schema}.findings f ON f.id = x.finding WHERE f.source = 'entry'"
+        )
     return f"SELECT {cols}, {_TOUCHED[table]} AS touched FROM {schema}.{table} x"
 
 
-def first_differences(conn: Connection, tables: Sequence[str], *, stored: str, derived: str,
-                      limit: int = 1000) -> list[Difference]:
+def first_differences(
+    conn: Connection, tables: Sequence[str], *, stored: str, derived: str, limit: int = 1000
+) -> list[Difference]:
     """Each table whose rows in schema ``stored`` differ from those in ``derived``, with
     the first seq where they part: a row one side lacks counts at its own seq, a row both
     sides key differently at the later of the two (that is where it went astray)."""
@@ -108,8 +111,9 @@ def first_differences(conn: Connection, tables: Sequence[str], *, stored: str, d
         a, b = _rows(conn, table, stored), _rows(conn, table, derived)
         sides: list[list[Any]] = []
         for one, other in ((a, b), (b, a)):
-            sides.append(run(conn, f"SELECT * FROM ({one} EXCEPT {other}) d "
-                                   f"ORDER BY touched LIMIT {int(limit)}"))
+            sides.append(
+                run(conn, f"SELECT * FROM ({one} EXCEPT {other}) d ORDER BY touched LIMIT {int(limit)}")
+            )
         by_key: dict[tuple[Any, ...], int] = {}
         for rows in sides:
             for r in rows:
@@ -145,21 +149,23 @@ def create_rebuild(conn: Connection, tables: Sequence[str], *, live: str) -> str
     return name
 
 
-def lock_live(conn: Connection, tables: Sequence[str], *, live: str,
-              timeout_ms: int | None) -> None:
+def lock_live(conn: Connection, tables: Sequence[str], *, live: str, timeout_ms: int | None) -> None:
     """PostgreSQL: lock the live tables for the swap, giving up after ``timeout_ms`` (None:
     wait) with SQLSTATE 55P03, before anything of the swap is done."""
     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_ms or 0)}")
-    conn.exec_driver_sql("LOCK TABLE " + ", ".join(f"{live}.{t}" for t in tables)
-                         + " IN ACCESS EXCLUSIVE MODE")
+    conn.exec_driver_sql(
+        "LOCK TABLE " + ", ".join(f"{live}.{t}" for t in tables) + " IN ACCESS EXCLUSIVE MODE"
+    )
     conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
 
 
 def _copy(conn: Connection, table: str, *, into: str, src: str, where: str = "") -> None:
     """Copy rows by column name: a table a migration made may order its columns otherwise."""
     cols = ", ".join(c.name for c in metadata.tables[table].columns)
-    conn.exec_driver_sql(f"INSERT INTO {into}.{table} ({cols}) SELECT {cols} FROM {src}.{table}"
-                         + (f" WHERE {where}" if where else ""))
+    conn.exec_driver_sql(
+        f"INSERT INTO {into}.{table} ({cols}) SELECT {cols} FROM {src}.{table}"
+        + (f" WHERE {where}" if where else "")
+    )
 
 
 def swap_in(conn: Connection, tables: Sequence[str], *, live: str, rebuilt: str | None) -> None:

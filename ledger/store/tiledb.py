@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
-from ledger import tiles
-from ledger.errors import DamagedStore
+from ledger.core import tiles
+from ledger.core.errors import DamagedStore
 from ledger.store.driver import as_blob, as_int, run
 from ledger.store.schema import node_id, node_key
 

@@ -9,11 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from ledger.projections import TraceBatch
+from ledger.epcis.projection import TraceBatch
 from ledger.store.driver import IN_CHUNK, as_blob, as_int, cursor, placeholders, rows_in, run
 from ledger.store.schema import (
     PROJECTION_TABLES,
-    biz_transactions,
     checkpoints,
     entries,
     events,
@@ -147,13 +146,6 @@ def produced_by(conn: Connection, codes: Collection[str], party: str) -> set[str
                    events.c.signer == party, events.c.stage == "production"))
         out.update(r[0] for r in rows)
     return out
-
-
-def biz_transaction_seqs(conn: Connection, type_: str, id_: str) -> list[int]:
-    return [int(r[0]) for r in conn.execute(
-        select(biz_transactions.c.seq).where(biz_transactions.c.type == type_,
-                                             biz_transactions.c.id == id_)
-        .order_by(biz_transactions.c.seq))]
 
 
 

@@ -9,7 +9,7 @@ Revises: 0008
 import orjson
 from alembic import op
 
-from ledger.event_hash import capture_key, document_key
+from ledger.epcis.event_hash import capture_key, document_key
 from ledger.store import capturedb, schema
 
 revision = "0009"
