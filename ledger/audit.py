@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -476,23 +476,34 @@ def rederive(store: Store) -> list[shadow.Difference] | str:
     entries (the one the append path runs, into temporary tables on one connection and
     snapshot), with the first seq where they part; or why they could not be derived."""
     tables = PROJECTION_TABLES
-    with store.reading(snapshot=True) as conn:
-        stored = shadow.live_schema(conn)
-        shadow.create_temp(conn, tables)
-        try:
-            rebuild = Rebuild(store, conn)
-            for seq, _, _, raw in store.stream_entries(conn, page=PAGE):
-                entry = orjson.loads(raw)
-                p = prepare(entry["envelope"])
-                rebuild.feed(seq, entry["time"], p,
-                             event_codes(p.body) if p.kind == "event" else None)
-            rebuild.flush()
-            return shadow.first_differences(conn, tables, stored=stored,
-                                            derived=shadow.temp_schema(conn))
-        except (LedgerError, KeyError, ValueError, TypeError, orjson.JSONDecodeError) as e:
-            return str(e)
-        finally:
-            shadow.drop_temp(conn, tables)
+    # A connection of its own to the primary, never a request's pinned read-only snapshot
+    # (or a replica's): it writes temporary tables, which must not outlive it.
+    with store.engine.connect() as plain:
+        conn = (plain.execution_options(isolation_level="REPEATABLE READ")
+                if store.dialect == "postgresql" else plain)
+        with conn.begin():
+            return _rederive_on(store, conn, tables)
+
+
+def _rederive_on(store: Store, conn: Connection, tables: Sequence[str]
+                 ) -> list[shadow.Difference] | str:
+    """``rederive`` on ``conn``, inside its transaction."""
+    stored = shadow.live_schema(conn)
+    shadow.create_temp(conn, tables)
+    try:
+        rebuild = Rebuild(store, conn)
+        for seq, _, _, raw in store.stream_entries(conn, page=PAGE):
+            entry = orjson.loads(raw)
+            p = prepare(entry["envelope"])
+            rebuild.feed(seq, entry["time"], p,
+                         event_codes(p.body) if p.kind == "event" else None)
+        rebuild.flush()
+        return shadow.first_differences(conn, tables, stored=stored,
+                                        derived=shadow.temp_schema(conn))
+    except (LedgerError, KeyError, ValueError, TypeError, orjson.JSONDecodeError) as e:
+        return str(e)
+    finally:
+        shadow.drop_temp(conn, tables)
 
 
 def rederive_main() -> None:
