@@ -1127,6 +1127,36 @@ def _concurrent(url: str, home: str, kind: str, n: int, submitters: int, bound: 
                     "ledger above, which was already this big"}
 
 
+RATIO_TARGETS = {"append_sqlite_over_verify": 0.55, "audit_over_verify": 0.7}
+
+
+def _ratio_lines(result: dict[str, Any], ratios: dict[str, float]) -> dict[str, Any]:
+    """The figures issue targets name as multiples of the Ed25519 verify rate measured in
+    this run (and PostgreSQL's single-submitter rate), each printed on a line of its own to
+    stderr as well."""
+    out: dict[str, Any] = {
+        "append_sqlite_over_verify": _ratio(ratios["sqlite"], "append_sqlite_over_verify"),
+        "audit_over_verify": _ratio(ratios["audit"], "audit_over_verify"),
+    }
+    pg = result.get("append_per_s_postgres")
+    if pg is not None:
+        out["append_postgres_per_s"] = pg
+    verify = result["ed25519_verify_per_s"]
+    sys.stderr.write(f"ed25519 verify (1 core): {verify:,}/s\n")
+    for name, fig in out.items():
+        what = {"append_sqlite_over_verify": "append/verify (SQLite, 1 submitter)",
+                "audit_over_verify": "audit/verify (SQLite)",
+                "append_postgres_per_s": "append (PostgreSQL, 1 submitter, per s)"}[name]
+        sys.stderr.write(f"{what}: {fig['value']:,} (target >= {fig['bound']:,}: "
+                         f"{'met' if fig['met'] else 'NOT met'})\n")
+    return out
+
+
+def _ratio(value: float, name: str) -> dict[str, Any]:
+    bound = RATIO_TARGETS[name]
+    return {"value": value, "bound": bound, "met": value >= bound}
+
+
 def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="suyuan-bench-"))
     try:
@@ -1174,7 +1204,9 @@ def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> d
                     drop()
         # Appends are bounded by signature checks: 1.0 would be one core verifying and
         # nothing else; 2 cores could reach 2.0 at most.
+        ratios["audit"] = round(au["per_s"] / verify, 3)
         result["ratio_to_verify_bound"] = ratios
+        result["ratio_targets"] = _ratio_lines(result, ratios)
         worst = max(rss.values())
         result["rss_mb_peak"] = {**_figure("rss_mb_peak", worst, higher_is_better=False),
                                  "phases": rss}

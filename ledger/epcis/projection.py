@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ledger.core.errors import IdentifierError
@@ -92,7 +93,7 @@ def lot_of(gtin_code: str, lot: str) -> str | None:
     if gtin_code.startswith(_CANONICAL_GTIN) and gtin_code[n + 14 : n + 15] in ("", "/"):
         gtin = gtin_code[n : n + 14]
         if gtin.isdigit() and gtin.isascii():
-            return DigitalLink("lot", gtin=gtin, lot=lot).canonical
+            return _lot_link(gtin, lot)
     try:
         dl = parse_digital_link(gtin_code)
     except IdentifierError:
@@ -100,6 +101,12 @@ def lot_of(gtin_code: str, lot: str) -> str | None:
     if dl.gtin is None:
         return None
     return DigitalLink("lot", gtin=dl.gtin, lot=lot).canonical
+
+
+@lru_cache(maxsize=4096)
+def _lot_link(gtin: str, lot: str) -> str:
+    """The canonical link of lot ``lot`` of ``gtin``: the items of one lot share it."""
+    return DigitalLink("lot", gtin=gtin, lot=lot).canonical
 
 
 def _ilmd_lot(body: Mapping[str, Any]) -> str | None:

@@ -7,8 +7,12 @@ every checkpoint's signature and root, and consistency between consecutive check
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +31,11 @@ from ledger.epcis import bodies
 from ledger.epcis.projection import TraceBatch
 from ledger.epcis.stages import classify, event_codes
 from ledger.log import verifier
+from ledger.log.projector import Rebuild
 from ledger.log.sequencer import ZERO_HASH
-from ledger.store import tracedb
+from ledger.store import shadow, tracedb
 from ledger.store.db import Store
+from ledger.store.schema import PROJECTION_TABLES
 
 PAGE = 2000
 VERIFY_CHUNK = 256
@@ -109,15 +115,29 @@ class _Auditor:
         self.problem(e.detail, seq=e.seq, checkpoint=e.checkpoint)
 
     def run(self) -> AuditReport:
-        with self.store.reading(snapshot=True) as conn:
-            self.conn = conn
-            total = self.store.count_entries(conn)
-            entries = self.store.stream_entries(conn, page=PAGE, damaged=self.damaged)
-            leaves = self.store.stream_level(conn, 0, damaged=self.damaged)
-            cps = self.store.stream_checkpoints(conn, damaged=self.damaged)
-            self._entries(total, entries, leaves, cps)
-            self._nodes(conn)
-            self._consistency(conn)
+        # The projections are re-derived beside the checks: in a process of its own for a
+        # big ledger (both are mostly Python), on its own snapshot, which is consistent in
+        # itself (its entries and projections), and judged only for a log found sound.
+        with self.store.reading(single=True) as conn:
+            head = self.store.head(conn)
+        apart = (_Apart(self.store.engine.url.render_as_string(hide_password=False))
+                 if head is not None and head.size >= REDERIVE_APART_MIN else None)
+        try:
+            with self.store.reading(snapshot=True) as conn:
+                self.conn = conn
+                total = self.store.count_entries(conn)
+                entries = self.store.stream_entries(conn, page=PAGE, damaged=self.damaged)
+                leaves = self.store.stream_level(conn, 0, damaged=self.damaged)
+                cps = self.store.stream_checkpoints(conn, damaged=self.damaged)
+                self._entries(total, entries, leaves, cps)
+                self._nodes(conn)
+                self._consistency(conn)
+            if self.report.ok:
+                found = apart.result() if apart is not None else None
+                self._projections(rederive(self.store) if found is None else found)
+        finally:
+            if apart is not None:
+                apart.stop()
         # Signature results arrive asynchronously: report in log order.
         self.report.problems.sort(key=_position)
         return self.report
@@ -300,6 +320,18 @@ class _Auditor:
             self.problem("signed note does not state this size, root and origin",
                          checkpoint=size)
 
+    # -- projections --------------------------------------------------------------------
+
+    def _projections(self, found: list[shadow.Difference] | str) -> None:
+        """Name each projection table that differs from a rebuild from the entries, at the
+        first seq where it does (see ``rederive``)."""
+        if isinstance(found, str):
+            self.problem(f"the projections could not be rebuilt from the entries: {found}")
+            return
+        for d in found:
+            self.problem(f"the {d.table} projection does not match a rebuild from the "
+                         "entries; `suyuan reindex` rebuilds it", seq=d.seq)
+
     # -- stored tree and checkpoint consistency ------------------------------------------
 
     def _nodes(self, conn: Any) -> None:
@@ -437,6 +469,95 @@ def _position(p: Problem) -> float:
     if p.checkpoint is not None:
         return p.checkpoint - 0.5  # after the entries it covers
     return float("inf")
+
+
+REDERIVE_APART_MIN = 20_000  # entries from which the re-derivation runs in a process
+
+
+def rederive(store: Store) -> list[shadow.Difference] | str:
+    """Every projection table whose rows differ from those the projector derives from the
+    entries (the one the append path runs, into temporary tables on one connection and
+    snapshot), with the first seq where they part; or why they could not be derived."""
+    tables = PROJECTION_TABLES
+    # A connection of its own to the primary, never a request's pinned read-only snapshot
+    # (or a replica's): it writes temporary tables, which must not outlive it.
+    with store.engine.connect() as plain:
+        conn = (plain.execution_options(isolation_level="REPEATABLE READ")
+                if store.dialect == "postgresql" else plain)
+        with conn.begin():
+            return _rederive_on(store, conn, tables)
+
+
+def _rederive_on(store: Store, conn: Connection, tables: Sequence[str]
+                 ) -> list[shadow.Difference] | str:
+    """``rederive`` on ``conn``, inside its transaction."""
+    stored = shadow.live_schema(conn)
+    shadow.create_temp(conn, tables)
+    try:
+        rebuild = Rebuild(store, conn)
+        for seq, _, _, raw in store.stream_entries(conn, page=PAGE):
+            entry = orjson.loads(raw)
+            p = prepare(entry["envelope"])
+            rebuild.feed(seq, entry["time"], p,
+                         event_codes(p.body) if p.kind == "event" else None)
+        rebuild.flush()
+        return shadow.first_differences(conn, tables, stored=stored,
+                                        derived=shadow.temp_schema(conn))
+    except (LedgerError, KeyError, ValueError, TypeError, orjson.JSONDecodeError) as e:
+        return str(e)
+    finally:
+        shadow.drop_temp(conn, tables)
+
+
+def rederive_main() -> None:
+    """``rederive`` in a process of its own: the store's URL in ``SUYUAN_DB`` (not in the
+    process list), the differences as JSON on stdout."""
+    store = Store(os.environ["SUYUAN_DB"])
+    try:
+        found = rederive(store)
+    finally:
+        store.dispose()
+    sys.stdout.write(json.dumps({"error": found} if isinstance(found, str) else
+                                {"differences": [[d.table, d.seq] for d in found]}))
+
+
+class _Apart:
+    """``rederive`` running in a child interpreter beside the audit's own checks (both are
+    mostly Python, and a second core is there). The child imports this module by name, so
+    it needs nothing of the caller's ``__main__``; if it cannot run, ``result`` is None and
+    the audit re-derives in its own process."""
+
+    def __init__(self, url: str) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", f"import {__name__} as m; m.rederive_main()"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True, env={**os.environ, "SUYUAN_DB": url})
+        except OSError:
+            self.proc = None
+
+    def result(self) -> list[shadow.Difference] | str | None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            return None
+        try:
+            doc = json.loads(out)
+        except json.JSONDecodeError:
+            return None
+        if "error" in doc:
+            return str(doc["error"])
+        return [shadow.Difference(str(t), int(q)) for t, q in doc["differences"]]
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()  # reaps it and closes its pipes
 
 
 def audit(store: Store, *, progress: Progress | None = None,

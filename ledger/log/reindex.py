@@ -1,105 +1,108 @@
-"""Rebuild every projection from the entries alone: the proof that they are projections."""
+"""Rebuild every projection from the entries alone: the proof that they are projections.
+
+The rebuild does not stop appends. It runs the projector the append path runs over the
+stored entries into fresh tables beside the live ones (``ledger.store.shadow``) while
+batches go on being appended, catches up with those from the seq it started at, and only
+then takes the sequencer's lock: it applies the last few entries and swaps the fresh
+tables in, in one transaction (on PostgreSQL a rename; on SQLite a copy of the rows).
+Readers see the old projections until that commit, and the new ones after it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import orjson
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
-from ledger.compliance import findings, findings_batch
-from ledger.core import registry
-from ledger.core.statements import Prepared, prepare
-from ledger.epcis import masterdata
-from ledger.epcis.event_hash import capture_key, document_key
-from ledger.epcis.projection import TraceBatch
-from ledger.epcis.stages import EventCodes, classify
-from ledger.log.sequencer import event_facts
-from ledger.store import capturedb, findingsdb, masterdatadb, tracedb
+from ledger.core.statements import prepare
+from ledger.log.projector import Projector, Rebuild
+from ledger.log.verifier import event_facts
+from ledger.store import shadow
 from ledger.store.db import Store
 
-FLUSH_EVERY = 5000
-CHUNK = 1000
+CATCH_UP = 2000  # entries left behind at most when the lock is taken
+MAX_ROUNDS = 20  # catch-up rounds before the lock is taken whatever is left
+LOCK_TRIES = 10  # PostgreSQL: tries to lock the live tables within 2 s before waiting
+
+Progress = Callable[[int, int], None]
 
 
-def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None
-            ) -> dict[str, Any]:
-    """Empty the projections and replay every entry through the same code the append
-    path uses, in one transaction (appends wait; readers see the old rows until commit).
+def _replay(store: Store, conn: Connection, rebuild: Rebuild, *, stop: int | None,
+            total: int, progress: Progress | None) -> None:
+    """Feed ``rebuild`` the entries from where it stands up to ``stop`` (None: the end)."""
+    for seq, _, _, raw in store.stream_entries(conn, start=rebuild.next_seq, stop=stop):
+        entry = orjson.loads(raw)
+        p = prepare(entry["envelope"])
+        rebuild.feed(seq, entry["time"], p, event_facts(p.body) if p.kind == "event" else None)
+        if progress and (seq + 1) % Rebuild.FLUSH_EVERY == 0:
+            progress(seq + 1, max(total, seq + 1))
 
-    Entries are replayed in chunks, like append batches: the findings rules' reads are
-    fetched once per chunk, and the rows kept in memory are written only between chunks,
-    so what a rule reads from the store never changes under it.
-    """
-    with store.writing() as conn:
-        total = store.count_entries(conn)
-        tracedb.clear_projections(conn)
-        reg = registry.RegistryState()
-        trace = TraceBatch()
-        judged = findings_batch.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
-        n = events = raised = 0
-        chunk: list[tuple[int, str, Prepared, EventCodes | None]] = []
-        captured: list[capturedb.Row] = []
-        described: list[masterdatadb.Row] = []
-        commitments: list[tuple[str, int]] = []  # (commitment, seq); the first of each wins
 
-        def replay(chunk: Sequence[tuple[int, str, Prepared, EventCodes | None]]) -> int:
-            judged.prefetch([(p.body, f) for _, _, p, f in chunk if f is not None])
-            count = 0
-            for seq, time, p, fact in chunk:
-                if fact is not None:
-                    party = reg.parties[p.signer]
-                    classified = classify(p.body, signer_roles=party.roles)
-                    trace.add_event(seq=seq, signer=p.signer, body=p.body,
-                                    classified=classified, codes=fact)
-                    judged.add_event(findings.Subject(
-                        seq=seq, signer=p.signer, issued=p.statement["issued"], appended=time,
-                        body=p.body, codes=fact, classified=classified))
-                    captured.append(capturedb.row(seq, p.signer, capture_key(p.body)))
-                    count += 1
-                if p.kind == "document":
-                    captured.append(capturedb.row(seq, p.signer, document_key(p.body)))
-                elif p.kind == "masterdata":
-                    subject = masterdata.subject_of(p.body)
-                    described.append(masterdatadb.Row(subject.code, seq, subject.kind, p.signer,
-                                                      masterdata.body_hash(p.body)))
-                registry.apply(p, seq, reg)
-            return count
+def _size(store: Store, conn: Connection) -> int:
+    head = store.head(conn)
+    return head.size if head else 0
 
-        for seq, _, _, raw in store.stream_entries(conn):
-            entry = orjson.loads(raw)
-            p = prepare(entry["envelope"])
-            if "private" in p.statement:
-                commitments.append((p.statement["private"], seq))
-            chunk.append((seq, entry["time"], p, event_facts(p.body) if p.kind == "event" else None))
-            n += 1
-            if len(chunk) < CHUNK:
-                continue
-            events += replay(chunk)
-            chunk = []
-            if len(trace.events) >= FLUSH_EVERY:
-                tracedb.write_trace(conn, trace)
-                findingsdb.write_findings(conn, judged)
-                capturedb.write(conn, captured)
-                captured.clear()
-                masterdatadb.write(conn, described)
-                described.clear()
-                store.save_commitments(conn, commitments)
-                commitments = []
-                raised += len(judged.findings)
-                trace = TraceBatch()
-                judged = findings_batch.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
-                if progress:
-                    progress(n, total)
-        events += replay(chunk)
-        tracedb.write_trace(conn, trace)
-        findingsdb.write_findings(conn, judged)
-        capturedb.write(conn, captured)
-        masterdatadb.write(conn, described)
-        store.save_commitments(conn, commitments)
-        raised += len(judged.findings)
-        store.save_registry(conn, reg, existing=set())
+
+def reindex(store: Store, *, progress: Progress | None = None) -> dict[str, Any]:
+    """Rebuild every projection while appends go on, and swap the result in atomically.
+
+    ``progress(done, total)`` is called as entries are replayed, and once more when the
+    replay has reached the size the ledger had when it began (appends made after that
+    are caught up with before the swap)."""
+    tables = Projector.standard().tables
+    conn = store.engine.connect()
+    rebuilt: str | None = None
+    swapped = False
+    try:
+        with conn.begin():
+            live = shadow.live_schema(conn)
+            rebuilt = shadow.create_rebuild(conn, tables, live=live)
+            rebuild = Rebuild(store, conn)
+            start = _size(store, conn)
+            _replay(store, conn, rebuild, stop=start, total=start, progress=progress)
+            rebuild.flush()
         if progress:
-            progress(n, total)
-    return {"entries": n, "events": events, "parties": len(reg.parties), "keys": len(reg.keys),
-            "findings": raised}
+            progress(rebuild.next_seq, start)
+        # Catch up with what was appended meanwhile, without the lock, until little is left.
+        for _ in range(MAX_ROUNDS):
+            with conn.begin():
+                size = _size(store, conn)
+                if size - rebuild.next_seq <= CATCH_UP:
+                    break
+                _replay(store, conn, rebuild, stop=size, total=size, progress=progress)
+                rebuild.flush()
+        for attempt in range(LOCK_TRIES + 1):
+            try:
+                with store.writing_on(conn, lock_schema=None if rebuilt is None
+                                      else live.strip('"')):
+                    if rebuilt is not None:
+                        # The rename waits for readers of the live tables (a long audit):
+                        # the sequencer's lock is given back meanwhile, and taken again.
+                        shadow.lock_live(conn, tables, live=live,
+                                         timeout_ms=None if attempt == LOCK_TRIES else 2000)
+                    size = _size(store, conn)
+                    _replay(store, conn, rebuild, stop=size, total=size, progress=None)
+                    rebuild.flush()
+                    shadow.swap_in(conn, tables, live=live, rebuilt=rebuilt)
+                    swapped = True
+                break
+            except OperationalError as e:
+                if swapped or getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                    raise
+    finally:
+        if rebuilt is not None and not swapped:
+            conn.rollback()
+            with conn.begin():
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {rebuilt} CASCADE")
+        # Its temporary tables and search path must not go back to the pool.
+        conn.invalidate()
+        conn.close()
+    if progress:
+        progress(rebuild.next_seq, rebuild.next_seq)
+    reg = rebuild.registry
+    return {"entries": rebuild.done.entries, "events": rebuild.done.events,
+            "parties": len(reg.parties), "keys": len(reg.keys),
+            "findings": rebuild.findings_raised}

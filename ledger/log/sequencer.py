@@ -1,10 +1,12 @@
 """The log: the sequencer that appends signed statements, and the proofs it can give.
 
 ``append_batch`` is the only writer. It checks everything that needs no lock first
-(shape, canonical bytes, every signature, in parallel), then under the sequencer lock
-judges each statement against the registry, chains and hashes the entries, extends the
-Merkle tree, signs a checkpoint consistent with the last one, and commits all of it in
-one transaction — or nothing.
+(shape, canonical bytes, every signature, in parallel) and lets the projections prepare
+what they can (``ledger.projector``); then under the sequencer lock it has the projector
+check each statement at its seq (a refusal, or the entry it repeats) and apply it, chains
+and hashes the entries, extends the Merkle tree, signs a checkpoint consistent with the
+last one, has the projector write its rows, and commits all of it in one transaction — or
+nothing. It names no projection.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger.compliance import brands, findings, findings_batch
 from ledger.core import canonical, merkle, registry
 from ledger.core.errors import (
     BatchRejected,
@@ -29,7 +30,6 @@ from ledger.core.errors import (
     LedgerError,
     MalformedInput,
     NotAuthentic,
-    NotAuthorised,
     NotFound,
     ProofError,
 )
@@ -39,31 +39,19 @@ from ledger.core.signatures import PARALLEL_VERIFY_MIN, VERIFY_CHUNK, verify_chu
 from ledger.core.signatures import verify_many as verify_many  # callers import it from here
 from ledger.core.statements import Prepared, entry_bytes, ledger_time, prepare
 from ledger.core.tokens import check_token, read_token
-from ledger.epcis import bodies, masterdata
-from ledger.epcis.event_hash import Captured, CaptureKey, capture_key, document_key, earlier_capture
-from ledger.epcis.projection import TraceBatch, split_lot
+from ledger.epcis import bodies
+from ledger.epcis.event_hash import Captured
 from ledger.epcis.stages import STAGES, EventCodes
 from ledger.log import admission
-from ledger.log.verifier import Genesis, PinnedKey, judge_event, pin_log_key, read_genesis
+from ledger.log.projector import Facts, Pending, Projector
+from ledger.log.verifier import Genesis, PinnedKey, pin_log_key, read_genesis
 from ledger.log.verifier import event_facts as event_facts  # reindex imports it from here
-from ledger.store import capturedb, findingsdb, masterdatadb, tracedb
+from ledger.store import tracedb
 from ledger.store.db import Store
 from ledger.store.schema import NODE_LEVEL_SHIFT, node_key
 
 ZERO_HASH = bytes(32)
 MAX_PAGE = 1000  # entries in one page of a listing
-
-
-def _check_commitment(commitment: str, owners: Mapping[str, int]) -> None:
-    """Refuse a statement that commits to private data another statement (on the ledger,
-    or earlier in its batch) committed to first: commitments are public, so naming one
-    must not make its blob readable to the namer."""
-    owner = owners.get(commitment)
-    if owner is not None:
-        raise NotAuthorised(
-            f"private data {commitment[:19]}… belongs to the statement at seq {owner}; a "
-            "statement may commit only to private data of its own (a fresh salt makes a new "
-            "commitment)", code="private_reused")
 
 
 @dataclass(frozen=True)
@@ -343,63 +331,19 @@ class Ledger:
     def _sequence(self, prepared: list[Prepared], facts: list[EventCodes | None],
                   blobs: Mapping[str, bytes]) -> list[Receipt]:
         store = self.store
-        key_ids = {s.key for p in prepared for s in p.signatures}
-        party_ids = {p.signer for p in prepared}
-        for p in prepared:
-            key_ids.update(registry.embedded_keys(p))
-            if p.kind == "party.key.revoke":
-                key_ids.add(p.body["key"])
-                party_ids.add(p.body["party"])
-            elif p.kind == "party.register":
-                party_ids.add(p.body["id"])
-            elif p.kind in registry.PREFIX_KINDS:
-                party_ids.add(p.body["to"])
-        party_ids |= findings_batch.parties_named(facts)
-        # Hashed before the lock is taken; looked up under it, one statement for the batch.
-        captures = [capture_key(p.body) if f is not None
-                    else document_key(p.body) if p.kind == "document" else None
-                    for p, f in zip(prepared, facts, strict=True)]
-        # GS1 company prefixes: all of them when the batch registers new ones (they must
-        # not overlap any), else those its events' GTINs and its delegations name.
-        prefixes: set[str] | None = brands.prefixes_to_load(
-            (p.body, f) for p, f in zip(prepared, facts, strict=True))
-        for p in prepared:
-            if p.kind == "party.register" and "gs1Prefixes" in p.body:
-                prefixes = None
-                break
-            if p.kind in registry.PREFIX_KINDS:
-                prefixes.add(p.body["prefix"])  # type: ignore[union-attr]
-        # Master data: the prefixes its owners may hold, and the version each identifier
-        # has on the ledger (the same element signed again by its signer is not appended).
-        described = {i: masterdata.subject_of(p.body) for i, p in enumerate(prepared)
-                     if p.kind == "masterdata"}
-        if prefixes is not None:
-            for subject in described.values():
-                prefixes |= masterdata.prefix_candidates(subject)
-        # Private data belongs to the statement that first committed to it.
-        commitments = {c for p in prepared if (c := p.statement.get("private")) is not None}
-        # Customs codes: those registrations claim (one holder each) and those the customs
-        # messages' events name as responsible enterprises (finding party.unregistered).
-        codes = {c for p in prepared if p.kind == "party.register"
-                 for c in p.body.get("customsCodes", ())}
-        codes |= {c for p, f in zip(prepared, facts, strict=True) if f is not None
-                  for c in findings.customs_codes_named(p.body)}
+        # What the projections can work out without the lock (capture keys, which registry
+        # records and rows to read), before it is taken.
+        batch = [Pending(p, f) for p, f in zip(prepared, facts, strict=True)]
+        projector = Projector.standard()
+        projector.prepare(batch)
 
         with store.writing() as conn:
             head = store.head(conn)
             size, old_root = (head[0], head[1]) if head else (0, merkle.EMPTY_ROOT)
             dup_seqs = store.seqs_of_statements(conn, {p.statement_hash for p in prepared})
-            on_ledger = capturedb.captured(conn, {c.key for c in captures if c is not None})
-            repeats: dict[int, Captured] = {}  # index in prepared -> the event it repeats
-            capture_rows: list[capturedb.Row] = []
-            reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids)
-            reg = store.load_registry(conn, key_ids=key_ids, party_ids=party_ids,
-                                      prefixes=prefixes, codes=codes)
-            owners = store.commitment_owners(conn, commitments) if commitments else {}
-            versions = (masterdatadb.in_force(conn, {d.code for d in described.values()})
-                        if described else {})
-            md_rows: list[masterdatadb.Row] = []
-            stored_keys = set(reg.keys) | ({"registrar"} if reg.registrar else set())
+            for item in batch:
+                item.duplicate = item.p.statement_hash in dup_seqs
+            repeats: dict[int, Captured] = {}  # index in prepared -> the entry it repeats
 
             # The frontier of the old tree: with the batch's new nodes, every proof of a
             # new entry needs nothing else (see merkle.PathBuilder).
@@ -410,83 +354,40 @@ class Ledger:
             # Ledger times never go back, even when the clock does (time queries bound seq
             # ranges by them): a batch is never stamped before the one it follows.
             time = max(ledger_time(), head.time) if head else ledger_time()
+            shared = Facts(store=store, conn=conn, time=time)
+            projector.prefetch(shared, batch)
             seq = size
             errors: list[tuple[int, LedgerError]] = []
             placed: dict[bytes, int] = {}  # statement hash -> seq, this batch
             slots: list[int] = []  # per prepared: the seq that answers it
             entry_rows: list[tuple[int, bytes, bytes, str, str, bytes]] = []
-            new_commitments: list[tuple[str, int]] = []
             new_nodes: dict[tuple[int, int], bytes] = {}
-            trace = TraceBatch()
-            # Violations in business terms never refuse a statement: they become findings.
-            judged = findings_batch.FindingsBatch(findingsdb.DbReads(conn), reg=reg, trace=trace)
-            judged.prefetch([(p.body, f) for p, f in zip(prepared, facts, strict=True)
-                             if f is not None and p.statement_hash not in dup_seqs])
             prepared_hash = ({p.statement.get("private"): p.statement_hash for p in prepared}
                              if blobs else {})
-            for i, (p, fact) in enumerate(zip(prepared, facts, strict=True)):
+            for i, item in enumerate(batch):
+                p = item.p
                 h = p.statement_hash
-                ck: CaptureKey | None = captures[i]
                 if h in dup_seqs or h in placed:
                     slots.append(dup_seqs.get(h, placed.get(h, -1)))
                     continue
                 try:
-                    if ck is not None:
-                        earlier = earlier_capture(p.signer, ck, on_ledger.get(ck.key, ()))
-                        if earlier is not None:
-                            repeats[i] = earlier
-                            slots.append(earlier.seq)
-                            continue
-                    registry.authorise(p, seq, reg)
-                    commitment = p.statement.get("private")
-                    if commitment is not None:
-                        _check_commitment(commitment, owners)
-                    if i in described:
-                        masterdata.check_owner(reg, signer=p.signer, body=p.body, time=time)
-                        version = masterdatadb.Row(described[i].code, seq, described[i].kind,
-                                                   p.signer, masterdata.body_hash(p.body))
-                        vkey = (version.code, masterdatadb.vocabulary_type(p.body))
-                        now = versions.get(vkey)
-                        if (now is not None and now.row.signer == p.signer
-                                and now.row.body_hash == version.body_hash):
-                            # The version in force, signed again: its receipt, no new entry.
-                            repeats[i] = Captured(now.row.seq, p.signer,
-                                                  CaptureKey(version.code, version.body_hash, False),
-                                                  now.statement_hash)
-                            slots.append(now.row.seq)
-                            continue
-                    if fact is not None:
-                        classified = judge_event(p, reg, codes=fact, time=time, recalls=judged)
-                        if classified.stage == "recall":
-                            self._check_own_products(conn, p, fact, reg, trace, time=time)
-                    elif p.kind == "attest":
+                    earlier = projector.check(seq, item, shared)
+                    if earlier is not None:
+                        repeats[i] = earlier
+                        slots.append(earlier.seq)
+                        continue
+                    if p.kind == "attest":
                         self._check_attested(p, seq, new_nodes, conn)
                 except LedgerError as e:
                     errors.append((i, e))
                     slots.append(-1)
                     continue
-                registry.apply(p, seq, reg)
-                if fact is not None:
-                    trace.add_event(seq=seq, signer=p.signer, body=p.body,
-                                    classified=classified, codes=fact)
-                    judged.add_event(findings.Subject(
-                        seq=seq, signer=p.signer, issued=p.statement["issued"], appended=time,
-                        body=p.body, codes=fact, classified=classified))
+                projector.apply(seq, item, shared)
                 raw = entry_bytes(seq=seq, prev=prev, time=time, envelope_bytes=p.envelope_bytes)
                 leaf = merkle.leaf_hash(raw)
                 for level, idx, nh in frontier.append(leaf):
                     new_nodes[(level, idx)] = nh
                 entry_rows.append((seq, leaf, h, p.kind, p.signer, raw))
-                if ck is not None:
-                    capture_rows.append(capturedb.row(seq, p.signer, ck))
-                    on_ledger.setdefault(ck.key, []).append(Captured(seq, p.signer, ck, h))
-                if i in described:
-                    md_rows.append(version)
-                    versions[(version.code, masterdatadb.vocabulary_type(p.body))] = (
-                        masterdatadb.Latest(version, h))
-                if commitment is not None:
-                    owners[commitment] = seq
-                    new_commitments.append((commitment, seq))
                 placed[h] = seq
                 slots.append(seq)
                 prev = leaf
@@ -497,7 +398,7 @@ class Ledger:
             note = head[2] if head else ""
             known = {**edge, **new_nodes}
             if entry_rows:
-                note = self._sign_checkpoint(conn, reg, size, old_root, frontier,
+                note = self._sign_checkpoint(conn, shared.reg, size, old_root, frontier,
                                              _BatchNodes(store, conn, known))
                 store.append_rows(
                     conn,
@@ -505,12 +406,7 @@ class Ledger:
                     node_rows=[(node_key(lv, ix), hh) for (lv, ix), hh in new_nodes.items()],
                     checkpoint_row=(frontier.size, frontier.root(), note, time),
                 )
-                store.save_registry(conn, reg, existing=stored_keys)
-                tracedb.write_trace(conn, trace)
-                findingsdb.write_findings(conn, judged)
-                capturedb.write(conn, capture_rows)
-                masterdatadb.write(conn, md_rows)
-                store.save_commitments(conn, new_commitments)
+                projector.write(shared)
             if blobs:
                 store.save_private(conn, [(c, b, placed[prepared_hash[c]])
                                           for c, b in blobs.items() if prepared_hash[c] in placed])
@@ -519,29 +415,6 @@ class Ledger:
                 receipts[i] = replace(receipts[i], statement_hash=first.statement_hash,
                                       duplicate_of=first.seq)
             return receipts
-
-    def _check_own_products(self, conn: Connection, p: Prepared, fact: EventCodes,
-                            reg: registry.RegistryState, trace: TraceBatch, *, time: str) -> None:
-        """A regulator may recall anything; a producer or brand owner only what it made,
-        or what was made under a GS1 company prefix it holds or was delegated."""
-        if "regulator" in reg.parties[p.signer].roles:
-            return
-        codes = {split_lot(c)[0] for c in (*fact.epcs, *fact.children, *fact.inputs,
-                                            *fact.outputs, *(c for c, _, _ in fact.classes))}
-        if fact.parent:
-            codes.add(split_lot(fact.parent)[0])
-        if not codes:
-            return
-        # trace.events rows: (seq, type, time, utc, stage, activity, ..., signer at 9, ...)
-        made_here = {ev[0] for ev in trace.events if ev[9] == p.signer and ev[4] == "production"}
-        mine = {code for code, seq, _ in trace.idents if seq in made_here}
-        missing = {c for c in codes - mine if not brands.speaks_for_brand(reg, p.signer, c, time)}
-        if missing:
-            missing -= tracedb.produced_by(conn, missing, p.signer)
-        if missing:
-            raise NotAuthorised(
-                f"{p.signer} may recall only products it made; no production event of its "
-                f"names {sorted(missing)[0]}", code="not_own_product")
 
     def _check_attested(self, p: Prepared, seq: int, new_nodes: Mapping[tuple[int, int], bytes],
                         conn: Connection) -> None:

@@ -325,20 +325,43 @@ class Store:
         """
         lock_fd = self._queue_for_write()
         try:
-            with self.engine.connect() as conn:
-                if self.dialect == "sqlite":
-                    conn.info["begin_mode"] = "IMMEDIATE"
-                with conn.begin():
-                    if self.dialect == "postgresql":
-                        conn.execute(
-                            text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
-                        )
-                    yield conn
+            with self.engine.connect() as conn, self._locked(conn):
+                yield conn
         finally:
             if lock_fd is not None:
                 os.close(lock_fd)  # closing the descriptor releases its lock
         if self._checkpointer is not None:
             self._checkpointer.poke()
+
+    @contextmanager
+    def writing_on(self, conn: Connection, *, lock_schema: str | None = None
+                   ) -> Iterator[Connection]:
+        """``writing`` on a connection the caller holds (with no transaction open), e.g.
+        one with temporary tables of its own; ``lock_schema`` names the schema whose
+        sequencer lock to take on PostgreSQL when its search path starts elsewhere."""
+        lock_fd = self._queue_for_write()
+        try:
+            with self._locked(conn, lock_schema=lock_schema):
+                yield conn
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
+
+    @contextmanager
+    def _locked(self, conn: Connection, *, lock_schema: str | None = None
+                ) -> Iterator[Connection]:
+        if self.dialect == "sqlite":
+            conn.info["begin_mode"] = "IMMEDIATE"
+        with conn.begin():
+            if self.dialect == "postgresql":
+                if lock_schema is None:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))"))
+                else:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"),
+                                 {"s": lock_schema})
+            yield conn
 
     def _queue_for_write(self) -> int | None:
         if self._write_lock is None or fcntl is None:
@@ -520,23 +543,25 @@ class Store:
     # both drivers, without holding one cursor open across a long audit.
 
     def stream_entries(
-        self, conn: Connection, *, page: int = 2000, damaged: Damage | None = None
+        self, conn: Connection, *, page: int = 2000, damaged: Damage | None = None,
+        start: int = 0, stop: int | None = None,
     ) -> Iterator[tuple[int, bytes, bytes, bytes]]:
-        """(seq, leaf_hash, statement_hash, entry bytes) in seq order.
+        """(seq, leaf_hash, statement_hash, entry bytes) in seq order, from ``start`` up to
+        (not including) ``stop``.
 
         A row the ledger cannot have written (a column of another type) raises
         ``DamagedStore``; with ``damaged`` (the audit) it is reported there instead and the
         stream goes on, with a TEXT column's UTF-8 bytes (so a copy of the right bytes as
         TEXT is that one problem and no other) or, for any other type, no bytes.
         """
-        after: object = -1
+        after: object = start - 1
         while True:
-            rows = conn.execute(
-                select(entries.c.seq, entries.c.leaf_hash, entries.c.statement_hash, entries.c.entry)
-                .where(entries.c.seq > after)
-                .order_by(entries.c.seq)
-                .limit(page)
-            ).all()
+            q = (select(entries.c.seq, entries.c.leaf_hash, entries.c.statement_hash,
+                        entries.c.entry)
+                 .where(entries.c.seq > after))
+            if stop is not None:
+                q = q.where(entries.c.seq < stop)
+            rows = conn.execute(q.order_by(entries.c.seq).limit(page)).all()
             if not rows:
                 return
             for seq, lh, sh, e in rows:

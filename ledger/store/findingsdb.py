@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.compliance.findings import Document, Finding
@@ -122,14 +122,6 @@ def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
         _insert_findings(cur, ph, record_scan_findings(found))
 
 
-def clear_findings(conn: Connection) -> None:
-    """Empty what a rebuild recreates: every index row and the findings entries raised."""
-    entry_ids = select(findings.c.id).where(findings.c.source == "entry")
-    conn.execute(delete(finding_parties).where(finding_parties.c.finding.in_(entry_ids)))
-    conn.execute(delete(finding_codes).where(finding_codes.c.finding.in_(entry_ids)))
-    conn.execute(delete(findings).where(findings.c.source == "entry"))
-    conn.exec_driver_sql("DELETE FROM trade_documents")
-    conn.exec_driver_sql("DELETE FROM code_marks")
 
 
 def _finding(r: Any) -> Finding:

@@ -6,14 +6,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.epcis.projection import TraceBatch
 from ledger.store.driver import IN_CHUNK, as_blob, as_int, cursor, placeholders, rows_in, run
-from ledger.store.findingsdb import clear_findings
 from ledger.store.schema import (
-    FINDINGS_TABLES,
     PROJECTION_TABLES,
     checkpoints,
     entries,
@@ -69,15 +67,6 @@ def write_trace(conn: Connection, batch: TraceBatch) -> None:
             run.append(row)
         states = [(code, *v) for code, v in batch.state.items()]
         many(_UPSERT_STATE.format(p=",".join("?" * 7)), states)
-
-
-def clear_projections(conn: Connection) -> None:
-    """Empty every projection (registry, traceability, findings) before a rebuild;
-    findings raised from scans, which no entry holds, stay."""
-    for name in PROJECTION_TABLES:
-        if name not in FINDINGS_TABLES:
-            conn.execute(delete(metadata.tables[name]))
-    clear_findings(conn)
 
 
 def dump_projections(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
