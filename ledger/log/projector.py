@@ -73,7 +73,7 @@ class Facts:
     time: str  # the ledger time of the entry being applied
     reg: registry.RegistryState = field(default_factory=registry.RegistryState)
     # What the ledger held before the statement being judged, for the negative list's
-    # recall exception (``ledger.recalls``): the findings projection provides it.
+    # recall exception (``ledger.compliance.recalls``): the findings projection provides it.
     recalls: RecallFacts | None = None
 
 
@@ -347,7 +347,7 @@ class MasterDataIndex:
 
 class Trace:
     """Events, the identifiers they name, containment, lineage, business transactions and
-    current state (``ledger.projections``). Its check judges the event: the stage the
+    current state (``ledger.epcis.projection``). Its check judges the event: the stage the
     signer's roles may sign, brands, the negative list, and that a recall is of one's own
     products."""
 
@@ -427,7 +427,7 @@ class Trace:
 
 
 class Findings:
-    """Compliance findings, trade documents and code marks (``ledger.findings``): business
+    """Compliance findings, trade documents and code marks (``ledger.compliance.findings``): business
     violations never refuse a statement, they become findings. Reads the trace rows the
     batch added (lots, packings), so it comes after ``Trace``."""
 

@@ -2,7 +2,7 @@
 
 ``append_batch`` is the only writer. It checks everything that needs no lock first
 (shape, canonical bytes, every signature, in parallel) and lets the projections prepare
-what they can (``ledger.projector``); then under the sequencer lock it has the projector
+what they can (``ledger.log.projector``); then under the sequencer lock it has the projector
 check each statement at its seq (a refusal, or the entry it repeats) and apply it, chains
 and hashes the entries, extends the Merkle tree, signs a checkpoint consistent with the
 last one, has the projector write its rows, and commits all of it in one transaction — or
