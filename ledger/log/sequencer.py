@@ -38,6 +38,7 @@ from ledger.core.private import Viewer, check_view, commitment_of, entitled
 from ledger.core.signatures import PARALLEL_VERIFY_MIN, VERIFY_CHUNK, verify_chunk, verify_pool
 from ledger.core.signatures import verify_many as verify_many  # callers import it from here
 from ledger.core.statements import Prepared, entry_bytes, ledger_time, prepare
+from ledger.core.times import utc_text
 from ledger.core.tokens import check_token, read_token
 from ledger.epcis import bodies
 from ledger.epcis.event_hash import Captured
@@ -142,7 +143,7 @@ def _utc_bound(value: str | None, name: str) -> str | None:
         if len(value) != 10:
             raise MalformedInput(f"{name} {value!r} has no time zone; add Z or an offset such as +08:00")
         t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(t)
 
 
 @dataclass(frozen=True)
