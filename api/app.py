@@ -48,16 +48,14 @@ def _tree_number(request: Request, name: str) -> int:
     text = request.path_params[name]
     if _TREE_NUMBER.fullmatch(text) and int(text) <= MAX_TREE_NUMBER:
         return int(text)
-    raise MalformedInput(f"{name} is a decimal integer from 0 to {MAX_TREE_NUMBER}, not "
-                         f"{text[:40]!r}")
+    raise MalformedInput(f"{name} is a decimal integer from 0 to {MAX_TREE_NUMBER}, not {text[:40]!r}")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     store = Store(settings.db_url, read_urls=settings.db_read)
     # The checkpoint key, when this home has it, lets GraphQL `submit` append.
-    ledger = Ledger(store, note_signer=Home(settings.home).note_signer_if_any(),
-                    log_key=settings.log_key)
+    ledger = Ledger(store, note_signer=Home(settings.home).note_signer_if_any(), log_key=settings.log_key)
     # Reads (GraphQL queries, the page, the resolver, proofs, tiles, the console) go to the
     # replicas of SUYUAN_DB_READ, each request to one snapshot of one of them (ReadSnapshot
     # below); appends, scans and cosignatures go to the primary through `ledger`.
@@ -68,10 +66,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # the checkpoint of each GraphQL submit is sent to them for cosigning in the background.
     cfg = Home(settings.home).config() if settings.home else {}
     witnessing = Witnessing.from_config(cfg) if cfg.get("witnesses") else None
-    gatherer = (Gatherer(ledger, witnessing)
-                if witnessing is not None and ledger.note_signer is not None else None)
-    graphql = graphql_app(ledger, settings, gatherer.poke if gatherer is not None else None,
-                          reader=reader)
+    gatherer = (
+        Gatherer(ledger, witnessing) if witnessing is not None and ledger.note_signer is not None else None
+    )
+    graphql = graphql_app(ledger, settings, gatherer.poke if gatherer is not None else None, reader=reader)
     verified = VerificationCache()
     visitors = Visitors(settings.trusted_proxies, visitor_secret(settings.home))
 
@@ -102,8 +100,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def digital_link(request: Request) -> Response:
         return await anyio.to_thread.run_sync(
-            lambda: resolve(request, reader, settings.base_url, witnessing=witnessing,
-                            cache=verified, visitors=visitors), limiter=page_threads)
+            lambda: resolve(
+                request, reader, settings.base_url, witnessing=witnessing, cache=verified, visitors=visitors
+            ),
+            limiter=page_threads,
+        )
 
     def gs1resolver(request: Request) -> Response:
         return JSONResponse(resolver_description(settings.base_url))
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         epcis_mount(ledger),
         *console_routes(reader, settings),
     ]
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if store.is_initialised():
@@ -137,8 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             pin = ledger.pinned_key()
             if pin.problem:
                 # Serve anyway: every page says "not verified", with this reason.
-                logging.getLogger("suyuan").warning("%s; every page will say \"not verified\"",
-                                                    pin.problem)
+                logging.getLogger("suyuan").warning('%s; every page will say "not verified"', pin.problem)
         mirror = TilesMirror(ledger, settings.tiles_dir) if settings.tiles_dir else None
         if mirror is not None:
             mirror.start()
@@ -147,11 +148,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             mirror.stop()
         store.dispose()
 
-    app = Starlette(debug=settings.dev, routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(ReadSnapshot, store=read_store),
-                                Middleware(SecurityHeaders, dev=settings.dev), Middleware(BodyLimit),
-                                Middleware(BearerAuth, ledger=reader)],
-                    exception_handlers={LedgerError: ledger_error})
+    app = Starlette(
+        debug=settings.dev,
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(ReadSnapshot, store=read_store),
+            Middleware(SecurityHeaders, dev=settings.dev),
+            Middleware(BodyLimit),
+            Middleware(BearerAuth, ledger=reader),
+        ],
+        exception_handlers={LedgerError: ledger_error},
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.ledger = ledger

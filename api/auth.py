@@ -34,8 +34,11 @@ def viewer_of(authorization: str | None, ledger: Ledger) -> Viewer:
         return PUBLIC
     token = bearer_token(authorization)
     if token is None:
-        raise NotAuthentic("the Authorization header is `Bearer <token>`; make a token with "
-                           "`suyuan token --key NAME --signer ID`", code="token_malformed")
+        raise NotAuthentic(
+            "the Authorization header is `Bearer <token>`; make a token with "
+            "`suyuan token --key NAME --signer ID`",
+            code="token_malformed",
+        )
     return ledger.viewer_for_token(token)
 
 
@@ -61,8 +64,7 @@ class BearerAuth:
                 header = value.decode("latin-1")
                 break
         try:
-            viewer = (PUBLIC if header is None
-                      else await run_in_threadpool(viewer_of, header, self.ledger))
+            viewer = PUBLIC if header is None else await run_in_threadpool(viewer_of, header, self.ledger)
         except LedgerError as e:
             await _refuse(scope, receive, send, e)
             return
@@ -72,10 +74,11 @@ class BearerAuth:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, err: LedgerError) -> None:
     body = json.dumps({"error": err.as_dict()}, ensure_ascii=False).encode()
-    headers = [(b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode()),
-               (b"www-authenticate", f'Bearer error="invalid_token", error_description="{err.code}"'
-                .encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", f'Bearer error="invalid_token", error_description="{err.code}"'.encode()),
+    ]
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 401, "headers": headers})
         await send({"type": "http.response.body", "body": body})

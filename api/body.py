@@ -20,8 +20,10 @@ MAX_BODY: Final = 8 * 1024 * 1024
 
 def _too_large(length: int | None) -> RequestTooLarge:
     size = f"{length:,} bytes" if length is not None else "more"
-    return RequestTooLarge(f"the request body is {size}, over the limit of {MAX_BODY:,} bytes; "
-                           "send less at once (a GraphQL submit of up to 1,000 envelopes fits)")
+    return RequestTooLarge(
+        f"the request body is {size}, over the limit of {MAX_BODY:,} bytes; "
+        "send less at once (a GraphQL submit of up to 1,000 envelopes fits)"
+    )
 
 
 class BodyLimit:
@@ -38,8 +40,9 @@ class BodyLimit:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 if not value.isdigit():
-                    await error_response(MalformedInput(
-                        "Content-Length is a decimal number of bytes"))(scope, receive, send)
+                    await error_response(MalformedInput("Content-Length is a decimal number of bytes"))(
+                        scope, receive, send
+                    )
                     return
                 length = int(value)
         if length is not None and length > self.max_bytes:

@@ -38,9 +38,14 @@ XML_TYPES: Final = ("application/xml", "text/xml")
 GS1_HEADERS: Final = {"GS1-EPCIS-Version": EPCIS_VERSION, "GS1-CBV-Version": CBV_VERSION}
 # Returned events are the signed bodies: identifiers are never rewritten.
 DISCOVERY_HEADERS: Final = {
-    **GS1_HEADERS, "GS1-EPCIS-Min": EPCIS_VERSION, "GS1-EPCIS-Max": EPCIS_VERSION,
-    "GS1-CBV-Min": CBV_VERSION, "GS1-CBV-Max": CBV_VERSION, "GS1-EPC-Format": "Never_Translates",
-    "GS1-CBV-XML-Format": "Never_Translates", "GS1-Vendor-Version": "suyuan-0.1.0",
+    **GS1_HEADERS,
+    "GS1-EPCIS-Min": EPCIS_VERSION,
+    "GS1-EPCIS-Max": EPCIS_VERSION,
+    "GS1-CBV-Min": CBV_VERSION,
+    "GS1-CBV-Max": CBV_VERSION,
+    "GS1-EPC-Format": "Never_Translates",
+    "GS1-CBV-XML-Format": "Never_Translates",
+    "GS1-Vendor-Version": "suyuan-0.1.0",
 }
 
 XML: Final = "application/xml"
@@ -77,10 +82,18 @@ _EXCEPTIONS: Final[list[tuple[type[LedgerError], int, str]]] = [
     (RequestTooLarge, 413, "CaptureLimitExceededException"),
     (MalformedInput, 400, "ValidationException"),
 ]
-_TITLES: Final = {400: "Bad request", 401: "Unauthorised request", 403: "Access to resource forbidden",
-                  404: "Resource not found", 406: "Not acceptable", 409: "Resource already exists",
-                  413: "Too large", 415: "Unsupported media type", 500: "A server-side error occurred",
-                  501: "Functionality not supported by server"}
+_TITLES: Final = {
+    400: "Bad request",
+    401: "Unauthorised request",
+    403: "Access to resource forbidden",
+    404: "Resource not found",
+    406: "Not acceptable",
+    409: "Resource already exists",
+    413: "Too large",
+    415: "Unsupported media type",
+    500: "A server-side error occurred",
+    501: "Functionality not supported by server",
+}
 
 
 def problem_of(err: LedgerError) -> tuple[int, str]:
@@ -94,11 +107,19 @@ def problem_of(err: LedgerError) -> tuple[int, str]:
 def problem(err: LedgerError, **headers: str) -> Response:
     """``application/problem+json``: type, title, status and the refusal's sentence."""
     status, exception = problem_of(err)
-    body = {"type": f"epcisException:{exception}", "title": _TITLES.get(status, "Error"),
-            "status": status, "detail": f"[{err.code}] {err.message}"}
+    body = {
+        "type": f"epcisException:{exception}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": f"[{err.code}] {err.message}",
+    }
     extra = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM,
-                    headers={**GS1_HEADERS, **extra, **headers})
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type=PROBLEM,
+        headers={**GS1_HEADERS, **extra, **headers},
+    )
 
 
 _VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})*")
@@ -120,8 +141,10 @@ def check_versions(request: Request) -> None:
         low = _version(request.headers.get(f"GS1-{name}-Min", ""))
         high = _version(request.headers.get(f"GS1-{name}-Max", ""))
         if (low is not None and _pad(low) > ours) or (high is not None and _pad(high) < ours):
-            raise NotAcceptable(f"this server speaks {name} {EPCIS_VERSION} only, outside the "
-                                f"range GS1-{name}-Min/Max asks for")
+            raise NotAcceptable(
+                f"this server speaks {name} {EPCIS_VERSION} only, outside the "
+                f"range GS1-{name}-Min/Max asks for"
+            )
 
 
 def _accepted(request: Request) -> list[tuple[str, float]]:
@@ -180,25 +203,34 @@ def media_type(request: Request, *, xml: bool = False) -> str:
     if best[1][0] > 0:
         return best[0]
     names = ", ".join(k for k, _ in accepted)[:80]
-    served = "application/json, application/ld+json or application/xml" if xml else \
-        "application/json or application/ld+json"
+    served = (
+        "application/json, application/ld+json or application/xml"
+        if xml
+        else "application/json or application/ld+json"
+    )
     no_xml = not xml and any(k in XML_TYPES for k, _ in accepted)
-    raise NotAcceptable(f"this resource is served as {served}, not {names}"
-                        + ("; GS1's bindings define no XML for it" if no_xml else ""))
+    raise NotAcceptable(
+        f"this resource is served as {served}, not {names}"
+        + ("; GS1's bindings define no XML for it" if no_xml else "")
+    )
 
 
-def document(doc: Mapping[str, Any], kind: str, *, status: int = 200,
-             headers: Mapping[str, str] | None = None, xml: XmlWriter | None = None) -> Response:
+def document(
+    doc: Mapping[str, Any],
+    kind: str,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    xml: XmlWriter | None = None,
+) -> Response:
     """``doc`` in the negotiated ``kind``: through ``xml`` when that is an XML type."""
     if kind in XML_TYPES:
         if xml is None:
-            raise NotAcceptable("this resource has no XML representation; ask for "
-                                "application/json")
+            raise NotAcceptable("this resource has no XML representation; ask for application/json")
         body = xml(doc)
     else:
         body = orjson.dumps(doc)
-    return Response(body, status_code=status, media_type=kind,
-                    headers={**GS1_HEADERS, **(headers or {})})
+    return Response(body, status_code=status, media_type=kind, headers={**GS1_HEADERS, **(headers or {})})
 
 
 def options(allow: str, **extra: str) -> Response:

@@ -45,13 +45,27 @@ from ledger.queries import epcis_query as eq
 from ledger.store import epcisdb
 from ledger.store.db import Store
 
-TOP_LEVEL: Final = ["events", "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints",
-                    "dispositions", "capture", "queries"]
+TOP_LEVEL: Final = [
+    "events",
+    "eventTypes",
+    "epcs",
+    "bizSteps",
+    "bizLocations",
+    "readPoints",
+    "dispositions",
+    "capture",
+    "queries",
+]
 COLLECTION_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 # /{resource}/{value}/events is /events with one more parameter.
-RESOURCE_PARAMETER: Final = {"eventTypes": "eventType", "bizSteps": "EQ_bizStep",
-                             "bizLocations": "EQ_bizLocation", "readPoints": "EQ_readPoint",
-                             "dispositions": "EQ_disposition", "epcs": "MATCH_anyEPC"}
+RESOURCE_PARAMETER: Final = {
+    "eventTypes": "eventType",
+    "bizSteps": "EQ_bizStep",
+    "bizLocations": "EQ_bizLocation",
+    "readPoints": "EQ_readPoint",
+    "dispositions": "EQ_disposition",
+    "epcs": "MATCH_anyEPC",
+}
 QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]{1,200}")
 MAX_QUERIES_PER_PARTY: Final = 100
 POLL_SECONDS = 0.5  # how often a subscription looks for new entries
@@ -63,6 +77,7 @@ Handler = Callable[[Request], Response]
 def _guarded(allow: str, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
     """OPTIONS answered; versions checked; refusals as RFC 7807 problems; the work on a
     thread (it reads the database)."""
+
     async def endpoint(request: Request) -> Response:
         if request.method == "OPTIONS":
             return options(allow)
@@ -71,6 +86,7 @@ def _guarded(allow: str, fn: Handler) -> Callable[[Request], Awaitable[Response]
             return await anyio.to_thread.run_sync(fn, request)
         except LedgerError as e:
             return problem(e)
+
     return endpoint
 
 
@@ -94,12 +110,17 @@ def _params(request: Request, **extra: str) -> dict[str, list[str]]:
     return eq.params_of_url([*items, *extra.items()])
 
 
-def _events_page(ledger: Ledger, request: Request, params: dict[str, list[str]], *,
-                 query_name: str = eq.QUERY_NAME) -> Response:
+def _events_page(
+    ledger: Ledger, request: Request, params: dict[str, list[str]], *, query_name: str = eq.QUERY_NAME
+) -> Response:
     kind = media_type(request, xml=True)
     per_page = _per_page(request)
-    page = eq.run_query(ledger.store, eq.parse_query(params), per_page=per_page,
-                        token=request.query_params.get("nextPageToken"))
+    page = eq.run_query(
+        ledger.store,
+        eq.parse_query(params),
+        per_page=per_page,
+        token=request.query_params.get("nextPageToken"),
+    )
     headers = link_next(request, page.next_token, per_page) if page.next_token else {}
     doc = eq.query_document(ledger.store, page.events, query_name=query_name)
     return document(doc, kind, headers=headers, xml=eq.query_xml)
@@ -122,8 +143,10 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
 
     def events(request: Request) -> Response:
         if request.method == "POST":
-            raise NotImplementedHere("capture is at each enterprise's `suyuan agent` (POST "
-                                     "/epcis/capture there), which signs with its own key")
+            raise NotImplementedHere(
+                "capture is at each enterprise's `suyuan agent` (POST "
+                "/epcis/capture there), which signs with its own key"
+            )
         return _events_page(ledger, request, _params(request))
 
     def event(request: Request) -> Response:
@@ -137,13 +160,15 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         def endpoint(request: Request) -> Response:
             kind = media_type(request)
             per_page = _per_page(request)
-            page = eq.vocabulary_page(store, resource, per_page=per_page,
-                                      token=request.query_params.get("nextPageToken"))
+            page = eq.vocabulary_page(
+                store, resource, per_page=per_page, token=request.query_params.get("nextPageToken")
+            )
             context: Any = COLLECTION_CONTEXT
             if resource in ("bizSteps", "dispositions"):
                 context = eq.query_context(page.members)
             headers = link_next(request, page.next_token, per_page) if page.next_token else {}
             return document(_collection(page.members, context=context), kind, headers=headers)
+
         return endpoint
 
     def sub_resource(request: Request) -> Response:
@@ -152,13 +177,15 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
     def resource_events(resource: str) -> Handler:
         def endpoint(request: Request) -> Response:
             value = request.path_params["value"]
-            return _events_page(ledger, request,
-                                _params(request, **{RESOURCE_PARAMETER[resource]: value}))
+            return _events_page(ledger, request, _params(request, **{RESOURCE_PARAMETER[resource]: value}))
+
         return endpoint
 
     def capture(request: Request) -> Response:
-        raise NotImplementedHere("capture is at each enterprise's `suyuan agent`, which signs "
-                                 "its events with its own key and submits them to this ledger")
+        raise NotImplementedHere(
+            "capture is at each enterprise's `suyuan agent`, which signs "
+            "its events with its own key and submits them to this ledger"
+        )
 
     def queries(request: Request) -> Response:
         if request.method == "POST":
@@ -171,14 +198,19 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         page = found[:per_page]
         body = [{"name": q.name, "query": orjson.loads(q.query)} for q in page]
         headers = link_next(request, page[-1].name, per_page) if len(found) > per_page else {}
-        return Response(orjson.dumps(body), media_type=kind, headers={
-            "GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0", **headers})
+        return Response(
+            orjson.dumps(body),
+            media_type=kind,
+            headers={"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0", **headers},
+        )
 
     def _create_query(request: Request) -> Response:
         viewer = scope_viewer(request.scope)
         if viewer.kind == "public" or viewer.party is None:
-            raise NotAuthentic("creating a named query needs a party's bearer token "
-                               "(`suyuan token --key NAME --signer ID`)", code="token_required")
+            raise NotAuthentic(
+                "creating a named query needs a party's bearer token (`suyuan token --key NAME --signer ID`)",
+                code="token_required",
+            )
         try:
             doc = orjson.loads(request_body(request))
         except orjson.JSONDecodeError:
@@ -192,16 +224,22 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         eq.parse_query(params)  # refused now, not when it is run
         with store.writing() as conn:
             if epcisdb.count_queries(conn, viewer.party) >= MAX_QUERIES_PER_PARTY:
-                raise NotAuthorised(f"{viewer.party} has {MAX_QUERIES_PER_PARTY} named queries; "
-                                    "delete one first", code="too_many_queries")
-            saved = epcisdb.save_query(conn, epcisdb.NamedQuery(
-                name=name, query=orjson.dumps(doc["query"]).decode(), owner=viewer.party,
-                created=_now()))
+                raise NotAuthorised(
+                    f"{viewer.party} has {MAX_QUERIES_PER_PARTY} named queries; delete one first",
+                    code="too_many_queries",
+                )
+            saved = epcisdb.save_query(
+                conn,
+                epcisdb.NamedQuery(
+                    name=name, query=orjson.dumps(doc["query"]).decode(), owner=viewer.party, created=_now()
+                ),
+            )
         if not saved:
             raise ResourceExists(f"a query named {name} exists; choose another name")
-        return Response(status_code=201, headers={"Location": f"queries/{name}",
-                                                  "GS1-EPCIS-Version": "2.0.0",
-                                                  "GS1-CBV-Version": "2.0.0"})
+        return Response(
+            status_code=201,
+            headers={"Location": f"queries/{name}", "GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"},
+        )
 
     def named(request: Request) -> epcisdb.NamedQuery:
         with store.reading() as conn:
@@ -215,8 +253,9 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         if request.method == "DELETE":
             viewer = scope_viewer(request.scope)
             if viewer.kind != "regulator" and viewer.party != q.owner:
-                raise NotAuthorised("a named query is deleted by the party that created it or "
-                                    "a regulator", code="not_owner")
+                raise NotAuthorised(
+                    "a named query is deleted by the party that created it or a regulator", code="not_owner"
+                )
             with store.writing() as conn:
                 epcisdb.delete_query(conn, q.name)
             return Response(status_code=204)
@@ -226,17 +265,20 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         q = named(request)
         for name in ("stream", "second", "minute", "hour", "dayOfMonth", "month", "dayOfWeek"):
             if name in request.query_params:
-                raise NotImplementedHere("subscriptions are WebSocket streams: open this URL as "
-                                         "a WebSocket with ?stream=true")
+                raise NotImplementedHere(
+                    "subscriptions are WebSocket streams: open this URL as a WebSocket with ?stream=true"
+                )
         params = eq.params_of_json(orjson.loads(q.query))
         return _events_page(ledger, request, params, query_name=q.name)
 
     def subscriptions(request: Request) -> Response:
         named(request)
         if request.method == "POST":
-            raise NotImplementedHere("webhook subscriptions are not offered: this ledger calls "
-                                     "no client URL; subscribe over WebSocket at "
-                                     "queries/{name}/events?stream=true")
+            raise NotImplementedHere(
+                "webhook subscriptions are not offered: this ledger calls "
+                "no client URL; subscribe over WebSocket at "
+                "queries/{name}/events?stream=true"
+            )
         return Response(b"[]", media_type=JSON, headers={"GS1-EPCIS-Version": "2.0.0"})
 
     def subscription(request: Request) -> Response:
@@ -252,38 +294,48 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
         Route("/events", _guarded("OPTIONS, GET", events), methods=["GET", "POST", "OPTIONS"]),
         Route("/events/{eventID:path}", _guarded("OPTIONS, GET", event), methods=["GET", "OPTIONS"]),
         Route("/capture", _guarded("OPTIONS", capture), methods=["GET", "POST", "OPTIONS"]),
-        Route("/capture/{captureID:path}", _guarded("OPTIONS", capture),
-              methods=["GET", "OPTIONS"]),
-        Route("/queries", _guarded("OPTIONS, GET, POST", queries),
-              methods=["GET", "POST", "OPTIONS"]),
-        Route("/queries/{name}", _guarded("OPTIONS, GET, DELETE", query),
-              methods=["GET", "DELETE", "OPTIONS"]),
+        Route("/capture/{captureID:path}", _guarded("OPTIONS", capture), methods=["GET", "OPTIONS"]),
+        Route("/queries", _guarded("OPTIONS, GET, POST", queries), methods=["GET", "POST", "OPTIONS"]),
+        Route(
+            "/queries/{name}", _guarded("OPTIONS, GET, DELETE", query), methods=["GET", "DELETE", "OPTIONS"]
+        ),
         WebSocketRoute("/queries/{name}/events", _subscribe(ledger)),
-        Route("/queries/{name}/events", _guarded("OPTIONS, GET", query_events),
-              methods=["GET", "OPTIONS"]),
-        Route("/queries/{name}/subscriptions", _guarded("OPTIONS, GET", subscriptions),
-              methods=["GET", "POST", "OPTIONS"]),
-        Route("/queries/{name}/subscriptions/{id}", _guarded("OPTIONS", subscription),
-              methods=["GET", "DELETE", "OPTIONS"]),
-        Route("/nextPageToken/{token:path}", _guarded("DELETE", next_page_token),
-              methods=["DELETE"]),
+        Route("/queries/{name}/events", _guarded("OPTIONS, GET", query_events), methods=["GET", "OPTIONS"]),
+        Route(
+            "/queries/{name}/subscriptions",
+            _guarded("OPTIONS, GET", subscriptions),
+            methods=["GET", "POST", "OPTIONS"],
+        ),
+        Route(
+            "/queries/{name}/subscriptions/{id}",
+            _guarded("OPTIONS", subscription),
+            methods=["GET", "DELETE", "OPTIONS"],
+        ),
+        Route("/nextPageToken/{token:path}", _guarded("DELETE", next_page_token), methods=["DELETE"]),
     ]
+
     def nowhere(request: Request) -> Response:
         raise NotFound(f"no EPCIS resource at {request.url.path[:120]!r}; GET /epcis/ lists them")
 
     for resource in eq.VOCABULARIES:
         out += [
-            Route(f"/{resource}", _guarded("OPTIONS, GET", vocabulary(resource)),
-                  methods=["GET", "OPTIONS"]),
-            Route(f"/{resource}/{{value:path}}/events",
-                  _guarded("OPTIONS, GET", resource_events(resource)), methods=["GET", "OPTIONS"]),
-            Route(f"/{resource}/{{value:path}}", _guarded("OPTIONS, GET", sub_resource),
-                  methods=["GET", "OPTIONS"]),
+            Route(f"/{resource}", _guarded("OPTIONS, GET", vocabulary(resource)), methods=["GET", "OPTIONS"]),
+            Route(
+                f"/{resource}/{{value:path}}/events",
+                _guarded("OPTIONS, GET", resource_events(resource)),
+                methods=["GET", "OPTIONS"],
+            ),
+            Route(
+                f"/{resource}/{{value:path}}",
+                _guarded("OPTIONS, GET", sub_resource),
+                methods=["GET", "OPTIONS"],
+            ),
         ]
     # Last: whatever no route above takes (a path holding a line break, which Starlette's
     # path convertor does not match) is a 404 problem, not the router's plain-text 404.
-    out.append(Route("/{rest:epcis_anything}", _guarded("OPTIONS, GET", nowhere),
-                     methods=["GET", "HEAD", "OPTIONS"]))
+    out.append(
+        Route("/{rest:epcis_anything}", _guarded("OPTIONS, GET", nowhere), methods=["GET", "HEAD", "OPTIONS"])
+    )
     return out
 
 
@@ -336,8 +388,7 @@ def _subscribe(ledger: Ledger) -> Callable[[WebSocket], Awaitable[None]]:
             query = eq.parse_query(eq.params_of_json(orjson.loads(q.query)))
             start = ws.query_params.get("initialRecordTime")
             if start is not None:
-                query = replace(query, record_ge=eq.parse_query(
-                    {"GE_recordTime": [start]}).record_ge)
+                query = replace(query, record_ge=eq.parse_query({"GE_recordTime": [start]}).record_ge)
         except LedgerError as e:
             await ws.close(code=4400, reason=e.message[:120])
             return
@@ -368,21 +419,23 @@ def _subscribe(ledger: Ledger) -> Callable[[WebSocket], Awaitable[None]]:
     return endpoint
 
 
-async def _deliver(ws: WebSocket, store: Store, query: eq.EventQuery, lo: int, hi: int,
-                   name: str, subscription_id: str) -> None:
-    sel = replace(await anyio.to_thread.run_sync(eq.resolve_selection, store, query),
-                  by_event_time=False, descending=False)
-    sel = replace(sel, seq_lo=max(sel.seq_lo, lo),
-                  seq_hi=hi if sel.seq_hi is None else min(sel.seq_hi, hi))
-    stream = replace(query, selection=sel, record_ge=None, record_lt=None, count_limit=None,
-                     max_count=None)
+async def _deliver(
+    ws: WebSocket, store: Store, query: eq.EventQuery, lo: int, hi: int, name: str, subscription_id: str
+) -> None:
+    sel = replace(
+        await anyio.to_thread.run_sync(eq.resolve_selection, store, query),
+        by_event_time=False,
+        descending=False,
+    )
+    sel = replace(sel, seq_lo=max(sel.seq_lo, lo), seq_hi=hi if sel.seq_hi is None else min(sel.seq_hi, hi))
+    stream = replace(query, selection=sel, record_ge=None, record_lt=None, count_limit=None, max_count=None)
     token = None
     while True:
         page = await anyio.to_thread.run_sync(
-            functools.partial(eq.run_query, store, stream, per_page=eq.MAX_PER_PAGE, token=token))
+            functools.partial(eq.run_query, store, stream, per_page=eq.MAX_PER_PAGE, token=token)
+        )
         if page.events:
-            doc = eq.query_document(store, page.events, query_name=name,
-                                    subscription_id=subscription_id)
+            doc = eq.query_document(store, page.events, query_name=name, subscription_id=subscription_id)
             await ws.send_bytes(orjson.dumps(doc))
         if page.next_token is None:
             return

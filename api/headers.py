@@ -27,8 +27,13 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        extra = (IDE if self.dev and path == "/graphql"
-                 else CONSOLE if path == "/console" or path.startswith("/console/") else STRICT)
+        extra = (
+            IDE
+            if self.dev and path == "/graphql"
+            else CONSOLE
+            if path == "/console" or path.startswith("/console/")
+            else STRICT
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -69,16 +69,22 @@ def _draw_symbol(pdf: FPDF, text: str, x: float, y: float) -> None:
     # rasterised), all in one path filled once: fpdf's rect() per run costs ten times the
     # drawing itself, and a sheet of a thousand labels has about 250,000 runs.
     k, m = pdf.k, module * pdf.k
-    ops = ["q", f"{m:.5f} 0 0 {-m:.5f} {(x + BORDER * module) * k:.3f} "
-                f"{(pdf.h - y - BORDER * module) * k:.3f} cm"]
-    ops += [f"{run.start()} {r} {run.end() - run.start()} 1 re"
-            for r, row in enumerate(rows) for run in _DARK_RUN.finditer(row)]
+    ops = [
+        "q",
+        f"{m:.5f} 0 0 {-m:.5f} {(x + BORDER * module) * k:.3f} {(pdf.h - y - BORDER * module) * k:.3f} cm",
+    ]
+    ops += [
+        f"{run.start()} {r} {run.end() - run.start()} 1 re"
+        for r, row in enumerate(rows)
+        for run in _DARK_RUN.finditer(row)
+    ]
     ops += ["f", "Q"]
     pdf._out("\n".join(ops))  # noqa: SLF001 - fpdf2 has no public call for raw path operators
 
 
-def label_sheet(labels: Sequence[Label], *, title: str,
-                progress: Callable[[int, int], None] | None = None) -> bytes:
+def label_sheet(
+    labels: Sequence[Label], *, title: str, progress: Callable[[int, int], None] | None = None
+) -> bytes:
     """A PDF of A4 pages, ``COLUMNS`` × ``ROWS`` labels a page, in the order given."""
     if not labels:
         raise NotFound("there are no labels to print")
@@ -96,8 +102,11 @@ def label_sheet(labels: Sequence[Label], *, title: str,
             pdf.add_page()
             pdf.set_font("Helvetica", size=9)
             pdf.set_xy(MARGIN, MARGIN)
-            pdf.cell(PAGE_W - 2 * MARGIN, HEADER_H - 2,
-                     f"{title}  -  {len(labels)} labels  -  page {i // PER_PAGE + 1} of {pages}")
+            pdf.cell(
+                PAGE_W - 2 * MARGIN,
+                HEADER_H - 2,
+                f"{title}  -  {len(labels)} labels  -  page {i // PER_PAGE + 1} of {pages}",
+            )
             if progress is not None:
                 progress(i, len(labels))
         col, row = slot % COLUMNS, slot // COLUMNS
@@ -107,33 +116,41 @@ def label_sheet(labels: Sequence[Label], *, title: str,
         pdf.set_xy(x + 1.5, y + SYMBOL_MM)
         for n, line in enumerate(label.lines):
             font = "Courier" if n == 0 else "Helvetica"
-            size = _fit(pdf, line, text_w, font=font, start=7.5 if n == 0 else 5.5,
-                        least=4.5 if n == 0 else 4.0)
+            size = _fit(
+                pdf, line, text_w, font=font, start=7.5 if n == 0 else 5.5, least=4.5 if n == 0 else 4.0
+            )
             pdf.set_x(x + 1.5)
             if pdf.get_string_width(line) <= text_w:
-                pdf.cell(text_w, size * 0.45, line, align="C", new_x=XPos.LMARGIN,
-                         new_y=YPos.NEXT)
+                pdf.cell(text_w, size * 0.45, line, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
                 continue
             # A code longer than the label at the smallest size wraps between characters.
-            pdf.multi_cell(text_w, size * 0.45, line, align="C", wrapmode=WrapMode.CHAR,
-                           new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.multi_cell(
+                text_w,
+                size * 0.45,
+                line,
+                align="C",
+                wrapmode=WrapMode.CHAR,
+                new_x=XPos.LMARGIN,
+                new_y=YPos.NEXT,
+            )
     if progress is not None:
         progress(len(labels), len(labels))
     return bytes(pdf.output())
 
 
-def lot_label_sheet(store: Store, base_url: str, lot: str,
-                    progress: Callable[[int, int], None] | None = None
-                    ) -> tuple[bytes, dict[str, Any]]:
+def lot_label_sheet(
+    store: Store, base_url: str, lot: str, progress: Callable[[int, int], None] | None = None
+) -> tuple[bytes, dict[str, Any]]:
     """A label sheet of every item of ``lot``: (PDF bytes, what it holds)."""
     found = trace.lot_items(store, lot)
     if not found["items"]:
-        raise NotFound(f"the ledger knows no items of lot {found['lot']}; items belong to a lot "
-                       "when commissioned with its lot number (ilmd cbvmda:lotNumber)")
+        raise NotFound(
+            f"the ledger knows no items of lot {found['lot']}; items belong to a lot "
+            "when commissioned with its lot number (ilmd cbvmda:lotNumber)"
+        )
     labels = []
     for item in found["items"]:
         url = digital_link_url(base_url, item)
         labels.append(Label(url, (element_string(item), url)))
     pdf = label_sheet(labels, title=f"Lot {element_string(found['lot'])}", progress=progress)
-    return pdf, {"lot": found["lot"], "items": len(labels),
-                 "pages": (len(labels) + PER_PAGE - 1) // PER_PAGE}
+    return pdf, {"lot": found["lot"], "items": len(labels), "pages": (len(labels) + PER_PAGE - 1) // PER_PAGE}

@@ -17,9 +17,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 LANGS = ("zh", "en")
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
-_env = Environment(loader=PackageLoader("api", "templates"),
-                   autoescape=select_autoescape(["html"], default=True),
-                   trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+_env = Environment(
+    loader=PackageLoader("api", "templates"),
+    autoescape=select_autoescape(["html"], default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    auto_reload=False,
+)
 
 
 def _style_source() -> str:
@@ -34,8 +38,10 @@ def _style_source() -> str:
 STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_style_source().encode()).digest()).decode()
 # Nothing runs, loads, embeds or submits but the stylesheet: a value a signer wrote that
 # escaped the escaping would still be inert, and no other site may frame the page.
-CSP = (f"default-src 'none'; style-src '{STYLE_HASH}'; base-uri 'none'; form-action 'none'; "
-       "frame-ancestors 'none'")
+CSP = (
+    f"default-src 'none'; style-src '{STYLE_HASH}'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -68,8 +74,9 @@ TEXT: dict[str, dict[str, str]] = {
         "records_title": "记录核验",
         "verified_badge": "✓ 记录已核验",
         "unverified_badge": "✗ 记录未能全部核验",
-        "records_scope": ("核验的是本页记录的真实性与完整性：谁在何时签署了什么、记录有没有被改动，"
-                          "而不是商品本身的质量。"),
+        "records_scope": (
+            "核验的是本页记录的真实性与完整性：谁在何时签署了什么、记录有没有被改动，而不是商品本身的质量。"
+        ),
         "recalled": "此商品已被召回",
         "recall_reason": "原因",
         "recall_when": "召回时间",
@@ -82,23 +89,28 @@ TEXT: dict[str, dict[str, str]] = {
         "verified_sentence": (
             "本页 {entries} 条记录的 {signatures} 个数字签名均已核验有效；每条记录都包含在账本第 "
             "{checkpoint} 号检查点中，该检查点由账本签名，并由 {k}/{n} 个独立见证方联署"
-            "（至少需要 {quorum} 个）。"),
+            "（至少需要 {quorum} 个）。"
+        ),
         "verified_sentence_nw": (
             "本页 {entries} 条记录的 {signatures} 个数字签名均已核验有效；每条记录都包含在账本第 "
-            "{checkpoint} 号检查点中，该检查点由账本签名（本账本未配置独立见证方）。"),
+            "{checkpoint} 号检查点中，该检查点由账本签名（本账本未配置独立见证方）。"
+        ),
         "unverified_sentence": "有 {bad} 条记录未能通过核验，本页不显示其内容，请谨慎对待本页信息：",
         "unverified_other": "本页信息未能全部通过核验，请谨慎对待：",
         "explain": (
             "每条记录都由负责该环节的企业或机关用自己登记的密钥签名；账本把全部记录串成不可篡改的"
             "哈希链，并定期签发检查点（默克尔树根）。本页在服务器上重新核验了以上每个签名和每条记录的"
-            "包含证明。"),
+            "包含证明。"
+        ),
         "explain_witnesses": (
             "本账本配置了 {n} 个独立见证方（{names}），检查点须有其中至少 {quorum} 个联署才算见证。"
             "见证方只会联署与此前历史一致的检查点，所以任何人都无法悄悄改写记录，或对不同的人展示"
-            "不同的记录。"),
+            "不同的记录。"
+        ),
         "explain_no_witnesses": (
             "本账本未配置独立见证方：检查点只由账本运营方签名。记录一旦被改动仍会被发现，但运营方"
-            "若对不同的人展示不同的历史，只有独立见证方才能发现。"),
+            "若对不同的人展示不同的历史，只有独立见证方才能发现。"
+        ),
         "list_sep": "、",
         "code": "追溯码",
         "data": "数据",
@@ -109,8 +121,9 @@ TEXT: dict[str, dict[str, str]] = {
         "not_found_title": "未找到此追溯码",
         "not_found": "账本中没有关于 {code} 的记录。请核对标签上的追溯码，或联系商家。",
         "bad_title": "追溯码有误",
-        "bad_digit": ("{key} {value} 的校验位是 {given}，正确的应为 {expected}。"
-                      "请核对标签上的号码后重新输入。"),
+        "bad_digit": (
+            "{key} {value} 的校验位是 {given}，正确的应为 {expected}。请核对标签上的号码后重新输入。"
+        ),
         "bad_other": "无法识别这个追溯码，请核对标签后重试。",
         "bad_link_type": "不支持这种链接类型。",
         "failed_title": "暂时无法显示",
@@ -146,9 +159,11 @@ TEXT: dict[str, dict[str, str]] = {
         "records_title": "Record verification",
         "verified_badge": "✓ Records verified",
         "unverified_badge": "✗ Records not all verified",
-        "records_scope": ("This checks that the records on this page are authentic and complete "
-                          "(who signed what, and when, and that nothing was changed), not the "
-                          "quality of the product itself."),
+        "records_scope": (
+            "This checks that the records on this page are authentic and complete "
+            "(who signed what, and when, and that nothing was changed), not the "
+            "quality of the product itself."
+        ),
         "recalled": "This product has been recalled",
         "recall_reason": "Reason",
         "recall_when": "Recalled on",
@@ -157,34 +172,42 @@ TEXT: dict[str, dict[str, str]] = {
         "fake_title": "Caution: this may be a counterfeit",
         "fake_regions": "This code has been scanned in {regions} different regions.",
         "fake_scans": "{scans} different people have scanned this code since the product was sold.",
-        "fake_advice": ("A genuine code is normally scanned by one household. Check the packaging "
-                        "and report it to the seller or to 12315."),
+        "fake_advice": (
+            "A genuine code is normally scanned by one household. Check the packaging "
+            "and report it to the seller or to 12315."
+        ),
         "verified_sentence": (
             "All {signatures} digital signatures on the {entries} records of this page are valid, "
             "and every record is included in checkpoint {checkpoint}, signed by the ledger and "
-            "cosigned by {k} of {n} independent witnesses ({quorum} required)."),
+            "cosigned by {k} of {n} independent witnesses ({quorum} required)."
+        ),
         "verified_sentence_nw": (
             "All {signatures} digital signatures on the {entries} records of this page are valid, "
             "and every record is included in checkpoint {checkpoint}, signed by the ledger (this "
-            "ledger has no independent witnesses)."),
-        "unverified_sentence": ("{bad} records failed verification and are not shown; "
-                                "treat this page with care:"),
+            "ledger has no independent witnesses)."
+        ),
+        "unverified_sentence": (
+            "{bad} records failed verification and are not shown; treat this page with care:"
+        ),
         "unverified_other": "This page could not be fully verified; treat it with care:",
         "explain": (
             "Each record is signed with the registered key of the company or authority "
             "responsible for that step. The ledger chains every record into a tamper-evident "
             "hash chain and regularly signs a checkpoint (a Merkle tree root). This page "
-            "re-checked every signature and every record's inclusion proof on the server."),
+            "re-checked every signature and every record's inclusion proof on the server."
+        ),
         "explain_witnesses": (
             "This ledger has {n} independent witnesses ({names}); a checkpoint counts as "
             "witnessed when at least {quorum} of them cosign it. Witnesses cosign only "
             "checkpoints consistent with the history they saw before, so nobody can quietly "
-            "rewrite records or show different histories to different people."),
+            "rewrite records or show different histories to different people."
+        ),
         "explain_no_witnesses": (
             "This ledger has no independent witnesses: its checkpoints are signed by its "
             "operator alone. A changed record would still be detected, but only independent "
             "witnesses could detect the operator showing different histories to different "
-            "people."),
+            "people."
+        ),
         "list_sep": ", ",
         "code": "Trace code",
         "data": "Data",
@@ -195,8 +218,10 @@ TEXT: dict[str, dict[str, str]] = {
         "not_found_title": "Code not found",
         "not_found": "The ledger holds nothing about {code}. Check the code on the label, or ask the seller.",
         "bad_title": "This code has a typo",
-        "bad_digit": ("{key} {value} has check digit {given}; the correct one is {expected}. "
-                      "Check the number on the label and try again."),
+        "bad_digit": (
+            "{key} {value} has check digit {given}; the correct one is {expected}. "
+            "Check the number on the label and try again."
+        ),
         "bad_other": "This is not a trace code we can read; check the label and try again.",
         "bad_link_type": "This link type is not supported.",
         "failed_title": "Cannot show this now",
@@ -205,58 +230,93 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 STAGES = {
-    "production": ("生产", "Production"), "transaction": ("交易", "Sale"),
-    "clearance": ("通关", "Customs"), "logistics": ("物流", "Logistics"),
-    "payment": ("支付", "Payment"), "evaluation": ("评价", "Review"),
+    "production": ("生产", "Production"),
+    "transaction": ("交易", "Sale"),
+    "clearance": ("通关", "Customs"),
+    "logistics": ("物流", "Logistics"),
+    "payment": ("支付", "Payment"),
+    "evaluation": ("评价", "Review"),
     "recall": ("召回", "Recall"),
 }
 
 # Every activity ``ledger.epcis.stages.classify`` returns (STAGE_ACTIVITIES), and "delivered".
 ACTIVITIES = {
     "commissioning": ("生产赋码", "Produced and coded"),
-    "creating_class_instance": ("生产", "Produced"), "encoding": ("赋码", "Coded"),
-    "reserving": ("预留编码", "Codes reserved"), "assembling": ("组装", "Assembled"),
-    "disassembling": ("拆解", "Disassembled"), "repackaging": ("重新包装", "Repackaged"),
-    "repairing": ("维修", "Repaired"), "replacing": ("更换", "Replaced"),
-    "installing": ("安装", "Installed"), "removing": ("拆除", "Removed"),
-    "killing": ("停用编码", "Code retired"), "sensor_reporting": ("传感器记录", "Sensor readings"),
-    "packing": ("装箱", "Packed"), "unpacking": ("拆箱", "Unpacked"),
-    "aggregation": ("组托", "Grouped"), "loading": ("装载", "Loaded"),
-    "unloading": ("卸载", "Unloaded"), "shipping": ("发运", "Shipped"),
-    "departing": ("启运", "Departed"), "arriving": ("到达", "Arrived"),
-    "receiving": ("收货入库", "Received"), "storing": ("仓储", "Stored"),
-    "stocking": ("上架", "Stocked"), "picking": ("拣货", "Picked"),
-    "staging_outbound": ("待出库", "Staged for dispatch"), "accepting": ("签收", "Accepted"),
-    "transporting": ("运输", "In transport"), "transformation": ("加工", "Processed"),
-    "void_shipping": ("取消发运", "Shipment cancelled"), "holding": ("暂扣", "Held"),
-    "stock_taking": ("盘点", "Stock taken"), "cycle_counting": ("循环盘点", "Counted"),
-    "entering_exiting": ("进出场", "Entered or left"), "collecting": ("揽收", "Collected"),
+    "creating_class_instance": ("生产", "Produced"),
+    "encoding": ("赋码", "Coded"),
+    "reserving": ("预留编码", "Codes reserved"),
+    "assembling": ("组装", "Assembled"),
+    "disassembling": ("拆解", "Disassembled"),
+    "repackaging": ("重新包装", "Repackaged"),
+    "repairing": ("维修", "Repaired"),
+    "replacing": ("更换", "Replaced"),
+    "installing": ("安装", "Installed"),
+    "removing": ("拆除", "Removed"),
+    "killing": ("停用编码", "Code retired"),
+    "sensor_reporting": ("传感器记录", "Sensor readings"),
+    "packing": ("装箱", "Packed"),
+    "unpacking": ("拆箱", "Unpacked"),
+    "aggregation": ("组托", "Grouped"),
+    "loading": ("装载", "Loaded"),
+    "unloading": ("卸载", "Unloaded"),
+    "shipping": ("发运", "Shipped"),
+    "departing": ("启运", "Departed"),
+    "arriving": ("到达", "Arrived"),
+    "receiving": ("收货入库", "Received"),
+    "storing": ("仓储", "Stored"),
+    "stocking": ("上架", "Stocked"),
+    "picking": ("拣货", "Picked"),
+    "staging_outbound": ("待出库", "Staged for dispatch"),
+    "accepting": ("签收", "Accepted"),
+    "transporting": ("运输", "In transport"),
+    "transformation": ("加工", "Processed"),
+    "void_shipping": ("取消发运", "Shipment cancelled"),
+    "holding": ("暂扣", "Held"),
+    "stock_taking": ("盘点", "Stock taken"),
+    "cycle_counting": ("循环盘点", "Counted"),
+    "entering_exiting": ("进出场", "Entered or left"),
+    "collecting": ("揽收", "Collected"),
     "consigning": ("托运", "Consigned"),
     "declaration": ("向海关申报", "Declared to customs"),
     "release": ("海关放行", "Released by customs"),
     "inspection": ("海关查验", "Inspected by customs"),
-    "hold": ("海关暂停放行", "Held by customs"), "order": ("消费者下单", "Ordered"),
-    "return": ("海关退单", "Returned by customs"), "receipt": ("海关回执", "Customs receipt"),
+    "hold": ("海关暂停放行", "Held by customs"),
+    "order": ("消费者下单", "Ordered"),
+    "return": ("海关退单", "Returned by customs"),
+    "receipt": ("海关回执", "Customs receipt"),
     "transaction": ("交易单据", "Business transaction"),
-    "payment": ("支付完成", "Paid"), "waybill": ("生成运单", "Waybill issued"),
-    "retail_selling": ("零售售出", "Sold"), "dispensing": ("配发", "Dispensed"),
+    "payment": ("支付完成", "Paid"),
+    "waybill": ("生成运单", "Waybill issued"),
+    "retail_selling": ("零售售出", "Sold"),
+    "dispensing": ("配发", "Dispensed"),
     "evaluation": ("消费者评价", "Reviewed"),
-    "recall": ("召回", "Recalled"), "delivered": ("送达消费者", "Delivered to the consumer"),
-    "inspecting": ("检验", "Inspected"), "sampling": ("抽样", "Sampled"),
-    "decommissioning": ("注销", "Decommissioned"), "destroying": ("销毁", "Destroyed"),
+    "recall": ("召回", "Recalled"),
+    "delivered": ("送达消费者", "Delivered to the consumer"),
+    "inspecting": ("检验", "Inspected"),
+    "sampling": ("抽样", "Sampled"),
+    "decommissioning": ("注销", "Decommissioned"),
+    "destroying": ("销毁", "Destroyed"),
     "other": ("其他记录", "Other record"),
 }
 
 # CBV 2.0 business transaction types (and the CBEC ones), as a step names its documents.
 DOCUMENTS = {
-    "po": ("采购订单", "purchase order"), "poc": ("采购变更单", "purchase order change"),
-    "inv": ("发票", "invoice"), "bol": ("提单", "bill of lading"),
-    "desadv": ("发货通知", "despatch advice"), "recadv": ("收货通知", "receiving advice"),
-    "prodorder": ("生产订单", "production order"), "rma": ("退货授权", "return authorisation"),
-    "pedigree": ("药品谱系", "pedigree"), "testprd": ("检测报告", "test report"),
-    "upevt": ("上游事件", "upstream event"), "cert": ("证书", "certificate"),
-    "cbec:order": ("订单", "order"), "cbec:payment": ("支付单", "payment"),
-    "cbec:waybill": ("运单", "waybill"), "cbec:declaration": ("申报清单", "declaration"),
+    "po": ("采购订单", "purchase order"),
+    "poc": ("采购变更单", "purchase order change"),
+    "inv": ("发票", "invoice"),
+    "bol": ("提单", "bill of lading"),
+    "desadv": ("发货通知", "despatch advice"),
+    "recadv": ("收货通知", "receiving advice"),
+    "prodorder": ("生产订单", "production order"),
+    "rma": ("退货授权", "return authorisation"),
+    "pedigree": ("药品谱系", "pedigree"),
+    "testprd": ("检测报告", "test report"),
+    "upevt": ("上游事件", "upstream event"),
+    "cert": ("证书", "certificate"),
+    "cbec:order": ("订单", "order"),
+    "cbec:payment": ("支付单", "payment"),
+    "cbec:waybill": ("运单", "waybill"),
+    "cbec:declaration": ("申报清单", "declaration"),
 }
 
 PROCEDURES = {
@@ -267,29 +327,59 @@ PROCEDURES = {
 }
 
 COUNTRIES = {
-    "JP": ("日本", "Japan"), "KR": ("韩国", "South Korea"), "CN": ("中国", "China"),
-    "DE": ("德国", "Germany"), "US": ("美国", "United States"), "AU": ("澳大利亚", "Australia"),
-    "NZ": ("新西兰", "New Zealand"), "FR": ("法国", "France"), "NL": ("荷兰", "Netherlands"),
-    "IE": ("爱尔兰", "Ireland"), "GB": ("英国", "United Kingdom"), "IT": ("意大利", "Italy"),
-    "CH": ("瑞士", "Switzerland"), "DK": ("丹麦", "Denmark"), "TH": ("泰国", "Thailand"),
-    "VN": ("越南", "Vietnam"), "CA": ("加拿大", "Canada"), "ES": ("西班牙", "Spain"),
-    "BE": ("比利时", "Belgium"), "SE": ("瑞典", "Sweden"), "MN": ("蒙古", "Mongolia"),
-    "RU": ("俄罗斯", "Russia"), "PL": ("波兰", "Poland"), "BY": ("白俄罗斯", "Belarus"),
-    "KZ": ("哈萨克斯坦", "Kazakhstan"), "SG": ("新加坡", "Singapore"), "MY": ("马来西亚", "Malaysia"),
+    "JP": ("日本", "Japan"),
+    "KR": ("韩国", "South Korea"),
+    "CN": ("中国", "China"),
+    "DE": ("德国", "Germany"),
+    "US": ("美国", "United States"),
+    "AU": ("澳大利亚", "Australia"),
+    "NZ": ("新西兰", "New Zealand"),
+    "FR": ("法国", "France"),
+    "NL": ("荷兰", "Netherlands"),
+    "IE": ("爱尔兰", "Ireland"),
+    "GB": ("英国", "United Kingdom"),
+    "IT": ("意大利", "Italy"),
+    "CH": ("瑞士", "Switzerland"),
+    "DK": ("丹麦", "Denmark"),
+    "TH": ("泰国", "Thailand"),
+    "VN": ("越南", "Vietnam"),
+    "CA": ("加拿大", "Canada"),
+    "ES": ("西班牙", "Spain"),
+    "BE": ("比利时", "Belgium"),
+    "SE": ("瑞典", "Sweden"),
+    "MN": ("蒙古", "Mongolia"),
+    "RU": ("俄罗斯", "Russia"),
+    "PL": ("波兰", "Poland"),
+    "BY": ("白俄罗斯", "Belarus"),
+    "KZ": ("哈萨克斯坦", "Kazakhstan"),
+    "SG": ("新加坡", "Singapore"),
+    "MY": ("马来西亚", "Malaysia"),
 }
 
 # UN/ECE units of net content, as each language writes them after the number.
-UNITS = {"GRM": ("克", "g"), "KGM": ("千克", "kg"), "MGM": ("毫克", "mg"), "MLT": ("毫升", "ml"),
-         "LTR": ("升", "l"), "CLT": ("厘升", "cl"), "H87": ("件", "pieces"), "MTR": ("米", "m"),
-         "CMT": ("厘米", "cm"), "MMT": ("毫米", "mm")}
+UNITS = {
+    "GRM": ("克", "g"),
+    "KGM": ("千克", "kg"),
+    "MGM": ("毫克", "mg"),
+    "MLT": ("毫升", "ml"),
+    "LTR": ("升", "l"),
+    "CLT": ("厘升", "cl"),
+    "H87": ("件", "pieces"),
+    "MTR": ("米", "m"),
+    "CMT": ("厘米", "cm"),
+    "MMT": ("毫米", "mm"),
+}
 
 # CBV 2.0 dispositions an inspection ends in, as words.
-INSPECTION = {"conformant": ("合格", "passed"), "non_conformant": ("不合格", "failed"),
-              "mismatch_instance": ("与单据不符", "did not match the documents"),
-              "mismatch_class": ("与单据不符", "did not match the documents"),
-              "mismatch_quantity": ("数量不符", "quantity did not match"),
-              "needs_replacement": ("需要更换", "needs replacement"),
-              "in_progress": ("进行中", "in progress")}
+INSPECTION = {
+    "conformant": ("合格", "passed"),
+    "non_conformant": ("不合格", "failed"),
+    "mismatch_instance": ("与单据不符", "did not match the documents"),
+    "mismatch_class": ("与单据不符", "did not match the documents"),
+    "mismatch_quantity": ("数量不符", "quantity did not match"),
+    "needs_replacement": ("需要更换", "needs replacement"),
+    "in_progress": ("进行中", "in progress"),
+}
 
 
 def choose_lang(query: str | None, accept_language: str | None) -> str:
@@ -372,8 +462,10 @@ def _place_words(place: dict[str, Any] | None, t: dict[str, str], lang: str) -> 
     city, _ = _name(place.get("city") or {}, lang)
     country = _country(place.get("country"), lang)
     if name is None:
-        name = _party_name({"id": f"{t['gln']} {place['gln']}", "name": place.get("name"),
-                            "nameEn": place.get("nameEn")}, lang)
+        name = _party_name(
+            {"id": f"{t['gln']} {place['gln']}", "name": place.get("name"), "nameEn": place.get("nameEn")},
+            lang,
+        )
     around = [x for x in (city, country) if x and x != name]
     if not around:
         return name
@@ -425,8 +517,9 @@ def page_view(facts: dict[str, Any], *, lang: str, path: str) -> dict[str, Any]:
     net = md.get("netQuantity")
     if net and net["unitCode"] in UNITS:
         unit = _pair(UNITS, net["unitCode"], lang)
-        rows.append((t["net_content"], f"{net['value']}{unit}" if lang == "zh"
-                     else f"{net['value']} {unit}", None))
+        rows.append(
+            (t["net_content"], f"{net['value']}{unit}" if lang == "zh" else f"{net['value']} {unit}", None)
+        )
     elif md.get("netContent"):
         rows.append((t["net_content"], md["netContent"], None))
     if p["producer"]:
@@ -448,55 +541,79 @@ def page_view(facts: dict[str, Any], *, lang: str, path: str) -> dict[str, Any]:
         words = PROCEDURES.get(proc or "")
         crow: list[tuple[str, str | None]] = [
             (t["declaration"], c["declaration"]),
-            (t["declared"], when(c["declaredAt"], lang) if c["declaredAt"] else None)]
+            (t["declared"], when(c["declaredAt"], lang) if c["declaredAt"] else None),
+        ]
         if facts["kind"] == "lot":
             if c.get("items"):
-                crow.append((t["lot_released"], t["lot_released_count"].format(
-                    n=c["items"], k=c["itemsReleased"])))
+                crow.append(
+                    (t["lot_released"], t["lot_released_count"].format(n=c["items"], k=c["itemsReleased"]))
+                )
         else:
-            crow.append((t["released"], when(c["releasedAt"], lang) if c["releasedAt"]
-                         else t["not_released"]))
+            crow.append(
+                (t["released"], when(c["releasedAt"], lang) if c["releasedAt"] else t["not_released"])
+            )
         if c.get("inspection"):
-            crow.append((t["inspection"], _pair(INSPECTION, c["inspection"], lang)
-                         or c["inspection"].replace("_", " ")))
+            crow.append(
+                (
+                    t["inspection"],
+                    _pair(INSPECTION, c["inspection"], lang) or c["inspection"].replace("_", " "),
+                )
+            )
         clearance = {
-            "procedure": proc, "words": words[0 if lang == "zh" else 1] if words else None,
+            "procedure": proc,
+            "words": words[0 if lang == "zh" else 1] if words else None,
             "other_words": words[1 if lang == "zh" else 0] if words else None,
-            "other_lang": HTML_LANG[other], "rows": crow,
+            "other_lang": HTML_LANG[other],
+            "rows": crow,
         }
     timeline = []
     for s in facts["timeline"]:
         who = _party_name(s["signer"], lang) or s["signer"]["id"]
         where = _place_words(s["place"], t, lang)
-        timeline.append({
-            "when": when(s["eventTime"], lang), "datetime": s["eventTime"],
-            "stage": _pair(STAGES, s["stage"], lang) or s["stage"],
-            "stage_key": s["stage"],
-            "what": _what(s, lang),
-            "who": who,
-            "where": None if where == who else where,  # at its own site: said once
-        })
+        timeline.append(
+            {
+                "when": when(s["eventTime"], lang),
+                "datetime": s["eventTime"],
+                "stage": _pair(STAGES, s["stage"], lang) or s["stage"],
+                "stage_key": s["stage"],
+                "what": _what(s, lang),
+                "who": who,
+                "where": None if where == who else where,  # at its own site: said once
+            }
+        )
     v = facts["verification"]
     w = v["witnesses"]
     if v["verified"]:
         key = "verified_sentence" if w["of"] else "verified_sentence_nw"
-        sentence = t[key].format(entries=v["entries"], signatures=v["signatures"],
-                                 checkpoint=v["checkpoint"], k=w["cosigned"], n=w["of"],
-                                 quorum=w["quorum"])
+        sentence = t[key].format(
+            entries=v["entries"],
+            signatures=v["signatures"],
+            checkpoint=v["checkpoint"],
+            k=w["cosigned"],
+            n=w["of"],
+            quorum=w["quorum"],
+        )
     else:
         bad = v["entries"] - v["entriesVerified"]
         # Entries that fail show nothing (page_facts); the problems below name them.
-        sentence = (t["unverified_sentence"].format(bad=bad) if bad
-                    else t["unverified_other"])
+        sentence = t["unverified_sentence"].format(bad=bad) if bad else t["unverified_other"]
     configured = w.get("configured") or []
-    witnesses = (t["explain_witnesses"].format(n=w["of"], quorum=w["quorum"],
-                                               names=t["list_sep"].join(configured))
-                 if w["of"] else t["explain_no_witnesses"])
+    witnesses = (
+        t["explain_witnesses"].format(n=w["of"], quorum=w["quorum"], names=t["list_sep"].join(configured))
+        if w["of"]
+        else t["explain_no_witnesses"]
+    )
     recalls = []
     for r in facts["recall"]["recalls"]:
         reason, reason_lang = _name(r["reason"] or {}, lang)
-        recalls.append({"when": _date(r["eventTime"]), "reason": reason, "reason_lang": reason_lang,
-                        "by": _party_name(r["by"], lang)})
+        recalls.append(
+            {
+                "when": _date(r["eventTime"]),
+                "reason": reason,
+                "reason_lang": reason_lang,
+                "by": _party_name(r["by"], lang),
+            }
+        )
     fake = facts["counterfeit"]
     fake_lines = []
     if fake:
@@ -506,12 +623,26 @@ def page_view(facts: dict[str, Any], *, lang: str, path: str) -> dict[str, Any]:
             fake_lines.append(t["fake_scans"].format(scans=fake["scansAfterSale"]))
     title = _title(facts, name, t)
     return {
-        "t": t, "lang": lang, "html_lang": HTML_LANG[lang], "other": other,
-        "other_html_lang": HTML_LANG[other], "switch_href": f"{path}?lang={other}",
-        "title": title, "name": name, "name_lang": name_lang,
-        "rows": rows, "clearance": clearance, "timeline": timeline, "sentence": sentence,
-        "verified": v["verified"], "problems": v["problems"][:5], "recalls": recalls,
-        "fake": fake_lines, "code": facts["code"], "path": path, "witnesses": witnesses,
+        "t": t,
+        "lang": lang,
+        "html_lang": HTML_LANG[lang],
+        "other": other,
+        "other_html_lang": HTML_LANG[other],
+        "switch_href": f"{path}?lang={other}",
+        "title": title,
+        "name": name,
+        "name_lang": name_lang,
+        "rows": rows,
+        "clearance": clearance,
+        "timeline": timeline,
+        "sentence": sentence,
+        "verified": v["verified"],
+        "problems": v["problems"][:5],
+        "recalls": recalls,
+        "fake": fake_lines,
+        "code": facts["code"],
+        "path": path,
+        "witnesses": witnesses,
     }
 
 
@@ -535,6 +666,12 @@ def render_error(*, lang: str, status: int, title_key: str, message: str, path: 
     t = TEXT[lang]
     other = "en" if lang == "zh" else "zh"
     return _env.get_template("error.html").render(
-        t=t, lang=lang, html_lang=HTML_LANG[lang], other_html_lang=HTML_LANG[other],
-        switch_href=f"{path}?lang={other}", title=t[title_key], message=message,
-        status=status)
+        t=t,
+        lang=lang,
+        html_lang=HTML_LANG[lang],
+        other_html_lang=HTML_LANG[other],
+        switch_href=f"{path}?lang={other}",
+        title=t[title_key],
+        message=message,
+        status=status,
+    )

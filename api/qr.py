@@ -42,8 +42,7 @@ def digital_link_url(base_url: str, code: str) -> str:
 
 
 # Names that never reach a phone outside this machine or its network.
-_LOCAL_SUFFIXES: Final = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet",
-                          ".corp")
+_LOCAL_SUFFIXES: Final = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet", ".corp")
 _EXAMPLE_BASE: Final = "https://trace.example.cn"
 
 
@@ -60,15 +59,19 @@ def printable_base_url(base: str | None, *, where: str) -> str:
         raise ConfigError(
             f"printed codes carry the resolver's address for as long as the label lasts, and "
             f"none was given: set {where} to the public address consumers' phones will reach, "
-            f"such as {_EXAMPLE_BASE}", code="no_base_url")
+            f"such as {_EXAMPLE_BASE}",
+            code="no_base_url",
+        )
     base = base.strip().rstrip("/")
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MalformedInput(f"base URL {base!r} must be an http:// or https:// address with a "
-                             f"host, such as {_EXAMPLE_BASE}")
+        raise MalformedInput(
+            f"base URL {base!r} must be an http:// or https:// address with a host, such as {_EXAMPLE_BASE}"
+        )
     if parts.query or parts.fragment:
-        raise MalformedInput(f"base URL {base!r} must not have a query or fragment: the Digital "
-                             "Link path follows it")
+        raise MalformedInput(
+            f"base URL {base!r} must not have a query or fragment: the Digital Link path follows it"
+        )
     host = parts.hostname.rstrip(".").lower()
     why = None
     try:
@@ -80,20 +83,23 @@ def printable_base_url(base: str | None, *, where: str) -> str:
             why = f"{host} is a single-label name that only a local network resolves"
     else:
         if not ip.is_global:
-            kind = ("the loopback address of this machine" if ip.is_loopback
-                    else "an address of a private or reserved network")
+            kind = (
+                "the loopback address of this machine"
+                if ip.is_loopback
+                else "an address of a private or reserved network"
+            )
             why = f"{host} is {kind}"
     if why is not None:
         raise ConfigError(
             f"printed codes would send every phone that scans them to {base}, and {why}: set "
             f"{where} to the public address of the resolver, such as {_EXAMPLE_BASE}",
-            code="private_base_url")
+            code="private_base_url",
+        )
     return base
 
 
 def _symbol(text: str) -> qrcode.QRCode:
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M,
-                       box_size=BOX_PX, border=BORDER)
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=BOX_PX, border=BORDER)
     qr.add_data(text)
     qr.make(fit=True)
     return qr
@@ -112,8 +118,7 @@ def qr_image(text: str, fmt: str) -> bytes:
     The same text always gives the same bytes, so responses can be cached for good.
     """
     if fmt not in FORMATS:
-        raise MalformedInput(f"QR format {fmt!r} is not one of {', '.join(FORMATS)}",
-                             code="bad_format")
+        raise MalformedInput(f"QR format {fmt!r} is not one of {', '.join(FORMATS)}", code="bad_format")
     qr = _symbol(text)
     buf = io.BytesIO()
     if fmt == "svg":
@@ -138,17 +143,20 @@ def qr_response(request: Request, base_url: str) -> Response:
     rest = path.removeprefix("/qr")
     stem, dot, fmt = rest.rpartition(".")
     if not dot or fmt not in FORMATS or "/" in fmt:
-        return error_response(MalformedInput(
-            f"a QR code URL ends in .png or .svg, such as /qr/01/09506000134352/21/1.png; "
-            f"{path!r} does not", code="bad_format"))
+        return error_response(
+            MalformedInput(
+                f"a QR code URL ends in .png or .svg, such as /qr/01/09506000134352/21/1.png; "
+                f"{path!r} does not",
+                code="bad_format",
+            )
+        )
     try:
         dl_path = digital_link_path(stem)
     except IdentifierError as e:
         return error_response(e)
     text = base_url.rstrip("/") + dl_path
     etag = '"' + hashlib.sha256(f"{RENDERER}\n{fmt}\n{text}".encode()).hexdigest()[:32] + '"'
-    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag,
-               "X-Digital-Link": text}
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag, "X-Digital-Link": text}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(_cached_image(text, fmt), media_type=FORMATS[fmt], headers=headers)

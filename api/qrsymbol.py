@@ -87,13 +87,13 @@ def _segment_bits(seg: qrcode.util.QRData) -> tuple[int, int]:
     acc = n = 0
     if seg.mode == qrcode.util.MODE_NUMBER:
         for i in range(0, len(data), 3):
-            chunk = data[i:i + 3]
+            chunk = data[i : i + 3]
             bits = _NUMBER_BITS[len(chunk)]
             acc, n = (acc << bits) | int(chunk), n + bits
         return acc, n
     alnum: bytes = qrcode.util.ALPHA_NUM
     for i in range(0, len(data), 2):
-        pair = data[i:i + 2]
+        pair = data[i : i + 2]
         if len(pair) == 2:
             acc, n = (acc << 11) | (alnum.find(pair[:1]) * 45 + alnum.find(pair[1:])), n + 11
         else:
@@ -114,8 +114,9 @@ def _fit(segments: Sequence[qrcode.util.QRData]) -> tuple[int, int, int]:
             n += 4 + count_bits + bits
         if n <= limits[version]:
             return version, n, acc
-    raise qrcode.exceptions.DataOverflowError(f"{sum(len(s.data) for s in segments)} bytes "
-                                              "do not fit in a QR code at level M")
+    raise qrcode.exceptions.DataOverflowError(
+        f"{sum(len(s.data) for s in segments)} bytes do not fit in a QR code at level M"
+    )
 
 
 def _codewords(version: int, n: int, acc: int) -> bytes:
@@ -126,12 +127,12 @@ def _codewords(version: int, n: int, acc: int) -> bytes:
     acc, n = acc << term, n + term
     if n % 8:
         acc, n = acc << (8 - n % 8), n + 8 - n % 8
-    data = acc.to_bytes(n // 8, "big") + (b"\xec\x11" * limit)[:(limit - n) // 8]
+    data = acc.to_bytes(n // 8, "big") + (b"\xec\x11" * limit)[: (limit - n) // 8]
     dc: list[bytes] = []
     ec: list[bytes] = []
     at = 0
     for b in blocks:
-        chunk = data[at:at + b.data_count]
+        chunk = data[at : at + b.data_count]
         at += b.data_count
         dc.append(chunk)
         ec.append(_ec_bytes(chunk, b.total_count - b.data_count))
@@ -144,7 +145,7 @@ def _interleave(blocks: list[bytes]) -> bytes:
     short = min(map(len, blocks))
     out = bytearray(short * len(blocks))
     for j, b in enumerate(blocks):
-        out[j::len(blocks)] = b[:short]
+        out[j :: len(blocks)] = b[:short]
     return bytes(out) + bytes(b[short] for b in blocks if len(b) > short)
 
 
@@ -223,30 +224,46 @@ def _template(version: int) -> _Template:
     fixed = bytes(b"1"[0] if q.modules[r][c] else b"0"[0] for r in range(n) for c in range(n))
     order = _walk(n, is_data)
     where = {rc: k for k, rc in enumerate(order)}
-    gather = tuple(n * n + where[divmod(i, n)] if is_data[i // n][i % n] else i
-                   for i in range(n * n))
-    masks = tuple(_bits_where(n, ((r, c) for r, c in order if qrcode.util.mask_func(k)(r, c)))
-                  for k in range(8))
+    gather = tuple(n * n + where[divmod(i, n)] if is_data[i // n][i % n] else i for i in range(n * n))
+    masks = tuple(
+        _bits_where(n, ((r, c) for r, c in order if qrcode.util.mask_func(k)(r, c))) for k in range(8)
+    )
     formats = []
     for k in range(8):
         q.setup_type_info(False, k)
         if version >= 7:
             q.setup_type_number(False)
-        formats.append(_bits_where(n, ((r, c) for r in range(n) for c in range(n)
-                                        if q.modules[r][c] and fixed[r * n + c] == b"0"[0])))
+        formats.append(
+            _bits_where(
+                n,
+                (
+                    (r, c)
+                    for r in range(n)
+                    for c in range(n)
+                    if q.modules[r][c] and fixed[r * n + c] == b"0"[0]
+                ),
+            )
+        )
     every = range(n)
     return _Template(
-        n, fixed, gather, len(order), masks, tuple(formats),
+        n,
+        fixed,
+        gather,
+        len(order),
+        masks,
+        tuple(formats),
         right=_bits_where(n, ((r, c) for r in every for c in range(n - 1))),
         down=_bits_where(n, ((r, c) for r in range(n - 1) for c in every)),
         block=_bits_where(n, ((r, c) for r in range(n - 1) for c in range(n - 1))),
         row11=_bits_where(n, ((r, c) for r in every for c in range(n - 10))),
-        col11=_bits_where(n, ((r, c) for r in range(n - 10) for c in every)))
+        col11=_bits_where(n, ((r, c) for r in range(n - 10) for c in every)),
+    )
 
 
 def _finders(x: int, step: int, fits: int) -> int:
     """Finder-like patterns 1011101 with four light modules after (or before) them, one
     module every ``step`` bits, starting where ``fits`` says there is room."""
+
     def at(v: int, i: int) -> int:
         return v << (i * step)
 
@@ -285,7 +302,7 @@ def qr_rows(text: str) -> list[bytes]:
     t = _template(version)
     words = _codewords(version, n_bits, acc)
     bits = format(int.from_bytes(words, "big"), f"0{8 * len(words)}b").encode()
-    source = t.fixed + bits[:t.data_cells] + b"0" * max(0, t.data_cells - len(bits))
+    source = t.fixed + bits[: t.data_cells] + b"0" * max(0, t.data_cells - len(bits))
     x = int(bytes(map(source.__getitem__, t.gather)), 2)
     best, best_mask = -1, 0
     for k, m in enumerate(t.masks):
@@ -295,7 +312,7 @@ def qr_rows(text: str) -> list[bytes]:
     n = t.size
     cells = format((x ^ t.masks[best_mask]) | t.formats[best_mask], f"0{n * n}b").encode()
     flat = cells.translate(_ASCII_BITS)
-    return [flat[r * n:(r + 1) * n] for r in range(n)]
+    return [flat[r * n : (r + 1) * n] for r in range(n)]
 
 
 _ASCII_BITS = bytes.maketrans(b"01", b"\x00\x01")

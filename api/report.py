@@ -21,8 +21,15 @@ from ledger.queries.credit import credit_table
 from ledger.queries.findings import findings_summary, list_findings
 from ledger.queries.stats import CLEARANCE_BUCKETS, PROCEDURES, statistics
 
-STAGE_ZH = {"production": "生产", "transaction": "交易", "clearance": "通关", "logistics": "物流",
-            "payment": "支付", "evaluation": "评价", "recall": "召回"}
+STAGE_ZH = {
+    "production": "生产",
+    "transaction": "交易",
+    "clearance": "通关",
+    "logistics": "物流",
+    "payment": "支付",
+    "evaluation": "评价",
+    "recall": "召回",
+}
 FINDINGS_LIMIT = 200
 
 
@@ -34,8 +41,12 @@ def _witnesses(led: Ledger, home: Home, size: int) -> dict[str, Any]:
         return {"configured": 0, "quorum": 0, "cosigned": [], "witnessed": None}
     w = Witnessing.from_config(cfg)
     names = count_cosignatures(cosigned_note(led, size), w.witnesses) if size else []
-    return {"configured": len(w.witnesses), "quorum": w.quorum, "cosigned": names,
-            "witnessed": len(names) >= w.quorum}
+    return {
+        "configured": len(w.witnesses),
+        "quorum": w.quorum,
+        "cosigned": names,
+        "witnessed": len(names) >= w.quorum,
+    }
 
 
 def findings_overview(led: Ledger) -> dict[str, Any]:
@@ -45,13 +56,21 @@ def findings_overview(led: Ledger) -> dict[str, Any]:
     names = led.registry_view().parties
     return {
         "total": summary["total"],
-        "byRule": [{"rule": r, "zh": RULES[r].zh if r in RULES else r,
-                    "en": RULES[r].en if r in RULES else r,
-                    "severity": RULES[r].severity if r in RULES else "", "count": n}
-                   for r, n in summary["byRule"].items()],
+        "byRule": [
+            {
+                "rule": r,
+                "zh": RULES[r].zh if r in RULES else r,
+                "en": RULES[r].en if r in RULES else r,
+                "severity": RULES[r].severity if r in RULES else "",
+                "count": n,
+            }
+            for r, n in summary["byRule"].items()
+        ],
         "bySeverity": summary["bySeverity"],
-        "byParty": [{"party": p, "name": names[p].name if p in names else "", "count": n}
-                    for p, n in sorted(summary["byParty"].items(), key=lambda kv: (-kv[1], kv[0]))],
+        "byParty": [
+            {"party": p, "name": names[p].name if p in names else "", "count": n}
+            for p, n in sorted(summary["byParty"].items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
         "recent": [f.as_dict() for f in every[-FINDINGS_LIMIT:][::-1]],
     }
 
@@ -80,9 +99,13 @@ def _numeric(value: object) -> bool:
     return str(value).replace(",", "").replace(".", "").lstrip("-").isdigit()
 
 
-_env = Environment(loader=PackageLoader("api", "templates"),
-                   autoescape=select_autoescape(["html"], default=True),
-                   trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+_env = Environment(
+    loader=PackageLoader("api", "templates"),
+    autoescape=select_autoescape(["html"], default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    auto_reload=False,
+)
 _env.tests["numeric"] = _numeric
 _env.filters["thousands"] = lambda n: f"{n:,}"
 
@@ -90,9 +113,12 @@ _env.filters["thousands"] = lambda n: f"{n:,}"
 def statistics_view(s: dict[str, Any]) -> dict[str, Any]:
     """What the statistics template shows: the charts drawn (api.charts escapes every value
     it draws), the stages in their order, the clearance buckets."""
-    by = {k: s["eventsByStageMonth"][k] for k in
-          sorted(s["eventsByStageMonth"], key=lambda k: (k not in STAGES, STAGES.index(k)
-                                                         if k in STAGES else 0, k))}
+    by = {
+        k: s["eventsByStageMonth"][k]
+        for k in sorted(
+            s["eventsByStageMonth"], key=lambda k: (k not in STAGES, STAGES.index(k) if k in STAGES else 0, k)
+        )
+    }
     months = sorted({m for v in by.values() for m in v})
     series = {f"{STAGE_ZH.get(k, k)} {k}": v for k, v in by.items()}
     total_events = sum(sum(v.values()) for v in by.values())
@@ -103,38 +129,65 @@ def statistics_view(s: dict[str, Any]) -> dict[str, Any]:
         buckets.append(("negative", clear["buckets"]["negative"]))
     places = []
     for key, ident, zh, en, what in (
-            ("origins", "chart-origins", "原产国（地区）", "Countries of origin",
-             "distinct product identifiers"),
-            ("destinations", "chart-destinations", "目的国（地区）", "Destination countries",
-             "declarations")):
+        ("origins", "chart-origins", "原产国（地区）", "Countries of origin", "distinct product identifiers"),
+        ("destinations", "chart-destinations", "目的国（地区）", "Destination countries", "declarations"),
+    ):
         bars = [(k, float(v)) for k, v in s[key].items()]
-        places.append({"zh": zh, "en": en, "chart": Markup(bar_chart(
-            ident=ident, title=f"{zh} {en}",
-            desc=f"{en}, counting {what}: " + ", ".join(f"{k} {int(v)}" for k, v in bars) + ".",
-            bars=bars))})
+        places.append(
+            {
+                "zh": zh,
+                "en": en,
+                "chart": Markup(
+                    bar_chart(
+                        ident=ident,
+                        title=f"{zh} {en}",
+                        desc=f"{en}, counting {what}: " + ", ".join(f"{k} {int(v)}" for k, v in bars) + ".",
+                        bars=bars,
+                    )
+                ),
+            }
+        )
     median = clear["medianSeconds"]
     pending = clear["buckets"].get("pending", 0)
     return {
-        "stage_month_chart": Markup(stacked_chart(
-            ident="chart-stage-month", title="按环节和月份的事件 Events by stage and month (UTC)",
-            desc=f"{total_events} events in {len(months)} months, stacked by stage.",
-            columns=months, series=series)),
+        "stage_month_chart": Markup(
+            stacked_chart(
+                ident="chart-stage-month",
+                title="按环节和月份的事件 Events by stage and month (UTC)",
+                desc=f"{total_events} events in {len(months)} months, stacked by stage.",
+                columns=months,
+                series=series,
+            )
+        ),
         "month_headers": [(m, "") for m in months],
-        "stages": [{"label": f"{STAGE_ZH.get(k, k)} {k}", "counts": [v.get(m, 0) for m in months]}
-                   for k, v in by.items()],
-        "trade_chart": Markup(bar_chart(
-            ident="chart-trade", title="按监管方式的贸易额（人民币）Trade value by procedure (CNY)",
-            desc="Sum of paid amounts of orders per customs procedure: " + ", ".join(
-                f"{t['procedure']} {t['valueCNY']} CNY" for t in trade) + ".",
-            bars=[(t["procedure"], float(t["valueCNY"])) for t in trade], unit=" CNY")),
+        "stages": [
+            {"label": f"{STAGE_ZH.get(k, k)} {k}", "counts": [v.get(m, 0) for m in months]}
+            for k, v in by.items()
+        ],
+        "trade_chart": Markup(
+            bar_chart(
+                ident="chart-trade",
+                title="按监管方式的贸易额（人民币）Trade value by procedure (CNY)",
+                desc="Sum of paid amounts of orders per customs procedure: "
+                + ", ".join(f"{t['procedure']} {t['valueCNY']} CNY" for t in trade)
+                + ".",
+                bars=[(t["procedure"], float(t["valueCNY"])) for t in trade],
+                unit=" CNY",
+            )
+        ),
         "trade": trade,
         "other_currencies": s["otherCurrencies"],
         "places": places,
-        "clearance_chart": Markup(bar_chart(
-            ident="chart-clearance", title="通关时长分布 Declaration to release",
-            desc=f"{clear['released']} declarations released; " + ", ".join(
-                f"{k}: {v}" for k, v in buckets) + f"; {pending} still pending.",
-            bars=[(k, float(v)) for k, v in buckets])),
+        "clearance_chart": Markup(
+            bar_chart(
+                ident="chart-clearance",
+                title="通关时长分布 Declaration to release",
+                desc=f"{clear['released']} declarations released; "
+                + ", ".join(f"{k}: {v}" for k, v in buckets)
+                + f"; {pending} still pending.",
+                bars=[(k, float(v)) for k, v in buckets],
+            )
+        ),
         "pending": pending,
         "median": "—" if median is None else f"{median / 60:.0f} min",
         "kinds": list(s["entriesByKind"].items()),
@@ -145,21 +198,28 @@ def _report_view(doc: dict[str, Any]) -> dict[str, Any]:
     f = doc["findings"]
     view: dict[str, Any] = {
         "severities": ", ".join(f"{k} {v}" for k, v in f["bySeverity"].items()) or "—",
-        "findings_chart": Markup(bar_chart(
-            ident="chart-findings", title="按规则的发现 Findings by rule",
-            desc="Findings per rule: " + ", ".join(
-                f"{r['rule']} {r['count']}" for r in f["byRule"]) + ".",
-            bars=[(r["rule"], float(r["count"])) for r in f["byRule"]], width=900, slanted=True)),
+        "findings_chart": Markup(
+            bar_chart(
+                ident="chart-findings",
+                title="按规则的发现 Findings by rule",
+                desc="Findings per rule: "
+                + ", ".join(f"{r['rule']} {r['count']}" for r in f["byRule"])
+                + ".",
+                bars=[(r["rule"], float(r["count"])) for r in f["byRule"]],
+                width=900,
+                slanted=True,
+            )
+        ),
     }
     if "scope" in doc:
         sc = doc["scope"]
-        view["verified"] = sum(1 for e in sc["entries"]
-                               if e["proofVerified"] and e["signaturesVerified"])
-        view["lineage"] = [{"direction": d, **i} for d, items in
-                           (("上游 up", sc["upstream"]), ("下游 down", sc["downstream"]))
-                           for i in items]
-    return {"doc": doc, "view": view, "stats": statistics_view(doc["statistics"]),
-            "procedures": PROCEDURES}
+        view["verified"] = sum(1 for e in sc["entries"] if e["proofVerified"] and e["signaturesVerified"])
+        view["lineage"] = [
+            {"direction": d, **i}
+            for d, items in (("上游 up", sc["upstream"]), ("下游 down", sc["downstream"]))
+            for i in items
+        ]
+    return {"doc": doc, "view": view, "stats": statistics_view(doc["statistics"]), "procedures": PROCEDURES}
 
 
 def statistics_html(s: dict[str, Any]) -> Markup:

@@ -77,8 +77,7 @@ def wants_html(request: Request) -> bool:
 
 
 def _lang(request: Request) -> str:
-    return pages.choose_lang(request.query_params.get("lang"),
-                             request.headers.get("accept-language"))
+    return pages.choose_lang(request.query_params.get("lang"), request.headers.get("accept-language"))
 
 
 _TITLES = {400: "bad_title", 404: "not_found_title"}
@@ -90,8 +89,13 @@ def _error(request: Request, err: LedgerError, *, html_message: str | None = Non
     title_key = _TITLES.get(status, "failed_title")
     if wants_html(request):
         lang = _lang(request)
-        body = pages.render_error(lang=lang, status=status, title_key=title_key,
-                                  message=html_message or err.message, path=request.url.path)
+        body = pages.render_error(
+            lang=lang,
+            status=status,
+            title_key=title_key,
+            message=html_message or err.message,
+            path=request.url.path,
+        )
         return HTMLResponse(body, status_code=status)
     return JSONResponse({"error": err.as_dict()}, status_code=status)
 
@@ -111,8 +115,9 @@ def linkset(base_url: str, path: str) -> dict[str, Any]:
         else:
             ctx[GS1_VOC + lt.removeprefix("gs1:")] = [{"href": href, "title": en, "type": media}]
     media, zh, en = _TARGETS["gs1:pip"]
-    ctx[GS1_VOC + "defaultLink"] = [{"href": f"{anchor}?linkType=gs1:pip", "title": f"{zh} / {en}",
-                                     "type": media}]
+    ctx[GS1_VOC + "defaultLink"] = [
+        {"href": f"{anchor}?linkType=gs1:pip", "title": f"{zh} / {en}", "type": media}
+    ]
     return {"linkset": [ctx]}
 
 
@@ -127,32 +132,46 @@ def resolver_description(base_url: str) -> dict[str, Any]:
     }
 
 
-CORS = {"Access-Control-Allow-Origin": "*",
-        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-        "Access-Control-Allow-Headers": "Accept, Accept-Language",
-        "Access-Control-Expose-Headers": "Link, Content-Type"}
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "Accept, Accept-Language",
+    "Access-Control-Expose-Headers": "Link, Content-Type",
+}
 
 
-def resolve(request: Request, ledger: Ledger, base_url: str, *,
-            witnessing: Witnessing | None, cache: page_facts.VerificationCache | None,
-            visitors: Visitors) -> Response:
+def resolve(
+    request: Request,
+    ledger: Ledger,
+    base_url: str,
+    *,
+    witnessing: Witnessing | None,
+    cache: page_facts.VerificationCache | None,
+    visitors: Visitors,
+) -> Response:
     """Answer one Digital Link request (GS1-conformant resolvers allow any origin)."""
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=CORS)
-    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache,
-                        visitors=visitors)
+    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache, visitors=visitors)
     response.headers.update(CORS)
     if response.status_code == 200:
         # Every answer points at the item's full set of links (RFC 9264 §6).
         anchor = base_url + request.url.path
-        response.headers["Link"] = (f'<{anchor}?linkType=linkset>; rel="linkset"; '
-                                    'type="application/linkset+json"')
+        response.headers["Link"] = (
+            f'<{anchor}?linkType=linkset>; rel="linkset"; type="application/linkset+json"'
+        )
     return response
 
 
-def _resolve(request: Request, ledger: Ledger, base_url: str, *,
-             witnessing: Witnessing | None, cache: page_facts.VerificationCache | None,
-             visitors: Visitors) -> Response:
+def _resolve(
+    request: Request,
+    ledger: Ledger,
+    base_url: str,
+    *,
+    witnessing: Witnessing | None,
+    cache: page_facts.VerificationCache | None,
+    visitors: Visitors,
+) -> Response:
     store = ledger.store
     path = request.url.path
     try:
@@ -160,23 +179,29 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
     except IdentifierError as e:
         lang = _lang(request)
         bad = page_facts.check_digit_error(path)
-        msg = (pages.TEXT[lang]["bad_digit"].format(**bad) if bad
-               else pages.TEXT[lang]["bad_other"] + " (" + e.message + ")")
+        msg = (
+            pages.TEXT[lang]["bad_digit"].format(**bad)
+            if bad
+            else pages.TEXT[lang]["bad_other"] + " (" + e.message + ")"
+        )
         return _error(request, e, html_message=msg)
     code = link.canonical
     link_type = request.query_params.get("linkType")
     if link_type is not None and link_type not in LINK_TYPES:
-        return _error(request, MalformedInput(
-            f"linkType {link_type!r} is not one of {', '.join(LINK_TYPES)}", code="bad_link_type"),
-            html_message=pages.TEXT[_lang(request)]["bad_link_type"])
+        return _error(
+            request,
+            MalformedInput(
+                f"linkType {link_type!r} is not one of {', '.join(LINK_TYPES)}", code="bad_link_type"
+            ),
+            html_message=pages.TEXT[_lang(request)]["bad_link_type"],
+        )
     try:
         scan = None
         if link.kind == "item" and link_type != "linkset":
             scan = visitors.scan_of(request)
         if link_type in (None, "gs1:pip"):
             # The page reads the journey once, for its facts, the scan and the signal.
-            facts = page_facts.page_facts(ledger, code, witnessing=witnessing, cache=cache,
-                                          scan=scan)
+            facts = page_facts.page_facts(ledger, code, witnessing=witnessing, cache=cache, scan=scan)
             if facts is None:
                 return _not_found(request, code)
             if link_type == "gs1:pip" or wants_html(request):
@@ -186,33 +211,40 @@ def _resolve(request: Request, ledger: Ledger, base_url: str, *,
         if not page_facts.is_known(ledger, code):
             return _not_found(request, code)
         if scan is not None:
-            scans.record_scan(store, code, region=scan.region, client=scan.client,
-                              visitor=scan.visitor)
+            scans.record_scan(store, code, region=scan.region, client=scan.client, visitor=scan.visitor)
         if link_type == "linkset":
-            media = ("application/linkset+json"
-                     if "application/linkset+json" in request.headers.get("accept", "")
-                     else "application/json")
+            media = (
+                "application/linkset+json"
+                if "application/linkset+json" in request.headers.get("accept", "")
+                else "application/json"
+            )
             return JSONResponse(linkset(base_url, link.path), media_type=media)
         if link_type == "gs1:recallStatus":
             return JSONResponse(_recall_status(store, code))
         if link_type == "gs1:traceability":
             return JSONResponse(trace.journey(store, code))
         assert link_type == "gs1:epcis"  # LINK_TYPES, checked above
-        return JSONResponse(epcis.export_document(store, code),
-                            media_type="application/ld+json")
+        return JSONResponse(epcis.export_document(store, code), media_type="application/ld+json")
     except LedgerError as e:
         return _error(request, e)
 
 
 def _not_found(request: Request, code: str) -> Response:
-    return _error(request, NotFound(
-        f"the ledger holds nothing about {code}; check the code on the label"),
-        html_message=pages.TEXT[_lang(request)]["not_found"].format(code=code))
+    return _error(
+        request,
+        NotFound(f"the ledger holds nothing about {code}; check the code on the label"),
+        html_message=pages.TEXT[_lang(request)]["not_found"].format(code=code),
+    )
 
 
 def _recall_status(store: Any, code: str) -> dict[str, Any]:
     steps = trace.journey(store, code)["journey"]
     recalls = [s for s in steps if s["stage"] == "recall"]
-    return {"code": code, "recalled": bool(recalls),
-            "recalls": [{"seq": s["seq"], "eventTime": s["eventTime"], "signer": s["signer"],
-                         "via": s["via"]} for s in recalls]}
+    return {
+        "code": code,
+        "recalled": bool(recalls),
+        "recalls": [
+            {"seq": s["seq"], "eventTime": s["eventTime"], "signer": s["signer"], "via": s["via"]}
+            for s in recalls
+        ],
+    }

@@ -37,6 +37,5 @@ class Settings:
             base_url=(os.environ.get("SUYUAN_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
             dev=dev,
             trusted_proxies=parse_proxies(os.environ.get("SUYUAN_TRUSTED_PROXIES", "")),
-            tiles_dir=Path(os.environ["SUYUAN_TILES_DIR"]) if os.environ.get("SUYUAN_TILES_DIR")
-            else None,
+            tiles_dir=Path(os.environ["SUYUAN_TILES_DIR"]) if os.environ.get("SUYUAN_TILES_DIR") else None,
         )

@@ -39,17 +39,21 @@ def tile_routes(store: Store) -> list[Route]:
                 data = tiledb.read_tile(conn, t)
         except MalformedInput as e:
             status = 500 if e.code == "entry_too_large" else 400
-            return JSONResponse({"error": e.as_dict()}, status_code=status,
-                                headers={"Cache-Control": "no-store"})
+            return JSONResponse(
+                {"error": e.as_dict()}, status_code=status, headers={"Cache-Control": "no-store"}
+            )
         except LedgerError as e:  # a damaged row: the server's fault, not the request's
-            return JSONResponse({"error": e.as_dict()}, status_code=500,
-                                headers={"Cache-Control": "no-store"})
+            return JSONResponse(
+                {"error": e.as_dict()}, status_code=500, headers={"Cache-Control": "no-store"}
+            )
         if data is None:
             # Not yet: the same path answers once the log has grown, so nothing may keep
             # this answer.
-            return JSONResponse({"error": {"code": "not_found", "message":
-                                           f"the log does not hold {t.path()} (yet)"}},
-                                status_code=404, headers={"Cache-Control": "no-store"})
+            return JSONResponse(
+                {"error": {"code": "not_found", "message": f"the log does not hold {t.path()} (yet)"}},
+                status_code=404,
+                headers={"Cache-Control": "no-store"},
+            )
         headers = {"Cache-Control": IMMUTABLE if t.full else SHORT_LIVED}
         if t.is_bundle:
             # The spec asks bundles be compressed at the HTTP layer; entries are JSON.
@@ -71,8 +75,7 @@ class TilesMirror:
     def __init__(self, ledger: Ledger, directory: Path, *, every: float = 1.0) -> None:
         self.ledger, self.directory, self.every = ledger, directory, every
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="suyuan-tiles-export",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="suyuan-tiles-export", daemon=True)
 
     def start(self) -> None:
         self._thread.start()

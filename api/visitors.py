@@ -33,8 +33,9 @@ SECRET_FILE = "visitor.key"
 SECRET_BYTES = 32
 
 
-def parse_proxies(cidrs: str | Iterable[str], *, where: str = "SUYUAN_TRUSTED_PROXIES"
-                  ) -> tuple[Network, ...]:
+def parse_proxies(
+    cidrs: str | Iterable[str], *, where: str = "SUYUAN_TRUSTED_PROXIES"
+) -> tuple[Network, ...]:
     """Networks from comma-separated (or listed) CIDRs such as ``10.0.0.0/8``; a bare
     address is its own /32 or /128. Refuses anything else, naming it."""
     parts = cidrs.split(",") if isinstance(cidrs, str) else list(cidrs)
@@ -46,8 +47,9 @@ def parse_proxies(cidrs: str | Iterable[str], *, where: str = "SUYUAN_TRUSTED_PR
         try:
             out.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
-            raise ConfigError(f"{where}: {text!r} is not an address or CIDR network such as "
-                              "10.0.0.0/8 or 2001:db8::/32") from None
+            raise ConfigError(
+                f"{where}: {text!r} is not an address or CIDR network such as 10.0.0.0/8 or 2001:db8::/32"
+            ) from None
     return tuple(out)
 
 
@@ -111,9 +113,10 @@ def visitor_secret(home: Path | None) -> bytes:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as e:
-            raise ConfigError(f"cannot write {path} ({e.strerror}); make {home} writable once, "
-                              f"or put 32 random bytes there (head -c 32 /dev/urandom > {path})"
-                              ) from None
+            raise ConfigError(
+                f"cannot write {path} ({e.strerror}); make {home} writable once, "
+                f"or put 32 random bytes there (head -c 32 /dev/urandom > {path})"
+            ) from None
         try:
             os.write(fd, secrets.token_bytes(SECRET_BYTES))
             os.fsync(fd)
@@ -127,12 +130,15 @@ def visitor_secret(home: Path | None) -> bytes:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise ConfigError(f"cannot read {path} ({e.strerror}); it holds the key of visitors' "
-                          "pseudonyms: 32 random bytes") from None
+        raise ConfigError(
+            f"cannot read {path} ({e.strerror}); it holds the key of visitors' pseudonyms: 32 random bytes"
+        ) from None
     if len(raw) != SECRET_BYTES:
-        raise ConfigError(f"{path} is damaged ({len(raw)} bytes, not {SECRET_BYTES}); delete it "
-                          "and a new one is made at start (clients already counted may count "
-                          "once more)")
+        raise ConfigError(
+            f"{path} is damaged ({len(raw)} bytes, not {SECRET_BYTES}); delete it "
+            "and a new one is made at start (clients already counted may count "
+            "once more)"
+        )
     return raw
 
 
@@ -158,6 +164,8 @@ class Visitors:
 
     def scan_of(self, request: Request) -> scans.Scan:
         origin = origin_of(request, self.proxies)
-        return scans.Scan(region=scans.region_of(origin.region, origin.address),
-                          client=scans.client_class(request.headers.get("user-agent")),
-                          visitor=self.visitor(origin.address))
+        return scans.Scan(
+            region=scans.region_of(origin.region, origin.address),
+            client=scans.client_class(request.headers.get("user-agent")),
+            visitor=self.visitor(origin.address),
+        )

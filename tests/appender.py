@@ -25,16 +25,24 @@ def main() -> None:
     for _ in range(int(batches)):
         envs = []
         for _ in range(int(size)):
-            body = {"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-                    "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
-                    "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"]}
-            envs.append(sign_one(kind="event", signer=party, key=key, body=body,
-                                 issued="2026-11-27T13:05:00+08:00"))
+            body = {
+                "type": "ObjectEvent",
+                "eventTime": "2026-11-27T13:05:00+08:00",
+                "eventTimeZoneOffset": "+08:00",
+                "action": "ADD",
+                "bizStep": "commissioning",
+                "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"],
+            }
+            envs.append(
+                sign_one(kind="event", signer=party, key=key, body=body, issued="2026-11-27T13:05:00+08:00")
+            )
             n += 1
         receipts = led.append_batch(envs)
-        sys.stdout.write("".join(
-            json.dumps({"seq": r.seq, "statementHash": r.statement_hash.hex()}) + "\n"
-            for r in receipts))
+        sys.stdout.write(
+            "".join(
+                json.dumps({"seq": r.seq, "statementHash": r.statement_hash.hex()}) + "\n" for r in receipts
+            )
+        )
         sys.stdout.flush()
 
 

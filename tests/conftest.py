@@ -15,9 +15,7 @@ import sqlalchemy as sa
 
 from tests.support import Client, World, loopback_port
 
-PG_ADMIN_URL = os.environ.get(
-    "SUYUAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+PG_ADMIN_URL = os.environ.get("SUYUAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def _pg_reachable() -> str | None:
@@ -81,8 +79,7 @@ def client(world: World) -> Iterator[Client]:
     from api.app import create_app
     from api.settings import Settings
 
-    app = create_app(Settings(db_url=world.url, home=world.home.path,
-                              base_url="https://trace.example"))
+    app = create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example"))
     yield Client(app)
     app.state.store.dispose()
 

@@ -24,8 +24,9 @@ from ledger.store.schema import node_key
 from tests.support import ORIGIN, World
 
 
-def forge(world: World, envelopes: Sequence[dict[str, Any]], *, note_signer: NoteSigner,
-          origin: str = ORIGIN) -> list[int]:
+def forge(
+    world: World, envelopes: Sequence[dict[str, Any]], *, note_signer: NoteSigner, origin: str = ORIGIN
+) -> list[int]:
     """INSERT ``envelopes`` as the next entries, sealed by a checkpoint ``note_signer``
     signs, with the rows the projections would hold; returns their seqs."""
     store = world.store
@@ -53,14 +54,22 @@ def forge(world: World, envelopes: Sequence[dict[str, Any]], *, note_signer: Not
                 registry.apply(p, seq, reg)
             elif p.kind == "event":
                 roles = reg.parties[p.signer].roles if p.signer in reg.parties else ()
-                trace.add_event(seq=seq, signer=p.signer, body=p.body, codes=event_facts(p.body),
-                                classified=classify(p.body, signer_roles=roles))
+                trace.add_event(
+                    seq=seq,
+                    signer=p.signer,
+                    body=p.body,
+                    codes=event_facts(p.body),
+                    classified=classify(p.body, signer_roles=roles),
+                )
             prev = leaf
             seq += 1
         note = note_signer.sign(Checkpoint(origin, frontier.size, frontier.root()).body())
-        store.append_rows(conn, entry_rows=rows,
-                          node_rows=[(node_key(lv, ix), h) for (lv, ix), h in nodes.items()],
-                          checkpoint_row=(frontier.size, frontier.root(), note, time))
+        store.append_rows(
+            conn,
+            entry_rows=rows,
+            node_rows=[(node_key(lv, ix), h) for (lv, ix), h in nodes.items()],
+            checkpoint_row=(frontier.size, frontier.root(), note, time),
+        )
         store.save_registry(conn, reg, existing=existing)
         tracedb.write_trace(conn, trace)
     return list(range(size, seq))

@@ -28,8 +28,9 @@ def new_uscc() -> str:
 
 
 class World:
-    def __init__(self, store: Store, home: Home, ledger: Ledger, registrar: str,
-                 registrar_key: PartyKey) -> None:
+    def __init__(
+        self, store: Store, home: Home, ledger: Ledger, registrar: str, registrar_key: PartyKey
+    ) -> None:
         self.store, self.home, self.ledger = store, home, ledger
         self.registrar, self.registrar_key = registrar, registrar_key
         self.url = str(store.engine.url.render_as_string(hide_password=False))
@@ -44,40 +45,72 @@ class World:
         registrar = new_uscc()
         h.save_config({"origin": ORIGIN, "registrar": {"id": registrar, "key": "registrar"}})
         led = Ledger(store, note_signer=signer)
-        led.append(genesis_envelope(origin=ORIGIN, signer=signer, registrar_id=registrar,
-                                    registrar_name="测试登记中心", registrar_key=reg_key))
+        led.append(
+            genesis_envelope(
+                origin=ORIGIN,
+                signer=signer,
+                registrar_id=registrar,
+                registrar_name="测试登记中心",
+                registrar_key=reg_key,
+            )
+        )
         return cls(store, h, led, registrar, reg_key)
 
     def close(self) -> None:
         self.store.dispose()
 
-    def registration(self, party: str, key: PartyKey, roles: Sequence[str] = ("producer",),
-                     name: str | None = None, gs1_prefixes: Sequence[str] = (),
-                     customs_codes: Sequence[str] = ()) -> dict[str, Any]:
-        body: dict[str, Any] = {"id": party, "name": name or f"party {party[-6:]}",
-                                "roles": list(roles), "publicKey": key.public_key_b64}
+    def registration(
+        self,
+        party: str,
+        key: PartyKey,
+        roles: Sequence[str] = ("producer",),
+        name: str | None = None,
+        gs1_prefixes: Sequence[str] = (),
+        customs_codes: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": party,
+            "name": name or f"party {party[-6:]}",
+            "roles": list(roles),
+            "publicKey": key.public_key_b64,
+        }
         if gs1_prefixes:
             body["gs1Prefixes"] = list(gs1_prefixes)
         if customs_codes:
             body["customsCodes"] = list(customs_codes)
-        return sign_one(kind="party.register", signer=party, key=key, body=body,
-                        cosigners=[(self.registrar, self.registrar_key)])
+        return sign_one(
+            kind="party.register",
+            signer=party,
+            key=key,
+            body=body,
+            cosigners=[(self.registrar, self.registrar_key)],
+        )
 
-    def register(self, roles: Sequence[str] = ("producer",), *,
-                 gs1_prefixes: Sequence[str] = (),
-                 customs_codes: Sequence[str] = ()) -> tuple[str, PartyKey]:
+    def register(
+        self,
+        roles: Sequence[str] = ("producer",),
+        *,
+        gs1_prefixes: Sequence[str] = (),
+        customs_codes: Sequence[str] = (),
+    ) -> tuple[str, PartyKey]:
         party = new_uscc()
         key = PartyKey.generate(party)
-        self.ledger.append(self.registration(party, key, roles, gs1_prefixes=gs1_prefixes,
-                                             customs_codes=customs_codes))
+        self.ledger.append(
+            self.registration(party, key, roles, gs1_prefixes=gs1_prefixes, customs_codes=customs_codes)
+        )
         return party, key
 
     def event(self, party: str, key: PartyKey, n: int = 0, **extra: Any) -> dict[str, Any]:
-        body = {"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-                "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
-                "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"], **extra}
-        return sign_one(kind="event", signer=party, key=key, body=body,
-                        issued="2026-11-27T13:05:00+08:00")
+        body = {
+            "type": "ObjectEvent",
+            "eventTime": "2026-11-27T13:05:00+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"],
+            **extra,
+        }
+        return sign_one(kind="event", signer=party, key=key, body=body, issued="2026-11-27T13:05:00+08:00")
 
     def append_events(self, party: str, key: PartyKey, count: int, start: int = 0) -> list[Receipt]:
         return self.ledger.append_batch([self.event(party, key, start + i) for i in range(count)])
@@ -134,11 +167,18 @@ class Server:
         self.port = self.sock.getsockname()[1]
         # proxy_headers off, as `suyuan serve` runs it: the app alone decides whose
         # X-Forwarded-For to believe (api/visitors.py).
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", ws="websockets-sansio",
-                                                    lifespan=lifespan, proxy_headers=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                ws="websockets-sansio",
+                lifespan=lifespan,
+                proxy_headers=False,
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> Server:
         self.thread.start()
@@ -170,8 +210,9 @@ def asgi_post(apps: dict[str, Any]) -> Any:
             raise OSError(f"connection refused: {base}")
 
         async def go() -> tuple[int, str]:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://w") as client:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://w"
+            ) as client:
                 r = await client.post("/add-checkpoint", content=body.encode())
                 return r.status_code, r.text
 

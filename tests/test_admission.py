@@ -46,15 +46,15 @@ def party(world: World) -> tuple[str, PartyKey]:
 
 @pytest.fixture
 def api(world: World) -> Iterator[Api]:
-    a = Api(create_app(Settings(db_url=world.url, home=world.home.path,
-                                base_url="https://trace.example")))
+    a = Api(create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example")))
     yield a
     a.app.state.store.dispose()
 
 
 @pytest.fixture
-def submit(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-           capsys: pytest.CaptureFixture[str]) -> Callable[[Any], tuple[int, str, str]]:
+def submit(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[[Any], tuple[int, str, str]]:
     """``suyuan submit FILE`` in this process: (exit code, stdout, stderr). The command
     leaves its store to the process's exit; here each one is disposed of after it."""
     import tools.cli
@@ -85,11 +85,18 @@ def submit(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     return run
 
 
-def event(party: tuple[str, PartyKey], n: int = 1, *, issued: str = "2026-11-27T13:05:00+08:00",
-          **extra: Any) -> Env:
-    body = {"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-            "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
-            "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"], **extra}
+def event(
+    party: tuple[str, PartyKey], n: int = 1, *, issued: str = "2026-11-27T13:05:00+08:00", **extra: Any
+) -> Env:
+    body = {
+        "type": "ObjectEvent",
+        "eventTime": "2026-11-27T13:05:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"],
+        **extra,
+    }
     return sign_one(kind="event", signer=party[0], key=party[1], body=body, issued=issued)
 
 
@@ -110,8 +117,7 @@ def refused(world: World, envs: list[Any], index: int, code: str, *words: str) -
     return err
 
 
-def cli_refuses(submit: Callable[[Any], tuple[int, str, str]], world: World, doc: Any,
-                *words: str) -> str:
+def cli_refuses(submit: Callable[[Any], tuple[int, str, str]], world: World, doc: Any, *words: str) -> str:
     size = world.ledger.size()
     rc, out, err = submit(doc)
     assert (rc, out) == (2, ""), err
@@ -126,8 +132,7 @@ SUBMIT_Q = """mutation($e: [JSON!]!) {
   submit(envelopes: $e) { index error { code message } receipt { seq } } }"""
 
 
-def gql_refuses(api: Api, world: World, envs: list[Any], index: int, code: str,
-                *words: str) -> None:
+def gql_refuses(api: Api, world: World, envs: list[Any], index: int, code: str, *words: str) -> None:
     size = world.ledger.size()
     r = api.gql(SUBMIT_Q, e=envs)
     assert r.status_code == 200, r.text
@@ -147,15 +152,24 @@ SHAPES: list[tuple[str, Callable[[Env], Any], str]] = [
     ("kind-object", lambda e: e["statement"].__setitem__("kind", {"a": 1}), "statement kind {'a': 1}"),
     ("statement-list", lambda e: e.__setitem__("statement", [1]), "statement must be a JSON object"),
     ("signatures-object", lambda e: e.__setitem__("signatures", {"a": 1}), "signatures must be"),
-    ("kind-huge-list", lambda e: e["statement"].__setitem__("kind", list(range(10000))),
-     "statement kind [0, 1, 2"),
+    (
+        "kind-huge-list",
+        lambda e: e["statement"].__setitem__("kind", list(range(10000))),
+        "statement kind [0, 1, 2",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "damage", "words"), SHAPES, ids=[s[0] for s in SHAPES])
-def test_bad_shapes_are_malformed_everywhere(world: World, party: tuple[str, PartyKey], api: Api,
-                                             submit: Any, name: str, damage: Callable[[Env], Any],
-                                             words: str) -> None:
+def test_bad_shapes_are_malformed_everywhere(
+    world: World,
+    party: tuple[str, PartyKey],
+    api: Api,
+    submit: Any,
+    name: str,
+    damage: Callable[[Env], Any],
+    words: str,
+) -> None:
     bad = event(party)
     damage(bad)
     refused(world, [event(party, 2), bad], 1, "malformed", words)
@@ -168,15 +182,19 @@ def test_bad_shapes_are_malformed_everywhere(world: World, party: tuple[str, Par
     gql_refuses(api, world, [item], 0, "malformed")
 
 
-def test_a_real_submit_process_refuses_a_kind_list(world: World, party: tuple[str, PartyKey],
-                                                   tmp_path: Path) -> None:
+def test_a_real_submit_process_refuses_a_kind_list(
+    world: World, party: tuple[str, PartyKey], tmp_path: Path
+) -> None:
     bad = event(party)
     bad["statement"]["kind"] = ["event"]
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(bad))
-    r = subprocess.run([sys.executable, "-m", "tools.cli", "submit", str(f)], capture_output=True,
-                       text=True, env={"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path),
-                                       "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "submit", str(f)],
+        capture_output=True,
+        text=True,
+        env={"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path), "PATH": "/usr/bin:/bin"},
+    )
     assert (r.returncode, r.stdout) == (2, "")
     assert "[malformed] statement kind ['event'] is not one of" in r.stderr
     assert "Traceback" not in r.stderr
@@ -186,22 +204,37 @@ def test_a_real_submit_process_refuses_a_kind_list(world: World, party: tuple[st
 
 NULS: list[tuple[str, Callable[[tuple[str, PartyKey]], Env], str]] = [
     ("extension", lambda p: event(p, **{"ex:note": "a\x00b"}), "$.statement.body['ex:note']"),
-    ("read-point", lambda p: event(p, readPoint={"id": "urn:x:a\x00"}),
-     "$.statement.body.readPoint.id"),
+    ("read-point", lambda p: event(p, readPoint={"id": "urn:x:a\x00"}), "$.statement.body.readPoint.id"),
     ("epc", lambda p: event(p, epcList=["urn:x:\x00"]), "$.statement.body.epcList[0]"),
     ("ilmd-key", lambda p: event(p, ilmd={"ex:a\x00b": 1}), "(its key)"),
-    ("biz-transaction", lambda p: event(p, bizTransactionList=[
-        {"type": "po", "bizTransaction": "urn:po:\x001"}]),
-     "$.statement.body.bizTransactionList[0].bizTransaction"),
-    ("credit-reason", lambda p: sign_one(kind="credit.record", signer=p[0], key=p[1], body={
-        "party": p[0], "item": "x", "points": 1, "reason": "late\x00"}), "$.statement.body.reason"),
+    (
+        "biz-transaction",
+        lambda p: event(p, bizTransactionList=[{"type": "po", "bizTransaction": "urn:po:\x001"}]),
+        "$.statement.body.bizTransactionList[0].bizTransaction",
+    ),
+    (
+        "credit-reason",
+        lambda p: sign_one(
+            kind="credit.record",
+            signer=p[0],
+            key=p[1],
+            body={"party": p[0], "item": "x", "points": 1, "reason": "late\x00"},
+        ),
+        "$.statement.body.reason",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "make", "path"), NULS, ids=[n[0] for n in NULS])
-def test_nul_is_refused_with_its_path(world: World, party: tuple[str, PartyKey], api: Api,
-                                      submit: Any, name: str,
-                                      make: Callable[[tuple[str, PartyKey]], Env], path: str) -> None:
+def test_nul_is_refused_with_its_path(
+    world: World,
+    party: tuple[str, PartyKey],
+    api: Api,
+    submit: Any,
+    name: str,
+    make: Callable[[tuple[str, PartyKey]], Env],
+    path: str,
+) -> None:
     bad = make(party)
     refused(world, [event(party, 5), bad], 1, "malformed", path, "U+0000")
     cli_refuses(submit, world, [bad], "envelope 0: [malformed]", path)
@@ -215,33 +248,51 @@ def test_a_backslash_u0000_text_is_not_a_nul(world: World, party: tuple[str, Par
 
 # --- identifiers bounded for the indexes ----------------------------------------------------
 
+
 def _random_text(n: int, lo: int = 0x4E00, hi: int = 0x9FFF) -> str:
     rnd = random.Random(n)
     return "".join(chr(rnd.randint(lo, hi)) for _ in range(n))
 
 
-LONG = "urn:x:" + "".join(random.Random(1).choice("abcdefghijklmnopqrstuvwxyz0123456789")
-                          for _ in range(27_000))
+LONG = "urn:x:" + "".join(
+    random.Random(1).choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(27_000)
+)
 BOUNDS: list[tuple[str, dict[str, Any], str]] = [
-    ("biz-transaction-27kb", {"bizTransactionList": [{"type": "po", "bizTransaction": LONG}]},
-     "$.bizTransactionList[0].bizTransaction is 27006 characters long"),
+    (
+        "biz-transaction-27kb",
+        {"bizTransactionList": [{"type": "po", "bizTransaction": LONG}]},
+        "$.bizTransactionList[0].bizTransaction is 27006 characters long",
+    ),
     ("epc", {"epcList": [LONG]}, "$.epcList[0] is 27006"),
     ("read-point", {"readPoint": {"id": LONG}}, "$.readPoint.id is 27006"),
-    ("biz-transaction-type", {"bizTransactionList": [{"type": "x:" + "t" * 299,
-                                                       "bizTransaction": "urn:po:1"}]},
-     "$.bizTransactionList[0].type is 301 characters long"),
-    ("destination", {"destinationList": [{"type": "owning_party", "destination": LONG}]},
-     "$.destinationList[0].destination is 27006"),
-    ("class", {"quantityList": [{"epcClass": "urn:x:" + _random_text(295), "quantity": 1}]},
-     "$.quantityList[0].epcClass is 301"),
+    (
+        "biz-transaction-type",
+        {"bizTransactionList": [{"type": "x:" + "t" * 299, "bizTransaction": "urn:po:1"}]},
+        "$.bizTransactionList[0].type is 301 characters long",
+    ),
+    (
+        "destination",
+        {"destinationList": [{"type": "owning_party", "destination": LONG}]},
+        "$.destinationList[0].destination is 27006",
+    ),
+    (
+        "class",
+        {"quantityList": [{"epcClass": "urn:x:" + _random_text(295), "quantity": 1}]},
+        "$.quantityList[0].epcClass is 301",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "extra", "words"), BOUNDS, ids=[b[0] for b in BOUNDS])
-def test_over_long_identifiers_are_refused_before_the_lock(world: World,
-                                                           party: tuple[str, PartyKey], api: Api,
-                                                           submit: Any, name: str,
-                                                           extra: dict[str, Any], words: str) -> None:
+def test_over_long_identifiers_are_refused_before_the_lock(
+    world: World,
+    party: tuple[str, PartyKey],
+    api: Api,
+    submit: Any,
+    name: str,
+    extra: dict[str, Any],
+    words: str,
+) -> None:
     bad = event(party, 7, **extra)
     refused(world, [event(party, 8), bad], 1, "malformed", "event body", words)
     cli_refuses(submit, world, [event(party, 8), bad], "envelope 1: [malformed] event body", words)
@@ -251,50 +302,82 @@ def test_over_long_identifiers_are_refused_before_the_lock(world: World,
 def test_identifiers_at_the_bound_fit_every_index(world: World, party: tuple[str, PartyKey]) -> None:
     """The worst case the bound allows: two 300-character URIs of 4-byte characters in one
     index row (lineage, containment, business transactions, a seller in a finding)."""
+
     def u(prefix: str = "urn:") -> str:
         return prefix + _random_text(300 - len(prefix), 0x1F300, 0x1F5FF)
 
     def ev(**body: Any) -> Env:
-        return sign_one(kind="event", signer=party[0], key=party[1], body={
-            "eventTime": "2026-11-27T13:05:00+08:00", "eventTimeZoneOffset": "+08:00", **body})
+        return sign_one(
+            kind="event",
+            signer=party[0],
+            key=party[1],
+            body={"eventTime": "2026-11-27T13:05:00+08:00", "eventTimeZoneOffset": "+08:00", **body},
+        )
 
-    order = {"goods": "1.00", "freight": "0.00", "tax": "0.00", "discount": "0.00",
-             "paid": "1.00", "currency": "CNY", "buyerIdHash": "hmac-sha256:" + "a" * 64}
-    receipts = world.ledger.append_batch([
-        ev(type="TransformationEvent", inputEPCList=[u()], outputEPCList=[u()]),
-        ev(type="AggregationEvent", action="ADD", parentID=u(), childEPCs=[u()]),
-        ev(type="TransactionEvent", action="ADD", epcList=[u()],
-           bizTransactionList=[{"type": u("x:"), "bizTransaction": u()}]),
-        # An order naming a seller and an owner no one registered: a finding names the seller.
-        ev(type="ObjectEvent", action="OBSERVE", epcList=[u()],
-           bizTransactionList=[{"type": "cbec:order", "bizTransaction": u()}],
-           sourceList=[{"type": "owning_party", "source": u()}],
-           destinationList=[{"type": "owning_party", "destination": u()}],
-           **{"cbec:orderInfo": order}),
-    ])
+    order = {
+        "goods": "1.00",
+        "freight": "0.00",
+        "tax": "0.00",
+        "discount": "0.00",
+        "paid": "1.00",
+        "currency": "CNY",
+        "buyerIdHash": "hmac-sha256:" + "a" * 64,
+    }
+    receipts = world.ledger.append_batch(
+        [
+            ev(type="TransformationEvent", inputEPCList=[u()], outputEPCList=[u()]),
+            ev(type="AggregationEvent", action="ADD", parentID=u(), childEPCs=[u()]),
+            ev(
+                type="TransactionEvent",
+                action="ADD",
+                epcList=[u()],
+                bizTransactionList=[{"type": u("x:"), "bizTransaction": u()}],
+            ),
+            # An order naming a seller and an owner no one registered: a finding names the seller.
+            ev(
+                type="ObjectEvent",
+                action="OBSERVE",
+                epcList=[u()],
+                bizTransactionList=[{"type": "cbec:order", "bizTransaction": u()}],
+                sourceList=[{"type": "owning_party", "source": u()}],
+                destinationList=[{"type": "owning_party", "destination": u()}],
+                **{"cbec:orderInfo": order},
+            ),
+        ]
+    )
     assert len(receipts) == 4
 
 
 # --- issued -------------------------------------------------------------------------------
 
-def test_issued_far_in_the_future_is_refused(world: World, party: tuple[str, PartyKey],
-                                            api: Api, submit: Any) -> None:
+
+def test_issued_far_in_the_future_is_refused(
+    world: World, party: tuple[str, PartyKey], api: Api, submit: Any
+) -> None:
     from datetime import UTC, datetime, timedelta
 
-    for issued in ("9999-01-01T00:00:00Z",
-                   (datetime.now(UTC) + timedelta(days=2)).isoformat(timespec="seconds")):
+    for issued in (
+        "9999-01-01T00:00:00Z",
+        (datetime.now(UTC) + timedelta(days=2)).isoformat(timespec="seconds"),
+    ):
         bad = event(party, 9, issued=issued)
         refused(world, [bad], 0, "issued_future", f"statement issued {issued} is more than a day")
         cli_refuses(submit, world, [bad], "[issued_future]", "check the signer's clock")
         gql_refuses(api, world, [bad], 0, "issued_future")
     # Times no UTC instant holds: they crashed the findings' time rule under the lock.
     for issued in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"):
-        refused(world, [event(party, 9, issued=issued)], 0, "malformed",
-                f"statement issued {issued} is outside the years 1 to 9999 in UTC")
+        refused(
+            world,
+            [event(party, 9, issued=issued)],
+            0,
+            "malformed",
+            f"statement issued {issued} is outside the years 1 to 9999 in UTC",
+        )
     # Within a day ahead (a clock a little fast, local time sent as UTC) and any past: facts.
     soon = (datetime.now(UTC) + timedelta(hours=23)).isoformat(timespec="seconds")
-    world.ledger.append_batch([event(party, 10, issued=soon),
-                               event(party, 11, issued="0001-01-02T00:00:00+14:00")])
+    world.ledger.append_batch(
+        [event(party, 10, issued=soon), event(party, 11, issued="0001-01-02T00:00:00+14:00")]
+    )
 
 
 # --- lot numbers --------------------------------------------------------------------------
@@ -316,8 +399,9 @@ LOTS: list[tuple[str, Any, str]] = [
 
 @pytest.mark.parametrize(("name", "lot", "words"), LOTS, ids=[x[0] for x in LOTS])
 @pytest.mark.parametrize("where", ["ilmd", "top", "ilmd-iri"])
-def test_lot_numbers_follow_gs1_ai_10(world: World, party: tuple[str, PartyKey], submit: Any,
-                                      name: str, lot: Any, words: str, where: str) -> None:
+def test_lot_numbers_follow_gs1_ai_10(
+    world: World, party: tuple[str, PartyKey], submit: Any, name: str, lot: Any, words: str, where: str
+) -> None:
     if where == "ilmd":
         bad, path = event(party, 12, ilmd={"cbvmda:lotNumber": lot}), "$.ilmd['cbvmda:lotNumber']"
     elif where == "top":
@@ -331,15 +415,17 @@ def test_lot_numbers_follow_gs1_ai_10(world: World, party: tuple[str, PartyKey],
 
 
 def test_good_lot_numbers_are_accepted(world: World, party: tuple[str, PartyKey]) -> None:
-    world.ledger.append_batch([
-        event(party, 13, ilmd={"cbvmda:lotNumber": "L2026A"}),
-        event(party, 14, ilmd={"cbvmda:lotNumber": "A!\"%&'()*+,-./:;<=>?_z"[:20]}),
-        event(party, 16, ilmd={"cbvmda:lotNumber": "<script>"}),
-        event(party, 15, **{"cbvmda:lotNumber": "20261127-01"})])
+    world.ledger.append_batch(
+        [
+            event(party, 13, ilmd={"cbvmda:lotNumber": "L2026A"}),
+            event(party, 14, ilmd={"cbvmda:lotNumber": "A!\"%&'()*+,-./:;<=>?_z"[:20]}),
+            event(party, 16, ilmd={"cbvmda:lotNumber": "<script>"}),
+            event(party, 15, **{"cbvmda:lotNumber": "20261127-01"}),
+        ]
+    )
 
 
-def test_a_lot_in_a_digital_link_follows_the_same_rule(world: World,
-                                                       party: tuple[str, PartyKey]) -> None:
+def test_a_lot_in_a_digital_link_follows_the_same_rule(world: World, party: tuple[str, PartyKey]) -> None:
     bad = event(party, epcList=["https://id.gs1.org/01/09506000134352/10/%3Cscript%3E%00/21/1"])
     refused(world, [bad], 0, "bad_identifier", "lot")
 
@@ -360,8 +446,9 @@ NAMES: list[tuple[str, str, str]] = [
 
 
 @pytest.mark.parametrize(("name", "value", "words"), NAMES, ids=[n[0] for n in NAMES])
-def test_party_names_are_one_line_of_visible_text(world: World, api: Api, submit: Any,
-                                                  name: str, value: str, words: str) -> None:
+def test_party_names_are_one_line_of_visible_text(
+    world: World, api: Api, submit: Any, name: str, value: str, words: str
+) -> None:
     party, key = new_uscc(), PartyKey.generate("p")
     bad = world.registration(party, key, ["producer"], name=value)
     where = "$.statement.body.name" if name == "nul" else "party.register body name"
@@ -386,8 +473,13 @@ def test_the_registrar_name_in_genesis_follows_the_same_rule(db_url: str, tmp_pa
         home = Home(tmp_path / "home")
         signer = home.create_note_signer(ORIGIN)
         led = Ledger(store, note_signer=signer)
-        bad = genesis_envelope(origin=ORIGIN, signer=signer, registrar_id=new_uscc(),
-                               registrar_name="登记\u202e中心", registrar_key=home.keys.create("r"))
+        bad = genesis_envelope(
+            origin=ORIGIN,
+            signer=signer,
+            registrar_id=new_uscc(),
+            registrar_name="登记\u202e中心",
+            registrar_key=home.keys.create("r"),
+        )
         with pytest.raises(BatchRejected, match="genesis registrar name contains U[+]202E"):
             led.append(bad)
         assert led.size() == 0
@@ -395,8 +487,9 @@ def test_the_registrar_name_in_genesis_follows_the_same_rule(db_url: str, tmp_pa
         store.dispose()
 
 
-def test_the_door_rules_never_judge_old_entries(world: World, party: tuple[str, PartyKey],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_door_rules_never_judge_old_entries(
+    world: World, party: tuple[str, PartyKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The rules of ledger.log.admission judge new statements only: an entry holding what they
     now refuse (appended before them; here, past them) still audits, reindexes and reads."""
     from ledger.log import admission

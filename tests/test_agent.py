@@ -29,11 +29,13 @@ REPO = Path(__file__).resolve().parent.parent
 GS1_SCHEMA = json.loads((REPO / "tests/fixtures/epcis-standard/EPCIS-JSON-Schema.json").read_text())
 
 
-def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
-         ) -> tuple[int, dict[str, str], Any]:
+def http(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             raw, status, hdrs = r.read(), r.status, {k.lower(): v for k, v in r.headers.items()}
@@ -57,8 +59,13 @@ class Proc:
 
     def __init__(self, args: list[str], env: dict[str, str], health: str, log: Path) -> None:
         self.log = open(log, "ab")  # noqa: SIM115 (closed in stop/kill)
-        self.p = subprocess.Popen([sys.executable, "-m", "tools.cli", *args], cwd=REPO, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=self.log)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
         self.health, self.log_path = health, log
 
     def up(self) -> Proc:
@@ -69,6 +76,7 @@ class Proc:
                 return http("GET", self.health)[0] == 200
             except OSError:
                 return False
+
         wait_for(self.health, ready, timeout=30)
         return self
 
@@ -107,22 +115,46 @@ class Zone:
         self.procs: list[Proc] = []
 
     def serve(self) -> Proc:
-        p = Proc(["serve", "--port", str(self.ledger_port)], self.ledger_env,
-                 self.ledger_url + "/healthz", self.tmp / "serve.log")
+        p = Proc(
+            ["serve", "--port", str(self.ledger_port)],
+            self.ledger_env,
+            self.ledger_url + "/healthz",
+            self.tmp / "serve.log",
+        )
         self.procs.append(p)
         return p.up()
 
     def agent(self) -> Proc:
-        p = Proc(["agent", "--key", "acme", "--signer", self.party, "--ledger", self.ledger_url,
-                  "--port", str(self.agent_port), "--db", f"sqlite:///{self.outbox}"],
-                 self.agent_env, self.agent_url + "/healthz", self.tmp / "agent.log")
+        p = Proc(
+            [
+                "agent",
+                "--key",
+                "acme",
+                "--signer",
+                self.party,
+                "--ledger",
+                self.ledger_url,
+                "--port",
+                str(self.agent_port),
+                "--db",
+                f"sqlite:///{self.outbox}",
+            ],
+            self.agent_env,
+            self.agent_url + "/healthz",
+            self.tmp / "agent.log",
+        )
         self.procs.append(p)
         return p.up()
 
     def status(self) -> dict[str, Any]:
-        out = subprocess.run([sys.executable, "-m", "tools.cli", "agent", "status", "--db",
-                              f"sqlite:///{self.outbox}"], cwd=REPO, env=self.agent_env,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "tools.cli", "agent", "status", "--db", f"sqlite:///{self.outbox}"],
+            cwd=REPO,
+            env=self.agent_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         doc: dict[str, Any] = json.loads(out.stdout)
         return doc
 
@@ -132,21 +164,34 @@ class Zone:
         return job  # type: ignore[no-any-return]
 
     def finished(self, location: str) -> dict[str, Any]:
-        return wait_for("the capture job to finish",  # type: ignore[no-any-return]
-                        lambda: (j := self.job(location)) and not j["running"] and j)
+        return wait_for(
+            "the capture job to finish",  # type: ignore[no-any-return]
+            lambda: (j := self.job(location)) and not j["running"] and j,
+        )
 
 
 def document(run: str, n: int = 3) -> dict[str, Any]:
     return {
         "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-27T05:00:00Z",
-        "epcisBody": {"eventList": [
-            {"type": "ObjectEvent", "eventID": f"urn:uuid:00000000-0000-4000-8000-{run}{i:08d}",
-             "eventTime": "2026-11-27T13:05:00+08:00", "eventTimeZoneOffset": "+08:00",
-             "action": "ADD", "bizStep": "commissioning", "disposition": "active",
-             "epcList": [f"https://id.gs1.org/01/09506000134352/21/{run}{i}"],
-             "readPoint": {"id": "urn:epc:id:sgln:0614141.00777.0"}}
-            for i in range(n)]},
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-27T05:00:00Z",
+        "epcisBody": {
+            "eventList": [
+                {
+                    "type": "ObjectEvent",
+                    "eventID": f"urn:uuid:00000000-0000-4000-8000-{run}{i:08d}",
+                    "eventTime": "2026-11-27T13:05:00+08:00",
+                    "eventTimeZoneOffset": "+08:00",
+                    "action": "ADD",
+                    "bizStep": "commissioning",
+                    "disposition": "active",
+                    "epcList": [f"https://id.gs1.org/01/09506000134352/21/{run}{i}"],
+                    "readPoint": {"id": "urn:epc:id:sgln:0614141.00777.0"},
+                }
+                for i in range(n)
+            ]
+        },
     }
 
 
@@ -162,13 +207,18 @@ def zone(tmp_path: Path) -> Iterator[Zone]:
 
 
 def ledger_events(zone: Zone, run: str) -> list[dict[str, Any]]:
-    status, _, doc = http("GET", f"{zone.ledger_url}/epcis/events?perPage=1000&"
-                          "MATCH_epc=urn:epc:idpat:sgtin:9506000.013435.*")
+    status, _, doc = http(
+        "GET", f"{zone.ledger_url}/epcis/events?perPage=1000&MATCH_epc=urn:epc:idpat:sgtin:9506000.013435.*"
+    )
     assert status == 200
-    jsonschema.Draft7Validator(GS1_SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
-                               ).validate(doc)
-    return [e for e in doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
-            if e["epcList"][0].endswith(tuple(f"/21/{run}{i}" for i in range(10)))]
+    jsonschema.Draft7Validator(GS1_SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER).validate(
+        doc
+    )
+    return [
+        e
+        for e in doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        if e["epcList"][0].endswith(tuple(f"/21/{run}{i}" for i in range(10)))
+    ]
 
 
 def assert_landed_once(zone: Zone, job: dict[str, Any], run: str, n: int = 3) -> None:
@@ -183,8 +233,9 @@ def assert_landed_once(zone: Zone, job: dict[str, Any], run: str, n: int = 3) ->
         e = by_id[r["eventID"]]
         assert (e["suyuan:seq"], e["suyuan:leafHash"]) == (r["seq"], r["leafHash"])
         # The receipt's proof is the ledger's own: the same as it serves now for that size.
-        status, _, proof = http("GET", f"{zone.ledger_url}/proof/inclusion/{r['seq']}/"
-                                f"{r['inclusionProof']['treeSize']}")
+        status, _, proof = http(
+            "GET", f"{zone.ledger_url}/proof/inclusion/{r['seq']}/{r['inclusionProof']['treeSize']}"
+        )
         assert status == 200 and proof["hashes"] == r["inclusionProof"]["hashes"]
 
 
@@ -194,8 +245,10 @@ def test_capture_while_the_ledger_is_down_lands_once_it_is_up(zone: Zone) -> Non
     assert status == 202 and headers["gs1-epcis-version"] == "2.0.0"
     location = headers["location"]
     # A delivery fails (the ledger is down): waited for, not assumed to happen within a sleep.
-    job = wait_for("a failed delivery", lambda: (j := zone.job(location))
-                   and j["suyuan:attempts"] >= 1 and "suyuan:lastError" in j and j)
+    job = wait_for(
+        "a failed delivery",
+        lambda: (j := zone.job(location)) and j["suyuan:attempts"] >= 1 and "suyuan:lastError" in j and j,
+    )
     assert job["running"] is True and job["success"] is True
     assert job["suyuan:attempts"] >= 1 and "suyuan:lastError" in job
     backlog = zone.status()
@@ -269,8 +322,9 @@ def test_an_event_the_ledger_refuses_fails_the_job_with_its_reason(zone: Zone) -
     assert zone.world.ledger.size() == size
 
     # proceed: the refused event is set aside, the others land.
-    _, headers, _ = http("POST", f"{zone.agent_url}/epcis/capture", doc,
-                         {"GS1-Capture-Error-Behaviour": "proceed"})
+    _, headers, _ = http(
+        "POST", f"{zone.agent_url}/epcis/capture", doc, {"GS1-Capture-Error-Behaviour": "proceed"}
+    )
     job = zone.finished(headers["location"])
     assert job["success"] is False and [r["index"] for r in job["suyuan:receipts"]] == [0, 2]
     assert zone.world.ledger.size() == size + 2
@@ -304,30 +358,44 @@ def test_a_receipt_that_is_not_for_our_statement_is_not_taken(tmp_path: Path) ->
         results = []
         for i, env in enumerate(envs):
             ours = hashlib.sha256(canonical.canonical_bytes(env["statement"])).hexdigest()
-            results.append({"index": i, "error": None, "receipt": {
-                "seq": 7, "leafHash": "00" * 32, "checkpoint": "liar.example/log\n1\n"
-                + base64.b64encode(root).decode() + "\n",
-                "statementHash": "11" * 32 if forged["which"] == "statement" else ours,
-                "inclusionProof": {"leafIndex": 0, "treeSize": 1, "hashes": []}}})
+            results.append(
+                {
+                    "index": i,
+                    "error": None,
+                    "receipt": {
+                        "seq": 7,
+                        "leafHash": "00" * 32,
+                        "checkpoint": "liar.example/log\n1\n" + base64.b64encode(root).decode() + "\n",
+                        "statementHash": "11" * 32 if forged["which"] == "statement" else ours,
+                        "inclusionProof": {"leafIndex": 0, "treeSize": 1, "hashes": []},
+                    },
+                }
+            )
         return JSONResponse({"data": {"submit": results}})
 
-    liar = Starlette(routes=[Route("/checkpoint", checkpoint),
-                             Route("/graphql", graphql, methods=["POST"])])
+    liar = Starlette(routes=[Route("/checkpoint", checkpoint), Route("/graphql", graphql, methods=["POST"])])
     with Server(liar) as ledger:
-        cfg = AgentConfig(key=PartyKey.generate("k"), signer=new_uscc(),
-                          ledger_url=f"http://127.0.0.1:{ledger.port}",
-                          db_url=f"sqlite:///{tmp_path}/outbox.db")
+        cfg = AgentConfig(
+            key=PartyKey.generate("k"),
+            signer=new_uscc(),
+            ledger_url=f"http://127.0.0.1:{ledger.port}",
+            db_url=f"sqlite:///{tmp_path}/outbox.db",
+        )
         with Server(create_agent_app(cfg), lifespan="on") as agent:
             base = f"http://127.0.0.1:{agent.port}/epcis"
             _, headers, _ = http("POST", f"{base}/capture", document("5", 1))
             url = f"{base}/{headers['location']}"
-            job = wait_for("a delivery attempt", lambda: (j := http("GET", url)[2])
-                           and j["suyuan:attempts"] >= 1 and j)
+            job = wait_for(
+                "a delivery attempt", lambda: (j := http("GET", url)[2]) and j["suyuan:attempts"] >= 1 and j
+            )
             assert job["running"] is True and job["suyuan:receipts"] == []
             assert "not ours" in job["suyuan:lastError"]
             forged["which"] = "proof"
-            job = wait_for("another attempt", lambda: (j := http("GET", url)[2])
-                           and "prove" in j.get("suyuan:lastError", "") and j, timeout=30)
+            job = wait_for(
+                "another attempt",
+                lambda: (j := http("GET", url)[2]) and "prove" in j.get("suyuan:lastError", "") and j,
+                timeout=30,
+            )
             assert job["running"] is True and job["suyuan:receipts"] == []
 
 
@@ -340,15 +408,19 @@ def test_an_epcis_xml_capture_lands_as_its_json_twin(zone: Zone) -> None:
     zone.serve()
     zone.agent()
     xml = epcis_xml.write(document("7"), namespaces={})
-    status, headers, _ = http("POST", f"{zone.agent_url}/epcis/capture", xml,
-                              {"Content-Type": "application/xml"})
+    status, headers, _ = http(
+        "POST", f"{zone.agent_url}/epcis/capture", xml, {"Content-Type": "application/xml"}
+    )
     assert status == 202
     assert_landed_once(zone, zone.finished(headers["location"]), "7")
-    bomb = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
-            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><d>&b;</d>')
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><d>&b;</d>'
+    )
     before = zone.status()["pendingCaptures"]
-    status, _, body = http("POST", f"{zone.agent_url}/epcis/capture", bomb,
-                           {"Content-Type": "application/xml"})
+    status, _, body = http(
+        "POST", f"{zone.agent_url}/epcis/capture", bomb, {"Content-Type": "application/xml"}
+    )
     assert status == 400, body
     assert zone.status()["pendingCaptures"] == before
 
@@ -376,9 +448,18 @@ def test_a_repeat_receipt_is_taken_only_for_our_own_event(tmp_path: Path) -> Non
     held = {"signer": new_uscc()}  # whose event the ledger says is at seq 0
 
     def entry_bytes() -> bytes:
-        return json.dumps({"envelope": {"statement": {
-            "kind": "event", "signer": held["signer"], "issued": "2026-11-27T05:00:00Z",
-            "body": {**doc["epcisBody"]["eventList"][0]}}}}).encode()
+        return json.dumps(
+            {
+                "envelope": {
+                    "statement": {
+                        "kind": "event",
+                        "signer": held["signer"],
+                        "issued": "2026-11-27T05:00:00Z",
+                        "body": {**doc["epcisBody"]["eventList"][0]},
+                    }
+                }
+            }
+        ).encode()
 
     def root() -> str:
         return base64.b64encode(merkle.leaf_hash(entry_bytes())).decode()
@@ -389,31 +470,52 @@ def test_a_repeat_receipt_is_taken_only_for_our_own_event(tmp_path: Path) -> Non
     async def graphql(request: Request) -> JSONResponse:
         q = await request.json()
         if "entry(seq" in q["query"]:
-            return JSONResponse({"data": {"entry": {
-                "bytes": base64.b64encode(entry_bytes()).decode()}}})
-        return JSONResponse({"data": {"submit": [{"index": i, "error": None, "receipt": {
-            "seq": 0, "duplicateOf": 0, "leafHash": merkle.leaf_hash(entry_bytes()).hex(),
-            "statementHash": "22" * 32, "checkpoint": f"liar.example/log\n1\n{root()}\n",
-            "inclusionProof": {"leafIndex": 0, "treeSize": 1, "hashes": []}}}
-            for i, _ in enumerate(q["variables"]["e"])]}})
+            return JSONResponse({"data": {"entry": {"bytes": base64.b64encode(entry_bytes()).decode()}}})
+        return JSONResponse(
+            {
+                "data": {
+                    "submit": [
+                        {
+                            "index": i,
+                            "error": None,
+                            "receipt": {
+                                "seq": 0,
+                                "duplicateOf": 0,
+                                "leafHash": merkle.leaf_hash(entry_bytes()).hex(),
+                                "statementHash": "22" * 32,
+                                "checkpoint": f"liar.example/log\n1\n{root()}\n",
+                                "inclusionProof": {"leafIndex": 0, "treeSize": 1, "hashes": []},
+                            },
+                        }
+                        for i, _ in enumerate(q["variables"]["e"])
+                    ]
+                }
+            }
+        )
 
-    ledger_app = Starlette(routes=[Route("/checkpoint", checkpoint),
-                                   Route("/graphql", graphql, methods=["POST"])])
+    ledger_app = Starlette(
+        routes=[Route("/checkpoint", checkpoint), Route("/graphql", graphql, methods=["POST"])]
+    )
     with Server(ledger_app) as ledger:
-        cfg = AgentConfig(key=PartyKey.generate("k"), signer=signer,
-                          ledger_url=f"http://127.0.0.1:{ledger.port}",
-                          db_url=f"sqlite:///{tmp_path}/outbox.db")
+        cfg = AgentConfig(
+            key=PartyKey.generate("k"),
+            signer=signer,
+            ledger_url=f"http://127.0.0.1:{ledger.port}",
+            db_url=f"sqlite:///{tmp_path}/outbox.db",
+        )
         with Server(create_agent_app(cfg), lifespan="on") as agent:
             base = f"http://127.0.0.1:{agent.port}/epcis"
             _, headers, _ = http("POST", f"{base}/capture", doc)
             url = f"{base}/{headers['location']}"
-            job = wait_for("a delivery attempt", lambda: (j := http("GET", url)[2])
-                           and j["suyuan:attempts"] >= 1 and j)
+            job = wait_for(
+                "a delivery attempt", lambda: (j := http("GET", url)[2]) and j["suyuan:attempts"] >= 1 and j
+            )
             assert job["running"] is True and job["suyuan:receipts"] == []
             assert "another event" in job["suyuan:lastError"], job
             held["signer"] = signer  # now the entry is ours: same signer, same eventID
-            job = wait_for("the job to finish", lambda: (j := http("GET", url)[2])
-                           and not j["running"] and j, timeout=90)
+            job = wait_for(
+                "the job to finish", lambda: (j := http("GET", url)[2]) and not j["running"] and j, timeout=90
+            )
             assert job["success"] is True
             [receipt] = job["suyuan:receipts"]
             assert (receipt["eventID"], receipt["duplicateOf"]) == (event_id, 0)

@@ -33,20 +33,30 @@ ZONE_KEY = bytes(range(32))
 ORDER = (SCENARIOS / "A1-CEB311.xml").read_bytes()
 PAYMENT = (SCENARIOS / "A2-CEB411.xml").read_bytes()
 XML = {"Content-Type": "application/xml"}
-XXE = (b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-       b'<ceb:CEB312Message xmlns:ceb="http://www.chinaport.gov.cn/ceb" guid="g">&x;'
-       b"</ceb:CEB312Message>")
-LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
-          b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>'
-          b"<d>&c;</d>")
+XXE = (
+    b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    b'<ceb:CEB312Message xmlns:ceb="http://www.chinaport.gov.cn/ceb" guid="g">&x;'
+    b"</ceb:CEB312Message>"
+)
+LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+    b"<d>&c;</d>"
+)
 
 
 class CustomsZone(Zone):
     """The zone of test_agent, its agent's enterprise a platform (customs code 3301TEST0P)
     that holds the zone's matching key, beside a registered merchant (3301TEST0E)."""
 
-    def __init__(self, world: World, tmp: Path, *, ledger_port: int,  # noqa: D107 - Zone's
-                 agent_port: int) -> None:
+    def __init__(
+        self,
+        world: World,
+        tmp: Path,
+        *,
+        ledger_port: int,  # noqa: D107 - Zone's
+        agent_port: int,
+    ) -> None:
         self.world, self.tmp = world, tmp
         self.ledger_port, self.agent_port = ledger_port, agent_port
         self.ledger_url = f"http://127.0.0.1:{self.ledger_port}"
@@ -55,8 +65,7 @@ class CustomsZone(Zone):
         self.agent_home = tmp / "agent-home"
         key = Home(self.agent_home).keys.create("acme")
         (self.agent_home / "zone.key").write_text(json.dumps({"hmacKey": ZONE_KEY.hex()}))
-        world.ledger.append(world.registration(self.party, key, ["platform"],
-                                               customs_codes=["3301TEST0P"]))
+        world.ledger.append(world.registration(self.party, key, ["platform"], customs_codes=["3301TEST0P"]))
         self.merchant, _ = world.register(["merchant"], customs_codes=["3301TEST0E"])
         self.outbox = tmp / "outbox.db"
         base = {k: v for k, v in os.environ.items() if not k.startswith("SUYUAN_")}
@@ -82,8 +91,11 @@ def post(zone: Zone, data: bytes) -> tuple[int, dict[str, str], Any]:
 
 def check_order_landed(zone: CustomsZone, job: dict[str, Any]) -> int:
     assert job["success"] is True and job["errors"] == [] and not job["running"], job
-    assert job["suyuan:customsMessage"] == {"message": "CEB311Message", "signed": True,
-                                            "guid": "A1B2C3D4-0000-4000-8000-000000000311"}
+    assert job["suyuan:customsMessage"] == {
+        "message": "CEB311Message",
+        "signed": True,
+        "guid": "A1B2C3D4-0000-4000-8000-000000000311",
+    }
     [receipt] = job["suyuan:receipts"]
     entry = zone.world.ledger.entry(receipt["seq"]).decoded()
     statement = entry["envelope"]["statement"]
@@ -100,8 +112,9 @@ def check_order_landed(zone: CustomsZone, job: dict[str, Any]) -> int:
     # The ledger's EPCIS query interface returns it, in a document GS1's schema accepts.
     status, _, doc = http("GET", f"{zone.ledger_url}/epcis/events/{quote(receipt['eventID'], safe='')}")
     assert status == 200
-    jsonschema.Draft7Validator(GS1_SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
-                               ).validate(doc)
+    jsonschema.Draft7Validator(GS1_SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER).validate(
+        doc
+    )
     [event] = doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     assert event["suyuan:seq"] == receipt["seq"]
     return int(receipt["seq"])
@@ -120,8 +133,7 @@ def test_a_customs_message_posted_while_the_ledger_is_down_lands_once(zone: Cust
     job = zone.job(location.removeprefix("epcis/"))
     assert job["running"] is True and job["suyuan:customsMessage"]["signed"] is False
     backlog = zone.status()
-    assert (backlog["pendingCaptures"], backlog["pendingMessages"], backlog["pendingEvents"]) == (
-        1, 1, 0)
+    assert (backlog["pendingCaptures"], backlog["pendingMessages"], backlog["pendingEvents"]) == (1, 1, 0)
     size = zone.world.ledger.size()
 
     zone.serve()
@@ -140,8 +152,7 @@ def test_a_customs_message_posted_while_the_ledger_is_down_lands_once(zone: Cust
     assert zone.world.ledger.size() == size + 1
 
 
-def test_agent_killed_after_accepting_a_message_delivers_it_after_restart(
-        zone: CustomsZone) -> None:
+def test_agent_killed_after_accepting_a_message_delivers_it_after_restart(zone: CustomsZone) -> None:
     agent = zone.agent()
     status, headers, _ = post(zone, ORDER)
     assert status == 202
@@ -156,30 +167,31 @@ def test_agent_killed_after_accepting_a_message_delivers_it_after_restart(
 
 def call(app: Any, method: str, path: str, **kw: Any) -> httpx.Response:
     async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://a") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
             return await c.request(method, path, **kw)
+
     return asyncio.run(go())
 
 
 def test_bad_customs_xml_is_refused_at_the_door_and_nothing_is_kept(tmp_path: Path) -> None:
     from tools.agent import AgentConfig, create_agent_app
 
-    cfg = AgentConfig(key=PartyKey.generate("k"), signer=new_uscc(),
-                      ledger_url="http://127.0.0.1:9", db_url=f"sqlite:///{tmp_path}/o.db",
-                      matching_key=ZONE_KEY)
+    cfg = AgentConfig(
+        key=PartyKey.generate("k"),
+        signer=new_uscc(),
+        ledger_url="http://127.0.0.1:9",
+        db_url=f"sqlite:///{tmp_path}/o.db",
+        matching_key=ZONE_KEY,
+    )
     app = create_agent_app(cfg)
     outbox = app.state.outbox
     cases = {
         "xxe": (XXE, "xml_refused"),
         "laughs": (LAUGHS, "xml_refused"),
         "wrapped xxe": (ceb.dxp_wrapped(XXE, message="CEB312Message", sender="X"), "xml_refused"),
-        "deep": (b'<?xml version="1.0"?><a>' + b"<b>" * 300 + b"</b>" * 300 + b"</a>",
-                 "malformed"),
-        "no order number": (ORDER.replace(b"<ceb:orderNo>SO20240501000001</ceb:orderNo>", b""),
-                            "malformed"),
-        "an EPCIS document": (b'<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2"/>',
-                              "malformed"),
+        "deep": (b'<?xml version="1.0"?><a>' + b"<b>" * 300 + b"</b>" * 300 + b"</a>", "malformed"),
+        "no order number": (ORDER.replace(b"<ceb:orderNo>SO20240501000001</ceb:orderNo>", b""), "malformed"),
+        "an EPCIS document": (b'<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2"/>', "malformed"),
     }
     for name, (data, code) in cases.items():
         r = call(app, "POST", "/ceb", content=data, headers=XML)
@@ -188,8 +200,10 @@ def test_bad_customs_xml_is_refused_at_the_door_and_nothing_is_kept(tmp_path: Pa
         assert problem["type"] == "epcisException:ValidationException"
         assert problem["detail"].startswith(f"[{code}]"), (name, problem)
         assert "root:" not in problem["detail"]
-    assert "not a valid CEB311Message" in call(app, "POST", "/ceb", headers=XML, content=cases[
-        "no order number"][0]).json()["detail"]
+    assert (
+        "not a valid CEB311Message"
+        in call(app, "POST", "/ceb", headers=XML, content=cases["no order number"][0]).json()["detail"]
+    )
     r = call(app, "POST", "/ceb", content=ORDER, headers={"Content-Type": "application/json"})
     assert r.status_code == 415
     assert outbox.backlog()["pendingCaptures"] == 0 and outbox.jobs(after=None, limit=5) == []
@@ -203,17 +217,21 @@ def test_bad_customs_xml_is_refused_at_the_door_and_nothing_is_kept(tmp_path: Pa
     outbox.dispose()
 
     # Without the zone's matching key the agent cannot hash buyers: 501, with the fix.
-    bare = create_agent_app(AgentConfig(key=PartyKey.generate("k"), signer=new_uscc(),
-                                        ledger_url="http://127.0.0.1:9",
-                                        db_url=f"sqlite:///{tmp_path}/o2.db"))
+    bare = create_agent_app(
+        AgentConfig(
+            key=PartyKey.generate("k"),
+            signer=new_uscc(),
+            ledger_url="http://127.0.0.1:9",
+            db_url=f"sqlite:///{tmp_path}/o2.db",
+        )
+    )
     r = call(bare, "POST", "/ceb", content=ORDER, headers=XML)
     assert r.status_code == 501 and r.json()["detail"].startswith("[no_matching_key]")
     assert "zone.key" in r.json()["detail"]
     bare.state.outbox.dispose()
 
 
-def test_a_message_the_ledger_already_has_is_answered_with_its_first_receipt(
-        zone: CustomsZone) -> None:
+def test_a_message_the_ledger_already_has_is_answered_with_its_first_receipt(zone: CustomsZone) -> None:
     """The platform imported the order on the ledger's host (`suyuan ceb import`) before its
     ERP posted it to the agent: the ledger answers the agent's statement, the same event by
     the same signer, with the first entry's receipt. The agent takes it (its proof holds)
@@ -247,20 +265,21 @@ def test_a_capture_job_answers_xml_by_the_bindings_names(zone: CustomsZone) -> N
     _, headers, _ = post(zone, ORDER)
     location = headers["location"].removeprefix("epcis/")
     job = zone.finished(location)
-    req = urllib.request.Request(f"{zone.agent_url}/epcis/{location}",
-                                 headers={"Accept": "application/xml"})
+    req = urllib.request.Request(f"{zone.agent_url}/epcis/{location}", headers={"Accept": "application/xml"})
     with urllib.request.urlopen(req, timeout=30) as r:
         assert r.headers["content-type"] == "application/xml"
         root = etree.fromstring(r.read())
     assert root.tag == "{urn:epcglobal:epcis:xsd:2}EPCISCaptureJob"
     assert (root.get("captureID"), root.get("running"), root.get("success")) == (
-        job["captureID"], "false", "true")
+        job["captureID"],
+        "false",
+        "true",
+    )
     assert root.findtext("captureErrorBehaviour") == "rollback"
     assert root.findtext("createdAt") == job["createdAt"]
     [receipt] = root.iterfind(f"{{{LEDGER_NAMESPACE}}}receipt")
     assert int(receipt.get("seq")) == job["suyuan:receipts"][0]["seq"]
     hashes = [h.text for h in receipt.iterfind(f".//{{{LEDGER_NAMESPACE}}}hash")]
     assert hashes == job["suyuan:receipts"][0]["inclusionProof"]["hashes"]
-    status, _, problem = http("GET", f"{zone.agent_url}/epcis/capture", None,
-                              {"Accept": "application/xml"})
+    status, _, problem = http("GET", f"{zone.agent_url}/epcis/capture", None, {"Accept": "application/xml"})
     assert status == 406 and problem["type"] == "epcisException:NotAcceptableException"

@@ -35,9 +35,13 @@ def test_resolver_answers_journey_recall_and_links(world: World, client: Client)
     assert rec == {"code": tin, "recalled": False, "recalls": []}
     (links,) = client.get(path, params={"linkType": "linkset"}).json()["linkset"]
     assert links["anchor"] == f"https://trace.example{path}"
-    assert links["https://gs1.org/voc/recallStatus"] == [{
-        "href": f"https://trace.example{path}?linkType=gs1:recallStatus",
-        "title": "Recall status", "type": "application/json"}]
+    assert links["https://gs1.org/voc/recallStatus"] == [
+        {
+            "href": f"https://trace.example{path}?linkType=gs1:recallStatus",
+            "title": "Recall status",
+            "type": "application/json",
+        }
+    ]
 
 
 def test_resolver_refusals(client: Client) -> None:
@@ -58,9 +62,13 @@ def test_suyuan_serve_answers_on_loopback(world: World, tmp_path: Any, port: int
     import time
 
     env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

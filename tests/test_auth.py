@@ -34,8 +34,9 @@ class Api:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    def request(self, method: str, path: str, token: str | None = None,
-                header: str | None = None, **kw: Any) -> httpx.Response:
+    def request(
+        self, method: str, path: str, token: str | None = None, header: str | None = None, **kw: Any
+    ) -> httpx.Response:
         headers = dict(kw.pop("headers", {}))
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -65,11 +66,16 @@ def _private_order(w: World) -> tuple[int, dict[str, Any], str, PartyKey, tuple[
     platform, key = w.register(["platform"])
     named, nkey = w.register(["payment"])
     commitment, blob = make_blob({"buyer": "张三", "price": "298.00"})
-    body = {"type": "TransactionEvent", "action": "ADD", "eventTime": "2026-11-27T10:00:00+08:00",
-            "eventTimeZoneOffset": "+08:00", "bizStep": "retail_selling",
-            "epcList": ["https://id.gs1.org/01/09506000134352/21/900"],
-            "bizTransactionList": [{"type": "cbec:order", "bizTransaction": "urn:suyuan:order:1"}],
-            "destinationList": [{"type": "owning_party", "destination": named}]}
+    body = {
+        "type": "TransactionEvent",
+        "action": "ADD",
+        "eventTime": "2026-11-27T10:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "bizStep": "retail_selling",
+        "epcList": ["https://id.gs1.org/01/09506000134352/21/900"],
+        "bizTransactionList": [{"type": "cbec:order", "bizTransaction": "urn:suyuan:order:1"}],
+        "destinationList": [{"type": "owning_party", "destination": named}],
+    }
     env = sign_one(kind="event", signer=platform, key=key, body=body, private=commitment)
     seq = w.ledger.append_batch([env], private={commitment: blob})[0].seq
     return seq, blob, platform, key, (named, nkey)
@@ -103,8 +109,12 @@ def test_who_sees_private_data(world: World, api: Api) -> None:
 
     own = view(make_token(key, signer=platform, audience=ORIGIN))
     assert own["viewer"] == {"kind": "party", "party": platform}
-    assert own["entry"]["private"] == {"status": "shown", "data": blob["data"], "salt": blob["salt"],
-                                       "commitment": own["entry"]["private"]["commitment"]}
+    assert own["entry"]["private"] == {
+        "status": "shown",
+        "data": blob["data"],
+        "salt": blob["salt"],
+        "commitment": own["entry"]["private"]["commitment"],
+    }
     # The shown blob is the one the signed statement commits to.
     st = world.ledger.entry(seq).decoded()["envelope"]["statement"]
     assert own["entry"]["private"]["commitment"] == st["private"]
@@ -118,8 +128,7 @@ def test_who_sees_private_data(world: World, api: Api) -> None:
     assert reg["entry"]["private"]["data"] == blob["data"]
 
     world.ledger.shred(st["private"])
-    assert view(make_token(key, signer=platform, audience=ORIGIN))["entry"]["private"]["status"] \
-        == "shredded"
+    assert view(make_token(key, signer=platform, audience=ORIGIN))["entry"]["private"]["status"] == "shredded"
 
 
 def test_named_party_sees_it_and_lists_hide_it(world: World, api: Api) -> None:
@@ -135,7 +144,9 @@ def test_named_party_sees_it_and_lists_hide_it(world: World, api: Api) -> None:
     assert public[seq] == {"status": "not_entitled", "data": None}
     assert all(v is None for s, v in public.items() if s != seq)
     assert statuses(make_token(nkey, signer=named, audience=ORIGIN))[seq] == {
-        "status": "shown", "data": blob["data"]}
+        "status": "shown",
+        "data": blob["data"],
+    }
 
 
 def test_refusals_say_why(world: World, api: Api) -> None:
@@ -145,8 +156,7 @@ def test_refusals_say_why(world: World, api: Api) -> None:
     assert "expired" in _refused(api.gql("{ viewer{ kind } }", expired), "token_expired")
 
     other_ledger = make_token(key, signer=party, audience="other.example/log")
-    assert "other.example/log" in _refused(api.gql("{ viewer{ kind } }", other_ledger),
-                                           "token_audience")
+    assert "other.example/log" in _refused(api.gql("{ viewer{ kind } }", other_ledger), "token_audience")
 
     # Forged: claims the party's key, signed by another key.
     intruder = PartyKey.generate(party)
@@ -160,20 +170,23 @@ def test_refusals_say_why(world: World, api: Api) -> None:
     tampered = base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "." + good.split(".")[1]
     _refused(api.gql("{ viewer{ kind } }", tampered), "bad_signature")
     # A key that is not the party's.
-    _refused(api.gql("{ viewer{ kind } }", make_token(intruder, signer=party, audience=ORIGIN)),
-             "token_unknown_key")
+    _refused(
+        api.gql("{ viewer{ kind } }", make_token(intruder, signer=party, audience=ORIGIN)),
+        "token_unknown_key",
+    )
 
     for header in ("Bearer", "Bearer not-a-token", "Basic dXNlcjpwYXNz", "Bearer a.b.c"):
-        _refused(api.request("POST", "/graphql", header=header,
-                             json={"query": "{ viewer{ kind } }"}), "token_malformed")
+        _refused(
+            api.request("POST", "/graphql", header=header, json={"query": "{ viewer{ kind } }"}),
+            "token_malformed",
+        )
 
     # Every route checks, not only GraphQL; no header is the public.
     _refused(api.request("GET", "/healthz", expired), "token_expired")
     assert api.request("GET", "/healthz").status_code == 200
     assert api.gql("{ viewer{ kind } }", good).json()["data"]["viewer"]["kind"] == "party"
     # A GET query is checked the same way.
-    _refused(api.request("GET", "/graphql", expired, params={"query": "{ viewer{ kind } }"}),
-             "token_expired")
+    _refused(api.request("GET", "/graphql", expired, params={"query": "{ viewer{ kind } }"}), "token_expired")
 
 
 def test_a_token_living_longer_than_the_limit_is_refused(world: World, api: Api) -> None:
@@ -184,22 +197,27 @@ def test_a_token_living_longer_than_the_limit_is_refused(world: World, api: Api)
     party, key = world.register(["producer"])
     now = time.time()
     forever = make_token(key, signer=party, audience=ORIGIN, now=now + 10 * 365 * 86400)
-    assert "longer than the 2592000" in _refused(api.gql("{ viewer{ kind } }", forever),
-                                                 "token_lifetime")
+    assert "longer than the 2592000" in _refused(api.gql("{ viewer{ kind } }", forever), "token_lifetime")
     _refused(api.request("GET", "/healthz", forever), "token_lifetime")
     # The longest a token may live, made by a clock a little ahead, still works.
     longest = make_token(key, signer=party, audience=ORIGIN, ttl=MAX_TTL, now=now + CLOCK_SKEW - 5)
     assert api.gql("{ viewer{ kind } }", longest).json()["data"]["viewer"]["kind"] == "party"
-    _refused(api.gql("{ viewer{ kind } }", make_token(
-        key, signer=party, audience=ORIGIN, ttl=MAX_TTL, now=now + CLOCK_SKEW + 60)), "token_lifetime")
+    _refused(
+        api.gql(
+            "{ viewer{ kind } }",
+            make_token(key, signer=party, audience=ORIGIN, ttl=MAX_TTL, now=now + CLOCK_SKEW + 60),
+        ),
+        "token_lifetime",
+    )
 
 
 def test_revoked_key_stops_at_once(world: World, api: Api) -> None:
     party, key = world.register(["producer"])
     token = make_token(key, signer=party, audience=ORIGIN)
     assert api.gql("{ viewer{ party } }", token).json()["data"]["viewer"]["party"] == party
-    revoke = sign_one(kind="party.key.revoke", signer=party, key=key,
-                      body={"party": party, "key": key.key_id})
+    revoke = sign_one(
+        kind="party.key.revoke", signer=party, key=key, body={"party": party, "key": key.key_id}
+    )
     seq = world.ledger.append(revoke).seq
     message = _refused(api.gql("{ viewer{ party } }", token), "token_key_revoked")
     assert f"seq {seq}" in message
@@ -209,12 +227,17 @@ def test_suyuan_token_command(world: World, api: Api) -> None:
     key = world.home.keys.create("acme")
     party = "uscc:91310110666007217T"
     world.ledger.append(world.registration(party, key, ["producer"], name="ACME"))
-    env = {"PATH": os.environ.get("PATH", ""), "SUYUAN_DB": world.url,
-           "SUYUAN_HOME": str(world.home.path)}
+    env = {"PATH": os.environ.get("PATH", ""), "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tools.cli", *args], env=env, cwd=REPO,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "tools.cli", *args],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     before = int(time.time())
     r = cli("token", "--key", "acme", "--signer", party, "--ttl", "600")

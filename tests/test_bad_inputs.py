@@ -38,9 +38,16 @@ def _resign(w: World, key: PartyKey, mutate: Callable[[Env], None]) -> Callable[
             return sign(holder["statement"], [(holder["statement"].get("signer", ""), key)])
         except LedgerError:
             # Our own signer refuses to canonicalise it; a hostile client sends it anyway.
-            return {"statement": holder["statement"],
-                    "signatures": [{"signer": party_of(holder), "key": key.key_id,
-                                    "sig": base64.b64encode(bytes(64)).decode()}]}
+            return {
+                "statement": holder["statement"],
+                "signatures": [
+                    {
+                        "signer": party_of(holder),
+                        "key": key.key_id,
+                        "sig": base64.b64encode(bytes(64)).decode(),
+                    }
+                ],
+            }
 
     return f
 
@@ -49,8 +56,14 @@ def _resign(w: World, key: PartyKey, mutate: Callable[[Env], None]) -> Callable[
 def catalogue(w: World, party: str, key: PartyKey) -> list[tuple[str, Any, str, str]]:
     other_party, other_key = w.register()
     revoked_party, revoked_key = w.register()
-    w.ledger.append(sign_one(kind="party.key.revoke", signer=revoked_party, key=revoked_key,
-                             body={"party": revoked_party, "key": revoked_key.key_id}))
+    w.ledger.append(
+        sign_one(
+            kind="party.key.revoke",
+            signer=revoked_party,
+            key=revoked_key,
+            body={"party": revoked_party, "key": revoked_key.key_id},
+        )
+    )
     stranger = PartyKey.generate("stranger")
 
     def st(f: Callable[[Env], None]) -> Callable[[Env], Env]:
@@ -84,16 +97,22 @@ def catalogue(w: World, party: str, key: PartyKey) -> list[tuple[str, Any, str, 
 
     def no_registrar(env: Env) -> Env:
         p, k = new_uscc(), PartyKey.generate("x")
-        return sign_one(kind="party.register", signer=p, key=k,
-                        body={"id": p, "name": "X", "roles": ["producer"],
-                              "publicKey": k.public_key_b64})
+        return sign_one(
+            kind="party.register",
+            signer=p,
+            key=k,
+            body={"id": p, "name": "X", "roles": ["producer"], "publicKey": k.public_key_b64},
+        )
 
     def fake_registrar(env: Env) -> Env:
         p, k = new_uscc(), PartyKey.generate("x")
-        return sign_one(kind="party.register", signer=p, key=k,
-                        body={"id": p, "name": "X", "roles": ["producer"],
-                              "publicKey": k.public_key_b64},
-                        cosigners=[(w.registrar, stranger)])
+        return sign_one(
+            kind="party.register",
+            signer=p,
+            key=k,
+            body={"id": p, "name": "X", "roles": ["producer"], "publicKey": k.public_key_b64},
+            cosigners=[(w.registrar, stranger)],
+        )
 
     def bad_uscc(env: Env) -> Env:
         good = new_uscc()
@@ -102,25 +121,32 @@ def catalogue(w: World, party: str, key: PartyKey) -> list[tuple[str, Any, str, 
         return sign_one(kind="event", signer=wrong, key=key, body=env["statement"]["body"])
 
     def revoked(env: Env) -> Env:
-        return sign_one(kind="event", signer=revoked_party, key=revoked_key,
-                        body=env["statement"]["body"])
+        return sign_one(kind="event", signer=revoked_party, key=revoked_key, body=env["statement"]["body"])
 
     def unknown_role(env: Env) -> Env:
         p, k = new_uscc(), PartyKey.generate("x")
-        return sign_one(kind="party.register", signer=p, key=k,
-                        body={"id": p, "name": "X", "roles": ["smuggler"],
-                              "publicKey": k.public_key_b64},
-                        cosigners=[(w.registrar, w.registrar_key)])
+        return sign_one(
+            kind="party.register",
+            signer=p,
+            key=k,
+            body={"id": p, "name": "X", "roles": ["smuggler"], "publicKey": k.public_key_b64},
+            cosigners=[(w.registrar, w.registrar_key)],
+        )
 
     def second_genesis(env: Env) -> Env:
-        return sign_one(kind="genesis", signer=w.registrar, key=w.registrar_key,
-                        body={"origin": "x", "logKey": "x",
-                              "registrar": {"id": w.registrar, "name": "R",
-                                            "publicKey": w.registrar_key.public_key_b64}})
+        return sign_one(
+            kind="genesis",
+            signer=w.registrar,
+            key=w.registrar_key,
+            body={
+                "origin": "x",
+                "logKey": "x",
+                "registrar": {"id": w.registrar, "name": "R", "publicKey": w.registrar_key.public_key_b64},
+            },
+        )
 
     def attest_missing(env: Env) -> Env:
-        return sign_one(kind="attest", signer=party, key=key,
-                        body={"seq": 10**6, "entry": "ab" * 32})
+        return sign_one(kind="attest", signer=party, key=key, body={"seq": 10**6, "entry": "ab" * 32})
 
     def attest_wrong_hash(env: Env) -> Env:
         return sign_one(kind="attest", signer=party, key=key, body={"seq": 0, "entry": "ab" * 32})
@@ -129,6 +155,7 @@ def catalogue(w: World, party: str, key: PartyKey) -> list[tuple[str, Any, str, 
         def f(env: Env) -> Env:
             env["signatures"][0]["sig"] = base64.b64encode(bytes(n)).decode()
             return env
+
         return f
 
     def env_set(path: tuple[str, ...], value: Any) -> Callable[[Env], Env]:
@@ -138,6 +165,7 @@ def catalogue(w: World, party: str, key: PartyKey) -> list[tuple[str, Any, str, 
                 target = target[p]
             target[path[-1]] = value
             return env
+
         return f
 
     return [
@@ -153,47 +181,86 @@ def catalogue(w: World, party: str, key: PartyKey) -> list[tuple[str, Any, str, 
         ("unknown kind", st(setf("kind", "teleport")), "malformed", "kind"),
         ("body not object", st(setf("body", [1, 2])), "malformed", "body"),
         ("issued without offset", st(setf("issued", "2026-11-27T13:05:00")), "malformed", "offset"),
-        ("issued impossible date", st(setf("issued", "2026-02-30T13:05:00+08:00")), "malformed",
-         "not a real date"),
+        (
+            "issued impossible date",
+            st(setf("issued", "2026-02-30T13:05:00+08:00")),
+            "malformed",
+            "not a real date",
+        ),
         ("bad key id", st(setf("key", "XYZ")), "malformed", "key id"),
         ("bad private commitment", st(setf("private", "md5:00")), "malformed", "private"),
         ("sig not base64", env_set(("signatures", 0, "sig"), "@@@"), "malformed", "base64"),
         ("sig too short", sig_bytes(10), "malformed", "64 bytes"),
-        ("sig with stray padding bits",
-         lambda e: env_set(("signatures", 0, "sig"), e["signatures"][0]["sig"][:-3] + "B==")(e)
-         if e["signatures"][0]["sig"][-3] not in "BRhx" else
-         env_set(("signatures", 0, "sig"), e["signatures"][0]["sig"][:-3] + "C==")(e),
-         "malformed", "canonical base64"),
-        ("sig with a space", env_set(("signatures", 0, "sig"), "A" * 43 + " " + "A" * 42 + "=="),
-         "malformed", "not valid base64"),
+        (
+            "sig with stray padding bits",
+            lambda e: (
+                env_set(("signatures", 0, "sig"), e["signatures"][0]["sig"][:-3] + "B==")(e)
+                if e["signatures"][0]["sig"][-3] not in "BRhx"
+                else env_set(("signatures", 0, "sig"), e["signatures"][0]["sig"][:-3] + "C==")(e)
+            ),
+            "malformed",
+            "canonical base64",
+        ),
+        (
+            "sig with a space",
+            env_set(("signatures", 0, "sig"), "A" * 43 + " " + "A" * 42 + "=="),
+            "malformed",
+            "not valid base64",
+        ),
         ("wrong signature", sig_bytes(64), "bad_signature", "does not verify"),
         ("signature by another party's key", other_key_sig, "bad_signature", "does not verify"),
         ("statement claims another party's key", cross_party, "wrong_key", "belongs to"),
-        ("first signature not the signer",
-         env_set(("signatures", 0, "signer"), "uscc:91310110666007217T"), "malformed", "first signature"),
+        (
+            "first signature not the signer",
+            env_set(("signatures", 0, "signer"), "uscc:91310110666007217T"),
+            "malformed",
+            "first signature",
+        ),
         ("unknown signer", unregistered, "unknown_key", "not registered"),
         ("revoked key", revoked, "key_revoked", "revoked at seq"),
-        ("registration without registrar", no_registrar, "registrar_cosignature_missing",
-         "registrar"),
-        ("registrar cosignature with a stranger's key", fake_registrar, "unknown_key",
-         "not registered"),
+        ("registration without registrar", no_registrar, "registrar_cosignature_missing", "registrar"),
+        ("registrar cosignature with a stranger's key", fake_registrar, "unknown_key", "not registered"),
         ("USCC with a wrong check character", bad_uscc, "bad_identifier", "expected"),
         ("unknown role", unknown_role, "malformed", "unknown role"),
         ("second genesis", second_genesis, "not_authorised", "genesis"),
         ("attest of a missing entry", attest_missing, "not_found", "not yet in the ledger"),
         ("attest with the wrong hash", attest_wrong_hash, "malformed", "another leaf hash"),
-        ("body over 1 MiB", st(lambda e: e["statement"]["body"].__setitem__("x", "a" * (1 << 20))),
-         "malformed", "1 MiB"),
-        ("NaN in body", st(lambda e: e["statement"]["body"].__setitem__("q", float("nan"))),
-         "malformed", "NaN"),
-        ("Infinity in body", st(lambda e: e["statement"]["body"].__setitem__("q", float("inf"))),
-         "malformed", "cannot represent"),
-        ("integer beyond 2^53", st(lambda e: e["statement"]["body"].__setitem__("q", 2**53 + 1)),
-         "malformed", "2^53"),
-        ("deeply nested", st(lambda e: e["statement"]["body"].__setitem__("q", deep(40))),
-         "malformed", "deeper"),
-        ("lone surrogate", st(lambda e: e["statement"]["body"].__setitem__("q", "\ud800")),
-         "malformed", "surrogate"),
+        (
+            "body over 1 MiB",
+            st(lambda e: e["statement"]["body"].__setitem__("x", "a" * (1 << 20))),
+            "malformed",
+            "1 MiB",
+        ),
+        (
+            "NaN in body",
+            st(lambda e: e["statement"]["body"].__setitem__("q", float("nan"))),
+            "malformed",
+            "NaN",
+        ),
+        (
+            "Infinity in body",
+            st(lambda e: e["statement"]["body"].__setitem__("q", float("inf"))),
+            "malformed",
+            "cannot represent",
+        ),
+        (
+            "integer beyond 2^53",
+            st(lambda e: e["statement"]["body"].__setitem__("q", 2**53 + 1)),
+            "malformed",
+            "2^53",
+        ),
+        (
+            "deeply nested",
+            st(lambda e: e["statement"]["body"].__setitem__("q", deep(40))),
+            "malformed",
+            "deeper",
+        ),
+        (
+            "lone surrogate",
+            st(lambda e: e["statement"]["body"].__setitem__("q", "\ud800")),
+            "malformed",
+            "surrogate",
+        ),
     ]
 
 
@@ -242,8 +309,9 @@ def test_raw_bytes_refused_by_the_parser(raw: bytes, words: str) -> None:
     assert words.lower() in info.value.message.lower()
 
 
-def test_cli_submit_refuses_bad_files_with_one_sentence(world: World, tmp_path: Any,
-                                                         actors: tuple[str, PartyKey]) -> None:
+def test_cli_submit_refuses_bad_files_with_one_sentence(
+    world: World, tmp_path: Any, actors: tuple[str, PartyKey]
+) -> None:
     party, key = actors
     env = {"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path), "PATH": "/usr/bin:/bin"}
     size = world.ledger.size()
@@ -251,8 +319,9 @@ def test_cli_submit_refuses_bad_files_with_one_sentence(world: World, tmp_path: 
     for content in (b"{oops", b"\xff\xfe", good.encode() + b"\n{bad line}\n", b"[1, 2]"):
         f = tmp_path / "in.jsonl"
         f.write_bytes(content)
-        r = subprocess.run([sys.executable, "-m", "tools.cli", "submit", str(f)], env=env,
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "tools.cli", "submit", str(f)], env=env, capture_output=True, text=True
+        )
         assert r.returncode == 2
         assert r.stdout == ""
         assert r.stderr.startswith("error [")

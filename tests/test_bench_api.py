@@ -16,10 +16,33 @@ from tests.test_cli import REPO
 def test_api_bench_measures_graphql_and_the_page_over_http(tmp_path: Path) -> None:
     kept = tmp_path / "ledger"
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.bench", "api", "--entries", "1500", "--queries", "20",
-         "--duration", "1", "--concurrency", "4", "--warm-items", "3", "--generator", "python",
-         "--runs", "2", "--ledger", str(kept)],
-        cwd=REPO, capture_output=True, text=True, timeout=180)
+        [
+            sys.executable,
+            "-m",
+            "tools.bench",
+            "api",
+            "--entries",
+            "1500",
+            "--queries",
+            "20",
+            "--duration",
+            "1",
+            "--concurrency",
+            "4",
+            "--warm-items",
+            "3",
+            "--generator",
+            "python",
+            "--runs",
+            "2",
+            "--ledger",
+            str(kept),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert "missing" not in doc, doc["missing"]
@@ -31,8 +54,11 @@ def test_api_bench_measures_graphql_and_the_page_over_http(tmp_path: Path) -> No
     assert g["bound"] == 25.0 and g["value"] > 0 and g["met"] in (True, False)
     assert g["queries"] == 20 and g["failed"] == 0 and g["journey_events_median"] > 0
     assert g["workers"] == 1
-    for name, workers in (("page_req_per_s", 2), ("page_warm_req_per_s", 2),
-                          ("page_one_worker_req_per_s", 1)):
+    for name, workers in (
+        ("page_req_per_s", 2),
+        ("page_warm_req_per_s", 2),
+        ("page_one_worker_req_per_s", 1),
+    ):
         page = doc[name]
         assert page["value"] > 0 and page["requests"] > 0 and page["non_2xx"] == 0
         assert page["workers"] == workers
@@ -43,8 +69,7 @@ def test_api_bench_measures_graphql_and_the_page_over_http(tmp_path: Path) -> No
     for name in ("page_to_healthz", "page_to_healthz_split"):
         r = doc[name]
         assert r["bound"] == 0.3 and len(r["runs"]) == 2 and r["met"] == (r["value"] >= 0.3)
-        for ratio, p, h in zip(r["runs"], r["page_req_per_s_runs"],
-                               r["healthz_req_per_s_runs"], strict=True):
+        for ratio, p, h in zip(r["runs"], r["page_req_per_s_runs"], r["healthz_req_per_s_runs"], strict=True):
             assert abs(ratio - p / h) < 0.002  # each figure rounded on its own
         assert min(r["runs"]) <= r["value"] <= max(r["runs"])
         # Where the load went: CPU seconds of each worker during each page run, and the
@@ -62,5 +87,9 @@ def test_api_bench_measures_graphql_and_the_page_over_http(tmp_path: Path) -> No
     assert json.loads((kept / "build.json").read_text())["entries"] == doc["entries"]
     again = subprocess.run(
         [sys.executable, "-m", "tools.bench", "api", "--entries", "5000", "--ledger", str(kept)],
-        cwd=REPO, capture_output=True, text=True, timeout=60)
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 1 and "not one for --entries 5000" in again.stderr, again.stderr

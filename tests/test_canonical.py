@@ -109,12 +109,8 @@ EVENT: dict[str, Any] = {
     "bizStep": "shipping",
     "disposition": "in_transit",
     "readPoint": {"id": "urn:epc:id:sgln:6901234.00001.0"},
-    "bizTransactionList": [
-        {"type": "po", "bizTransaction": "urn:epcglobal:cbv:bt:6901234000017:PO-4711"}
-    ],
-    "quantityList": [
-        {"epcClass": "urn:epc:class:lgtin:6901234.012345.L42", "quantity": 120, "uom": "KGM"}
-    ],
+    "bizTransactionList": [{"type": "po", "bizTransaction": "urn:epcglobal:cbv:bt:6901234000017:PO-4711"}],
+    "quantityList": [{"epcClass": "urn:epc:class:lgtin:6901234.012345.L42", "quantity": 120, "uom": "KGM"}],
     "sensorElementList": [{"sensorReport": [{"type": "Temperature", "value": 4, "uom": "CEL"}]}],
 }
 
@@ -254,9 +250,7 @@ _KEYS = st.text(_ASCII_CHARS, max_size=6) | st.text(_TEXT_CHARS, max_size=6)
 _INTS = st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
 # Integral floats in [2^53, 1e21) are refused by check_value (JCS writes them as integers
 # beyond 2^53-1, which parse_json refuses); they have their own test below.
-_FLOATS = st.floats(allow_nan=False, allow_infinity=False).filter(
-    lambda x: not 2.0**53 <= abs(x) < 1e21
-)
+_FLOATS = st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not 2.0**53 <= abs(x) < 1e21)
 _STRINGS = st.text(_TEXT_CHARS, max_size=12)
 _SCALARS = st.none() | st.booleans() | _INTS | _FLOATS | _STRINGS
 _VALUES = st.recursive(
@@ -268,8 +262,7 @@ _VALUES = st.recursive(
 _FAST_VALUES = st.recursive(
     st.none() | st.booleans() | _INTS | _STRINGS,
     lambda kids: (
-        st.lists(kids, max_size=5)
-        | st.dictionaries(st.text(_ASCII_CHARS, max_size=6), kids, max_size=5)
+        st.lists(kids, max_size=5) | st.dictionaries(st.text(_ASCII_CHARS, max_size=6), kids, max_size=5)
     ),
     max_leaves=30,
 )
@@ -312,9 +305,7 @@ def test_fast_path_equals_rfc8785(value: Any) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(_VALUES, st.booleans(), st.sampled_from([None, 1]))
-def test_parse_json_reads_any_json_writing(
-    value: Any, ascii_only: bool, indent: int | None
-) -> None:
+def test_parse_json_reads_any_json_writing(value: Any, ascii_only: bool, indent: int | None) -> None:
     assume(_depth(value) <= MAX_DEPTH)
     text = json.dumps(value, ensure_ascii=ascii_only, indent=indent)
     assert parse_json(text) == value
@@ -493,9 +484,7 @@ def test_check_value_refuses_noncharacters(char: str) -> None:
 
 @pytest.mark.parametrize("number", [2**53, -(2**53), 2**64, -(2**5000)])
 def test_check_value_refuses_integers_beyond_2_53(number: int) -> None:
-    with pytest.raises(
-        MalformedInput, match=r"integer .* at \$\.n\[0\] is beyond ±9007199254740991"
-    ):
+    with pytest.raises(MalformedInput, match=r"integer .* at \$\.n\[0\] is beyond ±9007199254740991"):
         check_value({"n": [number]})
 
 

@@ -34,9 +34,15 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def body(n: int = 1, **extra: Any) -> dict[str, Any]:
-    return {"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00.000+08:00",
-            "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
-            "epcList": [f"urn:epc:id:sgtin:9506000.013435.{n}"], **extra}
+    return {
+        "type": "ObjectEvent",
+        "eventTime": "2026-11-27T13:05:00.000+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "epcList": [f"urn:epc:id:sgtin:9506000.013435.{n}"],
+        **extra,
+    }
 
 
 def test_the_same_events_in_another_document_are_not_appended_again(world: World) -> None:
@@ -48,7 +54,8 @@ def test_the_same_events_in_another_document_are_not_appended_again(world: World
     second = import_epcis(world.ledger, load(SBDH), signer=party, key=key, source=SBDH.name)
     assert [r.duplicate_of for r in second.events] == [r.seq for r in first.events]
     assert [(r.seq, r.leaf_hash, r.statement_hash) for r in second.events] == [
-        (r.seq, r.leaf_hash, r.statement_hash) for r in first.events]
+        (r.seq, r.leaf_hash, r.statement_hash) for r in first.events
+    ]
     assert [r.as_dict()["duplicateOf"] for r in second.events] == [r.seq for r in first.events]
     assert all(r.duplicate_of is None for r in first.events)
     # Only the second document's record is new: its header is kept, signed, with the hashes.
@@ -56,8 +63,11 @@ def test_the_same_events_in_another_document_are_not_appended_again(world: World
     record = world.ledger.entry(second.document.seq).decoded()["envelope"]["statement"]
     assert record["kind"] == "document" and record["signer"] == party
     assert {k: record["body"][k] for k in ("sender", "receiver", "instanceIdentifier", "id")} == {
-        "sender": "urn:epc:id:sgln:0353579.00001.0", "receiver": "urn:epc:id:sgln:5012345.00001.0",
-        "instanceIdentifier": "1234567890", "id": "https://id.example.org/document1"}
+        "sender": "urn:epc:id:sgln:0353579.00001.0",
+        "receiver": "urn:epc:id:sgln:5012345.00001.0",
+        "instanceIdentifier": "1234567890",
+        "id": "https://id.example.org/document1",
+    }
     assert record["body"]["events"] == [event_hash(e) for e in load(SBDH)["epcisBody"]["eventList"]]
 
     # The very same document again adds nothing at all, not even its record.
@@ -70,10 +80,14 @@ def test_without_an_event_id_the_event_hash_decides(world: World) -> None:
     party, key = world.register(["producer"])
     first = world.ledger.append(sign_one(kind="event", signer=party, key=key, body=body()))
     # The same event spelled otherwise: UTC time, a Digital Link, keys in another order.
-    other = {"epcList": ["https://id.gs1.org/01/09506000134352/21/1"],
-             "eventTime": "2026-11-27T05:05:00Z", "type": "ObjectEvent",
-             "eventTimeZoneOffset": "+08:00", "action": "ADD",
-             "bizStep": "urn:epcglobal:cbv:bizstep:commissioning"}
+    other = {
+        "epcList": ["https://id.gs1.org/01/09506000134352/21/1"],
+        "eventTime": "2026-11-27T05:05:00Z",
+        "type": "ObjectEvent",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "ADD",
+        "bizStep": "urn:epcglobal:cbv:bizstep:commissioning",
+    }
     size = world.ledger.size()
     again = world.ledger.append(sign_one(kind="event", signer=party, key=key, body=other))
     assert (again.seq, again.duplicate_of) == (first.seq, first.seq)
@@ -87,10 +101,13 @@ def test_within_one_batch_the_second_copy_answers_with_the_first(world: World) -
     party, key = world.register(["producer"])
     twin = {**body(), "epcList": ["https://id.gs1.org/01/09506000134352/21/1"]}
     size = world.ledger.size()
-    receipts = world.ledger.append_batch([
-        sign_one(kind="event", signer=party, key=key, body=body()),
-        sign_one(kind="event", signer=party, key=key, body=body(2)),
-        sign_one(kind="event", signer=party, key=key, body=twin)])
+    receipts = world.ledger.append_batch(
+        [
+            sign_one(kind="event", signer=party, key=key, body=body()),
+            sign_one(kind="event", signer=party, key=key, body=body(2)),
+            sign_one(kind="event", signer=party, key=key, body=twin),
+        ]
+    )
     assert [r.seq for r in receipts] == [size, size + 1, size]
     assert receipts[2].duplicate_of == size and receipts[2].statement_hash == receipts[0].statement_hash
     assert world.ledger.size() == size + 2
@@ -108,12 +125,15 @@ def test_an_error_declaration_is_appended_once(world: World) -> None:
     party, key = world.register(["producer"])
     original = body(eventID="urn:uuid:00000000-0000-4000-8000-000000000001")
     first = world.ledger.append(sign_one(kind="event", signer=party, key=key, body=original))
-    declared = {**original, "errorDeclaration": {"declarationTime": "2026-11-28T00:00:00Z",
-                                                 "reason": "incorrect_data"}}
+    declared = {
+        **original,
+        "errorDeclaration": {"declarationTime": "2026-11-28T00:00:00Z", "reason": "incorrect_data"},
+    }
     decl = world.ledger.append(sign_one(kind="event", signer=party, key=key, body=declared))
     assert decl.seq == first.seq + 1 and decl.duplicate_of is None
-    again = world.ledger.append(sign_one(kind="event", signer=party, key=key, body=declared,
-                                         issued="2026-12-01T00:00:00+08:00"))
+    again = world.ledger.append(
+        sign_one(kind="event", signer=party, key=key, body=declared, issued="2026-12-01T00:00:00+08:00")
+    )
     assert again.duplicate_of == decl.seq
 
 
@@ -123,8 +143,7 @@ def test_an_event_id_reused_for_another_event_is_another_event(world: World) -> 
     party, key = world.register(["producer"])
     eid = "urn:uuid:00000000-0000-4000-8000-000000000002"
     first = world.ledger.append(sign_one(kind="event", signer=party, key=key, body=body(eventID=eid)))
-    other = world.ledger.append(sign_one(kind="event", signer=party, key=key,
-                                         body=body(2, eventID=eid)))
+    other = world.ledger.append(sign_one(kind="event", signer=party, key=key, body=body(2, eventID=eid)))
     assert other.seq == first.seq + 1 and other.duplicate_of is None
 
 
@@ -132,12 +151,20 @@ def test_graphql_submit_answers_a_duplicate_with_the_first_receipt(world: World)
     party, key = world.register(["producer"])
     api = make_api(world)
     try:
-        first = data(api.gql(SUBMIT_Q.replace("checkpoint", "checkpoint duplicateOf"),
-                             e=[sign_one(kind="event", signer=party, key=key, body=body())]))
+        first = data(
+            api.gql(
+                SUBMIT_Q.replace("checkpoint", "checkpoint duplicateOf"),
+                e=[sign_one(kind="event", signer=party, key=key, body=body())],
+            )
+        )
         other = copy.deepcopy(body())
         other["eventTime"] = "2026-11-27T05:05:00.000Z"
-        again = data(api.gql(SUBMIT_Q.replace("checkpoint", "checkpoint duplicateOf"),
-                             e=[sign_one(kind="event", signer=party, key=key, body=other)]))
+        again = data(
+            api.gql(
+                SUBMIT_Q.replace("checkpoint", "checkpoint duplicateOf"),
+                e=[sign_one(kind="event", signer=party, key=key, body=other)],
+            )
+        )
         seq = first["submit"][0]["receipt"]["seq"]
         assert again["submit"][0]["receipt"]["seq"] == seq
         assert again["submit"][0]["receipt"]["duplicateOf"] == seq
@@ -149,16 +176,31 @@ def test_graphql_submit_answers_a_duplicate_with_the_first_receipt(world: World)
 
 
 def test_cli_import_says_which_events_were_there_already(world: World) -> None:
-    env = {"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path),
-           "PATH": os.environ.get("PATH", "")}
+    env = {"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path), "PATH": os.environ.get("PATH", "")}
     keyname = "capture-cli"
     cli_key = world.home.keys.create(keyname)
     signer = _register_with(world, cli_key)
 
     def imp(path: Path) -> list[dict[str, Any]]:
-        proc = subprocess.run([sys.executable, "-m", "tools.cli", "epcis", "import", str(path),
-                               "--signer", signer, "--key", keyname], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tools.cli",
+                "epcis",
+                "import",
+                str(path),
+                "--signer",
+                signer,
+                "--key",
+                keyname,
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         return [json.loads(line) for line in proc.stdout.splitlines()]
 

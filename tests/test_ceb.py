@@ -31,17 +31,26 @@ ZONE = bytes(range(32))  # the zone's matching key in these tests
 
 # The scenario's enterprises by customs code, and their roles (CEB.md §9).
 ENTERPRISES = {
-    "P": ("3301TEST0P", ("platform",)), "E": ("3301TEST0E", ("merchant",)),
-    "Y": ("3301TEST0Y", ("payment",)), "L": ("3301TEST0L", ("logistics",)),
+    "P": ("3301TEST0P", ("platform",)),
+    "E": ("3301TEST0E", ("merchant",)),
+    "Y": ("3301TEST0Y", ("payment",)),
+    "L": ("3301TEST0L", ("logistics",)),
     "A": ("3301TEST0A", ("customs_broker",)),
 }
 # Which enterprise sends each scenario file (customs, "C", sends the receipts).
 SENDER = {"CEB311": "P", "CEB411": "Y", "CEB511": "L", "CEB621": "A"}
-A_FILES = ["A1-CEB311.xml", "A-CEB312.xml", "A2-CEB411.xml", "A-CEB412.xml", "A3-CEB511.xml",
-           "A-CEB512.xml", "A4-CEB621.xml", "A-CEB622.xml"]
+A_FILES = [
+    "A1-CEB311.xml",
+    "A-CEB312.xml",
+    "A2-CEB411.xml",
+    "A-CEB412.xml",
+    "A3-CEB511.xml",
+    "A-CEB512.xml",
+    "A4-CEB621.xml",
+    "A-CEB622.xml",
+]
 B_FILES = ["B1-CEB311.xml", "B2-CEB411.xml", "B3-CEB511.xml", "B4-CEB621.xml", "B-CEB622.xml"]
-CHAIN = ("three_docs.mismatch", "three_docs.release_mismatch", "three_docs.missing",
-         "party.unregistered")
+CHAIN = ("three_docs.mismatch", "three_docs.release_mismatch", "three_docs.missing", "party.unregistered")
 
 
 Parties = dict[str, tuple[str, PartyKey]]
@@ -66,8 +75,9 @@ def sender(name: str) -> str:
     return SENDER.get(kind.group(0), "C")
 
 
-def imp(world: World, parties: Parties, who: str, data: str | bytes, source: str = "message"
-        ) -> list[CebResult]:
+def imp(
+    world: World, parties: Parties, who: str, data: str | bytes, source: str = "message"
+) -> list[CebResult]:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     return import_ceb(world.ledger, raw, key=parties[who][1], matching_key=ZONE, source=source)
 
@@ -95,25 +105,45 @@ def test_the_assembled_scenarios_import_and_agree(world: World) -> None:
     p = enterprises(world)
     results = imp_files(world, p, A_FILES + B_FILES)
     assert [r.kind for r in results] == [
-        "order", "order_receipt", "payment", "payment_receipt", "waybill", "waybill_receipt",
-        "inventory", "inventory_receipt", "order", "payment", "waybill", "inventory",
-        "inventory_receipt"]
+        "order",
+        "order_receipt",
+        "payment",
+        "payment_receipt",
+        "waybill",
+        "waybill_receipt",
+        "inventory",
+        "inventory_receipt",
+        "order",
+        "payment",
+        "waybill",
+        "inventory",
+        "inventory_receipt",
+    ]
     assert all(r.receipt.duplicate_of is None for r in results)
-    assert results[0].key == {"ebpCode": "3301TEST0P", "ebcCode": "3301TEST0E",
-                              "orderNo": "SO20240501000001"}
+    assert results[0].key == {"ebpCode": "3301TEST0P", "ebcCode": "3301TEST0E", "orderNo": "SO20240501000001"}
     # Consistent documents raise nothing of the three-documents rules, nor of registration.
     assert findings(world, *CHAIN, "three_docs.unregistered") == []
     order = body(world, results[0].receipt.seq)
     assert order["cbec:orderInfo"] == {
-        "goods": "250.00", "freight": "10.00", "tax": "22.75", "discount": "5.00",
-        "paid": "277.75", "currency": "CNY", "buyerIdHash": ceb.buyer_id_hash(ZONE, "110101199001010000"),
-        "consigneeHash": ceb.consignee_hash(ZONE, "张三", "13800000000", "杭州市示例路1号")}
+        "goods": "250.00",
+        "freight": "10.00",
+        "tax": "22.75",
+        "discount": "5.00",
+        "paid": "277.75",
+        "currency": "CNY",
+        "buyerIdHash": ceb.buyer_id_hash(ZONE, "110101199001010000"),
+        "consigneeHash": ceb.consignee_hash(ZONE, "张三", "13800000000", "杭州市示例路1号"),
+    }
     assert order["sourceList"] == [{"type": "owning_party", "source": p["E"][0]}]
     assert [(x["gnum"], x["name"]) for x in order["cbec:lines"]] == [(1, "维生素软糖"), (2, "护手霜")]
     # The declaration names the payment customs finds by the order, and the waybill.
     decl = body(world, results[6].receipt.seq)
     assert [bt["type"] for bt in decl["bizTransactionList"]] == [
-        "cbec:order", "cbec:payment", "cbec:waybill", "cbec:declaration"]
+        "cbec:order",
+        "cbec:payment",
+        "cbec:waybill",
+        "cbec:declaration",
+    ]
     assert decl["cbec:customsProcedure"] == "9610" and decl["cbec:hsCode"] == "2106909090"
     # The release is customs' and names the declared goods (items by the enterprise's SKU).
     release = body(world, results[7].receipt.seq)
@@ -139,16 +169,26 @@ def test_a_release_of_documents_that_disagree_is_found(world: World) -> None:
 def _sample_parties(world: World) -> Parties:
     """The official samples' enterprises: 1105910159 (platform, e-commerce enterprise and
     broker), 1101110323 (payment), 1101180326 (logistics; the transmitter of every sample)."""
-    return {"P": world.register(["platform", "merchant", "customs_broker"],
-                                customs_codes=["1105910159"]),
-            "Y": world.register(["payment"], customs_codes=["1101110323"]),
-            "L": world.register(["logistics"], customs_codes=["1101180326"]),
-            "C": world.register(["customs"])}
+    return {
+        "P": world.register(["platform", "merchant", "customs_broker"], customs_codes=["1105910159"]),
+        "Y": world.register(["payment"], customs_codes=["1101110323"]),
+        "L": world.register(["logistics"], customs_codes=["1101180326"]),
+        "C": world.register(["customs"]),
+    }
 
 
 SAMPLE_SENDERS = {"CEB311": "P", "CEB411": "Y", "CEB511": "L", "CEB621": "P"}
-PERSONAL = ("buyerName", "buyerIdNumber", "buyerTelephone", "consignee", "consigneeTelephone",
-            "consigneeAddress", "payerName", "payerIdNumber", "telephone")
+PERSONAL = (
+    "buyerName",
+    "buyerIdNumber",
+    "buyerTelephone",
+    "consignee",
+    "consigneeTelephone",
+    "consigneeAddress",
+    "payerName",
+    "payerIdNumber",
+    "telephone",
+)
 
 
 def _personal_data(path: Path) -> set[str]:
@@ -165,17 +205,29 @@ def test_every_official_sample_imports_and_its_people_stay_private(world: World)
     p = _sample_parties(world)
     results: list[CebResult] = []
     for path in sorted(SAMPLES.glob("*.xml")):
-        results += imp(world, p, SAMPLE_SENDERS.get(path.name[:6], "C"), path.read_bytes(),
-                       path.name)
+        results += imp(world, p, SAMPLE_SENDERS.get(path.name[:6], "C"), path.read_bytes(), path.name)
     kinds = [r.kind for r in results]
-    for kind in ("order", "payment", "waybill", "inventory", "order_receipt", "payment_receipt",
-                 "waybill_receipt", "inventory_receipt"):
+    for kind in (
+        "order",
+        "payment",
+        "waybill",
+        "inventory",
+        "order_receipt",
+        "payment_receipt",
+        "waybill_receipt",
+        "inventory_receipt",
+    ):
         assert kind in kinds
     # The samples repeat whole documents: each identical one counts once (the 311 holds one
     # order six times), and later versions of a natural key sent as new answer with the first.
     assert kinds.count("order") == 1 and kinds.count("waybill") == 5
     assert [r.receipt.duplicate_of is not None for r in results if r.kind == "waybill"] == [
-        False, True, True, True, True]
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
     people = set().union(*(_personal_data(f) for f in SAMPLES.glob("*.xml")))
     assert {"焦洪宇", "130681136250023332", "北京市海淀区", "18813025940", "支付人"} <= people
     # Not in any entry's bytes (what GraphQL's `bytes`, `statement`, bundles and exports show).
@@ -187,11 +239,12 @@ def test_every_official_sample_imports_and_its_people_stay_private(world: World)
     shown = world.ledger.private_data(order, Viewer("regulator"))
     assert "焦洪宇" in json.dumps(shown, ensure_ascii=False)
     # Not in a GraphQL answer to anyone but them, nor on a page.
-    api = Api(create_app(Settings(db_url=world.url, home=world.home.path,
-                                  base_url="https://trace.example")))
+    api = Api(create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example")))
     try:
-        r = api.gql("{ entries(first: 100) { edges { node { seq bytes statement "
-                    "private { status data } signerParty { name customsCodes } } } } }")
+        r = api.gql(
+            "{ entries(first: 100) { edges { node { seq bytes statement "
+            "private { status data } signerParty { name customsCodes } } } } }"
+        )
         assert r.status_code == 200 and "errors" not in r.json(), r.text
         answer = r.text + json.dumps(r.json(), ensure_ascii=False)
         for value in people:
@@ -206,14 +259,16 @@ def test_a_product_page_shows_no_buyer(world: World) -> None:
     the order, never who bought it."""
     p = enterprises(world)
     gtin = "09506000134352"
-    order = text("A1-CEB311.xml").replace("<ceb:unit>011</ceb:unit><ceb:qty>2</ceb:qty>",
-                                          f"<ceb:barCode>{gtin}</ceb:barCode><ceb:unit>011</ceb:unit>"
-                                          "<ceb:qty>2</ceb:qty>")
+    order = text("A1-CEB311.xml").replace(
+        "<ceb:unit>011</ceb:unit><ceb:qty>2</ceb:qty>",
+        f"<ceb:barCode>{gtin}</ceb:barCode><ceb:unit>011</ceb:unit><ceb:qty>2</ceb:qty>",
+    )
     [r] = imp(world, p, "P", order)
     assert body(world, r.receipt.seq)["quantityList"][0] == {
-        "epcClass": f"https://id.gs1.org/01/{gtin}", "quantity": 2}
-    api = Api(create_app(Settings(db_url=world.url, home=world.home.path,
-                                  base_url="https://trace.example")))
+        "epcClass": f"https://id.gs1.org/01/{gtin}",
+        "quantity": 2,
+    }
+    api = Api(create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example")))
     try:
         for accept in ("text/html", "application/json"):
             page = api.request("GET", f"/01/{gtin}", headers={"Accept": accept})
@@ -267,16 +322,20 @@ def test_an_inventory_line_unlike_the_order_is_found(world: World, change: str) 
     p = enterprises(world)
     imp_files(world, p, ["A1-CEB311.xml", "A2-CEB411.xml", "A3-CEB511.xml"])
     inventory = text("A4-CEB621.xml")
-    inventory = (inventory.replace("<ceb:gname>护手霜</ceb:gname>", "<ceb:gname>润肤霜</ceb:gname>")
-                 if change == "name" else
-                 inventory.replace("<ceb:InventoryList><ceb:gnum>2</ceb:gnum>",
-                                   "<ceb:InventoryList><ceb:gnum>3</ceb:gnum>"))
+    inventory = (
+        inventory.replace("<ceb:gname>护手霜</ceb:gname>", "<ceb:gname>润肤霜</ceb:gname>")
+        if change == "name"
+        else inventory.replace(
+            "<ceb:InventoryList><ceb:gnum>2</ceb:gnum>", "<ceb:InventoryList><ceb:gnum>3</ceb:gnum>"
+        )
+    )
     imp(world, p, "A", inventory)
     [f] = findings(world, "three_docs.mismatch")
     assert problems(f) == {"lines"}
     wrong = {(x["gnum"], x["order"], x["declaration"]) for x in f.details["problems"]}
-    assert wrong == ({(2, "护手霜", "润肤霜")} if change == "name"
-                     else {(2, "护手霜", None), (3, None, "护手霜")})
+    assert wrong == (
+        {(2, "护手霜", "润肤霜")} if change == "name" else {(2, "护手霜", None), (3, None, "护手霜")}
+    )
 
 
 def test_a_responsible_enterprise_not_registered_is_named_by_its_code(world: World) -> None:
@@ -288,17 +347,26 @@ def test_a_responsible_enterprise_not_registered_is_named_by_its_code(world: Wor
     assert f.details["codes"] == ["3301TEST0E"] and f.parties == (p["P"][0],)
     # An express operator transmits the waybill of a carrier not registered.
     p["T"] = world.register(["logistics"], customs_codes=["3301TEST0T"])
-    waybill = text("A3-CEB511.xml").replace("<ceb:copCode>3301TEST0L</ceb:copCode>",
-                                            "<ceb:copCode>3301TEST0T</ceb:copCode>")
+    waybill = text("A3-CEB511.xml").replace(
+        "<ceb:copCode>3301TEST0L</ceb:copCode>", "<ceb:copCode>3301TEST0T</ceb:copCode>"
+    )
     [r] = imp(world, p, "T", waybill)
     message = body(world, r.receipt.seq)["cbec:customsMessage"]
     assert message["onBehalfOf"] == ["3301TEST0L"] and message["transmitter"] == "3301TEST0T"
     # The transmitter may not sign what its role does not cover (a broker a waybill).
     with pytest.raises(LedgerError, match=r"^message: document 0 \(waybill .*may not sign logistics"):
-        imp(world, p, "A", text("A3-CEB511.xml").replace("LN240501000001", "LN240501000009")
-            .replace("<ceb:copCode>3301TEST0L</ceb:copCode>", "<ceb:copCode>3301TEST0A</ceb:copCode>"))
+        imp(
+            world,
+            p,
+            "A",
+            text("A3-CEB511.xml")
+            .replace("LN240501000001", "LN240501000009")
+            .replace("<ceb:copCode>3301TEST0L</ceb:copCode>", "<ceb:copCode>3301TEST0A</ceb:copCode>"),
+        )
     assert [f.details["codes"] for f in findings(world, "party.unregistered")] == [
-        ["3301TEST0E"], ["3301TEST0L"]]
+        ["3301TEST0E"],
+        ["3301TEST0L"],
+    ]
 
 
 # --- idempotent, changes and withdrawals --------------------------------------------------------
@@ -313,8 +381,11 @@ def test_importing_again_appends_nothing(world: World) -> None:
     assert [r.receipt.duplicate_of for r in again] == [r.receipt.seq for r in first]
     assert [r.receipt.seq for r in again] == [r.receipt.seq for r in first]
     # The same document in a new message (new guid, sent later) is still the same document.
-    resent = (text("A1-CEB311.xml").replace("000000000311", "000000009311")
-              .replace("20240501093000", "20240501180000"))
+    resent = (
+        text("A1-CEB311.xml")
+        .replace("000000000311", "000000009311")
+        .replace("20240501093000", "20240501180000")
+    )
     [r] = imp(world, p, "P", resent)
     assert r.receipt.duplicate_of == first[0].receipt.seq and world.ledger.size() == size
 
@@ -325,9 +396,11 @@ def test_a_change_supersedes_and_the_latest_counts(world: World) -> None:
     imp(world, p, "P", text("A1-CEB311.xml").replace("277.75", "270.00"))
     imp_files(world, p, ["A2-CEB411.xml", "A3-CEB511.xml"])
     assert [problems(f) for f in findings(world, "three_docs.mismatch")] == [{"amount"}, {"paid"}]
-    fixed = (text("A1-CEB311.xml").replace("<ceb:appType>1</ceb:appType>",
-                                           "<ceb:appType>2</ceb:appType>")
-             .replace("20240501093000", "20240501094500"))
+    fixed = (
+        text("A1-CEB311.xml")
+        .replace("<ceb:appType>1</ceb:appType>", "<ceb:appType>2</ceb:appType>")
+        .replace("20240501093000", "20240501094500")
+    )
     [changed] = imp(world, p, "P", fixed)
     assert changed.receipt.duplicate_of is None
     assert body(world, changed.receipt.seq)["cbec:customsMessage"]["appType"] == "2"
@@ -342,8 +415,7 @@ def test_a_change_supersedes_and_the_latest_counts(world: World) -> None:
 def test_a_deletion_withdraws_the_document(world: World) -> None:
     p = enterprises(world)
     imp_files(world, p, ["A1-CEB311.xml", "A2-CEB411.xml", "A3-CEB511.xml"])
-    deleted = text("A2-CEB411.xml").replace("<ceb:appType>1</ceb:appType>",
-                                            "<ceb:appType>3</ceb:appType>")
+    deleted = text("A2-CEB411.xml").replace("<ceb:appType>1</ceb:appType>", "<ceb:appType>3</ceb:appType>")
     [w] = imp(world, p, "Y", deleted)
     withdrawal = body(world, w.receipt.seq)
     assert withdrawal["errorDeclaration"]["reason"] == "did_not_occur"
@@ -359,12 +431,15 @@ def test_a_deletion_withdraws_the_document(world: World) -> None:
 
 def test_a_message_in_a_dxp_wrapper_imports(world: World) -> None:
     p = enterprises(world)
-    wrapped = ceb.dxp_wrapped(text("A1-CEB311.xml").encode(), message="CEB311Message",
-                              sender="DXPENT0000000001")
+    wrapped = ceb.dxp_wrapped(
+        text("A1-CEB311.xml").encode(), message="CEB311Message", sender="DXPENT0000000001"
+    )
     [r] = imp(world, p, "P", wrapped, "wrapped.xml")
     assert r.kind == "order"
-    assert world.ledger.private_data(r.receipt.seq, Viewer("regulator"))["data"]["transport"][
-        "MsgType"] == "CEB311Message"
+    assert (
+        world.ledger.private_data(r.receipt.seq, Viewer("regulator"))["data"]["transport"]["MsgType"]
+        == "CEB311Message"
+    )
     # A wrapper whose MsgType says otherwise is refused.
     other = ceb.dxp_wrapped(text("A2-CEB411.xml").encode(), message="CEB311Message", sender="X")
     with pytest.raises(LedgerError, match="MsgType CEB311Message, but it carries a CEB411Message"):
@@ -384,26 +459,33 @@ def test_a_message_in_gb2312_or_gbk_or_with_a_bom_imports(world: World, encoding
     fields = world.ledger.private_data(r.receipt.seq, Viewer("regulator"))["data"]["fields"]
     assert fields["buyerName"] == "张三" and fields["ebpName"] == "示例平台公司"
     assert body(world, r.receipt.seq)["cbec:orderInfo"]["buyerIdHash"] == ceb.buyer_id_hash(
-        ZONE, "110101199001010000")
+        ZONE, "110101199001010000"
+    )
 
 
-XXE = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-       '<!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/passwd">]>\n'
-       '<ceb:CEB312Message xmlns:ceb="http://www.chinaport.gov.cn/ceb" '
-       'guid="E0000000-0000-4000-8000-000000000312" version="1.0"><ceb:OrderReturn>'
-       "<ceb:guid>E0000000-0000-4000-8000-0000000003R1</ceb:guid><ceb:ebpCode>3301TEST0P</ceb:ebpCode>"
-       "<ceb:ebcCode>3301TEST0E</ceb:ebcCode><ceb:orderNo>&secret;</ceb:orderNo>"
-       "<ceb:returnStatus>2</ceb:returnStatus><ceb:returnTime>20240501093001123</ceb:returnTime>"
-       "<ceb:returnInfo>x</ceb:returnInfo></ceb:OrderReturn></ceb:CEB312Message>\n")
-LAUGHS = ('<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
-          + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
-                    for i in range(1, 10))
-          + ']>\n<ceb:CEB312Message xmlns:ceb="http://www.chinaport.gov.cn/ceb">&lol9;'
-          "</ceb:CEB312Message>\n")
+XXE = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/passwd">]>\n'
+    '<ceb:CEB312Message xmlns:ceb="http://www.chinaport.gov.cn/ceb" '
+    'guid="E0000000-0000-4000-8000-000000000312" version="1.0"><ceb:OrderReturn>'
+    "<ceb:guid>E0000000-0000-4000-8000-0000000003R1</ceb:guid><ceb:ebpCode>3301TEST0P</ceb:ebpCode>"
+    "<ceb:ebcCode>3301TEST0E</ceb:ebcCode><ceb:orderNo>&secret;</ceb:orderNo>"
+    "<ceb:returnStatus>2</ceb:returnStatus><ceb:returnTime>20240501093001123</ceb:returnTime>"
+    "<ceb:returnInfo>x</ceb:returnInfo></ceb:OrderReturn></ceb:CEB312Message>\n"
+)
+LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
+    )
+    + ']>\n<ceb:CEB312Message xmlns:ceb="http://www.chinaport.gov.cn/ceb">&lol9;'
+    "</ceb:CEB312Message>\n"
+)
 
 
-def _cli(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-         *args: str) -> tuple[int, str, str]:
+def _cli(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
     """``suyuan ARGS`` in this process; the store it opens is disposed of after it (the
     command leaves that to the process's exit)."""
     import tools.cli
@@ -431,21 +513,33 @@ def _cli(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 
 @pytest.mark.parametrize("hostile", ["xxe", "laughs", "wrapped_xxe", "deep", "large"])
 def test_hostile_xml_is_refused_and_nothing_lands(
-        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str], hostile: str) -> None:
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    hostile: str,
+) -> None:
     p = enterprises(world)
-    data = {"xxe": XXE.encode(), "laughs": LAUGHS.encode(),
-            "wrapped_xxe": ceb.dxp_wrapped(XXE.encode(), message="CEB312Message", sender="X"),
-            "deep": b'<?xml version="1.0"?><a>' + b"<b>" * 300 + b"</b>" * 300 + b"</a>",
-            "large": b" " * (ceb.MAX_MESSAGE_BYTES + 1)}[hostile]
+    data = {
+        "xxe": XXE.encode(),
+        "laughs": LAUGHS.encode(),
+        "wrapped_xxe": ceb.dxp_wrapped(XXE.encode(), message="CEB312Message", sender="X"),
+        "deep": b'<?xml version="1.0"?><a>' + b"<b>" * 300 + b"</b>" * 300 + b"</a>",
+        "large": b" " * (ceb.MAX_MESSAGE_BYTES + 1),
+    }[hostile]
     path = tmp_path / "hostile.xml"
     path.write_bytes(data)
     key = _key_file(world, p["C"][1], "customs")
     size = world.ledger.size()
     code, out, err = _cli(world, monkeypatch, capsys, "ceb", "import", str(path), "--key", key)
     assert code == 2 and out == ""
-    expected = {"xxe": "xml_refused", "laughs": "xml_refused", "wrapped_xxe": "xml_refused",
-                "deep": "malformed", "large": "too_large"}[hostile]
+    expected = {
+        "xxe": "xml_refused",
+        "laughs": "xml_refused",
+        "wrapped_xxe": "xml_refused",
+        "deep": "malformed",
+        "large": "too_large",
+    }[hostile]
     assert err.startswith(f"error [{expected}]: {path}"), err
     assert "root:" not in err  # nothing of /etc/passwd
     assert world.ledger.size() == size
@@ -460,9 +554,9 @@ def _key_file(world: World, key: PartyKey, name: str) -> str:
 # --- who may sign, bad messages -------------------------------------------------------------------
 
 
-def test_a_key_of_another_enterprise_is_refused(world: World, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_key_of_another_enterprise_is_refused(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = enterprises(world)
     path = tmp_path / "A2.xml"
     path.write_text(text("A2-CEB411.xml"), encoding="utf-8")
@@ -470,8 +564,10 @@ def test_a_key_of_another_enterprise_is_refused(world: World, tmp_path: Path,
     platform = _key_file(world, p["P"][1], "platform")
     code, out, err = _cli(world, monkeypatch, capsys, "ceb", "import", str(path), "--key", platform)
     assert code == 2 and out == ""
-    assert err.startswith(f"error [wrong_sender]: {path}: document 0 (payment payCode 3301TEST0Y, "
-                          "payTransactionId PAY20240501000001): "), err
+    assert err.startswith(
+        f"error [wrong_sender]: {path}: document 0 (payment payCode 3301TEST0Y, "
+        "payTransactionId PAY20240501000001): "
+    ), err
     assert "payCode 3301TEST0Y" in err and "copCode 3301TEST0Y" in err
     # A receipt is customs' own: the platform may not import one either.
     receipt = tmp_path / "R.xml"
@@ -488,23 +584,39 @@ def test_a_key_of_another_enterprise_is_refused(world: World, tmp_path: Path,
     assert line["key"] == {"payCode": "3301TEST0Y", "payTransactionId": "PAY20240501000001"}
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    (("277.75</ceb:acturalPaid>", "-277.75</ceb:acturalPaid>"),
-     "document 0 (order ebpCode 3301TEST0P, ebcCode 3301TEST0E, orderNo SO20240501000001): "
-     "acturalPaid -277.75 is not an amount the ledger records (negative)"),
-    (("<ceb:buyerIdType>1</ceb:buyerIdType>", ""),
-     "line 8: document 0: not a valid CEB311Message: Element '{http://www.chinaport.gov.cn/ceb}"
-     "buyerIdNumber': This element is not expected. Expected is ( {http://www.chinaport.gov.cn/ceb}"
-     "buyerIdType )."),
-    (("<ceb:appTime>20240501093000</ceb:appTime>", "<ceb:appTime>20241301093000</ceb:appTime>"),
-     "appTime 20241301093000 is not a real date and time"),
-    (("<ceb:qty>2</ceb:qty>", "<ceb:qty>2.0000001</ceb:qty>"), "not a valid CEB311Message"),
-    (("<ceb:freight>10.00</ceb:freight>", "<ceb:freight>10.001</ceb:freight>"),
-     "freight 10.001 has fractions of a fen"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("277.75</ceb:acturalPaid>", "-277.75</ceb:acturalPaid>"),
+            "document 0 (order ebpCode 3301TEST0P, ebcCode 3301TEST0E, orderNo SO20240501000001): "
+            "acturalPaid -277.75 is not an amount the ledger records (negative)",
+        ),
+        (
+            ("<ceb:buyerIdType>1</ceb:buyerIdType>", ""),
+            "line 8: document 0: not a valid CEB311Message: Element '{http://www.chinaport.gov.cn/ceb}"
+            "buyerIdNumber': This element is not expected. Expected is ( {http://www.chinaport.gov.cn/ceb}"
+            "buyerIdType ).",
+        ),
+        (
+            ("<ceb:appTime>20240501093000</ceb:appTime>", "<ceb:appTime>20241301093000</ceb:appTime>"),
+            "appTime 20241301093000 is not a real date and time",
+        ),
+        (("<ceb:qty>2</ceb:qty>", "<ceb:qty>2.0000001</ceb:qty>"), "not a valid CEB311Message"),
+        (
+            ("<ceb:freight>10.00</ceb:freight>", "<ceb:freight>10.001</ceb:freight>"),
+            "freight 10.001 has fractions of a fen",
+        ),
+    ],
+)
 def test_a_bad_message_is_refused_naming_file_document_and_field(
-        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str], change: tuple[str, str], expected: str) -> None:
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    change: tuple[str, str],
+    expected: str,
+) -> None:
     p = enterprises(world)
     path = tmp_path / "bad.xml"
     good = text("A1-CEB311.xml")
@@ -525,11 +637,20 @@ def test_a_wrapper_holding_several_heads_and_repeated_documents(world: World) ->
     a2 = text("A2-CEB411.xml")
     head = re.search(r"<ceb:PaymentHead>.*?</ceb:PaymentHead>", a2, re.S)
     assert head is not None
-    second = (head.group(0).replace("PAY20240501000001", "PAY20240501000009")
-              .replace("0000000004A1", "0000000004A9"))
+    second = (
+        head.group(0)
+        .replace("PAY20240501000001", "PAY20240501000009")
+        .replace("0000000004A1", "0000000004A9")
+    )
     doubled = a2.replace(head.group(0), head.group(0) + second)
-    results = imp(world, p, "Y", doubled.replace("</ceb:Payment>", "</ceb:Payment>" +
-                                                 "<ceb:Payment>" + head.group(0) + "</ceb:Payment>", 1))
+    results = imp(
+        world,
+        p,
+        "Y",
+        doubled.replace(
+            "</ceb:Payment>", "</ceb:Payment>" + "<ceb:Payment>" + head.group(0) + "</ceb:Payment>", 1
+        ),
+    )
     assert [r.key["payTransactionId"] for r in results] == ["PAY20240501000001", "PAY20240501000009"]
     assert len({r.receipt.seq for r in results}) == 2
 
@@ -539,8 +660,7 @@ def test_a_wrapper_holding_several_heads_and_repeated_documents(world: World) ->
 
 def test_customs_codes_are_registered_once_and_shown(world: World) -> None:
     party, _ = world.register(["platform"], customs_codes=["3301TEST0P", "91310110666007217T"])
-    assert world.ledger.party_records([party])[party].customs_codes == (
-        "3301TEST0P", "91310110666007217T")
+    assert world.ledger.party_records([party])[party].customs_codes == ("3301TEST0P", "91310110666007217T")
     from ledger.core.errors import BatchRejected
     from ledger.core.statements import sign_one
     from tests.support import new_uscc
@@ -551,10 +671,20 @@ def test_customs_codes_are_registered_once_and_shown(world: World) -> None:
     for bad in (["3301test0p"], ["3301TEST0"], ["91310110666007217X"], [], ["3301TEST0Q"] * 2):
         other = new_uscc()
         key = PartyKey.generate(other)
-        body = {"id": other, "name": "x", "roles": ["merchant"], "publicKey": key.public_key_b64,
-                "customsCodes": bad}
-        env = sign_one(kind="party.register", signer=other, key=key, body=body,
-                       cosigners=[(world.registrar, world.registrar_key)])
+        body = {
+            "id": other,
+            "name": "x",
+            "roles": ["merchant"],
+            "publicKey": key.public_key_b64,
+            "customsCodes": bad,
+        }
+        env = sign_one(
+            kind="party.register",
+            signer=other,
+            key=key,
+            body=body,
+            cosigners=[(world.registrar, world.registrar_key)],
+        )
         with pytest.raises(BatchRejected) as e:
             world.ledger.append(env)
         assert e.value.errors[0][1].code == "malformed", bad
@@ -572,12 +702,15 @@ def test_reindex_rebuilds_what_imports_wrote(world: World) -> None:
 
     p = enterprises(world, only="PYLA")  # E unregistered: a party.unregistered finding too
     imp_files(world, p, A_FILES + B_FILES)
-    imp(world, p, "Y", text("A2-CEB411.xml").replace("<ceb:appType>1</ceb:appType>",
-                                                     "<ceb:appType>3</ceb:appType>"))
+    imp(
+        world,
+        p,
+        "Y",
+        text("A2-CEB411.xml").replace("<ceb:appType>1</ceb:appType>", "<ceb:appType>3</ceb:appType>"),
+    )
     with world.store.reading() as conn:
         before = tracedb.dump_projections(conn)
-    assert [r[0] for r in before["customs_codes"]] == sorted(c for c, _ in
-                                                             [ENTERPRISES[n] for n in "PYLA"])
+    assert [r[0] for r in before["customs_codes"]] == sorted(c for c, _ in [ENTERPRISES[n] for n in "PYLA"])
     assert len(before["findings"]) >= 1
     reindex(world.store)
     with world.store.reading() as conn:
@@ -600,8 +733,11 @@ def test_the_demo_written_as_customs_messages_gives_the_demos_findings(tmp_path:
         expected = _comparable(list_findings(store))
     finally:
         store.dispose()
-    assert {r for r, _, _ in expected} >= {"three_docs.mismatch", "three_docs.release_mismatch",
-                                           "tax.annual_limit"}
+    assert {r for r, _, _ in expected} >= {
+        "three_docs.mismatch",
+        "three_docs.release_mismatch",
+        "tax.annual_limit",
+    }
     scenario = demo.Scenario(scale=scale, zone_key=demo.zone_matching_key(home))
     files = demo_ceb.messages(scenario.sales)
     world = World.create(f"sqlite:///{tmp_path}/ceb.db", home=tmp_path / "home2")
@@ -610,8 +746,9 @@ def test_the_demo_written_as_customs_messages_gives_the_demos_findings(tmp_path:
         for slug, codes in demo_ceb.customs_parties().items():
             keys[slug] = demo.party_key(slug)
             spec = demo.PARTY[slug]
-            world.ledger.append(world.registration(spec.id, keys[slug], spec.roles, spec.name,
-                                                   customs_codes=codes))
+            world.ledger.append(
+                world.registration(spec.id, keys[slug], spec.roles, spec.name, customs_codes=codes)
+            )
         for slug in ("cfd_customs", "jt_customs", "regulator"):
             keys[slug] = demo.party_key(slug)
             spec = demo.PARTY[slug]
@@ -619,10 +756,19 @@ def test_the_demo_written_as_customs_messages_gives_the_demos_findings(tmp_path:
         sample = json.loads((Path("schemas") / "positive-list.sample.json").read_text("utf-8"))
         from ledger.core.statements import sign_one
 
-        world.ledger.append(sign_one(
-            kind="list.update", signer=demo.PARTY["regulator"].id, key=keys["regulator"],
-            body={"list": "positive", "action": "add", "reason": sample["reason"],
-                  "hsCodes": [e["hsCode"] for e in sample["entries"]]}))
+        world.ledger.append(
+            sign_one(
+                kind="list.update",
+                signer=demo.PARTY["regulator"].id,
+                key=keys["regulator"],
+                body={
+                    "list": "positive",
+                    "action": "add",
+                    "reason": sample["reason"],
+                    "hsCodes": [e["hsCode"] for e in sample["entries"]],
+                },
+            )
+        )
         zone = demo.zone_matching_key(home)
         for f in files:
             import_ceb(world.ledger, f.data, key=keys[f.sender], matching_key=zone, source=f.path)
@@ -644,10 +790,9 @@ def _comparable(found: list[Finding]) -> set[tuple[str, str, frozenset[str]]]:
     return out
 
 
-def test_suyuan_demo_ceb_writes_the_messages_and_their_list(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch,
-                                                             capsys: pytest.CaptureFixture[str]
-                                                             ) -> None:
+def test_suyuan_demo_ceb_writes_the_messages_and_their_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tools.cli import main
 
     monkeypatch.setenv("SUYUAN_HOME", str(tmp_path / "home"))
@@ -664,28 +809,74 @@ def test_suyuan_demo_ceb_writes_the_messages_and_their_list(tmp_path: Path,
     assert (tmp_path / "home" / "demo-zone.key").exists()
 
 
-def test_suyuan_party_register_takes_customs_codes(world: World, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_suyuan_party_register_takes_customs_codes(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.support import new_uscc
 
     party = new_uscc()
     world.home.keys.create("shop")
-    code, out, err = _cli(world, monkeypatch, capsys, "party", "register", "--id", party,
-                          "--name", "示例平台公司", "--roles", "platform", "--key", "shop",
-                          "--customs-code", "3301TEST0P", "--customs-code", "3301TEST0E")
+    code, out, err = _cli(
+        world,
+        monkeypatch,
+        capsys,
+        "party",
+        "register",
+        "--id",
+        party,
+        "--name",
+        "示例平台公司",
+        "--roles",
+        "platform",
+        "--key",
+        "shop",
+        "--customs-code",
+        "3301TEST0P",
+        "--customs-code",
+        "3301TEST0E",
+    )
     assert code == 0, err
     code, out, err = _cli(world, monkeypatch, capsys, "party", "show", "--id", party)
     assert json.loads(out)["customsCodes"] == ["3301TEST0E", "3301TEST0P"]
     size = world.ledger.size()
     world.home.keys.create("other")
-    code, out, err = _cli(world, monkeypatch, capsys, "party", "register", "--id", new_uscc(),
-                          "--name", "x", "--roles", "merchant", "--key", "other",
-                          "--customs-code", "3301test0e")
-    assert code == 2 and err.startswith("error [malformed]: --customs-code: '3301test0e' is not "
-                                        "a customs code"), err
-    code, out, err = _cli(world, monkeypatch, capsys, "party", "register", "--id", new_uscc(),
-                          "--name", "x", "--roles", "merchant", "--key", "other",
-                          "--customs-code", "3301TEST0E")
+    code, out, err = _cli(
+        world,
+        monkeypatch,
+        capsys,
+        "party",
+        "register",
+        "--id",
+        new_uscc(),
+        "--name",
+        "x",
+        "--roles",
+        "merchant",
+        "--key",
+        "other",
+        "--customs-code",
+        "3301test0e",
+    )
+    assert code == 2 and err.startswith(
+        "error [malformed]: --customs-code: '3301test0e' is not a customs code"
+    ), err
+    code, out, err = _cli(
+        world,
+        monkeypatch,
+        capsys,
+        "party",
+        "register",
+        "--id",
+        new_uscc(),
+        "--name",
+        "x",
+        "--roles",
+        "merchant",
+        "--key",
+        "other",
+        "--customs-code",
+        "3301TEST0E",
+    )
     assert code == 2 and "customs_code_taken" in err and party in err, err
     assert world.ledger.size() == size
 

@@ -67,24 +67,35 @@ class Cli:
         self.db, self.home = db, home
 
     def env(self) -> dict[str, str]:
-        return {"SUYUAN_DB": self.db, "SUYUAN_HOME": str(self.home),
-                "PATH": os.environ.get("PATH", "")}
+        return {"SUYUAN_DB": self.db, "SUYUAN_HOME": str(self.home), "PATH": os.environ.get("PATH", "")}
 
     def __call__(self, *args: str, stdin: bytes = b"", rc: int | None = 0) -> Run:
-        proc = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO,
-                              env=self.env(), input=stdin, capture_output=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tools.cli", *args],
+            cwd=REPO,
+            env=self.env(),
+            input=stdin,
+            capture_output=True,
+            timeout=120,
+        )
         run = Run(args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
         if rc is not None:
-            assert run.rc == rc, (f"suyuan {' '.join(args)} exited {run.rc}, not {rc}\n"
-                                  f"stdout: {run.out}\nstderr: {run.err}")
+            assert run.rc == rc, (
+                f"suyuan {' '.join(args)} exited {run.rc}, not {rc}\nstdout: {run.out}\nstderr: {run.err}"
+            )
         return run
 
-    def many(self, calls: Sequence[Sequence[str]], rc: int | None = 0,
-             stdins: Sequence[bytes] = ()) -> list[Run]:
+    def many(
+        self, calls: Sequence[Sequence[str]], rc: int | None = 0, stdins: Sequence[bytes] = ()
+    ) -> list[Run]:
         """Independent commands, a few at a time; results in the order of ``calls``."""
-        return run_all([(self, args, stdin) for args, stdin
-                        in zip(calls, [*stdins, *[b""] * (len(calls) - len(stdins))],
-                               strict=True)], rc=rc)
+        return run_all(
+            [
+                (self, args, stdin)
+                for args, stdin in zip(calls, [*stdins, *[b""] * (len(calls) - len(stdins))], strict=True)
+            ],
+            rc=rc,
+        )
 
     def checkpoint(self) -> str:
         return self("checkpoint").out
@@ -133,8 +144,13 @@ def check_receipt(r: Doc, vkey: str, *, statement: Doc | None = None) -> Checkpo
     cp = open_note(r["checkpoint"], vkey)
     proof = r["inclusionProof"]
     assert proof["leafIndex"] == r["seq"] and proof["treeSize"] == cp.size
-    merkle.verify_inclusion(leaf=bytes.fromhex(r["leafHash"]), index=r["seq"], size=cp.size,
-                            proof=[bytes.fromhex(h) for h in proof["hashes"]], root=cp.root)
+    merkle.verify_inclusion(
+        leaf=bytes.fromhex(r["leafHash"]),
+        index=r["seq"],
+        size=cp.size,
+        proof=[bytes.fromhex(h) for h in proof["hashes"]],
+        root=cp.root,
+    )
     if statement is not None:
         assert r["statementHash"] == hashlib.sha256(rfc8785.dumps(statement)).hexdigest()
     return cp
@@ -169,13 +185,24 @@ def event_body(n: int, step: str = "inspecting") -> Doc:
 
     ``inspecting`` is a production step (a producer's to sign), ``shipping`` a logistics one.
     """
-    return {"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-            "eventTimeZoneOffset": "+08:00", "action": "OBSERVE", "bizStep": step,
-            "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"],
-            "quantityList": [{"epcClass": "https://id.gs1.org/01/09506000134352/10/L7",
-                              "quantity": 12.5 + n / 10, "uom": "KGM"}],
-            "readPoint": {"id": "https://id.gs1.org/414/9506000134369"},
-            "example:note": "唐山港 3号冷库", "example:temperatureC": -18.5}
+    return {
+        "type": "ObjectEvent",
+        "eventTime": "2026-11-27T13:05:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "OBSERVE",
+        "bizStep": step,
+        "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"],
+        "quantityList": [
+            {
+                "epcClass": "https://id.gs1.org/01/09506000134352/10/L7",
+                "quantity": 12.5 + n / 10,
+                "uom": "KGM",
+            }
+        ],
+        "readPoint": {"id": "https://id.gs1.org/414/9506000134369"},
+        "example:note": "唐山港 3号冷库",
+        "example:temperatureC": -18.5,
+    }
 
 
 @dataclass(frozen=True)
@@ -194,8 +221,7 @@ def sign_events(cli: Cli, tmp: Path, jobs: Sequence[Signing]) -> list[Doc]:
         body = json.dumps(event_body(j.n, j.step), ensure_ascii=False).encode()
         path = tmp / f"body-{j.key}-{j.n}.json"
         path.write_bytes(body)
-        calls.append(("sign", "--key", j.key, "--signer", j.signer,
-                      "-" if j.stdin else str(path)))
+        calls.append(("sign", "--key", j.key, "--signer", j.signer, "-" if j.stdin else str(path)))
         stdins.append(body if j.stdin else b"")
     envs = [r.json() for r in cli.many(calls, stdins=stdins)]
     for j, env in zip(jobs, envs, strict=True):
@@ -207,10 +233,10 @@ def sign_events(cli: Cli, tmp: Path, jobs: Sequence[Signing]) -> list[Doc]:
     return envs
 
 
-def register(cli: Cli, party: str, key: str, roles: str = "producer",
-             name: str = "唐山海鲜加工有限公司") -> Doc:
-    r: Doc = cli("party", "register", "--id", party, "--name", name, "--roles", roles,
-                 "--key", key).json()
+def register(
+    cli: Cli, party: str, key: str, roles: str = "producer", name: str = "唐山海鲜加工有限公司"
+) -> Doc:
+    r: Doc = cli("party", "register", "--id", party, "--name", name, "--roles", roles, "--key", key).json()
     return r
 
 
@@ -252,8 +278,9 @@ def test_init_refuses_a_second_time_and_keygen(cli: Cli, tmp_path: Path) -> None
     config = json.loads((cli.home / "config.json").read_text())
     assert config == {"origin": ORIGIN, "registrar": {"id": REGISTRAR, "key": "registrar"}}
 
-    log_key, entry0, note, *keygens = cli.many([("log-key",), ("entry", "0"), ("checkpoint",),
-                                                 ("keygen", "acme"), ("keygen", "beta")])
+    log_key, entry0, note, *keygens = cli.many(
+        [("log-key",), ("entry", "0"), ("checkpoint",), ("keygen", "acme"), ("keygen", "beta")]
+    )
     assert log_key.out == doc["logKey"] + "\n"
     assert note.out == g["checkpoint"]
     e0 = entry0.json()
@@ -264,16 +291,20 @@ def test_init_refuses_a_second_time_and_keygen(cli: Cli, tmp_path: Path) -> None
     assert st["body"]["logKey"] == doc["logKey"] and st["body"]["origin"] == ORIGIN
     assert st["body"]["registrar"]["publicKey"] == reg_file["publicKey"]
     assert g["statementHash"] == hashlib.sha256(rfc8785.dumps(st)).hexdigest()
-    check_envelope_signatures(e0["decoded"]["envelope"],
-                              {doc["registrarKey"]: reg_file["publicKey"]})
+    check_envelope_signatures(e0["decoded"]["envelope"], {doc["registrarKey"]: reg_file["publicKey"]})
 
     # A second init is refused with one line, from this home, with another origin, or from
     # another home; neither the ledger nor any home changes.
     home_before = home_files(cli.home)
     other = Cli(cli.db, cli.home.parent / "other-home")
-    again, other_origin, other_home = run_all([
-        (cli, ("init",), b""), (cli, ("init", "--origin", "elsewhere.example/log"), b""),
-        (other, ("init",), b"")], rc=2)
+    again, other_origin, other_home = run_all(
+        [
+            (cli, ("init",), b""),
+            (cli, ("init", "--origin", "elsewhere.example/log"), b""),
+            (other, ("init",), b""),
+        ],
+        rc=2,
+    )
     for run in (again, other_origin, other_home):
         line = one_error_line(run, "already_initialised")
         assert "already holds a ledger of 1 entries" in line and "nothing was changed" in line
@@ -281,8 +312,9 @@ def test_init_refuses_a_second_time_and_keygen(cli: Cli, tmp_path: Path) -> None
     assert not other.home.exists()
     key_file = (cli.home / "keys" / "acme.key").read_bytes()
     after, entry0_after, entry1, dup, bad_name = cli.many(
-        [("checkpoint",), ("entry", "0"), ("entry", "1"), ("keygen", "acme"),
-         ("keygen", "../escape")], rc=None)
+        [("checkpoint",), ("entry", "0"), ("entry", "1"), ("keygen", "acme"), ("keygen", "../escape")],
+        rc=None,
+    )
     assert after.rc == 0 and after.out == note.out
     assert entry0_after.rc == 0 and entry0_after.out == entry0.out
     assert entry1.rc == 2
@@ -313,8 +345,7 @@ def test_init_refuses_a_second_time_and_keygen(cli: Cli, tmp_path: Path) -> None
 
 def test_party_register_rotate_revoke_show(cli: Cli, tmp_path: Path) -> None:
     vkey = cli("init").json()["logKey"]
-    a1, a2, b1 = (r.json() for r in cli.many([("keygen", "a1"), ("keygen", "a2"),
-                                               ("keygen", "b1")]))
+    a1, a2, b1 = (r.json() for r in cli.many([("keygen", "a1"), ("keygen", "a2"), ("keygen", "b1")]))
     a, b = uscc(1), gln("690123456789")
     assert ids.parse_party_id(b) == b
 
@@ -331,38 +362,56 @@ def test_party_register_rotate_revoke_show(cli: Cli, tmp_path: Path) -> None:
     for r in (rotate, by_registrar, by_self):
         check_receipt(r, vkey)
 
-    show_a, show_b, entry4, entry5, note = cli.many([("party", "show", "--id", a),
-                                                     ("party", "show", "--id", b),
-                                                     ("entry", "4"), ("entry", "5"),
-                                                     ("checkpoint",)])
+    show_a, show_b, entry4, entry5, note = cli.many(
+        [
+            ("party", "show", "--id", a),
+            ("party", "show", "--id", b),
+            ("entry", "4"),
+            ("entry", "5"),
+            ("checkpoint",),
+        ]
+    )
     pa, pb = show_a.json(), show_b.json()
     assert {k: v for k, v in pa.items() if k != "keys"} == {
-        "id": a, "name": "唐山海鲜加工有限公司", "roles": ["producer", "merchant"],
-        "registeredSeq": 1}
+        "id": a,
+        "name": "唐山海鲜加工有限公司",
+        "roles": ["producer", "merchant"],
+        "registeredSeq": 1,
+    }
     assert sorted(pa["keys"], key=lambda k: k["validFrom"]) == [
         {"keyId": a1["keyId"], "validFrom": 1, "validUntil": 3, "endedBy": "rotated"},
         {"keyId": a2["keyId"], "validFrom": 3, "validUntil": 4, "endedBy": "revoked"},
     ]
-    assert pb == {"id": b, "name": "Tangshan Cold Chain", "roles": ["logistics", "warehouse"],
-                  "registeredSeq": 2,
-                  "keys": [{"keyId": b1["keyId"], "validFrom": 2, "validUntil": 5,
-                            "endedBy": "revoked"}]}
+    assert pb == {
+        "id": b,
+        "name": "Tangshan Cold Chain",
+        "roles": ["logistics", "warehouse"],
+        "registeredSeq": 2,
+        "keys": [{"keyId": b1["keyId"], "validFrom": 2, "validUntil": 5, "endedBy": "revoked"}],
+    }
     # Who signed each revocation, as the entries record it.
     st4 = entry4.json()["decoded"]["envelope"]["statement"]
     st5 = entry5.json()["decoded"]["envelope"]["statement"]
     assert (st4["kind"], st4["signer"], st4["body"]) == (
-        "party.key.revoke", REGISTRAR, {"party": a, "key": a2["keyId"]})
+        "party.key.revoke",
+        REGISTRAR,
+        {"party": a, "key": a2["keyId"]},
+    )
     assert (st5["kind"], st5["signer"], st5["key"], st5["body"]) == (
-        "party.key.revoke", b, b1["keyId"], {"party": b, "key": b1["keyId"]})
+        "party.key.revoke",
+        b,
+        b1["keyId"],
+        {"party": b, "key": b1["keyId"]},
+    )
 
     # Events signed with the revoked and the rotated-out key: both named, nothing appended.
-    revoked, rotated = sign_events(cli, tmp_path, [Signing("b1", b, 1, step="shipping"),
-                                                   Signing("a1", a, 2)])
+    revoked, rotated = sign_events(cli, tmp_path, [Signing("b1", b, 1, step="shipping"), Signing("a1", a, 2)])
     check_envelope_signatures(revoked, {b1["keyId"]: b1["publicKey"]})
     (tmp_path / "revoked.json").write_text(json.dumps(revoked))
     (tmp_path / "both.jsonl").write_text(json.dumps(revoked) + "\n" + json.dumps(rotated) + "\n")
-    one, both = cli.many([("submit", str(tmp_path / "revoked.json")),
-                          ("submit", str(tmp_path / "both.jsonl"))], rc=2)
+    one, both = cli.many(
+        [("submit", str(tmp_path / "revoked.json")), ("submit", str(tmp_path / "both.jsonl"))], rc=2
+    )
     for run in (one, both):
         assert run.out == ""
         first, *rest = run.err.splitlines()
@@ -381,13 +430,14 @@ def test_party_register_rotate_revoke_show(cli: Cli, tmp_path: Path) -> None:
     # Refusals of bad party commands, one line each; still nothing appended.
     bad_gln = "gln:6901234567891"  # wrong check digit
     assert bad_gln != b
-    unknown, bad_id, bad_role = cli.many([
-        ("party", "show", "--id", uscc(99)),
-        ("party", "register", "--id", bad_gln, "--name", "x", "--roles", "producer",
-         "--key", "a2"),
-        ("party", "register", "--id", uscc(98), "--name", "x", "--roles", "farmer",
-         "--key", "a2"),
-    ], rc=2)
+    unknown, bad_id, bad_role = cli.many(
+        [
+            ("party", "show", "--id", uscc(99)),
+            ("party", "register", "--id", bad_gln, "--name", "x", "--roles", "producer", "--key", "a2"),
+            ("party", "register", "--id", uscc(98), "--name", "x", "--roles", "farmer", "--key", "a2"),
+        ],
+        rc=2,
+    )
     assert uscc(99) in one_error_line(unknown, "not_found")
     assert "[bad_identifier]" in bad_id.err and "GLN" in bad_id.err
     assert "'farmer'" in one_error_line(bad_role, "malformed")
@@ -416,8 +466,12 @@ def test_sign_submit_entry_checkpoint_prove(cli: Cli, tmp_path: Path) -> None:
     array.write_text(json.dumps(envs[1:3], indent=2))
     lines.write_text("".join(json.dumps(e) + "\n" for e in envs[3:5]))
     stdin_bytes = json.dumps(envs[5], indent=2, ensure_ascii=False).encode()
-    plan = [(str(one), b"", envs[0:1]), (str(array), b"", envs[1:3]),
-            (str(lines), b"", envs[3:5]), ("-", stdin_bytes, envs[5:6])]
+    plan = [
+        (str(one), b"", envs[0:1]),
+        (str(array), b"", envs[1:3]),
+        (str(lines), b"", envs[3:5]),
+        ("-", stdin_bytes, envs[5:6]),
+    ]
     outputs: list[str] = []
     seq = 2
     for file, stdin, batch in plan:
@@ -452,11 +506,12 @@ def test_sign_submit_entry_checkpoint_prove(cli: Cli, tmp_path: Path) -> None:
         + [("prove", "consistency", str(m), str(n)) for m, n in consistency]
         + [("entry", str(s)) for s in entry_seqs]
         + [("prove", "inclusion", "8"), ("prove", "consistency", "3", "9"), ("entry", "8")],
-        rc=None)
+        rc=None,
+    )
     log_key, runs = runs[0], runs[1:]
-    inclusion_runs, runs = runs[: len(inclusion)], runs[len(inclusion):]
-    consistency_runs, runs = runs[: len(consistency)], runs[len(consistency):]
-    entry_runs, refused = runs[: len(entry_seqs)], runs[len(entry_seqs):]
+    inclusion_runs, runs = runs[: len(inclusion)], runs[len(inclusion) :]
+    consistency_runs, runs = runs[: len(consistency)], runs[len(consistency) :]
+    entry_runs, refused = runs[: len(entry_seqs)], runs[len(entry_seqs) :]
     for run in [log_key, *inclusion_runs, *consistency_runs, *entry_runs]:
         assert run.rc == 0, (run.args, run.err)
 
@@ -471,20 +526,24 @@ def test_sign_submit_entry_checkpoint_prove(cli: Cli, tmp_path: Path) -> None:
         assert p.keys() == {"leafIndex", "treeSize", "hashes"}
         assert (p["leafIndex"], p["treeSize"]) == (s, size)
         hashes = [bytes.fromhex(h) for h in p["hashes"]]
-        merkle.verify_inclusion(leaf=bytes.fromhex(leaf_of[s]), index=s, size=size,
-                                proof=hashes, root=cps[size].root)
+        merkle.verify_inclusion(
+            leaf=bytes.fromhex(leaf_of[s]), index=s, size=size, proof=hashes, root=cps[size].root
+        )
         with pytest.raises(ProofError):  # not vacuous: another root fails
-            merkle.verify_inclusion(leaf=bytes.fromhex(leaf_of[s]), index=s, size=size,
-                                    proof=hashes, root=cps[1].root)
+            merkle.verify_inclusion(
+                leaf=bytes.fromhex(leaf_of[s]), index=s, size=size, proof=hashes, root=cps[1].root
+            )
     for (m, n), run in zip(consistency, consistency_runs, strict=True):
         p = run.json()
         assert p.keys() == {"first", "second", "hashes"} and (p["first"], p["second"]) == (m, n)
         hashes = [bytes.fromhex(h) for h in p["hashes"]]
-        merkle.verify_consistency(first=m, second=n, first_root=cps[m].root,
-                                  second_root=cps[n].root, proof=hashes)
+        merkle.verify_consistency(
+            first=m, second=n, first_root=cps[m].root, second_root=cps[n].root, proof=hashes
+        )
         with pytest.raises(ProofError):
-            merkle.verify_consistency(first=m, second=n, first_root=cps[m].root,
-                                      second_root=cps[2].root, proof=hashes)
+            merkle.verify_consistency(
+                first=m, second=n, first_root=cps[m].root, second_root=cps[2].root, proof=hashes
+            )
 
     # Entries: the exact bytes, their leaf hash, JCS of the decoded form, the chain.
     for s, run in zip(entry_seqs, entry_runs, strict=True):
@@ -527,8 +586,13 @@ def test_bundle_verify_and_tampered_bundles(cli: Cli, tmp_path: Path) -> None:
     # The bundle, and meanwhile another ledger (its own home and database) for its log key.
     out = tmp_path / "bundle.json"
     other = Cli(f"sqlite:///{tmp_path}/other.db", tmp_path / "other-home")
-    made, note, other_init = run_all([(cli, ("bundle", "3", "6", "3", "--out", str(out)), b""),
-                                      (cli, ("checkpoint",), b""), (other, ("init",), b"")])
+    made, note, other_init = run_all(
+        [
+            (cli, ("bundle", "3", "6", "3", "--out", str(out)), b""),
+            (cli, ("checkpoint",), b""),
+            (other, ("init",), b""),
+        ]
+    )
     # seq 3 needs the key introduced at 1 (cosigned by the registrar: genesis 0); seq 6
     # needs the key rotated in at 5, which the old key and the registrar signed.
     assert made.json() == {"out": str(out), "entries": 5, "requested": [3, 6]}
@@ -562,21 +626,33 @@ def test_bundle_verify_and_tampered_bundles(cli: Cli, tmp_path: Path) -> None:
         path.write_text(json.dumps(doc))
         paths.append(path)
 
-    runs = cli.many([("verify", str(out), "--log-key", vkey),
-                     ("verify", str(out), "--log-key", other_key), ("verify", str(out))]
-                    + [("verify", str(p), "--log-key", vkey) for p in paths], rc=None)
+    runs = cli.many(
+        [
+            ("verify", str(out), "--log-key", vkey),
+            ("verify", str(out), "--log-key", other_key),
+            ("verify", str(out)),
+        ]
+        + [("verify", str(p), "--log-key", vkey) for p in paths],
+        rc=None,
+    )
     ok, wrong_key, no_key = runs[:3]
     assert ok.rc == 0, ok.err
-    assert ok.json() == {"ok": True, "treeSize": 7, "origin": ORIGIN,
-                         "verified": [0, 1, 3, 5, 6], "logKeyFromBundle": False, "problems": [],
-                         "cosignedBy": [], "quorum": 0}
+    assert ok.json() == {
+        "ok": True,
+        "treeSize": 7,
+        "origin": ORIGIN,
+        "verified": [0, 1, 3, 5, 6],
+        "logKeyFromBundle": False,
+        "problems": [],
+        "cosignedBy": [],
+        "quorum": 0,
+    }
     assert ok.err == ""
     assert wrong_key.rc == 1
     res = wrong_key.json()
     assert res["ok"] is False and res["verified"] == []
     other_hash = other_key.split("+")[1]
-    assert res["problems"] == [f"checkpoint: the note carries no signature by "
-                               f"{ORIGIN}+{other_hash}"]
+    assert res["problems"] == [f"checkpoint: the note carries no signature by {ORIGIN}+{other_hash}"]
     assert wrong_key.err.splitlines() == res["problems"]
     # Without a pinned key, a bundle proves only that it agrees with itself: not ok, and
     # why (it was ok with a warning), unless --trust-bundle-key says that is enough.
@@ -584,14 +660,22 @@ def test_bundle_verify_and_tampered_bundles(cli: Cli, tmp_path: Path) -> None:
     unpinned = no_key.json()
     assert unpinned["ok"] is False and unpinned["logKeyFromBundle"] is True
     assert unpinned["verified"] == [0, 1, 3, 5, 6] and len(unpinned["problems"]) == 1
-    assert unpinned["problems"][0].startswith("no --log-key given: the bundle was checked only "
-                                              "against the key it carries")
+    assert unpinned["problems"][0].startswith(
+        "no --log-key given: the bundle was checked only against the key it carries"
+    )
     assert "--trust-bundle-key" in unpinned["problems"][0]
     assert no_key.err.splitlines() == unpinned["problems"]
     trusting = cli("verify", str(out), "--trust-bundle-key")
-    assert trusting.json() == {"ok": True, "treeSize": 7, "origin": ORIGIN,
-                               "verified": [0, 1, 3, 5, 6], "logKeyFromBundle": True,
-                               "problems": [], "cosignedBy": [], "quorum": 0}
+    assert trusting.json() == {
+        "ok": True,
+        "treeSize": 7,
+        "origin": ORIGIN,
+        "verified": [0, 1, 3, 5, 6],
+        "logKeyFromBundle": True,
+        "problems": [],
+        "cosignedBy": [],
+        "quorum": 0,
+    }
     assert trusting.err.startswith("warning: --trust-bundle-key: checked against the key inside")
     assert len(trusting.err.splitlines()) == 1
 
@@ -619,17 +703,18 @@ def test_audit_sound_then_one_changed_byte(cli: Cli, tmp_path: Path) -> None:
     nodes = sum(size >> level for level in range(size.bit_length()))  # leaves and up
     # The report is JSON on stdout either way (it was empty without --json); the summary
     # for people goes to stderr, which --json keeps quiet.
-    assert text.json() == as_json.json() == {"ok": True, "entries": size, "checkpoints": 3,
-                                             "nodes": nodes, "signatures": 7, "problems": []}
-    assert text.err == (f"audit: {size} entries, 7 signatures, 3 checkpoints, "
-                        f"{nodes} tree nodes: sound\n")
+    assert (
+        text.json()
+        == as_json.json()
+        == {"ok": True, "entries": size, "checkpoints": 3, "nodes": nodes, "signatures": 7, "problems": []}
+    )
+    assert text.err == (f"audit: {size} entries, 7 signatures, 3 checkpoints, {nodes} tree nodes: sound\n")
     assert as_json.err == ""
 
     store = Store(cli.db)
     try:
         with store.engine.connect() as conn:
-            raw = bytearray(conn.execute(sa.text("SELECT entry FROM entries WHERE seq = 4"))
-                            .scalar_one())
+            raw = bytearray(conn.execute(sa.text("SELECT entry FROM entries WHERE seq = 4")).scalar_one())
         i = raw.index(b'"eventTime":"2026') + len(b'"eventTime":"2026')
         raw[i - 1] = ord("7")  # 2026 becomes 2027: still JSON, one byte different
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):

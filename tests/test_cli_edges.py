@@ -52,18 +52,44 @@ def test_trace_of_a_code_the_ledger_never_saw(world: World, cli: Cli) -> None:
 
 # Every command that reads a ledger, and two that write one.
 NEEDS_A_LEDGER = [
-    ("trace", ITEM.format(1)), ("upstream", ITEM.format(1)), ("downstream", ITEM.format(1)),
-    ("recall", ITEM.format(1)), ("entry", "0"), ("entry", "0", "--viewer", "regulator"),
-    ("checkpoint",), ("log-key",), ("prove", "inclusion", "0"), ("prove", "consistency", "1", "2"),
-    ("bundle", "0", "--out", "{tmp}/bundle.json"), ("audit",), ("audit", "--json"),
-    ("audit", "--report", "{tmp}/report.html"), ("audit", "--scope", ITEM.format(1)),
-    ("credit", "--all"), ("credit", "uscc:91310110666007217T"), ("stats",), ("findings",),
-    ("findings", "--summary"), ("scans", ITEM.format(1)), ("scans", "--suspicious"),
-    ("party", "show", "--id", "uscc:91310110666007217T"), ("epcis", "export", ITEM.format(1)),
-    ("qr", "--lot", "https://id.gs1.org/01/09506000134352/10/L1", "--sheet", "{tmp}/l.pdf",
-     "--base-url", "https://trace.example.cn"),
-    ("token", "--key", "k", "--signer", "uscc:91310110666007217T"), ("reindex",),
-    ("serve", "--port", "{port}"), ("submit", "{tmp}/envelope.json"), ("shred", "sha256:00"),
+    ("trace", ITEM.format(1)),
+    ("upstream", ITEM.format(1)),
+    ("downstream", ITEM.format(1)),
+    ("recall", ITEM.format(1)),
+    ("entry", "0"),
+    ("entry", "0", "--viewer", "regulator"),
+    ("checkpoint",),
+    ("log-key",),
+    ("prove", "inclusion", "0"),
+    ("prove", "consistency", "1", "2"),
+    ("bundle", "0", "--out", "{tmp}/bundle.json"),
+    ("audit",),
+    ("audit", "--json"),
+    ("audit", "--report", "{tmp}/report.html"),
+    ("audit", "--scope", ITEM.format(1)),
+    ("credit", "--all"),
+    ("credit", "uscc:91310110666007217T"),
+    ("stats",),
+    ("findings",),
+    ("findings", "--summary"),
+    ("scans", ITEM.format(1)),
+    ("scans", "--suspicious"),
+    ("party", "show", "--id", "uscc:91310110666007217T"),
+    ("epcis", "export", ITEM.format(1)),
+    (
+        "qr",
+        "--lot",
+        "https://id.gs1.org/01/09506000134352/10/L1",
+        "--sheet",
+        "{tmp}/l.pdf",
+        "--base-url",
+        "https://trace.example.cn",
+    ),
+    ("token", "--key", "k", "--signer", "uscc:91310110666007217T"),
+    ("reindex",),
+    ("serve", "--port", "{port}"),
+    ("submit", "{tmp}/envelope.json"),
+    ("shred", "sha256:00"),
 ]
 
 
@@ -88,10 +114,10 @@ def test_every_command_on_a_sqlite_file_that_is_not_there(tmp_path: Path, port: 
     assert not (tmp_path / "home").exists()
     assert sorted(p.name for p in out.iterdir()) == ["envelope.json"]
     # The default database, suyuan.db in the working directory, is not made either.
-    env = {"SUYUAN_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", ""),
-           "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "tools.cli", "checkpoint"], cwd=out, env=env,
-                          capture_output=True, timeout=120)
+    env = {"SUYUAN_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "checkpoint"], cwd=out, env=env, capture_output=True, timeout=120
+    )
     assert proc.returncode == 2
     assert proc.stderr.decode().startswith("error [no_ledger]: there is no ledger at suyuan.db")
     assert sorted(p.name for p in out.iterdir()) == ["envelope.json"]
@@ -99,7 +125,8 @@ def test_every_command_on_a_sqlite_file_that_is_not_there(tmp_path: Path, port: 
 
 @pytest.mark.postgres
 def test_every_command_on_a_postgresql_schema_without_tables(
-        pg_database: str, tmp_path: Path, port: int) -> None:
+    pg_database: str, tmp_path: Path, port: int
+) -> None:
     url = fresh_schema_url(pg_database)
     out = tmp_path / "out"
     out.mkdir()
@@ -123,8 +150,9 @@ def test_bundle_of_a_product_code(world: World, cli: Cli, tmp_path: Path) -> Non
     party, key = world.register(["producer"])
     world.append_events(party, key, 3)
     # Item 1's journey: its commissioning (seq 3 here), plus one more event naming it.
-    more = world.event(party, key, 1, bizStep="inspecting", action="OBSERVE",
-                       eventTime="2026-11-27T14:00:00+08:00")
+    more = world.event(
+        party, key, 1, bizStep="inspecting", action="OBSERVE", eventTime="2026-11-27T14:00:00+08:00"
+    )
     extra = world.ledger.append(more).seq
     journey = [s["seq"] for s in cli("trace", ITEM.format(1)).json()["journey"]]
     assert journey == [3, extra]
@@ -150,8 +178,10 @@ def test_consistency_proof_the_wrong_way_round(world: World, cli: Cli) -> None:
     world.append_events(party, key, 3)
     # Before: "size 3 is not between 0 and 1".
     r = cli("prove", "consistency", "3", "1", rc=2)
-    assert r.err == ("error [bad_proof]: a consistency proof goes from an older tree to a newer "
-                     "one: the first size must be ≤ the second, and 3 > 1\n")
+    assert r.err == (
+        "error [bad_proof]: a consistency proof goes from an older tree to a newer "
+        "one: the first size must be ≤ the second, and 3 > 1\n"
+    )
     assert cli("prove", "consistency", "1", "3").json()["second"] == 3
     api = Api(create_app(Settings(db_url=world.url, home=world.home.path)))
     try:

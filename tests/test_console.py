@@ -35,9 +35,15 @@ from tests.support import ORIGIN, World
 from tests.test_page import _browser_or_skip
 from tools.demo import build, summary
 
-PAGES = ["/console/", "/console/parties", "/console/stats", "/console/report",
-         "/console/entry/1", "/console/chain?code=https://id.gs1.org/01/09506000134352/21/1",
-         "/console/party/{party}"]
+PAGES = [
+    "/console/",
+    "/console/parties",
+    "/console/stats",
+    "/console/report",
+    "/console/entry/1",
+    "/console/chain?code=https://id.gs1.org/01/09506000134352/21/1",
+    "/console/party/{party}",
+]
 
 
 class Browserless:
@@ -50,8 +56,7 @@ class Browserless:
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         async def go() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url=self.base,
-                                         cookies=self.cookies) as c:
+            async with httpx.AsyncClient(transport=transport, base_url=self.base, cookies=self.cookies) as c:
                 r = await c.request(method, path, **kw)
                 self.cookies = c.cookies
                 return r
@@ -68,15 +73,17 @@ class Browserless:
         assert found is not None
         return found.group(1)
 
-    def login(self, token: str, *, csrf: str | None = None, next: str = "/console/"
-              ) -> httpx.Response:
+    def login(self, token: str, *, csrf: str | None = None, next: str = "/console/") -> httpx.Response:
         form = {"token": token, "next": next}
         form["csrf"] = self.login_form() if csrf is None else csrf
         return self.request("POST", "/console/login", data=form)
 
     def page_csrf(self) -> str:
-        found = re.search(r'action="/console/logout[^"]*"><input type="hidden" name="csrf" '
-                          r'value="([^"]+)"', self.get("/console/parties").text)
+        found = re.search(
+            r'action="/console/logout[^"]*"><input type="hidden" name="csrf" '
+            r'value="([^"]+)"',
+            self.get("/console/parties").text,
+        )
         assert found is not None
         return found.group(1)
 
@@ -90,8 +97,7 @@ def console(world: World) -> Iterator[tuple[Any, World, dict[str, Any]]]:
     regulator, rkey = world.register(["regulator"])
     producer, pkey = world.register(["producer"])
     world.append_events(producer, pkey, 3)
-    app = create_app(Settings(db_url=world.url, home=world.home.path,
-                              base_url="https://trace.example.cn"))
+    app = create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example.cn"))
     people = {"regulator": (regulator, rkey), "producer": (producer, pkey)}
     yield app, world, people
     app.state.store.dispose()
@@ -102,8 +108,7 @@ def _token(people: dict[str, Any], who: str, **kw: Any) -> str:
     return make_token(key, signer=party, audience=ORIGIN, **kw)
 
 
-def test_no_session_is_sent_to_the_login_form(console: tuple[Any, World, dict[str, Any]]
-                                              ) -> None:
+def test_no_session_is_sent_to_the_login_form(console: tuple[Any, World, dict[str, Any]]) -> None:
     app, _, people = console
     ua = Browserless(app)
     for page in PAGES:
@@ -120,7 +125,8 @@ def test_no_session_is_sent_to_the_login_form(console: tuple[Any, World, dict[st
 
 
 def test_login_makes_a_session_whose_cookie_is_not_the_token(
-        console: tuple[Any, World, dict[str, Any]]) -> None:
+    console: tuple[Any, World, dict[str, Any]],
+) -> None:
     app, world, people = console
     ua = Browserless(app)
     token = _token(people, "regulator")
@@ -157,8 +163,7 @@ def test_cookie_is_secure_over_tls(console: tuple[Any, World, dict[str, Any]]) -
     assert ua.get("/console/").status_code == 200
 
 
-def test_tokens_that_are_not_a_regulators_are_refused(
-        console: tuple[Any, World, dict[str, Any]]) -> None:
+def test_tokens_that_are_not_a_regulators_are_refused(console: tuple[Any, World, dict[str, Any]]) -> None:
     app, world, people = console
     ua = Browserless(app)
     producer = people["producer"][0]
@@ -167,12 +172,16 @@ def test_tokens_that_are_not_a_regulators_are_refused(
     assert f"此令牌属于 {producer}" in r.text and "regulator" in r.text
     assert COOKIE not in _set_cookies(r)
     forged_key = PartyKey.generate("forged")
-    for token, status in ((make_token(forged_key, signer=people["regulator"][0],
-                                      audience=ORIGIN), 401),
-                          (_token(people, "regulator", ttl=60, now=time.time() - 120), 401),
-                          (make_token(people["regulator"][1], signer=people["regulator"][0],
-                                      audience="another.ledger/log"), 401),
-                          ("not a token", 401), ("", 401)):
+    for token, status in (
+        (make_token(forged_key, signer=people["regulator"][0], audience=ORIGIN), 401),
+        (_token(people, "regulator", ttl=60, now=time.time() - 120), 401),
+        (
+            make_token(people["regulator"][1], signer=people["regulator"][0], audience="another.ledger/log"),
+            401,
+        ),
+        ("not a token", 401),
+        ("", 401),
+    ):
         r = ua.login(token)
         assert r.status_code == status, (token[:20], r.status_code)
         assert COOKIE not in _set_cookies(r)
@@ -180,8 +189,7 @@ def test_tokens_that_are_not_a_regulators_are_refused(
     assert ua.get("/console/").status_code == 303
 
 
-def test_forms_without_the_right_csrf_token_are_refused(
-        console: tuple[Any, World, dict[str, Any]]) -> None:
+def test_forms_without_the_right_csrf_token_are_refused(console: tuple[Any, World, dict[str, Any]]) -> None:
     app, _, people = console
     token = _token(people, "regulator")
     # Login: no token in the form, a wrong one, or one made for another browser's nonce.
@@ -229,16 +237,27 @@ def test_a_revoked_key_ends_its_sessions(console: tuple[Any, World, dict[str, An
     assert ua.login(_token(people, "regulator")).status_code == 303
     assert ua.get("/console/").status_code == 200
     regulator, key = people["regulator"]
-    world.ledger.append(sign_one(kind="party.key.revoke", signer=world.registrar,
-                                 key=world.registrar_key,
-                                 body={"party": regulator, "key": key.key_id}))
+    world.ledger.append(
+        sign_one(
+            kind="party.key.revoke",
+            signer=world.registrar,
+            key=world.registrar_key,
+            body={"party": regulator, "key": key.key_id},
+        )
+    )
     assert ua.get("/console/").status_code == 303
 
 
 def test_next_never_leaves_the_console(console: tuple[Any, World, dict[str, Any]]) -> None:
     app, _, people = console
-    for target in ("https://evil.example/", "//evil.example/console/", "/console/../graphql",
-                   "/checkpoint", "/console/\\evil", "/console//x"):
+    for target in (
+        "https://evil.example/",
+        "//evil.example/console/",
+        "/console/../graphql",
+        "/checkpoint",
+        "/console/\\evil",
+        "/console//x",
+    ):
         r = Browserless(app).login(_token(people, "regulator"), next=target)
         assert r.status_code == 303
         assert r.headers["location"] == "/console/", target
@@ -279,16 +298,16 @@ def test_what_a_regulator_sees(console: tuple[Any, World, dict[str, Any]]) -> No
     entry = ua.get("/console/entry/1")
     assert "✓ 针对第" in entry.text
     # Bad input: a console page saying so, with the status of the refusal.
-    for path, status, text in (("/console/chain?code=https://id.gs1.org/01/09506000134353/21/1",
-                                400, "bad_identifier"),
-                               ("/console/chain?code=https://id.gs1.org/01/09506000134352/21/none",
-                                404, "no entry about"),
-                               ("/console/entry/999", 404, "not_found"),
-                               ("/console/party/uscc:91310110666007217T", 404, "not a registered"),
-                               ("/console/party/nobody", 400, "bad_identifier"),
-                               ("/console/?rule=nope", 400, "unknown finding rule"),
-                               ("/console/?since=yesterday", 400, "a date such as"),
-                               ("/console/party/x?after=-5", 400, "after is a seq")):
+    for path, status, text in (
+        ("/console/chain?code=https://id.gs1.org/01/09506000134353/21/1", 400, "bad_identifier"),
+        ("/console/chain?code=https://id.gs1.org/01/09506000134352/21/none", 404, "no entry about"),
+        ("/console/entry/999", 404, "not_found"),
+        ("/console/party/uscc:91310110666007217T", 404, "not a registered"),
+        ("/console/party/nobody", 400, "bad_identifier"),
+        ("/console/?rule=nope", 400, "unknown finding rule"),
+        ("/console/?since=yesterday", 400, "a date such as"),
+        ("/console/party/x?after=-5", 400, "after is a seq"),
+    ):
         r = ua.get(path)
         assert r.status_code == status, (path, r.status_code)
         assert text in r.text and "Traceback" not in r.text, path
@@ -318,8 +337,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any,
 def _text(driver: Any) -> str:
     """What the page reads as (innerText through DevTools: WebDriver's own visible-text
     walk takes minutes over a page of a few thousand nodes in closed <details>)."""
-    got: str = driver.execute_cdp_cmd("Runtime.evaluate", {
-        "expression": "document.body.innerText"})["result"]["value"]
+    got: str = driver.execute_cdp_cmd("Runtime.evaluate", {"expression": "document.body.innerText"})[
+        "result"
+    ]["value"]
     return got
 
 
@@ -329,13 +349,17 @@ def _arrive(driver: Any, path: str) -> None:
     from selenium.webdriver.support.wait import WebDriverWait
 
     def there(now: str) -> bool:
-        return now == path if path.endswith("/") and path != "/console/entry/" else (
-            now.startswith(path))
+        return now == path if path.endswith("/") and path != "/console/entry/" else (now.startswith(path))
 
-    WebDriverWait(driver, 30).until(lambda d: there(urlsplit(d.current_url).path)
-                                    and d.execute_cdp_cmd("Runtime.evaluate", {
-                                        "expression": "document.readyState"})["result"]["value"]
-                                    == "complete")
+    WebDriverWait(driver, 30).until(
+        lambda d: (
+            there(urlsplit(d.current_url).path)
+            and d.execute_cdp_cmd("Runtime.evaluate", {"expression": "document.readyState"})["result"][
+                "value"
+            ]
+            == "complete"
+        )
+    )
 
 
 def _shoot(driver: Any, url: str, out: Path, width: int) -> str:
@@ -343,8 +367,9 @@ def _shoot(driver: Any, url: str, out: Path, width: int) -> str:
     if url:
         driver.get(url)
     text = _text(driver)
-    scroll = driver.execute_cdp_cmd("Runtime.evaluate", {
-        "expression": "document.documentElement.scrollWidth"})["result"]["value"]
+    scroll = driver.execute_cdp_cmd(
+        "Runtime.evaluate", {"expression": "document.documentElement.scrollWidth"}
+    )["result"]["value"]
     assert scroll <= width, f"{driver.current_url} is {scroll} px wide at {width} px"
     height = int(driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"])
     driver.set_window_size(width, min(max(900, height + 140), 6000))
@@ -356,8 +381,7 @@ def _shoot(driver: Any, url: str, out: Path, width: int) -> str:
     return text
 
 
-def test_console_in_headless_chromium(demo_server: tuple[Any, dict[str, Any]],
-                                      tmp_path: Path) -> None:
+def test_console_in_headless_chromium(demo_server: tuple[Any, dict[str, Any]], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     srv, doc = demo_server
@@ -405,8 +429,7 @@ def test_console_in_headless_chromium(demo_server: tuple[Any, dict[str, Any]],
 
         # The recalled lot: recall impact by owner, and the buyers to call.
         lot = doc["planted"]["recalledLot"]
-        recall = _shoot(driver, f"{base}/console/chain?code={lot}", shots / "console-chain.png",
-                        1280)
+        recall = _shoot(driver, f"{base}/console/chain?code={lot}", shots / "console-chain.png", 1280)
         assert "此产品已被召回" in recall and "召回影响" in recall
         counts = driver.find_element(By.CSS_SELECTOR, "p.counts").text
         found = re.search(r"(\d+) 受影响 (\d+) 已售出 (\d+) 未售出", counts.replace("\n", " "))
@@ -414,23 +437,32 @@ def test_console_in_headless_chromium(demo_server: tuple[Any, dict[str, Any]],
         affected, sold, unsold = map(int, found.groups())
         assert affected == sold + unsold and sold > 0
         assert "购买者联系方式（仅监管部门可见）" in recall
-        phones = [td.text for td in driver.find_elements(
-            By.XPATH, "//h2[contains(., '购买者联系方式')]/following-sibling::section[1]//tbody/tr/td[2]")]
+        phones = [
+            td.text
+            for td in driver.find_elements(
+                By.XPATH, "//h2[contains(., '购买者联系方式')]/following-sibling::section[1]//tbody/tr/td[2]"
+            )
+        ]
         assert phones and all(re.fullmatch(r"1\d{10}", p) for p in phones), phones[:5]
 
         # English, and every page type at phone widths without sideways scrolling.
-        en = _shoot(driver, f"{base}/console/chain?code={lot}&lang=en",
-                    shots / "console-chain-en.png", 390)
+        en = _shoot(driver, f"{base}/console/chain?code={lot}&lang=en", shots / "console-chain-en.png", 390)
         assert "This product was recalled" in en and "Buyers' contacts" in en
         regulator = doc["regulator"]["id"]
         for width in (360, 390):
-            for name, path in (("findings", "/console/"), ("chain", f"/console/chain?code={lot}"),
-                               ("parties", "/console/parties"), ("stats", "/console/stats"),
-                               ("report", "/console/report"), ("entry", "/console/entry/5"),
-                               ("party", f"/console/party/{regulator}")):
+            for name, path in (
+                ("findings", "/console/"),
+                ("chain", f"/console/chain?code={lot}"),
+                ("parties", "/console/parties"),
+                ("stats", "/console/stats"),
+                ("report", "/console/report"),
+                ("entry", "/console/entry/5"),
+                ("party", f"/console/party/{regulator}"),
+            ):
                 _shoot(driver, base + path, shots / f"phone-{name}-{width}.png", width)
-        refused = [e["message"] for e in driver.get_log("browser")
-                   if "Content Security Policy" in e["message"]]
+        refused = [
+            e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]
+        ]
         assert refused == []
 
         # Sign out: back to the login form, and the console is closed again.

@@ -27,19 +27,30 @@ def _party(world: World, name: str) -> str:
     return party
 
 
-def _spawn(world: World, name: str, party: str, start: int, batches: int, size: int
-           ) -> subprocess.Popen[str]:
+def _spawn(world: World, name: str, party: str, start: int, batches: int, size: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.appender", world.url, str(world.home.path), name, party,
-         str(start), str(batches), str(size)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=os.path.dirname(os.path.dirname(__file__)))
+        [
+            sys.executable,
+            "-m",
+            "tests.appender",
+            world.url,
+            str(world.home.path),
+            name,
+            party,
+            str(start),
+            str(batches),
+            str(size),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
 
 
 def _stored(world: World) -> dict[int, str]:
     with world.store.reading() as conn:
-        rows = conn.execute(entries.select().with_only_columns(entries.c.seq,
-                                                                 entries.c.statement_hash))
+        rows = conn.execute(entries.select().with_only_columns(entries.c.seq, entries.c.statement_hash))
         return {int(s): bytes(h).hex() for s, h in rows}
 
 

@@ -30,10 +30,12 @@ def test_scores_by_hand(world: World) -> None:
     s = c.seqs
     p = cr.credit(world.store, c.id("P"))
     # 100 - 15 (record) - 10 (lot L1 recalled by the regulator) - 2 (one star) - 1 (two stars)
-    assert _summary(p) == [("credit.record", [s["record_p"]], -15),
-                           ("recall", [s["recall_p"]], -10),
-                           ("complaint", [s["eval1"]], -2),
-                           ("complaint", [s["eval2"]], -1)]
+    assert _summary(p) == [
+        ("credit.record", [s["record_p"]], -15),
+        ("recall", [s["recall_p"]], -10),
+        ("complaint", [s["eval1"]], -2),
+        ("complaint", [s["eval2"]], -1),
+    ]
     assert p["score"] == 72
     assert p["party"] == c.id("P") and p["name"].startswith("party ")
     for item in p["items"]:
@@ -41,8 +43,7 @@ def test_scores_by_hand(world: World) -> None:
     assert "recalled by " + c.id("regulator") in p["items"][1]["reason"]["en"]
     # 100 + 5 (record) - 5 (its own, voluntary recall): back at 100.
     q = cr.credit(world.store, c.id("Q"))
-    assert _summary(q) == [("credit.record", [s["record_q"]], 5),
-                           ("recall", [s["recall_q"]], -5)]
+    assert _summary(q) == [("credit.record", [s["record_q"]], 5), ("recall", [s["recall_q"]], -5)]
     assert q["score"] == 100
     # Both releases lacked payment and waybill: one high finding each, naming the platform,
     # the broker and customs: 100 - 10 - 10.
@@ -50,7 +51,8 @@ def test_scores_by_hand(world: World) -> None:
         doc = cr.credit(world.store, c.id(name))
         assert _summary(doc) == [
             ("finding", [s["order1"], s["decl1"], s["release1"]], -10),
-            ("finding", [s["order2"], s["decl2"], s["release2"]], -10)], name
+            ("finding", [s["order2"], s["decl2"], s["release2"]], -10),
+        ], name
         assert doc["score"] == 80
         assert all("three_docs.missing" in i["reason"]["en"] for i in doc["items"])
     reg = cr.credit(world.store, c.id("regulator"))
@@ -59,8 +61,16 @@ def test_scores_by_hand(world: World) -> None:
     assert all(s["eval3"] not in i["seqs"] for i in p["items"] + q["items"])
     table = cr.credit_table(world.store)
     assert [(r["party"], r["score"]) for r in table] == sorted(
-        [(c.id("P"), 72), (c.id("platform"), 80), (c.id("broker"), 80), (c.id("customs"), 80),
-         (c.id("Q"), 100), (c.id("regulator"), 100)], key=lambda r: (r[1], r[0]))
+        [
+            (c.id("P"), 72),
+            (c.id("platform"), 80),
+            (c.id("broker"), 80),
+            (c.id("customs"), 80),
+            (c.id("Q"), 100),
+            (c.id("regulator"), 100),
+        ],
+        key=lambda r: (r[1], r[0]),
+    )
     assert next(r for r in table if r["party"] == c.id("P"))["explained"] == p["items"]
 
 
@@ -72,16 +82,24 @@ def test_credit_records_count_as_signed(world: World) -> None:
     credit_record(c, "r2", "platform", 10, "整改到位 corrected")
     credit_record(c, "r3", "broker", -7, "申报差错 declaration errors")
     after = cr.credit(world.store, c.id("platform"))
-    assert [(i["seqs"], i["points"]) for i in after["items"] if i["source"] == "credit.record"] \
-        == [([c.seqs["r1"]], -30), ([c.seqs["r2"]], 10)]
+    assert [(i["seqs"], i["points"]) for i in after["items"] if i["source"] == "credit.record"] == [
+        ([c.seqs["r1"]], -30),
+        ([c.seqs["r2"]], 10),
+    ]
     assert after["score"] == before - 20
     assert "虚假宣传" in after["items"][0]["reason"]["zh"]
     # Only a regulator records credit; the ledger is unchanged by the refusal.
     size = world.ledger.size()
     who, key = c.parties["platform"]
     with pytest.raises(BatchRejected) as e:
-        world.ledger.append(sign_one(kind="credit.record", signer=who, key=key, body={
-            "party": who, "item": "self-praise", "points": 100, "reason": "x"}))
+        world.ledger.append(
+            sign_one(
+                kind="credit.record",
+                signer=who,
+                key=key,
+                body={"party": who, "item": "self-praise", "points": 100, "reason": "x"},
+            )
+        )
     assert e.value.errors[0][1].code == "role_not_allowed"
     assert world.ledger.size() == size
 
@@ -106,10 +124,15 @@ def test_pure_score_rules() -> None:
     assert total == 90
     assert [i.points for i in counted] == [-2, -2, -2, -2, -2, 0, 0]
     assert "capped" in counted[-1].reason_en
-    total, _ = cr.score([_item("credit.record", -40, 1), _item("recall", -10, 2),
-                         _item("finding", cr.finding_points("medium") * 2, 3),
-                         _item("finding", cr.finding_points("high"), 4),
-                         _item("finding", cr.finding_points("no-such-severity"), 5)])
+    total, _ = cr.score(
+        [
+            _item("credit.record", -40, 1),
+            _item("recall", -10, 2),
+            _item("finding", cr.finding_points("medium") * 2, 3),
+            _item("finding", cr.finding_points("high"), 4),
+            _item("finding", cr.finding_points("no-such-severity"), 5),
+        ]
+    )
     assert total == 100 - 40 - 10 - 10 - 10 - 5 == 25
     assert cr.score([_item("credit.record", -90, 1), _item("recall", -20, 2)])[0] == 0
     assert cr.score([_item("credit.record", 40, 1)])[0] == 100
@@ -122,8 +145,14 @@ def test_unknown_party_is_refused(world: World) -> None:
 
 def _cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ["PATH"], "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_credit(world: World) -> None:
@@ -134,8 +163,12 @@ def test_cli_credit(world: World) -> None:
     table = _cli(world, "credit", "--all")
     assert table.returncode == 0, table.stderr
     assert json.loads(table.stdout) == cr.credit_table(world.store)
-    for bad in (("credit",), ("credit", c.id("P"), "--all"), ("credit", "uscc:91310110666007217T"),
-                ("credit", "acme")):
+    for bad in (
+        ("credit",),
+        ("credit", c.id("P"), "--all"),
+        ("credit", "uscc:91310110666007217T"),
+        ("credit", "acme"),
+    ):
         r = _cli(world, *bad)
         assert r.returncode == 2 and r.stdout == ""
         assert r.stderr.startswith("error [") and r.stderr.count("\n") == 1, r.stderr
@@ -147,18 +180,35 @@ def test_findings_count_as_the_engine_raised_them(world: World) -> None:
     from ledger.queries import findings as finding_list
 
     c = build(world)
-    c.add("bare_release", "customs", {
-        "type": "ObjectEvent", "eventTime": "2025-11-28T10:00:00+08:00", "action": "OBSERVE",
-        "epcList": ["https://id.gs1.org/01/04901234567894/21/S3"], "bizStep": "cbec:releasing"})
-    c.add("future", "P", {
-        "type": "ObjectEvent", "eventTime": "2999-01-01T00:00:00+08:00", "action": "ADD",
-        "bizStep": "commissioning", "epcList": ["https://id.gs1.org/01/04901234567894/21/S9"]})
+    c.add(
+        "bare_release",
+        "customs",
+        {
+            "type": "ObjectEvent",
+            "eventTime": "2025-11-28T10:00:00+08:00",
+            "action": "OBSERVE",
+            "epcList": ["https://id.gs1.org/01/04901234567894/21/S3"],
+            "bizStep": "cbec:releasing",
+        },
+    )
+    c.add(
+        "future",
+        "P",
+        {
+            "type": "ObjectEvent",
+            "eventTime": "2999-01-01T00:00:00+08:00",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "epcList": ["https://id.gs1.org/01/04901234567894/21/S9"],
+        },
+    )
     for name in c.parties:
         party = c.id(name)
         mine = finding_list.list_findings(world.store, party=party)
         got = [i for i in cr.credit(world.store, party)["items"] if i["source"] == "finding"]
         assert [(i["seqs"], i["points"]) for i in got] == [
-            (list(f.seqs), cr.finding_points(f.severity)) for f in mine]
+            (list(f.seqs), cr.finding_points(f.severity)) for f in mine
+        ]
         for item, f in zip(got, mine, strict=True):
             assert f.message_en in item["reason"]["en"] and f.message_zh in item["reason"]["zh"]
     future = [i for i in cr.credit(world.store, c.id("P"))["items"] if i["source"] == "finding"]

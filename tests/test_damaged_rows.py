@@ -36,8 +36,9 @@ def ledger(world: World) -> World:
 
 
 @pytest.fixture
-def cli(ledger: World, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
+def cli(
+    ledger: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[object]:
     monkeypatch.setenv("SUYUAN_DB", ledger.url)
     monkeypatch.setenv("SUYUAN_HOME", str(ledger.home.path))
 
@@ -64,9 +65,14 @@ def _audit_lines(cli: object) -> tuple[int, list[str]]:
     lines = err.splitlines()
     assert lines[-1].startswith("audit: ")
     report = json.loads(out)
-    assert [f"seq {p['seq']}: {p['problem']}" if p["seq"] is not None
-            else f"checkpoint {p['checkpoint']}: {p['problem']}" if p["checkpoint"] is not None
-            else p["problem"] for p in report["problems"]] == lines[:-1]
+    assert [
+        f"seq {p['seq']}: {p['problem']}"
+        if p["seq"] is not None
+        else f"checkpoint {p['checkpoint']}: {p['problem']}"
+        if p["checkpoint"] is not None
+        else p["problem"]
+        for p in report["problems"]
+    ] == lines[:-1]
     return rc, lines[:-1]
 
 
@@ -75,48 +81,82 @@ def test_an_entry_held_as_text_is_named_by_the_audit(ledger: World, cli: object)
     _raw(ledger, "UPDATE entries SET entry = CAST(entry AS TEXT) WHERE seq = 5")
     rc, lines = _audit_lines(cli)
     assert rc == 1
-    assert lines == ["seq 5: entries.entry holds TEXT, not the bytes the ledger wrote; "
-                     "the database was changed outside the ledger"]
+    assert lines == [
+        "seq 5: entries.entry holds TEXT, not the bytes the ledger wrote; "
+        "the database was changed outside the ledger"
+    ]
 
 
-def test_an_appended_row_with_text_columns_is_named_by_the_audit(ledger: World,
-                                                                 cli: object) -> None:
+def test_an_appended_row_with_text_columns_is_named_by_the_audit(ledger: World, cli: object) -> None:
     """No trigger needs dropping: a new seq at the end is an INSERT the triggers allow."""
-    ledger.store.raw("INSERT INTO entries (seq, leaf_hash, statement_hash, kind, signer, entry) "
-                     "SELECT 9, hex(leaf_hash), 'x', kind, signer, CAST(entry AS TEXT) "
-                     "FROM entries WHERE seq = 8")
+    ledger.store.raw(
+        "INSERT INTO entries (seq, leaf_hash, statement_hash, kind, signer, entry) "
+        "SELECT 9, hex(leaf_hash), 'x', kind, signer, CAST(entry AS TEXT) "
+        "FROM entries WHERE seq = 8"
+    )
     rc, lines = _audit_lines(cli)
     assert rc == 1
     assert lines[0].startswith("seq 9: entries.leaf_hash holds TEXT")
     assert any(line.startswith("seq 9: entries.statement_hash holds TEXT") for line in lines)
     assert any(line.startswith("seq 9: entries.entry holds TEXT") for line in lines)
     # Every other line is about that row too (its bytes, its missing nodes), none earlier.
-    assert not [line for line in lines if line.startswith("seq ") and not
-                line.startswith("seq 9: ")], "\n".join(lines)
+    assert not [line for line in lines if line.startswith("seq ") and not line.startswith("seq 9: ")], (
+        "\n".join(lines)
+    )
 
 
-@pytest.mark.parametrize(("sql", "first"), [
-    ("UPDATE entries SET leaf_hash = hex(leaf_hash) WHERE seq = 3",
-     "seq 3: entries.leaf_hash holds TEXT"),
-    ("UPDATE entries SET statement_hash = 7 WHERE seq = 3",
-     "seq 3: entries.statement_hash holds INTEGER"),
-    ("UPDATE entries SET entry = 1.5 WHERE seq = 3", "seq 3: entries.entry holds REAL"),
-    ("UPDATE merkle_nodes SET hash = hex(hash) WHERE node = 3",
-     "seq 3: merkle_nodes.hash of node (0, 3) holds TEXT"),
-    (f"UPDATE merkle_nodes SET hash = 'x' WHERE node = {1 << 56 | 1}",
-     "seq 2: merkle_nodes.hash of node (1, 1) holds TEXT"),
-    ("UPDATE checkpoints SET root = hex(root) WHERE size = 6",
-     "checkpoint 6: checkpoints.root holds TEXT"),
-    ("UPDATE checkpoints SET note = CAST(note AS BLOB) WHERE size = 6",
-     "checkpoint 6: checkpoints.note holds BLOB"),
-    ("UPDATE entries SET seq = 'five' WHERE seq = 5",
-     "a row has entries.seq 'five' (TEXT), not an integer"),
-    ("UPDATE checkpoints SET size = 6.5 WHERE size = 6",
-     "a row has checkpoints.size 6.5 (REAL), not an integer"),
-], ids=["leaf-text", "hash-int", "entry-real", "leaf-node-text", "inner-node-text",
-        "root-text", "note-blob", "seq-text", "size-real"])
-def test_each_damaged_column_is_named_and_the_audit_goes_on(ledger: World, cli: object,
-                                                            sql: str, first: str) -> None:
+@pytest.mark.parametrize(
+    ("sql", "first"),
+    [
+        (
+            "UPDATE entries SET leaf_hash = hex(leaf_hash) WHERE seq = 3",
+            "seq 3: entries.leaf_hash holds TEXT",
+        ),
+        (
+            "UPDATE entries SET statement_hash = 7 WHERE seq = 3",
+            "seq 3: entries.statement_hash holds INTEGER",
+        ),
+        ("UPDATE entries SET entry = 1.5 WHERE seq = 3", "seq 3: entries.entry holds REAL"),
+        (
+            "UPDATE merkle_nodes SET hash = hex(hash) WHERE node = 3",
+            "seq 3: merkle_nodes.hash of node (0, 3) holds TEXT",
+        ),
+        (
+            f"UPDATE merkle_nodes SET hash = 'x' WHERE node = {1 << 56 | 1}",
+            "seq 2: merkle_nodes.hash of node (1, 1) holds TEXT",
+        ),
+        (
+            "UPDATE checkpoints SET root = hex(root) WHERE size = 6",
+            "checkpoint 6: checkpoints.root holds TEXT",
+        ),
+        (
+            "UPDATE checkpoints SET note = CAST(note AS BLOB) WHERE size = 6",
+            "checkpoint 6: checkpoints.note holds BLOB",
+        ),
+        (
+            "UPDATE entries SET seq = 'five' WHERE seq = 5",
+            "a row has entries.seq 'five' (TEXT), not an integer",
+        ),
+        (
+            "UPDATE checkpoints SET size = 6.5 WHERE size = 6",
+            "a row has checkpoints.size 6.5 (REAL), not an integer",
+        ),
+    ],
+    ids=[
+        "leaf-text",
+        "hash-int",
+        "entry-real",
+        "leaf-node-text",
+        "inner-node-text",
+        "root-text",
+        "note-blob",
+        "seq-text",
+        "size-real",
+    ],
+)
+def test_each_damaged_column_is_named_and_the_audit_goes_on(
+    ledger: World, cli: object, sql: str, first: str
+) -> None:
     _raw(ledger, sql)
     rc, lines = _audit_lines(cli)
     assert rc == 1
@@ -141,8 +181,7 @@ def test_a_proof_through_a_damaged_node_names_it(ledger: World, cli: object) -> 
     assert err.startswith("error [damaged]: seq 1: merkle_nodes.hash of node (0, 1) holds TEXT")
 
 
-def test_a_damaged_latest_checkpoint_is_named_and_appends_are_refused(ledger: World,
-                                                                      cli: object) -> None:
+def test_a_damaged_latest_checkpoint_is_named_and_appends_are_refused(ledger: World, cli: object) -> None:
     party, key = ledger.register()  # entry 9, checkpoint 10
     _raw(ledger, "UPDATE checkpoints SET root = hex(root) WHERE size = 10")
     rc, out, err = cli("checkpoint")  # type: ignore[operator]
@@ -169,8 +208,9 @@ def test_graphql_names_the_damaged_seq(ledger: World) -> None:
     from tests.test_auth import Api
 
     _raw(ledger, "UPDATE entries SET entry = CAST(entry AS TEXT) WHERE seq = 5")
-    api = Api(create_app(Settings(db_url=ledger.url, home=ledger.home.path,
-                                  base_url="https://trace.example")))
+    api = Api(
+        create_app(Settings(db_url=ledger.url, home=ledger.home.path, base_url="https://trace.example"))
+    )
     try:
         # One read serves the entries of a request: asked alone, each answers for itself.
         bad = api.gql("{ entry(seq: 5) { seq } }").json()

@@ -94,10 +94,13 @@ def _pg_url(request: pytest.FixtureRequest) -> str:
     return fresh_schema_url(request.getfixturevalue("pg_database"))
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param(("sqlite", 1.0), id="sqlite-full"),
-    pytest.param(("postgres", 0.3), id="postgres-0.3", marks=pytest.mark.postgres),
-])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(("sqlite", 1.0), id="sqlite-full"),
+        pytest.param(("postgres", 0.3), id="postgres-0.3", marks=pytest.mark.postgres),
+    ],
+)
 def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     kind, scale = request.param
     tmp = tmp_path_factory.mktemp(f"demo-{kind}")
@@ -123,7 +126,8 @@ def test_counts_parties_and_identifiers(demo: Demo) -> None:
     for pid in reg.parties:
         scheme, _, value = pid.partition(":")
         assert (scheme == "uscc" and uscc_ok(value)) or (
-            scheme == "gln" and len(value) == 13 and gs1_ok(value)), pid
+            scheme == "gln" and len(value) == 13 and gs1_ok(value)
+        ), pid
     assert {r for p in reg.parties.values() for r in p.roles} == set(ROLES)
     names = " ".join(p.name for p in reg.parties.values())
     assert re.search("[\uac00-\ud7af]", names) and re.search("[\u3040-\u30ff]", names)  # Hangul, kana
@@ -134,9 +138,12 @@ def test_counts_parties_and_identifiers(demo: Demo) -> None:
     for _, _, body in demo.events():
         keys.update(re.findall(r"https://id\.gs1\.org/(01|00|414)/(\d+)", json.dumps(body)))
     assert keys and all(gs1_ok(k) for _, k in keys)
-    prefixes = {(signer, k[1:8]) for _, signer, body in demo.events()
-                if body.get("bizStep") == "commissioning"
-                for k in re.findall(r"/01/(\d{14})", json.dumps(body))}
+    prefixes = {
+        (signer, k[1:8])
+        for _, signer, body in demo.events()
+        if body.get("bizStep") == "commissioning"
+        for k in re.findall(r"/01/(\d{14})", json.dumps(body))
+    }
     by_signer: dict[str, set[str]] = defaultdict(set)
     for signer, prefix in prefixes:
         by_signer[signer].add(prefix)
@@ -161,8 +168,7 @@ def test_the_readmes_claims_about_the_data_hold(demo: Demo) -> None:
     # declaration (the 9710 declaration named none, and was counted as "unknown").
     readme = (ROOT / "README.md").read_text()
     assert "at the default scale the events run from\n  20 February to 10 November 2026" in readme
-    times = sorted(datetime.fromisoformat(b["eventTime"]).astimezone(UTC)
-                   for _, _, b in demo.events())
+    times = sorted(datetime.fromisoformat(b["eventTime"]).astimezone(UTC) for _, _, b in demo.events())
     assert times[0].year == times[-1].year == 2026
     if demo.scale == 1:
         assert times[0].date().isoformat() == "2026-02-20"
@@ -171,8 +177,14 @@ def test_the_readmes_claims_about_the_data_hold(demo: Demo) -> None:
     assert all(issued[seq] == b["eventTime"] for seq, _, b in demo.events())
     dest = statistics(demo.store)["destinations"]
     assert "unknown" not in dest and {"CN", "DE", "JP"} <= set(dest), dest
-    declared = {p: sum(1 for _, _, b in demo.events() if b.get("bizStep") == "cbec:declaring"
-                       and b.get("cbec:customsProcedure") == p) for p in ("9710", "9810")}
+    declared = {
+        p: sum(
+            1
+            for _, _, b in demo.events()
+            if b.get("bizStep") == "cbec:declaring" and b.get("cbec:customsProcedure") == p
+        )
+        for p in ("9710", "9810")
+    }
     assert (dest["DE"], dest["JP"]) == (declared["9710"], declared["9810"])
     assert "the 9710 export's as `DE`" in readme
 
@@ -181,8 +193,11 @@ def _journey(demo: Demo, url: str) -> list[dict[str, Any]]:
     assert url.startswith(BASE + "/01/")
     app = create_app(Settings(db_url=demo.url, home=demo.home.path, base_url=BASE))
     try:
-        r = Client(app).get(url.removeprefix(BASE), params={"linkType": "gs1:traceability"},
-                            headers={"Accept": "application/json"})
+        r = Client(app).get(
+            url.removeprefix(BASE),
+            params={"linkType": "gs1:traceability"},
+            headers={"Accept": "application/json"},
+        )
     finally:
         app.state.store.dispose()
     assert r.status_code == 200, r.text
@@ -230,8 +245,11 @@ def test_recalled_page_shows_the_recall(demo: Demo) -> None:
     assert "transaction" in {s["stage"] for s in steps}  # it was sold before the recall
     app = create_app(Settings(db_url=demo.url, home=demo.home.path, base_url=BASE))
     try:
-        r = Client(app).get(url.removeprefix(BASE), params={"linkType": "gs1:recallStatus"},
-                            headers={"Accept": "application/json"})
+        r = Client(app).get(
+            url.removeprefix(BASE),
+            params={"linkType": "gs1:recallStatus"},
+            headers={"Accept": "application/json"},
+        )
     finally:
         app.state.store.dispose()
     assert r.status_code == 200 and r.json()["recalled"] is True
@@ -241,8 +259,11 @@ def test_every_procedure_code_is_declared_and_released(demo: Demo) -> None:
     declared: dict[str, set[str]] = defaultdict(set)  # procedure -> declarations
     released: set[str] = set()
     for _, _, body in demo.events():
-        decls = {bt["bizTransaction"] for bt in body.get("bizTransactionList", [])
-                 if bt["type"] == "cbec:declaration"}
+        decls = {
+            bt["bizTransaction"]
+            for bt in body.get("bizTransactionList", [])
+            if bt["type"] == "cbec:declaration"
+        }
         if body.get("bizStep") == "cbec:declaring":
             declared[body["cbec:customsProcedure"]].update(decls)
         elif body.get("bizStep") == "cbec:releasing":
@@ -256,8 +277,11 @@ def _page_text(demo: Demo, url: str, lang: str) -> str:
     the page's (the language switch, an official term given in both)."""
     app = create_app(Settings(db_url=demo.url, home=demo.home.path, base_url=BASE))
     try:
-        html = Client(app).get(url.removeprefix(BASE), params={"lang": lang},
-                               headers={"Accept": "text/html"}).text
+        html = (
+            Client(app)
+            .get(url.removeprefix(BASE), params={"lang": lang}, headers={"Accept": "text/html"})
+            .text
+        )
     finally:
         app.state.store.dispose()
     body = html.split("<body>", 1)[1]
@@ -281,8 +305,7 @@ def test_every_place_and_product_is_described_by_its_owner(demo: Demo) -> None:
             if isinstance(body.get(where), dict):
                 places.add(body[where]["id"])
         if body.get("bizStep") == "commissioning":
-            products |= {f"https://id.gs1.org/01/{g}" for g in
-                         re.findall(r"/01/(\d{14})", json.dumps(body))}
+            products |= {f"https://id.gs1.org/01/{g}" for g in re.findall(r"/01/(\d{14})", json.dumps(body))}
     with demo.store.reading() as conn:
         latest = masterdatadb.latest(conn, places | products)
     assert set(latest) == places | products
@@ -298,8 +321,17 @@ def test_every_place_and_product_is_described_by_its_owner(demo: Demo) -> None:
         assert set(md.names) == {"zh", "en"}, code
         names[code] = md
     english = " ".join(m.names["en"] for m in names.values())
-    for place in ("Obihiro", "Tomakomai", "Caofeidian Port", "Caofeidian Comprehensive Bonded Zone",
-                  "Incheon", "Jingtang", "Erenhot", "Duisburg", "Osaka"):
+    for place in (
+        "Obihiro",
+        "Tomakomai",
+        "Caofeidian Port",
+        "Caofeidian Comprehensive Bonded Zone",
+        "Incheon",
+        "Jingtang",
+        "Erenhot",
+        "Duisburg",
+        "Osaka",
+    ):
         assert place in english, place
     assert all(m.country for m in names.values())
 
@@ -307,9 +339,11 @@ def test_every_place_and_product_is_described_by_its_owner(demo: Demo) -> None:
 def test_pages_name_every_place_in_both_languages(demo: Demo) -> None:
     """Issue 15: the demo's pages name places and companies, never a bare GLN, and the
     English page is English (but for what is marked as Chinese)."""
-    for which, place_zh, place_en in (("formula", "曹妃甸综合保税区", "Caofeidian Comprehensive Bonded Zone"),
-                                      ("cosmetics", "仁川", "Incheon international express hub"),
-                                      ("recalled", "带广工厂", "Obihiro Plant")):
+    for which, place_zh, place_en in (
+        ("formula", "曹妃甸综合保税区", "Caofeidian Comprehensive Bonded Zone"),
+        ("cosmetics", "仁川", "Incheon international express hub"),
+        ("recalled", "带广工厂", "Obihiro Plant"),
+    ):
         url = demo.doc["urls"][which]
         zh, en = _page_text(demo, url, "zh"), _page_text(demo, url, "en")
         assert "GLN" not in zh and "GLN" not in en, which
@@ -322,9 +356,12 @@ def test_pages_name_every_place_in_both_languages(demo: Demo) -> None:
 
 
 def _lot_items(demo: Demo, lot: str) -> set[str]:
-    return {e for _, _, b in demo.events()
-            if b.get("bizStep") == "commissioning" and b.get("ilmd", {}).get("cbvmda:lotNumber") == lot
-            for e in b.get("epcList", [])}
+    return {
+        e
+        for _, _, b in demo.events()
+        if b.get("bizStep") == "commissioning" and b.get("ilmd", {}).get("cbvmda:lotNumber") == lot
+        for e in b.get("epcList", [])
+    }
 
 
 def test_recalled_lot_reaches_items_already_sold(demo: Demo) -> None:
@@ -384,10 +421,13 @@ def test_exactly_the_planted_order_disagrees_and_was_released(demo: Demo) -> Non
     for uri, (o, _) in orders.items():
         assert len(payments[uri]) == 1 and len(waybills[uri]) == 1, uri
         p, w = payments[uri][0], waybills[uri][0]
-        total = (Decimal(o["goods"]) + Decimal(o["freight"]) + Decimal(o["tax"])
-                 - Decimal(o["discount"]))
-        if (Decimal(p["paid"]) != Decimal(o["paid"]) or p["buyerIdHash"] != o["buyerIdHash"]
-                or Decimal(w["freight"]) != Decimal(o["freight"]) or total != Decimal(o["paid"])):
+        total = Decimal(o["goods"]) + Decimal(o["freight"]) + Decimal(o["tax"]) - Decimal(o["discount"])
+        if (
+            Decimal(p["paid"]) != Decimal(o["paid"])
+            or p["buyerIdHash"] != o["buyerIdHash"]
+            or Decimal(w["freight"]) != Decimal(o["freight"])
+            or total != Decimal(o["paid"])
+        ):
             disagree.add(uri)
     planted = demo.doc["planted"]["mismatchedOrder"]
     assert disagree == {planted}
@@ -427,15 +467,24 @@ def test_findings_engine_flags_the_planted_order_and_buyer(demo: Demo) -> None:
         by_rule[f.rule].append(f)
     assert {f.details["order"] for f in by_rule["three_docs.mismatch"]} == {planted["mismatchedOrder"]}
     assert [f.details.get("order") for f in by_rule["three_docs.release_mismatch"]] == [
-        planted["mismatchedOrder"]]
+        planted["mismatchedOrder"]
+    ]
     annual = by_rule["tax.annual_limit"]
     assert annual and all(f.details["buyerIdHash"] == planted["overLimitBuyer"] for f in annual)
-    for rule in ("positive_list.missing", "order.future_time", "three_docs.missing",
-                 "order.receive_without_ship", "tax.single_limit"):
+    for rule in (
+        "positive_list.missing",
+        "order.future_time",
+        "three_docs.missing",
+        "order.receive_without_ship",
+        "tax.single_limit",
+    ):
         assert rule not in by_rule, (rule, by_rule.get(rule, [])[:1])
     # What else the scenario holds is named here, so a new kind of finding fails this test.
-    assert set(by_rule) - {"three_docs.mismatch", "three_docs.release_mismatch",
-                           "tax.annual_limit", "order.after_recall"} == set(), sorted(by_rule)
+    assert (
+        set(by_rule)
+        - {"three_docs.mismatch", "three_docs.release_mismatch", "tax.annual_limit", "order.after_recall"}
+        == set()
+    ), sorted(by_rule)
 
 
 def test_consumers_are_private(demo: Demo) -> None:
@@ -457,8 +506,7 @@ def test_consumers_are_private(demo: Demo) -> None:
 
 def test_regulator_token_verifies(demo: Demo) -> None:
     reg = demo.ledger.registry_view()
-    claims = check_token(demo.doc["regulatorToken"], reg, audience=reg.origin or "",
-                         seq=demo.ledger.size())
+    claims = check_token(demo.doc["regulatorToken"], reg, audience=reg.origin or "", seq=demo.ledger.size())
     assert claims.sub == demo.doc["regulator"]["id"]
     assert reg.parties[claims.sub].roles == ("regulator",)
     assert 0 < claims.exp - time.time() <= 24 * 3600
@@ -470,8 +518,10 @@ def test_regulator_token_verifies(demo: Demo) -> None:
 def _statements(store: Store) -> list[str]:
     """Every statement after the genesis entry (which names this home's own keys)."""
     led = Ledger(store)
-    return [json.dumps(e.decoded()["envelope"]["statement"], sort_keys=True)
-            for e in led.entries(range(1, led.size()))]
+    return [
+        json.dumps(e.decoded()["envelope"]["statement"], sort_keys=True)
+        for e in led.entries(range(1, led.size()))
+    ]
 
 
 def test_rerun_appends_nothing_and_another_home_builds_the_same(db_url: str, tmp_path: Path) -> None:
@@ -519,12 +569,16 @@ def test_refuses_a_scale_out_of_range(tmp_path: Path) -> None:
 
 
 def test_suyuan_demo_serve(tmp_path: Path, port: int) -> None:
-    env = {**os.environ, "SUYUAN_DB": f"sqlite:///{tmp_path}/demo.db",
-           "SUYUAN_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "SUYUAN_DB": f"sqlite:///{tmp_path}/demo.db", "SUYUAN_HOME": str(tmp_path / "home")}
     env.pop("SUYUAN_BASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "demo", "--scale", "0.05", "--serve",
-                             "--port", str(port)], env=env, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "demo", "--scale", "0.05", "--serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None
         lines = []
@@ -533,15 +587,25 @@ def test_suyuan_demo_serve(tmp_path: Path, port: int) -> None:
             if line == "}\n":
                 break
         doc = json.loads("".join(lines))
-        assert set(doc) >= {"entries", "parties", "checkpointSize", "elapsedSeconds", "urls",
-                            "regulatorToken"}
+        assert set(doc) >= {
+            "entries",
+            "parties",
+            "checkpointSize",
+            "elapsedSeconds",
+            "urls",
+            "regulatorToken",
+        }
         url = doc["urls"]["formula"]
         assert url.startswith(f"http://127.0.0.1:{port}/01/")
         deadline = time.monotonic() + 60
         while True:
             try:
-                r = httpx.get(url, headers={"Accept": "application/json"},
-                              params={"linkType": "gs1:traceability"}, timeout=5)
+                r = httpx.get(
+                    url,
+                    headers={"Accept": "application/json"},
+                    params={"linkType": "gs1:traceability"},
+                    timeout=5,
+                )
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or proc.poll() is not None:
@@ -559,22 +623,37 @@ def test_suyuan_demo_serve_on_a_busy_port_fails_first(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        env = {**os.environ, "SUYUAN_DB": f"sqlite:///{tmp_path}/demo.db",
-               "SUYUAN_HOME": str(tmp_path / "home")}
-        r = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--scale", "0.05",
-                            "--serve", "--port", str(port)], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)
+        env = {
+            **os.environ,
+            "SUYUAN_DB": f"sqlite:///{tmp_path}/demo.db",
+            "SUYUAN_HOME": str(tmp_path / "home"),
+        }
+        r = subprocess.run(
+            [sys.executable, "-m", "tools.cli", "demo", "--scale", "0.05", "--serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr == (f"error [port_in_use]: cannot serve on 127.0.0.1:{port}: the port is in "
-                        "use; stop what listens there or give another --port (nothing was "
-                        "built)\n")
+    assert r.stderr == (
+        f"error [port_in_use]: cannot serve on 127.0.0.1:{port}: the port is in "
+        "use; stop what listens there or give another --port (nothing was "
+        "built)\n"
+    )
     assert not (tmp_path / "demo.db").exists()
 
 
 def test_suyuan_demo_refusal_is_one_sentence(world: World) -> None:
     world.register(["producer"])
     env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
-    r = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--scale", "0.05"], env=env, cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "demo", "--scale", "0.05"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("error [not_demo_ledger]: this database already holds a ledger")

@@ -57,8 +57,7 @@ def ev(event_type: str = "ObjectEvent", **fields: Any) -> dict[str, Any]:
     bts = fields.pop("bts", ())
     if bts:
         body["bizTransactionList"] = [
-            {"type": t, "bizTransaction": f"urn:example:{t.split(':')[-1]}:{i}"}
-            for i, t in enumerate(bts)
+            {"type": t, "bizTransaction": f"urn:example:{t.split(':')[-1]}:{i}"} for i, t in enumerate(bts)
         ]
     body.update(fields)
     return body
@@ -421,8 +420,7 @@ def test_refusal_messages() -> None:
         return e.value.message
 
     assert message(("producer",), "clearance", "release") == (
-        f"{PARTY} (roles: producer) may not sign clearance (release): "
-        "that activity belongs to customs"
+        f"{PARTY} (roles: producer) may not sign clearance (release): that activity belongs to customs"
     )
     assert message(("platform", "merchant"), "logistics", "shipping") == (
         f"{PARTY} (roles: platform, merchant) may not sign logistics (shipping): "
@@ -510,9 +508,7 @@ def test_event_codes_sources_destinations_and_documents() -> None:
 
 
 def test_event_codes_untyped_and_foreign_documents() -> None:
-    first, second = (
-        event_codes(e) for e in fixture_events("Example-TransactionEvents-2020_07_03y.jsonld")
-    )
+    first, second = (event_codes(e) for e in fixture_events("Example-TransactionEvents-2020_07_03y.jsonld"))
     assert first.biz_transactions == (("", "https://id.gs1.org/253/95252084000140003555480001000"),)
     assert first.biz_step == "http://epcis.example.org/hc/bizstep/summarising_discharge"
     assert second.biz_transactions == (
@@ -622,13 +618,7 @@ def test_event_codes_refusals_name_the_field() -> None:
     with pytest.raises(IdentifierError, match="^readPoint id: "):
         event_codes(ev(readPoint={"id": "https://id.gs1.org/414/0614141073468"}))
     with pytest.raises(MalformedInput, match="quantity must be a number"):
-        event_codes(
-            ev(
-                quantityList=[
-                    {"epcClass": "https://id.gs1.org/01/04012345666663", "quantity": True}
-                ]
-            )
-        )
+        event_codes(ev(quantityList=[{"epcClass": "https://id.gs1.org/01/04012345666663", "quantity": True}]))
     with pytest.raises(MalformedInput, match="epcList must be a list"):
         event_codes(ev(epcList="urn:epc:id:sgtin:0614141.107346.2017"))
     with pytest.raises(MalformedInput, match="identifier string"):

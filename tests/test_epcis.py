@@ -91,8 +91,13 @@ def roles_for(events: Sequence[Doc]) -> list[str]:
     roles = set()
     for e in events:
         c = classify(e)
-        roles.add(next(r for r, perms in ROLE_PERMISSIONS.items()
-                       if (c.stage, None) in perms or (c.stage, c.activity) in perms))
+        roles.add(
+            next(
+                r
+                for r, perms in ROLE_PERMISSIONS.items()
+                if (c.stage, None) in perms or (c.stage, c.activity) in perms
+            )
+        )
     return sorted(roles)
 
 
@@ -106,8 +111,15 @@ def check_document(doc: Doc, sources: Sequence[Doc]) -> list[Doc]:
     ledger's own prefix; its events as signed (``as_signed``)."""
     # The ledger's own terms beside the events: each event's seq, signer and event hash, and
     # the document records naming it (issue 12: the hash is exposed, the bodies untouched).
-    assert doc.keys() == {"@context", "type", "schemaVersion", "creationDate", "epcisBody",
-                          "suyuan:entries", "suyuan:documents"}
+    assert doc.keys() == {
+        "@context",
+        "type",
+        "schemaVersion",
+        "creationDate",
+        "epcisBody",
+        "suyuan:entries",
+        "suyuan:documents",
+    }
     assert doc["type"] == "EPCISDocument" and doc["schemaVersion"] == "2.0"
     assert isinstance(doc["creationDate"], str) and doc["creationDate"].endswith("Z")
     assert doc["epcisBody"].keys() == {"eventList"}
@@ -176,8 +188,7 @@ def test_gs1_example_imports_in_one_batch_and_round_trips(world: World, name: st
         exported = export_document(world.store, code, direction=direction)
         got = check_document(exported, [original])
         bound = namespaces(original["@context"])
-        assert {p: namespaces(exported["@context"])[p] for p in prefixes} == {
-            p: bound[p] for p in prefixes}
+        assert {p: namespaces(exported["@context"])[p] for p in prefixes} == {p: bound[p] for p in prefixes}
         assert_same_events(got, [events[i] for i in wanted])
         # What is written out reads back the same: the JSON text is the signed JSON.
         assert_same_events(events_of(json.loads(json.dumps(exported))), got)
@@ -191,8 +202,9 @@ def test_events_come_out_in_event_time_order(world: World) -> None:
     import_document(world.ledger, doc, signer=party, key=key)
     directions: tuple[Direction, ...] = ("journey", "up", "down")
     for direction in directions:
-        got = check_document(export_document(world.store, "urn:epc:id:sgtin:0614141.107346.2018",
-                                             direction=direction), [doc])
+        got = check_document(
+            export_document(world.store, "urn:epc:id:sgtin:0614141.107346.2018", direction=direction), [doc]
+        )
         assert_same_events(got, [first, second])
 
 
@@ -209,8 +221,7 @@ def test_an_export_spans_documents_and_declares_all_their_prefixes(world: World)
     assert_same_events(got, events)
     # b writes a sensor component example:x without binding example, which a binds: b's
     # event carries b's context, unbinding it (tests/test_epcis_jsonld.py expands both).
-    assert exported["epcisBody"]["eventList"][2]["@context"] == [{"example": None},
-                                                                 *b["@context"][1:]]
+    assert exported["epcisBody"]["eventList"][2]["@context"] == [{"example": None}, *b["@context"][1:]]
 
 
 def test_up_and_down_follow_lineage_across_documents(world: World) -> None:
@@ -229,13 +240,24 @@ def test_up_and_down_follow_lineage_across_documents(world: World) -> None:
 
 def test_cbec_prefix_maps_to_the_cbec_namespace(world: World) -> None:
     party, key = world.register(["producer"])
-    event = {"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-             "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
-             "epcList": ["https://id.gs1.org/01/09506000134352/21/7"],
-             "cbec:countryOfOrigin": "JP", "ilmd": {"cbvmda:lotNumber": "L1"},
-             "https://ns.example.com/epcis/note": "an absolute IRI key"}
-    doc = {"@context": [EPCIS_CONTEXT], "type": "EPCISDocument", "schemaVersion": "2.0",
-           "creationDate": "2026-11-27T13:05:00+08:00", "epcisBody": {"eventList": [event]}}
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": "2026-11-27T13:05:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "epcList": ["https://id.gs1.org/01/09506000134352/21/7"],
+        "cbec:countryOfOrigin": "JP",
+        "ilmd": {"cbvmda:lotNumber": "L1"},
+        "https://ns.example.com/epcis/note": "an absolute IRI key",
+    }
+    doc = {
+        "@context": [EPCIS_CONTEXT],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-27T13:05:00+08:00",
+        "epcisBody": {"eventList": [event]},
+    }
     import_document(world.ledger, doc, signer=party, key=key)
     out = export_document(world.store, "https://id.gs1.org/01/09506000134352/21/7")
     # The document binds no cbec: the ledger's reading of cbec: (the CBEC vocabulary) is kept.
@@ -246,10 +268,15 @@ def test_cbec_prefix_maps_to_the_cbec_namespace(world: World) -> None:
 
 def test_a_query_document_imports_its_results(world: World) -> None:
     events = load("Example_9.6.1-ObjectEvent.jsonld")["epcisBody"]["eventList"]
-    doc = {"@context": [EPCIS_CONTEXT], "type": "EPCISQueryDocument", "schemaVersion": "2.0",
-           "creationDate": "2005-07-11T11:30:47.0Z",
-           "epcisBody": {"queryResults": {"queryName": "SimpleEventQuery",
-                                          "resultsBody": {"eventList": events}}}}
+    doc = {
+        "@context": [EPCIS_CONTEXT],
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2005-07-11T11:30:47.0Z",
+        "epcisBody": {
+            "queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": events}}
+        },
+    }
     assert events_of(doc) == events
     party, key = world.register(roles_for(events))
     receipts = import_document(world.ledger, doc, signer=party, key=key)
@@ -302,18 +329,27 @@ def test_an_event_that_cannot_be_signed_refuses_the_document(world: World) -> No
     assert [i for i, _ in e.value.errors] == [0]
 
 
-@pytest.mark.parametrize("doc, words", [
-    ([], "not an array"),
-    ({"type": "EPCISMasterDataDocument", "epcisBody": {"eventList": []}},
-     "type 'EPCISMasterDataDocument'"),
-    ({"type": "EPCISDocument", "epcisBody": {"queryResults": {"resultsBody": {"eventList": []}}}},
-     "eventList is missing"),
-    ({"type": "EPCISQueryDocument", "epcisBody": {"eventList": []}}, "has type 'EPCISQueryDocument'"),
-    ({"type": "EPCISDocument"}, "has type 'EPCISDocument'"),
-    ({"type": "EPCISDocument", "epcisBody": {"eventList": {}}}, "not an array"),
-    ({"type": "EPCISDocument", "epcisBody": {"eventList": [{}, "ObjectEvent"]}},
-     "event 1 of the eventList must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "doc, words",
+    [
+        ([], "not an array"),
+        (
+            {"type": "EPCISMasterDataDocument", "epcisBody": {"eventList": []}},
+            "type 'EPCISMasterDataDocument'",
+        ),
+        (
+            {"type": "EPCISDocument", "epcisBody": {"queryResults": {"resultsBody": {"eventList": []}}}},
+            "eventList is missing",
+        ),
+        ({"type": "EPCISQueryDocument", "epcisBody": {"eventList": []}}, "has type 'EPCISQueryDocument'"),
+        ({"type": "EPCISDocument"}, "has type 'EPCISDocument'"),
+        ({"type": "EPCISDocument", "epcisBody": {"eventList": {}}}, "not an array"),
+        (
+            {"type": "EPCISDocument", "epcisBody": {"eventList": [{}, "ObjectEvent"]}},
+            "event 1 of the eventList must be a JSON object",
+        ),
+    ],
+)
 def test_anything_but_an_epcis_document_is_refused(doc: Any, words: str) -> None:
     with pytest.raises(MalformedInput) as e:
         events_of(doc)
@@ -325,20 +361,25 @@ def test_export_refuses_an_unknown_code_and_direction(world: World) -> None:
     with pytest.raises(NotFound, match="no event in the ledger names"):
         export_document(world.store, "urn:epc:id:sgtin:0614141.107346.2018")
     with pytest.raises(MalformedInput, match="direction must be one of journey, up, down"):
-        export_document(world.store, "urn:epc:id:sgtin:0614141.107346.2018",
-                        direction="sideways")  # type: ignore[arg-type]
+        export_document(world.store, "urn:epc:id:sgtin:0614141.107346.2018", direction="sideways")  # type: ignore[arg-type]
 
 
 # --- the command ---------------------------------------------------------------------------
 
 
 def test_cli_imports_and_exports(world: World, tmp_path: Path) -> None:
-    env = {"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path),
-           "PATH": os.environ.get("PATH", "")}
+    env = {"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path), "PATH": os.environ.get("PATH", "")}
 
     def suyuan(*args: str, stdin: bytes = b"", rc: int = 0) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO, env=env,
-                              input=stdin.decode(), capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tools.cli", *args],
+            cwd=REPO,
+            env=env,
+            input=stdin.decode(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == rc, proc.stderr
         return proc
 
@@ -349,13 +390,28 @@ def test_cli_imports_and_exports(world: World, tmp_path: Path) -> None:
     world.ledger.append(world.registration(party, key, roles_for(events)))
     size = world.ledger.size()
 
-    run = suyuan("epcis", "import", "-", "--signer", party, "--key", "gs1-examples",
-                 stdin=(FIXTURES / "Example_9.6.1-ObjectEvent.jsonld").read_bytes())
+    run = suyuan(
+        "epcis",
+        "import",
+        "-",
+        "--signer",
+        party,
+        "--key",
+        "gs1-examples",
+        stdin=(FIXTURES / "Example_9.6.1-ObjectEvent.jsonld").read_bytes(),
+    )
     *receipts, record = [json.loads(line) for line in run.stdout.splitlines()]
     assert [r["seq"] for r in receipts] == [size, size + 1]
     assert record["document"]["seq"] == size + 2  # the document record follows its events
-    run = suyuan("epcis", "import", str(FIXTURES / "object_event_all_possible_fields.jsonld"),
-                 "--signer", party, "--key", "gs1-examples")
+    run = suyuan(
+        "epcis",
+        "import",
+        str(FIXTURES / "object_event_all_possible_fields.jsonld"),
+        "--signer",
+        party,
+        "--key",
+        "gs1-examples",
+    )
     assert [json.loads(line).get("seq") for line in run.stdout.splitlines()] == [size + 3, None]
 
     code = "urn:epc:id:sgtin:0614141.107346.2018"
@@ -368,11 +424,22 @@ def test_cli_imports_and_exports(world: World, tmp_path: Path) -> None:
 
     bad = load("Example-TransactionEvents-2020_07_03y.jsonld")
     del bad["epcisBody"]["eventList"][1]["bizTransactionList"]
-    run = suyuan("epcis", "import", "-", "--signer", party, "--key", "gs1-examples",
-                 stdin=json.dumps(bad).encode(), rc=2)
+    run = suyuan(
+        "epcis",
+        "import",
+        "-",
+        "--signer",
+        party,
+        "--key",
+        "gs1-examples",
+        stdin=json.dumps(bad).encode(),
+        rc=2,
+    )
     assert run.stdout == ""
-    assert run.stderr.startswith("error [batch_rejected]: 1 event(s) refused, nothing appended\n"
-                                 "  event 1: [malformed] event body $.bizTransactionList")
+    assert run.stderr.startswith(
+        "error [batch_rejected]: 1 event(s) refused, nothing appended\n"
+        "  event 1: [malformed] event body $.bizTransactionList"
+    )
     assert world.ledger.size() == size + 5
     run = suyuan("epcis", "export", code, "--up", "--down", rc=2)
     assert "not allowed with argument" in run.stderr

@@ -56,20 +56,51 @@ STUB = "https://gs1.github.io/EPCIS/REST%20Bindings/JSON-Schema-Stub.json#/defin
 EXAMPLES = 8  # per operation
 
 UNSUPPORTED = {
-    "EQ_persistentDisposition_set", "EQ_persistentDisposition_unset", "EQ_transformationID",
-    "EQ_quantity", "GT_quantity", "GE_quantity", "LT_quantity", "LE_quantity",
-    "GE_errorDeclarationTime", "LT_errorDeclarationTime", "EQ_errorReason",
-    "EQ_correctiveEventID", "GE_startTime", "LT_startTime", "GE_endTime", "LT_endTime",
-    "EQ_type", "EQ_deviceID", "EQ_dataProcessingMethod", "EQ_microorganism",
-    "EQ_chemicalSubstance", "EQ_bizRules", "EQ_stringValue", "EQ_hexBinaryValue",
-    "EQ_uriValue", "EQ_booleanValue", "EXISTS_errorDeclaration",
+    "EQ_persistentDisposition_set",
+    "EQ_persistentDisposition_unset",
+    "EQ_transformationID",
+    "EQ_quantity",
+    "GT_quantity",
+    "GE_quantity",
+    "LT_quantity",
+    "LE_quantity",
+    "GE_errorDeclarationTime",
+    "LT_errorDeclarationTime",
+    "EQ_errorReason",
+    "EQ_correctiveEventID",
+    "GE_startTime",
+    "LT_startTime",
+    "GE_endTime",
+    "LT_endTime",
+    "EQ_type",
+    "EQ_deviceID",
+    "EQ_dataProcessingMethod",
+    "EQ_microorganism",
+    "EQ_chemicalSubstance",
+    "EQ_bizRules",
+    "EQ_stringValue",
+    "EQ_hexBinaryValue",
+    "EQ_uriValue",
+    "EQ_booleanValue",
+    "EXISTS_errorDeclaration",
     # Schedules and webhooks: subscriptions are WebSocket streams here.
-    "second", "minute", "hour", "dayOfMonth", "month", "dayOfWeek", "stream",
-    "reportIfEmpty", "initialRecordTime", "Upgrade", "Connection",
+    "second",
+    "minute",
+    "hour",
+    "dayOfMonth",
+    "month",
+    "dayOfWeek",
+    "stream",
+    "reportIfEmpty",
+    "initialRecordTime",
+    "Upgrade",
+    "Connection",
 }
 SKIP = {
-    ("POST", "/events"), ("POST", "/queries/{queryName}/subscriptions"),
-    ("POST", "/queries"), ("DELETE", "/queries/{queryName}"),  # need a party's token
+    ("POST", "/events"),
+    ("POST", "/queries/{queryName}/subscriptions"),
+    ("POST", "/queries"),
+    ("DELETE", "/queries/{queryName}"),  # need a party's token
     ("GET", "/queries/{queryName}/subscriptions/{subscriptionID}"),
     ("DELETE", "/queries/{queryName}/subscriptions/{subscriptionID}"),
 }
@@ -81,10 +112,12 @@ def _rewrite(node: Any) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith(STUB):
-            return {**{k: v for k, v in node.items() if k != "$ref"},
-                    "$ref": "#/components/schemas/EPCIS_" + ref[len(STUB):]}
+            return {
+                **{k: v for k, v in node.items() if k != "$ref"},
+                "$ref": "#/components/schemas/EPCIS_" + ref[len(STUB) :],
+            }
         if isinstance(ref, str) and ref.startswith("#/definitions/"):
-            name = ref[len("#/definitions/"):].replace("%40", "@")
+            name = ref[len("#/definitions/") :].replace("%40", "@")
             return {"$ref": "#/components/schemas/EPCIS_" + name}
         out = {}
         for k, v in node.items():
@@ -107,16 +140,20 @@ def bindings() -> dict[str, Any]:
         schemas["EPCIS_" + name] = definition
     raw = _rewrite(raw)
     # Filter 2.
-    for name in ("GS1-Query-Second", "GS1-Query-Minute", "GS1-Query-Hour", "GS1-Query-DayOfMonth",
-                 "GS1-Query-Month", "GS1-Query-DayOfWeek"):
+    for name in (
+        "GS1-Query-Second",
+        "GS1-Query-Minute",
+        "GS1-Query-Hour",
+        "GS1-Query-DayOfMonth",
+        "GS1-Query-Month",
+        "GS1-Query-DayOfWeek",
+    ):
         raw["components"]["schemas"][name].pop("pattern", None)
     paths = raw["paths"]
     # Filter 3.
     paths["/events"]["get"]["responses"]["400"] = {"$ref": "#/components/responses/400QueryIssues"}
-    paths["/events"]["get"]["responses"]["413"] = {
-        "$ref": "#/components/responses/413QueryScopeOrSize"}
-    paths["/queries"]["post"]["responses"]["400"] = {
-        "$ref": "#/components/responses/400QueryIssues"}
+    paths["/events"]["get"]["responses"]["413"] = {"$ref": "#/components/responses/413QueryScopeOrSize"}
+    paths["/queries"]["post"]["responses"]["400"] = {"$ref": "#/components/responses/400QueryIssues"}
     # Filter 4.
     get_query = paths["/queries/{queryName}"]["get"]["responses"]["200"]["content"]["application/json"]
     get_query["schema"] = copy.deepcopy(get_query["schema"]["items"])
@@ -133,9 +170,11 @@ def bindings() -> dict[str, Any]:
     for path in paths.values():
         for op in path.values():
             if isinstance(op, dict) and "parameters" in op:
-                op["parameters"] = [p for p in op["parameters"]
-                                    if params.get(p.get("$ref", "").rsplit("/", 1)[-1], p).get("name")
-                                    not in UNSUPPORTED]
+                op["parameters"] = [
+                    p
+                    for p in op["parameters"]
+                    if params.get(p.get("$ref", "").rsplit("/", 1)[-1], p).get("name") not in UNSUPPORTED
+                ]
     return raw
 
 
@@ -146,8 +185,13 @@ def _checks() -> list[Any]:
     # What the issue asks: documented statuses, content types, headers and bodies, and no
     # server error. (positive_data_acceptance is left out: a schema-valid GS1-EPCIS-Min of
     # 3.0 is rightly answered 406, which the bindings document.)
-    return [not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-            checks.response_headers_conformance, checks.response_schema_conformance]
+    return [
+        not_a_server_error,
+        checks.status_code_conformance,
+        checks.content_type_conformance,
+        checks.response_headers_conformance,
+        checks.response_schema_conformance,
+    ]
 
 
 CHECKS = _checks()
@@ -176,9 +220,9 @@ def _query_xsd() -> Any:
 QUERY_XSD = _query_xsd()
 
 
-def run_operations(schema: Any, base_url: str, *, include: Any,
-                   headers: dict[str, str] | None = None
-                   ) -> tuple[list[str], dict[str, set[tuple[int, str]]]]:
+def run_operations(
+    schema: Any, base_url: str, *, include: Any, headers: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, set[tuple[int, str]]]]:
     """Each selected operation, ``EXAMPLES`` positive cases each: the failures, named, and
     the (status, content type) answers each operation gave."""
     failures = []
@@ -193,15 +237,25 @@ def run_operations(schema: Any, base_url: str, *, include: Any,
         statuses = seen.setdefault(name, set())
 
         @given(case=op.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                  phases=[Phase.explicit, Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: Any) -> None:
-            r = case.call_and_validate(base_url=base_url, timeout=30, headers=headers,
-                                       checks=[*CHECKS, xml_is_epcis])
+            r = case.call_and_validate(
+                base_url=base_url, timeout=30, headers=headers, checks=[*CHECKS, xml_is_epcis]
+            )
             kind = (r.headers.get("content-type") or [""])[0]
-            statuses.add((r.status_code,  # noqa: B023 (check runs within this iteration)
-                          kind.split(";")[0]))
+            statuses.add(  # noqa: B023 (check runs within this iteration)
+                (
+                    r.status_code,
+                    kind.split(";")[0],
+                )
+            )
 
         try:
             check()
@@ -228,8 +282,13 @@ def ledger_server(tmp_path: Path) -> Iterator[str]:
 
 def test_query_operations_conform_to_the_bindings(ledger_server: str) -> None:
     schema = schemathesis.openapi.from_dict(bindings())
-    failures, seen = run_operations(schema, ledger_server, include=lambda method, path: (
-        path not in CAPTURE and (method, path) not in SKIP and method != "OPTIONS"))
+    failures, seen = run_operations(
+        schema,
+        ledger_server,
+        include=lambda method, path: (
+            path not in CAPTURE and (method, path) not in SKIP and method != "OPTIONS"
+        ),
+    )
     assert not failures, "\n\n".join(failures)
     for op in ("GET /events", "GET /epcs/{epc}/events", "GET /bizSteps", "GET /queries"):
         assert (200, "application/json") in seen[op], (op, seen[op])
@@ -239,9 +298,12 @@ def test_query_operations_in_xml_conform_to_the_bindings(ledger_server: str) -> 
     """The same, for a client that accepts only EPCIS XML: event answers are XML the XSD
     accepts; resources the bindings give no XML are 406 problems (documented for each)."""
     schema = schemathesis.openapi.from_dict(bindings())
-    failures, seen = run_operations(schema, ledger_server, headers={"Accept": "application/xml"},
-                                    include=lambda method, path: (
-        method == "GET" and path not in CAPTURE and (method, path) not in SKIP))
+    failures, seen = run_operations(
+        schema,
+        ledger_server,
+        headers={"Accept": "application/xml"},
+        include=lambda method, path: method == "GET" and path not in CAPTURE and (method, path) not in SKIP,
+    )
     assert not failures, "\n\n".join(failures)
     for op in ("GET /events", "GET /epcs/{epc}/events", "GET /bizSteps/{bizStep}/events"):
         assert (200, "application/xml") in seen[op], (op, seen[op])
@@ -252,15 +314,20 @@ def test_query_operations_in_xml_conform_to_the_bindings(ledger_server: str) -> 
 def test_capture_operations_conform_to_the_bindings(tmp_path: Path) -> None:
     from tools.agent import AgentConfig, create_agent_app
 
-    cfg = AgentConfig(key=PartyKey.generate("k"), signer="uscc:91310110666007217T",
-                      ledger_url="http://127.0.0.1:9", db_url=f"sqlite:///{tmp_path}/outbox.db")
+    cfg = AgentConfig(
+        key=PartyKey.generate("k"),
+        signer="uscc:91310110666007217T",
+        ledger_url="http://127.0.0.1:9",
+        db_url=f"sqlite:///{tmp_path}/outbox.db",
+    )
     app = create_agent_app(cfg)
     with Server(app, lifespan="on") as server:
         schema = schemathesis.openapi.from_dict(bindings())
-        failures, seen = run_operations(schema, f"http://127.0.0.1:{server.port}/epcis",
-                                        include=lambda method, path: path in CAPTURE
-                                        and method != "OPTIONS")
+        failures, seen = run_operations(
+            schema,
+            f"http://127.0.0.1:{server.port}/epcis",
+            include=lambda method, path: path in CAPTURE and method != "OPTIONS",
+        )
     assert not failures, "\n\n".join(failures)
     statuses = {op: {status for status, _ in answers} for op, answers in seen.items()}
     assert 202 in statuses["POST /capture"] and 200 in statuses["GET /capture"], seen
-

@@ -60,8 +60,9 @@ def offline_loader(url: str, options: Any = None) -> dict[str, Any]:
 def rdf(context: Any, events: list[Doc]) -> str:
     """The canonical N-Quads of ``events`` in an EPCISDocument with ``context``."""
     doc = {"@context": context, "type": "EPCISDocument", "epcisBody": {"eventList": events}}
-    nquads: str = jsonld.normalize(doc, {"algorithm": "URDNA2015", "format": "application/n-quads",
-                                         "documentLoader": offline_loader})
+    nquads: str = jsonld.normalize(
+        doc, {"algorithm": "URDNA2015", "format": "application/n-quads", "documentLoader": offline_loader}
+    )
     return nquads
 
 
@@ -91,8 +92,7 @@ def test_the_epcis_context_names_no_other_remote_context() -> None:
                 if k == "@import":
                     found.append(v)
                 if k == "@context":  # an IRI, or an array holding one, is a context to load
-                    found.extend(c for c in (v if isinstance(v, list) else [v])
-                                 if not isinstance(c, dict))
+                    found.extend(c for c in (v if isinstance(v, list) else [v]) if not isinstance(c, dict))
                 walk(v)
         elif isinstance(value, list):
             for v in value:
@@ -101,7 +101,8 @@ def test_the_epcis_context_names_no_other_remote_context() -> None:
     walk(OFFLINE[EPCIS_CONTEXT])
     assert found == []
     assert OFFLINE[EPCIS_CONTEXT] == json.loads(
-        (REPO / "ledger" / "gs1data" / "epcis-context.jsonld").read_text(encoding="utf-8"))
+        (REPO / "ledger" / "gs1data" / "epcis-context.jsonld").read_text(encoding="utf-8")
+    )
 
 
 # --- GS1's examples ------------------------------------------------------------------------
@@ -143,7 +144,7 @@ def test_extension_terms_expand_to_the_iris_gs1_gave_them(world: World) -> None:
     got = export_document(world.store, "urn:epc:id:giai:952005385.w2")
     nquads = rdf(got["@context"], got["epcisBody"]["eventList"])
     assert '"true"^^<http://www.w3.org/2001/XMLSchema#boolean>' in nquads
-    assert '^^<http://www.w3.org/2001/XMLSchema#integer>' in nquads
+    assert "^^<http://www.w3.org/2001/XMLSchema#integer>" in nquads
 
 
 def test_documents_binding_one_prefix_alike_share_one_context(world: World) -> None:
@@ -154,14 +155,16 @@ def test_documents_binding_one_prefix_alike_share_one_context(world: World) -> N
     import_epcis(world.ledger, a, signer=party, key=key)
     import_epcis(world.ledger, b, signer=party, key=key)
     got = export_document(world.store, "urn:epc:idpat:sgtin:4012345.066666.*", direction="down")
-    assert got["@context"] == [EPCIS_CONTEXT, {"example": "http://ns.example.com/epcis/"},
-                               {"suyuan": "urn:suyuan:export#"}]
+    assert got["@context"] == [
+        EPCIS_CONTEXT,
+        {"example": "http://ns.example.com/epcis/"},
+        {"suyuan": "urn:suyuan:export#"},
+    ]
     assert got["epcisBody"]["eventList"] == events
     same_rdf(got, a["@context"], events)
 
 
-def test_an_undeclared_prefix_keeps_its_meaning_beside_a_document_that_binds_it(
-        world: World) -> None:
+def test_an_undeclared_prefix_keeps_its_meaning_beside_a_document_that_binds_it(world: World) -> None:
     """GS1's all-possible-fields event writes a sensor component ``example:x`` without binding
     ``example``; 9.6.1 binds it. In one export the second event carries its own context, which
     unbinds ``example`` again, and the entry says what its signed body had."""
@@ -190,40 +193,55 @@ CODE = "https://id.gs1.org/01/09506000134352/21/7"
 
 
 def _event(time: str, step: str, **extra: Any) -> Doc:
-    return {"type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+08:00",
-            "action": "ADD" if step == "commissioning" else "OBSERVE", "bizStep": step,
-            "epcList": [CODE], **extra}
+    return {
+        "type": "ObjectEvent",
+        "eventTime": time,
+        "eventTimeZoneOffset": "+08:00",
+        "action": "ADD" if step == "commissioning" else "OBSERVE",
+        "bizStep": step,
+        "epcList": [CODE],
+        **extra,
+    }
 
 
 def _document(context: Any, *events: Doc) -> Doc:
-    return {"@context": context, "type": "EPCISDocument", "schemaVersion": "2.0",
-            "creationDate": "2026-11-27T13:05:00+08:00", "epcisBody": {"eventList": list(events)}}
+    return {
+        "@context": context,
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-27T13:05:00+08:00",
+        "epcisBody": {"eventList": list(events)},
+    }
 
 
-def test_two_parties_binding_one_prefix_to_two_namespaces_keep_their_meanings(
-        world: World) -> None:
+def test_two_parties_binding_one_prefix_to_two_namespaces_keep_their_meanings(world: World) -> None:
     maker, mk = world.register(["producer"])
     carrier, ck = world.register(["logistics"])
-    made = _document([EPCIS_CONTEXT, {"ext": "https://maker.example/ns/"}],
-                     _event("2026-11-27T13:05:00+08:00", "commissioning", **{"ext:grade": "A"}))
+    made = _document(
+        [EPCIS_CONTEXT, {"ext": "https://maker.example/ns/"}],
+        _event("2026-11-27T13:05:00+08:00", "commissioning", **{"ext:grade": "A"}),
+    )
     shipped = _document(
-        [EPCIS_CONTEXT, {"ext": "https://carrier.example/ns/",
-                         "ext:weight": {"@type": "xsd:decimal"}}],
+        [EPCIS_CONTEXT, {"ext": "https://carrier.example/ns/", "ext:weight": {"@type": "xsd:decimal"}}],
         # Its own context too (EPCIS 2.0 lets an event carry one): kept in the signed body.
-        {**_event("2026-11-28T09:00:00+08:00", "shipping", **{"ext:weight": "1.5",
-                                                             "own:seal": "S-1"}),
-         "@context": {"own": "https://carrier.example/seal/"}})
+        {
+            **_event("2026-11-28T09:00:00+08:00", "shipping", **{"ext:weight": "1.5", "own:seal": "S-1"}),
+            "@context": {"own": "https://carrier.example/seal/"},
+        },
+    )
     import_epcis(world.ledger, made, signer=maker, key=mk)
     second = import_epcis(world.ledger, shipped, signer=carrier, key=ck)
 
     got = export_document(world.store, CODE)
     out = got["epcisBody"]["eventList"]
-    assert got["@context"] == [EPCIS_CONTEXT, {"ext": "https://maker.example/ns/"},
-                               {"suyuan": "urn:suyuan:export#"}]
+    assert got["@context"] == [
+        EPCIS_CONTEXT,
+        {"ext": "https://maker.example/ns/"},
+        {"suyuan": "urn:suyuan:export#"},
+    ]
     assert out[0] == made["epcisBody"]["eventList"][0]
     assert rdf(got["@context"], out[:1]) == rdf(made["@context"], made["epcisBody"]["eventList"])
-    assert rdf(got["@context"], out[1:]) == rdf(shipped["@context"],
-                                                shipped["epcisBody"]["eventList"])
+    assert rdf(got["@context"], out[1:]) == rdf(shipped["@context"], shipped["epcisBody"]["eventList"])
     nquads = rdf(got["@context"], out)
     assert "<https://maker.example/ns/grade>" in nquads
     assert '"1.5"^^<http://www.w3.org/2001/XMLSchema#decimal>' in nquads
@@ -246,19 +264,23 @@ def test_a_typed_term_of_one_document_does_not_type_anothers_value(world: World)
     value stays a plain string, as in its own document."""
     maker, mk = world.register(["producer"])
     carrier, ck = world.register(["logistics"])
-    typed = [EPCIS_CONTEXT, {"rail": "urn:gs1:epcisapp:rail:",
-                             "rail:trainAxleCount": {"@type": "xsd:integer"}}]
+    typed = [
+        EPCIS_CONTEXT,
+        {"rail": "urn:gs1:epcisapp:rail:", "rail:trainAxleCount": {"@type": "xsd:integer"}},
+    ]
     plain = [EPCIS_CONTEXT, {"rail": "urn:gs1:epcisapp:rail:"}]
-    a = _document(typed, _event("2026-11-27T13:05:00+08:00", "commissioning",
-                                **{"rail:trainAxleCount": "12"}))
-    b = _document(plain, _event("2026-11-28T09:00:00+08:00", "shipping",
-                                **{"rail:trainAxleCount": "12"}))
+    a = _document(
+        typed, _event("2026-11-27T13:05:00+08:00", "commissioning", **{"rail:trainAxleCount": "12"})
+    )
+    b = _document(plain, _event("2026-11-28T09:00:00+08:00", "shipping", **{"rail:trainAxleCount": "12"}))
     import_epcis(world.ledger, a, signer=maker, key=mk)
     import_epcis(world.ledger, b, signer=carrier, key=ck)
     got = export_document(world.store, CODE)
     out = got["epcisBody"]["eventList"]
-    assert out[1]["@context"] == [{"rail": "urn:gs1:epcisapp:rail:"},
-                                  {"rail:trainAxleCount": {"@id": "urn:gs1:epcisapp:rail:trainAxleCount"}}]
+    assert out[1]["@context"] == [
+        {"rail": "urn:gs1:epcisapp:rail:"},
+        {"rail:trainAxleCount": {"@id": "urn:gs1:epcisapp:rail:trainAxleCount"}},
+    ]
     assert rdf(got["@context"], out[:1]) == rdf(typed, a["epcisBody"]["eventList"])
     assert rdf(got["@context"], out[1:]) == rdf(plain, b["epcisBody"]["eventList"])
     assert '"12"^^<http://www.w3.org/2001/XMLSchema#integer>' in rdf(got["@context"], out[:1])
@@ -271,10 +293,13 @@ def test_a_remote_context_reaches_only_its_own_events(world: World) -> None:
     the export has the same context."""
     maker, mk = world.register(["producer"])
     carrier, ck = world.register(["logistics"])
-    a = _document([EPCIS_CONTEXT, REMOTE], _event(
-        "2026-11-27T13:05:00+08:00", "commissioning", **{"ext:grade": "A"}))
-    b = _document([EPCIS_CONTEXT, {"ext": "https://carrier.example/ns/"}], _event(
-        "2026-11-28T09:00:00+08:00", "shipping", **{"ext:weight": "1.5", "ext:grade": "B"}))
+    a = _document(
+        [EPCIS_CONTEXT, REMOTE], _event("2026-11-27T13:05:00+08:00", "commissioning", **{"ext:grade": "A"})
+    )
+    b = _document(
+        [EPCIS_CONTEXT, {"ext": "https://carrier.example/ns/"}],
+        _event("2026-11-28T09:00:00+08:00", "shipping", **{"ext:weight": "1.5", "ext:grade": "B"}),
+    )
     import_epcis(world.ledger, a, signer=maker, key=mk)
     alone = export_document(world.store, CODE)
     assert alone["@context"] == [EPCIS_CONTEXT, REMOTE, {"suyuan": "urn:suyuan:export#"}]
@@ -294,16 +319,21 @@ def test_another_partys_record_cannot_change_what_an_event_means(world: World) -
     issued time, gives it no context: the record must be its signer's own."""
     maker, mk = world.register(["producer"])
     other, ok = world.register(["producer"])
-    made = _document([EPCIS_CONTEXT, {"ext": "https://maker.example/ns/"}],
-                     _event("2026-11-27T13:05:00+08:00", "commissioning", **{"ext:grade": "A"}))
+    made = _document(
+        [EPCIS_CONTEXT, {"ext": "https://maker.example/ns/"}],
+        _event("2026-11-27T13:05:00+08:00", "commissioning", **{"ext:grade": "A"}),
+    )
     done = import_epcis(world.ledger, made, signer=maker, key=mk)
     issued = world.ledger.entry(done.events[0].seq).decoded()["envelope"]["statement"]["issued"]
-    forged = {**document_record(made, made["epcisBody"]["eventList"]),
-              "context": [EPCIS_CONTEXT, {"ext": "https://attacker.example/"}]}
+    forged = {
+        **document_record(made, made["epcisBody"]["eventList"]),
+        "context": [EPCIS_CONTEXT, {"ext": "https://attacker.example/"}],
+    }
     world.ledger.append(sign_one(kind="document", signer=other, key=ok, body=forged, issued=issued))
     got = export_document(world.store, CODE)
     assert rdf(got["@context"], got["epcisBody"]["eventList"]) == rdf(
-        made["@context"], made["epcisBody"]["eventList"])
+        made["@context"], made["epcisBody"]["eventList"]
+    )
     assert "attacker" not in json.dumps(got["@context"])
 
 
@@ -325,9 +355,13 @@ def test_importing_an_event_again_in_another_context_does_not_change_it(world: W
 
 def test_a_documents_own_context_field_is_not_taken_for_its_context(world: World) -> None:
     maker, mk = world.register(["producer"])
-    doc = {**_document([EPCIS_CONTEXT, {"ext": "https://maker.example/ns/"}],
-                       _event("2026-11-27T13:05:00+08:00", "commissioning", **{"ext:grade": "A"})),
-           "context": [EPCIS_CONTEXT, {"ext": "https://attacker.example/"}]}
+    doc = {
+        **_document(
+            [EPCIS_CONTEXT, {"ext": "https://maker.example/ns/"}],
+            _event("2026-11-27T13:05:00+08:00", "commissioning", **{"ext:grade": "A"}),
+        ),
+        "context": [EPCIS_CONTEXT, {"ext": "https://attacker.example/"}],
+    }
     done = import_epcis(world.ledger, doc, signer=maker, key=mk)
     record = world.ledger.entry(done.document.seq).decoded()["envelope"]["statement"]["body"]
     assert record["context"] == doc["@context"]
@@ -335,17 +369,22 @@ def test_a_documents_own_context_field_is_not_taken_for_its_context(world: World
 
 @pytest.mark.parametrize("context", [5, [], [EPCIS_CONTEXT, 7]])
 def test_a_record_whose_context_is_not_a_jsonld_context_is_refused(
-        world: World, tmp_path: Path, context: Any) -> None:
+    world: World, tmp_path: Path, context: Any
+) -> None:
     maker, mk = world.register(["producer"])
     doc = _document([EPCIS_CONTEXT], _event("2026-11-27T13:05:00+08:00", "commissioning"))
     record = {**document_record(doc, doc["epcisBody"]["eventList"]), "context": context}
     path = tmp_path / "record.json"
     path.write_text(json.dumps([sign_one(kind="document", signer=maker, key=mk, body=record)]))
     size = world.ledger.size()
-    proc = subprocess.run([sys.executable, "-m", "tools.cli", "submit", str(path)], cwd=REPO,
-                          env={"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path),
-                               "PATH": os.environ.get("PATH", "")},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "submit", str(path)],
+        cwd=REPO,
+        env={"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path), "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error [")
     assert "a document record's context is the document's JSON-LD @context" in proc.stderr
@@ -367,14 +406,21 @@ def test_events_without_a_kept_context_are_exported_as_before(world: World) -> N
     old_record = document_record({k: v for k, v in doc.items() if k != "@context"}, events)
     assert "context" not in old_record
     world.ledger.append_batch(
-        [*(sign_one(kind="event", signer=party, key=key, body=e, issued=issued) for e in events),
-         sign_one(kind="document", signer=party, key=key, body=old_record, issued=issued)])
+        [
+            *(sign_one(kind="event", signer=party, key=key, body=e, issued=issued) for e in events),
+            sign_one(kind="document", signer=party, key=key, body=old_record, issued=issued),
+        ]
+    )
     got = export_document(world.store, "urn:epc:id:sgtin:0614141.107346.2018")
-    assert got["@context"] == [EPCIS_CONTEXT, {"example": "urn:suyuan:ext:example#"},
-                               {"suyuan": "urn:suyuan:export#"}]
+    assert got["@context"] == [
+        EPCIS_CONTEXT,
+        {"example": "urn:suyuan:ext:example#"},
+        {"suyuan": "urn:suyuan:export#"},
+    ]
     assert got["epcisBody"]["eventList"] == events
     assert rdf(got["@context"], events) == rdf(
-        [EPCIS_CONTEXT, {"example": "urn:suyuan:ext:example#"}], events)
+        [EPCIS_CONTEXT, {"example": "urn:suyuan:ext:example#"}], events
+    )
     # The same document imported now: its events are repeats, which keep their entries'
     # meaning; its record (with its context) is new, and named beside them.
     again = import_epcis(world.ledger, doc, signer=party, key=key)
@@ -391,7 +437,8 @@ def test_events_without_a_kept_context_are_exported_as_before(world: World) -> N
     got = export_document(world.store, "urn:epc:id:sgtin:0614141.107346.2018")
     out = got["epcisBody"]["eventList"]
     assert rdf(got["@context"], out[:2]) == rdf(
-        [EPCIS_CONTEXT, {"example": "urn:suyuan:ext:example#"}], events)
+        [EPCIS_CONTEXT, {"example": "urn:suyuan:ext:example#"}], events
+    )
     assert rdf(got["@context"], out[2:]) == rdf(new["@context"], new["epcisBody"]["eventList"])
 
 
@@ -399,8 +446,7 @@ def test_events_without_a_kept_context_are_exported_as_before(world: World) -> N
 
 
 @pytest.mark.parametrize("name", XML_EXAMPLES)
-def test_xml_imported_events_keep_the_meaning_their_json_form_gives_them(
-        world: World, name: str) -> None:
+def test_xml_imported_events_keep_the_meaning_their_json_form_gives_them(world: World, name: str) -> None:
     """An XML event's context is the document's: GS1's context and, for each XML namespace
     of its extension elements, a prefix bound to it (with a trailing ``/`` where it had
     none). That is kept as any JSON document's context is."""
@@ -457,19 +503,28 @@ def test_a_document_binding_cbec_reads_it_as_the_ledger_does(world: World) -> No
     CBEC vocabulary's terms before its own context: its events mean what the ledger takes
     them to mean, and its own bindings still win."""
     party, key = world.register(["platform"])
-    order = {"type": "TransactionEvent", "eventTime": "2026-11-27T13:02:11+08:00",
-             "eventTimeZoneOffset": "+08:00", "action": "ADD", "epcList": [CODE],
-             "bizTransactionList": [{"type": "cbec:order",
-                                     "bizTransaction": "https://mall.example.cn/orders/O1"}],
-             "cbec:orderInfo": {"goods": "298.00", "freight": "10.00", "tax": "28.03",
-                                "discount": "20.00", "paid": "316.03", "currency": "CNY",
-                                "buyerIdHash": "hmac-sha256:" + "ab" * 32}}
+    order = {
+        "type": "TransactionEvent",
+        "eventTime": "2026-11-27T13:02:11+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "ADD",
+        "epcList": [CODE],
+        "bizTransactionList": [{"type": "cbec:order", "bizTransaction": "https://mall.example.cn/orders/O1"}],
+        "cbec:orderInfo": {
+            "goods": "298.00",
+            "freight": "10.00",
+            "tax": "28.03",
+            "discount": "20.00",
+            "paid": "316.03",
+            "currency": "CNY",
+            "buyerIdHash": "hmac-sha256:" + "ab" * 32,
+        },
+    }
     context = [EPCIS_CONTEXT, {"cbec": "https://suyuan.example/cbec#"}]
     import_epcis(world.ledger, _document(context, order), signer=party, key=key)
     got = export_document(world.store, CODE)
     assert got["epcisBody"]["eventList"] == [order]
-    assert rdf(got["@context"], [order]) == rdf(
-        [EPCIS_CONTEXT, VOCABULARY["@context"], context[1]], [order])
+    assert rdf(got["@context"], [order]) == rdf([EPCIS_CONTEXT, VOCABULARY["@context"], context[1]], [order])
     assert "<https://suyuan.example/cbec#paid>" in rdf(got["@context"], [order])
 
 

@@ -25,20 +25,23 @@ from tests.support import Server, World
 REPO = Path(__file__).resolve().parent.parent
 GS1 = jsonschema.Draft7Validator(
     json.loads((REPO / "tests/fixtures/epcis-standard/EPCIS-JSON-Schema.json").read_text()),
-    format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER,
+)
 LOC = "urn:epc:id:sgln:0614141.00777.0"
 
 
 class Api:
     def __init__(self, world: World) -> None:
-        self.app = create_app(Settings(db_url=world.url, home=world.home.path,
-                                       base_url="https://trace.example"))
+        self.app = create_app(
+            Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example")
+        )
 
     def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
         async def go() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
                 return await c.request(method, path, **kw)
+
         return asyncio.run(go())
 
     def events(self, query: str = "", **kw: Any) -> tuple[list[dict[str, Any]], httpx.Response]:
@@ -62,31 +65,61 @@ def chain(world: World) -> Iterator[tuple[World, Api, dict[str, int]]]:
     at: dict[str, int] = {}
     env = world.event(producer, pkey, 1, readPoint={"id": LOC})
     at["commission"] = world.ledger.append(env).seq
-    env = sign_one(kind="event", signer=producer, key=pkey, issued="2026-11-27T14:00:00+08:00",
-                   body={
-                       "type": "ObjectEvent", "eventTime": "2026-11-28T09:00:00+08:00",
-                       "eventTimeZoneOffset": "+08:00", "action": "OBSERVE",
-                       "bizStep": "inspecting", "disposition": "conformant",
-                       "eventID": "urn:uuid:6d7b2a1e-0000-4000-8000-000000000001",
-                       "epcList": ["urn:epc:id:sgtin:9506000.013435.2"],
-                       "bizTransactionList": [{"type": "po", "bizTransaction": "urn:x:po:77"}]})
+    env = sign_one(
+        kind="event",
+        signer=producer,
+        key=pkey,
+        issued="2026-11-27T14:00:00+08:00",
+        body={
+            "type": "ObjectEvent",
+            "eventTime": "2026-11-28T09:00:00+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "action": "OBSERVE",
+            "bizStep": "inspecting",
+            "disposition": "conformant",
+            "eventID": "urn:uuid:6d7b2a1e-0000-4000-8000-000000000001",
+            "epcList": ["urn:epc:id:sgtin:9506000.013435.2"],
+            "bizTransactionList": [{"type": "po", "bizTransaction": "urn:x:po:77"}],
+        },
+    )
     at["inspect"] = world.ledger.append(env).seq
-    env = sign_one(kind="event", signer=warehouse, key=wkey, issued="2026-11-29T10:00:00+08:00",
-                   body={"type": "ObjectEvent", "eventTime": "2026-11-29T10:00:00+08:00",
-                         "eventTimeZoneOffset": "+08:00", "action": "OBSERVE",
-                         "bizStep": "shipping", "disposition": "in_transit",
-                         "epcList": ["https://id.gs1.org/01/09506000134352/21/1"],
-                         "bizLocation": {"id": LOC},
-                         "sourceList": [{"type": "owning_party", "source": "urn:x:party:a"}],
-                         "destinationList": [{"type": "owning_party",
-                                              "destination": "urn:x:party:b"}]})
+    env = sign_one(
+        kind="event",
+        signer=warehouse,
+        key=wkey,
+        issued="2026-11-29T10:00:00+08:00",
+        body={
+            "type": "ObjectEvent",
+            "eventTime": "2026-11-29T10:00:00+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "action": "OBSERVE",
+            "bizStep": "shipping",
+            "disposition": "in_transit",
+            "epcList": ["https://id.gs1.org/01/09506000134352/21/1"],
+            "bizLocation": {"id": LOC},
+            "sourceList": [{"type": "owning_party", "source": "urn:x:party:a"}],
+            "destinationList": [{"type": "owning_party", "destination": "urn:x:party:b"}],
+        },
+    )
     at["ship"] = world.ledger.append(env).seq
-    env = sign_one(kind="event", signer=producer, key=pkey, issued="2026-11-27T15:00:00+08:00",
-                   body={"type": "AggregationEvent", "eventTime": "2026-11-27T15:00:00+08:00",
-                         "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "packing",
-                         "parentID": "urn:epc:id:sscc:0614141.1234567890",
-                         "childEPCs": ["https://id.gs1.org/01/09506000134352/21/1",
-                                       "https://id.gs1.org/01/09506000134352/21/2"]})
+    env = sign_one(
+        kind="event",
+        signer=producer,
+        key=pkey,
+        issued="2026-11-27T15:00:00+08:00",
+        body={
+            "type": "AggregationEvent",
+            "eventTime": "2026-11-27T15:00:00+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "action": "ADD",
+            "bizStep": "packing",
+            "parentID": "urn:epc:id:sscc:0614141.1234567890",
+            "childEPCs": [
+                "https://id.gs1.org/01/09506000134352/21/1",
+                "https://id.gs1.org/01/09506000134352/21/2",
+            ],
+        },
+    )
     at["pack"] = world.ledger.append(env).seq
     api = Api(world)
     yield world, api, at
@@ -108,8 +141,7 @@ def test_each_parameter_selects_what_it_names(chain: tuple[World, Api, dict[str,
         f"WD_bizLocation={LOC}": [at["ship"]],
         "GE_eventTime=2026-11-28T00:00:00Z": [at["inspect"], at["ship"]],
         "LT_eventTime=2026-11-27T07:00:00.000Z": [at["commission"]],
-        "MATCH_epc=https://id.gs1.org/01/09506000134352/21/1": [at["commission"], at["ship"],
-                                                               at["pack"]],
+        "MATCH_epc=https://id.gs1.org/01/09506000134352/21/1": [at["commission"], at["ship"], at["pack"]],
         "MATCH_epc=https://id.gs1.org/01/09506000134352/21/2": [at["inspect"], at["pack"]],
         "MATCH_parentID=https://id.gs1.org/00/106141412345678908": [at["pack"]],
         "MATCH_anyEPC=urn:epc:id:sscc:0614141.1234567890": [at["pack"]],
@@ -170,22 +202,33 @@ def test_pages_follow_the_link_header_to_the_end(chain: tuple[World, Api, dict[s
 
 
 def test_each_event_says_where_it_is_and_carries_no_private_data(
-        chain: tuple[World, Api, dict[str, int]]) -> None:
+    chain: tuple[World, Api, dict[str, int]],
+) -> None:
     world, api, at = chain
     party, key = world.register(["producer"])
     commitment, blob = make_blob({"buyer": "张三 13800000000"})
-    env = sign_one(kind="event", signer=party, key=key, issued="2026-11-27T13:05:00+08:00",
-                   body={"type": "ObjectEvent", "eventTime": "2026-11-30T13:05:00+08:00",
-                         "eventTimeZoneOffset": "+08:00", "action": "ADD",
-                         "bizStep": "commissioning",
-                         "epcList": ["https://id.gs1.org/01/09506000134352/21/9"]},
-                   private=commitment)
+    env = sign_one(
+        kind="event",
+        signer=party,
+        key=key,
+        issued="2026-11-27T13:05:00+08:00",
+        body={
+            "type": "ObjectEvent",
+            "eventTime": "2026-11-30T13:05:00+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "epcList": ["https://id.gs1.org/01/09506000134352/21/9"],
+        },
+        private=commitment,
+    )
     seq = world.ledger.append_batch([env], private={commitment: blob})[0].seq
     # Even a regulator's token reads public bodies only here.
     reg, rkey = world.register(["regulator"])
     token = make_token(rkey, signer=reg, audience=world.ledger.origin())
-    got, r = api.events("MATCH_epc=https://id.gs1.org/01/09506000134352/21/9",
-                        headers={"Authorization": f"Bearer {token}"})
+    got, r = api.events(
+        "MATCH_epc=https://id.gs1.org/01/09506000134352/21/9", headers={"Authorization": f"Bearer {token}"}
+    )
     assert "13800000000" not in r.text and "private" not in r.text
     event = got[0]
     entry = world.ledger.entry(seq)
@@ -198,14 +241,26 @@ def test_each_event_says_where_it_is_and_carries_no_private_data(
 
 def test_unsupported_and_unknown_parameters(chain: tuple[World, Api, dict[str, int]]) -> None:
     _, api, _ = chain
-    for query in ("EQ_quantity=3", "EQ_persistentDisposition_set=active", "GE_startTime=2026-01-01T00:00:00Z",
-                  "EQ_INNER_ILMD_x=1", "orderBy=cbec:value", "EXISTS_errorDeclaration=true"):
+    for query in (
+        "EQ_quantity=3",
+        "EQ_persistentDisposition_set=active",
+        "GE_startTime=2026-01-01T00:00:00Z",
+        "EQ_INNER_ILMD_x=1",
+        "orderBy=cbec:value",
+        "EXISTS_errorDeclaration=true",
+    ):
         r = api.call("GET", f"/epcis/events?{query}")
         assert r.status_code == 501, query
         assert r.json()["type"] == "epcisException:ImplementationException"
-    for query in ("colour=red", "EQ_action=MOVE", "eventCountLimit=3", "GE_eventTime=yesterday",
-                  "orderDirection=UP", "eventCountLimit=2&maxEventCount=3&orderBy=eventTime",
-                  "EQ_action=ADD&EQ_action=OBSERVE"):
+    for query in (
+        "colour=red",
+        "EQ_action=MOVE",
+        "eventCountLimit=3",
+        "GE_eventTime=yesterday",
+        "orderDirection=UP",
+        "eventCountLimit=2&maxEventCount=3&orderBy=eventTime",
+        "EQ_action=ADD&EQ_action=OBSERVE",
+    ):
         r = api.call("GET", f"/epcis/events?{query}")
         assert r.status_code == 400, query
         assert r.headers["content-type"] == "application/problem+json"
@@ -240,8 +295,7 @@ def test_resources_and_negotiation(chain: tuple[World, Api, dict[str, int]]) -> 
     assert r.status_code == 501 and "suyuan agent" in r.json()["detail"]
 
 
-def test_named_queries_need_a_token_and_stream_new_events(
-        chain: tuple[World, Api, dict[str, int]]) -> None:
+def test_named_queries_need_a_token_and_stream_new_events(chain: tuple[World, Api, dict[str, int]]) -> None:
     world, api, at = chain
     body = {"name": "shipped", "query": {"EQ_bizStep": ["shipping"]}}
     r = api.call("POST", "/epcis/queries", json=body)
@@ -268,21 +322,29 @@ def test_named_queries_need_a_token_and_stream_new_events(
         url = f"ws://127.0.0.1:{server.port}/epcis/queries/shipped/events?stream=true"
         with ws_client.connect(url) as ws:
             world.ledger.append(world.event(owner, okey, 50))
-            env = sign_one(kind="event", signer=warehouse, key=wkey,
-                           issued="2026-11-29T10:00:00+08:00", body={
-                               "type": "ObjectEvent", "eventTime": "2026-12-01T10:00:00+08:00",
-                               "eventTimeZoneOffset": "+08:00", "action": "OBSERVE",
-                               "bizStep": "shipping",
-                               "epcList": ["https://id.gs1.org/01/09506000134352/21/50"]})
+            env = sign_one(
+                kind="event",
+                signer=warehouse,
+                key=wkey,
+                issued="2026-11-29T10:00:00+08:00",
+                body={
+                    "type": "ObjectEvent",
+                    "eventTime": "2026-12-01T10:00:00+08:00",
+                    "eventTimeZoneOffset": "+08:00",
+                    "action": "OBSERVE",
+                    "bizStep": "shipping",
+                    "epcList": ["https://id.gs1.org/01/09506000134352/21/50"],
+                },
+            )
             seq = world.ledger.append(env).seq
             doc = json.loads(ws.recv(timeout=10))
             GS1.validate(doc)
             assert seqs(doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) == [seq]
 
-            other_auth = {"Authorization": "Bearer "
-                          + make_token(xkey, signer=other, audience=world.ledger.origin())}
-            assert api.call("DELETE", "/epcis/queries/shipped",
-                            headers=other_auth).status_code == 403
+            other_auth = {
+                "Authorization": "Bearer " + make_token(xkey, signer=other, audience=world.ledger.origin())
+            }
+            assert api.call("DELETE", "/epcis/queries/shipped", headers=other_auth).status_code == 403
             assert api.call("DELETE", "/epcis/queries/shipped", headers=auth).status_code == 204
             # Deleting a query ends its subscriptions.
             with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
@@ -296,20 +358,38 @@ def test_agent_refusals_at_its_door(tmp_path: Path, capsys: pytest.CaptureFixtur
     from tools.cli import main
 
     # Beyond loopback without a token file: it refuses to start, before binding.
-    assert main(["agent", "--key", "k", "--signer", "uscc:91310110666007217T", "--ledger",
-                 "http://127.0.0.1:9", "--host", "0.0.0.0"]) == 2
+    assert (
+        main(
+            [
+                "agent",
+                "--key",
+                "k",
+                "--signer",
+                "uscc:91310110666007217T",
+                "--ledger",
+                "http://127.0.0.1:9",
+                "--host",
+                "0.0.0.0",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "error [config]" in err and "--token-file" in err
-    cfg = AgentConfig(key=PartyKey.generate("k"), signer="uscc:91310110666007217T",
-                      ledger_url="http://127.0.0.1:9", db_url=f"sqlite:///{tmp_path}/o.db",
-                      token="s3cret-s3cret-s3cret")
+    cfg = AgentConfig(
+        key=PartyKey.generate("k"),
+        signer="uscc:91310110666007217T",
+        ledger_url="http://127.0.0.1:9",
+        db_url=f"sqlite:///{tmp_path}/o.db",
+        token="s3cret-s3cret-s3cret",
+    )
     app = create_agent_app(cfg)
 
     def call(method: str, path: str, **kw: Any) -> httpx.Response:
         async def go() -> httpx.Response:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://a") as c:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
                 return await c.request(method, path, **kw)
+
         return asyncio.run(go())
 
     ok = {"Authorization": "Bearer s3cret-s3cret-s3cret"}
@@ -320,8 +400,7 @@ def test_agent_refusals_at_its_door(tmp_path: Path, capsys: pytest.CaptureFixtur
     # No matching key in this agent's configuration: customs messages are 501, with the fix.
     assert r.status_code == 501 and "zone.key" in r.json()["detail"]
     # XML is read (test_agent shows a capture landing); this is no EPCIS document: 400.
-    r = call("POST", "/epcis/capture", content=b"<epcis/>",
-             headers={**ok, "Content-Type": "application/xml"})
+    r = call("POST", "/epcis/capture", content=b"<epcis/>", headers={**ok, "Content-Type": "application/xml"})
     assert r.status_code == 400
     r = call("POST", "/epcis/capture", content=b"a,b", headers={**ok, "Content-Type": "text/csv"})
     assert r.status_code == 415

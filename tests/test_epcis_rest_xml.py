@@ -24,8 +24,9 @@ from tests.support import World
 from tests.test_epcis_rest import Api
 
 REPO = Path(__file__).resolve().parent.parent
-XSD = etree.XMLSchema(etree.parse(
-    str(REPO / "tests/fixtures/epcis-standard/xsd/EPCglobal-epcis-query-2_0.xsd")))
+XSD = etree.XMLSchema(
+    etree.parse(str(REPO / "tests/fixtures/epcis-standard/xsd/EPCglobal-epcis-query-2_0.xsd"))
+)
 QUERY = "urn:epcglobal:epcis-query:xsd:2"
 XML = {"Accept": "application/xml"}
 Chain = tuple[World, Api, dict[str, int]]
@@ -42,8 +43,12 @@ def valid(data: bytes) -> etree._Element:
 def ledger_positions(root: etree._Element) -> list[tuple[int, str]]:
     out = []
     for ev in root.iterfind(".//EventList/*"):
-        out.append((int(ev.findtext(f"{{{LEDGER_NAMESPACE}}}seq") or "-1"),
-                    ev.findtext(f"{{{LEDGER_NAMESPACE}}}leafHash") or ""))
+        out.append(
+            (
+                int(ev.findtext(f"{{{LEDGER_NAMESPACE}}}seq") or "-1"),
+                ev.findtext(f"{{{LEDGER_NAMESPACE}}}leafHash") or "",
+            )
+        )
     return out
 
 
@@ -54,10 +59,13 @@ def as_read(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_event_answers_are_epcis_xml_the_xsd_accepts_with_the_json_events(chain: Chain) -> None:
     world, api, at = chain
-    for path in ("/epcis/events", "/epcis/events?EQ_bizStep=shipping|packing",
-                 "/epcis/epcs/https://id.gs1.org/01/09506000134352/21/2/events",
-                 "/epcis/bizSteps/inspecting/events",
-                 "/epcis/events/urn:uuid:6d7b2a1e-0000-4000-8000-000000000001"):
+    for path in (
+        "/epcis/events",
+        "/epcis/events?EQ_bizStep=shipping|packing",
+        "/epcis/epcs/https://id.gs1.org/01/09506000134352/21/2/events",
+        "/epcis/bizSteps/inspecting/events",
+        "/epcis/events/urn:uuid:6d7b2a1e-0000-4000-8000-000000000001",
+    ):
         r = api.call("GET", path, headers=XML)
         assert r.status_code == 200, (path, r.text)
         assert r.headers["content-type"] == "application/xml"
@@ -81,12 +89,11 @@ def test_event_answers_are_epcis_xml_the_xsd_accepts_with_the_json_events(chain:
 
 def test_xml_pages_follow_the_same_link(chain: Chain) -> None:
     _, api, at = chain
-    r = api.call("GET", "/epcis/events?perPage=2&orderBy=recordTime&orderDirection=ASC",
-                 headers=XML)
+    r = api.call("GET", "/epcis/events?perPage=2&orderBy=recordTime&orderDirection=ASC", headers=XML)
     assert r.status_code == 200
     first = [s for s, _ in ledger_positions(valid(r.content))]
     link = r.headers["link"]
-    url = link[link.index("<") + 1:link.index(">")]
+    url = link[link.index("<") + 1 : link.index(">")]
     r2 = api.call("GET", url.replace("http://test", ""), headers=XML)
     second = [s for s, _ in ledger_positions(valid(r2.content))]
     assert first + second == sorted(at.values())
@@ -135,9 +142,17 @@ def test_negotiation_follows_the_clients_preferences(chain: Chain) -> None:
 
 def test_resources_without_xml_in_the_bindings_are_406_for_xml(chain: Chain) -> None:
     _, api, _ = chain
-    for path in ("/epcis/", "/epcis/eventTypes", "/epcis/bizSteps", "/epcis/dispositions",
-                 "/epcis/readPoints", "/epcis/bizLocations", "/epcis/epcs", "/epcis/queries",
-                 "/epcis/bizSteps/shipping"):
+    for path in (
+        "/epcis/",
+        "/epcis/eventTypes",
+        "/epcis/bizSteps",
+        "/epcis/dispositions",
+        "/epcis/readPoints",
+        "/epcis/bizLocations",
+        "/epcis/epcs",
+        "/epcis/queries",
+        "/epcis/bizSteps/shipping",
+    ):
         r = api.call("GET", path, headers=XML)
         assert r.status_code == 406, path
         problem = r.json()
@@ -151,13 +166,22 @@ def test_an_event_xml_cannot_carry_is_406_not_broken_xml(world: World) -> None:
     """A signed body may hold a character XML 1.0 cannot (a control character in an
     extension's text): the XML answer is refused, naming JSON, and the JSON answer stands."""
     party, key = world.register(["producer"])
-    env = sign_one(kind="event", signer=party, key=key, issued="2026-11-27T13:05:00+08:00",
-                   body={"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-                         "eventTimeZoneOffset": "+08:00", "action": "OBSERVE",
-                         "epcList": ["https://id.gs1.org/01/09506000134352/21/9"],
-                         "eventID": "urn:uuid:6d7b2a1e-0000-4000-8000-00000000000b",
-                         "readPoint": {"id": "urn:epc:id:sgln:0614141.00777.0"},
-                         "https://ns.example.com/epcis/note": "bell \u0007 here"})
+    env = sign_one(
+        kind="event",
+        signer=party,
+        key=key,
+        issued="2026-11-27T13:05:00+08:00",
+        body={
+            "type": "ObjectEvent",
+            "eventTime": "2026-11-27T13:05:00+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "action": "OBSERVE",
+            "epcList": ["https://id.gs1.org/01/09506000134352/21/9"],
+            "eventID": "urn:uuid:6d7b2a1e-0000-4000-8000-00000000000b",
+            "readPoint": {"id": "urn:epc:id:sgln:0614141.00777.0"},
+            "https://ns.example.com/epcis/note": "bell \u0007 here",
+        },
+    )
     world.ledger.append(env)
     api = Api(world)
     try:
@@ -187,8 +211,7 @@ def test_an_empty_answer_is_a_valid_query_document(empty: Api) -> None:
 def test_a_path_no_route_takes_is_a_404_problem(empty: Api) -> None:
     """A path holding a line break (``%0A``, which Starlette's path convertor does not
     match) was the router's plain-text 404; the bindings document problem bodies only."""
-    for path in ("/epcis/dispositions/%C3%A5%0A%14/events", "/epcis/events/a%0Ab",
-                 "/epcis/no-such-resource"):
+    for path in ("/epcis/dispositions/%C3%A5%0A%14/events", "/epcis/events/a%0Ab", "/epcis/no-such-resource"):
         r = empty.call("GET", path)
         assert r.status_code == 404, path
         assert r.headers["content-type"] == "application/problem+json", path
@@ -205,15 +228,31 @@ def test_an_event_that_binds_suyuan_otherwise_keeps_its_fields(world: World) -> 
 
     party, key = world.register(["producer"])
     other = "https://other.example/ns/"
-    [receipt] = import_document(world.ledger, {
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
-                     {"suyuan": other}],
-        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-27T05:00:00Z",
-        "epcisBody": {"eventList": [{
-            "type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-            "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
-            "epcList": ["https://id.gs1.org/01/09506000134352/21/77"],
-            "suyuan:seq": "theirs", "suyuan:colour": "red"}]}}, signer=party, key=key)
+    [receipt] = import_document(
+        world.ledger,
+        {
+            "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld", {"suyuan": other}],
+            "type": "EPCISDocument",
+            "schemaVersion": "2.0",
+            "creationDate": "2026-11-27T05:00:00Z",
+            "epcisBody": {
+                "eventList": [
+                    {
+                        "type": "ObjectEvent",
+                        "eventTime": "2026-11-27T13:05:00+08:00",
+                        "eventTimeZoneOffset": "+08:00",
+                        "action": "ADD",
+                        "bizStep": "commissioning",
+                        "epcList": ["https://id.gs1.org/01/09506000134352/21/77"],
+                        "suyuan:seq": "theirs",
+                        "suyuan:colour": "red",
+                    }
+                ]
+            },
+        },
+        signer=party,
+        key=key,
+    )
     api = Api(world)
     try:
         r = api.call("GET", "/epcis/events")

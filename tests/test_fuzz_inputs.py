@@ -43,8 +43,7 @@ ISSUED = "2026-11-27T13:05:00+08:00"
 
 
 def _bodies() -> list[dict[str, Any]]:
-    out = [json.loads(p.read_text(encoding="utf-8"))
-           for p in sorted((SCHEMAS / "examples").glob("*.json"))]
+    out = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((SCHEMAS / "examples").glob("*.json"))]
     for path in sorted(FIXTURES.glob("*.jsonld")):
         body = json.loads(path.read_text(encoding="utf-8"))["epcisBody"]
         events = body.get("eventList") or body["queryResults"]["resultsBody"]["eventList"]
@@ -57,20 +56,27 @@ BODIES = _bodies()
 
 def _statements(signer: str, key: PartyKey) -> list[dict[str, Any]]:
     """One well-formed statement of every kind (events: every example and fixture)."""
+
     def st_(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(sign_one(kind=kind, signer=signer, key=key, body=body, issued=ISSUED)
-                    ["statement"])
+        return dict(sign_one(kind=kind, signer=signer, key=key, body=body, issued=ISSUED)["statement"])
 
     return [st_("event", b) for b in BODIES] + [
-        st_("party.register", {"id": signer, "name": "甲", "roles": ["producer"],
-                               "publicKey": key.public_key_b64}),
-        st_("genesis", {"origin": "o", "logKey": "k", "registrar": {
-            "id": signer, "name": "R", "publicKey": key.public_key_b64}}),
+        st_(
+            "party.register",
+            {"id": signer, "name": "甲", "roles": ["producer"], "publicKey": key.public_key_b64},
+        ),
+        st_(
+            "genesis",
+            {
+                "origin": "o",
+                "logKey": "k",
+                "registrar": {"id": signer, "name": "R", "publicKey": key.public_key_b64},
+            },
+        ),
         st_("party.key.rotate", {"publicKey": OTHER.public_key_b64}),
         st_("party.key.revoke", {"party": signer, "key": key.key_id}),
         st_("list.update", {"list": "negative", "action": "add", "party": signer, "reason": "r"}),
-        st_("list.update", {"list": "positive", "action": "add", "hsCodes": ["190110"],
-                            "reason": "r"}),
+        st_("list.update", {"list": "positive", "action": "add", "hsCodes": ["190110"], "reason": "r"}),
         st_("credit.record", {"party": signer, "item": "i", "points": 3, "reason": "r"}),
         st_("attest", {"seq": 1, "entry": "ab" * 32}),
     ]
@@ -93,21 +99,69 @@ POSITIONS = [(i, p) for i, e in enumerate(ENVELOPES) for p in _positions(e)]
 
 # Values that matter here besides arbitrary ones: NUL, long and invisible text, times at the
 # calendar's ends, identifiers the rules look for, a huge integer.
-SPECIAL = st.sampled_from([
-    "\x00", "a\x00b", "urn:x:\x00", "\u202eACME", "\u200b", "x" * 301, "urn:x:" + "y" * 400,
-    "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-01-01T00:00:00Z",
-    "event", "ADD", "DELETE", "urn:x:y", "cbec:order", "owning_party", "commissioning",
-    "https://id.gs1.org/01/09506000134352/10/L1", "https://id.gs1.org/01/09506000134352/21/7",
-    "<script>", "L" * 21, SIGNER, KEY.key_id, 2**53 - 1, -1, 0, 1.5,
-])
-SCALARS = (st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
-           | st.floats(allow_nan=False, allow_infinity=False, width=32)
-           | st.text(max_size=24) | SPECIAL)
-KEYS = st.text(max_size=10) | st.sampled_from([
-    "type", "id", "epcClass", "bizTransaction", "quantity", "cbvmda:lotNumber", "name",
-    "registrar", "statement", "signatures", "kind", "ilmd", "ex:x", "cbec:orderInfo", "\x00"])
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(KEYS, inner, max_size=3), max_leaves=8)
+SPECIAL = st.sampled_from(
+    [
+        "\x00",
+        "a\x00b",
+        "urn:x:\x00",
+        "\u202eACME",
+        "\u200b",
+        "x" * 301,
+        "urn:x:" + "y" * 400,
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+        "9999-01-01T00:00:00Z",
+        "event",
+        "ADD",
+        "DELETE",
+        "urn:x:y",
+        "cbec:order",
+        "owning_party",
+        "commissioning",
+        "https://id.gs1.org/01/09506000134352/10/L1",
+        "https://id.gs1.org/01/09506000134352/21/7",
+        "<script>",
+        "L" * 21,
+        SIGNER,
+        KEY.key_id,
+        2**53 - 1,
+        -1,
+        0,
+        1.5,
+    ]
+)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False, width=32)
+    | st.text(max_size=24)
+    | SPECIAL
+)
+KEYS = st.text(max_size=10) | st.sampled_from(
+    [
+        "type",
+        "id",
+        "epcClass",
+        "bizTransaction",
+        "quantity",
+        "cbvmda:lotNumber",
+        "name",
+        "registrar",
+        "statement",
+        "signatures",
+        "kind",
+        "ilmd",
+        "ex:x",
+        "cbec:orderInfo",
+        "\x00",
+    ]
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
+    max_leaves=8,
+)
 OPS = st.sampled_from(["set", "delete", "add"])
 
 
@@ -142,8 +196,9 @@ def _check_all(env: Any) -> None:
 
 @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.sampled_from(POSITIONS), VALUES, OPS)
-def test_prepare_and_every_check_before_the_lock_only_refuse(position: tuple[int, tuple[Any, ...]],
-                                                              value: Any, op: str) -> None:
+def test_prepare_and_every_check_before_the_lock_only_refuse(
+    position: tuple[int, tuple[Any, ...]], value: Any, op: str
+) -> None:
     index, path = position
     env = _damage(ENVELOPES[index], path, value, op)
     try:
@@ -155,10 +210,8 @@ def test_prepare_and_every_check_before_the_lock_only_refuse(position: tuple[int
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.sampled_from([(i, p) for i, b in enumerate(BODIES) for p in _positions(b)]),
-       VALUES, OPS)
-def test_the_event_validator_only_refuses(position: tuple[int, tuple[Any, ...]], value: Any,
-                                          op: str) -> None:
+@given(st.sampled_from([(i, p) for i, b in enumerate(BODIES) for p in _positions(b)]), VALUES, OPS)
+def test_the_event_validator_only_refuses(position: tuple[int, tuple[Any, ...]], value: Any, op: str) -> None:
     index, path = position
     body = _damage(BODIES[index], path, value, op)
     try:
@@ -177,8 +230,9 @@ def signer(world: World) -> tuple[str, PartyKey]:
     return world.register([r for r in registry.ROLES if r != "registrar"])
 
 
-def _resigned(statement: dict[str, Any], path: tuple[Any, ...], value: Any, op: str,
-              signer: tuple[str, PartyKey]) -> Any:
+def _resigned(
+    statement: dict[str, Any], path: tuple[Any, ...], value: Any, op: str, signer: tuple[str, PartyKey]
+) -> Any:
     """The statement damaged at ``path`` (under its body) and signed properly again."""
     st_ = copy.deepcopy(statement)
     st_["signer"], st_["key"] = signer[0], signer[1].key_id
@@ -186,21 +240,24 @@ def _resigned(statement: dict[str, Any], path: tuple[Any, ...], value: Any, op: 
     try:
         return sign(st_, [(signer[0], signer[1])])
     except LedgerError:  # our own signer refuses to canonicalise it
-        return {"statement": st_, "signatures": [{"signer": signer[0], "key": signer[1].key_id,
-                                                   "sig": "A" * 86 + "=="}]}
+        return {
+            "statement": st_,
+            "signatures": [{"signer": signer[0], "key": signer[1].key_id, "sig": "A" * 86 + "=="}],
+        }
 
 
-LEDGER_STATEMENTS = [s for s in _statements(SIGNER, KEY) if s["kind"] in ("event", "list.update",
-                                                                           "credit.record")]
+LEDGER_STATEMENTS = [
+    s for s in _statements(SIGNER, KEY) if s["kind"] in ("event", "list.update", "credit.record")
+]
 BODY_POSITIONS = [(i, p) for i, s in enumerate(LEDGER_STATEMENTS) for p in _positions(s["body"])]
 
 
-def test_appends_of_damaged_statements_land_or_are_refused(world: World,
-                                                           signer: tuple[str, PartyKey]) -> None:
+def test_appends_of_damaged_statements_land_or_are_refused(
+    world: World, signer: tuple[str, PartyKey]
+) -> None:
     outcomes = {"landed": 0, "refused": 0}
 
-    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck),
-              database=None)
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(st.sampled_from(BODY_POSITIONS), VALUES, OPS)
     def one(position: tuple[int, tuple[Any, ...]], value: Any, op: str) -> None:
         index, path = position
@@ -219,12 +276,13 @@ def test_appends_of_damaged_statements_land_or_are_refused(world: World,
     assert audit(world.store).ok
 
 
-def test_cli_submit_of_damaged_envelopes_lands_or_refuses(world: World,
-                                                          signer: tuple[str, PartyKey],
-                                                          tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]
-                                                          ) -> None:
+def test_cli_submit_of_damaged_envelopes_lands_or_refuses(
+    world: World,
+    signer: tuple[str, PartyKey],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import tools.cli
 
     monkeypatch.setenv("SUYUAN_DB", world.url)
@@ -235,10 +293,8 @@ def test_cli_submit_of_damaged_envelopes_lands_or_refuses(world: World,
     statements = [dict(s, signer=signer[0], key=signer[1].key_id) for s in LEDGER_STATEMENTS]
     envs = [sign(s, [(signer[0], signer[1])]) for s in statements]
 
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck),
-              database=None)
-    @given(st.sampled_from([(i, p) for i, e in enumerate(envs) for p in _positions(e)]),
-           VALUES, OPS)
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(st.sampled_from([(i, p) for i, e in enumerate(envs) for p in _positions(e)]), VALUES, OPS)
     def one(position: tuple[int, tuple[Any, ...]], value: Any, op: str) -> None:
         index, path = position
         doc = _damage(envs[index], path, value, op)

@@ -41,8 +41,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def make_api(world: World, *, dev: bool = False, home: Path | None = None) -> Api:
-    return Api(create_app(Settings(db_url=world.url, home=home or world.home.path,
-                                   base_url="https://trace.example", dev=dev)))
+    return Api(
+        create_app(
+            Settings(
+                db_url=world.url, home=home or world.home.path, base_url="https://trace.example", dev=dev
+            )
+        )
+    )
 
 
 @pytest.fixture
@@ -88,12 +93,29 @@ TRACE_Q = """query($c: String!) {
 
 def product_item(c: Chain) -> str:
     code = item(gtin(7), 1)
-    c.append([(c.producer, ev("ObjectEvent", 5, action="ADD", bizStep="commissioning",
-                              epcList=[code],
-                              ilmd={"gs1:productName": [{"@language": "zh", "@value": "婴儿配方奶粉"},
-                                                        {"@language": "en", "@value": "Infant formula"}],
-                                    "cbvmda:lotNumber": "L7", "cbvmda:itemExpirationDate": "2028-05-31",
-                                    "cbvmda:countryOfOrigin": "JP"}))])
+    c.append(
+        [
+            (
+                c.producer,
+                ev(
+                    "ObjectEvent",
+                    5,
+                    action="ADD",
+                    bizStep="commissioning",
+                    epcList=[code],
+                    ilmd={
+                        "gs1:productName": [
+                            {"@language": "zh", "@value": "婴儿配方奶粉"},
+                            {"@language": "en", "@value": "Infant formula"},
+                        ],
+                        "cbvmda:lotNumber": "L7",
+                        "cbvmda:itemExpirationDate": "2028-05-31",
+                        "cbvmda:countryOfOrigin": "JP",
+                    },
+                ),
+            )
+        ]
+    )
     return code
 
 
@@ -104,8 +126,10 @@ def test_trace_matches_the_ledger_and_every_proof_verifies(world: World, api: Ap
     t = data(api.gql(TRACE_Q, c=tin.replace("https://id.gs1.org", "https://any.example")))["trace"]
     reference = trace.journey(world.store, tin)
     assert t["code"] == tin == reference["code"]
-    assert [{k: s[k] for k in ("seq", "eventTime", "stage", "activity", "bizStep", "signer",
-                               "location", "via")} for s in t["journey"]] == reference["journey"]
+    assert [
+        {k: s[k] for k in ("seq", "eventTime", "stage", "activity", "bizStep", "signer", "location", "via")}
+        for s in t["journey"]
+    ] == reference["journey"]
     names = {c.producer, c.warehouse, c.platform}
     assert {s["signerParty"]["id"] for s in t["journey"]} <= names
     assert t["recall"] == {"recalled": False, "recalls": []}
@@ -114,7 +138,10 @@ def test_trace_matches_the_ledger_and_every_proof_verifies(world: World, api: Ap
     assert t["checkpoint"]["note"] == world.ledger.latest_checkpoint()
     assert t["checkpoint"]["cosignedNote"].startswith(t["checkpoint"]["note"])
     assert (cp.origin, cp.size, cp.root.hex()) == (
-        ORIGIN, t["checkpoint"]["size"], t["checkpoint"]["rootHash"])
+        ORIGIN,
+        t["checkpoint"]["size"],
+        t["checkpoint"]["rootHash"],
+    )
     assert [p["seq"] for p in t["proofs"]] == [s["seq"] for s in t["journey"]]
     for step, p in zip(t["journey"], t["proofs"], strict=True):
         raw = world.ledger.entry(step["seq"]).raw
@@ -128,8 +155,7 @@ def test_trace_matches_the_ledger_and_every_proof_verifies(world: World, api: Ap
         if hashes:  # the check can fail: one flipped bit is refused
             bad = [bytes([hashes[0][0] ^ 1]) + hashes[0][1:], *hashes[1:]]
             with pytest.raises(ProofError):
-                merkle.verify_inclusion(leaf=leaf, index=step["seq"], size=cp.size, proof=bad,
-                                        root=cp.root)
+                merkle.verify_inclusion(leaf=leaf, index=step["seq"], size=cp.size, proof=bad, root=cp.root)
 
     # Product master data from the signed commissioning event.
     code = product_item(c)
@@ -144,8 +170,20 @@ def test_trace_matches_the_ledger_and_every_proof_verifies(world: World, api: Ap
 def test_recall_status_lineage_and_impact_match_the_ledger(world: World, api: Api) -> None:
     c = Chain(world)
     x = build_formula_chain(c)
-    c.append([(c.producer, ev("ObjectEvent", 200, action="OBSERVE", bizStep="cbec:recalling",
-                              quantityList=[{"epcClass": x["product"]}]))])
+    c.append(
+        [
+            (
+                c.producer,
+                ev(
+                    "ObjectEvent",
+                    200,
+                    action="OBSERVE",
+                    bizStep="cbec:recalling",
+                    quantityList=[{"epcClass": x["product"]}],
+                ),
+            )
+        ]
+    )
     tin = x["tins"][1]
     regulator, rkey = world.register(["regulator"])
     token = make_token(rkey, signer=regulator, audience=ORIGIN)
@@ -163,8 +201,7 @@ def test_recall_status_lineage_and_impact_match_the_ledger(world: World, api: Ap
         refused = api.gql(query, who, c=tin, l=x["product"]).json()
         assert [e["extensions"]["code"] for e in refused["errors"]] == ["regulator_only"]
         assert refused["data"] is None
-    public = data(api.gql("query($c: String!) { trace(code: $c) { recall { recalled } } }",
-                          c=tin))
+    public = data(api.gql("query($c: String!) { trace(code: $c) { recall { recalled } } }", c=tin))
     assert public["trace"]["recall"]["recalled"] is True
     recalls = r["trace"]["recall"]
     assert recalls["recalled"] is True
@@ -187,21 +224,31 @@ def test_entry_checkpoint_and_proofs_verify(world: World, api: Api) -> None:
     r2 = world.append_events(producer, key, 4, start=10)
     old_size, size = r1[-1].seq + 1, world.ledger.size()
 
-    d = data(api.gql("""query($s: Int!, $n: Int!, $old: Int!) {
+    d = data(
+        api.gql(
+            """query($s: Int!, $n: Int!, $old: Int!) {
         entry(seq: $s) { seq leafHash bytes time prev kind signer statement signatures
                          signerParty { id } inclusionProof(treeSize: $old) { leafIndex treeSize hashes } }
         missing: entry(seq: $n) { seq }
         checkpoint { size rootHash note }
         consistencyProof(first: $old) { first second hashes }
         inclusionProof(seq: $s) { leafIndex treeSize hashes } }""",
-                     s=r1[1].seq, n=size, old=old_size))
+            s=r1[1].seq,
+            n=size,
+            old=old_size,
+        )
+    )
     e = d["entry"]
     raw = world.ledger.entry(r1[1].seq).raw
     doc = json.loads(raw)
     assert base64.b64decode(e["bytes"]) == raw
     assert e["leafHash"] == hashlib.sha256(b"\x00" + raw).hexdigest()
     assert (e["time"], e["prev"], e["statement"], e["signatures"]) == (
-        doc["time"], doc["prev"], doc["envelope"]["statement"], doc["envelope"]["signatures"])
+        doc["time"],
+        doc["prev"],
+        doc["envelope"]["statement"],
+        doc["envelope"]["signatures"],
+    )
     assert (e["kind"], e["signer"], e["signerParty"]["id"]) == ("event", producer, producer)
     assert d["missing"] is None
 
@@ -211,18 +258,30 @@ def test_entry_checkpoint_and_proofs_verify(world: World, api: Api) -> None:
     leaf = bytes.fromhex(e["leafHash"])
     for proof, cp in ((e["inclusionProof"], then), (d["inclusionProof"], now)):
         assert proof["treeSize"] == cp.size
-        merkle.verify_inclusion(leaf=leaf, index=e["seq"], size=cp.size, root=cp.root,
-                                proof=[bytes.fromhex(h) for h in proof["hashes"]])
+        merkle.verify_inclusion(
+            leaf=leaf,
+            index=e["seq"],
+            size=cp.size,
+            root=cp.root,
+            proof=[bytes.fromhex(h) for h in proof["hashes"]],
+        )
     cons = d["consistencyProof"]
     assert (cons["first"], cons["second"]) == (old_size, size)
-    merkle.verify_consistency(first=old_size, second=size, first_root=then.root, second_root=now.root,
-                              proof=[bytes.fromhex(h) for h in cons["hashes"]])
+    merkle.verify_consistency(
+        first=old_size,
+        second=size,
+        first_root=then.root,
+        second_root=now.root,
+        proof=[bytes.fromhex(h) for h in cons["hashes"]],
+    )
     del r2
 
     bad = errors(api.gql("{ inclusionProof(seq: 5, treeSize: 100000) { treeSize } }"))
     assert bad[0]["extensions"]["code"] == "not_found"
-    assert errors(api.gql("{ consistencyProof(first: 9, second: 3) { first } }"))[0]["extensions"][
-        "code"] == "bad_proof"
+    assert (
+        errors(api.gql("{ consistencyProof(first: 9, second: 3) { first } }"))[0]["extensions"]["code"]
+        == "bad_proof"
+    )
 
 
 ENTRIES_Q = """query($first: Int!, $after: String, $signer: String, $stage: String, $since: String,
@@ -266,16 +325,28 @@ def test_entries_pages_and_filters(world: World, api: Api) -> None:
     assert [e["seq"] for e in walk(api, 1000)] == list(range(size))
 
     mine = walk(api, 2, signer=c.warehouse)
-    assert [e["seq"] for e in mine] == [d["seq"] for d in every
-                                        if d["envelope"]["statement"]["signer"] == c.warehouse]
+    assert [e["seq"] for e in mine] == [
+        d["seq"] for d in every if d["envelope"]["statement"]["signer"] == c.warehouse
+    ]
 
-    roles = {p: tuple(r) for p, r in ((c.producer, ["producer"]), (c.warehouse, ["warehouse", "logistics"]),
-                                       (c.platform, ["platform"]))}
+    roles = {
+        p: tuple(r)
+        for p, r in (
+            (c.producer, ["producer"]),
+            (c.warehouse, ["warehouse", "logistics"]),
+            (c.platform, ["platform"]),
+        )
+    }
     for stage in ("production", "logistics", "transaction"):
-        expected = [d["seq"] for d in every if d["envelope"]["statement"]["kind"] == "event"
-                    and domain.classify(d["envelope"]["statement"]["body"],
-                                        signer_roles=roles[d["envelope"]["statement"]["signer"]]
-                                        ).stage == stage]
+        expected = [
+            d["seq"]
+            for d in every
+            if d["envelope"]["statement"]["kind"] == "event"
+            and domain.classify(
+                d["envelope"]["statement"]["body"], signer_roles=roles[d["envelope"]["statement"]["signer"]]
+            ).stage
+            == stage
+        ]
         listed = walk(api, 3, stage=stage)
         assert [e["seq"] for e in listed] == expected != []
         assert {e["stage"] for e in listed} == {stage}
@@ -290,10 +361,13 @@ def test_entries_pages_and_filters(world: World, api: Api) -> None:
     assert [e["seq"] for e in walk(api, 5, until=plus8)] == list(range(cut))
     assert walk(api, 5, since="2099-01-01T00:00:00Z") == []
 
-    for variables, code in (({"first": 3, "after": "bm9wZQ"}, "bad_cursor"),
-                            ({"first": 0}, "malformed"), ({"first": 3, "stage": "shipping"}, "malformed"),
-                            ({"first": 3, "since": "yesterday"}, "malformed"),
-                            ({"first": 3, "until": "2026-11-27T08:00:00"}, "malformed")):
+    for variables, code in (
+        ({"first": 3, "after": "bm9wZQ"}, "bad_cursor"),
+        ({"first": 0}, "malformed"),
+        ({"first": 3, "stage": "shipping"}, "malformed"),
+        ({"first": 3, "since": "yesterday"}, "malformed"),
+        ({"first": 3, "until": "2026-11-27T08:00:00"}, "malformed"),
+    ):
         assert errors(api.gql(ENTRIES_Q, **variables))[0]["extensions"]["code"] == code
 
     # A party's own entries, through the party.
@@ -305,17 +379,29 @@ def test_entries_pages_and_filters(world: World, api: Api) -> None:
 def test_parties(world: World, api: Api) -> None:
     platform, key = world.register(["platform", "merchant"])
     producer, _ = world.register(["producer"])
-    d = data(api.gql("""query($id: String!) {
+    d = data(
+        api.gql(
+            """query($id: String!) {
         party(id: $id) { id name roles registeredSeq keys { keyId publicKey validFrom validUntil endedBy } }
         nobody: party(id: "uscc:91310110666007217T") { id }
         platforms: parties(role: "platform") { id }
-        all: parties { id } }""", id=platform))
+        all: parties { id } }""",
+            id=platform,
+        )
+    )
     p = d["party"]
     reg = world.ledger.entry(p["registeredSeq"]).decoded()["envelope"]["statement"]
     assert reg["kind"] == "party.register" and reg["body"]["id"] == platform
     assert (p["name"], p["roles"]) == (reg["body"]["name"], ["platform", "merchant"])
-    assert p["keys"] == [{"keyId": key.key_id, "publicKey": key.public_key_b64,
-                          "validFrom": p["registeredSeq"], "validUntil": None, "endedBy": None}]
+    assert p["keys"] == [
+        {
+            "keyId": key.key_id,
+            "publicKey": key.public_key_b64,
+            "validFrom": p["registeredSeq"],
+            "validUntil": None,
+            "endedBy": None,
+        }
+    ]
     assert d["nobody"] is None
     assert d["platforms"] == [{"id": platform}]
     assert {platform, producer, world.registrar} <= {x["id"] for x in d["all"]}
@@ -339,9 +425,13 @@ def test_submit_gives_receipts_or_reasons(world: World, api: Api) -> None:
         e = world.ledger.entry(rc["seq"])
         assert e.decoded()["envelope"] == env
         cp = verified_checkpoint(world, rc["checkpoint"])
-        merkle.verify_inclusion(leaf=hashlib.sha256(b"\x00" + e.raw).digest(), index=rc["seq"],
-                                size=cp.size, root=cp.root,
-                                proof=[bytes.fromhex(h) for h in rc["inclusionProof"]["hashes"]])
+        merkle.verify_inclusion(
+            leaf=hashlib.sha256(b"\x00" + e.raw).digest(),
+            index=rc["seq"],
+            size=cp.size,
+            root=cp.root,
+            proof=[bytes.fromhex(h) for h in rc["inclusionProof"]["hashes"]],
+        )
     # The same statement again: its first receipt, nothing appended.
     again = data(api.gql(SUBMIT_Q, e=envs[:1]))["submit"][0]["receipt"]
     assert again["seq"] == results[0]["receipt"]["seq"] and world.ledger.size() == before + 2
@@ -352,8 +442,9 @@ def test_submit_gives_receipts_or_reasons(world: World, api: Api) -> None:
     sig[0] ^= 1
     forged["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
     size = world.ledger.size()
-    refused = data(api.gql(SUBMIT_Q, e=[world.event(producer, key, 7), forged,
-                                        world.event(producer, key, 8)]))["submit"]
+    refused = data(
+        api.gql(SUBMIT_Q, e=[world.event(producer, key, 7), forged, world.event(producer, key, 8)])
+    )["submit"]
     assert [r["error"]["code"] for r in refused] == ["batch_rejected", "bad_signature", "batch_rejected"]
     assert all(r["receipt"] is None for r in refused)
     assert "envelope 1" in refused[0]["error"]["message"]
@@ -361,8 +452,13 @@ def test_submit_gives_receipts_or_reasons(world: World, api: Api) -> None:
 
     # Private data travels beside its envelope and is kept apart.
     commitment, blob = make_blob({"price": "12.50"})
-    env = sign_one(kind="event", signer=producer, key=key, private=commitment,
-                   body=world.event(producer, key, 20)["statement"]["body"])
+    env = sign_one(
+        kind="event",
+        signer=producer,
+        key=key,
+        private=commitment,
+        body=world.event(producer, key, 20)["statement"]["body"],
+    )
     seq = data(api.gql(SUBMIT_Q, e=[{"envelope": env, "private": blob}]))["submit"][0]["receipt"]["seq"]
     assert world.ledger.private_data(seq, Viewer("regulator")) == blob
 
@@ -396,13 +492,19 @@ def test_issue_trace_codes_with_qr_images(world: World, api: Api) -> None:
 
     q = """mutation($c: [String!]!, $f: String) { issueTraceCodes(codes: $c, format: $f) {
              input code url mediaType image error { code message } } }"""
-    codes = ["https://example.com/01/09506000134352/21/7", "urn:epc:id:sgtin:9506000.013435.8",
-             "09506000134352", "https://id.gs1.org/01/09506000134353"]
+    codes = [
+        "https://example.com/01/09506000134352/21/7",
+        "urn:epc:id:sgtin:9506000.013435.8",
+        "09506000134352",
+        "https://id.gs1.org/01/09506000134353",
+    ]
     plain = data(api.gql(q, c=codes))["issueTraceCodes"]
     assert [p["code"] for p in plain[:3]] == [ids.canonical_code(c) for c in codes[:3]]
     assert [p["url"] for p in plain[:3]] == [
-        "https://trace.example/01/09506000134352/21/7", "https://trace.example/01/09506000134352/21/8",
-        "https://trace.example/01/09506000134352"]
+        "https://trace.example/01/09506000134352/21/7",
+        "https://trace.example/01/09506000134352/21/8",
+        "https://trace.example/01/09506000134352",
+    ]
     assert all(p["image"] is None and p["mediaType"] is None for p in plain)
     assert plain[3]["code"] is None and plain[3]["error"]["code"] == "bad_identifier"
 
@@ -434,15 +536,19 @@ def test_issue_trace_codes_needs_a_public_base_url(world: World) -> None:
         finally:
             app.state.store.dispose()
         assert err["extensions"]["code"] == "private_base_url"
-        assert err["message"].startswith(f"printed codes would send every phone that scans "
-                                         f"them to {base}") and why in err["message"]
+        assert (
+            err["message"].startswith(f"printed codes would send every phone that scans them to {base}")
+            and why in err["message"]
+        )
         assert "SUYUAN_BASE_URL of the server" in err["message"]
 
 
 def test_limits_masking_and_dev_mode(world: World, api: Api) -> None:
     # Depth: parties own entries whose signer is a party... 11 levels deep is refused.
-    deep = "{ parties { entries { edges { node { signerParty { entries { edges { node { " \
-           "signerParty { entries { edges { node { seq } } } } } } } } } } } } }"
+    deep = (
+        "{ parties { entries { edges { node { signerParty { entries { edges { node { "
+        "signerParty { entries { edges { node { seq } } } } } } } } } } } } }"
+    )
     assert any("exceeds maximum operation depth" in e["message"] for e in errors(api.gql(deep)))
     many = "{ " + " ".join(f"a{i}: viewer {{ kind }}" for i in range(MAX_ALIASES + 1)) + " }"
     assert any("aliases" in e["message"].lower() for e in errors(api.gql(many)))
@@ -475,8 +581,10 @@ def test_limits_masking_and_dev_mode(world: World, api: Api) -> None:
 
 def test_sdl_file_is_current() -> None:
     on_disk = (REPO / "schemas" / "schema.graphql").read_text()
-    assert on_disk == sdl(), ("schemas/schema.graphql drifted from the schema; regenerate it with "
-                              "`python -m api.graphql.schema > schemas/schema.graphql`")
+    assert on_disk == sdl(), (
+        "schemas/schema.graphql drifted from the schema; regenerate it with "
+        "`python -m api.graphql.schema > schemas/schema.graphql`"
+    )
 
 
 # --- SQL statements per journey --------------------------------------------------------------
@@ -542,18 +650,49 @@ def test_a_journey_costs_a_bounded_number_of_statements(world: World) -> None:
         g = gtin(100 + k)
         code, carton = item(g, 1), unit(100 + k)
         sign = {producer: pk, carrier: ck}
-        events = [(producer, ev("ObjectEvent", 1, action="ADD", bizStep="commissioning",
-                                epcList=[code], ilmd={"cbvmda:lotNumber": f"L{k}",
-                                                      "gs1:productName": f"product {k}"})),
-                  (producer, ev("ObjectEvent", 2, action="OBSERVE", bizStep="inspecting",
-                                quantityList=[{"epcClass": lot(g, f"L{k}")}])),
-                  (producer, ev("AggregationEvent", 3, action="ADD", bizStep="packing",
-                                parentID=carton, childEPCs=[code]))]
-        events += [(carrier, ev("ObjectEvent", 10 + i, action="OBSERVE",
-                                bizStep="shipping" if i % 2 else "receiving", epcList=[carton]))
-                   for i in range(n - 3)]
-        world.ledger.append_batch([sign_one(kind="event", signer=w, key=sign[w], body=b,
-                                            issued=b["eventTime"]) for w, b in events])
+        events = [
+            (
+                producer,
+                ev(
+                    "ObjectEvent",
+                    1,
+                    action="ADD",
+                    bizStep="commissioning",
+                    epcList=[code],
+                    ilmd={"cbvmda:lotNumber": f"L{k}", "gs1:productName": f"product {k}"},
+                ),
+            ),
+            (
+                producer,
+                ev(
+                    "ObjectEvent",
+                    2,
+                    action="OBSERVE",
+                    bizStep="inspecting",
+                    quantityList=[{"epcClass": lot(g, f"L{k}")}],
+                ),
+            ),
+            (
+                producer,
+                ev("AggregationEvent", 3, action="ADD", bizStep="packing", parentID=carton, childEPCs=[code]),
+            ),
+        ]
+        events += [
+            (
+                carrier,
+                ev(
+                    "ObjectEvent",
+                    10 + i,
+                    action="OBSERVE",
+                    bizStep="shipping" if i % 2 else "receiving",
+                    epcList=[carton],
+                ),
+            )
+            for i in range(n - 3)
+        ]
+        world.ledger.append_batch(
+            [sign_one(kind="event", signer=w, key=sign[w], body=b, issued=b["eventTime"]) for w, b in events]
+        )
         return code
 
     small, big = build(5, 1), build(50, 2)
@@ -600,13 +739,27 @@ def test_subscription_streams_new_entries(world: World, api: Api) -> None:
     token = make_token(rkey, signer=regulator, audience=ORIGIN)
     with Server(api.app) as srv:
         url = f"ws://127.0.0.1:{srv.port}/graphql"
-        with connect(url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-                     additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+        with connect(
+            url,
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            additional_headers={"Authorization": f"Bearer {token}"},
+            open_timeout=10,
+        ) as ws:
             ws.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
-            ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-                "query": "subscription($a: Int) { entries(afterSeq: $a) { seq leafHash kind signer } }",
-                "variables": {"a": start - 1}}}))
+            ws.send(
+                json.dumps(
+                    {
+                        "id": "1",
+                        "type": "subscribe",
+                        "payload": {
+                            "query": "subscription($a: Int) { entries(afterSeq: $a) "
+                            "{ seq leafHash kind signer } }",
+                            "variables": {"a": start - 1},
+                        },
+                    }
+                )
+            )
             receipts = world.append_events(producer, key, 2) + world.append_events(producer, key, 1, 5)
             got = []
             while len(got) < 3:
@@ -620,8 +773,12 @@ def test_subscription_streams_new_entries(world: World, api: Api) -> None:
 
         expired = make_token(key, signer=producer, audience=ORIGIN, ttl=1, now=time.time() - 10)
         with pytest.raises(InvalidStatus) as refused:
-            connect(url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-                    additional_headers={"Authorization": f"Bearer {expired}"}, open_timeout=10)
+            connect(
+                url,
+                subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                additional_headers={"Authorization": f"Bearer {expired}"},
+                open_timeout=10,
+            )
         assert refused.value.response.status_code == 401
         assert json.loads(refused.value.response.body or b"{}")["error"]["code"] == "token_expired"
 
@@ -634,20 +791,37 @@ def test_subscription_ends_when_its_token_is_revoked(world: World, api: Api) -> 
     producer, key = world.register(["producer"])
     watcher, wkey = world.register(["platform"])
     token = make_token(wkey, signer=watcher, audience=ORIGIN)
-    with Server(api.app) as srv, connect(
-            f"ws://127.0.0.1:{srv.port}/graphql", subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-            additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+    with (
+        Server(api.app) as srv,
+        connect(
+            f"ws://127.0.0.1:{srv.port}/graphql",
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            additional_headers={"Authorization": f"Bearer {token}"},
+            open_timeout=10,
+        ) as ws,
+    ):
         ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
-        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-            "query": "subscription($a: Int) { entries(afterSeq: $a) { seq } }",
-            "variables": {"a": world.ledger.size() - 1}}}))
+        ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {
+                        "query": "subscription($a: Int) { entries(afterSeq: $a) { seq } }",
+                        "variables": {"a": world.ledger.size() - 1},
+                    },
+                }
+            )
+        )
         first = world.append_events(producer, key, 1)[0]
         msg = json.loads(ws.recv(timeout=15))
         assert msg["type"] == "next" and msg["payload"]["data"]["entries"]["seq"] == first.seq
-        revoked_at = world.ledger.append(sign_one(
-            kind="party.key.revoke", signer=watcher, key=wkey,
-            body={"party": watcher, "key": wkey.key_id})).seq
+        revoked_at = world.ledger.append(
+            sign_one(
+                kind="party.key.revoke", signer=watcher, key=wkey, body={"party": watcher, "key": wkey.key_id}
+            )
+        ).seq
         world.append_events(producer, key, 1, 7)
         msg = json.loads(ws.recv(timeout=15))
         assert msg["type"] == "next" and msg["id"] == "1", msg
@@ -667,9 +841,14 @@ def test_entry_loader_answers_asyncio_batches(world: World) -> None:
     async def go() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=api.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            return list(await asyncio.gather(*[
-                c.post("/graphql", json={"query": f"{{ entry(seq: {s}) {{ seq signer }} }}"})
-                for s in range(world.ledger.size())]))
+            return list(
+                await asyncio.gather(
+                    *[
+                        c.post("/graphql", json={"query": f"{{ entry(seq: {s}) {{ seq signer }} }}"})
+                        for s in range(world.ledger.size())
+                    ]
+                )
+            )
 
     for s, r in enumerate(asyncio.run(go())):
         assert data(r)["entry"]["seq"] == s
@@ -686,12 +865,26 @@ def test_tax_for_known_answers(api: Api) -> None:
         treatment dutiableValue comprehensiveRate consumptionTax vat total declaredTax } }"""
     # The example order: goods 298.00 + freight 10.00 = 308.00, at 9.1 %: 28.03, as it declared.
     got = data(api.gql(q, o=order))["taxFor"]
-    assert got == {"treatment": "cbec_retail", "dutiableValue": "308.00", "comprehensiveRate": "0.091",
-                   "consumptionTax": "0.00", "vat": "28.03", "total": "28.03", "declaredTax": "28.03"}
+    assert got == {
+        "treatment": "cbec_retail",
+        "dutiableValue": "308.00",
+        "comprehensiveRate": "0.091",
+        "consumptionTax": "0.00",
+        "vat": "28.03",
+        "total": "28.03",
+        "declaredTax": "28.03",
+    }
     # High-end face cream (HS 3304, 15 % consumption tax): 23.1 %. By hand: base 1000 / 0.85
     # = 1176.47…; consumption tax 1176.47… × 0.15 × 0.7 = 123.53; VAT × 0.13 × 0.7 = 107.06.
-    cream = {"goods": "1000.00", "freight": "0.00", "tax": "230.59", "discount": "0.00",
-             "paid": "1230.59", "currency": "CNY", "buyerIdHash": "hmac-sha256:" + "0" * 64}
+    cream = {
+        "goods": "1000.00",
+        "freight": "0.00",
+        "tax": "230.59",
+        "discount": "0.00",
+        "paid": "1230.59",
+        "currency": "CNY",
+        "buyerIdHash": "hmac-sha256:" + "0" * 64,
+    }
     got = data(api.gql(q, o=cream, hs="3304990000"))["taxFor"]
     # The rate is (0.13 + 0.15) / (1 − 0.15) × 0.7 = 0.2305882…, the "23.1 %" of the rules.
     assert round(Decimal(got["comprehensiveRate"]), 3) == Decimal("0.231")

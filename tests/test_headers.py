@@ -32,8 +32,7 @@ def post(app: Any, path: str, **kw: Any) -> httpx.Response:
     import asyncio
 
     async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://test") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
             return await c.post(path, **kw)
 
     return asyncio.run(go())
@@ -63,21 +62,30 @@ def test_every_answer_carries_the_headers(world: World, item: str, client: Clien
     assert len(styles) == 1 and "style=" not in page.text and "<script" not in page.text
     digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
     assert p["style-src"] == f"'sha256-{digest}'"
-    for answer in (client.get(item, headers=HTML, params={"lang": "en"}),
-                   client.get("/01/09506000134353", headers=HTML),  # the check-digit page
-                   client.get("/01/09506000134352/21/none", headers=HTML),  # not found
-                   client.get(item, headers=HTML, params={"linkType": "nope"})):
+    for answer in (
+        client.get(item, headers=HTML, params={"lang": "en"}),
+        client.get("/01/09506000134353", headers=HTML),  # the check-digit page
+        client.get("/01/09506000134352/21/none", headers=HTML),  # not found
+        client.get(item, headers=HTML, params={"linkType": "nope"}),
+    ):
         assert answer.headers["content-type"].startswith("text/html")
         assert strict(answer)["style-src"] == p["style-src"]  # the error page's sheet is the same
-    for other in (client.get(item, headers={"Accept": "application/json"}),
-                  client.get(item, params={"linkType": "gs1:epcis"}),
-                  client.get(item, params={"linkType": "linkset"}),
-                  client.get("/qr" + item + ".png"), client.get("/qr" + item + ".svg"),
-                  client.get("/qr/01/1.gif"), client.get("/checkpoint"), client.get("/log-key"),
-                  client.get("/healthz"), client.get("/proof/inclusion/0/1"),
-                  client.get("/.well-known/gs1resolver"), client.get("/no-such-route"),
-                  client.get(item, headers={"Authorization": "Bearer nope"}),
-                  client.get("/graphql", params={"query": "{ viewer { kind } }"})):
+    for other in (
+        client.get(item, headers={"Accept": "application/json"}),
+        client.get(item, params={"linkType": "gs1:epcis"}),
+        client.get(item, params={"linkType": "linkset"}),
+        client.get("/qr" + item + ".png"),
+        client.get("/qr" + item + ".svg"),
+        client.get("/qr/01/1.gif"),
+        client.get("/checkpoint"),
+        client.get("/log-key"),
+        client.get("/healthz"),
+        client.get("/proof/inclusion/0/1"),
+        client.get("/.well-known/gs1resolver"),
+        client.get("/no-such-route"),
+        client.get(item, headers={"Authorization": "Bearer nope"}),
+        client.get("/graphql", params={"query": "{ viewer { kind } }"}),
+    ):
         strict(other)
     app = client.app
     strict(post(app, "/graphql", json={"query": "{ viewer { kind } }"}))

@@ -61,7 +61,8 @@ def demo_public_keys() -> tuple[bytes, bytes]:
 
 
 def test_init_after_the_demo_refuses_its_keys_and_a_new_home_gets_fresh_ones(
-        db_url: str, tmp_path: Path) -> None:
+    db_url: str, tmp_path: Path
+) -> None:
     home = tmp_path / "home"
     demo = Cli(f"sqlite:///{tmp_path}/demo.db", home)
     built = json.loads(demo("demo", "--scale", DEMO_SCALE).out)
@@ -90,8 +91,7 @@ def test_init_after_the_demo_refuses_its_keys_and_a_new_home_gets_fresh_ones(
     shutil.move(home / "keys" / "registrar.key", aside / "registrar.key")
     doc = new("init").json()
     fresh_note = NoteVerifier.from_vkey(doc["logKey"]).verify_key.encode()
-    fresh_registrar = base64.b64decode(
-        json.loads((home / "keys" / "registrar.key").read_text())["publicKey"])
+    fresh_registrar = base64.b64decode(json.loads((home / "keys" / "registrar.key").read_text())["publicKey"])
     assert fresh_note != demo_note_key and fresh_registrar != demo_registrar_key
     genesis = new("entry", "0").json()["decoded"]["envelope"]["statement"]["body"]
     assert genesis["logKey"] == doc["logKey"] != demo_vkey
@@ -135,21 +135,32 @@ def test_demo_into_a_home_of_another_ledger_overwrites_nothing(tmp_path: Path) -
 def test_key_files_are_private_complete_and_never_overwritten(tmp_path: Path) -> None:
     cli = Cli(f"sqlite:///{tmp_path}/ledger.db", tmp_path / "home")
     cli("init")
-    runs = [subprocess.Popen([sys.executable, "-m", "tools.cli", "keygen", "same"], cwd=REPO,
-                             env=cli.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for _ in range(4)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "keygen", "same"],
+            cwd=REPO,
+            env=cli.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
     results = [(p.returncode, out, err) for p in runs for out, err in [p.communicate(timeout=60)]]
     winners = [json.loads(out) for rc, out, _ in results if rc == 0]
     assert len(winners) == 1, results
-    assert all(rc == 2 and b"error [config]: key 'same' already exists" in err
-               for rc, _, err in results if rc != 0)
+    assert all(
+        rc == 2 and b"error [config]: key 'same' already exists" in err for rc, _, err in results if rc != 0
+    )
     stored = json.loads((cli.home / "keys" / "same.key").read_text())
     assert stored["publicKey"] == winners[0]["publicKey"]
     seed = base64.b64decode(stored["seed"])
-    assert base64.b64encode(bytes(nacl.signing.SigningKey(seed).verify_key)).decode() == \
-        stored["publicKey"]
-    for path in (cli.home / "log-note.key", cli.home / "keys" / "registrar.key",
-                 cli.home / "keys" / "same.key", cli.home / "config.json"):
+    assert base64.b64encode(bytes(nacl.signing.SigningKey(seed).verify_key)).decode() == stored["publicKey"]
+    for path in (
+        cli.home / "log-note.key",
+        cli.home / "keys" / "registrar.key",
+        cli.home / "keys" / "same.key",
+        cli.home / "config.json",
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE((cli.home / "keys").stat().st_mode) == 0o700
     leftovers = [p.name for p in cli.home.rglob("*") if p.name.endswith(".tmp")]
@@ -161,10 +172,12 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
     "not json": lambda p: p.write_bytes(b"\x00\xff\xfe not a key \x01"),
     "empty": lambda p: p.write_bytes(b""),
     "a list": lambda p: p.write_text("[1, 2]"),
-    "seed not base64": lambda p: p.write_text(json.dumps({**json.loads(p.read_text()),
-                                                          "seed": "%%%not-base64%%%"})),
-    "seed too short": lambda p: p.write_text(json.dumps(
-        {**json.loads(p.read_text()), "seed": base64.b64encode(b"k" * 31).decode()})),
+    "seed not base64": lambda p: p.write_text(
+        json.dumps({**json.loads(p.read_text()), "seed": "%%%not-base64%%%"})
+    ),
+    "seed too short": lambda p: p.write_text(
+        json.dumps({**json.loads(p.read_text()), "seed": base64.b64encode(b"k" * 31).decode()})
+    ),
     "no seed": lambda p: p.write_text(json.dumps({"name": "x"})),
     "a directory": lambda p: (p.unlink(), p.mkdir()),  # type: ignore[func-returns-value]
 }
@@ -182,8 +195,9 @@ def damaged(path: Path, how: str) -> Iterator[None]:
         path.write_bytes(saved)
 
 
-def in_process(cli: Cli, args: list[str], capsys: pytest.CaptureFixture[str],
-               monkeypatch: pytest.MonkeyPatch) -> Run:
+def in_process(
+    cli: Cli, args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Run:
     monkeypatch.setenv("SUYUAN_DB", cli.db)
     monkeypatch.setenv("SUYUAN_HOME", str(cli.home))
     rc = cli_module.main(args)
@@ -193,25 +207,40 @@ def in_process(cli: Cli, args: list[str], capsys: pytest.CaptureFixture[str],
 
 
 def test_a_damaged_key_file_is_one_sentence_naming_it_for_every_command(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Key files are read before any database is asked anything: SQLite alone here.
     cli = Cli(f"sqlite:///{tmp_path}/ledger.db", tmp_path / "home")
     cli("init")
     party, other = uscc(41), uscc(42)
     *_, witness_run = cli.many([("keygen", "p"), ("keygen", "q"), ("witness", "init", "w.example/one")])
     witness = witness_run.json()
-    cli("party", "register", "--id", party, "--name", "唐山测试", "--roles", "producer",
-        "--key", "p")
+    cli("party", "register", "--id", party, "--name", "唐山测试", "--roles", "producer", "--key", "p")
     body = tmp_path / "body.json"
-    body.write_text(json.dumps({"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-                                "eventTimeZoneOffset": "+08:00", "action": "OBSERVE",
-                                "bizStep": "inspecting",
-                                "epcList": ["https://id.gs1.org/01/09506000134352/21/1"]}))
+    body.write_text(
+        json.dumps(
+            {
+                "type": "ObjectEvent",
+                "eventTime": "2026-11-27T13:05:00+08:00",
+                "eventTimeZoneOffset": "+08:00",
+                "action": "OBSERVE",
+                "bizStep": "inspecting",
+                "epcList": ["https://id.gs1.org/01/09506000134352/21/1"],
+            }
+        )
+    )
     (tmp_path / "env.json").write_text(cli("sign", "--key", "p", "--signer", party, str(body)).out)
     epcis = tmp_path / "doc.jsonld"
-    epcis.write_text(json.dumps({"type": "EPCISDocument", "schemaVersion": "2.0",
-                                 "creationDate": "2026-11-27T13:05:00+08:00",
-                                 "epcisBody": {"eventList": [json.loads(body.read_text())]}}))
+    epcis.write_text(
+        json.dumps(
+            {
+                "type": "EPCISDocument",
+                "schemaVersion": "2.0",
+                "creationDate": "2026-11-27T13:05:00+08:00",
+                "epcisBody": {"eventList": [json.loads(body.read_text())]},
+            }
+        )
+    )
     keys, note = cli.home / "keys", cli.home / "log-note.key"
     witness_file = cli.home / "witness" / "w.example_one.key"
     party_key_commands = [
@@ -220,13 +249,22 @@ def test_a_damaged_key_file_is_one_sentence_naming_it_for_every_command(
         ["party", "rotate", "--id", party, "--old-key", "p", "--new-key", "q"],
         ["party", "revoke", "--id", party, "--key-id", "0" * 16, "--key", "p"],
         ["epcis", "import", str(epcis), "--signer", party, "--key", "p"],
-        ["list", "load", str(REPO / "schemas" / "positive-list.sample.json"), "--key", "p",
-         "--signer", party],
+        [
+            "list",
+            "load",
+            str(REPO / "schemas" / "positive-list.sample.json"),
+            "--key",
+            "p",
+            "--signer",
+            party,
+        ],
     ]
     cases: list[tuple[Path, list[str]]] = [
         *[(keys / "p.key", c) for c in party_key_commands],
-        (keys / "registrar.key", ["party", "register", "--id", other, "--name", "乙",
-                                  "--roles", "producer", "--key", "q"]),
+        (
+            keys / "registrar.key",
+            ["party", "register", "--id", other, "--name", "乙", "--roles", "producer", "--key", "q"],
+        ),
         (keys / "registrar.key", ["party", "revoke", "--id", party, "--key-id", "0" * 16]),
         (note, ["submit", str(tmp_path / "env.json")]),
         (note, ["checkpoint"]),
@@ -246,10 +284,18 @@ def test_a_damaged_key_file_is_one_sentence_naming_it_for_every_command(
     second = Cli(f"sqlite:///{tmp_path}/second.db", cli.home)
     for how in ("truncated", "a directory", "seed too short"):
         with damaged(witness_file, how), damaged(note, how):
-            wit, serve, init_elsewhere = run_all([
-                (cli, ("witness", "serve", "--name", witness["name"], "--log-key", log_key,
-                       "--port", "9"), b""),
-                (cli, ("serve", "--port", "9"), b""), (second, ("init",), b"")], rc=2)
+            wit, serve, init_elsewhere = run_all(
+                [
+                    (
+                        cli,
+                        ("witness", "serve", "--name", witness["name"], "--log-key", log_key, "--port", "9"),
+                        b"",
+                    ),
+                    (cli, ("serve", "--port", "9"), b""),
+                    (second, ("init",), b""),
+                ],
+                rc=2,
+            )
         assert one_error_line(wit, "bad_key_file").endswith(f"({witness_file})")
         assert one_error_line(serve, "bad_key_file").endswith(f"({note})")
         assert one_error_line(init_elsewhere, "bad_key_file").endswith(f"({note})")
@@ -258,8 +304,11 @@ def test_a_damaged_key_file_is_one_sentence_naming_it_for_every_command(
 def test_the_demo_refuses_a_damaged_key_file_of_its_own(tmp_path: Path) -> None:
     demo = Cli(f"sqlite:///{tmp_path}/demo.db", tmp_path / "home")
     demo("demo", "--scale", DEMO_SCALE)
-    for path in (tmp_path / "home" / "log-note.key", tmp_path / "home" / "keys" / "demo-mirai.key",
-                 tmp_path / "home" / "demo-zone.key"):
+    for path in (
+        tmp_path / "home" / "log-note.key",
+        tmp_path / "home" / "keys" / "demo-mirai.key",
+        tmp_path / "home" / "demo-zone.key",
+    ):
         with damaged(path, "seed too short" if path.name != "demo-zone.key" else "truncated"):
             run = demo("demo", "--scale", DEMO_SCALE, rc=2)
         assert one_error_line(run, "bad_key_file").endswith(f"({path})")
@@ -298,15 +347,25 @@ def test_concurrent_inits_leave_one_ledger_and_refuse_the_others(db_url: str, tm
     homes = [tmp_path / f"home{i}" for i in range(4)]
     clis = [Cli(db_url, h) for h in [*homes, homes[0]]]  # two of them share a home
     with appenders_held(db_url):
-        procs = [subprocess.Popen([sys.executable, "-m", "tools.cli", "init"], cwd=REPO,
-                                  env=c.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for c in clis]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tools.cli", "init"],
+                cwd=REPO,
+                env=c.env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for c in clis
+        ]
         deadline = time.monotonic() + 90
         while not all((h / "log-note.key").exists() for h in homes):
             assert time.monotonic() < deadline, [p.poll() for p in procs]
             time.sleep(0.05)
-    runs = [Run(("init",), p.returncode, out.decode(), err.decode())
-            for p in procs for out, err in [p.communicate(timeout=120)]]
+    runs = [
+        Run(("init",), p.returncode, out.decode(), err.decode())
+        for p in procs
+        for out, err in [p.communicate(timeout=120)]
+    ]
     winners = [i for i, r in enumerate(runs) if r.rc == 0]
     assert len(winners) == 1, runs
     for i, run in enumerate(runs):
@@ -327,6 +386,7 @@ def test_concurrent_inits_leave_one_ledger_and_refuse_the_others(db_url: str, tm
     Cli(f"sqlite:///{tmp_path}/another.db", loser)("init")
     # And the ledger is usable: a party registers and its event lands.
     won("keygen", "p")
-    receipt: Any = won("party", "register", "--id", uscc(43), "--name", "丙", "--roles", "producer",
-                       "--key", "p").json()
+    receipt: Any = won(
+        "party", "register", "--id", uscc(43), "--name", "丙", "--roles", "producer", "--key", "p"
+    ).json()
     assert receipt["seq"] == 1 and won("audit").rc == 0

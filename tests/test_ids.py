@@ -155,9 +155,7 @@ def test_uscc_outer_check_and_format_agree_with_python_stdnum(body: str) -> None
 
 
 @given(USCC_BODIES, st.data())
-def test_made_usccs_validate_and_any_single_change_is_refused(
-    body: str, data: st.DataObject
-) -> None:
+def test_made_usccs_validate_and_any_single_change_is_refused(body: str, data: st.DataObject) -> None:
     code = ids.make_uscc(body)
     assert ids.validate_uscc(code) == code
     i = data.draw(st.integers(0, 17))
@@ -207,9 +205,7 @@ def test_gtin_with_wrong_check_digit_names_the_expected_digit() -> None:
     assert refusal("09506000134353", ids.validate_gtin) == (
         "GTIN 09506000134353 has check digit 3; expected 2"
     )
-    assert refusal("4012345000008", ids.validate_gtin) == (
-        "GTIN 4012345000008 has check digit 8; expected 9"
-    )
+    assert refusal("4012345000008", ids.validate_gtin) == ("GTIN 4012345000008 has check digit 8; expected 9")
 
 
 @pytest.mark.parametrize(
@@ -232,9 +228,7 @@ def test_sscc_and_gln_known_answers() -> None:
     assert refusal("106141411234567890", ids.validate_sscc) == (
         "SSCC 106141411234567890 has check digit 0; expected 7"
     )
-    assert refusal("9520123456789", ids.validate_gln) == (
-        "GLN 9520123456789 has check digit 9; expected 8"
-    )
+    assert refusal("9520123456789", ids.validate_gln) == ("GLN 9520123456789 has check digit 9; expected 8")
     assert "has 12 digits; GLNs have 13" in refusal("952012345678", ids.validate_gln)
     assert "has 16 digits; SSCCs have 18" in refusal("1061414112345678", ids.validate_sscc)
 
@@ -535,11 +529,7 @@ def test_identifiers_without_a_digital_link_index_as_written(code: str) -> None:
 
 FIXTURE_TEXT = {p.name: p.read_text() for p in sorted(FIXTURES.glob("*.jsonld"))}
 IDENTIFIERS = sorted(
-    {
-        m
-        for text in FIXTURE_TEXT.values()
-        for m in re.findall(r'"((?:urn|https?|ni):[^"\s]+)"', text)
-    }
+    {m for text in FIXTURE_TEXT.values() for m in re.findall(r'"((?:urn|https?|ni):[^"\s]+)"', text)}
 )
 GS1_KEYED = re.compile(
     r"urn:epc:(?:id:(?:sgtin|sscc|sgln|pgln|grai|giai|gsrnp?|gdti|sgcn|ginc|gsin|itip|upui|cpi)"
@@ -664,32 +654,29 @@ def test_malformed_digital_links_are_refused_not_indexed_as_text(code: str, frag
 # Valid links of every primary key, with the qualifiers the grammar lets each one take.
 VALID_LINKS = [
     ("/417/9520123456788/7040/1ABC", ids.DigitalLink("party", gln="9520123456788", uic_ext="1ABC")),
-    ("/8004/9520123456788/7040/1ABC",
-     ids.DigitalLink("giai", giai="9520123456788", uic_ext="1ABC")),
-    ("/414/9520123456788/7040/1AB-",
-     ids.DigitalLink("location", gln="9520123456788", uic_ext="1AB-")),
-    ("/01/9506000134352/235/TPX%2F1",  # a GTIN-13, padded
-     ids.DigitalLink("item", gtin="09506000134352", tpx="TPX/1")),
-    ("/8006/095060001343520102/22/V/10/L/21/S",
-     ids.DigitalLink("itip", itip="095060001343520102", cpv="V", lot="L", serial="S")),
-    ("/8018/106141412345678908/8019/123",
-     ids.DigitalLink("gsrn", gsrn="106141412345678908", srin="123")),
+    ("/8004/9520123456788/7040/1ABC", ids.DigitalLink("giai", giai="9520123456788", uic_ext="1ABC")),
+    ("/414/9520123456788/7040/1AB-", ids.DigitalLink("location", gln="9520123456788", uic_ext="1AB-")),
+    (
+        "/01/9506000134352/235/TPX%2F1",  # a GTIN-13, padded
+        ids.DigitalLink("item", gtin="09506000134352", tpx="TPX/1"),
+    ),
+    (
+        "/8006/095060001343520102/22/V/10/L/21/S",
+        ids.DigitalLink("itip", itip="095060001343520102", cpv="V", lot="L", serial="S"),
+    ),
+    ("/8018/106141412345678908/8019/123", ids.DigitalLink("gsrn", gsrn="106141412345678908", srin="123")),
     ("/8017/106141412345678908", ids.DigitalLink("gsrnp", gsrnp="106141412345678908")),
-    ("/8010/9520123ABC%23-%2F/8011/10",
-     ids.DigitalLink("cpid", cpid="9520123ABC#-/", cpid_serial="10")),
+    ("/8010/9520123ABC%23-%2F/8011/10", ids.DigitalLink("cpid", cpid="9520123ABC#-/", cpid_serial="10")),
     ("/8013/1987654Ad4X4bL5ttr2310c2K", ids.DigitalLink("gmn", gmn="1987654Ad4X4bL5ttr2310c2K")),
     ("/255/9520123456788123", ids.DigitalLink("gcn", gcn="9520123456788123")),
     ("/401/9520123CONS%2F1", ids.DigitalLink("ginc", ginc="9520123CONS/1")),
     ("/402/95201234567890122", ids.DigitalLink("gsin", gsin="95201234567890122")),
-    ("/415/9520123456788/8020/INV-1",
-     ids.DigitalLink("payto", gln="9520123456788", payment_ref="INV-1")),
+    ("/415/9520123456788/8020/INV-1", ids.DigitalLink("payto", gln="9520123456788", payment_ref="INV-1")),
 ]
 
 
 @pytest.mark.parametrize(("path", "link"), VALID_LINKS)
-def test_every_digital_link_key_converts_to_its_canonical_form(
-    path: str, link: ids.DigitalLink
-) -> None:
+def test_every_digital_link_key_converts_to_its_canonical_form(path: str, link: ids.DigitalLink) -> None:
     for spelling in (path, f"https://example.com/a/b{path}", f"HTTP://example.com{path}/?17=261231"):
         assert ids.parse_digital_link(spelling) == link
         assert ids.index_key(spelling) == link.canonical
@@ -736,8 +723,13 @@ def test_links_an_epc_urn_cannot_carry_are_refused_by_epc_urn(link: str, fragmen
 
 def test_gmn_check_pair_known_answers() -> None:
     # GS1's own linter test vectors (gs1-syntax-dictionary, lint_csumalpha).
-    for gmn in ("1987654Ad4X4bL5ttr2310c2K", "12345678901234567890123NT", "7907665Bm8v2AB",
-                "00000!HV", "12345_!\"%&'()*+,-./LC"):
+    for gmn in (
+        "1987654Ad4X4bL5ttr2310c2K",
+        "12345678901234567890123NT",
+        "7907665Bm8v2AB",
+        "00000!HV",
+        "12345_!\"%&'()*+,-./LC",
+    ):
         assert ids.gmn_check_pair(gmn[:-2]) == gmn[-2:]
 
 

@@ -114,8 +114,11 @@ def key_values(draw: st.DrawFn, ai: str) -> tuple[str, bool, str | None]:
 @st.composite
 def qualifier_value(draw: st.DrawFn, ai: str) -> str:
     if ai == "7040":
-        return (draw(st.sampled_from(string.digits)) + draw(st.text(CSET82, min_size=2, max_size=2))
-                + draw(st.sampled_from(IMPORTER_INDEX + "!.")))
+        return (
+            draw(st.sampled_from(string.digits))
+            + draw(st.text(CSET82, min_size=2, max_size=2))
+            + draw(st.sampled_from(IMPORTER_INDEX + "!."))
+        )
     if ai in ("8019", "8011"):
         return draw(st.text(alphabet=string.digits, min_size=1, max_size=10))
     return draw(st.text(alphabet=CSET82, min_size=1, max_size=20))
@@ -141,23 +144,38 @@ def digital_links(draw: st.DrawFn) -> Drawn:
         chosen = [q for q in seq if draw(st.booleans())]
     else:
         # Anything, to exercise order, repetition, exclusivity and strangers.
-        chosen = draw(st.lists(st.sampled_from(["22", "10", "21", "235", "254", "7040", "8019",
-                                                "8011", "8020"]), max_size=3))
+        chosen = draw(
+            st.lists(
+                st.sampled_from(["22", "10", "21", "235", "254", "7040", "8019", "8011", "8020"]), max_size=3
+            )
+        )
     qualifiers = tuple((q, draw(qualifier_value(q))) for q in chosen)
     style = draw(st.integers(0, 2))
-    base = draw(st.sampled_from([
-        "https://id.gs1.org", "https://example.com", "http://example.com/shop/p",
-        "HTTPS://Example.COM/a/b", "https://example.com/414/x",  # a key AI in the prefix
-    ]))
-    path = f"/{key_ai}/{_escape(value, style)}" + "".join(
-        f"/{q}/{_escape(v, style)}" for q, v in qualifiers
+    base = draw(
+        st.sampled_from(
+            [
+                "https://id.gs1.org",
+                "https://example.com",
+                "http://example.com/shop/p",
+                "HTTPS://Example.COM/a/b",
+                "https://example.com/414/x",  # a key AI in the prefix
+            ]
+        )
     )
+    path = f"/{key_ai}/{_escape(value, style)}" + "".join(f"/{q}/{_escape(v, style)}" for q, v in qualifiers)
     trailing = draw(st.sampled_from(["", "", "", "/"]))
     query = draw(st.sampled_from(["", "?17=261231", "?linkType=gs1:pip&10=X"]))
     if key_ai == "01" and qualifiers and draw(st.integers(0, 5)) == 0:
         path = path.rsplit("/", 1)[0]  # a qualifier that lost its value: /21
-    return Drawn(base + path + trailing + query, key_ai, bad_check, bad_key, qualifiers,
-                 trailing == "/", base.endswith("/414/x"))
+    return Drawn(
+        base + path + trailing + query,
+        key_ai,
+        bad_check,
+        bad_key,
+        qualifiers,
+        trailing == "/",
+        base.endswith("/414/x"),
+    )
 
 
 def biip_reading(uri: str) -> list[tuple[str, str]] | str:
@@ -193,8 +211,9 @@ def qualifier_grammar_broken(d: Drawn) -> str | None:
     return None
 
 
-def expected_disagreement(d: Drawn, ours: list[tuple[str, str]] | str,
-                          theirs: list[tuple[str, str]] | str) -> str | None:
+def expected_disagreement(
+    d: Drawn, ours: list[tuple[str, str]] | str, theirs: list[tuple[str, str]] | str
+) -> str | None:
     """Why the two may differ on ``d``, or None if they must agree."""
     names = [q for q, _ in d.qualifiers]
     if isinstance(ours, str) and not isinstance(theirs, str):
@@ -203,8 +222,11 @@ def expected_disagreement(d: Drawn, ours: list[tuple[str, str]] | str,
             return f"biip does not verify the check digit (or GMN check pair) of AI {d.key_ai}"
         if d.bad_key is not None:
             return f"biip does not check the ITIP's {d.bad_key} (GS1 linter pieceoftotal)"
-        if any(seq_a != seq_b and set(names) & set(seq_a) and set(names) & set(seq_b)
-               for seq_a in QUALIFIERS[d.key_ai] for seq_b in QUALIFIERS[d.key_ai]):
+        if any(
+            seq_a != seq_b and set(names) & set(seq_a) and set(names) & set(seq_b)
+            for seq_a in QUALIFIERS[d.key_ai]
+            for seq_b in QUALIFIERS[d.key_ai]
+        ):
             return "biip lets alternatives mix (21 with 235, 254 with 7040); dlpkey excludes it"
         if d.key_ai == "415" and "8020" not in names:
             return "biip accepts AI 415 without 8020, which GS1 requires with it (req=8020)"
@@ -217,8 +239,10 @@ def expected_disagreement(d: Drawn, ours: list[tuple[str, str]] | str,
         if d.trailing_slash:
             return "one trailing '/' is a documented leniency; biip counts an odd segment"
         if d.prefix_has_key:
-            return ("biip takes the first key AI from the front (/414/x in the prefix); GS1's "
-                    "parser walks back from the end, and so do we")
+            return (
+                "biip takes the first key AI from the front (/414/x in the prefix); GS1's "
+                "parser walks back from the end, and so do we"
+            )
         return None
     return None
 
@@ -296,9 +320,7 @@ BIIP_WRONG = [
 
 
 @pytest.mark.parametrize(("uri", "fragment"), BIIP_WRONG)
-def test_expected_disagreements_where_biip_reads_what_gs1_rules_refuse(
-    uri: str, fragment: str
-) -> None:
+def test_expected_disagreements_where_biip_reads_what_gs1_rules_refuse(uri: str, fragment: str) -> None:
     assert not isinstance(biip_reading(uri), str)
     ours = our_reading(uri)
     assert isinstance(ours, str) and fragment in ours

@@ -30,22 +30,38 @@ MALFORMED = [
 
 
 def document(events: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-            "type": "EPCISDocument", "schemaVersion": "2.0",
-            "creationDate": "2026-11-27T05:05:00Z", "epcisBody": {"eventList": events}}
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-27T05:05:00Z",
+        "epcisBody": {"eventList": events},
+    }
 
 
 def commissioning(epc: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "ObjectEvent", "eventTime": "2026-11-27T13:05:00+08:00",
-            "eventTimeZoneOffset": "+08:00", "action": "ADD", "bizStep": "commissioning",
-            "disposition": "active", "epcList": [epc], **extra}
+    return {
+        "type": "ObjectEvent",
+        "eventTime": "2026-11-27T13:05:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "disposition": "active",
+        "epcList": [epc],
+        **extra,
+    }
 
 
 def cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path),
-           "PATH": os.environ.get("PATH", "")}
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path), "PATH": os.environ.get("PATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 # Each malformed link, in one of the fields an identifier can be in.
@@ -55,14 +71,11 @@ PLACES = [
     ("bizLocation id", lambda link: {"bizLocation": {"id": link}}),
     ("sourceList", lambda link: {"sourceList": [{"type": "owning_party", "source": link}]}),
     ("quantityList epcClass", lambda link: {"quantityList": [{"epcClass": link, "quantity": 1}]}),
-    ("destinationList",
-     lambda link: {"destinationList": [{"type": "owning_party", "destination": link}]}),
+    ("destinationList", lambda link: {"destinationList": [{"type": "owning_party", "destination": link}]}),
 ]
 
 
-def test_import_refuses_each_malformed_link_naming_event_and_field(
-    world: World, tmp_path: Path
-) -> None:
+def test_import_refuses_each_malformed_link_naming_event_and_field(world: World, tmp_path: Path) -> None:
     party = new_uscc()
     world.ledger.append(world.registration(party, world.home.keys.create("importer"), ["producer"]))
     size = world.ledger.size()
@@ -74,20 +87,25 @@ def test_import_refuses_each_malformed_link_naming_event_and_field(
         path.write_text(json.dumps(document([commissioning(ITEM), second])))
         jobs.append((link, field, path))
     with ThreadPoolExecutor(3) as pool:
-        runs = list(pool.map(lambda job: cli(world, "epcis", "import", str(job[2]), "--signer",
-                                             party, "--key", "importer"), jobs))
+        runs = list(
+            pool.map(
+                lambda job: cli(
+                    world, "epcis", "import", str(job[2]), "--signer", party, "--key", "importer"
+                ),
+                jobs,
+            )
+        )
     for (link, field, _), run in zip(jobs, runs, strict=True):
         assert run.returncode == 2 and run.stdout == "", run.stderr
-        assert run.stderr.startswith(
-            "error [batch_rejected]: 1 event(s) refused, nothing appended\n"), run.stderr
+        assert run.stderr.startswith("error [batch_rejected]: 1 event(s) refused, nothing appended\n"), (
+            run.stderr
+        )
         assert f"  event 1: [bad_identifier] {field}: " in run.stderr, run.stderr
         assert link in run.stderr, run.stderr
     assert world.ledger.size() == size
 
 
-def test_valid_7040_links_import_and_export_under_the_canonical_link(
-    world: World, tmp_path: Path
-) -> None:
+def test_valid_7040_links_import_and_export_under_the_canonical_link(world: World, tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         proc = cli(world, *args)
         assert proc.returncode == 0, proc.stderr
@@ -99,12 +117,17 @@ def test_valid_7040_links_import_and_export_under_the_canonical_link(
     asset = "https://example.com/assets/8004/9520123456788/7040/1ABC?linkType=gs1:pip"
     place = "https://example.com/414/9520123456788/7040/1AB-"
     owner = "https://id.gs1.org/417/9520123456788/7040/1ABC"
-    event = commissioning(asset, bizLocation={"id": place},
-                          sourceList=[{"type": "owning_party", "source": owner}])
+    event = commissioning(
+        asset, bizLocation={"id": place}, sourceList=[{"type": "owning_party", "source": owner}]
+    )
     path = tmp_path / "doc.jsonld"
     path.write_text(json.dumps(document([event])))
-    receipts = [json.loads(line) for line in run(
-        "epcis", "import", str(path), "--signer", party, "--key", "importer").stdout.splitlines()]
+    receipts = [
+        json.loads(line)
+        for line in run(
+            "epcis", "import", str(path), "--signer", party, "--key", "importer"
+        ).stdout.splitlines()
+    ]
     # One receipt per event, then the document record's (`{"document": receipt}`).
     assert len(receipts) == 2 and "document" in receipts[-1]
     for code in (f"{GS1}/8004/9520123456788/7040/1ABC", asset):

@@ -17,16 +17,30 @@ from tests.support import World
 
 
 def _event(who: str, key: PartyKey, n: int, **extra: Any) -> dict[str, Any]:
-    body = {"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "shipping",
-            "eventTime": "2026-11-27T10:00:00+08:00", "eventTimeZoneOffset": "+08:00",
-            "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"], **extra}
+    body = {
+        "type": "ObjectEvent",
+        "action": "OBSERVE",
+        "bizStep": "shipping",
+        "eventTime": "2026-11-27T10:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"],
+        **extra,
+    }
     return sign_one(kind="event", signer=who, key=key, body=body)
 
 
 def _listing(reg: str, rk: PartyKey, party: str, action: str) -> dict[str, Any]:
-    return sign_one(kind="list.update", signer=reg, key=rk,
-                    body={"list": "negative", "action": action, "party": party,
-                          "reason": "走私嫌疑 / suspected smuggling"})
+    return sign_one(
+        kind="list.update",
+        signer=reg,
+        key=rk,
+        body={
+            "list": "negative",
+            "action": action,
+            "party": party,
+            "reason": "走私嫌疑 / suspected smuggling",
+        },
+    )
 
 
 def test_negative_list_refuses_from_that_entry_on(world: World) -> None:
@@ -49,8 +63,9 @@ def test_negative_list_refuses_from_that_entry_on(world: World) -> None:
     # Once its producer recalls it, moving it answers the recall and is still accepted.
     producer, pk = world.register(["producer"])
     world.ledger.append(world.event(producer, pk, 3))
-    world.ledger.append(_event(producer, pk, 3, action="OBSERVE", bizStep="cbec:recalling",
-                               disposition="recalled"))
+    world.ledger.append(
+        _event(producer, pk, 3, action="OBSERVE", bizStep="cbec:recalling", disposition="recalled")
+    )
     world.ledger.append(_event(carrier, ck, 3, disposition="recalled"))
     world.ledger.append(_listing(regulator, rk, carrier, "remove"))
     world.ledger.append(_event(carrier, ck, 4))
@@ -64,8 +79,12 @@ def test_only_regulators_keep_lists(world: World) -> None:
     with pytest.raises(BatchRejected) as e:
         world.ledger.append(_listing(producer, pk, other, "add"))
     assert e.value.errors[0][1].code == "role_not_allowed"
-    bad = sign_one(kind="list.update", signer=producer, key=pk,
-                   body={"list": "grey", "action": "add", "party": other, "reason": "x"})
+    bad = sign_one(
+        kind="list.update",
+        signer=producer,
+        key=pk,
+        body={"list": "grey", "action": "add", "party": other, "reason": "x"},
+    )
     with pytest.raises(BatchRejected, match="negative"):
         world.ledger.append(bad)
 
@@ -74,11 +93,27 @@ def test_lists_rebuild_identically(world: World) -> None:
     regulator, rk = world.register(["regulator"])
     carrier, _ = world.register(["logistics"])
     world.ledger.append(_listing(regulator, rk, carrier, "add"))
-    world.ledger.append(sign_one(kind="list.update", signer=regulator, key=rk, body={
-        "list": "positive", "action": "add", "hsCodes": ["0402210000", "3304990000"],
-        "reason": "跨境电商零售进口商品清单"}))
-    world.ledger.append(sign_one(kind="list.update", signer=regulator, key=rk, body={
-        "list": "positive", "action": "remove", "hsCodes": ["3304990000"], "reason": "调整"}))
+    world.ledger.append(
+        sign_one(
+            kind="list.update",
+            signer=regulator,
+            key=rk,
+            body={
+                "list": "positive",
+                "action": "add",
+                "hsCodes": ["0402210000", "3304990000"],
+                "reason": "跨境电商零售进口商品清单",
+            },
+        )
+    )
+    world.ledger.append(
+        sign_one(
+            kind="list.update",
+            signer=regulator,
+            key=rk,
+            body={"list": "positive", "action": "remove", "hsCodes": ["3304990000"], "reason": "调整"},
+        )
+    )
     with world.store.reading() as conn:
         before = tracedb.dump_projections(conn)
     assert [r[0] for r in before["negative_list"]] == [carrier]

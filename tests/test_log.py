@@ -30,9 +30,13 @@ def _verify_receipt(w: World, r: dict[str, object]) -> Checkpoint:
     assert proof["treeSize"] == cp.size and proof["leafIndex"] == r["seq"]
     entry = w.ledger.entry(int(r["seq"]))  # type: ignore[call-overload]
     assert merkle.leaf_hash(entry.raw).hex() == r["leafHash"]
-    merkle.verify_inclusion(leaf=bytes.fromhex(str(r["leafHash"])), index=int(r["seq"]),  # type: ignore[call-overload]
-                            size=cp.size, proof=[bytes.fromhex(h) for h in proof["hashes"]],
-                            root=cp.root)
+    merkle.verify_inclusion(
+        leaf=bytes.fromhex(str(r["leafHash"])),
+        index=int(r["seq"]),  # type: ignore[call-overload]
+        size=cp.size,
+        proof=[bytes.fromhex(h) for h in proof["hashes"]],
+        root=cp.root,
+    )
     return cp
 
 
@@ -113,8 +117,9 @@ def test_checkpoints_are_kept_and_consistent(world: World) -> None:
         for b in sizes:
             if a <= b:
                 p = world.ledger.consistency_proof(a, b)
-                merkle.verify_consistency(first=a, second=b, first_root=roots[a],
-                                          second_root=roots[b], proof=p.hashes)
+                merkle.verify_consistency(
+                    first=a, second=b, first_root=roots[a], second_root=roots[b], proof=p.hashes
+                )
 
 
 def test_proofs_for_every_seq_and_size(world: World) -> None:
@@ -127,8 +132,7 @@ def test_proofs_for_every_seq_and_size(world: World) -> None:
         assert world.ledger.root(size) == root
         for seq in range(size):
             p = world.ledger.inclusion_proof(seq, size)
-            merkle.verify_inclusion(leaf=leaves[seq], index=seq, size=size, proof=p.hashes,
-                                    root=root)
+            merkle.verify_inclusion(leaf=leaves[seq], index=seq, size=size, proof=p.hashes, root=root)
     with pytest.raises(NotFound):
         world.ledger.inclusion_proof(n, n)
     with pytest.raises(NotFound):
@@ -138,17 +142,20 @@ def test_proofs_for_every_seq_and_size(world: World) -> None:
 def test_key_rotation_and_revocation(world: World) -> None:
     party, old = world.register(["producer"])
     new = PartyKey.generate("new")
-    rot = sign_one(kind="party.key.rotate", signer=party, key=old,
-                   body={"publicKey": new.public_key_b64},
-                   cosigners=[(world.registrar, world.registrar_key)])
+    rot = sign_one(
+        kind="party.key.rotate",
+        signer=party,
+        key=old,
+        body={"publicKey": new.public_key_b64},
+        cosigners=[(world.registrar, world.registrar_key)],
+    )
     rot_seq = world.ledger.append(rot).seq
     with pytest.raises(BatchRejected) as e:
         world.ledger.append(world.event(party, old, 1))
     assert e.value.errors[0][1].code == "key_revoked"
     assert f"rotated at seq {rot_seq}" in e.value.errors[0][1].message
     world.ledger.append(world.event(party, new, 2))
-    rev = sign_one(kind="party.key.revoke", signer=party, key=new,
-                   body={"party": party, "key": new.key_id})
+    rev = sign_one(kind="party.key.revoke", signer=party, key=new, body={"party": party, "key": new.key_id})
     rev_seq = world.ledger.append(rev).seq
     with pytest.raises(BatchRejected) as e:
         world.ledger.append(world.event(party, new, 3))
@@ -160,8 +167,7 @@ def test_key_rotation_and_revocation(world: World) -> None:
 def test_rotation_without_registrar_is_refused(world: World) -> None:
     party, old = world.register()
     new = PartyKey.generate("new")
-    rot = sign_one(kind="party.key.rotate", signer=party, key=old,
-                   body={"publicKey": new.public_key_b64})
+    rot = sign_one(kind="party.key.rotate", signer=party, key=old, body={"publicKey": new.public_key_b64})
     with pytest.raises(BatchRejected) as e:
         world.ledger.append(rot)
     assert e.value.errors[0][1].code == "registrar_cosignature_missing"
@@ -173,8 +179,12 @@ def test_only_party_or_registrar_revokes(world: World) -> None:
     rev = sign_one(kind="party.key.revoke", signer=b, key=kb, body={"party": a, "key": ka.key_id})
     with pytest.raises(BatchRejected, match="only"):
         world.ledger.append(rev)
-    by_registrar = sign_one(kind="party.key.revoke", signer=world.registrar,
-                            key=world.registrar_key, body={"party": a, "key": ka.key_id})
+    by_registrar = sign_one(
+        kind="party.key.revoke",
+        signer=world.registrar,
+        key=world.registrar_key,
+        body={"party": a, "key": ka.key_id},
+    )
     world.ledger.append(by_registrar)
     with pytest.raises(BatchRejected, match="revoked"):
         world.ledger.append(world.event(a, ka, 1))
@@ -184,7 +194,8 @@ def test_registration_and_use_in_one_batch(world: World) -> None:
     party = new_uscc()
     key = PartyKey.generate("p")
     receipts = world.ledger.append_batch(
-        [world.registration(party, key), world.event(party, key, 1), world.event(party, key, 2)])
+        [world.registration(party, key), world.event(party, key, 1), world.event(party, key, 2)]
+    )
     assert [r.seq for r in receipts] == [1, 2, 3]
     assert audit(world.store).ok
 
@@ -192,12 +203,14 @@ def test_registration_and_use_in_one_batch(world: World) -> None:
 def test_append_only_triggers(world: World) -> None:
     party, key = world.register()
     world.append_events(party, key, 3)
-    for sql in ("UPDATE entries SET kind = 'x' WHERE seq = 1",
-                "DELETE FROM entries WHERE seq = 2",
-                "UPDATE merkle_nodes SET hash = hash WHERE node = 0",
-                "DELETE FROM merkle_nodes",
-                "UPDATE checkpoints SET note = 'x'",
-                "DELETE FROM checkpoints"):
+    for sql in (
+        "UPDATE entries SET kind = 'x' WHERE seq = 1",
+        "DELETE FROM entries WHERE seq = 2",
+        "UPDATE merkle_nodes SET hash = hash WHERE node = 0",
+        "DELETE FROM merkle_nodes",
+        "UPDATE checkpoints SET note = 'x'",
+        "DELETE FROM checkpoints",
+    ):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
             world.store.raw(sql)
     if world.store.dialect == "postgresql":
@@ -217,23 +230,39 @@ def test_migration_and_create_all_give_the_same_schema(world: World, tmp_path: o
     def triggers(engine: sa.Engine) -> set[str]:
         with engine.connect() as c:
             if engine.dialect.name == "sqlite":
-                return {r[0] for r in c.exec_driver_sql(
-                    "SELECT name FROM sqlite_master WHERE type='trigger'")}
-            return {r[0] for r in c.exec_driver_sql(
-                "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE NOT tgisinternal AND n.nspname = current_schema()")}
+                return {
+                    r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'")
+                }
+            return {
+                r[0]
+                for r in c.exec_driver_sql(
+                    "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE NOT tgisinternal AND n.nspname = current_schema()"
+                )
+            }
 
     def tables(engine: sa.Engine) -> dict[str, list[str]]:
         insp = sa.inspect(engine)
-        return {t: sorted(c["name"] for c in insp.get_columns(t))
-                for t in insp.get_table_names() if t != "alembic_version"}
+        return {
+            t: sorted(c["name"] for c in insp.get_columns(t))
+            for t in insp.get_table_names()
+            if t != "alembic_version"
+        }
 
     assert tables(world.store.engine) == tables(other)
-    expected = {"sqlite": {f"{t}_no_{op}" for t in ("entries", "merkle_nodes", "checkpoints")
-                           for op in ("update", "delete", "replace")},
-                "postgresql": {f"{t}_no_{op}" for t in ("entries", "merkle_nodes", "checkpoints")
-                               for op in ("change", "truncate")}}
+    expected = {
+        "sqlite": {
+            f"{t}_no_{op}"
+            for t in ("entries", "merkle_nodes", "checkpoints")
+            for op in ("update", "delete", "replace")
+        },
+        "postgresql": {
+            f"{t}_no_{op}"
+            for t in ("entries", "merkle_nodes", "checkpoints")
+            for op in ("change", "truncate")
+        },
+    }
     assert triggers(world.store.engine) == expected[world.store.dialect]
     assert triggers(other) == expected["sqlite"]
 
@@ -255,8 +284,7 @@ def test_log_key_is_the_genesis_key(world: World) -> None:
     NoteVerifier.from_vkey(signer.verifier_key()).verify(world.ledger.latest_checkpoint())
 
 
-def test_sqlite_log_reaches_the_database_file_without_the_appender(tmp_path: Path,
-                                                                    monkeypatch: Any) -> None:
+def test_sqlite_log_reaches_the_database_file_without_the_appender(tmp_path: Path, monkeypatch: Any) -> None:
     """The write-ahead log is copied into the database file by the checkpoint thread, not by
     the appender's commit: after a small append (far below wal_autocheckpoint) the main
     file alone, read without its log, already holds the new entries; and an idle thread
@@ -291,8 +319,7 @@ def test_sqlite_log_reaches_the_database_file_without_the_appender(tmp_path: Pat
         assert on_disk() == size
 
         def checkpointers() -> int:
-            return sum(t.name == "suyuan-wal-checkpoint" and t.is_alive()
-                       for t in threading.enumerate())
+            return sum(t.name == "suyuan-wal-checkpoint" and t.is_alive() for t in threading.enumerate())
 
         while checkpointers() and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -58,24 +58,35 @@ GOODS = gtin(PREFIX, "00011")
 
 
 def named(attribute: str, zh: str, en: str) -> list[dict[str, Any]]:
-    return [{"id": attribute, "attribute": {"@language": "zh", "@value": zh}},
-            {"id": attribute, "attribute": {"@language": "en", "@value": en}}]
+    return [
+        {"id": attribute, "attribute": {"@language": "zh", "@value": zh}},
+        {"id": attribute, "attribute": {"@language": "en", "@value": en}},
+    ]
 
 
 def location(code: str, zh: str = "帯広工場", en: str = "Obihiro plant") -> dict[str, Any]:
-    return {"type": LOCATION, "id": f"https://id.gs1.org/414/{code}",
-            "attributes": [*named(MDA + "name", zh, en), {"id": MDA + "countryCode", "attribute": "JP"}]}
+    return {
+        "type": LOCATION,
+        "id": f"https://id.gs1.org/414/{code}",
+        "attributes": [*named(MDA + "name", zh, en), {"id": MDA + "countryCode", "attribute": "JP"}],
+    }
 
 
 def product(code: str, zh: str = "未来奶粉", en: str = "Mirai formula") -> dict[str, Any]:
-    return {"type": PRODUCT, "id": f"https://id.gs1.org/01/{code}",
-            "attributes": [*named("gs1:productName", zh, en),
-                           {"id": "gs1:netContent", "attribute": {"value": "800", "unitCode": "GRM"}}]}
+    return {
+        "type": PRODUCT,
+        "id": f"https://id.gs1.org/01/{code}",
+        "attributes": [
+            *named("gs1:productName", zh, en),
+            {"id": "gs1:netContent", "attribute": {"value": "800", "unitCode": "GRM"}},
+        ],
+    }
 
 
 @pytest.fixture
-def cli(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        tmp_path: Path) -> Cli:
+def cli(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> Cli:
     """`suyuan` in process on the world's database and home (as tests/test_authz.py)."""
     monkeypatch.setenv("SUYUAN_DB", world.url)
     monkeypatch.setenv("SUYUAN_HOME", str(world.home.path))
@@ -101,9 +112,20 @@ def test_the_owner_describes_and_later_versions_supersede(world: World, cli: Cli
     # The page names the place by the version in force.
     here = {"id": code}
     item = f"https://id.gs1.org/01/{GOODS}/21/1"
-    cli.submit(signed(holder, {"type": "ObjectEvent", "action": "ADD", "eventTime": T0,
-                               "eventTimeZoneOffset": "+08:00", "bizStep": "commissioning",
-                               "epcList": [item], "readPoint": here}))
+    cli.submit(
+        signed(
+            holder,
+            {
+                "type": "ObjectEvent",
+                "action": "ADD",
+                "eventTime": T0,
+                "eventTimeZoneOffset": "+08:00",
+                "bizStep": "commissioning",
+                "epcList": [item],
+                "readPoint": here,
+            },
+        )
+    )
     facts = page_facts(world.ledger, item)
     assert facts is not None and facts["verification"]["verified"], facts
     assert facts["timeline"][0]["place"]["names"] == {"zh": "帯広第一工場", "en": "Obihiro plant no. 1"}
@@ -112,14 +134,20 @@ def test_the_owner_describes_and_later_versions_supersede(world: World, cli: Cli
     assert old == location(PLANT)
     # The version in force signed again (another issued time): its receipt, no new entry.
     size = world.ledger.size()
-    again = sign_one(kind="masterdata", signer=holder[0], key=holder[1], body=newer,
-                     issued="2026-12-02T09:00:00+08:00")
+    again = sign_one(
+        kind="masterdata", signer=holder[0], key=holder[1], body=newer, issued="2026-12-02T09:00:00+08:00"
+    )
     receipt = cli.submit(again).lines()[0]
     assert receipt["seq"] == second and receipt["duplicateOf"] == second
     assert world.ledger.size() == size
     # Going back to the first version is a new version.
-    back = sign_one(kind="masterdata", signer=holder[0], key=holder[1], body=location(PLANT),
-                    issued="2026-12-03T09:00:00+08:00")
+    back = sign_one(
+        kind="masterdata",
+        signer=holder[0],
+        key=holder[1],
+        body=location(PLANT),
+        issued="2026-12-03T09:00:00+08:00",
+    )
     third = cli.submit(back).lines()[0]["seq"]
     assert third == size and [r.seq for r in described(world, code)] == [first, second, third]
     # The index is a projection: rebuilt from the entries alone, the same rows.
@@ -141,43 +169,63 @@ def test_who_owns_what(world: World, cli: Cli) -> None:
     world.ledger.append(world.registration(f"gln:{site}", site_key, ["warehouse"]))
     cli.submit(signed((f"gln:{site}", site_key), location(site), kind="masterdata"))
     # The prefix holder describes its GLNs and GTINs.
-    cli.submit(signed(holder, location(gln(PREFIX, 2)), kind="masterdata"),
-               signed(holder, product(GOODS), kind="masterdata"))
+    cli.submit(
+        signed(holder, location(gln(PREFIX, 2)), kind="masterdata"),
+        signed(holder, product(GOODS), kind="masterdata"),
+    )
     # A delegate describes the holder's products, not its places.
-    cli("party", "delegate", "--id", holder[0], "--key", "mirai", "--prefix", PREFIX,
-        "--to", maker[0])
+    cli("party", "delegate", "--id", holder[0], "--key", "mirai", "--prefix", PREFIX, "--to", maker[0])
     cli.submit(signed(maker, product(GOODS, "代工奶粉", "Contract formula"), kind="masterdata"))
     size = world.ledger.size()
-    line = refusal(cli.submit(signed(maker, location(gln(PREFIX, 3)), kind="masterdata"), rc=2),
-                   "not_owner")
+    line = refusal(cli.submit(signed(maker, location(gln(PREFIX, 3)), kind="masterdata"), rc=2), "not_owner")
     assert f"may not describe location GLN {gln(PREFIX, 3)}" in line and holder[0] in line
-    cli("party", "delegate", "--id", holder[0], "--key", "mirai", "--prefix", PREFIX,
-        "--to", maker[0], "--revoke")
+    cli(
+        "party",
+        "delegate",
+        "--id",
+        holder[0],
+        "--key",
+        "mirai",
+        "--prefix",
+        PREFIX,
+        "--to",
+        maker[0],
+        "--revoke",
+    )
     size = world.ledger.size()
-    line = refusal(cli.submit(signed(maker, product(GOODS, "再次", "Again"), kind="masterdata"),
-                              rc=2), "not_owner")
+    line = refusal(
+        cli.submit(signed(maker, product(GOODS, "再次", "Again"), kind="masterdata"), rc=2), "not_owner"
+    )
     assert f"may not describe GTIN {GOODS}" in line and "has not delegated it" in line
     assert world.ledger.size() == size
 
 
 REFUSED = {
     "a stranger describes a GLN under a held prefix": (
-        lambda s: location(gln(PREFIX, 5)), "the GS1 company prefix 4573921 it falls under is held by"),
+        lambda s: location(gln(PREFIX, 5)),
+        "the GS1 company prefix 4573921 it falls under is held by",
+    ),
     "a stranger describes a GTIN under a held prefix": (
-        lambda s: product(GOODS), "its GS1 company prefix 4573921 is held by"),
+        lambda s: product(GOODS),
+        "its GS1 company prefix 4573921 is held by",
+    ),
     "a GLN under no registered prefix": (
-        lambda s: location(gln("4912345", 1)), "no registered party holds the GS1 company prefix"),
+        lambda s: location(gln("4912345", 1)),
+        "no registered party holds the GS1 company prefix",
+    ),
     "a GTIN under no registered prefix": (
-        lambda s: product("09506000134352"), "no registered party holds its GS1 company prefix"),
+        lambda s: product("09506000134352"),
+        "no registered party holds its GS1 company prefix",
+    ),
     "a child location of another owner": (
         lambda s: {**location(s), "children": [f"https://id.gs1.org/414/{gln(PREFIX, 6)}"]},
-        f"may not describe location GLN {gln(PREFIX, 6)}"),
+        f"may not describe location GLN {gln(PREFIX, 6)}",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
-def test_master_data_of_what_the_signer_does_not_own_is_refused(world: World, cli: Cli,
-                                                                 case: str) -> None:
+def test_master_data_of_what_the_signer_does_not_own_is_refused(world: World, cli: Cli, case: str) -> None:
     cli.party("mirai", "producer,brand_owner", PREFIX)
     key = PartyKey.generate("stranger")
     own = gln(OTHER_PREFIX, 9)
@@ -187,8 +235,7 @@ def test_master_data_of_what_the_signer_does_not_own_is_refused(world: World, cl
     size = world.ledger.size()
     with world.store.reading() as conn:
         before = tracedb.dump_projections(conn)
-    line = refusal(cli.submit(signed((stranger, key), body(own), kind="masterdata"), rc=2),
-                   "not_owner")
+    line = refusal(cli.submit(signed((stranger, key), body(own), kind="masterdata"), rc=2), "not_owner")
     assert why in line, line
     assert world.ledger.size() == size
     with world.store.reading() as conn:
@@ -198,23 +245,35 @@ def test_master_data_of_what_the_signer_does_not_own_is_refused(world: World, cl
 SHAPES = {
     "an unsupported vocabulary": (
         {"type": "urn:epcglobal:epcis:vtype:BusinessStep", "id": "urn:epcglobal:cbv:bizstep:x"},
-        "unsupported_vocabulary", "is not one of urn:epcglobal:epcis:vtype:BusinessLocation"),
+        "unsupported_vocabulary",
+        "is not one of urn:epcglobal:epcis:vtype:BusinessLocation",
+    ),
     "a product named by an item": (
         {"type": PRODUCT, "id": f"https://id.gs1.org/01/{GOODS}/21/7"},
-        "malformed", "names a item; a product class is named by a GTIN"),
+        "malformed",
+        "names a item; a product class is named by a GTIN",
+    ),
     "a location named by a GTIN": (
         {"type": LOCATION, "id": f"https://id.gs1.org/01/{GOODS}"},
-        "malformed", "a location is named by a GLN or SGLN"),
+        "malformed",
+        "a location is named by a GLN or SGLN",
+    ),
     "a wrong check digit": (
         {"type": LOCATION, "id": f"https://id.gs1.org/414/{PLANT[:-1]}0"},
-        "bad_identifier", "has check digit 0"),
-    "an unknown field": (
-        {**location(PLANT), "name": "x"}, "malformed", "unknown field(s) name"),
+        "bad_identifier",
+        "has check digit 0",
+    ),
+    "an unknown field": ({**location(PLANT), "name": "x"}, "malformed", "unknown field(s) name"),
     "an attribute without an id": (
         {"type": LOCATION, "id": f"https://id.gs1.org/414/{PLANT}", "attributes": [{"attribute": 1}]},
-        "malformed", "attributes[0] must be an object with id and attribute"),
+        "malformed",
+        "attributes[0] must be an object with id and attribute",
+    ),
     "a name that displays as another": (
-        location(PLANT, zh="帯広\u202e場工"), "malformed", "bidirectional control"),
+        location(PLANT, zh="帯広\u202e場工"),
+        "malformed",
+        "bidirectional control",
+    ),
 }
 
 
@@ -241,8 +300,10 @@ def test_gs1_masterdata_example_imports_once(world: World, cli: Cli, tmp_path: P
     code = "https://id.gs1.org/414/0037000007296"
     before = world.ledger.size()
     run = cli("epcis", "import", str(GS1_EXAMPLE), "--key", "other", "--signer", other[0], rc=2)
-    assert run.err.startswith(f"error [not_owner]: {GS1_EXAMPLE} refused, nothing appended: "
-                              "master data BusinessLocation urn:epc:id:sgln:0037000.00729.0: "), run.err
+    assert run.err.startswith(
+        f"error [not_owner]: {GS1_EXAMPLE} refused, nothing appended: "
+        "master data BusinessLocation urn:epc:id:sgln:0037000.00729.0: "
+    ), run.err
     assert world.ledger.size() == before
     lines = cli("epcis", "import", str(GS1_EXAMPLE), "--key", "gs1", "--signer", holder[0]).lines()
     seqs = [x["masterdata"]["seq"] for x in lines if "masterdata" in x]
@@ -255,12 +316,17 @@ def test_gs1_masterdata_example_imports_once(world: World, cli: Cli, tmp_path: P
         assert b["children"] == ["urn:epc:id:sgln:0037000.00729.8201"]
         attrs = b["attributes"]
         assert [a["id"] for a in attrs] == [
-            "http://example.com/ext1#string", "http://example.com/ext1#array",
-            "http://example.com/ext1#array", "http://example.com/ext1#object1",
-            "http://example.com/ext1#object2"]
+            "http://example.com/ext1#string",
+            "http://example.com/ext1#array",
+            "http://example.com/ext1#array",
+            "http://example.com/ext1#object1",
+            "http://example.com/ext1#object2",
+        ]
         assert attrs[0]["attribute"] == "stringValue"
-        assert attrs[3]["attribute"] == {"ext1:object2": {"inner1": "val1", "inner2": "val2"},
-                                         "ext1:string": "string"}
+        assert attrs[3]["attribute"] == {
+            "ext1:object2": {"inner1": "val1", "inner2": "val2"},
+            "ext1:string": "string",
+        }
         nested = attrs[4]["attribute"]["ext1:object"]
         assert nested["ext2:array"] == ["11", "21", "stringInArrayInObject"]
         assert nested["ext2:object"] == {"ext3:string": "stringInObjectInObject"}
@@ -283,34 +349,49 @@ def test_one_code_in_two_vocabularies_signed_again_later(world: World, cli: Cli)
     holder = cli.party("gs1", "warehouse", "0037000")
     bodies = masterdata.elements_of(epcis_xml.parse(GS1_EXAMPLE.read_bytes()))
     assert len(bodies) == 2 and bodies[0]["id"] == bodies[1]["id"]
-    first = world.ledger.append_batch(masterdata.sign_elements(
-        bodies, signer=holder[0], key=holder[1], issued="2026-03-01T08:00:00Z"))
+    first = world.ledger.append_batch(
+        masterdata.sign_elements(bodies, signer=holder[0], key=holder[1], issued="2026-03-01T08:00:00Z")
+    )
     size = world.ledger.size()
-    again = world.ledger.append_batch(masterdata.sign_elements(
-        bodies, signer=holder[0], key=holder[1], issued="2026-03-01T08:00:01Z"))
+    again = world.ledger.append_batch(
+        masterdata.sign_elements(bodies, signer=holder[0], key=holder[1], issued="2026-03-01T08:00:01Z")
+    )
     assert [r.duplicate_of for r in again] == [r.seq for r in first]
     assert world.ledger.size() == size
     changed = [dict(bodies[0], children=[]), bodies[1]]
-    third = world.ledger.append_batch(masterdata.sign_elements(
-        changed, signer=holder[0], key=holder[1], issued="2026-03-01T08:00:02Z"))
+    third = world.ledger.append_batch(
+        masterdata.sign_elements(changed, signer=holder[0], key=holder[1], issued="2026-03-01T08:00:02Z")
+    )
     assert third[0].duplicate_of is None and third[1].duplicate_of == first[1].seq
     assert world.ledger.size() == size + 1
 
 
 def test_master_data_section_shape_is_checked(world: World, cli: Cli, tmp_path: Path) -> None:
     holder = cli.party("gs1", "warehouse", "0037000")
-    doc = {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-           "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": T0,
-           "epcisHeader": {"epcisMasterData": {"vocabularyList": [
-               {"type": LOCATION, "vocabularyElementList": [{"id": "not a gln"}]}]}},
-           "epcisBody": {"eventList": []}}
+    doc = {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": T0,
+        "epcisHeader": {
+            "epcisMasterData": {
+                "vocabularyList": [{"type": LOCATION, "vocabularyElementList": [{"id": "not a gln"}]}]
+            }
+        },
+        "epcisBody": {"eventList": []},
+    }
     path = tmp_path / "bad.jsonld"
     path.write_text(json.dumps(doc))
     size = world.ledger.size()
     run = cli("epcis", "import", str(path), "--key", "gs1", "--signer", holder[0], rc=2)
-    assert run.err.startswith("error [bad_identifier]: ") and (
-        "epcisHeader.epcisMasterData.vocabularyList[0].vocabularyElementList[0]: "
-        "masterdata id 'not a gln'") in run.err, run.err
+    assert (
+        run.err.startswith("error [bad_identifier]: ")
+        and (
+            "epcisHeader.epcisMasterData.vocabularyList[0].vocabularyElementList[0]: "
+            "masterdata id 'not a gln'"
+        )
+        in run.err
+    ), run.err
     assert world.ledger.size() == size
 
 
@@ -346,8 +427,10 @@ def test_altered_master_data_bytes_show_nothing(world: World, chain: dict[str, A
     factory_md = chain["described"][0]
     raw = world.ledger.entry(factory_md).raw
     world.store.drop_append_only()
-    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s",
-                    {"e": raw.replace(FACTORY_ZH.encode(), "假工厂".encode()), "s": factory_md})
+    world.store.raw(
+        "UPDATE entries SET entry = :e WHERE seq = :s",
+        {"e": raw.replace(FACTORY_ZH.encode(), "假工厂".encode()), "s": factory_md},
+    )
     facts, html = _page(world, chain["sold"])
     v = facts["verification"]
     assert v["verified"] is False and [p.split(":")[0] for p in v["problems"]] == [f"seq {factory_md}"]
@@ -355,37 +438,40 @@ def test_altered_master_data_bytes_show_nothing(world: World, chain: dict[str, A
     assert "假工厂" not in html and "✗ 记录未能全部核验" in html
 
 
-def test_an_index_pointing_at_another_places_master_data(world: World,
-                                                         chain: dict[str, Any]) -> None:
+def test_an_index_pointing_at_another_places_master_data(world: World, chain: dict[str, Any]) -> None:
     factory_md, bonded_md, _ = chain["described"]
-    world.store.raw("UPDATE master_data SET seq = :f WHERE seq = :b",
-                    {"f": factory_md, "b": bonded_md})
+    world.store.raw("UPDATE master_data SET seq = :f WHERE seq = :b", {"f": factory_md, "b": bonded_md})
     facts, html = _page(world, chain["sold"])
     v = facts["verification"]
     assert v["verified"] is False
     assert v["problems"] == [
         f"the master-data index names seq {factory_md} for https://id.gs1.org/414/{BONDED}, "
-        f"but that entry describes https://id.gs1.org/414/{FACTORY}"], v["problems"]
+        f"but that entry describes https://id.gs1.org/414/{FACTORY}"
+    ], v["problems"]
     # The factory is named (its own code's entry); the warehouse is not named as the factory.
     assert _places(facts)[BONDED] == {}
     assert _places(facts)[FACTORY]["zh"] == FACTORY_ZH
 
 
 def test_master_data_forged_by_an_insider_for_a_place_it_does_not_own(
-        world: World, chain: dict[str, Any]) -> None:
+    world: World, chain: dict[str, Any]
+) -> None:
     """Someone with the operator's checkpoint key and the database appends master data of
     the bonded warehouse signed by the carrier, around the rules: the page does not show
     it and names the seq, and so does the audit."""
     c: FormulaChain = chain["chain"]
-    body = {"type": LOCATION, "id": f"https://id.gs1.org/414/{BONDED}",
-            "attributes": named(MDA + "name", "走私仓库", "Smugglers' den")}
-    env = sign_one(kind="masterdata", signer=c.carrier, key=c.keys[c.carrier], body=body,
-                   issued=T0)
+    body = {
+        "type": LOCATION,
+        "id": f"https://id.gs1.org/414/{BONDED}",
+        "attributes": named(MDA + "name", "走私仓库", "Smugglers' den"),
+    }
+    env = sign_one(kind="masterdata", signer=c.carrier, key=c.keys[c.carrier], body=body, issued=T0)
     (seq,) = forge(world, [env], note_signer=world.ledger.note_signer)  # type: ignore[arg-type]
     subject = masterdata.subject_of(body)
-    world.store.raw("INSERT INTO master_data (code, seq, kind, signer, body_hash) VALUES "
-                    "(:c, :s, 'location', :w, :h)", {"c": subject.code, "s": seq, "w": c.carrier,
-                                                     "h": masterdata.body_hash(body)})
+    world.store.raw(
+        "INSERT INTO master_data (code, seq, kind, signer, body_hash) VALUES (:c, :s, 'location', :w, :h)",
+        {"c": subject.code, "s": seq, "w": c.carrier, "h": masterdata.body_hash(body)},
+    )
     facts, html = _page(world, chain["sold"])
     v = facts["verification"]
     assert v["verified"] is False
@@ -393,8 +479,9 @@ def test_master_data_forged_by_an_insider_for_a_place_it_does_not_own(
     assert f"{c.carrier} may not describe location GLN {BONDED}" in why
     assert _places(facts)[BONDED] == {} and "走私" not in html
     lines = [p.line() for p in audit(world.store).problems]
-    assert any(line.startswith(f"seq {seq}: ") and "may not describe location" in line
-               for line in lines), lines
+    assert any(line.startswith(f"seq {seq}: ") and "may not describe location" in line for line in lines), (
+        lines
+    )
 
 
 # --- GraphQL -----------------------------------------------------------------------------------
@@ -406,8 +493,7 @@ TRACE_Q = """query($c: String!) { trace(code: $c) {
                         latitude } } } }"""
 
 
-def test_graphql_shows_the_master_data_of_products_and_places(world: World,
-                                                             chain: dict[str, Any]) -> None:
+def test_graphql_shows_the_master_data_of_products_and_places(world: World, chain: dict[str, Any]) -> None:
     from tests.test_auth import Api
     from tests.test_authz import gql_data
 
@@ -425,11 +511,13 @@ def test_graphql_shows_the_master_data_of_products_and_places(world: World,
         assert bonded["name"] == BONDED_ZH and bonded["country"] == "CN"
         assert {"value": "Tangshan", "language": "en"} in bonded["city"]
         assert places[f"https://id.gs1.org/414/{FACTORY}"]["latitude"] == "42.9236"
-        one = gql_data(api.gql('query($c: String!) { masterData(code: $c) { kind versions } }',
-                               c=chain["lot"]))["masterData"]  # a lot: its product's
+        one = gql_data(
+            api.gql("query($c: String!) { masterData(code: $c) { kind versions } }", c=chain["lot"])
+        )["masterData"]  # a lot: its product's
         assert one == {"kind": "product", "versions": [chain["described"][2]]}
-        none = gql_data(api.gql('query { masterData(code: "https://id.gs1.org/414/0614141000005")'
-                                ' { code } }'))
+        none = gql_data(
+            api.gql('query { masterData(code: "https://id.gs1.org/414/0614141000005") { code } }')
+        )
         assert none["masterData"] is None
         bad = api.gql('query { masterData(code: "https://id.gs1.org/414/0614141000006") { code } }')
         assert bad.json()["errors"][0]["extensions"]["code"] == "bad_identifier"
@@ -443,13 +531,16 @@ def test_the_schema_examples_are_accepted_from_their_owner(world: World) -> None
     import hashlib
 
     examples = Path(__file__).resolve().parents[1] / "schemas" / "examples" / "statements"
-    envs = [json.loads((examples / f"{n}.json").read_text(encoding="utf-8"))
-            for n in ("04-masterdata-location", "05-masterdata-product")]
+    envs = [
+        json.loads((examples / f"{n}.json").read_text(encoding="utf-8"))
+        for n in ("04-masterdata-location", "05-masterdata-product")
+    ]
     signer = envs[0]["statement"]["signer"]
     key = PartyKey.from_seed("example-brand", hashlib.sha256(b"suyuan-example/brand").digest())
     assert key.key_id == envs[0]["statement"]["key"]
-    world.ledger.append(world.registration(signer, key, ["producer", "brand_owner"],
-                                           gs1_prefixes=["4598765"]))
+    world.ledger.append(
+        world.registration(signer, key, ["producer", "brand_owner"], gs1_prefixes=["4598765"])
+    )
     seqs = [r.seq for r in world.ledger.append_batch(envs)]
     with world.store.reading() as conn:
         latest = masterdatadb.latest(conn, [e["statement"]["body"]["id"] for e in envs])
@@ -468,8 +559,9 @@ def test_a_recall_reason_in_two_languages_survives_xml(world: World) -> None:
     xml = epcis.export_xml(world.store, tin)
     assert b'<reason xml:lang="en">Iron below the labelled value</reason>' in xml
     back = [e for e in epcis_xml.parse(xml)["epcisBody"]["eventList"] if "cbec:recall" in e]
-    signed = [e for e in epcis.export_document(world.store, tin)["epcisBody"]["eventList"]
-              if "cbec:recall" in e]
+    signed = [
+        e for e in epcis.export_document(world.store, tin)["epcisBody"]["eventList"] if "cbec:recall" in e
+    ]
     assert back[0]["cbec:recall"]["reason"] == signed[0]["cbec:recall"]["reason"]
     assert {r["@language"] for r in back[0]["cbec:recall"]["reason"]} == {"zh", "en"}
 
@@ -487,15 +579,15 @@ def test_migration_0013_goes_down_and_up(world: World, chain: dict[str, Any]) ->
     inspect = sa.inspect(world.store.engine)
     assert "master_data" in inspect.get_table_names()
     reindex(world.store)  # a migrated ledger fills them from its entries
-    assert [r.seq for r in described(world, f"https://id.gs1.org/414/{BONDED}")] == [
-        chain["described"][1]]
-    assert world.ledger.party_records([chain["chain"].producer])[
-        chain["chain"].producer].name_en == "Sakura Dairy Co., Ltd."
+    assert [r.seq for r in described(world, f"https://id.gs1.org/414/{BONDED}")] == [chain["described"][1]]
+    assert (
+        world.ledger.party_records([chain["chain"].producer])[chain["chain"].producer].name_en
+        == "Sakura Dairy Co., Ltd."
+    )
     assert audit(world.store).ok
 
 
-def test_a_delegate_describes_the_product_and_the_page_verifies_its_right(world: World,
-                                                                          cli: Cli) -> None:
+def test_a_delegate_describes_the_product_and_the_page_verifies_its_right(world: World, cli: Cli) -> None:
     """A contract manufacturer, delegated the brand's prefix, makes and describes the
     product: the page reads the delegation (its bytes say to whom) and the brand's
     registration, and shows the name. Revoking the delegation later keeps what it signed
@@ -503,13 +595,22 @@ def test_a_delegate_describes_the_product_and_the_page_verifies_its_right(world:
     delegations); a not-delegated party's master data is not shown."""
     brand = cli.party("mirai", "producer,brand_owner", PREFIX)
     maker = cli.party("maker", "producer")
-    cli("party", "delegate", "--id", brand[0], "--key", "mirai", "--prefix", PREFIX,
-        "--to", maker[0])
+    cli("party", "delegate", "--id", brand[0], "--key", "mirai", "--prefix", PREFIX, "--to", maker[0])
     tin = f"https://id.gs1.org/01/{GOODS}/21/1"
-    cli.submit(signed(maker, {"type": "ObjectEvent", "action": "ADD", "eventTime": T0,
-                              "eventTimeZoneOffset": "+08:00", "bizStep": "commissioning",
-                              "epcList": [tin]}),
-               signed(maker, product(GOODS, "代工奶粉", "Contract formula"), kind="masterdata"))
+    cli.submit(
+        signed(
+            maker,
+            {
+                "type": "ObjectEvent",
+                "action": "ADD",
+                "eventTime": T0,
+                "eventTimeZoneOffset": "+08:00",
+                "bizStep": "commissioning",
+                "epcList": [tin],
+            },
+        ),
+        signed(maker, product(GOODS, "代工奶粉", "Contract formula"), kind="masterdata"),
+    )
 
     def shown() -> tuple[dict[str, Any], str]:
         facts, html = _page(world, tin)
@@ -519,8 +620,19 @@ def test_a_delegate_describes_the_product_and_the_page_verifies_its_right(world:
     assert facts["verification"]["verified"], facts["verification"]
     assert facts["product"]["names"] == {"zh": "代工奶粉", "en": "Contract formula"}
     assert "代工奶粉" in html
-    cli("party", "delegate", "--id", brand[0], "--key", "mirai", "--prefix", PREFIX,
-        "--to", maker[0], "--revoke")
+    cli(
+        "party",
+        "delegate",
+        "--id",
+        brand[0],
+        "--key",
+        "mirai",
+        "--prefix",
+        PREFIX,
+        "--to",
+        maker[0],
+        "--revoke",
+    )
     facts, _ = shown()
     assert facts["verification"]["verified"], facts["verification"]
     assert facts["product"]["names"] == {"zh": "代工奶粉", "en": "Contract formula"}

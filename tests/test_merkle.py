@@ -14,9 +14,7 @@ from pymerkle import InmemoryTree
 from ledger.core import merkle
 from ledger.core.errors import ProofError
 
-VECTORS = json.loads(
-    (Path(__file__).resolve().parent / "vectors" / "rfc6962.json").read_text()
-)
+VECTORS = json.loads((Path(__file__).resolve().parent / "vectors" / "rfc6962.json").read_text())
 
 
 class MemoryNodes:
@@ -113,9 +111,7 @@ def test_inclusion_proofs_verify_and_every_bit_flip_fails(size: int, data: st.Da
     flipped_root = bytearray(root)
     flipped_root[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(ProofError):
-        merkle.verify_inclusion(
-            leaf=leaf, index=index, size=size, proof=proof, root=bytes(flipped_root)
-        )
+        merkle.verify_inclusion(leaf=leaf, index=index, size=size, proof=proof, root=bytes(flipped_root))
     if proof:
         which = data.draw(st.integers(0, len(proof) - 1))
         bad = [bytearray(p) for p in proof]
@@ -127,9 +123,7 @@ def test_inclusion_proofs_verify_and_every_bit_flip_fails(size: int, data: st.Da
     # Every other index or size must fail for the same proof (a flipped bit of either).
     ibit = data.draw(st.integers(0, max(0, size.bit_length())))
     with pytest.raises(ProofError):
-        merkle.verify_inclusion(
-            leaf=leaf, index=index ^ (1 << ibit), size=size, proof=proof, root=root
-        )
+        merkle.verify_inclusion(leaf=leaf, index=index ^ (1 << ibit), size=size, proof=proof, root=root)
     # A size flip is refused against the checkpoint of that other size: the signed
     # (size, root) pair travels together, so the proof must not fit any other pair.
     sbit = data.draw(st.integers(0, size.bit_length()))
@@ -138,7 +132,10 @@ def test_inclusion_proofs_verify_and_every_bit_flip_fails(size: int, data: st.Da
         longer = _tree(max(size, other))
         with pytest.raises(ProofError):
             merkle.verify_inclusion(
-                leaf=leaf, index=index, size=other, proof=proof,
+                leaf=leaf,
+                index=index,
+                size=other,
+                proof=proof,
                 root=merkle.root(other, longer.fetch),
             )
 
@@ -163,13 +160,19 @@ def test_consistency_proofs_verify_and_every_bit_flip_fails(second: int, data: s
 
     with pytest.raises(ProofError):
         merkle.verify_consistency(
-            first=first, second=second, first_root=flip(first_root),
-            second_root=second_root, proof=proof,
+            first=first,
+            second=second,
+            first_root=flip(first_root),
+            second_root=second_root,
+            proof=proof,
         )
     with pytest.raises(ProofError):
         merkle.verify_consistency(
-            first=first, second=second, first_root=first_root,
-            second_root=flip(second_root), proof=proof,
+            first=first,
+            second=second,
+            first_root=first_root,
+            second_root=flip(second_root),
+            proof=proof,
         )
     if proof:
         which = data.draw(st.integers(0, len(proof) - 1))
@@ -177,8 +180,11 @@ def test_consistency_proofs_verify_and_every_bit_flip_fails(second: int, data: s
         bad[which] = flip(bad[which])
         with pytest.raises(ProofError):
             merkle.verify_consistency(
-                first=first, second=second, first_root=first_root,
-                second_root=second_root, proof=bad,
+                first=first,
+                second=second,
+                first_root=first_root,
+                second_root=second_root,
+                proof=bad,
             )
     if first != second:
         fbit = data.draw(st.integers(0, first.bit_length()))
@@ -186,8 +192,11 @@ def test_consistency_proofs_verify_and_every_bit_flip_fails(second: int, data: s
         if 0 < other_first <= second:
             with pytest.raises(ProofError):
                 merkle.verify_consistency(
-                    first=other_first, second=second, first_root=first_root,
-                    second_root=second_root, proof=proof,
+                    first=other_first,
+                    second=second,
+                    first_root=first_root,
+                    second_root=second_root,
+                    proof=proof,
                 )
 
 
@@ -201,8 +210,11 @@ def test_a_fork_is_not_consistent() -> None:
     proof = merkle.consistency_proof(7, 10, forked.fetch)
     with pytest.raises(ProofError):
         merkle.verify_consistency(
-            first=7, second=10, first_root=merkle.root(7, honest.fetch),
-            second_root=forked.frontier.root(), proof=proof,
+            first=7,
+            second=10,
+            first_root=merkle.root(7, honest.fetch),
+            second_root=forked.frontier.root(),
+            proof=proof,
         )
 
 
@@ -253,8 +265,9 @@ def test_batched_proofs_agree_and_fetch_only_what_they_use() -> None:
         store = _tree(size)
         asked.clear()
 
-        def fetch(ids: Collection[tuple[int, int]], store: MemoryNodes = store
-                  ) -> Mapping[tuple[int, int], bytes]:
+        def fetch(
+            ids: Collection[tuple[int, int]], store: MemoryNodes = store
+        ) -> Mapping[tuple[int, int], bytes]:
             asked.append(set(ids))
             return store.fetch(ids)
 

@@ -25,8 +25,9 @@ from tests.support import ORIGIN, World, new_uscc
 def fetcher(app: Any) -> Any:
     def fetch(path: str) -> str:
         async def go() -> str:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://ledger") as c:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://ledger"
+            ) as c:
                 r = await c.get(path)
                 r.raise_for_status()
                 return r.text
@@ -68,8 +69,15 @@ def test_honest_growth_then_fork_then_rollback(world: World, tmp_path: Path) -> 
     signer = world.ledger.note_signer
     assert signer is not None
     forked = Ledger(store, note_signer=signer)
-    forked.append(genesis_envelope(origin=ORIGIN, signer=signer, registrar_id=new_uscc(),
-                                   registrar_name="forged", registrar_key=PartyKey.generate("r")))
+    forked.append(
+        genesis_envelope(
+            origin=ORIGIN,
+            signer=signer,
+            registrar_id=new_uscc(),
+            registrar_name="forged",
+            registrar_key=PartyKey.generate("r"),
+        )
+    )
     fork_fetch = fetcher(_app(f"sqlite:///{tmp_path}/fork.db", world.home.path))
     rollback = observe(fork_fetch, state)
     assert not rollback.ok and rollback.alarm and rollback.alarm.startswith("ROLLBACK")
@@ -79,14 +87,22 @@ def test_honest_growth_then_fork_then_rollback(world: World, tmp_path: Path) -> 
     store2.migrate()
     fork2 = Ledger(store2, note_signer=signer)
     reg_id = new_uscc()
-    fork2.append(genesis_envelope(origin=ORIGIN, signer=signer, registrar_id=reg_id,
-                                  registrar_name="forged", registrar_key=fork_reg))
+    fork2.append(
+        genesis_envelope(
+            origin=ORIGIN, signer=signer, registrar_id=reg_id, registrar_name="forged", registrar_key=fork_reg
+        )
+    )
     for _ in range(world.ledger.size()):
         p, k = new_uscc(), PartyKey.generate("p")
-        fork2.append(sign_one(kind="party.register", signer=p, key=k,
-                              body={"id": p, "name": "x", "roles": ["producer"],
-                                    "publicKey": k.public_key_b64},
-                              cosigners=[(reg_id, fork_reg)]))
+        fork2.append(
+            sign_one(
+                kind="party.register",
+                signer=p,
+                key=k,
+                body={"id": p, "name": "x", "roles": ["producer"], "publicKey": k.public_key_b64},
+                cosigners=[(reg_id, fork_reg)],
+            )
+        )
     assert fork2.size() > world.ledger.size()
     fork = observe(fetcher(_app(f"sqlite:///{tmp_path}/fork2.db", world.home.path)), state)
     assert not fork.ok and fork.alarm and fork.alarm.startswith("FORK")

@@ -12,9 +12,7 @@ import pytest
 from ledger.core import note
 from ledger.core.errors import NoteError
 
-KAT = json.loads(
-    (Path(__file__).resolve().parent / "vectors" / "signed-note.json").read_text()
-)
+KAT = json.loads((Path(__file__).resolve().parent / "vectors" / "signed-note.json").read_text())
 
 
 def test_known_answer_verifies() -> None:
@@ -63,8 +61,16 @@ def test_signer_output_round_trips_and_matches_vkey_form() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    ["", "o\n", "o\n1\n", "o\n01\nAA==\n", "o\n-1\n" + "A" * 44 + "\n", "o\n1\nnot base64\n",
-     "o\n1\nAAAA\n", "\n1\n" + base64.b64encode(bytes(32)).decode() + "\n"],
+    [
+        "",
+        "o\n",
+        "o\n1\n",
+        "o\n01\nAA==\n",
+        "o\n-1\n" + "A" * 44 + "\n",
+        "o\n1\nnot base64\n",
+        "o\n1\nAAAA\n",
+        "\n1\n" + base64.b64encode(bytes(32)).decode() + "\n",
+    ],
 )
 def test_bad_checkpoint_bodies_are_refused(body: str) -> None:
     with pytest.raises(NoteError):

@@ -65,13 +65,22 @@ def _browser_or_skip() -> Any:
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={WIDTHS[-1]},{HEIGHT}", "--hide-scrollbars",
-                "--force-device-scale-factor=1", "--lang=zh-CN"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={WIDTHS[-1]},{HEIGHT}",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        "--lang=zh-CN",
+    ):
         opts.add_argument(arg)
     # A phone in China (Accept-Language zh-CN), and the page must work with JavaScript off.
-    opts.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh",
-                                           "profile.managed_default_content_settings.javascript": 2})
+    opts.add_experimental_option(
+        "prefs",
+        {"intl.accept_languages": "zh-CN,zh", "profile.managed_default_content_settings.javascript": 2},
+    )
     # The console, to see whether the Content-Security-Policy refused anything.
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
@@ -97,15 +106,27 @@ def live(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Any]]]:
     c.describe()
     witness_quorum(w, tmp_path, up=2, of=3, quorum=2)
     # Scans come through a front end on loopback that sets X-Region (a trusted proxy).
-    app = create_app(Settings(db_url=w.url, home=w.home.path, base_url="http://127.0.0.1",
-                              trusted_proxies=parse_proxies("127.0.0.1")))
+    app = create_app(
+        Settings(
+            db_url=w.url,
+            home=w.home.path,
+            base_url="http://127.0.0.1",
+            trusted_proxies=parse_proxies("127.0.0.1"),
+        )
+    )
     try:
         with Server(app) as srv:
             # Three regions scan the unsold tin: a copied code.
             for region in ("CN-HE-Tangshan", "CN-GD-Shenzhen", "CN-XJ-Urumqi"):
-                r = httpx.get(srv.url(x["unsold"]), timeout=30, headers={
-                    "X-Region": region, "Accept": "text/html",
-                    "User-Agent": "Mozilla/5.0 (Linux; Android 14) Chrome/131.0 Mobile"})
+                r = httpx.get(
+                    srv.url(x["unsold"]),
+                    timeout=30,
+                    headers={
+                        "X-Region": region,
+                        "Accept": "text/html",
+                        "User-Agent": "Mozilla/5.0 (Linux; Android 14) Chrome/131.0 Mobile",
+                    },
+                )
                 assert r.status_code == 200
             yield srv, x
     finally:
@@ -114,10 +135,15 @@ def live(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Any]]]:
 
 def pages(x: dict[str, Any]) -> dict[str, tuple[str, int]]:
     """Every page type: its code and the HTTP status it answers with."""
-    return {"item": (x["sold"], 200), "lot": (x["lot"], 200), "gtin": (x["class"], 200),
-            "recalled": (x["recalled"], 200), "counterfeit": (x["unsold"], 200),
-            "400": ("https://id.gs1.org/01/04901234567895/21/JP0001", 400),
-            "404": ("https://id.gs1.org/01/04901234567894/21/NOPE", 404)}
+    return {
+        "item": (x["sold"], 200),
+        "lot": (x["lot"], 200),
+        "gtin": (x["class"], 200),
+        "recalled": (x["recalled"], 200),
+        "counterfeit": (x["unsold"], 200),
+        "400": ("https://id.gs1.org/01/04901234567895/21/JP0001", 400),
+        "404": ("https://id.gs1.org/01/04901234567894/21/NOPE", 404),
+    }
 
 
 # --- what the browser laid out --------------------------------------------------------------
@@ -145,8 +171,15 @@ def test_green_means_green() -> None:
     """The colour test on known answers: the page's own greens, reds, oranges and greys."""
     for css in ("rgb(230, 244, 234)", "rgb(20, 90, 50)", "rgba(0, 128, 0, 1)"):
         assert is_green(css), css
-    for css in ("rgb(176, 0, 32)", "rgb(255, 244, 229)", "rgb(11, 87, 208)", "rgb(61, 68, 81)",
-                "rgb(243, 244, 246)", "rgba(0, 128, 0, 0)", "rgb(255, 255, 255)"):
+    for css in (
+        "rgb(176, 0, 32)",
+        "rgb(255, 244, 229)",
+        "rgb(11, 87, 208)",
+        "rgb(61, 68, 81)",
+        "rgb(243, 244, 246)",
+        "rgba(0, 128, 0, 0)",
+        "rgb(255, 255, 255)",
+    ):
         assert not is_green(css), css
 
 
@@ -160,32 +193,43 @@ class Layout:
         self.content_width = float(metrics["cssContentSize"]["width"])
         self.viewport_width = float(metrics["cssLayoutViewport"]["clientWidth"])
         self.height = float(metrics["cssContentSize"]["height"])
-        snap = driver.execute_cdp_cmd("DOMSnapshot.captureSnapshot",
-                                      {"computedStyles": self.STYLES})
+        snap = driver.execute_cdp_cmd("DOMSnapshot.captureSnapshot", {"computedStyles": self.STYLES})
         doc, strings = snap["documents"][0], snap["strings"]
         names = doc["nodes"]["nodeName"]
         attrs = doc["nodes"]["attributes"]
         layout = doc["layout"]
         self.boxes: list[dict[str, Any]] = []
-        for node, bounds, styles in zip(layout["nodeIndex"], layout["bounds"], layout["styles"],
-                                        strict=True):
+        for node, bounds, styles in zip(layout["nodeIndex"], layout["bounds"], layout["styles"], strict=True):
             name = strings[names[node]]
             if name.startswith("#"):
                 continue
             a = attrs[node]
             pairs = {strings[a[i]]: strings[a[i + 1]] for i in range(0, len(a), 2)}
-            self.boxes.append({"name": name, "class": pairs.get("class", ""),
-                               "x": bounds[0], "y": bounds[1], "w": bounds[2], "h": bounds[3],
-                               **{k: strings[v] if v >= 0 else "" for k, v in
-                                  zip(self.STYLES, styles, strict=True)}})
+            self.boxes.append(
+                {
+                    "name": name,
+                    "class": pairs.get("class", ""),
+                    "x": bounds[0],
+                    "y": bounds[1],
+                    "w": bounds[2],
+                    "h": bounds[3],
+                    **{k: strings[v] if v >= 0 else "" for k, v in zip(self.STYLES, styles, strict=True)},
+                }
+            )
 
     def first(self, css_class: str) -> dict[str, Any] | None:
         return next((b for b in self.boxes if css_class in b["class"].split()), None)
 
     def green_above(self, y: float) -> list[dict[str, Any]]:
         """Elements that start above ``y`` and show green (text, background or border)."""
-        return [b for b in self.boxes if b["y"] < y and b["h"] > 0 and b["visibility"] != "hidden"
-                and any(is_green(b[k]) for k in ("color", "background-color", "border-top-color"))]
+        return [
+            b
+            for b in self.boxes
+            if b["y"] < y
+            and b["h"] > 0
+            and b["visibility"] != "hidden"
+            and any(is_green(b[k]) for k in ("color", "background-color", "border-top-color"))
+        ]
 
 
 def _load(driver: Any, url: str, width: int) -> tuple[str, Layout]:
@@ -208,30 +252,64 @@ def _shoot(driver: Any, layout: Layout, out: Path, width: int) -> None:
 
 # What each page says, in each language: (words that must be there, words that must not).
 WORDS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
-    ("item", "zh"): ((NAME_ZH, "原产国（地区）", "日本 (JP)", "1210 保税备货进口 / bonded import",
-                      "040220****0123", "放行时间", "2026-11-27 13:43 (UTC+08:00)",
-                      "2026-09-15 10:20 (UTC+09:00)", f"{FACTORY_ZH}（帯広，日本）",
-                      f"{BONDED_ZH}（唐山，中国）", "送达消费者", "✓ 记录已核验",
-                      "该检查点由账本签名，并由 2/3 个独立见证方联署",
-                      "本账本配置了 3 个独立见证方（w1.example/witness、w2.example/witness、"
-                      "w3.example/witness）"),
-                     ("此商品已被召回", "仿冒", "GLN", "如海关、市场监管部门")),
-    ("item", "en"): ((NAME_EN, "Japan (JP)", "1210 bonded import / 保税备货进口",
-                      "Released 2026-11-27 13:43 (UTC+08:00)", "Sakura Dairy Co., Ltd.",
-                      f"{FACTORY_EN}, Obihiro, Japan", f"{BONDED_EN}, Tangshan, China",
-                      "Caofeidian Customs", "Delivered to the consumer", "✓ Records verified",
-                      "signed by the ledger and cosigned by 2 of 3 independent witnesses",
-                      "not the quality of the product itself"),
-                     ("GLN", "such as customs", "conformant")),
-    ("lot", "zh"): ((NAME_ZH, "批号 L2026A", "放行情况 本批 3 件中 1 件已由海关放行",
-                     "生产赋码"), ("尚未放行", "单品序列号")),
-    ("lot", "en"): ((NAME_EN, "1 of the 3 items of this lot released by customs",
-                     "Produced and coded"), ("not released yet", "Serial number")),
-    ("gtin", "zh"): ((NAME_ZH, "品牌 樱花", "净含量 800克", "交易单据：采购订单", "唐山跨境优选电商平台"),
-                     ("transaction",)),
-    ("gtin", "en"): ((NAME_EN, "Brand Sakura", "Net content 800 g",
-                      "Business transaction: purchase order",
-                      "Tangshan Cross-border Select"), ("唐山",)),
+    ("item", "zh"): (
+        (
+            NAME_ZH,
+            "原产国（地区）",
+            "日本 (JP)",
+            "1210 保税备货进口 / bonded import",
+            "040220****0123",
+            "放行时间",
+            "2026-11-27 13:43 (UTC+08:00)",
+            "2026-09-15 10:20 (UTC+09:00)",
+            f"{FACTORY_ZH}（帯広，日本）",
+            f"{BONDED_ZH}（唐山，中国）",
+            "送达消费者",
+            "✓ 记录已核验",
+            "该检查点由账本签名，并由 2/3 个独立见证方联署",
+            "本账本配置了 3 个独立见证方（w1.example/witness、w2.example/witness、w3.example/witness）",
+        ),
+        ("此商品已被召回", "仿冒", "GLN", "如海关、市场监管部门"),
+    ),
+    ("item", "en"): (
+        (
+            NAME_EN,
+            "Japan (JP)",
+            "1210 bonded import / 保税备货进口",
+            "Released 2026-11-27 13:43 (UTC+08:00)",
+            "Sakura Dairy Co., Ltd.",
+            f"{FACTORY_EN}, Obihiro, Japan",
+            f"{BONDED_EN}, Tangshan, China",
+            "Caofeidian Customs",
+            "Delivered to the consumer",
+            "✓ Records verified",
+            "signed by the ledger and cosigned by 2 of 3 independent witnesses",
+            "not the quality of the product itself",
+        ),
+        ("GLN", "such as customs", "conformant"),
+    ),
+    ("lot", "zh"): (
+        (NAME_ZH, "批号 L2026A", "放行情况 本批 3 件中 1 件已由海关放行", "生产赋码"),
+        ("尚未放行", "单品序列号"),
+    ),
+    ("lot", "en"): (
+        (NAME_EN, "1 of the 3 items of this lot released by customs", "Produced and coded"),
+        ("not released yet", "Serial number"),
+    ),
+    ("gtin", "zh"): (
+        (NAME_ZH, "品牌 樱花", "净含量 800克", "交易单据：采购订单", "唐山跨境优选电商平台"),
+        ("transaction",),
+    ),
+    ("gtin", "en"): (
+        (
+            NAME_EN,
+            "Brand Sakura",
+            "Net content 800 g",
+            "Business transaction: purchase order",
+            "Tangshan Cross-border Select",
+        ),
+        ("唐山",),
+    ),
     ("recalled", "zh"): (("⚠ 此商品已被召回", RECALL_ZH, "✓ 记录已核验"), (RECALL_EN,)),
     ("recalled", "en"): (("⚠ This product has been recalled", RECALL_EN), (RECALL_ZH,)),
     ("counterfeit", "zh"): (("⚠ 注意：可能是仿冒品", "个不同地区"), ()),
@@ -244,8 +322,9 @@ WORDS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
 WARNED = {"recalled": "recall", "counterfeit": "fake"}
 
 
-def test_every_page_type_on_phones_in_headless_chromium(live: tuple[Server, dict[str, Any]],
-                                                        tmp_path: Path) -> None:
+def test_every_page_type_on_phones_in_headless_chromium(
+    live: tuple[Server, dict[str, Any]], tmp_path: Path
+) -> None:
     srv, x = live
     driver = _browser_or_skip()
     shots = tmp_path / "shots"
@@ -262,7 +341,8 @@ def test_every_page_type_on_phones_in_headless_chromium(live: tuple[Server, dict
                     # No horizontal scroll: the content is no wider than the screen.
                     assert layout.viewport_width == width, where
                     assert layout.content_width <= layout.viewport_width, (
-                        f"{where} is {layout.content_width} px wide")
+                        f"{where} is {layout.content_width} px wide"
+                    )
                     want, never = WORDS[(kind, lang)]
                     for words in want:
                         assert words in text, f"{where}: {words!r} missing"
@@ -286,15 +366,17 @@ def test_every_page_type_on_phones_in_headless_chromium(live: tuple[Server, dict
                     _shoot(driver, layout, shots / f"{kind}-{lang}-{width}.png", width)
         # Served under the strict policy, and styled all the same: the stylesheet is
         # allowed by its hash, and the browser refused nothing.
-        csp = httpx.get(srv.url(x["sold"]), headers={"Accept": "text/html"},
-                        timeout=30).headers["content-security-policy"]
+        csp = httpx.get(srv.url(x["sold"]), headers={"Accept": "text/html"}, timeout=30).headers[
+            "content-security-policy"
+        ]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
         _load(driver, srv.url(x["sold"]), 390)
         badge = driver.find_element("css selector", ".badge.ok")
         assert badge.value_of_css_property("background-color") == "rgba(230, 244, 234, 1)"
         assert badge.value_of_css_property("border-radius") == "999px"
-        refused = [e["message"] for e in driver.get_log("browser")
-                   if "Content Security Policy" in e["message"]]
+        refused = [
+            e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]
+        ]
         assert refused == []
         pngs = sorted(shots.iterdir())
         assert len(pngs) == len(pages(x)) * 2 * len(WIDTHS)
@@ -326,10 +408,12 @@ def test_audit_report_on_phones_in_headless_chromium(tmp_path: Path) -> None:
         for width in WIDTHS:
             text, layout = _load(driver, report.as_uri(), width)
             assert "Integrity" in text
-            wide = [(b["name"], b["class"], b["x"] + b["w"]) for b in layout.boxes
-                    if b["x"] + b["w"] > width][:8]
+            wide = [
+                (b["name"], b["class"], b["x"] + b["w"]) for b in layout.boxes if b["x"] + b["w"] > width
+            ][:8]
             assert layout.content_width <= layout.viewport_width == width, (
-                f"the report at {width} px is {layout.content_width} px wide: {wide}")
+                f"the report at {width} px is {layout.content_width} px wide: {wide}"
+            )
             _shoot(driver, layout, tmp_path / f"report-{width}.png", width)
     finally:
         driver.quit()

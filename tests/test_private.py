@@ -21,13 +21,17 @@ from tests.support import World
 def _order(w: World) -> tuple[int, str, dict[str, object], str, str]:
     platform, key = w.register(["platform"])
     buyer_side, _ = w.register(["payment"])
-    commitment, blob = make_blob({"buyer": "张三", "idNumber": "130203199001011234",
-                                  "price": "298.00"})
-    body = {"type": "TransactionEvent", "action": "ADD", "eventTime": "2026-11-27T10:00:00+08:00",
-            "eventTimeZoneOffset": "+08:00", "bizStep": "retail_selling",
-            "epcList": ["https://id.gs1.org/01/09506000134352/21/900"],
-            "bizTransactionList": [{"type": "cbec:order", "bizTransaction": "urn:suyuan:order:1"}],
-            "destinationList": [{"type": "owning_party", "destination": buyer_side}]}
+    commitment, blob = make_blob({"buyer": "张三", "idNumber": "130203199001011234", "price": "298.00"})
+    body = {
+        "type": "TransactionEvent",
+        "action": "ADD",
+        "eventTime": "2026-11-27T10:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "bizStep": "retail_selling",
+        "epcList": ["https://id.gs1.org/01/09506000134352/21/900"],
+        "bizTransactionList": [{"type": "cbec:order", "bizTransaction": "urn:suyuan:order:1"}],
+        "destinationList": [{"type": "owning_party", "destination": buyer_side}],
+    }
     env = sign_one(kind="event", signer=platform, key=key, body=body, private=commitment)
     seq = w.ledger.append_batch([env], private={commitment: blob})[0].seq
     return seq, commitment, blob, platform, buyer_side
@@ -64,17 +68,26 @@ def test_who_may_see_it(world: World) -> None:
 def test_mismatched_blob_is_refused_and_nothing_lands(world: World) -> None:
     platform, key = world.register(["platform"])
     commitment, blob = make_blob({"price": "1.00"})
-    env = sign_one(kind="event", signer=platform, key=key, body={
-        "type": "ObjectEvent", "action": "OBSERVE", "bizStep": "retail_selling",
-        "eventTime": "2026-11-27T10:00:00+08:00", "eventTimeZoneOffset": "+08:00",
-        "epcList": ["https://id.gs1.org/01/09506000134352/21/901"]}, private=commitment)
+    env = sign_one(
+        kind="event",
+        signer=platform,
+        key=key,
+        body={
+            "type": "ObjectEvent",
+            "action": "OBSERVE",
+            "bizStep": "retail_selling",
+            "eventTime": "2026-11-27T10:00:00+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "epcList": ["https://id.gs1.org/01/09506000134352/21/901"],
+        },
+        private=commitment,
+    )
     size = world.ledger.size()
     forged = {"salt": blob["salt"], "data": {"price": "0.01"}}
     with pytest.raises(BatchRejected, match="does not match its commitment"):
         world.ledger.append_batch([env], private={commitment: forged})
     with pytest.raises(BatchRejected, match="matches no statement"):
-        world.ledger.append_batch([env], private={"sha256:" + "0" * 64: blob,
-                                                  commitment: blob})
+        world.ledger.append_batch([env], private={"sha256:" + "0" * 64: blob, commitment: blob})
     assert world.ledger.size() == size
 
 
@@ -89,8 +102,9 @@ def test_shredding_keeps_every_proof(world: World) -> None:
     rep = audit(world.store)
     assert rep.ok, [p.line() for p in rep.problems]
     proof = world.ledger.inclusion_proof(seq)
-    merkle.verify_inclusion(leaf=before.leaf_hash, index=seq, size=proof.tree_size,
-                            proof=proof.hashes, root=world.ledger.root())
+    merkle.verify_inclusion(
+        leaf=before.leaf_hash, index=seq, size=proof.tree_size, proof=proof.hashes, root=world.ledger.root()
+    )
     bundle = make_bundle(world.ledger, [seq])
     assert verify_bundle(bundle, log_key=world.ledger.log_verifier().vkey()).ok
     with pytest.raises(NotFound):

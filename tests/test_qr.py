@@ -93,13 +93,18 @@ def read_pdf(data: bytes) -> tuple[list[list[Any]], list[str]]:
 KNOWN = [
     # (code in any accepted form, Digital Link path, GS1 element string)
     (f"https://id.gs1.org/01/{GTIN}/21/123", f"/01/{GTIN}/21/123", f"(01){GTIN}(21)123"),
-    (f"https://brand.example.com/shop/01/{GTIN[1:]}/10/L%2F7/21/A-1",
-     f"/01/{GTIN}/10/L%2F7/21/A-1", f"(01){GTIN}(10)L/7(21)A-1"),
+    (
+        f"https://brand.example.com/shop/01/{GTIN[1:]}/10/L%2F7/21/A-1",
+        f"/01/{GTIN}/10/L%2F7/21/A-1",
+        f"(01){GTIN}(10)L/7(21)A-1",
+    ),
     # EPC Tag Data Standard's own example: company prefix 0614141, item reference 812345.
-    ("urn:epc:id:sgtin:0614141.812345.6789", "/01/80614141123458/21/6789",
-     "(01)80614141123458(21)6789"),
-    ("urn:epc:class:lgtin:4012345.012345.998877", "/01/04012345123456/10/998877",
-     "(01)04012345123456(10)998877"),
+    ("urn:epc:id:sgtin:0614141.812345.6789", "/01/80614141123458/21/6789", "(01)80614141123458(21)6789"),
+    (
+        "urn:epc:class:lgtin:4012345.012345.998877",
+        "/01/04012345123456/10/998877",
+        "(01)04012345123456(10)998877",
+    ),
     ("urn:epc:id:sscc:0614141.1234567890", "/00/106141412345678908", "(00)106141412345678908"),
     (GTIN, f"/01/{GTIN}", f"(01){GTIN}"),
 ]
@@ -144,14 +149,19 @@ def _qrcode_rows(text: str) -> list[bytes]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.one_of(
-    st.text(min_size=1, max_size=400),  # any Unicode: byte mode, UTF-8
-    st.from_regex(r"[0-9]{1,500}", fullmatch=True),  # numeric mode
-    st.from_regex(r"[0-9A-Z $%*+./:-]{1,400}", fullmatch=True),  # alphanumeric mode
-    # Digital Links with long digit and capital runs: mixed segments
-    st.builds(lambda serial, tail: f"{BASE}/01/{GTIN}/21/{serial}{tail}",
-              st.from_regex(r"[0-9]{1,40}", fullmatch=True),
-              st.from_regex(r"[A-Z0-9]{0,30}", fullmatch=True))))
+@given(
+    st.one_of(
+        st.text(min_size=1, max_size=400),  # any Unicode: byte mode, UTF-8
+        st.from_regex(r"[0-9]{1,500}", fullmatch=True),  # numeric mode
+        st.from_regex(r"[0-9A-Z $%*+./:-]{1,400}", fullmatch=True),  # alphanumeric mode
+        # Digital Links with long digit and capital runs: mixed segments
+        st.builds(
+            lambda serial, tail: f"{BASE}/01/{GTIN}/21/{serial}{tail}",
+            st.from_regex(r"[0-9]{1,40}", fullmatch=True),
+            st.from_regex(r"[A-Z0-9]{0,30}", fullmatch=True),
+        ),
+    )
+)
 def test_fast_symbols_are_the_qrcode_packages_module_for_module(text: str) -> None:
     # Label sheets draw api/qrsymbol.py's symbols: the same segments, version, codewords,
     # placement and mask choice as the qrcode package, down to the last module (versions
@@ -234,9 +244,13 @@ def test_qr_route_refusals(http: Client) -> None:
 
 def _event(epcs: list[str], lot: str | None = None, minute: int = 0) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning",
-        "eventTime": f"2026-11-27T10:{minute:02d}:00+08:00", "eventTimeZoneOffset": "+08:00",
-        "epcList": epcs}
+        "type": "ObjectEvent",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "eventTime": f"2026-11-27T10:{minute:02d}:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "epcList": epcs,
+    }
     if lot is not None:
         body["ilmd"] = {"cbvmda:lotNumber": lot}
     return body
@@ -256,13 +270,22 @@ def build_lots(world: World, size: int) -> list[str]:
         _event([item + f"B{n}" for n in range(3)], "L2", 4),
         _event([f"https://id.gs1.org/01/{OTHER_GTIN}/21/{n}" for n in range(3)], "L1", 5),
         # Packing names items again, which makes them no more items of the lot.
-        {"type": "AggregationEvent", "action": "ADD", "bizStep": "packing",
-         "eventTime": "2026-11-27T10:06:00+08:00", "eventTimeZoneOffset": "+08:00",
-         "parentID": "https://id.gs1.org/00/" + CARTON,
-         "childEPCs": [item + str(n) for n in range(min(size, 5))]},
+        {
+            "type": "AggregationEvent",
+            "action": "ADD",
+            "bizStep": "packing",
+            "eventTime": "2026-11-27T10:06:00+08:00",
+            "eventTimeZoneOffset": "+08:00",
+            "parentID": "https://id.gs1.org/00/" + CARTON,
+            "childEPCs": [item + str(n) for n in range(min(size, 5))],
+        },
     ]
-    world.ledger.append_batch([sign_one(kind="event", signer=party, key=key, body=b,
-                                        issued="2026-11-27T10:00:00+08:00") for b in bodies])
+    world.ledger.append_batch(
+        [
+            sign_one(kind="event", signer=party, key=key, body=b, issued="2026-11-27T10:00:00+08:00")
+            for b in bodies
+        ]
+    )
     first = [item + str(n) for n in range(half, size)]
     second = [item + str(n) for n in range(half)]
     return first + second + [item + "X9", item + "X10"]
@@ -288,8 +311,9 @@ class QrCli(Cli):
         return {**super().env(), "SUYUAN_BASE_URL": BASE}
 
     def raw(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO,
-                              env=self.env(), timeout=120, **kw)
+        return subprocess.run(
+            [sys.executable, "-m", "tools.cli", *args], cwd=REPO, env=self.env(), timeout=120, **kw
+        )
 
 
 @pytest.fixture
@@ -304,8 +328,7 @@ def test_cli_one_code_to_file_and_stdout(qr_cli: QrCli, tmp_path: Path) -> None:
     doc = qr_cli("qr", code, "--out", str(png)).json()
     assert doc == {"file": str(png), "format": "png", "text": want, "bytes": png.stat().st_size}
     assert read_png(png.read_bytes()).text == want
-    proc = qr_cli.raw("qr", f"https://id.gs1.org/01/{GTIN}/21/9", "--format", "svg",
-                      capture_output=True)
+    proc = qr_cli.raw("qr", f"https://id.gs1.org/01/{GTIN}/21/9", "--format", "svg", capture_output=True)
     assert proc.returncode == 0, proc.stderr
     r = read_svg(proc.stdout)
     assert (r.text, r.ec_level) == (f"{BASE}/01/{GTIN}/21/9", "M")
@@ -317,8 +340,7 @@ def test_cli_one_code_to_file_and_stdout(qr_cli: QrCli, tmp_path: Path) -> None:
 def test_cli_refuses_binary_to_a_terminal_and_bad_codes(qr_cli: QrCli) -> None:
     main, sub = os.openpty()
     try:
-        proc = qr_cli.raw("qr", f"https://id.gs1.org/01/{GTIN}/21/9", stdout=sub,
-                          stderr=subprocess.PIPE)
+        proc = qr_cli.raw("qr", f"https://id.gs1.org/01/{GTIN}/21/9", stdout=sub, stderr=subprocess.PIPE)
     finally:
         os.close(sub)
         os.close(main)
@@ -328,8 +350,7 @@ def test_cli_refuses_binary_to_a_terminal_and_bad_codes(qr_cli: QrCli) -> None:
     assert bad.err.startswith("error [bad_identifier]:") and "expected 2" in bad.err
     assert bad.out == ""
     assert qr_cli("qr", rc=2).err.startswith("error [usage]:")
-    assert qr_cli("qr", "--lot", f"https://id.gs1.org/01/{GTIN}/10/L1", rc=2).err.startswith(
-        "error [usage]:")
+    assert qr_cli("qr", "--lot", f"https://id.gs1.org/01/{GTIN}/10/L1", rc=2).err.startswith("error [usage]:")
 
 
 def test_cli_refuses_codes_without_a_public_base_url(world: World, tmp_path: Path) -> None:
@@ -342,24 +363,33 @@ def test_cli_refuses_codes_without_a_public_base_url(world: World, tmp_path: Pat
         r = bare("qr", *args, rc=2)
         assert r.err.startswith("error [no_base_url]: printed codes carry the resolver's address")
         assert "set SUYUAN_BASE_URL or --base-url to the public address" in r.err
-        for base, why in (("http://127.0.0.1:8000", "127.0.0.1 is the loopback address"),
-                          ("http://localhost:8000/", "localhost is a name only this machine"),
-                          ("http://192.168.1.20", "192.168.1.20 is an address of a private"),
-                          ("http://[fe80::1]:8000", "fe80::1 is an address of a private"),
-                          ("http://suyuan-box:8000", "suyuan-box is a single-label name"),
-                          ("https://trace.corp.local", "trace.corp.local is a name only")):
+        for base, why in (
+            ("http://127.0.0.1:8000", "127.0.0.1 is the loopback address"),
+            ("http://localhost:8000/", "localhost is a name only this machine"),
+            ("http://192.168.1.20", "192.168.1.20 is an address of a private"),
+            ("http://[fe80::1]:8000", "fe80::1 is an address of a private"),
+            ("http://suyuan-box:8000", "suyuan-box is a single-label name"),
+            ("https://trace.corp.local", "trace.corp.local is a name only"),
+        ):
             r = bare("qr", *args, "--base-url", base, rc=2)
-            assert r.err.startswith("error [private_base_url]: printed codes would send every "
-                                    f"phone that scans them to {base.rstrip('/')}, and {why}"), r.err
+            assert r.err.startswith(
+                "error [private_base_url]: printed codes would send every "
+                f"phone that scans them to {base.rstrip('/')}, and {why}"
+            ), r.err
         assert bare("qr", *args, "--base-url", "ftp://x.example.cn", rc=2).err.startswith(
-            "error [malformed]: base URL 'ftp://x.example.cn' must be an http:// or https://")
+            "error [malformed]: base URL 'ftp://x.example.cn' must be an http:// or https://"
+        )
         assert not sheet.exists() and not png.exists()
     # SUYUAN_BASE_URL counts as said on purpose, and is held to the same rules.
     env_cli = QrCli(world.url, world.home.path)
     assert env_cli("qr", "--lot", lot, "--sheet", str(sheet)).json()["items"] == len(items)
-    local = subprocess.run([sys.executable, "-m", "tools.cli", "qr", "--lot", lot, "--sheet",
-                            str(tmp_path / "l.pdf")], cwd=REPO, capture_output=True, timeout=120,
-                           env={**env_cli.env(), "SUYUAN_BASE_URL": "http://127.0.0.1:8000"})
+    local = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "qr", "--lot", lot, "--sheet", str(tmp_path / "l.pdf")],
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+        env={**env_cli.env(), "SUYUAN_BASE_URL": "http://127.0.0.1:8000"},
+    )
     assert local.returncode == 2 and b"[private_base_url]" in local.stderr
     assert not (tmp_path / "l.pdf").exists()
 
@@ -367,8 +397,13 @@ def test_cli_refuses_codes_without_a_public_base_url(world: World, tmp_path: Pat
 def _check_sheet(run: Run, sheet: Path, items: list[str], lot: str) -> None:
     per_page = 28
     pages = (len(items) + per_page - 1) // per_page
-    assert run.json() == {"sheet": str(sheet), "lot": lot, "items": len(items), "pages": pages,
-                          "bytes": sheet.stat().st_size}
+    assert run.json() == {
+        "sheet": str(sheet),
+        "lot": lot,
+        "items": len(items),
+        "pages": pages,
+        "bytes": sheet.stat().st_size,
+    }
     codes, texts = read_pdf(sheet.read_bytes())
     assert len(codes) == pages
     decoded = [r.text for page in codes for r in page]
@@ -376,8 +411,7 @@ def _check_sheet(run: Run, sheet: Path, items: list[str], lot: str) -> None:
     assert sorted(decoded) == sorted(want)  # every item once, nothing else
     assert {r.ec_level for page in codes for r in page} == {"M"}
     # Labels fill the pages in the lot's order.
-    assert [len(p) for p in codes] == [min(per_page, len(items) - per_page * n)
-                                       for n in range(pages)]
+    assert [len(p) for p in codes] == [min(per_page, len(items) - per_page * n) for n in range(pages)]
     text = "\n".join(texts)
     for i in items:
         assert ids.element_string(i) in text
@@ -394,10 +428,12 @@ def test_cli_label_sheet_of_a_lot(world: World, qr_cli: QrCli, tmp_path: Path) -
     _, texts = read_pdf(sheet.read_bytes())
     assert ids.element_string(items[0]) in texts[0] and ids.element_string(items[-1]) in texts[1]
 
-    none = qr_cli("qr", "--lot", f"https://id.gs1.org/01/{GTIN}/10/L9", "--sheet",
-                  str(tmp_path / "none.pdf"), rc=2)
+    none = qr_cli(
+        "qr", "--lot", f"https://id.gs1.org/01/{GTIN}/10/L9", "--sheet", str(tmp_path / "none.pdf"), rc=2
+    )
     assert none.err.startswith("error [not_found]: the ledger knows no items of lot")
     assert not (tmp_path / "none.pdf").exists()
-    item = qr_cli("qr", "--lot", f"https://id.gs1.org/01/{GTIN}/21/1", "--sheet",
-                  str(tmp_path / "x.pdf"), rc=2)
+    item = qr_cli(
+        "qr", "--lot", f"https://id.gs1.org/01/{GTIN}/21/1", "--sheet", str(tmp_path / "x.pdf"), rc=2
+    )
     assert item.err.startswith("error [bad_identifier]:") and "not a lot" in item.err

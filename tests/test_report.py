@@ -36,8 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _decoded(world: World) -> list[tuple[int, dict[str, Any]]]:
     size = world.ledger.size()
-    return [(e.seq, e.decoded()["envelope"]["statement"])
-            for e in world.ledger.entries(range(size))]
+    return [(e.seq, e.decoded()["envelope"]["statement"]) for e in world.ledger.entries(range(size))]
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -50,25 +49,25 @@ def test_statistics_known_answers(world: World) -> None:
         {"procedure": "9610", "declarations": 1, "orders": 1, "valueCNY": "100.50"},
         {"procedure": "1210", "declarations": 1, "orders": 2, "valueCNY": "316.03"},
         {"procedure": "9710", "declarations": 1, "orders": 0, "valueCNY": "0.00"},
-        {"procedure": "9810", "declarations": 0, "orders": 0, "valueCNY": "0.00"}]
+        {"procedure": "9810", "declarations": 0, "orders": 0, "valueCNY": "0.00"},
+    ]
     assert s["otherCurrencies"] == [{"procedure": "1210", "currency": "USD", "value": "20.00"}]
     assert s["origins"] == {"JP": 3, "CN": 1}  # S1-S3 of lot L1; T1
     assert s["destinations"] == {"CN": 2, "US": 1}  # two imports; the 9710 export to a US GLN
     # D1: 13:41:00 -> 13:43:26 is 146 s; D2: 28 h; D3 never released.
     assert s["clearanceTime"] == {
-        "buckets": {"<10min": 1, "10-60min": 0, "1-6h": 0, "6-24h": 0, "1-3d": 1, ">3d": 0,
-                    "pending": 1},
-        "released": 2, "medianSeconds": (146 + 28 * 3600) / 2}
-    assert s["entriesByKind"] == {"genesis": 1, "party.register": 6, "event": 15,
-                                  "credit.record": 2}
+        "buckets": {"<10min": 1, "10-60min": 0, "1-6h": 0, "6-24h": 0, "1-3d": 1, ">3d": 0, "pending": 1},
+        "released": 2,
+        "medianSeconds": (146 + 28 * 3600) / 2,
+    }
+    assert s["entriesByKind"] == {"genesis": 1, "party.register": 6, "event": 15, "credit.record": 2}
 
 
 def test_statistics_match_an_independent_count(world: World) -> None:
     """Recount from the decoded entries, without the projections or ledger.queries.stats."""
     build(world)
     decoded = _decoded(world)
-    roles = {st["body"]["id"]: st["body"]["roles"] for _, st in decoded
-             if st["kind"] == "party.register"}
+    roles = {st["body"]["id"]: st["body"]["roles"] for _, st in decoded if st["kind"] == "party.register"}
     by_stage: Counter[tuple[str, str]] = Counter()
     kinds: Counter[str] = Counter()
     paid: dict[str, Decimal] = {}
@@ -88,15 +87,16 @@ def test_statistics_match_an_independent_count(world: World) -> None:
     for b in bodies:
         info = b.get("cbec:orderInfo")
         if info and info["currency"] == "CNY":
-            proc = b.get("cbec:customsProcedure") or order_proc[
-                b["bizTransactionList"][0]["bizTransaction"]]
+            proc = b.get("cbec:customsProcedure") or order_proc[b["bizTransactionList"][0]["bizTransaction"]]
             paid[proc] = paid.get(proc, Decimal(0)) + Decimal(info["paid"])
     s = statistics(world.store)
-    assert {(st, m): n for st, months in s["eventsByStageMonth"].items()
-            for m, n in months.items()} == dict(by_stage)
+    assert {(st, m): n for st, months in s["eventsByStageMonth"].items() for m, n in months.items()} == dict(
+        by_stage
+    )
     assert s["entriesByKind"] == dict(kinds)
-    assert {t["procedure"]: Decimal(t["valueCNY"]) for t in s["tradeByProcedure"]
-            if t["valueCNY"] != "0.00"} == paid
+    assert {
+        t["procedure"]: Decimal(t["valueCNY"]) for t in s["tradeByProcedure"] if t["valueCNY"] != "0.00"
+    } == paid
 
 
 def test_statistics_rules_on_their_own() -> None:
@@ -104,11 +104,29 @@ def test_statistics_rules_on_their_own() -> None:
     assert gln_country("gln:0614141000012") == "US"
     assert gln_country("https://id.gs1.org/414/6901234000108") == "CN"
     assert gln_country("uscc:91310110666007217T") is None
-    s = compute([], [], [(1, "2026-11-01T00:00:00.000000Z",
-                          {"cbec:customsProcedure": "9810", "bizTransactionList": [
-                              {"type": "cbec:declaration", "bizTransaction": "d"}]})],
-                [], [(2, "2026-11-05T00:00:00.000000Z", {"bizTransactionList": [
-                    {"type": "cbec:declaration", "bizTransaction": "d"}]})], [])
+    s = compute(
+        [],
+        [],
+        [
+            (
+                1,
+                "2026-11-01T00:00:00.000000Z",
+                {
+                    "cbec:customsProcedure": "9810",
+                    "bizTransactionList": [{"type": "cbec:declaration", "bizTransaction": "d"}],
+                },
+            )
+        ],
+        [],
+        [
+            (
+                2,
+                "2026-11-05T00:00:00.000000Z",
+                {"bizTransactionList": [{"type": "cbec:declaration", "bizTransaction": "d"}]},
+            )
+        ],
+        [],
+    )
     assert s["clearanceTime"]["buckets"][">3d"] == 1  # exactly four days
     assert s["destinations"] == {"unknown": 1}
     empty = compute([], [], [], [], [], [])
@@ -149,7 +167,8 @@ class Page(HTMLParser):
             self.svgs[a["id"] or ""] = {"title": "", "desc": "", "bars": []}
         elif self._svg and tag == "rect" and a.get("class") == "bar":
             self.svgs[self._svg]["bars"].append(
-                (a.get("data-series"), a["data-label"], float(a["data-value"] or "nan")))
+                (a.get("data-series"), a["data-label"], float(a["data-value"] or "nan"))
+            )
         if tag not in VOID:
             self._in.append((tag, []))
 
@@ -190,24 +209,45 @@ def test_html_report(world: World) -> None:
     assert "<link" not in html and "src=" not in html  # self-contained
     assert [t for t, _ in page.headings].count("h1") == 1
     h2 = [text for t, text in page.headings if t == "h2"]
-    assert h2 == ["一、账本完整性 1. Integrity", "二、合规发现 2. Findings", "三、统计 3. Statistics",
-                  "四、信用 4. Credit", "五、产品链审计 5. Product chain audit"]
+    assert h2 == [
+        "一、账本完整性 1. Integrity",
+        "二、合规发现 2. Findings",
+        "三、统计 3. Statistics",
+        "四、信用 4. Credit",
+        "五、产品链审计 5. Product chain audit",
+    ]
     assert page.th_scopes and all(s == "col" for s in page.th_scopes)
     charts = page.svgs
-    assert set(charts) == {"chart-findings", "chart-stage-month", "chart-trade", "chart-origins",
-                           "chart-destinations", "chart-clearance"}
+    assert set(charts) == {
+        "chart-findings",
+        "chart-stage-month",
+        "chart-trade",
+        "chart-origins",
+        "chart-destinations",
+        "chart-clearance",
+    }
     assert [(lbl, v) for _, lbl, v in charts["chart-findings"]["bars"]] == [("three_docs.missing", 2)]
     for c in charts.values():
         assert c["title"] and c["desc"]
     assert [(lbl, v) for _, lbl, v in charts["chart-trade"]["bars"]] == [
-        ("9610", 100.5), ("1210", 316.03), ("9710", 0), ("9810", 0)]
+        ("9610", 100.5),
+        ("1210", 316.03),
+        ("9710", 0),
+        ("9810", 0),
+    ]
     assert [(lbl, v) for _, lbl, v in charts["chart-origins"]["bars"]] == [("JP", 3), ("CN", 1)]
-    assert [(lbl, v) for _, lbl, v in charts["chart-destinations"]["bars"]] == [
-        ("CN", 2), ("US", 1)]
+    assert [(lbl, v) for _, lbl, v in charts["chart-destinations"]["bars"]] == [("CN", 2), ("US", 1)]
     assert [(lbl, v) for _, lbl, v in charts["chart-clearance"]["bars"]] == [
-        ("<10min", 1), ("10-60min", 0), ("1-6h", 0), ("6-24h", 0), ("1-3d", 1), (">3d", 0)]
-    segments = {(series.split()[-1], month): v for series, month, v
-                in charts["chart-stage-month"]["bars"] if series}
+        ("<10min", 1),
+        ("10-60min", 0),
+        ("1-6h", 0),
+        ("6-24h", 0),
+        ("1-3d", 1),
+        (">3d", 0),
+    ]
+    segments = {
+        (series.split()[-1], month): v for series, month, v in charts["chart-stage-month"]["bars"] if series
+    }
     stats = doc["statistics"]["eventsByStageMonth"]
     assert segments == {(st, m): n for st, months in stats.items() for m, n in months.items()}
     assert "316.03" in charts["chart-trade"]["desc"]
@@ -227,15 +267,18 @@ def test_report_counts_findings_by_rule_and_party(world: World) -> None:
     # The two releases without payment and waybill: one high finding each, naming three parties.
     assert f["total"] == 2 and f["bySeverity"] == {"high": 2}
     assert [(r["rule"], r["count"], r["severity"]) for r in f["byRule"]] == [
-        ("three_docs.missing", 2, "high")]
+        ("three_docs.missing", 2, "high")
+    ]
     assert sorted((r["party"], r["count"]) for r in f["byParty"]) == sorted(
-        (c.id(n), 2) for n in ("platform", "broker", "customs"))
+        (c.id(n), 2) for n in ("platform", "broker", "customs")
+    )
     every = finding_list.list_findings(world.store)
     assert [x["id"] for x in f["recent"]] == [x.id for x in reversed(every)]
     # The scope of S2 touches the second release's finding only.
     s = c.seqs
     assert [(x["rule"], x["seqs"]) for x in doc["scope"]["findings"]] == [
-        ("three_docs.missing", [s["order2"], s["decl2"], s["release2"]])]
+        ("three_docs.missing", [s["order2"], s["decl2"], s["release2"]])
+    ]
     html = render_html(doc)
     for x in every:
         assert escape(x.message_zh) in html and escape(x.message_en) in html
@@ -280,10 +323,20 @@ def test_report_shows_what_parties_signed_as_text(world: World) -> None:
     key = PartyKey.generate(party)
 
     def register(name: str) -> dict[str, Any]:
-        body = {"id": party, "name": name, "nameEn": HOSTILE_NAME_EN, "roles": ["platform"],
-                "publicKey": key.public_key_b64}
-        return sign_one(kind="party.register", signer=party, key=key, body=body,
-                        cosigners=[(world.registrar, world.registrar_key)])
+        body = {
+            "id": party,
+            "name": name,
+            "nameEn": HOSTILE_NAME_EN,
+            "roles": ["platform"],
+            "publicKey": key.public_key_b64,
+        }
+        return sign_one(
+            kind="party.register",
+            signer=party,
+            key=key,
+            body=body,
+            cosigners=[(world.registrar, world.registrar_key)],
+        )
 
     # A leading NUL (the old raw-HTML marker of the report's cells) never reaches the ledger.
     size = world.ledger.size()
@@ -293,12 +346,20 @@ def test_report_shows_what_parties_signed_as_text(world: World) -> None:
     world.ledger.append(register(HOSTILE_NAME))
     c.parties["evil"] = (party, key)
     # Over the single-transaction limit: a tax.single_limit finding that quotes the order.
-    c.add("order9", "evil", {**_order(9, "2025-11-27T13:02:11+08:00", ITEM.format(9), "6000.00",
-                                      procedure="1210"),
-                             "bizTransactionList": [{"type": "cbec:order",
-                                                     "bizTransaction": HOSTILE_ORDER}]})
-    c.add("record9", "regulator", {"party": party, "item": ITEM.format(9), "points": -5,
-                                   "reason": HOSTILE_REASON}, kind="credit.record")
+    c.add(
+        "order9",
+        "evil",
+        {
+            **_order(9, "2025-11-27T13:02:11+08:00", ITEM.format(9), "6000.00", procedure="1210"),
+            "bizTransactionList": [{"type": "cbec:order", "bizTransaction": HOSTILE_ORDER}],
+        },
+    )
+    c.add(
+        "record9",
+        "regulator",
+        {"party": party, "item": ITEM.format(9), "points": -5, "reason": HOSTILE_REASON},
+        kind="credit.record",
+    )
     doc = collect(world.ledger, world.home, scope=ITEM.format(9))
     # The hostile text is in the document: in the finding's message, the party's row, the credit.
     limit = [f for f in doc["findings"]["recent"] if f["rule"] == "tax.single_limit"]
@@ -334,15 +395,21 @@ def test_report_shows_what_parties_signed_as_text(world: World) -> None:
 
 
 def _check_scope_independently(doc: dict[str, Any]) -> Checkpoint:
-    cp = Checkpoint.parse(NoteVerifier.from_vkey(doc["checkpoint"]["logKey"])
-                          .verify(doc["checkpoint"]["note"]))
+    cp = Checkpoint.parse(
+        NoteVerifier.from_vkey(doc["checkpoint"]["logKey"]).verify(doc["checkpoint"]["note"])
+    )
     for e in doc["entries"]:
         raw = base64.b64decode(e["entry"])
         assert orjson.loads(raw)["seq"] == e["seq"]
         proof = e["inclusionProof"]
         assert proof["treeSize"] == cp.size and proof["leafIndex"] == e["seq"]
-        merkle.verify_inclusion(leaf=merkle.leaf_hash(raw), index=e["seq"], size=cp.size,
-                                proof=[bytes.fromhex(h) for h in proof["hashes"]], root=cp.root)
+        merkle.verify_inclusion(
+            leaf=merkle.leaf_hash(raw),
+            index=e["seq"],
+            size=cp.size,
+            proof=[bytes.fromhex(h) for h in proof["hashes"]],
+            root=cp.root,
+        )
     return cp
 
 
@@ -352,7 +419,8 @@ def test_scope_proofs_verify_and_tampering_fails(world: World) -> None:
     s = c.seqs
     # S1's own events, and its lot's recall (through the lot edge).
     assert [e["seq"] for e in doc["entries"]] == sorted(
-        [s["commission_p"], s["order1"], s["decl1"], s["release1"], s["eval1"], s["recall_p"]])
+        [s["commission_p"], s["order1"], s["decl1"], s["release1"], s["eval1"], s["recall_p"]]
+    )
     assert [i["code"] for i in doc["upstream"]] == [LOT_P]
     assert doc["ok"] and doc["problems"] == []
     assert all(e["proofVerified"] and e["signaturesVerified"] for e in doc["entries"])
@@ -364,12 +432,14 @@ def test_scope_proofs_verify_and_tampering_fails(world: World) -> None:
     hashes = [bytes.fromhex(h) for h in e["inclusionProof"]["hashes"]]
     bad = [bytes([hashes[0][0] ^ 1]) + hashes[0][1:], *hashes[1:]]
     with pytest.raises(ProofError):
-        merkle.verify_inclusion(leaf=merkle.leaf_hash(raw), index=e["seq"], size=cp.size,
-                                proof=bad, root=cp.root)
+        merkle.verify_inclusion(
+            leaf=merkle.leaf_hash(raw), index=e["seq"], size=cp.size, proof=bad, root=cp.root
+        )
     flipped = raw[:-2] + bytes([raw[-2] ^ 1]) + raw[-1:]
     with pytest.raises(ProofError):
-        merkle.verify_inclusion(leaf=merkle.leaf_hash(flipped), index=e["seq"], size=cp.size,
-                                proof=hashes, root=cp.root)
+        merkle.verify_inclusion(
+            leaf=merkle.leaf_hash(flipped), index=e["seq"], size=cp.size, proof=hashes, root=cp.root
+        )
     # The other product chain does not reach S1's entries.
     other = scope_audit(world.ledger, ITEM_Q)
     assert {x["seq"] for x in other["entries"]} == {s["commission_q"], s["decl3"], s["recall_q"]}
@@ -381,8 +451,10 @@ def test_scope_reports_an_entry_changed_in_the_database(world: World) -> None:
     with world.store.engine.connect() as conn:
         raw = conn.exec_driver_sql(f"SELECT entry FROM entries WHERE seq = {seq}").scalar_one()
     world.store.drop_append_only()
-    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s",
-                    {"e": bytes(raw).replace(b"13:41:00", b"13:42:00"), "s": seq})
+    world.store.raw(
+        "UPDATE entries SET entry = :e WHERE seq = :s",
+        {"e": bytes(raw).replace(b"13:41:00", b"13:42:00"), "s": seq},
+    )
     doc = scope_audit(world.ledger, ITEM.format(1))
     assert not doc["ok"]
     bad = [e for e in doc["entries"] if e["problems"]]
@@ -396,8 +468,14 @@ def test_scope_reports_an_entry_changed_in_the_database(world: World) -> None:
 
 def _cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ["PATH"], "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_audit_report_and_scope(world: World, tmp_path: Path) -> None:
@@ -420,8 +498,7 @@ def test_cli_audit_report_and_scope(world: World, tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.startswith("error [")
     # A changed entry: the report is still written, and the audit exits 1.
     world.store.drop_append_only()
-    world.store.raw("UPDATE entries SET entry = :e WHERE seq = 3",
-                    {"e": b'{"v":1}'})
+    world.store.raw("UPDATE entries SET entry = :e WHERE seq = 3", {"e": b'{"v":1}'})
     r = _cli(world, "audit", "--report", str(out))
     assert r.returncode == 1
     assert json.loads(r.stdout)["ok"] is False
@@ -440,21 +517,26 @@ def test_witnesses_in_the_report(world: World, tmp_path: Path) -> None:
 
     build(world)
     doc = collect(world.ledger, Home(world.home.path))
-    assert doc["integrity"]["witnesses"] == {"configured": 0, "quorum": 0, "cosigned": [],
-                                             "witnessed": None}
+    assert doc["integrity"]["witnesses"] == {"configured": 0, "quorum": 0, "cosigned": [], "witnessed": None}
     assert doc["integrity"]["latestCheckpoint"] == world.ledger.latest_checkpoint()
     # Three witnesses configured, quorum 2, one of them down: 2 of 3 cosigned.
     ws = [_witness(world, tmp_path, n) for n in (1, 2, 3)]
     cfg = world.home.config()
     cfg.update({"witnesses": [{"url": url, "key": c.vkey()} for url, c, _ in ws], "quorum": 2})
     world.home.save_config(cfg)
-    res = gather(world.ledger, Witnessing(tuple(WitnessConfig(url, c.vkey()) for url, c, _ in ws),
-                                          quorum=2), asgi_post({u: a for u, _, a in ws[:2]}))
+    res = gather(
+        world.ledger,
+        Witnessing(tuple(WitnessConfig(url, c.vkey()) for url, c, _ in ws), quorum=2),
+        asgi_post({u: a for u, _, a in ws[:2]}),
+    )
     assert res.witnessed
     doc = collect(world.ledger, Home(world.home.path))
     assert doc["integrity"]["witnesses"] == {
-        "configured": 3, "quorum": 2, "witnessed": True,
-        "cosigned": ["w1.example/witness", "w2.example/witness"]}
+        "configured": 3,
+        "quorum": 2,
+        "witnessed": True,
+        "cosigned": ["w1.example/witness", "w2.example/witness"],
+    }
     html = render_html(doc)
     assert "2 / 3 (quorum 2)" in html and "已见证" in html
 
@@ -495,9 +577,12 @@ def test_graphql_regulator_fields(world: World, api: Any) -> None:
     variables = {"p": c.id("P"), "s": ITEM.format(1)}
     # Nobody but a regulator: not the public, not a party, field by field.
     for token in (None, make_token(pkey, signer=platform, audience=ORIGIN)):
-        for field in ("statistics { released: entriesByKind { key } }",
-                      'credit(party: "' + c.id("P") + '") { score }', "audit { scope { ok } }",
-                      "findings { id }"):
+        for field in (
+            "statistics { released: entriesByKind { key } }",
+            'credit(party: "' + c.id("P") + '") { score }',
+            "audit { scope { ok } }",
+            "findings { id }",
+        ):
             r = api.gql("{ " + field + " }", token)
             errs = r.json()["errors"]
             assert errs[0]["extensions"]["code"] == "regulator_only", errs
@@ -508,29 +593,39 @@ def test_graphql_regulator_fields(world: World, api: Any) -> None:
     d = body["data"]
     s = statistics(world.store)
     assert [(t["procedure"], t["valueCNY"]) for t in d["statistics"]["tradeByProcedure"]] == [
-        (t["procedure"], t["valueCNY"]) for t in s["tradeByProcedure"]]
-    assert {b["key"]: b["count"] for b in d["statistics"]["clearanceTime"]["buckets"]} == \
-        s["clearanceTime"]["buckets"]
+        (t["procedure"], t["valueCNY"]) for t in s["tradeByProcedure"]
+    ]
+    assert {b["key"]: b["count"] for b in d["statistics"]["clearanceTime"]["buckets"]} == s["clearanceTime"][
+        "buckets"
+    ]
     assert {o["key"]: o["count"] for o in d["statistics"]["origins"]} == {"JP": 3, "CN": 1}
     want = credit(world.store, c.id("P"))
     assert d["credit"]["score"] == want["score"]
     assert [(i["source"], i["points"]) for i in d["credit"]["items"]] == [
-        (i["source"], i["points"]) for i in want["items"]]
+        (i["source"], i["points"]) for i in want["items"]
+    ]
     assert d["audit"]["integrity"]["ok"] and d["audit"]["integrity"]["problems"] == []
     sc = d["audit"]["scope"]
     assert sc["ok"] and sc["treeSize"] == world.ledger.size()
     assert all(e["proofVerified"] and e["signaturesVerified"] for e in sc["entries"])
-    _check_scope_independently({
-        "checkpoint": {"note": sc["checkpointNote"],
-                       "logKey": world.ledger.log_verifier().vkey()},
-        "entries": sc["entries"]})
+    _check_scope_independently(
+        {
+            "checkpoint": {"note": sc["checkpointNote"], "logKey": world.ledger.log_verifier().vkey()},
+            "entries": sc["entries"],
+        }
+    )
     from ledger.queries import findings as finding_list
 
-    f = api.gql("query($p: String!) { findings(filter: {party: $p, limit: 5}) { id seq rule "
-                "severity parties message { zh en } } }", token, p=c.id("customs")).json()
+    f = api.gql(
+        "query($p: String!) { findings(filter: {party: $p, limit: 5}) { id seq rule "
+        "severity parties message { zh en } } }",
+        token,
+        p=c.id("customs"),
+    ).json()
     assert "errors" not in f, f
     want = finding_list.list_findings(world.store, party=c.id("customs"), limit=5)
-    assert [(x["id"], x["seq"], x["rule"], x["message"]["en"]) for x in f["data"]["findings"]] \
-        == [(x.id, x.seq, x.rule, x.message_en) for x in want] and len(want) == 2
+    assert [(x["id"], x["seq"], x["rule"], x["message"]["en"]) for x in f["data"]["findings"]] == [
+        (x.id, x.seq, x.rule, x.message_en) for x in want
+    ] and len(want) == 2
     bad = api.gql('{ findings(filter: {rule: "no.such"}) { id } }', token).json()
     assert bad["errors"][0]["extensions"]["code"] == "malformed"

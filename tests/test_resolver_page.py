@@ -31,8 +31,10 @@ from tests.pagechain import (
 )
 from tests.support import Client, World
 
-BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-           "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148"}
+BROWSER = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148",
+}
 JSON = {"Accept": "application/json"}
 
 
@@ -94,31 +96,44 @@ def built(world: World, tmp_path: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def client(world: World, built: dict[str, Any]) -> Iterator[Client]:
-    app = create_app(Settings(db_url=world.url, home=world.home.path,
-                              base_url="https://trace.example"))
+    app = create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example"))
     yield Client(app)
     app.state.store.dispose()
 
 
-def test_browser_gets_the_chinese_page(world: World, built: dict[str, Any],
-                                       client: Client) -> None:
+def test_browser_gets_the_chinese_page(world: World, built: dict[str, Any], client: Client) -> None:
     r = client.get(path(built["sold"]), headers=BROWSER)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert len(r.content) < 100_000
     html = r.text
-    assert html.startswith("<!DOCTYPE html>\n<html lang=\"zh-CN\">")
+    assert html.startswith('<!DOCTYPE html>\n<html lang="zh-CN">')
     assert "<script" not in html and "http://" not in html.split("<body>")[0]  # no assets
     o = outline(html)
     text = o.visible
     assert o.headings[0] == 1 and o.headings.count(1) == 1
     assert all(b - a <= 1 for a, b in zip(o.headings, o.headings[1:], strict=False))
     assert {"header", "main", "footer", "nav"} <= set(o.tags)
-    for want in (NAME_ZH, "樱花乳业株式会社", "日本 (JP)", "L2026A", "2026-09-15", "2028-03-14",
-                 "1210 保税备货进口", "bonded import", "040220****0123",
-                 "2026-11-27 13:43 (UTC+08:00)", "2026-09-15 10:20 (UTC+09:00)",
-                 "曹妃甸海关", "唐山曹妃甸综合保税区仓储有限公司", f"{BONDED_ZH}（唐山，中国）",
-                 f"{FACTORY_ZH}（帯広，日本）", "品牌 樱花", "净含量 800克",
-                 "送达消费者", "✓ 记录已核验"):
+    for want in (
+        NAME_ZH,
+        "樱花乳业株式会社",
+        "日本 (JP)",
+        "L2026A",
+        "2026-09-15",
+        "2028-03-14",
+        "1210 保税备货进口",
+        "bonded import",
+        "040220****0123",
+        "2026-11-27 13:43 (UTC+08:00)",
+        "2026-09-15 10:20 (UTC+09:00)",
+        "曹妃甸海关",
+        "唐山曹妃甸综合保税区仓储有限公司",
+        f"{BONDED_ZH}（唐山，中国）",
+        f"{FACTORY_ZH}（帯広，日本）",
+        "品牌 樱花",
+        "净含量 800克",
+        "送达消费者",
+        "✓ 记录已核验",
+    ):
         assert want in text, want
     assert "GLN" not in text  # every place is named by its master data
     assert "040220261127000123" not in html  # the declaration number is masked
@@ -128,8 +143,10 @@ def test_browser_gets_the_chinese_page(world: World, built: dict[str, Any],
     # signature each; 2 of the 3 configured witnesses cosigned.
     n = len(journey(world.store, built["sold"])["journey"]) + 3
     size = world.ledger.size()
-    assert (f"本页 {n} 条记录的 {n} 个数字签名均已核验有效；每条记录都包含在账本第 {size} 号检查点中，"
-            "该检查点由账本签名，并由 2/3 个独立见证方联署（至少需要 2 个）。") in text
+    assert (
+        f"本页 {n} 条记录的 {n} 个数字签名均已核验有效；每条记录都包含在账本第 {size} 号检查点中，"
+        "该检查点由账本签名，并由 2/3 个独立见证方联署（至少需要 2 个）。"
+    ) in text
     assert "召回" not in text.split("流转记录")[0] and "仿冒" not in text
 
 
@@ -137,12 +154,18 @@ def test_english_by_query_or_accept_language(built: dict[str, Any], client: Clie
     en = client.get(path(built["sold"]), params={"lang": "en"}, headers=BROWSER).text
     assert '<html lang="en">' in en
     text = outline(en).visible
-    for want in (NAME_EN, "Japan (JP)", "1210 bonded import", "Released",
-                 "cosigned by 2 of 3 independent witnesses (2 required)"):
+    for want in (
+        NAME_EN,
+        "Japan (JP)",
+        "1210 bonded import",
+        "Released",
+        "cosigned by 2 of 3 independent witnesses (2 required)",
+    ):
         assert want in text, want
     assert '<span lang="zh-CN">保税备货进口</span>' in en
-    pref = client.get(path(built["sold"]),
-                      headers={**BROWSER, "Accept-Language": "en-US,en;q=0.9,zh-CN;q=0.8"})
+    pref = client.get(
+        path(built["sold"]), headers={**BROWSER, "Accept-Language": "en-US,en;q=0.9,zh-CN;q=0.8"}
+    )
     assert '<html lang="en">' in pref.text
     zh = client.get(path(built["sold"]), headers={**BROWSER, "Accept-Language": "zh-CN,en;q=0.5"})
     assert '<html lang="zh-CN">' in zh.text
@@ -161,10 +184,13 @@ def test_json_clients_get_the_facts(built: dict[str, Any], client: Client) -> No
     v = facts["verification"]
     # The journey's events and the master data of its places and product.
     assert v["verified"] and v["entries"] == v["entriesVerified"] == len(facts["timeline"]) + 3
-    assert v["witnesses"] == {"cosigned": 2, "of": 3, "quorum": 2,
-                              "names": ["w1.example/witness", "w2.example/witness"],
-                              "configured": ["w1.example/witness", "w2.example/witness",
-                                             "w3.example/witness"]}
+    assert v["witnesses"] == {
+        "cosigned": 2,
+        "of": 3,
+        "quorum": 2,
+        "names": ["w1.example/witness", "w2.example/witness"],
+        "configured": ["w1.example/witness", "w2.example/witness", "w3.example/witness"],
+    }
     md = facts["product"]["masterData"]
     assert md["brand"] == {"zh": "樱花", "en": "Sakura"} and md["netContent"] == "800 g"
     bonded = [s["place"] for s in facts["timeline"] if s["activity"] == "receiving"][0]
@@ -191,8 +217,14 @@ def test_counterfeit_warning_after_three_regions(world: World, built: dict[str, 
 
     code = built["unsold"]
     # Regions a front end at 127.0.0.1 sets, which is trusted to (see test_visitors).
-    app = create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://t.example",
-                              trusted_proxies=parse_proxies("127.0.0.1")))
+    app = create_app(
+        Settings(
+            db_url=world.url,
+            home=world.home.path,
+            base_url="https://t.example",
+            trusted_proxies=parse_proxies("127.0.0.1"),
+        )
+    )
     client = Client(app)
     for region in ("CN-HE", "CN-BJ"):
         r = client.get(path(code), headers={**BROWSER, "X-Region": region})
@@ -200,14 +232,20 @@ def test_counterfeit_warning_after_three_regions(world: World, built: dict[str, 
     r = client.get(path(code), headers={**BROWSER, "X-Region": "CN-GD"})
     assert "可能是仿冒品" in r.text and "此追溯码已在 3 个不同地区被扫描。" in outline(r.text).visible
     assert scans.counterfeit_signal(world.store, code) == {
-        "reason": "regions", "regions": 3, "scansAfterSale": 0}
+        "reason": "regions",
+        "regions": 3,
+        "scansAfterSale": 0,
+    }
     app.state.store.dispose()
 
 
 def test_hostile_names_are_escaped(world: World, tmp_path: Path) -> None:
     evil = '<script>alert("x")</script>'
-    c = FormulaChain(world, producer_name=f"ACME {evil}",
-                     product_name=[{"@language": "en", "@value": "<img src=x onerror=alert(1)>"}])
+    c = FormulaChain(
+        world,
+        producer_name=f"ACME {evil}",
+        product_name=[{"@language": "en", "@value": "<img src=x onerror=alert(1)>"}],
+    )
     x = c.build()
     app = create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://t.example"))
     try:
@@ -234,10 +272,8 @@ def test_error_pages(client: Client) -> None:
     gone = client.get("/01/04901234567894/21/NOPE", headers=BROWSER)
     assert gone.status_code == 404 and "未找到此追溯码" in gone.text
     assert "https://id.gs1.org/01/04901234567894/21/NOPE" in gone.text
-    assert client.get("/01/04901234567894/21/NOPE", headers=JSON).json()["error"]["code"] == \
-        "not_found"
-    odd = client.get("/01/04901234567894/21/JP0001", params={"linkType": "gs1:nonsense"},
-                     headers=JSON)
+    assert client.get("/01/04901234567894/21/NOPE", headers=JSON).json()["error"]["code"] == "not_found"
+    odd = client.get("/01/04901234567894/21/JP0001", params={"linkType": "gs1:nonsense"}, headers=JSON)
     assert odd.status_code == 400 and odd.json()["error"]["code"] == "bad_link_type"
 
 
@@ -249,8 +285,11 @@ def test_linkset(built: dict[str, Any], client: Client) -> None:
     anchor = f"https://trace.example{p}"
     assert ctx["anchor"] == anchor
     assert ctx["https://gs1.org/voc/pip"][0] == {
-        "href": f"{anchor}?linkType=gs1:pip", "title": "商品追溯页面", "type": "text/html",
-        "hreflang": ["zh"]}
+        "href": f"{anchor}?linkType=gs1:pip",
+        "title": "商品追溯页面",
+        "type": "text/html",
+        "hreflang": ["zh"],
+    }
     for lt in ("traceability", "epcis", "recallStatus", "defaultLink"):
         (target,) = ctx[f"https://gs1.org/voc/{lt}"]
         assert target["href"].startswith(anchor + "?linkType=gs1:")
@@ -262,8 +301,7 @@ def test_linkset(built: dict[str, Any], client: Client) -> None:
                 assert got.status_code == 200, t
 
 
-def test_epcis_document_of_the_journey(world: World, built: dict[str, Any],
-                                       client: Client) -> None:
+def test_epcis_document_of_the_journey(world: World, built: dict[str, Any], client: Client) -> None:
     r = client.get(path(built["sold"]), params={"linkType": "gs1:epcis"})
     assert r.headers["content-type"] == "application/ld+json"
     doc = r.json()
@@ -281,23 +319,31 @@ def test_well_known_resolver_description(client: Client) -> None:
     assert set(d["supportedPrimaryKeys"]) == {"01", "00"}
     assert {"namespace": "https://gs1.org/voc/", "prefix": "gs1:"} in d["supportedLinkType"]
     assert isinstance(d["linkTypeDefaultCanBeLinkset"], bool) and d["name"]
-    assert set(d) <= {"name", "resolverRoot", "supportedPrimaryKeys", "supportedLinkType",
-                      "linkTypeDefaultCanBeLinkset"}  # the description file schema's fields
+    assert set(d) <= {
+        "name",
+        "resolverRoot",
+        "supportedPrimaryKeys",
+        "supportedLinkType",
+        "linkTypeDefaultCanBeLinkset",
+    }  # the description file schema's fields
 
 
 def test_cors_and_options(built: dict[str, Any], client: Client) -> None:
     r = client.get(path(built["sold"]), headers=JSON)
     assert r.headers["access-control-allow-origin"] == "*"
-    assert r.headers["link"] == (f'<https://trace.example{path(built["sold"])}?linkType=linkset>; '
-                                 'rel="linkset"; type="application/linkset+json"')
+    assert r.headers["link"] == (
+        f"<https://trace.example{path(built['sold'])}?linkType=linkset>; "
+        'rel="linkset"; type="application/linkset+json"'
+    )
     bad = client.get("/01/04901234567895", headers=JSON)
     assert bad.status_code == 400 and bad.headers["access-control-allow-origin"] == "*"
 
     async def options() -> Any:
         import httpx
 
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app),
-                                     base_url="http://test") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=client.app), base_url="http://test"
+        ) as c:
             return await c.options(path(built["sold"]))
 
     import asyncio
@@ -306,8 +352,9 @@ def test_cors_and_options(built: dict[str, Any], client: Client) -> None:
     assert pre.status_code == 204 and "GET" in pre.headers["access-control-allow-methods"]
 
 
-def test_page_says_not_verified_when_an_entry_was_altered(world: World, built: dict[str, Any],
-                                                          client: Client) -> None:
+def test_page_says_not_verified_when_an_entry_was_altered(
+    world: World, built: dict[str, Any], client: Client
+) -> None:
     seq = journey(world.store, built["sold"])["journey"][0]["seq"]
     raw = world.ledger.entry(seq).raw
     forged = raw.replace(b"L2026A", b"L2026Z")
@@ -322,8 +369,9 @@ def test_page_says_not_verified_when_an_entry_was_altered(world: World, built: d
     assert facts["verification"]["verified"] is False
 
 
-def test_cached_checks_do_not_hide_an_entry_altered_later(world: World, built: dict[str, Any],
-                                                          client: Client) -> None:
+def test_cached_checks_do_not_hide_an_entry_altered_later(
+    world: World, built: dict[str, Any], client: Client
+) -> None:
     """The server keeps checks it made, but keyed by the bytes: an entry altered after the
     page was verified (one every tin of the chain shares, and the entry that introduced
     the producer's key) makes the next page say so, for this tin and for the others."""
@@ -350,14 +398,17 @@ def test_cached_checks_do_not_hide_an_entry_altered_later(world: World, built: d
     intro = world.ledger.registry_view().parties[producer].registered_seq
     assert intro not in {s["seq"] for s in steps}
     reg_raw = world.ledger.entry(intro).raw
-    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s",
-                    {"e": reg_raw.replace(b'"roles"', b'"roles" ', 1), "s": intro})
+    world.store.raw(
+        "UPDATE entries SET entry = :e WHERE seq = :s",
+        {"e": reg_raw.replace(b'"roles"', b'"roles" ', 1), "s": intro},
+    )
     text = outline(client.get(path(sold), headers=BROWSER).text).visible
     assert "✗ 记录未能全部核验" in text and f"seq {intro}:" in text
 
 
-def test_page_verification_agrees_with_a_trace_bundle(world: World, built: dict[str, Any],
-                                                      client: Client) -> None:
+def test_page_verification_agrees_with_a_trace_bundle(
+    world: World, built: dict[str, Any], client: Client
+) -> None:
     """The page's checks, made in one read with cached parts, say what an offline bundle of
     the same entries verified with the log key says, before and after an alteration."""
     from ledger.log.bundle import make_bundle, verify_bundle
@@ -368,8 +419,7 @@ def test_page_verification_agrees_with_a_trace_bundle(world: World, built: dict[
 
     def both() -> tuple[dict[str, Any], Any]:
         mine = verify_journey(world.ledger, seqs, witnessing=None, cache=cache)
-        res = verify_bundle(make_bundle(world.ledger, seqs),
-                            log_key=world.ledger.log_verifier().vkey())
+        res = verify_bundle(make_bundle(world.ledger, seqs), log_key=world.ledger.log_verifier().vkey())
         return mine, res
 
     mine, res = both()
@@ -381,8 +431,10 @@ def test_page_verification_agrees_with_a_trace_bundle(world: World, built: dict[
     seq = seqs[-1]
     raw = world.ledger.entry(seq).raw
     world.store.drop_append_only()
-    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s",
-                    {"e": raw.replace(b'"signer"', b'"signer" ', 1), "s": seq})
+    world.store.raw(
+        "UPDATE entries SET entry = :e WHERE seq = :s",
+        {"e": raw.replace(b'"signer"', b'"signer" ', 1), "s": seq},
+    )
     mine, res = both()
     assert mine["verified"] is res.ok is False
     assert mine["entriesVerified"] == len(set(seqs)) - 1 and seq not in res.verified
@@ -395,7 +447,7 @@ def _luminance(hex_colour: str) -> float:
         h = "".join(c * 2 for c in h)
     channels = []
     for i in (0, 2, 4):
-        c = int(h[i:i + 2], 16) / 255
+        c = int(h[i : i + 2], 16) / 255
         channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
     r, g, b = channels
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
@@ -428,19 +480,32 @@ def test_contrast_of_every_text_colour(built: dict[str, Any], client: Client) ->
     assert checked >= 10
 
 
-def test_page_follows_new_entries_and_cosignatures(world: World, built: dict[str, Any],
-                                                   client: Client, tmp_path: Path) -> None:
+def test_page_follows_new_entries_and_cosignatures(
+    world: World, built: dict[str, Any], client: Client, tmp_path: Path
+) -> None:
     """The page's cache is keyed by the cosigned checkpoint: a later recall and a later
     cosignature show at once."""
     p = path(built["sold"])
     first = outline(client.get(p, headers=BROWSER).text).visible
     assert "2/3 个独立见证方" in first and "此商品已被召回" not in first
     c: FormulaChain = built["chain"]
-    c.append([(c.producer, {
-        "type": "ObjectEvent", "eventTime": "2027-02-01T09:00:00+08:00",
-        "eventTimeZoneOffset": "+08:00", "action": "OBSERVE", "bizStep": "cbec:recalling",
-        "disposition": "recalled", "epcList": [built["sold"]],
-        "cbec:recall": {"reason": "包装密封不良", "scope": [built["sold"]]}})])
+    c.append(
+        [
+            (
+                c.producer,
+                {
+                    "type": "ObjectEvent",
+                    "eventTime": "2027-02-01T09:00:00+08:00",
+                    "eventTimeZoneOffset": "+08:00",
+                    "action": "OBSERVE",
+                    "bizStep": "cbec:recalling",
+                    "disposition": "recalled",
+                    "epcList": [built["sold"]],
+                    "cbec:recall": {"reason": "包装密封不良", "scope": [built["sold"]]},
+                },
+            )
+        ]
+    )
     recalled = outline(client.get(p, headers=BROWSER).text).visible
     assert "此商品已被召回" in recalled and "包装密封不良" in recalled
     assert "0/3 个独立见证方" in recalled  # the new checkpoint is not cosigned yet
@@ -469,7 +534,8 @@ def test_lot_and_logistic_unit_pages(built: dict[str, Any], client: Client) -> N
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_page_costs_the_same_few_statements_whatever_its_journey(
-        world: World, built: dict[str, Any]) -> None:
+    world: World, built: dict[str, Any]
+) -> None:
     """The journey is one statement whatever its length, and the page's other
     reads share two more; the scan is an insert and one tally (SQLite's trace counts what
     SQLAlchemy does not see: statements run on the driver's cursor, so SQLite only)."""
@@ -483,24 +549,39 @@ def test_a_page_costs_the_same_few_statements_whatever_its_journey(
     for code in codes:  # where the signers' keys were introduced, read once per process
         page_facts(world.ledger, code, cache=cache)
     c: FormulaChain = built["chain"]  # a new checkpoint: every inclusion is checked again
-    c.append([(c.producer, {
-        "type": "ObjectEvent", "eventTime": "2027-02-01T09:00:00+08:00",
-        "eventTimeZoneOffset": "+08:00", "action": "OBSERVE", "bizStep": "cbec:recalling",
-        "disposition": "recalled", "epcList": [built["unsold"]],
-        "cbec:recall": {"reason": "包装密封不良", "scope": [built["unsold"]]}})])
+    c.append(
+        [
+            (
+                c.producer,
+                {
+                    "type": "ObjectEvent",
+                    "eventTime": "2027-02-01T09:00:00+08:00",
+                    "eventTimeZoneOffset": "+08:00",
+                    "action": "OBSERVE",
+                    "bizStep": "cbec:recalling",
+                    "disposition": "recalled",
+                    "epcList": [built["unsold"]],
+                    "cbec:recall": {"reason": "包装密封不良", "scope": [built["unsold"]]},
+                },
+            )
+        ]
+    )
     run: list[str] = []
     world.store.engine.dispose()
-    event.listen(world.store.engine, "connect",
-                 lambda dbapi, _: dbapi.set_trace_callback(run.append))
+    event.listen(world.store.engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(run.append))
     counts = {}
     for code in codes:
         run.clear()
-        facts = page_facts(world.ledger, code, cache=cache,
-                           scan=scans.Scan("CN-HE", "browser", "visitor-1"))
+        facts = page_facts(world.ledger, code, cache=cache, scan=scans.Scan("CN-HE", "browser", "visitor-1"))
         assert facts is not None and facts["verification"]["verified"]
-        counts[code] = [s.split()[0].upper() for s in run
-                        if s.split()[0].upper() not in ("BEGIN", "COMMIT", "PRAGMA")]
+        counts[code] = [
+            s.split()[0].upper() for s in run if s.split()[0].upper() not in ("BEGIN", "COMMIT", "PRAGMA")
+        ]
     assert len({len(journey(world.store, code)["journey"]) for code in codes}) > 1
     item = ["WITH", "SELECT", "SELECT", "INSERT", "SELECT"]  # journey, rest, nodes; scan
-    assert counts == {built["sold"]: item, built["unsold"]: item, built["recalled"]: item,
-                      built["lot"]: item[:3]}  # a lot records no scan
+    assert counts == {
+        built["sold"]: item,
+        built["unsold"]: item,
+        built["recalled"]: item,
+        built["lot"]: item[:3],
+    }  # a lot records no scan

@@ -20,8 +20,10 @@ from tests.pagechain import FormulaChain
 from tests.support import Client, World
 
 REPO = Path(__file__).resolve().parent.parent
-CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0 Mobile Safari/537.36")
+CHROME = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0 Mobile Safari/537.36"
+)
 WECHAT = CHROME + " MicroMessenger/8.0.50"
 
 
@@ -59,25 +61,28 @@ def proxied(world: World) -> Client:
     from api.settings import Settings
     from api.visitors import parse_proxies
 
-    return Client(create_app(Settings(db_url=world.url, home=world.home.path,
-                                      base_url="https://trace.example",
-                                      trusted_proxies=parse_proxies("127.0.0.1"))))
+    return Client(
+        create_app(
+            Settings(
+                db_url=world.url,
+                home=world.home.path,
+                base_url="https://trace.example",
+                trusted_proxies=parse_proxies("127.0.0.1"),
+            )
+        )
+    )
 
 
-def test_resolving_an_item_records_a_scan(world: World, chain: dict[str, str],
-                                          client: Client) -> None:
+def test_resolving_an_item_records_a_scan(world: World, chain: dict[str, str], client: Client) -> None:
     item = chain["sold"]
     front = proxied(world)
-    r = front.get(path(item), headers={"X-Region": "CN-HE", "User-Agent": CHROME,
-                                       "Accept": "text/html"})
+    r = front.get(path(item), headers={"X-Region": "CN-HE", "User-Agent": CHROME, "Accept": "text/html"})
     assert r.status_code == 200
     front.app.state.store.dispose()
     # Without a trusted proxy in front, X-Region is the client's claim: the address decides.
-    client.get(path(item), headers={"X-Region": "CN-BJ", "User-Agent": WECHAT,
-                                    "Accept": "application/json"})
+    client.get(path(item), headers={"X-Region": "CN-BJ", "User-Agent": WECHAT, "Accept": "application/json"})
     got = scans.scans_for(world.store, item)["scans"]
-    assert [(s["region"], s["client"]) for s in got] == [("127.0.0.0/16", "app"),
-                                                         ("CN-HE", "browser")]
+    assert [(s["region"], s["client"]) for s in got] == [("127.0.0.0/16", "app"), ("CN-HE", "browser")]
     # A lot, an unknown item and a refused code record nothing.
     client.get(path(chain["lot"]))
     client.get("/01/04901234567894/21/NOPE")
@@ -87,21 +92,25 @@ def test_resolving_an_item_records_a_scan(world: World, chain: dict[str, str],
     assert n == 2
 
 
-def test_scans_through_a_link_naming_the_lot_count_for_the_item(
-        world: World, chain: dict[str, str]) -> None:
+def test_scans_through_a_link_naming_the_lot_count_for_the_item(world: World, chain: dict[str, str]) -> None:
     """…/10/L/21/S and …/21/S are one item: its scans are kept and counted under one code,
     whichever link type asked (here the journey JSON, which is not the page)."""
     item = chain["unsold"]
     client = proxied(world)
     with_lot = path(chain["lot"]) + "/21/" + item.rsplit("/21/", 1)[1]
     for region in ("CN-HE", "CN-BJ", "CN-GD"):
-        r = client.get(with_lot, params={"linkType": "gs1:traceability"},
-                       headers={"X-Region": region, "User-Agent": CHROME})
+        r = client.get(
+            with_lot,
+            params={"linkType": "gs1:traceability"},
+            headers={"X-Region": region, "User-Agent": CHROME},
+        )
         assert r.status_code == 200 and r.json()["code"] == item
-    assert [s["region"] for s in scans.scans_for(world.store, item)["scans"]] == [
-        "CN-GD", "CN-BJ", "CN-HE"]
+    assert [s["region"] for s in scans.scans_for(world.store, item)["scans"]] == ["CN-GD", "CN-BJ", "CN-HE"]
     assert scans.counterfeit_signal(world.store, item) == {
-        "reason": "regions", "regions": 3, "scansAfterSale": 0}
+        "reason": "regions",
+        "regions": 3,
+        "scansAfterSale": 0,
+    }
     assert [s["code"] for s in scans.suspicious(world.store)] == [item]
     client.app.state.store.dispose()
 
@@ -114,18 +123,21 @@ def test_counterfeit_regions_must_and_must_not_fire(world: World, chain: dict[st
     assert scans.counterfeit_signal(world.store, item) is None
     scans.record_scan(world.store, item, region="CN-GD", client="app")
     assert scans.counterfeit_signal(world.store, item) == {
-        "reason": "regions", "regions": 3, "scansAfterSale": 0}
+        "reason": "regions",
+        "regions": 3,
+        "scansAfterSale": 0,
+    }
     assert [s["code"] for s in scans.suspicious(world.store)] == [item]
 
 
-def test_counterfeit_scans_after_sale_must_and_must_not_fire(world: World,
-                                                             chain: dict[str, str]) -> None:
+def test_counterfeit_scans_after_sale_must_and_must_not_fire(world: World, chain: dict[str, str]) -> None:
     sold = chain["sold"]  # sold (ordered) on 2026-11-27 05:02 UTC
     with world.store.reading() as conn:
         assert scans.sold_at(conn, sold) == "2026-11-27T05:02:11.000000Z"
     for _ in range(30):  # before the sale: the warehouse's own scans do not count
-        scans.record_scan(world.store, sold, region="CN-HE", client="browser",
-                          time="2026-11-01T00:00:00.000000Z")
+        scans.record_scan(
+            world.store, sold, region="CN-HE", client="browser", time="2026-11-01T00:00:00.000000Z"
+        )
     for _ in range(20):
         scans.record_scan(world.store, sold, region="CN-HE", client="browser")
     assert scans.counterfeit_signal(world.store, sold) is None
@@ -133,7 +145,10 @@ def test_counterfeit_scans_after_sale_must_and_must_not_fire(world: World,
     assert scans.counterfeit_signal(world.store, sold) is None
     scans.record_scan(world.store, sold, region="CN-HE", client="browser")
     assert scans.counterfeit_signal(world.store, sold) == {
-        "reason": "scans_after_sale", "regions": 1, "scansAfterSale": 21}
+        "reason": "scans_after_sale",
+        "regions": 1,
+        "scansAfterSale": 21,
+    }
     # An unsold item scanned often raises nothing: there is no sale to count from.
     unsold = chain["unsold"]
     for _ in range(25):
@@ -142,8 +157,9 @@ def test_counterfeit_scans_after_sale_must_and_must_not_fire(world: World,
     assert [s["code"] for s in scans.suspicious(world.store)] == [sold]
 
 
-def test_retention_by_age_and_cap(world: World, chain: dict[str, str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retention_by_age_and_cap(
+    world: World, chain: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     item, other = chain["sold"], chain["unsold"]
     monkeypatch.setenv("SUYUAN_SCAN_RETENTION_DAYS", "60")
     scans.record_scan(world.store, other, region="old", client="browser", time=ago(days=31))
@@ -166,8 +182,7 @@ def test_retention_by_age_and_cap(world: World, chain: dict[str, str],
         scans.retention_days()
 
 
-def test_counterfeit_signal_becomes_one_finding_for_regulators(world: World,
-                                                              chain: dict[str, str]) -> None:
+def test_counterfeit_signal_becomes_one_finding_for_regulators(world: World, chain: dict[str, str]) -> None:
     from ledger.queries.findings import list_findings
 
     item, other = chain["unsold"], chain["sold"]
@@ -202,8 +217,14 @@ def test_cli_scans(world: World, chain: dict[str, str]) -> None:
     env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tools.cli", "scans", *args], cwd=REPO,
-                              env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "tools.cli", "scans", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     one = run(chain["unsold"])
     assert one.returncode == 0, one.stderr
@@ -211,8 +232,9 @@ def test_cli_scans(world: World, chain: dict[str, str]) -> None:
     assert doc["code"] == chain["unsold"] and len(doc["scans"]) == 3
     assert doc["signal"] == {"reason": "regions", "regions": 3, "scansAfterSale": 0}
     sus = json.loads(run("--suspicious").stdout)
-    assert sus == {"suspicious": [{"code": chain["unsold"], "reason": "regions", "regions": 3,
-                                   "scansAfterSale": 0}]}
+    assert sus == {
+        "suspicious": [{"code": chain["unsold"], "reason": "regions", "regions": 3, "scansAfterSale": 0}]
+    }
     bad = run("/01/04901234567895/21/1")
     assert bad.returncode == 2 and bad.stderr.startswith("error [bad_identifier]: ")
 
@@ -226,12 +248,19 @@ def test_migration_0005_adds_and_removes_only_scans(world: World, chain: dict[st
     assert not sa.inspect(world.store.engine).has_table("scans")
     assert world.ledger.size() == size
     env = {**os.environ, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
-    serve = subprocess.run([sys.executable, "-m", "tools.cli", "serve", "--port", "1"], cwd=REPO,
-                           env=env, capture_output=True, text=True, timeout=120)
+    serve = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "serve", "--port", "1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert serve.returncode == 2
     assert serve.stderr.strip() == (
         "error [config]: this ledger's schema predates the scans table (migrations 0005 "
-        "and 0008); run `suyuan init` once to bring it up to date")
+        "and 0008); run `suyuan init` once to bring it up to date"
+    )
     migrate.upgrade(world.store.engine)
     assert scans.scans_for(world.store, chain["sold"])["scans"] == []
     scans.record_scan(world.store, chain["sold"], region="CN-HE", client="browser")
@@ -245,5 +274,9 @@ def test_scan_writes_leave_the_ledger_durable(world: World, chain: dict[str, str
     if world.store.dialect != "sqlite":
         return
     with world.store.engine.connect() as conn:
-        assert conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert (
+            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA synchronous"
+            ).fetchone()[0]
+            == 2
+        )  # FULL

@@ -101,8 +101,7 @@ def test_the_readme_examples_are_the_example_files_and_validate() -> None:
 def test_the_1210_chain_covers_every_stage() -> None:
     chain = [b for n, b in EXAMPLE_BODIES if b.get("cbec:customsProcedure", "1210") == "1210"]
     steps = {b.get("bizStep") for b in chain}
-    assert {"commissioning", "cbec:declaring", "cbec:releasing", "accepting",
-            "cbec:evaluating"} <= steps
+    assert {"commissioning", "cbec:declaring", "cbec:releasing", "accepting", "cbec:evaluating"} <= steps
     types = {t["type"] for b in chain for t in b.get("bizTransactionList", [])}
     assert {"cbec:order", "cbec:payment", "cbec:waybill", "cbec:declaration"} <= types
     ilmd = _example("01-production-commissioning")["ilmd"]
@@ -162,112 +161,251 @@ def _edit(f: Callable[[Body], None]) -> Mutation:
 
 
 TRANSFORMATION: Body = {
-    "type": "TransformationEvent", "eventTime": "2026-09-15T10:20:00+09:00",
+    "type": "TransformationEvent",
+    "eventTime": "2026-09-15T10:20:00+09:00",
     "eventTimeZoneOffset": "+09:00",
-    "inputQuantityList": [{"epcClass": "https://id.gs1.org/01/04901234567894/10/L1", "quantity": 5,
-                           "uom": "KGM"}],
+    "inputQuantityList": [
+        {"epcClass": "https://id.gs1.org/01/04901234567894/10/L1", "quantity": 5, "uom": "KGM"}
+    ],
     "outputEPCList": ["https://id.gs1.org/01/04901234567894/21/1"],
     "bizStep": "commissioning",
 }
 ASSOCIATION: Body = {
-    "type": "AssociationEvent", "eventTime": "2026-09-15T10:20:00+09:00",
-    "eventTimeZoneOffset": "+09:00", "parentID": "urn:epc:id:grai:4012345.55555.987",
-    "childEPCs": ["urn:epc:id:giai:4000001.12345"], "action": "ADD", "bizStep": "assembling",
+    "type": "AssociationEvent",
+    "eventTime": "2026-09-15T10:20:00+09:00",
+    "eventTimeZoneOffset": "+09:00",
+    "parentID": "urn:epc:id:grai:4012345.55555.987",
+    "childEPCs": ["urn:epc:id:giai:4000001.12345"],
+    "action": "ADD",
+    "bizStep": "assembling",
 }
 
 # (case id, starting body, mutation, path the fast validator names, path jsonschema names)
 BAD: list[tuple[str, str | Body, Mutation, str, str | None]] = [
-    ("transaction-without-bizTransactionList", "05-order", _drop("bizTransactionList"),
-     "$.bizTransactionList", None),
-    ("transaction-with-empty-bizTransactionList", "05-order", _set("bizTransactionList", []),
-     "$.bizTransactionList", None),
+    (
+        "transaction-without-bizTransactionList",
+        "05-order",
+        _drop("bizTransactionList"),
+        "$.bizTransactionList",
+        None,
+    ),
+    (
+        "transaction-with-empty-bizTransactionList",
+        "05-order",
+        _set("bizTransactionList", []),
+        "$.bizTransactionList",
+        None,
+    ),
     ("association-without-parentID", ASSOCIATION, _drop("parentID"), "$.parentID", None),
     ("transformation-with-action", TRANSFORMATION, _set("action", "ADD"), "$.action", None),
-    ("eventTime-without-offset", "11-delivery", _set("eventTime", "2026-11-29T10:12:00"),
-     "$.eventTime", None),
-    ("eventTime-not-a-date", "11-delivery", _set("eventTime", "2026-02-30T10:12:00+08:00"),
-     "$.eventTime", None),
+    (
+        "eventTime-without-offset",
+        "11-delivery",
+        _set("eventTime", "2026-11-29T10:12:00"),
+        "$.eventTime",
+        None,
+    ),
+    (
+        "eventTime-not-a-date",
+        "11-delivery",
+        _set("eventTime", "2026-02-30T10:12:00+08:00"),
+        "$.eventTime",
+        None,
+    ),
     ("eventTime-date-only", "11-delivery", _set("eventTime", "2026-11-29"), "$.eventTime", None),
-    ("offset-without-leading-zero", "11-delivery", _set("eventTimeZoneOffset", "+8:00"),
-     "$.eventTimeZoneOffset", None),
-    ("offset-beyond-14h", "11-delivery", _set("eventTimeZoneOffset", "+15:00"),
-     "$.eventTimeZoneOffset", None),
-    ("missing-eventTimeZoneOffset", "11-delivery", _drop("eventTimeZoneOffset"),
-     "$.eventTimeZoneOffset", None),
-    ("unknown-bizStep-bare-word", "10-outbound-shipping", _set("bizStep", "shiping"),
-     "$.bizStep", None),
-    ("misspelt-cbv-urn-bizStep", "10-outbound-shipping",
-     _set("bizStep", "urn:epcglobal:cbv:bizstep:shiping"), "$.bizStep", None),
-    ("cbv-web-uri-of-a-disposition-as-bizStep", "10-outbound-shipping",
-     _set("bizStep", "https://ref.gs1.org/cbv/Disp-in_transit"), "$.bizStep", None),
+    (
+        "offset-without-leading-zero",
+        "11-delivery",
+        _set("eventTimeZoneOffset", "+8:00"),
+        "$.eventTimeZoneOffset",
+        None,
+    ),
+    (
+        "offset-beyond-14h",
+        "11-delivery",
+        _set("eventTimeZoneOffset", "+15:00"),
+        "$.eventTimeZoneOffset",
+        None,
+    ),
+    (
+        "missing-eventTimeZoneOffset",
+        "11-delivery",
+        _drop("eventTimeZoneOffset"),
+        "$.eventTimeZoneOffset",
+        None,
+    ),
+    ("unknown-bizStep-bare-word", "10-outbound-shipping", _set("bizStep", "shiping"), "$.bizStep", None),
+    (
+        "misspelt-cbv-urn-bizStep",
+        "10-outbound-shipping",
+        _set("bizStep", "urn:epcglobal:cbv:bizstep:shiping"),
+        "$.bizStep",
+        None,
+    ),
+    (
+        "cbv-web-uri-of-a-disposition-as-bizStep",
+        "10-outbound-shipping",
+        _set("bizStep", "https://ref.gs1.org/cbv/Disp-in_transit"),
+        "$.bizStep",
+        None,
+    ),
     ("unknown-cbec-bizStep", "08-declaration", _set("bizStep", "cbec:clearing"), "$.bizStep", None),
-    ("bizStep-word-as-disposition", "10-outbound-shipping", _set("disposition", "shipping"),
-     "$.disposition", None),
-    ("quantity-as-string", "14-recall",
-     _edit(lambda b: b["quantityList"][0].__setitem__("quantity", "1200")),
-     "$.quantityList[0].quantity", None),
-    ("quantity-as-boolean", "14-recall",
-     _edit(lambda b: b["quantityList"][0].__setitem__("quantity", True)),
-     "$.quantityList[0].quantity", None),
-    ("uom-without-quantity", "14-recall",
-     _edit(lambda b: b["quantityList"][0].update(uom="KGM", quantity=None)
-           or b["quantityList"][0].pop("quantity")),
-     "$.quantityList[0].quantity", None),
-    ("unknown-field-in-quantity-element", "14-recall",
-     _edit(lambda b: b["quantityList"][0].__setitem__("lot", "L2026A")),
-     "$.quantityList[0].lot", None),
-    ("unknown-top-level-field", "11-delivery", _set("deliveredTo", "Zhang San"), "$.deliveredTo",
-     None),
+    (
+        "bizStep-word-as-disposition",
+        "10-outbound-shipping",
+        _set("disposition", "shipping"),
+        "$.disposition",
+        None,
+    ),
+    (
+        "quantity-as-string",
+        "14-recall",
+        _edit(lambda b: b["quantityList"][0].__setitem__("quantity", "1200")),
+        "$.quantityList[0].quantity",
+        None,
+    ),
+    (
+        "quantity-as-boolean",
+        "14-recall",
+        _edit(lambda b: b["quantityList"][0].__setitem__("quantity", True)),
+        "$.quantityList[0].quantity",
+        None,
+    ),
+    (
+        "uom-without-quantity",
+        "14-recall",
+        _edit(
+            lambda b: (
+                b["quantityList"][0].update(uom="KGM", quantity=None) or b["quantityList"][0].pop("quantity")
+            )
+        ),
+        "$.quantityList[0].quantity",
+        None,
+    ),
+    (
+        "unknown-field-in-quantity-element",
+        "14-recall",
+        _edit(lambda b: b["quantityList"][0].__setitem__("lot", "L2026A")),
+        "$.quantityList[0].lot",
+        None,
+    ),
+    ("unknown-top-level-field", "11-delivery", _set("deliveredTo", "Zhang San"), "$.deliveredTo", None),
     ("field-of-another-event-type", "11-delivery", _set("childEPCs", []), "$.childEPCs", None),
-    ("unknown-cbec-field", "05-order", _set("cbec:buyerName", "Zhang San"),
-     "$['cbec:buyerName']", None),
+    ("unknown-cbec-field", "05-order", _set("cbec:buyerName", "Zhang San"), "$['cbec:buyerName']", None),
     ("action-not-in-the-enum", "11-delivery", _set("action", "UPDATE"), "$.action", None),
     ("object-event-without-action", "11-delivery", _drop("action"), "$.action", None),
     ("unknown-event-type", "11-delivery", _set("type", "SensorEvent"), "$.type", None),
     ("missing-type", "11-delivery", _drop("type"), "$.type", None),
-    ("ilmd-on-an-observe", "11-delivery", _set("ilmd", {"cbvmda:lotNumber": "L1"}), "$.ilmd",
-     "$.action"),
-    ("ilmd-key-without-prefix", "01-production-commissioning",
-     _edit(lambda b: b["ilmd"].__setitem__("lotNumber", "L2026A")), "$.ilmd.lotNumber", None),
+    ("ilmd-on-an-observe", "11-delivery", _set("ilmd", {"cbvmda:lotNumber": "L1"}), "$.ilmd", "$.action"),
+    (
+        "ilmd-key-without-prefix",
+        "01-production-commissioning",
+        _edit(lambda b: b["ilmd"].__setitem__("lotNumber", "L2026A")),
+        "$.ilmd.lotNumber",
+        None,
+    ),
     ("object-event-about-nothing", "11-delivery", _drop("epcList"), "$", None),
-    ("aggregation-add-without-parentID", "02-packing-pallet", _drop("parentID"), "$.parentID",
-     None),
+    ("aggregation-add-without-parentID", "02-packing-pallet", _drop("parentID"), "$.parentID", None),
     ("epc-that-is-not-a-uri", "11-delivery", _set("epcList", ["JP0001"]), "$.epcList[0]", None),
-    ("epc-listed-twice", "11-delivery",
-     _edit(lambda b: b["epcList"].append(b["epcList"][0])), "$.epcList", None),
-    ("readPoint-without-id", "10-outbound-shipping",
-     _set("readPoint", {"gln": "6901234000108"}), "$.readPoint.id", None),
-    ("source-without-source", "10-outbound-shipping",
-     _edit(lambda b: b["sourceList"][0].pop("source")), "$.sourceList[0].source", None),
-    ("unknown-bizTransaction-type-word", "05-order",
-     _edit(lambda b: b["bizTransactionList"][0].__setitem__("type", "order")),
-     "$.bizTransactionList[0].type", None),
-    ("persistentDisposition-empty", "11-delivery", _set("persistentDisposition", {}),
-     "$.persistentDisposition", None),
-    ("order-amount-as-number", "05-order",
-     _edit(lambda b: b["cbec:orderInfo"].__setitem__("paid", 316.03)),
-     "$['cbec:orderInfo'].paid", None),
-    ("raw-buyer-id", "05-order",
-     _edit(lambda b: b["cbec:orderInfo"].__setitem__("buyerIdHash", "110101199003071234")),
-     "$['cbec:orderInfo'].buyerIdHash", None),
-    ("order-without-tax", "05-order", _edit(lambda b: b["cbec:orderInfo"].pop("tax")),
-     "$['cbec:orderInfo'].tax", None),
-    ("rating-out-of-range", "12-evaluation",
-     _edit(lambda b: b["cbec:evaluation"].__setitem__("rating", 6)),
-     "$['cbec:evaluation'].rating", None),
-    ("rating-not-whole", "12-evaluation",
-     _edit(lambda b: b["cbec:evaluation"].__setitem__("rating", 4.5)),
-     "$['cbec:evaluation'].rating", None),
-    ("unknown-procedure-code", "08-declaration", _set("cbec:customsProcedure", "1239"),
-     "$['cbec:customsProcedure']", None),
-    ("procedure-code-as-number", "08-declaration", _set("cbec:customsProcedure", 1210),
-     "$['cbec:customsProcedure']", None),
-    ("country-not-iso-3166", "08-declaration", _set("cbec:countryOfOrigin", "XX"),
-     "$['cbec:countryOfOrigin']", None),
-    ("hs-code-with-dots", "08-declaration", _set("cbec:hsCode", "1901.10.10"),
-     "$['cbec:hsCode']", None),
-    ("recall-without-scope", "14-recall", _edit(lambda b: b["cbec:recall"].pop("scope")),
-     "$['cbec:recall'].scope", None),
+    (
+        "epc-listed-twice",
+        "11-delivery",
+        _edit(lambda b: b["epcList"].append(b["epcList"][0])),
+        "$.epcList",
+        None,
+    ),
+    (
+        "readPoint-without-id",
+        "10-outbound-shipping",
+        _set("readPoint", {"gln": "6901234000108"}),
+        "$.readPoint.id",
+        None,
+    ),
+    (
+        "source-without-source",
+        "10-outbound-shipping",
+        _edit(lambda b: b["sourceList"][0].pop("source")),
+        "$.sourceList[0].source",
+        None,
+    ),
+    (
+        "unknown-bizTransaction-type-word",
+        "05-order",
+        _edit(lambda b: b["bizTransactionList"][0].__setitem__("type", "order")),
+        "$.bizTransactionList[0].type",
+        None,
+    ),
+    (
+        "persistentDisposition-empty",
+        "11-delivery",
+        _set("persistentDisposition", {}),
+        "$.persistentDisposition",
+        None,
+    ),
+    (
+        "order-amount-as-number",
+        "05-order",
+        _edit(lambda b: b["cbec:orderInfo"].__setitem__("paid", 316.03)),
+        "$['cbec:orderInfo'].paid",
+        None,
+    ),
+    (
+        "raw-buyer-id",
+        "05-order",
+        _edit(lambda b: b["cbec:orderInfo"].__setitem__("buyerIdHash", "110101199003071234")),
+        "$['cbec:orderInfo'].buyerIdHash",
+        None,
+    ),
+    (
+        "order-without-tax",
+        "05-order",
+        _edit(lambda b: b["cbec:orderInfo"].pop("tax")),
+        "$['cbec:orderInfo'].tax",
+        None,
+    ),
+    (
+        "rating-out-of-range",
+        "12-evaluation",
+        _edit(lambda b: b["cbec:evaluation"].__setitem__("rating", 6)),
+        "$['cbec:evaluation'].rating",
+        None,
+    ),
+    (
+        "rating-not-whole",
+        "12-evaluation",
+        _edit(lambda b: b["cbec:evaluation"].__setitem__("rating", 4.5)),
+        "$['cbec:evaluation'].rating",
+        None,
+    ),
+    (
+        "unknown-procedure-code",
+        "08-declaration",
+        _set("cbec:customsProcedure", "1239"),
+        "$['cbec:customsProcedure']",
+        None,
+    ),
+    (
+        "procedure-code-as-number",
+        "08-declaration",
+        _set("cbec:customsProcedure", 1210),
+        "$['cbec:customsProcedure']",
+        None,
+    ),
+    (
+        "country-not-iso-3166",
+        "08-declaration",
+        _set("cbec:countryOfOrigin", "XX"),
+        "$['cbec:countryOfOrigin']",
+        None,
+    ),
+    ("hs-code-with-dots", "08-declaration", _set("cbec:hsCode", "1901.10.10"), "$['cbec:hsCode']", None),
+    (
+        "recall-without-scope",
+        "14-recall",
+        _edit(lambda b: b["cbec:recall"].pop("scope")),
+        "$['cbec:recall'].scope",
+        None,
+    ),
     ("body-not-an-object", "11-delivery", lambda b: Replace([b]), "$", None),
 ]
 
@@ -279,8 +417,7 @@ def _bad_body(start: str | Body, mutate: Mutation) -> object:
     return result.value if isinstance(result, Replace) else body
 
 
-@pytest.mark.parametrize(("case", "start", "mutate", "path", "ref_path"), BAD,
-                         ids=[c[0] for c in BAD])
+@pytest.mark.parametrize(("case", "start", "mutate", "path", "ref_path"), BAD, ids=[c[0] for c in BAD])
 def test_bad_bodies_are_refused_naming_the_path(
     case: str, start: str | Body, mutate: Mutation, path: str, ref_path: str | None
 ) -> None:
@@ -305,8 +442,11 @@ def test_there_are_enough_bad_cases() -> None:
 def test_example_messages() -> None:
     body = _example("05-order")
     del body["bizTransactionList"]
-    with pytest.raises(MalformedInput, match=r"^event body \$\.bizTransactionList is required "
-                       r"for a TransactionEvent$"):
+    with pytest.raises(
+        MalformedInput,
+        match=r"^event body \$\.bizTransactionList is required "
+        r"for a TransactionEvent$",
+    ):
         schemas.validate_event_body(body)
     with pytest.raises(MalformedInput, match="a transformation has no action; remove it"):
         schemas.validate_event_body({**TRANSFORMATION, "action": "ADD"})
@@ -314,45 +454,103 @@ def test_example_messages() -> None:
 
 def test_vocabulary_spellings_are_accepted() -> None:
     body = _example("10-outbound-shipping")
-    for step in ("shipping", "https://ref.gs1.org/cbv/BizStep-shipping",
-                 "urn:epcglobal:cbv:bizstep:shipping", "cbec:releasing",
-                 "https://suyuan.example/cbec#releasing", "http://ns.example.com/bizstep/picked"):
+    for step in (
+        "shipping",
+        "https://ref.gs1.org/cbv/BizStep-shipping",
+        "urn:epcglobal:cbv:bizstep:shipping",
+        "cbec:releasing",
+        "https://suyuan.example/cbec#releasing",
+        "http://ns.example.com/bizstep/picked",
+    ):
         body["bizStep"] = step
         assert _fast_ok(body) and _reference_ok(body), step
 
 
 # --- The two validators agree on arbitrary damage ------------------------------------------
 
-JSON_VALUES = st.sampled_from([
-    None, True, 0, 1, -1, 1.5, "", "x", "ADD", "DELETE", "OBSERVE", "shipping", "in_transit",
-    "cbec:declaring", "cbec:order", "urn:epc:id:sgtin:0614141.107346.2017",
-    "2026-11-27T13:05:00+08:00", "2026-11-27T13:05:00", "+08:00", "1210", "JP", "298.00",
-    [], ["urn:x:y"], ["urn:x:y", "urn:x:y"], {}, {"id": "urn:x:y"}, {"epcClass": "urn:x:y"},
-    [{"epcClass": "urn:x:y", "quantity": 1}], [{"bizTransaction": "urn:x:y"}],
-    [{"type": "location", "source": "urn:x:y"}],
-])
-KEYS = st.sampled_from([
-    "type", "eventTime", "eventTimeZoneOffset", "action", "epcList", "quantityList", "parentID",
-    "childEPCs", "bizStep", "disposition", "readPoint", "bizTransactionList", "sourceList",
-    "ilmd", "transformationID", "inputEPCList", "outputQuantityList", "persistentDisposition",
-    "sensorElementList", "errorDeclaration", "certificationInfo", "recordTime", "foo", "ext:foo",
-    "cbec:hsCode", "cbec:orderInfo", "cbec:evaluation", "cbec:recall", "cbec:unknown",
-])
-STARTS = [b for _, b in EXAMPLE_BODIES] + [b for _, b in FIXTURE_EVENTS] + [
-    TRANSFORMATION, ASSOCIATION]
+JSON_VALUES = st.sampled_from(
+    [
+        None,
+        True,
+        0,
+        1,
+        -1,
+        1.5,
+        "",
+        "x",
+        "ADD",
+        "DELETE",
+        "OBSERVE",
+        "shipping",
+        "in_transit",
+        "cbec:declaring",
+        "cbec:order",
+        "urn:epc:id:sgtin:0614141.107346.2017",
+        "2026-11-27T13:05:00+08:00",
+        "2026-11-27T13:05:00",
+        "+08:00",
+        "1210",
+        "JP",
+        "298.00",
+        [],
+        ["urn:x:y"],
+        ["urn:x:y", "urn:x:y"],
+        {},
+        {"id": "urn:x:y"},
+        {"epcClass": "urn:x:y"},
+        [{"epcClass": "urn:x:y", "quantity": 1}],
+        [{"bizTransaction": "urn:x:y"}],
+        [{"type": "location", "source": "urn:x:y"}],
+    ]
+)
+KEYS = st.sampled_from(
+    [
+        "type",
+        "eventTime",
+        "eventTimeZoneOffset",
+        "action",
+        "epcList",
+        "quantityList",
+        "parentID",
+        "childEPCs",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizTransactionList",
+        "sourceList",
+        "ilmd",
+        "transformationID",
+        "inputEPCList",
+        "outputQuantityList",
+        "persistentDisposition",
+        "sensorElementList",
+        "errorDeclaration",
+        "certificationInfo",
+        "recordTime",
+        "foo",
+        "ext:foo",
+        "cbec:hsCode",
+        "cbec:orderInfo",
+        "cbec:evaluation",
+        "cbec:recall",
+        "cbec:unknown",
+    ]
+)
+STARTS = [b for _, b in EXAMPLE_BODIES] + [b for _, b in FIXTURE_EVENTS] + [TRANSFORMATION, ASSOCIATION]
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(STARTS), st.lists(st.tuples(KEYS, st.one_of(st.none(), JSON_VALUES),
-                                                   st.booleans()), min_size=1, max_size=3))
+@given(
+    st.sampled_from(STARTS),
+    st.lists(st.tuples(KEYS, st.one_of(st.none(), JSON_VALUES), st.booleans()), min_size=1, max_size=3),
+)
 def test_fast_and_reference_validators_agree(start: Body, edits: list[Any]) -> None:
     body = copy.deepcopy(start)
     for key, value, nested in edits:
         target = body
         if nested:  # damage one level down when there is an object or list of objects there
             inner = [v for v in body.values() if isinstance(v, dict)]
-            inner += [x for v in body.values() if isinstance(v, list) for x in v
-                      if isinstance(x, dict)]
+            inner += [x for v in body.values() if isinstance(v, list) for x in v if isinstance(x, dict)]
             if inner:
                 target = inner[0]
         if value is None:
@@ -367,9 +565,14 @@ def test_fast_and_reference_validators_agree(start: Body, edits: list[Any]) -> N
 
 def _envelope(kind: str = "event", body: Body | None = None) -> dict[str, Any]:
     key = PartyKey.from_seed("p", bytes(32))
-    return sign_one(kind=kind, signer=new_uscc(), key=key,
-                    body=body if body is not None else _example("12-evaluation"),
-                    issued="2026-12-01T20:31:00+08:00", private="sha256:" + "ab" * 32)
+    return sign_one(
+        kind=kind,
+        signer=new_uscc(),
+        key=key,
+        body=body if body is not None else _example("12-evaluation"),
+        issued="2026-12-01T20:31:00+08:00",
+        private="sha256:" + "ab" * 32,
+    )
 
 
 def test_a_signed_envelope_validates() -> None:
@@ -385,17 +588,20 @@ ENVELOPE_BAD: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("no-signatures", lambda e: e.__setitem__("signatures", []), "$.signatures"),
     ("version-2", lambda e: e["statement"].__setitem__("v", 2), "$.statement.v"),
     ("unknown-kind", lambda e: e["statement"].__setitem__("kind", "evnt"), "$.statement.kind"),
-    ("bad-signer", lambda e: e["statement"].__setitem__("signer", "uscc:91310110666007217I"),
-     "$.statement.signer"),
-    ("upper-case-key-id", lambda e: e["statement"].__setitem__("key", "ABCDEF0123456789"),
-     "$.statement.key"),
-    ("issued-without-offset", lambda e: e["statement"].__setitem__("issued", "2026-12-01T20:31:00"),
-     "$.statement.issued"),
-    ("bad-private", lambda e: e["statement"].__setitem__("private", "sha256:xyz"),
-     "$.statement.private"),
+    (
+        "bad-signer",
+        lambda e: e["statement"].__setitem__("signer", "uscc:91310110666007217I"),
+        "$.statement.signer",
+    ),
+    ("upper-case-key-id", lambda e: e["statement"].__setitem__("key", "ABCDEF0123456789"), "$.statement.key"),
+    (
+        "issued-without-offset",
+        lambda e: e["statement"].__setitem__("issued", "2026-12-01T20:31:00"),
+        "$.statement.issued",
+    ),
+    ("bad-private", lambda e: e["statement"].__setitem__("private", "sha256:xyz"), "$.statement.private"),
     ("unknown-statement-field", lambda e: e["statement"].__setitem__("to", "x"), "$.statement.to"),
-    ("short-signature", lambda e: e["signatures"][0].__setitem__("sig", "AAAA"),
-     "$.signatures[0].sig"),
+    ("short-signature", lambda e: e["signatures"][0].__setitem__("sig", "AAAA"), "$.signatures[0].sig"),
     ("signature-without-key", lambda e: e["signatures"][0].pop("key"), "$.signatures[0].key"),
 ]
 

@@ -29,9 +29,14 @@ def test_serve_with_two_workers(cli: Cli, tmp_path: Path, port: int) -> None:
     env = {**cli.env(), "SUYUAN_BASE_URL": f"http://127.0.0.1:{port}"}
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "serve", "--port", str(port),
-                                 "--workers", "2"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "serve", "--port", str(port), "--workers", "2"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         answers = []

@@ -33,8 +33,10 @@ from tests.test_cli import ORIGIN, PARALLEL, REPO, Cli, Run, event_body, uscc
 
 EVENTS = 600  # receipts of ~700 bytes each: far more than a pipe holds
 BATCH = 20
-STOPPED = re.compile(r"stopped: stdout was closed after (\d+) envelopes had landed \(the "
-                     r"ledger's size is now (\d+)\); the rest was not submitted")
+STOPPED = re.compile(
+    r"stopped: stdout was closed after (\d+) envelopes had landed \(the "
+    r"ledger's size is now (\d+)\); the rest was not submitted"
+)
 
 
 @pytest.fixture
@@ -55,10 +57,21 @@ def witnessed(db_url: str, tmp_path: Path) -> Iterator[tuple[Cli, str, Cosigner]
 def events_file(cli: Cli, party: str, tmp: Path) -> Path:
     key = KeyStore(cli.home).load("p")
     path = tmp / "events.jsonl"
-    path.write_text("".join(json.dumps(sign_one(kind="event", signer=party, key=key,
-                                                body=event_body(n),
-                                                issued="2026-11-27T13:05:00+08:00")) + "\n"
-                            for n in range(EVENTS)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                sign_one(
+                    kind="event",
+                    signer=party,
+                    key=key,
+                    body=event_body(n),
+                    issued="2026-11-27T13:05:00+08:00",
+                )
+            )
+            + "\n"
+            for n in range(EVENTS)
+        )
+    )
     return path
 
 
@@ -75,14 +88,18 @@ def witnessed_size(cli: Cli, cosigner: Cosigner) -> int:
 
 
 def test_submit_into_head_stops_says_so_and_is_witnessed(
-        witnessed: tuple[Cli, str, Cosigner], tmp_path: Path) -> None:
+    witnessed: tuple[Cli, str, Cosigner], tmp_path: Path
+) -> None:
     cli, party, cosigner = witnessed
     events = events_file(cli, party, tmp_path)
     err, rc = tmp_path / "submit.err", tmp_path / "submit.rc"
-    script = (f"set -o pipefail; {sys.executable} -m tools.cli submit {events} --batch {BATCH} "
-              f"2>{err} | head -1; echo ${{PIPESTATUS[0]}} >{rc}")
-    shown = subprocess.run(["bash", "-c", script], cwd=REPO, env=cli.env(), capture_output=True,
-                           text=True, timeout=300)
+    script = (
+        f"set -o pipefail; {sys.executable} -m tools.cli submit {events} --batch {BATCH} "
+        f"2>{err} | head -1; echo ${{PIPESTATUS[0]}} >{rc}"
+    )
+    shown = subprocess.run(
+        ["bash", "-c", script], cwd=REPO, env=cli.env(), capture_output=True, text=True, timeout=300
+    )
     first = json.loads(shown.stdout)
     assert first["seq"] == 2 and shown.stdout.count("\n") == 1
     assert rc.read_text().strip() == "3"
@@ -104,12 +121,29 @@ def test_submit_into_head_stops_says_so_and_is_witnessed(
     # A file refused after another one landed: the landed one is witnessed all the same.
     more, stranger = tmp_path / "more.json", tmp_path / "stranger.json"
     key = KeyStore(cli.home).load("p")
-    more.write_text(json.dumps(sign_one(kind="event", signer=party, key=key, body=event_body(EVENTS),
-                                        issued="2026-11-27T13:05:00+08:00")))
+    more.write_text(
+        json.dumps(
+            sign_one(
+                kind="event",
+                signer=party,
+                key=key,
+                body=event_body(EVENTS),
+                issued="2026-11-27T13:05:00+08:00",
+            )
+        )
+    )
     nobody = uscc(63)
-    stranger.write_text(json.dumps(sign_one(kind="event", signer=nobody, key=PartyKey.generate(nobody),
-                                            body=event_body(EVENTS + 1),
-                                            issued="2026-11-27T13:05:00+08:00")))
+    stranger.write_text(
+        json.dumps(
+            sign_one(
+                kind="event",
+                signer=nobody,
+                key=PartyKey.generate(nobody),
+                body=event_body(EVENTS + 1),
+                issued="2026-11-27T13:05:00+08:00",
+            )
+        )
+    )
     refused = cli("submit", str(more), str(stranger), rc=2)
     size = 3 + EVENTS
     assert refused.err.splitlines()[0] == f"witnessed: 1 of 1 cosigned size {size} (quorum 1)"
@@ -122,8 +156,14 @@ def closed_stdout(cli: Cli, *args: str) -> Run:
     read, write = os.pipe()
     os.close(read)
     try:
-        proc = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO, env=cli.env(),
-                              stdout=write, stderr=subprocess.PIPE, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tools.cli", *args],
+            cwd=REPO,
+            env=cli.env(),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
     finally:
         os.close(write)
     return Run(args, proc.returncode, "", proc.stderr.decode())
@@ -142,15 +182,24 @@ def test_closed_stdout_from_the_start(witnessed: tuple[Cli, str, Cosigner], tmp_
 
     # Reading commands, long output or short: they stop, exit 0, and say nothing.
     code = "https://id.gs1.org/01/09506000134352/21/3"
-    reads = [("entry", "2"), ("epcis", "export", code), ("trace", code), ("findings",),
-             ("findings", "--summary"), ("checkpoint",), ("stats",), ("party", "show", "--id", party)]
+    reads = [
+        ("entry", "2"),
+        ("epcis", "export", code),
+        ("trace", code),
+        ("findings",),
+        ("findings", "--summary"),
+        ("checkpoint",),
+        ("stats",),
+        ("party", "show", "--id", party),
+    ]
     with ThreadPoolExecutor(PARALLEL) as pool:
         for run in pool.map(lambda args: closed_stdout(cli, *args), reads):
             assert (run.rc, run.err) == (0, ""), run
     # An appending command whose receipt nobody reads: its entry stays, and it says so.
     cli("keygen", "q")
     other = uscc(62)
-    run = closed_stdout(cli, "party", "register", "--id", other, "--name", "乙", "--roles",
-                        "producer", "--key", "q")
+    run = closed_stdout(
+        cli, "party", "register", "--id", other, "--name", "乙", "--roles", "producer", "--key", "q"
+    )
     assert run.rc == 3 and run.err.startswith("stopped: stdout was closed") and run.err.count("\n") == 1
     assert cli("party", "show", "--id", other).json()["id"] == other

@@ -35,8 +35,10 @@ from tests.pagechain import FormulaChain
 from tests.support import Client, World
 from tests.test_cli import Cli, event_body, one_error_line, uscc
 
-CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0 Mobile Safari/537.36")
+CHROME = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0 Mobile Safari/537.36"
+)
 
 
 def cannot(reason: str) -> None:
@@ -78,8 +80,11 @@ def tiny_disk() -> Iterator[TinyDisk]:
         owner = pwd.getpwnam("postgres").pw_uid
     except KeyError:
         owner = 0
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=24m,mode=0755,uid={owner}", "tmpfs",
-                        str(mount_point)], capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size=24m,mode=0755,uid={owner}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         mount_point.rmdir()
         cannot(f"cannot mount a tmpfs here: {r.stderr.strip()}")
@@ -146,13 +151,25 @@ def full_db(request: pytest.FixtureRequest, tiny_disk: TinyDisk) -> Iterator[Ful
 
 def signed_events(home: Path, party: str, count: int, start: int = 0) -> bytes:
     key = KeyStore(home).load("p")
-    return b"".join(json.dumps(sign_one(kind="event", signer=party, key=key,
-                                        body=event_body(start + n), issued="2026-11-27T13:05:00+08:00"),
-                               ensure_ascii=False).encode() + b"\n" for n in range(count))
+    return b"".join(
+        json.dumps(
+            sign_one(
+                kind="event",
+                signer=party,
+                key=key,
+                body=event_body(start + n),
+                issued="2026-11-27T13:05:00+08:00",
+            ),
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+        for n in range(count)
+    )
 
 
 def test_a_full_disk_is_a_storage_refusal_and_the_ledger_carries_on(
-        full_db: FullableDb, tmp_path: Path) -> None:
+    full_db: FullableDb, tmp_path: Path
+) -> None:
     cli = Cli(full_db.url, tmp_path / "home")
     cli("init")
     cli("keygen", "p")
@@ -183,10 +200,10 @@ def test_a_full_disk_is_a_storage_refusal_and_the_ledger_carries_on(
 
 
 def test_the_page_answers_when_its_scan_cannot_be_written(
-        full_db: FullableDb, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    full_db: FullableDb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     world = World.create(full_db.url, home=tmp_path / "home")
-    app = create_app(Settings(db_url=world.url, home=world.home.path,
-                              base_url="https://trace.example"))
+    app = create_app(Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example"))
     try:
         item = FormulaChain(world).build()["sold"]
         path = item.removeprefix("https://id.gs1.org")

@@ -30,8 +30,7 @@ def _lines(w: World) -> list[str]:
 
 def _entry(w: World, seq: int) -> bytes:
     with w.store.engine.connect() as conn:
-        got = conn.execute(sa.text("SELECT entry FROM entries WHERE seq = :s"),
-                           {"s": seq}).scalar_one()
+        got = conn.execute(sa.text("SELECT entry FROM entries WHERE seq = :s"), {"s": seq}).scalar_one()
     return bytes(got)
 
 
@@ -49,11 +48,12 @@ def test_changed_entry_with_rehashed_leaf_is_named(filled: World) -> None:
     import hashlib
 
     raw = bytearray(_entry(filled, 9))
-    i = raw.index(b'/21/') + 4
+    i = raw.index(b"/21/") + 4
     raw[i] = ord("9") if raw[i] != ord("9") else ord("8")
     leaf = hashlib.sha256(b"\x00" + bytes(raw)).digest()
-    filled.store.raw("UPDATE entries SET entry = :e, leaf_hash = :h WHERE seq = 9",
-                     {"e": bytes(raw), "h": leaf})
+    filled.store.raw(
+        "UPDATE entries SET entry = :e, leaf_hash = :h WHERE seq = 9", {"e": bytes(raw), "h": leaf}
+    )
     lines = _lines(filled)
     assert any(line.startswith("seq 9: ") for line in lines), lines
     assert any(line.startswith("seq 10: prev link broken") for line in lines), lines
@@ -81,17 +81,19 @@ def test_checkpoint_resigned_with_another_key_is_named(filled: World, tmp_path: 
     note = filled.ledger.checkpoint_note(size)
     body = note.split("\n\n")[0] + "\n"
     forger: NoteSigner = Home(tmp_path / "forger").create_note_signer("test.suyuan/log")  # type: ignore[operator]
-    filled.store.raw("UPDATE checkpoints SET note = :n WHERE size = :s",
-                     {"n": forger.sign(body), "s": size})
+    filled.store.raw("UPDATE checkpoints SET note = :n WHERE size = :s", {"n": forger.sign(body), "s": size})
     lines = _lines(filled)
-    assert lines == [f"checkpoint {size}: signature does not verify with the log key: "
-                     "the note carries no signature by "
-                     f"{filled.ledger.log_verifier().name}+"
-                     f"{filled.ledger.log_verifier().key_hash.hex()}"], lines
+    assert lines == [
+        f"checkpoint {size}: signature does not verify with the log key: "
+        "the note carries no signature by "
+        f"{filled.ledger.log_verifier().name}+"
+        f"{filled.ledger.log_verifier().key_hash.hex()}"
+    ], lines
 
 
 def test_changed_merkle_node_is_named(filled: World) -> None:
-    filled.store.raw("UPDATE merkle_nodes SET hash = :h WHERE node = :n",
-                     {"h": bytes(32), "n": node_key(2, 3)})
+    filled.store.raw(
+        "UPDATE merkle_nodes SET hash = :h WHERE node = :n", {"h": bytes(32), "n": node_key(2, 3)}
+    )
     lines = _lines(filled)
     assert any("Merkle node (2, 3) does not match its children" in line for line in lines), lines

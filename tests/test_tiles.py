@@ -69,15 +69,23 @@ def fetch_dir(root: Path) -> Any:
 
 
 def cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path),
-           "PATH": os.environ["PATH"]}
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {"SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path), "PATH": os.environ["PATH"]}
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def files_of(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 # --- paths ---------------------------------------------------------------------------------
@@ -92,21 +100,35 @@ def test_paths_and_tile_sets_are_the_specs() -> None:
     # one partial level 2 tile of width 1" (and as many entry bundles as level-0 tiles).
     hashes = [t for t in tiles.tiles_for_size(70_000) if not t.is_bundle]
     assert [t for t in hashes if t.level == 0] == [tiles.Tile(0, i) for i in range(273)] + [
-        tiles.Tile(0, 273, 112)]
-    assert [t for t in hashes if t.level > 0] == [tiles.Tile(1, 0), tiles.Tile(1, 1, 17),
-                                                  tiles.Tile(2, 0, 1)]
+        tiles.Tile(0, 273, 112)
+    ]
+    assert [t for t in hashes if t.level > 0] == [tiles.Tile(1, 0), tiles.Tile(1, 1, 17), tiles.Tile(2, 0, 1)]
     # "a tree of size 256 will be represented by a full level 0 tile and a partial level 1
     # tile of width 1"
     assert [t.path() for t in tiles.tiles_for_size(256)] == [
-        "tile/entries/000", "tile/0/000", "tile/1/000.p/1"]
+        "tile/entries/000",
+        "tile/0/000",
+        "tile/1/000.p/1",
+    ]
     assert tiles.tiles_for_size(0) == []
     for n in (0, 7, 999, 1000, 1001, 255_999, 10**9, 123_456_789_012):
         for w in (1, 255, 256):
             p = tilereader.tile_path(3, n, w)
             assert tiles.Tile(3, n, w).path() == p and tiles.parse_path(p) == tiles.Tile(3, n, w)
-    for bad in ("tile/0/0", "tile/00/000", "tile/0/x000/001", "tile/0/001.p/256",
-                "tile/0/001.p/0", "tile/0/001.p/017", "tile/64/000", "tile/-1/000",
-                "tile/data/000", "tile/0/000/", "tile/0/x1/000", "tile/entries/000.p/"):
+    for bad in (
+        "tile/0/0",
+        "tile/00/000",
+        "tile/0/x000/001",
+        "tile/0/001.p/256",
+        "tile/0/001.p/0",
+        "tile/0/001.p/017",
+        "tile/64/000",
+        "tile/-1/000",
+        "tile/data/000",
+        "tile/0/000/",
+        "tile/0/x1/000",
+        "tile/entries/000.p/",
+    ):
         with pytest.raises(MalformedInput):
             tiles.parse_path(bad)
 
@@ -136,8 +158,16 @@ def test_served_tiles_read_back_by_an_independent_reader(world: World, client: C
     for seq in (0, 1, 255, 256, 511, 512, 701):
         assert tilereader.root_from_path(seq, size, reader.leaves[seq], reader.path(seq)) == root
     assert sorted(set(reader.fetched)) == sorted(
-        ["tile/0/000", "tile/0/001", "tile/0/002.p/190", "tile/1/000.p/2",
-         "tile/entries/000", "tile/entries/001", "tile/entries/002.p/190"])
+        [
+            "tile/0/000",
+            "tile/0/001",
+            "tile/0/002.p/190",
+            "tile/1/000.p/2",
+            "tile/entries/000",
+            "tile/entries/001",
+            "tile/entries/002.p/190",
+        ]
+    )
 
     full, partial = client.get("/tile/0/001"), client.get("/tile/0/002.p/190")
     for r in (full, partial):
@@ -148,10 +178,17 @@ def test_served_tiles_read_back_by_an_independent_reader(world: World, client: C
     passed = client.get("/tile/0/001.p/10")
     assert passed.status_code == 200 and passed.content == full.content[: 10 * 32]
     assert client.get("/tile/entries/000.p/3").content == b"".join(
-        len(e).to_bytes(2, "big") + e for e in reader.bundle(0)[:3])
+        len(e).to_bytes(2, "big") + e for e in reader.bundle(0)[:3]
+    )
     # Beyond the log: 404 that nothing keeps, since the path will answer later.
-    for path in ("/tile/0/002", "/tile/0/002.p/191", "/tile/0/003.p/1", "/tile/1/000",
-                 "/tile/2/000.p/1", "/tile/entries/002"):
+    for path in (
+        "/tile/0/002",
+        "/tile/0/002.p/191",
+        "/tile/0/003.p/1",
+        "/tile/1/000",
+        "/tile/2/000.p/1",
+        "/tile/entries/002",
+    ):
         r = client.get(path)
         assert r.status_code == 404 and r.headers["cache-control"] == "no-store", path
         assert r.json()["error"]["code"] == "not_found"
@@ -161,24 +198,25 @@ def test_served_tiles_read_back_by_an_independent_reader(world: World, client: C
     # Bundles are compressed at the HTTP layer when the client takes gzip.
     gz = client.get("/tile/entries/000", headers={"Accept-Encoding": "gzip"})
     assert gz.headers["content-encoding"] == "gzip" and gz.headers["vary"] == "Accept-Encoding"
-    assert gz.content == client.get("/tile/entries/000",
-                                    headers={"Accept-Encoding": "identity"}).content
-    assert "content-encoding" not in client.get("/tile/entries/000",
-                                                 headers={"Accept-Encoding": "identity"}).headers
+    assert gz.content == client.get("/tile/entries/000", headers={"Accept-Encoding": "identity"}).content
+    assert (
+        "content-encoding"
+        not in client.get("/tile/entries/000", headers={"Accept-Encoding": "identity"}).headers
+    )
 
 
 def _witness(world: World, tmp_path: Path, n: int) -> tuple[str, Cosigner, Any]:
     c = Cosigner(f"w{n}.example/witness", nacl.signing.SigningKey(bytes([n]) * 32))
-    app = create_witness_app(Witness(c, {ORIGIN: world.ledger.log_verifier()},
-                                     tmp_path / f"w{n}.json"))
+    app = create_witness_app(Witness(c, {ORIGIN: world.ledger.log_verifier()}, tmp_path / f"w{n}.json"))
     return f"http://w{n}.example", c, app
 
 
 # --- export --------------------------------------------------------------------------------
 
 
-def test_export_is_byte_identical_incremental_and_atomic(world: World, client: Client,
-                                                         tmp_path: Path) -> None:
+def test_export_is_byte_identical_incremental_and_atomic(
+    world: World, client: Client, tmp_path: Path
+) -> None:
     out = tmp_path / "mirror"
     party, key = world.register()
     grow(world, party, key, 300, 0)
@@ -186,8 +224,9 @@ def test_export_is_byte_identical_incremental_and_atomic(world: World, client: C
     assert first is not None and first.written[-1] == "checkpoint"  # the checkpoint last
     size1 = world.ledger.size()
     got = files_of(out)
-    assert set(got) == {tilereader.tile_path("entries" if lv < 0 else lv, i, w)
-                        for lv, i, w in _expected(size1)} | {"checkpoint"}
+    assert set(got) == {
+        tilereader.tile_path("entries" if lv < 0 else lv, i, w) for lv, i, w in _expected(size1)
+    } | {"checkpoint"}
     for path, data in got.items():  # byte-identical to what the server serves
         assert fetch_of(client)(path) == data, path
     before = {p: (out / p).stat() for p in got}
@@ -198,8 +237,9 @@ def test_export_is_byte_identical_incremental_and_atomic(world: World, client: C
     assert second is not None and (second.previous, second.size) == (size1, size2)
     # Only the tiles the larger tree added or widened, then the checkpoint.
     new = _expected(size2) - _expected(size1)
-    assert list(second.written[:-1]) == [tilereader.tile_path("entries" if lv < 0 else lv, i, w)
-                                         for lv, i, w in sorted(new)]
+    assert list(second.written[:-1]) == [
+        tilereader.tile_path("entries" if lv < 0 else lv, i, w) for lv, i, w in sorted(new)
+    ]
     assert second.written[-1] == "checkpoint"
     for path, st in before.items():
         if path in second.written or not (out / path).exists():
@@ -222,8 +262,9 @@ def test_export_is_byte_identical_incremental_and_atomic(world: World, client: C
     again = export(world.ledger, out)
     assert again is not None and again.written == () and again.removed == ()
     url, c, app = _witness(world, tmp_path, 1)
-    assert gather(world.ledger, Witnessing((WitnessConfig(url, c.vkey()),), 1),
-                  asgi_post({url: app})).witnessed
+    assert gather(
+        world.ledger, Witnessing((WitnessConfig(url, c.vkey()),), 1), asgi_post({url: app})
+    ).witnessed
     cosigned = export(world.ledger, out)
     assert cosigned is not None and cosigned.written == ("checkpoint",)
     assert (out / "checkpoint").read_bytes() == fetch_of(client)("checkpoint")
@@ -259,8 +300,7 @@ def test_export_into_a_directory_of_another_log_is_refused(world: World, tmp_pat
         other.close()
 
 
-def test_export_publishes_no_checkpoint_when_a_tile_cannot_be_read(world: World,
-                                                                    tmp_path: Path) -> None:
+def test_export_publishes_no_checkpoint_when_a_tile_cannot_be_read(world: World, tmp_path: Path) -> None:
     """Someone with database access deletes the newest leaf's node: the export refuses
     before the checkpoint, so the mirror keeps naming only tiles it holds."""
     out = tmp_path / "mirror"
@@ -283,12 +323,12 @@ def test_export_publishes_no_checkpoint_when_a_tile_cannot_be_read(world: World,
 
 
 def _event_of_size(world: World, party: str, key: PartyKey, count: int) -> dict[str, Any]:
-    return world.event(party, key, 0, epcList=[
-        f"https://id.gs1.org/01/09506000134352/21/{n:020d}" for n in range(count)])
+    return world.event(
+        party, key, 0, epcList=[f"https://id.gs1.org/01/09506000134352/21/{n:020d}" for n in range(count)]
+    )
 
 
-def test_an_entry_too_large_for_a_bundle_is_refused_at_append(world: World,
-                                                                client: Client) -> None:
+def test_an_entry_too_large_for_a_bundle_is_refused_at_append(world: World, client: Client) -> None:
     from ledger.core.statements import prepare
 
     party, key = world.register()
@@ -296,15 +336,17 @@ def test_an_entry_too_large_for_a_bundle_is_refused_at_append(world: World,
     lo, hi = 1, 2000
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if len(prepare(_event_of_size(world, party, key, mid)).envelope_bytes) \
-                <= admission.MAX_ENVELOPE_BYTES:
+        if (
+            len(prepare(_event_of_size(world, party, key, mid)).envelope_bytes)
+            <= admission.MAX_ENVELOPE_BYTES
+        ):
             lo = mid
         else:
             hi = mid - 1
     size = world.ledger.size()
     with pytest.raises(BatchRejected) as refused:
         world.ledger.append(_event_of_size(world, party, key, lo + 1))
-    (_, err), = refused.value.errors
+    ((_, err),) = refused.value.errors
     assert err.code == "entry_too_large" and "at most 65381" in err.message
     assert world.ledger.size() == size
     receipt = world.ledger.append(_event_of_size(world, party, key, lo))
@@ -316,7 +358,8 @@ def test_an_entry_too_large_for_a_bundle_is_refused_at_append(world: World,
 
 
 def test_an_older_ledgers_oversized_entry_is_named_not_served(
-        world: World, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: World, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A ledger written before the bound (the bound lifted here to write one): its bundle
     cannot be encoded, and both the server and the export say which seq, instead of a
     bundle with a wrapped length."""
@@ -335,8 +378,7 @@ def test_an_older_ledgers_oversized_entry_is_named_not_served(
 # --- monitor and verify from tiles ----------------------------------------------------------
 
 
-def test_monitor_from_tiles_follows_waits_for_witnesses_and_alarms(world: World,
-                                                                   tmp_path: Path) -> None:
+def test_monitor_from_tiles_follows_waits_for_witnesses_and_alarms(world: World, tmp_path: Path) -> None:
     served = create_app(Settings(db_url=world.url, home=world.home.path))
     try:
         _monitor_rounds(world, Client(served), tmp_path)
@@ -373,8 +415,15 @@ def _monitor_rounds(world: World, client: Client, tmp_path: Path) -> None:
     fork = Ledger(fork_store, note_signer=signer)
     reg_key = PartyKey.generate("r")
     registrar = new_uscc()
-    fork.append(genesis_envelope(origin=ORIGIN, signer=signer, registrar_id=registrar,
-                                 registrar_name="forged", registrar_key=reg_key))
+    fork.append(
+        genesis_envelope(
+            origin=ORIGIN,
+            signer=signer,
+            registrar_id=registrar,
+            registrar_name="forged",
+            registrar_key=reg_key,
+        )
+    )
     fork_app = create_app(Settings(db_url=f"sqlite:///{tmp_path}/fork.db"))
     try:
         fork_get = fetch_of(Client(fork_app))
@@ -382,10 +431,15 @@ def _monitor_rounds(world: World, client: Client, tmp_path: Path) -> None:
         assert not rollback.ok and rollback.alarm and rollback.alarm.startswith("ROLLBACK")
         p2 = new_uscc()
         k2 = PartyKey.generate(p2)
-        fork.append(sign_one(kind="party.register", signer=p2, key=k2,
-                             body={"id": p2, "name": "forger", "roles": ["producer"],
-                                   "publicKey": k2.public_key_b64},
-                             cosigners=[(registrar, reg_key)]))
+        fork.append(
+            sign_one(
+                kind="party.register",
+                signer=p2,
+                key=k2,
+                body={"id": p2, "name": "forger", "roles": ["producer"], "publicKey": k2.public_key_b64},
+                cosigners=[(registrar, reg_key)],
+            )
+        )
         for s in range(0, world.ledger.size(), 500):
             fork.append_batch([world.event(p2, k2, n) for n in range(s, s + 500)])
         forked = observe_tiles(fork_get, state, log_key=vkey)
@@ -408,8 +462,7 @@ def _monitor_rounds(world: World, client: Client, tmp_path: Path) -> None:
     assert not bad.ok and bad.alarm and "do not hash to the root" in bad.alarm
 
 
-def test_monitor_and_verify_from_an_exported_directory_by_the_command(world: World,
-                                                                      tmp_path: Path) -> None:
+def test_monitor_and_verify_from_an_exported_directory_by_the_command(world: World, tmp_path: Path) -> None:
     party, key = world.register()
     grow(world, party, key, 300, 0)
     mirror = tmp_path / "mirror"
@@ -418,8 +471,9 @@ def test_monitor_and_verify_from_an_exported_directory_by_the_command(world: Wor
     assert json.loads(done.stdout)["size"] == world.ledger.size()
     assert json.loads(cli(world, "tiles", "export", str(mirror)).stdout)["written"] == 0
     vkey = world.ledger.log_verifier().vkey()
-    mon = cli(world, "monitor", "--tiles", str(mirror), "--state", str(tmp_path / "m.json"),
-              "--log-key", vkey)
+    mon = cli(
+        world, "monitor", "--tiles", str(mirror), "--state", str(tmp_path / "m.json"), "--log-key", vkey
+    )
     assert mon.returncode == 0 and json.loads(mon.stdout)["ok"], mon.stderr
     no_key = cli(world, "monitor", "--tiles", str(mirror), "--state", str(tmp_path / "n.json"))
     assert no_key.returncode == 2 and "--log-key" in no_key.stderr
@@ -434,7 +488,7 @@ def test_monitor_and_verify_from_an_exported_directory_by_the_command(world: Wor
     bundle = mirror / "tile/entries/000"
     data = bundle.read_bytes()
     at = data.index(b'"seq":150')
-    bundle.write_bytes(data[:at] + b'"seq":151' + data[at + 9:])
+    bundle.write_bytes(data[:at] + b'"seq":151' + data[at + 9 :])
     bad = cli(world, "verify", "--tiles", str(mirror), "--log-key", vkey, "--seq", *seqs)
     assert bad.returncode == 1 and "seq 150: leaf 150 is not included" in bad.stderr
     assert 150 not in json.loads(bad.stdout)["verified"]
@@ -444,20 +498,45 @@ def test_verify_from_served_tiles_counts_witnesses(world: World, tmp_path: Path)
     party, key = world.register()
     world.append_events(party, key, 20)
     url, c, app = _witness(world, tmp_path, 2)
-    assert gather(world.ledger, Witnessing((WitnessConfig(url, c.vkey()),), 1),
-                  asgi_post({url: app})).witnessed
+    assert gather(
+        world.ledger, Witnessing((WitnessConfig(url, c.vkey()),), 1), asgi_post({url: app})
+    ).witnessed
     served = create_app(Settings(db_url=world.url, home=world.home.path))
     vkey = world.ledger.log_verifier().vkey()
     try:
         with Server(served) as srv:
             base = f"http://127.0.0.1:{srv.port}"
-            ok = cli(world, "verify", "--tiles", base, "--log-key", vkey, "--seq", "5",
-                     "--witness-key", c.vkey(), "--quorum", "1")
+            ok = cli(
+                world,
+                "verify",
+                "--tiles",
+                base,
+                "--log-key",
+                vkey,
+                "--seq",
+                "5",
+                "--witness-key",
+                c.vkey(),
+                "--quorum",
+                "1",
+            )
             assert ok.returncode == 0, ok.stderr
             assert json.loads(ok.stdout)["cosignedBy"] == ["w2.example/witness"]
             other = Cosigner("w3.example/witness", nacl.signing.SigningKey(bytes([3]) * 32))
-            short = cli(world, "verify", "--tiles", base, "--log-key", vkey, "--seq", "5",
-                        "--witness-key", other.vkey(), "--quorum", "1")
+            short = cli(
+                world,
+                "verify",
+                "--tiles",
+                base,
+                "--log-key",
+                vkey,
+                "--seq",
+                "5",
+                "--witness-key",
+                other.vkey(),
+                "--quorum",
+                "1",
+            )
             assert short.returncode == 1 and "cosigned by 0 of the 1" in short.stderr
             gone = cli(world, "verify", "--tiles", base, "--log-key", vkey, "--seq", "99")
             assert gone.returncode == 2 and "no entry at seq 99" in gone.stderr
@@ -493,15 +572,13 @@ def test_serve_keeps_a_tiles_directory_current(world: World, mirrored: tuple[Pat
     assert files_of(out)["tile/entries/000.p/" + str(world.ledger.size())]
 
     async def served() -> dict[str, bytes]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
             return {p: (await c.get("/" + p)).content for p in files_of(out)}
 
     assert asyncio.run(served()) == files_of(out)
 
 
-def test_tiles_dir_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+def test_tiles_dir_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SUYUAN_TILES_DIR", str(tmp_path))
     assert Settings.from_env().tiles_dir == tmp_path
     monkeypatch.delenv("SUYUAN_TILES_DIR")

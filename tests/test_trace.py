@@ -79,39 +79,138 @@ def build_formula_chain(c: Chain) -> dict[str, Any]:
     tins = [item(tin, s) for s in range(6)]
     cartons = [unit(1), unit(2)]
     pallet = unit(3)
-    c.append([
-        (c.producer, ev("ObjectEvent", 10, action="ADD", bizStep="commissioning",
-                        quantityList=[{"epcClass": farm[0], "quantity": 500, "uom": "KGM"},
-                                      {"epcClass": farm[1], "quantity": 300, "uom": "KGM"}])),
-        (c.producer, ev("TransformationEvent", 20, bizStep="commissioning",
-                        inputQuantityList=[{"epcClass": f, "quantity": 100, "uom": "KGM"}
-                                           for f in farm],
-                        outputQuantityList=[{"epcClass": product, "quantity": 200,
-                                             "uom": "KGM"}])),
-        (c.producer, ev("ObjectEvent", 30, action="ADD", bizStep="commissioning",
-                        epcList=tins, ilmd={"cbvmda:lotNumber": "P1"})),
-        (c.producer, ev("AggregationEvent", 40, action="ADD", bizStep="packing",
-                        parentID=cartons[0], childEPCs=tins[:3])),
-        (c.producer, ev("AggregationEvent", 41, action="ADD", bizStep="packing",
-                        parentID=cartons[1], childEPCs=tins[3:])),
-        (c.producer, ev("AggregationEvent", 50, action="ADD", bizStep="packing",
-                        parentID=pallet, childEPCs=cartons)),
-    ])
-    c.append([
-        (c.warehouse, ev("ObjectEvent", 60, action="OBSERVE", bizStep="shipping",
-                         disposition="in_transit", epcList=[pallet])),
-        (c.warehouse, ev("ObjectEvent", 90, action="OBSERVE", bizStep="receiving",
-                         disposition="in_progress", epcList=[pallet],
-                         bizLocation={"id": "https://id.gs1.org/414/9520123456788"})),
-        (c.warehouse, ev("AggregationEvent", 100, action="DELETE", bizStep="unpacking",
-                         parentID=pallet, childEPCs=[cartons[0]])),
-        (c.warehouse, ev("ObjectEvent", 110, action="OBSERVE", bizStep="shipping",
-                         disposition="in_transit", epcList=[pallet])),
-        (c.platform, ev("ObjectEvent", 120, action="OBSERVE", bizStep="retail_selling",
-                        disposition="retail_sold", epcList=[tins[0]])),
-    ])
-    return {"farm": farm, "product": product, "tins": tins, "cartons": cartons,
-            "pallet": pallet}
+    c.append(
+        [
+            (
+                c.producer,
+                ev(
+                    "ObjectEvent",
+                    10,
+                    action="ADD",
+                    bizStep="commissioning",
+                    quantityList=[
+                        {"epcClass": farm[0], "quantity": 500, "uom": "KGM"},
+                        {"epcClass": farm[1], "quantity": 300, "uom": "KGM"},
+                    ],
+                ),
+            ),
+            (
+                c.producer,
+                ev(
+                    "TransformationEvent",
+                    20,
+                    bizStep="commissioning",
+                    inputQuantityList=[{"epcClass": f, "quantity": 100, "uom": "KGM"} for f in farm],
+                    outputQuantityList=[{"epcClass": product, "quantity": 200, "uom": "KGM"}],
+                ),
+            ),
+            (
+                c.producer,
+                ev(
+                    "ObjectEvent",
+                    30,
+                    action="ADD",
+                    bizStep="commissioning",
+                    epcList=tins,
+                    ilmd={"cbvmda:lotNumber": "P1"},
+                ),
+            ),
+            (
+                c.producer,
+                ev(
+                    "AggregationEvent",
+                    40,
+                    action="ADD",
+                    bizStep="packing",
+                    parentID=cartons[0],
+                    childEPCs=tins[:3],
+                ),
+            ),
+            (
+                c.producer,
+                ev(
+                    "AggregationEvent",
+                    41,
+                    action="ADD",
+                    bizStep="packing",
+                    parentID=cartons[1],
+                    childEPCs=tins[3:],
+                ),
+            ),
+            (
+                c.producer,
+                ev(
+                    "AggregationEvent",
+                    50,
+                    action="ADD",
+                    bizStep="packing",
+                    parentID=pallet,
+                    childEPCs=cartons,
+                ),
+            ),
+        ]
+    )
+    c.append(
+        [
+            (
+                c.warehouse,
+                ev(
+                    "ObjectEvent",
+                    60,
+                    action="OBSERVE",
+                    bizStep="shipping",
+                    disposition="in_transit",
+                    epcList=[pallet],
+                ),
+            ),
+            (
+                c.warehouse,
+                ev(
+                    "ObjectEvent",
+                    90,
+                    action="OBSERVE",
+                    bizStep="receiving",
+                    disposition="in_progress",
+                    epcList=[pallet],
+                    bizLocation={"id": "https://id.gs1.org/414/9520123456788"},
+                ),
+            ),
+            (
+                c.warehouse,
+                ev(
+                    "AggregationEvent",
+                    100,
+                    action="DELETE",
+                    bizStep="unpacking",
+                    parentID=pallet,
+                    childEPCs=[cartons[0]],
+                ),
+            ),
+            (
+                c.warehouse,
+                ev(
+                    "ObjectEvent",
+                    110,
+                    action="OBSERVE",
+                    bizStep="shipping",
+                    disposition="in_transit",
+                    epcList=[pallet],
+                ),
+            ),
+            (
+                c.platform,
+                ev(
+                    "ObjectEvent",
+                    120,
+                    action="OBSERVE",
+                    bizStep="retail_selling",
+                    disposition="retail_sold",
+                    epcList=[tins[0]],
+                ),
+            ),
+        ]
+    )
+    return {"farm": farm, "product": product, "tins": tins, "cartons": cartons, "pallet": pallet}
 
 
 def test_journey_follows_containers_while_inside(world: World) -> None:
@@ -140,9 +239,12 @@ def test_codes_in_any_form_give_the_same_answer(world: World) -> None:
     x = build_formula_chain(c)
     tin = x["tins"][2]
     dl = ids.parse_digital_link(tin)
-    forms = [tin, tin.replace("https://id.gs1.org", "https://example.com/some/path"),
-             ids.epc_urn(tin, company_prefix_length=7),
-             f"https://id.gs1.org/01/{dl.gtin}/10/P1/21/{dl.serial}"]
+    forms = [
+        tin,
+        tin.replace("https://id.gs1.org", "https://example.com/some/path"),
+        ids.epc_urn(tin, company_prefix_length=7),
+        f"https://id.gs1.org/01/{dl.gtin}/10/P1/21/{dl.serial}",
+    ]
     answers = [journey(world.store, f) for f in forms]
     assert all(a == answers[0] for a in answers)
     assert answers[0]["journey"]
@@ -174,8 +276,7 @@ def test_upstream_downstream_and_recall(world: World) -> None:
 
 def test_role_refusal_names_party_role_and_stage(world: World) -> None:
     c = Chain(world)
-    body = ev("ObjectEvent", 5, action="OBSERVE", bizStep="cbec:releasing",
-              epcList=[item(gtin(9), 1)])
+    body = ev("ObjectEvent", 5, action="OBSERVE", bizStep="cbec:releasing", epcList=[item(gtin(9), 1)])
     with pytest.raises(BatchRejected) as e:
         c.append([(c.warehouse, body)])
     err = e.value.errors[0][1]
@@ -216,7 +317,8 @@ def _reach(edges: dict[str, set[str]], start: str, depth: int) -> dict[str, int]
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 2**32), st.integers(3, 14), st.integers(1, 6))
 def test_random_transformation_graphs_match_brute_force(
-        world: World, seed: int, n_lots: int, depth: int) -> None:
+    world: World, seed: int, n_lots: int, depth: int
+) -> None:
     rng = random.Random(seed)
     producer, key = world.register(["producer"])
     g = gtin(rng.randrange(10**5))
@@ -233,11 +335,18 @@ def test_random_transformation_graphs_match_brute_force(
             for b in outs:
                 forward.setdefault(a, set()).add(b)
                 backward.setdefault(b, set()).add(a)
-        bodies.append(ev("TransformationEvent", 1000 + k, bizStep="commissioning",
-                         inputQuantityList=[{"epcClass": a, "quantity": 1} for a in ins],
-                         outputQuantityList=[{"epcClass": b, "quantity": 1} for b in outs]))
-    world.ledger.append_batch([sign_one(kind="event", signer=producer, key=key, body=b,
-                                        issued=t(0)) for b in bodies])
+        bodies.append(
+            ev(
+                "TransformationEvent",
+                1000 + k,
+                bizStep="commissioning",
+                inputQuantityList=[{"epcClass": a, "quantity": 1} for a in ins],
+                outputQuantityList=[{"epcClass": b, "quantity": 1} for b in outs],
+            )
+        )
+    world.ledger.append_batch(
+        [sign_one(kind="event", signer=producer, key=key, body=b, issued=t(0)) for b in bodies]
+    )
     for start in lots:
         want_down = _reach(forward, start, depth)
         got_down = {i["code"]: i["depth"] for i in downstream(world.store, start, depth)["items"]}
@@ -259,10 +368,10 @@ def test_producers_recall_only_their_own_products(world: World) -> None:
     regulator, gk = world.register(["regulator"])
 
     def recall(who: str, key: Any, code: str) -> Any:
-        body = ev("ObjectEvent", 200, action="OBSERVE", bizStep="cbec:recalling",
-                  quantityList=[{"epcClass": code}])
-        return world.ledger.append(sign_one(kind="event", signer=who, key=key, body=body,
-                                            issued=t(0)))
+        body = ev(
+            "ObjectEvent", 200, action="OBSERVE", bizStep="cbec:recalling", quantityList=[{"epcClass": code}]
+        )
+        return world.ledger.append(sign_one(kind="event", signer=who, key=key, body=body, issued=t(0)))
 
     size = world.ledger.size()
     with pytest.raises(BatchRejected) as e:
@@ -276,35 +385,61 @@ def test_producers_recall_only_their_own_products(world: World) -> None:
     assert steps.count("recall") == 1  # the product lot's recall reaches its tins
 
 
-@pytest.mark.parametrize("code", [
-    "https://id.gs1.org/01/09506000134352/21/7",
-    "https://id.gs1.org/01/09506000134352",
-    "https://id.gs1.org/01/09506000134352/22/A%2FB/21/x",
-    "https://id.gs1.org/00/106141412345678908",
-    "https://id.gs1.org/414/9520123456788",
-    "https://example.com/01/09506000134352/21/7",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "https://id.gs1.org/01/09506000134352/21/7",
+        "https://id.gs1.org/01/09506000134352",
+        "https://id.gs1.org/01/09506000134352/22/A%2FB/21/x",
+        "https://id.gs1.org/00/106141412345678908",
+        "https://id.gs1.org/414/9520123456788",
+        "https://example.com/01/09506000134352/21/7",
+    ],
+)
 @pytest.mark.parametrize("lot_name", ["L1", "A/B 7", "批次"])
 def test_lot_of_agrees_with_a_full_parse(code: str, lot_name: str) -> None:
     from ledger.epcis.projection import lot_of
 
     try:
         dl = ids.parse_digital_link(code)
-        want = (None if dl.gtin is None
-                else ids.DigitalLink("lot", gtin=dl.gtin, lot=lot_name).canonical)
+        want = None if dl.gtin is None else ids.DigitalLink("lot", gtin=dl.gtin, lot=lot_name).canonical
     except ids.IdentifierError:
         want = None
     assert lot_of(code, lot_name) == want
 
 
-_DL_PARTS = ["https://id.gs1.org", "https://x.example", "/01/", "/21/", "/10/", "/00/", "/414/",
-             "09506000134352", "0950600013435", "%2F", "%", "%zz", "?17=2601", "#", "//", "[",
-             ":", "@", " ", "\u00e9", "\u200b", "A/B", "1" * 30]
+_DL_PARTS = [
+    "https://id.gs1.org",
+    "https://x.example",
+    "/01/",
+    "/21/",
+    "/10/",
+    "/00/",
+    "/414/",
+    "09506000134352",
+    "0950600013435",
+    "%2F",
+    "%",
+    "%zz",
+    "?17=2601",
+    "#",
+    "//",
+    "[",
+    ":",
+    "@",
+    " ",
+    "\u00e9",
+    "\u200b",
+    "A/B",
+    "1" * 30,
+]
 
 
 @settings(max_examples=2000, deadline=None)
-@given(st.lists(st.sampled_from(_DL_PARTS) | st.text(max_size=4), min_size=1, max_size=9),
-       st.sampled_from(["L1", "A/B 7"]))
+@given(
+    st.lists(st.sampled_from(_DL_PARTS) | st.text(max_size=4), min_size=1, max_size=9),
+    st.sampled_from(["L1", "A/B 7"]),
+)
 def test_lot_splitting_takes_any_text(parts: list[str], lot_name: str) -> None:
     """split_lot and lot_of read codes the parser refuses as no lot (they catch its
     IdentifierError, and only that): any text, with or without a lot, never raises."""
@@ -322,8 +457,13 @@ def test_lot_splitting_takes_any_text(parts: list[str], lot_name: str) -> None:
 _UNITS = itertools.count(1)
 
 
-def _walk_reference(code: str, named: dict[str, set[int]], minute: dict[int, int],
-                    lots: dict[str, set[str]], packed: list[list[Any]]) -> list[tuple[int, str | None]]:
+def _walk_reference(
+    code: str,
+    named: dict[str, set[int]],
+    minute: dict[int, int],
+    lots: dict[str, set[str]],
+    packed: list[list[Any]],
+) -> list[tuple[int, str | None]]:
     """The journey by the rule it is defined by, walked in Python over the generator's own
     record of what named what and what was packed where: (seq, via) in time order."""
     via: dict[int, str | None] = {s: None for s in named.get(code, ())}
@@ -336,7 +476,8 @@ def _walk_reference(code: str, named: dict[str, set[int]], minute: dict[int, int
             return
         # A container's parents in (parent, packing seq) order.
         for _child, parent, _start_seq, start, end in sorted(
-                (r for r in packed if r[0] == child), key=lambda r: (r[1], r[2])):
+            (r for r in packed if r[0] == child), key=lambda r: (r[1], r[2])
+        ):
             if parent in path:
                 continue
             lo2 = max(start, lo)
@@ -353,10 +494,10 @@ def _walk_reference(code: str, named: dict[str, set[int]], minute: dict[int, int
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.integers(0, 2**32), st.integers(1, 20), st.integers(1, 5), st.integers(5, 45),
-       st.booleans())
+@given(st.integers(0, 2**32), st.integers(1, 20), st.integers(1, 5), st.integers(5, 45), st.booleans())
 def test_random_packing_journeys_match_brute_force(
-        world: World, seed: int, n_units: int, n_items: int, n_events: int, tower: bool) -> None:
+    world: World, seed: int, n_units: int, n_items: int, n_events: int, tower: bool
+) -> None:
     """Packing, unpacking and repacking at random times (an unpack may be timed before its
     pack), cycles, towers of containers deeper than the nesting bound, events naming
     several containers at once and lots: every code's journey, steps and ``via``, is the
@@ -386,8 +527,11 @@ def test_random_packing_journeys_match_brute_force(
     def pack(parent: str, children: list[str], at: int) -> None:
         for c in children:
             packed.append([c, parent, seq, at, None])
-        add(ev("AggregationEvent", at, action="ADD", bizStep="packing", parentID=parent,
-               childEPCs=children), [parent, *children], at)
+        add(
+            ev("AggregationEvent", at, action="ADD", bizStep="packing", parentID=parent, childEPCs=children),
+            [parent, *children],
+            at,
+        )
 
     for it in items:  # commissioned, perhaps into a lot
         lot_name = rng.choice([None, *lot_names])
@@ -399,15 +543,23 @@ def test_random_packing_journeys_match_brute_force(
         add(body, [it], at)
     for lot_name in lot_names:
         at = rng.randrange(2000)
-        add(ev("ObjectEvent", at, action="OBSERVE", bizStep="inspecting",
-               quantityList=[{"epcClass": lot(g, lot_name), "quantity": 1}]), [lot(g, lot_name)], at)
+        add(
+            ev(
+                "ObjectEvent",
+                at,
+                action="OBSERVE",
+                bizStep="inspecting",
+                quantityList=[{"epcClass": lot(g, lot_name), "quantity": 1}],
+            ),
+            [lot(g, lot_name)],
+            at,
+        )
     if tower:  # a tower of units, each inside the next, deeper than the nesting bound
         units += [unit(next(_UNITS)) for _ in range(MAX_NESTING + 2)]
         for a, b in itertools.pairwise(units):
             pack(b, [a], rng.randrange(100))
         for k, u in enumerate(units):
-            add(ev("ObjectEvent", 100 + k, action="OBSERVE", bizStep="shipping", epcList=[u]),
-                [u], 100 + k)
+            add(ev("ObjectEvent", 100 + k, action="OBSERVE", bizStep="shipping", epcList=[u]), [u], 100 + k)
     for _ in range(n_events):
         at = rng.randrange(2000)
         op = rng.random()
@@ -420,13 +572,24 @@ def test_random_packing_journeys_match_brute_force(
             for r in packed:
                 if r[0] == c and r[1] == parent and r[4] is None:
                     r[4] = at
-            add(ev("AggregationEvent", at, action="DELETE", bizStep="unpacking", parentID=parent,
-                   childEPCs=[c]), [parent, c], at)
+            add(
+                ev(
+                    "AggregationEvent",
+                    at,
+                    action="DELETE",
+                    bizStep="unpacking",
+                    parentID=parent,
+                    childEPCs=[c],
+                ),
+                [parent, c],
+                at,
+            )
         else:
             seen = rng.sample(units + items, rng.randint(1, min(3, len(units) + n_items)))
             add(ev("ObjectEvent", at, action="OBSERVE", bizStep="shipping", epcList=seen), seen, at)
-    world.ledger.append_batch([sign_one(kind="event", signer=who, key=key, body=b, issued=t(0))
-                               for b in bodies])
+    world.ledger.append_batch(
+        [sign_one(kind="event", signer=who, key=key, body=b, issued=t(0)) for b in bodies]
+    )
     for code in items + units + [lot(g, n) for n in lot_names]:
         got = [(s["seq"], s["via"]) for s in journey(world.store, code)["journey"]]
         assert got == _walk_reference(code, named, minute, lots, packed), code

@@ -31,7 +31,7 @@ def stored(ls: list[bytes]) -> dict[NodeId, bytes]:
     level = 0
     while (1 << level) <= len(ls):
         for i in range(len(ls) >> level):
-            out[(level, i)] = merkle.root_from_leaves(ls[i << level:(i + 1) << level])
+            out[(level, i)] = merkle.root_from_leaves(ls[i << level : (i + 1) << level])
         level += 1
     return out
 
@@ -56,7 +56,7 @@ def test_every_leaf_of_every_shape_as_the_rfc_verifier_says(size: int) -> None:
     order = list(range(size))
     rng.shuffle(order)
     for start in range(0, size, 7):  # pages of a few leaves, in random order
-        batch = {i: ls[i] for i in order[start:start + 7]}
+        batch = {i: ls[i] for i in order[start : start + 7]}
         assert tree.check(batch, store.fetch) == dict.fromkeys(batch)
     # Everything kept is the tree's own node, at the level kept.
     assert all(store.nodes[n] == h for n, h in tree.nodes.items())
@@ -134,10 +134,10 @@ def test_nodes_are_kept_per_checkpoint_and_a_root_that_is_not_the_tree_fails() -
     assert trees.tree(50, other).nodes == {}
     # A smaller checkpoint of the same log is its own tree; beyond its size, refused.
     small = merkle.root_from_leaves(ls[:20])
-    assert check_inclusion({7: ls[7]}, size=20, root=small, fetch=store.fetch,
-                           trees=trees) == {7: None}
-    assert "outside a tree of size 20" in (check_inclusion(
-        {30: ls[30]}, size=20, root=small, fetch=store.fetch, trees=trees)[30] or "")
+    assert check_inclusion({7: ls[7]}, size=20, root=small, fetch=store.fetch, trees=trees) == {7: None}
+    assert "outside a tree of size 20" in (
+        check_inclusion({30: ls[30]}, size=20, root=small, fetch=store.fetch, trees=trees)[30] or ""
+    )
     # Only the last two trees are kept: the first one's nodes are gone.
     assert trees.tree(20, small).nodes and trees.tree(50, root).nodes == {}
 

@@ -42,17 +42,40 @@ def visible(client: Client, code: str) -> str:
 
 
 def recall(party: str, key: PartyKey, code: str) -> dict[str, Any]:
-    return sign_one(kind="event", signer=party, key=key, issued=NOW, body={
-        "type": "ObjectEvent", "eventTime": NOW, "eventTimeZoneOffset": "+08:00",
-        "action": "OBSERVE", "bizStep": "cbec:recalling", "disposition": "recalled",
-        "epcList": [code], "cbec:recall": {"reason": "FORGED RECALL", "scope": [code]}})
+    return sign_one(
+        kind="event",
+        signer=party,
+        key=key,
+        issued=NOW,
+        body={
+            "type": "ObjectEvent",
+            "eventTime": NOW,
+            "eventTimeZoneOffset": "+08:00",
+            "action": "OBSERVE",
+            "bizStep": "cbec:recalling",
+            "disposition": "recalled",
+            "epcList": [code],
+            "cbec:recall": {"reason": "FORGED RECALL", "scope": [code]},
+        },
+    )
 
 
 def commissioning(party: str, key: PartyKey, code: str) -> dict[str, Any]:
-    return sign_one(kind="event", signer=party, key=key, issued=NOW, body={
-        "type": "ObjectEvent", "eventTime": NOW, "eventTimeZoneOffset": "+08:00",
-        "action": "ADD", "bizStep": "commissioning", "epcList": [code],
-        "ilmd": {"gs1:productName": "真货 Genuine", "cbvmda:lotNumber": "R1"}})
+    return sign_one(
+        kind="event",
+        signer=party,
+        key=key,
+        issued=NOW,
+        body={
+            "type": "ObjectEvent",
+            "eventTime": NOW,
+            "eventTimeZoneOffset": "+08:00",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "epcList": [code],
+            "ilmd": {"gs1:productName": "真货 Genuine", "cbvmda:lotNumber": "R1"},
+        },
+    )
 
 
 def rewrite_path(world: World, seq: int, leaf: bytes) -> int:
@@ -62,12 +85,14 @@ def rewrite_path(world: World, seq: int, leaf: bytes) -> int:
     store = world.store
     size = world.ledger.size()
     with store.reading() as conn:
-        siblings = store.fetch_nodes(conn, [(lvl, (seq >> lvl) ^ 1) for lvl in range(64)
-                                            if (seq >> lvl) ^ 1 < size >> lvl])
+        siblings = store.fetch_nodes(
+            conn, [(lvl, (seq >> lvl) ^ 1) for lvl in range(64) if (seq >> lvl) ^ 1 < size >> lvl]
+        )
     h, level = leaf, 0
     while True:
-        store.raw("UPDATE merkle_nodes SET hash = :h WHERE node = :n",
-                  {"h": h, "n": node_key(level, seq >> level)})
+        store.raw(
+            "UPDATE merkle_nodes SET hash = :h WHERE node = :n", {"h": h, "n": node_key(level, seq >> level)}
+        )
         sib = (seq >> level) ^ 1
         if (seq >> (level + 1)) >= size >> (level + 1):
             return level + 1  # the node above is on the right edge: not stored
@@ -77,7 +102,8 @@ def rewrite_path(world: World, seq: int, leaf: bytes) -> int:
 
 
 def test_a_signed_entry_swapped_in_with_its_tree_rows_after_the_page_was_cached(
-        world: World, client: Client) -> None:
+    world: World, client: Client
+) -> None:
     """A recall the producer really signed (its signature and the registry's rules hold),
     put in place of a journey entry, with every stored tree node above it rewritten to
     agree: the nodes this server proved for the checkpoint, and its root, still say no."""
@@ -90,8 +116,9 @@ def test_a_signed_entry_swapped_in_with_its_tree_rows_after_the_page_was_cached(
     seq = steps[0]["seq"]  # early in the log: several complete levels above it
     old = world.ledger.entry(seq).decoded()
     forged = prepare(recall(chain.producer, chain.keys[chain.producer], code))
-    raw = entry_bytes(seq=seq, prev=bytes.fromhex(old["prev"]), time=old["time"],
-                      envelope_bytes=forged.envelope_bytes)
+    raw = entry_bytes(
+        seq=seq, prev=bytes.fromhex(old["prev"]), time=old["time"], envelope_bytes=forged.envelope_bytes
+    )
     world.store.drop_append_only()
     world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s", {"e": raw, "s": seq})
     assert rewrite_path(world, seq, merkle.leaf_hash(raw)) >= 4
@@ -101,14 +128,14 @@ def test_a_signed_entry_swapped_in_with_its_tree_rows_after_the_page_was_cached(
     assert v["verified"] is False
     assert [p for p in v["problems"] if p.startswith(f"seq {seq}: ")] == [
         f"seq {seq}: not included in the checkpoint: leaf {seq} is not included in the tree "
-        f"of size {v['checkpoint']} with that root"], v["problems"]
+        f"of size {v['checkpoint']} with that root"
+    ], v["problems"]
     assert facts["recall"]["recalled"] is False
     assert seq not in [s["seq"] for s in facts["timeline"]]
     assert "FORGED" not in visible(client, code)
 
 
-def test_the_bytes_of_another_verified_entry_copied_over_a_row(world: World,
-                                                               client: Client) -> None:
+def test_the_bytes_of_another_verified_entry_copied_over_a_row(world: World, client: Client) -> None:
     """Bytes the server verified and keeps (by their leaf hash) put at another seq: their
     parse and signatures are cache hits, but their leaf is not the one at that seq."""
     built = FormulaChain(world).build()
@@ -117,19 +144,20 @@ def test_the_bytes_of_another_verified_entry_copied_over_a_row(world: World,
     assert page(client, code)["verification"]["verified"] is True
     target, donor = seqs[-1], seqs[0]
     world.store.drop_append_only()
-    world.store.raw("UPDATE entries SET entry = :e WHERE seq = :s",
-                    {"e": world.ledger.entry(donor).raw, "s": target})
+    world.store.raw(
+        "UPDATE entries SET entry = :e WHERE seq = :s", {"e": world.ledger.entry(donor).raw, "s": target}
+    )
     v = page(client, code)["verification"]
     assert v["verified"] is False
     assert [p for p in v["problems"] if p.startswith(f"seq {target}: ")] == [
         f"seq {target}: not included in the checkpoint: leaf {target} is not included in the "
-        f"tree of size {v['checkpoint']} with that root"], v["problems"]
+        f"tree of size {v['checkpoint']} with that root"
+    ], v["problems"]
     assert v["entriesVerified"] == len(set(seqs)) - 1
 
 
 @pytest.mark.parametrize("end", ["revoked", "rotated"])
-def test_a_key_ended_after_its_pages_were_cached(world: World, client: Client, end: str
-                                                 ) -> None:
+def test_a_key_ended_after_its_pages_were_cached(world: World, client: Client, end: str) -> None:
     """The judgements kept for a page were made before the signer's key was revoked (or
     rotated away): the entry it signed while the key was valid stays verified, and one
     signed with it afterwards (inserted by an insider holding the checkpoint key) is
@@ -141,12 +169,17 @@ def test_a_key_ended_after_its_pages_were_cached(world: World, client: Client, e
     assert first["verification"]["verified"] is True
     assert [s["seq"] for s in first["timeline"]] == [made]
     if end == "revoked":
-        ending = sign_one(kind="party.key.revoke", signer=party, key=key,
-                          body={"party": party, "key": key.key_id})
+        ending = sign_one(
+            kind="party.key.revoke", signer=party, key=key, body={"party": party, "key": key.key_id}
+        )
     else:
-        ending = sign_one(kind="party.key.rotate", signer=party, key=key,
-                          body={"publicKey": PartyKey.generate(party).public_key_b64},
-                          cosigners=[(world.registrar, world.registrar_key)])
+        ending = sign_one(
+            kind="party.key.rotate",
+            signer=party,
+            key=key,
+            body={"publicKey": PartyKey.generate(party).public_key_b64},
+            cosigners=[(world.registrar, world.registrar_key)],
+        )
     revoked_at = world.ledger.append(ending).seq
 
     # The revocation ends the key from its seq on: what was signed before still holds.
@@ -154,13 +187,13 @@ def test_a_key_ended_after_its_pages_were_cached(world: World, client: Client, e
     assert after["verification"]["verified"] is True, after["verification"]
     assert [s["seq"] for s in after["timeline"]] == [made]
 
-    (late,) = forge(world, [recall(party, key, code)],
-                    note_signer=world.ledger.note_signer)  # type: ignore[arg-type]
+    (late,) = forge(world, [recall(party, key, code)], note_signer=world.ledger.note_signer)  # type: ignore[arg-type]
     facts = page(client, code)
     v = facts["verification"]
     assert v["verified"] is False and v["entriesVerified"] == 1
-    assert f"seq {late}: key {key.key_id} of {party} was {end} at seq {revoked_at}" in \
-        v["problems"], v["problems"]
+    assert f"seq {late}: key {key.key_id} of {party} was {end} at seq {revoked_at}" in v["problems"], v[
+        "problems"
+    ]
     assert [s["seq"] for s in facts["timeline"]] == [made]
     assert facts["recall"]["recalled"] is False
     # The product still shows what the entry signed before the revocation says.

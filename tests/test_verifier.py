@@ -44,8 +44,12 @@ ITEM = "https://id.gs1.org/01/09506000134352/21/{}"
 
 
 def entry(seq: int, env: dict[str, Any]) -> ParsedEntry:
-    raw = entry_bytes(seq=seq, prev=bytes(32), time="2026-11-27T05:05:00.000000Z",
-                      envelope_bytes=prepare(env).envelope_bytes)
+    raw = entry_bytes(
+        seq=seq,
+        prev=bytes(32),
+        time="2026-11-27T05:05:00.000000Z",
+        envelope_bytes=prepare(env).envelope_bytes,
+    )
     return parse_entry(raw)
 
 
@@ -66,8 +70,7 @@ class Model:
 
     def valid(self, party: str, kid: str, seq: int) -> bool:
         k = self.keys.get(kid)
-        return (k is not None and k[0] == party and k[1] <= seq
-                and (k[2] is None or seq <= k[2]))
+        return k is not None and k[0] == party and k[1] <= seq and (k[2] is None or seq <= k[2])
 
 
 def build(ops: list[tuple[Any, ...]]) -> tuple[dict[int, ParsedEntry], dict[int, bool], Model]:
@@ -75,21 +78,41 @@ def build(ops: list[tuple[Any, ...]]) -> tuple[dict[int, ParsedEntry], dict[int,
     m = Model()
     m.keys[REGISTRAR_KEY.key_id] = (REGISTRAR, 0, None)
     m.parties[REGISTRAR] = 0
-    entries = {0: entry(0, genesis_envelope(origin=ORIGIN, signer=NOTE, registrar_id=REGISTRAR,
-                                            registrar_name="登记中心",
-                                            registrar_key=REGISTRAR_KEY))}
+    entries = {
+        0: entry(
+            0,
+            genesis_envelope(
+                origin=ORIGIN,
+                signer=NOTE,
+                registrar_id=REGISTRAR,
+                registrar_name="登记中心",
+                registrar_key=REGISTRAR_KEY,
+            ),
+        )
+    }
     verdict = {0: True}
     for seq, op in enumerate(ops, 1):
         kind, bad_sig = op[0], op[-1]
         if kind == "register":
             _, p, k, cosign, _ = op
             party, key = PARTIES[p], KEYS[k]
-            co = {"registrar": [(REGISTRAR, REGISTRAR_KEY)], "foreign": [(REGISTRAR, FOREIGN)],
-                  "none": []}[cosign]
-            env = sign_one(kind="party.register", signer=party, key=key, cosigners=co,
-                           body={"id": party, "name": f"party {p}", "roles": ["producer"],
-                                 "publicKey": key.public_key_b64}, issued=TIME)
-            ok = (party not in m.parties and key.key_id not in m.keys and cosign == "registrar")
+            co = {"registrar": [(REGISTRAR, REGISTRAR_KEY)], "foreign": [(REGISTRAR, FOREIGN)], "none": []}[
+                cosign
+            ]
+            env = sign_one(
+                kind="party.register",
+                signer=party,
+                key=key,
+                cosigners=co,
+                body={
+                    "id": party,
+                    "name": f"party {p}",
+                    "roles": ["producer"],
+                    "publicKey": key.public_key_b64,
+                },
+                issued=TIME,
+            )
+            ok = party not in m.parties and key.key_id not in m.keys and cosign == "registrar"
             if ok and not bad_sig:
                 m.parties[party] = seq
                 m.keys[key.key_id] = (party, seq, None)
@@ -97,10 +120,20 @@ def build(ops: list[tuple[Any, ...]]) -> tuple[dict[int, ParsedEntry], dict[int,
             _, p, old, new, cosign, _ = op
             party, key, new_key = PARTIES[p], KEYS[old], KEYS[new]
             co = [(REGISTRAR, REGISTRAR_KEY)] if cosign == "registrar" else []
-            env = sign_one(kind="party.key.rotate", signer=party, key=key, cosigners=co,
-                           body={"publicKey": new_key.public_key_b64}, issued=TIME)
-            ok = (party in m.parties and m.valid(party, key.key_id, seq)
-                  and new_key.key_id not in m.keys and cosign == "registrar")
+            env = sign_one(
+                kind="party.key.rotate",
+                signer=party,
+                key=key,
+                cosigners=co,
+                body={"publicKey": new_key.public_key_b64},
+                issued=TIME,
+            )
+            ok = (
+                party in m.parties
+                and m.valid(party, key.key_id, seq)
+                and new_key.key_id not in m.keys
+                and cosign == "registrar"
+            )
             if ok and not bad_sig:
                 m.keys[key.key_id] = (party, m.keys[key.key_id][1], seq)
                 m.keys[new_key.key_id] = (party, seq, None)
@@ -108,22 +141,42 @@ def build(ops: list[tuple[Any, ...]]) -> tuple[dict[int, ParsedEntry], dict[int,
             _, by, p, target, signing, _ = op
             party, kid = PARTIES[p], KEYS[target].key_id
             signer, key = (party, KEYS[signing]) if by == "party" else (REGISTRAR, REGISTRAR_KEY)
-            env = sign_one(kind="party.key.revoke", signer=signer, key=key,
-                           body={"party": party, "key": kid}, issued=TIME)
+            env = sign_one(
+                kind="party.key.revoke",
+                signer=signer,
+                key=key,
+                body={"party": party, "key": kid},
+                issued=TIME,
+            )
             t = m.keys.get(kid)
-            ok = (signer in m.parties and m.valid(signer, key.key_id, seq)
-                  and t is not None and t[0] == party and t[2] is None)
+            ok = (
+                signer in m.parties
+                and m.valid(signer, key.key_id, seq)
+                and t is not None
+                and t[0] == party
+                and t[2] is None
+            )
             if ok and not bad_sig:
                 m.keys[kid] = (party, t[1], seq)  # type: ignore[index]
         else:
             _, p, k, step, _ = op
             party, key = PARTIES[p], (KEYS + [FOREIGN])[k]
-            env = sign_one(kind="event", signer=party, key=key, issued=TIME, body={
-                "type": "ObjectEvent", "eventTime": TIME, "eventTimeZoneOffset": "+08:00",
-                "action": "OBSERVE", "bizStep": step, "epcList": [ITEM.format(seq)]})
+            env = sign_one(
+                kind="event",
+                signer=party,
+                key=key,
+                issued=TIME,
+                body={
+                    "type": "ObjectEvent",
+                    "eventTime": TIME,
+                    "eventTimeZoneOffset": "+08:00",
+                    "action": "OBSERVE",
+                    "bizStep": step,
+                    "epcList": [ITEM.format(seq)],
+                },
+            )
             # A producer signs production, never a customs release.
-            ok = (party in m.parties and m.valid(party, key.key_id, seq)
-                  and step == "commissioning")
+            ok = party in m.parties and m.valid(party, key.key_id, seq) and step == "commissioning"
         entries[seq] = entry(seq, _spoil(env) if bad_sig else env)
         verdict[seq] = ok and not bad_sig
     return entries, verdict, m
@@ -137,8 +190,7 @@ def histories(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     held: dict[int, list[int]] = {}
     ops: list[tuple[Any, ...]] = []
     for _ in range(draw(st.integers(1, 24))):
-        kind = draw(st.sampled_from(["register", "register", "rotate", "revoke", "event",
-                                     "event", "event"]))
+        kind = draw(st.sampled_from(["register", "register", "rotate", "revoke", "event", "event", "event"]))
         p = draw(st.integers(0, len(PARTIES) - 1))
 
         def key_of(who: int) -> int:
@@ -212,31 +264,79 @@ def test_verdicts_match_the_rules(ops: list[tuple[Any, ...]]) -> None:
 def test_the_model_sees_every_rule() -> None:
     """Hand-picked histories, so that a weak generator cannot hide a rule from the test."""
     cases: list[tuple[list[tuple[Any, ...]], dict[int, bool]]] = [
-        ([("register", 0, 0, "registrar", False), ("event", 0, 0, "commissioning", False)],
-         {1: True, 2: True}),
-        ([("register", 0, 0, "none", False), ("event", 0, 0, "commissioning", False)],
-         {1: False, 2: False}),
-        ([("register", 0, 0, "foreign", False), ("event", 0, 0, "commissioning", False)],
-         {1: False, 2: False}),
-        ([("register", 0, 0, "registrar", True), ("event", 0, 0, "commissioning", False)],
-         {1: False, 2: False}),
-        ([("register", 0, 0, "registrar", False), ("revoke", "party", 0, 0, 0, False),
-          ("event", 0, 0, "commissioning", False)], {1: True, 2: True, 3: False}),
-        ([("register", 0, 0, "registrar", False), ("revoke", "registrar", 0, 0, 0, False),
-          ("event", 0, 0, "commissioning", False)], {1: True, 2: True, 3: False}),
-        ([("register", 0, 0, "registrar", False), ("revoke", "registrar", 0, 0, 0, True),
-          ("event", 0, 0, "commissioning", False)], {1: True, 2: False, 3: True}),
-        ([("register", 0, 0, "registrar", False), ("rotate", 0, 0, 1, "registrar", False),
-          ("event", 0, 0, "commissioning", False), ("event", 0, 1, "commissioning", False)],
-         {1: True, 2: True, 3: False, 4: True}),
-        ([("register", 0, 0, "registrar", False), ("rotate", 0, 0, 1, "none", False),
-          ("event", 0, 1, "commissioning", False)], {1: True, 2: False, 3: False}),
-        ([("register", 0, 0, "registrar", False), ("register", 1, 1, "registrar", False),
-          ("event", 1, 0, "commissioning", False), ("event", 0, 6, "commissioning", False),
-          ("event", 0, 0, "cbec:releasing", False), ("revoke", "party", 1, 0, 1, False)],
-         {1: True, 2: True, 3: False, 4: False, 5: False, 6: False}),
-        ([("register", 0, 0, "registrar", False), ("register", 0, 1, "registrar", False),
-          ("register", 1, 0, "registrar", False)], {1: True, 2: False, 3: False}),
+        (
+            [("register", 0, 0, "registrar", False), ("event", 0, 0, "commissioning", False)],
+            {1: True, 2: True},
+        ),
+        ([("register", 0, 0, "none", False), ("event", 0, 0, "commissioning", False)], {1: False, 2: False}),
+        (
+            [("register", 0, 0, "foreign", False), ("event", 0, 0, "commissioning", False)],
+            {1: False, 2: False},
+        ),
+        (
+            [("register", 0, 0, "registrar", True), ("event", 0, 0, "commissioning", False)],
+            {1: False, 2: False},
+        ),
+        (
+            [
+                ("register", 0, 0, "registrar", False),
+                ("revoke", "party", 0, 0, 0, False),
+                ("event", 0, 0, "commissioning", False),
+            ],
+            {1: True, 2: True, 3: False},
+        ),
+        (
+            [
+                ("register", 0, 0, "registrar", False),
+                ("revoke", "registrar", 0, 0, 0, False),
+                ("event", 0, 0, "commissioning", False),
+            ],
+            {1: True, 2: True, 3: False},
+        ),
+        (
+            [
+                ("register", 0, 0, "registrar", False),
+                ("revoke", "registrar", 0, 0, 0, True),
+                ("event", 0, 0, "commissioning", False),
+            ],
+            {1: True, 2: False, 3: True},
+        ),
+        (
+            [
+                ("register", 0, 0, "registrar", False),
+                ("rotate", 0, 0, 1, "registrar", False),
+                ("event", 0, 0, "commissioning", False),
+                ("event", 0, 1, "commissioning", False),
+            ],
+            {1: True, 2: True, 3: False, 4: True},
+        ),
+        (
+            [
+                ("register", 0, 0, "registrar", False),
+                ("rotate", 0, 0, 1, "none", False),
+                ("event", 0, 1, "commissioning", False),
+            ],
+            {1: True, 2: False, 3: False},
+        ),
+        (
+            [
+                ("register", 0, 0, "registrar", False),
+                ("register", 1, 1, "registrar", False),
+                ("event", 1, 0, "commissioning", False),
+                ("event", 0, 6, "commissioning", False),
+                ("event", 0, 0, "cbec:releasing", False),
+                ("revoke", "party", 1, 0, 1, False),
+            ],
+            {1: True, 2: True, 3: False, 4: False, 5: False, 6: False},
+        ),
+        (
+            [
+                ("register", 0, 0, "registrar", False),
+                ("register", 0, 1, "registrar", False),
+                ("register", 1, 0, "registrar", False),
+            ],
+            {1: True, 2: False, 3: False},
+        ),
     ]
     for ops, want in cases:
         entries, verdict, _ = build(ops)
@@ -247,10 +347,14 @@ def test_the_model_sees_every_rule() -> None:
 
 
 def test_reasons_name_the_rule() -> None:
-    entries, _, _ = build([("register", 0, 0, "registrar", False),
-                           ("revoke", "registrar", 0, 0, 0, False),
-                           ("event", 0, 0, "commissioning", False),
-                           ("register", 1, 1, "foreign", False)])
+    entries, _, _ = build(
+        [
+            ("register", 0, 0, "registrar", False),
+            ("revoke", "registrar", 0, 0, 0, False),
+            ("event", 0, 0, "commissioning", False),
+            ("register", 1, 1, "foreign", False),
+        ]
+    )
     got = verify_entries(entries, log_key=NOTE.verifier_key())
     assert got.problems[3] == (f"key {KEYS[0].key_id} of {PARTIES[0]} was revoked at seq 2")
     assert got.problems[4] == f"key {FOREIGN.key_id} of {REGISTRAR} is not registered (at seq 4)"
@@ -264,13 +368,21 @@ def test_reasons_name_the_rule() -> None:
 
 
 def test_pinned_key_and_genesis() -> None:
-    g0 = entry(0, genesis_envelope(origin=ORIGIN, signer=NOTE, registrar_id=REGISTRAR,
-                                   registrar_name="登记中心", registrar_key=REGISTRAR_KEY))
-    raw = entry_bytes(seq=0, prev=bytes(32), time="2026-11-27T05:05:00.000000Z",
-                      envelope_bytes=g0.prepared.envelope_bytes)  # type: ignore[union-attr]
+    g0 = entry(
+        0,
+        genesis_envelope(
+            origin=ORIGIN,
+            signer=NOTE,
+            registrar_id=REGISTRAR,
+            registrar_name="登记中心",
+            registrar_key=REGISTRAR_KEY,
+        ),
+    )
+    raw = entry_bytes(
+        seq=0, prev=bytes(32), time="2026-11-27T05:05:00.000000Z", envelope_bytes=g0.prepared.envelope_bytes
+    )  # type: ignore[union-attr]
     genesis = read_genesis(raw)
-    assert (genesis.log_key, genesis.registrar, genesis.origin) == (NOTE.verifier_key(),
-                                                                   REGISTRAR, ORIGIN)
+    assert (genesis.log_key, genesis.registrar, genesis.origin) == (NOTE.verifier_key(), REGISTRAR, ORIGIN)
     with pytest.raises(LedgerError, match="no predecessor"):
         read_genesis(raw.replace(b'"prev":"00', b'"prev":"11', 1))
     with pytest.raises(LedgerError, match="not a valid entry"):

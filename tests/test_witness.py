@@ -18,8 +18,11 @@ from tests.support import ORIGIN, World
 
 
 def _witness(w: World, tmp_path: Path, name: str = "witness.example/customs") -> Witness:
-    return Witness(Cosigner(name, nacl.signing.SigningKey(bytes(range(32)))),
-                   {ORIGIN: w.ledger.log_verifier()}, tmp_path / f"{name.replace('/', '_')}.json")
+    return Witness(
+        Cosigner(name, nacl.signing.SigningKey(bytes(range(32)))),
+        {ORIGIN: w.ledger.log_verifier()},
+        tmp_path / f"{name.replace('/', '_')}.json",
+    )
 
 
 def test_cosignature_format_matches_the_spec_by_hand() -> None:
@@ -77,9 +80,12 @@ def test_refusals(world: World, tmp_path: Path) -> None:
     forged = forger.sign(cp2.split("\n\n")[0] + "\n")
     assert wit.add_checkpoint(request_body(size1, good, forged)).status == 403
     other = NoteSigner("elsewhere/log", nacl.signing.SigningKey(bytes(32)))
-    assert wit.add_checkpoint(request_body(0, [], other.sign(cp2.split("\n\n")[0]
-                                                             .replace(ORIGIN, "elsewhere/log")
-                                                             + "\n"))).status == 404
+    assert (
+        wit.add_checkpoint(
+            request_body(0, [], other.sign(cp2.split("\n\n")[0].replace(ORIGIN, "elsewhere/log") + "\n"))
+        ).status
+        == 404
+    )
     assert wit.add_checkpoint(request_body(10**6, [], cp2)).status == 400
     assert wit.add_checkpoint("old 01\n\n" + cp2).status == 400
     assert wit.add_checkpoint(request_body(size1, good, cp2)).status == 200
@@ -99,15 +105,15 @@ def test_a_split_view_is_refused(world: World, tmp_path: Path) -> None:
     party, key = world.register()
     world.append_events(party, key, 2)
     honest = world.ledger.latest_checkpoint()
-    bigger_fork = signer.sign(f"{ORIGIN}\n{world.ledger.size()}\n"
-                              f"{base64.b64encode(hashlib.sha256(b'x').digest()).decode()}\n")
+    bigger_fork = signer.sign(
+        f"{ORIGIN}\n{world.ledger.size()}\n{base64.b64encode(hashlib.sha256(b'x').digest()).decode()}\n"
+    )
     proof = list(world.ledger.consistency_proof(size).hashes)
     assert wit.add_checkpoint(request_body(size, proof, bigger_fork)).status == 422
     assert wit.add_checkpoint(request_body(size, proof, honest)).status == 200
 
 
-def test_witness_serve_over_http_keeps_state_across_restarts(world: World, tmp_path: Path,
-                                                            port: int) -> None:
+def test_witness_serve_over_http_keeps_state_across_restarts(world: World, tmp_path: Path, port: int) -> None:
     import os
     import subprocess
     import sys
@@ -117,16 +123,37 @@ def test_witness_serve_over_http_keeps_state_across_restarts(world: World, tmp_p
 
     env = {**os.environ, "SUYUAN_HOME": str(tmp_path / "witness-home")}
     root = os.path.dirname(os.path.dirname(__file__))
-    init = subprocess.run([sys.executable, "-m", "tools.cli", "witness", "init", "regulator.example/w1"],
-                          env=env, capture_output=True, text=True, cwd=root, check=True)
+    init = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "witness", "init", "regulator.example/w1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+    )
     vkey = __import__("json").loads(init.stdout)["vkey"]
     verifier = CosignatureVerifier.from_vkey(vkey)
 
     def serve() -> tuple[subprocess.Popen[bytes], str]:  # on the held port, each time
-        p = subprocess.Popen([sys.executable, "-m", "tools.cli", "witness", "serve",
-                              "--name", "regulator.example/w1", "--port", str(port),
-                              "--log-key", world.ledger.log_verifier().vkey()],
-                             env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tools.cli",
+                "witness",
+                "serve",
+                "--name",
+                "regulator.example/w1",
+                "--port",
+                str(port),
+                "--log-key",
+                world.ledger.log_verifier().vkey(),
+            ],
+            env=env,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         url = f"http://127.0.0.1:{port}/add-checkpoint"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -23,8 +23,7 @@ from tests.support import ORIGIN, Server, World, asgi_post
 
 def _witness(world: World, tmp_path: Path, n: int) -> tuple[str, Cosigner, Any]:
     c = Cosigner(f"w{n}.example/witness", nacl.signing.SigningKey(bytes([n]) * 32))
-    app = create_witness_app(Witness(c, {ORIGIN: world.ledger.log_verifier()},
-                                     tmp_path / f"w{n}.json"))
+    app = create_witness_app(Witness(c, {ORIGIN: world.ledger.log_verifier()}, tmp_path / f"w{n}.json"))
     return f"http://w{n}.example", c, app
 
 
@@ -44,8 +43,7 @@ def test_quorum_gathered_stored_and_served(world: World, tmp_path: Path) -> None
     served = create_app(Settings(db_url=world.url))
 
     async def get() -> str:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served),
-                                     base_url="http://l") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served), base_url="http://l") as c:
             return (await c.get("/checkpoint")).text
 
     assert asyncio.run(get()) == note
@@ -100,8 +98,7 @@ def test_bundles_carry_cosignatures_and_verify_counts_them(world: World, tmp_pat
     assert not short.ok and "cosigned by 1 of the 2" in short.problems[0]
 
 
-def test_graphql_submit_has_its_checkpoint_cosigned_in_the_background(
-        world: World, tmp_path: Path) -> None:
+def test_graphql_submit_has_its_checkpoint_cosigned_in_the_background(world: World, tmp_path: Path) -> None:
     """Witnesses configured in the operator's home, served over real HTTP on loopback: a
     GraphQL submit answers at once, and its checkpoint gets cosigned by every witness
     shortly after; the next submit's checkpoint too."""
@@ -110,16 +107,23 @@ def test_graphql_submit_has_its_checkpoint_cosigned_in_the_background(
     ws = [_witness(world, tmp_path, n) for n in (4, 5)]
     party, key = world.register()
     with Server(ws[0][2]) as s4, Server(ws[1][2]) as s5:
-        world.home.save_config({"witnesses": [
-            {"url": f"http://127.0.0.1:{srv.port}", "key": c.vkey()}
-            for srv, (_, c, _) in zip((s4, s5), ws, strict=True)], "quorum": 2})
+        world.home.save_config(
+            {
+                "witnesses": [
+                    {"url": f"http://127.0.0.1:{srv.port}", "key": c.vkey()}
+                    for srv, (_, c, _) in zip((s4, s5), ws, strict=True)
+                ],
+                "quorum": 2,
+            }
+        )
         app = create_app(Settings(db_url=world.url, home=world.home.path))
         api = Api(app)
         try:
             for start in (0, 100):
                 envs = [world.event(party, key, start + i) for i in range(3)]
-                r = api.gql("mutation($e: [JSON!]!) { submit(envelopes: $e) { receipt { seq } } }",
-                            e=envs).json()
+                r = api.gql(
+                    "mutation($e: [JSON!]!) { submit(envelopes: $e) { receipt { seq } } }", e=envs
+                ).json()
                 assert all(x["receipt"] for x in r["data"]["submit"]), r
                 assert app.state.gatherer.wait(30)
                 note = cosigned_note(world.ledger)

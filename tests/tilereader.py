@@ -42,8 +42,7 @@ def open_checkpoint(text: str, vkey: str) -> tuple[str, int, bytes, list[str]]:
     against the verifier key ``name+hash+base64(0x01 || key)``."""
     name, key_hash_hex, key_b64 = vkey.split("+", 2)
     key = base64.b64decode(key_b64)
-    assert key[0] == 1 and hashlib.sha256(name.encode() + b"\n" + key).digest()[:4].hex() \
-        == key_hash_hex
+    assert key[0] == 1 and hashlib.sha256(name.encode() + b"\n" + key).digest()[:4].hex() == key_hash_hex
     body, _, sigs = text.partition("\n\n")
     body += "\n"
     found, others = False, []

@@ -76,9 +76,11 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 60.0
 # Ledger answers worth trying again: it is down, overloaded, or does not (yet) know our key.
 RETRY_STATUS: Final = frozenset({401, 408, 425, 429, 500, 502, 503, 504})
 
-SUBMIT = ("mutation($e: [JSON!]!) { submit(envelopes: $e) { index "
-          "receipt { seq leafHash statementHash duplicateOf checkpoint inclusionProof { "
-          "leafIndex treeSize hashes } } error { code message } } }")
+SUBMIT = (
+    "mutation($e: [JSON!]!) { submit(envelopes: $e) { index "
+    "receipt { seq leafHash statementHash duplicateOf checkpoint inclusionProof { "
+    "leafIndex treeSize hashes } } error { code message } } }"
+)
 PARTIES = "{ parties { id name roles registeredSeq customsCodes } }"
 
 
@@ -104,11 +106,18 @@ def is_loopback(host: str) -> bool:
 
 
 def _event_problem(index: int, event_id: str | None, err: LedgerError | Mapping[str, str]) -> dict[str, Any]:
-    code, message = ((err.code, err.message) if isinstance(err, LedgerError)
-                     else (err.get("code", "refused"), err.get("message", "")))
+    code, message = (
+        (err.code, err.message)
+        if isinstance(err, LedgerError)
+        else (err.get("code", "refused"), err.get("message", ""))
+    )
     name = f"event {index}" + (f" ({event_id})" if event_id else "")
-    return {"type": "epcisException:ValidationException", "title": "Event refused",
-            "status": 400, "detail": f"{name}: [{code}] {message}"}
+    return {
+        "type": "epcisException:ValidationException",
+        "title": "Event refused",
+        "status": 400,
+        "detail": f"{name}: [{code}] {message}",
+    }
 
 
 # --- the ledger, over HTTP -----------------------------------------------------------------
@@ -118,10 +127,12 @@ class LedgerUnavailable(Exception):
     """The ledger could not be asked, or answered in a way worth asking again."""
 
 
-def _http(url: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None
-          ) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=data, headers=dict(headers or {}),
-                                 method="POST" if data is not None else "GET")
+def _http(
+    url: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    req = urllib.request.Request(
+        url, data=data, headers=dict(headers or {}), method="POST" if data is not None else "GET"
+    )
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
             return r.status, r.read()
@@ -147,18 +158,24 @@ def _verify_receipt(receipt: Mapping[str, Any], envelope: Mapping[str, Any]) -> 
     repeat = receipt.get("duplicateOf") is not None and receipt.get("duplicateOf") == receipt.get("seq")
     if not _ours(receipt, envelope) and not repeat:
         want = _statement_hash(envelope)
-        raise LedgerUnavailable(f"the ledger's receipt names statement {receipt.get('statementHash')}"
-                                f", not ours ({want})")
+        raise LedgerUnavailable(
+            f"the ledger's receipt names statement {receipt.get('statementHash')}, not ours ({want})"
+        )
     proof = receipt["inclusionProof"]
     body = receipt["checkpoint"].split("\n\n", 1)[0] + "\n"
     try:
         cp = Checkpoint.parse(body)
-        merkle.verify_inclusion(leaf=bytes.fromhex(receipt["leafHash"]), index=proof["leafIndex"],
-                                size=proof["treeSize"],
-                                proof=[bytes.fromhex(h) for h in proof["hashes"]], root=cp.root)
+        merkle.verify_inclusion(
+            leaf=bytes.fromhex(receipt["leafHash"]),
+            index=proof["leafIndex"],
+            size=proof["treeSize"],
+            proof=[bytes.fromhex(h) for h in proof["hashes"]],
+            root=cp.root,
+        )
     except (LedgerError, ValueError, KeyError, TypeError) as e:
-        raise LedgerUnavailable(f"the ledger's receipt for seq {receipt.get('seq')} does not "
-                                f"prove itself: {e}") from None
+        raise LedgerUnavailable(
+            f"the ledger's receipt for seq {receipt.get('seq')} does not prove itself: {e}"
+        ) from None
     if proof["treeSize"] != cp.size:
         raise LedgerUnavailable("the receipt's proof is not against its own checkpoint")
 
@@ -203,8 +220,7 @@ class Deliverer:
                 why = str(e) if isinstance(e, LedgerUnavailable) else f"{type(e).__name__}: {e}"
                 backoff = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(pending.attempts, 16))
                 try:
-                    self.outbox.retry_later(pending.n, error=why[:500],
-                                            next_try=time.time() + backoff)
+                    self.outbox.retry_later(pending.n, error=why[:500], next_try=time.time() + backoff)
                 except Exception:  # noqa: BLE001 - the outbox is busy: the next round retries
                     self.stopping.wait(BACKOFF_FIRST)
 
@@ -223,9 +239,11 @@ class Deliverer:
         by us with our event's eventID (or, without one, its event hash)."""
         seq = receipt["seq"]
         query = "query($s: Int!) { entry(seq: $s) { bytes } }"
-        status, raw = _http(self.cfg.ledger_url + "/graphql",
-                            data=orjson.dumps({"query": query, "variables": {"s": seq}}),
-                            headers={"Content-Type": "application/json"})
+        status, raw = _http(
+            self.cfg.ledger_url + "/graphql",
+            data=orjson.dumps({"query": query, "variables": {"s": seq}}),
+            headers={"Content-Type": "application/json"},
+        )
         if status != 200:
             raise LedgerUnavailable(f"the ledger answered {status} to reading entry {seq}")
         try:
@@ -234,30 +252,47 @@ class Deliverer:
                 raise ValueError("its bytes are not the leaf the receipt proves")
             theirs = orjson.loads(data)["envelope"]["statement"]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise LedgerUnavailable(f"entry {seq}, which the ledger says holds our event "
-                                    f"already, cannot be confirmed: {e}") from None
+            raise LedgerUnavailable(
+                f"entry {seq}, which the ledger says holds our event already, cannot be confirmed: {e}"
+            ) from None
         ours = envelope["statement"]
         mine, other = ours["body"], theirs.get("body")
-        same = (theirs.get("signer") == ours["signer"] and theirs.get("kind") == "event"
-                and isinstance(other, dict)
-                and (other.get("eventID") == mine["eventID"] if "eventID" in mine
-                     else event_hash(other) == event_hash(mine)))
+        same = (
+            theirs.get("signer") == ours["signer"]
+            and theirs.get("kind") == "event"
+            and isinstance(other, dict)
+            and (
+                other.get("eventID") == mine["eventID"]
+                if "eventID" in mine
+                else event_hash(other) == event_hash(mine)
+            )
+        )
         if not same:
-            raise LedgerUnavailable(f"the ledger says our event is at seq {seq} already, but "
-                                    "that entry is another event")
+            raise LedgerUnavailable(
+                f"the ledger says our event is at seq {seq} already, but that entry is another event"
+            )
 
     def parties(self) -> list[PartyRecord]:
         """The ledger's registered parties, with their roles and customs codes."""
-        status, raw = _http(self.cfg.ledger_url + "/graphql",
-                            data=orjson.dumps({"query": PARTIES}),
-                            headers={"Content-Type": "application/json"})
+        status, raw = _http(
+            self.cfg.ledger_url + "/graphql",
+            data=orjson.dumps({"query": PARTIES}),
+            headers={"Content-Type": "application/json"},
+        )
         if status != 200:
             raise LedgerUnavailable(f"the ledger answered {status} to the parties query")
         try:
             rows = orjson.loads(raw)["data"]["parties"]
-            return [PartyRecord(id=r["id"], name=r["name"], roles=tuple(r["roles"]),
-                                registered_seq=r["registeredSeq"],
-                                customs_codes=tuple(r["customsCodes"])) for r in rows]
+            return [
+                PartyRecord(
+                    id=r["id"],
+                    name=r["name"],
+                    roles=tuple(r["roles"]),
+                    registered_seq=r["registeredSeq"],
+                    customs_codes=tuple(r["customsCodes"]),
+                )
+                for r in rows
+            ]
         except (orjson.JSONDecodeError, KeyError, TypeError) as e:
             raise LedgerUnavailable(f"the ledger's parties answer is not readable: {e}") from None
 
@@ -269,23 +304,47 @@ class Deliverer:
         msg = ceb.read_message(message.data, source=f"{message.message} {message.guid}")
         parties = self.parties()
         if self.cfg.signer not in {p.id for p in parties}:
-            raise LedgerUnavailable(f"the ledger does not know {self.cfg.signer} (yet): "
-                                    "register the enterprise, and its customs codes, there")
+            raise LedgerUnavailable(
+                f"the ledger does not know {self.cfg.signer} (yet): "
+                "register the enterprise, and its customs codes, there"
+            )
         assert self.cfg.matching_key is not None  # POST /ceb accepts nothing without it
         try:
-            signed = sign_message(msg, key=self.cfg.key, signer=self.cfg.signer,
-                                  registry=registry_of(parties), facts=no_facts(),
-                                  matching_key=self.cfg.matching_key)
+            signed = sign_message(
+                msg,
+                key=self.cfg.key,
+                signer=self.cfg.signer,
+                registry=registry_of(parties),
+                facts=no_facts(),
+                matching_key=self.cfg.matching_key,
+            )
         except LedgerError as e:
-            self.outbox.prepare_ceb(message.n, blobs={}, events=[
-                CapturedEvent(0, None, None, None, {
-                    "type": "epcisException:ValidationException", "title": "Message refused",
-                    "status": 400, "detail": f"[{e.code}] {e.message}"})])
+            self.outbox.prepare_ceb(
+                message.n,
+                blobs={},
+                events=[
+                    CapturedEvent(
+                        0,
+                        None,
+                        None,
+                        None,
+                        {
+                            "type": "epcisException:ValidationException",
+                            "title": "Message refused",
+                            "status": 400,
+                            "detail": f"[{e.code}] {e.message}",
+                        },
+                    )
+                ],
+            )
             self.outbox.record(message.n, receipts={}, errors={}, finished=True)
             return
-        events = [CapturedEvent(i, env["statement"]["body"].get("eventID"),
-                                body_hash(env["statement"]["body"]), env, None)
-                  for i, env in enumerate(signed.envelopes)]
+        events = [
+            CapturedEvent(
+                i, env["statement"]["body"].get("eventID"), body_hash(env["statement"]["body"]), env, None
+            )
+            for i, env in enumerate(signed.envelopes)
+        ]
         self.outbox.prepare_ceb(message.n, events=events, blobs=signed.blobs)
 
     def deliver_one(self, p: Any) -> None:
@@ -297,15 +356,20 @@ class Deliverer:
         if not p.events:
             self.outbox.record(p.n, receipts={}, errors={}, finished=True)
             return
-        token = make_token(self.cfg.key, signer=self.cfg.signer, audience=self.origin(),
-                           ttl=TOKEN_TTL)
+        token = make_token(self.cfg.key, signer=self.cfg.signer, audience=self.origin(), ttl=TOKEN_TTL)
         blobs = message.blobs if message is not None else {}
-        items = [{"envelope": e, "private": blobs[e["statement"]["private"]]}
-                 if e["statement"].get("private") in blobs else e for _, e in p.events]
+        items = [
+            {"envelope": e, "private": blobs[e["statement"]["private"]]}
+            if e["statement"].get("private") in blobs
+            else e
+            for _, e in p.events
+        ]
         payload = orjson.dumps({"query": SUBMIT, "variables": {"e": items}})
-        status, raw = _http(self.cfg.ledger_url + "/graphql", data=payload,
-                            headers={"Content-Type": "application/json",
-                                     "Authorization": f"Bearer {token}"})
+        status, raw = _http(
+            self.cfg.ledger_url + "/graphql",
+            data=payload,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
         if status in RETRY_STATUS:
             raise LedgerUnavailable(f"the ledger answered {status}: {raw[:200]!r}")
         try:
@@ -317,10 +381,16 @@ class Deliverer:
             errors = doc.get("errors") if isinstance(doc, dict) else None
             if status == 200 and isinstance(errors, list) and errors:
                 # The ledger refused the request itself (too many, malformed): final.
-                msg = {"code": (errors[0].get("extensions") or {}).get("code", "refused"),
-                       "message": errors[0].get("message", "")}
-                self.outbox.record(p.n, receipts={}, finished=True, errors={
-                    i: _event_problem(i, None, msg) for i, _ in p.events})
+                msg = {
+                    "code": (errors[0].get("extensions") or {}).get("code", "refused"),
+                    "message": errors[0].get("message", ""),
+                }
+                self.outbox.record(
+                    p.n,
+                    receipts={},
+                    finished=True,
+                    errors={i: _event_problem(i, None, msg) for i, _ in p.events},
+                )
                 return
             raise LedgerUnavailable(f"the ledger answered {status} without submit results")
         by_index = {r["index"]: r for r in results}
@@ -341,9 +411,18 @@ class Deliverer:
             else:
                 refused[idx] = _event_problem(idx, env["statement"]["body"].get("eventID"), r["error"])
         if refused and p.behaviour == "rollback":
-            held_problems = {i: _event_problem(i, None, {
-                "code": "rolled_back", "message": "not appended: another event of this capture "
-                "was refused (GS1-Capture-Error-Behaviour: rollback)"}) for i in held}
+            held_problems = {
+                i: _event_problem(
+                    i,
+                    None,
+                    {
+                        "code": "rolled_back",
+                        "message": "not appended: another event of this capture "
+                        "was refused (GS1-Capture-Error-Behaviour: rollback)",
+                    },
+                )
+                for i in held
+            }
             self.outbox.record(p.n, receipts={}, errors={**refused, **held_problems}, finished=True)
             return
         # proceed: refused events are set aside and the rest go again at once.
@@ -355,8 +434,12 @@ class Deliverer:
 def _xml_text(value: object) -> str:
     """Text XML 1.0 can hold: characters it cannot (control characters a client sent in an
     eventID, say) become U+FFFD."""
-    return "".join(c if c in "\t\n\r" or 0x20 <= ord(c) < 0xD800 or 0xE000 <= ord(c) < 0xFFFE
-                   or ord(c) > 0xFFFF else "\ufffd" for c in str(value))
+    return "".join(
+        c
+        if c in "\t\n\r" or 0x20 <= ord(c) < 0xD800 or 0xE000 <= ord(c) < 0xFFFE or ord(c) > 0xFFFF
+        else "\ufffd"
+        for c in str(value)
+    )
 
 
 def job_xml(job: Mapping[str, Any]) -> bytes:
@@ -384,17 +467,26 @@ def job_xml(job: Mapping[str, Any]) -> bytes:
                 sub(e, k).text = _xml_text(err[k])
     if "suyuan:customsMessage" in job:
         m = job["suyuan:customsMessage"]
-        sub(root, f"{own}customsMessage", message=_xml_text(m["message"]), guid=_xml_text(m["guid"]),
-            signed="true" if m["signed"] else "false")
+        sub(
+            root,
+            f"{own}customsMessage",
+            message=_xml_text(m["message"]),
+            guid=_xml_text(m["guid"]),
+            signed="true" if m["signed"] else "false",
+        )
     sub(root, f"{own}events").text = str(job["suyuan:events"])
     for r in job["suyuan:receipts"]:
-        attrs = {k: _xml_text(r[k]) for k in ("index", "eventID", "seq", "leafHash", "statementHash",
-                                         "duplicateOf") if r.get(k) is not None}
+        attrs = {
+            k: _xml_text(r[k])
+            for k in ("index", "eventID", "seq", "leafHash", "statementHash", "duplicateOf")
+            if r.get(k) is not None
+        }
         el = sub(root, f"{own}receipt", **attrs)
         sub(el, f"{own}checkpoint").text = _xml_text(r["checkpoint"])
         proof = r["inclusionProof"]
-        p = sub(el, f"{own}inclusionProof", leafIndex=str(proof["leafIndex"]),
-                treeSize=str(proof["treeSize"]))
+        p = sub(
+            el, f"{own}inclusionProof", leafIndex=str(proof["leafIndex"]), treeSize=str(proof["treeSize"])
+        )
         for h in proof["hashes"]:
             sub(p, f"{own}hash").text = _xml_text(h)
     sub(root, f"{own}attempts").text = str(job["suyuan:attempts"])
@@ -418,20 +510,20 @@ class LocalToken:
         if self.token is None or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = next((v.decode("latin-1") for k, v in scope.get("headers", ())
-                     if k == b"authorization"), "")
+        sent = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"authorization"), "")
         scheme, _, given = sent.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                              self.token.encode()):
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode()):
             await self.app(scope, receive, send)
             return
-        await problem(NotAuthentic("this agent needs `Authorization: Bearer <token>` with the "
-                                   "token of its --token-file", code="agent_token"))(
-            scope, receive, send)
+        await problem(
+            NotAuthentic(
+                "this agent needs `Authorization: Bearer <token>` with the token of its --token-file",
+                code="agent_token",
+            )
+        )(scope, receive, send)
 
 
-def _sign_events(cfg: AgentConfig, outbox: Outbox, events: list[dict[str, Any]]
-                 ) -> list[CapturedEvent]:
+def _sign_events(cfg: AgentConfig, outbox: Outbox, events: list[dict[str, Any]]) -> list[CapturedEvent]:
     hashes = [body_hash(e) for e in events]
     before = outbox.signed_before(hashes)
     issued = now_rfc3339()
@@ -440,8 +532,9 @@ def _sign_events(cfg: AgentConfig, outbox: Outbox, events: list[dict[str, Any]]
         eid = body.get("eventID") if isinstance(body.get("eventID"), str) else None
         try:
             validate_event_body(body)
-            env = before.get(h) or sign_one(kind="event", signer=cfg.signer, key=cfg.key,
-                                             body=body, issued=issued)
+            env = before.get(h) or sign_one(
+                kind="event", signer=cfg.signer, key=cfg.key, body=body, issued=issued
+            )
         except LedgerError as e:
             out.append(CapturedEvent(i, eid, h, None, _event_problem(i, eid, e)))
             continue
@@ -459,8 +552,7 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
             # EPCIS 2.0 or 1.2 XML, XSD-checked by the hardened parser of the ledger's import.
             return epcis_xml.parse(raw, source="the capture")
         if kind not in (JSON, JSON_LD):
-            raise UnsupportedMediaType(f"capture takes {JSON}, {JSON_LD} or EPCIS XML, not "
-                                       f"{kind[:60]}")
+            raise UnsupportedMediaType(f"capture takes {JSON}, {JSON_LD} or EPCIS XML, not {kind[:60]}")
         try:
             doc = canonical.parse_json(raw)
         except LedgerError as e:
@@ -472,17 +564,24 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
     def capture(request: Request, raw: bytes) -> Response:
         behaviour = request.headers.get("GS1-Capture-Error-Behaviour", "rollback")
         if behaviour not in ("rollback", "proceed"):
-            raise MalformedInput(f"GS1-Capture-Error-Behaviour is rollback or proceed, not "
-                                 f"{behaviour[:40]!r}")
+            raise MalformedInput(
+                f"GS1-Capture-Error-Behaviour is rollback or proceed, not {behaviour[:40]!r}"
+            )
         events = list(events_of(read_document(request, raw)))
         if len(events) > CAPTURE_LIMIT:
-            raise RequestTooLarge(f"a capture holds at most {CAPTURE_LIMIT} events, not "
-                                  f"{len(events)}; split the document")
+            raise RequestTooLarge(
+                f"a capture holds at most {CAPTURE_LIMIT} events, not {len(events)}; split the document"
+            )
         capture_id = outbox.accept(_sign_events(cfg, outbox, events), behaviour=behaviour)
         deliverer.wake.set()
-        return Response(status_code=202, headers={
-            "Location": f"capture/{capture_id}", "GS1-EPCIS-Version": "2.0.0",
-            "GS1-CBV-Version": "2.0.0"})
+        return Response(
+            status_code=202,
+            headers={
+                "Location": f"capture/{capture_id}",
+                "GS1-EPCIS-Version": "2.0.0",
+                "GS1-CBV-Version": "2.0.0",
+            },
+        )
 
     def jobs(request: Request) -> Response:
         kind = media_type(request)
@@ -496,15 +595,22 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
         found = outbox.jobs(after=after, limit=per_page + 1)
         page = found[:per_page]
         headers = link_next(request, str(page[-1][0]), per_page) if len(found) > per_page else {}
-        return Response(orjson.dumps([j for _, j in page]), media_type=kind,
-                        headers={"GS1-EPCIS-Version": "2.0.0", **headers})
+        return Response(
+            orjson.dumps([j for _, j in page]),
+            media_type=kind,
+            headers={"GS1-EPCIS-Version": "2.0.0", **headers},
+        )
 
     async def capture_root(request: Request) -> Response:
         if request.method == "OPTIONS":
-            return options("OPTIONS, POST, GET", **{
-                "GS1-EPCIS-Capture-Limit": str(CAPTURE_LIMIT),
-                "GS1-EPCIS-Capture-File-Size-Limit": str(FILE_SIZE_LIMIT),
-                "GS1-Capture-Error-Behaviour": "all"})
+            return options(
+                "OPTIONS, POST, GET",
+                **{
+                    "GS1-EPCIS-Capture-Limit": str(CAPTURE_LIMIT),
+                    "GS1-EPCIS-Capture-File-Size-Limit": str(FILE_SIZE_LIMIT),
+                    "GS1-Capture-Error-Behaviour": "all",
+                },
+            )
         try:
             check_versions(request)
             if request.method == "POST":
@@ -530,24 +636,37 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
     def accept_ceb(request: Request, raw: bytes) -> Response:
         kind = request.headers.get("content-type", "application/xml").split(";")[0].strip().lower()
         if kind not in XML_TYPES:
-            raise UnsupportedMediaType(f"POST /ceb takes a customs message as application/xml "
-                                       f"or text/xml, not {kind[:60]}")
+            raise UnsupportedMediaType(
+                f"POST /ceb takes a customs message as application/xml or text/xml, not {kind[:60]}"
+            )
         if cfg.matching_key is None:
             raise NotImplementedHere(
                 "this agent has no matching key, so it cannot hash the buyer and consignee "
-                "of customs messages: put the zone's key, {\"hmacKey\": \"<64 hex>\"}, in "
-                "SUYUAN_HOME/zone.key and restart it", code="no_matching_key")
+                'of customs messages: put the zone\'s key, {"hmacKey": "<64 hex>"}, in '
+                "SUYUAN_HOME/zone.key and restart it",
+                code="no_matching_key",
+            )
         # Checked now, against the XSD, by the hardened reader: a message that would be
         # refused is never kept. Signing waits for the ledger's registry.
         msg = ceb.read_message(raw, source="the message")
         if not msg.guid:
-            raise MalformedInput(f"the {msg.type} has no guid; customs messages are kept and "
-                                 "delivered once by it", code="malformed")
+            raise MalformedInput(
+                f"the {msg.type} has no guid; customs messages are kept and delivered once by it",
+                code="malformed",
+            )
         capture_id, new = outbox.accept_ceb(guid=msg.guid, message=msg.type, data=raw)
         deliverer.wake.set()
-        return JSONResponse({"captureID": capture_id, "message": msg.type, "guid": msg.guid,
-                             "documents": len(msg.documents), "repeat": not new},
-                            status_code=202, headers={"Location": f"epcis/capture/{capture_id}"})
+        return JSONResponse(
+            {
+                "captureID": capture_id,
+                "message": msg.type,
+                "guid": msg.guid,
+                "documents": len(msg.documents),
+                "repeat": not new,
+            },
+            status_code=202,
+            headers={"Location": f"epcis/capture/{capture_id}"},
+        )
 
     async def ceb_endpoint(request: Request) -> Response:
         try:
@@ -557,8 +676,7 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
             return problem(e)
 
     def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "signer": cfg.signer, "key": cfg.key.key_id,
-                             **outbox.backlog()})
+        return JSONResponse({"ok": True, "signer": cfg.signer, "key": cfg.key.key_id, **outbox.backlog()})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -571,11 +689,18 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
         Route("/capture", capture_root, methods=["GET", "POST", "OPTIONS"]),
         Route("/capture/{captureID}", capture_job, methods=["GET", "OPTIONS"]),
     ]
-    app = Starlette(routes=[Route("/healthz", healthz), Route("/ceb", ceb_endpoint, methods=["POST"]),
-                            Mount("/epcis", routes=epcis)],
-                    lifespan=lifespan,
-                    middleware=[Middleware(BodyLimit, max_bytes=FILE_SIZE_LIMIT),
-                                Middleware(LocalToken, token=cfg.token)])
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/ceb", ceb_endpoint, methods=["POST"]),
+            Mount("/epcis", routes=epcis),
+        ],
+        lifespan=lifespan,
+        middleware=[
+            Middleware(BodyLimit, max_bytes=FILE_SIZE_LIMIT),
+            Middleware(LocalToken, token=cfg.token),
+        ],
+    )
     app.state.outbox = outbox
     app.state.deliverer = deliverer
     return app
@@ -584,8 +709,10 @@ def create_agent_app(cfg: AgentConfig) -> Starlette:
 def check_binding(host: str, token: str | None) -> None:
     """Beyond loopback, local clients must present the token file's token."""
     if not is_loopback(host) and token is None:
-        raise ConfigError(f"the agent listens on {host}, beyond loopback: give --token-file "
-                          "with the bearer token its clients must send")
+        raise ConfigError(
+            f"the agent listens on {host}, beyond loopback: give --token-file "
+            "with the bearer token its clients must send"
+        )
 
 
 def matching_key(path: Path) -> bytes | None:
@@ -596,16 +723,19 @@ def matching_key(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise ConfigError(f"{path} must hold {{\"hmacKey\": \"<64 hex characters>\"}}: {e}",
-                          code="no_matching_key") from None
+        raise ConfigError(
+            f'{path} must hold {{"hmacKey": "<64 hex characters>"}}: {e}', code="no_matching_key"
+        ) from None
     try:
         key = bytes.fromhex(doc["hmacKey"])
     except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"{path} must hold {{\"hmacKey\": \"<64 hex characters>\"}}",
-                          code="no_matching_key") from None
+        raise ConfigError(
+            f'{path} must hold {{"hmacKey": "<64 hex characters>"}}', code="no_matching_key"
+        ) from None
     if len(key) < 16:
-        raise ConfigError(f"the matching key in {path} is {len(key)} bytes; it needs at least 16",
-                          code="no_matching_key")
+        raise ConfigError(
+            f"the matching key in {path} is {len(key)} bytes; it needs at least 16", code="no_matching_key"
+        )
     return key
 
 
@@ -638,8 +768,9 @@ def run(a: Any, home: Any) -> int:
         with open(a.token_file, encoding="utf-8") as f:
             token = f.read().strip()
         if len(token) < 16:
-            raise ConfigError(f"{a.token_file} holds a token of {len(token)} characters; use "
-                              "at least 16 random ones")
+            raise ConfigError(
+                f"{a.token_file} holds a token of {len(token)} characters; use at least 16 random ones"
+            )
     check_binding(a.host, token)
     tls = [a.tls_cert, a.tls_key]
     if any(tls) and not all(tls):
@@ -648,14 +779,20 @@ def run(a: Any, home: Any) -> int:
         raise MalformedInput("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
     if not a.ledger.startswith(("http://", "https://")):
         raise MalformedInput(f"--ledger is the ledger's base URL (http://…), not {a.ledger!r}")
-    cfg = AgentConfig(key=home.keys.load(a.key), signer=parse_party_id(a.signer),
-                      ledger_url=a.ledger.rstrip("/"), db_url=db, token=token,
-                      matching_key=matching_key(home.path / "zone.key"))
+    cfg = AgentConfig(
+        key=home.keys.load(a.key),
+        signer=parse_party_id(a.signer),
+        ledger_url=a.ledger.rstrip("/"),
+        db_url=db,
+        token=token,
+        matching_key=matching_key(home.path / "zone.key"),
+    )
     kwargs: dict[str, Any] = {}
     if a.tls_cert:
         kwargs |= {"ssl_certfile": a.tls_cert, "ssl_keyfile": a.tls_key}
     if a.tls_client_ca:
         kwargs |= {"ssl_ca_certs": a.tls_client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
-    uvicorn.run(create_agent_app(cfg), host=a.host, port=a.port, log_level="warning",
-                proxy_headers=False, **kwargs)
+    uvicorn.run(
+        create_agent_app(cfg), host=a.host, port=a.port, log_level="warning", proxy_headers=False, **kwargs
+    )
     return 0

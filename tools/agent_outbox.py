@@ -135,6 +135,7 @@ class Outbox:
         self.url = url
         self.engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
+
             @event.listens_for(self.engine, "connect")
             def on_connect(dbapi_conn: Any, _record: Any) -> None:
                 cur = dbapi_conn.cursor()
@@ -143,6 +144,7 @@ class Outbox:
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
+
         metadata.create_all(self.engine)
 
     def dispose(self) -> None:
@@ -159,8 +161,11 @@ class Outbox:
             return {}
         c = capture_events.c
         with self._tx() as conn:
-            rows = conn.execute(select(c.body_hash, c.envelope).where(
-                c.body_hash.in_(list(set(hashes))), c.envelope.is_not(None)))
+            rows = conn.execute(
+                select(c.body_hash, c.envelope).where(
+                    c.body_hash.in_(list(set(hashes))), c.envelope.is_not(None)
+                )
+            )
             return {h: json.loads(e) for h, e in rows}
 
     def accept(self, events: Sequence[CapturedEvent], *, behaviour: str) -> str:
@@ -171,18 +176,34 @@ class Outbox:
         done = (refused and behaviour == "rollback") or all(e.envelope is None for e in events)
         created = now_iso()
         with self._tx() as conn:
-            n = conn.execute(insert(captures).values(
-                capture_id=capture_id, created=created, finished=created if done else None,
-                behaviour=behaviour, running=0 if done else 1, attempts=0, next_try=0.0)
+            n = conn.execute(
+                insert(captures).values(
+                    capture_id=capture_id,
+                    created=created,
+                    finished=created if done else None,
+                    behaviour=behaviour,
+                    running=0 if done else 1,
+                    attempts=0,
+                    next_try=0.0,
+                )
             ).inserted_primary_key[0]  # type: ignore[index]
             if events:
-                conn.execute(insert(capture_events), [
-                    {"capture_n": n, "idx": e.index, "event_id": e.event_id,
-                     "body_hash": e.body_hash,
-                     "envelope": None if e.envelope is None else
-                     canonical.canonical_bytes(e.envelope).decode(),
-                     "error": None if e.error is None else json.dumps(e.error)}
-                    for e in events])
+                conn.execute(
+                    insert(capture_events),
+                    [
+                        {
+                            "capture_n": n,
+                            "idx": e.index,
+                            "event_id": e.event_id,
+                            "body_hash": e.body_hash,
+                            "envelope": None
+                            if e.envelope is None
+                            else canonical.canonical_bytes(e.envelope).decode(),
+                            "error": None if e.error is None else json.dumps(e.error),
+                        }
+                        for e in events
+                    ],
+                )
         return capture_id
 
     def accept_ceb(self, *, guid: str, message: str, data: bytes) -> tuple[str, bool]:
@@ -192,20 +213,36 @@ class Outbox:
         digest = hashlib.sha256(data).hexdigest()
         cm, c = ceb_messages.c, captures.c
         with self._tx() as conn:
-            row = conn.execute(select(cm.sha256, c.capture_id).join_from(
-                ceb_messages, captures, cm.capture_n == c.n).where(cm.guid == guid)).first()
+            row = conn.execute(
+                select(cm.sha256, c.capture_id)
+                .join_from(ceb_messages, captures, cm.capture_n == c.n)
+                .where(cm.guid == guid)
+            ).first()
             if row is not None:
                 if row.sha256 != digest:
-                    raise ResourceExists(f"a {message} with guid {guid} was accepted with other "
-                                         "content; a changed message needs a new guid (and "
-                                         "appType 2 for a changed document)")
+                    raise ResourceExists(
+                        f"a {message} with guid {guid} was accepted with other "
+                        "content; a changed message needs a new guid (and "
+                        "appType 2 for a changed document)"
+                    )
                 return str(row.capture_id), False
             capture_id = "cap-" + secrets.token_hex(12)
-            n = conn.execute(insert(captures).values(
-                capture_id=capture_id, created=now_iso(), finished=None, behaviour="rollback",
-                running=1, attempts=0, next_try=0.0)).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(insert(ceb_messages).values(capture_n=n, guid=guid, message=message,
-                                                     sha256=digest, data=data, prepared=0))
+            n = conn.execute(
+                insert(captures).values(
+                    capture_id=capture_id,
+                    created=now_iso(),
+                    finished=None,
+                    behaviour="rollback",
+                    running=1,
+                    attempts=0,
+                    next_try=0.0,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                insert(ceb_messages).values(
+                    capture_n=n, guid=guid, message=message, sha256=digest, data=data, prepared=0
+                )
+            )
         return capture_id, True
 
     def ceb_message(self, n: int) -> CebMessage | None:
@@ -215,57 +252,101 @@ class Outbox:
             row = conn.execute(select(ceb_messages).where(cm.capture_n == n)).first()
         if row is None:
             return None
-        return CebMessage(n=n, guid=row.guid, message=row.message, data=bytes(row.data),
-                          prepared=bool(row.prepared),
-                          blobs=json.loads(row.blobs) if row.blobs else {})
+        return CebMessage(
+            n=n,
+            guid=row.guid,
+            message=row.message,
+            data=bytes(row.data),
+            prepared=bool(row.prepared),
+            blobs=json.loads(row.blobs) if row.blobs else {},
+        )
 
-    def prepare_ceb(self, n: int, *, events: Sequence[CapturedEvent],
-                    blobs: Mapping[str, Any]) -> None:
+    def prepare_ceb(self, n: int, *, events: Sequence[CapturedEvent], blobs: Mapping[str, Any]) -> None:
         """Keep the signed statements of capture ``n``'s message and their private blobs,
         in one transaction: delivery sends these very envelopes from now on."""
         with self._tx() as conn:
             if events:
-                conn.execute(insert(capture_events), [
-                    {"capture_n": n, "idx": e.index, "event_id": e.event_id,
-                     "body_hash": e.body_hash,
-                     "envelope": None if e.envelope is None else
-                     canonical.canonical_bytes(e.envelope).decode(),
-                     "error": None if e.error is None else json.dumps(e.error)}
-                    for e in events])
-            conn.execute(update(ceb_messages).where(ceb_messages.c.capture_n == n).values(
-                prepared=1, blobs=json.dumps(dict(blobs))))
+                conn.execute(
+                    insert(capture_events),
+                    [
+                        {
+                            "capture_n": n,
+                            "idx": e.index,
+                            "event_id": e.event_id,
+                            "body_hash": e.body_hash,
+                            "envelope": None
+                            if e.envelope is None
+                            else canonical.canonical_bytes(e.envelope).decode(),
+                            "error": None if e.error is None else json.dumps(e.error),
+                        }
+                        for e in events
+                    ],
+                )
+            conn.execute(
+                update(ceb_messages)
+                .where(ceb_messages.c.capture_n == n)
+                .values(prepared=1, blobs=json.dumps(dict(blobs)))
+            )
 
     def next_pending(self) -> Pending | None:
         """The oldest running capture: captures are delivered in the order accepted."""
         c, ev = captures.c, capture_events.c
         with self._tx() as conn:
-            row = conn.execute(select(c.n, c.capture_id, c.behaviour, c.attempts, c.next_try)
-                               .where(c.running == 1).order_by(c.n).limit(1)).first()
+            row = conn.execute(
+                select(c.n, c.capture_id, c.behaviour, c.attempts, c.next_try)
+                .where(c.running == 1)
+                .order_by(c.n)
+                .limit(1)
+            ).first()
             if row is None:
                 return None
-            todo = conn.execute(select(ev.idx, ev.envelope).where(
-                ev.capture_n == row.n, ev.envelope.is_not(None), ev.receipt.is_(None),
-                ev.error.is_(None)).order_by(ev.idx)).all()
-        return Pending(n=row.n, capture_id=row.capture_id, behaviour=row.behaviour,
-                       attempts=row.attempts, next_try=row.next_try,
-                       events=[(i, json.loads(e)) for i, e in todo])
+            todo = conn.execute(
+                select(ev.idx, ev.envelope)
+                .where(
+                    ev.capture_n == row.n, ev.envelope.is_not(None), ev.receipt.is_(None), ev.error.is_(None)
+                )
+                .order_by(ev.idx)
+            ).all()
+        return Pending(
+            n=row.n,
+            capture_id=row.capture_id,
+            behaviour=row.behaviour,
+            attempts=row.attempts,
+            next_try=row.next_try,
+            events=[(i, json.loads(e)) for i, e in todo],
+        )
 
     def retry_later(self, n: int, *, error: str, next_try: float) -> None:
         with self._tx() as conn:
-            conn.execute(update(captures).where(captures.c.n == n).values(
-                attempts=captures.c.attempts + 1, next_try=next_try, last_error=error))
+            conn.execute(
+                update(captures)
+                .where(captures.c.n == n)
+                .values(attempts=captures.c.attempts + 1, next_try=next_try, last_error=error)
+            )
 
-    def record(self, n: int, *, receipts: Mapping[int, dict[str, Any]],
-               errors: Mapping[int, dict[str, Any]], finished: bool) -> None:
+    def record(
+        self,
+        n: int,
+        *,
+        receipts: Mapping[int, dict[str, Any]],
+        errors: Mapping[int, dict[str, Any]],
+        finished: bool,
+    ) -> None:
         """Keep the receipts and errors of one delivery; ``finished`` ends the capture."""
         ev = capture_events.c
         with self._tx() as conn:
             for idx, receipt in receipts.items():
-                conn.execute(update(capture_events).where(ev.capture_n == n, ev.idx == idx)
-                             .values(receipt=json.dumps(receipt)))
+                conn.execute(
+                    update(capture_events)
+                    .where(ev.capture_n == n, ev.idx == idx)
+                    .values(receipt=json.dumps(receipt))
+                )
             for idx, err in errors.items():
-                conn.execute(update(capture_events).where(ev.capture_n == n, ev.idx == idx)
-                             .values(error=json.dumps(err)))
+                conn.execute(
+                    update(capture_events)
+                    .where(ev.capture_n == n, ev.idx == idx)
+                    .values(error=json.dumps(err))
+                )
             values: dict[str, Any] = {"attempts": captures.c.attempts + 1, "last_error": None}
             if finished:
                 values |= {"running": 0, "finished": now_iso()}
@@ -288,26 +369,34 @@ class Outbox:
     def _job(self, conn: Connection, row: Any) -> dict[str, Any]:
         """The capture job document of the bindings, with the ledger's receipts beside it."""
         ev = capture_events.c
-        events = conn.execute(select(ev.idx, ev.event_id, ev.receipt, ev.error)
-                              .where(ev.capture_n == row.n).order_by(ev.idx)).all()
+        events = conn.execute(
+            select(ev.idx, ev.event_id, ev.receipt, ev.error).where(ev.capture_n == row.n).order_by(ev.idx)
+        ).all()
         errors = [json.loads(e.error) for e in events if e.error is not None]
         job: dict[str, Any] = {
-            "captureID": row.capture_id, "createdAt": row.created,
-            "running": bool(row.running), "success": not errors,
-            "captureErrorBehaviour": row.behaviour, "errors": errors,
+            "captureID": row.capture_id,
+            "createdAt": row.created,
+            "running": bool(row.running),
+            "success": not errors,
+            "captureErrorBehaviour": row.behaviour,
+            "errors": errors,
         }
         if row.finished is not None:
             job["finishedAt"] = row.finished
         cm = ceb_messages.c
-        message = conn.execute(select(cm.message, cm.guid, cm.prepared)
-                               .where(cm.capture_n == row.n)).first()
+        message = conn.execute(select(cm.message, cm.guid, cm.prepared).where(cm.capture_n == row.n)).first()
         if message is not None:
-            job["suyuan:customsMessage"] = {"message": message.message, "guid": message.guid,
-                                            "signed": bool(message.prepared)}
+            job["suyuan:customsMessage"] = {
+                "message": message.message,
+                "guid": message.guid,
+                "signed": bool(message.prepared),
+            }
         job["suyuan:events"] = len(events)
         job["suyuan:receipts"] = [
-            {"index": e.idx, **({"eventID": e.event_id} if e.event_id else {}),
-             **json.loads(e.receipt)} for e in events if e.receipt is not None]
+            {"index": e.idx, **({"eventID": e.event_id} if e.event_id else {}), **json.loads(e.receipt)}
+            for e in events
+            if e.receipt is not None
+        ]
         job["suyuan:attempts"] = row.attempts
         if row.last_error:
             job["suyuan:lastError"] = row.last_error
@@ -317,25 +406,35 @@ class Outbox:
         """What `suyuan agent status` shows: captures and events still to deliver."""
         c, ev = captures.c, capture_events.c
         with self._tx() as conn:
-            pending = conn.execute(select(func.count(), func.min(c.created), func.max(c.attempts))
-                                   .where(c.running == 1)).one()
+            pending = conn.execute(
+                select(func.count(), func.min(c.created), func.max(c.attempts)).where(c.running == 1)
+            ).one()
             events = conn.execute(
-                select(func.count()).select_from(capture_events.join(
-                    captures, captures.c.n == ev.capture_n))
-                .where(c.running == 1, ev.envelope.is_not(None), ev.receipt.is_(None),
-                       ev.error.is_(None))).scalar_one()
+                select(func.count())
+                .select_from(capture_events.join(captures, captures.c.n == ev.capture_n))
+                .where(c.running == 1, ev.envelope.is_not(None), ev.receipt.is_(None), ev.error.is_(None))
+            ).scalar_one()
             done = conn.execute(select(func.count()).where(c.running == 0)).scalar_one()
-            failed = conn.execute(select(func.count(func.distinct(ev.capture_n)))
-                                  .where(ev.error.is_not(None))).scalar_one()
-            last = conn.execute(select(c.last_error).where(c.running == 1, c.last_error.is_not(None))
-                                .order_by(c.n).limit(1)).scalar()
+            failed = conn.execute(
+                select(func.count(func.distinct(ev.capture_n))).where(ev.error.is_not(None))
+            ).scalar_one()
+            last = conn.execute(
+                select(c.last_error).where(c.running == 1, c.last_error.is_not(None)).order_by(c.n).limit(1)
+            ).scalar()
             unsigned = conn.execute(
-                select(func.count()).select_from(ceb_messages.join(
-                    captures, captures.c.n == ceb_messages.c.capture_n))
-                .where(c.running == 1, ceb_messages.c.prepared == 0)).scalar_one()
-        return {"pendingCaptures": pending[0], "pendingEvents": events,
-                # customs messages kept but not signed yet: their documents are not counted
-                # in pendingEvents until the ledger's registry has been read
-                "pendingMessages": unsigned,
-                "oldestPending": pending[1], "attempts": pending[2] or 0, "lastError": last,
-                "finishedCaptures": done, "capturesWithErrors": failed}
+                select(func.count())
+                .select_from(ceb_messages.join(captures, captures.c.n == ceb_messages.c.capture_n))
+                .where(c.running == 1, ceb_messages.c.prepared == 0)
+            ).scalar_one()
+        return {
+            "pendingCaptures": pending[0],
+            "pendingEvents": events,
+            # customs messages kept but not signed yet: their documents are not counted
+            # in pendingEvents until the ledger's registry has been read
+            "pendingMessages": unsigned,
+            "oldestPending": pending[1],
+            "attempts": pending[2] or 0,
+            "lastError": last,
+            "finishedCaptures": done,
+            "capturesWithErrors": failed,
+        }

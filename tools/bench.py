@@ -69,8 +69,11 @@ def verify_rate(seconds: float = 2.0) -> float:
 
 def _event(party: str, n: int) -> dict[str, Any]:
     return {
-        "type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning",
-        "disposition": "active", "eventTime": "2026-11-27T13:05:00+08:00",
+        "type": "ObjectEvent",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "disposition": "active",
+        "eventTime": "2026-11-27T13:05:00+08:00",
         "eventTimeZoneOffset": "+08:00",
         "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"],
         "readPoint": {"id": "https://id.gs1.org/414/9520123456788"},
@@ -92,8 +95,15 @@ def _new_ledger(url: str, home: str) -> Any:
     reg_key = h.keys.get_or_create("registrar")
     registrar = "uscc:" + make_uscc("12130200MB000000")
     led = Ledger(store, note_signer=signer)
-    led.append(genesis_envelope(origin="bench.suyuan/log", signer=signer, registrar_id=registrar,
-                                registrar_name="bench", registrar_key=reg_key))
+    led.append(
+        genesis_envelope(
+            origin="bench.suyuan/log",
+            signer=signer,
+            registrar_id=registrar,
+            registrar_name="bench",
+            registrar_key=reg_key,
+        )
+    )
     return store, led, registrar, reg_key
 
 
@@ -106,18 +116,30 @@ def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
     store, led, registrar, reg_key = _new_ledger(url, home)
     party = "uscc:" + make_uscc("91130200MA000001")
     key = PartyKey.generate("p")
-    led.append(sign_one(kind="party.register", signer=party, key=key,
-                        body={"id": party, "name": "bench producer", "roles": ["producer"],
-                              "publicKey": key.public_key_b64},
-                        cosigners=[(registrar, reg_key)]))
+    led.append(
+        sign_one(
+            kind="party.register",
+            signer=party,
+            key=key,
+            body={
+                "id": party,
+                "name": "bench producer",
+                "roles": ["producer"],
+                "publicKey": key.public_key_b64,
+            },
+            cosigners=[(registrar, reg_key)],
+        )
+    )
     spent = 0.0
     done = 0
     issued = "2026-11-27T13:05:00+08:00"
     while done < n:
         size = min(BATCH, n - done)
         # Signing is the clients' work, not the ledger's: it is not timed.
-        batch = [sign_one(kind="event", signer=party, key=key, body=_event(party, done + i),
-                          issued=issued) for i in range(size)]
+        batch = [
+            sign_one(kind="event", signer=party, key=key, body=_event(party, done + i), issued=issued)
+            for i in range(size)
+        ]
         t = time.perf_counter()
         led.append_batch(batch)
         spent += time.perf_counter() - t
@@ -149,15 +171,19 @@ def _register(led: Any, registrar: str, reg_key: Any, uscc_body: str, role: str)
 
     pid = "uscc:" + make_uscc(uscc_body)
     key = PartyKey.generate(role)
-    led.append(sign_one(kind="party.register", signer=pid, key=key,
-                        body={"id": pid, "name": f"bench {role}", "roles": [role],
-                              "publicKey": key.public_key_b64},
-                        cosigners=[(registrar, reg_key)]))
+    led.append(
+        sign_one(
+            kind="party.register",
+            signer=pid,
+            key=key,
+            body={"id": pid, "name": f"bench {role}", "roles": [role], "publicKey": key.public_key_b64},
+            cosigners=[(registrar, reg_key)],
+        )
+    )
     return pid, key
 
 
-def _submitter(url: str, home: str, spec: dict[str, Any], batches_dir: str, barrier: Any,
-               out: Any) -> None:
+def _submitter(url: str, home: str, spec: dict[str, Any], batches_dir: str, barrier: Any, out: Any) -> None:
     """One submitting process: signs its share of statements into batch files first (the
     clients' work, not timed), waits for the others, then submits the files one by one,
     reading each as a client's upload would arrive (JSON bytes)."""
@@ -196,8 +222,7 @@ def _submitter(url: str, home: str, spec: dict[str, Any], batches_dir: str, barr
     out.put({"start": start, "end": time.monotonic(), "done": done, "rss_mb": rss_mb()})
 
 
-def phase_append_concurrent(url: str, home: str, kind: str, n: int, submitters: int
-                            ) -> dict[str, Any]:
+def phase_append_concurrent(url: str, home: str, kind: str, n: int, submitters: int) -> dict[str, Any]:
     """Append about ``n`` more statements to an existing ledger from ``submitters``
     processes at once, as several enterprises' uploads would arrive: each prepares and
     verifies its batches while another holds the sequencer. ``kind`` "events" are the
@@ -211,21 +236,25 @@ def phase_append_concurrent(url: str, home: str, kind: str, n: int, submitters: 
     per = max(1, n // submitters)
     if kind == "events":
         party = _register(led, registrar, reg_key, "91130200MA000002", "producer")
-        specs = [{"kind": kind, "part": k, "party": party, "first": 10_000_000 * (k + 1),
-                  "n": per} for k in range(submitters)]
+        specs = [
+            {"kind": kind, "part": k, "party": party, "first": 10_000_000 * (k + 1), "n": per}
+            for k in range(submitters)
+        ]
     else:
-        parties = {role: _register(led, registrar, reg_key, f"9113021{k:09d}", role)
-                   for k, role in enumerate(("producer", "platform", "payment", "logistics"))}
+        parties = {
+            role: _register(led, registrar, reg_key, f"9113021{k:09d}", role)
+            for k, role in enumerate(("producer", "platform", "payment", "logistics"))
+        }
         # _supply_chain makes about 5.15 entries per item; lots are of 1,000 items.
         items = max(1000, round(per / ENTRIES_PER_ITEM / 1000) * 1000)
-        specs = [{"kind": kind, "part": k + 1, "parties": parties, "items": items}
-                 for k in range(submitters)]
+        specs = [{"kind": kind, "part": k + 1, "parties": parties, "items": items} for k in range(submitters)]
     led.store.dispose()
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(submitters), ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="suyuan-bench-batches-") as batches:
-        procs = [ctx.Process(target=_submitter, args=(url, home, spec, batches, barrier, out))
-                 for spec in specs]
+        procs = [
+            ctx.Process(target=_submitter, args=(url, home, spec, batches, barrier, out)) for spec in specs
+        ]
         for p in procs:
             p.start()
         got = [out.get() for _ in procs]
@@ -235,8 +264,13 @@ def phase_append_concurrent(url: str, home: str, kind: str, n: int, submitters: 
                 raise SystemExit(f"bench: a submitter failed (exit {p.exitcode})")
     done = sum(g["done"] for g in got)
     wall = max(g["end"] for g in got) - min(g["start"] for g in got)
-    return {"per_s": done / wall, "submitters": submitters, "statements": done,
-            "entries_before": size, "rss_mb": max(g["rss_mb"] for g in got)}
+    return {
+        "per_s": done / wall,
+        "submitters": submitters,
+        "statements": done,
+        "entries_before": size,
+        "rss_mb": max(g["rss_mb"] for g in got),
+    }
 
 
 def phase_proofs(url: str, size: int, samples: int) -> dict[str, Any]:
@@ -282,8 +316,13 @@ def phase_audit(url: str) -> dict[str, Any]:
     t = time.perf_counter()
     rep = audit(store)
     dt = time.perf_counter() - t
-    return {"per_s": rep.entries / dt, "ok": rep.ok, "entries": rep.entries,
-            "problems": [p.line() for p in rep.problems[:5]], "rss_mb": rss_mb()}
+    return {
+        "per_s": rep.entries / dt,
+        "ok": rep.ok,
+        "entries": rep.entries,
+        "problems": [p.line() for p in rep.problems[:5]],
+        "rss_mb": rss_mb(),
+    }
 
 
 # --- trace suite ------------------------------------------------------------------------------
@@ -325,44 +364,94 @@ def _supply_chain(items: int, big_lot: int, *, part: int = 0) -> Any:
         lot_no = f"{part}-{n_lot}" if part else str(n_lot)
         lot = f"https://id.gs1.org/01/{tin}/10/P{lot_no}"
         farms = [f"https://id.gs1.org/01/{milk}/10/F{lot_no}-{k}" for k in range(2)]
-        yield "producer", ev("TransformationEvent", bizStep="commissioning",
-                             inputQuantityList=[{"epcClass": f, "quantity": 100, "uom": "KGM"}
-                                                for f in farms],
-                             outputQuantityList=[{"epcClass": lot, "quantity": size}])
+        yield (
+            "producer",
+            ev(
+                "TransformationEvent",
+                bizStep="commissioning",
+                inputQuantityList=[{"epcClass": f, "quantity": 100, "uom": "KGM"} for f in farms],
+                outputQuantityList=[{"epcClass": lot, "quantity": size}],
+            ),
+        )
         lot_items = [f"https://id.gs1.org/01/{tin}/21/{serial + i}" for i in range(size)]
         serial += size
         for i in range(0, size, 50):
-            yield "producer", ev("ObjectEvent", action="ADD", bizStep="commissioning",
-                                 epcList=lot_items[i:i + 50], ilmd={"cbvmda:lotNumber": f"P{lot_no}"})
+            yield (
+                "producer",
+                ev(
+                    "ObjectEvent",
+                    action="ADD",
+                    bizStep="commissioning",
+                    epcList=lot_items[i : i + 50],
+                    ilmd={"cbvmda:lotNumber": f"P{lot_no}"},
+                ),
+            )
         for p in range(0, size, 100):
             cartons = []
             for c in range(p, min(p + 100, size), 10):
                 carton_n += 1
                 cartons.append(sscc(carton_n))
-                yield "producer", ev("AggregationEvent", action="ADD", bizStep="packing",
-                                     parentID=cartons[-1], childEPCs=lot_items[c:c + 10])
+                yield (
+                    "producer",
+                    ev(
+                        "AggregationEvent",
+                        action="ADD",
+                        bizStep="packing",
+                        parentID=cartons[-1],
+                        childEPCs=lot_items[c : c + 10],
+                    ),
+                )
             carton_n += 1
             pallet = sscc(carton_n)
-            yield "producer", ev("AggregationEvent", action="ADD", bizStep="packing",
-                                 parentID=pallet, childEPCs=cartons)
+            yield (
+                "producer",
+                ev("AggregationEvent", action="ADD", bizStep="packing", parentID=pallet, childEPCs=cartons),
+            )
             for step in ("shipping", "receiving"):
-                yield "logistics", ev("ObjectEvent", action="OBSERVE", bizStep=step,
-                                      epcList=[pallet])
+                yield "logistics", ev("ObjectEvent", action="OBSERVE", bizStep=step, epcList=[pallet])
         for n, it in enumerate(lot_items):
             order = f"urn:suyuan:order:{lot_no}-{n}"
             bt = [{"type": "cbec:order", "bizTransaction": order}]
-            yield "platform", ev("TransactionEvent", action="ADD", bizStep="retail_selling",
-                                 disposition="retail_sold", epcList=[it], bizTransactionList=bt)
-            yield "payment", ev("TransactionEvent", action="OBSERVE", epcList=[it],
-                                bizTransactionList=[*bt, {"type": "cbec:payment",
-                                                          "bizTransaction": order + ":pay"}])
-            yield "logistics", ev("TransactionEvent", action="OBSERVE", epcList=[it],
-                                  bizTransactionList=[*bt, {"type": "cbec:waybill",
-                                                            "bizTransaction": order + ":wb"}])
-            yield "logistics", ev("ObjectEvent", action="OBSERVE", bizStep="departing",
-                                  epcList=[it])
-            yield "logistics", ev("ObjectEvent", action="OBSERVE", bizStep="arriving",
-                                  disposition="in_progress", epcList=[it])
+            yield (
+                "platform",
+                ev(
+                    "TransactionEvent",
+                    action="ADD",
+                    bizStep="retail_selling",
+                    disposition="retail_sold",
+                    epcList=[it],
+                    bizTransactionList=bt,
+                ),
+            )
+            yield (
+                "payment",
+                ev(
+                    "TransactionEvent",
+                    action="OBSERVE",
+                    epcList=[it],
+                    bizTransactionList=[*bt, {"type": "cbec:payment", "bizTransaction": order + ":pay"}],
+                ),
+            )
+            yield (
+                "logistics",
+                ev(
+                    "TransactionEvent",
+                    action="OBSERVE",
+                    epcList=[it],
+                    bizTransactionList=[*bt, {"type": "cbec:waybill", "bizTransaction": order + ":wb"}],
+                ),
+            )
+            yield "logistics", ev("ObjectEvent", action="OBSERVE", bizStep="departing", epcList=[it])
+            yield (
+                "logistics",
+                ev(
+                    "ObjectEvent",
+                    action="OBSERVE",
+                    bizStep="arriving",
+                    disposition="in_progress",
+                    epcList=[it],
+                ),
+            )
 
 
 def phase_trace_build(url: str, home: str, items: int, big_lot: int) -> dict[str, Any]:
@@ -375,10 +464,15 @@ def phase_trace_build(url: str, home: str, items: int, big_lot: int) -> dict[str
     for n, role in enumerate(("producer", "platform", "payment", "logistics")):
         pid = "uscc:" + make_uscc(f"9113020{n:09d}")
         key = PartyKey.generate(role)
-        led.append(sign_one(kind="party.register", signer=pid, key=key,
-                            body={"id": pid, "name": role, "roles": [role],
-                                  "publicKey": key.public_key_b64},
-                            cosigners=[(registrar, reg_key)]))
+        led.append(
+            sign_one(
+                kind="party.register",
+                signer=pid,
+                key=key,
+                body={"id": pid, "name": role, "roles": [role], "publicKey": key.public_key_b64},
+                cosigners=[(registrar, reg_key)],
+            )
+        )
         parties[role] = (pid, key)
     spent = 0.0
     done = 0
@@ -396,8 +490,9 @@ def phase_trace_build(url: str, home: str, items: int, big_lot: int) -> dict[str
 
     for role, body in _supply_chain(items, big_lot):
         pid, key = parties[role]
-        batch.append(sign_one(kind="event", signer=pid, key=key, body=body,
-                              issued="2026-11-27T13:05:00+08:00"))
+        batch.append(
+            sign_one(kind="event", signer=pid, key=key, body=body, issued="2026-11-27T13:05:00+08:00")
+        )
         if len(batch) == BATCH:
             flush()
     if batch:
@@ -432,8 +527,10 @@ def phase_trace_query(url: str, items: int, samples: int) -> dict[str, Any]:
     up, down = [], []
     for c in codes[: samples // 2]:
         up.append(timed(trace.upstream, store, c, 10)[0])
-    lots = [f"https://id.gs1.org/01/{tin}/10/P{rng.randrange(1, max(2, items // 1000))}"
-            for _ in range(samples // 4)]
+    lots = [
+        f"https://id.gs1.org/01/{tin}/10/P{rng.randrange(1, max(2, items // 1000))}"
+        for _ in range(samples // 4)
+    ]
     for lot in lots:
         down.append(timed(trace.downstream, store, lot, 10)[0])
     big = f"https://id.gs1.org/01/{tin}/10/P0"
@@ -442,10 +539,15 @@ def phase_trace_query(url: str, items: int, samples: int) -> dict[str, Any]:
     def p95(xs: list[float]) -> float:
         return statistics.quantiles(xs, n=20)[-1] if len(xs) > 1 else xs[0]
 
-    return {"journey_ms_p50": statistics.median(jt), "journey_ms_p95": p95(jt),
-            "journey_events_median": statistics.median(lengths),
-            "upstream_ms_p95": p95(up), "downstream_ms_p95": p95(down),
-            "recall_s": recall_ms / 1000, "recall_affected": rec["counts"]["affected"]}
+    return {
+        "journey_ms_p50": statistics.median(jt),
+        "journey_ms_p95": p95(jt),
+        "journey_events_median": statistics.median(lengths),
+        "upstream_ms_p95": p95(up),
+        "downstream_ms_p95": p95(down),
+        "recall_s": recall_ms / 1000,
+        "recall_affected": rec["counts"]["affected"],
+    }
 
 
 def bench_trace(items: int, big_lot: int, samples: int, submitters: int = 2) -> dict[str, Any]:
@@ -455,28 +557,43 @@ def bench_trace(items: int, big_lot: int, samples: int, submitters: int = 2) -> 
         verify = verify_rate()
         build = _child("trace_build", url, str(work / "home"), str(items), str(big_lot))
         q = _child("trace_query", url, str(items), str(samples))
-        concurrent = (_concurrent(url, str(work / "home"), "chain", max(10_000, build["entries"] // 5),
-                                  submitters, "append_per_s_sqlite_traced")
-                      if submitters > 1 else None)
+        concurrent = (
+            _concurrent(
+                url,
+                str(work / "home"),
+                "chain",
+                max(10_000, build["entries"] // 5),
+                submitters,
+                "append_per_s_sqlite_traced",
+            )
+            if submitters > 1
+            else None
+        )
         return {
-            "entries": build["entries"], "items": items, "ed25519_verify_per_s": round(verify),
+            "entries": build["entries"],
+            "items": items,
+            "ed25519_verify_per_s": round(verify),
             "append_per_s_sqlite_traced": _figure("append_per_s_sqlite_traced", build["per_s"]),
             **({"append_per_s_sqlite_traced_concurrent": concurrent} if concurrent else {}),
             "ratio_to_verify_bound": round(build["per_s"] / verify, 3),
-            "journey_ms_p95": _figure("journey_ms_p95", q["journey_ms_p95"],
-                                      higher_is_better=False),
-            "upstream_ms_p95": {**_figure("lineage_ms_p95", q["upstream_ms_p95"],
-                                          higher_is_better=False), "depth": 10},
-            "downstream_ms_p95": {**_figure("lineage_ms_p95", q["downstream_ms_p95"],
-                                            higher_is_better=False), "depth": 10},
-            "recall_s": {**_figure("recall_s", q["recall_s"], higher_is_better=False),
-                         "affected": q["recall_affected"]},
+            "journey_ms_p95": _figure("journey_ms_p95", q["journey_ms_p95"], higher_is_better=False),
+            "upstream_ms_p95": {
+                **_figure("lineage_ms_p95", q["upstream_ms_p95"], higher_is_better=False),
+                "depth": 10,
+            },
+            "downstream_ms_p95": {
+                **_figure("lineage_ms_p95", q["downstream_ms_p95"], higher_is_better=False),
+                "depth": 10,
+            },
+            "recall_s": {
+                **_figure("recall_s", q["recall_s"], higher_is_better=False),
+                "affected": q["recall_affected"],
+            },
             "detail": {k: round(v, 3) for k, v in q.items()},
             "rss_mb_build": round(build["rss_mb"], 1),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
 
 
 # --- api suite ---------------------------------------------------------------------------------
@@ -521,8 +638,12 @@ def _graphql_latency(base: str, codes: list[str], queries: int) -> dict[str, Any
     def ask(code: str) -> tuple[float, int, Any, str]:
         body = json.dumps({"query": TRACE_QUERY % code}).encode()
         t = time.perf_counter()
-        conn.request("POST", "/graphql", body=body,
-                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+        conn.request(
+            "POST",
+            "/graphql",
+            body=body,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
         resp = conn.getresponse()
         raw = resp.read()
         ms = (time.perf_counter() - t) * 1000
@@ -533,8 +654,9 @@ def _graphql_latency(base: str, codes: list[str], queries: int) -> dict[str, Any
         return ms, resp.status, doc, raw[:200].decode("utf-8", "replace")
 
     ms, status, doc, head = ask(codes[0])
-    journey = (((doc or {}).get("data") or {}).get("trace") or {}).get("journey") \
-        if isinstance(doc, dict) else None
+    journey = (
+        (((doc or {}).get("data") or {}).get("trace") or {}).get("journey") if isinstance(doc, dict) else None
+    )
     if status != 200 or not isinstance(journey, list):
         errors = doc.get("errors") if isinstance(doc, dict) else None
         why = errors[0].get("message") if errors else head
@@ -555,8 +677,13 @@ def _graphql_latency(base: str, codes: list[str], queries: int) -> dict[str, Any
     conn.close()
     if not times:
         return {"missing": f"every POST /graphql trace failed (last HTTP {status})"}
-    return {"p50_ms": statistics.median(times), "p95_ms": _p95(times), "queries": len(times),
-            "failed": failed, "journey_events_median": statistics.median(lengths)}
+    return {
+        "p50_ms": statistics.median(times),
+        "p95_ms": _p95(times),
+        "queries": len(times),
+        "failed": failed,
+        "journey_events_median": statistics.median(lengths),
+    }
 
 
 def _probe_page(base: str, path: str) -> str | None:
@@ -576,8 +703,9 @@ def _probe_page(base: str, path: str) -> str | None:
     return f"GET {path} with Accept: text/html answered HTTP {resp.status} {ctype}, not a page"
 
 
-def _wrk(base: str, paths: list[str], seconds: float, connections: int, workdir: str,
-         tag: str = "") -> dict[str, Any]:
+def _wrk(
+    base: str, paths: list[str], seconds: float, connections: int, workdir: str, tag: str = ""
+) -> dict[str, Any]:
     import re
 
     script = Path(workdir) / f"paths{tag}.lua"
@@ -586,10 +714,23 @@ def _wrk(base: str, paths: list[str], seconds: float, connections: int, workdir:
         f"local paths = {{{lua_paths}}}\nlocal i = 0\n"
         "request = function()\n  i = i + 1\n"
         "  return wrk.format('GET', paths[(i % #paths) + 1], "
-        "{['Accept'] = 'text/html,application/xhtml+xml'})\nend\n")
-    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-                           "--latency", "-s", str(script), base],
-                          capture_output=True, text=True, timeout=seconds + 60)
+        "{['Accept'] = 'text/html,application/xhtml+xml'})\nend\n"
+    )
+    proc = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
     text = proc.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     if proc.returncode != 0 or rps is None:
@@ -604,14 +745,17 @@ def _wrk(base: str, paths: list[str], seconds: float, connections: int, workdir:
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors = re.search(r"Socket errors:.*", text)
     total = re.search(r"(\d+) requests in", text)
-    return {"req_per_s": float(rps.group(1)), "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "requests": int(total.group(1)) if total else None,
-            "non_2xx": int(bad.group(1)) if bad else 0,
-            "socket_errors": errors.group(0) if errors else None}
+    return {
+        "req_per_s": float(rps.group(1)),
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "requests": int(total.group(1)) if total else None,
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(0) if errors else None,
+    }
 
 
-def _python_load(base: str, paths: list[str], seconds: float, connections: int
-                 ) -> dict[str, Any]:
+def _python_load(base: str, paths: list[str], seconds: float, connections: int) -> dict[str, Any]:
     import asyncio
     import random
 
@@ -637,8 +781,13 @@ def _python_load(base: str, paths: list[str], seconds: float, connections: int
 
             await asyncio.gather(*(worker(n) for n in range(connections)))
             elapsed = time.perf_counter() - start
-        return {"req_per_s": len(times) / elapsed, "p50_ms": statistics.median(times),
-                "p95_ms": _p95(times), "requests": len(times), "non_2xx": bad}
+        return {
+            "req_per_s": len(times) / elapsed,
+            "p50_ms": statistics.median(times),
+            "p95_ms": _p95(times),
+            "requests": len(times),
+            "non_2xx": bad,
+        }
 
     return asyncio.run(run())
 
@@ -663,8 +812,7 @@ def phase_api_load(spec_json: str) -> dict[str, Any]:
     bases: list[str] = spec.get("bases") or [base]
     servers: list[int] = spec.get("servers") or []
 
-    def load_one(b: str, ps: list[str], seconds: float, connections: int, tag: str
-                 ) -> dict[str, Any]:
+    def load_one(b: str, ps: list[str], seconds: float, connections: int, tag: str) -> dict[str, Any]:
         if use_wrk:
             return _wrk(b, ps, seconds, connections, spec["workdir"], tag)
         return _python_load(b, ps, seconds, connections)
@@ -681,26 +829,39 @@ def phase_api_load(spec_json: str) -> dict[str, Any]:
 
             share = max(1, spec["concurrency"] // len(bases))
             with ThreadPoolExecutor(len(bases)) as pool:
-                runs = list(pool.map(
-                    lambda n: load_one(bases[n], ps[n::len(bases)] if len(ps) >= len(bases)
-                                       else ps, seconds, share, str(n)),
-                    range(len(bases))))
-            got = {"req_per_s": sum(r["req_per_s"] for r in runs),
-                   "p50_ms": statistics.median(r["p50_ms"] for r in runs if r["p50_ms"]),
-                   "requests": sum(r["requests"] or 0 for r in runs),
-                   "non_2xx": sum(r["non_2xx"] for r in runs),
-                   "servers": len(bases), "connections_each": share}
+                runs = list(
+                    pool.map(
+                        lambda n: load_one(
+                            bases[n],
+                            ps[n :: len(bases)] if len(ps) >= len(bases) else ps,
+                            seconds,
+                            share,
+                            str(n),
+                        ),
+                        range(len(bases)),
+                    )
+                )
+            got = {
+                "req_per_s": sum(r["req_per_s"] for r in runs),
+                "p50_ms": statistics.median(r["p50_ms"] for r in runs if r["p50_ms"]),
+                "requests": sum(r["requests"] or 0 for r in runs),
+                "non_2xx": sum(r["non_2xx"] for r in runs),
+                "servers": len(bases),
+                "connections_each": share,
+            }
         after = _workers_cpu(servers)
         if before and after:
-            got["worker_cpu_s"] = sorted((round(after[w] - before.get(w, 0.0), 2)
-                                          for w in after), reverse=True)
+            got["worker_cpu_s"] = sorted(
+                (round(after[w] - before.get(w, 0.0), 2) for w in after), reverse=True
+            )
         return got
 
     missing = _probe_page(base, paths[0])
     if "page_only" in parts:  # the page alone, on another server: items it has not seen
-        paths = paths[len(paths) // 2:]
-    out["page"] = ({"missing": missing} if missing else
-                   {**load(paths, spec["duration"]), "distinct_items": len(paths)})
+        paths = paths[len(paths) // 2 :]
+    out["page"] = (
+        {"missing": missing} if missing else {**load(paths, spec["duration"]), "distinct_items": len(paths)}
+    )
     if "page_only" in parts:
         return out
     if "page_healthz" in parts:  # the page and its ceiling, nothing else
@@ -709,7 +870,7 @@ def phase_api_load(spec_json: str) -> dict[str, Any]:
     if not missing:
         # The same few items again and again, after one visit each: what answers cached per
         # item and checkpoint give, beside the figure above where nearly every load is cold.
-        warm = paths[:spec["warm_items"]]
+        warm = paths[: spec["warm_items"]]
         for path in warm:
             _probe_page(base, path)
         out["page_warm"] = {**load(warm, spec["duration"]), "distinct_items": len(warm)}
@@ -763,8 +924,11 @@ def _tile_read_path(base: str, samples: int, load: Any) -> dict[str, Any]:
         paths = ["/" + tiles.Tile(0, i).path() for i in range(cp.size // tiles.TILE_WIDTH)]
         probe = client.get(paths[0]) if paths else None
         if probe is None or probe.status_code != 200 or len(probe.content) != 8192:
-            why = (f"GET {paths[0]} answered HTTP {probe.status_code}" if probe is not None
-                   else f"the log has no full tile (size {cp.size})")
+            why = (
+                f"GET {paths[0]} answered HTTP {probe.status_code}"
+                if probe is not None
+                else f"the log has no full tile (size {cp.size})"
+            )
             return {"tiles": {"missing": why}, "proof_from_tiles": {"missing": why}}
         served = {**load(paths), "distinct_tiles": len(paths)}
 
@@ -784,10 +948,15 @@ def _tile_read_path(base: str, samples: int, load: Any) -> dict[str, Any]:
             merkle.verify_inclusion(leaf=leaf, index=seq, size=cp.size, proof=proof, root=cp.root)
             times.append((time.perf_counter() - t) * 1000)
             reads.append(reader.fetched)
-    return {"tiles": served,
-            "proof_from_tiles": {"p50_ms": statistics.median(times), "p95_ms": _p95(times),
-                                 "proofs": len(times),
-                                 "tiles_per_proof_median": statistics.median(reads)}}
+    return {
+        "tiles": served,
+        "proof_from_tiles": {
+            "p50_ms": statistics.median(times),
+            "p95_ms": _p95(times),
+            "proofs": len(times),
+            "tiles_per_proof_median": statistics.median(reads),
+        },
+    }
 
 
 def _free_port() -> int:
@@ -798,8 +967,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(url: str, home: str, workdir: Path, workers: int = 1
-           ) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(url: str, home: str, workdir: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     """uvicorn with ``workers`` workers in its own process on loopback, started as ``suyuan serve``
     starts it (host and port: an inherited socket would reach uvicorn as a Unix socket,
     without TCP_NODELAY, and Nagle's algorithm would add 40 ms to every answer); returns
@@ -812,11 +980,27 @@ def _serve(url: str, home: str, workdir: Path, workers: int = 1
         env = {**os.environ, "SUYUAN_DB": url, "SUYUAN_HOME": home, "SUYUAN_BASE_URL": base}
         log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log",
-             "--log-level", "warning"],
-            cwd=Path(__file__).resolve().parents[1], env=env, stdout=log,
-            stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
@@ -838,18 +1022,31 @@ def _generator(choice: str) -> str:
     if choice == "auto":
         return "wrk" if shutil.which("wrk") else "python"
     if choice == "wrk" and not shutil.which("wrk"):
-        raise SystemExit("bench: wrk is not installed (Debian: apt-get install wrk); "
-                         "or use --generator python")
+        raise SystemExit(
+            "bench: wrk is not installed (Debian: apt-get install wrk); or use --generator python"
+        )
     return choice
 
 
-def bench_api(entries: int, queries: int, duration: float, concurrency: int, generator: str,
-              postgres: bool, warm_items: int = 50, workers: int = 2, runs: int = 1,
-              ledger_dir: str | None = None) -> dict[str, Any]:
+def bench_api(
+    entries: int,
+    queries: int,
+    duration: float,
+    concurrency: int,
+    generator: str,
+    postgres: bool,
+    warm_items: int = 50,
+    workers: int = 2,
+    runs: int = 1,
+    ledger_dir: str | None = None,
+) -> dict[str, Any]:
     gen = _generator(generator)
     if gen == "python":
-        print("bench api: load from Python asyncio+httpx; wrk (apt-get install wrk) generates "
-              "more load per core", file=sys.stderr)
+        print(
+            "bench api: load from Python asyncio+httpx; wrk (apt-get install wrk) generates "
+            "more load per core",
+            file=sys.stderr,
+        )
     work = Path(tempfile.mkdtemp(prefix="suyuan-bench-api-"))
     drop = None
     try:
@@ -863,15 +1060,18 @@ def bench_api(entries: int, queries: int, duration: float, concurrency: int, gen
             if made.exists():
                 build = json.loads(made.read_text())
                 if build.get("items") != items:
-                    raise SystemExit(f"bench: {kept} holds a ledger of {build.get('entries')} "
-                                     f"entries ({build.get('items')} items), not one for "
-                                     f"--entries {entries}; give that or another --ledger")
+                    raise SystemExit(
+                        f"bench: {kept} holds a ledger of {build.get('entries')} "
+                        f"entries ({build.get('items')} items), not one for "
+                        f"--entries {entries}; give that or another --ledger"
+                    )
             else:
                 if (kept / "api.db").exists():
-                    raise SystemExit(f"bench: {kept}/api.db was not built by the bench; give "
-                                     "an empty directory to --ledger")
-                build = {**_child("trace_build", url, home, str(items), str(big_lot)),
-                         "items": items}
+                    raise SystemExit(
+                        f"bench: {kept}/api.db was not built by the bench; give "
+                        "an empty directory to --ledger"
+                    )
+                build = {**_child("trace_build", url, home, str(items), str(big_lot)), "items": items}
                 made.write_text(json.dumps(build))
         else:
             url = f"sqlite:///{work}/api.db"
@@ -884,17 +1084,34 @@ def bench_api(entries: int, queries: int, duration: float, concurrency: int, gen
             build = _child("trace_build", url, home, str(items), str(big_lot))
             if postgres:
                 _analyze(url)
-        spec = {"items": items, "tin": _tin(), "queries": queries,
-                "duration": duration, "concurrency": concurrency, "generator": gen,
-                "warm_items": warm_items, "workdir": str(work), "proof_samples": 200}
+        spec = {
+            "items": items,
+            "tin": _tin(),
+            "queries": queries,
+            "duration": duration,
+            "concurrency": concurrency,
+            "generator": gen,
+            "warm_items": warm_items,
+            "workdir": str(work),
+            "proof_samples": 200,
+        }
 
         def run(n: int, parts: list[str], servers: int = 1) -> dict[str, Any]:
             """``servers`` uvicorn servers of ``n`` workers each, loaded at once."""
             started = [_serve(url, home, work, n) for _ in range(servers)]
             try:
-                return _child("api_load", json.dumps({
-                    **spec, "base": started[0][1], "bases": [b for _, b in started],
-                    "servers": [p.pid for p, _ in started], "parts": parts}))
+                return _child(
+                    "api_load",
+                    json.dumps(
+                        {
+                            **spec,
+                            "base": started[0][1],
+                            "bases": [b for _, b in started],
+                            "servers": [p.pid for p, _ in started],
+                            "parts": parts,
+                        }
+                    ),
+                )
             finally:
                 for server, _ in started:
                     server.terminate()
@@ -919,11 +1136,18 @@ def bench_api(entries: int, queries: int, duration: float, concurrency: int, gen
             pairs.append((again["page"], again["healthz"]))
         # The same cores as ``workers`` servers of one worker each, the connections split
         # among them: what the cores do when each worker gets its share of the load.
-        split = [] if workers == 1 else [run(1, ["page_healthz"], servers=workers)
-                                         for _ in range(runs)]
-        return _api_report(build, items, gen, concurrency, load,
-                           "postgresql" if postgres else "sqlite", workers, pairs=pairs,
-                           split=split)
+        split = [] if workers == 1 else [run(1, ["page_healthz"], servers=workers) for _ in range(runs)]
+        return _api_report(
+            build,
+            items,
+            gen,
+            concurrency,
+            load,
+            "postgresql" if postgres else "sqlite",
+            workers,
+            pairs=pairs,
+            split=split,
+        )
     finally:
         if drop is not None:
             drop()
@@ -951,8 +1175,7 @@ def _missing_figure(name: str, what: str) -> dict[str, Any]:
 
 def _details(run: dict[str, Any]) -> dict[str, Any]:
     """A load run's figures other than its rate, floats rounded."""
-    return {k: (round(v, 3) if isinstance(v, float) else v)
-            for k, v in run.items() if k != "req_per_s"}
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in run.items() if k != "req_per_s"}
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -966,8 +1189,7 @@ def _cpu_ms(run: dict[str, Any]) -> float | None:
     return 1000 * sum(cpu) / n if cpu and n else None
 
 
-def _ratio_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], note: str
-                  ) -> dict[str, Any] | None:
+def _ratio_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], note: str) -> dict[str, Any] | None:
     ok = [(p, h) for p, h in pairs if "missing" not in p and h.get("req_per_s")]
     if not ok:
         return None
@@ -979,32 +1201,49 @@ def _ratio_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], note: str
         pc, hc = _cpu_ms(p), _cpu_ms(h)
         if pc and hc:
             cpu.append((pc, hc))
-    costs = ({"page_server_cpu_ms_per_request": round(statistics.median(c[0] for c in cpu), 3),
-              "healthz_server_cpu_ms_per_request": round(statistics.median(c[1] for c in cpu),
-                                                         3),
-              "cpu_ratio": round(statistics.median(hc / pc for pc, hc in cpu), 3),
-              "cpu_ratio_runs": [round(hc / pc, 3) for pc, hc in cpu]} if cpu else {})
-    return {**_figure("page_to_healthz", statistics.median(ratios)), **costs,
-            "runs": [round(r, 3) for r in ratios],
-            "page_req_per_s_runs": [round(p["req_per_s"], 1) for p, _ in ok],
-            "healthz_req_per_s_runs": [round(h["req_per_s"], 1) for _, h in ok],
-            "page_req_per_s_median": round(statistics.median(p["req_per_s"] for p, _ in ok), 1),
-            "healthz_req_per_s_median": round(statistics.median(h["req_per_s"] for _, h in ok),
-                                              1),
-            "page_worker_cpu_s": [p.get("worker_cpu_s") for p, _ in ok],
-            "note": note}
+    costs = (
+        {
+            "page_server_cpu_ms_per_request": round(statistics.median(c[0] for c in cpu), 3),
+            "healthz_server_cpu_ms_per_request": round(statistics.median(c[1] for c in cpu), 3),
+            "cpu_ratio": round(statistics.median(hc / pc for pc, hc in cpu), 3),
+            "cpu_ratio_runs": [round(hc / pc, 3) for pc, hc in cpu],
+        }
+        if cpu
+        else {}
+    )
+    return {
+        **_figure("page_to_healthz", statistics.median(ratios)),
+        **costs,
+        "runs": [round(r, 3) for r in ratios],
+        "page_req_per_s_runs": [round(p["req_per_s"], 1) for p, _ in ok],
+        "healthz_req_per_s_runs": [round(h["req_per_s"], 1) for _, h in ok],
+        "page_req_per_s_median": round(statistics.median(p["req_per_s"] for p, _ in ok), 1),
+        "healthz_req_per_s_median": round(statistics.median(h["req_per_s"] for _, h in ok), 1),
+        "page_worker_cpu_s": [p.get("worker_cpu_s") for p, _ in ok],
+        "note": note,
+    }
 
 
-def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
-                load: dict[str, Any], db: str, workers: int,
-                pairs: list[tuple[dict[str, Any], dict[str, Any]]] | None = None,
-                split: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _api_report(
+    build: dict[str, Any],
+    items: int,
+    gen: str,
+    concurrency: int,
+    load: dict[str, Any],
+    db: str,
+    workers: int,
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] | None = None,
+    split: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     import importlib.util
 
-    how = ("wrk, 1 thread" if gen == "wrk" else "Python asyncio+httpx, one process")
+    how = "wrk, 1 thread" if gen == "wrk" else "Python asyncio+httpx, one process"
     http_impl = "httptools" if importlib.util.find_spec("httptools") else "h11"
     result: dict[str, Any] = {
-        "entries": build["entries"], "items": items, "db": db, "cores": os.cpu_count(),
+        "entries": build["entries"],
+        "items": items,
+        "db": db,
+        "cores": os.cpu_count(),
         # Other work on the machine slows both sides: say how busy it was.
         "load_average_1m": round(os.getloadavg()[0], 2),
         "server": f"uvicorn, {http_impl}, 127.0.0.1",
@@ -1018,43 +1257,65 @@ def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
         result["graphql_trace_ms_p95"] = _missing_figure("graphql_trace_ms_p95", g["missing"])
     else:
         result["graphql_trace_ms_p95"] = {
-            **_figure("graphql_trace_ms_p95", g["p95_ms"], higher_is_better=False), "workers": 1,
-            "p50_ms": round(g["p50_ms"], 3), "queries": g["queries"], "failed": g["failed"],
-            "journey_events_median": g["journey_events_median"]}
+            **_figure("graphql_trace_ms_p95", g["p95_ms"], higher_is_better=False),
+            "workers": 1,
+            "p50_ms": round(g["p50_ms"], 3),
+            "queries": g["queries"],
+            "failed": g["failed"],
+            "journey_events_median": g["journey_events_median"],
+        }
     page = load["page"]
     if "missing" in page:
         missing.append(page["missing"])
         result["page_req_per_s"] = _missing_figure("page_req_per_s", page["missing"])
     else:
         result["page_req_per_s"] = {
-            **_figure("page_req_per_s", page["req_per_s"]), "workers": workers,
-            **_details(page)}
+            **_figure("page_req_per_s", page["req_per_s"]),
+            "workers": workers,
+            **_details(page),
+        }
         one = load.get("page_one_worker")
         if one is not None and "missing" not in one:
             result["page_one_worker_req_per_s"] = {
-                "value": round(one["req_per_s"], 1), "workers": 1, **_details(one),
-                "note": "the page on the one-worker server of the GraphQL figure, other items"}
+                "value": round(one["req_per_s"], 1),
+                "workers": 1,
+                **_details(one),
+                "note": "the page on the one-worker server of the GraphQL figure, other items",
+            }
         warm = load["page_warm"]
         result["page_warm_req_per_s"] = {
-            "value": round(warm["req_per_s"], 1), "workers": workers, **_details(warm),
-            "note": "the same few items over and over, each visited once before"}
+            "value": round(warm["req_per_s"], 1),
+            "workers": workers,
+            **_details(warm),
+            "note": "the same few items over and over, each visited once before",
+        }
     hz = load["healthz"]
-    result["healthz_req_per_s"] = {"value": round(hz["req_per_s"], 1), "workers": workers,
-                                   **_details(hz),
-                                   "note": "same generator and server on /healthz: the ceiling "
-                                           "here, measured in the same run"}
-    ratio = _ratio_figure(pairs or [(page, hz)], (
-        f"the page over distinct items / /healthz, each pair on one fresh server of "
-        f"{workers} workers, one after the other; value: the median of the runs' ratios. "
-        "page_worker_cpu_s: each worker's CPU seconds during the page load (uvicorn's "
-        "workers share one socket, and one of them may accept every connection)"))
+    result["healthz_req_per_s"] = {
+        "value": round(hz["req_per_s"], 1),
+        "workers": workers,
+        **_details(hz),
+        "note": "same generator and server on /healthz: the ceiling here, measured in the same run",
+    }
+    ratio = _ratio_figure(
+        pairs or [(page, hz)],
+        (
+            f"the page over distinct items / /healthz, each pair on one fresh server of "
+            f"{workers} workers, one after the other; value: the median of the runs' ratios. "
+            "page_worker_cpu_s: each worker's CPU seconds during the page load (uvicorn's "
+            "workers share one socket, and one of them may accept every connection)"
+        ),
+    )
     if ratio is not None:
         result["page_to_healthz"] = {**ratio, "workers": workers}
     if split:
-        sp = _ratio_figure([(r["page"], r["healthz"]) for r in split], (
-            f"the same, on {workers} servers of one worker each, the generator's "
-            "connections split evenly among them (each share its own generator, all at "
-            "once), the rates added: every core's worker loaded, as behind a load balancer"))
+        sp = _ratio_figure(
+            [(r["page"], r["healthz"]) for r in split],
+            (
+                f"the same, on {workers} servers of one worker each, the generator's "
+                "connections split evenly among them (each share its own generator, all at "
+                "once), the rates added: every core's worker loaded, as behind a load balancer"
+            ),
+        )
         if sp is not None:
             result["page_to_healthz_split"] = {**sp, "workers": f"{workers} x 1"}
     tl, pt = load.get("tiles", {}), load.get("proof_from_tiles", {})
@@ -1062,14 +1323,20 @@ def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
         missing.append(tl["missing"])
     elif tl:
         result["tiles_req_per_s"] = {
-            "value": round(tl["req_per_s"], 1), "workers": workers, **_details(tl),
+            "value": round(tl["req_per_s"], 1),
+            "workers": workers,
+            **_details(tl),
             "note": "GET /tile/0/N, full level-0 tiles (8 KiB) of the ledger above, each path "
-                    "a distinct tile, from the stored Merkle nodes"}
+            "a distinct tile, from the stored Merkle nodes",
+        }
     if pt and "missing" not in pt:
         result["proof_from_tiles_ms_p50"] = {
-            "value": round(pt["p50_ms"], 3), "workers": workers, **_details(pt),
+            "value": round(pt["p50_ms"], 3),
+            "workers": workers,
+            **_details(pt),
             "note": "an inclusion proof computed by a client from tiles fetched over HTTP "
-                    "(no tile cached), verified against the checkpoint's root"}
+            "(no tile cached), verified against the checkpoint's root",
+        }
     if missing:
         result["missing"] = missing
         for m in missing:
@@ -1081,9 +1348,12 @@ def _api_report(build: dict[str, Any], items: int, gen: str, concurrency: int,
 
 
 def _child(*args: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "tools.bench", "_phase", *args],
-                          stdout=subprocess.PIPE, text=True,
-                          cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.bench", "_phase", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     if proc.returncode != 0:
         raise SystemExit(f"bench phase {args[0]} failed (exit {proc.returncode})")
     doc: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -1099,8 +1369,7 @@ def _pg_database() -> tuple[str, Any] | None:
         with admin.connect() as c:
             c.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except Exception as e:
-        print(f"bench: PostgreSQL not reachable at {PG_ADMIN}: {type(e).__name__}",
-              file=sys.stderr)
+        print(f"bench: PostgreSQL not reachable at {PG_ADMIN}: {type(e).__name__}", file=sys.stderr)
         return None
     url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
 
@@ -1118,13 +1387,16 @@ def _figure(name: str, value: float, *, higher_is_better: bool = True) -> dict[s
     return {"value": round(value, 3), "bound": bound, "met": met}
 
 
-def _concurrent(url: str, home: str, kind: str, n: int, submitters: int, bound: str
-                ) -> dict[str, Any]:
+def _concurrent(url: str, home: str, kind: str, n: int, submitters: int, bound: str) -> dict[str, Any]:
     c = _child("append_concurrent", url, home, kind, str(n), str(submitters))
-    return {**_figure(bound, c["per_s"]), "submitters": submitters,
-            "statements": c["statements"], "entries_before": c["entries_before"],
-            "note": f"{submitters} processes submitting batches of {BATCH} at once to the "
-                    "ledger above, which was already this big"}
+    return {
+        **_figure(bound, c["per_s"]),
+        "submitters": submitters,
+        "statements": c["statements"],
+        "entries_before": c["entries_before"],
+        "note": f"{submitters} processes submitting batches of {BATCH} at once to the "
+        "ledger above, which was already this big",
+    }
 
 
 RATIO_TARGETS = {"append_sqlite_over_verify": 0.55, "audit_over_verify": 0.7}
@@ -1144,11 +1416,14 @@ def _ratio_lines(result: dict[str, Any], ratios: dict[str, float]) -> dict[str, 
     verify = result["ed25519_verify_per_s"]
     sys.stderr.write(f"ed25519 verify (1 core): {verify:,}/s\n")
     for name, fig in out.items():
-        what = {"append_sqlite_over_verify": "append/verify (SQLite, 1 submitter)",
-                "audit_over_verify": "audit/verify (SQLite)",
-                "append_postgres_per_s": "append (PostgreSQL, 1 submitter, per s)"}[name]
-        sys.stderr.write(f"{what}: {fig['value']:,} (target >= {fig['bound']:,}: "
-                         f"{'met' if fig['met'] else 'NOT met'})\n")
+        what = {
+            "append_sqlite_over_verify": "append/verify (SQLite, 1 submitter)",
+            "audit_over_verify": "audit/verify (SQLite)",
+            "append_postgres_per_s": "append (PostgreSQL, 1 submitter, per s)",
+        }[name]
+        sys.stderr.write(
+            f"{what}: {fig['value']:,} (target >= {fig['bound']:,}: {'met' if fig['met'] else 'NOT met'})\n"
+        )
     return out
 
 
@@ -1161,8 +1436,12 @@ def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> d
     work = Path(tempfile.mkdtemp(prefix="suyuan-bench-"))
     try:
         verify = verify_rate()
-        result: dict[str, Any] = {"n": n, "batch": BATCH, "cores": os.cpu_count(),
-                                  "ed25519_verify_per_s": round(verify)}
+        result: dict[str, Any] = {
+            "n": n,
+            "batch": BATCH,
+            "cores": os.cpu_count(),
+            "ed25519_verify_per_s": round(verify),
+        }
         sqlite_url = f"sqlite:///{work}/bench.db"
         ap = _child("append", sqlite_url, str(work / "home-sqlite"), str(n))
         result["append_per_s_sqlite"] = _figure("append_per_s_sqlite", ap["per_s"])
@@ -1170,9 +1449,11 @@ def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> d
         rss = {"append_sqlite": round(ap["rss_mb"], 1)}
         pr = _child("proofs", sqlite_url, str(ap["size"]), str(samples))
         result["inclusion_proof_ms_p50"] = _figure(
-            "inclusion_proof_ms_p50", pr["inclusion_ms_p50"], higher_is_better=False)
+            "inclusion_proof_ms_p50", pr["inclusion_ms_p50"], higher_is_better=False
+        )
         result["consistency_proof_ms_p50"] = _figure(
-            "consistency_proof_ms_p50", pr["consistency_ms_p50"], higher_is_better=False)
+            "consistency_proof_ms_p50", pr["consistency_ms_p50"], higher_is_better=False
+        )
         result["proof_detail_sqlite"] = {k: round(v, 3) for k, v in pr.items()}
         au = _child("audit", sqlite_url)
         if not au["ok"]:
@@ -1182,24 +1463,23 @@ def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> d
         extra = max(10_000, n // 5)
         if submitters > 1:
             result["append_per_s_sqlite_concurrent"] = _concurrent(
-                sqlite_url, str(work / "home-sqlite"), "events", extra, submitters,
-                "append_per_s_sqlite")
+                sqlite_url, str(work / "home-sqlite"), "events", extra, submitters, "append_per_s_sqlite"
+            )
         if postgres:
             pg = _pg_database()
             if pg is not None:
                 url, drop = pg
                 try:
                     app = _child("append", url, str(work / "home-pg"), str(n))
-                    result["append_per_s_postgres"] = _figure("append_per_s_postgres",
-                                                              app["per_s"])
+                    result["append_per_s_postgres"] = _figure("append_per_s_postgres", app["per_s"])
                     ratios["postgres"] = round(app["per_s"] / verify, 3)
                     rss["append_postgres"] = round(app["rss_mb"], 1)
                     ppg = _child("proofs", url, str(app["size"]), str(samples))
                     result["proof_detail_postgres"] = {k: round(v, 3) for k, v in ppg.items()}
                     if submitters > 1:
                         result["append_per_s_postgres_concurrent"] = _concurrent(
-                            url, str(work / "home-pg"), "events", extra, submitters,
-                            "append_per_s_postgres")
+                            url, str(work / "home-pg"), "events", extra, submitters, "append_per_s_postgres"
+                        )
                 finally:
                     drop()
         # Appends are bounded by signature checks: 1.0 would be one core verifying and
@@ -1208,8 +1488,7 @@ def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> d
         result["ratio_to_verify_bound"] = ratios
         result["ratio_targets"] = _ratio_lines(result, ratios)
         worst = max(rss.values())
-        result["rss_mb_peak"] = {**_figure("rss_mb_peak", worst, higher_is_better=False),
-                                 "phases": rss}
+        result["rss_mb_peak"] = {**_figure("rss_mb_peak", worst, higher_is_better=False), "phases": rss}
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -1226,20 +1505,37 @@ def bench_labels(items: int) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="suyuan-bench-labels-"))
     try:
-        store, led, registrar, reg_key = _new_ledger(f"sqlite:///{work}/ledger.db",
-                                                     str(work / "home"))
+        store, led, registrar, reg_key = _new_ledger(f"sqlite:///{work}/ledger.db", str(work / "home"))
         party = "uscc:" + make_uscc("91130200MA000001")
         key = PartyKey.generate("p")
-        led.append(sign_one(kind="party.register", signer=party, key=key,
-                            body={"id": party, "name": "bench producer", "roles": ["producer"],
-                                  "publicKey": key.public_key_b64},
-                            cosigners=[(registrar, reg_key)]))
+        led.append(
+            sign_one(
+                kind="party.register",
+                signer=party,
+                key=key,
+                body={
+                    "id": party,
+                    "name": "bench producer",
+                    "roles": ["producer"],
+                    "publicKey": key.public_key_b64,
+                },
+                cosigners=[(registrar, reg_key)],
+            )
+        )
         issued = "2026-11-27T13:05:00+08:00"
         for start in range(0, items, BATCH):
-            led.append_batch([sign_one(kind="event", signer=party, key=key, issued=issued,
-                                       body={**_event(party, start + i),
-                                             "ilmd": {"cbvmda:lotNumber": "BENCH1"}})
-                              for i in range(min(BATCH, items - start))])
+            led.append_batch(
+                [
+                    sign_one(
+                        kind="event",
+                        signer=party,
+                        key=key,
+                        issued=issued,
+                        body={**_event(party, start + i), "ilmd": {"cbvmda:lotNumber": "BENCH1"}},
+                    )
+                    for i in range(min(BATCH, items - start))
+                ]
+            )
         lot = "https://id.gs1.org/01/09506000134352/10/BENCH1"
         t = time.perf_counter()
         pdf, info = lot_label_sheet(store, "https://trace.example.cn", lot)
@@ -1249,10 +1545,16 @@ def bench_labels(items: int) -> dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     # The bound is for 1,000 labels; another size is scaled to it.
-    return {"label_sheet_s_1000": _figure("label_sheet_s_1000", spent * 1000 / info["items"],
-                                          higher_is_better=False),
-            "labels": info["items"], "pages": info["pages"], "bytes": len(pdf),
-            "seconds": round(spent, 3), "labels_per_s": round(info["items"] / spent, 1)}
+    return {
+        "label_sheet_s_1000": _figure(
+            "label_sheet_s_1000", spent * 1000 / info["items"], higher_is_better=False
+        ),
+        "labels": info["items"],
+        "pages": info["pages"],
+        "bytes": len(pdf),
+        "seconds": round(spent, 3),
+        "labels_per_s": round(info["items"] / spent, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1281,33 +1583,52 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--n", type=int, default=100_000, help="statements to append (target: 1e6)")
     s.add_argument("--samples", type=int, default=1000, help="proofs to time")
     s.add_argument("--no-postgres", action="store_true")
-    s.add_argument("--submitters", type=int, default=2,
-                   help="processes of the concurrent append run (0: skip it)")
+    s.add_argument(
+        "--submitters", type=int, default=2, help="processes of the concurrent append run (0: skip it)"
+    )
     s = sub.add_parser("trace", help="journeys, lineage and recall over a generated chain")
-    s.add_argument("--items", type=int, default=20_000,
-                   help="items (target: 200,000, about 1,000,000 entries)")
+    s.add_argument(
+        "--items", type=int, default=20_000, help="items (target: 200,000, about 1,000,000 entries)"
+    )
     s.add_argument("--big-lot", type=int, default=10_000, help="items in the recalled lot")
     s.add_argument("--samples", type=int, default=400)
-    s.add_argument("--submitters", type=int, default=2,
-                   help="processes of the concurrent append run (0: skip it)")
+    s.add_argument(
+        "--submitters", type=int, default=2, help="processes of the concurrent append run (0: skip it)"
+    )
     s = sub.add_parser("api", help="GraphQL trace latency and consumer-page throughput over HTTP")
     s.add_argument("--entries", type=int, default=100_000, help="ledger size to build")
     s.add_argument("--queries", type=int, default=1000, help="GraphQL trace queries to time")
     s.add_argument("--duration", type=float, default=10.0, help="seconds of page load")
     s.add_argument("--concurrency", type=int, default=16, help="connections for page load")
-    s.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto",
-                   help="load generator: wrk if installed (auto), or Python asyncio+httpx")
-    s.add_argument("--postgres", action="store_true",
-                   help="build on PostgreSQL (SUYUAN_BENCH_PG) instead of SQLite in a temp dir")
-    s.add_argument("--warm-items", type=int, default=50,
-                   help="items of the warm page run, each visited once before it")
-    s.add_argument("--workers", type=int, default=2,
-                   help="uvicorn workers for the page runs (GraphQL latency: always 1)")
-    s.add_argument("--runs", type=int, default=1,
-                   help="runs of the page beside /healthz, each on a fresh server (medians)")
-    s.add_argument("--ledger", metavar="DIR", default=None,
-                   help="build the SQLite ledger in DIR, or reuse the one an earlier run "
-                        "built there")
+    s.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk if installed (auto), or Python asyncio+httpx",
+    )
+    s.add_argument(
+        "--postgres",
+        action="store_true",
+        help="build on PostgreSQL (SUYUAN_BENCH_PG) instead of SQLite in a temp dir",
+    )
+    s.add_argument(
+        "--warm-items", type=int, default=50, help="items of the warm page run, each visited once before it"
+    )
+    s.add_argument(
+        "--workers", type=int, default=2, help="uvicorn workers for the page runs (GraphQL latency: always 1)"
+    )
+    s.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="runs of the page beside /healthz, each on a fresh server (medians)",
+    )
+    s.add_argument(
+        "--ledger",
+        metavar="DIR",
+        default=None,
+        help="build the SQLite ledger in DIR, or reuse the one an earlier run built there",
+    )
     s = sub.add_parser("labels", help="an A4 label sheet of a lot, as `suyuan qr --lot --sheet`")
     s.add_argument("--items", type=int, default=1000, help="items in the lot (bound: 1,000)")
     args = p.parse_args(argv)
@@ -1315,17 +1636,28 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bench_labels(args.items), indent=1))
         return 0
     if args.suite == "api":
-        print(json.dumps(bench_api(args.entries, args.queries, args.duration, args.concurrency,
-                                   args.generator, args.postgres, args.warm_items,
-                                   max(1, args.workers), max(1, args.runs), args.ledger),
-                         indent=1))
+        print(
+            json.dumps(
+                bench_api(
+                    args.entries,
+                    args.queries,
+                    args.duration,
+                    args.concurrency,
+                    args.generator,
+                    args.postgres,
+                    args.warm_items,
+                    max(1, args.workers),
+                    max(1, args.runs),
+                    args.ledger,
+                ),
+                indent=1,
+            )
+        )
         return 0
     if args.suite == "trace":
-        print(json.dumps(bench_trace(args.items, args.big_lot, args.samples, args.submitters),
-                         indent=1))
+        print(json.dumps(bench_trace(args.items, args.big_lot, args.samples, args.submitters), indent=1))
         return 0
-    print(json.dumps(bench_ledger(args.n, args.samples, not args.no_postgres, args.submitters),
-                     indent=1))
+    print(json.dumps(bench_ledger(args.n, args.samples, not args.no_postgres, args.submitters), indent=1))
     return 0
 
 

@@ -40,8 +40,7 @@ def customs_code(slug: str) -> str:
 def customs_parties() -> dict[str, list[str]]:
     """party slug -> the customs codes its registration holds, for every enterprise the
     messages name (customs itself signs receipts by its role)."""
-    slugs = ("tangpin", "haitao", "ruihe", "jitong_pay", "yanshan_pay", "shunchi", "hanbit",
-             "huacheng")
+    slugs = ("tangpin", "haitao", "ruihe", "jitong_pay", "yanshan_pay", "shunchi", "hanbit", "huacheng")
     return {s: [customs_code(s)] for s in slugs}
 
 
@@ -63,34 +62,72 @@ def _name(slug: str) -> str:
 
 def _order(s: Sale) -> tuple[dict[str, str], list[dict[str, str]]]:
     head = {
-        "guid": _guid("order", s.order_no), "appType": "1", "appTime": _t(s.ordered),
-        "appStatus": "2", "orderType": "I", "orderNo": s.order_no,
-        "ebpCode": customs_code(s.platform), "ebpName": _name(s.platform),
-        "ebcCode": customs_code(s.merchant), "ebcName": _name(s.merchant),
-        "goodsValue": _money(s.goods), "freight": _money(s.freight),
-        "discount": _money(s.discount), "taxTotal": _money(s.tax), "acturalPaid": _money(s.paid),
-        "currency": "142", "buyerRegNo": "u" + s.buyer.id_hash[-12:],
-        "buyerName": s.buyer.name, "buyerTelephone": s.buyer.phone, "buyerIdType": "1",
-        "buyerIdNumber": s.buyer.id_number, "payCode": customs_code(s.payment),
-        "payName": _name(s.payment), "payTransactionId": s.pay_tx, "consignee": s.buyer.name,
-        "consigneeTelephone": s.buyer.phone, "consigneeAddress": s.buyer.address,
+        "guid": _guid("order", s.order_no),
+        "appType": "1",
+        "appTime": _t(s.ordered),
+        "appStatus": "2",
+        "orderType": "I",
+        "orderNo": s.order_no,
+        "ebpCode": customs_code(s.platform),
+        "ebpName": _name(s.platform),
+        "ebcCode": customs_code(s.merchant),
+        "ebcName": _name(s.merchant),
+        "goodsValue": _money(s.goods),
+        "freight": _money(s.freight),
+        "discount": _money(s.discount),
+        "taxTotal": _money(s.tax),
+        "acturalPaid": _money(s.paid),
+        "currency": "142",
+        "buyerRegNo": "u" + s.buyer.id_hash[-12:],
+        "buyerName": s.buyer.name,
+        "buyerTelephone": s.buyer.phone,
+        "buyerIdType": "1",
+        "buyerIdNumber": s.buyer.id_number,
+        "payCode": customs_code(s.payment),
+        "payName": _name(s.payment),
+        "payTransactionId": s.pay_tx,
+        "consignee": s.buyer.name,
+        "consigneeTelephone": s.buyer.phone,
+        "consigneeAddress": s.buyer.address,
     }
     country = COUNTRY["JP" if s.procedure == "1210" else "KR"]
-    lines = [{"gnum": str(n), "itemNo": p.gtin, "itemName": p.zh, "gmodel": p.en,
-              "barCode": p.gtin, "unit": "007", "qty": str(q), "price": _money(p.price),
-              "totalPrice": _money(p.price * q), "currency": "142", "country": country}
-             for n, (p, q) in enumerate(s.lines, 1)]
+    lines = [
+        {
+            "gnum": str(n),
+            "itemNo": p.gtin,
+            "itemName": p.zh,
+            "gmodel": p.en,
+            "barCode": p.gtin,
+            "unit": "007",
+            "qty": str(q),
+            "price": _money(p.price),
+            "totalPrice": _money(p.price * q),
+            "currency": "142",
+            "country": country,
+        }
+        for n, (p, q) in enumerate(s.lines, 1)
+    ]
     return head, lines
 
 
 def _payment(s: Sale) -> tuple[dict[str, str], list[dict[str, str]]]:
     return {
-        "guid": _guid("payment", s.pay_tx), "appType": "1", "appTime": _t(s.paid_at),
-        "appStatus": "2", "payCode": customs_code(s.payment), "payName": _name(s.payment),
-        "payTransactionId": s.pay_tx, "orderNo": s.order_no,
-        "ebpCode": customs_code(s.platform), "ebpName": _name(s.platform), "payerIdType": "1",
-        "payerIdNumber": s.payer.id_number, "payerName": s.payer.name,
-        "telephone": s.payer.phone, "amountPaid": _money(s.pay_amount), "currency": "142",
+        "guid": _guid("payment", s.pay_tx),
+        "appType": "1",
+        "appTime": _t(s.paid_at),
+        "appStatus": "2",
+        "payCode": customs_code(s.payment),
+        "payName": _name(s.payment),
+        "payTransactionId": s.pay_tx,
+        "orderNo": s.order_no,
+        "ebpCode": customs_code(s.platform),
+        "ebpName": _name(s.platform),
+        "payerIdType": "1",
+        "payerIdNumber": s.payer.id_number,
+        "payerName": s.payer.name,
+        "telephone": s.payer.phone,
+        "amountPaid": _money(s.pay_amount),
+        "currency": "142",
         "payTime": _t(s.paid_at),
     }, []
 
@@ -98,12 +135,22 @@ def _payment(s: Sale) -> tuple[dict[str, str], list[dict[str, str]]]:
 def _waybill(s: Sale) -> tuple[dict[str, str], list[dict[str, str]]]:
     goods = ";".join(f"{p.zh[:40]}{q}件" for p, q in s.lines)[:200]
     return {
-        "guid": _guid("waybill", s.waybill_no), "appType": "1", "appTime": _t(s.waybill_at),
-        "appStatus": "2", "logisticsCode": customs_code(s.logistics),
-        "logisticsName": _name(s.logistics), "logisticsNo": s.waybill_no,
-        "orderNo": s.order_no, "freight": _money(s.waybill_freight), "insuredFee": "0",
-        "currency": "142", "weight": f"{s.weight:.3f}", "packNo": "1", "goodsInfo": goods,
-        "consignee": s.buyer.name, "consigneeAddress": s.buyer.address,
+        "guid": _guid("waybill", s.waybill_no),
+        "appType": "1",
+        "appTime": _t(s.waybill_at),
+        "appStatus": "2",
+        "logisticsCode": customs_code(s.logistics),
+        "logisticsName": _name(s.logistics),
+        "logisticsNo": s.waybill_no,
+        "orderNo": s.order_no,
+        "freight": _money(s.waybill_freight),
+        "insuredFee": "0",
+        "currency": "142",
+        "weight": f"{s.weight:.3f}",
+        "packNo": "1",
+        "goodsInfo": goods,
+        "consignee": s.buyer.name,
+        "consigneeAddress": s.buyer.address,
         "consigneeTelephone": s.buyer.phone,
     }, []
 
@@ -112,45 +159,90 @@ def _inventory(s: Sale) -> tuple[dict[str, str], list[dict[str, str]]]:
     bonded = s.procedure == "1210"
     district = CUSTOMS_DISTRICT[s.customs]
     head = {
-        "guid": _guid("inventory", s.declaration_no), "appType": "1", "appTime": _t(s.declared),
-        "appStatus": "2", "orderNo": s.order_no, "ebpCode": customs_code(s.platform),
-        "ebpName": _name(s.platform), "ebcCode": customs_code(s.merchant),
-        "ebcName": _name(s.merchant), "logisticsNo": s.waybill_no,
-        "logisticsCode": customs_code(s.logistics), "logisticsName": _name(s.logistics),
-        "copNo": s.declaration_no, "assureCode": customs_code(s.broker), "ieFlag": "I",
-        "declTime": s.declared.astimezone(CST).strftime("%Y%m%d"), "customsCode": district,
-        "portCode": district, "buyerIdType": "1", "buyerIdNumber": s.buyer.id_number,
-        "buyerName": s.buyer.name, "buyerTelephone": s.buyer.phone,
-        "consigneeAddress": s.buyer.address, "agentCode": customs_code(s.broker),
-        "agentName": _name(s.broker), "tradeMode": s.procedure,
-        "trafMode": "4" if bonded else "2", "country": "142" if bonded else COUNTRY["KR"],
-        "freight": _money(s.freight), "insuredFee": "0", "currency": "142", "packNo": "1",
+        "guid": _guid("inventory", s.declaration_no),
+        "appType": "1",
+        "appTime": _t(s.declared),
+        "appStatus": "2",
+        "orderNo": s.order_no,
+        "ebpCode": customs_code(s.platform),
+        "ebpName": _name(s.platform),
+        "ebcCode": customs_code(s.merchant),
+        "ebcName": _name(s.merchant),
+        "logisticsNo": s.waybill_no,
+        "logisticsCode": customs_code(s.logistics),
+        "logisticsName": _name(s.logistics),
+        "copNo": s.declaration_no,
+        "assureCode": customs_code(s.broker),
+        "ieFlag": "I",
+        "declTime": s.declared.astimezone(CST).strftime("%Y%m%d"),
+        "customsCode": district,
+        "portCode": district,
+        "buyerIdType": "1",
+        "buyerIdNumber": s.buyer.id_number,
+        "buyerName": s.buyer.name,
+        "buyerTelephone": s.buyer.phone,
+        "consigneeAddress": s.buyer.address,
+        "agentCode": customs_code(s.broker),
+        "agentName": _name(s.broker),
+        "tradeMode": s.procedure,
+        "trafMode": "4" if bonded else "2",
+        "country": "142" if bonded else COUNTRY["KR"],
+        "freight": _money(s.freight),
+        "insuredFee": "0",
+        "currency": "142",
+        "packNo": "1",
         "grossWeight": f"{s.weight:.3f}",
         "netWeight": f"{sum((p.weight_kg * q for p, q in s.lines), Decimal(0)):.3f}",
     }
     if bonded:
-        head.update({"emsNo": "T0409W000001", "areaCode": customs_code("bonded_wh"),
-                     "areaName": PARTY["bonded_wh"].name})
+        head.update(
+            {
+                "emsNo": "T0409W000001",
+                "areaCode": customs_code("bonded_wh"),
+                "areaName": PARTY["bonded_wh"].name,
+            }
+        )
     else:
-        head.update({"trafNo": "HANBIT STAR", "voyageNo": s.declared.strftime("%y%m%d"),
-                     "billNo": s.waybill_no})
+        head.update(
+            {"trafNo": "HANBIT STAR", "voyageNo": s.declared.strftime("%y%m%d"), "billNo": s.waybill_no}
+        )
     country = COUNTRY["JP" if bonded else "KR"]
-    lines = [{"gnum": str(n), **({"itemRecordNo": p.gtin} if bonded else {}), "itemNo": p.gtin,
-              "itemName": p.zh, "gcode": p.hs.ljust(10, "0"), "gname": p.zh, "gmodel": p.en,
-              "barCode": p.gtin, "country": country, "currency": "142", "qty": str(q),
-              "unit": "007", "qty1": f"{p.weight_kg * q:.3f}", "unit1": "035",
-              "price": _money(p.price), "totalPrice": _money(p.price * q)}
-             for n, (p, q) in enumerate(s.lines, 1)]
+    lines = [
+        {
+            "gnum": str(n),
+            **({"itemRecordNo": p.gtin} if bonded else {}),
+            "itemNo": p.gtin,
+            "itemName": p.zh,
+            "gcode": p.hs.ljust(10, "0"),
+            "gname": p.zh,
+            "gmodel": p.en,
+            "barCode": p.gtin,
+            "country": country,
+            "currency": "142",
+            "qty": str(q),
+            "unit": "007",
+            "qty1": f"{p.weight_kg * q:.3f}",
+            "unit1": "035",
+            "price": _money(p.price),
+            "totalPrice": _money(p.price * q),
+        }
+        for n, (p, q) in enumerate(s.lines, 1)
+    ]
     return head, lines
 
 
 def _release(s: Sale) -> tuple[dict[str, str], list[dict[str, str]]]:
     return {
         "guid": _guid("release", s.declaration_no),
-        "customsCode": CUSTOMS_DISTRICT[s.customs], "ebpCode": customs_code(s.platform),
-        "ebcCode": customs_code(s.merchant), "agentCode": customs_code(s.broker),
-        "copNo": s.declaration_no, "preNo": "B" + s.declaration_no[-17:],
-        "returnStatus": "800", "returnTime": _t(s.released, millis=True), "returnInfo": "放行",
+        "customsCode": CUSTOMS_DISTRICT[s.customs],
+        "ebpCode": customs_code(s.platform),
+        "ebcCode": customs_code(s.merchant),
+        "agentCode": customs_code(s.broker),
+        "copNo": s.declaration_no,
+        "preNo": "B" + s.declaration_no[-17:],
+        "returnStatus": "800",
+        "returnTime": _t(s.released, millis=True),
+        "returnInfo": "放行",
     }, []
 
 
@@ -165,9 +257,13 @@ class CebFile:
     data: bytes
 
     def as_dict(self) -> dict[str, Any]:
-        return {"file": self.path, "signer": PARTY[self.sender].id,
-                "key": "demo-" + self.sender.replace("_", "-"), "message": self.message,
-                "documents": self.documents}
+        return {
+            "file": self.path,
+            "signer": PARTY[self.sender].id,
+            "key": "demo-" + self.sender.replace("_", "-"),
+            "message": self.message,
+            "documents": self.documents,
+        }
 
 
 Document = tuple[dict[str, str], list[dict[str, str]]]
@@ -198,12 +294,18 @@ def messages(sales: Sequence[Sale]) -> list[CebFile]:
         for sender, docs in by_sender.items():
             for n, chunk in enumerate(_chunks(docs), 1):
                 guid = _guid("message", message, sender, str(n))
-                transfer = None if ceb.KINDS[message].receipt else {
-                    "copCode": customs_code(sender), "copName": _name(sender), "dxpMode": "DXP",
-                    "dxpId": "DXPENT" + customs_code(sender)[-10:]}
+                transfer = (
+                    None
+                    if ceb.KINDS[message].receipt
+                    else {
+                        "copCode": customs_code(sender),
+                        "copName": _name(sender),
+                        "dxpMode": "DXP",
+                        "dxpId": "DXPENT" + customs_code(sender)[-10:],
+                    }
+                )
                 data = ceb.message_xml(message, guid, chunk, transfer)
-                out.append(CebFile(f"{sender}/{message[:6]}-{n:03d}.xml", sender, message,
-                                   len(chunk), data))
+                out.append(CebFile(f"{sender}/{message[:6]}-{n:03d}.xml", sender, message, len(chunk), data))
     return out
 
 
@@ -217,8 +319,10 @@ def write(scenario: Scenario, out: Path) -> dict[str, Any]:
         path.write_bytes(f.data)
     doc: dict[str, Any] = {
         "messages": [f.as_dict() for f in files],
-        "parties": {PARTY[s].id: {"key": "demo-" + s.replace("_", "-"), "customsCodes": codes}
-                    for s, codes in customs_parties().items()},
+        "parties": {
+            PARTY[s].id: {"key": "demo-" + s.replace("_", "-"), "customsCodes": codes}
+            for s, codes in customs_parties().items()
+        },
         "documents": sum(f.documents for f in files),
     }
     (out / "messages.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")

@@ -42,9 +42,13 @@ from ledger.log.sequencer import Ledger
 PREFIX = "/console"
 MAX_FORM = 16 * 1024  # a login form: a token of a few hundred bytes
 
-_env = Environment(loader=PackageLoader("api", "templates"),
-                   autoescape=select_autoescape(["html"], default=True),
-                   trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+_env = Environment(
+    loader=PackageLoader("api", "templates"),
+    autoescape=select_autoescape(["html"], default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    auto_reload=False,
+)
 
 
 def _style_source() -> str:
@@ -57,8 +61,10 @@ def _style_source() -> str:
 
 STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_style_source().encode()).digest()).decode()
 # As the consumer page's policy, but forms may post back here (and only here).
-CSP = (f"default-src 'none'; style-src '{STYLE_HASH}'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
+CSP = (
+    f"default-src 'none'; style-src '{STYLE_HASH}'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
 
 class Console:
@@ -96,8 +102,16 @@ class Console:
     def _lang(request: Request) -> str:
         return choose_lang(request.query_params.get("lang"), request.headers.get("accept-language"))
 
-    def _render(self, request: Request, template: str, *, status: int = 200,
-                session: Session | None = None, nav: str = "", **ctx: Any) -> HTMLResponse:
+    def _render(
+        self,
+        request: Request,
+        template: str,
+        *,
+        status: int = 200,
+        session: Session | None = None,
+        nav: str = "",
+        **ctx: Any,
+    ) -> HTMLResponse:
         lang = self._lang(request)
         other = "en" if lang == "zh" else "zh"
         query = {k: v for k, v in request.query_params.items() if k != "lang"}
@@ -107,19 +121,32 @@ class Console:
             return PREFIX + path + "?" + urlencode({**clean, "lang": lang})
 
         html = _env.get_template(f"console/{template}").render(
-            t=TEXT[lang], lang=lang, html_lang=HTML_LANG[lang], other_html_lang=HTML_LANG[other],
+            t=TEXT[lang],
+            lang=lang,
+            html_lang=HTML_LANG[lang],
+            other_html_lang=HTML_LANG[other],
             switch_href=request.url.path + "?" + urlencode({**query, "lang": other}),
-            u=u, session=session, nav=nav, stage_name=lambda s: STAGES.get(s, (s, s))[
-                0 if lang == "zh" else 1] if s else "",
-            names=ctx.pop("names", None) or (views.names(self.ledger) if session else {}), **ctx)
+            u=u,
+            session=session,
+            nav=nav,
+            stage_name=lambda s: STAGES.get(s, (s, s))[0 if lang == "zh" else 1] if s else "",
+            names=ctx.pop("names", None) or (views.names(self.ledger) if session else {}),
+            **ctx,
+        )
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
     def _error(self, request: Request, err: LedgerError, session: Session | None) -> Response:
         status = status_of(err)
         t = TEXT[self._lang(request)]
-        return self._render(request, "error.html", status=status, session=session,
-                            title=t["not_found"] if status == 404 else t["error"],
-                            message=err.message, code=err.code)
+        return self._render(
+            request,
+            "error.html",
+            status=status,
+            session=session,
+            title=t["not_found"] if status == 404 else t["error"],
+            message=err.message,
+            code=err.code,
+        )
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -140,12 +167,13 @@ class Console:
 
     def _to_login(self, request: Request) -> Response:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(PREFIX + "/login?" + urlencode(
-            {"next": here, "lang": self._lang(request)}), status_code=303,
-            headers={"Cache-Control": "no-store"})
+        return RedirectResponse(
+            PREFIX + "/login?" + urlencode({"next": here, "lang": self._lang(request)}),
+            status_code=303,
+            headers={"Cache-Control": "no-store"},
+        )
 
-    def _page(self, handler: Callable[[Request, Session], Response]
-              ) -> Callable[[Request], Response]:
+    def _page(self, handler: Callable[[Request, Session], Response]) -> Callable[[Request], Response]:
         def endpoint(request: Request) -> Response:
             try:
                 session = self._session(request)
@@ -157,6 +185,7 @@ class Console:
                 return handler(request, session)
             except LedgerError as e:
                 return self._error(request, e, session)
+
         return endpoint
 
     def login_form(self, request: Request, *, status: int = 200, message: str = "") -> Response:
@@ -165,24 +194,30 @@ class Console:
         except ConfigError as e:
             return self._error(request, e, None)
         nonce = sessions.new_nonce()
-        response = self._render(request, "login.html", status=status, message=message,
-                                csrf=sessions.login_csrf(nonce),
-                                next=_safe_next(request.query_params.get("next")))
-        response.headers.append("Set-Cookie", cookie_header(
-            LOGIN_COOKIE, nonce, max_age=LOGIN_LIFETIME, secure=_secure(request)))
+        response = self._render(
+            request,
+            "login.html",
+            status=status,
+            message=message,
+            csrf=sessions.login_csrf(nonce),
+            next=_safe_next(request.query_params.get("next")),
+        )
+        response.headers.append(
+            "Set-Cookie", cookie_header(LOGIN_COOKIE, nonce, max_age=LOGIN_LIFETIME, secure=_secure(request))
+        )
         return response
 
     async def _form(self, request: Request) -> dict[str, str]:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await request.body()
         if media != "application/x-www-form-urlencoded" and body:
-            raise MalformedInput("the console's forms are sent as "
-                                 "application/x-www-form-urlencoded")
+            raise MalformedInput("the console's forms are sent as application/x-www-form-urlencoded")
         if len(body) > MAX_FORM:
             raise MalformedInput(f"a console form is at most {MAX_FORM} bytes")
         try:
-            fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=10,
-                              strict_parsing=bool(body))
+            fields = parse_qs(
+                body.decode(), keep_blank_values=True, max_num_fields=10, strict_parsing=bool(body)
+            )
         except (UnicodeDecodeError, ValueError):
             raise MalformedInput("the form is not readable") from None
         return {k: v[0] for k, v in fields.items()}
@@ -195,8 +230,9 @@ class Console:
         except LedgerError as e:
             return self._error(request, e, None)
         if not sessions.login_csrf_ok(request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
-            return self._render(request, "error.html", status=403, title=t["error"],
-                                message=t["csrf_failed"], code="csrf")
+            return self._render(
+                request, "error.html", status=403, title=t["error"], message=t["csrf_failed"], code="csrf"
+            )
         token = form.get("token", "").strip()
         try:
             viewer = await run_in_threadpool(self.ledger.viewer_for_token, token)
@@ -204,16 +240,18 @@ class Console:
         except LedgerError as e:
             return self.login_form(request, status=401, message=e.message)
         if viewer.kind != "regulator":
-            return self.login_form(request, status=403,
-                                   message=t["not_regulator"].format(party=viewer.party))
+            return self.login_form(request, status=403, message=t["not_regulator"].format(party=viewer.party))
         assert viewer.party is not None
         s = sessions.start(token=token, party=viewer.party, token_expires=expires)
-        response = RedirectResponse(_safe_next(form.get("next")), status_code=303,
-                                    headers={"Cache-Control": "no-store"})
-        response.headers.append("Set-Cookie", cookie_header(
-            COOKIE, s.sid, max_age=s.expires - _now(), secure=_secure(request)))
-        response.headers.append("Set-Cookie", cookie_header(LOGIN_COOKIE, "", max_age=0,
-                                                            secure=_secure(request)))
+        response = RedirectResponse(
+            _safe_next(form.get("next")), status_code=303, headers={"Cache-Control": "no-store"}
+        )
+        response.headers.append(
+            "Set-Cookie", cookie_header(COOKIE, s.sid, max_age=s.expires - _now(), secure=_secure(request))
+        )
+        response.headers.append(
+            "Set-Cookie", cookie_header(LOGIN_COOKIE, "", max_age=0, secure=_secure(request))
+        )
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -226,39 +264,62 @@ class Console:
         if session is None:
             return self._to_login(request)
         if not self.sessions.csrf_ok(session, form.get("csrf")):
-            return self._render(request, "error.html", status=403, session=session,
-                                title=t["error"], message=t["csrf_failed"], code="csrf")
+            return self._render(
+                request,
+                "error.html",
+                status=403,
+                session=session,
+                title=t["error"],
+                message=t["csrf_failed"],
+                code="csrf",
+            )
         self.sessions.end(session.sid)
-        response = RedirectResponse(PREFIX + "/login?" + urlencode({"lang": self._lang(request)}),
-                                    status_code=303, headers={"Cache-Control": "no-store"})
-        response.headers.append("Set-Cookie", cookie_header(COOKIE, "", max_age=0,
-                                                            secure=_secure(request)))
+        response = RedirectResponse(
+            PREFIX + "/login?" + urlencode({"lang": self._lang(request)}),
+            status_code=303,
+            headers={"Cache-Control": "no-store"},
+        )
+        response.headers.append("Set-Cookie", cookie_header(COOKIE, "", max_age=0, secure=_secure(request)))
         return response
 
     # --- pages ------------------------------------------------------------------------------
 
     def findings(self, request: Request, session: Session) -> Response:
         q = request.query_params
-        data = views.findings_page(self.ledger, rule=q.get("rule"), party=q.get("party"),
-                                   severity=q.get("severity"), since=q.get("since"),
-                                   until=q.get("until"))
-        return self._render(request, "findings.html", session=session, nav="findings",
-                            names=views.names(self.ledger), **data)
+        data = views.findings_page(
+            self.ledger,
+            rule=q.get("rule"),
+            party=q.get("party"),
+            severity=q.get("severity"),
+            since=q.get("since"),
+            until=q.get("until"),
+        )
+        return self._render(
+            request, "findings.html", session=session, nav="findings", names=views.names(self.ledger), **data
+        )
 
     def chain(self, request: Request, session: Session) -> Response:
         data = views.chain_page(self.ledger, request.query_params.get("code", ""))
-        return self._render(request, "chain.html", session=session, nav="findings",
-                            names=views.names(self.ledger),
-                            finding=request.query_params.get("finding", ""), **data)
+        return self._render(
+            request,
+            "chain.html",
+            session=session,
+            nav="findings",
+            names=views.names(self.ledger),
+            finding=request.query_params.get("finding", ""),
+            **data,
+        )
 
     def entry(self, request: Request, session: Session) -> Response:
         data = views.entry_page(self.ledger, int(request.path_params["seq"]))
-        return self._render(request, "entry.html", session=session, nav="findings",
-                            names=views.names(self.ledger), **data)
+        return self._render(
+            request, "entry.html", session=session, nav="findings", names=views.names(self.ledger), **data
+        )
 
     def parties(self, request: Request, session: Session) -> Response:
-        return self._render(request, "parties.html", session=session, nav="parties",
-                            **views.parties_page(self.ledger))
+        return self._render(
+            request, "parties.html", session=session, nav="parties", **views.parties_page(self.ledger)
+        )
 
     def party(self, request: Request, session: Session) -> Response:
         after = request.query_params.get("after", "-1")
@@ -281,9 +342,15 @@ class Console:
 
         scope = request.query_params.get("scope") or None
         doc = collect(self.ledger, Home(self.settings.home), scope=scope)
-        return self._render(request, "report.html", session=session, nav="report", scope=scope,
-                            heading=Markup(report_heading(doc)),
-                            sections=Markup(report_sections(doc)))
+        return self._render(
+            request,
+            "report.html",
+            session=session,
+            nav="report",
+            scope=scope,
+            heading=Markup(report_heading(doc)),
+            sections=Markup(report_sections(doc)),
+        )
 
 
 def _now() -> int:
@@ -298,8 +365,14 @@ def _secure(request: Request) -> bool:
 
 def _safe_next(value: str | None) -> str:
     """Where to go after login: a console page of this server, never another site."""
-    if (value and value.startswith(PREFIX + "/") and "//" not in value and "\\" not in value
-            and "/.." not in value and not any(ord(c) < 0x20 for c in value)):
+    if (
+        value
+        and value.startswith(PREFIX + "/")
+        and "//" not in value
+        and "\\" not in value
+        and "/.." not in value
+        and not any(ord(c) < 0x20 for c in value)
+    ):
         return value
     return PREFIX + "/"
 

@@ -67,15 +67,18 @@ class Sessions:
 
     def __init__(self, home: Path | None) -> None:
         if home is None:
-            raise ConfigError("the regulator console keeps its sessions in SUYUAN_HOME, and this "
-                              "server has none; start it with SUYUAN_HOME set")
+            raise ConfigError(
+                "the regulator console keeps its sessions in SUYUAN_HOME, and this "
+                "server has none; start it with SUYUAN_HOME set"
+            )
         self.dir = home / "console"
         self.sessions = self.dir / "sessions"
         try:
             self.sessions.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
-            raise ConfigError(f"cannot make {self.sessions} ({e.strerror}); the regulator "
-                              "console keeps its sessions there") from None
+            raise ConfigError(
+                f"cannot make {self.sessions} ({e.strerror}); the regulator console keeps its sessions there"
+            ) from None
         self.secret = self._secret(self.dir / "secret.key")
 
     @staticmethod
@@ -84,8 +87,10 @@ class Sessions:
             _private_write(path, secrets.token_bytes(SECRET_BYTES))
         raw = path.read_bytes()
         if len(raw) != SECRET_BYTES:
-            raise ConfigError(f"{path} is damaged ({len(raw)} bytes, not {SECRET_BYTES}); delete "
-                              "it and a new one is made (open login forms must be reloaded)")
+            raise ConfigError(
+                f"{path} is damaged ({len(raw)} bytes, not {SECRET_BYTES}); delete "
+                "it and a new one is made (open login forms must be reloaded)"
+            )
         return raw
 
     def _file(self, sid: str) -> Path:
@@ -95,10 +100,11 @@ class Sessions:
 
     def start(self, *, token: str, party: str, token_expires: int) -> Session:
         self.prune()
-        s = Session(_new_id(), token, party, _new_id(),
-                    min(int(time.time()) + LIFETIME, token_expires))
-        _private_write(self._file(s.sid), json.dumps(
-            {"token": s.token, "party": s.party, "csrf": s.csrf, "expires": s.expires}).encode())
+        s = Session(_new_id(), token, party, _new_id(), min(int(time.time()) + LIFETIME, token_expires))
+        _private_write(
+            self._file(s.sid),
+            json.dumps({"token": s.token, "party": s.party, "csrf": s.csrf, "expires": s.expires}).encode(),
+        )
         return s
 
     def get(self, sid: str | None) -> Session | None:
@@ -113,8 +119,7 @@ class Sessions:
         if not isinstance(doc, dict) or int(doc.get("expires", 0)) <= time.time():
             self.end(sid)
             return None
-        return Session(sid, str(doc["token"]), str(doc["party"]), str(doc["csrf"]),
-                       int(doc["expires"]))
+        return Session(sid, str(doc["token"]), str(doc["party"]), str(doc["csrf"]), int(doc["expires"]))
 
     def end(self, sid: str) -> None:
         with contextlib.suppress(OSError):
@@ -137,8 +142,7 @@ class Sessions:
         return hmac.new(self.secret, b"console-login\n" + nonce.encode(), "sha256").hexdigest()
 
     def login_csrf_ok(self, nonce: str | None, given: str | None) -> bool:
-        return bool(nonce and given) and hmac.compare_digest(
-            self.login_csrf(str(nonce)), str(given))
+        return bool(nonce and given) and hmac.compare_digest(self.login_csrf(str(nonce)), str(given))
 
     @staticmethod
     def csrf_ok(session: Session, given: str | None) -> bool:
@@ -151,8 +155,7 @@ class Sessions:
 
 def cookie_header(name: str, value: str, *, max_age: int, secure: bool) -> str:
     """A Set-Cookie value: never readable by scripts, never sent by another site's request."""
-    parts = [f"{name}={value}", f"Path={PATH}", f"Max-Age={max(0, max_age)}", "HttpOnly",
-             "SameSite=Strict"]
+    parts = [f"{name}={value}", f"Path={PATH}", f"Max-Age={max(0, max_age)}", "HttpOnly", "SameSite=Strict"]
     if secure:
         parts.append("Secure")
     return "; ".join(parts)

@@ -18,12 +18,12 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "signed_in": "已登录：",
         "login_title": "监管人员登录",
         "login_intro": "请粘贴市场监管部门的访问令牌（由 suyuan token --key … --signer … 生成）。"
-                       "令牌只发送一次，保存在服务器端；浏览器只保存一个随机的会话编号。",
+        "令牌只发送一次，保存在服务器端；浏览器只保存一个随机的会话编号。",
         "token": "访问令牌",
         "login": "登录",
         "login_failed": "未能登录",
         "not_regulator": "此令牌属于 {party}，该主体没有“regulator”（市场监管）角色："
-                         "控制台只对监管部门开放。",
+        "控制台只对监管部门开放。",
         "session_ended": "会话已结束，请重新登录。",
         "csrf_failed": "表单已过期或不是从本控制台提交的，请刷新页面后重试。",
         "filter": "筛选",
@@ -41,7 +41,9 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "entries_word": "条目",
         "raised": "发现时间",
         "codes": "涉及的追溯码",
-        "high": "高", "medium": "中", "low": "低",
+        "high": "高",
+        "medium": "中",
+        "low": "低",
         "chain": "产品链",
         "code": "追溯码",
         "chain_ok": "全部条目的签名和包含证明均已核验",
@@ -105,8 +107,8 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "history": "历史条目",
         "more": "更多",
         "credit_rules": "起始 100 分；监管记录按签署分值；发现按严重程度（高 −10、中 −5、低 −2）；"
-                        "产品被召回 −10（主动召回 −5）；差评 1 星 −2、2 星 −1，合计最多 −10；"
-                        "结果限定在 0–100。",
+        "产品被召回 −10（主动召回 −5）；差评 1 星 −2、2 星 −1，合计最多 −10；"
+        "结果限定在 0–100。",
         "scope": "产品链审计（可选）",
         "scope_help": "输入追溯码，报告将附上该产品链的逐条证明。",
         "make_report": "生成报告",
@@ -126,16 +128,16 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "signed_in": "Signed in: ",
         "login_title": "Regulator sign-in",
         "login_intro": "Paste a market regulator's bearer token (made with suyuan token --key … "
-                       "--signer …). It is sent once and kept on the server; the browser keeps "
-                       "only a random session id.",
+        "--signer …). It is sent once and kept on the server; the browser keeps "
+        "only a random session id.",
         "token": "Bearer token",
         "login": "Sign in",
         "login_failed": "Not signed in",
         "not_regulator": "This token is {party}'s, a party without the regulator role: the "
-                         "console is for market regulators only.",
+        "console is for market regulators only.",
         "session_ended": "The session has ended; please sign in again.",
         "csrf_failed": "The form has expired or was not sent from this console; reload the page "
-                       "and try again.",
+        "and try again.",
         "filter": "Filter",
         "rule": "Rule",
         "party": "Party",
@@ -151,7 +153,9 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "entries_word": "entries",
         "raised": "Raised",
         "codes": "Codes",
-        "high": "high", "medium": "medium", "low": "low",
+        "high": "high",
+        "medium": "medium",
+        "low": "low",
         "chain": "Product chain",
         "code": "Code",
         "chain_ok": "every entry's signatures and inclusion proof verified",
@@ -215,9 +219,9 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "history": "History",
         "more": "More",
         "credit_rules": "Start at 100; regulator records as signed; findings by severity (high "
-                        "−10, medium −5, low −2); a recall of its products −10 (voluntary −5); "
-                        "complaints −2 (1 star) or −1 (2 stars), at most −10 in all; clamped to "
-                        "0–100.",
+        "−10, medium −5, low −2); a recall of its products −10 (voluntary −5); "
+        "complaints −2 (1 star) or −1 (2 stars), at most −10 in all; clamped to "
+        "0–100.",
         "scope": "Product chain audit (optional)",
         "scope_help": "Give a code and the report adds that chain's entries with their proofs.",
         "make_report": "Make the report",
@@ -227,8 +231,11 @@ TEXT: Final[dict[str, dict[str, str]]] = {
 }
 
 STAGES: Final[dict[str, tuple[str, str]]] = {
-    "production": ("生产", "production"), "transaction": ("交易", "transaction"),
-    "clearance": ("通关", "clearance"), "logistics": ("物流", "logistics"),
-    "payment": ("支付", "payment"), "evaluation": ("评价", "evaluation"),
+    "production": ("生产", "production"),
+    "transaction": ("交易", "transaction"),
+    "clearance": ("通关", "clearance"),
+    "logistics": ("物流", "logistics"),
+    "payment": ("支付", "payment"),
+    "evaluation": ("评价", "evaluation"),
     "recall": ("召回", "recall"),
 }

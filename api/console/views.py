@@ -36,33 +36,52 @@ def names(led: Ledger) -> dict[str, str]:
 def _date(value: str | None, what: str) -> str | None:
     if not value:
         return None
-    if len(value) != _DATE_LEN or value[4] != "-" or value[7] != "-" \
-            or not (value[:4] + value[5:7] + value[8:]).isdigit():
+    if (
+        len(value) != _DATE_LEN
+        or value[4] != "-"
+        or value[7] != "-"
+        or not (value[:4] + value[5:7] + value[8:]).isdigit()
+    ):
         raise MalformedInput(f"{what} is a date such as 2026-11-27, not {value[:40]!r}")
     return value
 
 
-def findings_page(led: Ledger, *, rule: str | None, party: str | None, severity: str | None,
-                  since: str | None, until: str | None) -> dict[str, Any]:
+def findings_page(
+    led: Ledger,
+    *,
+    rule: str | None,
+    party: str | None,
+    severity: str | None,
+    since: str | None,
+    until: str | None,
+) -> dict[str, Any]:
     """Findings newest first, filtered by rule, party, severity and the (UTC) day raised."""
     lo, hi = _date(since, "from"), _date(until, "to")
     if party:
         parse_party_id(party)
-    found = list_findings(led.store, rule=rule or None, party=party or None,
-                          severity=severity or None)
-    found = [f for f in found if (lo is None or f.time[:_DATE_LEN] >= lo)
-             and (hi is None or f.time[:_DATE_LEN] <= hi)]
+    found = list_findings(led.store, rule=rule or None, party=party or None, severity=severity or None)
+    found = [
+        f
+        for f in found
+        if (lo is None or f.time[:_DATE_LEN] >= lo) and (hi is None or f.time[:_DATE_LEN] <= hi)
+    ]
     found.reverse()
     summary = findings_summary(led.store)
     return {
-        "rules": [{"code": code, "zh": r.zh, "en": r.en, "severity": r.severity}
-                  for code, r in RULES.items()],
+        "rules": [
+            {"code": code, "zh": r.zh, "en": r.en, "severity": r.severity} for code, r in RULES.items()
+        ],
         "severities": list(SEVERITIES),
         "parties_with_findings": sorted(summary["byParty"]),
         "total": len(found),
         "findings": [f.as_dict() for f in found[:FINDINGS_SHOWN]],
-        "filters": {"rule": rule or "", "party": party or "", "severity": severity or "",
-                    "since": since or "", "until": until or ""},
+        "filters": {
+            "rule": rule or "",
+            "party": party or "",
+            "severity": severity or "",
+            "since": since or "",
+            "until": until or "",
+        },
     }
 
 
@@ -92,13 +111,22 @@ def chain_page(led: Ledger, code: str) -> dict[str, Any]:
         if any(s["activity"] in SALES and s["via"] is None for s in scope["journey"]):
             sold.insert(0, scope["code"])  # an item, sold itself
         got = recall_contacts(led, sold, REGULATOR)
-        contacts = {"sold": got.items, "looked_up": got.looked_up,
-                    **_people([c.as_dict() for c in got.contacts])}
+        contacts = {
+            "sold": got.items,
+            "looked_up": got.looked_up,
+            **_people([c.as_dict() for c in got.contacts]),
+        }
     verified = sum(1 for e in scope["entries"] if e["proofVerified"] and e["signaturesVerified"])
     status = {e["seq"]: e for e in scope["entries"]}
-    return {"scope": scope, "impact": impact, "by_owner": _by_owner(impact["affected"]),
-            "recalled": recalled, "contacts": contacts, "verified": verified,
-            "entry_status": status}
+    return {
+        "scope": scope,
+        "impact": impact,
+        "by_owner": _by_owner(impact["affected"]),
+        "recalled": recalled,
+        "contacts": contacts,
+        "verified": verified,
+        "entry_status": status,
+    }
 
 
 def _people(contacts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -115,8 +143,10 @@ def _people(contacts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             if not isinstance(who, dict) or not (who.get("phone") or who.get("address")):
                 continue  # a payer's masked account is no way to reach anyone
             key = (str(who.get("name", "")), str(who.get("phone", "")), str(who.get("address", "")))
-            p = people.setdefault(key, {"name": key[0], "phone": key[1], "address": key[2],
-                                        "roles": [], "items": [], "seqs": []})
+            p = people.setdefault(
+                key,
+                {"name": key[0], "phone": key[1], "address": key[2], "roles": [], "items": [], "seqs": []},
+            )
             if role not in p["roles"]:
                 p["roles"].append(role)
             if c["item"] not in p["items"]:
@@ -134,8 +164,11 @@ def _codes_named(body: Mapping[str, Any]) -> list[str]:
     if isinstance(body.get("parentID"), str):
         out.append(body["parentID"])
     for key in ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList"):
-        out += [q["epcClass"] for q in body.get(key) or ()
-                if isinstance(q, dict) and isinstance(q.get("epcClass"), str)]
+        out += [
+            q["epcClass"]
+            for q in body.get(key) or ()
+            if isinstance(q, dict) and isinstance(q.get("epcClass"), str)
+        ]
     return list(dict.fromkeys(out))
 
 
@@ -150,10 +183,15 @@ def entry_page(led: Ledger, seq: int) -> dict[str, Any]:
     body = st.get("body") if isinstance(st.get("body"), dict) else {}
     stage = trace.stages_of(led.store, [seq]).get(seq)
     return {
-        "seq": seq, "leaf": entry.leaf_hash.hex(), "recorded": doc.get("time"),
-        "statement": st, "signatures": doc["envelope"].get("signatures", []),
-        "stage": stage, "body_json": json.dumps(st, ensure_ascii=False, indent=1),
-        "private": private, "ok": check.ok and seq in check.verified,
+        "seq": seq,
+        "leaf": entry.leaf_hash.hex(),
+        "recorded": doc.get("time"),
+        "statement": st,
+        "signatures": doc["envelope"].get("signatures", []),
+        "stage": stage,
+        "body_json": json.dumps(st, ensure_ascii=False, indent=1),
+        "private": private,
+        "ok": check.ok and seq in check.verified,
         "problems": check.problems,
         "checkpoint": check.checkpoint.size if check.checkpoint else None,
         "codes": _codes_named(body) if st.get("kind") == "event" else [],
@@ -178,8 +216,21 @@ def party_page(led: Ledger, party: str, *, after: int) -> dict[str, Any]:
     for e in history:
         d = e.decoded()
         st = d["envelope"]["statement"]
-        rows.append({"seq": e.seq, "kind": st.get("kind"), "stage": stages.get(e.seq),
-                     "issued": st.get("issued"), "recorded": d.get("time")})
-    credit = (credit_mod.credit(led.store, party) if "registrar" not in p.roles else None)
-    return {"party": p, "keys": keys, "credit": credit, "history": rows, "more": more,
-            "next_after": rows[-1]["seq"] if rows else after}
+        rows.append(
+            {
+                "seq": e.seq,
+                "kind": st.get("kind"),
+                "stage": stages.get(e.seq),
+                "issued": st.get("issued"),
+                "recorded": d.get("time"),
+            }
+        )
+    credit = credit_mod.credit(led.store, party) if "registrar" not in p.roles else None
+    return {
+        "party": p,
+        "keys": keys,
+        "credit": credit,
+        "history": rows,
+        "more": more,
+        "next_after": rows[-1]["seq"] if rows else after,
+    }

@@ -36,14 +36,15 @@ from ledger.core.errors import MalformedInput
 from ledger.log.sequencer import Ledger
 
 # What strawberry's own refusals are, as codes.
-_CODES = {400: "malformed", 404: "not_found", 405: "method_not_allowed",
-          415: "unsupported_media_type"}
+_CODES = {400: "malformed", 404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
 
 
 # What a GET without a query (a browser, a curious curl) is told instead of "Not Found".
-USAGE = ("this is the GraphQL endpoint: POST {\"query\": \"…\", \"variables\": {…}} as "
-         "application/json (or GET ?query=…); the schema is schemas/schema.graphql in the "
-         "Suyuan repository (introspection is off; `suyuan serve --dev` opens GraphiQL here)")
+USAGE = (
+    'this is the GraphQL endpoint: POST {"query": "…", "variables": {…}} as '
+    "application/json (or GET ?query=…); the schema is schemas/schema.graphql in the "
+    "Suyuan repository (introspection is off; `suyuan serve --dev` opens GraphiQL here)"
+)
 
 
 class MutationsOnPrimary(SchemaExtension):
@@ -56,48 +57,68 @@ class MutationsOnPrimary(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         ctx = self.execution_context.context
-        if (self.execution_context.operation_type is OperationType.MUTATION
-                and isinstance(ctx, Context) and ctx.ledger is not self.primary):
+        if (
+            self.execution_context.operation_type is OperationType.MUTATION
+            and isinstance(ctx, Context)
+            and ctx.ledger is not self.primary
+        ):
             ctx.ledger = self.primary
             ctx.loaders = Loaders(self.primary, ctx.viewer)
         yield
 
 
 class LedgerGraphQL(GraphQL[Context, None]):
-    def __init__(self, ledger: Ledger, settings: Settings,
-                 appended: Callable[[], None] | None = None, *,
-                 reader: Ledger | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: Settings,
+        appended: Callable[[], None] | None = None,
+        *,
+        reader: Ledger | None = None,
+    ) -> None:
         schema = make_schema(dev=settings.dev)
         if reader is not None and reader is not ledger:
             schema.extensions = (*schema.extensions, lambda: MutationsOnPrimary(ledger))
-        super().__init__(schema,
-                         graphql_ide="graphiql" if settings.dev else None,
-                         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,))
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.dev else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
         self.ledger, self.settings, self.appended = ledger, settings, appended
         self.reader = reader or ledger
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | Any
-                          ) -> Context:
-        return Context(ledger=self.reader, settings=self.settings, viewer=scope_viewer(request.scope),
-                       token=bearer_token(request.headers.get("authorization")),
-                       appended=self.appended, over_http=isinstance(request, Request))
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | Any
+    ) -> Context:
+        return Context(
+            ledger=self.reader,
+            settings=self.settings,
+            viewer=scope_viewer(request.scope),
+            token=bearer_token(request.headers.get("authorization")),
+            appended=self.appended,
+            over_http=isinstance(request, Request),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
-        if (request.method in ("GET", "HEAD") and not self.settings.dev
-                and "query" not in request.query_params):
-            usage = JSONResponse({"error": {"code": "malformed", "message": USAGE}},
-                                 status_code=400)
+        if (
+            request.method in ("GET", "HEAD")
+            and not self.settings.dev
+            and "query" not in request.query_params
+        ):
+            usage = JSONResponse({"error": {"code": "malformed", "message": USAGE}}, status_code=400)
             await usage(scope, receive, send)
             return
         try:
             response = await self.run(request)
         except HTTPException as e:
-            response = JSONResponse({"error": {"code": _CODES.get(e.status_code, "bad_request"),
-                                               "message": e.reason}}, status_code=e.status_code)
+            response = JSONResponse(
+                {"error": {"code": _CODES.get(e.status_code, "bad_request"), "message": e.reason}},
+                status_code=e.status_code,
+            )
         await response(scope, receive, send)
 
     async def parse_http_body(self, request: Any) -> Any:
@@ -106,7 +127,8 @@ class LedgerGraphQL(GraphQL[Context, None]):
             if media != "application/json":
                 raise UnsupportedMediaType(
                     f"a GraphQL request is POSTed as application/json, not {media or 'untyped'!r}; "
-                    "or send a query in the URL with GET")
+                    "or send a query in the URL with GET"
+                )
         return await super().parse_http_body(request)
 
     def parse_json(self, data: str | bytes) -> Any:
@@ -117,8 +139,9 @@ class LedgerGraphQL(GraphQL[Context, None]):
         except MalformedInput as e:
             raise MalformedInput(f"the request's JSON is refused: {e.message}", code=e.code) from None
         if not isinstance(doc, (dict, list)):
-            raise MalformedInput("a GraphQL request is a JSON object: {\"query\", \"variables\", "
-                                 "\"operationName\"}")
+            raise MalformedInput(
+                'a GraphQL request is a JSON object: {"query", "variables", "operationName"}'
+            )
         return doc
 
     def decode_json(self, data: str | bytes) -> object:
@@ -129,9 +152,13 @@ class LedgerGraphQL(GraphQL[Context, None]):
             raise json.JSONDecodeError(e.message, data if isinstance(data, str) else "", 0) from None
 
 
-def graphql_app(ledger: Ledger, settings: Settings,
-                appended: Callable[[], None] | None = None, *,
-                reader: Ledger | None = None) -> LedgerGraphQL:
+def graphql_app(
+    ledger: Ledger,
+    settings: Settings,
+    appended: Callable[[], None] | None = None,
+    *,
+    reader: Ledger | None = None,
+) -> LedgerGraphQL:
     """``appended`` is called after a ``submit`` that appended entries (the server asks its
     witnesses to cosign the new checkpoint). ``reader``, if given, answers queries and
     subscriptions; mutations always run on ``ledger``."""

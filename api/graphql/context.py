@@ -33,8 +33,9 @@ class Context:
     def require_regulator(self) -> None:
         """For regulator-only fields (findings, statistics, credit, audit, recallImpact)."""
         if self.viewer.kind != "regulator":
-            raise NotAuthorised("only a regulator may ask this; send a regulator's bearer token",
-                                code="regulator_only")
+            raise NotAuthorised(
+                "only a regulator may ask this; send a regulator's bearer token", code="regulator_only"
+            )
 
 
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -53,11 +53,11 @@ def _is_list(t: Any) -> bool:
 
 
 class _Estimate:
-    def __init__(self, schema: GraphQLSchema, document: DocumentNode,
-                 variables: Mapping[str, Any]) -> None:
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any]) -> None:
         self.schema, self.variables = schema, variables
-        self.fragments = {d.name.value: d for d in document.definitions
-                          if isinstance(d, FragmentDefinitionNode)}
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
 
     def size(self, node: FieldNode, field: Any) -> int | None:
         """The count a ``first``/``limit`` argument asks for, if the field has one."""
@@ -74,12 +74,16 @@ class _Estimate:
             elif given is not None:
                 value = None
             # Filters as input objects (findings' limit) are not arguments here: LIST_SIZE.
-            return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) \
-                else LIST_SIZE
+            return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else LIST_SIZE
         return None
 
-    def cost(self, selections: SelectionSetNode | None, parent: Any, carried: int | None,
-             seen: frozenset[str] = frozenset()) -> int:
+    def cost(
+        self,
+        selections: SelectionSetNode | None,
+        parent: Any,
+        carried: int | None,
+        seen: frozenset[str] = frozenset(),
+    ) -> int:
         if selections is None or not isinstance(parent, GraphQLObjectType):
             return 0
         total = 0
@@ -91,34 +95,41 @@ class _Estimate:
                     continue
                 asked = self.size(sel, field)
                 if _is_list(field.type):
-                    times = asked if asked is not None else (
-                        carried if carried is not None else LIST_SIZE)
+                    times = asked if asked is not None else (carried if carried is not None else LIST_SIZE)
                     passed = None
                 else:
                     times, passed = 1, asked
-                total += times * (1 + self.cost(sel.selection_set, get_named_type(field.type),
-                                                passed, seen))
+                total += times * (1 + self.cost(sel.selection_set, get_named_type(field.type), passed, seen))
             elif isinstance(sel, InlineFragmentNode):
-                cond = (self.schema.get_type(sel.type_condition.name.value)
-                        if sel.type_condition else parent)
+                cond = self.schema.get_type(sel.type_condition.name.value) if sel.type_condition else parent
                 total += self.cost(sel.selection_set, cond, carried, seen)
             elif isinstance(sel, FragmentSpreadNode):
                 name = sel.name.value
                 frag = self.fragments.get(name)
                 if frag is None or name in seen:  # validation refuses both
                     continue
-                total += self.cost(frag.selection_set,
-                                   self.schema.get_type(frag.type_condition.name.value),
-                                   carried, seen | {name})
+                total += self.cost(
+                    frag.selection_set,
+                    self.schema.get_type(frag.type_condition.name.value),
+                    carried,
+                    seen | {name},
+                )
         return total
 
 
-def operation_cost(schema: GraphQLSchema, document: DocumentNode, *,
-                   operation_name: str | None, variables: Mapping[str, Any] | None) -> int:
+def operation_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    *,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+) -> int:
     """The estimated cost of the operation a request runs (see the module's doc)."""
     ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    op = next((o for o in ops if operation_name is None or
-               (o.name is not None and o.name.value == operation_name)), None)
+    op = next(
+        (o for o in ops if operation_name is None or (o.name is not None and o.name.value == operation_name)),
+        None,
+    )
     if op is None:
         return 0
     root = schema.get_root_type(op.operation)
@@ -131,13 +142,18 @@ class CostLimit(SchemaExtension):
     def on_execute(self) -> Generator[None, None, None]:
         ctx = self.execution_context
         if ctx.graphql_document is not None:
-            cost = operation_cost(ctx.schema._schema, ctx.graphql_document,
-                                  operation_name=ctx.operation_name, variables=ctx.variables)
+            cost = operation_cost(
+                ctx.schema._schema,
+                ctx.graphql_document,
+                operation_name=ctx.operation_name,
+                variables=ctx.variables,
+            )
             if cost > MAX_COST:
                 # Raised here, before execution: strawberry answers it as the only error.
                 raise GraphQLError(
                     f"this query would cost about {cost:,} (fields times the lengths of the "
                     f"lists they are in), more than the limit of {MAX_COST:,}; ask for fewer "
                     "fields, smaller pages (first) or fewer aliases, or split it",
-                    extensions={"code": "too_costly", "cost": cost, "limit": MAX_COST})
+                    extensions={"code": "too_costly", "cost": cost, "limit": MAX_COST},
+                )
         yield

@@ -26,11 +26,15 @@ class SubscriptionsOverWebSocket(SchemaExtension):
 
     def on_execute(self) -> Generator[None, None, None]:
         ctx = self.execution_context
-        if (ctx.operation_type is OperationType.SUBSCRIPTION
-                and isinstance(ctx.context, Context) and ctx.context.over_http):
-            raise GraphQLError("subscriptions stream over WebSocket (graphql-transport-ws) at "
-                               "/graphql, not over HTTP",
-                               extensions={"code": "subscription_over_http"})
+        if (
+            ctx.operation_type is OperationType.SUBSCRIPTION
+            and isinstance(ctx.context, Context)
+            and ctx.context.over_http
+        ):
+            raise GraphQLError(
+                "subscriptions stream over WebSocket (graphql-transport-ws) at /graphql, not over HTTP",
+                extensions={"code": "subscription_over_http"},
+            )
         yield
 
 
@@ -70,8 +74,9 @@ def _json_variables(document: Any) -> set[str]:
     out: set[str] = set()
     for d in getattr(document, "definitions", ()):
         if isinstance(d, OperationDefinitionNode):
-            out.update(v.variable.name.value for v in d.variable_definitions or ()
-                       if _named(v.type) == "JSON")
+            out.update(
+                v.variable.name.value for v in d.variable_definitions or () if _named(v.type) == "JSON"
+            )
     return out
 
 
@@ -91,7 +96,9 @@ class NoNulInInputs(SchemaExtension):
         documents = _json_variables(ctx.graphql_document) if ctx.variables else set()
         variables = {k: v for k, v in (ctx.variables or {}).items() if k not in documents}
         if literals.found or _nul_in(variables):
-            raise GraphQLError("text in this request holds a NUL character (U+0000), which no "
-                               "code, id or name may; remove it",
-                               extensions={"code": "malformed"})
+            raise GraphQLError(
+                "text in this request holds a NUL character (U+0000), which no "
+                "code, id or name may; remove it",
+                extensions={"code": "malformed"},
+            )
         yield

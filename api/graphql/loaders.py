@@ -36,6 +36,7 @@ class Loaders:
         """Inclusion proofs against the tree of ``size``, batched per size."""
         loader = self._proofs.get(size)
         if loader is None:
+
             async def load(seqs: list[int]) -> Sequence[InclusionProof]:
                 got = await run_in_threadpool(self.ledger.inclusion_proofs, seqs, size)
                 return [got[s] for s in seqs]

@@ -44,11 +44,17 @@ class Finding:
 
     @classmethod
     def of(cls, f: dict[str, Any]) -> Finding:
-        return cls(id=str(f["id"]), seq=int(f["seq"]), rule=str(f["rule"]), severity=str(f["severity"]),
-                   seqs=[int(s) for s in f.get("seqs", ())],
-                   parties=[str(p) for p in f.get("parties", ())],
-                   codes=[str(c) for c in f.get("codes", ())],
-                   message=Message.of(f["message"]), details=f["details"])
+        return cls(
+            id=str(f["id"]),
+            seq=int(f["seq"]),
+            rule=str(f["rule"]),
+            severity=str(f["severity"]),
+            seqs=[int(s) for s in f.get("seqs", ())],
+            parties=[str(p) for p in f.get("parties", ())],
+            codes=[str(c) for c in f.get("codes", ())],
+            message=Message.of(f["message"]),
+            details=f["details"],
+        )
 
 
 @strawberry.input(description="Which findings: every given condition must hold.")
@@ -57,8 +63,7 @@ class FindingFilter:
     party: str | None = None
     code: str | None = None
     severity: str | None = None
-    since_seq: int | None = strawberry.field(default=None,
-                                             description="only findings about entries from seq")
+    since_seq: int | None = strawberry.field(default=None, description="only findings about entries from seq")
     limit: int | None = None
 
 
@@ -80,8 +85,7 @@ class ProcedureTrade:
     procedure: str
     declarations: int
     orders: int
-    value_cny: str = strawberry.field(name="valueCNY",
-                                      description="exact decimal sum of orders' paid, CNY")
+    value_cny: str = strawberry.field(name="valueCNY", description="exact decimal sum of orders' paid, CNY")
 
 
 @strawberry.type
@@ -115,18 +119,28 @@ class Statistics:
 
         c = s["clearanceTime"]
         return cls(
-            events_by_stage_month=[StageMonthCount(stage=st, month=m, count=n)
-                                   for st, months in s["eventsByStageMonth"].items()
-                                   for m, n in months.items()],
+            events_by_stage_month=[
+                StageMonthCount(stage=st, month=m, count=n)
+                for st, months in s["eventsByStageMonth"].items()
+                for m, n in months.items()
+            ],
             entries_by_kind=counts(s["entriesByKind"]),
-            trade_by_procedure=[ProcedureTrade(procedure=t["procedure"],
-                                               declarations=t["declarations"],
-                                               orders=t["orders"], value_cny=t["valueCNY"])
-                                for t in s["tradeByProcedure"]],
+            trade_by_procedure=[
+                ProcedureTrade(
+                    procedure=t["procedure"],
+                    declarations=t["declarations"],
+                    orders=t["orders"],
+                    value_cny=t["valueCNY"],
+                )
+                for t in s["tradeByProcedure"]
+            ],
             other_currencies=[CurrencyValue(**o) for o in s["otherCurrencies"]],
-            origins=counts(s["origins"]), destinations=counts(s["destinations"]),
-            clearance_time=ClearanceTime(buckets=counts(c["buckets"]), released=c["released"],
-                                         median_seconds=c["medianSeconds"]))
+            origins=counts(s["origins"]),
+            destinations=counts(s["destinations"]),
+            clearance_time=ClearanceTime(
+                buckets=counts(c["buckets"]), released=c["released"], median_seconds=c["medianSeconds"]
+            ),
+        )
 
 
 @strawberry.type
@@ -146,9 +160,17 @@ class Credit:
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> Credit:
-        return cls(party=d["party"], name=d["name"], score=d["score"],
-                   items=[CreditItem(source=i["source"], seqs=i["seqs"], points=i["points"],
-                                     reason=Message.of(i["reason"])) for i in d["items"]])
+        return cls(
+            party=d["party"],
+            name=d["name"],
+            score=d["score"],
+            items=[
+                CreditItem(
+                    source=i["source"], seqs=i["seqs"], points=i["points"], reason=Message.of(i["reason"])
+                )
+                for i in d["items"]
+            ],
+        )
 
 
 @strawberry.type
@@ -168,9 +190,11 @@ class Integrity:
     problems: list[AuditProblem]
 
 
-@strawberry.type(description="An entry of a scope audit, from its bytes: stage and activity "
-                             "only when it verified (judged with its signer's verified "
-                             "registration), event time and signer as the bytes say.")
+@strawberry.type(
+    description="An entry of a scope audit, from its bytes: stage and activity "
+    "only when it verified (judged with its signer's verified "
+    "registration), event time and signer as the bytes say."
+)
 class ScopeEntry:
     seq: int
     leaf_hash: str
@@ -180,7 +204,8 @@ class ScopeEntry:
     event_time: str | None
     signer: str | None
     inclusion_proof: InclusionProof = strawberry.field(
-        description="against the checkpoint of the scope audit")
+        description="against the checkpoint of the scope audit"
+    )
     proof_verified: bool
     signatures_verified: bool
     problems: list[str]
@@ -202,22 +227,48 @@ class ScopeAudit:
     @classmethod
     def of(cls, d: dict[str, Any]) -> ScopeAudit:
         return cls(
-            code=d["code"], ok=d["ok"], problems=d["problems"],
-            checkpoint_note=d["checkpoint"]["note"], tree_size=d["checkpoint"]["size"],
-            journey=[Step(seq=j["seq"], event_time=j["eventTime"], stage=j["stage"],
-                          activity=j["activity"], biz_step=j["bizStep"], signer=j["signer"],
-                          location=j["location"], via=j["via"]) for j in d["journey"]],
+            code=d["code"],
+            ok=d["ok"],
+            problems=d["problems"],
+            checkpoint_note=d["checkpoint"]["note"],
+            tree_size=d["checkpoint"]["size"],
+            journey=[
+                Step(
+                    seq=j["seq"],
+                    event_time=j["eventTime"],
+                    stage=j["stage"],
+                    activity=j["activity"],
+                    biz_step=j["bizStep"],
+                    signer=j["signer"],
+                    location=j["location"],
+                    via=j["via"],
+                )
+                for j in d["journey"]
+            ],
             upstream=[LineageItem.of(i) for i in d["upstream"]],
             downstream=[LineageItem.of(i) for i in d["downstream"]],
-            entries=[ScopeEntry(
-                seq=e["seq"], leaf_hash=e["leafHash"], entry=e["entry"], stage=e["stage"],
-                activity=e["activity"], event_time=e["eventTime"], signer=e["signer"],
-                inclusion_proof=InclusionProof(leaf_index=e["inclusionProof"]["leafIndex"],
-                                               tree_size=e["inclusionProof"]["treeSize"],
-                                               hashes=e["inclusionProof"]["hashes"]),
-                proof_verified=e["proofVerified"], signatures_verified=e["signaturesVerified"],
-                problems=e["problems"]) for e in d["entries"]],
-            findings=[Finding.of(f) for f in d["findings"]])
+            entries=[
+                ScopeEntry(
+                    seq=e["seq"],
+                    leaf_hash=e["leafHash"],
+                    entry=e["entry"],
+                    stage=e["stage"],
+                    activity=e["activity"],
+                    event_time=e["eventTime"],
+                    signer=e["signer"],
+                    inclusion_proof=InclusionProof(
+                        leaf_index=e["inclusionProof"]["leafIndex"],
+                        tree_size=e["inclusionProof"]["treeSize"],
+                        hashes=e["inclusionProof"]["hashes"],
+                    ),
+                    proof_verified=e["proofVerified"],
+                    signatures_verified=e["signaturesVerified"],
+                    problems=e["problems"],
+                )
+                for e in d["entries"]
+            ],
+            findings=[Finding.of(f) for f in d["findings"]],
+        )
 
 
 @strawberry.type(description="An audit: the whole ledger's integrity, and one chain if scoped.")
@@ -227,11 +278,15 @@ class Audit:
 
     @strawberry.field(description="The full audit (reads every entry; only when asked for).")
     async def integrity(self) -> Integrity:
-        rep = (await run(full_audit, self.ledger.store,
-                         log_key=self.ledger.published_log_key)).as_dict()
-        return Integrity(ok=rep["ok"], entries=rep["entries"], checkpoints=rep["checkpoints"],
-                         nodes=rep["nodes"], signatures=rep["signatures"],
-                         problems=[AuditProblem(**p) for p in rep["problems"]])
+        rep = (await run(full_audit, self.ledger.store, log_key=self.ledger.published_log_key)).as_dict()
+        return Integrity(
+            ok=rep["ok"],
+            entries=rep["entries"],
+            checkpoints=rep["checkpoints"],
+            nodes=rep["nodes"],
+            signatures=rep["signatures"],
+            problems=[AuditProblem(**p) for p in rep["problems"]],
+        )
 
     @strawberry.field(description="The scoped product chain, when audit was given a scope.")
     async def scope(self) -> ScopeAudit | None:
@@ -242,9 +297,18 @@ class Audit:
 
 def _findings(ledger: Ledger, f: FindingFilter | None) -> list[dict[str, Any]]:
     f = f or FindingFilter()
-    return [x.as_dict() for x in list_findings(
-        ledger.store, rule=f.rule, party=f.party, code=f.code, severity=f.severity,
-        since_seq=f.since_seq, limit=f.limit)]
+    return [
+        x.as_dict()
+        for x in list_findings(
+            ledger.store,
+            rule=f.rule,
+            party=f.party,
+            code=f.code,
+            severity=f.severity,
+            since_seq=f.since_seq,
+            limit=f.limit,
+        )
+    ]
 
 
 @strawberry.type
@@ -254,8 +318,9 @@ class RegulatorQuery:
         info.context.require_regulator()
         return [Finding.of(f) for f in await run(_findings, info.context.ledger, filter)]
 
-    @strawberry.field(description="Regulators only: stages by month, trade, origins, "
-                                  "destinations, clearance time.")
+    @strawberry.field(
+        description="Regulators only: stages by month, trade, origins, destinations, clearance time."
+    )
     async def statistics(self, info: Ctx) -> Statistics:
         info.context.require_regulator()
         return Statistics.of(await run(stats.statistics, info.context.ledger.store))
@@ -265,8 +330,10 @@ class RegulatorQuery:
         info.context.require_regulator()
         return Credit.of(await run(credit_mod.credit, info.context.ledger.store, party))
 
-    @strawberry.field(description="Regulators only: the ledger's audit, and with scope one "
-                                  "product chain's entries proved against the latest checkpoint.")
+    @strawberry.field(
+        description="Regulators only: the ledger's audit, and with scope one "
+        "product chain's entries proved against the latest checkpoint."
+    )
     async def audit(self, info: Ctx, scope: str | None = None) -> Audit:
         info.context.require_regulator()
         return Audit(ledger=info.context.ledger, scope_code=scope)

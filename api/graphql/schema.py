@@ -89,8 +89,7 @@ class ViewerInfo:
     party: str | None
 
 
-@strawberry.type(description="The tax of a retail-import order; amounts and rates are exact "
-                 "decimal strings.")
+@strawberry.type(description="The tax of a retail-import order; amounts and rates are exact decimal strings.")
 class TaxBreakdown:
     treatment: str = strawberry.field(description="cbec_retail, or general_trade over the limit")
     currency: str | None
@@ -108,12 +107,21 @@ class TaxBreakdown:
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> TaxBreakdown:
-        return cls(treatment=d["treatment"], currency=d.get("currency"), hs_code=d.get("hsCode"),
-                   dutiable_value=d["dutiableValue"], single_limit=d["singleLimit"],
-                   vat_rate=d["vatRate"], consumption_tax_rate=d["consumptionTaxRate"],
-                   comprehensive_rate=d.get("comprehensiveRate"), tariff=d.get("tariff"),
-                   consumption_tax=d.get("consumptionTax"), vat=d.get("vat"), total=d.get("total"),
-                   declared_tax=d.get("declaredTax"))
+        return cls(
+            treatment=d["treatment"],
+            currency=d.get("currency"),
+            hs_code=d.get("hsCode"),
+            dutiable_value=d["dutiableValue"],
+            single_limit=d["singleLimit"],
+            vat_rate=d["vatRate"],
+            consumption_tax_rate=d["consumptionTaxRate"],
+            comprehensive_rate=d.get("comprehensiveRate"),
+            tariff=d.get("tariff"),
+            consumption_tax=d.get("consumptionTax"),
+            vat=d.get("vat"),
+            total=d.get("total"),
+            declared_tax=d.get("declaredTax"),
+        )
 
 
 @strawberry.type
@@ -123,17 +131,21 @@ class Query(RegulatorQuery):
         v = info.context.viewer
         return ViewerInfo(kind=v.kind, party=v.party)
 
-    @strawberry.field(description="A code's product, journey, lineage and recall status as the "
-                                  "ledger's indexes hold them, with an inclusion proof of every "
-                                  "journey entry against the latest checkpoint for the client to "
-                                  "check; not verified here (the Digital Link page and trace "
-                                  "bundles verify).")
+    @strawberry.field(
+        description="A code's product, journey, lineage and recall status as the "
+        "ledger's indexes hold them, with an inclusion proof of every "
+        "journey entry against the latest checkpoint for the client to "
+        "check; not verified here (the Digital Link page and trace "
+        "bundles verify)."
+    )
     async def trace(self, info: Ctx, code: str) -> Trace:
         key, steps, cp = await run(_trace_basis, info.context.ledger, code)
         return Trace(code=key, journey=[Step.of(s) for s in steps], checkpoint=cp)
 
-    @strawberry.field(description="The item's own events, its lot's, and its containers' while "
-                                  "it was inside them, in event-time order.")
+    @strawberry.field(
+        description="The item's own events, its lot's, and its containers' while "
+        "it was inside them, in event-time order."
+    )
     async def journey(self, info: Ctx, code: str) -> Journey:
         key, steps = await run(trace.journey_of, info.context.ledger.store, code)
         return Journey(code=key, steps=[Step.of(s) for s in steps])
@@ -148,12 +160,14 @@ class Query(RegulatorQuery):
         d = await run(trace.downstream, info.context.ledger.store, code, depth)
         return Lineage(code=d["code"], items=[LineageItem.of(i) for i in d["items"]])
 
-    @strawberry.field(description="Regulators only: everything downstream of a lot or item, with "
-                                  "its last owner, place and whether it was sold, and sold and "
-                                  "unsold counts by owner. Who holds how much unsold stock of a "
-                                  "recalled product is the market regulator's to act on, not "
-                                  "public; whether a code is recalled is public (trace.recall, "
-                                  "the resolver's gs1:recallStatus).")
+    @strawberry.field(
+        description="Regulators only: everything downstream of a lot or item, with "
+        "its last owner, place and whether it was sold, and sold and "
+        "unsold counts by owner. Who holds how much unsold stock of a "
+        "recalled product is the market regulator's to act on, not "
+        "public; whether a code is recalled is public (trace.recall, "
+        "the resolver's gs1:recallStatus)."
+    )
     async def recall_impact(self, info: Ctx, code: str) -> RecallImpact:
         info.context.require_regulator()
         return RecallImpact.of(await run(trace.recall_impact, info.context.ledger.store, code))
@@ -162,34 +176,44 @@ class Query(RegulatorQuery):
     async def entry(self, info: Ctx, seq: int) -> Entry | None:
         return await entry_of(info, seq)
 
-    @strawberry.field(description="Entries in seq order, a page at a time. since/until bound the "
-                                  "time the ledger recorded them (RFC 3339, until exclusive); "
-                                  "stage applies to events.")
-    async def entries(self, info: Ctx, first: int = 50, after: str | None = None,
-                      signer: str | None = None, stage: str | None = None,
-                      since: str | None = None, until: str | None = None) -> EntryConnection:
-        return await entry_page(info, first=first, after=after, signer=signer, stage=stage,
-                                since=since, until=until)
+    @strawberry.field(
+        description="Entries in seq order, a page at a time. since/until bound the "
+        "time the ledger recorded them (RFC 3339, until exclusive); "
+        "stage applies to events."
+    )
+    async def entries(
+        self,
+        info: Ctx,
+        first: int = 50,
+        after: str | None = None,
+        signer: str | None = None,
+        stage: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> EntryConnection:
+        return await entry_page(
+            info, first=first, after=after, signer=signer, stage=stage, since=since, until=until
+        )
 
     @strawberry.field(description="The latest signed checkpoint.")
     async def checkpoint(self, info: Ctx) -> Checkpoint:
         return await run(_checkpoint, info.context.ledger)
 
     @strawberry.field(description="Inclusion proof of seq in the tree of treeSize (default: now).")
-    async def inclusion_proof(self, info: Ctx, seq: int, tree_size: int | None = None
-                              ) -> InclusionProof:
+    async def inclusion_proof(self, info: Ctx, seq: int, tree_size: int | None = None) -> InclusionProof:
         return InclusionProof.of(await run(info.context.ledger.inclusion_proof, seq, tree_size))
 
     @strawberry.field(description="Consistency proof between two tree sizes (second default: now).")
-    async def consistency_proof(self, info: Ctx, first: int, second: int | None = None
-                                ) -> ConsistencyProof:
+    async def consistency_proof(self, info: Ctx, first: int, second: int | None = None) -> ConsistencyProof:
         return ConsistencyProof.of(await run(info.context.ledger.consistency_proof, first, second))
 
-    @strawberry.field(description="The tax of one retail-import order (an order event body "
-                      "with cbec:orderInfo, or the orderInfo alone), broken down: within the "
-                      "5,000 RMB limit, tariff 0 and 70 % of VAT and consumption tax; over it, "
-                      "general trade. The annual limit needs the buyer's other orders: see "
-                      "findings.")
+    @strawberry.field(
+        description="The tax of one retail-import order (an order event body "
+        "with cbec:orderInfo, or the orderInfo alone), broken down: within the "
+        "5,000 RMB limit, tariff 0 and 70 % of VAT and consumption tax; over it, "
+        "general trade. The annual limit needs the buyer's other orders: see "
+        "findings."
+    )
     def tax_for(self, order: JSON, hs_code: str | None = None) -> TaxBreakdown:
         if not isinstance(order, dict):
             raise MalformedInput("order is a JSON object: an order event body or its cbec:orderInfo")
@@ -198,8 +222,10 @@ class Query(RegulatorQuery):
         except ValueError as e:
             raise MalformedInput(str(e)) from None
 
-    @strawberry.field(description="The master data in force of a place (a GLN or SGLN) or a "
-                                  "product class (a GTIN, or its lot or item), or null.")
+    @strawberry.field(
+        description="The master data in force of a place (a GLN or SGLN) or a "
+        "product class (a GTIN, or its lot or item), or null."
+    )
     async def master_data(self, info: Ctx, code: str) -> MasterData | None:
         ids.parse_code(code)  # a mistyped code is refused, not answered with null
         return await master_data_of(info, product_class(code) or code)
@@ -223,14 +249,16 @@ def _submit(ledger: Ledger, items: list[Any]) -> list[SubmitResult]:
     except BatchRejected as e:
         refused = dict(e.errors)
         first = e.errors[0][0]
-        held = Error(code="batch_rejected",
-                     message=f"not appended: the batch was refused because envelope {first} was; "
-                             "fix or drop the refused envelopes and submit again")
-        return [SubmitResult(index=i, receipt=None,
-                             error=Error.of(refused[i]) if i in refused else held)
-                for i in range(len(envs))]
-    return [SubmitResult(index=i, receipt=Receipt.of(r), error=None)
-            for i, r in enumerate(receipts)]
+        held = Error(
+            code="batch_rejected",
+            message=f"not appended: the batch was refused because envelope {first} was; "
+            "fix or drop the refused envelopes and submit again",
+        )
+        return [
+            SubmitResult(index=i, receipt=None, error=Error.of(refused[i]) if i in refused else held)
+            for i in range(len(envs))
+        ]
+    return [SubmitResult(index=i, receipt=Receipt.of(r), error=None) for i, r in enumerate(receipts)]
 
 
 def _trace_codes(base_url: str, codes: list[str], fmt: str | None) -> list[TraceCode]:
@@ -241,27 +269,39 @@ def _trace_codes(base_url: str, codes: list[str], fmt: str | None) -> list[Trace
             url = digital_link_url(base_url, link.canonical)
             image = None if fmt is None else base64.b64encode(qr_image(url, fmt)).decode()
         except LedgerError as e:
-            out.append(TraceCode(input=text, code=None, url=None, media_type=None, image=None,
-                                 error=Error.of(e)))
+            out.append(
+                TraceCode(input=text, code=None, url=None, media_type=None, image=None, error=Error.of(e))
+            )
             continue
-        out.append(TraceCode(input=text, code=link.canonical, url=url,
-                             media_type=None if fmt is None else FORMATS[fmt], image=image,
-                             error=None))
+        out.append(
+            TraceCode(
+                input=text,
+                code=link.canonical,
+                url=url,
+                media_type=None if fmt is None else FORMATS[fmt],
+                image=image,
+                error=None,
+            )
+        )
     return out
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Append signed envelopes as one batch (all or nothing); an "
-                                     "item may be {envelope, private} to give the private blob "
-                                     "its statement commits to. One result per envelope.")
+    @strawberry.mutation(
+        description="Append signed envelopes as one batch (all or nothing); an "
+        "item may be {envelope, private} to give the private blob "
+        "its statement commits to. One result per envelope."
+    )
     async def submit(self, info: Ctx, envelopes: list[JSON]) -> list[SubmitResult]:
         if not envelopes:
             raise MalformedInput("give at least one envelope")
         if len(envelopes) > MAX_SUBMIT:
-            raise MalformedInput(f"submit at most {MAX_SUBMIT} envelopes at once, not "
-                                 f"{len(envelopes)}; split them into several calls",
-                                 code="too_many")
+            raise MalformedInput(
+                f"submit at most {MAX_SUBMIT} envelopes at once, not "
+                f"{len(envelopes)}; split them into several calls",
+                code="too_many",
+            )
         ledger = info.context.ledger
         before = await run(ledger.size)
         results = await run(_submit, ledger, list(envelopes))
@@ -269,33 +309,40 @@ class Mutation:
             info.context.appended()
         return results
 
-    @strawberry.mutation(name="issueTraceCodes",
-                         description="Canonical form, Digital Link URL and (format svg or png) QR "
-                                     "image of each code; a bad code gets its own error. Refused "
-                                     "(private_base_url) while the server's SUYUAN_BASE_URL is "
-                                     "unset or a loopback or private address: printed codes "
-                                     "must reach the public resolver.")
-    async def issue_trace_codes(self, info: Ctx, codes: list[str], format: str | None = None
-                                ) -> list[TraceCode]:
+    @strawberry.mutation(
+        name="issueTraceCodes",
+        description="Canonical form, Digital Link URL and (format svg or png) QR "
+        "image of each code; a bad code gets its own error. Refused "
+        "(private_base_url) while the server's SUYUAN_BASE_URL is "
+        "unset or a loopback or private address: printed codes "
+        "must reach the public resolver.",
+    )
+    async def issue_trace_codes(
+        self, info: Ctx, codes: list[str], format: str | None = None
+    ) -> list[TraceCode]:
         if format is not None and format not in FORMATS:
-            raise MalformedInput(f"format {format!r} is not one of {', '.join(FORMATS)}",
-                                 code="bad_format")
+            raise MalformedInput(f"format {format!r} is not one of {', '.join(FORMATS)}", code="bad_format")
         limit = MAX_CODES if format is None else MAX_IMAGES
         if len(codes) > limit:
-            raise MalformedInput(f"issue at most {limit} codes at once"
-                                 + (" with images" if format else "") + f", not {len(codes)}",
-                                 code="too_many")
+            raise MalformedInput(
+                f"issue at most {limit} codes at once"
+                + (" with images" if format else "")
+                + f", not {len(codes)}",
+                code="too_many",
+            )
         # The codes are for printing: the server's own fallback (http://127.0.0.1:8000)
         # or a private address would send every phone that scans them nowhere.
-        base = printable_base_url(info.context.settings.base_url,
-                                  where="SUYUAN_BASE_URL of the server (then restart it)")
+        base = printable_base_url(
+            info.context.settings.base_url, where="SUYUAN_BASE_URL of the server (then restart it)"
+        )
         return await run(_trace_codes, base, list(codes), format)
 
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="Each new entry after afterSeq (default: from now on), "
-                                         "in seq order, as it is appended.")
+    @strawberry.subscription(
+        description="Each new entry after afterSeq (default: from now on), in seq order, as it is appended."
+    )
     async def entries(self, info: Ctx, after_seq: int | None = None) -> AsyncGenerator[Entry, None]:
         ledger, ctx = info.context.ledger, info.context
         last = after_seq if after_seq is not None else await run(ledger.size) - 1
@@ -307,9 +354,11 @@ class Subscription:
                     # revoked since), and still speak for the same viewer.
                     viewer = await run(ledger.viewer_for_token, ctx.token)
                     if viewer != ctx.viewer:
-                        raise NotAuthentic("the token's party no longer has the roles this "
-                                           "subscription began with; subscribe again",
-                                           code="token_roles_changed")
+                        raise NotAuthentic(
+                            "the token's party no longer has the roles this "
+                            "subscription began with; subscribe again",
+                            code="token_roles_changed",
+                        )
                 more = True
                 while more:
                     page, more = await run(ledger.list_entries, first=500, after=last)
@@ -325,28 +374,44 @@ class LedgerErrors(MaskErrors):
 
     def __init__(self) -> None:
         # A GraphQLError inside one (a variable that does not coerce) is the request's fault.
-        super().__init__(should_mask_error=lambda e: e.original_error is not None
-                         and not isinstance(e.original_error, (LedgerError, GraphQLError)))
+        super().__init__(
+            should_mask_error=lambda e: (
+                e.original_error is not None and not isinstance(e.original_error, (LedgerError, GraphQLError))
+            )
+        )
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         out = []
         for e in super()._process_errors(errors):
             orig = e.original_error
             if isinstance(orig, LedgerError):
-                e = GraphQLError(orig.message, nodes=e.nodes, source=e.source,
-                                 positions=e.positions, path=e.path, original_error=orig,
-                                 extensions={**(e.extensions or {}), "code": orig.code})
+                e = GraphQLError(
+                    orig.message,
+                    nodes=e.nodes,
+                    source=e.source,
+                    positions=e.positions,
+                    path=e.path,
+                    original_error=orig,
+                    extensions={**(e.extensions or {}), "code": orig.code},
+                )
             out.append(e)
         return out
 
 
 class Schema(strawberry.Schema):
-    def process_errors(self, errors: list[GraphQLError],
-                       execution_context: ExecutionContext | None = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         # Refusals are answers, not faults: log only what was not ours.
-        super().process_errors([e for e in errors if e.original_error is not None
-                                and not isinstance(e.original_error, (LedgerError, GraphQLError))],
-                               execution_context)
+        super().process_errors(
+            [
+                e
+                for e in errors
+                if e.original_error is not None
+                and not isinstance(e.original_error, (LedgerError, GraphQLError))
+            ],
+            execution_context,
+        )
 
 
 def make_schema(*, dev: bool = False) -> Schema:
@@ -362,8 +427,7 @@ def make_schema(*, dev: bool = False) -> Schema:
     ]
     if not dev:
         extensions.append(DisableIntrospection)
-    return Schema(query=Query, mutation=Mutation, subscription=Subscription,
-                  extensions=extensions)
+    return Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
 
 
 def sdl() -> str:

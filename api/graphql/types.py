@@ -50,29 +50,42 @@ class Party:
     registered_seq: int
     gs1_prefixes: list[str] = strawberry.field(
         description="the GS1 company prefixes its registration holds: only it, or a party it "
-                    "delegated one to, may make or recall GTINs under them")
+        "delegated one to, may make or recall GTINs under them"
+    )
     customs_codes: list[str] = strawberry.field(
         description="the customs codes (10-character customs registration codes or USCCs) its "
-                    "registration holds: the codes customs messages name it by")
-    name_en: str | None = strawberry.field(default=None,
-                                           description="its registered English name, if given")
+        "registration holds: the codes customs messages name it by"
+    )
+    name_en: str | None = strawberry.field(default=None, description="its registered English name, if given")
 
     @strawberry.field
     async def keys(self, info: Ctx) -> list[PartyKey]:
-        return [PartyKey(key_id=k.key_id, public_key=base64.b64encode(k.public_key).decode(),
-                         valid_from=k.valid_from, valid_until=k.valid_until, ended_by=k.ended_by)
-                for k in await info.context.loaders.keys.load(self.id)]
+        return [
+            PartyKey(
+                key_id=k.key_id,
+                public_key=base64.b64encode(k.public_key).decode(),
+                valid_from=k.valid_from,
+                valid_until=k.valid_until,
+                ended_by=k.ended_by,
+            )
+            for k in await info.context.loaders.keys.load(self.id)
+        ]
 
     @strawberry.field(description="Entries this party signed, a page at a time.")
-    async def entries(self, info: Ctx, first: int = 20, after: str | None = None
-                      ) -> EntryConnection:
+    async def entries(self, info: Ctx, first: int = 20, after: str | None = None) -> EntryConnection:
         return await entry_page(info, first=first, after=after, signer=self.id)
 
     @classmethod
     def of(cls, p: registry.PartyRecord) -> Party:
-        return cls(id=p.id, name=p.name, roles=list(p.roles), registered_seq=p.registered_seq,
-                   gs1_prefixes=list(p.gs1_prefixes), customs_codes=list(p.customs_codes),
-                   name_en=p.name_en)
+        return cls(
+            id=p.id,
+            name=p.name,
+            roles=list(p.roles),
+            registered_seq=p.registered_seq,
+            gs1_prefixes=list(p.gs1_prefixes),
+            customs_codes=list(p.customs_codes),
+            name_en=p.name_en,
+        )
 
 
 async def party_of(info: Ctx, party_id: str | None) -> Party | None:
@@ -82,14 +95,15 @@ async def party_of(info: Ctx, party_id: str | None) -> Party | None:
     return None if rec is None else Party.of(rec)
 
 
-@strawberry.type(description="Private data a statement commits to, as far as the viewer may see "
-                             "it: status is shown, not_entitled, shredded or missing.")
+@strawberry.type(
+    description="Private data a statement commits to, as far as the viewer may see "
+    "it: status is shown, not_entitled, shredded or missing."
+)
 class PrivateData:
     commitment: str
     status: str
     data: JSON | None = strawberry.field(description="only when status is shown")
-    salt: str | None = strawberry.field(
-        description="with data: sha256(JCS({salt, data})) is the commitment")
+    salt: str | None = strawberry.field(description="with data: sha256(JCS({salt, data})) is the commitment")
     shredded: str | None = strawberry.field(description="when it was erased")
 
 
@@ -131,8 +145,10 @@ class Entry:
     async def signer_party(self, info: Ctx) -> Party | None:
         return await party_of(info, self.signer)
 
-    @strawberry.field(description="an event's CBV 2.0 event hash (ni:///sha-256;…?ver=CBV2.0), "
-                                  "which capture deduplicates by; null for other kinds")
+    @strawberry.field(
+        description="an event's CBV 2.0 event hash (ni:///sha-256;…?ver=CBV2.0), "
+        "which capture deduplicates by; null for other kinds"
+    )
     def event_hash(self) -> str | None:
         from ledger.epcis.event_hash import event_hash
 
@@ -147,8 +163,13 @@ class Entry:
         v = await info.context.loaders.private.load(self.seq)
         if v is None:
             return None
-        return PrivateData(commitment=v.commitment, status=v.status, data=cast(JSON, v.data), salt=v.salt,
-                           shredded=v.shredded)
+        return PrivateData(
+            commitment=v.commitment,
+            status=v.status,
+            data=cast(JSON, v.data),
+            salt=v.salt,
+            shredded=v.shredded,
+        )
 
     @strawberry.field(description="its inclusion proof against the tree of treeSize (default: now)")
     async def inclusion_proof(self, info: Ctx, tree_size: int | None = None) -> InclusionProof:
@@ -160,9 +181,17 @@ class Entry:
         doc = e.decoded()
         env = doc["envelope"]
         st = env["statement"]
-        return cls(seq=e.seq, leaf_hash=e.leaf_hash.hex(), raw=base64.b64encode(e.raw).decode(),
-                   time=doc["time"], prev=doc["prev"], kind=st["kind"], signer=st["signer"],
-                   statement=st, signatures=env["signatures"])
+        return cls(
+            seq=e.seq,
+            leaf_hash=e.leaf_hash.hex(),
+            raw=base64.b64encode(e.raw).decode(),
+            time=doc["time"],
+            prev=doc["prev"],
+            kind=st["kind"],
+            signer=st["signer"],
+            statement=st,
+            signatures=env["signatures"],
+        )
 
 
 async def entry_of(info: Ctx, seq: int) -> Entry | None:
@@ -170,10 +199,12 @@ async def entry_of(info: Ctx, seq: int) -> Entry | None:
     return None if e is None else Entry.of(e)
 
 
-@strawberry.type(description="Master data of a place or a product class: the version in "
-                             "force, signed by the owner of its identifier (GLN or GS1 company "
-                             "prefix), as the ledger's index holds it (the consumer page verifies "
-                             "what it shows).")
+@strawberry.type(
+    description="Master data of a place or a product class: the version in "
+    "force, signed by the owner of its identifier (GLN or GS1 company "
+    "prefix), as the ledger's index holds it (the consumer page verifies "
+    "what it shows)."
+)
 class MasterData:
     code: str = strawberry.field(description="the canonical Digital Link it describes")
     kind: str = strawberry.field(description="location or product")
@@ -206,14 +237,27 @@ class MasterData:
         m = d.data
 
         def names(texts: Any) -> list[LocalizedName]:
-            return [LocalizedName(value=v, language=None if k == "und" else k)
-                    for k, v in texts.items()]
+            return [LocalizedName(value=v, language=None if k == "und" else k) for k, v in texts.items()]
 
-        return cls(code=m.code, kind=m.kind, type=m.vtype, seq=d.seq, signer=d.signer,
-                   versions=list(d.versions), names=names(m.names), city=names(m.city),
-                   brand=names(m.brand), street=list(m.street), state=m.state,
-                   postal_code=m.postal_code, country=m.country, latitude=m.latitude,
-                   longitude=m.longitude, net_content=m.net_content, image=m.image)
+        return cls(
+            code=m.code,
+            kind=m.kind,
+            type=m.vtype,
+            seq=d.seq,
+            signer=d.signer,
+            versions=list(d.versions),
+            names=names(m.names),
+            city=names(m.city),
+            brand=names(m.brand),
+            street=list(m.street),
+            state=m.state,
+            postal_code=m.postal_code,
+            country=m.country,
+            latitude=m.latitude,
+            longitude=m.longitude,
+            net_content=m.net_content,
+            image=m.image,
+        )
 
 
 def _localized(names: list[LocalizedName], language: str | None) -> str | None:
@@ -240,7 +284,8 @@ class Step:
     signer: str
     location: str | None
     via: str | None = strawberry.field(
-        description="null: the item's own event; else the container or lot it came through")
+        description="null: the item's own event; else the container or lot it came through"
+    )
 
     @strawberry.field
     async def signer_party(self, info: Ctx) -> Party | None:
@@ -250,8 +295,10 @@ class Step:
     async def entry(self, info: Ctx) -> Entry | None:
         return await entry_of(info, self.seq)
 
-    @strawberry.field(description="master data of the event's location (bizLocation, else "
-                                  "readPoint): the exact location's, else its GLN's")
+    @strawberry.field(
+        description="master data of the event's location (bizLocation, else "
+        "readPoint): the exact location's, else its GLN's"
+    )
     async def place(self, info: Ctx) -> MasterData | None:
         if self.location is None:
             return None
@@ -263,8 +310,16 @@ class Step:
 
     @classmethod
     def of(cls, s: trace.Step) -> Step:
-        return cls(seq=s.seq, event_time=s.event_time, stage=s.stage, activity=s.activity,
-                   biz_step=s.biz_step, signer=s.signer, location=s.location, via=s.via)
+        return cls(
+            seq=s.seq,
+            event_time=s.event_time,
+            stage=s.stage,
+            activity=s.activity,
+            biz_step=s.biz_step,
+            signer=s.signer,
+            location=s.location,
+            via=s.via,
+        )
 
 
 @strawberry.type
@@ -283,8 +338,9 @@ class LineageItem:
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> LineageItem:
-        return cls(code=d["code"], depth=d["depth"], via=d["via"], from_=d["from"],
-                   receiver=d.get("receiver"))
+        return cls(
+            code=d["code"], depth=d["depth"], via=d["via"], from_=d["from"], receiver=d.get("receiver")
+        )
 
 
 @strawberry.type
@@ -320,9 +376,13 @@ class RecallImpact:
     @classmethod
     def of(cls, d: dict[str, Any]) -> RecallImpact:
         c = d["counts"]
-        return cls(code=d["code"], affected=[AffectedItem(**a) for a in d["affected"]],
-                   counts=RecallCounts(affected=c["affected"], sold=c["sold"], unsold=c["unsold"],
-                                       by_owner=c["byOwner"]))
+        return cls(
+            code=d["code"],
+            affected=[AffectedItem(**a) for a in d["affected"]],
+            counts=RecallCounts(
+                affected=c["affected"], sold=c["sold"], unsold=c["unsold"], by_owner=c["byOwner"]
+            ),
+        )
 
 
 @strawberry.type
@@ -342,8 +402,9 @@ class Checkpoint:
     @classmethod
     def of(cls, note: str, cosigned: str) -> Checkpoint:
         body = CheckpointBody.parse(note.split("\n\n", 1)[0] + "\n")
-        return cls(origin=body.origin, size=body.size, root_hash=body.root.hex(), note=note,
-                   cosigned_note=cosigned)
+        return cls(
+            origin=body.origin, size=body.size, root_hash=body.root.hex(), note=note, cosigned_note=cosigned
+        )
 
 
 @strawberry.type
@@ -374,8 +435,10 @@ class Product:
     async def producer_party(self, info: Ctx) -> Party | None:
         return await party_of(info, self.producer)
 
-    @strawberry.field(description="master data of its product class (its GTIN), signed by the "
-                                  "holder of the GTIN's GS1 company prefix or its delegate")
+    @strawberry.field(
+        description="master data of its product class (its GTIN), signed by the "
+        "holder of the GTIN's GS1 company prefix or its delegate"
+    )
     async def master_data(self, info: Ctx) -> MasterData | None:
         return await master_data_of(info, product_class(self.code))
 
@@ -387,10 +450,12 @@ class EntryProof:
     inclusion_proof: InclusionProof
 
 
-@strawberry.type(description="Everything about one code as the ledger's indexes hold it, with "
-                             "an inclusion proof of every journey entry against one checkpoint "
-                             "(the latest) for the client to check: nothing here is verified by "
-                             "the server (the Digital Link page and trace bundles verify).")
+@strawberry.type(
+    description="Everything about one code as the ledger's indexes hold it, with "
+    "an inclusion proof of every journey entry against one checkpoint "
+    "(the latest) for the client to check: nothing here is verified by "
+    "the server (the Digital Link page and trace bundles verify)."
+)
 class Trace:
     code: str
     journey: list[Step]
@@ -398,20 +463,34 @@ class Trace:
 
     @strawberry.field
     async def product(self, info: Ctx) -> Product | None:
-        made = [s for s in self.journey
-                if product.is_commissioning(stage=s.stage, biz_step=s.biz_step, via=s.via)]
+        made = [
+            s for s in self.journey if product.is_commissioning(stage=s.stage, biz_step=s.biz_step, via=s.via)
+        ]
         entries = await info.context.loaders.entry.load_many([s.seq for s in made])
-        p = product.product_of([
-            product.Commissioning(seq=e.seq, signer=s.signer, event_time=s.event_time,
-                                  body=e.decoded()["envelope"]["statement"]["body"])
-            for s, e in zip(made, entries, strict=True) if e is not None])
+        p = product.product_of(
+            [
+                product.Commissioning(
+                    seq=e.seq,
+                    signer=s.signer,
+                    event_time=s.event_time,
+                    body=e.decoded()["envelope"]["statement"]["body"],
+                )
+                for s, e in zip(made, entries, strict=True)
+                if e is not None
+            ]
+        )
         if p is None:
             return None
-        return Product(code=self.code, names=[LocalizedName(value=n.value, language=n.language)
-                                              for n in p.names],
-                       lot_number=p.lot_number, expiration_date=p.expiration_date,
-                       country_of_origin=p.country_of_origin, production_time=p.production_time,
-                       producer=p.producer, seqs=list(p.seqs))
+        return Product(
+            code=self.code,
+            names=[LocalizedName(value=n.value, language=n.language) for n in p.names],
+            lot_number=p.lot_number,
+            expiration_date=p.expiration_date,
+            country_of_origin=p.country_of_origin,
+            production_time=p.production_time,
+            producer=p.producer,
+            seqs=list(p.seqs),
+        )
 
     @strawberry.field
     def recall(self) -> RecallStatus:
@@ -437,16 +516,18 @@ class Trace:
         seqs = [s.seq for s in self.journey]
         proofs = await info.context.loaders.proof(self.checkpoint.size).load_many(seqs)
         entries = await info.context.loaders.entry.load_many(seqs)
-        return [EntryProof(seq=s, leaf_hash=e.leaf_hash.hex() if e else "",
-                           inclusion_proof=InclusionProof.of(p))
-                for s, p, e in zip(seqs, proofs, entries, strict=True)]
+        return [
+            EntryProof(seq=s, leaf_hash=e.leaf_hash.hex() if e else "", inclusion_proof=InclusionProof.of(p))
+            for s, p, e in zip(seqs, proofs, entries, strict=True)
+        ]
 
 
 @strawberry.type
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool = strawberry.field(
-        description="whether `after` was given (entries before it exist then)")
+        description="whether `after` was given (entries before it exist then)"
+    )
     start_cursor: str | None
     end_cursor: str | None
 
@@ -463,8 +544,10 @@ class EntryConnection:
     page_info: PageInfo
 
 
-@strawberry.type(description="Proof that an envelope is in the ledger: its seq, hashes, the "
-                             "checkpoint it landed in and its inclusion proof against it.")
+@strawberry.type(
+    description="Proof that an envelope is in the ledger: its seq, hashes, the "
+    "checkpoint it landed in and its inclusion proof against it."
+)
 class Receipt:
     seq: int
     leaf_hash: str
@@ -472,26 +555,37 @@ class Receipt:
     checkpoint: str
     inclusion_proof: InclusionProof
     duplicate_of: int | None = strawberry.field(
-        default=None, description="set when the envelope was an event its signer already had on "
-                                  "the ledger: this is that entry's receipt, nothing was appended")
+        default=None,
+        description="set when the envelope was an event its signer already had on "
+        "the ledger: this is that entry's receipt, nothing was appended",
+    )
 
     @classmethod
     def of(cls, r: log.Receipt) -> Receipt:
-        return cls(seq=r.seq, leaf_hash=r.leaf_hash.hex(), statement_hash=r.statement_hash.hex(),
-                   checkpoint=r.checkpoint, inclusion_proof=InclusionProof.of(r.proof),
-                   duplicate_of=r.duplicate_of)
+        return cls(
+            seq=r.seq,
+            leaf_hash=r.leaf_hash.hex(),
+            statement_hash=r.statement_hash.hex(),
+            checkpoint=r.checkpoint,
+            inclusion_proof=InclusionProof.of(r.proof),
+            duplicate_of=r.duplicate_of,
+        )
 
 
-@strawberry.type(description="What the ledger answered one submitted envelope: a receipt, or why "
-                             "it was refused (then nothing of that batch was appended).")
+@strawberry.type(
+    description="What the ledger answered one submitted envelope: a receipt, or why "
+    "it was refused (then nothing of that batch was appended)."
+)
 class SubmitResult:
     index: int
     receipt: Receipt | None
     error: Error | None
 
 
-@strawberry.type(description="A trace code to print: its canonical form, the Digital Link URL on "
-                             "this resolver, and its QR image when a format was asked for.")
+@strawberry.type(
+    description="A trace code to print: its canonical form, the Digital Link URL on "
+    "this resolver, and its QR image when a format was asked for."
+)
 class TraceCode:
     input: str
     code: str | None
@@ -515,22 +609,42 @@ def _after(cursor: str | None) -> int:
             return int(seq)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise MalformedInput(f"cursor {cursor!r} is not one this API gave out; pass an endCursor back",
-                         code="bad_cursor")
+    raise MalformedInput(
+        f"cursor {cursor!r} is not one this API gave out; pass an endCursor back", code="bad_cursor"
+    )
 
 
-async def entry_page(info: Ctx, *, first: int, after: str | None, signer: str | None = None,
-                     stage: str | None = None, since: str | None = None, until: str | None = None
-                     ) -> EntryConnection:
+async def entry_page(
+    info: Ctx,
+    *,
+    first: int,
+    after: str | None,
+    signer: str | None = None,
+    stage: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> EntryConnection:
     from api.graphql.context import run
 
-    page, more = await run(info.context.ledger.list_entries, first=first, after=_after(after),
-                           signer=signer, stage=stage, since=since, until=until)
+    page, more = await run(
+        info.context.ledger.list_entries,
+        first=first,
+        after=_after(after),
+        signer=signer,
+        stage=stage,
+        since=since,
+        until=until,
+    )
     loader = info.context.loaders.entry
     for e in page:
         loader.prime(e.seq, e)
     edges = [EntryEdge(cursor=_cursor(e.seq), node=Entry.of(e)) for e in page]
-    return EntryConnection(edges=edges, page_info=PageInfo(
-        has_next_page=more, has_previous_page=after is not None,
-        start_cursor=edges[0].cursor if edges else None,
-        end_cursor=edges[-1].cursor if edges else None))
+    return EntryConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=more,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )

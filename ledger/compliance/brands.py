@@ -57,8 +57,9 @@ def _recalled(codes: EventCodes, body: Mapping[str, Any]) -> list[str]:
     return [*named_codes(codes), *recall_scope(body)]
 
 
-def claimed_codes(classified: Classified, codes: EventCodes, body: Mapping[str, Any],
-                  roles: Collection[str]) -> tuple[str, list[str]]:
+def claimed_codes(
+    classified: Classified, codes: EventCodes, body: Mapping[str, Any], roles: Collection[str]
+) -> tuple[str, list[str]]:
     """(what the event does to them, the codes whose brand must consent): the items a
     production event makes, or everything a recall by anyone but a regulator names."""
     if classified.stage == "production":
@@ -88,9 +89,16 @@ def prefixes_to_load(events: Iterable[tuple[Mapping[str, Any], EventCodes | None
     return out
 
 
-def check_event(reg: RegistryState, *, signer: str, roles: Collection[str],
-                classified: Classified, codes: EventCodes, body: Mapping[str, Any],
-                time: str) -> None:
+def check_event(
+    reg: RegistryState,
+    *,
+    signer: str,
+    roles: Collection[str],
+    classified: Classified,
+    codes: EventCodes,
+    body: Mapping[str, Any],
+    time: str,
+) -> None:
     """Refuse (``prefix_not_held``) an event that makes or recalls products under a GS1
     company prefix that neither the signer holds nor its holder delegated to the signer
     at ledger ``time``."""
@@ -108,7 +116,9 @@ def check_event(reg: RegistryState, *, signer: str, roles: Collection[str],
             raise NotAuthorised(
                 f"{signer} may not {what} {code}: its GS1 company prefix {held.prefix} is held "
                 f"by {held.party} (since seq {held.since_seq}), who has not delegated it to "
-                f"{signer}", code="prefix_not_held")
+                f"{signer}",
+                code="prefix_not_held",
+            )
 
 
 def speaks_for_brand(reg: RegistryState, party: str, code: str, time: str) -> bool:

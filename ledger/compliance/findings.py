@@ -69,37 +69,76 @@ class Rule:
 
 
 _RULE_LIST: Final = (
-    Rule("three_docs.mismatch", "medium", "三单信息不一致",
-         "order, payment and waybill disagree"),
-    Rule("three_docs.missing", "high", "放行时缺少订单、支付单、运单或申报单",
-         "released with a document missing"),
-    Rule("three_docs.release_mismatch", "high", "三单不符仍予放行",
-         "released although the documents disagree"),
-    Rule("three_docs.unregistered", "high", "电商平台或电商企业未登记",
-         "platform or merchant not registered"),
-    Rule("tax.single_limit", "medium", "超过单次交易限值，按一般贸易征税",
-         "over the single-transaction limit: taxed as general trade"),
-    Rule("tax.annual_limit", "medium", "超过个人年度交易限值，按一般贸易征税",
-         "over the buyer's annual limit: taxed as general trade"),
-    Rule("positive_list.missing", "high", "商品不在跨境电商零售进口正面清单内",
-         "goods not on the retail-import positive list"),
-    Rule("order.sold_before_release", "high", "海关放行前销售或交付",
-         "sold or delivered before customs release"),
-    Rule("order.after_recall", "high", "召回后仍有非召回处置的事件",
-         "event after a recall that is not recall handling"),
-    Rule("order.future_time", "medium", "事件时间晚于记录时间五分钟以上",
-         "event time more than five minutes in the future"),
-    Rule("order.receive_without_ship", "low", "收货前无发货记录",
-         "received with no earlier shipping"),
-    Rule("order.after_decommission", "medium", "停用或销毁后仍有事件",
-         "event after decommissioning or destruction"),
-    Rule("gtin.unregistered_prefix", "low", "商品条码的厂商识别代码未登记",
-         "GTIN under no registered GS1 company prefix"),
-    Rule("party.unregistered", "medium", "海关报文的责任企业未在账本登记",
-         "enterprise responsible for a customs message not registered"),
+    Rule("three_docs.mismatch", "medium", "三单信息不一致", "order, payment and waybill disagree"),
+    Rule(
+        "three_docs.missing",
+        "high",
+        "放行时缺少订单、支付单、运单或申报单",
+        "released with a document missing",
+    ),
+    Rule(
+        "three_docs.release_mismatch", "high", "三单不符仍予放行", "released although the documents disagree"
+    ),
+    Rule(
+        "three_docs.unregistered", "high", "电商平台或电商企业未登记", "platform or merchant not registered"
+    ),
+    Rule(
+        "tax.single_limit",
+        "medium",
+        "超过单次交易限值，按一般贸易征税",
+        "over the single-transaction limit: taxed as general trade",
+    ),
+    Rule(
+        "tax.annual_limit",
+        "medium",
+        "超过个人年度交易限值，按一般贸易征税",
+        "over the buyer's annual limit: taxed as general trade",
+    ),
+    Rule(
+        "positive_list.missing",
+        "high",
+        "商品不在跨境电商零售进口正面清单内",
+        "goods not on the retail-import positive list",
+    ),
+    Rule(
+        "order.sold_before_release",
+        "high",
+        "海关放行前销售或交付",
+        "sold or delivered before customs release",
+    ),
+    Rule(
+        "order.after_recall",
+        "high",
+        "召回后仍有非召回处置的事件",
+        "event after a recall that is not recall handling",
+    ),
+    Rule(
+        "order.future_time",
+        "medium",
+        "事件时间晚于记录时间五分钟以上",
+        "event time more than five minutes in the future",
+    ),
+    Rule("order.receive_without_ship", "low", "收货前无发货记录", "received with no earlier shipping"),
+    Rule(
+        "order.after_decommission",
+        "medium",
+        "停用或销毁后仍有事件",
+        "event after decommissioning or destruction",
+    ),
+    Rule(
+        "gtin.unregistered_prefix",
+        "low",
+        "商品条码的厂商识别代码未登记",
+        "GTIN under no registered GS1 company prefix",
+    ),
+    Rule(
+        "party.unregistered",
+        "medium",
+        "海关报文的责任企业未在账本登记",
+        "enterprise responsible for a customs message not registered",
+    ),
     # Raised from scans, which live outside the ledger: see ``record_scan_findings``.
-    Rule("scan.counterfeit", "high", "扫码异常，疑似假冒",
-         "scan pattern suggests a counterfeit"),
+    Rule("scan.counterfeit", "high", "扫码异常，疑似假冒", "scan pattern suggests a counterfeit"),
 )
 RULES: Final[Mapping[str, Rule]] = {r.code: r for r in _RULE_LIST}
 COUNTERFEIT_RULE: Final = "scan.counterfeit"
@@ -124,10 +163,17 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "seq": self.seq, "rule": self.rule, "severity": self.severity,
-            "time": self.time, "seqs": list(self.seqs), "parties": list(self.parties),
-            "codes": list(self.codes), "message": {"zh": self.message_zh, "en": self.message_en},
-            "details": dict(self.details), "source": self.source,
+            "id": self.id,
+            "seq": self.seq,
+            "rule": self.rule,
+            "severity": self.severity,
+            "time": self.time,
+            "seqs": list(self.seqs),
+            "parties": list(self.parties),
+            "codes": list(self.codes),
+            "message": {"zh": self.message_zh, "en": self.message_en},
+            "details": dict(self.details),
+            "source": self.source,
         }
 
 
@@ -170,24 +216,51 @@ class Document:
     customs: bool = False
 
     def as_row(self) -> tuple[Any, ...]:
-        doc: dict[str, Any] = {"links": dict(self.links), "info": dict(self.info),
-                               "procedure": self.procedure, "hsCode": self.hs_code,
-                               "seller": self.seller}
+        doc: dict[str, Any] = {
+            "links": dict(self.links),
+            "info": dict(self.info),
+            "procedure": self.procedure,
+            "hsCode": self.hs_code,
+            "seller": self.seller,
+        }
         # Written only when set, so that every other document's row stays as it was.
         if self.withdrawn:
             doc["withdrawn"] = True
         if self.customs:
             doc["customs"] = True
-        return (self.type, self.id, self.seq, self.signer, self.order, self.buyer, self.year,
-                self.value, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode())
+        return (
+            self.type,
+            self.id,
+            self.seq,
+            self.signer,
+            self.order,
+            self.buyer,
+            self.year,
+            self.value,
+            orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode(),
+        )
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Document:
         type_, id_, seq, signer, order, buyer, year, value, doc = row
         d = orjson.loads(doc)
-        return cls(type_, id_, int(seq), signer, d["links"], d["info"], d["procedure"],
-                   d["hsCode"], order, buyer, None if year is None else int(year), value,
-                   d["seller"], bool(d.get("withdrawn")), bool(d.get("customs")))
+        return cls(
+            type_,
+            id_,
+            int(seq),
+            signer,
+            d["links"],
+            d["info"],
+            d["procedure"],
+            d["hsCode"],
+            order,
+            buyer,
+            None if year is None else int(year),
+            value,
+            d["seller"],
+            bool(d.get("withdrawn")),
+            bool(d.get("customs")),
+        )
 
 
 class View(Protocol):
@@ -261,18 +334,22 @@ class Subject:
 # --- reading an event ---------------------------------------------------------------------
 
 DOC_TYPES: Final = ("cbec:order", "cbec:payment", "cbec:waybill", "cbec:declaration")
-_INFO: Final = (("cbec:orderInfo", "cbec:order"), ("cbec:paymentInfo", "cbec:payment"),
-                ("cbec:waybillInfo", "cbec:waybill"))
+_INFO: Final = (
+    ("cbec:orderInfo", "cbec:order"),
+    ("cbec:paymentInfo", "cbec:payment"),
+    ("cbec:waybillInfo", "cbec:waybill"),
+)
 DOC_ACTIVITIES: Final = frozenset({"order", "payment", "waybill", "declaration"})
 SALE_STEPS: Final = frozenset({"retail_selling", "dispensing"})
 ENDING_STEPS: Final = frozenset({"decommissioning", "destroying", "killing"})
 ENDING_DISPOSITIONS: Final = frozenset({"destroyed"})
 RECALL_HANDLING_DISPOSITIONS: Final = frozenset(
-    {"recalled", "returned", "destroyed", "disposed", "non_sellable_other", "damaged", "expired"})
+    {"recalled", "returned", "destroyed", "disposed", "non_sellable_other", "damaged", "expired"}
+)
 RECALL_HANDLING_STEPS: Final = frozenset(
-    {"destroying", "decommissioning", "killing", "holding", "inspecting", "sampling"})
-MOVEMENT_STEPS: Final = frozenset(
-    {"retail_selling", "dispensing", "accepting", "shipping", "receiving"})
+    {"destroying", "decommissioning", "killing", "holding", "inspecting", "sampling"}
+)
+MOVEMENT_STEPS: Final = frozenset({"retail_selling", "dispensing", "accepting", "shipping", "receiving"})
 
 
 def procedure_of(body: Mapping[str, Any]) -> str | None:
@@ -330,11 +407,23 @@ def document_of(s: Subject) -> Document | None:
         v = dutiable_value(info)
         value = str(v) if v is not None and info.get("currency") == "CNY" else None
         seller = next((i for t, i in c.sources if t == "owning_party"), None)
-    return Document(kind, own, s.seq, s.signer, links, info, procedure_of(body),
-                    hs if isinstance(hs, str) else None, order,
-                    buyer if isinstance(buyer, str) else None, year, value, seller,
-                    withdrawn="errorDeclaration" in body,
-                    customs=isinstance(body.get("cbec:customsMessage"), Mapping))
+    return Document(
+        kind,
+        own,
+        s.seq,
+        s.signer,
+        links,
+        info,
+        procedure_of(body),
+        hs if isinstance(hs, str) else None,
+        order,
+        buyer if isinstance(buyer, str) else None,
+        year,
+        value,
+        seller,
+        withdrawn="errorDeclaration" in body,
+        customs=isinstance(body.get("cbec:customsMessage"), Mapping),
+    )
 
 
 def customs_codes_named(body: Mapping[str, Any]) -> list[str]:
@@ -393,8 +482,7 @@ def _expand(code: str, view: View, *, containers: bool) -> set[str]:
     return out
 
 
-def _first_mark(codes: Iterable[str], mark: str, view: View, before: int
-                ) -> tuple[str, int, str] | None:
+def _first_mark(codes: Iterable[str], mark: str, view: View, before: int) -> tuple[str, int, str] | None:
     best: tuple[str, int, str] | None = None
     for x in codes:
         m = view.marks(x).get(mark)
@@ -406,8 +494,10 @@ def _first_mark(codes: Iterable[str], mark: str, view: View, before: int
 @functools.lru_cache(maxsize=256)
 def _future_limit(issued: str, appended: str) -> tuple[datetime, str]:
     """The earlier of the two times, and that plus five minutes as a sortable UTC string."""
-    ref = min(datetime.fromisoformat(issued.replace("Z", "+00:00")).astimezone(UTC),
-              datetime.fromisoformat(appended.replace("Z", "+00:00")))
+    ref = min(
+        datetime.fromisoformat(issued.replace("Z", "+00:00")).astimezone(UTC),
+        datetime.fromisoformat(appended.replace("Z", "+00:00")),
+    )
     return ref, utc_text(ref + FUTURE_SLACK)
 
 
@@ -417,26 +507,58 @@ def rule_future_time(s: Subject, view: View) -> list[Draft]:
         return []
     ahead = datetime.fromisoformat(s.codes.event_time_utc.replace("Z", "+00:00")) - ref
     minutes = int(ahead.total_seconds() // 60)
-    return [Draft("order.future_time", [s.seq], [s.signer],
-                  f"事件时间 {s.codes.event_time} 比签发或记录时间晚 {minutes} 分钟（允许 5 分钟）",
-                  f"eventTime {s.codes.event_time} is {minutes} minutes after the statement was "
-                  "issued or recorded (5 allowed)",
-                  s.named,
-                  {"eventTime": s.codes.event_time, "issued": s.issued, "recorded": s.appended,
-                   "aheadSeconds": int(ahead.total_seconds())})]
+    return [
+        Draft(
+            "order.future_time",
+            [s.seq],
+            [s.signer],
+            f"事件时间 {s.codes.event_time} 比签发或记录时间晚 {minutes} 分钟（允许 5 分钟）",
+            f"eventTime {s.codes.event_time} is {minutes} minutes after the statement was "
+            "issued or recorded (5 allowed)",
+            s.named,
+            {
+                "eventTime": s.codes.event_time,
+                "issued": s.issued,
+                "recorded": s.appended,
+                "aheadSeconds": int(ahead.total_seconds()),
+            },
+        )
+    ]
 
 
 # Activities (ledger.epcis.stages.classify) in the Chinese of a regulator's finding; the machine
 # word follows in brackets.
 ACTIVITY_ZH: Final[Mapping[str, str]] = {
-    "order": "订单", "payment": "支付", "waybill": "运单", "declaration": "申报",
-    "release": "放行", "inspection": "查验", "hold": "暂停放行", "transaction": "交易",
-    "retail_selling": "零售", "dispensing": "发放", "evaluation": "评价",
-    "commissioning": "生产赋码", "packing": "装箱", "unpacking": "拆箱", "aggregation": "组托",
-    "loading": "装载", "unloading": "卸载", "shipping": "发运", "receiving": "收货",
-    "departing": "启运", "arriving": "到达", "transporting": "运输", "storing": "仓储",
-    "stocking": "上架", "picking": "拣货", "staging_outbound": "待出库", "accepting": "签收",
-    "inspecting": "检验", "sampling": "抽样", "transformation": "加工",
+    "order": "订单",
+    "payment": "支付",
+    "waybill": "运单",
+    "declaration": "申报",
+    "release": "放行",
+    "inspection": "查验",
+    "hold": "暂停放行",
+    "transaction": "交易",
+    "retail_selling": "零售",
+    "dispensing": "发放",
+    "evaluation": "评价",
+    "commissioning": "生产赋码",
+    "packing": "装箱",
+    "unpacking": "拆箱",
+    "aggregation": "组托",
+    "loading": "装载",
+    "unloading": "卸载",
+    "shipping": "发运",
+    "receiving": "收货",
+    "departing": "启运",
+    "arriving": "到达",
+    "transporting": "运输",
+    "storing": "仓储",
+    "stocking": "上架",
+    "picking": "拣货",
+    "staging_outbound": "待出库",
+    "accepting": "签收",
+    "inspecting": "检验",
+    "sampling": "抽样",
+    "transformation": "加工",
 }
 
 
@@ -468,13 +590,18 @@ def rule_after_recall(s: Subject, view: View) -> list[Draft]:
     codes = sorted(hit)
     recall_seqs = sorted({h[1] for h in hit.values()})
     what = cl.activity
-    return [Draft("order.after_recall", [s.seq, *recall_seqs], [s.signer],
-                  f"{ACTIVITY_ZH.get(what, '其他')}事件（{what}）涉及已召回的 {codes[0]}"
-                  f"（召回见 seq {recall_seqs[0]}），且不是召回处置",
-                  f"a {what} event names {codes[0]}, recalled at seq {recall_seqs[0]}, "
-                  "and is not recall handling",
-                  codes, {"recalled": {k: {"via": v[0], "seq": v[1]} for k, v in sorted(hit.items())},
-                          "activity": what})]
+    return [
+        Draft(
+            "order.after_recall",
+            [s.seq, *recall_seqs],
+            [s.signer],
+            f"{ACTIVITY_ZH.get(what, '其他')}事件（{what}）涉及已召回的 {codes[0]}"
+            f"（召回见 seq {recall_seqs[0]}），且不是召回处置",
+            f"a {what} event names {codes[0]}, recalled at seq {recall_seqs[0]}, and is not recall handling",
+            codes,
+            {"recalled": {k: {"via": v[0], "seq": v[1]} for k, v in sorted(hit.items())}, "activity": what},
+        )
+    ]
 
 
 def rule_after_decommission(s: Subject, view: View) -> list[Draft]:
@@ -490,12 +617,18 @@ def rule_after_decommission(s: Subject, view: View) -> list[Draft]:
         return []
     codes = sorted(hit)
     seqs = sorted({m[0] for m in hit.values()})
-    return [Draft("order.after_decommission", [s.seq, *seqs], [s.signer],
-                  f"{codes[0]} 已于 seq {seqs[0]} 停用或销毁，之后仍有 {cl.activity} 事件",
-                  f"{codes[0]} was decommissioned or destroyed at seq {seqs[0]}, yet a "
-                  f"{cl.activity} event names it later",
-                  codes, {"ended": {k: v[0] for k, v in sorted(hit.items())},
-                          "activity": cl.activity})]
+    return [
+        Draft(
+            "order.after_decommission",
+            [s.seq, *seqs],
+            [s.signer],
+            f"{codes[0]} 已于 seq {seqs[0]} 停用或销毁，之后仍有 {cl.activity} 事件",
+            f"{codes[0]} was decommissioned or destroyed at seq {seqs[0]}, yet a "
+            f"{cl.activity} event names it later",
+            codes,
+            {"ended": {k: v[0] for k, v in sorted(hit.items())}, "activity": cl.activity},
+        )
+    ]
 
 
 UNPREFIXED_MARK: Final = "unprefixed"
@@ -520,25 +653,42 @@ def rule_unregistered_prefix(s: Subject, view: View) -> list[Draft]:
     if not fresh:
         return []
     act_zh = "生产" if what == "make" else "召回"
-    return [Draft("gtin.unregistered_prefix", [s.seq], [s.signer],
-                  f"{act_zh}的商品 {fresh[0]} 的厂商识别代码未在登记中心登记，无法核实品牌方",
-                  f"{fresh[0]} was {'made' if what == 'make' else 'recalled'} under no registered "
-                  "GS1 company prefix: no brand owner can be checked",
-                  fresh, {"act": what, "gtins": [c[len(GS1_CLASS_PREFIX):] for c in fresh]})]
+    return [
+        Draft(
+            "gtin.unregistered_prefix",
+            [s.seq],
+            [s.signer],
+            f"{act_zh}的商品 {fresh[0]} 的厂商识别代码未在登记中心登记，无法核实品牌方",
+            f"{fresh[0]} was {'made' if what == 'make' else 'recalled'} under no registered "
+            "GS1 company prefix: no brand owner can be checked",
+            fresh,
+            {"act": what, "gtins": [c[len(GS1_CLASS_PREFIX) :] for c in fresh]},
+        )
+    ]
 
 
 def rule_receive_without_ship(s: Subject, view: View) -> list[Draft]:
     if s.codes.biz_step != "receiving":
         return []
-    unshipped = [code for code in s.goods
-                 if _first_mark(_expand(code, view, containers=True), "shipped", view, s.seq) is None]
+    unshipped = [
+        code
+        for code in s.goods
+        if _first_mark(_expand(code, view, containers=True), "shipped", view, s.seq) is None
+    ]
     if not unshipped:
         return []
-    return [Draft("order.receive_without_ship", [s.seq], [s.signer],
-                  f"收到 {unshipped[0]}，但账本上此前没有它（或其容器、批次）的发货记录",
-                  f"{unshipped[0]} was received, but no earlier shipping of it, its container or "
-                  "its lot is on the ledger",
-                  unshipped, {"unshipped": unshipped})]
+    return [
+        Draft(
+            "order.receive_without_ship",
+            [s.seq],
+            [s.signer],
+            f"收到 {unshipped[0]}，但账本上此前没有它（或其容器、批次）的发货记录",
+            f"{unshipped[0]} was received, but no earlier shipping of it, its container or "
+            "its lot is on the ledger",
+            unshipped,
+            {"unshipped": unshipped},
+        )
+    ]
 
 
 def rule_sold_before_release(s: Subject, view: View) -> list[Draft]:
@@ -566,16 +716,24 @@ def rule_sold_before_release(s: Subject, view: View) -> list[Draft]:
     act = "sold" if sale else ("delivered" if delivery else "shipped out of customs control")
     act_zh = "销售" if sale else ("交付" if delivery else "出区发运")
     seqs = [s.seq, *sorted({v["importSeq"] for v in late.values()})]
-    return [Draft("order.sold_before_release", seqs, [s.signer],
-                  f"进口商品 {codes[0]} 在海关放行前被{act_zh}",
-                  f"imported {codes[0]} was {act} before customs released it",
-                  codes, {"act": act, "codes": late})]
+    return [
+        Draft(
+            "order.sold_before_release",
+            seqs,
+            [s.signer],
+            f"进口商品 {codes[0]} 在海关放行前被{act_zh}",
+            f"imported {codes[0]} was {act} before customs released it",
+            codes,
+            {"act": act, "codes": late},
+        )
+    ]
 
 
 def _order_arithmetic(order: Document) -> list[dict[str, Any]]:
     i = order.info
-    goods, freight, tax, discount, paid = (money(i.get(k)) for k in
-                                           ("goods", "freight", "tax", "discount", "paid"))
+    goods, freight, tax, discount, paid = (
+        money(i.get(k)) for k in ("goods", "freight", "tax", "discount", "paid")
+    )
     if goods is None or freight is None or tax is None or discount is None or paid is None:
         return [{"field": "amount", "problem": "unreadable amounts"}]
     expected = goods + freight + tax - discount
@@ -584,9 +742,16 @@ def _order_arithmetic(order: Document) -> list[dict[str, Any]]:
     # discount as customs' own rule: to the fen. Other orders are allowed 5 %.
     tolerance = Decimal(0) if order.customs else abs(paid) * AMOUNT_TOLERANCE
     if deviation > tolerance:
-        return [{"field": "amount", "order": order.id, "expected": str(expected),
-                 "paid": str(paid), "deviation": str(deviation),
-                 "tolerance": "0" if order.customs else "5%"}]
+        return [
+            {
+                "field": "amount",
+                "order": order.id,
+                "expected": str(expected),
+                "paid": str(paid),
+                "deviation": str(deviation),
+                "tolerance": "0" if order.customs else "5%",
+            }
+        ]
     return []
 
 
@@ -596,8 +761,11 @@ def _line_names(doc: Document) -> dict[int, str] | None:
         return None
     out: dict[int, str] = {}
     for x in lines:
-        if isinstance(x, Mapping) and isinstance(x.get("gnum"), int | float) \
-                and isinstance(x.get("name"), str):
+        if (
+            isinstance(x, Mapping)
+            and isinstance(x.get("gnum"), int | float)
+            and isinstance(x.get("name"), str)
+        ):
             out[int(x["gnum"])] = x["name"]
     return out
 
@@ -616,8 +784,7 @@ def _lines(order: Document, declaration: Document) -> list[dict[str, Any]]:
     return out
 
 
-def _pair(order: Document, other: Document, *, cited_order: str | None = None
-          ) -> list[dict[str, Any]]:
+def _pair(order: Document, other: Document, *, cited_order: str | None = None) -> list[dict[str, Any]]:
     """How a payment or waybill disagrees with its order."""
     out: list[dict[str, Any]] = []
     label = "payment" if other.type == "cbec:payment" else "waybill"
@@ -642,15 +809,26 @@ def _pair(order: Document, other: Document, *, cited_order: str | None = None
 
 
 def _describe(problems: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
-    zh = {"amount": "订单金额不符（商品+运费+税−抵扣≠实付，超 5%）", "orderNumber": "订单号不一致",
-          "currency": "币制不一致", "paid": "支付金额不一致", "buyer": "订购人与支付人不一致",
-          "freight": "运费不一致", "consignee": "订单与运单的收货人信息不一致",
-          "lines": "清单表体与订单商品不一致（序号或名称）"}
-    en = {"amount": "order amounts do not add up (goods + freight + tax − discount vs paid, over 5 %)",
-          "orderNumber": "order numbers differ", "currency": "currencies differ",
-          "paid": "amounts paid differ", "buyer": "buyer and payer differ",
-          "freight": "freight differs", "consignee": "the order's and the waybill's consignees differ",
-          "lines": "the declaration's lines differ from the order's (number or name)"}
+    zh = {
+        "amount": "订单金额不符（商品+运费+税−抵扣≠实付，超 5%）",
+        "orderNumber": "订单号不一致",
+        "currency": "币制不一致",
+        "paid": "支付金额不一致",
+        "buyer": "订购人与支付人不一致",
+        "freight": "运费不一致",
+        "consignee": "订单与运单的收货人信息不一致",
+        "lines": "清单表体与订单商品不一致（序号或名称）",
+    }
+    en = {
+        "amount": "order amounts do not add up (goods + freight + tax − discount vs paid, over 5 %)",
+        "orderNumber": "order numbers differ",
+        "currency": "currencies differ",
+        "paid": "amounts paid differ",
+        "buyer": "buyer and payer differ",
+        "freight": "freight differs",
+        "consignee": "the order's and the waybill's consignees differ",
+        "lines": "the declaration's lines differ from the order's (number or name)",
+    }
     fields = list(dict.fromkeys(str(p["field"]) for p in problems))
     return "；".join(zh.get(f, f) for f in fields), "; ".join(en.get(f, f) for f in fields)
 
@@ -664,8 +842,13 @@ def rule_three_docs_arrival(s: Subject, view: View, doc: Document) -> list[Draft
         for other in view.citing_order(doc.id):
             if other.withdrawn:
                 continue
-            p = (_pair(doc, other) if other.type in ("cbec:payment", "cbec:waybill")
-                 else _lines(doc, other) if other.type == "cbec:declaration" else [])
+            p = (
+                _pair(doc, other)
+                if other.type in ("cbec:payment", "cbec:waybill")
+                else _lines(doc, other)
+                if other.type == "cbec:declaration"
+                else []
+            )
             if p:
                 problems += p
                 others.append(other)
@@ -694,10 +877,17 @@ def rule_three_docs_arrival(s: Subject, view: View, doc: Document) -> list[Draft
         return []
     zh, en = _describe(problems)
     order_no = doc.order or doc.id
-    return [Draft("three_docs.mismatch", [s.seq, *(o.seq for o in others)],
-                  [s.signer, *(o.signer for o in others)],
-                  f"订单 {order_no} 的单证不一致：{zh}", f"documents of order {order_no} disagree: {en}",
-                  s.named, {"order": order_no, "document": doc.type, "problems": problems})]
+    return [
+        Draft(
+            "three_docs.mismatch",
+            [s.seq, *(o.seq for o in others)],
+            [s.signer, *(o.signer for o in others)],
+            f"订单 {order_no} 的单证不一致：{zh}",
+            f"documents of order {order_no} disagree: {en}",
+            s.named,
+            {"order": order_no, "document": doc.type, "problems": problems},
+        )
+    ]
 
 
 def _present(doc: Document | None) -> Document | None:
@@ -716,12 +906,22 @@ def rule_unregistered_enterprise(s: Subject, view: View) -> list[Draft]:
     message = s.body.get("cbec:customsMessage")
     kind = message.get("message") if isinstance(message, Mapping) else None
     who = "、".join(missing)
-    return [Draft("party.unregistered", [s.seq], [s.signer],
-                  f"{kind} 的责任企业（海关编码 {who}）未在账本登记",
-                  f"{kind}: the responsible enterprise (customs code {', '.join(missing)}) is "
-                  "not registered on the ledger",
-                  s.named, {"message": kind, "codes": missing,
-                            "key": message.get("key") if isinstance(message, Mapping) else None})]
+    return [
+        Draft(
+            "party.unregistered",
+            [s.seq],
+            [s.signer],
+            f"{kind} 的责任企业（海关编码 {who}）未在账本登记",
+            f"{kind}: the responsible enterprise (customs code {', '.join(missing)}) is "
+            "not registered on the ledger",
+            s.named,
+            {
+                "message": kind,
+                "codes": missing,
+                "key": message.get("key") if isinstance(message, Mapping) else None,
+            },
+        )
+    ]
 
 
 def rule_registered(s: Subject, view: View, doc: Document) -> list[Draft]:
@@ -736,16 +936,24 @@ def rule_registered(s: Subject, view: View, doc: Document) -> list[Draft]:
         parties.append(doc.seller)
         seller_roles = view.roles(doc.seller)
         if seller_roles is None or not ({"merchant", "platform"} & set(seller_roles)):
-            problems.append({"party": doc.seller, "as": "merchant",
-                             "roles": list(seller_roles) if seller_roles else None})
+            problems.append(
+                {"party": doc.seller, "as": "merchant", "roles": list(seller_roles) if seller_roles else None}
+            )
     if not problems:
         return []
     who = problems[0]["party"]
     as_zh = "电商平台" if problems[0]["as"] == "platform" else "电商企业"
-    return [Draft("three_docs.unregistered", [s.seq], parties,
-                  f"订单 {doc.id} 的{as_zh} {who} 未以该角色登记",
-                  f"order {doc.id}: {who} is not registered as {problems[0]['as']}",
-                  s.named, {"order": doc.id, "problems": problems})]
+    return [
+        Draft(
+            "three_docs.unregistered",
+            [s.seq],
+            parties,
+            f"订单 {doc.id} 的{as_zh} {who} 未以该角色登记",
+            f"order {doc.id}: {who} is not registered as {problems[0]['as']}",
+            s.named,
+            {"order": doc.id, "problems": problems},
+        )
+    ]
 
 
 def rule_tax_limits(s: Subject, view: View, doc: Document) -> list[Draft]:
@@ -757,25 +965,49 @@ def rule_tax_limits(s: Subject, view: View, doc: Document) -> list[Draft]:
     out: list[Draft] = []
     codes = s.named
     if value > SINGLE_LIMIT:
-        out.append(Draft("tax.single_limit", [s.seq], [s.signer],
-                         f"订单 {doc.id} 完税价格 {value} 元超过单次交易限值 5000 元，应按一般贸易全额征税",
-                         f"order {doc.id}: dutiable value {value} CNY is over the 5,000 CNY "
-                         "single-transaction limit; it is taxed as general trade",
-                         codes, {"order": doc.id, "value": str(value), "limit": str(SINGLE_LIMIT),
-                                 "treatment": "general_trade"}))
+        out.append(
+            Draft(
+                "tax.single_limit",
+                [s.seq],
+                [s.signer],
+                f"订单 {doc.id} 完税价格 {value} 元超过单次交易限值 5000 元，应按一般贸易全额征税",
+                f"order {doc.id}: dutiable value {value} CNY is over the 5,000 CNY "
+                "single-transaction limit; it is taxed as general trade",
+                codes,
+                {
+                    "order": doc.id,
+                    "value": str(value),
+                    "limit": str(SINGLE_LIMIT),
+                    "treatment": "general_trade",
+                },
+            )
+        )
     if doc.buyer is not None and doc.year is not None:
         others = {k: v for k, v in view.buyer_orders(doc.buyer, doc.year).items() if k != doc.id}
         total = sum(others.values(), Decimal(0)) + value
         if total > ANNUAL_LIMIT:
-            out.append(Draft(
-                "tax.annual_limit", [s.seq], [s.signer],
-                f"订购人 {doc.buyer[:20]}… 在 {doc.year} 年的交易额累计 {total} 元，超过年度限值 26000 元；"
-                f"订单 {doc.id} 应按一般贸易征税",
-                f"buyer {doc.buyer[:20]}… has bought {total} CNY in {doc.year}, over the 26,000 CNY "
-                f"annual limit; order {doc.id} is taxed as general trade",
-                codes, {"order": doc.id, "buyerIdHash": doc.buyer, "year": doc.year,
-                        "total": str(total), "limit": str(ANNUAL_LIMIT),
-                        "orders": len(others) + 1, "treatment": "general_trade"}))
+            out.append(
+                Draft(
+                    "tax.annual_limit",
+                    [s.seq],
+                    [s.signer],
+                    f"订购人 {doc.buyer[:20]}… 在 {doc.year} 年的交易额累计 {total} 元，"
+                    "超过年度限值 26000 元；"
+                    f"订单 {doc.id} 应按一般贸易征税",
+                    f"buyer {doc.buyer[:20]}… has bought {total} CNY in {doc.year}, over the 26,000 CNY "
+                    f"annual limit; order {doc.id} is taxed as general trade",
+                    codes,
+                    {
+                        "order": doc.id,
+                        "buyerIdHash": doc.buyer,
+                        "year": doc.year,
+                        "total": str(total),
+                        "limit": str(ANNUAL_LIMIT),
+                        "orders": len(others) + 1,
+                        "treatment": "general_trade",
+                    },
+                )
+            )
     return out
 
 
@@ -796,13 +1028,22 @@ def rule_positive_list(s: Subject, view: View, doc: Document) -> list[Draft]:
     off = [hs for hs in _hs_codes(doc) if not view.on_positive_list(hs)]
     if not off:
         return []
-    return [Draft("positive_list.missing", [s.seq], [s.signer],
-                  f"申报 {doc.id} 的商品编码 {'、'.join(off)} 不在跨境电商零售进口正面清单内",
-                  f"declaration {doc.id}: HS code {', '.join(off)} is not on the retail-import "
-                  "positive list",
-                  s.named, {"declaration": doc.id, "hsCode": off[0],
-                            **({"hsCodes": off} if len(off) > 1 else {}),
-                            "procedure": doc.procedure})]
+    return [
+        Draft(
+            "positive_list.missing",
+            [s.seq],
+            [s.signer],
+            f"申报 {doc.id} 的商品编码 {'、'.join(off)} 不在跨境电商零售进口正面清单内",
+            f"declaration {doc.id}: HS code {', '.join(off)} is not on the retail-import positive list",
+            s.named,
+            {
+                "declaration": doc.id,
+                "hsCode": off[0],
+                **({"hsCodes": off} if len(off) > 1 else {}),
+                "procedure": doc.procedure,
+            },
+        )
+    ]
 
 
 def rule_release(s: Subject, view: View) -> list[Draft]:
@@ -843,12 +1084,29 @@ def rule_release(s: Subject, view: View) -> list[Draft]:
     out: list[Draft] = []
     if missing:
         names = ", ".join(m.split(":")[1] for m in missing)
-        zh_names = "、".join({"cbec:declaration": "申报单", "cbec:order": "订单",
-                             "cbec:payment": "支付单", "cbec:waybill": "运单"}[m] for m in missing)
-        out.append(Draft("three_docs.missing", seqs, parties,
-                         f"海关放行时缺少{zh_names}", f"customs released goods with no {names} on the ledger",
-                         codes, {"missing": [m.split(":")[1] for m in missing],
-                                 "declaration": numbers[0] if numbers else None}))
+        zh_names = "、".join(
+            {
+                "cbec:declaration": "申报单",
+                "cbec:order": "订单",
+                "cbec:payment": "支付单",
+                "cbec:waybill": "运单",
+            }[m]
+            for m in missing
+        )
+        out.append(
+            Draft(
+                "three_docs.missing",
+                seqs,
+                parties,
+                f"海关放行时缺少{zh_names}",
+                f"customs released goods with no {names} on the ledger",
+                codes,
+                {
+                    "missing": [m.split(":")[1] for m in missing],
+                    "declaration": numbers[0] if numbers else None,
+                },
+            )
+        )
     order = docs.get("cbec:order")
     if order is not None:
         problems = _order_arithmetic(order)
@@ -859,10 +1117,17 @@ def rule_release(s: Subject, view: View) -> list[Draft]:
             problems += _lines(order, decl)
         if problems:
             zh, en = _describe(problems)
-            out.append(Draft("three_docs.release_mismatch", seqs, parties,
-                             f"订单 {order.id} 三单不符仍予放行：{zh}",
-                             f"customs released order {order.id} although its documents disagree: {en}",
-                             codes, {"order": order.id, "problems": problems}))
+            out.append(
+                Draft(
+                    "three_docs.release_mismatch",
+                    seqs,
+                    parties,
+                    f"订单 {order.id} 三单不符仍予放行：{zh}",
+                    f"customs released order {order.id} although its documents disagree: {en}",
+                    codes,
+                    {"order": order.id, "problems": problems},
+                )
+            )
     return out
 
 
@@ -898,9 +1163,19 @@ def _uniq(xs: Iterable[Any]) -> tuple[Any, ...]:
 
 def finding_from(draft: Draft, *, seq: int, n: int, time: str) -> Finding:
     rule = RULES[draft.rule]
-    return Finding(id=f"{seq}-{n}", seq=seq, rule=rule.code, severity=rule.severity, time=time,
-                   seqs=_uniq(draft.seqs), parties=_uniq(draft.parties), codes=_uniq(draft.codes),
-                   message_zh=draft.zh, message_en=draft.en, details=dict(draft.details))
+    return Finding(
+        id=f"{seq}-{n}",
+        seq=seq,
+        rule=rule.code,
+        severity=rule.severity,
+        time=time,
+        seqs=_uniq(draft.seqs),
+        parties=_uniq(draft.parties),
+        codes=_uniq(draft.codes),
+        message_zh=draft.zh,
+        message_en=draft.en,
+        details=dict(draft.details),
+    )
 
 
 def record_scan_findings(findings: Sequence[Finding]) -> list[Finding]:
@@ -915,11 +1190,10 @@ def record_scan_findings(findings: Sequence[Finding]) -> list[Finding]:
     """
     for f in findings:
         if f.source != "scan" or f.rule != COUNTERFEIT_RULE or not f.id.startswith("scan-"):
-            raise ValueError("scan findings have source 'scan', rule scan.counterfeit and an "
-                             "id starting with 'scan-'")
+            raise ValueError(
+                "scan findings have source 'scan', rule scan.counterfeit and an id starting with 'scan-'"
+            )
     return list(findings)
 
 
 # --- reading findings -----------------------------------------------------------------------
-
-

@@ -199,15 +199,13 @@ class FindingsBatch:
     def _load_buyers(self, pairs: Iterable[tuple[str, int]]) -> None:
         want = [p for p in pairs if p not in self._db_buyers]
         if want:
-            got: dict[tuple[str, int], dict[str, tuple[int, Decimal | None]]] = {
-                p: {} for p in want}
+            got: dict[tuple[str, int], dict[str, tuple[int, Decimal | None]]] = {p: {} for p in want}
             for d in self.reads.buyer_orders(want):
                 key = (d.buyer or "", d.year or 0)
                 if key in got and (d.value is not None or d.withdrawn):
                     cur = got[key].get(d.id)
                     if cur is None or cur[0] < d.seq:
-                        got[key][d.id] = (d.seq, None if d.withdrawn or d.value is None
-                                          else Decimal(d.value))
+                        got[key][d.id] = (d.seq, None if d.withdrawn or d.value is None else Decimal(d.value))
             self._db_buyers.update(got)
 
     def _load_positive(self, hs_codes: Iterable[str]) -> None:
@@ -222,12 +220,12 @@ class FindingsBatch:
     def _sync(self) -> None:
         """Take in the lot and containment edges the trace projection added since."""
         lineage = self.trace.lineage
-        for src, dst, _seq, kind, _sq, _dq in lineage[self._lineage_seen:]:
+        for src, dst, _seq, kind, _sq, _dq in lineage[self._lineage_seen :]:
             if kind == "lot":
                 self._lots.setdefault(dst, set()).add(src)
         self._lineage_seen = len(lineage)
         changes = self.trace.containment
-        for op, row in changes[self._containment_seen:]:
+        for op, row in changes[self._containment_seen :]:
             if op == "add":
                 self._parents.setdefault(row[0], set()).add(row[1])
         self._containment_seen = len(changes)
@@ -339,7 +337,8 @@ class FindingsBatch:
                 self._citing.setdefault(doc.order, {})[(doc.type, doc.id)] = doc
             if doc.type == "cbec:order" and doc.buyer is not None and doc.year is not None:
                 self._orders.setdefault((doc.buyer, doc.year), {})[doc.id] = (
-                    None if doc.value is None or doc.withdrawn else Decimal(doc.value))
+                    None if doc.value is None or doc.withdrawn else Decimal(doc.value)
+                )
         marks = marks_set(s)
         for d in drafts:
             if d.rule == "gtin.unregistered_prefix":

@@ -72,15 +72,19 @@ def refusal(*, classified: Classified, codes: EventCodes, facts: RecallFacts) ->
     if codes.disposition in SOLD_DISPOSITIONS:
         return "it sells goods"
     if classified.activity not in ANSWER_ACTIVITIES:
-        return (f"{classified.stage} ({classified.activity}) neither moves, holds, returns nor "
-                "destroys goods")
+        return f"{classified.stage} ({classified.activity}) neither moves, holds, returns nor destroys goods"
     named = named_codes(codes)
     if not named:
         return "it names no goods"
     uncovered = [c for c in named if covering_recall(c, facts) is None]
     parent = split_lot(codes.parent)[0] if codes.parent else None
-    if (codes.type == "AggregationEvent" and parent in uncovered and codes.action == "ADD"
-            and len(uncovered) == 1 and len(named) > 1):
+    if (
+        codes.type == "AggregationEvent"
+        and parent in uncovered
+        and codes.action == "ADD"
+        and len(uncovered) == 1
+        and len(named) > 1
+    ):
         uncovered = []  # a new container for goods that all are under a recall
     if uncovered:
         return f"{uncovered[0]} is under no recall on the ledger"

@@ -49,14 +49,19 @@ class ConsumptionTaxLine:
 # retail import under the heading is high-end, which is the case for the goods the
 # pilot zone sells through 1210 and 9610.
 CONSUMPTION_TAX: Final[tuple[ConsumptionTaxLine, ...]] = (
-    ConsumptionTaxLine("3303", Decimal("0.15"), "高档化妆品：香水及花露水",
-                       "high-end cosmetics: perfumes and toilet waters"),
-    ConsumptionTaxLine("3304", Decimal("0.15"), "高档化妆品：美容品、化妆品及护肤品",
-                       "high-end cosmetics: beauty, make-up and skin-care preparations"),
-    ConsumptionTaxLine("9101", Decimal("0.20"), "高档手表：贵金属表壳手表",
-                       "high-end watches with precious-metal cases"),
-    ConsumptionTaxLine("9102", Decimal("0.20"), "高档手表：其他手表",
-                       "high-end watches, other cases"),
+    ConsumptionTaxLine(
+        "3303", Decimal("0.15"), "高档化妆品：香水及花露水", "high-end cosmetics: perfumes and toilet waters"
+    ),
+    ConsumptionTaxLine(
+        "3304",
+        Decimal("0.15"),
+        "高档化妆品：美容品、化妆品及护肤品",
+        "high-end cosmetics: beauty, make-up and skin-care preparations",
+    ),
+    ConsumptionTaxLine(
+        "9101", Decimal("0.20"), "高档手表：贵金属表壳手表", "high-end watches with precious-metal cases"
+    ),
+    ConsumptionTaxLine("9102", Decimal("0.20"), "高档手表：其他手表", "high-end watches, other cases"),
 )
 
 
@@ -107,7 +112,7 @@ def tax_for(order: Mapping[str, Any], *, hs_code: str | None = None) -> dict[str
     hs = hs_code or (order.get("cbec:hsCode") if isinstance(order.get("cbec:hsCode"), str) else None)
     value = dutiable_value(info)
     if value is None:
-        raise ValueError("an order's goods and freight must be decimal strings such as \"298.00\"")
+        raise ValueError('an order\'s goods and freight must be decimal strings such as "298.00"')
     line = consumption_tax_line(hs)
     c = line.rate if line else Decimal(0)
     out: dict[str, Any] = {
@@ -121,15 +126,26 @@ def tax_for(order: Mapping[str, Any], *, hs_code: str | None = None) -> dict[str
         "declaredTax": money(info.get("tax")),
     }
     if value > SINGLE_LIMIT:
-        out.update(treatment="general_trade", comprehensiveRate=None, tariff=None,
-                   consumptionTax=None, vat=None, total=None)
+        out.update(
+            treatment="general_trade",
+            comprehensiveRate=None,
+            tariff=None,
+            consumptionTax=None,
+            vat=None,
+            total=None,
+        )
         return out
     base = value / (1 - c)
     consumption = (base * c * REDUCTION).quantize(FEN, ROUND_HALF_UP)
     vat = (base * VAT_RATE * REDUCTION).quantize(FEN, ROUND_HALF_UP)
-    out.update(treatment="cbec_retail", comprehensiveRate=comprehensive_rate(consumption=c),
-               tariff=Decimal("0.00"), consumptionTax=consumption, vat=vat,
-               total=consumption + vat)
+    out.update(
+        treatment="cbec_retail",
+        comprehensiveRate=comprehensive_rate(consumption=c),
+        tariff=Decimal("0.00"),
+        consumptionTax=consumption,
+        vat=vat,
+        total=consumption + vat,
+    )
     return out
 
 

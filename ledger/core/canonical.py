@@ -145,9 +145,7 @@ def _int_refusal(n: int, *path: str | int) -> _Refusal:
 def _float_refusal(x: float, *path: str | int) -> _Refusal | None:
     """Refusal for a float outside \u00b1(2^53-1), or None when JCS writes it in exponent form."""
     if x != x or x in (float("inf"), float("-inf")):
-        return _Refusal(
-            "number at ", f" is {x!r}, which JSON cannot represent; use a finite number", *path
-        )
+        return _Refusal("number at ", f" is {x!r}, which JSON cannot represent; use a finite number", *path)
     if -_EXPONENT_FORM_FROM < x < _EXPONENT_FORM_FROM:
         return _Refusal(
             "number at ",
@@ -275,8 +273,7 @@ def _adopt(value: Any, depth: int) -> Any:
                 if key in seen:
                     raise _Refusal(
                         "object at ",
-                        f" has the key {json.dumps(key)} more than once; "
-                        "I-JSON requires unique keys",
+                        f" has the key {json.dumps(key)} more than once; I-JSON requires unique keys",
                     )
                 seen.add(key)
         for key, item in value:
@@ -369,9 +366,7 @@ def parse_json(raw: bytes | str, *, max_bytes: int = MAX_BYTES) -> Any:
     if isinstance(raw, str):
         # Every character is at least one UTF-8 byte, so this refuses early without encoding.
         if len(raw) > max_bytes:
-            raise MalformedInput(
-                f"input is more than the limit of {max_bytes} bytes; send a smaller value"
-            )
+            raise MalformedInput(f"input is more than the limit of {max_bytes} bytes; send a smaller value")
         if raw.isascii():
             size = len(raw)
         else:
@@ -401,9 +396,7 @@ def parse_json(raw: bytes | str, *, max_bytes: int = MAX_BYTES) -> Any:
             f"input is {size} bytes, more than the limit of {max_bytes} bytes; send a smaller value"
         )
     if text.startswith(_BOM):
-        raise MalformedInput(
-            "input starts with a byte order mark (U+FEFF), which I-JSON forbids; remove it"
-        )
+        raise MalformedInput("input starts with a byte order mark (U+FEFF), which I-JSON forbids; remove it")
     try:
         parsed = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
@@ -413,9 +406,7 @@ def parse_json(raw: bytes | str, *, max_bytes: int = MAX_BYTES) -> Any:
     except RecursionError:
         # The C decoder stops near the interpreter's recursion limit (~1000 levels), far
         # beyond MAX_DEPTH; nothing about the path is known at that point.
-        raise MalformedInput(
-            f"JSON nesting is deeper than {MAX_DEPTH} levels; flatten the value"
-        ) from None
+        raise MalformedInput(f"JSON nesting is deeper than {MAX_DEPTH} levels; flatten the value") from None
     # A scalar top-level value is wrapped in a one-element list to go through the same checks.
     wrapped = type(parsed) is not tuple and type(parsed) is not list
     try:

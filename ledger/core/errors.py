@@ -81,10 +81,14 @@ class DamagedStore(LedgerError):
 
     code = "damaged"
 
-    def __init__(self, detail: str, *, seq: int | None = None,
-                 checkpoint: int | None = None) -> None:
-        where = (f"seq {seq}: " if seq is not None
-                 else f"checkpoint {checkpoint}: " if checkpoint is not None else "")
+    def __init__(self, detail: str, *, seq: int | None = None, checkpoint: int | None = None) -> None:
+        where = (
+            f"seq {seq}: "
+            if seq is not None
+            else f"checkpoint {checkpoint}: "
+            if checkpoint is not None
+            else ""
+        )
         super().__init__(where + detail)
         self.detail, self.seq, self.checkpoint = detail, seq, checkpoint
 
@@ -98,9 +102,7 @@ class BatchRejected(LedgerError):
         self.errors = list(errors)
         first_index, first = self.errors[0]
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-        super().__init__(
-            f"batch refused, nothing appended: envelope {first_index}: {first.message}{more}"
-        )
+        super().__init__(f"batch refused, nothing appended: envelope {first_index}: {first.message}{more}")
 
     def diagnostics(self) -> str:
         lines = [f"error [{self.code}]: {len(self.errors)} envelope(s) refused, nothing appended"]

@@ -62,9 +62,7 @@ def org_code_check_char(body8: str) -> str:
     """The check character (position 17 of a USCC) of the GB 11714 organisation code whose
     first 8 characters are ``body8`` (positions 9-16): 11 - sum mod 11, 10 -> X, 11 -> 0."""
     if len(body8) != 8 or any(c not in _ORG_VALUE for c in body8):
-        raise IdentifierError(
-            f"organisation code body {body8!r} must be 8 digits or upper-case letters"
-        )
+        raise IdentifierError(f"organisation code body {body8!r} must be 8 digits or upper-case letters")
     check = 11 - sum(_ORG_VALUE[c] * w for c, w in zip(body8, _ORG_WEIGHTS, strict=True)) % 11
     return "X" if check == 10 else "0" if check == 11 else str(check)
 
@@ -98,8 +96,7 @@ def make_uscc(body: str) -> str:
     inner = org_code_check_char(body[8:16])
     if len(body) == 17 and body[16] != inner:
         raise IdentifierError(
-            f"USCC body {body} has organisation code check character {body[16]}; GB 11714 "
-            f"gives {inner}"
+            f"USCC body {body} has organisation code check character {body[16]}; GB 11714 gives {inner}"
         )
     first17 = body[:16] + inner
     return first17 + uscc_check_char(first17)
@@ -123,8 +120,9 @@ def gs1_check_digit(digits_without_check: str) -> str:
     # keeps its check digit when padded with leading zeros.
     rev = digits_without_check[::-1]
     # Digits are ASCII (checked above): ord(d) - 48 is int(d) without the call.
-    total = 3 * sum(map(ord, rev[0::2])) + sum(map(ord, rev[1::2])) - 48 * (
-        3 * len(rev[0::2]) + len(rev[1::2]))
+    total = (
+        3 * sum(map(ord, rev[0::2])) + sum(map(ord, rev[1::2])) - 48 * (3 * len(rev[0::2]) + len(rev[1::2]))
+    )
     return str(-total % 10)
 
 
@@ -174,8 +172,24 @@ CANONICAL_BASE: Final = "https://id.gs1.org"
 """Every canonical identifier is a Digital Link on this base, whichever domain it came on."""
 
 LinkKind = Literal[
-    "class", "lot", "item", "sscc", "location", "party", "payto", "grai", "giai", "gsrn",
-    "gsrnp", "gdti", "gcn", "ginc", "gsin", "itip", "cpid", "gmn",
+    "class",
+    "lot",
+    "item",
+    "sscc",
+    "location",
+    "party",
+    "payto",
+    "grai",
+    "giai",
+    "gsrn",
+    "gsrnp",
+    "gdti",
+    "gcn",
+    "ginc",
+    "gsin",
+    "itip",
+    "cpid",
+    "gmn",
 ]
 
 
@@ -220,8 +234,13 @@ class DigitalLink:
         """The (AI, value) pairs of the key and its qualifiers, in Digital Link path order."""
         pairs: list[tuple[str, str | None]]
         if self.kind in ("class", "lot", "item"):
-            pairs = [("01", self.gtin), ("22", self.cpv), ("10", self.lot), ("21", self.serial),
-                     ("235", self.tpx)]
+            pairs = [
+                ("01", self.gtin),
+                ("22", self.cpv),
+                ("10", self.lot),
+                ("21", self.serial),
+                ("235", self.tpx),
+            ]
         elif self.kind == "sscc":
             pairs = [("00", self.sscc)]
         elif self.kind == "location":
@@ -302,9 +321,7 @@ def _unescape(raw: str, *, what: str) -> str:
             continue
         pair = raw[i + 1 : i + 3]
         if len(pair) != 2 or not all(c in string.hexdigits for c in pair):
-            raise IdentifierError(
-                f"{what} {raw!r} has a '%' that does not start an escape such as %25"
-            )
+            raise IdentifierError(f"{what} {raw!r} has a '%' that does not start an escape such as %25")
         # Bytes are decoded one by one: anything outside ASCII fails the CSET 82 check after.
         out.append(chr(int(pair, 16)))
         i += 3
@@ -315,9 +332,7 @@ def _check_cset82(value: str, *, what: str, max_len: int) -> None:
     if not value:
         raise IdentifierError(f"{what} is empty")
     if len(value) > max_len:
-        raise IdentifierError(
-            f"{what} {value!r} has {len(value)} characters; GS1 allows at most {max_len}"
-        )
+        raise IdentifierError(f"{what} {value!r} has {len(value)} characters; GS1 allows at most {max_len}")
     for c in value:
         if c not in _CSET82:
             raise IdentifierError(
@@ -396,7 +411,8 @@ def looks_like_digital_link(code: str) -> bool:
 
 def _key_positions(segments: list[str], *, loose: bool) -> list[int]:
     return [
-        i for i in range(len(segments) - 1)
+        i
+        for i in range(len(segments) - 1)
         if segments[i] in _DL_KEYS and (loose or _KEY_START.match(unquote(segments[i + 1])))
     ]
 
@@ -408,8 +424,7 @@ def _from_digital_link(uri: str, *, loose: bool = False) -> DigitalLink | _NoCon
     keys = _key_positions(segments, loose=loose)
     if not keys:
         return _NoConversion(
-            f"{uri} is not a GS1 Digital Link: its path names no GS1 key such as "
-            "/01/<GTIN> or /00/<SSCC>"
+            f"{uri} is not a GS1 Digital Link: its path names no GS1 key such as /01/<GTIN> or /00/<SSCC>"
         )
     # As GS1's own parser does: walk /AI/value pairs back from the end of the path; the
     # first primary key found is the root and anything before it is the domain's own prefix.
@@ -513,17 +528,18 @@ def _qualified(link: DigitalLink, found: dict[str, str]) -> DigitalLink:
     if link.kind == "class":
         lot, serial, tpx = found.get("10"), found.get("21"), found.get("235")
         kind: LinkKind = (
-            "item" if serial is not None or tpx is not None
-            else "lot" if lot is not None else "class"
+            "item" if serial is not None or tpx is not None else "lot" if lot is not None else "class"
         )
-        return DigitalLink(
-            kind, gtin=link.gtin, cpv=found.get("22"), lot=lot, serial=serial, tpx=tpx
-        )
+        return DigitalLink(kind, gtin=link.gtin, cpv=found.get("22"), lot=lot, serial=serial, tpx=tpx)
     if link.kind == "itip":
         return replace(link, cpv=found.get("22"), lot=found.get("10"), serial=found.get("21"))
     return replace(
-        link, gln_extension=found.get("254"), uic_ext=found.get("7040"),
-        srin=found.get("8019"), cpid_serial=found.get("8011"), payment_ref=found.get("8020"),
+        link,
+        gln_extension=found.get("254"),
+        uic_ext=found.get("7040"),
+        srin=found.get("8019"),
+        cpid_serial=found.get("8011"),
+        payment_ref=found.get("8020"),
     )
 
 
@@ -633,9 +649,7 @@ def _epc_numbers(urn: str, scheme: str, parts: list[str], *, total: int) -> tupl
     """The company prefix and numeric reference of an EPC URN, checked to spell a key body."""
     prefix, reference = parts[0], parts[1]
     if not (prefix.isascii() and prefix.isdigit() and 6 <= len(prefix) <= 12):
-        raise IdentifierError(
-            f"EPC URN {urn} must start with a GS1 company prefix of 6 to 12 digits"
-        )
+        raise IdentifierError(f"EPC URN {urn} must start with a GS1 company prefix of 6 to 12 digits")
     if reference and not (reference.isascii() and reference.isdigit()):
         raise IdentifierError(f"EPC URN {urn} has a non-digit reference {reference!r}")
     if len(prefix) + len(reference) != total:
@@ -649,9 +663,7 @@ def _epc_numbers(urn: str, scheme: str, parts: list[str], *, total: int) -> tupl
 def _epc_component(urn: str, raw: str, *, what: str, max_len: int) -> str:
     for c in raw:
         if c in _EPC_ESCAPES and c != "%":
-            raise IdentifierError(
-                f"EPC URN {urn} must write {c!r} in its {what} as {_EPC_ESCAPES[c]}"
-            )
+            raise IdentifierError(f"EPC URN {urn} must write {c!r} in its {what} as {_EPC_ESCAPES[c]}")
     value = _unescape(raw, what=what)
     _check_cset82(value, what=what, max_len=max_len)
     return value
@@ -678,18 +690,12 @@ def _from_epc_urn(urn: str) -> DigitalLink | _NoConversion:
     form, scheme, body = m.group(1).lower(), m.group(2).lower(), m.group(3)
     count = _EPC_PARTS.get((form, scheme))
     if count is None:
-        return _NoConversion(
-            f"{urn} is an EPC URN of scheme {form}:{scheme}, which has no Digital Link here"
-        )
+        return _NoConversion(f"{urn} is an EPC URN of scheme {form}:{scheme}, which has no Digital Link here")
     parts = body.split(".", count - 1)
     if len(parts) != count:
-        raise IdentifierError(
-            f"EPC URN {urn} must have {count} parts after '{scheme}:', separated by '.'"
-        )
+        raise IdentifierError(f"EPC URN {urn} must have {count} parts after '{scheme}:', separated by '.'")
     if form == "idpat" and parts[1:] == ["*", "*"]:
-        return _NoConversion(
-            f"{urn} matches every product of a company, so it names no GTIN to link to"
-        )
+        return _NoConversion(f"{urn} matches every product of a company, so it names no GTIN to link to")
 
     if scheme in ("sgtin", "lgtin", "itip", "upui"):
         prefix, reference = _epc_numbers(urn, scheme, parts, total=13)
@@ -720,21 +726,15 @@ def _from_epc_urn(urn: str) -> DigitalLink | _NoConversion:
     if scheme == "giai":
         prefix = parts[0]
         if not (prefix.isascii() and prefix.isdigit() and 6 <= len(prefix) <= 12):
-            raise IdentifierError(
-                f"EPC URN {urn} must start with a GS1 company prefix of 6 to 12 digits"
-            )
+            raise IdentifierError(f"EPC URN {urn} must start with a GS1 company prefix of 6 to 12 digits")
         reference = _epc_component(urn, parts[1], what="asset reference", max_len=30 - len(prefix))
         return DigitalLink("giai", giai=prefix + reference)
     if scheme in ("ginc", "cpi"):
         prefix = parts[0]
         if not (prefix.isascii() and prefix.isdigit() and 6 <= len(prefix) <= 12):
-            raise IdentifierError(
-                f"EPC URN {urn} must start with a GS1 company prefix of 6 to 12 digits"
-            )
+            raise IdentifierError(f"EPC URN {urn} must start with a GS1 company prefix of 6 to 12 digits")
         if scheme == "ginc":
-            reference = _epc_component(
-                urn, parts[1], what="consignment reference", max_len=30 - len(prefix)
-            )
+            reference = _epc_component(urn, parts[1], what="consignment reference", max_len=30 - len(prefix))
             return _primary("401", prefix + reference)
         # A component/part reference writes '#' and '/' as %23 and %2F (Tag Data Standard).
         reference = parts[1].replace("%23", "#").replace("%2F", "/")
@@ -899,9 +899,7 @@ def epc_urn(canonical: str, *, company_prefix_length: int = 7) -> str:
     if link.kind == "location":
         gln = link.gln or ""
         if link.gln_extension == "0":
-            raise IdentifierError(
-                f"{canonical} has GLN extension 0, which an SGLN URN reads as no extension"
-            )
+            raise IdentifierError(f"{canonical} has GLN extension 0, which an SGLN URN reads as no extension")
         ext = _epc_escape(link.gln_extension) if link.gln_extension is not None else "0"
         return f"urn:epc:id:sgln:{gln[:n]}.{gln[n:12]}.{ext}"
     if link.kind == "party":
@@ -936,7 +934,5 @@ def epc_urn(canonical: str, *, company_prefix_length: int = 7) -> str:
     # GRAI and GDTI: an EPC names one instance, so the serial is required.
     key = (link.grai if link.kind == "grai" else link.gdti) or ""
     if link.serial is None:
-        raise IdentifierError(
-            f"{canonical} is a {link.kind.upper()} without a serial, which has no EPC URN"
-        )
+        raise IdentifierError(f"{canonical} is a {link.kind.upper()} without a serial, which has no EPC URN")
     return f"urn:epc:id:{link.kind}:{key[:n]}.{key[n:12]}.{_epc_escape(link.serial)}"

@@ -181,8 +181,7 @@ def inclusion_proof(index: int, size: int, fetch: NodeFetcher) -> list[bytes]:
     return [_subtree_hash(p, got) for p in parts]
 
 
-def inclusion_proofs(indices: Collection[int], size: int, fetch: NodeFetcher
-                     ) -> dict[int, list[bytes]]:
+def inclusion_proofs(indices: Collection[int], size: int, fetch: NodeFetcher) -> dict[int, list[bytes]]:
     """Inclusion proofs of many leaves of one tree, from a single fetch of their nodes:
     proving a whole journey costs one round trip, not one per entry."""
     for index in indices:
@@ -224,9 +223,7 @@ def root_from_leaves(leaves: Sequence[bytes]) -> bytes:
     return node_hash(root_from_leaves(leaves[:k]), root_from_leaves(leaves[k:]))
 
 
-def verify_inclusion(
-    *, leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
+def verify_inclusion(*, leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
     """RFC 9162 §2.1.3.2; raises ProofError, returns None when the proof holds."""
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")

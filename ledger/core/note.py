@@ -51,9 +51,7 @@ class NoteSigner:
         return key_hash(self.name, self.key_bytes)
 
     def verifier_key(self) -> str:
-        return (
-            f"{self.name}+{self.key_hash.hex()}+{base64.b64encode(self.key_bytes).decode()}"
-        )
+        return f"{self.name}+{self.key_hash.hex()}+{base64.b64encode(self.key_bytes).decode()}"
 
     def signature_line(self, text: str) -> str:
         sig = self.signing_key.sign(text.encode()).signature

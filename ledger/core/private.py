@@ -33,7 +33,7 @@ class Viewer:
         if text == "regulator":
             return cls("regulator")
         if text.startswith("party:"):
-            return cls("party", text[len("party:"):])
+            return cls("party", text[len("party:") :])
         raise MalformedInput("viewer is public, regulator or party:<party id>")
 
 
@@ -78,8 +78,10 @@ def entitled(viewer: Viewer, statement: Mapping[str, Any], cosigners: list[str])
 
 def check_view(viewer: Viewer, statement: Mapping[str, Any], cosigners: list[str]) -> None:
     if not entitled(viewer, statement, cosigners):
-        raise NotAuthorised("private data is shown only to its signer, the parties its "
-                            "statement names, and regulators", code="not_entitled")
+        raise NotAuthorised(
+            "private data is shown only to its signer, the parties its statement names, and regulators",
+            code="not_entitled",
+        )
 
 
 def unwrap_envelopes(items: Iterable[Any]) -> tuple[list[Any], dict[str, Any]]:

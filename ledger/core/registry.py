@@ -136,8 +136,7 @@ def _exact_fields(body: Mapping[str, Any], fields: Iterable[str], kind: str) -> 
         raise MalformedInput(f"a {kind} body has exactly the fields {', '.join(sorted(want))}")
 
 
-def _fields(body: Mapping[str, Any], kind: str, required: Iterable[str],
-            optional: Iterable[str]) -> None:
+def _fields(body: Mapping[str, Any], kind: str, required: Iterable[str], optional: Iterable[str]) -> None:
     want, may = set(required), set(optional)
     if not want <= body.keys() <= want | may:
         extra = f" and optionally {', '.join(sorted(may))}" if may else ""
@@ -180,8 +179,7 @@ def check_body(p: Prepared) -> None:
         parse_party_id(str(reg["id"]))
         _str_field(reg, "name", "genesis registrar")
     elif kind == "party.register":
-        _fields(body, kind, ("id", "name", "roles", "publicKey"),
-                ("gs1Prefixes", "customsCodes", "nameEn"))
+        _fields(body, kind, ("id", "name", "roles", "publicKey"), ("gs1Prefixes", "customsCodes", "nameEn"))
         if "gs1Prefixes" in body:
             check_gs1_prefixes(body["gs1Prefixes"])
         if "customsCodes" in body:
@@ -195,9 +193,7 @@ def check_body(p: Prepared) -> None:
             raise MalformedInput("party.register roles must be a non-empty list of role names")
         unknown = [r for r in roles if r not in ROLES]
         if unknown:
-            raise MalformedInput(
-                f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}"
-            )
+            raise MalformedInput(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}")
         if len(set(roles)) != len(roles):
             raise MalformedInput("party.register roles must not repeat")
     elif kind == "party.key.rotate":
@@ -216,14 +212,16 @@ def check_body(p: Prepared) -> None:
         elif which == "positive":
             _exact_fields(body, ("list", "action", "hsCodes", "reason"), kind)
             codes = body["hsCodes"]
-            if not isinstance(codes, list) or not codes or not all(
-                    isinstance(c, str) and _HS.match(c) for c in codes):
-                raise MalformedInput("list.update hsCodes is a non-empty list of 6- to "
-                                     "10-digit HS codes")
+            if (
+                not isinstance(codes, list)
+                or not codes
+                or not all(isinstance(c, str) and _HS.match(c) for c in codes)
+            ):
+                raise MalformedInput("list.update hsCodes is a non-empty list of 6- to 10-digit HS codes")
         else:
-            raise MalformedInput("list.update names list \"negative\" or \"positive\"")
+            raise MalformedInput('list.update names list "negative" or "positive"')
         if body.get("action") not in ("add", "remove"):
-            raise MalformedInput("list.update action is \"add\" or \"remove\"")
+            raise MalformedInput('list.update action is "add" or "remove"')
     elif kind == "credit.record":
         _exact_fields(body, ("party", "item", "points", "reason"), kind)
         parse_party_id(_str_field(body, "party", kind))
@@ -247,16 +245,15 @@ def check_body(p: Prepared) -> None:
     if kind in ("genesis", "party.register", "party.key.rotate"):
         new = embedded_keys(p)
         if kind != "party.key.rotate" and p.key not in new:
-            raise MalformedInput(
-                f"{kind} must be signed by the key it introduces ({next(iter(new))})"
-            )
+            raise MalformedInput(f"{kind} must be signed by the key it introduces ({next(iter(new))})")
 
 
 def check_gs1_prefixes(value: object, *, where: str = "party.register gs1Prefixes") -> list[str]:
     """A non-empty list of distinct GS1 company prefixes, each 4 to 12 digits."""
     if not isinstance(value, list) or not value or len(value) > MAX_GS1_PREFIXES:
-        raise MalformedInput(f"{where} must be a list of 1 to {MAX_GS1_PREFIXES} GS1 company "
-                             "prefixes, such as [\"4512345\"]")
+        raise MalformedInput(
+            f'{where} must be a list of 1 to {MAX_GS1_PREFIXES} GS1 company prefixes, such as ["4512345"]'
+        )
     for v in value:
         if not isinstance(v, str) or not _GS1_PREFIX.match(v):
             raise MalformedInput(f"{where}: {v!r} is not a GS1 company prefix (4 to 12 digits)")
@@ -265,13 +262,13 @@ def check_gs1_prefixes(value: object, *, where: str = "party.register gs1Prefixe
     return value
 
 
-def check_customs_codes(value: object, *,
-                        where: str = "party.register customsCodes") -> list[str]:
+def check_customs_codes(value: object, *, where: str = "party.register customsCodes") -> list[str]:
     """A non-empty list of distinct customs codes: each a 10-character customs registration
     code (digits and capital letters) or an 18-character USCC with correct check characters."""
     if not isinstance(value, list) or not value or len(value) > MAX_CUSTOMS_CODES:
-        raise MalformedInput(f"{where} must be a list of 1 to {MAX_CUSTOMS_CODES} customs codes, "
-                             "such as [\"1105910159\"]")
+        raise MalformedInput(
+            f'{where} must be a list of 1 to {MAX_CUSTOMS_CODES} customs codes, such as ["1105910159"]'
+        )
     for v in value:
         if isinstance(v, str) and len(v) == 18:
             try:
@@ -279,8 +276,10 @@ def check_customs_codes(value: object, *,
             except IdentifierError as e:
                 raise MalformedInput(f"{where}: {e.message}") from None
         elif not isinstance(v, str) or not _CUSTOMS_CODE.match(v):
-            raise MalformedInput(f"{where}: {v!r} is not a customs code (10 digits or capital "
-                                 "letters, or an 18-character USCC)")
+            raise MalformedInput(
+                f"{where}: {v!r} is not a customs code (10 digits or capital "
+                "letters, or an 18-character USCC)"
+            )
     if len(set(value)) != len(value):
         raise MalformedInput(f"{where} must not repeat a code")
     return value
@@ -328,9 +327,7 @@ def _overlapping(reg: RegistryState, prefix: str, party: str) -> PrefixRecord | 
 def _valid_key(reg: RegistryState, signer: str, kid: str, seq: int) -> KeyRecord:
     rec = reg.keys.get(kid)
     if rec is None:
-        raise NotAuthentic(
-            f"key {kid} of {signer} is not registered (at seq {seq})", code="unknown_key"
-        )
+        raise NotAuthentic(f"key {kid} of {signer} is not registered (at seq {seq})", code="unknown_key")
     if rec.party != signer:
         raise NotAuthentic(
             f"key {kid} belongs to {rec.party}, not to {signer}",
@@ -365,8 +362,7 @@ def _need_registrar(p: Prepared, reg: RegistryState, seq: int) -> None:
     cosigs = [s for s in p.signatures[1:] if s.signer == reg.registrar]
     if not cosigs:
         raise NotAuthorised(
-            f"{p.kind} of {p.signer} needs the registrar's cosignature "
-            f"({reg.registrar})",
+            f"{p.kind} of {p.signer} needs the registrar's cosignature ({reg.registrar})",
             code="registrar_cosignature_missing",
         )
     for s in cosigs:
@@ -403,21 +399,28 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
             if held is not None:
                 raise NotAuthorised(
                     f"GS1 company prefix {prefix} overlaps {held.prefix}, held by {held.party} "
-                    f"since seq {held.since_seq}; a prefix has one holder", code="prefix_taken")
+                    f"since seq {held.since_seq}; a prefix has one holder",
+                    code="prefix_taken",
+                )
         for code in p.body.get("customsCodes", ()):
             taken = reg.customs_codes.get(code)
             if taken is not None:
                 raise NotAuthorised(
                     f"customs code {code} is held by {taken.party} since seq {taken.since_seq}; "
-                    "a customs code has one holder", code="customs_code_taken")
+                    "a customs code has one holder",
+                    code="customs_code_taken",
+                )
         return
     if p.signer not in reg.parties:
         raise NotAuthentic(f"signer {p.signer} is not a registered party", code="unknown_signer")
     for s in p.signatures:
         _valid_key(reg, s.signer, s.key, seq)
     if kind in REGULATOR_KINDS and "regulator" not in reg.parties[p.signer].roles:
-        raise NotAuthorised(f"{p.signer} (roles: {', '.join(reg.parties[p.signer].roles)}) "
-                            f"may not sign {kind}: only a regulator may", code="role_not_allowed")
+        raise NotAuthorised(
+            f"{p.signer} (roles: {', '.join(reg.parties[p.signer].roles)}) "
+            f"may not sign {kind}: only a regulator may",
+            code="role_not_allowed",
+        )
     # Giving up a key or a delegation is never refused: it only takes power away.
     if kind not in ("event", "party.key.revoke", "prefix.revoke"):
         check_negative(reg, p.signer)
@@ -429,9 +432,7 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
     elif kind == "party.key.revoke":
         target, kid = p.body["party"], p.body["key"]
         if p.signer not in (target, reg.registrar):
-            raise NotAuthorised(
-                f"only {target} or the registrar may revoke its keys, not {p.signer}"
-            )
+            raise NotAuthorised(f"only {target} or the registrar may revoke its keys, not {p.signer}")
         rec = reg.keys.get(kid)
         if rec is None or rec.party != target:
             raise NotAuthorised(f"key {kid} is not a key of {target}")
@@ -443,16 +444,17 @@ def authorise(p: Prepared, seq: int, reg: RegistryState) -> None:
         if held is None or held.party != p.signer:
             raise NotAuthorised(
                 f"{p.signer} does not hold GS1 company prefix {prefix}"
-                + (f" ({held.party} does)" if held else "") + "; only its holder may delegate it",
-                code="prefix_not_held")
+                + (f" ({held.party} does)" if held else "")
+                + "; only its holder may delegate it",
+                code="prefix_not_held",
+            )
         if kind == "prefix.delegate":
             if to == p.signer:
                 raise NotAuthorised(f"{p.signer} holds {prefix} already; delegate it to another party")
             if to not in reg.parties:
                 raise NotAuthorised(f"{to} is not a registered party", code="unknown_party")
         elif (prefix, to) not in reg.delegations:
-            raise NotAuthorised(f"{p.signer} has not delegated {prefix} to {to}",
-                                code="not_delegated")
+            raise NotAuthorised(f"{p.signer} has not delegated {prefix} to {to}", code="not_delegated")
 
 
 def check_negative(reg: RegistryState, party: str, *, why: str | None = None) -> None:
@@ -462,8 +464,9 @@ def check_negative(reg: RegistryState, party: str, *, why: str | None = None) ->
     if listed is not None:
         raise NotAuthorised(
             f"{party} is on the negative list since seq {listed[0]} ({listed[1]}); "
-            "only answers to a recall are accepted from it"
-            + (f", and this is none: {why}" if why else ""), code="negative_listed")
+            "only answers to a recall are accepted from it" + (f", and this is none: {why}" if why else ""),
+            code="negative_listed",
+        )
 
 
 def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
@@ -479,8 +482,17 @@ def apply(p: Prepared, seq: int, reg: RegistryState) -> None:
         pk = decode_public_key(body["publicKey"])
         prefixes = tuple(sorted(body.get("gs1Prefixes", ())))
         codes = tuple(sorted(body.get("customsCodes", ())))
-        reg.add_party(PartyRecord(body["id"], body["name"], tuple(body["roles"]), seq, prefixes,
-                                  customs_codes=codes, name_en=body.get("nameEn")))
+        reg.add_party(
+            PartyRecord(
+                body["id"],
+                body["name"],
+                tuple(body["roles"]),
+                seq,
+                prefixes,
+                customs_codes=codes,
+                name_en=body.get("nameEn"),
+            )
+        )
         reg.add_key(KeyRecord(key_id(pk), body["id"], pk, seq))
         for prefix in prefixes:
             reg.prefixes[prefix] = PrefixRecord(prefix, body["id"], seq)

@@ -37,8 +37,9 @@ def verify_chunk(jobs: Sequence[Job]) -> list[int]:
 def verify_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
-                                   thread_name_prefix="suyuan-verify")
+        _pool = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="suyuan-verify"
+        )
     return _pool
 
 

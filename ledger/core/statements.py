@@ -26,9 +26,20 @@ from ledger.core.times import utc_text
 SIGNING_DOMAIN = b"suyuan-statement/v1\n"
 VERSION = 1
 KINDS = frozenset(
-    {"genesis", "party.register", "party.key.rotate", "party.key.revoke", "event", "attest",
-     "list.update", "credit.record", "document", "prefix.delegate", "prefix.revoke",
-     "masterdata"}
+    {
+        "genesis",
+        "party.register",
+        "party.key.rotate",
+        "party.key.revoke",
+        "event",
+        "attest",
+        "list.update",
+        "credit.record",
+        "document",
+        "prefix.delegate",
+        "prefix.revoke",
+        "masterdata",
+    }
 )
 MAX_STATEMENT_BYTES = 1 << 20
 MAX_SIGNATURES = 8
@@ -43,9 +54,7 @@ _ALLOWED = _REQUIRED | {"private"}
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 _COMMITMENT = re.compile(r"^sha256:[0-9a-f]{64}$")
 # RFC 3339 date-time with an explicit offset; fromisoformat then checks the calendar.
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
 
 class Signature(NamedTuple):
@@ -107,9 +116,7 @@ def _check_statement(st: object) -> dict[str, Any]:
         raise MalformedInput(f"statement version v must be {VERSION}, not {_shown(st['v'])}")
     # A list or object is unhashable: the type is checked before the set is asked.
     if type(st["kind"]) is not str or st["kind"] not in KINDS:
-        raise MalformedInput(
-            f"statement kind {_shown(st['kind'])} is not one of {', '.join(sorted(KINDS))}"
-        )
+        raise MalformedInput(f"statement kind {_shown(st['kind'])} is not one of {', '.join(sorted(KINDS))}")
     if not isinstance(st["signer"], str):
         raise MalformedInput("statement signer must be a party id string")
     parse_party_id(st["signer"])
@@ -141,7 +148,8 @@ def _check_signatures(sigs: object, st: Mapping[str, Any]) -> tuple[Signature, .
             raise MalformedInput(f"signature {i} sig must be a base64 string")
         if len(s["sig"]) != 88:
             raise MalformedInput(
-                f"signature {i} sig must be 88 base64 characters (64 bytes), not {len(s['sig'])}")
+                f"signature {i} sig must be 88 base64 characters (64 bytes), not {len(s['sig'])}"
+            )
         try:
             raw = binascii.a2b_base64(s["sig"], strict_mode=True)
         except (binascii.Error, ValueError):
@@ -177,8 +185,17 @@ def prepare(envelope: object) -> Prepared:
     sig_bytes = canonical.canonical_bytes(envelope["signatures"], fast=True)
     # JCS orders "signatures" before "statement"; composing avoids canonicalising twice.
     env_bytes = b'{"signatures":' + sig_bytes + b',"statement":' + st_bytes + b"}"
-    return Prepared(st, st_bytes, hashlib.sha256(st_bytes).digest(), sigs, env_bytes,
-                    st["kind"], st["signer"], st["key"], st["body"])
+    return Prepared(
+        st,
+        st_bytes,
+        hashlib.sha256(st_bytes).digest(),
+        sigs,
+        env_bytes,
+        st["kind"],
+        st["signer"],
+        st["key"],
+        st["body"],
+    )
 
 
 def entry_bytes(*, seq: int, prev: bytes, time: str, envelope_bytes: bytes) -> bytes:

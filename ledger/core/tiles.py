@@ -78,8 +78,10 @@ def encode_index(n: int) -> str:
     return "/".join(reversed(groups))
 
 
-_PATH = re.compile(r"^tile/(0|[1-9][0-9]?|entries)/((?:x[0-9]{3}/){0,6}[0-9]{3})"
-                   r"(?:\.p/([1-9][0-9]{0,2}))?$")
+_PATH = re.compile(
+    r"^tile/(0|[1-9][0-9]?|entries)/((?:x[0-9]{3}/){0,6}[0-9]{3})"
+    r"(?:\.p/([1-9][0-9]{0,2}))?$"
+)
 
 
 def parse_path(path: str) -> Tile:
@@ -87,15 +89,18 @@ def parse_path(path: str) -> Tile:
     not the canonical form, as a static server holding the files would not find it."""
     m = _PATH.match(path)
     if m is None:
-        raise MalformedInput(f"{path!r} is not a tile path: tile/<L>/<N>[.p/<W>] or "
-                             "tile/entries/<N>[.p/<W>], N in 3-digit groups such as x001/x234/067")
+        raise MalformedInput(
+            f"{path!r} is not a tile path: tile/<L>/<N>[.p/<W>] or "
+            "tile/entries/<N>[.p/<W>], N in 3-digit groups such as x001/x234/067"
+        )
     level = ENTRIES if m.group(1) == "entries" else int(m.group(1))
     index = int(m.group(2).replace("x", "").replace("/", ""))
     width = int(m.group(3)) if m.group(3) else TILE_WIDTH
-    if level > MAX_LEVEL or width > TILE_WIDTH or (m.group(3) and width == TILE_WIDTH) \
-            or index > MAX_INDEX:
-        raise MalformedInput(f"{path!r} names no tile: levels go to {MAX_LEVEL} and a partial "
-                             f"tile is 1 to {TILE_WIDTH - 1} wide")
+    if level > MAX_LEVEL or width > TILE_WIDTH or (m.group(3) and width == TILE_WIDTH) or index > MAX_INDEX:
+        raise MalformedInput(
+            f"{path!r} names no tile: levels go to {MAX_LEVEL} and a partial "
+            f"tile is 1 to {TILE_WIDTH - 1} wide"
+        )
     tile = Tile(level, index, width)
     if tile.path() != path:
         raise MalformedInput(f"{path!r} is not the canonical path of its tile, {tile.path()!r}")
@@ -149,8 +154,9 @@ def encode_hash_tile(hashes: Sequence[bytes]) -> bytes:
 
 def decode_hash_tile(data: bytes, tile: Tile) -> list[bytes]:
     if len(data) != tile.width * HASH_SIZE:
-        raise ProofError(f"{tile.path()} is {len(data)} bytes, not the {tile.width * HASH_SIZE} "
-                         f"of {tile.width} hashes")
+        raise ProofError(
+            f"{tile.path()} is {len(data)} bytes, not the {tile.width * HASH_SIZE} of {tile.width} hashes"
+        )
     return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
 
@@ -161,9 +167,11 @@ def encode_bundle(entries: Sequence[bytes], *, first_seq: int) -> bytes:
     parts: list[bytes] = []
     for i, e in enumerate(entries):
         if len(e) > MAX_ENTRY_BYTES:
-            raise MalformedInput(f"entry {first_seq + i} is {len(e)} bytes, more than the "
-                                 f"{MAX_ENTRY_BYTES} an entry bundle can carry",
-                                 code="entry_too_large")
+            raise MalformedInput(
+                f"entry {first_seq + i} is {len(e)} bytes, more than the "
+                f"{MAX_ENTRY_BYTES} an entry bundle can carry",
+                code="entry_too_large",
+            )
         parts.append(len(e).to_bytes(2, "big"))
         parts.append(e)
     return b"".join(parts)
@@ -216,8 +224,7 @@ class TileReader:
     def _get(self, level: int, index: int) -> tuple[Tile, bytes]:
         tile = tile_in_tree(self.size, level, index)
         if tile is None:
-            raise ProofError(f"a tree of size {self.size} has no tile at level {level} "
-                             f"index {index}")
+            raise ProofError(f"a tree of size {self.size} has no tile at level {level} index {index}")
         data = self._tiles.get((level, index))
         if data is None:
             self.fetched += 1
@@ -229,8 +236,9 @@ class TileReader:
                 if whole is not None and level != ENTRIES:
                     data = whole[: tile.width * unit]
                 elif whole is not None:
-                    data = encode_bundle(decode_bundle(whole, tile.as_full())[: tile.width],
-                                         first_seq=tile.start)
+                    data = encode_bundle(
+                        decode_bundle(whole, tile.as_full())[: tile.width], first_seq=tile.start
+                    )
             if data is None:
                 raise NotFound(f"the log serves no {tile.path()}")
             self._tiles[(level, index)] = data
@@ -274,4 +282,3 @@ class TileReader:
 
     def root(self) -> bytes:
         return merkle.root(self.size, self.nodes)
-

@@ -47,11 +47,11 @@ def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def make_token(key: PartyKey, *, signer: str, audience: str, ttl: int = 3600,
-               now: float | None = None) -> str:
+def make_token(
+    key: PartyKey, *, signer: str, audience: str, ttl: int = 3600, now: float | None = None
+) -> str:
     if not 0 < ttl <= MAX_TTL:
-        raise LedgerError(f"a token lives between 1 second and {MAX_TTL} seconds, not {ttl}",
-                          code="bad_ttl")
+        raise LedgerError(f"a token lives between 1 second and {MAX_TTL} seconds, not {ttl}", code="bad_ttl")
     exp = int(now if now is not None else time.time()) + ttl
     claims = {"sub": signer, "key": key.key_id, "exp": exp, "aud": audience}
     raw = canonical.canonical_bytes(claims)
@@ -60,6 +60,7 @@ def make_token(key: PartyKey, *, signer: str, audience: str, ttl: int = 3600,
 
 def read_token(token: str) -> tuple[Claims, bytes, bytes]:
     """(claims, claim bytes, signature) of a well-formed token; signature not yet checked."""
+
     def bad(why: str) -> NotAuthentic:
         return NotAuthentic(f"the bearer token is malformed: {why}", code="token_malformed")
 
@@ -80,37 +81,51 @@ def read_token(token: str) -> tuple[Claims, bytes, bytes]:
         raise bad("the claims are exactly sub, key, exp and aud")
     if canonical.canonical_bytes(doc) != raw:
         raise bad("the claims are not in canonical (JCS) form")
-    if not (isinstance(doc["sub"], str) and isinstance(doc["key"], str)
-            and isinstance(doc["aud"], str) and type(doc["exp"]) is int):
+    if not (
+        isinstance(doc["sub"], str)
+        and isinstance(doc["key"], str)
+        and isinstance(doc["aud"], str)
+        and type(doc["exp"]) is int
+    ):
         raise bad("sub, key and aud are strings and exp is an integer")
     return Claims(doc["sub"], doc["key"], doc["exp"], doc["aud"]), raw, sig
 
 
-def check_token(token: str, reg: RegistryState, *, audience: str, seq: int,
-                now: float | None = None) -> Claims:
+def check_token(
+    token: str, reg: RegistryState, *, audience: str, seq: int, now: float | None = None
+) -> Claims:
     """The token's claims if it is well formed, unexpired, for ``audience``, and signed by
     a key registered to ``sub`` that is valid at ``seq`` (normally the ledger's size, so a
     revoked key's tokens stop working at once). Raises NotAuthentic with the reason."""
     claims, raw, sig = read_token(token)
     t = int(now if now is not None else time.time())
     if claims.exp <= t:
-        raise NotAuthentic(f"the bearer token expired {t - claims.exp} seconds ago; make a new one",
-                           code="token_expired")
+        raise NotAuthentic(
+            f"the bearer token expired {t - claims.exp} seconds ago; make a new one", code="token_expired"
+        )
     # A token signed to live for years (or forever) is a stolen key's gift: whoever made
     # it, it lives at most MAX_TTL from now.
     if claims.exp > t + MAX_TTL + CLOCK_SKEW:
-        raise NotAuthentic(f"the bearer token would live {claims.exp - t} more seconds, longer "
-                           f"than the {MAX_TTL} a token may; make a new one with `suyuan token`",
-                           code="token_lifetime")
+        raise NotAuthentic(
+            f"the bearer token would live {claims.exp - t} more seconds, longer "
+            f"than the {MAX_TTL} a token may; make a new one with `suyuan token`",
+            code="token_lifetime",
+        )
     if claims.aud != audience:
-        raise NotAuthentic(f"the bearer token is for {claims.aud!r}, not for this ledger ({audience!r})",
-                           code="token_audience")
+        raise NotAuthentic(
+            f"the bearer token is for {claims.aud!r}, not for this ledger ({audience!r})",
+            code="token_audience",
+        )
     rec = reg.keys.get(claims.key)
     if rec is None or rec.party != claims.sub:
-        raise NotAuthentic(f"key {claims.key} is not a registered key of {claims.sub}",
-                           code="token_unknown_key")
+        raise NotAuthentic(
+            f"key {claims.key} is not a registered key of {claims.sub}", code="token_unknown_key"
+        )
     if rec.valid_until is not None and seq > rec.valid_until:
-        raise NotAuthentic(f"key {claims.key} of {claims.sub} was {rec.ended_by or 'revoked'} at seq "
-                           f"{rec.valid_until}; its tokens no longer work", code="token_key_revoked")
+        raise NotAuthentic(
+            f"key {claims.key} of {claims.sub} was {rec.ended_by or 'revoked'} at seq "
+            f"{rec.valid_until}; its tokens no longer work",
+            code="token_key_revoked",
+        )
     verify(rec.public_key, raw, sig, who=f"{claims.sub} (key {claims.key})")
     return claims

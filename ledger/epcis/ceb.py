@@ -65,34 +65,106 @@ class Kind:
         return self.head is None
 
 
-KINDS: Final[Mapping[str, Kind]] = {k.message: k for k in (
-    Kind("CEB311Message", "order", "Order", "OrderHead", "OrderList",
-         ("ebpCode", "ebcCode", "orderNo"), ("ebpCode", "ebcCode")),
-    Kind("CEB411Message", "payment", "Payment", "PaymentHead", None,
-         ("payCode", "payTransactionId"), ("payCode",)),
-    Kind("CEB511Message", "waybill", "Logistics", "LogisticsHead", None,
-         ("logisticsCode", "logisticsNo"), ("logisticsCode",)),
-    Kind("CEB621Message", "inventory", "Inventory", "InventoryHead", "InventoryList",
-         ("agentCode", "copNo"), ("agentCode",)),
-    Kind("CEB312Message", "order_receipt", "OrderReturn", None, None,
-         ("ebpCode", "ebcCode", "orderNo", "returnStatus", "returnTime")),
-    Kind("CEB412Message", "payment_receipt", "PaymentReturn", None, None,
-         ("payCode", "payTransactionId", "returnStatus", "returnTime")),
-    Kind("CEB512Message", "waybill_receipt", "LogisticsReturn", None, None,
-         ("logisticsCode", "logisticsNo", "returnStatus", "returnTime")),
-    Kind("CEB622Message", "inventory_receipt", "InventoryReturn", None, None,
-         ("agentCode", "copNo", "returnStatus", "returnTime")),
-)}
+KINDS: Final[Mapping[str, Kind]] = {
+    k.message: k
+    for k in (
+        Kind(
+            "CEB311Message",
+            "order",
+            "Order",
+            "OrderHead",
+            "OrderList",
+            ("ebpCode", "ebcCode", "orderNo"),
+            ("ebpCode", "ebcCode"),
+        ),
+        Kind(
+            "CEB411Message",
+            "payment",
+            "Payment",
+            "PaymentHead",
+            None,
+            ("payCode", "payTransactionId"),
+            ("payCode",),
+        ),
+        Kind(
+            "CEB511Message",
+            "waybill",
+            "Logistics",
+            "LogisticsHead",
+            None,
+            ("logisticsCode", "logisticsNo"),
+            ("logisticsCode",),
+        ),
+        Kind(
+            "CEB621Message",
+            "inventory",
+            "Inventory",
+            "InventoryHead",
+            "InventoryList",
+            ("agentCode", "copNo"),
+            ("agentCode",),
+        ),
+        Kind(
+            "CEB312Message",
+            "order_receipt",
+            "OrderReturn",
+            None,
+            None,
+            ("ebpCode", "ebcCode", "orderNo", "returnStatus", "returnTime"),
+        ),
+        Kind(
+            "CEB412Message",
+            "payment_receipt",
+            "PaymentReturn",
+            None,
+            None,
+            ("payCode", "payTransactionId", "returnStatus", "returnTime"),
+        ),
+        Kind(
+            "CEB512Message",
+            "waybill_receipt",
+            "LogisticsReturn",
+            None,
+            None,
+            ("logisticsCode", "logisticsNo", "returnStatus", "returnTime"),
+        ),
+        Kind(
+            "CEB622Message",
+            "inventory_receipt",
+            "InventoryReturn",
+            None,
+            None,
+            ("agentCode", "copNo", "returnStatus", "returnTime"),
+        ),
+    )
+}
 # The order in which a call's messages are best imported: each document links to those
 # before it (a payment to its order, a waybill to its order, an inventory to all three).
-IMPORT_ORDER: Final = ("CEB311Message", "CEB411Message", "CEB511Message", "CEB621Message",
-                       "CEB312Message", "CEB412Message", "CEB512Message", "CEB622Message")
+IMPORT_ORDER: Final = (
+    "CEB311Message",
+    "CEB411Message",
+    "CEB511Message",
+    "CEB621Message",
+    "CEB312Message",
+    "CEB412Message",
+    "CEB512Message",
+    "CEB622Message",
+)
 
 # JGS-20 country codes customs messages use -> ISO 3166-1 alpha-2, for the ones whose meaning
 # the customs reference of issue 13 (CEB.md §7) gives; any other code stays private only.
 COUNTRIES: Final[Mapping[str, str]] = {
-    "110": "HK", "116": "JP", "133": "KR", "141": "VN", "142": "CN", "303": "GB",
-    "304": "DE", "305": "FR", "502": "US", "601": "AU", "609": "NZ",
+    "110": "HK",
+    "116": "JP",
+    "133": "KR",
+    "141": "VN",
+    "142": "CN",
+    "303": "GB",
+    "304": "DE",
+    "305": "FR",
+    "502": "US",
+    "601": "AU",
+    "609": "NZ",
 }
 PROCEDURES: Final = ("9610", "1210")  # 直购进口, 保税进口: what a CEB621 declares
 
@@ -172,9 +244,11 @@ def wrapper_schema() -> etree.XMLSchema:
 
 
 _DECLARATION: Final = re.compile(
-    rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", re.IGNORECASE)
+    rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", re.IGNORECASE
+)
 _TEXT_DECLARATION: Final = re.compile(
-    r"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])([A-Za-z0-9._-]+)([\"'])", re.IGNORECASE)
+    r"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])([A-Za-z0-9._-]+)([\"'])", re.IGNORECASE
+)
 _GB: Final = frozenset({"gb2312", "gbk", "gb18030", "cp936", "x-gbk", "euc-cn"})
 _UTF8: Final = frozenset({"utf-8", "utf8"})
 
@@ -190,21 +264,26 @@ def _as_utf8(data: bytes, source: str) -> bytes:
     if encoding in _UTF8:
         return data
     if encoding not in _GB:
-        raise MalformedInput(f"{source}: encoding {encoding!r} is not one customs messages use; "
-                             "send UTF-8, GB2312 or GBK", code="malformed")
+        raise MalformedInput(
+            f"{source}: encoding {encoding!r} is not one customs messages use; send UTF-8, GB2312 or GBK",
+            code="malformed",
+        )
     try:
         text = data.decode("gb18030")
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise MalformedInput(f"{source} line {line}: byte {e.start} is not {encoding.upper()} "
-                             "text as the XML declaration says") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise MalformedInput(
+            f"{source} line {line}: byte {e.start} is not {encoding.upper()} text as the XML declaration says"
+        ) from None
     return _TEXT_DECLARATION.sub(r"\g<1>UTF-8\g<3>", text, count=1).encode("utf-8")
 
 
 def _parse(data: bytes, source: str) -> Any:
     if len(data) > MAX_MESSAGE_BYTES:
-        raise MalformedInput(f"{source} is {len(data)} bytes; a customs message may have at most "
-                             f"{MAX_MESSAGE_BYTES} (32 MiB)", code="too_large")
+        raise MalformedInput(
+            f"{source} is {len(data)} bytes; a customs message may have at most {MAX_MESSAGE_BYTES} (32 MiB)",
+            code="too_large",
+        )
     data = _as_utf8(data, source)
     try:
         root = etree.fromstring(data, hardened_parser())
@@ -212,8 +291,10 @@ def _parse(data: bytes, source: str) -> Any:
         # libxml2 stops an entity bomb itself (amplification, loops) even before the DTD
         # check below can: refused for what it is.
         hostile = "entit" in str(e.msg).lower()
-        raise MalformedInput(f"{source} line {e.lineno}: not well-formed XML: {e.msg}",
-                             code="xml_refused" if hostile else "malformed") from None
+        raise MalformedInput(
+            f"{source} line {e.lineno}: not well-formed XML: {e.msg}",
+            code="xml_refused" if hostile else "malformed",
+        ) from None
     tree = root.getroottree()
     refuse_hostile(tree, source, "a customs message")
     return tree
@@ -299,11 +380,11 @@ def read_message(data: bytes, *, source: str = "message") -> Message:
     if _ns(root.tag) != CEB or name not in KINDS:
         raise MalformedInput(
             f"{source}: expected a customs message ({', '.join(IMPORT_ORDER)} in namespace "
-            f"{CEB}), not <{name}> in namespace {_ns(root.tag)}")
+            f"{CEB}), not <{name}> in namespace {_ns(root.tag)}"
+        )
     declared = wrapper.get("MsgType")
     if declared and declared != name:
-        raise MalformedInput(f"{source}: the dxp:DxpMsg says MsgType {declared}, but it carries "
-                             f"a {name}")
+        raise MalformedInput(f"{source}: the dxp:DxpMsg says MsgType {declared}, but it carries a {name}")
     kind = KINDS[name]
     # The signature is neither verified nor kept: taking it out before the check makes a
     # placeholder one (as in assembled examples) as acceptable as none.
@@ -318,8 +399,10 @@ def read_message(data: bytes, *, source: str = "message") -> Message:
         index = max((i for i, s in enumerate(starts) if s <= err.line), default=-1)
         where = f" document {index}:" if index >= 0 else ""
         more = len(xsd.error_log) - 1
-        raise MalformedInput(f"{source} line {err.line}:{where} not a valid {name}: {err.message}"
-                             + (f" (and {more} more)" if more > 0 else ""))
+        raise MalformedInput(
+            f"{source} line {err.line}:{where} not a valid {name}: {err.message}"
+            + (f" (and {more} more)" if more > 0 else "")
+        )
     docs: list[Document] = []
     seen: set[bytes] = set()
     for i, payload in enumerate(payloads):
@@ -337,8 +420,14 @@ def read_message(data: bytes, *, source: str = "message") -> Message:
         seen.add(same)
         docs.append(doc)
     transfer = root.find(f"{{{CEB}}}BaseTransfer")
-    return Message(source=source, type=name, guid=root.get("guid", ""), documents=tuple(docs),
-                   transfer=_fields(transfer) if transfer is not None else {}, wrapper=wrapper)
+    return Message(
+        source=source,
+        type=name,
+        guid=root.get("guid", ""),
+        documents=tuple(docs),
+        transfer=_fields(transfer) if transfer is not None else {},
+        wrapper=wrapper,
+    )
 
 
 # --- values -------------------------------------------------------------------------------
@@ -371,8 +460,9 @@ def money(msg: Message, doc: Document, name: str, value: str | None = None) -> s
     d = _decimal(msg, doc, name, text)
     cents = d.quantize(Decimal("0.01"))
     if cents != d:
-        raise _fail(msg, doc, name, f"{text} has fractions of a fen; amounts are recorded to "
-                    "the fen (two decimals)")
+        raise _fail(
+            msg, doc, name, f"{text} has fractions of a fen; amounts are recorded to the fen (two decimals)"
+        )
     if cents >= Decimal(10) ** 15:
         raise _fail(msg, doc, name, f"{text} is beyond 15 digits of yuan")
     return f"{cents:.2f}"
@@ -567,8 +657,9 @@ def _private(msg: Message, doc: Document) -> dict[str, Any]:
     return out
 
 
-def _lines(msg: Message, doc: Document, *, name_field: str, ebc_code: str,
-           declaration: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _lines(
+    msg: Message, doc: Document, *, name_field: str, ebc_code: str, declaration: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(cbec:lines, quantityList): each line by its gnum, and the products they name, each
     once with the lines' quantities added up."""
     lines: list[dict[str, Any]] = []
@@ -633,19 +724,25 @@ def _order(msg: Message, doc: Document, ctx: Context, key: bytes) -> dict[str, A
     g = doc.get
     ebp, ebc, order_no = _need(msg, doc, "ebpCode"), _need(msg, doc, "ebcCode"), _need(msg, doc, "orderNo")
     info: dict[str, Any] = {
-        "goods": money(msg, doc, "goodsValue"), "freight": money(msg, doc, "freight"),
-        "tax": money(msg, doc, "taxTotal"), "discount": money(msg, doc, "discount"),
-        "paid": money(msg, doc, "acturalPaid"), "currency": "CNY",
+        "goods": money(msg, doc, "goodsValue"),
+        "freight": money(msg, doc, "freight"),
+        "tax": money(msg, doc, "taxTotal"),
+        "discount": money(msg, doc, "discount"),
+        "paid": money(msg, doc, "acturalPaid"),
+        "currency": "CNY",
         "buyerIdHash": buyer_id_hash(key, _need(msg, doc, "buyerIdNumber")),
     }
     if g("consignee") and g("consigneeTelephone") and g("consigneeAddress"):
-        info["consigneeHash"] = consignee_hash(key, g("consignee") or "", g("consigneeTelephone") or "",
-                                               g("consigneeAddress") or "")
+        info["consigneeHash"] = consignee_hash(
+            key, g("consignee") or "", g("consigneeTelephone") or "", g("consigneeAddress") or ""
+        )
     lines, goods = _lines(msg, doc, name_field="itemName", ebc_code=ebc, declaration=False)
     body = _base("TransactionEvent", customs_time(msg, doc, "appTime"))
     body["action"] = "ADD"
-    body["bizTransactionList"] = [{"type": "cbec:order", "bizTransaction": order_uri(ebp, order_no)},
-                                  {"bizTransaction": order_number_uri(order_no)}]
+    body["bizTransactionList"] = [
+        {"type": "cbec:order", "bizTransaction": order_uri(ebp, order_no)},
+        {"bizTransaction": order_number_uri(order_no)},
+    ]
     _goods(body, goods)
     if ctx.merchant:
         body["sourceList"] = [{"type": "owning_party", "source": ctx.merchant}]
@@ -665,13 +762,18 @@ def _payment(msg: Message, doc: Document, ctx: Context, key: bytes) -> dict[str,
     body = _base("TransactionEvent", customs_time(msg, doc, "payTime"))
     body["action"] = "ADD"
     body["bizTransactionList"] = [
-        {"type": "cbec:order",
-         "bizTransaction": order_uri(_need(msg, doc, "ebpCode"), _need(msg, doc, "orderNo"))},
-        {"type": "cbec:payment", "bizTransaction": payment_uri(pay, tx)}]
+        {
+            "type": "cbec:order",
+            "bizTransaction": order_uri(_need(msg, doc, "ebpCode"), _need(msg, doc, "orderNo")),
+        },
+        {"type": "cbec:payment", "bizTransaction": payment_uri(pay, tx)},
+    ]
     body["epcList"] = []
     body["cbec:paymentInfo"] = {
-        "paid": money(msg, doc, "amountPaid"), "currency": "CNY",
-        "buyerIdHash": buyer_id_hash(key, _need(msg, doc, "payerIdNumber"))}
+        "paid": money(msg, doc, "amountPaid"),
+        "currency": "CNY",
+        "buyerIdHash": buyer_id_hash(key, _need(msg, doc, "payerIdNumber")),
+    }
     prov = _provenance(msg, doc, ctx)
     prov["references"] = _references(doc, ("orderNo", "ebpCode"))
     body["cbec:customsMessage"] = prov
@@ -690,18 +792,24 @@ def _waybill(msg: Message, doc: Document, ctx: Context, key: bytes) -> dict[str,
     code, number = _need(msg, doc, "logisticsCode"), _need(msg, doc, "logisticsNo")
     order_no = _need(msg, doc, "orderNo")
     # The specification has it: freight "0" if none (the XSD lets it be left out).
-    info: dict[str, Any] = {"freight": money(msg, doc, "freight", g("freight") or "0"),
-                            "currency": "CNY", "grossWeightKg": _weight(msg, doc, "weight")}
+    info: dict[str, Any] = {
+        "freight": money(msg, doc, "freight", g("freight") or "0"),
+        "currency": "CNY",
+        "grossWeightKg": _weight(msg, doc, "weight"),
+    }
     if g("consignee") and g("consigneeTelephone") and g("consigneeAddress"):
-        info["consigneeHash"] = consignee_hash(key, g("consignee") or "", g("consigneeTelephone") or "",
-                                               g("consigneeAddress") or "")
+        info["consigneeHash"] = consignee_hash(
+            key, g("consignee") or "", g("consigneeTelephone") or "", g("consigneeAddress") or ""
+        )
     body = _base("TransactionEvent", customs_time(msg, doc, "appTime"))
     body["action"] = "ADD"
     # A waybill names its order by number only; the importer found the platform's order
     # with that number, or there is none on the ledger yet and the platform stays unknown.
     order = ctx.order or document_uri("order", "", order_no)
-    body["bizTransactionList"] = [{"type": "cbec:order", "bizTransaction": order},
-                                  {"type": "cbec:waybill", "bizTransaction": waybill_uri(code, number)}]
+    body["bizTransactionList"] = [
+        {"type": "cbec:order", "bizTransaction": order},
+        {"type": "cbec:waybill", "bizTransaction": waybill_uri(code, number)},
+    ]
     body["epcList"] = []
     body["cbec:waybillInfo"] = info
     prov = _provenance(msg, doc, ctx)
@@ -720,10 +828,13 @@ def _inventory(msg: Message, doc: Document, ctx: Context, key: bytes) -> dict[st
     links = [{"type": "cbec:order", "bizTransaction": order_uri(ebp, _need(msg, doc, "orderNo"))}]
     if ctx.payment:
         links.append({"type": "cbec:payment", "bizTransaction": ctx.payment})
-    links += [{"type": "cbec:waybill",
-               "bizTransaction": waybill_uri(_need(msg, doc, "logisticsCode"),
-                                             _need(msg, doc, "logisticsNo"))},
-              {"type": "cbec:declaration", "bizTransaction": inventory_uri(agent, cop_no)}]
+    links += [
+        {
+            "type": "cbec:waybill",
+            "bizTransaction": waybill_uri(_need(msg, doc, "logisticsCode"), _need(msg, doc, "logisticsNo")),
+        },
+        {"type": "cbec:declaration", "bizTransaction": inventory_uri(agent, cop_no)},
+    ]
     body["bizTransactionList"] = links
     _goods(body, goods)
     mode = doc.get("tradeMode")
@@ -737,9 +848,24 @@ def _inventory(msg: Message, doc: Document, ctx: Context, key: bytes) -> dict[st
     if lines:
         body["cbec:lines"] = lines
     prov = _provenance(msg, doc, ctx)
-    prov["references"] = _references(doc, (
-        "orderNo", "ebpCode", "ebcCode", "logisticsCode", "logisticsNo", "preNo", "invtNo",
-        "tradeMode", "customsCode", "portCode", "emsNo", "areaCode", "billNo"))
+    prov["references"] = _references(
+        doc,
+        (
+            "orderNo",
+            "ebpCode",
+            "ebcCode",
+            "logisticsCode",
+            "logisticsNo",
+            "preNo",
+            "invtNo",
+            "tradeMode",
+            "customsCode",
+            "portCode",
+            "emsNo",
+            "areaCode",
+            "billNo",
+        ),
+    )
     body["cbec:customsMessage"] = prov
     return body
 
@@ -760,9 +886,12 @@ def receipt_step(status: str) -> tuple[str, str | None]:
 def _receipt(msg: Message, doc: Document, ctx: Context, key: bytes) -> dict[str, Any]:
     number = document_number(doc)
     if number is None:
-        need = {"order_receipt": "ebpCode and orderNo", "payment_receipt": "payCode and "
-                "payTransactionId", "waybill_receipt": "logisticsCode and logisticsNo",
-                "inventory_receipt": "agentCode and copNo"}[doc.kind.name]
+        need = {
+            "order_receipt": "ebpCode and orderNo",
+            "payment_receipt": "payCode and payTransactionId",
+            "waybill_receipt": "logisticsCode and logisticsNo",
+            "inventory_receipt": "agentCode and copNo",
+        }[doc.kind.name]
         raise _fail(msg, doc, need, "are needed to name the document it answers")
     status = _need(msg, doc, "returnStatus")
     if not re.fullmatch(r"-?[0-9]{1,9}", status):
@@ -783,8 +912,7 @@ def _receipt(msg: Message, doc: Document, ctx: Context, key: bytes) -> dict[str,
     return body
 
 
-_MAPPERS: Final = {"order": _order, "payment": _payment, "waybill": _waybill,
-                   "inventory": _inventory}
+_MAPPERS: Final = {"order": _order, "payment": _payment, "waybill": _waybill, "inventory": _inventory}
 
 
 def event_of(msg: Message, doc: Document, ctx: Context, *, matching_key: bytes) -> Mapped:
@@ -800,9 +928,12 @@ def event_of(msg: Message, doc: Document, ctx: Context, *, matching_key: bytes) 
         body["errorDeclaration"] = {"declarationTime": body["eventTime"], "reason": "did_not_occur"}
     body = _finish(body)
     assert number is not None or mapper is _receipt
-    return Mapped(doc, body, _private(msg, doc),
-                  number or (body["bizTransactionList"][0]["type"],
-                             body["bizTransactionList"][0]["bizTransaction"]))
+    return Mapped(
+        doc,
+        body,
+        _private(msg, doc),
+        number or (body["bizTransactionList"][0]["type"], body["bizTransactionList"][0]["bizTransaction"]),
+    )
 
 
 # --- writing (the demo's messages, tests) ---------------------------------------------------------
@@ -818,8 +949,11 @@ def _sequences() -> dict[str, list[str]]:
     for el in root.findall(f"{xs}element"):
         seq = el.find(f"{xs}complexType/{xs}sequence")
         if seq is not None:
-            out[el.get("name")] = [(c.get("name") or c.get("ref") or "").removeprefix("ceb:")
-                                   for c in seq if c.tag == f"{xs}element"]
+            out[el.get("name")] = [
+                (c.get("name") or c.get("ref") or "").removeprefix("ceb:")
+                for c in seq
+                if c.tag == f"{xs}element"
+            ]
     return out
 
 
@@ -833,9 +967,12 @@ def _append_fields(parent: Any, element: str, values: Mapping[str, str]) -> None
             etree.SubElement(parent, f"{{{CEB}}}{name}").text = values[name]
 
 
-def message_xml(message: str, guid: str,
-                documents: Sequence[tuple[Mapping[str, str], Sequence[Mapping[str, str]]]],
-                transfer: Mapping[str, str] | None = None) -> bytes:
+def message_xml(
+    message: str,
+    guid: str,
+    documents: Sequence[tuple[Mapping[str, str], Sequence[Mapping[str, str]]]],
+    transfer: Mapping[str, str] | None = None,
+) -> bytes:
     """A customs message of ``message`` type: each document's fields (and lines) in the
     XSD's order, then BaseTransfer; checked against the XSD before it is returned."""
     kind = KINDS[message]
@@ -858,16 +995,22 @@ def message_xml(message: str, guid: str,
     return data
 
 
-def dxp_wrapped(data: bytes, *, message: str, sender: str, receiver: str = "DXPEDCCEB0000002",
-                created: str = "2024-05-01T09:30:00", msg_id: str = "1") -> bytes:
+def dxp_wrapped(
+    data: bytes,
+    *,
+    message: str,
+    sender: str,
+    receiver: str = "DXPEDCCEB0000002",
+    created: str = "2024-05-01T09:30:00",
+    msg_id: str = "1",
+) -> bytes:
     """``data`` base64 in a ``dxp:DxpMsg``, as the E-Port's terminal node sends it."""
     root = etree.Element(f"{{{DXP}}}DxpMsg", nsmap={"dxp": DXP})
     root.set("ver", "1.0")
     info = etree.SubElement(root, f"{{{DXP}}}TransInfo")
     for name, value in (("CopMsgId", msg_id), ("SenderId", sender)):
         etree.SubElement(info, f"{{{DXP}}}{name}").text = value
-    etree.SubElement(etree.SubElement(info, f"{{{DXP}}}ReceiverIds"),
-                     f"{{{DXP}}}ReceiverId").text = receiver
+    etree.SubElement(etree.SubElement(info, f"{{{DXP}}}ReceiverIds"), f"{{{DXP}}}ReceiverId").text = receiver
     etree.SubElement(info, f"{{{DXP}}}CreatTime").text = created
     etree.SubElement(info, f"{{{DXP}}}MsgType").text = message
     etree.SubElement(root, f"{{{DXP}}}Data").text = base64.b64encode(data).decode("ascii")

@@ -29,9 +29,7 @@ EXTENSION_NAMESPACE: Final = "urn:suyuan:ext:{prefix}#"
 STANDARD_PREFIXES: Final = frozenset(
     {"epcis", "cbv", "cbvmda", "gs1", "rdf", "rdfs", "owl", "xsd", "dcterms", "sh", "schema"}
 )
-URI_SCHEMES: Final = frozenset(
-    {"http", "https", "urn", "ni", "tag", "mailto", "did", "data", "file", "ftp"}
-)
+URI_SCHEMES: Final = frozenset({"http", "https", "urn", "ni", "tag", "mailto", "did", "data", "file", "ftp"})
 # Context keywords that change how every key or value of an event expands.
 _KEYWORDS: Final = frozenset({"@vocab", "@base", "@language", "@direction"})
 # Keywords that make a context object act beyond its own definitions (another context
@@ -96,8 +94,7 @@ def kept_context(event: SignedEvent, records: Iterable[DocumentRecord]) -> Any |
     of the same event in another document. None for an event submitted as a statement and
     for one imported before records kept contexts (a record without ``context``).
     """
-    mine = [r for r in records
-            if r.signer == event.signer and event.event_hash in r.body.get("events", ())]
+    mine = [r for r in records if r.signer == event.signer and event.event_hash in r.body.get("events", ())]
     batch = [r for r in mine if r.seq > event.seq and r.issued == event.issued]
     found = min(batch) if batch else min((r for r in mine if r.seq < event.seq), default=None)
     return found.body.get("context") if found is not None else None
@@ -121,8 +118,13 @@ def _want(body: Mapping[str, Any], kept: Any | None, used: set[str]) -> _Want:
         return _Want(base + [p for p in _listed(kept) if p != EPCIS_CONTEXT], {})
     prefixes: set[str] = set()
     _key_prefixes(body, prefixes)
-    return _Want(base, {p: EXTENSION_NAMESPACE.format(prefix=p)
-                        for p in sorted(prefixes - STANDARD_PREFIXES - URI_SCHEMES - {"cbec"})})
+    return _Want(
+        base,
+        {
+            p: EXTENSION_NAMESPACE.format(prefix=p)
+            for p in sorted(prefixes - STANDARD_PREFIXES - URI_SCHEMES - {"cbec"})
+        },
+    )
 
 
 def _key_prefixes(value: object, out: set[str]) -> None:
@@ -188,17 +190,24 @@ def _same(a: Any, b: Any) -> bool:
 
 def _differing(want: _Definitions, have: _Definitions, terms: Iterable[str]) -> list[str]:
     """The terms among ``terms`` that ``have`` defines otherwise than ``want`` (or at all)."""
-    return [t for t in terms
-            if (t in want.terms) != (t in have.terms)
-            or (t in want.terms and not _same(want.terms[t], have.terms[t]))]
+    return [
+        t
+        for t in terms
+        if (t in want.terms) != (t in have.terms)
+        or (t in want.terms and not _same(want.terms[t], have.terms[t]))
+    ]
 
 
 def _parts_of(want: _Want) -> list[Any]:
     return want.parts + ([want.fallback] if want.fallback else [])
 
 
-def in_context(events: Sequence[SignedEvent], records: Iterable[DocumentRecord], *,
-               extra: Mapping[str, Any] | None = None) -> InContext:
+def in_context(
+    events: Sequence[SignedEvent],
+    records: Iterable[DocumentRecord],
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> InContext:
     """``events`` in one document whose ``@context`` gives each the meaning it was signed with.
 
     The context is GS1's EPCIS 2.0 context, then the CBEC vocabulary's terms if an event uses
@@ -228,8 +237,9 @@ def in_context(events: Sequence[SignedEvent], records: Iterable[DocumentRecord],
         c_parts = shared + new_parts
         candidate = _definitions(c_parts + ([new_fallback] if new_fallback else []) + tail)
         changed = set(_differing(have, candidate, set(have.terms) | set(candidate.terms)))
-        fits = (not _differing(own[i], candidate, used[i])
-                and not any(_differing(own[j], candidate, used[j] & changed) for j in placed))
+        fits = not _differing(own[i], candidate, used[i]) and not any(
+            _differing(own[j], candidate, used[j] & changed) for j in placed
+        )
         if fits:
             shared, fallback, have = c_parts, new_fallback, candidate
             placed.append(i)
@@ -249,8 +259,12 @@ def in_context(events: Sequence[SignedEvent], records: Iterable[DocumentRecord],
         stray = [t for t in _differing(own[i], have, used[i]) if t not in own[i].terms]
         before = {t: None for t in stray if _PREFIXED.match(t) is None}
         after = {t: _expanded(t, own[i]) for t in stray if t not in before}
-        local = ([before] if before else []) + _parts_of(wants[i]) + (
-            [after] if after else []) + (_listed(signed) if signed is not None else [])
+        local = (
+            ([before] if before else [])
+            + _parts_of(wants[i])
+            + ([after] if after else [])
+            + (_listed(signed) if signed is not None else [])
+        )
         out.append({"@context": local, **{k: v for k, v in e.body.items() if k != "@context"}})
         signed_contexts[i] = signed
     return InContext(context, out, signed_contexts)
@@ -265,7 +279,7 @@ def _expanded(term: str, own: _Definitions) -> dict[str, str]:
     namespace = own.terms.get(m[1])
     if isinstance(namespace, Mapping):
         namespace = namespace.get("@id")
-    return {"@id": namespace + term[m.end():] if isinstance(namespace, str) else term}
+    return {"@id": namespace + term[m.end() :] if isinstance(namespace, str) else term}
 
 
 def namespaces(context: Sequence[Any]) -> dict[str, str]:
@@ -274,6 +288,11 @@ def namespaces(context: Sequence[Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for part in context:
         if isinstance(part, Mapping):
-            out.update({k: v for k, v in part.items()
-                        if isinstance(v, str) and not k.startswith("@") and ":" not in k})
+            out.update(
+                {
+                    k: v
+                    for k, v in part.items()
+                    if isinstance(v, str) and not k.startswith("@") and ":" not in k
+                }
+            )
     return out

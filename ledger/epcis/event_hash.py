@@ -58,8 +58,7 @@ _OLD_CBV: Final = (
     ("urn:epcglobal:cbv:sdt:", CBV + "SDT-"),
     ("urn:epcglobal:cbv:er:", CBV + "ER-"),
 )
-_TIMESTAMP = re.compile(
-    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$")
+_TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$")
 
 
 @lru_cache(maxsize=1)
@@ -91,8 +90,7 @@ def expand_curie(value: str, namespaces: Mapping[str, str]) -> str:
     return value
 
 
-def namespaces_of(body: Mapping[str, Any],
-                  context: object = None) -> dict[str, str]:
+def namespaces_of(body: Mapping[str, Any], context: object = None) -> dict[str, str]:
     """The prefixes an event declares: ``context`` (a document's ``@context``), then the event's
     own ``@context``, later ones winning. A key whose prefix only the standard context binds
     (``cbvmda:lotNumber``) stays as written, as in the reference implementation."""
@@ -100,15 +98,13 @@ def namespaces_of(body: Mapping[str, Any],
     for ctx in (context, body.get("@context")):
         for part in ctx if isinstance(ctx, list) else [ctx]:
             if isinstance(part, Mapping):
-                out.update({k: v for k, v in part.items()
-                            if isinstance(v, str) and not k.startswith("@")})
+                out.update({k: v for k, v in part.items() if isinstance(v, str) and not k.startswith("@")})
     return out
 
 
 # --- identifiers: EPC URNs and Digital Links to the constrained canonical Digital Link ---------
 
-_PCT = str.maketrans({"!": "%21", "(": "%28", ")": "%29", "*": "%2A", "+": "%2B", ",": "%2C",
-                      ":": "%3A"})
+_PCT = str.maketrans({"!": "%21", "(": "%28", ")": "%29", "*": "%2A", "+": "%2B", ",": "%2C", ":": "%3A"})
 
 
 def _enc(v: str) -> str:
@@ -175,21 +171,36 @@ def _epc_pattern(scheme: str, f: list[str]) -> str | None:
         base = ("0" if scheme == "grai" else "") + cp + rest[0]
         if not base.isdigit():
             return None
-        return f"/{ {'grai': '8003', 'gdti': '253', 'sgcn': '255'}[scheme]}/{_cd(base)}"
+        return f"/{ {'grai': '8003', 'gdti': '253', 'sgcn': '255'}[scheme] }/{_cd(base)}"
     if scheme == "cpi" and len(rest) == 1:
         return f"/8010/{_enc(cp + rest[0])}"
     return None
 
 
-_DL_ALIASES: Final = {"gtin": "01", "itip": "8006", "cpid": "8010", "gln": "414", "party": "417",
-                      "gsrnp": "8017", "gsrn": "8018", "gcn": "255", "sscc": "00", "gdti": "253",
-                      "ginc": "401", "gsin": "402", "grai": "8003", "giai": "8004", "cpv": "22",
-                      "lot": "10", "ser": "21"}
-_PRIMARY: Final = frozenset({"00", "01", "8006", "8010", "414", "417", "8017", "8018", "255", "253",
-                             "401", "402", "8003", "8004"})
+_DL_ALIASES: Final = {
+    "gtin": "01",
+    "itip": "8006",
+    "cpid": "8010",
+    "gln": "414",
+    "party": "417",
+    "gsrnp": "8017",
+    "gsrn": "8018",
+    "gcn": "255",
+    "sscc": "00",
+    "gdti": "253",
+    "ginc": "401",
+    "gsin": "402",
+    "grai": "8003",
+    "giai": "8004",
+    "cpv": "22",
+    "lot": "10",
+    "ser": "21",
+}
+_PRIMARY: Final = frozenset(
+    {"00", "01", "8006", "8010", "414", "417", "8017", "8018", "255", "253", "401", "402", "8003", "8004"}
+)
 # The key qualifiers the constrained form keeps, finest first.
-_QUALIFIERS: Final = {"01": ("21", "10", "235"), "8006": ("21", "10"), "414": ("254",),
-                      "8010": ("8011",)}
+_QUALIFIERS: Final = {"01": ("21", "10", "235"), "8006": ("21", "10"), "414": ("254",), "8010": ("8011",)}
 _DL_SHAPE: Final = re.compile(r"^https?://[^/?#]+(/[^?#]*)(?:\?[^#]*)?(?:#.*)?$")
 
 
@@ -198,8 +209,9 @@ def _digital_link(uri: str) -> str | None:
     if m is None:
         return None
     segs = m[1].strip("/").split("/")
-    start = next((i for i, s in enumerate(segs) if _DL_ALIASES.get(s, s) in _PRIMARY
-                  and i + 1 < len(segs)), None)
+    start = next(
+        (i for i, s in enumerate(segs) if _DL_ALIASES.get(s, s) in _PRIMARY and i + 1 < len(segs)), None
+    )
     if start is None:
         return None
     segs = [_DL_ALIASES.get(s, s) if i % 2 == 0 else s for i, s in enumerate(segs[start:])]
@@ -280,8 +292,9 @@ def _scalar_text(value: object) -> str:
     return str(value).strip()
 
 
-def normalise(value: object, *, key: str = "", vocab: bool = False,
-              namespaces: Mapping[str, str] = STANDARD_NAMESPACES) -> str:
+def normalise(
+    value: object, *, key: str = "", vocab: bool = False, namespaces: Mapping[str, str] = STANDARD_NAMESPACES
+) -> str:
     """One value as the pre-hash string writes it (rules 5–9, 14–18)."""
     text = _scalar_text(value)
     if not text:
@@ -297,7 +310,7 @@ def normalise(value: object, *, key: str = "", vocab: bool = False,
         text = expand_curie(text, namespaces)
     for old, new in _OLD_CBV:
         if text.startswith(old):
-            text = new + text[len(old):]
+            text = new + text[len(old) :]
             break
     text = _number(text)
     return canonical_identifier(text) or text
@@ -307,19 +320,62 @@ def normalise(value: object, *, key: str = "", vocab: bool = False,
 
 _EPC_LISTS: Final = ("epcList", "inputEPCList", "childEPCs")
 _QUANTITY_LISTS: Final = ("quantityList", "childQuantityList", "inputQuantityList")
-_METADATA: Final = ("time", "startTime", "endTime", "deviceID", "deviceMetadata", "rawData",
-                    "dataProcessingMethod", "bizRules")
-_REPORT: Final = ("type", "exception", "deviceID", "deviceMetadata", "rawData",
-                  "dataProcessingMethod", "time", "microorganism", "chemicalSubstance", "value",
-                  "component", "stringValue", "booleanValue", "hexBinaryValue", "uriValue",
-                  "minValue", "maxValue", "meanValue", "sDev", "percRank", "percValue", "uom",
-                  "coordinateReferenceSystem")
+_METADATA: Final = (
+    "time",
+    "startTime",
+    "endTime",
+    "deviceID",
+    "deviceMetadata",
+    "rawData",
+    "dataProcessingMethod",
+    "bizRules",
+)
+_REPORT: Final = (
+    "type",
+    "exception",
+    "deviceID",
+    "deviceMetadata",
+    "rawData",
+    "dataProcessingMethod",
+    "time",
+    "microorganism",
+    "chemicalSubstance",
+    "value",
+    "component",
+    "stringValue",
+    "booleanValue",
+    "hexBinaryValue",
+    "uriValue",
+    "minValue",
+    "maxValue",
+    "meanValue",
+    "sDev",
+    "percRank",
+    "percValue",
+    "uom",
+    "coordinateReferenceSystem",
+)
 _REPORT_VOCAB: Final = frozenset({"type", "exception", "component"})
-ORDERED: Final = frozenset({
-    "eventTime", "eventTimeZoneOffset", "certificationInfo", "parentID", *_EPC_LISTS,
-    *_QUANTITY_LISTS, "outputEPCList", "outputQuantityList", "action", "transformationID",
-    "bizStep", "disposition", "persistentDisposition", "readPoint", "bizLocation",
-    "sensorElementList"})
+ORDERED: Final = frozenset(
+    {
+        "eventTime",
+        "eventTimeZoneOffset",
+        "certificationInfo",
+        "parentID",
+        *_EPC_LISTS,
+        *_QUANTITY_LISTS,
+        "outputEPCList",
+        "outputQuantityList",
+        "action",
+        "transformationID",
+        "bizStep",
+        "disposition",
+        "persistentDisposition",
+        "readPoint",
+        "bizLocation",
+        "sensorElementList",
+    }
+)
 _SORTED_GROUP: Final = frozenset({"bizTransactionList", "sourceList", "destinationList", "ilmd"})
 _NOT_EXTENSIONS: Final = ORDERED | _SORTED_GROUP | IGNORED
 
@@ -350,15 +406,13 @@ class _Writer:
         if isinstance(value, dict):
             if "@value" in value:
                 return self.generic(key, value["@value"])
-            inner = sorted(s for k, v in value.items() if not k.startswith("@")
-                           for s in self.generic(k, v))
+            inner = sorted(s for k, v in value.items() if not k.startswith("@") for s in self.generic(k, v))
             return [name + "".join(inner)]
         text = normalise(value, key=name, namespaces=self.ns)
         return [f"{name}={text}" if text else name]
 
     def extensions(self, obj: Mapping[str, Any], skip: Collection[str]) -> list[str]:
-        return sorted(s for k, v in obj.items() if k not in skip and k[:1] != "@"
-                      for s in self.generic(k, v))
+        return sorted(s for k, v in obj.items() if k not in skip and k[:1] != "@" for s in self.generic(k, v))
 
     def ids(self, name: str, values: object, item: str = "epc") -> str:
         if not isinstance(values, list) or not values:
@@ -371,10 +425,14 @@ class _Writer:
         parts = []
         for q in values:
             if isinstance(q, dict):
-                fields = [self.value(f, q.get(f)) for f in ("epcClass", "quantity", "uom")
-                          if q.get(f) is not None]
-                parts.append("quantityElement" + "".join(fields)
-                             + "".join(self.extensions(q, ("epcClass", "quantity", "uom"))))
+                fields = [
+                    self.value(f, q.get(f)) for f in ("epcClass", "quantity", "uom") if q.get(f) is not None
+                ]
+                parts.append(
+                    "quantityElement"
+                    + "".join(fields)
+                    + "".join(self.extensions(q, ("epcClass", "quantity", "uom")))
+                )
         return name + "".join(sorted(parts))
 
     def typed_list(self, name: str, item: str, values: object) -> str:
@@ -391,17 +449,18 @@ class _Writer:
         out = "sensorElement"
         meta = element.get("sensorMetadata")
         if isinstance(meta, dict):
-            out += "sensorMetadata" + "".join(
-                self.value(f, meta[f]) for f in _METADATA if f in meta)
+            out += "sensorMetadata" + "".join(self.value(f, meta[f]) for f in _METADATA if f in meta)
             out += "".join(self.extensions(meta, _METADATA))
         reports = element.get("sensorReport")
         reports = reports if isinstance(reports, list) else [reports] if reports else []
         texts = []
         for r in reports:
             if isinstance(r, dict):
-                texts.append("sensorReport" + "".join(
-                    self.value(f, r[f], vocab=f in _REPORT_VOCAB) for f in _REPORT if f in r)
-                    + "".join(self.extensions(r, _REPORT)))
+                texts.append(
+                    "sensorReport"
+                    + "".join(self.value(f, r[f], vocab=f in _REPORT_VOCAB) for f in _REPORT if f in r)
+                    + "".join(self.extensions(r, _REPORT))
+                )
         out += "".join(sorted(texts))
         return out + "".join(self.extensions(element, ("sensorMetadata", "sensorReport")))
 
@@ -412,8 +471,9 @@ class _Writer:
         parts += [field("eventTime"), field("eventTimeZoneOffset")]
         cert = body.get("certificationInfo")
         if cert is not None:
-            parts += sorted(self.value("certificationInfo", c)
-                            for c in (cert if isinstance(cert, list) else [cert]))
+            parts += sorted(
+                self.value("certificationInfo", c) for c in (cert if isinstance(cert, list) else [cert])
+            )
         parts.append(field("parentID"))
         for name in _EPC_LISTS:
             parts.append(self.ids(name, body.get(name)))
@@ -427,8 +487,10 @@ class _Writer:
                 parts.append(self.value(name, body[name], vocab=True))
         pd = body.get("persistentDisposition")
         if isinstance(pd, dict):
-            inner = "".join("".join(sorted(self.value(k, v, vocab=True) for v in pd.get(k) or []))
-                            for k in ("set", "unset"))
+            inner = "".join(
+                "".join(sorted(self.value(k, v, vocab=True) for v in pd.get(k) or []))
+                for k in ("set", "unset")
+            )
             parts.append("persistentDisposition" + inner if inner else "")
         for name in ("readPoint", "bizLocation"):
             place = body.get(name)
@@ -439,10 +501,11 @@ class _Writer:
                     later.append(name + "".join(ext))
         sensors = body.get("sensorElementList")
         if isinstance(sensors, list) and sensors:
-            parts.append("sensorElementList" + "".join(sorted(
-                self.sensor_element(s) for s in sensors if isinstance(s, dict))))
-        later.append(self.typed_list("bizTransactionList", "bizTransaction",
-                                     body.get("bizTransactionList")))
+            parts.append(
+                "sensorElementList"
+                + "".join(sorted(self.sensor_element(s) for s in sensors if isinstance(s, dict)))
+            )
+        later.append(self.typed_list("bizTransactionList", "bizTransaction", body.get("bizTransactionList")))
         later.append(self.typed_list("sourceList", "source", body.get("sourceList")))
         later.append(self.typed_list("destinationList", "destination", body.get("destinationList")))
         ilmd = body.get("ilmd")
@@ -502,17 +565,33 @@ def earlier_capture(signer: str, key: CaptureKey, earlier: Iterable[Captured]) -
     it would lose a fact, and GS1's own examples reuse one eventID for different events.
     """
     for e in earlier:
-        if (e.signer == signer and e.key.key == key.key and e.key.hash == key.hash
-                and e.key.declared == key.declared):
+        if (
+            e.signer == signer
+            and e.key.key == key.key
+            and e.key.hash == key.hash
+            and e.key.declared == key.declared
+        ):
             return e
     return None
 
 
 # --- document records ---------------------------------------------------------------------------
 
-DOCUMENT_FIELDS: Final = frozenset({"type", "format", "id", "schemaVersion", "creationDate",
-                                    "sender", "receiver", "instanceIdentifier", "sbdh", "events",
-                                    "context"})
+DOCUMENT_FIELDS: Final = frozenset(
+    {
+        "type",
+        "format",
+        "id",
+        "schemaVersion",
+        "creationDate",
+        "sender",
+        "receiver",
+        "instanceIdentifier",
+        "sbdh",
+        "events",
+        "context",
+    }
+)
 _NI = re.compile(r"^ni:///sha-256;[0-9a-f]{64}\?ver=CBV2\.0$")
 
 
@@ -527,15 +606,19 @@ def check_document_record(body: Mapping[str, Any]) -> None:
         raise MalformedInput("a document record's type is EPCISDocument or EPCISQueryDocument")
     events = body.get("events")
     if not isinstance(events, list) or not all(isinstance(h, str) and _NI.match(h) for h in events):
-        raise MalformedInput("a document record lists the event hash (ni:///sha-256;…?ver=CBV2.0) "
-                             "of each of its events")
+        raise MalformedInput(
+            "a document record lists the event hash (ni:///sha-256;…?ver=CBV2.0) of each of its events"
+        )
     context = body.get("context")
-    if "context" in body and not (_is_context_part(context) or (
-            isinstance(context, list) and context and all(_is_context_part(c) for c in context))):
-        raise MalformedInput("a document record's context is the document's JSON-LD @context: "
-                             "an IRI, an object, or a non-empty array of them")
-    for k in ("format", "id", "schemaVersion", "creationDate", "sender", "receiver",
-              "instanceIdentifier"):
+    if "context" in body and not (
+        _is_context_part(context)
+        or (isinstance(context, list) and context and all(_is_context_part(c) for c in context))
+    ):
+        raise MalformedInput(
+            "a document record's context is the document's JSON-LD @context: "
+            "an IRI, an object, or a non-empty array of them"
+        )
+    for k in ("format", "id", "schemaVersion", "creationDate", "sender", "receiver", "instanceIdentifier"):
         if k in body and not isinstance(body[k], str):
             raise MalformedInput(f"a document record's {k} is a string")
 

@@ -74,40 +74,51 @@ def check_body(body: Mapping[str, Any]) -> Subject:
     key; return what it describes."""
     extra = body.keys() - _FIELDS
     if extra:
-        raise MalformedInput(f"a masterdata body has unknown field(s) {', '.join(sorted(extra))}; "
-                             "it holds one vocabulary element: type, id, attributes, children")
+        raise MalformedInput(
+            f"a masterdata body has unknown field(s) {', '.join(sorted(extra))}; "
+            "it holds one vocabulary element: type, id, attributes, children"
+        )
     vtype = body.get("type")
     if vtype not in VOCABULARY_TYPES:
-        raise MalformedInput(f"masterdata type {vtype!r} is not one of "
-                             f"{', '.join(VOCABULARY_TYPES)}", code="unsupported_vocabulary")
+        raise MalformedInput(
+            f"masterdata type {vtype!r} is not one of {', '.join(VOCABULARY_TYPES)}",
+            code="unsupported_vocabulary",
+        )
     location = vtype in LOCATION_TYPES
     kinds = _LOCATION_KINDS if location else _PRODUCT_KINDS
-    what = ("a location is named by a GLN or SGLN (…/414/…, urn:epc:id:sgln:…)" if location
-            else "a product class is named by a GTIN, a lot or an SGTIN pattern (…/01/…, "
-                 "urn:epc:class:lgtin:…, urn:epc:idpat:sgtin:…)")
+    what = (
+        "a location is named by a GLN or SGLN (…/414/…, urn:epc:id:sgln:…)"
+        if location
+        else "a product class is named by a GTIN, a lot or an SGTIN pattern (…/01/…, "
+        "urn:epc:class:lgtin:…, urn:epc:idpat:sgtin:…)"
+    )
     link = _link(body.get("id"), where="masterdata id", kinds=kinds, what=what)
     keys = [_key(link)]
     children = body.get("children", [])
     if not isinstance(children, list) or len(children) > MAX_CHILDREN:
-        raise MalformedInput(f"masterdata children must be a list of at most {MAX_CHILDREN} "
-                             "identifiers")
+        raise MalformedInput(f"masterdata children must be a list of at most {MAX_CHILDREN} identifiers")
     for i, child in enumerate(children):
         keys.append(_key(_link(child, where=f"masterdata children[{i}]", kinds=kinds, what=what)))
     attrs = body.get("attributes", [])
     if not isinstance(attrs, list) or len(attrs) > MAX_ATTRIBUTES:
-        raise MalformedInput(f"masterdata attributes must be a list of at most {MAX_ATTRIBUTES} "
-                             "{\"id\", \"attribute\"} objects")
+        raise MalformedInput(
+            f'masterdata attributes must be a list of at most {MAX_ATTRIBUTES} {{"id", "attribute"}} objects'
+        )
     for i, a in enumerate(attrs):
         if not isinstance(a, dict) or not {"id"} <= a.keys() <= {"id", "attribute"}:
-            raise MalformedInput(f"masterdata attributes[{i}] must be an object with id and "
-                                 "attribute")
+            raise MalformedInput(f"masterdata attributes[{i}] must be an object with id and attribute")
         aid = a["id"]
-        if (not isinstance(aid, str) or not aid or len(aid) > MAX_ATTRIBUTE_ID
-                or any(c.isspace() for c in aid)):
-            raise MalformedInput(f"masterdata attributes[{i}].id must be a URI or compact URI "
-                                 f"such as urn:epcglobal:cbv:mda#name, not {aid!r}")
-    return Subject(link.canonical, "location" if location else "product",
-                   tuple(dict.fromkeys(keys)))
+        if (
+            not isinstance(aid, str)
+            or not aid
+            or len(aid) > MAX_ATTRIBUTE_ID
+            or any(c.isspace() for c in aid)
+        ):
+            raise MalformedInput(
+                f"masterdata attributes[{i}].id must be a URI or compact URI "
+                f"such as urn:epcglobal:cbv:mda#name, not {aid!r}"
+            )
+    return Subject(link.canonical, "location" if location else "product", tuple(dict.fromkeys(keys)))
 
 
 def _key(link: DigitalLink) -> str:
@@ -147,8 +158,7 @@ def prefix_candidates(subject: Subject) -> set[str]:
     return out
 
 
-def owner_problem(reg: RegistryState, *, signer: str, subject: Subject, time: str | None
-                  ) -> str | None:
+def owner_problem(reg: RegistryState, *, signer: str, subject: Subject, time: str | None) -> str | None:
     """Why ``signer`` may not describe ``subject`` given the registry ``reg`` (None: it may).
     ``time`` is the entry's ledger time, against which a delegation's end is compared."""
     for key in subject.keys:
@@ -158,28 +168,36 @@ def owner_problem(reg: RegistryState, *, signer: str, subject: Subject, time: st
             held = gln_prefix_holder(reg, key)
             if held is not None and held.party == signer:
                 continue
-            whose = (f"the GS1 company prefix {held.prefix} it falls under is held by {held.party}"
-                     if held else "no registered party holds the GS1 company prefix it falls under")
-            return (f"{signer} may not describe location GLN {key}: only gln:{key} or the holder "
-                    f"of its GS1 company prefix may, and {whose}")
+            whose = (
+                f"the GS1 company prefix {held.prefix} it falls under is held by {held.party}"
+                if held
+                else "no registered party holds the GS1 company prefix it falls under"
+            )
+            return (
+                f"{signer} may not describe location GLN {key}: only gln:{key} or the holder "
+                f"of its GS1 company prefix may, and {whose}"
+            )
         held = prefix_holder(reg, key)
         if held is None:
-            return (f"{signer} may not describe GTIN {key}: no registered party holds its GS1 "
-                    "company prefix (register it with `suyuan party register --gs1-prefix`)")
+            return (
+                f"{signer} may not describe GTIN {key}: no registered party holds its GS1 "
+                "company prefix (register it with `suyuan party register --gs1-prefix`)"
+            )
         if held.party == signer:
             continue
         if time is not None and may_use_prefix(reg, signer, held, time):
             continue
         if time is None and (held.prefix, signer) in reg.delegations:
             continue
-        return (f"{signer} may not describe GTIN {key}: its GS1 company prefix {held.prefix} is "
-                f"held by {held.party} (since seq {held.since_seq}), who has not delegated it to "
-                f"{signer}")
+        return (
+            f"{signer} may not describe GTIN {key}: its GS1 company prefix {held.prefix} is "
+            f"held by {held.party} (since seq {held.since_seq}), who has not delegated it to "
+            f"{signer}"
+        )
     return None
 
 
-def check_owner(reg: RegistryState, *, signer: str, body: Mapping[str, Any],
-                time: str | None) -> Subject:
+def check_owner(reg: RegistryState, *, signer: str, body: Mapping[str, Any], time: str | None) -> Subject:
     """Refuse (``not_owner``) master data its signer does not own (see ``owner_problem``)."""
     subject = check_body(body)
     why = owner_problem(reg, signer=signer, subject=subject, time=time)
@@ -214,26 +232,55 @@ class MasterData:
     attributes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "kind": self.kind, "type": self.vtype,
-                               "names": dict(self.names)}
+        out: dict[str, Any] = {
+            "code": self.code,
+            "kind": self.kind,
+            "type": self.vtype,
+            "names": dict(self.names),
+        }
         if self.kind == "location":
-            out.update({"street": list(self.street), "city": dict(self.city),
-                        "state": self.state, "postalCode": self.postal_code,
-                        "country": self.country, "latitude": self.latitude,
-                        "longitude": self.longitude})
+            out.update(
+                {
+                    "street": list(self.street),
+                    "city": dict(self.city),
+                    "state": self.state,
+                    "postalCode": self.postal_code,
+                    "country": self.country,
+                    "latitude": self.latitude,
+                    "longitude": self.longitude,
+                }
+            )
         else:
-            out.update({"brand": dict(self.brand), "netContent": self.net_content,
-                        "netQuantity": ({"value": self.net_quantity[0],
-                                         "unitCode": self.net_quantity[1]}
-                                        if self.net_quantity else None),
-                        "image": self.image, "country": self.country})
+            out.update(
+                {
+                    "brand": dict(self.brand),
+                    "netContent": self.net_content,
+                    "netQuantity": (
+                        {"value": self.net_quantity[0], "unitCode": self.net_quantity[1]}
+                        if self.net_quantity
+                        else None
+                    ),
+                    "image": self.image,
+                    "country": self.country,
+                }
+            )
         return out
 
 
 _CBVMDA: Final = ("urn:epcglobal:cbv:mda#", "urn:epcglobal:cbv:mda:", "cbvmda:")
 _GS1: Final = ("gs1:", "https://gs1.org/voc/", "http://gs1.org/voc/")
-_UNITS: Final = {"GRM": "g", "KGM": "kg", "MLT": "ml", "LTR": "l", "H87": "pcs", "MGM": "mg",
-                 "CLT": "cl", "MTR": "m", "CMT": "cm", "MMT": "mm"}
+_UNITS: Final = {
+    "GRM": "g",
+    "KGM": "kg",
+    "MLT": "ml",
+    "LTR": "l",
+    "H87": "pcs",
+    "MGM": "mg",
+    "CLT": "cl",
+    "MTR": "m",
+    "CMT": "cm",
+    "MMT": "mm",
+}
 
 
 def term(attribute_id: str) -> tuple[str, str]:
@@ -242,7 +289,7 @@ def term(attribute_id: str) -> tuple[str, str]:
     for vocab, prefixes in (("cbvmda", _CBVMDA), ("gs1", _GS1)):
         for p in prefixes:
             if attribute_id.startswith(p):
-                return vocab, attribute_id[len(p):]
+                return vocab, attribute_id[len(p) :]
     return "", attribute_id
 
 
@@ -325,19 +372,39 @@ def describe(body: Mapping[str, Any]) -> MasterData:
     image = first((g, "image"), (g, "referencedFileURL"))
     country = first((c, "countryCode"), (c, "countryOfOrigin"), (g, "countryOfOrigin"))
     return MasterData(
-        code=subject.code, kind=subject.kind, vtype=str(body["type"]),
-        names=lang_map((c, "name"), (g, "productName"), (c, "regulatedProductName"),
-                       (c, "tradeItemDescription"), (c, "descriptionShort"), (g, "name")),
-        street=tuple(s for s in (first((c, "streetAddressOne")), first((c, "streetAddressTwo")),
-                                 first((c, "streetAddressThree"))) if s),
-        city=lang_map((c, "city")), state=first((c, "state")),
-        postal_code=first((c, "postalCode")), country=country.upper() if country else None,
-        latitude=first((c, "latitude")), longitude=first((c, "longitude")), brand=brand,
+        code=subject.code,
+        kind=subject.kind,
+        vtype=str(body["type"]),
+        names=lang_map(
+            (c, "name"),
+            (g, "productName"),
+            (c, "regulatedProductName"),
+            (c, "tradeItemDescription"),
+            (c, "descriptionShort"),
+            (g, "name"),
+        ),
+        street=tuple(
+            s
+            for s in (
+                first((c, "streetAddressOne")),
+                first((c, "streetAddressTwo")),
+                first((c, "streetAddressThree")),
+            )
+            if s
+        ),
+        city=lang_map((c, "city")),
+        state=first((c, "state")),
+        postal_code=first((c, "postalCode")),
+        country=country.upper() if country else None,
+        latitude=first((c, "latitude")),
+        longitude=first((c, "longitude")),
+        brand=brand,
         net_content=_net_content(next(iter(got.get((g, "netContent"), ())), None))
         or first((c, "netContentDescription")),
         net_quantity=_net_quantity(next(iter(got.get((g, "netContent"), ())), None)),
         image=image if image and image.startswith(("https://", "http://")) else None,
-        attributes=len(attrs))
+        attributes=len(attrs),
+    )
 
 
 # --- EPCIS documents ---------------------------------------------------------------------------
@@ -374,8 +441,7 @@ def elements_of(document: Mapping[str, Any]) -> list[dict[str, Any]]:
             try:
                 check_body(body)
             except MalformedInput as e:
-                raise type(e)(f"{where}.vocabularyElementList[{j}]: {e.message}",
-                              code=e.code) from None
+                raise type(e)(f"{where}.vocabularyElementList[{j}]: {e.message}", code=e.code) from None
             out.append(body)
     return out
 
@@ -388,10 +454,19 @@ def prefixes_to_load(bodies: Iterable[Mapping[str, Any]]) -> set[str]:
     return out
 
 
-SHOWN: Final = frozenset({("cbvmda", "name"), ("gs1", "productName"), ("cbvmda", "city"),
-                          ("gs1", "brand"), ("gs1", "brandName"), ("cbvmda", "regulatedProductName"),
-                          ("cbvmda", "tradeItemDescription"), ("cbvmda", "descriptionShort"),
-                          ("gs1", "name")})
+SHOWN: Final = frozenset(
+    {
+        ("cbvmda", "name"),
+        ("gs1", "productName"),
+        ("cbvmda", "city"),
+        ("gs1", "brand"),
+        ("gs1", "brandName"),
+        ("cbvmda", "regulatedProductName"),
+        ("cbvmda", "tradeItemDescription"),
+        ("cbvmda", "descriptionShort"),
+        ("gs1", "name"),
+    }
+)
 
 
 def shown_texts(body: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -413,13 +488,13 @@ def shown_texts(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def sign_elements(bodies: Iterable[Mapping[str, Any]], *, signer: str, key: PartyKey,
-                  issued: str) -> list[dict[str, Any]]:
+def sign_elements(
+    bodies: Iterable[Mapping[str, Any]], *, signer: str, key: PartyKey, issued: str
+) -> list[dict[str, Any]]:
     """One signed ``masterdata`` envelope per body, all issued at ``issued``."""
     from ledger.core.statements import sign_one
 
-    return [sign_one(kind="masterdata", signer=signer, key=key, body=b, issued=issued)
-            for b in bodies]
+    return [sign_one(kind="masterdata", signer=signer, key=key, body=b, issued=issued) for b in bodies]
 
 
 def element_name(body: Mapping[str, Any]) -> str:

@@ -94,9 +94,15 @@ def product_of(events: Sequence[Commissioning]) -> Product | None:
         expiry = expiry or _text(_ilmd(e.body, "itemExpirationDate"))
         country = country or _text(_ilmd(e.body, "countryOfOrigin"))
     first = ordered[0]
-    return Product(names=names, lot_number=lot, expiration_date=expiry, country_of_origin=country,
-                   production_time=first.event_time, producer=first.signer,
-                   seqs=tuple(e.seq for e in ordered))
+    return Product(
+        names=names,
+        lot_number=lot,
+        expiration_date=expiry,
+        country_of_origin=country,
+        production_time=first.event_time,
+        producer=first.signer,
+        seqs=tuple(e.seq for e in ordered),
+    )
 
 
 def is_commissioning(*, stage: str, biz_step: str | None, via: str | None) -> bool:

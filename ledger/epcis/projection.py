@@ -59,8 +59,12 @@ def named_codes(c: EventCodes, *, io: bool = True) -> list[str]:
     """Every product or unit an event names, under its index key, in event order."""
     raw = [*c.epcs, *([c.parent] if c.parent else []), *c.children, *(x for x, _, _ in c.classes)]
     if io:
-        raw += [*c.inputs, *c.outputs, *(x for x, _, _ in c.input_classes),
-                *(x for x, _, _ in c.output_classes)]
+        raw += [
+            *c.inputs,
+            *c.outputs,
+            *(x for x, _, _ in c.input_classes),
+            *(x for x, _, _ in c.output_classes),
+        ]
     out: list[str] = []
     seen: set[str] = set()
     for code in raw:
@@ -137,12 +141,26 @@ class TraceBatch:
     def __bool__(self) -> bool:
         return bool(self.events)
 
-    def add_event(self, *, seq: int, signer: str, body: Mapping[str, Any], classified: Classified,
-                  codes: EventCodes) -> None:
+    def add_event(
+        self, *, seq: int, signer: str, body: Mapping[str, Any], classified: Classified, codes: EventCodes
+    ) -> None:
         utc = codes.event_time_utc
-        self.events.append((seq, codes.type, codes.event_time, utc, classified.stage,
-                            classified.activity, codes.biz_step, codes.disposition,
-                            codes.action, signer, codes.read_point, codes.biz_location))
+        self.events.append(
+            (
+                seq,
+                codes.type,
+                codes.event_time,
+                utc,
+                classified.stage,
+                classified.activity,
+                codes.biz_step,
+                codes.disposition,
+                codes.action,
+                signer,
+                codes.read_point,
+                codes.biz_location,
+            )
+        )
         seen: set[tuple[str, str]] = set()
 
         def ident(code: str, part: str) -> str:
@@ -159,15 +177,12 @@ class TraceBatch:
         epcs = [ident(c, "epc") for c in codes.epcs]
         parent = ident(codes.parent, "parent") if codes.parent else None
         children = [ident(c, "child") for c in codes.children]
-        children += [ident(c, "child") for c, _, _ in codes.classes
-                     if codes.type == "AggregationEvent"]
+        children += [ident(c, "child") for c, _, _ in codes.classes if codes.type == "AggregationEvent"]
         inputs: list[tuple[str, str | None]] = [(ident(c, "input"), None) for c in codes.inputs]
         inputs += [(ident(c, "input"), _qty(q, u)) for c, q, u in codes.input_classes]
-        outputs: list[tuple[str, str | None]] = [
-            (ident(c, "output"), None) for c in codes.outputs]
+        outputs: list[tuple[str, str | None]] = [(ident(c, "output"), None) for c in codes.outputs]
         outputs += [(ident(c, "output"), _qty(q, u)) for c, q, u in codes.output_classes]
-        classes = [] if codes.type == "AggregationEvent" else [
-            ident(c, "class") for c, _, _ in codes.classes]
+        classes = [] if codes.type == "AggregationEvent" else [ident(c, "class") for c, _, _ in codes.classes]
         for t, i in codes.biz_transactions:
             self.biz.append((t, i, seq))
 
@@ -194,8 +209,7 @@ class TraceBatch:
 
         owner = next((i for t, i in codes.destinations if t == "owning_party"), None) or signer
         location = codes.biz_location or codes.read_point
-        sold = (codes.disposition in SOLD_DISPOSITIONS
-                or classified.activity in SOLD_ACTIVITIES)
+        sold = codes.disposition in SOLD_DISPOSITIONS or classified.activity in SOLD_ACTIVITIES
         objects = epcs + children + classes + [o for o, _ in outputs]
         if parent is not None:
             objects.append(parent)
@@ -204,14 +218,23 @@ class TraceBatch:
         for code, _ in inputs:
             self._state(code, seq, utc, codes.disposition, owner, location, False)
 
-    def _edge(self, src: str, dst: str, seq: int, kind: str, sq: str | None = None,
-              dq: str | None = None) -> None:
+    def _edge(
+        self, src: str, dst: str, seq: int, kind: str, sq: str | None = None, dq: str | None = None
+    ) -> None:
         if (src, dst, seq) not in self._edges:
             self._edges.add((src, dst, seq))
             self.lineage.append((src, dst, seq, kind, sq, dq))
 
-    def _state(self, code: str, seq: int, utc: str, disposition: str | None, owner: str,
-               location: str | None, sold: bool) -> None:
+    def _state(
+        self,
+        code: str,
+        seq: int,
+        utc: str,
+        disposition: str | None,
+        owner: str,
+        location: str | None,
+        sold: bool,
+    ) -> None:
         cur = self.state.get(code)
         if cur is None:
             self.state[code] = [disposition, owner, location, int(sold), seq, utc]

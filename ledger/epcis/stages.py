@@ -190,12 +190,9 @@ _RECALL: Final = _CBEC_STEPS["cbec:recalling"]
 
 STAGE_ACTIVITIES: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
     {
-        "production": _HANDLING_STEPS
-        | _PRODUCTION_STEPS
-        | {"transformation", "other", "aggregation"},
+        "production": _HANDLING_STEPS | _PRODUCTION_STEPS | {"transformation", "other", "aggregation"},
         "transaction": _TRANSACTION_STEPS | {"order", "transaction"},
-        "clearance": frozenset({"declaration", "inspection", "release", "hold", "return",
-                                "receipt"}),
+        "clearance": frozenset({"declaration", "inspection", "release", "hold", "return", "receipt"}),
         "logistics": _HANDLING_STEPS | _LOGISTICS_STEPS | {"waybill", "aggregation"},
         "payment": frozenset({"payment"}),
         "evaluation": frozenset({"evaluation"}),
@@ -276,9 +273,7 @@ def classify(body: Mapping[str, Any], *, signer_roles: Collection[str] = ()) -> 
     if event_type == "AggregationEvent":
         action = body.get("action")
         activity = (
-            _AGGREGATION_ACTIVITY.get(action, "aggregation")
-            if isinstance(action, str)
-            else "aggregation"
+            _AGGREGATION_ACTIVITY.get(action, "aggregation") if isinstance(action, str) else "aggregation"
         )
         return _handling(activity, signer_roles)
     return Classified("production", "other")
@@ -299,8 +294,13 @@ ROLE_PERMISSIONS: Final[Mapping[str, frozenset[tuple[str, str | None]]]] = Mappi
         # Clearance is split: the broker files the declaration, only customs decides on it.
         "customs_broker": frozenset({("clearance", "declaration")}),
         "customs": frozenset(
-            {("clearance", "inspection"), ("clearance", "release"), ("clearance", "hold"),
-             ("clearance", "return"), ("clearance", "receipt")}
+            {
+                ("clearance", "inspection"),
+                ("clearance", "release"),
+                ("clearance", "hold"),
+                ("clearance", "return"),
+                ("clearance", "receipt"),
+            }
         ),
         "payment": frozenset({("payment", None)}),
         "regulator": frozenset({("recall", None)}),
@@ -336,9 +336,7 @@ def authorise_event(*, party: str, roles: Collection[str], classified: Classifie
         reason = f"that {part} belongs to {' or '.join(owners)}"
     else:
         reason = "no role may sign it"
-    raise NotAuthorised(
-        f"{party} (roles: {held}) may not sign {what}: {reason}", code="role_not_allowed"
-    )
+    raise NotAuthorised(f"{party} (roles: {held}) may not sign {what}: {reason}", code="role_not_allowed")
 
 
 # --- Identifiers an event names ----------------------------------------------------------
@@ -434,9 +432,7 @@ def _classes(body: Mapping[str, Any], field: str) -> tuple[ClassCount, ...]:
             raise MalformedInput(f"each {field} entry must be an object with an epcClass")
         quantity = q.get("quantity")
         # bool is an int to Python, never a quantity to EPCIS.
-        if quantity is not None and (
-            isinstance(quantity, bool) or not isinstance(quantity, int | float)
-        ):
+        if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int | float)):
             raise MalformedInput(f"{field} quantity must be a number, not {quantity!r}")
         uom = q.get("uom")
         if uom is not None and not isinstance(uom, str):
@@ -475,9 +471,7 @@ def _utc(event_time: str) -> str:
             f"eventTime {event_time!r} is not a date-time such as 2026-11-27T13:05:00+08:00"
         ) from None
     if t.tzinfo is None:
-        raise MalformedInput(
-            f"eventTime {event_time} has no UTC offset; end it with Z or one such as +08:00"
-        )
+        raise MalformedInput(f"eventTime {event_time} has no UTC offset; end it with Z or one such as +08:00")
     try:
         return utc_text(t)  # one fixed-width form: times sort as strings in every store
     except OverflowError:
@@ -502,9 +496,14 @@ def event_summary(body: Mapping[str, Any]) -> EventSummary:
     event_time = body.get("eventTime")
     if not isinstance(event_time, str):
         raise MalformedInput("an event needs eventTime, a date-time such as 2026-11-27T13:05:00Z")
-    return EventSummary(event_time, _utc(event_time), _optional_term(body, "bizStep"),
-                        _optional_term(body, "disposition"), _location(body, "readPoint"),
-                        _location(body, "bizLocation"))
+    return EventSummary(
+        event_time,
+        _utc(event_time),
+        _optional_term(body, "bizStep"),
+        _optional_term(body, "disposition"),
+        _location(body, "readPoint"),
+        _location(body, "bizLocation"),
+    )
 
 
 def event_codes(body: Mapping[str, Any]) -> EventCodes:

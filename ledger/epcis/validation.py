@@ -47,9 +47,7 @@ def schema_dir() -> Path:
         if (d / EVENT_SCHEMA).is_file():
             return d
         tried.append(str(d))
-    raise ConfigError(
-        f"the schema files are missing: {EVENT_SCHEMA} is in none of {', '.join(tried)}"
-    )
+    raise ConfigError(f"the schema files are missing: {EVENT_SCHEMA} is in none of {', '.join(tried)}")
 
 
 @functools.cache
@@ -90,9 +88,7 @@ def _shown(value: object) -> str:
 
 # --- The shared primitive checks (the reference validator uses the same date-time check) --
 
-_TIME: Final = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.ASCII
-)
+_TIME: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.ASCII)
 _LANGUAGE_TAG: Final = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$", re.ASCII)
 
 
@@ -161,9 +157,7 @@ class _Compiled:
         self.currency = re.compile(defs["cbecCurrency"]["pattern"])
         self.keyed_hash = re.compile(defs["cbecKeyedHash"]["pattern"])
         self.hs_code = re.compile(defs["cbec:hsCode"]["pattern"])
-        self.weight = re.compile(
-            defs["cbec:waybillInfo"]["properties"]["grossWeightKg"]["pattern"]
-        )
+        self.weight = re.compile(defs["cbec:waybillInfo"]["properties"]["grossWeightKg"]["pattern"])
         self.countries = frozenset(defs["cbec:countryOfOrigin"]["enum"])
         self.decimal = re.compile(defs["cbecDecimal"]["pattern"])
         self.customs_code = re.compile(defs["cbecCustomsCode"]["pattern"])
@@ -174,26 +168,21 @@ class _Compiled:
         self.app_status = re.compile(message["appStatus"]["pattern"])
         self.return_status = re.compile(message["status"]["pattern"])
         self.message_name = re.compile(message["key"]["propertyNames"]["pattern"])
-        self.line_unit = re.compile(
-            defs["cbec:lines"]["items"]["properties"]["unit"]["pattern"])
+        self.line_unit = re.compile(defs["cbec:lines"]["items"]["properties"]["unit"]["pattern"])
         self.procedures = tuple(defs["cbec:customsProcedure"]["enum"])
         self.measurement = frozenset(defs["measurementType"]["anyOf"][0]["enum"])
         self.alerts = frozenset(defs["sensorReport"]["properties"]["exception"]["anyOf"][0]["enum"])
-        self.components = frozenset(
-            defs["sensorReport"]["properties"]["component"]["anyOf"][0]["enum"]
-        )
+        self.components = frozenset(defs["sensorReport"]["properties"]["component"]["anyOf"][0]["enum"])
         self.event_types = tuple(schema["properties"]["type"]["enum"])
-        self.vocab = {
-            name: self._vocabulary(defs[name])
-            for name in _VOCAB_NAMES
-        }
+        self.vocab = {name: self._vocabulary(defs[name]) for name in _VOCAB_NAMES}
         # Each event type's own fields, in the schema's order, and which it requires.
         self.fields = {t: tuple(defs[t]["properties"]) for t in self.event_types}
         self.required = {t: tuple(defs[t]["required"]) for t in self.event_types}
         self.ilmd_fields = frozenset(defs["ilmd"]["properties"])
         self.cbec_fields = frozenset(k for k in self.ilmd_fields if k.startswith("cbec:"))
-        self.lot_fields = frozenset(k for k, v in defs["ilmd"]["properties"].items()
-                                    if v == {"$ref": "#/$defs/gs1Lot"})
+        self.lot_fields = frozenset(
+            k for k, v in defs["ilmd"]["properties"].items() if v == {"$ref": "#/$defs/gs1Lot"}
+        )
         self.all_fields = frozenset(f for fs in self.fields.values() for f in fs)
 
     def _vocabulary(self, d: Mapping[str, Any]) -> frozenset[str]:
@@ -218,6 +207,7 @@ def _compiled() -> _Compiled:
 
 
 # --- The fast validator -------------------------------------------------------------------
+
 
 class _FastValidator:
     def __init__(self, c: _Compiled) -> None:
@@ -283,67 +273,110 @@ class _FastValidator:
         }
         self.location_fields: dict[str, Check] = {"id": uri}
         self.quantity_fields: dict[str, Check] = {
-            "epcClass": uri, "quantity": num, "uom": self._uom,
+            "epcClass": uri,
+            "quantity": num,
+            "uom": self._uom,
         }
         self.bt_fields: dict[str, Check] = {
-            "type": self.vocab_checks["bizTransactionType"], "bizTransaction": uri,
+            "type": self.vocab_checks["bizTransactionType"],
+            "bizTransaction": uri,
         }
         self.source_fields: dict[str, Check] = {
-            "type": self.vocab_checks["sourceDestType"], "source": uri,
+            "type": self.vocab_checks["sourceDestType"],
+            "source": uri,
         }
         self.destination_fields: dict[str, Check] = {
-            "type": self.vocab_checks["sourceDestType"], "destination": uri,
+            "type": self.vocab_checks["sourceDestType"],
+            "destination": uri,
         }
         self.pd_fields: dict[str, Check] = {
-            "set": self._dispositions, "unset": self._dispositions,
+            "set": self._dispositions,
+            "unset": self._dispositions,
         }
         self.sensor_element_fields: dict[str, Check] = {
-            "sensorMetadata": self._sensor_metadata, "sensorReport": self._sensor_reports,
+            "sensorMetadata": self._sensor_metadata,
+            "sensorReport": self._sensor_reports,
         }
         self.sensor_metadata_fields: dict[str, Check] = {
-            "time": time, "startTime": time, "endTime": time,
-            "deviceID": uri, "deviceMetadata": uri, "rawData": uri,
-            "dataProcessingMethod": uri, "bizRules": uri,
+            "time": time,
+            "startTime": time,
+            "endTime": time,
+            "deviceID": uri,
+            "deviceMetadata": uri,
+            "rawData": uri,
+            "dataProcessingMethod": uri,
+            "bizRules": uri,
         }
         report: dict[str, Check] = {
             "type": self._enum_or_uri(self.c.measurement, "a measurement type"),
             "exception": self._enum_or_uri(self.c.alerts, "a sensor alert type"),
             "component": self._enum_or_uri(self.c.components, "a component"),
-            "time": time, "stringValue": self._string, "booleanValue": self._boolean,
-            "hexBinaryValue": self._hex, "uom": self._string,
+            "time": time,
+            "stringValue": self._string,
+            "booleanValue": self._boolean,
+            "hexBinaryValue": self._hex,
+            "uom": self._string,
         }
-        for k in ("deviceID", "deviceMetadata", "rawData", "dataProcessingMethod", "bizRules",
-                  "microorganism", "chemicalSubstance", "coordinateReferenceSystem", "uriValue"):
+        for k in (
+            "deviceID",
+            "deviceMetadata",
+            "rawData",
+            "dataProcessingMethod",
+            "bizRules",
+            "microorganism",
+            "chemicalSubstance",
+            "coordinateReferenceSystem",
+            "uriValue",
+        ):
             report[k] = uri
         for k in ("value", "minValue", "maxValue", "meanValue", "sDev", "percRank", "percValue"):
             report[k] = num
         self.sensor_report_fields = report
         m = self._money
         self.order_fields: dict[str, Check] = {
-            "goods": m, "freight": m, "tax": m, "discount": m, "paid": m,
-            "currency": self._currency, "buyerIdHash": self._keyed_hash,
+            "goods": m,
+            "freight": m,
+            "tax": m,
+            "discount": m,
+            "paid": m,
+            "currency": self._currency,
+            "buyerIdHash": self._keyed_hash,
             "consigneeHash": self._keyed_hash,
         }
         self.payment_fields: dict[str, Check] = {
-            "paid": m, "currency": self._currency, "buyerIdHash": self._keyed_hash,
+            "paid": m,
+            "currency": self._currency,
+            "buyerIdHash": self._keyed_hash,
         }
         self.waybill_fields: dict[str, Check] = {
-            "freight": m, "currency": self._currency, "grossWeightKg": self._weight,
+            "freight": m,
+            "currency": self._currency,
+            "grossWeightKg": self._weight,
             "consigneeHash": self._keyed_hash,
         }
         self.evaluation_fields: dict[str, Check] = {"rating": self._rating, "text": self._text}
         self.recall_fields: dict[str, Check] = {"reason": self._reason, "scope": self._scope}
         self.message_fields: dict[str, Check] = {
-            "message": self._message_type, "guid": self._message_guid,
-            "document": self._message_guid, "appType": self._app_type,
-            "appStatus": self._app_status, "status": self._return_status,
-            "key": self._message_numbers(minimum=1), "references": self._message_numbers(),
-            "responsible": self._codes(minimum=0), "onBehalfOf": self._codes(minimum=1),
-            "transmitter": self._customs_code, "parties": self._parties,
+            "message": self._message_type,
+            "guid": self._message_guid,
+            "document": self._message_guid,
+            "appType": self._app_type,
+            "appStatus": self._app_status,
+            "status": self._return_status,
+            "key": self._message_numbers(minimum=1),
+            "references": self._message_numbers(),
+            "responsible": self._codes(minimum=0),
+            "onBehalfOf": self._codes(minimum=1),
+            "transmitter": self._customs_code,
+            "parties": self._parties,
         }
         self.line_fields: dict[str, Check] = {
-            "gnum": self._gnum, "name": self._line_name, "item": self._uri,
-            "quantity": self._decimal, "unit": self._line_unit, "hsCode": self._hs_code,
+            "gnum": self._gnum,
+            "name": self._line_name,
+            "item": self._uri,
+            "quantity": self._decimal,
+            "unit": self._line_unit,
+            "hsCode": self._hs_code,
             "countryOfOrigin": self._country,
         }
 
@@ -356,8 +389,10 @@ class _FastValidator:
         if type(etype) is not str or etype not in self.allowed:
             if etype is None:
                 _fail("$.type", "is required: one of " + ", ".join(self.c.event_types))
-            _fail("$.type", f"{_shown(etype)} is not an EPCIS 2.0 event type: one of "
-                  + ", ".join(self.c.event_types))
+            _fail(
+                "$.type",
+                f"{_shown(etype)} is not an EPCIS 2.0 event type: one of " + ", ".join(self.c.event_types),
+            )
         for name in self.c.required[etype]:
             if name not in body:
                 _fail(self.paths[name], f"is required for {_a(etype)}")
@@ -374,32 +409,44 @@ class _FastValidator:
     def _rules(self, etype: str, b: Mapping[str, Any]) -> None:
         action = b.get("action")
         if etype == "ObjectEvent":
-            if not ("epcList" in b or b.get("quantityList")
-                    or (b.get("sensorElementList") and "readPoint" in b)):
-                _fail("$", "must say what it is about: an epcList, a non-empty quantityList, "
-                      "or a sensorElementList with a readPoint")
+            if not (
+                "epcList" in b or b.get("quantityList") or (b.get("sensorElementList") and "readPoint" in b)
+            ):
+                _fail(
+                    "$",
+                    "must say what it is about: an epcList, a non-empty quantityList, "
+                    "or a sensorElementList with a readPoint",
+                )
             if "ilmd" in b and action != "ADD":
-                _fail("$.ilmd", "is allowed only when objects are created (action ADD), "
-                      f"not with {action}")
+                _fail("$.ilmd", f"is allowed only when objects are created (action ADD), not with {action}")
         elif etype == "AggregationEvent" or etype == "AssociationEvent":
             if not (b.get("childEPCs") or b.get("childQuantityList") or action == "DELETE"):
-                _fail("$", f"must name its children in childEPCs or childQuantityList "
-                      f"(only action DELETE may omit them) in {_a(etype)}")
+                _fail(
+                    "$",
+                    f"must name its children in childEPCs or childQuantityList "
+                    f"(only action DELETE may omit them) in {_a(etype)}",
+                )
             if etype == "AggregationEvent" and action != "OBSERVE" and "parentID" not in b:
                 _fail("$.parentID", f"is required for an AggregationEvent with action {action}")
         elif etype == "TransactionEvent":
             if not b["bizTransactionList"]:
                 _fail("$.bizTransactionList", "must name at least one business transaction")
             if not ("epcList" in b or b.get("quantityList") or action == "DELETE"):
-                _fail("$", "must say what it is about: an epcList or a non-empty quantityList "
-                      "(only action DELETE may omit them)")
+                _fail(
+                    "$",
+                    "must say what it is about: an epcList or a non-empty quantityList "
+                    "(only action DELETE may omit them)",
+                )
         else:  # TransformationEvent
             has_in = bool(b.get("inputEPCList") or b.get("inputQuantityList"))
             has_out = bool(b.get("outputEPCList") or b.get("outputQuantityList"))
             if not ((has_in and has_out) or ("transformationID" in b and (has_in or has_out))):
-                _fail("$", "must name inputs and outputs (inputEPCList or inputQuantityList, "
-                      "outputEPCList or outputQuantityList), or a transformationID with at "
-                      "least one of them")
+                _fail(
+                    "$",
+                    "must name inputs and outputs (inputEPCList or inputQuantityList, "
+                    "outputEPCList or outputQuantityList), or a transformationID with at "
+                    "least one of them",
+                )
 
     def _extension_key(self, key: str) -> bool:
         known = self.ext_keys.get(key)
@@ -412,18 +459,29 @@ class _FastValidator:
     def _unknown_field(self, key: str, etype: str | None, parent: str, *, what: str) -> NoReturn:
         path = child_path(parent, key)
         if key.startswith("cbec:") or key.startswith(CBEC_NAMESPACE):
-            _fail(path, f"is not a term of the CBEC vocabulary ({CBEC_NAMESPACE}); "
-                  "its fields are " + ", ".join(sorted(self.c.cbec_fields)))
+            _fail(
+                path,
+                f"is not a term of the CBEC vocabulary ({CBEC_NAMESPACE}); "
+                "its fields are " + ", ".join(sorted(self.c.cbec_fields)),
+            )
         if etype == "TransformationEvent" and key == "action":
-            _fail(path, "is not allowed in a TransformationEvent: a transformation has no "
-                  "action; remove it")
+            _fail(path, "is not allowed in a TransformationEvent: a transformation has no action; remove it")
         if etype is not None and key in self.c.all_fields:
             _fail(path, f"is not a field of {what}; remove it")
-        _fail(path, f"is not a field of {what}; an extension field needs a namespace prefix, "
-              f"like example:{key}")
+        _fail(
+            path, f"is not a field of {what}; an extension field needs a namespace prefix, like example:{key}"
+        )
 
-    def _closed_object(self, v: Any, path: str, what: str, fields: Mapping[str, Check],
-                       required: tuple[str, ...] = (), *, extensions: bool = False) -> None:
+    def _closed_object(
+        self,
+        v: Any,
+        path: str,
+        what: str,
+        fields: Mapping[str, Check],
+        required: tuple[str, ...] = (),
+        *,
+        extensions: bool = False,
+    ) -> None:
         if not isinstance(v, dict):
             _fail(path, f"must be {what} (a JSON object), not {_describe(v)}")
         for r in required:
@@ -440,8 +498,11 @@ class _FastValidator:
 
     def _time(self, v: Any, path: str) -> None:
         if type(v) is not str or not _TIME.match(v):
-            _fail(path, "must be an RFC 3339 date-time with seconds and its offset, like "
-                  "2026-11-27T13:05:00+08:00 or 2026-11-27T05:05:00Z")
+            _fail(
+                path,
+                "must be an RFC 3339 date-time with seconds and its offset, like "
+                "2026-11-27T13:05:00+08:00 or 2026-11-27T05:05:00Z",
+            )
         try:
             datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
@@ -455,12 +516,16 @@ class _FastValidator:
         if type(v) is not str or len(v) > self.c.max_uri or not self.c.uri.match(v):
             if type(v) is str and len(v) > self.c.max_uri:
                 self._too_long(v, path)
-            _fail(path, f"must be an absolute URI (an EPC URN, a GS1 Digital Link, urn:uuid:…), "
-                  f"not {_shown(v)}")
+            _fail(
+                path, f"must be an absolute URI (an EPC URN, a GS1 Digital Link, urn:uuid:…), not {_shown(v)}"
+            )
 
     def _too_long(self, v: str, path: str) -> NoReturn:
-        _fail(path, f"is {len(v)} characters long; an identifier or URI in an event has at most "
-              f"{self.c.max_uri} (the ledger indexes them)")
+        _fail(
+            path,
+            f"is {len(v)} characters long; an identifier or URI in an event has at most "
+            f"{self.c.max_uri} (the ledger indexes them)",
+        )
 
     def _lot(self, v: Any, path: str) -> None:
         # fullmatch: the schema's "$" would also let a trailing newline through in Python.
@@ -468,11 +533,17 @@ class _FastValidator:
             if type(v) is str and v:
                 bad = next((ch for ch in v if not self.c.lot.fullmatch(ch)), None)
                 if bad is not None:
-                    _fail(path, f"contains {bad!r}, which a GS1 lot number (AI 10) may not: "
-                          "only letters, digits and !\"%&'()*+,-./:;<=>?_")
+                    _fail(
+                        path,
+                        f"contains {bad!r}, which a GS1 lot number (AI 10) may not: "
+                        "only letters, digits and !\"%&'()*+,-./:;<=>?_",
+                    )
                 _fail(path, f"is {len(v)} characters long; a GS1 lot number (AI 10) has at most 20")
-            _fail(path, f"must be a GS1 lot number (AI 10): 1 to 20 letters, digits or "
-                  f"!\"%&'()*+,-./:;<=>?_, not {_shown(v)}")
+            _fail(
+                path,
+                f"must be a GS1 lot number (AI 10): 1 to 20 letters, digits or "
+                f"!\"%&'()*+,-./:;<=>?_, not {_shown(v)}",
+            )
 
     def _uri_list(self, v: Any, path: str) -> None:
         if type(v) is not list:
@@ -515,11 +586,16 @@ class _FastValidator:
                 self._too_long(v, path)
             for prefix, vocabulary in _RESERVED:
                 if v.startswith(prefix):
-                    _fail(path, f"{_shown(v)} is not a {vocabulary} {label}; check the spelling "
-                          "against schemas/README.md")
+                    _fail(
+                        path,
+                        f"{_shown(v)} is not a {vocabulary} {label}; check the spelling "
+                        "against schemas/README.md",
+                    )
             extra = ", a cbec: term" if allows_cbec else ""
-            _fail(path, f"{_shown(v)} is not a CBV 2.0 {label}{extra}, or an absolute URI of an "
-                  "extension vocabulary")
+            _fail(
+                path,
+                f"{_shown(v)} is not a CBV 2.0 {label}{extra}, or an absolute URI of an extension vocabulary",
+            )
 
         return check
 
@@ -537,8 +613,9 @@ class _FastValidator:
                 if type(x) is not dict:
                     self._uri(x, child_path(path, i))
         elif type(v) is not dict:
-            _fail(path, f"must be a JSON-LD context: a URI, an object or an array of them, "
-                  f"not {_describe(v)}")
+            _fail(
+                path, f"must be a JSON-LD context: a URI, an object or an array of them, not {_describe(v)}"
+            )
 
     def _certification_info(self, v: Any, path: str) -> None:
         if type(v) is list:
@@ -548,8 +625,9 @@ class _FastValidator:
             self._uri(v, path)
 
     def _error_declaration(self, v: Any, path: str) -> None:
-        self._closed_object(v, path, "an errorDeclaration", self.error_fields,
-                            ("declarationTime",), extensions=True)
+        self._closed_object(
+            v, path, "an errorDeclaration", self.error_fields, ("declarationTime",), extensions=True
+        )
 
     def _location(self, v: Any, path: str) -> None:
         self._closed_object(v, path, "a location", self.location_fields, ("id",), extensions=True)
@@ -560,8 +638,13 @@ class _FastValidator:
         uri, uom, max_uri = self.c.uri, self.c.uom, self.c.max_uri
         for i, q in enumerate(v):
             # The common shape, checked inline; anything else goes the long way for its message.
-            if (type(q) is dict and len(q) <= 3 and type(q.get("epcClass")) is str
-                    and len(q["epcClass"]) <= max_uri and uri.match(q["epcClass"])):
+            if (
+                type(q) is dict
+                and len(q) <= 3
+                and type(q.get("epcClass")) is str
+                and len(q["epcClass"]) <= max_uri
+                and uri.match(q["epcClass"])
+            ):
                 n = len(q) - 1
                 if "quantity" in q:
                     if type(q["quantity"]) is int or type(q["quantity"]) is float:
@@ -591,8 +674,7 @@ class _FastValidator:
             _fail(path, f"must be an array of business transactions, not {_describe(v)}")
         fields = self.bt_fields
         for i, x in enumerate(v):
-            self._closed_object(x, child_path(path, i), "a business transaction", fields,
-                                ("bizTransaction",))
+            self._closed_object(x, child_path(path, i), "a business transaction", fields, ("bizTransaction",))
 
     def _source_dest(self, name: str) -> Check:
         def check(v: Any, path: str) -> None:
@@ -622,19 +704,25 @@ class _FastValidator:
         if type(v) is not list:
             _fail(path, f"must be an array of sensor elements, not {_describe(v)}")
         for i, x in enumerate(v):
-            self._closed_object(x, child_path(path, i), "a sensor element",
-                                self.sensor_element_fields, ("sensorReport",), extensions=True)
+            self._closed_object(
+                x,
+                child_path(path, i),
+                "a sensor element",
+                self.sensor_element_fields,
+                ("sensorReport",),
+                extensions=True,
+            )
 
     def _sensor_metadata(self, v: Any, path: str) -> None:
-        self._closed_object(v, path, "sensorMetadata", self.sensor_metadata_fields,
-                            extensions=True)
+        self._closed_object(v, path, "sensorMetadata", self.sensor_metadata_fields, extensions=True)
 
     def _sensor_reports(self, v: Any, path: str) -> None:
         if type(v) is not list or not v:
             _fail(path, "must be a non-empty array of sensor reports")
         for i, x in enumerate(v):
-            self._closed_object(x, child_path(path, i), "a sensor report",
-                                self.sensor_report_fields, extensions=True)
+            self._closed_object(
+                x, child_path(path, i), "a sensor report", self.sensor_report_fields, extensions=True
+            )
 
     def _enum_or_uri(self, words: frozenset[str], what: str) -> Check:
         def check(v: Any, path: str) -> None:
@@ -659,15 +747,22 @@ class _FastValidator:
             elif not self._extension_key(key):
                 if key.startswith("cbec:") or key.startswith(CBEC_NAMESPACE):
                     self._unknown_field(key, None, path, what="ilmd")
-                _fail(child_path(path, key), "is not a master data attribute: ilmd keys are "
-                      f"URIs or prefixed names, like cbvmda:{key}")
+                _fail(
+                    child_path(path, key),
+                    "is not a master data attribute: ilmd keys are "
+                    f"URIs or prefixed names, like cbvmda:{key}",
+                )
 
     # -- CBEC fields ----------------------------------------------------------------------
 
     def _procedure(self, v: Any, path: str) -> None:
         if type(v) is not str or v not in self.c.procedures:
-            _fail(path, "must be a CBEC customs procedure code as a string: "
-                  + ", ".join(self.c.procedures) + f", not {_shown(v)}")
+            _fail(
+                path,
+                "must be a CBEC customs procedure code as a string: "
+                + ", ".join(self.c.procedures)
+                + f", not {_shown(v)}",
+            )
 
     def _hs_code(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.hs_code.match(v):
@@ -679,8 +774,11 @@ class _FastValidator:
 
     def _money(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.money.match(v):
-            _fail(path, f"must be an amount as a decimal string with at most two decimals, "
-                  f"like \"298.00\", not {_shown(v)}")
+            _fail(
+                path,
+                f"must be an amount as a decimal string with at most two decimals, "
+                f'like "298.00", not {_shown(v)}',
+            )
 
     def _currency(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.currency.match(v):
@@ -688,26 +786,32 @@ class _FastValidator:
 
     def _keyed_hash(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.keyed_hash.match(v):
-            _fail(path, "must be hmac-sha256: and 64 lowercase hex characters (a keyed hash of "
-                  "the ID number, never the number itself)")
+            _fail(
+                path,
+                "must be hmac-sha256: and 64 lowercase hex characters (a keyed hash of "
+                "the ID number, never the number itself)",
+            )
 
     def _order_info(self, v: Any, path: str) -> None:
-        self._closed_object(v, path, "cbec:orderInfo", self.order_fields,
-                            ("goods", "freight", "tax", "discount", "paid", "currency",
-                             "buyerIdHash"))
+        self._closed_object(
+            v,
+            path,
+            "cbec:orderInfo",
+            self.order_fields,
+            ("goods", "freight", "tax", "discount", "paid", "currency", "buyerIdHash"),
+        )
 
     def _payment_info(self, v: Any, path: str) -> None:
-        self._closed_object(v, path, "cbec:paymentInfo", self.payment_fields,
-                            ("paid", "currency", "buyerIdHash"))
+        self._closed_object(
+            v, path, "cbec:paymentInfo", self.payment_fields, ("paid", "currency", "buyerIdHash")
+        )
 
     def _weight(self, w: Any, path: str) -> None:
         if type(w) is not str or not self.c.weight.match(w):
-            _fail(path, f"must be a weight in kilograms as a decimal string like \"1.250\", "
-                  f"not {_shown(w)}")
+            _fail(path, f'must be a weight in kilograms as a decimal string like "1.250", not {_shown(w)}')
 
     def _waybill_info(self, v: Any, path: str) -> None:
-        self._closed_object(v, path, "cbec:waybillInfo", self.waybill_fields,
-                            ("freight", "currency"))
+        self._closed_object(v, path, "cbec:waybillInfo", self.waybill_fields, ("freight", "currency"))
 
     def _rating(self, r: Any, path: str) -> None:
         whole = type(r) is int or (type(r) is float and r.is_integer())
@@ -726,15 +830,18 @@ class _FastValidator:
             for i, x in enumerate(t):
                 where = child_path(path, i)
                 if type(x) is not dict or x.keys() != {"@language", "@value"}:
-                    _fail(where, "must be {\"@language\", \"@value\"}: the reason in one language")
+                    _fail(where, 'must be {"@language", "@value"}: the reason in one language')
                 if type(x["@language"]) is not str or not _LANGUAGE_TAG.match(x["@language"]):
                     _fail(child_path(where, "@language"), "must be a language tag such as zh or en")
                 if type(x["@value"]) is not str or not 1 <= len(x["@value"]) <= 2000:
                     _fail(child_path(where, "@value"), "must say why, in 1 to 2000 characters")
             return
         if type(t) is not str or not 1 <= len(t) <= 2000:
-            _fail(path, "must say why, in 1 to 2000 characters, or be a list of 1 to 10 "
-                        "{\"@language\", \"@value\"} (the reason in several languages)")
+            _fail(
+                path,
+                "must say why, in 1 to 2000 characters, or be a list of 1 to 10 "
+                '{"@language", "@value"} (the reason in several languages)',
+            )
 
     def _scope(self, s: Any, path: str) -> None:
         if type(s) is not list or not s:
@@ -747,13 +854,14 @@ class _FastValidator:
     # -- customs messages (ledger/epcis/ceb.py writes these) ----------------------------------------
 
     def _customs_message(self, v: Any, path: str) -> None:
-        self._closed_object(v, path, "cbec:customsMessage", self.message_fields,
-                            ("message", "guid", "key"))
+        self._closed_object(v, path, "cbec:customsMessage", self.message_fields, ("message", "guid", "key"))
 
     def _message_type(self, v: Any, path: str) -> None:
         if type(v) is not str or v not in self.c.messages:
-            _fail(path, "must name a customs message: " + ", ".join(sorted(self.c.messages))
-                  + f", not {_shown(v)}")
+            _fail(
+                path,
+                "must name a customs message: " + ", ".join(sorted(self.c.messages)) + f", not {_shown(v)}",
+            )
 
     def _message_guid(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.message_guid.match(v):
@@ -761,7 +869,7 @@ class _FastValidator:
 
     def _app_type(self, v: Any, path: str) -> None:
         if type(v) is not str or v not in self.c.app_types:
-            _fail(path, f"must be \"1\" (new), \"2\" (change) or \"3\" (delete), not {_shown(v)}")
+            _fail(path, f'must be "1" (new), "2" (change) or "3" (delete), not {_shown(v)}')
 
     def _app_status(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.app_status.match(v):
@@ -769,14 +877,16 @@ class _FastValidator:
 
     def _return_status(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.return_status.match(v):
-            _fail(path, f"must be a customs return status such as \"800\" or \"-621004\", "
-                  f"not {_shown(v)}")
+            _fail(path, f'must be a customs return status such as "800" or "-621004", not {_shown(v)}')
 
     def _message_numbers(self, *, minimum: int = 0) -> Check:
         def check(v: Any, path: str) -> None:
             if not isinstance(v, dict) or len(v) < minimum:
-                _fail(path, "must be an object of field names and their values"
-                      + (" (at least one)" if minimum else ""))
+                _fail(
+                    path,
+                    "must be an object of field names and their values"
+                    + (" (at least one)" if minimum else ""),
+                )
             for k, x in v.items():
                 if not self.c.message_name.match(k):
                     _fail(child_path(path, k), "is not a message field name (1 to 30 letters)")
@@ -787,8 +897,11 @@ class _FastValidator:
 
     def _customs_code(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.customs_code.match(v):
-            _fail(path, f"must be an enterprise's customs code (1 to 18 characters without white "
-                  f"space), not {_shown(v)}")
+            _fail(
+                path,
+                f"must be an enterprise's customs code (1 to 18 characters without white "
+                f"space), not {_shown(v)}",
+            )
 
     def _codes(self, *, minimum: int) -> Check:
         def check(v: Any, path: str) -> None:
@@ -809,11 +922,10 @@ class _FastValidator:
         if type(v) is not list or not 1 <= len(v) <= 999:
             _fail(path, "must be a list of 1 to 999 lines")
         for i, x in enumerate(v):
-            self._closed_object(x, child_path(path, i), "a line", self.line_fields,
-                                ("gnum", "name"))
+            self._closed_object(x, child_path(path, i), "a line", self.line_fields, ("gnum", "name"))
 
     def _gnum(self, v: Any, path: str) -> None:
-        whole = (type(v) is int or (type(v) is float and v.is_integer()))
+        whole = type(v) is int or (type(v) is float and v.is_integer())
         if not whole or not 1 <= v <= 2147483647:
             _fail(path, f"must be a line number from 1, not {_shown(v)}")
 
@@ -823,8 +935,7 @@ class _FastValidator:
 
     def _decimal(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.decimal.match(v):
-            _fail(path, f"must be a quantity as a decimal string with at most five decimals, "
-                  f"not {_shown(v)}")
+            _fail(path, f"must be a quantity as a decimal string with at most five decimals, not {_shown(v)}")
 
     def _line_unit(self, v: Any, path: str) -> None:
         if type(v) is not str or not self.c.line_unit.match(v):
@@ -893,14 +1004,17 @@ def reference_error_paths(instance: object, name: str = EVENT_SCHEMA) -> list[st
         elif err.validator == "dependentRequired":
             out.extend(
                 child_path(path, r)
-                for k, needs in err.validator_value.items() if k in err.instance
-                for r in needs if r not in err.instance
+                for k, needs in err.validator_value.items()
+                if k in err.instance
+                for r in needs
+                if r not in err.instance
             )
         elif err.validator == "additionalProperties" and isinstance(err.instance, dict):
             props = err.schema.get("properties", {})
             patterns = [re.compile(p) for p in err.schema.get("patternProperties", {})]
             out.extend(
-                child_path(path, k) for k in err.instance
+                child_path(path, k)
+                for k in err.instance
                 if k not in props and not any(p.search(k) for p in patterns)
             )
         else:

@@ -30,55 +30,151 @@ SBDH: Final = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHe
 XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
 XML_LANG: Final = "{http://www.w3.org/XML/1998/namespace}lang"
 MAX_XML_BYTES: Final = 64 << 20
-EVENT_TYPES: Final = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent",
-                      "AssociationEvent")
+EVENT_TYPES: Final = (
+    "ObjectEvent",
+    "AggregationEvent",
+    "TransactionEvent",
+    "TransformationEvent",
+    "AssociationEvent",
+)
 
 # XML namespaces that the standard JSON-LD context already names (its prefixes are protected).
-_KNOWN_NS: Final = {"urn:epcglobal:cbv:mda": "cbvmda", "urn:epcglobal:cbv:mda:": "cbvmda",
-                    GS1_VOC: "gs1", "https://gs1.org/voc": "gs1",
-                    STANDARD_NAMESPACES["cbec"]: "cbec"}
+_KNOWN_NS: Final = {
+    "urn:epcglobal:cbv:mda": "cbvmda",
+    "urn:epcglobal:cbv:mda:": "cbvmda",
+    GS1_VOC: "gs1",
+    "https://gs1.org/voc": "gs1",
+    STANDARD_NAMESPACES["cbec"]: "cbec",
+}
 
-_TEXT: Final = frozenset({"eventTime", "recordTime", "eventTimeZoneOffset", "eventID",
-                          "certificationInfo", "action", "parentID", "transformationID"})
+_TEXT: Final = frozenset(
+    {
+        "eventTime",
+        "recordTime",
+        "eventTimeZoneOffset",
+        "eventID",
+        "certificationInfo",
+        "action",
+        "parentID",
+        "transformationID",
+    }
+)
 _EPC_LISTS: Final = frozenset({"epcList", "childEPCs", "inputEPCList", "outputEPCList"})
-_QUANTITY_LISTS: Final = frozenset({"quantityList", "childQuantityList", "inputQuantityList",
-                                    "outputQuantityList"})
-_TYPED_LISTS: Final = {"bizTransactionList": "bizTransaction", "sourceList": "source",
-                       "destinationList": "destination"}
-_NUMERIC_ATTRS: Final = frozenset({"value", "minValue", "maxValue", "meanValue", "sDev",
-                                   "percRank", "percValue"})
+_QUANTITY_LISTS: Final = frozenset(
+    {"quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList"}
+)
+_TYPED_LISTS: Final = {
+    "bizTransactionList": "bizTransaction",
+    "sourceList": "source",
+    "destinationList": "destination",
+}
+_NUMERIC_ATTRS: Final = frozenset(
+    {"value", "minValue", "maxValue", "meanValue", "sDev", "percRank", "percValue"}
+)
 _VOCAB_ATTRS: Final = frozenset({"type", "exception", "component"})
 
 # Element order of each event type in the 2.0 XSD (after the base type's).
-_BASE_ORDER: Final = ("eventTime", "recordTime", "eventTimeZoneOffset", "eventID",
-                      "errorDeclaration", "certificationInfo")
+_BASE_ORDER: Final = (
+    "eventTime",
+    "recordTime",
+    "eventTimeZoneOffset",
+    "eventID",
+    "errorDeclaration",
+    "certificationInfo",
+)
 _ORDER: Final[Mapping[str, tuple[str, ...]]] = {
-    "ObjectEvent": ("epcList", "action", "bizStep", "disposition", "readPoint", "bizLocation",
-                    "bizTransactionList", "quantityList", "sourceList", "destinationList",
-                    "sensorElementList", "persistentDisposition", "ilmd"),
-    "AggregationEvent": ("parentID", "childEPCs", "action", "bizStep", "disposition", "readPoint",
-                         "bizLocation", "bizTransactionList", "childQuantityList", "sourceList",
-                         "destinationList", "sensorElementList", "persistentDisposition"),
-    "TransactionEvent": ("bizTransactionList", "parentID", "epcList", "action", "bizStep",
-                         "disposition", "readPoint", "bizLocation", "quantityList", "sourceList",
-                         "destinationList", "sensorElementList", "persistentDisposition"),
-    "TransformationEvent": ("inputEPCList", "inputQuantityList", "outputEPCList",
-                            "outputQuantityList", "transformationID", "bizStep", "disposition",
-                            "readPoint", "bizLocation", "bizTransactionList", "sourceList",
-                            "destinationList", "sensorElementList", "persistentDisposition",
-                            "ilmd"),
-    "AssociationEvent": ("parentID", "childEPCs", "childQuantityList", "action", "bizStep",
-                         "disposition", "readPoint", "bizLocation", "bizTransactionList",
-                         "sourceList", "destinationList", "sensorElementList",
-                         "persistentDisposition"),
+    "ObjectEvent": (
+        "epcList",
+        "action",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "bizTransactionList",
+        "quantityList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+        "ilmd",
+    ),
+    "AggregationEvent": (
+        "parentID",
+        "childEPCs",
+        "action",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "bizTransactionList",
+        "childQuantityList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+    ),
+    "TransactionEvent": (
+        "bizTransactionList",
+        "parentID",
+        "epcList",
+        "action",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "quantityList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+    ),
+    "TransformationEvent": (
+        "inputEPCList",
+        "inputQuantityList",
+        "outputEPCList",
+        "outputQuantityList",
+        "transformationID",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "bizTransactionList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+        "ilmd",
+    ),
+    "AssociationEvent": (
+        "parentID",
+        "childEPCs",
+        "childQuantityList",
+        "action",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "bizTransactionList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+    ),
 }
 _URN_OF: Final = {web: urn for urn, web in _OLD_CBV}
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
-                           load_dtd=False, dtd_validation=False, remove_comments=True,
-                           remove_pis=True, collect_ids=False)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+        load_dtd=False,
+        dtd_validation=False,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -119,8 +215,11 @@ class _Reader:
         """The JSON-LD key of an extension element or attribute, binding its prefix."""
         ns, local = _ns(tag), _local(tag)
         if ns is None:
-            raise self.fail(el, f"<{local}> is not an EPCIS field and has no namespace; "
-                                "extension elements must be namespace-qualified")
+            raise self.fail(
+                el,
+                f"<{local}> is not an EPCIS field and has no namespace; "
+                "extension elements must be namespace-qualified",
+            )
         prefix = self.by_ns.get(ns)
         if prefix is None:
             prefix = _KNOWN_NS.get(ns) or self._new_prefix(el, ns)
@@ -152,8 +251,7 @@ class _Reader:
         ``xml:lang`` is the JSON-LD literal ``{"@language", "@value"}``."""
         if XML_LANG in el.attrib and not len(el) and len(el.attrib) == 1:
             return {"@language": el.get(XML_LANG), "@value": (el.text or "").strip()}
-        attrs = {self.key(el, k) if _ns(k) else str(k): v for k, v in el.attrib.items()
-                 if _ns(k) != XSI}
+        attrs = {self.key(el, k) if _ns(k) else str(k): v for k, v in el.attrib.items() if _ns(k) != XSI}
         if not len(el):
             text = (el.text or "").strip()
             return {**attrs, "#text": text} if attrs else text
@@ -308,12 +406,12 @@ def compact(value: str | None, *, gs1: bool = False) -> str:
     v = (value or "").strip()
     for urn, web in _OLD_CBV:
         if v.startswith(urn):
-            v = web + v[len(urn):]
+            v = web + v[len(urn) :]
             break
     if gs1 and v.startswith("gs1:"):
         v = GS1_VOC + v[4:]
     if v.startswith((CBV, GS1_VOC)):
-        word = v.rsplit("-", 1)[-1] if v.startswith(CBV) else v[len(GS1_VOC):]
+        word = v.rsplit("-", 1)[-1] if v.startswith(CBV) else v[len(GS1_VOC) :]
         if vocabulary().get(word) == v:
             return word
     return v
@@ -339,14 +437,19 @@ def _jsonld_namespace(ns: str) -> str:
 def _refuse_hostile(tree: Any, source: str, what: str = "EPCIS XML") -> None:
     info = tree.docinfo
     if info.system_url or info.public_id:
-        raise MalformedInput(f"{source}: the document names an external DTD "
-                             f"({info.system_url or info.public_id}); {what} needs none and "
-                             "it is not read", code="xml_refused")
+        raise MalformedInput(
+            f"{source}: the document names an external DTD "
+            f"({info.system_url or info.public_id}); {what} needs none and "
+            "it is not read",
+            code="xml_refused",
+        )
     dtd = info.internalDTD
     if dtd is not None and (list(dtd.iterentities()) or list(dtd.iterelements())):
-        raise MalformedInput(f"{source}: the document declares a DTD with entities or elements; "
-                             f"{what} needs none and entities are never expanded",
-                             code="xml_refused")
+        raise MalformedInput(
+            f"{source}: the document declares a DTD with entities or elements; "
+            f"{what} needs none and entities are never expanded",
+            code="xml_refused",
+        )
 
 
 # The hardened parser and the check for hostile DTDs, for the other XML readers (customs
@@ -371,15 +474,15 @@ def _upgrade_12(root: Any) -> None:
                 continue
             _unwrap(ev)
             for place in ev:
-                if place.tag in ("readPoint", "bizLocation", "ilmd", "errorDeclaration",
-                                 "sensorElement"):
+                if place.tag in ("readPoint", "bizLocation", "ilmd", "errorDeclaration", "sensorElement"):
                     _unwrap(place)
             for sel in ev.iter("sensorElement"):
                 _unwrap(sel)
             order = {n: i for i, n in enumerate(_BASE_ORDER + _ORDER[kind])}
             children = list(ev)
-            children.sort(key=lambda c: order.get(c.tag, len(order)) if isinstance(c.tag, str)
-                          else len(order))
+            children.sort(
+                key=lambda c: order.get(c.tag, len(order)) if isinstance(c.tag, str) else len(order)
+            )
             for c in children:
                 ev.append(c)
 
@@ -402,8 +505,11 @@ def parse(data: bytes, *, source: str = "document") -> dict[str, Any]:
     after checking it against GS1's XSD; ``MalformedInput`` names the line, and the event
     index where the fault is inside an event."""
     if len(data) > MAX_XML_BYTES:
-        raise MalformedInput(f"{source} is {len(data)} bytes; an XML document may have at most "
-                             f"{MAX_XML_BYTES} (64 MiB): split it", code="too_large")
+        raise MalformedInput(
+            f"{source} is {len(data)} bytes; an XML document may have at most "
+            f"{MAX_XML_BYTES} (64 MiB): split it",
+            code="too_large",
+        )
     try:
         tree = etree.ElementTree(etree.fromstring(data, _parser()))
     except etree.XMLSyntaxError as e:
@@ -420,9 +526,11 @@ def parse(data: bytes, *, source: str = "document") -> dict[str, Any]:
         ns = _ns(root.tag)
         _upgrade_12(root)
     if (ns, _local(root.tag)) not in ((NS2, "EPCISDocument"), (QUERY2, "EPCISQueryDocument")):
-        raise MalformedInput(f"{source}: expected an EPCIS XML document (epcis:EPCISDocument or "
-                             f"epcisq:EPCISQueryDocument), not <{_local(root.tag)}> in "
-                             f"namespace {ns}")
+        raise MalformedInput(
+            f"{source}: expected an EPCIS XML document (epcis:EPCISDocument or "
+            f"epcisq:EPCISQueryDocument), not <{_local(root.tag)}> in "
+            f"namespace {ns}"
+        )
     events = root.findall(".//EventList/*")
     flat = [ev for ev in events if _local(ev.tag) != "extension"]
     for ev in events:
@@ -436,15 +544,19 @@ def parse(data: bytes, *, source: str = "document") -> dict[str, Any]:
         index = max((i for i, s in enumerate(starts) if s <= err.line), default=-1)
         where = f" event {index}:" if index >= 0 else ""
         more = len(xsd.error_log) - 1
-        raise MalformedInput(f"{source} line {err.line}:{where} not valid EPCIS XML: "
-                             f"{err.message}" + (f" (and {more} more)" if more > 0 else ""))
+        raise MalformedInput(
+            f"{source} line {err.line}:{where} not valid EPCIS XML: "
+            f"{err.message}" + (f" (and {more} more)" if more > 0 else "")
+        )
     reader = _Reader(source)
     out_events = []
     for i, el in enumerate(flat):
         reader.event = i
         if _local(el.tag) not in EVENT_TYPES:
-            raise reader.fail(el, f"<{_local(el.tag)}> is not an EPCIS 2.0 event type "
-                                  "(QuantityEvent was removed in EPCIS 2.0)")
+            raise reader.fail(
+                el,
+                f"<{_local(el.tag)}> is not an EPCIS 2.0 event type (QuantityEvent was removed in EPCIS 2.0)",
+            )
         out_events.append(reader.event_of(el))
     reader.event = -1
     doc: dict[str, Any] = {"@context": [EPCIS_CONTEXT]}
@@ -534,13 +646,12 @@ def _expand_vocab(value: str, *, gs1: bool = False) -> str:
         return value
     for web, urn in _URN_OF.items():
         if iri.startswith(web):
-            return urn + iri[len(web):]
+            return urn + iri[len(web) :]
     return iri if gs1 or not iri.startswith(GS1_VOC) else iri
 
 
 class _Writer:
-    def __init__(self, namespaces: Mapping[str, str], *,
-                 declared: Mapping[str, str] | None = None) -> None:
+    def __init__(self, namespaces: Mapping[str, str], *, declared: Mapping[str, str] | None = None) -> None:
         self.ns = namespaces
         self.declared = dict(declared or {})  # declared on each event element it writes
 
@@ -668,8 +779,7 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def _event_list(parent: Any, events: Iterable[Mapping[str, Any]], *,
-                namespaces: Mapping[str, str]) -> Any:
+def _event_list(parent: Any, events: Iterable[Mapping[str, Any]], *, namespaces: Mapping[str, str]) -> Any:
     lst = etree.SubElement(parent, "EventList")
     w = _Writer(namespaces)
     for event in events:
@@ -679,8 +789,9 @@ def _event_list(parent: Any, events: Iterable[Mapping[str, Any]], *,
     return lst
 
 
-def _root(tag: str, document: Mapping[str, Any], nsmap: dict[str | None, str],
-          namespaces: Mapping[str, str]) -> Any:
+def _root(
+    tag: str, document: Mapping[str, Any], nsmap: dict[str | None, str], namespaces: Mapping[str, str]
+) -> Any:
     nsmap.update({p: n for p, n in namespaces.items() if p not in nsmap})
     root = etree.Element(tag, nsmap=nsmap)
     root.set("schemaVersion", "2.0")
@@ -688,8 +799,9 @@ def _root(tag: str, document: Mapping[str, Any], nsmap: dict[str | None, str],
     return root
 
 
-def write(document: Mapping[str, Any], *, namespaces: Mapping[str, str],
-          body_extras: Iterable[Any] = ()) -> bytes:
+def write(
+    document: Mapping[str, Any], *, namespaces: Mapping[str, str], body_extras: Iterable[Any] = ()
+) -> bytes:
     """EPCIS 2.0 XML of a JSON-LD EPCISDocument whose events' prefixes ``namespaces`` binds;
     ``body_extras`` are elements (in a namespace of their own) put after the EventList."""
     root = _root(f"{{{NS2}}}EPCISDocument", document, {"epcis": NS2}, namespaces)
@@ -701,16 +813,16 @@ def write(document: Mapping[str, Any], *, namespaces: Mapping[str, str],
     return out
 
 
-def write_query(document: Mapping[str, Any], *, namespaces: Mapping[str, str],
-                event_extras: Sequence[Sequence[Any]] = ()) -> bytes:
+def write_query(
+    document: Mapping[str, Any], *, namespaces: Mapping[str, str], event_extras: Sequence[Sequence[Any]] = ()
+) -> bytes:
     """EPCIS 2.0 XML of a JSON-LD EPCISQueryDocument (``epcisq:EPCISQueryDocument`` with
     ``epcisq:QueryResults``: queryName, subscriptionID if any, and the EventList), its
     events' prefixes bound by ``namespaces``. Fields an event carries beyond the standard
     ones are extension elements in their namespaces, after the standard fields, where
     GS1's XSD admits them; ``event_extras[i]`` are elements (in a namespace of their own)
     appended to the i-th event after those."""
-    root = _root(f"{{{QUERY2}}}EPCISQueryDocument", document,
-                 {"epcisq": QUERY2, "epcis": NS2}, namespaces)
+    root = _root(f"{{{QUERY2}}}EPCISQueryDocument", document, {"epcisq": QUERY2, "epcis": NS2}, namespaces)
     results = document["epcisBody"]["queryResults"]
     body = etree.SubElement(root, "EPCISBody")
     qr = etree.SubElement(body, f"{{{QUERY2}}}QueryResults")

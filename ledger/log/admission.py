@@ -25,8 +25,9 @@ clock drift and a local time sent as UTC, never a statement signed years ahead."
 
 MAX_NAME_CHARS: Final = 200
 
-MAX_ENVELOPE_BYTES: Final = MAX_ENTRY_BYTES - len(entry_bytes(
-    seq=MAX_INDEX, prev=bytes(32), time="2026-01-01T00:00:00.000000Z", envelope_bytes=b""))
+MAX_ENVELOPE_BYTES: Final = MAX_ENTRY_BYTES - len(
+    entry_bytes(seq=MAX_INDEX, prev=bytes(32), time="2026-01-01T00:00:00.000000Z", envelope_bytes=b"")
+)
 """The largest envelope whose entry, at any seq, fits the 65,535 bytes an entry bundle
 (C2SP tlog-tiles) can carry: 65,381 bytes of canonical JSON."""
 
@@ -45,8 +46,10 @@ def admit(p: Prepared, *, now: datetime) -> None:
     if b"\\u0000" in p.statement_bytes:
         path = _nul_path(p.statement, "$.statement")
         if path is not None:
-            raise MalformedInput(f"{path} contains the character U+0000 (NUL), which no text "
-                                 "in a statement may hold; remove it")
+            raise MalformedInput(
+                f"{path} contains the character U+0000 (NUL), which no text "
+                "in a statement may hold; remove it"
+            )
     _check_issued(p.statement["issued"], now)
     if p.kind == "party.register":
         check_display_name(p.body["name"], where="party.register body name")
@@ -69,7 +72,9 @@ def check_entry_size(p: Prepared) -> None:
         raise MalformedInput(
             f"envelope is {len(p.envelope_bytes)} bytes; an entry must fit the 65,535 bytes of "
             f"a tile bundle, so an envelope holds at most {MAX_ENVELOPE_BYTES}: split the event "
-            "or put large documents in private data", code="entry_too_large")
+            "or put large documents in private data",
+            code="entry_too_large",
+        )
 
 
 def _nul_path(value: Any, path: str) -> str | None:
@@ -103,13 +108,14 @@ def _check_issued(issued: str, now: datetime) -> None:
     except OverflowError:
         # 9999-12-31T23:59:59-14:00 or 0001-01-01T00:00:00+14:00: no instant the ledger
         # can compare (the findings' time rules would fail on it under the lock).
-        raise MalformedInput(f"statement issued {issued} is outside the years 1 to 9999 "
-                             "in UTC") from None
+        raise MalformedInput(f"statement issued {issued} is outside the years 1 to 9999 in UTC") from None
     if when > now + MAX_ISSUED_AHEAD:
         raise MalformedInput(
             f"statement issued {issued} is more than a day after the ledger's clock "
             f"({utc_text(now, digits=0)}); a statement cannot be signed in the "
-            "future: check the signer's clock", code="issued_future")
+            "future: check the signer's clock",
+            code="issued_future",
+        )
 
 
 def check_display_name(value: object, *, where: str) -> str:
@@ -118,23 +124,24 @@ def check_display_name(value: object, *, where: str) -> str:
     if not isinstance(value, str):
         raise MalformedInput(f"{where} must be a string")
     if len(value) > MAX_NAME_CHARS:
-        raise MalformedInput(
-            f"{where} is {len(value)} characters long; a name has at most {MAX_NAME_CHARS}")
+        raise MalformedInput(f"{where} is {len(value)} characters long; a name has at most {MAX_NAME_CHARS}")
     visible = False
     for c in value:
         if c in _BIDI_CONTROLS:
             raise MalformedInput(
                 f"{where} contains U+{ord(c):04X} ({unicodedata.name(c)}), a bidirectional "
-                "control that makes a name display as another; remove it")
+                "control that makes a name display as another; remove it"
+            )
         category = unicodedata.category(c)
         if category == "Cc" or category in ("Zl", "Zp"):
             raise MalformedInput(
-                f"{where} contains the control character U+{ord(c):04X}; a name is one line "
-                "of printable text")
+                f"{where} contains the control character U+{ord(c):04X}; a name is one line of printable text"
+            )
         if not (c.isspace() or category == "Cf" or c in _INVISIBLE_LETTERS):
             visible = True
     if not visible:
-        raise MalformedInput(f"{where} shows nothing: it holds only spaces or invisible "
-                             "characters; give the name as it is registered")
+        raise MalformedInput(
+            f"{where} shows nothing: it holds only spaces or invisible "
+            "characters; give the name as it is registered"
+        )
     return value
-

@@ -120,8 +120,11 @@ class _Auditor:
         # itself (its entries and projections), and judged only for a log found sound.
         with self.store.reading(single=True) as conn:
             head = self.store.head(conn)
-        apart = (_Apart(self.store.engine.url.render_as_string(hide_password=False))
-                 if head is not None and head.size >= REDERIVE_APART_MIN else None)
+        apart = (
+            _Apart(self.store.engine.url.render_as_string(hide_password=False))
+            if head is not None and head.size >= REDERIVE_APART_MIN
+            else None
+        )
         try:
             with self.store.reading(snapshot=True) as conn:
                 self.conn = conn
@@ -144,9 +147,13 @@ class _Auditor:
 
     # -- entries, chain, signatures, checkpoints ---------------------------------------
 
-    def _entries(self, total: int, entries: Iterator[tuple[int, bytes, bytes, bytes]],
-                 leaves: Iterator[tuple[int, bytes]],
-                 cps: Iterator[tuple[int, bytes, str]]) -> None:
+    def _entries(
+        self,
+        total: int,
+        entries: Iterator[tuple[int, bytes, bytes, bytes]],
+        leaves: Iterator[tuple[int, bytes]],
+        cps: Iterator[tuple[int, bytes, str]],
+    ) -> None:
         expected = 0
         prev = ZERO_HASH
         next_cp = next(cps, None)
@@ -155,9 +162,12 @@ class _Auditor:
         stored_leaf = next(leaves, None)
         for seq, leaf_col, sh_col, raw in entries:
             if seq != expected:
-                self.problem(f"missing: the log jumps from seq {expected - 1} to {seq}"
-                             if expected else f"missing: the log starts at seq {seq}",
-                             seq=expected)
+                self.problem(
+                    f"missing: the log jumps from seq {expected - 1} to {seq}"
+                    if expected
+                    else f"missing: the log starts at seq {seq}",
+                    seq=expected,
+                )
                 # Later links are judged against what is there, so one gap is one problem.
                 expected = seq
             leaf = merkle.leaf_hash(raw)
@@ -194,14 +204,25 @@ class _Auditor:
         if self.progress:
             self.progress(self.report.entries, total)
         while next_cp is not None:
-            self.problem(f"covers {next_cp[0]} entries but the log has {self.frontier.size}; "
-                         f"seq {self.frontier.size} onward is missing", checkpoint=next_cp[0])
+            self.problem(
+                f"covers {next_cp[0]} entries but the log has {self.frontier.size}; "
+                f"seq {self.frontier.size} onward is missing",
+                checkpoint=next_cp[0],
+            )
             next_cp = next(cps, None)
         if self.report.entries == 0:
             self.problem("the ledger is empty: no genesis entry")
 
-    def _entry(self, seq: int, raw: bytes, prev: bytes, leaf: bytes, sh_col: bytes,
-               jobs: list[tuple[int, bytes, bytes, bytes]], who: list[tuple[int, str, str]]) -> None:
+    def _entry(
+        self,
+        seq: int,
+        raw: bytes,
+        prev: bytes,
+        leaf: bytes,
+        sh_col: bytes,
+        jobs: list[tuple[int, bytes, bytes, bytes]],
+        who: list[tuple[int, str, str]],
+    ) -> None:
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -221,9 +242,12 @@ class _Auditor:
             self.problem(f"statement is malformed: {e.message}", seq=seq)
             return
         if not isinstance(doc["time"], str) or raw != entry_bytes(
-            seq=doc["seq"] if type(doc["seq"]) is int else seq, prev=bytes.fromhex(doc["prev"])
-            if isinstance(doc["prev"], str) and len(doc["prev"]) == 64 else prev,
-            time=str(doc["time"]), envelope_bytes=p.envelope_bytes,
+            seq=doc["seq"] if type(doc["seq"]) is int else seq,
+            prev=bytes.fromhex(doc["prev"])
+            if isinstance(doc["prev"], str) and len(doc["prev"]) == 64
+            else prev,
+            time=str(doc["time"]),
+            envelope_bytes=p.envelope_bytes,
         ):
             self.problem("entry bytes are not canonical JSON", seq=seq)
         if p.statement_hash != sh_col:
@@ -234,9 +258,13 @@ class _Auditor:
         if p.kind != "event":
             # As the append path does, a registry statement's signatures are checked before
             # it may change who signs with which key; such statements are few.
-            here = [(n, p.signed_message, s.sig, pk) for n, (s, pk) in
-                    enumerate(zip(p.signatures, registry.signing_keys(p, self.reg), strict=True))
-                    if pk is not None]
+            here = [
+                (n, p.signed_message, s.sig, pk)
+                for n, (s, pk) in enumerate(
+                    zip(p.signatures, registry.signing_keys(p, self.reg), strict=True)
+                )
+                if pk is not None
+            ]
             self.report.signatures += len(here)
             bad = verify_chunk(here)
             for n in bad:
@@ -273,16 +301,25 @@ class _Auditor:
             if owner == seq:
                 continue
             if owner is not None and owner < seq and owner in raw and _commits_to(raw[owner], c):
-                self.problem(f"private_reused: commits to private data {c[:19]}… of the "
-                             f"statement at seq {owner}", seq=seq)
+                self.problem(
+                    f"private_reused: commits to private data {c[:19]}… of the statement at seq {owner}",
+                    seq=seq,
+                )
             else:
-                self.problem(f"the private_commitments projection names "
-                             f"{'no statement' if owner is None else f'seq {owner}'} as the "
-                             f"owner of its private data {c[:19]}…; `suyuan reindex` rebuilds it",
-                             seq=seq)
+                self.problem(
+                    f"the private_commitments projection names "
+                    f"{'no statement' if owner is None else f'seq {owner}'} as the "
+                    f"owner of its private data {c[:19]}…; `suyuan reindex` rebuilds it",
+                    seq=seq,
+                )
 
-    def _flush(self, jobs: list[tuple[int, bytes, bytes, bytes]],
-               who: list[tuple[int, str, str]], *, wait: bool = False) -> None:
+    def _flush(
+        self,
+        jobs: list[tuple[int, bytes, bytes, bytes]],
+        who: list[tuple[int, str, str]],
+        *,
+        wait: bool = False,
+    ) -> None:
         """Hand the collected signature checks to the verify threads and go on reading;
         at most a few chunks are in flight, so memory stays bounded."""
         if jobs:
@@ -291,8 +328,7 @@ class _Auditor:
             self.report.signatures += len(jobs)
             jobs.clear()
             who.clear()
-        while self.inflight and (wait or len(self.inflight) > MAX_INFLIGHT
-                                 or self.inflight[0][0].done()):
+        while self.inflight and (wait or len(self.inflight) > MAX_INFLIGHT or self.inflight[0][0].done()):
             future, owners = self.inflight.popleft()
             for n in future.result():
                 seq, signer, kid = owners[n]
@@ -307,18 +343,15 @@ class _Auditor:
         if root != want:
             self.problem("stored root does not match the root of the entries", checkpoint=size)
         if self.verifier is None:
-            self.problem("no log key to verify the checkpoint with (no valid genesis)",
-                         checkpoint=size)
+            self.problem("no log key to verify the checkpoint with (no valid genesis)", checkpoint=size)
             return
         try:
             cp = Checkpoint.parse(self.verifier.verify(note))
         except LedgerError as e:
-            self.problem(f"signature does not verify with the log key: {e.message}",
-                         checkpoint=size)
+            self.problem(f"signature does not verify with the log key: {e.message}", checkpoint=size)
             return
         if cp.size != size or cp.root != want or cp.origin != self.reg.origin:
-            self.problem("signed note does not state this size, root and origin",
-                         checkpoint=size)
+            self.problem("signed note does not state this size, root and origin", checkpoint=size)
 
     # -- projections --------------------------------------------------------------------
 
@@ -329,8 +362,11 @@ class _Auditor:
             self.problem(f"the projections could not be rebuilt from the entries: {found}")
             return
         for d in found:
-            self.problem(f"the {d.table} projection does not match a rebuild from the "
-                         "entries; `suyuan reindex` rebuilds it", seq=d.seq)
+            self.problem(
+                f"the {d.table} projection does not match a rebuild from the "
+                "entries; `suyuan reindex` rebuilds it",
+                seq=d.seq,
+            )
 
     # -- stored tree and checkpoint consistency ------------------------------------------
 
@@ -344,19 +380,18 @@ class _Auditor:
             seen = 0
             for idx, h in self.store.stream_level(conn, level, damaged=self.damaged):
                 if idx >= want_count:
-                    self.problem(f"Merkle node ({level}, {idx}) lies beyond the log's "
-                                 f"{size} entries")
+                    self.problem(f"Merkle node ({level}, {idx}) lies beyond the log's {size} entries")
                     continue
                 left = next(children, None)
                 while left is not None and left[0] < 2 * idx:
                     left = next(children, None)
                 right = next(children, None)
                 if left is None or right is None or left[0] != 2 * idx or right[0] != 2 * idx + 1:
-                    self.problem(f"Merkle node ({level}, {idx}) is missing a child",
-                                 seq=idx << level)
+                    self.problem(f"Merkle node ({level}, {idx}) is missing a child", seq=idx << level)
                 elif merkle.node_hash(left[1], right[1]) != h:
-                    self.problem(f"Merkle node ({level}, {idx}) does not match its children",
-                                 seq=idx << level)
+                    self.problem(
+                        f"Merkle node ({level}, {idx}) does not match its children", seq=idx << level
+                    )
                 seen += 1
                 self.report.nodes += 1
             if seen < want_count:
@@ -371,16 +406,18 @@ class _Auditor:
             if prev is not None and size <= self.frontier.size:
                 try:
                     proof = merkle.consistency_proof(prev[0], size, fetch)
-                    merkle.verify_consistency(first=prev[0], second=size, first_root=prev[1],
-                                              second_root=root, proof=proof)
+                    merkle.verify_consistency(
+                        first=prev[0], second=size, first_root=prev[1], second_root=root, proof=proof
+                    )
                 except LedgerError as e:
-                    self.problem(f"not consistent with checkpoint {prev[0]}: {e.message}",
-                                 checkpoint=size)
+                    self.problem(f"not consistent with checkpoint {prev[0]}: {e.message}", checkpoint=size)
             prev = (size, root)
 
 
 def _already_reported(e: DamagedStore) -> None:
     return None
+
+
 def _commits_to(raw: bytes, commitment: str) -> bool:
     try:
         return bool(orjson.loads(raw)["envelope"]["statement"].get("private") == commitment)
@@ -428,13 +465,22 @@ class _EntryFacts:
             return None
         trace = TraceBatch()
         trace.add_event(seq=seq, signer=p.signer, body=p.body, classified=classified, codes=codes)
-        marks = findings.marks_set(findings.Subject(
-            seq=seq, signer=p.signer, issued=str(p.statement["issued"]), appended=str(doc["time"]),
-            body=p.body, codes=codes, classified=classified))
+        marks = findings.marks_set(
+            findings.Subject(
+                seq=seq,
+                signer=p.signer,
+                issued=str(p.statement["issued"]),
+                appended=str(doc["time"]),
+                body=p.body,
+                codes=codes,
+                classified=classified,
+            )
+        )
         return _Derived(
             lots=frozenset((src, dst) for src, dst, _, kind, _, _ in trace.lineage if kind == "lot"),
             packed=frozenset((r[0], r[1]) for op, r in trace.containment if op == "add"),
-            recalled=frozenset(marks.get("recalled", ())))
+            recalled=frozenset(marks.get("recalled", ())),
+        )
 
     def recalled(self, code: str) -> tuple[int, str] | None:
         assert self.a.conn is not None
@@ -444,17 +490,23 @@ class _EntryFacts:
 
     def lots(self, code: str) -> frozenset[str]:
         assert self.a.conn is not None
-        return frozenset(lot for lot, seq in tracedb.lot_edges_to(self.a.conn, code, self.before)
-                         if (d := self._derived(seq)) is not None and (lot, code) in d.lots)
+        return frozenset(
+            lot
+            for lot, seq in tracedb.lot_edges_to(self.a.conn, code, self.before)
+            if (d := self._derived(seq)) is not None and (lot, code) in d.lots
+        )
 
     def containers(self, code: str) -> frozenset[str]:
         assert self.a.conn is not None
         seen: set[str] = set()
         frontier = {code}
         for _ in range(MAX_CONTAINER_DEPTH):
-            nxt = {parent for child in frontier
-                   for parent, seq in tracedb.packings_of(self.a.conn, child, self.before)
-                   if (d := self._derived(seq)) is not None and (child, parent) in d.packed}
+            nxt = {
+                parent
+                for child in frontier
+                for parent, seq in tracedb.packings_of(self.a.conn, child, self.before)
+                if (d := self._derived(seq)) is not None and (child, parent) in d.packed
+            }
             nxt -= seen | {code}
             if not nxt:
                 break
@@ -482,14 +534,16 @@ def rederive(store: Store) -> list[shadow.Difference] | str:
     # A connection of its own to the primary, never a request's pinned read-only snapshot
     # (or a replica's): it writes temporary tables, which must not outlive it.
     with store.engine.connect() as plain:
-        conn = (plain.execution_options(isolation_level="REPEATABLE READ")
-                if store.dialect == "postgresql" else plain)
+        conn = (
+            plain.execution_options(isolation_level="REPEATABLE READ")
+            if store.dialect == "postgresql"
+            else plain
+        )
         with conn.begin():
             return _rederive_on(store, conn, tables)
 
 
-def _rederive_on(store: Store, conn: Connection, tables: Sequence[str]
-                 ) -> list[shadow.Difference] | str:
+def _rederive_on(store: Store, conn: Connection, tables: Sequence[str]) -> list[shadow.Difference] | str:
     """``rederive`` on ``conn``, inside its transaction."""
     stored = shadow.live_schema(conn)
     shadow.create_temp(conn, tables)
@@ -498,11 +552,9 @@ def _rederive_on(store: Store, conn: Connection, tables: Sequence[str]
         for seq, _, _, raw in store.stream_entries(conn, page=PAGE):
             entry = orjson.loads(raw)
             p = prepare(entry["envelope"])
-            rebuild.feed(seq, entry["time"], p,
-                         event_codes(p.body) if p.kind == "event" else None)
+            rebuild.feed(seq, entry["time"], p, event_codes(p.body) if p.kind == "event" else None)
         rebuild.flush()
-        return shadow.first_differences(conn, tables, stored=stored,
-                                        derived=shadow.temp_schema(conn))
+        return shadow.first_differences(conn, tables, stored=stored, derived=shadow.temp_schema(conn))
     except (LedgerError, KeyError, ValueError, TypeError, orjson.JSONDecodeError) as e:
         return str(e)
     finally:
@@ -517,8 +569,11 @@ def rederive_main() -> None:
         found = rederive(store)
     finally:
         store.dispose()
-    sys.stdout.write(json.dumps({"error": found} if isinstance(found, str) else
-                                {"differences": [[d.table, d.seq] for d in found]}))
+    sys.stdout.write(
+        json.dumps(
+            {"error": found} if isinstance(found, str) else {"differences": [[d.table, d.seq] for d in found]}
+        )
+    )
 
 
 class _Apart:
@@ -532,8 +587,12 @@ class _Apart:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", f"import {__name__} as m; m.rederive_main()"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                text=True, env={**os.environ, "SUYUAN_DB": url})
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env={**os.environ, "SUYUAN_DB": url},
+            )
         except OSError:
             self.proc = None
 
@@ -560,8 +619,7 @@ class _Apart:
         self.proc.communicate()  # reaps it and closes its pipes
 
 
-def audit(store: Store, *, progress: Progress | None = None,
-          log_key: str | None = None) -> AuditReport:
+def audit(store: Store, *, progress: Progress | None = None, log_key: str | None = None) -> AuditReport:
     """Audit the whole ledger; ``progress(done, total)`` is called as entries are read.
     With ``log_key`` (the published one) checkpoints are verified with it and the genesis
     must name it; else with the key the genesis names."""

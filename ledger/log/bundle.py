@@ -46,9 +46,11 @@ def make_bundle(ledger: Ledger, seqs: Iterable[int]) -> dict[str, Any]:
     genesis = ledger.pinned_key().genesis
     with ledger.store.reading() as conn:
         raw = verifier.with_evidence(
-            ledger.store.entries_by_seq(conn, [*wanted, 0]), parse=verifier.parse_entry,
+            ledger.store.entries_by_seq(conn, [*wanted, 0]),
+            parse=verifier.parse_entry,
             fetch=lambda ids: pagedb.evidence_entries(conn, ids),
-            registrar=genesis.registrar if genesis else None)
+            registrar=genesis.registrar if genesis else None,
+        )
     raw = {s: b for s, b in raw.items() if s < cp.size}
     proofs = ledger.inclusion_proofs(raw, cp.size)
     return {
@@ -78,8 +80,7 @@ class BundleResult:
 
     @property
     def ok(self) -> bool:
-        return (not self.problems and self.checkpoint is not None
-                and len(self.cosigned_by) >= self.quorum)
+        return not self.problems and self.checkpoint is not None and len(self.cosigned_by) >= self.quorum
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,8 +95,9 @@ class BundleResult:
         }
 
 
-def verify_bundle(doc: object, *, log_key: str | None = None,
-                  witness_keys: Sequence[str] = (), quorum: int = 0) -> BundleResult:
+def verify_bundle(
+    doc: object, *, log_key: str | None = None, witness_keys: Sequence[str] = (), quorum: int = 0
+) -> BundleResult:
     """Check every entry's inclusion and signatures against the bundle's checkpoint.
 
     Without ``log_key`` the bundle's own key is used and the result says so: that only
@@ -120,8 +122,10 @@ def verify_bundle(doc: object, *, log_key: str | None = None,
         except LedgerError:
             continue
     if len(res.cosigned_by) < quorum:
-        res.problems.append(f"checkpoint: cosigned by {len(res.cosigned_by)} of the "
-                            f"{len(witness_keys)} witnesses given; {quorum} are required")
+        res.problems.append(
+            f"checkpoint: cosigned by {len(res.cosigned_by)} of the "
+            f"{len(witness_keys)} witnesses given; {quorum} are required"
+        )
     raw_entries = doc.get("entries")
     if not isinstance(raw_entries, list) or not raw_entries:
         res.problems.append("the bundle has no entries")
@@ -140,9 +144,15 @@ def verify_bundle(doc: object, *, log_key: str | None = None,
             if proof.tree_size != cp.size or proof.leaf_index != seq:
                 raise MalformedInput(
                     f"its proof is for leaf {proof.leaf_index} of size {proof.tree_size}, "
-                    f"not seq {seq} of the checkpoint's size {cp.size}")
-            merkle.verify_inclusion(leaf=merkle.leaf_hash(raw), index=proof.leaf_index,
-                                    size=proof.tree_size, proof=proof.hashes, root=cp.root)
+                    f"not seq {seq} of the checkpoint's size {cp.size}"
+                )
+            merkle.verify_inclusion(
+                leaf=merkle.leaf_hash(raw),
+                index=proof.leaf_index,
+                size=proof.tree_size,
+                proof=proof.hashes,
+                root=cp.root,
+            )
         except (LedgerError, binascii.Error) as e:
             msg = e.message if isinstance(e, LedgerError) else "entry is not base64"
             if type(seq) is int and seq >= 0:
@@ -210,9 +220,11 @@ def bundle_from_tiles(fetch: tiles.TileFetch, seqs: Iterable[int]) -> dict[str, 
         "v": BUNDLE_VERSION,
         "checkpoint": note,
         "entries": [
-            {"seq": s, "entry": base64.b64encode(raw[s]).decode(),
-             "inclusionProof": InclusionProof(s, cp.size,
-                                              tuple(reader.inclusion_proof(s))).as_dict()}
+            {
+                "seq": s,
+                "entry": base64.b64encode(raw[s]).decode(),
+                "inclusionProof": InclusionProof(s, cp.size, tuple(reader.inclusion_proof(s))).as_dict(),
+            }
             for s in sorted(raw)
         ],
         "requested": wanted,

@@ -40,8 +40,14 @@ class CebResult:
     receipt: Receipt
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "key": dict(self.key), "message": self.message,
-                "guid": self.guid, "document": self.document, **self.receipt.as_dict()}
+        return {
+            "kind": self.kind,
+            "key": dict(self.key),
+            "message": self.message,
+            "guid": self.guid,
+            "document": self.document,
+            **self.receipt.as_dict(),
+        }
 
 
 def signer_of(ledger: Ledger, key: PartyKey) -> str:
@@ -49,14 +55,14 @@ def signer_of(ledger: Ledger, key: PartyKey) -> str:
     with ledger.store.reading() as conn:
         known = ledger.store.public_keys(conn, [key.key_id])
     if key.key_id not in known:
-        raise NotAuthentic(f"key {key.key_id} ({key.name}) is not registered to any party",
-                           code="unknown_key")
+        raise NotAuthentic(
+            f"key {key.key_id} ({key.name}) is not registered to any party", code="unknown_key"
+        )
     return known[key.key_id][0]
 
 
 def _registry(ledger: Ledger, signer: str, msg: ceb.Message) -> RegistryState:
-    codes = {c for d in msg.documents for f in (*d.kind.responsible, "ebcCode")
-             if (c := d.get(f))}
+    codes = {c for d in msg.documents for f in (*d.kind.responsible, "ebcCode") if (c := d.get(f))}
     if msg.transmitter:
         codes.add(msg.transmitter)
     with ledger.store.reading() as conn:
@@ -66,19 +72,21 @@ def _registry(ledger: Ledger, signer: str, msg: ceb.Message) -> RegistryState:
     return reg
 
 
-def _authorise(msg: ceb.Message, doc: ceb.Document, party: PartyRecord,
-               reg: RegistryState) -> ceb.Context:
+def _authorise(msg: ceb.Message, doc: ceb.Document, party: PartyRecord, reg: RegistryState) -> ceb.Context:
     """Who the document is signed for; ``wrong_sender`` unless the signer may sign it."""
     if doc.kind.receipt:
         if "customs" not in party.roles:
             raise NotAuthorised(
                 f"{msg.source}: {doc.where()}: a {msg.type} is customs' receipt; {party.id} "
-                f"(roles: {', '.join(party.roles)}) is not customs", code="wrong_sender")
+                f"(roles: {', '.join(party.roles)}) is not customs",
+                code="wrong_sender",
+            )
         return ceb.Context()
     responsible = ceb.responsible_codes(doc)
     own = set(party.customs_codes)
-    parties = tuple(dict.fromkeys(
-        p for c in responsible if (p := customs_holder(reg, c)) is not None and p != party.id))
+    parties = tuple(
+        dict.fromkeys(p for c in responsible if (p := customs_holder(reg, c)) is not None and p != party.id)
+    )
     if own & set(responsible):
         return ceb.Context(responsible=responsible, parties=parties)
     if msg.transmitter and msg.transmitter in own:
@@ -89,7 +97,8 @@ def _authorise(msg: ceb.Message, doc: ceb.Document, party: PartyRecord,
         f"{msg.source}: {doc.where()}: {party.id} (customs codes: {held}) is neither the "
         f"enterprise responsible for this {doc.kind.name} ({fields}) nor the enterprise that "
         f"transmits it (copCode {msg.transmitter or 'absent'}); sign it with one of their keys",
-        code="wrong_sender")
+        code="wrong_sender",
+    )
 
 
 @dataclass
@@ -103,29 +112,44 @@ class LedgerFacts:
 
 
 def _facts(ledger: Ledger, msg: ceb.Message) -> LedgerFacts:
-    numbers = {n for d in msg.documents if not d.kind.receipt
-               if (n := ceb.document_number(d)) is not None}
-    by_number = {ceb.order_number_uri(o): o for d in msg.documents
-                 if d.kind.name == "waybill" and (o := d.get("orderNo"))}
-    inventory_orders = {ceb.order_uri(d.get("ebpCode") or "", d.get("orderNo") or "")
-                        for d in msg.documents if d.kind.name == "inventory"}
-    releases = {n[1] for d in msg.documents if d.kind.name == "inventory_receipt"
-                and ceb.receipt_step(d.get("returnStatus") or "")[0] == "cbec:releasing"
-                and (n := ceb.document_number(d)) is not None}
+    numbers = {n for d in msg.documents if not d.kind.receipt if (n := ceb.document_number(d)) is not None}
+    by_number = {
+        ceb.order_number_uri(o): o
+        for d in msg.documents
+        if d.kind.name == "waybill" and (o := d.get("orderNo"))
+    }
+    inventory_orders = {
+        ceb.order_uri(d.get("ebpCode") or "", d.get("orderNo") or "")
+        for d in msg.documents
+        if d.kind.name == "inventory"
+    }
+    releases = {
+        n[1]
+        for d in msg.documents
+        if d.kind.name == "inventory_receipt"
+        and ceb.receipt_step(d.get("returnStatus") or "")[0] == "cbec:releasing"
+        and (n := ceb.document_number(d)) is not None
+    }
     store = ledger.store
     with store.reading() as conn:
         versions = cebdb.versions(conn, numbers | {("cbec:declaration", r) for r in releases})
         citing = cebdb.untyped_citations(conn, by_number)
         payments = cebdb.payments_of(conn, inventory_orders)
-        latest = {r: versions[("cbec:declaration", r)][-1][0] for r in releases
-                  if ("cbec:declaration", r) in versions}
+        latest = {
+            r: versions[("cbec:declaration", r)][-1][0]
+            for r in releases
+            if ("cbec:declaration", r) in versions
+        }
         wanted = {s for seqs in citing.values() for s in seqs} | set(latest.values())
         bodies = cebdb.bodies(conn, wanted)
     orders: dict[str, str] = {}
     for uri, seqs in citing.items():
-        found = {bt["bizTransaction"] for s in seqs
-                 for bt in bodies.get(s, {}).get("bizTransactionList", ())
-                 if bt.get("type") == "cbec:order"}
+        found = {
+            bt["bizTransaction"]
+            for s in seqs
+            for bt in bodies.get(s, {}).get("bizTransactionList", ())
+            if bt.get("type") == "cbec:order"
+        }
         if len(found) == 1:  # two platforms with one order number: the waybill cannot tell
             orders[by_number[uri]] = found.pop()
     paid: dict[str, str] = {}
@@ -153,8 +177,7 @@ def registry_of(parties: Sequence[PartyRecord]) -> RegistryState:
     for p in parties:
         reg.parties[p.id] = p
         for code in p.customs_codes:
-            reg.customs_codes[code] = CustomsCodeRecord(code=code, party=p.id,
-                                                        since_seq=p.registered_seq)
+            reg.customs_codes[code] = CustomsCodeRecord(code=code, party=p.id, since_seq=p.registered_seq)
     return reg
 
 
@@ -170,9 +193,16 @@ class SignedMessage:
     slots: list[int | tuple[str, int]]
 
 
-def sign_message(msg: ceb.Message, *, key: PartyKey, signer: str, registry: RegistryState,
-                 facts: LedgerFacts, matching_key: bytes, issued: str | None = None
-                 ) -> SignedMessage:
+def sign_message(
+    msg: ceb.Message,
+    *,
+    key: PartyKey,
+    signer: str,
+    registry: RegistryState,
+    facts: LedgerFacts,
+    matching_key: bytes,
+    issued: str | None = None,
+) -> SignedMessage:
     """Sign every document of a read message as ``signer``, authorised by ``registry``
     (``wrong_sender`` otherwise) and linked by what ``facts`` says the ledger holds."""
     if signer not in registry.parties:
@@ -212,8 +242,9 @@ def sign_message(msg: ceb.Message, *, key: PartyKey, signer: str, registry: Regi
         mapped = ceb.event_of(msg, doc, ctx, matching_key=matching_key)
         commitment, blob = make_blob(mapped.private)
         try:
-            env = sign_one(kind="event", signer=signer, key=key, body=mapped.body, issued=issued,
-                           private=commitment)
+            env = sign_one(
+                kind="event", signer=signer, key=key, body=mapped.body, issued=issued, private=commitment
+            )
         except LedgerError as e:
             raise LedgerError(f"{msg.source}: {doc.where()}: {e.message}", code=e.code) from None
         blobs[commitment] = blob
@@ -224,29 +255,45 @@ def sign_message(msg: ceb.Message, *, key: PartyKey, signer: str, registry: Regi
     return SignedMessage(envelopes=envelopes, blobs=blobs, slots=slots)
 
 
-def import_message(ledger: Ledger, msg: ceb.Message, *, key: PartyKey, matching_key: bytes,
-                   signer: str | None = None, issued: str | None = None) -> list[CebResult]:
+def import_message(
+    ledger: Ledger,
+    msg: ceb.Message,
+    *,
+    key: PartyKey,
+    matching_key: bytes,
+    signer: str | None = None,
+    issued: str | None = None,
+) -> list[CebResult]:
     """Sign every document of a read message as ``signer`` (default: the key's party) and
     append them as one batch; one result per document, in the message's order."""
     signer = signer or signer_of(ledger, key)
-    signed = sign_message(msg, key=key, signer=signer, registry=_registry(ledger, signer, msg),
-                          facts=_facts(ledger, msg), matching_key=matching_key, issued=issued)
+    signed = sign_message(
+        msg,
+        key=key,
+        signer=signer,
+        registry=_registry(ledger, signer, msg),
+        facts=_facts(ledger, msg),
+        matching_key=matching_key,
+        issued=issued,
+    )
     envelopes, blobs, slots = signed.envelopes, signed.blobs, signed.slots
     before = ledger.size()
     try:
         receipts = ledger.append_batch(envelopes, private=blobs) if envelopes else []
     except BatchRejected as e:
-        docs = {slot: doc for doc, slot in zip(msg.documents, slots, strict=True)
-                if isinstance(slot, int)}
+        docs = {slot: doc for doc, slot in zip(msg.documents, slots, strict=True) if isinstance(slot, int)}
         i, refusal = e.errors[0]
         more = f" (and {len(e.errors) - 1} more)" if len(e.errors) > 1 else ""
         where = docs[i].where() if i in docs else f"statement {i}"
-        raise LedgerError(f"{msg.source}: {where}: {refusal.message}{more}; nothing of this "
-                          "message was appended", code=refusal.code) from None
+        raise LedgerError(
+            f"{msg.source}: {where}: {refusal.message}{more}; nothing of this message was appended",
+            code=refusal.code,
+        ) from None
     # The very same statement again (a second import within the second it was signed) is
     # answered by the log's statement-hash check: mark it a repeat like the others.
-    receipts = [replace(r, duplicate_of=r.seq) if r.duplicate_of is None and r.seq < before
-                else r for r in receipts]
+    receipts = [
+        replace(r, duplicate_of=r.seq) if r.duplicate_of is None and r.seq < before else r for r in receipts
+    ]
     out: list[CebResult] = []
     earlier: dict[int, Receipt] = {}
     for doc, slot in zip(msg.documents, slots, strict=True):
@@ -264,13 +311,26 @@ def import_message(ledger: Ledger, msg: ceb.Message, *, key: PartyKey, matching_
     return out
 
 
-def import_ceb(ledger: Ledger, data: bytes, *, key: PartyKey, matching_key: bytes,
-               signer: str | None = None, source: str = "message",
-               issued: str | None = None) -> list[CebResult]:
+def import_ceb(
+    ledger: Ledger,
+    data: bytes,
+    *,
+    key: PartyKey,
+    matching_key: bytes,
+    signer: str | None = None,
+    source: str = "message",
+    issued: str | None = None,
+) -> list[CebResult]:
     """Read one customs message (bytes as received: bare or in a ``dxp:DxpMsg``, UTF-8 or
     GB2312/GBK) and import it: one statement per document, one batch, all or nothing."""
-    return import_message(ledger, ceb.read_message(data, source=source), key=key,
-                          matching_key=matching_key, signer=signer, issued=issued)
+    return import_message(
+        ledger,
+        ceb.read_message(data, source=source),
+        key=key,
+        matching_key=matching_key,
+        signer=signer,
+        issued=issued,
+    )
 
 
 def import_order(messages: Sequence[ceb.Message]) -> list[ceb.Message]:

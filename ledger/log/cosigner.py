@@ -111,8 +111,7 @@ def parse_request(text: str) -> tuple[int, list[bytes], str]:
         raise NoteError("add-checkpoint body is an old line, proof lines, a blank line, a note")
     lines = head.split("\n")
     old = lines[0]
-    if not old.startswith("old ") or not old[4:].isdigit() or (
-            old[4:] != "0" and old[4:].startswith("0")):
+    if not old.startswith("old ") or not old[4:].isdigit() or (old[4:] != "0" and old[4:].startswith("0")):
         raise NoteError("the first line is `old <size>` in decimal without leading zeros")
     if len(lines) - 1 > MAX_PROOF_LINES:
         raise NoteError(f"at most {MAX_PROOF_LINES} consistency proof lines")
@@ -187,8 +186,12 @@ class Witness:
                         raise ProofError("the proof from size 0 must be empty")
                 else:
                     merkle.verify_consistency(
-                        first=size, second=cp.size, first_root=base64.b64decode(str(rec["root"])),
-                        second_root=cp.root, proof=proof)
+                        first=size,
+                        second=cp.size,
+                        first_root=base64.b64decode(str(rec["root"])),
+                        second_root=cp.root,
+                        proof=proof,
+                    )
             except ProofError as e:
                 if old == cp.size:
                     return Answer(409, f"{size}\n", "text/x.tlog.size")

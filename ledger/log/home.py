@@ -107,7 +107,8 @@ class Home:
             if existing.name != origin:
                 raise ConfigError(
                     f"{self.note_key_file} already holds the checkpoint key for "
-                    f"{existing.name!r}; use another SUYUAN_HOME for origin {origin!r}")
+                    f"{existing.name!r}; use another SUYUAN_HOME for origin {origin!r}"
+                )
             return existing
         signer = NoteSigner(origin, nacl.signing.SigningKey.generate())
         try:
@@ -119,8 +120,9 @@ class Home:
     def save_note_signer(self, signer: NoteSigner) -> None:
         """File the operator's checkpoint key; FileExistsError if the home holds one."""
         seed = base64.b64encode(bytes(signer.signing_key)).decode()
-        write_key_file(self.note_key_file,
-                       {"name": signer.name, "seed": seed, "verifierKey": signer.verifier_key()})
+        write_key_file(
+            self.note_key_file, {"name": signer.name, "seed": seed, "verifierKey": signer.verifier_key()}
+        )
 
     def ledger_key_files(self) -> list[Path]:
         """The files that bind this home to a ledger: its checkpoint and registrar keys."""
@@ -137,10 +139,17 @@ class Home:
         note = self.note_signer_if_any()
         reg_path = self.keys.path(REGISTRAR_KEY)
         reg_there = reg_path.exists() or reg_path.is_symlink()
-        others = [path for path, other in (
-            (self.note_key_file, note is not None and note.verifier_key() != signer.verifier_key()),
-            (reg_path, reg_there and self.keys.load(REGISTRAR_KEY).public_key != registrar_key.public_key),
-        ) if other]
+        others = [
+            path
+            for path, other in (
+                (self.note_key_file, note is not None and note.verifier_key() != signer.verifier_key()),
+                (
+                    reg_path,
+                    reg_there and self.keys.load(REGISTRAR_KEY).public_key != registrar_key.public_key,
+                ),
+            )
+            if other
+        ]
         if others:
             raise home_in_use(self, others)
         made: list[Path] = []
@@ -177,8 +186,7 @@ class Home:
     def registrar(self) -> tuple[str, PartyKey]:
         reg = self.config().get("registrar")
         if not reg:
-            raise ConfigError(
-                f"no registrar in {self.config_file}; run `suyuan init` with this SUYUAN_HOME")
+            raise ConfigError(f"no registrar in {self.config_file}; run `suyuan init` with this SUYUAN_HOME")
         if not isinstance(reg, dict) or not all(isinstance(reg.get(f), str) for f in ("id", "key")):
             raise ConfigError(f"the registrar in {self.config_file} needs an id and a key name")
         return reg["id"], self.keys.load(reg["key"])
@@ -188,7 +196,9 @@ def home_in_use(home: Home, files: Sequence[Path], *, whose: str = "another ledg
     return ConfigError(
         f"{home.path} holds the keys of {whose} ({', '.join(map(str, files))}); a new "
         "ledger gets keys of its own and never overwrites these: set SUYUAN_HOME to a new "
-        "directory, or move those files away", code="home_in_use")
+        "directory, or move those files away",
+        code="home_in_use",
+    )
 
 
 def unfile(paths: Sequence[Path]) -> None:
@@ -200,12 +210,22 @@ def unfile(paths: Sequence[Path]) -> None:
 def refuse_initialised(led: Ledger) -> None:
     size = led.size()
     if size > 0:
-        raise LedgerError(f"this database already holds a ledger of {size} entries; nothing was "
-                          "changed", code="already_initialised")
+        raise LedgerError(
+            f"this database already holds a ledger of {size} entries; nothing was changed",
+            code="already_initialised",
+        )
 
 
-def create_ledger(led: Ledger, home: Home, *, origin: str, registrar_id: str, registrar_name: str,
-                  signer: NoteSigner, registrar_key: PartyKey) -> Receipt:
+def create_ledger(
+    led: Ledger,
+    home: Home,
+    *,
+    origin: str,
+    registrar_id: str,
+    registrar_name: str,
+    signer: NoteSigner,
+    registrar_key: PartyKey,
+) -> Receipt:
     """File the keys in ``home`` and append the genesis entry naming them (``suyuan init``).
 
     Concurrent creations take turns: from one home on a lock file, on one database in the
@@ -218,11 +238,19 @@ def create_ledger(led: Ledger, home: Home, *, origin: str, registrar_id: str, re
         made = home.file_ledger_keys(signer, registrar_key)
         config = home.config_file.read_text() if home.config_file.exists() else None
         try:
-            home.save_config(home.config() | {
-                "origin": origin, "registrar": {"id": registrar_id, "key": REGISTRAR_KEY}})
+            home.save_config(
+                home.config() | {"origin": origin, "registrar": {"id": registrar_id, "key": REGISTRAR_KEY}}
+            )
             led.note_signer = signer
-            return led.append(genesis_envelope(origin=origin, signer=signer, registrar_id=registrar_id,
-                                               registrar_name=registrar_name, registrar_key=registrar_key))
+            return led.append(
+                genesis_envelope(
+                    origin=origin,
+                    signer=signer,
+                    registrar_id=registrar_id,
+                    registrar_name=registrar_name,
+                    registrar_key=registrar_key,
+                )
+            )
         except BaseException as e:
             if _genesis_names(led, signer):
                 raise  # it landed (the error came after): the keys sign a ledger now
@@ -232,8 +260,11 @@ def create_ledger(led: Ledger, home: Home, *, origin: str, registrar_id: str, re
             else:
                 replace_file(home.config_file, config)
             if isinstance(e, LedgerError) and led.size() > 0:
-                raise LedgerError("another `suyuan init` created a ledger in this database at the "
-                                  "same time; nothing was changed", code="already_initialised") from None
+                raise LedgerError(
+                    "another `suyuan init` created a ledger in this database at the "
+                    "same time; nothing was changed",
+                    code="already_initialised",
+                ) from None
             raise
 
 
@@ -249,13 +280,16 @@ def _genesis_names(led: Ledger, signer: NoteSigner) -> bool:
 
 
 def genesis_envelope(
-    *, origin: str, signer: NoteSigner, registrar_id: str, registrar_name: str,
+    *,
+    origin: str,
+    signer: NoteSigner,
+    registrar_id: str,
+    registrar_name: str,
     registrar_key: PartyKey,
 ) -> dict[str, Any]:
     body = {
         "origin": origin,
         "logKey": signer.verifier_key(),
-        "registrar": {"id": registrar_id, "name": registrar_name,
-                      "publicKey": registrar_key.public_key_b64},
+        "registrar": {"id": registrar_id, "name": registrar_name, "publicKey": registrar_key.public_key_b64},
     }
     return statements.sign_one(kind="genesis", signer=registrar_id, key=registrar_key, body=body)

@@ -28,8 +28,9 @@ _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
 
 
 def bad_key_file(path: Path, why: str) -> ConfigError:
-    return ConfigError(f"the key file {why}; restore it from a backup or move it away ({path})",
-                       code="bad_key_file")
+    return ConfigError(
+        f"the key file {why}; restore it from a backup or move it away ({path})", code="bad_key_file"
+    )
 
 
 def write_key_file(path: Path, doc: Mapping[str, Any]) -> None:

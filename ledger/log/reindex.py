@@ -30,8 +30,15 @@ LOCK_TRIES = 10  # PostgreSQL: tries to lock the live tables within 2 s before w
 Progress = Callable[[int, int], None]
 
 
-def _replay(store: Store, conn: Connection, rebuild: Rebuild, *, stop: int | None,
-            total: int, progress: Progress | None) -> None:
+def _replay(
+    store: Store,
+    conn: Connection,
+    rebuild: Rebuild,
+    *,
+    stop: int | None,
+    total: int,
+    progress: Progress | None,
+) -> None:
     """Feed ``rebuild`` the entries from where it stands up to ``stop`` (None: the end)."""
     for seq, _, _, raw in store.stream_entries(conn, start=rebuild.next_seq, stop=stop):
         entry = orjson.loads(raw)
@@ -76,13 +83,13 @@ def reindex(store: Store, *, progress: Progress | None = None) -> dict[str, Any]
                 rebuild.flush()
         for attempt in range(LOCK_TRIES + 1):
             try:
-                with store.writing_on(conn, lock_schema=None if rebuilt is None
-                                      else live.strip('"')):
+                with store.writing_on(conn, lock_schema=None if rebuilt is None else live.strip('"')):
                     if rebuilt is not None:
                         # The rename waits for readers of the live tables (a long audit):
                         # the sequencer's lock is given back meanwhile, and taken again.
-                        shadow.lock_live(conn, tables, live=live,
-                                         timeout_ms=None if attempt == LOCK_TRIES else 2000)
+                        shadow.lock_live(
+                            conn, tables, live=live, timeout_ms=None if attempt == LOCK_TRIES else 2000
+                        )
                     size = _size(store, conn)
                     _replay(store, conn, rebuild, stop=size, total=size, progress=None)
                     rebuild.flush()
@@ -103,6 +110,10 @@ def reindex(store: Store, *, progress: Progress | None = None) -> dict[str, Any]
     if progress:
         progress(rebuild.next_seq, rebuild.next_seq)
     reg = rebuild.registry
-    return {"entries": rebuild.done.entries, "events": rebuild.done.events,
-            "parties": len(reg.parties), "keys": len(reg.keys),
-            "findings": rebuild.findings_raised}
+    return {
+        "entries": rebuild.done.entries,
+        "events": rebuild.done.events,
+        "parties": len(reg.parties),
+        "keys": len(reg.keys),
+        "findings": rebuild.findings_raised,
+    }

@@ -72,8 +72,7 @@ class InclusionProof:
     def from_dict(cls, d: object) -> InclusionProof:
         if not isinstance(d, dict) or d.keys() != {"leafIndex", "treeSize", "hashes"}:
             raise MalformedInput("an inclusion proof has exactly leafIndex, treeSize and hashes")
-        return cls(_int(d["leafIndex"], "leafIndex"), _int(d["treeSize"], "treeSize"),
-                   _hashes(d["hashes"]))
+        return cls(_int(d["leafIndex"], "leafIndex"), _int(d["treeSize"], "treeSize"), _hashes(d["hashes"]))
 
 
 @dataclass(frozen=True)
@@ -137,8 +136,9 @@ def _utc_bound(value: str | None, name: str) -> str | None:
     try:
         t = datetime.fromisoformat(value)
     except (TypeError, ValueError):
-        raise MalformedInput(f"{name} {value!r} is not an RFC 3339 time such as "
-                             "2026-11-27T08:00:00Z") from None
+        raise MalformedInput(
+            f"{name} {value!r} is not an RFC 3339 time such as 2026-11-27T08:00:00Z"
+        ) from None
     if t.tzinfo is None:
         if len(value) != 10:
             raise MalformedInput(f"{name} {value!r} has no time zone; add Z or an offset such as +08:00")
@@ -205,8 +205,9 @@ class _BatchNodes:
 class Ledger:
     """One log on one store, with the checkpoint key it signs with (if it appends)."""
 
-    def __init__(self, store: Store, *, note_signer: NoteSigner | None = None,
-                 log_key: str | None = None) -> None:
+    def __init__(
+        self, store: Store, *, note_signer: NoteSigner | None = None, log_key: str | None = None
+    ) -> None:
         self.store = store
         self.note_signer = note_signer
         # The verifier key an operator published (SUYUAN_LOG_KEY); None: the genesis's.
@@ -229,8 +230,9 @@ class Ledger:
     def append(self, envelope: object) -> Receipt:
         return self.append_batch([envelope])[0]
 
-    def append_batch(self, envelopes: Sequence[object], *,
-                     private: Mapping[str, Mapping[str, Any]] | None = None) -> list[Receipt]:
+    def append_batch(
+        self, envelopes: Sequence[object], *, private: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> list[Receipt]:
         """Append all envelopes in one transaction, or refuse them all (BatchRejected).
 
         A statement already in the ledger is not appended again: its first receipt is
@@ -247,10 +249,10 @@ class Ledger:
                 try:
                     if commitment not in committed:
                         raise MalformedInput(
-                            f"private data {commitment[:19]}… matches no statement of the batch")
+                            f"private data {commitment[:19]}… matches no statement of the batch"
+                        )
                     if commitment_of(blob) != commitment:
-                        raise MalformedInput(
-                            f"private data does not match its commitment {commitment[:19]}…")
+                        raise MalformedInput(f"private data does not match its commitment {commitment[:19]}…")
                 except LedgerError as e:
                     errors.append((committed.get(commitment, 0), e))
                     continue
@@ -259,9 +261,9 @@ class Ledger:
             raise BatchRejected(errors)
         return self._sequence(prepared, facts, blobs)
 
-    def _prepare(self, envelopes: Sequence[object]
-                 ) -> tuple[list[Prepared], list[EventCodes | None],
-                            list[tuple[int, LedgerError]]]:
+    def _prepare(
+        self, envelopes: Sequence[object]
+    ) -> tuple[list[Prepared], list[EventCodes | None], list[tuple[int, LedgerError]]]:
         """Check shapes and signatures of a batch; no lock is held.
 
         Signature checks are handed to the verify threads chunk by chunk while this thread
@@ -308,8 +310,14 @@ class Ledger:
                 for s in p.signatures:
                     known = self._pubkeys.get(s.key) or introduced.get(s.key)
                     if known is None:
-                        errors.append((base + j, NotAuthentic(
-                            f"key {s.key} of {s.signer} is not registered", code="unknown_key")))
+                        errors.append(
+                            (
+                                base + j,
+                                NotAuthentic(
+                                    f"key {s.key} of {s.signer} is not registered", code="unknown_key"
+                                ),
+                            )
+                        )
                         continue
                     owners.append((base + j, s.signer, s.key))
                     jobs.append((len(jobs), msg, s.sig, known[1]))
@@ -324,13 +332,20 @@ class Ledger:
         bad = [n for f in pending for n in f.result()] if parallel else verify_chunk(jobs)
         for n in bad:
             i, signer, kid = owners[n]
-            errors.append((i, NotAuthentic(
-                f"the signature by {signer} with key {kid} does not verify", code="bad_signature")))
+            errors.append(
+                (
+                    i,
+                    NotAuthentic(
+                        f"the signature by {signer} with key {kid} does not verify", code="bad_signature"
+                    ),
+                )
+            )
         errors.sort(key=lambda e: e[0])
         return prepared, facts, errors
 
-    def _sequence(self, prepared: list[Prepared], facts: list[EventCodes | None],
-                  blobs: Mapping[str, bytes]) -> list[Receipt]:
+    def _sequence(
+        self, prepared: list[Prepared], facts: list[EventCodes | None], blobs: Mapping[str, bytes]
+    ) -> list[Receipt]:
         store = self.store
         # What the projections can work out without the lock (capture keys, which registry
         # records and rows to read), before it is taken.
@@ -363,8 +378,7 @@ class Ledger:
             slots: list[int] = []  # per prepared: the seq that answers it
             entry_rows: list[tuple[int, bytes, bytes, str, str, bytes]] = []
             new_nodes: dict[tuple[int, int], bytes] = {}
-            prepared_hash = ({p.statement.get("private"): p.statement_hash for p in prepared}
-                             if blobs else {})
+            prepared_hash = {p.statement.get("private"): p.statement_hash for p in prepared} if blobs else {}
             for i, item in enumerate(batch):
                 p = item.p
                 h = p.statement_hash
@@ -399,8 +413,9 @@ class Ledger:
             note = head[2] if head else ""
             known = {**edge, **new_nodes}
             if entry_rows:
-                note = self._sign_checkpoint(conn, shared.reg, size, old_root, frontier,
-                                             _BatchNodes(store, conn, known))
+                note = self._sign_checkpoint(
+                    conn, shared.reg, size, old_root, frontier, _BatchNodes(store, conn, known)
+                )
                 store.append_rows(
                     conn,
                     entry_rows=entry_rows,
@@ -409,30 +424,48 @@ class Ledger:
                 )
                 projector.write(shared)
             if blobs:
-                store.save_private(conn, [(c, b, placed[prepared_hash[c]])
-                                          for c, b in blobs.items() if prepared_hash[c] in placed])
+                store.save_private(
+                    conn,
+                    [
+                        (c, b, placed[prepared_hash[c]])
+                        for c, b in blobs.items()
+                        if prepared_hash[c] in placed
+                    ],
+                )
             receipts = self._receipts(conn, prepared, slots, size, note, known)
             for i, first in repeats.items():
-                receipts[i] = replace(receipts[i], statement_hash=first.statement_hash,
-                                      duplicate_of=first.seq)
+                receipts[i] = replace(
+                    receipts[i], statement_hash=first.statement_hash, duplicate_of=first.seq
+                )
             return receipts
 
-    def _check_attested(self, p: Prepared, seq: int, new_nodes: Mapping[tuple[int, int], bytes],
-                        conn: Connection) -> None:
+    def _check_attested(
+        self, p: Prepared, seq: int, new_nodes: Mapping[tuple[int, int], bytes], conn: Connection
+    ) -> None:
         target = int(p.body["seq"])
         if target >= seq:
             raise NotFound(f"attest names seq {target}, which is not yet in the ledger")
         node = new_nodes.get((0, target)) or self.store.fetch_nodes(conn, [(0, target)]).get((0, target))
         if node is None or node.hex() != p.body["entry"]:
-            raise MalformedInput(f"attest names entry {p.body['entry'][:16]}… but seq {target} "
-                                 "has another leaf hash")
+            raise MalformedInput(
+                f"attest names entry {p.body['entry'][:16]}… but seq {target} has another leaf hash"
+            )
 
-    def _sign_checkpoint(self, conn: Connection, reg: registry.RegistryState, old_size: int,
-                         old_root: bytes, frontier: merkle.Frontier, fetch: _BatchNodes) -> str:
+    def _sign_checkpoint(
+        self,
+        conn: Connection,
+        reg: registry.RegistryState,
+        old_size: int,
+        old_root: bytes,
+        frontier: merkle.Frontier,
+        fetch: _BatchNodes,
+    ) -> str:
         signer = self.note_signer
         if signer is None:
-            raise ConfigError("this ledger has no checkpoint key here; "
-                              "set SUYUAN_HOME to the operator's home (see `suyuan init`)")
+            raise ConfigError(
+                "this ledger has no checkpoint key here; "
+                "set SUYUAN_HOME to the operator's home (see `suyuan init`)"
+            )
         # The genesis entry's key and origin, never the log_meta row (a database writer
         # could change that); for the batch that holds the genesis, its own.
         log_key: str | None
@@ -448,21 +481,23 @@ class Ledger:
         if log_key and mine != log_key:
             raise ConfigError(
                 f"the checkpoint key in SUYUAN_HOME ({signer.name}+{signer.key_hash.hex()}) is "
-                "not the one this ledger's genesis names; point SUYUAN_HOME at its operator")
+                "not the one this ledger's genesis names; point SUYUAN_HOME at its operator"
+            )
         if self.published_log_key and mine != self.published_log_key.strip():
             raise ConfigError(
                 f"the checkpoint key in SUYUAN_HOME ({signer.name}+{signer.key_hash.hex()}) is "
-                "not the published SUYUAN_LOG_KEY; nothing signed with it would verify")
+                "not the published SUYUAN_LOG_KEY; nothing signed with it would verify"
+            )
         new_root = frontier.root()
         # Never sign a checkpoint inconsistent with the last one signed.
         proof = merkle.consistency_proof(old_size, frontier.size, fetch)
-        merkle.verify_consistency(first=old_size, second=frontier.size, first_root=old_root,
-                                  second_root=new_root, proof=proof)
+        merkle.verify_consistency(
+            first=old_size, second=frontier.size, first_root=old_root, second_root=new_root, proof=proof
+        )
         self._check_fence(signer, frontier.size, new_root, fetch)
         return signer.sign(Checkpoint(origin or signer.name, frontier.size, new_root).body())
 
-    def _check_fence(self, signer: NoteSigner, size: int, root: bytes,
-                     fetch: merkle.NodeFetcher) -> None:
+    def _check_fence(self, signer: NoteSigner, size: int, root: bytes, fetch: merkle.NodeFetcher) -> None:
         """Never sign off the newest cosigned checkpoint another database of the cluster
         holds (ledger/log/fencing.py); only with replicas configured is there one to see."""
         if not self.store.replicas:
@@ -470,20 +505,32 @@ class Ledger:
         from ledger.log import fencing  # here: the seam stays one call in the signing path
 
         seen = fencing.cosigned_elsewhere(self.store, NoteVerifier.from_vkey(signer.verifier_key()))
-        fencing.check_extends(seen, size=size,
-                              root_at=lambda n: root if n == size else merkle.root(n, fetch))
+        fencing.check_extends(seen, size=size, root_at=lambda n: root if n == size else merkle.root(n, fetch))
 
-    def _receipts(self, conn: Connection, prepared: Sequence[Prepared], slots: Sequence[int],
-                  old_size: int, note: str, known: Mapping[tuple[int, int], bytes]
-                  ) -> list[Receipt]:
+    def _receipts(
+        self,
+        conn: Connection,
+        prepared: Sequence[Prepared],
+        slots: Sequence[int],
+        old_size: int,
+        note: str,
+        known: Mapping[tuple[int, int], bytes],
+    ) -> list[Receipt]:
         size = old_size + len({s for s in slots if s >= old_size})
         paths = merkle.PathBuilder(size, known)
         out: list[Receipt] = []
         earlier: dict[int, Receipt] = {}
         for p, s in zip(prepared, slots, strict=True):
             if s >= old_size:
-                out.append(Receipt(s, known[(0, s)], p.statement_hash, note,
-                                   InclusionProof(s, size, tuple(paths.proof(s)))))
+                out.append(
+                    Receipt(
+                        s,
+                        known[(0, s)],
+                        p.statement_hash,
+                        note,
+                        InclusionProof(s, size, tuple(paths.proof(s))),
+                    )
+                )
             else:
                 if s not in earlier:
                     earlier[s] = self._first_receipt(conn, s, p.statement_hash)
@@ -548,8 +595,7 @@ class Ledger:
             with self.store.reading() as c:
                 return self.pinned_key(c)
         genesis, why = (self._genesis, None) if conn is None else self.genesis_in(conn)
-        return pin_log_key(published=self.published_log_key, genesis=genesis,
-                           genesis_problem=why)
+        return pin_log_key(published=self.published_log_key, genesis=genesis, genesis_problem=why)
 
     def log_verifier(self) -> NoteVerifier:
         """The verifier of the pinned log key (see ``pinned_key``)."""
@@ -584,8 +630,7 @@ class Ledger:
             raise NotFound(f"the tree has {current} entries, not {size}")
         return size
 
-    def _sized_fetch(self, conn: Connection, n: int
-                     ) -> tuple[merkle.NodeFetcher, Callable[[], None]]:
+    def _sized_fetch(self, conn: Connection, n: int) -> tuple[merkle.NodeFetcher, Callable[[], None]]:
         """A node fetcher for proofs in a tree of ``n`` leaves that also proves the tree is
         that big, and a check to call after the proof: a tree's last leaf comes with the
         first fetch (the same statement), and without it the proof is refused with the
@@ -608,11 +653,16 @@ class Ledger:
         def confirm() -> None:
             if not fetched[0]:
                 fetch(())
+
         return fetch, confirm
 
-    def _proof_hashes(self, size: int | None, low: int, check: str,
-                      compute: Callable[[int, merkle.NodeFetcher], list[bytes]]
-                      ) -> tuple[int, list[bytes]]:
+    def _proof_hashes(
+        self,
+        size: int | None,
+        low: int,
+        check: str,
+        compute: Callable[[int, merkle.NodeFetcher], list[bytes]],
+    ) -> tuple[int, list[bytes]]:
         """(tree size, proof hashes). With a size given, the nodes themselves tell whether
         the tree is that big (one statement, no BEGIN); the head is read only to word a
         refusal."""
@@ -633,15 +683,19 @@ class Ledger:
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
         n, hashes = self._proof_hashes(
-            size, seq, "seq", lambda n, fetch: merkle.inclusion_proof(seq, n, fetch))
+            size, seq, "seq", lambda n, fetch: merkle.inclusion_proof(seq, n, fetch)
+        )
         return InclusionProof(seq, n, tuple(hashes))
 
     def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
         if second is not None and first > second:
-            raise ProofError(f"a consistency proof goes from an older tree to a newer one: the "
-                             f"first size must be ≤ the second, and {first} > {second}")
+            raise ProofError(
+                f"a consistency proof goes from an older tree to a newer one: the "
+                f"first size must be ≤ the second, and {first} > {second}"
+            )
         n, hashes = self._proof_hashes(
-            second, first, "size", lambda n, fetch: merkle.consistency_proof(first, n, fetch))
+            second, first, "size", lambda n, fetch: merkle.consistency_proof(first, n, fetch)
+        )
         return ConsistencyProof(first, n, tuple(hashes))
 
     def root(self, size: int | None = None) -> bytes:
@@ -649,14 +703,14 @@ class Ledger:
             n = self._tree_size(conn, size)
             return merkle.root(n, lambda ids: self.store.fetch_nodes(conn, ids))
 
-    def _owning_statements(self, conn: Connection, committing: Mapping[int, str]
-                           ) -> dict[int, tuple[Mapping[str, Any], list[str]]]:
+    def _owning_statements(
+        self, conn: Connection, committing: Mapping[int, str]
+    ) -> dict[int, tuple[Mapping[str, Any], list[str]]]:
         """For statements (seq -> commitment) that committed to private data first committed
         to by another one (before ``private_reused`` was refused): seq -> that owner's
         (statement, cosigners), whose parties alone are entitled to it. Two reads at most."""
         owners = self.store.commitment_owners(conn, committing.values())
-        other = {seq: owners[c] for seq, c in committing.items()
-                 if c in owners and owners[c] != seq}
+        other = {seq: owners[c] for seq, c in committing.items() if c in owners and owners[c] != seq}
         if not other:
             return {}
         raw = self.store.entries_by_seq(conn, other.values())
@@ -679,15 +733,15 @@ class Ledger:
             raise NotFound(f"the statement at seq {seq} has no private data")
         with self.store.reading() as conn:
             owner_st, cosigners = self._owning_statements(conn, {seq: commitment}).get(
-                seq, (st, [s["signer"] for s in decoded["envelope"]["signatures"][1:]]))
+                seq, (st, [s["signer"] for s in decoded["envelope"]["signatures"][1:]])
+            )
             check_view(viewer, owner_st, cosigners)
             row = self.store.private_blob(conn, commitment)
         if row is None:
             raise NotFound(f"private data {commitment[:19]}… was never given to this ledger")
         blob, shredded = row
         if blob is None:
-            raise NotFound(f"private data {commitment[:19]}… was erased at {shredded}",
-                           code="shredded")
+            raise NotFound(f"private data {commitment[:19]}… was erased at {shredded}", code="shredded")
         doc: dict[str, Any] = orjson.loads(blob)
         return doc
 
@@ -779,9 +833,16 @@ class Ledger:
                 out[seq] = PrivateView(c, "shown", data=doc["data"], salt=doc["salt"])
         return out
 
-    def list_entries(self, *, first: int = 50, after: int = -1, signer: str | None = None,
-                     stage: str | None = None, since: str | None = None,
-                     until: str | None = None) -> tuple[list[Entry], bool]:
+    def list_entries(
+        self,
+        *,
+        first: int = 50,
+        after: int = -1,
+        signer: str | None = None,
+        stage: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> tuple[list[Entry], bool]:
         """One keyset page of entries in seq order: (entries, whether more follow).
 
         ``signer`` and ``stage`` (events only) filter; ``since``/``until`` bound the time
@@ -792,10 +853,12 @@ class Ledger:
             raise MalformedInput(f"stage {stage!r} is not one of {', '.join(STAGES)}")
         lo_t, hi_t = _utc_bound(since, "since"), _utc_bound(until, "until")
         with self.store.reading() as conn:
-            lo, hi = ((0, None) if lo_t is None and hi_t is None
-                      else tracedb.seq_bounds_for_time(conn, lo_t, hi_t))
-            rows = tracedb.entry_page(conn, after=after, limit=first + 1, lo=lo, hi=hi,
-                                      signer=signer, stage=stage)
+            lo, hi = (
+                (0, None) if lo_t is None and hi_t is None else tracedb.seq_bounds_for_time(conn, lo_t, hi_t)
+            )
+            rows = tracedb.entry_page(
+                conn, after=after, limit=first + 1, lo=lo, hi=hi, signer=signer, stage=stage
+            )
         return [Entry(*r) for r in rows[:first]], len(rows) > first
 
     def party_records(self, ids: Iterable[str] | None) -> dict[str, registry.PartyRecord]:
@@ -813,5 +876,4 @@ class Ledger:
         """The whole registry projection (parties, keys, GS1 prefixes and delegations,
         customs codes), for listings."""
         with self.store.reading() as conn:
-            return self.store.load_registry(conn, key_ids=None, party_ids=None, prefixes=None,
-                                            codes=None)
+            return self.store.load_registry(conn, key_ids=None, party_ids=None, prefixes=None, codes=None)

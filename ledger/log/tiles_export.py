@@ -44,9 +44,13 @@ class ExportResult:
     removed: tuple[str, ...]  # partial tiles dropped now that their full tile is written
 
     def as_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "previous": self.previous, "written": len(self.written),
-                "checkpoint": tiles.CHECKPOINT_PATH in self.written,
-                "removedPartials": len(self.removed)}
+        return {
+            "size": self.size,
+            "previous": self.previous,
+            "written": len(self.written),
+            "checkpoint": tiles.CHECKPOINT_PATH in self.written,
+            "removedPartials": len(self.removed),
+        }
 
 
 def _write_atomic(directory: Path, rel: str, data: bytes, touched: set[Path]) -> None:
@@ -94,13 +98,13 @@ def read_state(directory: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except ValueError:
-        raise ConfigError(f"{directory / STATE} is not the JSON an export writes; remove it "
-                          "to export the whole tree again") from None
+        raise ConfigError(
+            f"{directory / STATE} is not the JSON an export writes; remove it to export the whole tree again"
+        ) from None
     return doc if isinstance(doc, dict) else {}
 
 
-def export(ledger: Ledger, directory: Path, *, wait: bool = True, full: bool = False
-           ) -> ExportResult | None:
+def export(ledger: Ledger, directory: Path, *, wait: bool = True, full: bool = False) -> ExportResult | None:
     """Bring ``directory`` up to the ledger's latest checkpoint (with its cosignatures).
 
     ``full`` writes every tile again (a directory restored from elsewhere). Returns None
@@ -130,13 +134,17 @@ def _export(ledger: Ledger, directory: Path, *, full: bool) -> ExportResult:
         old = int(state.get("size", 0))
         if state:
             if old > head.size:
-                raise ConfigError(f"{directory} holds tiles of a tree of {old} entries, larger "
-                                  f"than this ledger's {head.size}: it is another log's, or this "
-                                  "database was rolled back")
+                raise ConfigError(
+                    f"{directory} holds tiles of a tree of {old} entries, larger "
+                    f"than this ledger's {head.size}: it is another log's, or this "
+                    "database was rolled back"
+                )
             root = merkle.root(old, lambda ids: store.fetch_nodes(conn, ids))
             if base64.b64encode(root).decode() != state.get("root"):
-                raise ConfigError(f"{directory} holds tiles of another tree of {old} entries than "
-                                  "this ledger's; export into an empty directory")
+                raise ConfigError(
+                    f"{directory} holds tiles of another tree of {old} entries than "
+                    "this ledger's; export into an empty directory"
+                )
         todo = tiles.new_tiles(old, head.size)
         for t in todo:
             data = tiledb.read_tile(conn, t)
@@ -156,8 +164,12 @@ def _export(ledger: Ledger, directory: Path, *, full: bool) -> ExportResult:
         if t.full and stale.is_dir():
             removed += sorted(str(p.relative_to(directory)) for p in stale.iterdir())
             shutil.rmtree(stale)
-    new_state = {"origin": note.split("\n", 1)[0], "size": head.size,
-                 "root": base64.b64encode(head.root).decode(), "checkpoint": note}
+    new_state = {
+        "origin": note.split("\n", 1)[0],
+        "size": head.size,
+        "root": base64.b64encode(head.root).decode(),
+        "checkpoint": note,
+    }
     if new_state != state:
         _write_atomic(directory, STATE, json.dumps(new_state).encode(), touched)
     return ExportResult(head.size, old, tuple(written), tuple(removed))

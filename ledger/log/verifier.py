@@ -53,8 +53,14 @@ def event_facts(body: Mapping[str, Any]) -> EventCodes:
     return event_codes(body)
 
 
-def judge_event(p: Prepared, reg: registry.RegistryState, *, codes: EventCodes | None = None,
-                time: str | None = None, recalls: RecallFacts | None = None) -> Classified:
+def judge_event(
+    p: Prepared,
+    reg: registry.RegistryState,
+    *,
+    codes: EventCodes | None = None,
+    time: str | None = None,
+    recalls: RecallFacts | None = None,
+) -> Classified:
     """The event's stage, refused unless one of the signer's roles may sign that stage.
 
     With ``recalls`` — what the ledger held before this entry, for a judge whose registry
@@ -76,11 +82,17 @@ def judge_event(p: Prepared, reg: registry.RegistryState, *, codes: EventCodes |
         codes = codes or event_codes(p.body)
         if time is None:
             raise ValueError("judging brands needs the entry's ledger time")
-        brands.check_event(reg, signer=p.signer, roles=party.roles, classified=classified,
-                           codes=codes, body=p.body, time=time)
+        brands.check_event(
+            reg,
+            signer=p.signer,
+            roles=party.roles,
+            classified=classified,
+            codes=codes,
+            body=p.body,
+            time=time,
+        )
     if classified.stage != "recall" and p.signer in reg.negative:
-        why = recall_answers.refusal(classified=classified, codes=codes or event_codes(p.body),
-                                     facts=recalls)
+        why = recall_answers.refusal(classified=classified, codes=codes or event_codes(p.body), facts=recalls)
         if why is not None:
             registry.check_negative(reg, p.signer, why=why)
     return classified
@@ -108,10 +120,14 @@ def parse_entry(raw: bytes) -> ParsedEntry:
             raise MalformedInput("the entry is not {v, seq, prev, time, envelope}")
         p = prepare(doc["envelope"])
         seq, prev, time = doc["seq"], doc["prev"], doc["time"]
-        if (type(seq) is not int or not isinstance(prev, str) or len(prev) != 64
-                or not isinstance(time, str) or raw != entry_bytes(
-                    seq=seq, prev=bytes.fromhex(prev), time=time,
-                    envelope_bytes=p.envelope_bytes)):
+        if (
+            type(seq) is not int
+            or not isinstance(prev, str)
+            or len(prev) != 64
+            or not isinstance(time, str)
+            or raw
+            != entry_bytes(seq=seq, prev=bytes.fromhex(prev), time=time, envelope_bytes=p.envelope_bytes)
+        ):
             raise MalformedInput("the entry bytes are not canonical JSON")
         bodies.check_body(p)
         codes = None
@@ -170,11 +186,15 @@ class PinnedKey:
     problem: str | None
 
 
-def pin_log_key(*, published: str | None, genesis: Genesis | None,
-                genesis_problem: str | None = None) -> PinnedKey:
+def pin_log_key(
+    *, published: str | None, genesis: Genesis | None, genesis_problem: str | None = None
+) -> PinnedKey:
     published = (published or "").strip() or None
-    problem = None if genesis is not None else (
-        genesis_problem or "the ledger has no genesis entry; run `suyuan init` first")
+    problem = (
+        None
+        if genesis is not None
+        else (genesis_problem or "the ledger has no genesis entry; run `suyuan init` first")
+    )
     if published is not None:
         try:
             NoteVerifier.from_vkey(published)
@@ -182,9 +202,11 @@ def pin_log_key(*, published: str | None, genesis: Genesis | None,
             problem = f"the published log key ({LOG_KEY_VARIABLE}) is unusable: {e.message}"
         else:
             if genesis is not None and genesis.log_key != published:
-                problem = (f"the published log key ({LOG_KEY_VARIABLE}) is {published}, but "
-                           f"this ledger's genesis entry names {genesis.log_key}: nothing here "
-                           "verifies against the published key")
+                problem = (
+                    f"the published log key ({LOG_KEY_VARIABLE}) is {published}, but "
+                    f"this ledger's genesis entry names {genesis.log_key}: nothing here "
+                    "verifies against the published key"
+                )
     key = published if published is not None else (genesis.log_key if genesis else None)
     return PinnedKey(key, genesis, published, problem)
 
@@ -236,8 +258,9 @@ class RegistryReplay:
         self.last = -1
         self.serial = next(_SERIALS)  # names this replay in a cache of its judgements
 
-    def feed(self, seq: int, p: Prepared, *, time: str | None = None,
-             recalls: RecallFacts | None = None) -> Judgement:
+    def feed(
+        self, seq: int, p: Prepared, *, time: str | None = None, recalls: RecallFacts | None = None
+    ) -> Judgement:
         """Judge ``p`` at ``seq`` and, if accepted, apply it. ``time`` and ``recalls`` (the
         entry's ledger time and what the ledger held before it) are for a replay of every
         entry, the audit's: then events are judged by every rule (see ``judge_event``)."""
@@ -246,9 +269,11 @@ class RegistryReplay:
         self.last = seq
         reg = self.state
         keys = registry.signing_keys(p, reg)
-        checks = tuple(SigCheck(seq, s.signer, s.key, p.statement_hash, p.signed_message, s.sig,
-                                pk) for s, pk in zip(p.signatures, keys, strict=True)
-                       if pk is not None)
+        checks = tuple(
+            SigCheck(seq, s.signer, s.key, p.statement_hash, p.signed_message, s.sig, pk)
+            for s, pk in zip(p.signatures, keys, strict=True)
+            if pk is not None
+        )
         classified = None
         try:
             registry.authorise(p, seq, reg)
@@ -261,8 +286,7 @@ class RegistryReplay:
         registry.apply(p, seq, reg)
         problem = None
         if p.kind == "genesis" and self.log_key is not None and p.body["logKey"] != self.log_key:
-            problem = (f"the genesis names log key {p.body['logKey']}, not the pinned "
-                       f"{self.log_key}")
+            problem = f"the genesis names log key {p.body['logKey']}, not the pinned {self.log_key}"
         return Judgement(seq, problem, checks, classified)
 
     def judge_event(self, seq: int, p: Prepared) -> tuple[str | None, Classified | None]:
@@ -325,6 +349,7 @@ class Verdicts:
 KEY_KINDS = frozenset({"genesis", "party.register", "party.key.rotate", "party.key.revoke"})
 JUDGED_KINDS = frozenset({"event", "masterdata"})
 
+
 class Replays(Protocol):
     """Where replays of key statements, and the verdicts on events judged against each,
     are kept between calls (``page_facts``'s cache)."""
@@ -334,10 +359,15 @@ class Replays(Protocol):
     def put(self, key: tuple[Any, ...], value: Any) -> None: ...
 
 
-def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
-                   unusable: Mapping[int, str] | None = None,
-                   check: SignatureChecker = check_signatures,
-                   replays: Replays | None = None, in_order: bool = False) -> Verdicts:
+def verify_entries(
+    entries: Mapping[int, ParsedEntry],
+    *,
+    log_key: str | None,
+    unusable: Mapping[int, str] | None = None,
+    check: SignatureChecker = check_signatures,
+    replays: Replays | None = None,
+    in_order: bool = False,
+) -> Verdicts:
     """Judge entries (each already shown to be included in a checkpoint verified with
     ``log_key``; ``unusable`` are those that are not, with the reason) as the append path
     did: every signature first, with the public key an entry of the set introduced for
@@ -363,8 +393,9 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
         else:
             usable[seq] = e.prepared
     if 0 not in entries and 0 not in out.problems:
-        out.general.append("the genesis entry (seq 0), which names the log key and the "
-                           "registrar, is not among the entries")
+        out.general.append(
+            "the genesis entry (seq 0), which names the log key and the registrar, is not among the entries"
+        )
     keyed = {s: p for s, p in usable.items() if p.kind in KEY_KINDS}
     rest = {s: p for s, p in usable.items() if s not in keyed}
     times = {s: entries[s].time for s in usable}
@@ -372,8 +403,9 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
         replay = _in_order(usable, out, log_key=log_key, check=check, times=times)
     else:
         key = ("replay", log_key, tuple((s, p.envelope_bytes) for s, p in keyed.items()))
-        got = cast(tuple[RegistryReplay, dict[int, str]] | None,
-                   replays.get(key) if replays is not None else None)
+        got = cast(
+            tuple[RegistryReplay, dict[int, str]] | None, replays.get(key) if replays is not None else None
+        )
         if got is None:
             replay, failed = RegistryReplay(log_key=log_key), Verdicts()
             _feed(keyed, failed, replay, check=check)
@@ -389,8 +421,11 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
         # items share an event (a pallet's shipping), so it is judged once per replay.
         todo: dict[int, Prepared] = {}
         for seq, p in rest.items():
-            hit = (replays.get(("judged", replay.serial, seq, p.envelope_bytes, times[seq]))
-                   if replays is not None else None)
+            hit = (
+                replays.get(("judged", replay.serial, seq, p.envelope_bytes, times[seq]))
+                if replays is not None
+                else None
+            )
             if hit is None:
                 todo[seq] = p
             elif hit[0] is not None:
@@ -416,32 +451,41 @@ def verify_entries(entries: Mapping[int, ParsedEntry], *, log_key: str | None,
                 if classified is not None:
                     out.classified[seq] = classified
             if replays is not None:
-                replays.put(("judged", replay.serial, seq, p.envelope_bytes, times[seq]),
-                            (why, classified))
+                replays.put(("judged", replay.serial, seq, p.envelope_bytes, times[seq]), (why, classified))
     if 0 in out.problems:
         # The chain of trust starts at the genesis: nothing verifies without it.
         for seq in usable:
             out.problems.setdefault(seq, "the genesis entry (seq 0) does not verify")
-    out.parties = {pid: rec for pid, rec in replay.state.parties.items()
-                   if rec.registered_seq not in out.problems}
+    out.parties = {
+        pid: rec for pid, rec in replay.state.parties.items() if rec.registered_seq not in out.problems
+    }
     return out
 
 
-def _crypto(usable: Mapping[int, Prepared], known: Mapping[str, bytes], out: Verdicts, *,
-            check: SignatureChecker) -> None:
+def _crypto(
+    usable: Mapping[int, Prepared], known: Mapping[str, bytes], out: Verdicts, *, check: SignatureChecker
+) -> None:
     """Record every signature of ``usable`` that does not verify with the key its id names
     (an unknown key is left to the rules, which refuse it)."""
-    checks = [SigCheck(seq, s.signer, s.key, p.statement_hash, p.signed_message, s.sig,
-                       known[s.key])
-              for seq, p in usable.items() for s in p.signatures if s.key in known]
+    checks = [
+        SigCheck(seq, s.signer, s.key, p.statement_hash, p.signed_message, s.sig, known[s.key])
+        for seq, p in usable.items()
+        for s in p.signatures
+        if s.key in known
+    ]
     for c, good in zip(checks, check(checks), strict=True):
         if not good:
-            out.problems.setdefault(
-                c.seq, f"the signature by {c.signer} with key {c.key_id} does not verify")
+            out.problems.setdefault(c.seq, f"the signature by {c.signer} with key {c.key_id} does not verify")
 
 
-def _feed(usable: Mapping[int, Prepared], out: Verdicts, replay: RegistryReplay, *,
-          check: SignatureChecker, times: Mapping[int, str | None] | None = None) -> None:
+def _feed(
+    usable: Mapping[int, Prepared],
+    out: Verdicts,
+    replay: RegistryReplay,
+    *,
+    check: SignatureChecker,
+    times: Mapping[int, str | None] | None = None,
+) -> None:
     known: dict[str, bytes] = {}
     for p in usable.values():
         known.update(registry.embedded_keys(p))
@@ -458,8 +502,14 @@ def _feed(usable: Mapping[int, Prepared], out: Verdicts, replay: RegistryReplay,
             out.classified[seq] = j.classified
 
 
-def _in_order(usable: Mapping[int, Prepared], out: Verdicts, *, log_key: str | None,
-              check: SignatureChecker, times: Mapping[int, str | None]) -> RegistryReplay:
+def _in_order(
+    usable: Mapping[int, Prepared],
+    out: Verdicts,
+    *,
+    log_key: str | None,
+    check: SignatureChecker,
+    times: Mapping[int, str | None],
+) -> RegistryReplay:
     replay = RegistryReplay(log_key=log_key)
     _feed(usable, out, replay, check=check, times=times)
     return replay
@@ -474,10 +524,15 @@ def parties_to_prove(entries: Collection[ParsedEntry], *, registrar: str | None)
     return out
 
 
-def with_evidence(raw: Mapping[int, bytes], *, parse: Callable[[bytes], ParsedEntry],
-                  fetch: Callable[[set[str]], Mapping[int, bytes]], registrar: str | None,
-                  parties: Collection[str] = (), fetched: Collection[str] = ()
-                  ) -> dict[int, bytes]:
+def with_evidence(
+    raw: Mapping[int, bytes],
+    *,
+    parse: Callable[[bytes], ParsedEntry],
+    fetch: Callable[[set[str]], Mapping[int, bytes]],
+    registrar: str | None,
+    parties: Collection[str] = (),
+    fetched: Collection[str] = (),
+) -> dict[int, bytes]:
     """``raw`` with the registry entries of every party verifying them needs, and of
     ``parties`` (whose names are shown), fetched (``fetch(party ids)``, which may choose
     them from projections) until nothing more is needed; ``fetched``: parties already

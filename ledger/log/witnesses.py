@@ -38,8 +38,9 @@ class Witnessing:
 
     def __post_init__(self) -> None:
         if not 0 <= self.quorum <= len(self.witnesses):
-            raise ConfigError(f"quorum {self.quorum} must be between 0 and the "
-                              f"{len(self.witnesses)} witnesses configured")
+            raise ConfigError(
+                f"quorum {self.quorum} must be between 0 and the {len(self.witnesses)} witnesses configured"
+            )
 
     @classmethod
     def from_config(cls, doc: Mapping[str, Any]) -> Witnessing:
@@ -61,9 +62,15 @@ class GatherResult:
         return len(self.cosigned) >= self.quorum
 
     def as_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "cosigned": len(self.cosigned), "of":
-                len(self.cosigned) + len(self.errors), "quorum": self.quorum,
-                "witnessed": self.witnessed, "witnesses": self.cosigned, "errors": self.errors}
+        return {
+            "size": self.size,
+            "cosigned": len(self.cosigned),
+            "of": len(self.cosigned) + len(self.errors),
+            "quorum": self.quorum,
+            "witnessed": self.witnessed,
+            "witnesses": self.cosigned,
+            "errors": self.errors,
+        }
 
 
 def gather(ledger: Ledger, cfg: Witnessing, post: Post) -> GatherResult:
@@ -79,22 +86,31 @@ def gather(ledger: Ledger, cfg: Witnessing, post: Post) -> GatherResult:
             result.errors[verifier.name] = e.message if isinstance(e, LedgerError) else str(e)
             continue
         with ledger.store.writing() as conn:
-            ledger.store.save_cosignature(conn, size=size, witness=verifier.name, line=line,
-                                          received=ledger_time())
+            ledger.store.save_cosignature(
+                conn, size=size, witness=verifier.name, line=line, received=ledger_time()
+            )
         result.cosigned.append(verifier.name)
     return result
 
 
-def _ask(ledger: Ledger, w: WitnessConfig, verifier: CosignatureVerifier, note: str,
-         size: int, cfg: Witnessing, post: Post) -> str:
+def _ask(
+    ledger: Ledger,
+    w: WitnessConfig,
+    verifier: CosignatureVerifier,
+    note: str,
+    size: int,
+    cfg: Witnessing,
+    post: Post,
+) -> str:
     with ledger.store.reading() as conn:
         old = ledger.store.witness_size(conn, verifier.name)
     last = ""
     for attempt in range(cfg.retries + 1):
         proof = list(ledger.consistency_proof(old, size).hashes) if old else []
         try:
-            status, text = post(w.url.rstrip("/") + "/add-checkpoint",
-                                 request_body(old, proof, note), cfg.timeout)
+            status, text = post(
+                w.url.rstrip("/") + "/add-checkpoint", request_body(old, proof, note), cfg.timeout
+            )
         except OSError as e:
             last = f"unreachable: {e}"
             time.sleep(min(0.2 * 2**attempt, 2.0))
@@ -110,14 +126,15 @@ def _ask(ledger: Ledger, w: WitnessConfig, verifier: CosignatureVerifier, note: 
         if status == 409 and text.strip().isdigit() and int(text) != old:
             old = int(text)  # the witness saw another size: prove from there
             if old > size:
-                raise NoteError(f"{verifier.name} has seen size {old}, beyond ours ({size}): "
-                                "it saw a longer history than this ledger holds")
+                raise NoteError(
+                    f"{verifier.name} has seen size {old}, beyond ours ({size}): "
+                    "it saw a longer history than this ledger holds"
+                )
             continue
         last = f"HTTP {status}: {text.strip()[:200]}"
         if status in (403, 404, 422):
             break  # retrying cannot change the witness's answer
-    raise LedgerError(f"{verifier.name} did not cosign size {size} ({last})",
-                      code="not_cosigned")
+    raise LedgerError(f"{verifier.name} did not cosign size {size} ({last})", code="not_cosigned")
 
 
 def cosigned_note(ledger: Ledger, size: int | None = None) -> str:

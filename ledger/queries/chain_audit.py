@@ -34,9 +34,11 @@ def scope_audit(ledger: Ledger, code: str) -> dict[str, Any]:
         seqs = {s.seq for s in steps} | set(tracedb.seqs_naming(conn, related))
         pin = ledger.pinned_key(conn)
         raw = verifier.with_evidence(
-            store.entries_by_seq(conn, [*seqs, 0]), parse=verifier.parse_entry,
+            store.entries_by_seq(conn, [*seqs, 0]),
+            parse=verifier.parse_entry,
             fetch=lambda ids: pagedb.evidence_entries(conn, ids),
-            registrar=pin.genesis.registrar if pin.genesis else None)
+            registrar=pin.genesis.registrar if pin.genesis else None,
+        )
         raw = {s: b for s, b in raw.items() if s < size}
         fetch = lambda ids: store.fetch_nodes(conn, ids)  # noqa: E731
         proofs = {s: merkle.inclusion_proof(s, size, fetch) for s in sorted(raw)}
@@ -55,8 +57,9 @@ def scope_audit(ledger: Ledger, code: str) -> dict[str, Any]:
         try:
             if cp is None:
                 raise LedgerError("no checkpoint verifies with the pinned log key")
-            merkle.verify_inclusion(leaf=merkle.leaf_hash(raw[seq]), index=seq, size=cp.size,
-                                    proof=proofs[seq], root=cp.root)
+            merkle.verify_inclusion(
+                leaf=merkle.leaf_hash(raw[seq]), index=seq, size=cp.size, proof=proofs[seq], root=cp.root
+            )
             included[seq] = True
         except LedgerError as e:
             included[seq] = False
@@ -72,34 +75,46 @@ def scope_audit(ledger: Ledger, code: str) -> dict[str, Any]:
         why = verdicts.problems.get(seq)
         # What is shown of an entry comes from its bytes; its stage from the roles of its
         # signer's verified registration, so only for an entry that verified.
-        out_entries.append({
-            "seq": seq, "leafHash": merkle.leaf_hash(entry).hex(),
-            "entry": base64.b64encode(entry).decode(),
-            "inclusionProof": {"leafIndex": seq, "treeSize": size,
-                               "hashes": [h.hex() for h in proofs[seq]]},
-            "proofVerified": included[seq], "signaturesVerified": verdicts.ok(seq),
-            "problems": [] if why is None else [why],
-            "stage": classified.stage if classified else None,
-            "activity": classified.activity if classified else None,
-            "eventTime": pe.codes.event_time if pe.codes and p else None,
-            "signer": p.signer if p else None})
+        out_entries.append(
+            {
+                "seq": seq,
+                "leafHash": merkle.leaf_hash(entry).hex(),
+                "entry": base64.b64encode(entry).decode(),
+                "inclusionProof": {
+                    "leafIndex": seq,
+                    "treeSize": size,
+                    "hashes": [h.hex() for h in proofs[seq]],
+                },
+                "proofVerified": included[seq],
+                "signaturesVerified": verdicts.ok(seq),
+                "problems": [] if why is None else [why],
+                "stage": classified.stage if classified else None,
+                "activity": classified.activity if classified else None,
+                "eventTime": pe.codes.event_time if pe.codes and p else None,
+                "signer": p.signer if p else None,
+            }
+        )
     evidence = []
     for seq in sorted(raw):
         p = parsed[seq].prepared
         if seq not in seqs:
-            evidence.append({"seq": seq, "kind": p.kind if p else None,
-                             "verified": verdicts.ok(seq),
-                             "problems": [verdicts.problems[seq]]
-                             if seq in verdicts.problems else []})
+            evidence.append(
+                {
+                    "seq": seq,
+                    "kind": p.kind if p else None,
+                    "verified": verdicts.ok(seq),
+                    "problems": [verdicts.problems[seq]] if seq in verdicts.problems else [],
+                }
+            )
     findings = [f.as_dict() for f in list_findings(store) if set(f.seqs) & seqs]
     problems += verdicts.general
     problems += [f"seq {s}: {why}" for s, why in sorted(verdicts.problems.items())]
     return {
         "code": key,
-        "checkpoint": {"note": note, "size": size, "root": stored_root.hex(),
-                       "logKey": pin.key},
+        "checkpoint": {"note": note, "size": size, "root": stored_root.hex(), "logKey": pin.key},
         "journey": [s.as_dict() for s in steps],
-        "upstream": up, "downstream": down,
+        "upstream": up,
+        "downstream": down,
         "entries": out_entries,
         "evidence": evidence,
         "findings": findings,

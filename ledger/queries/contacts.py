@@ -28,9 +28,15 @@ class Contact:
     view: PrivateView
 
     def as_dict(self) -> dict[str, Any]:
-        return {"item": self.item, "seq": self.seq, "activity": self.activity,
-                "signer": self.signer, "status": self.view.status, "data": self.view.data,
-                "shredded": self.view.shredded}
+        return {
+            "item": self.item,
+            "seq": self.seq,
+            "activity": self.activity,
+            "signer": self.signer,
+            "status": self.view.status,
+            "data": self.view.data,
+            "shredded": self.view.shredded,
+        }
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,9 @@ class RecallContacts:
     looked_up: int  # of which the first ones looked up (at most MAX_ITEMS)
 
 
-def recall_contacts(ledger: Ledger, sold_items: Sequence[str], viewer: Viewer, *,
-                    limit: int = MAX_ITEMS) -> RecallContacts:
+def recall_contacts(
+    ledger: Ledger, sold_items: Sequence[str], viewer: Viewer, *, limit: int = MAX_ITEMS
+) -> RecallContacts:
     """The contacts of the first ``limit`` of ``sold_items`` (canonical codes), in the
     order given, each item's entries in journey order."""
     wanted = list(sold_items)[:limit]
@@ -49,11 +56,14 @@ def recall_contacts(ledger: Ledger, sold_items: Sequence[str], viewer: Viewer, *
     with ledger.store.reading() as conn:
         for item in wanted:
             steps, _ = journey_rows(conn, item)
-            per_item += [(item, s.seq, s.activity, s.signer) for s in steps
-                         if s.activity in CONTACT_ACTIVITIES]
+            per_item += [
+                (item, s.seq, s.activity, s.signer) for s in steps if s.activity in CONTACT_ACTIVITIES
+            ]
     entries = ledger.entries({seq for _, seq, _, _ in per_item})
     views = ledger.private_views(entries, viewer)
-    contacts = tuple(Contact(item, seq, activity, signer, views[seq])
-                     for item, seq, activity, signer in per_item if seq in views)
+    contacts = tuple(
+        Contact(item, seq, activity, signer, views[seq])
+        for item, seq, activity, signer in per_item
+        if seq in views
+    )
     return RecallContacts(contacts, len(sold_items), len(wanted))
-

@@ -47,8 +47,12 @@ class CreditItem:
     reason_en: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "seqs": list(self.seqs), "points": self.points,
-                "reason": {"zh": self.reason_zh, "en": self.reason_en}}
+        return {
+            "source": self.source,
+            "seqs": list(self.seqs),
+            "points": self.points,
+            "reason": {"zh": self.reason_zh, "en": self.reason_en},
+        }
 
 
 def score(items: Sequence[CreditItem]) -> tuple[int, list[CreditItem]]:
@@ -60,8 +64,13 @@ def score(items: Sequence[CreditItem]) -> tuple[int, list[CreditItem]]:
             pts = max(it.points, COMPLAINT_CAP - complaints)
             complaints += pts
             if pts != it.points:
-                it = CreditItem(it.source, it.seqs, pts, it.reason_zh + "（投诉扣分已达上限）",
-                                it.reason_en + " (complaint deductions capped)")
+                it = CreditItem(
+                    it.source,
+                    it.seqs,
+                    pts,
+                    it.reason_zh + "（投诉扣分已达上限）",
+                    it.reason_en + " (complaint deductions capped)",
+                )
         counted.append(it)
     total = BASE + sum(it.points for it in counted)
     return max(0, min(100, total)), counted
@@ -86,9 +95,15 @@ def _record_items(records: Iterable[tuple[int, bytes]], party: str) -> list[Cred
         b = st["body"]
         if b["party"] != party:
             continue
-        out.append(CreditItem("credit.record", (seq,), int(b["points"]),
-                              f"监管记录「{b['item']}」：{b['reason']}（{st['signer']}）",
-                              f"regulator record \"{b['item']}\": {b['reason']} ({st['signer']})"))
+        out.append(
+            CreditItem(
+                "credit.record",
+                (seq,),
+                int(b["points"]),
+                f"监管记录「{b['item']}」：{b['reason']}（{st['signer']}）",
+                f'regulator record "{b["item"]}": {b["reason"]} ({st["signer"]})',
+            )
+        )
     return out
 
 
@@ -96,10 +111,15 @@ def _finding_items(findings: Iterable[Mapping[str, Any]]) -> list[CreditItem]:
     out = []
     for f in findings:
         sev, msg = str(f["severity"]), f["message"]
-        out.append(CreditItem(
-            "finding", tuple(int(s) for s in f["seqs"]), finding_points(sev),
-            f"合规发现 {f['rule']}（{sev}）：{msg['zh']}",
-            f"finding {f['rule']} ({sev}): {msg['en']}"))
+        out.append(
+            CreditItem(
+                "finding",
+                tuple(int(s) for s in f["seqs"]),
+                finding_points(sev),
+                f"合规发现 {f['rule']}（{sev}）：{msg['zh']}",
+                f"finding {f['rule']} ({sev}): {msg['en']}",
+            )
+        )
     return out
 
 
@@ -117,8 +137,11 @@ class _Inputs:
 
 def _load(store: Store, parties: Sequence[str] | None) -> _Inputs:
     with store.reading(snapshot=True) as conn:
-        names = {p["id"]: p["name"] for p in reportdb.party_rows(conn)
-                 if parties is not None or "registrar" not in p["roles"]}
+        names = {
+            p["id"]: p["name"]
+            for p in reportdb.party_rows(conn)
+            if parties is not None or "registrar" not in p["roles"]
+        }
         for party in parties or ():
             if party not in names:
                 raise NotFound(f"party {party} is not registered on this ledger")
@@ -139,25 +162,43 @@ def _load(store: Store, parties: Sequence[str] | None) -> _Inputs:
     return _Inputs(names, records, recalls, complaints, codes, products)
 
 
-def _party_items(inp: _Inputs, party: str, findings: Iterable[Mapping[str, Any]]
-                 ) -> list[CreditItem]:
+def _party_items(inp: _Inputs, party: str, findings: Iterable[Mapping[str, Any]]) -> list[CreditItem]:
     products = inp.products[party]
     items = _record_items(inp.records, party) + _finding_items(findings)
     for seq, _, signer in inp.recalls:
         if not inp.codes.get(seq, set()) & products:
             continue
         if signer == party:
-            items.append(CreditItem("recall", (seq,), VOLUNTARY_RECALL_POINTS,
-                                    "主动召回本企业产品", "voluntary recall of its own products"))
+            items.append(
+                CreditItem(
+                    "recall",
+                    (seq,),
+                    VOLUNTARY_RECALL_POINTS,
+                    "主动召回本企业产品",
+                    "voluntary recall of its own products",
+                )
+            )
         else:
-            items.append(CreditItem("recall", (seq,), RECALL_POINTS,
-                                    f"产品被召回（{signer} 发起）",
-                                    f"its products were recalled by {signer}"))
+            items.append(
+                CreditItem(
+                    "recall",
+                    (seq,),
+                    RECALL_POINTS,
+                    f"产品被召回（{signer} 发起）",
+                    f"its products were recalled by {signer}",
+                )
+            )
     for seq, rating in inp.complaints:
         if inp.codes.get(seq, set()) & products:
-            items.append(CreditItem("complaint", (seq,), COMPLAINT_POINTS[rating],
-                                    f"消费者差评（{rating} 星）",
-                                    f"consumer complaint (rating {rating} of 5)"))
+            items.append(
+                CreditItem(
+                    "complaint",
+                    (seq,),
+                    COMPLAINT_POINTS[rating],
+                    f"消费者差评（{rating} 星）",
+                    f"consumer complaint (rating {rating} of 5)",
+                )
+            )
     return items
 
 
@@ -172,8 +213,7 @@ def credit_items(store: Store, party: str) -> tuple[str, list[CreditItem]]:
 
 def _doc(party: str, name: str, items: Sequence[CreditItem]) -> dict[str, Any]:
     total, counted = score(items)
-    return {"party": party, "name": name, "score": total,
-            "items": [it.as_dict() for it in counted]}
+    return {"party": party, "name": name, "score": total, "items": [it.as_dict() for it in counted]}
 
 
 def credit(store: Store, party: str) -> dict[str, Any]:
@@ -194,8 +234,16 @@ def credit_table(store: Store) -> list[dict[str, Any]]:
     table = []
     for p in rows:
         c = _doc(p["id"], p["name"], _party_items(inp, p["id"], by_party.get(p["id"], [])))
-        table.append({"party": p["id"], "name": p["name"], "roles": p["roles"],
-                      "score": c["score"], "items": len(c["items"]),
-                      "points": sum(i["points"] for i in c["items"]), "explained": c["items"]})
+        table.append(
+            {
+                "party": p["id"],
+                "name": p["name"],
+                "roles": p["roles"],
+                "score": c["score"],
+                "items": len(c["items"]),
+                "points": sum(i["points"] for i in c["items"]),
+                "explained": c["items"],
+            }
+        )
     table.sort(key=lambda r: (r["score"], r["party"]))
     return table

@@ -42,6 +42,5 @@ def described(store: Store, codes: Iterable[str]) -> dict[str, Described]:
         if not rows or rows[-1].seq not in raw:
             continue
         body = orjson.loads(raw[rows[-1].seq])["envelope"]["statement"]["body"]
-        out[code] = Described(describe(body), rows[-1].seq, rows[-1].signer,
-                              tuple(r.seq for r in rows))
+        out[code] = Described(describe(body), rows[-1].seq, rows[-1].signer, tuple(r.seq for r in rows))
     return out

@@ -35,8 +35,10 @@ DIRECTIONS: Final = ("journey", "up", "down")
 
 def events_of(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The events of an EPCISDocument or EPCISQueryDocument, exactly as they appear."""
-    expected = ("an EPCISDocument with epcisBody.eventList or an EPCISQueryDocument with "
-                "epcisBody.queryResults.resultsBody.eventList")
+    expected = (
+        "an EPCISDocument with epcisBody.eventList or an EPCISQueryDocument with "
+        "epcisBody.queryResults.resultsBody.eventList"
+    )
     if not isinstance(document, Mapping):
         raise MalformedInput(f"expected {expected}, not {_kind(document)}")
     kind = document.get("type")
@@ -58,21 +60,26 @@ def events_of(document: Mapping[str, Any]) -> list[dict[str, Any]]:
 class DocumentRejected(BatchRejected):
     """A document refused as a whole; ``errors`` are by index in its eventList."""
 
-    def __init__(self, errors: Iterable[tuple[int, LedgerError]],
-                 events: list[dict[str, Any]], *, source: str | None = None) -> None:
+    def __init__(
+        self,
+        errors: Iterable[tuple[int, LedgerError]],
+        events: list[dict[str, Any]],
+        *,
+        source: str | None = None,
+    ) -> None:
         super().__init__(list(errors))
         self.names = [_event_name(i, events) for i, _ in self.errors]
         first = self.errors[0][1]
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
         doc = f"document {source}" if source else "document"
-        self.message = (f"{doc} refused, nothing appended: {self.names[0]}: "
-                        f"{first.message}{more}")
+        self.message = f"{doc} refused, nothing appended: {self.names[0]}: {first.message}{more}"
         self.args = (self.message,)
 
     def diagnostics(self) -> str:
         lines = [f"error [{self.code}]: {len(self.errors)} event(s) refused, nothing appended"]
-        lines += [f"  {name}: [{e.code}] {e.message}"
-                  for name, (_, e) in zip(self.names, self.errors, strict=True)]
+        lines += [
+            f"  {name}: [{e.code}] {e.message}" for name, (_, e) in zip(self.names, self.errors, strict=True)
+        ]
         return "\n".join(lines)
 
 
@@ -85,8 +92,9 @@ def _kind(value: object) -> str:
     return "an array" if isinstance(value, list) else f"a {type(value).__name__} value"
 
 
-def import_document(ledger: Ledger, document: Mapping[str, Any], *, signer: str,
-                    key: PartyKey, source: str | None = None) -> list[Receipt]:
+def import_document(
+    ledger: Ledger, document: Mapping[str, Any], *, signer: str, key: PartyKey, source: str | None = None
+) -> list[Receipt]:
     """Sign every event of ``document`` as ``signer`` and append them as one batch.
 
     All or nothing: if any event is refused, ``BatchRejected`` names each refused event by
@@ -105,8 +113,12 @@ class Imported:
     masterdata: list[Receipt] = field(default_factory=list)  # one per vocabulary element
 
 
-def document_record(document: Mapping[str, Any], events: Iterable[Mapping[str, Any]], *,
-                    media_type: str = "application/ld+json") -> dict[str, Any]:
+def document_record(
+    document: Mapping[str, Any],
+    events: Iterable[Mapping[str, Any]],
+    *,
+    media_type: str = "application/ld+json",
+) -> dict[str, Any]:
     """The body of the ``document`` statement an import signs: the document's own fields,
     which no event carries (id, sender, receiver, instanceIdentifier, SBDH, creationDate,
     schemaVersion), its JSON-LD ``@context`` as ``context`` (what gives the events' terms
@@ -123,8 +135,15 @@ def document_record(document: Mapping[str, Any], events: Iterable[Mapping[str, A
     return record
 
 
-def import_epcis(ledger: Ledger, document: Mapping[str, Any], *, signer: str, key: PartyKey,
-                 source: str | None = None, media_type: str = "application/ld+json") -> Imported:
+def import_epcis(
+    ledger: Ledger,
+    document: Mapping[str, Any],
+    *,
+    signer: str,
+    key: PartyKey,
+    source: str | None = None,
+    media_type: str = "application/ld+json",
+) -> Imported:
     """``import_document``, with the receipt of the document record too."""
     events = events_of(document)
     issued = now_rfc3339()
@@ -132,8 +151,7 @@ def import_epcis(ledger: Ledger, document: Mapping[str, Any], *, signer: str, ke
     unsignable: list[tuple[int, LedgerError]] = []
     for i, e in enumerate(events):
         try:
-            envelopes.append(sign_one(kind="event", signer=signer, key=key, body=e,
-                                      issued=issued))
+            envelopes.append(sign_one(kind="event", signer=signer, key=key, body=e, issued=issued))
         except LedgerError as err:  # a value JCS cannot write (say, a float beyond 2^53)
             unsignable.append((i, err))
     if unsignable:
@@ -142,31 +160,34 @@ def import_epcis(ledger: Ledger, document: Mapping[str, Any], *, signer: str, ke
     envelopes += [env for _, env in described]
     try:
         record = document_record(document, events, media_type=media_type)
-        envelopes.append(sign_one(kind="document", signer=signer, key=key, body=record,
-                                  issued=issued))
+        envelopes.append(sign_one(kind="document", signer=signer, key=key, body=record, issued=issued))
     except LedgerError as err:
-        raise LedgerError(f"{source or 'document'}: its header cannot be recorded: {err.message}",
-                          code=err.code) from None
+        raise LedgerError(
+            f"{source or 'document'}: its header cannot be recorded: {err.message}", code=err.code
+        ) from None
     before = ledger.size()
     try:
         receipts = ledger.append_batch(envelopes)
     except BatchRejected as e:
         refused_masterdata(e, events, described, source=source)
-        raise DocumentRejected([(i, err) for i, err in e.errors if i < len(events)]
-                               or e.errors, events, source=source) from None
+        raise DocumentRejected(
+            [(i, err) for i, err in e.errors if i < len(events)] or e.errors, events, source=source
+        ) from None
     # The very same statements (the same document again within the second its events were
     # signed) are answered by the log's statement-hash check, whose receipts are the first
     # ones as they were; an import says which of its events were there already.
-    receipts = [replace(r, duplicate_of=r.seq) if r.duplicate_of is None and r.seq < before
-                else r for r in receipts]
-    return Imported(receipts[:len(events)], receipts[-1], receipts[len(events):-1])
+    receipts = [
+        replace(r, duplicate_of=r.seq) if r.duplicate_of is None and r.seq < before else r for r in receipts
+    ]
+    return Imported(receipts[: len(events)], receipts[-1], receipts[len(events) : -1])
 
 
 # --- the EPCISMasterData section (epcisHeader.epcisMasterData), signed beside the events ------
 
 
-def masterdata_of(document: Mapping[str, Any], *, signer: str, key: PartyKey, issued: str,
-                  source: str | None) -> list[tuple[str, dict[str, Any]]]:
+def masterdata_of(
+    document: Mapping[str, Any], *, signer: str, key: PartyKey, issued: str, source: str | None
+) -> list[tuple[str, dict[str, Any]]]:
     """(name, envelope) of a ``masterdata`` statement for each vocabulary element of the
     document's master-data section; refused as a whole, naming the element, if one is not
     an element the ledger takes."""
@@ -174,28 +195,36 @@ def masterdata_of(document: Mapping[str, Any], *, signer: str, key: PartyKey, is
 
     try:
         bodies = masterdata.elements_of(document)
-        return [(masterdata.element_name(b), env) for b, env in zip(
-            bodies, masterdata.sign_elements(bodies, signer=signer, key=key, issued=issued),
-            strict=True)]
+        return [
+            (masterdata.element_name(b), env)
+            for b, env in zip(
+                bodies, masterdata.sign_elements(bodies, signer=signer, key=key, issued=issued), strict=True
+            )
+        ]
     except LedgerError as e:
-        raise type(e)(f"{source or 'document'} refused, nothing appended: {e.message}",
-                      code=e.code) from None
+        raise type(e)(f"{source or 'document'} refused, nothing appended: {e.message}", code=e.code) from None
 
 
-def refused_masterdata(e: BatchRejected, events: list[dict[str, Any]],
-                       described: list[tuple[str, dict[str, Any]]], *, source: str | None) -> None:
+def refused_masterdata(
+    e: BatchRejected,
+    events: list[dict[str, Any]],
+    described: list[tuple[str, dict[str, Any]]],
+    *,
+    source: str | None,
+) -> None:
     """Raise the refusal of a master-data element of the batch, if the batch's first
     refusal is one (the events' and the record's are the caller's)."""
     first, err = e.errors[0]
     if len(events) <= first < len(events) + len(described):
         more = f" (and {len(e.errors) - 1} more)" if len(e.errors) > 1 else ""
-        raise type(err)(f"{source or 'document'} refused, nothing appended: "
-                        f"{described[first - len(events)][0]}: {err.message}{more}",
-                        code=err.code) from None
+        raise type(err)(
+            f"{source or 'document'} refused, nothing appended: "
+            f"{described[first - len(events)][0]}: {err.message}{more}",
+            code=err.code,
+        ) from None
 
 
-def export_document(store: Store, code: str, *, direction: Direction = "journey"
-                    ) -> dict[str, Any]:
+def export_document(store: Store, code: str, *, direction: Direction = "journey") -> dict[str, Any]:
     """An EPCISDocument of the signed events about ``code``, in event-time order.
 
     ``journey``: the events of its journey (its own, its lot's, its containers' while it was
@@ -220,9 +249,13 @@ def export_document(store: Store, code: str, *, direction: Direction = "journey"
     entries = []
     for i, e in enumerate(signed):
         entry: dict[str, Any] = {
-            "seq": e.seq, "signer": e.signer, "eventHash": e.event_hash,
-            "documents": [r.seq for r in records
-                          if r.signer == e.signer and e.event_hash in r.body["events"]]}
+            "seq": e.seq,
+            "signer": e.signer,
+            "eventHash": e.event_hash,
+            "documents": [
+                r.seq for r in records if r.signer == e.signer and e.event_hash in r.body["events"]
+            ],
+        }
         if i in written.signed_contexts:
             entry["signedContext"] = written.signed_contexts[i]
         entries.append(entry)
@@ -236,25 +269,33 @@ def export_document(store: Store, code: str, *, direction: Direction = "journey"
         f"{LEDGER_PREFIX}:entries": entries,
         # The records without their contexts: those are in the document's own @context.
         f"{LEDGER_PREFIX}:documents": [
-            {"seq": r.seq, "signer": r.signer,
-             **{k: v for k, v in r.body.items() if k not in ("events", "context")}}
-            for r in records],
+            {
+                "seq": r.seq,
+                "signer": r.signer,
+                **{k: v for k, v in r.body.items() if k not in ("events", "context")},
+            }
+            for r in records
+        ],
     }
 
 
-def signed_events(store: Store, conn: Connection, seqs: Sequence[int]
-                  ) -> tuple[list[SignedEvent], list[DocumentRecord]]:
+def signed_events(
+    store: Store, conn: Connection, seqs: Sequence[int]
+) -> tuple[list[SignedEvent], list[DocumentRecord]]:
     """The event entries ``seqs``, in that order, and the document records naming them."""
     raw = store.entries_by_seq(conn, seqs)
     hashes = capturedb.hashes_of(conn, seqs)
     statements = {s: orjson.loads(raw[s])["envelope"]["statement"] for s in seqs}
-    signed = [SignedEvent(s, statements[s]["signer"], statements[s]["issued"],
-                          statements[s]["body"], hashes[s]) for s in seqs]
+    signed = [
+        SignedEvent(s, statements[s]["signer"], statements[s]["issued"], statements[s]["body"], hashes[s])
+        for s in seqs
+    ]
     return signed, capturedb.document_records(conn, hashes.values())
 
 
-def events_in_context(store: Store, seqs: Sequence[int], *,
-                      extra: Mapping[str, Any] | None = None) -> InContext:
+def events_in_context(
+    store: Store, seqs: Sequence[int], *, extra: Mapping[str, Any] | None = None
+) -> InContext:
     """The signed events ``seqs`` and the ``@context`` a document writing them needs so that
     each expands as in the document it was imported in (``ledger.epcis.context.in_context``);
     ``extra`` are the writer's own terms, checked against the events' like the rest."""
@@ -280,13 +321,19 @@ def export_xml(store: Store, code: str, *, direction: Direction = "journey") -> 
     ns = LEDGER_NAMESPACE
     entries = etree.Element(f"{{{ns}}}entries", nsmap={LEDGER_PREFIX: ns})
     for e in doc[f"{LEDGER_PREFIX}:entries"]:
-        etree.SubElement(entries, f"{{{ns}}}entry", seq=str(e["seq"]), signer=e["signer"],
-                         eventHash=e["eventHash"],
-                         documents=" ".join(str(d) for d in e["documents"]))
+        etree.SubElement(
+            entries,
+            f"{{{ns}}}entry",
+            seq=str(e["seq"]),
+            signer=e["signer"],
+            eventHash=e["eventHash"],
+            documents=" ".join(str(d) for d in e["documents"]),
+        )
     documents = etree.Element(f"{{{ns}}}documents", nsmap={LEDGER_PREFIX: ns})
     for d in doc[f"{LEDGER_PREFIX}:documents"]:
-        etree.SubElement(documents, f"{{{ns}}}document",
-                         **{k: str(v) for k, v in d.items() if isinstance(v, str | int)})
+        etree.SubElement(
+            documents, f"{{{ns}}}document", **{k: str(v) for k, v in d.items() if isinstance(v, str | int)}
+        )
     data = epcis_xml.write(doc, namespaces=bound, body_extras=[entries, documents])
     epcis_xml.validate(data, source="the export")
     return data

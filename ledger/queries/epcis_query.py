@@ -86,32 +86,61 @@ class QueryTooComplex(LedgerError):
 
 
 # Parameters answered from the projections (or the bodies), by name.
-_LOCATIONS: Final = {"EQ_readPoint": "read_points", "WD_readPoint": "read_points",
-                     "EQ_bizLocation": "biz_locations", "WD_bizLocation": "biz_locations"}
+_LOCATIONS: Final = {
+    "EQ_readPoint": "read_points",
+    "WD_readPoint": "read_points",
+    "EQ_bizLocation": "biz_locations",
+    "WD_bizLocation": "biz_locations",
+}
 # MATCH_x: (parts of ident_entries, what the body check compares)
 _MATCHES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "MATCH_epc": (("epc", "child"), ("epcs", "children")),
     "MATCH_parentID": (("parent",), ("parent",)),
     "MATCH_inputEPC": (("input",), ("inputs",)),
     "MATCH_outputEPC": (("output",), ("outputs",)),
-    "MATCH_anyEPC": (("epc", "child", "parent", "input", "output"),
-                     ("epcs", "children", "parent", "inputs", "outputs")),
+    "MATCH_anyEPC": (
+        ("epc", "child", "parent", "input", "output"),
+        ("epcs", "children", "parent", "inputs", "outputs"),
+    ),
     "MATCH_epcClass": (("class", "child"), ("classes",)),
     "MATCH_inputEPCClass": (("input",), ("input_classes",)),
     "MATCH_outputEPCClass": (("output",), ("output_classes",)),
-    "MATCH_anyEPCClass": (("class", "child", "input", "output"),
-                          ("classes", "input_classes", "output_classes")),
+    "MATCH_anyEPCClass": (
+        ("class", "child", "input", "output"),
+        ("classes", "input_classes", "output_classes"),
+    ),
 }
-_SINGLE: Final = frozenset({"GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime",
-                            "orderBy", "orderDirection", "eventCountLimit", "maxEventCount",
-                            "EXISTS_errorDeclaration"})
-KNOWN: Final = frozenset({"eventType", "EQ_action", "EQ_bizStep", "EQ_disposition",
-                          "EQ_eventID", *_LOCATIONS, *_MATCHES, *_SINGLE})
+_SINGLE: Final = frozenset(
+    {
+        "GE_eventTime",
+        "LT_eventTime",
+        "GE_recordTime",
+        "LT_recordTime",
+        "orderBy",
+        "orderDirection",
+        "eventCountLimit",
+        "maxEventCount",
+        "EXISTS_errorDeclaration",
+    }
+)
+KNOWN: Final = frozenset(
+    {"eventType", "EQ_action", "EQ_bizStep", "EQ_disposition", "EQ_eventID", *_LOCATIONS, *_MATCHES, *_SINGLE}
+)
 _TYPED_PREFIXES: Final = ("EQ_bizTransaction_", "EQ_source_", "EQ_destination_")
 # Names of the query language's parameter families: a standard parameter this ledger does
 # not answer is "not implemented"; any other name is a mistake in the query.
-_STANDARD_PREFIXES: Final = ("EQ_", "GT_", "GE_", "LT_", "LE_", "EXISTS_", "HASATTR_", "EQATTR_",
-                             "MATCH_", "WD_")
+_STANDARD_PREFIXES: Final = (
+    "EQ_",
+    "GT_",
+    "GE_",
+    "LT_",
+    "LE_",
+    "EXISTS_",
+    "HASATTR_",
+    "EQATTR_",
+    "MATCH_",
+    "WD_",
+)
 ACTIONS: Final = ("ADD", "OBSERVE", "DELETE")
 
 
@@ -166,8 +195,9 @@ def params_of_json(query: object) -> dict[str, list[str]]:
     """The parameters of a JSON query (a named query's ``query``): each value a list of
     strings, a string, a number or a boolean."""
     if not isinstance(query, Mapping):
-        raise QueryParameterException("a query is a JSON object of EPCIS query parameters, "
-                                      'such as {"eventType": ["ObjectEvent"]}')
+        raise QueryParameterException(
+            'a query is a JSON object of EPCIS query parameters, such as {"eventType": ["ObjectEvent"]}'
+        )
     out: dict[str, list[str]] = {}
     for name, value in query.items():
         items = value if isinstance(value, list) else [value]
@@ -178,8 +208,9 @@ def params_of_json(query: object) -> dict[str, list[str]]:
             elif isinstance(v, int | str):
                 texts.append(str(v))
             else:
-                raise QueryParameterException(f"query parameter {name} takes strings, integers "
-                                              f"or booleans, not {json.dumps(v)[:60]}")
+                raise QueryParameterException(
+                    f"query parameter {name} takes strings, integers or booleans, not {json.dumps(v)[:60]}"
+                )
         if not texts:
             raise QueryParameterException(f"query parameter {name} has no value")
         out[str(name)] = texts
@@ -191,8 +222,9 @@ def params_of_url(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, value in items:
         if name in out:
-            raise QueryParameterException(f"query parameter {name} is given twice; give one "
-                                          "value, or several separated by |")
+            raise QueryParameterException(
+                f"query parameter {name} is given twice; give one value, or several separated by |"
+            )
         out[name] = [value] if name in _SINGLE else value.split("|")
     return out
 
@@ -210,13 +242,13 @@ def _time(name: str, values: list[str]) -> str:
     except ValueError:
         t = None
     if t is None or t.tzinfo is None:
-        raise QueryParameterException(f"{name} {text[:60]!r} is not a date-time with a time "
-                                      "zone, such as 2026-11-27T08:00:00Z")
+        raise QueryParameterException(
+            f"{name} {text[:60]!r} is not a date-time with a time zone, such as 2026-11-27T08:00:00Z"
+        )
     try:
         utc = t.astimezone(UTC)
     except OverflowError:
-        raise QueryParameterException(f"{name} {text[:60]!r} is outside the years 1-9999 "
-                                      "in UTC") from None
+        raise QueryParameterException(f"{name} {text[:60]!r} is outside the years 1-9999 in UTC") from None
     # The fixed-width form of events.event_time_utc and of the ledger's own times.
     return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}.{utc.microsecond:06d}Z"
 
@@ -246,8 +278,7 @@ def _code_match(parts: tuple[str, ...], values: list[str]) -> CodeMatch:
         if v.startswith("urn:epc:idpat:"):
             # A pattern names its class: every EPC of it sits below it in the Digital Link.
             prefixes.append(key + "/")
-    return CodeMatch(parts=parts, exact=tuple(dict.fromkeys(exact)),
-                     prefixes=tuple(dict.fromkeys(prefixes)))
+    return CodeMatch(parts=parts, exact=tuple(dict.fromkeys(exact)), prefixes=tuple(dict.fromkeys(prefixes)))
 
 
 def _fingerprint(params: Mapping[str, list[str]]) -> str:
@@ -284,8 +315,9 @@ def parse_query(params: Mapping[str, list[str]]) -> EventQuery:
         elif name == "EQ_action":
             bad = [v for v in values if v not in ACTIONS]
             if bad:
-                raise QueryParameterException(f"EQ_action values are ADD, OBSERVE or DELETE, "
-                                              f"not {bad[0][:40]!r}")
+                raise QueryParameterException(
+                    f"EQ_action values are ADD, OBSERVE or DELETE, not {bad[0][:40]!r}"
+                )
             sel["actions"] = tuple(dict.fromkeys(values))
         elif name == "EQ_bizStep":
             sel["biz_steps"] = tuple(dict.fromkeys(normalise_term(v) for v in values))
@@ -302,10 +334,9 @@ def parse_query(params: Mapping[str, list[str]]) -> EventQuery:
             event_ids = frozenset(values)
         elif name.startswith(_TYPED_PREFIXES) and name not in KNOWN:
             prefix = next(p for p in _TYPED_PREFIXES if name.startswith(p))
-            kind = normalise_term(name[len(prefix):])
+            kind = normalise_term(name[len(prefix) :])
             if not kind:
-                raise QueryParameterException(f"{name} names no type: {prefix}<type>, such as "
-                                              f"{prefix}po")
+                raise QueryParameterException(f"{name} names no type: {prefix}<type>, such as {prefix}po")
             keys = tuple(dict.fromkeys(code_key(v) for v in values))
             if prefix == "EQ_bizTransaction_":
                 bts.append((kind, keys))
@@ -316,11 +347,14 @@ def parse_query(params: Mapping[str, list[str]]) -> EventQuery:
         elif name == "orderBy":
             order_by = _one(name, values)
             if order_by not in ("eventTime", "recordTime") and ":" not in order_by:
-                raise QueryParameterException(f"orderBy is eventTime, recordTime or the qualified "
-                                              f"name of an extension field, not {order_by[:60]!r}")
+                raise QueryParameterException(
+                    f"orderBy is eventTime, recordTime or the qualified "
+                    f"name of an extension field, not {order_by[:60]!r}"
+                )
             if order_by not in ("eventTime", "recordTime"):
-                raise UnsupportedQuery(f"orderBy {order_by[:60]!r} is not implemented; order by "
-                                       "eventTime or recordTime")
+                raise UnsupportedQuery(
+                    f"orderBy {order_by[:60]!r} is not implemented; order by eventTime or recordTime"
+                )
         elif name == "orderDirection":
             direction = _one(name, values)
             if direction not in ("ASC", "DESC"):
@@ -331,33 +365,49 @@ def parse_query(params: Mapping[str, list[str]]) -> EventQuery:
             max_count = _int(name, values, least=0)
         elif name == "EXISTS_errorDeclaration":
             if _one(name, values) == "true":
-                raise UnsupportedQuery("EXISTS_errorDeclaration=true is not implemented: the "
-                                       "ledger does not index error declarations")
+                raise UnsupportedQuery(
+                    "EXISTS_errorDeclaration=true is not implemented: the "
+                    "ledger does not index error declarations"
+                )
             if values[0] != "false":
                 raise QueryParameterException("EXISTS_errorDeclaration is true or false")
         elif name.startswith(_STANDARD_PREFIXES):
-            raise UnsupportedQuery(f"query parameter {name[:80]} is not implemented by this "
-                                   "ledger; the README lists those it answers")
+            raise UnsupportedQuery(
+                f"query parameter {name[:80]} is not implemented by this "
+                "ledger; the README lists those it answers"
+            )
         else:
-            raise QueryParameterException(f"{name[:80]!r} is not a parameter of the EPCIS query "
-                                          "language")
+            raise QueryParameterException(f"{name[:80]!r} is not a parameter of the EPCIS query language")
     if count_limit is not None and max_count is not None:
         raise QueryParameterException("eventCountLimit and maxEventCount exclude each other")
     if count_limit is not None and order_by is None:
-        raise QueryParameterException("eventCountLimit needs orderBy: it keeps the first events "
-                                      "in that order")
+        raise QueryParameterException(
+            "eventCountLimit needs orderBy: it keeps the first events in that order"
+        )
     for k, v in lists.items():
         if v:
             sel[k] = tuple(dict.fromkeys(v))
     selection = EventSelection(
-        **sel, codes=tuple(codes), biz_transactions=tuple(bts),
+        **sel,
+        codes=tuple(codes),
+        biz_transactions=tuple(bts),
         event_keys=tuple(sorted(event_ids or ())),
         by_event_time=order_by == "eventTime",
-        descending=order_by is not None and direction != "ASC")
-    return EventQuery(selection=selection, matches=tuple(matches), sources=tuple(sources),
-                      destinations=tuple(dests), event_ids=event_ids, count_limit=count_limit,
-                      max_count=max_count, record_ge=record_ge, record_lt=record_lt,
-                      fingerprint=_fingerprint(params), params=dict(params))
+        descending=order_by is not None and direction != "ASC",
+    )
+    return EventQuery(
+        selection=selection,
+        matches=tuple(matches),
+        sources=tuple(sources),
+        destinations=tuple(dests),
+        event_ids=event_ids,
+        count_limit=count_limit,
+        max_count=max_count,
+        record_ge=record_ge,
+        record_lt=record_lt,
+        fingerprint=_fingerprint(params),
+        params=dict(params),
+    )
 
 
 def resolve_selection(store: Store, q: EventQuery) -> EventSelection:
@@ -379,8 +429,9 @@ def _token(q: EventQuery, pos: Position, remaining: int | None) -> str:
 
 
 def _read_token(q: EventQuery, token: str) -> tuple[Position, int | None]:
-    bad = QueryParameterException("nextPageToken is not one this ledger gave for this query; "
-                                  "follow the Link header of the page before")
+    bad = QueryParameterException(
+        "nextPageToken is not one this ledger gave for this query; follow the Link header of the page before"
+    )
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         doc = orjson.loads(raw)
@@ -389,9 +440,13 @@ def _read_token(q: EventQuery, token: str) -> tuple[Position, int | None]:
     if not isinstance(doc, dict) or set(doc) != {"f", "t", "s", "n"}:
         raise bad
     t, s, n = doc["t"], doc["s"], doc["n"]
-    if (doc["f"] != q.fingerprint or not (t is None or isinstance(t, str))
-            or isinstance(s, bool) or not isinstance(s, int)
-            or not (n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0))):
+    if (
+        doc["f"] != q.fingerprint
+        or not (t is None or isinstance(t, str))
+        or isinstance(s, bool)
+        or not isinstance(s, int)
+        or not (n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0))
+    ):
         raise bad
     return Position(t, s), n
 
@@ -432,12 +487,17 @@ def _confirmed(q: EventQuery, body: Mapping[str, Any]) -> bool:
 
 def _decode(row: epcisdb.EventRow) -> LedgerEvent:
     doc = orjson.loads(row.entry)
-    return LedgerEvent(seq=row.seq, leaf_hash=row.leaf_hash, record_time=doc["time"],
-                       body=doc["envelope"]["statement"]["body"])
+    return LedgerEvent(
+        seq=row.seq,
+        leaf_hash=row.leaf_hash,
+        record_time=doc["time"],
+        body=doc["envelope"]["statement"]["body"],
+    )
 
 
-def _scan(store: Store, q: EventQuery, sel: EventSelection, *, after: Position | None,
-          want: int, budget: int) -> tuple[list[LedgerEvent], Position | None, bool]:
+def _scan(
+    store: Store, q: EventQuery, sel: EventSelection, *, after: Position | None, want: int, budget: int
+) -> tuple[list[LedgerEvent], Position | None, bool]:
     """(up to ``want`` events, the position of the last event examined, whether more may
     follow), examining at most ``budget`` events."""
     out: list[LedgerEvent] = []
@@ -461,21 +521,23 @@ def _scan(store: Store, q: EventQuery, sel: EventSelection, *, after: Position |
                 return out, pos, False
 
 
-def run_query(store: Store, q: EventQuery, *, per_page: int = DEFAULT_PER_PAGE,
-              token: str | None = None) -> EventPage:
+def run_query(
+    store: Store, q: EventQuery, *, per_page: int = DEFAULT_PER_PAGE, token: str | None = None
+) -> EventPage:
     """One page of the events ``q`` selects, and the token of the next page if any."""
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise QueryParameterException(f"perPage is from 1 to {MAX_PER_PAGE}, not {per_page}")
     sel = resolve_selection(store, q)
     after, remaining = (None, q.count_limit) if token is None else _read_token(q, token)
     if token is None and q.max_count is not None:
-        found, _, more = _scan(store, q, sel, after=None, want=q.max_count + 1,
-                               budget=COUNT_BUDGET)
+        found, _, more = _scan(store, q, sel, after=None, want=q.max_count + 1, budget=COUNT_BUDGET)
         if len(found) > q.max_count:
             raise QueryTooLarge(f"more than maxEventCount={q.max_count} events match this query")
         if more:
-            raise QueryTooComplex(f"counting the events of this query would examine more than "
-                                  f"{COUNT_BUDGET:,} events; narrow it or leave out maxEventCount")
+            raise QueryTooComplex(
+                f"counting the events of this query would examine more than "
+                f"{COUNT_BUDGET:,} events; narrow it or leave out maxEventCount"
+            )
     want = per_page if remaining is None else min(per_page, remaining)
     budget = SCAN_BUDGET if q.checks_bodies else want + 1
     events, pos, more = _scan(store, q, sel, after=after, want=want, budget=budget)
@@ -500,8 +562,10 @@ def first_event(store: Store, params: Mapping[str, list[str]]) -> LedgerEvent | 
             return None
         examined += SCAN_BUDGET
         if examined >= COUNT_BUDGET:
-            raise QueryTooComplex(f"finding this event would examine more than {COUNT_BUDGET:,} "
-                                  "events; query EQ_eventID page by page")
+            raise QueryTooComplex(
+                f"finding this event would examine more than {COUNT_BUDGET:,} "
+                "events; query EQ_eventID page by page"
+            )
         token = page.next_token
 
 
@@ -513,8 +577,10 @@ def query_context(members: Iterable[str]) -> list[Any]:
     then the prefixes its members use, bound as an export binds a prefix no kept context
     defines (``cbec`` to the CBEC vocabulary's namespace)."""
     prefixes = {m.split(":", 1)[0] for m in members if ":" in m and "://" not in m}
-    mapping = {p: CBEC_NAMESPACE if p == "cbec" else EXTENSION_NAMESPACE.format(prefix=p)
-               for p in sorted(prefixes - STANDARD_PREFIXES - URI_SCHEMES)}
+    mapping = {
+        p: CBEC_NAMESPACE if p == "cbec" else EXTENSION_NAMESPACE.format(prefix=p)
+        for p in sorted(prefixes - STANDARD_PREFIXES - URI_SCHEMES)
+    }
     return [EPCIS_CONTEXT, mapping] if mapping else [EPCIS_CONTEXT]
 
 
@@ -530,13 +596,17 @@ def ledger_keys(event: Mapping[str, Any]) -> tuple[str, str]:
     return SEQ_FIELD, LEAF_HASH_FIELD
 
 
-def query_document(store: Store, events: list[LedgerEvent], *, query_name: str = QUERY_NAME,
-                   subscription_id: str | None = None) -> dict[str, Any]:
+def query_document(
+    store: Store,
+    events: list[LedgerEvent],
+    *,
+    query_name: str = QUERY_NAME,
+    subscription_id: str | None = None,
+) -> dict[str, Any]:
     """An EPCISQueryDocument of ``events``, whose ``@context`` gives each event the meaning
     it was signed with (the context its import kept, ``ledger.epcis.context``) and declares
     ``suyuan``, the namespace of the ledger's own fields."""
-    placed = events_in_context(store, [e.seq for e in events],
-                               extra={"suyuan": LEDGER_NAMESPACE})
+    placed = events_in_context(store, [e.seq for e in events], extra={"suyuan": LEDGER_NAMESPACE})
     by_seq = {e.seq: e for e in events}
     bodies = []
     for seq, body in zip([e.seq for e in events], placed.events, strict=True):
@@ -579,8 +649,12 @@ def query_xml(doc: Mapping[str, Any]) -> bytes:
     from ledger.epcis.context import namespaces
     from ledger.epcis.event_hash import GS1_VOC
 
-    bound = {"cbvmda": "urn:epcglobal:cbv:mda", "gs1": GS1_VOC, "cbec": CBEC_NAMESPACE,
-             **namespaces(doc["@context"])}
+    bound = {
+        "cbvmda": "urn:epcglobal:cbv:mda",
+        "gs1": GS1_VOC,
+        "cbec": CBEC_NAMESPACE,
+        **namespaces(doc["@context"]),
+    }
     # The ledger's fields are written by their namespace, not their prefix: an event may
     # bind ``suyuan`` to a namespace of its own, and its fields keep theirs.
     results = doc["epcisBody"]["queryResults"]
@@ -590,21 +664,22 @@ def query_xml(doc: Mapping[str, Any]) -> bytes:
         events.append({k: v for k, v in e.items() if k not in (seq_key, leaf_key)})
         seq = etree.Element(f"{{{LEDGER_NAMESPACE}}}seq", nsmap={"suyuan": LEDGER_NAMESPACE})
         seq.text = str(e[seq_key])
-        leaf = etree.Element(f"{{{LEDGER_NAMESPACE}}}leafHash",
-                             nsmap={"suyuan": LEDGER_NAMESPACE})
+        leaf = etree.Element(f"{{{LEDGER_NAMESPACE}}}leafHash", nsmap={"suyuan": LEDGER_NAMESPACE})
         leaf.text = str(e[leaf_key])
         extras.append([seq, leaf])
-    bare = {**doc, "epcisBody": {"queryResults": {
-        **results, "resultsBody": {"eventList": events}}}}
+    bare = {**doc, "epcisBody": {"queryResults": {**results, "resultsBody": {"eventList": events}}}}
     try:
         data = epcis_xml.write_query(bare, namespaces=bound, event_extras=extras)
     except (MalformedInput, ValueError) as e:
-        raise NotWritableAsXml(f"an event of this answer cannot be written as EPCIS XML ({e}); "
-                               "ask for application/json") from None
+        raise NotWritableAsXml(
+            f"an event of this answer cannot be written as EPCIS XML ({e}); ask for application/json"
+        ) from None
     xsd = epcis_xml.schema()
     if not xsd.validate(etree.fromstring(data, epcis_xml.hardened_parser()).getroottree()):
-        raise NotWritableAsXml(f"an event of this answer is not valid EPCIS XML once written "
-                               f"({xsd.error_log[0].message}); ask for application/json")
+        raise NotWritableAsXml(
+            f"an event of this answer is not valid EPCIS XML once written "
+            f"({xsd.error_log[0].message}); ask for application/json"
+        )
     return data
 
 
@@ -628,13 +703,18 @@ CBV_DISPOSITIONS: Final = (
     "retail_sold", "returned", "sellable_accessible", "sellable_not_accessible", "stolen",
     "unavailable", "unknown",
 )  # fmt: skip
-VOCABULARIES: Final = ("eventTypes", "bizSteps", "dispositions", "readPoints", "bizLocations",
-                       "epcs")
+VOCABULARIES: Final = ("eventTypes", "bizSteps", "dispositions", "readPoints", "bizLocations", "epcs")
 _COLUMNS: Final[dict[str, epcisdb.Vocabulary]] = {
-    "bizSteps": "biz_step", "dispositions": "disposition", "readPoints": "read_point",
-    "bizLocations": "biz_location"}
+    "bizSteps": "biz_step",
+    "dispositions": "disposition",
+    "readPoints": "read_point",
+    "bizLocations": "biz_location",
+}
 _STANDARD: Final[dict[str, tuple[str, ...]]] = {
-    "eventTypes": tuple(EVENT_TYPES), "bizSteps": CBV_BIZ_STEPS, "dispositions": CBV_DISPOSITIONS}
+    "eventTypes": tuple(EVENT_TYPES),
+    "bizSteps": CBV_BIZ_STEPS,
+    "dispositions": CBV_DISPOSITIONS,
+}
 
 
 @dataclass(frozen=True)
@@ -643,8 +723,9 @@ class VocabularyPage:
     next_token: str | None
 
 
-def vocabulary_page(store: Store, kind: str, *, per_page: int = DEFAULT_PER_PAGE,
-                    token: str | None = None) -> VocabularyPage:
+def vocabulary_page(
+    store: Store, kind: str, *, per_page: int = DEFAULT_PER_PAGE, token: str | None = None
+) -> VocabularyPage:
     """The values of one top-level resource (the standard words, then those the ledger's
     events use), in order, a page at a time."""
     if kind not in VOCABULARIES:

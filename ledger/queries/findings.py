@@ -12,9 +12,16 @@ from ledger.store import findingsdb
 from ledger.store.db import Store
 
 
-def list_findings(store: Store, *, rule: str | None = None, party: str | None = None,
-                  code: str | None = None, severity: str | None = None,
-                  since_seq: int | None = None, limit: int | None = None) -> list[Finding]:
+def list_findings(
+    store: Store,
+    *,
+    rule: str | None = None,
+    party: str | None = None,
+    code: str | None = None,
+    severity: str | None = None,
+    since_seq: int | None = None,
+    limit: int | None = None,
+) -> list[Finding]:
     """Findings in the order they were raised, filtered: by rule code, by a party involved,
     by a product code (any spelling ``ids.index_key`` reads), by severity, raised at or
     after ``since_seq``; at most ``limit``."""
@@ -26,8 +33,14 @@ def list_findings(store: Store, *, rule: str | None = None, party: str | None = 
         raise MalformedInput("limit must not be negative")
     with store.reading() as conn:
         return findingsdb.query_findings(
-            conn, rule=rule, party=party, code=None if code is None else normalise_code(code),
-            severity=severity, since_seq=since_seq, limit=limit)
+            conn,
+            rule=rule,
+            party=party,
+            code=None if code is None else normalise_code(code),
+            severity=severity,
+            since_seq=since_seq,
+            limit=limit,
+        )
 
 
 def findings_summary(store: Store) -> dict[str, Any]:

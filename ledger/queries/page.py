@@ -148,8 +148,7 @@ def is_known(ledger: Ledger, code: str) -> bool:
         return bool(tracedb.seqs_naming(conn, [key]) or tracedb.lineage_seqs(conn, key, "lot"))
 
 
-def _page_steps(conn: Connection, key: str, kind: str
-                ) -> tuple[list[Step], dict[int, dict[str, Any]]]:
+def _page_steps(conn: Connection, key: str, kind: str) -> tuple[list[Step], dict[int, dict[str, Any]]]:
     """The journey, and for a lot also the commissioning events of its items: a lot's
     label leads to where its product was made even when no event names the lot itself.
     With the event rows of every step."""
@@ -163,9 +162,14 @@ def _note_in(conn: Connection, store: Store) -> str:
     return head[2] + "".join(store.cosignature_lines(conn, head[0]))
 
 
-def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = None,
-               cache: VerificationCache | None = None,
-               scan: scans.Scan | None = None) -> dict[str, Any] | None:
+def page_facts(
+    ledger: Ledger,
+    code: str,
+    *,
+    witnessing: Witnessing | None = None,
+    cache: VerificationCache | None = None,
+    scan: scans.Scan | None = None,
+) -> dict[str, Any] | None:
     """Everything the consumer page shows about ``code``; None if the ledger holds
     nothing about it.
 
@@ -184,16 +188,23 @@ def page_facts(ledger: Ledger, code: str, *, witnessing: Witnessing | None = Non
     signal = None
     if facts["kind"] == "item":
         if scan is not None:
-            signal = scans.record_scan(ledger.store, key, region=scan.region, client=scan.client,
-                                       visitor=scan.visitor, journey=(steps, facts["soldAt"]))
+            signal = scans.record_scan(
+                ledger.store,
+                key,
+                region=scan.region,
+                client=scan.client,
+                visitor=scan.visitor,
+                journey=(steps, facts["soldAt"]),
+            )
         else:
             with ledger.store.reading() as conn:
                 signal = scans.signal_in(conn, key, facts["soldAt"])
     return {**facts, "counterfeit": signal}
 
 
-def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
-              cache: VerificationCache | None) -> tuple[dict[str, Any], list[Step]] | None:
+def _assemble(
+    ledger: Ledger, key: str, *, witnessing: Witnessing | None, cache: VerificationCache | None
+) -> tuple[dict[str, Any], list[Step]] | None:
     store = ledger.store
     cache = cache if cache is not None else VerificationCache(64)
     link, product = _code(key)
@@ -229,22 +240,36 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
                 entries.setdefault(q, b)
         # The places the entries' bytes name, where the events index named others (only
         # an index edited outside the ledger does): their master data is read now.
-        named = {c for q in seqs if q in entries and rows[q].get("rank") != 4
-                 and (read := parse(entries[q]).codes) is not None
-                 for c in masterdata.place_codes(read.biz_location or read.read_point)}
+        named = {
+            c
+            for q in seqs
+            if q in entries and rows[q].get("rank") != 4 and (read := parse(entries[q]).codes) is not None
+            for c in masterdata.place_codes(read.biz_location or read.read_point)
+        }
         if named - codes:
             more, also = pagedb.master_data_reads(conn, named - codes)
             entries.update({q: b for q, b in more.items() if q not in entries})
             found.update(also)
         described = [(seq, code) for code, (seq, _) in found.items()]
         raw = verifier.with_evidence(
-            entries, parse=parse, registrar=registrar,
+            entries,
+            parse=parse,
+            registrar=registrar,
             fetch=lambda ids: pagedb.evidence_entries(conn, ids),
             fetched=chosen | {who for _, who in found.values()},
-            parties=_place_parties(parse(entries[q]) for q in seqs if q in entries))
+            parties=_place_parties(parse(entries[q]) for q in seqs if q in entries),
+        )
         verification, verdicts, parsed = _verify_in(
-            conn, store, seqs, raw, pin=pin, note=got.note, witnessing=witnessing, parse=parse,
-            described=described)
+            conn,
+            store,
+            seqs,
+            raw,
+            pin=pin,
+            note=got.note,
+            witnessing=witnessing,
+            parse=parse,
+            described=described,
+        )
     # Every fact shown comes from bytes that verified, read now: what each step did, when
     # and where (its body, its stage judged with the roles of its signer's verified
     # registration), the names of parties (their verified registrations) and of places
@@ -259,11 +284,25 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
         if not verdicts.ok(q) or pe is None or pe.codes is None or pe.prepared is None:
             continue
         c, cl = pe.codes, verdicts.classified[q]
-        shown.append(Step(q, c.event_time, c.event_time_utc, cl.stage, cl.activity, c.biz_step,
-                          pe.prepared.signer, c.biz_location or c.read_point, by_seq[q].via))
+        shown.append(
+            Step(
+                q,
+                c.event_time,
+                c.event_time_utc,
+                cl.stage,
+                cl.activity,
+                c.biz_step,
+                pe.prepared.signer,
+                c.biz_location or c.read_point,
+                by_seq[q].via,
+            )
+        )
         bodies[q] = pe.prepared.body
-        facts_of[q] = {"disposition": c.disposition, "activity": cl.activity,
-                       "event_time_utc": c.event_time_utc}
+        facts_of[q] = {
+            "disposition": c.disposition,
+            "activity": cl.activity,
+            "event_time_utc": c.event_time_utc,
+        }
     shown.sort(key=lambda s: (s.event_time_utc, s.seq))
     # A lot's page reads its items' customs releases to count them, not to list them.
     counted = [s for s in shown if rows[s.seq].get("rank") == 4]
@@ -280,8 +319,7 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
 
     def party(pid: str) -> dict[str, Any]:
         rec = records.get(pid)
-        return {"id": pid, "name": rec.name if rec else None,
-                "nameEn": rec.name_en if rec else None}
+        return {"id": pid, "name": rec.name if rec else None, "nameEn": rec.name_en if rec else None}
 
     product_facts = _product(link.lot, listed, bodies, party)
     about = master.get(product) if product else None
@@ -295,26 +333,36 @@ def _assemble(ledger: Ledger, key: str, *, witnessing: Witnessing | None,
     elif clearance is not None:
         clearance.pop("origin", None)
     if link.kind == "lot":
+
         def epcs(q: int) -> frozenset[str]:
             pe = parsed[q]
             assert pe.prepared is not None  # a step shown verified
             return _epcs(cache, pe.prepared)
 
         clearance = _lot_releases(clearance, listed, counted, bodies, rows, epcs)
-    timeline = [{"seq": s.seq, "eventTime": s.event_time, "stage": s.stage,
-                 "activity": s.activity, "disposition": facts_of[s.seq]["disposition"],
-                 "bizStep": normalise_term(s.biz_step) if s.biz_step else None,
-                 "documents": _documents(bodies[s.seq]),
-                 "signer": party(s.signer), "place": _place(s.location, master, party),
-                 "via": s.via}
-                for s in listed]
+    timeline = [
+        {
+            "seq": s.seq,
+            "eventTime": s.event_time,
+            "stage": s.stage,
+            "activity": s.activity,
+            "disposition": facts_of[s.seq]["disposition"],
+            "bizStep": normalise_term(s.biz_step) if s.biz_step else None,
+            "documents": _documents(bodies[s.seq]),
+            "signer": party(s.signer),
+            "place": _place(s.location, master, party),
+            "via": s.via,
+        }
+        for s in listed
+    ]
     recalls = []
     for s in listed:
         if s.stage == "recall":
             r = bodies[s.seq].get("cbec:recall")
             reason = masterdata.texts(r.get("reason")) if isinstance(r, Mapping) else {}
-            recalls.append({"seq": s.seq, "eventTime": s.event_time, "by": party(s.signer),
-                            "reason": reason or None})
+            recalls.append(
+                {"seq": s.seq, "eventTime": s.event_time, "by": party(s.signer), "reason": reason or None}
+            )
     return {
         "code": key,
         "kind": link.kind,
@@ -336,8 +384,9 @@ def _described(cache: VerificationCache, p: Prepared) -> masterdata.MasterData:
     return cast(masterdata.MasterData, hit)
 
 
-def _place(location: str | None, master: Mapping[str, masterdata.MasterData],
-           party: Any) -> dict[str, Any] | None:
+def _place(
+    location: str | None, master: Mapping[str, masterdata.MasterData], party: Any
+) -> dict[str, Any] | None:
     """A step's place: its GLN, the names, city and country its verified master data
     give (the exact location's, else its GLN's), and the name of the party whose id is
     that GLN, if one is registered."""
@@ -345,9 +394,14 @@ def _place(location: str | None, master: Mapping[str, masterdata.MasterData],
     if g is None:
         return None
     md = next((master[c] for c in masterdata.place_codes(location) if c in master), None)
-    return {"gln": g, "name": party(f"gln:{g}")["name"], "nameEn": party(f"gln:{g}")["nameEn"],
-            "names": dict(md.names) if md else {}, "city": dict(md.city) if md else {},
-            "country": md.country if md else None}
+    return {
+        "gln": g,
+        "name": party(f"gln:{g}")["name"],
+        "nameEn": party(f"gln:{g}")["nameEn"],
+        "names": dict(md.names) if md else {},
+        "city": dict(md.city) if md else {},
+        "country": md.country if md else None,
+    }
 
 
 def _documents(body: Mapping[str, Any]) -> list[str]:
@@ -376,10 +430,14 @@ def _epcs(cache: VerificationCache, p: Prepared) -> frozenset[str]:
     return cast(frozenset[str], hit)
 
 
-def _lot_releases(clearance: dict[str, Any] | None, listed: Sequence[Step],
-                  counted: Sequence[Step], bodies: Mapping[int, Any],
-                  rows: Mapping[int, Mapping[str, Any]],
-                  epcs: Callable[[int], frozenset[str]]) -> dict[str, Any] | None:
+def _lot_releases(
+    clearance: dict[str, Any] | None,
+    listed: Sequence[Step],
+    counted: Sequence[Step],
+    bodies: Mapping[int, Any],
+    rows: Mapping[int, Mapping[str, Any]],
+    epcs: Callable[[int], frozenset[str]],
+) -> dict[str, Any] | None:
     """A lot's clearance: how many of its items (those its items' commissioning events
     name) customs released, by the verified release events of those items."""
     items: set[str] = set()
@@ -398,8 +456,11 @@ def _lot_releases(clearance: dict[str, Any] | None, listed: Sequence[Step],
                 procedure = procedure or _field(bodies[s.seq], "cbec:customsProcedure")
     if not items and clearance is None:
         return None
-    out: dict[str, Any] = clearance if clearance is not None else {
-        "procedure": None, "declaration": None, "declaredAt": None, "releasedAt": None}
+    out: dict[str, Any] = (
+        clearance
+        if clearance is not None
+        else {"procedure": None, "declaration": None, "declaredAt": None, "releasedAt": None}
+    )
     out["procedure"] = out["procedure"] or procedure
     out["items"] = len(items)
     out["itemsReleased"] = len(released)
@@ -418,8 +479,7 @@ def _place_parties(parsed: Iterable[verifier.ParsedEntry]) -> set[str]:
     return out
 
 
-def _product(lot: str | None, steps: Sequence[Step], bodies: Mapping[int, Any],
-             party: Any) -> dict[str, Any]:
+def _product(lot: str | None, steps: Sequence[Step], bodies: Mapping[int, Any], party: Any) -> dict[str, Any]:
     made = None
     for s in steps:  # the commissioning that carries master data, else the first production
         b = bodies[s.seq]
@@ -443,8 +503,7 @@ def _product(lot: str | None, steps: Sequence[Step], bodies: Mapping[int, Any],
     }
 
 
-def _clearance(steps: Sequence[Step], bodies: Mapping[int, Any], party: Any
-               ) -> dict[str, Any] | None:
+def _clearance(steps: Sequence[Step], bodies: Mapping[int, Any], party: Any) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     fallback: str | None = None
     for s in steps:
@@ -480,8 +539,13 @@ def _clearance(steps: Sequence[Step], bodies: Mapping[int, Any], party: Any
     return out
 
 
-def verify_journey(ledger: Ledger, seqs: Sequence[int], *, witnessing: Witnessing | None,
-                   cache: VerificationCache | None = None) -> dict[str, Any]:
+def verify_journey(
+    ledger: Ledger,
+    seqs: Sequence[int],
+    *,
+    witnessing: Witnessing | None,
+    cache: VerificationCache | None = None,
+) -> dict[str, Any]:
     """Check every entry against the latest (cosigned) checkpoint, verified with the pinned
     log key, as the page does: its inclusion, and its signatures under the registry's rules
     replayed from the genesis and the registry entries of its signers (each included too);
@@ -496,10 +560,14 @@ def verify_journey(ledger: Ledger, seqs: Sequence[int], *, witnessing: Witnessin
         pin = ledger.pinned_key(conn)
         registrar = pin.genesis.registrar if pin.genesis else None
         raw = verifier.with_evidence(
-            store.entries_by_seq(conn, [*wanted, 0]), parse=parse,
-            fetch=lambda ids: pagedb.evidence_entries(conn, ids), registrar=registrar)
-        return _verify_in(conn, store, wanted, raw, pin=pin, note=_note_in(conn, store),
-                          witnessing=witnessing, parse=parse)[0]
+            store.entries_by_seq(conn, [*wanted, 0]),
+            parse=parse,
+            fetch=lambda ids: pagedb.evidence_entries(conn, ids),
+            registrar=registrar,
+        )
+        return _verify_in(
+            conn, store, wanted, raw, pin=pin, note=_note_in(conn, store), witnessing=witnessing, parse=parse
+        )[0]
 
 
 class _Parses:
@@ -528,10 +596,18 @@ class _Parses:
         return got
 
 
-def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping[int, bytes], *,
-               pin: PinnedKey, note: str, witnessing: Witnessing | None, parse: _Parses,
-               described: Sequence[tuple[int, str]] = ()
-               ) -> tuple[dict[str, Any], verifier.Verdicts, dict[int, verifier.ParsedEntry]]:
+def _verify_in(
+    conn: Connection,
+    store: Store,
+    seqs: Sequence[int],
+    raw: Mapping[int, bytes],
+    *,
+    pin: PinnedKey,
+    note: str,
+    witnessing: Witnessing | None,
+    parse: _Parses,
+    described: Sequence[tuple[int, str]] = (),
+) -> tuple[dict[str, Any], verifier.Verdicts, dict[int, verifier.ParsedEntry]]:
     """The verification of the entries at ``seqs`` (events) and of the master data the
     index points at (``described``: (seq, the code it must describe)), with the evidence in
     ``raw``, read in the same transaction, against ``note``, the latest checkpoint; and the
@@ -545,8 +621,11 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
     cp, cosigned = _checkpoint(cache, pin.key, note, [w.key for w in ws])
     if cp is None:
         problems.append(f"checkpoint: {cosigned[0] if cosigned else 'the ledger has none'}")
-        return (_verification(wanted, verifier.Verdicts(), None, problems, [], ws, quorum),
-                verifier.Verdicts(), parsed)
+        return (
+            _verification(wanted, verifier.Verdicts(), None, problems, [], ws, quorum),
+            verifier.Verdicts(),
+            parsed,
+        )
     leaves = {s: parse.leaf(e) for s, e in raw.items()}
     unusable: dict[int, str] = {}
     for s in wanted:
@@ -565,16 +644,24 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
     # the others in one read of tree nodes.
     if todo:
         for s, why in verified_cache.check_inclusion(
-                todo, size=cp.size, root=cp.root, fetch=lambda ids: store.fetch_nodes(conn, ids),
-                trees=cache.trees).items():
+            todo,
+            size=cp.size,
+            root=cp.root,
+            fetch=lambda ids: store.fetch_nodes(conn, ids),
+            trees=cache.trees,
+        ).items():
             included[s] = why
             cache.put(("included", s, leaves[s], cp.size, cp.root), (why,))
     for s, why in included.items():
         if why is not None:
             unusable[s] = f"not included in the checkpoint: {why}"
-    verdicts = verifier.verify_entries(parsed, log_key=pin.key, unusable=unusable,
-                                       check=lambda checks: _checked(cache, checks),
-                                       replays=cache)
+    verdicts = verifier.verify_entries(
+        parsed,
+        log_key=pin.key,
+        unusable=unusable,
+        check=lambda checks: _checked(cache, checks),
+        replays=cache,
+    )
     for s in seqs:  # the journey holds events only
         pe = parsed.get(s)
         if verdicts.ok(s) and pe is not None and pe.prepared is not None and pe.codes is None:
@@ -585,10 +672,10 @@ def _verify_in(conn: Connection, store: Store, seqs: Sequence[int], raw: Mapping
             if pe.prepared.kind != "masterdata":
                 verdicts.problems[s] = f"a {pe.prepared.kind} statement, not master data"
             elif (about := _described(parse.cache, pe.prepared).code) != code:
-                verdicts.general.append(f"the master-data index names seq {s} for {code}, "
-                                        f"but that entry describes {about}")
-    return (_verification(wanted, verdicts, cp, problems, cosigned, ws, quorum), verdicts,
-            parsed)
+                verdicts.general.append(
+                    f"the master-data index names seq {s} for {code}, but that entry describes {about}"
+                )
+    return (_verification(wanted, verdicts, cp, problems, cosigned, ws, quorum), verdicts, parsed)
 
 
 def _checked(cache: VerificationCache, checks: Sequence[verifier.SigCheck]) -> list[bool]:
@@ -601,16 +688,16 @@ def _checked(cache: VerificationCache, checks: Sequence[verifier.SigCheck]) -> l
         if hit is None:
             todo.append(n)
     if todo:
-        for n, good in zip(todo, verifier.check_signatures([checks[n] for n in todo]),
-                           strict=True):
+        for n, good in zip(todo, verifier.check_signatures([checks[n] for n in todo]), strict=True):
             c = checks[n]
             cache.put(("signed", c.statement_hash, c.public_key, c.sig), (good,))
             out[n] = good
     return [bool(x) for x in out]
 
 
-def _checkpoint(cache: VerificationCache, log_key: str | None, note: str,
-                witness_keys: list[str]) -> tuple[Checkpoint | None, list[str]]:
+def _checkpoint(
+    cache: VerificationCache, log_key: str | None, note: str, witness_keys: list[str]
+) -> tuple[Checkpoint | None, list[str]]:
     """The checkpoint of ``note`` verified with the log key, and the names of the witnesses
     whose cosignatures on it verify; (None, [why]) when it does not verify."""
     ck = ("checkpoint", log_key, note, tuple(witness_keys))
@@ -637,9 +724,15 @@ def _checkpoint(cache: VerificationCache, log_key: str | None, note: str,
     return out
 
 
-def _verification(wanted: list[int], verdicts: verifier.Verdicts, cp: Checkpoint | None,
-                  problems: list[str], cosigned: list[str], ws: Sequence[Any],
-                  quorum: int) -> dict[str, Any]:
+def _verification(
+    wanted: list[int],
+    verdicts: verifier.Verdicts,
+    cp: Checkpoint | None,
+    problems: list[str],
+    cosigned: list[str],
+    ws: Sequence[Any],
+    quorum: int,
+) -> dict[str, Any]:
     if cp is None:
         cosigned = []
     ok = [s for s in wanted if verdicts.ok(s)]
@@ -650,9 +743,13 @@ def _verification(wanted: list[int], verdicts: verifier.Verdicts, cp: Checkpoint
         "signatures": sum(verdicts.signatures[s] for s in ok),
         "checkpoint": cp.size if cp else None,
         "origin": cp.origin if cp else None,
-        "witnesses": {"cosigned": len(cosigned), "of": len(ws), "quorum": quorum,
-                      "names": list(cosigned),
-                      "configured": [str(w.key).split("+", 1)[0] for w in ws]},
+        "witnesses": {
+            "cosigned": len(cosigned),
+            "of": len(ws),
+            "quorum": quorum,
+            "names": list(cosigned),
+            "configured": [str(w.key).split("+", 1)[0] for w in ws],
+        },
         "witnessed": bool(ws) and len(cosigned) >= quorum,
         "verified": not problems and cp is not None and len(ok) == len(wanted),
         "problems": problems,

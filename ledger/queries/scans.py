@@ -52,10 +52,16 @@ CLIENT_CLASSES = ("browser", "app", "bot")
 _REGION_MAX = 64
 
 # Coarse on purpose: a class, never a fingerprint.
-_BOT = re.compile(r"bot|crawl|spider|slurp|preview|curl|wget|python|httpx|okhttp/|java/|go-http|"
-                  r"headless|libwww|scrapy|facebookexternalhit|monitor", re.I)
-_APP = re.compile(r"MicroMessenger|AlipayClient|DingTalk|Weibo|QQ/|baiduboxapp|Dalvik|"
-                  r"CFNetwork|\bwv\)", re.I)
+_BOT = re.compile(
+    r"bot|crawl|spider|slurp|preview|curl|wget|python|httpx|okhttp/|java/|go-http|"
+    r"headless|libwww|scrapy|facebookexternalhit|monitor",
+    re.I,
+)
+_APP = re.compile(
+    r"MicroMessenger|AlipayClient|DingTalk|Weibo|QQ/|baiduboxapp|Dalvik|"
+    r"CFNetwork|\bwv\)",
+    re.I,
+)
 
 
 def retention_days() -> int:
@@ -63,8 +69,7 @@ def retention_days() -> int:
     if raw is None or raw == "":
         return DEFAULT_RETENTION_DAYS
     if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"SUYUAN_SCAN_RETENTION_DAYS must be a whole number of days ≥ 1, "
-                          f"not {raw!r}")
+        raise ConfigError(f"SUYUAN_SCAN_RETENTION_DAYS must be a whole number of days ≥ 1, not {raw!r}")
     return int(raw)
 
 
@@ -113,8 +118,10 @@ def check_ready(store: Store) -> None:
     """Refuse, with the fix, a ledger whose schema predates the scans table."""
     with store.reading() as conn:
         if not scansdb.has_table(conn):
-            raise ConfigError("this ledger's schema predates the scans table (migrations 0005 "
-                              "and 0008); run `suyuan init` once to bring it up to date")
+            raise ConfigError(
+                "this ledger's schema predates the scans table (migrations 0005 "
+                "and 0008); run `suyuan init` once to bring it up to date"
+            )
 
 
 @contextmanager
@@ -131,10 +138,16 @@ def visitor_key(code: str, visitor: str | None) -> str:
     return hashlib.sha256(f"{code}\n{visitor}".encode()).hexdigest()[:32]
 
 
-def record_scan(store: Store, code: str, *, region: str, client: str,
-                visitor: str | None = None, time: str | None = None,
-                journey: tuple[Sequence[Step], str | None] | None = None
-                ) -> dict[str, Any] | None:
+def record_scan(
+    store: Store,
+    code: str,
+    *,
+    region: str,
+    client: str,
+    visitor: str | None = None,
+    time: str | None = None,
+    journey: tuple[Sequence[Step], str | None] | None = None,
+) -> dict[str, Any] | None:
     """``_record_scan``, except that a scan the database cannot take (a full disk, a
     read-only file, a server gone) is logged and dropped: the consumer asked for the
     item's page, not for the scan, so the page still answers, with the counterfeit signal
@@ -142,22 +155,30 @@ def record_scan(store: Store, code: str, *, region: str, client: str,
     if client not in CLIENT_CLASSES:
         raise ValueError(f"client class {client!r} is not one of {CLIENT_CLASSES}")
     try:
-        return _record_scan(store, code, region=region, client=client, visitor=visitor, time=time,
-                            journey=journey)
+        return _record_scan(
+            store, code, region=region, client=client, visitor=visitor, time=time, journey=journey
+        )
     except Exception as e:  # noqa: BLE001 - whatever failed, the page is still owed
         problem = storage_error(e, where="scans")
-        log.warning("scan of %s not recorded: %s", code, problem.message if problem else e,
-                    exc_info=problem is None)
+        log.warning(
+            "scan of %s not recorded: %s", code, problem.message if problem else e, exc_info=problem is None
+        )
     if journey is None:
         return None
     with store.reading() as conn:
         return signal_in(conn, normalise_code(code), journey[1])
 
 
-def _record_scan(store: Store, code: str, *, region: str, client: str,
-                 visitor: str | None = None, time: str | None = None,
-                 journey: tuple[Sequence[Step], str | None] | None = None
-                 ) -> dict[str, Any] | None:
+def _record_scan(
+    store: Store,
+    code: str,
+    *,
+    region: str,
+    client: str,
+    visitor: str | None = None,
+    time: str | None = None,
+    journey: tuple[Sequence[Step], str | None] | None = None,
+) -> dict[str, Any] | None:
     """Record one scan of an item and apply the retention rules to that code; a scan that
     is not a bot's raises the code's counterfeit finding when its scans give the signal.
     ``visitor`` names who scanned (see ``visitor_key``); None counts this scan as a
@@ -175,8 +196,14 @@ def _record_scan(store: Store, code: str, *, region: str, client: str,
     key = normalise_code(code)
     fid = finding_id(key)
     with _transaction(store) as conn:
-        scansdb.insert_scan(conn, code=key, time=when, region=region[:_REGION_MAX],
-                            client=client, visitor=visitor_key(key, visitor))
+        scansdb.insert_scan(
+            conn,
+            code=key,
+            time=when,
+            region=region[:_REGION_MAX],
+            client=client,
+            visitor=visitor_key(key, visitor),
+        )
         # The page's scan is two statements, the insert and one tally that also says
         # whether retention has anything to delete (it seldom has) and whether the
         # finding is raised already.
@@ -190,8 +217,7 @@ def _record_scan(store: Store, code: str, *, region: str, client: str,
             if raised:
                 return None
             steps: Sequence[Step] = journey_steps(conn, key)
-            sig = signal_in(conn, key, first_sale(
-                steps, tracedb.event_rows(conn, [s.seq for s in steps])))
+            sig = signal_in(conn, key, first_sale(steps, tracedb.event_rows(conn, [s.seq for s in steps])))
         else:
             steps = journey[0]
             sig = _signal(got.regions, got.after)
@@ -205,8 +231,9 @@ def finding_id(code: str) -> str:
     return "scan-" + hashlib.sha256(code.encode()).hexdigest()[:24]
 
 
-def _raise_finding(conn: Connection, key: str, when: str, steps: Sequence[Step],
-                   sig: Mapping[str, Any]) -> None:
+def _raise_finding(
+    conn: Connection, key: str, when: str, steps: Sequence[Step], sig: Mapping[str, Any]
+) -> None:
     """Record a ``scan.counterfeit`` finding for regulators when this scan makes the code's
     scans look like a counterfeit; once per code. Nobody is named as responsible: the
     producer of a copied code is its victim, not the offender."""
@@ -216,13 +243,27 @@ def _raise_finding(conn: Connection, key: str, when: str, steps: Sequence[Step],
         en = f"{rule.en}: {key} was scanned in {sig['regions']} regions"
     else:
         zh = f"{rule.zh}：{key} 售出后被 {sig['scansAfterSale']} 个不同的访客扫码"
-        en = (f"{rule.en}: {key} was scanned by {sig['scansAfterSale']} different visitors "
-              "after it was sold")
+        en = f"{rule.en}: {key} was scanned by {sig['scansAfterSale']} different visitors after it was sold"
     last = steps[-1].seq if steps else 0
-    findingsdb.save_scan_findings(conn, [findings.Finding(
-        id=finding_id(key), seq=last, rule=rule.code, severity=rule.severity, time=when,
-        seqs=tuple(s.seq for s in steps), parties=(), codes=(key,), message_zh=zh,
-        message_en=en, details=dict(sig), source="scan")])
+    findingsdb.save_scan_findings(
+        conn,
+        [
+            findings.Finding(
+                id=finding_id(key),
+                seq=last,
+                rule=rule.code,
+                severity=rule.severity,
+                time=when,
+                seqs=tuple(s.seq for s in steps),
+                parties=(),
+                codes=(key,),
+                message_zh=zh,
+                message_en=en,
+                details=dict(sig),
+                source="scan",
+            )
+        ],
+    )
 
 
 def prune(store: Store, *, now: datetime | None = None) -> int:
@@ -282,14 +323,12 @@ def counterfeit_signal(store: Store, code: str) -> dict[str, Any] | None:
 def suspicious(store: Store) -> list[dict[str, Any]]:
     """Every code with a counterfeit signal, with the signal."""
     with store.reading() as conn:
-        codes = scansdb.candidate_codes(conn, min_regions=SIGNAL_REGIONS,
-                                        min_scans=SIGNAL_SCANS_AFTER_SALE + 1,
-                                        exclude_client="bot")
+        codes = scansdb.candidate_codes(
+            conn, min_regions=SIGNAL_REGIONS, min_scans=SIGNAL_SCANS_AFTER_SALE + 1, exclude_client="bot"
+        )
     out = []
     for code in codes:
         sig = counterfeit_signal(store, code)
         if sig is not None:
             out.append({"code": code, **sig})
     return out
-
-

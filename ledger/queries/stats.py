@@ -41,15 +41,40 @@ PROCEDURES = ("9610", "1210", "9710", "9810")
 IMPORT_PROCEDURES = frozenset({"9610", "1210"})
 # (label, upper bound in seconds, exclusive); the last bucket is open.
 CLEARANCE_BUCKETS: tuple[tuple[str, float], ...] = (
-    ("<10min", 600), ("10-60min", 3600), ("1-6h", 6 * 3600), ("6-24h", 86400),
-    ("1-3d", 3 * 86400), (">3d", float("inf")))
+    ("<10min", 600),
+    ("10-60min", 3600),
+    ("1-6h", 6 * 3600),
+    ("6-24h", 86400),
+    ("1-3d", 3 * 86400),
+    (">3d", float("inf")),
+)
 # GS1 prefix ranges (first three digits of a GLN) -> country of the Member Organisation.
 GS1_PREFIXES: tuple[tuple[int, int, str], ...] = (
-    (0, 139, "US"), (300, 379, "FR"), (400, 440, "DE"), (450, 459, "JP"), (460, 469, "RU"),
-    (471, 471, "TW"), (489, 489, "HK"), (490, 499, "JP"), (500, 509, "GB"), (540, 549, "BE"),
-    (690, 699, "CN"), (754, 755, "CA"), (760, 769, "CH"), (800, 839, "IT"), (840, 849, "ES"),
-    (870, 879, "NL"), (880, 880, "KR"), (885, 885, "TH"), (888, 888, "SG"), (890, 890, "IN"),
-    (893, 893, "VN"), (899, 899, "ID"), (930, 939, "AU"), (940, 949, "NZ"), (955, 955, "MY"),
+    (0, 139, "US"),
+    (300, 379, "FR"),
+    (400, 440, "DE"),
+    (450, 459, "JP"),
+    (460, 469, "RU"),
+    (471, 471, "TW"),
+    (489, 489, "HK"),
+    (490, 499, "JP"),
+    (500, 509, "GB"),
+    (540, 549, "BE"),
+    (690, 699, "CN"),
+    (754, 755, "CA"),
+    (760, 769, "CH"),
+    (800, 839, "IT"),
+    (840, 849, "ES"),
+    (870, 879, "NL"),
+    (880, 880, "KR"),
+    (885, 885, "TH"),
+    (888, 888, "SG"),
+    (890, 890, "IN"),
+    (893, 893, "VN"),
+    (899, 899, "ID"),
+    (930, 939, "AU"),
+    (940, 949, "NZ"),
+    (955, 955, "MY"),
 )
 _ORIGIN_KEYS = ("cbec:countryOfOrigin", "cbvmda:countryOfOrigin")
 
@@ -120,11 +145,14 @@ def _money(v: object) -> Decimal | None:
         return None
 
 
-def compute(stage_months: Iterable[tuple[str, str, int]], kinds: Iterable[tuple[str, int]],
-            declarations: Iterable[tuple[int, str, Mapping[str, Any]]],
-            orders: Iterable[tuple[int, Mapping[str, Any]]],
-            releases: Iterable[tuple[int, str, Mapping[str, Any]]],
-            origin_events: Iterable[tuple[Mapping[str, Any], set[str]]]) -> dict[str, Any]:
+def compute(
+    stage_months: Iterable[tuple[str, str, int]],
+    kinds: Iterable[tuple[str, int]],
+    declarations: Iterable[tuple[int, str, Mapping[str, Any]]],
+    orders: Iterable[tuple[int, Mapping[str, Any]]],
+    releases: Iterable[tuple[int, str, Mapping[str, Any]]],
+    origin_events: Iterable[tuple[Mapping[str, Any], set[str]]],
+) -> dict[str, Any]:
     """The statistics from decoded inputs (pure): declarations and releases are
     (seq, event_time_utc, body), orders (seq, body), origin events (body, its codes)."""
     by_stage: dict[str, dict[str, int]] = defaultdict(dict)
@@ -187,16 +215,27 @@ def compute(stage_months: Iterable[tuple[str, str, int]], kinds: Iterable[tuple[
         "eventsByStageMonth": {s: dict(sorted(m.items())) for s, m in sorted(by_stage.items())},
         "entriesByKind": dict(kinds),
         "tradeByProcedure": [
-            {"procedure": p, "declarations": decl_count[p], "orders": orders_n[p],
-             "valueCNY": f"{value[p]:.2f}"} for p in procs if p in PROCEDURES or
-            decl_count[p] or orders_n[p]],
-        "otherCurrencies": [{"procedure": p, "currency": c, "value": f"{v:.2f}"}
-                            for (p, c), v in sorted(other.items())],
-        "origins": dict(sorted(((k, len(v)) for k, v in origin_codes.items()),
-                               key=lambda kv: (-kv[1], kv[0]))),
+            {
+                "procedure": p,
+                "declarations": decl_count[p],
+                "orders": orders_n[p],
+                "valueCNY": f"{value[p]:.2f}",
+            }
+            for p in procs
+            if p in PROCEDURES or decl_count[p] or orders_n[p]
+        ],
+        "otherCurrencies": [
+            {"procedure": p, "currency": c, "value": f"{v:.2f}"} for (p, c), v in sorted(other.items())
+        ],
+        "origins": dict(
+            sorted(((k, len(v)) for k, v in origin_codes.items()), key=lambda kv: (-kv[1], kv[0]))
+        ),
         "destinations": dict(sorted(destinations.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "clearanceTime": {"buckets": dict(buckets), "released": len(durations),
-                          "medianSeconds": median(durations) if durations else None},
+        "clearanceTime": {
+            "buckets": dict(buckets),
+            "released": len(durations),
+            "medianSeconds": median(durations) if durations else None,
+        },
     }
 
 
@@ -208,16 +247,18 @@ def statistics(store: Store) -> dict[str, Any]:
         decl = reportdb.event_seqs(conn, activities=("declaration",))
         rel = reportdb.event_seqs(conn, activities=("release",))
         orders = reportdb.event_seqs(conn, activities=("order",))
-        with_origin = (reportdb.event_seqs(conn, stage="production")
-                       + reportdb.event_seqs(conn, stage="clearance"))
+        with_origin = reportdb.event_seqs(conn, stage="production") + reportdb.event_seqs(
+            conn, stage="clearance"
+        )
         raw = reportdb.entry_bytes(conn, [s for s, _, _ in with_origin + orders])
         codes = reportdb.codes_of(conn, raw)
     bodies = {s: _body(b) for s, b in raw.items()}
-    origin_events = [(bodies[s], codes.get(s, set())) for s in sorted(bodies)
-                     if _origin(bodies[s])]
-    return compute(stage_months, kinds,
-                   [(s, t, bodies[s]) for s, t, _ in decl],
-                   [(s, bodies[s]) for s, _, _ in orders],
-                   [(s, t, bodies[s]) for s, t, _ in rel],
-                   origin_events)
-
+    origin_events = [(bodies[s], codes.get(s, set())) for s in sorted(bodies) if _origin(bodies[s])]
+    return compute(
+        stage_months,
+        kinds,
+        [(s, t, bodies[s]) for s, t, _ in decl],
+        [(s, bodies[s]) for s, _, _ in orders],
+        [(s, t, bodies[s]) for s, t, _ in rel],
+        origin_events,
+    )

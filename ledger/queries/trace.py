@@ -43,17 +43,25 @@ class Step:
     via: str | None  # None: the item's own event; else the container or lot it came through
 
     def as_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "eventTime": self.event_time, "stage": self.stage,
-                "activity": self.activity, "bizStep": self.biz_step, "signer": self.signer,
-                "location": self.location, "via": self.via}
+        return {
+            "seq": self.seq,
+            "eventTime": self.event_time,
+            "stage": self.stage,
+            "activity": self.activity,
+            "bizStep": self.biz_step,
+            "signer": self.signer,
+            "location": self.location,
+            "via": self.via,
+        }
 
 
 def journey_steps(conn: Connection, code: str) -> list[Step]:
     return journey_rows(conn, code)[0]
 
 
-def journey_rows(conn: Connection, code: str, *, lot_items: bool = False
-                 ) -> tuple[list[Step], dict[int, dict[str, Any]]]:
+def journey_rows(
+    conn: Connection, code: str, *, lot_items: bool = False
+) -> tuple[list[Step], dict[int, dict[str, Any]]]:
     """The journey's steps in time order, and the event rows they were made from.
 
     The code's own events, then its lots' (a lot's own events, production or recall,
@@ -69,7 +77,8 @@ def journey_rows(conn: Connection, code: str, *, lot_items: bool = False
     best: dict[int, tuple[tuple[Any, ...], str | None]] = {}
     rows: dict[int, dict[str, Any]] = {}
     for rank, via, path, starts, row in pagedb.journey_claims(
-            conn, code, max_nesting=MAX_NESTING, lot_items=lot_items):
+        conn, code, max_nesting=MAX_NESTING, lot_items=lot_items
+    ):
         seq = int(row["seq"])
         key: tuple[Any, ...]
         if rank == 1:
@@ -86,10 +95,20 @@ def journey_rows(conn: Connection, code: str, *, lot_items: bool = False
         rows[seq] = row
     for seq, r in rows.items():
         r["rank"] = best[seq][0][0]  # how the journey reached it (see pagedb._JOURNEY)
-    steps = [Step(seq, r["event_time"], r["event_time_utc"], r["stage"], r["activity"],
-                  r["biz_step"], r["signer"], r["biz_location"] or r["read_point"],
-                  best[seq][1])
-             for seq, r in rows.items()]
+    steps = [
+        Step(
+            seq,
+            r["event_time"],
+            r["event_time_utc"],
+            r["stage"],
+            r["activity"],
+            r["biz_step"],
+            r["signer"],
+            r["biz_location"] or r["read_point"],
+            best[seq][1],
+        )
+        for seq, r in rows.items()
+    ]
     steps.sort(key=lambda s: (s.event_time_utc, s.seq))
     return steps, rows
 
@@ -147,20 +166,34 @@ def recall_impact(store: Store, code: str) -> dict[str, Any]:
     for i in items:
         s = st.get(i["code"], {})
         owner = s.get("owner")
-        affected.append({"code": i["code"], "owner": owner, "location": s.get("location"),
-                         "sold": bool(s.get("sold")), "depth": i["depth"], "via": i["via"]})
+        affected.append(
+            {
+                "code": i["code"],
+                "owner": owner,
+                "location": s.get("location"),
+                "sold": bool(s.get("sold")),
+                "depth": i["depth"],
+                "via": i["via"],
+            }
+        )
         sold += bool(s.get("sold"))
         if owner:
             by_owner[owner] = by_owner.get(owner, 0) + 1
-    return {"code": key, "affected": affected,
-            "counts": {"affected": len(affected), "sold": sold,
-                       "unsold": len(affected) - sold, "byOwner": by_owner}}
+    return {
+        "code": key,
+        "affected": affected,
+        "counts": {
+            "affected": len(affected),
+            "sold": sold,
+            "unsold": len(affected) - sold,
+            "byOwner": by_owner,
+        },
+    }
 
 
 def _serial_order(serial: str) -> tuple[tuple[int, int | str], ...]:
     # Serials 2 before 10: digit runs compare as numbers, the rest as text.
-    return tuple((0, int(p)) if p.isdigit() else (1, p)
-                 for p in re.split(r"(\d+)", serial) if p)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", serial) if p)
 
 
 def lot_items(store: Store, code: str) -> dict[str, Any]:
@@ -174,7 +207,8 @@ def lot_items(store: Store, code: str) -> dict[str, Any]:
         raise IdentifierError(
             f"{code} names {'an' if link.kind == 'item' else 'a'} {link.kind}, not a lot; give "
             "a code with a lot number, such as …/01/09506000134352/10/L1 or an "
-            "urn:epc:class:lgtin URN")
+            "urn:epc:class:lgtin URN"
+        )
     lot = link.canonical
     with store.reading() as conn:
         members = tracedb.lot_members(conn, lot)

@@ -75,8 +75,7 @@ class ProvenTree:
             with self._lock:
                 room = MAX_NODES - len(self.nodes)
                 if room > 0:
-                    self.nodes.update(learned if len(learned) <= room
-                                      else dict(list(learned.items())[:room]))
+                    self.nodes.update(learned if len(learned) <= room else dict(list(learned.items())[:room]))
                 self.edges.update(learned_edges)
         return out
 
@@ -100,9 +99,16 @@ class ProvenTree:
             level += 1
         return out
 
-    def _walk(self, index: int, leaf: bytes, nodes: Mapping[NodeId, bytes],
-              edges: Mapping[int, bytes], got: Mapping[NodeId, bytes],
-              learned: dict[NodeId, bytes], learned_edges: dict[int, bytes]) -> str | None:
+    def _walk(
+        self,
+        index: int,
+        leaf: bytes,
+        nodes: Mapping[NodeId, bytes],
+        edges: Mapping[int, bytes],
+        got: Mapping[NodeId, bytes],
+        learned: dict[NodeId, bytes],
+        learned_edges: dict[int, bytes],
+    ) -> str | None:
         """RFC 9162's path from ``leaf`` up: at each level the node is hashed with its
         sibling (a complete node, or the right edge's partial node), or carried up when it
         has none; the leaf is included when the path reaches the root, or a node this
@@ -118,8 +124,7 @@ class ProvenTree:
                 known = nodes.get((level, k))
                 if known is not None:
                     if known != h:
-                        return (f"leaf {index} is not included in the tree of size {size} "
-                                "with that root")
+                        return f"leaf {index} is not included in the tree of size {size} with that root"
                     break
             sib = k ^ 1
             complete = size >> level
@@ -178,9 +183,14 @@ class ProvenTrees:
             return t
 
 
-def check_inclusion(leaves: Mapping[int, bytes], *, size: int, root: bytes,
-                    fetch: NodeFetcher, trees: ProvenTrees | None = None
-                    ) -> dict[int, str | None]:
+def check_inclusion(
+    leaves: Mapping[int, bytes],
+    *,
+    size: int,
+    root: bytes,
+    fetch: NodeFetcher,
+    trees: ProvenTrees | None = None,
+) -> dict[int, str | None]:
     """None for each index whose leaf hash is included in the tree of ``size`` with
     ``root`` (a checkpoint the caller verified), else why not."""
     tree = trees.tree(size, root) if trees is not None else ProvenTree(size, root)

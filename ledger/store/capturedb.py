@@ -18,13 +18,19 @@ Row = tuple[int, str, str, str, int]  # seq, event_key, signer, event_hash, decl
 
 def captured(conn: Connection, keys: Collection[str]) -> dict[str, list[Captured]]:
     """The events on the ledger whose capture key is one of ``keys``, by key."""
-    rows = rows_in(conn, "SELECT k.seq, k.event_key, k.signer, k.event_hash, k.declared, "
-                   "e.statement_hash FROM event_keys k JOIN entries e ON e.seq = k.seq "
-                   "WHERE k.event_key IN", "k.event_key", sorted(keys))
+    rows = rows_in(
+        conn,
+        "SELECT k.seq, k.event_key, k.signer, k.event_hash, k.declared, "
+        "e.statement_hash FROM event_keys k JOIN entries e ON e.seq = k.seq "
+        "WHERE k.event_key IN",
+        "k.event_key",
+        sorted(keys),
+    )
     out: dict[str, list[Captured]] = {}
     for seq, key, signer, digest, declared, st_hash in rows:
         out.setdefault(key, []).append(
-            Captured(seq, signer, CaptureKey(key, digest, bool(declared)), bytes(st_hash)))
+            Captured(seq, signer, CaptureKey(key, digest, bool(declared)), bytes(st_hash))
+        )
     return out
 
 
@@ -35,19 +41,25 @@ def row(seq: int, signer: str, key: CaptureKey) -> Row:
 def write(conn: Connection, rows: Sequence[Row]) -> None:
     if rows:
         with cursor(conn) as cur:
-            cur.executemany(placeholders(
-                conn, "INSERT INTO event_keys (seq, event_key, signer, event_hash, declared) "
-                "VALUES (?,?,?,?,?)"), rows)
+            cur.executemany(
+                placeholders(
+                    conn,
+                    "INSERT INTO event_keys (seq, event_key, signer, event_hash, declared) "
+                    "VALUES (?,?,?,?,?)",
+                ),
+                rows,
+            )
 
 
 def hashes_of(conn: Connection, seqs: Collection[int]) -> dict[int, str]:
     """The event hash of each event entry among ``seqs``."""
-    return {s: h for s, h in rows_in(conn, "SELECT seq, event_hash FROM event_keys WHERE seq IN",
-                                     "seq", sorted(seqs))}
+    return {
+        s: h
+        for s, h in rows_in(conn, "SELECT seq, event_hash FROM event_keys WHERE seq IN", "seq", sorted(seqs))
+    }
 
 
-def documents_naming(conn: Connection, hashes: Collection[str]
-                     ) -> list[tuple[int, str, dict[str, Any]]]:
+def documents_naming(conn: Connection, hashes: Collection[str]) -> list[tuple[int, str, dict[str, Any]]]:
     """(seq, signer, body) of every document record that lists one of ``hashes``."""
     return [(r.seq, r.signer, dict(r.body)) for r in document_records(conn, hashes)]
 
@@ -61,8 +73,9 @@ def document_records(conn: Connection, hashes: Collection[str]) -> list[Document
     """
     wanted = set(hashes)
     out = []
-    for seq, signer, raw in run(conn, "SELECT seq, signer, entry FROM entries "
-                                "WHERE kind = 'document' ORDER BY seq"):
+    for seq, signer, raw in run(
+        conn, "SELECT seq, signer, entry FROM entries WHERE kind = 'document' ORDER BY seq"
+    ):
         statement = orjson.loads(bytes(raw))["envelope"]["statement"]
         body = statement["body"]
         if wanted.intersection(body.get("events", ())):

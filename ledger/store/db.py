@@ -78,8 +78,9 @@ Damage = Callable[[DamagedStore], None]
 """Where a stream reports a damaged row instead of raising (the audit's problem list)."""
 
 
-def _column(value: object, column: str, seq: int | None, damaged: Damage | None, *,
-            checkpoint: int | None = None) -> bytes:
+def _column(
+    value: object, column: str, seq: int | None, damaged: Damage | None, *, checkpoint: int | None = None
+) -> bytes:
     """A streamed BLOB value; a damaged one is raised, or reported and read as its TEXT's
     UTF-8 bytes (or no bytes)."""
     try:
@@ -147,8 +148,7 @@ class WalCheckpointer:
     def poke(self) -> None:
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="suyuan-wal-checkpoint",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._run, name="suyuan-wal-checkpoint", daemon=True)
                 self._thread.start()
             self._wake.set()
 
@@ -208,10 +208,12 @@ def make_engine(url: str | None = None, *, connect_timeout: int | None = None) -
     if u.get_backend_name() == "postgresql":
         if u.get_driver_name() in ("psycopg2", "default") or u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        args = ({"connect_timeout": connect_timeout}
-                if connect_timeout is not None and "connect_timeout" not in u.query else {})
-        return create_engine(u, future=True, pool_pre_ping=True, pool_recycle=3600,
-                             connect_args=args)
+        args = (
+            {"connect_timeout": connect_timeout}
+            if connect_timeout is not None and "connect_timeout" not in u.query
+            else {}
+        )
+        return create_engine(u, future=True, pool_pre_ping=True, pool_recycle=3600, connect_args=args)
     raise ConfigError(f"unsupported database {u.get_backend_name()!r}; use sqlite or postgresql")
 
 
@@ -222,9 +224,11 @@ def _replica_engine(url: str, dialect: str) -> Engine:
     eng = make_engine(url, connect_timeout=REPLICA_CONNECT_SECONDS)
     if eng.dialect.name != dialect:
         eng.dispose()
-        raise ConfigError(f"SUYUAN_DB_READ {make_url(url).render_as_string(hide_password=True)!r}"
-                          f" is {eng.dialect.name}, but SUYUAN_DB is {dialect}: a replica is a "
-                          "copy of the primary, on the same engine")
+        raise ConfigError(
+            f"SUYUAN_DB_READ {make_url(url).render_as_string(hide_password=True)!r}"
+            f" is {eng.dialect.name}, but SUYUAN_DB is {dialect}: a replica is a "
+            "copy of the primary, on the same engine"
+        )
     return eng
 
 
@@ -243,15 +247,17 @@ class Head(NamedTuple):
 class Store:
     """SQL access for one log. Methods taking ``conn`` run inside the caller's transaction."""
 
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None,
-                 read_urls: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, url: str | None = None, *, engine: Engine | None = None, read_urls: Sequence[str] | None = None
+    ) -> None:
         if read_urls is None:
             # The database of the environment (SUYUAN_DB) comes with its replicas.
             from_env = url is None and engine is None
             read_urls = split_read_urls(os.environ.get("SUYUAN_DB_READ")) if from_env else ()
         # With replicas, a primary that does not answer is given up on as soon as one is.
         self.engine = engine or make_engine(
-            url, connect_timeout=REPLICA_CONNECT_SECONDS if read_urls else None)
+            url, connect_timeout=REPLICA_CONNECT_SECONDS if read_urls else None
+        )
         self.dialect = self.engine.dialect.name
         db = self.engine.url.database if self.dialect == "sqlite" else None
         on_disk = bool(db) and db != ":memory:" and not str(db).startswith("file:")
@@ -260,8 +266,7 @@ class Store:
         self._write_lock = str(db) + "-writer.lock" if on_disk and fcntl is not None else None
         # Read replicas (SUYUAN_DB_READ): only the view ``reader()`` reads from them; this
         # store itself reads and writes the primary, and shows them to the fencing check.
-        self.replicas: tuple[Engine, ...] = tuple(_replica_engine(u, self.dialect)
-                                                  for u in read_urls)
+        self.replicas: tuple[Engine, ...] = tuple(_replica_engine(u, self.dialect) for u in read_urls)
         self._routes_reads = False
         self._turn = itertools.count()
 
@@ -287,9 +292,11 @@ class Store:
             try:
                 return eng.connect()
             except OperationalError as e:
-                _log.warning("read replica %s is unreachable (%s); trying the next",
-                             eng.url.render_as_string(hide_password=True),
-                             str(e).splitlines()[0])
+                _log.warning(
+                    "read replica %s is unreachable (%s); trying the next",
+                    eng.url.render_as_string(hide_password=True),
+                    str(e).splitlines()[0],
+                )
         return engines[-1].connect()
 
     def dispose(self) -> None:
@@ -334,8 +341,7 @@ class Store:
             self._checkpointer.poke()
 
     @contextmanager
-    def writing_on(self, conn: Connection, *, lock_schema: str | None = None
-                   ) -> Iterator[Connection]:
+    def writing_on(self, conn: Connection, *, lock_schema: str | None = None) -> Iterator[Connection]:
         """``writing`` on a connection the caller holds (with no transaction open), e.g.
         one with temporary tables of its own; ``lock_schema`` names the schema whose
         sequencer lock to take on PostgreSQL when its search path starts elsewhere."""
@@ -350,8 +356,7 @@ class Store:
             self._checkpointer.poke()
 
     @contextmanager
-    def _locked(self, conn: Connection, *, lock_schema: str | None = None
-                ) -> Iterator[Connection]:
+    def _locked(self, conn: Connection, *, lock_schema: str | None = None) -> Iterator[Connection]:
         if self.dialect == "sqlite":
             conn.info["begin_mode"] = "IMMEDIATE"
         with conn.begin():
@@ -359,8 +364,7 @@ class Store:
                 if lock_schema is None:
                     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))"))
                 else:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"),
-                                 {"s": lock_schema})
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": lock_schema})
             yield conn
 
     def _queue_for_write(self) -> int | None:
@@ -428,9 +432,12 @@ class Store:
         if row is None:
             return None
         size = as_int(row[0], "checkpoints.size")
-        return Head(size, as_blob(row[1], "checkpoints.root", checkpoint=size),
-                    as_text(row[2], "checkpoints.note", checkpoint=size),
-                    as_text(row[3], "checkpoints.time", checkpoint=size))
+        return Head(
+            size,
+            as_blob(row[1], "checkpoints.root", checkpoint=size),
+            as_text(row[2], "checkpoints.note", checkpoint=size),
+            as_text(row[3], "checkpoints.time", checkpoint=size),
+        )
 
     def checkpoint_at(self, conn: Connection, size: int) -> tuple[bytes, str] | None:
         row = conn.execute(
@@ -438,8 +445,10 @@ class Store:
         ).first()
         if row is None:
             return None
-        return (as_blob(row[0], "checkpoints.root", checkpoint=size),
-                as_text(row[1], "checkpoints.note", checkpoint=size))
+        return (
+            as_blob(row[0], "checkpoints.root", checkpoint=size),
+            as_text(row[1], "checkpoints.note", checkpoint=size),
+        )
 
     def checkpoint_covering(self, conn: Connection, seq: int) -> tuple[int, bytes, str] | None:
         """The first checkpoint that includes entry ``seq``: the one its receipt named."""
@@ -452,12 +461,13 @@ class Store:
         if row is None:
             return None
         size = as_int(row[0], "checkpoints.size")
-        return (size, as_blob(row[1], "checkpoints.root", checkpoint=size),
-                as_text(row[2], "checkpoints.note", checkpoint=size))
+        return (
+            size,
+            as_blob(row[1], "checkpoints.root", checkpoint=size),
+            as_text(row[2], "checkpoints.note", checkpoint=size),
+        )
 
-    def fetch_nodes(
-        self, conn: Connection, ids: Collection[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]:
+    def fetch_nodes(self, conn: Connection, ids: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Hashes of the requested complete subtrees that exist, in one round trip.
 
         Every proof and every append calls this, so it goes straight to the driver: the
@@ -476,8 +486,12 @@ class Store:
 
     def seqs_of_statements(self, conn: Connection, hashes: Collection[bytes]) -> dict[bytes, int]:
         """statement hash -> seq, of those already in the log (every append asks)."""
-        rows = rows_in(conn, "SELECT statement_hash, seq FROM entries WHERE statement_hash IN",
-                       "statement_hash", list(hashes))
+        rows = rows_in(
+            conn,
+            "SELECT statement_hash, seq FROM entries WHERE statement_hash IN",
+            "statement_hash",
+            list(hashes),
+        )
         return {bytes(h): int(seq) for h, seq in rows}
 
     def append_rows(
@@ -497,27 +511,29 @@ class Store:
         """
         if self.dialect == "postgresql":
             cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            with cur.copy("COPY entries (seq, leaf_hash, statement_hash, kind, signer, entry) "
-                          "FROM STDIN") as copy:
+            with cur.copy(
+                "COPY entries (seq, leaf_hash, statement_hash, kind, signer, entry) FROM STDIN"
+            ) as copy:
                 for row in entry_rows:
                     copy.write_row(row)
             with cur.copy("COPY merkle_nodes (node, hash) FROM STDIN") as copy:
                 for node in node_rows:
                     copy.write_row(node)
-            cur.execute("INSERT INTO checkpoints (size, root, note, time) VALUES (%s, %s, %s, %s)",
-                        checkpoint_row)
+            cur.execute(
+                "INSERT INTO checkpoints (size, root, note, time) VALUES (%s, %s, %s, %s)", checkpoint_row
+            )
             return
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cur.executemany("INSERT INTO entries (seq, leaf_hash, statement_hash, kind, signer, entry) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", entry_rows)
+        cur.executemany(
+            "INSERT INTO entries (seq, leaf_hash, statement_hash, kind, signer, entry) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            entry_rows,
+        )
         cur.executemany("INSERT INTO merkle_nodes (node, hash) VALUES (?, ?)", node_rows)
-        cur.execute("INSERT INTO checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)",
-                    checkpoint_row)
+        cur.execute("INSERT INTO checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)", checkpoint_row)
 
     def entry(self, conn: Connection, seq: int) -> tuple[bytes, bytes] | None:
-        row = conn.execute(
-            select(entries.c.leaf_hash, entries.c.entry).where(entries.c.seq == seq)
-        ).first()
+        row = conn.execute(select(entries.c.leaf_hash, entries.c.entry).where(entries.c.seq == seq)).first()
         if row is None:
             return None
         return (as_blob(row[0], "entries.leaf_hash", seq=seq), as_blob(row[1], "entries.entry", seq=seq))
@@ -527,9 +543,7 @@ class Store:
         wanted = sorted(set(seqs))
         for i in range(0, len(wanted), IN_CHUNK):
             rows = conn.execute(
-                select(entries.c.seq, entries.c.entry).where(
-                    entries.c.seq.in_(wanted[i : i + IN_CHUNK])
-                )
+                select(entries.c.seq, entries.c.entry).where(entries.c.seq.in_(wanted[i : i + IN_CHUNK]))
             )
             for s, e in rows:
                 n = as_int(s, "entries.seq")
@@ -543,8 +557,13 @@ class Store:
     # both drivers, without holding one cursor open across a long audit.
 
     def stream_entries(
-        self, conn: Connection, *, page: int = 2000, damaged: Damage | None = None,
-        start: int = 0, stop: int | None = None,
+        self,
+        conn: Connection,
+        *,
+        page: int = 2000,
+        damaged: Damage | None = None,
+        start: int = 0,
+        stop: int | None = None,
     ) -> Iterator[tuple[int, bytes, bytes, bytes]]:
         """(seq, leaf_hash, statement_hash, entry bytes) in seq order, from ``start`` up to
         (not including) ``stop``.
@@ -556,9 +575,9 @@ class Store:
         """
         after: object = start - 1
         while True:
-            q = (select(entries.c.seq, entries.c.leaf_hash, entries.c.statement_hash,
-                        entries.c.entry)
-                 .where(entries.c.seq > after))
+            q = select(entries.c.seq, entries.c.leaf_hash, entries.c.statement_hash, entries.c.entry).where(
+                entries.c.seq > after
+            )
             if stop is not None:
                 q = q.where(entries.c.seq < stop)
             rows = conn.execute(q.order_by(entries.c.seq).limit(page)).all()
@@ -575,9 +594,12 @@ class Store:
                         raise
                     damaged(problem)
                     continue
-                yield (n, _column(lh, "entries.leaf_hash", n, damaged),
-                       _column(sh, "entries.statement_hash", n, damaged),
-                       _column(e, "entries.entry", n, damaged))
+                yield (
+                    n,
+                    _column(lh, "entries.leaf_hash", n, damaged),
+                    _column(sh, "entries.statement_hash", n, damaged),
+                    _column(e, "entries.entry", n, damaged),
+                )
             # A key SQLite holds as TEXT sorts after every integer: page on the raw value.
             after = rows[-1][0]
 
@@ -607,19 +629,25 @@ class Store:
                         damaged(problem)
                     continue
                 idx = node_id(key)[1]
-                yield idx, h if type(h) is bytes else _column(
-                    h, f"merkle_nodes.hash of node ({level}, {idx})", idx << level, damaged)
+                yield (
+                    idx,
+                    h
+                    if type(h) is bytes
+                    else _column(h, f"merkle_nodes.hash of node ({level}, {idx})", idx << level, damaged),
+                )
             after = rows[-1][0]
 
     def max_level(self, conn: Connection) -> int:
         # Bounded by the largest key, so that a key SQLite holds as TEXT (greater than any
         # integer) is not the maximum.
-        v = conn.execute(select(func.max(merkle_nodes.c.node))
-                         .where(merkle_nodes.c.node <= (1 << 63) - 1)).scalar()
+        v = conn.execute(
+            select(func.max(merkle_nodes.c.node)).where(merkle_nodes.c.node <= (1 << 63) - 1)
+        ).scalar()
         return -1 if v is None else int(v) >> NODE_LEVEL_SHIFT
 
-    def stream_checkpoints(self, conn: Connection, *, damaged: Damage | None = None
-                           ) -> Iterator[tuple[int, bytes, str]]:
+    def stream_checkpoints(
+        self, conn: Connection, *, damaged: Damage | None = None
+    ) -> Iterator[tuple[int, bytes, str]]:
         """(size, root, note) in size order; damage as in ``stream_entries``."""
         after: object = -1
         while True:
@@ -656,8 +684,13 @@ class Store:
     # --- registry projection -------------------------------------------------------------
 
     def load_registry(
-        self, conn: Connection, *, key_ids: Iterable[str] | None, party_ids: Iterable[str] | None,
-        prefixes: Iterable[str] | None = (), codes: Iterable[str] | None = (),
+        self,
+        conn: Connection,
+        *,
+        key_ids: Iterable[str] | None,
+        party_ids: Iterable[str] | None,
+        prefixes: Iterable[str] | None = (),
+        codes: Iterable[str] | None = (),
     ) -> RegistryState:
         """The registry slice for these keys, parties, GS1 company prefixes (with their
         delegations) and customs codes — None: all of them."""
@@ -675,9 +708,7 @@ class Store:
             pids.add(reg.registrar)
         kids = list(set(key_ids))
         for i in range(0, len(kids), IN_CHUNK):
-            for r in conn.execute(
-                select(party_keys).where(party_keys.c.key_id.in_(kids[i : i + IN_CHUNK]))
-            ):
+            for r in conn.execute(select(party_keys).where(party_keys.c.key_id.in_(kids[i : i + IN_CHUNK]))):
                 reg.keys[r.key_id] = KeyRecord(
                     r.key_id, r.party, bytes(r.public_key), r.valid_from, r.valid_until, r.ended_by
                 )
@@ -700,9 +731,13 @@ class Store:
                     own_codes.setdefault(r.id, set()).add(r.code)
             for r in rows:
                 reg.parties[r.id] = PartyRecord(
-                    r.id, r.name, tuple(r.roles.split(",")), r.registered_seq,
+                    r.id,
+                    r.name,
+                    tuple(r.roles.split(",")),
+                    r.registered_seq,
                     tuple(sorted(held.get(r.id, ()))),
-                    customs_codes=tuple(sorted(own_codes.get(r.id, ()))), name_en=r.name_en,
+                    customs_codes=tuple(sorted(own_codes.get(r.id, ()))),
+                    name_en=r.name_en,
                 )
             for r in conn.execute(select(negative_list).where(negative_list.c.party.in_(chunk))):
                 reg.negative[r.party] = (int(r.since_seq), r.reason)
@@ -710,8 +745,7 @@ class Store:
         self._load_customs_codes(conn, reg, codes)
         return reg
 
-    def _load_customs_codes(self, conn: Connection, reg: RegistryState,
-                            codes: Iterable[str] | None) -> None:
+    def _load_customs_codes(self, conn: Connection, reg: RegistryState, codes: Iterable[str] | None) -> None:
         q = select(customs_codes.c.code, customs_codes.c.party, customs_codes.c.since_seq)
         if codes is None:
             rows = conn.execute(q).all()
@@ -723,14 +757,16 @@ class Store:
         for r in rows:
             reg.customs_codes[r.code] = CustomsCodeRecord(r.code, r.party, int(r.since_seq))
 
-    def _load_prefixes(self, conn: Connection, reg: RegistryState,
-                       prefixes: Iterable[str] | None) -> None:
+    def _load_prefixes(self, conn: Connection, reg: RegistryState, prefixes: Iterable[str] | None) -> None:
         """GS1 company prefixes and their delegations, in one statement."""
-        q = (select(gs1_prefixes.c.prefix, gs1_prefixes.c.party, gs1_prefixes.c.since_seq,
-                    prefix_delegations.c.party.label("delegate"),
-                    prefix_delegations.c.since_seq.label("delegated_seq"),
-                    prefix_delegations.c.until)
-             .outerjoin(prefix_delegations, prefix_delegations.c.prefix == gs1_prefixes.c.prefix))
+        q = select(
+            gs1_prefixes.c.prefix,
+            gs1_prefixes.c.party,
+            gs1_prefixes.c.since_seq,
+            prefix_delegations.c.party.label("delegate"),
+            prefix_delegations.c.since_seq.label("delegated_seq"),
+            prefix_delegations.c.until,
+        ).outerjoin(prefix_delegations, prefix_delegations.c.prefix == gs1_prefixes.c.prefix)
         if prefixes is None:
             rows = conn.execute(q).all()
         else:
@@ -744,19 +780,22 @@ class Store:
             reg.prefixes[r.prefix] = PrefixRecord(r.prefix, r.party, int(r.since_seq))
             if r.delegate is not None:
                 reg.delegations[(r.prefix, r.delegate)] = Delegation(
-                    r.prefix, r.delegate, int(r.delegated_seq), r.until)
+                    r.prefix, r.delegate, int(r.delegated_seq), r.until
+                )
 
-    def keys_of_parties(self, conn: Connection, party_ids: Collection[str]
-                        ) -> dict[str, list[KeyRecord]]:
+    def keys_of_parties(self, conn: Connection, party_ids: Collection[str]) -> dict[str, list[KeyRecord]]:
         """party -> its keys, oldest first."""
         out: dict[str, list[KeyRecord]] = {}
         pids = sorted(set(party_ids))
         for i in range(0, len(pids), IN_CHUNK):
-            for r in conn.execute(select(party_keys)
-                                  .where(party_keys.c.party.in_(pids[i : i + IN_CHUNK]))
-                                  .order_by(party_keys.c.valid_from)):
-                out.setdefault(r.party, []).append(KeyRecord(
-                    r.key_id, r.party, bytes(r.public_key), r.valid_from, r.valid_until, r.ended_by))
+            for r in conn.execute(
+                select(party_keys)
+                .where(party_keys.c.party.in_(pids[i : i + IN_CHUNK]))
+                .order_by(party_keys.c.valid_from)
+            ):
+                out.setdefault(r.party, []).append(
+                    KeyRecord(r.key_id, r.party, bytes(r.public_key), r.valid_from, r.valid_until, r.ended_by)
+                )
         return out
 
     def public_keys(self, conn: Connection, key_ids: Collection[str]) -> dict[str, tuple[str, bytes]]:
@@ -788,16 +827,26 @@ class Store:
             conn.execute(
                 insert(parties),
                 [
-                    {"id": p.id, "name": p.name, "roles": ",".join(p.roles),
-                     "registered_seq": p.registered_seq, "name_en": p.name_en}
+                    {
+                        "id": p.id,
+                        "name": p.name,
+                        "roles": ",".join(p.roles),
+                        "registered_seq": p.registered_seq,
+                        "name_en": p.name_en,
+                    }
                     for p in new_parties
                 ],
             )
         for kid in reg.dirty_keys:
             k = reg.keys[kid]
-            row = {"key_id": k.key_id, "party": k.party, "public_key": k.public_key,
-                   "valid_from": k.valid_from, "valid_until": k.valid_until,
-                   "ended_by": k.ended_by}
+            row = {
+                "key_id": k.key_id,
+                "party": k.party,
+                "public_key": k.public_key,
+                "valid_from": k.valid_from,
+                "valid_until": k.valid_until,
+                "ended_by": k.ended_by,
+            }
             if kid in existing:
                 conn.execute(
                     update(party_keys)
@@ -810,27 +859,33 @@ class Store:
             conn.execute(delete(negative_list).where(negative_list.c.party == party))
             if party in reg.negative:
                 since, reason = reg.negative[party]
-                conn.execute(insert(negative_list), [{"party": party, "since_seq": since,
-                                                      "reason": reason}])
+                conn.execute(insert(negative_list), [{"party": party, "since_seq": since, "reason": reason}])
         new_prefixes = [reg.prefixes[p] for p in sorted(reg.dirty_prefixes)]
         if new_prefixes:
             # A prefix is held once and for good: registrations only ever add rows.
-            conn.execute(insert(gs1_prefixes), [
-                {"prefix": r.prefix, "party": r.party, "since_seq": r.since_seq}
-                for r in new_prefixes])
+            conn.execute(
+                insert(gs1_prefixes),
+                [{"prefix": r.prefix, "party": r.party, "since_seq": r.since_seq} for r in new_prefixes],
+            )
         new_codes = [reg.customs_codes[c] for c in sorted(reg.dirty_customs_codes)]
         if new_codes:
             # Like a prefix, a code is held once and for good.
-            conn.execute(insert(customs_codes), [
-                {"code": r.code, "party": r.party, "since_seq": r.since_seq} for r in new_codes])
+            conn.execute(
+                insert(customs_codes),
+                [{"code": r.code, "party": r.party, "since_seq": r.since_seq} for r in new_codes],
+            )
         for prefix, party in sorted(reg.dirty_delegations):
-            conn.execute(delete(prefix_delegations).where(prefix_delegations.c.prefix == prefix,
-                                                          prefix_delegations.c.party == party))
+            conn.execute(
+                delete(prefix_delegations).where(
+                    prefix_delegations.c.prefix == prefix, prefix_delegations.c.party == party
+                )
+            )
             d = reg.delegations.get((prefix, party))
             if d is not None:
-                conn.execute(insert(prefix_delegations), [
-                    {"prefix": prefix, "party": party, "since_seq": d.since_seq,
-                     "until": d.until}])
+                conn.execute(
+                    insert(prefix_delegations),
+                    [{"prefix": prefix, "party": party, "since_seq": d.since_seq, "until": d.until}],
+                )
         for code, since_seq in reg.positive_changes.items():
             conn.execute(delete(positive_list).where(positive_list.c.hs_code == code))
             if since_seq is not None:
@@ -848,8 +903,9 @@ class Store:
     def newest_cosigned(self, conn: Connection) -> tuple[int, str] | None:
         """(size, note) of the newest checkpoint a witness cosigned, if any."""
         newest = select(func.max(cosignatures.c.size)).scalar_subquery()
-        row = conn.execute(select(checkpoints.c.size, checkpoints.c.note)
-                           .where(checkpoints.c.size == newest)).first()
+        row = conn.execute(
+            select(checkpoints.c.size, checkpoints.c.note).where(checkpoints.c.size == newest)
+        ).first()
         if row is None:
             return None
         size = as_int(row[0], "checkpoints.size")
@@ -866,29 +922,42 @@ class Store:
                 with eng.connect() as conn:
                     got = self.newest_cosigned(conn)
             except DBAPIError as e:
-                _log.warning("fencing: %s (%s) not read: %s", where,
-                             eng.url.render_as_string(hide_password=True), str(e).splitlines()[0])
+                _log.warning(
+                    "fencing: %s (%s) not read: %s",
+                    where,
+                    eng.url.render_as_string(hide_password=True),
+                    str(e).splitlines()[0],
+                )
                 continue
             if got is not None:
                 out.append((where, *got))
         return out
 
-    def save_cosignature(self, conn: Connection, *, size: int, witness: str, line: str,
-                         received: str) -> None:
-        exists = conn.execute(select(cosignatures.c.size).where(
-            cosignatures.c.size == size, cosignatures.c.witness == witness)).first()
+    def save_cosignature(
+        self, conn: Connection, *, size: int, witness: str, line: str, received: str
+    ) -> None:
+        exists = conn.execute(
+            select(cosignatures.c.size).where(cosignatures.c.size == size, cosignatures.c.witness == witness)
+        ).first()
         if exists is None:
-            conn.execute(insert(cosignatures), [{"size": size, "witness": witness, "line": line,
-                                                 "received": received}])
+            conn.execute(
+                insert(cosignatures), [{"size": size, "witness": witness, "line": line, "received": received}]
+            )
 
     def cosignature_lines(self, conn: Connection, size: int) -> list[str]:
-        return [r[0] for r in conn.execute(
-            select(cosignatures.c.line).where(cosignatures.c.size == size)
-            .order_by(cosignatures.c.witness))]
+        return [
+            r[0]
+            for r in conn.execute(
+                select(cosignatures.c.line)
+                .where(cosignatures.c.size == size)
+                .order_by(cosignatures.c.witness)
+            )
+        ]
 
     def witness_size(self, conn: Connection, witness: str) -> int:
-        v = conn.execute(select(func.max(cosignatures.c.size))
-                         .where(cosignatures.c.witness == witness)).scalar()
+        v = conn.execute(
+            select(func.max(cosignatures.c.size)).where(cosignatures.c.witness == witness)
+        ).scalar()
         return 0 if v is None else int(v)
 
     # --- private data ------------------------------------------------------------------
@@ -896,8 +965,12 @@ class Store:
     def commitment_owners(self, conn: Connection, commitments: Collection[str]) -> dict[str, int]:
         """commitment -> the seq of the statement that first committed to it, for those
         any statement on the ledger committed to (one statement per call)."""
-        rows = rows_in(conn, "SELECT commitment, seq FROM private_commitments WHERE commitment IN",
-                       "commitment", sorted(set(commitments)))
+        rows = rows_in(
+            conn,
+            "SELECT commitment, seq FROM private_commitments WHERE commitment IN",
+            "commitment",
+            sorted(set(commitments)),
+        )
         return {c: int(seq) for c, seq in rows}
 
     def save_commitments(self, conn: Connection, rows: Sequence[tuple[str, int]]) -> None:
@@ -906,49 +979,69 @@ class Store:
             # The first wins: a rebuild replays statements that reused a commitment before
             # ``private_reused`` refused them, in seq order.
             with cursor(conn) as cur:
-                cur.executemany(placeholders(conn, "INSERT INTO private_commitments "
-                                                   "(commitment, seq) VALUES (?, ?) "
-                                                   "ON CONFLICT DO NOTHING"), rows)
+                cur.executemany(
+                    placeholders(
+                        conn,
+                        "INSERT INTO private_commitments "
+                        "(commitment, seq) VALUES (?, ?) "
+                        "ON CONFLICT DO NOTHING",
+                    ),
+                    rows,
+                )
 
     def save_private(self, conn: Connection, rows: Sequence[tuple[str, bytes, int]]) -> None:
         # One read and one multi-row insert per batch: a batch of orders carries a blob each.
         wanted = [c for c, _, _ in rows]
         held: set[str] = set()
         for i in range(0, len(wanted), IN_CHUNK):
-            held.update(r[0] for r in conn.execute(select(private_blobs.c.commitment).where(
-                private_blobs.c.commitment.in_(wanted[i : i + IN_CHUNK]))))
+            held.update(
+                r[0]
+                for r in conn.execute(
+                    select(private_blobs.c.commitment).where(
+                        private_blobs.c.commitment.in_(wanted[i : i + IN_CHUNK])
+                    )
+                )
+            )
         new = [{"commitment": c, "blob": b, "seq": s} for c, b, s in rows if c not in held]
         if new:
             conn.execute(insert(private_blobs), new)
 
-    def private_blob(self, conn: Connection, commitment: str
-                     ) -> tuple[bytes | None, str | None] | None:
-        row = conn.execute(select(private_blobs.c.blob, private_blobs.c.shredded).where(
-            private_blobs.c.commitment == commitment)).first()
+    def private_blob(self, conn: Connection, commitment: str) -> tuple[bytes | None, str | None] | None:
+        row = conn.execute(
+            select(private_blobs.c.blob, private_blobs.c.shredded).where(
+                private_blobs.c.commitment == commitment
+            )
+        ).first()
         if row is None:
             return None
         return (None if row[0] is None else bytes(row[0])), row[1]
 
-    def private_blobs_of(self, conn: Connection, commitments: Collection[str]
-                         ) -> dict[str, tuple[bytes | None, str | None]]:
+    def private_blobs_of(
+        self, conn: Connection, commitments: Collection[str]
+    ) -> dict[str, tuple[bytes | None, str | None]]:
         """commitment -> (blob or None once shredded, when shredded), for those held."""
         out: dict[str, tuple[bytes | None, str | None]] = {}
         wanted = sorted(set(commitments))
         for i in range(0, len(wanted), IN_CHUNK):
             for c, blob, shredded in conn.execute(
-                select(private_blobs.c.commitment, private_blobs.c.blob, private_blobs.c.shredded)
-                .where(private_blobs.c.commitment.in_(wanted[i : i + IN_CHUNK]))
+                select(private_blobs.c.commitment, private_blobs.c.blob, private_blobs.c.shredded).where(
+                    private_blobs.c.commitment.in_(wanted[i : i + IN_CHUNK])
+                )
             ):
                 out[c] = (None if blob is None else bytes(blob)), shredded
         return out
 
     def shred_private(self, conn: Connection, commitment: str, when: str) -> int | None:
-        row = conn.execute(select(private_blobs.c.seq).where(
-            private_blobs.c.commitment == commitment)).first()
+        row = conn.execute(
+            select(private_blobs.c.seq).where(private_blobs.c.commitment == commitment)
+        ).first()
         if row is None:
             return None
-        conn.execute(update(private_blobs).where(private_blobs.c.commitment == commitment)
-                     .values(blob=None, shredded=when))
+        conn.execute(
+            update(private_blobs)
+            .where(private_blobs.c.commitment == commitment)
+            .values(blob=None, shredded=when)
+        )
         return int(row[0])
 
     # --- maintenance and tests -----------------------------------------------------------

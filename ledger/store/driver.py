@@ -29,26 +29,30 @@ def _sql_type(value: object) -> str:
     return _SQL_TYPES.get(type(value), type(value).__name__)
 
 
-def as_blob(value: object, column: str, *, seq: int | None = None,
-         checkpoint: int | None = None) -> bytes:
+def as_blob(value: object, column: str, *, seq: int | None = None, checkpoint: int | None = None) -> bytes:
     """A BLOB column's value (``column`` is ``table.column``), or ``DamagedStore``."""
     if type(value) is bytes:
         return value
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
-    raise DamagedStore(f"{column} holds {_sql_type(value)}, not the bytes the ledger wrote; "
-                       "the database was changed outside the ledger", seq=seq,
-                       checkpoint=checkpoint)
+    raise DamagedStore(
+        f"{column} holds {_sql_type(value)}, not the bytes the ledger wrote; "
+        "the database was changed outside the ledger",
+        seq=seq,
+        checkpoint=checkpoint,
+    )
 
 
-def as_text(value: object, column: str, *, seq: int | None = None,
-         checkpoint: int | None = None) -> str:
+def as_text(value: object, column: str, *, seq: int | None = None, checkpoint: int | None = None) -> str:
     """A TEXT column's value, or ``DamagedStore``."""
     if type(value) is str:
         return value
-    raise DamagedStore(f"{column} holds {_sql_type(value)}, not the text the ledger wrote; "
-                       "the database was changed outside the ledger", seq=seq,
-                       checkpoint=checkpoint)
+    raise DamagedStore(
+        f"{column} holds {_sql_type(value)}, not the text the ledger wrote; "
+        "the database was changed outside the ledger",
+        seq=seq,
+        checkpoint=checkpoint,
+    )
 
 
 def as_int(value: object, column: str) -> int:
@@ -57,8 +61,10 @@ def as_int(value: object, column: str) -> int:
         return value
     shown = repr(value)
     shown = shown if len(shown) <= 40 else shown[:40] + "\u2026"
-    raise DamagedStore(f"a row has {column} {shown} ({_sql_type(value)}), not an integer; "
-                       "the database was changed outside the ledger")
+    raise DamagedStore(
+        f"a row has {column} {shown} ({_sql_type(value)}), not an integer; "
+        "the database was changed outside the ledger"
+    )
 
 
 def is_pg(conn: Connection) -> bool:
@@ -86,8 +92,9 @@ def run(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(cur.fetchall()) if cur.description else []
 
 
-def rows_in(conn: Connection, sql: str, column: str, values: Sequence[Any], *extra: Any
-            ) -> list[tuple[Any, ...]]:
+def rows_in(
+    conn: Connection, sql: str, column: str, values: Sequence[Any], *extra: Any
+) -> list[tuple[Any, ...]]:
     """``sql`` ends with "<column> IN"; run it for every value, in chunks (SQLite) or as
     one ``= ANY`` array (PostgreSQL). ``extra`` parameters follow the values'."""
     if not values:

@@ -87,15 +87,19 @@ def _codes(match: CodeMatch) -> ColumnElement[bool]:
     # substr, not LIKE (case-insensitive on SQLite) or a range (collation-dependent on
     # PostgreSQL): exact on both stores, at the price of a scan of the index.
     alternatives += [func.substr(code, 1, len(p)) == p for p in match.prefixes]
-    return events.c.seq.in_(select(ident_entries.c.seq).where(
-        ident_entries.c.part.in_(match.parts), or_(*alternatives)))
+    return events.c.seq.in_(
+        select(ident_entries.c.seq).where(ident_entries.c.part.in_(match.parts), or_(*alternatives))
+    )
 
 
 def _conditions(sel: EventSelection) -> list[ColumnElement[bool]]:
     e = events.c
     found = [
-        _in(e.type, sel.types), _in(e.action, sel.actions), _in(e.biz_step, sel.biz_steps),
-        _in(e.disposition, sel.dispositions), _in(e.read_point, sel.read_points),
+        _in(e.type, sel.types),
+        _in(e.action, sel.actions),
+        _in(e.biz_step, sel.biz_steps),
+        _in(e.disposition, sel.dispositions),
+        _in(e.read_point, sel.read_points),
         _in(e.biz_location, sel.biz_locations),
         None if sel.time_ge is None else e.event_time_utc >= sel.time_ge,
         None if sel.time_lt is None else e.event_time_utc < sel.time_lt,
@@ -105,20 +109,22 @@ def _conditions(sel: EventSelection) -> list[ColumnElement[bool]]:
     out = [c for c in found if c is not None]
     out += [_codes(m) for m in sel.codes]
     bt = biz_transactions.c
-    out += [e.seq.in_(select(bt.seq).where(bt.type == t, bt.id.in_(ids)))
-            for t, ids in sel.biz_transactions]
+    out += [e.seq.in_(select(bt.seq).where(bt.type == t, bt.id.in_(ids))) for t, ids in sel.biz_transactions]
     if sel.event_keys:
-        out.append(e.seq.in_(select(event_keys.c.seq).where(
-            event_keys.c.event_key.in_(sel.event_keys))))
+        out.append(e.seq.in_(select(event_keys.c.seq).where(event_keys.c.event_key.in_(sel.event_keys))))
     return out
 
 
-def select_events(conn: Connection, sel: EventSelection, *, after: Position | None,
-                  limit: int) -> list[EventRow]:
+def select_events(
+    conn: Connection, sel: EventSelection, *, after: Position | None, limit: int
+) -> list[EventRow]:
     """Up to ``limit`` events of ``sel`` after ``after``, in its order, with their entries."""
     e = events.c
-    q = (select(e.seq, e.event_time_utc, entries.c.leaf_hash, entries.c.entry)
-         .join(entries, entries.c.seq == e.seq).where(*_conditions(sel)))
+    q = (
+        select(e.seq, e.event_time_utc, entries.c.leaf_hash, entries.c.entry)
+        .join(entries, entries.c.seq == e.seq)
+        .where(*_conditions(sel))
+    )
     if sel.by_event_time:
         key: list[Any] = [e.event_time_utc, e.seq]
         if after is not None:
@@ -132,16 +138,16 @@ def select_events(conn: Connection, sel: EventSelection, *, after: Position | No
     out = []
     for s, t, h, raw in conn.execute(q):
         seq = as_int(s, "events.seq")
-        out.append(EventRow(seq, t, as_blob(h, "entries.leaf_hash", seq=seq),
-                            as_blob(raw, "entries.entry", seq=seq)))
+        out.append(
+            EventRow(seq, t, as_blob(h, "entries.leaf_hash", seq=seq), as_blob(raw, "entries.entry", seq=seq))
+        )
     return out
 
 
 Vocabulary = Literal["biz_step", "disposition", "read_point", "biz_location", "type"]
 
 
-def distinct_values(conn: Connection, column: Vocabulary, *, after: str | None,
-                    limit: int) -> list[str]:
+def distinct_values(conn: Connection, column: Vocabulary, *, after: str | None, limit: int) -> list[str]:
     """The distinct non-null values of one column of ``events``, in order, after ``after``."""
     col = events.c[column]
     q = select(col).distinct().where(col.is_not(None))
@@ -175,8 +181,7 @@ def save_query(conn: Connection, q: NamedQuery) -> bool:
     t = epcis_queries.c
     if conn.execute(select(t.name).where(t.name == q.name)).first() is not None:
         return False
-    conn.execute(insert(epcis_queries).values(name=q.name, query=q.query, owner=q.owner,
-                                              created=q.created))
+    conn.execute(insert(epcis_queries).values(name=q.name, query=q.query, owner=q.owner, created=q.created))
     return True
 
 
@@ -201,4 +206,3 @@ def count_queries(conn: Connection, owner: str) -> int:
 
 def delete_query(conn: Connection, name: str) -> None:
     conn.execute(delete(epcis_queries).where(epcis_queries.c.name == name))
-

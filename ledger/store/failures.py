@@ -17,15 +17,15 @@ from ledger.core.errors import LedgerError
 
 # SQLite primary result codes (sqlite3.h).
 _SQLITE = {
-    5: "the database is locked by another process",   # SQLITE_BUSY
-    6: "the database is locked by another process",   # SQLITE_LOCKED
-    7: "the database ran out of memory",              # SQLITE_NOMEM
-    8: "the database file is read-only",              # SQLITE_READONLY
+    5: "the database is locked by another process",  # SQLITE_BUSY
+    6: "the database is locked by another process",  # SQLITE_LOCKED
+    7: "the database ran out of memory",  # SQLITE_NOMEM
+    8: "the database file is read-only",  # SQLITE_READONLY
     10: "the database's files could not be written or read",  # SQLITE_IOERR
-    11: "the database file is damaged",               # SQLITE_CORRUPT
-    13: "the disk holding the database is full",      # SQLITE_FULL
-    14: "the database file cannot be opened",         # SQLITE_CANTOPEN
-    26: "the database file is not a database",        # SQLITE_NOTADB
+    11: "the database file is damaged",  # SQLITE_CORRUPT
+    13: "the disk holding the database is full",  # SQLITE_FULL
+    14: "the database file cannot be opened",  # SQLITE_CANTOPEN
+    26: "the database file is not a database",  # SQLITE_NOTADB
 }
 _SQLITE_IOERR = 10
 # PostgreSQL SQLSTATE classes: 08 connection, 53 insufficient resources, 57 operator
@@ -47,8 +47,11 @@ def storage_error(exc: BaseException, *, where: str) -> LedgerError | None:
     """The ``storage`` refusal for a database failure, or None when ``exc`` is not one
     (a bug, which should be seen as such). ``where`` names the database for the user."""
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
-        return LedgerError(f"the disk holding {exc.filename or where} is full; the file was not "
-                           "written, nothing of it is left behind", code="storage")
+        return LedgerError(
+            f"the disk holding {exc.filename or where} is full; the file was not "
+            "written, nothing of it is left behind",
+            code="storage",
+        )
     # Through SQLAlchemy the driver's error is wrapped; the hot paths that run on the
     # driver's cursor (see store/driver.py) raise it bare.
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
@@ -65,7 +68,8 @@ def storage_error(exc: BaseException, *, where: str) -> LedgerError | None:
     elif isinstance(state, str):
         what = _PG_STATES.get(state) or _PG_CLASSES.get(state[:2])
     elif (isinstance(exc, DBAPIError) and exc.connection_invalidated) or (
-            type(orig).__name__ == "OperationalError"):
+        type(orig).__name__ == "OperationalError"
+    ):
         # psycopg raises OperationalError without a SQLSTATE when it cannot connect at all.
         what = "the database server cannot be reached"
     if what is None:
@@ -76,5 +80,6 @@ def storage_error(exc: BaseException, *, where: str) -> LedgerError | None:
 
 
 def _refusal(what: str) -> LedgerError:
-    return LedgerError(f"{what}; a transaction it broke off was rolled back, nothing of it landed",
-                       code="storage")
+    return LedgerError(
+        f"{what}; a transaction it broke off was rolled back, nothing of it landed", code="storage"
+    )

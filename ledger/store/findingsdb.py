@@ -28,8 +28,8 @@ class DbReads:
     def marks(self, codes: Sequence[str]) -> dict[str, dict[str, tuple[int, str]]]:
         out: dict[str, dict[str, tuple[int, str]]] = {}
         for code, mark, seq, utc in rows_in(
-                self.conn, "SELECT code, mark, seq, utc FROM code_marks WHERE code IN", "code",
-                codes):
+            self.conn, "SELECT code, mark, seq, utc FROM code_marks WHERE code IN", "code", codes
+        ):
             out.setdefault(code, {})[mark] = (int(seq), utc)
         return out
 
@@ -39,39 +39,56 @@ class DbReads:
 
     def lots(self, codes: Sequence[str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for dst, src in rows_in(self.conn, "SELECT dst, src FROM lineage WHERE kind = 'lot' AND dst IN",
-                             "dst", codes):
+        for dst, src in rows_in(
+            self.conn, "SELECT dst, src FROM lineage WHERE kind = 'lot' AND dst IN", "dst", codes
+        ):
             out.setdefault(dst, set()).add(src)
         return out
 
     def parents(self, codes: Sequence[str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for child, parent in rows_in(self.conn, "SELECT child, parent FROM containment WHERE child IN",
-                                  "child", codes):
+        for child, parent in rows_in(
+            self.conn, "SELECT child, parent FROM containment WHERE child IN", "child", codes
+        ):
             out.setdefault(child, set()).add(parent)
         return out
 
     def documents(self, keys: Sequence[tuple[str, str]]) -> list[Document]:
         wanted = set(keys)
-        rows = rows_in(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents WHERE id IN", "id",
-                    sorted({i for _, i in keys}))
+        rows = rows_in(
+            self.conn,
+            f"SELECT {_DOC_COLUMNS} FROM trade_documents WHERE id IN",
+            "id",
+            sorted({i for _, i in keys}),
+        )
         return [Document.from_row(r) for r in rows if (r[0], r[1]) in wanted]
 
     def citing(self, orders: Sequence[str]) -> list[Document]:
-        rows = rows_in(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents "
-                               "WHERE type <> 'cbec:order' AND order_id IN", "order_id", orders)
+        rows = rows_in(
+            self.conn,
+            f"SELECT {_DOC_COLUMNS} FROM trade_documents WHERE type <> 'cbec:order' AND order_id IN",
+            "order_id",
+            orders,
+        )
         return [Document.from_row(r) for r in rows]
 
     def buyer_orders(self, pairs: Sequence[tuple[str, int]]) -> list[Document]:
         wanted = set(pairs)
-        rows = rows_in(self.conn, f"SELECT {_DOC_COLUMNS} FROM trade_documents "
-                               "WHERE type = 'cbec:order' AND buyer IN", "buyer",
-                    sorted({b for b, _ in pairs}))
+        rows = rows_in(
+            self.conn,
+            f"SELECT {_DOC_COLUMNS} FROM trade_documents WHERE type = 'cbec:order' AND buyer IN",
+            "buyer",
+            sorted({b for b, _ in pairs}),
+        )
         return [Document.from_row(r) for r in rows if (r[5], r[6]) in wanted]
 
     def positive(self, hs_codes: Sequence[str]) -> set[str]:
-        return {r[0] for r in rows_in(self.conn, "SELECT hs_code FROM positive_list WHERE hs_code IN",
-                                   "hs_code", hs_codes)}
+        return {
+            r[0]
+            for r in rows_in(
+                self.conn, "SELECT hs_code FROM positive_list WHERE hs_code IN", "hs_code", hs_codes
+            )
+        }
 
 
 def _dumps(value: Any) -> str:
@@ -79,17 +96,30 @@ def _dumps(value: Any) -> str:
 
 
 def finding_row(f: Finding) -> tuple[Any, ...]:
-    return (f.id, f.source, f.seq, f.rule, f.severity, f.time, _dumps(list(f.seqs)),
-            _dumps(list(f.parties)), _dumps(list(f.codes)), f.message_zh, f.message_en,
-            _dumps(dict(f.details)))
+    return (
+        f.id,
+        f.source,
+        f.seq,
+        f.rule,
+        f.severity,
+        f.time,
+        _dumps(list(f.seqs)),
+        _dumps(list(f.parties)),
+        _dumps(list(f.codes)),
+        f.message_zh,
+        f.message_en,
+        _dumps(dict(f.details)),
+    )
 
 
 def _insert_findings(cur: Any, ph: str, found: Sequence[Finding]) -> None:
     if not found:
         return
-    cur.executemany("INSERT INTO findings (id, source, seq, rule, severity, time, seqs, parties, "
-                    "codes, message_zh, message_en, details) VALUES ("
-                    + ",".join([ph] * 12) + ")", [finding_row(f) for f in found])
+    cur.executemany(
+        "INSERT INTO findings (id, source, seq, rule, severity, time, seqs, parties, "
+        "codes, message_zh, message_en, details) VALUES (" + ",".join([ph] * 12) + ")",
+        [finding_row(f) for f in found],
+    )
     parties = [(f.id, p) for f in found for p in f.parties]
     if parties:
         cur.executemany(f"INSERT INTO finding_parties (finding, party) VALUES ({ph},{ph})", parties)
@@ -106,11 +136,15 @@ def write_findings(conn: Connection, batch: FindingsBatch) -> None:
     with cursor(conn) as cur:
         _insert_findings(cur, ph, batch.findings)
         if batch.documents:
-            cur.executemany(f"INSERT INTO trade_documents ({_DOC_COLUMNS}) VALUES ("
-                            + ",".join([ph] * 9) + ")", [d.as_row() for d in batch.documents])
+            cur.executemany(
+                f"INSERT INTO trade_documents ({_DOC_COLUMNS}) VALUES (" + ",".join([ph] * 9) + ")",
+                [d.as_row() for d in batch.documents],
+            )
         if batch.new_marks:
-            cur.executemany(f"INSERT INTO code_marks (code, mark, seq, utc) VALUES ({ph},{ph},{ph},{ph})",
-                            [(c, m, s, u) for (c, m), (s, u) in batch.new_marks.items()])
+            cur.executemany(
+                f"INSERT INTO code_marks (code, mark, seq, utc) VALUES ({ph},{ph},{ph},{ph})",
+                [(c, m, s, u) for (c, m), (s, u) in batch.new_marks.items()],
+            )
 
 
 def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
@@ -122,18 +156,33 @@ def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
         _insert_findings(cur, ph, record_scan_findings(found))
 
 
-
-
 def _finding(r: Any) -> Finding:
-    return Finding(id=r.id, seq=int(r.seq), rule=r.rule, severity=r.severity, time=r.time,
-                   seqs=tuple(orjson.loads(r.seqs)), parties=tuple(orjson.loads(r.parties)),
-                   codes=tuple(orjson.loads(r.codes)), message_zh=r.message_zh,
-                   message_en=r.message_en, details=orjson.loads(r.details), source=r.source)
+    return Finding(
+        id=r.id,
+        seq=int(r.seq),
+        rule=r.rule,
+        severity=r.severity,
+        time=r.time,
+        seqs=tuple(orjson.loads(r.seqs)),
+        parties=tuple(orjson.loads(r.parties)),
+        codes=tuple(orjson.loads(r.codes)),
+        message_zh=r.message_zh,
+        message_en=r.message_en,
+        details=orjson.loads(r.details),
+        source=r.source,
+    )
 
 
-def query_findings(conn: Connection, *, rule: str | None = None, party: str | None = None,
-                   code: str | None = None, severity: str | None = None,
-                   since_seq: int | None = None, limit: int | None = None) -> list[Finding]:
+def query_findings(
+    conn: Connection,
+    *,
+    rule: str | None = None,
+    party: str | None = None,
+    code: str | None = None,
+    severity: str | None = None,
+    since_seq: int | None = None,
+    limit: int | None = None,
+) -> list[Finding]:
     q = select(findings)
     if rule is not None:
         q = q.where(findings.c.rule == rule)
@@ -142,11 +191,11 @@ def query_findings(conn: Connection, *, rule: str | None = None, party: str | No
     if since_seq is not None:
         q = q.where(findings.c.seq >= since_seq)
     if party is not None:
-        q = q.where(findings.c.id.in_(
-            select(finding_parties.c.finding).where(finding_parties.c.party == party)))
+        q = q.where(
+            findings.c.id.in_(select(finding_parties.c.finding).where(finding_parties.c.party == party))
+        )
     if code is not None:
-        q = q.where(findings.c.id.in_(
-            select(finding_codes.c.finding).where(finding_codes.c.code == code)))
+        q = q.where(findings.c.id.in_(select(finding_codes.c.finding).where(finding_codes.c.code == code)))
     q = q.order_by(findings.c.seq, func.length(findings.c.id), findings.c.id)
     if limit is not None:
         q = q.limit(limit)
@@ -157,14 +206,17 @@ def summary(conn: Connection) -> dict[str, Any]:
     by_rule: Counter[str] = Counter()
     by_severity: Counter[str] = Counter()
     for rule, severity, n in conn.execute(
-            select(findings.c.rule, findings.c.severity, func.count())
-            .group_by(findings.c.rule, findings.c.severity)):
+        select(findings.c.rule, findings.c.severity, func.count()).group_by(
+            findings.c.rule, findings.c.severity
+        )
+    ):
         by_rule[rule] += int(n)
         by_severity[severity] += int(n)
     pairs = conn.execute(
         select(findings.c.rule, finding_parties.c.party, func.count())
         .join(finding_parties, finding_parties.c.finding == findings.c.id)
-        .group_by(findings.c.rule, finding_parties.c.party)).all()
+        .group_by(findings.c.rule, finding_parties.c.party)
+    ).all()
     by_party: Counter[str] = Counter()
     for _, party, n in pairs:
         by_party[party] += int(n)
@@ -175,4 +227,3 @@ def summary(conn: Connection) -> dict[str, Any]:
         "byParty": dict(sorted(by_party.items())),
         "byRuleAndParty": [{"rule": r, "party": p, "count": int(n)} for r, p, n in sorted(pairs)],
     }
-

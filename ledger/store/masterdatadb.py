@@ -25,9 +25,12 @@ def write(conn: Connection, rows: Sequence[Row]) -> None:
     """The master-data versions a batch (or a rebuild) adds."""
     if rows:
         with cursor(conn) as cur:
-            cur.executemany(placeholders(
-                conn, "INSERT INTO master_data (code, seq, kind, signer, body_hash) "
-                "VALUES (?,?,?,?,?)"), [tuple(r) for r in rows])
+            cur.executemany(
+                placeholders(
+                    conn, "INSERT INTO master_data (code, seq, kind, signer, body_hash) VALUES (?,?,?,?,?)"
+                ),
+                [tuple(r) for r in rows],
+            )
 
 
 class Latest(NamedTuple):
@@ -46,8 +49,9 @@ def vocabulary_type(body: object) -> str:
 def latest(conn: Connection, codes: Collection[str]) -> dict[str, Latest]:
     """The newest version (the highest seq) of each of ``codes`` that has any, in whatever
     vocabulary, with the statement hash of its entry."""
-    return {code: got for (code, _), got in sorted(
-        in_force(conn, codes).items(), key=lambda kv: kv[1].row.seq)}
+    return {
+        code: got for (code, _), got in sorted(in_force(conn, codes).items(), key=lambda kv: kv[1].row.seq)
+    }
 
 
 def in_force(conn: Connection, codes: Collection[str]) -> dict[tuple[str, str], Latest]:
@@ -55,22 +59,34 @@ def in_force(conn: Connection, codes: Collection[str]) -> dict[tuple[str, str], 
     described in, keyed by (code, vocabulary type), with the statement hash of its entry
     (the append path's check for an element signed again)."""
     out: dict[tuple[str, str], Latest] = {}
-    for code, seq, kind, signer, digest, st_hash, raw in sorted(rows_in(
-            conn, "SELECT m.code, m.seq, m.kind, m.signer, m.body_hash, e.statement_hash, "
+    for code, seq, kind, signer, digest, st_hash, raw in sorted(
+        rows_in(
+            conn,
+            "SELECT m.code, m.seq, m.kind, m.signer, m.body_hash, e.statement_hash, "
             "e.entry FROM master_data m JOIN entries e ON e.seq = m.seq WHERE m.code IN",
-            "m.code", sorted(set(codes))), key=lambda r: int(r[1])):
+            "m.code",
+            sorted(set(codes)),
+        ),
+        key=lambda r: int(r[1]),
+    ):
         body = orjson.loads(bytes(raw)).get("envelope", {}).get("statement", {}).get("body")
         out[(str(code), vocabulary_type(body))] = Latest(
-            Row(str(code), int(seq), str(kind), str(signer), str(digest)), bytes(st_hash))
+            Row(str(code), int(seq), str(kind), str(signer), str(digest)), bytes(st_hash)
+        )
     return out
 
 
 def versions(conn: Connection, codes: Collection[str]) -> dict[str, list[Row]]:
     """Every version of each of ``codes``, oldest first."""
     out: dict[str, list[Row]] = {}
-    for code, seq, kind, signer, digest in sorted(rows_in(
-            conn, "SELECT code, seq, kind, signer, body_hash FROM master_data WHERE code IN",
-            "code", sorted(set(codes))), key=lambda r: (r[0], r[1])):
-        out.setdefault(str(code), []).append(
-            Row(str(code), int(seq), str(kind), str(signer), str(digest)))
+    for code, seq, kind, signer, digest in sorted(
+        rows_in(
+            conn,
+            "SELECT code, seq, kind, signer, body_hash FROM master_data WHERE code IN",
+            "code",
+            sorted(set(codes)),
+        ),
+        key=lambda r: (r[0], r[1]),
+    ):
+        out.setdefault(str(code), []).append(Row(str(code), int(seq), str(kind), str(signer), str(digest)))
     return out

@@ -15,8 +15,20 @@ from sqlalchemy.engine import Connection
 
 from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, cursor, is_pg, placeholders
 
-EVENT_COLUMNS = ("seq", "type", "event_time", "event_time_utc", "stage", "activity", "biz_step",
-                 "disposition", "action", "signer", "read_point", "biz_location")
+EVENT_COLUMNS = (
+    "seq",
+    "type",
+    "event_time",
+    "event_time_utc",
+    "stage",
+    "activity",
+    "biz_step",
+    "disposition",
+    "action",
+    "signer",
+    "read_point",
+    "biz_location",
+)
 _EV = ", ".join("e." + c for c in EVENT_COLUMNS)
 
 # A journey in one statement. ``walk`` climbs from the code through every container it
@@ -69,25 +81,32 @@ SELECT 4, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
 
 # The interval clipped to the container's: [max(start, lo), min(end, hi)), NULL as open.
 _LO = "CASE WHEN c.start_utc > w.lo THEN c.start_utc ELSE w.lo END"
-_HI = ("CASE WHEN w.hi IS NULL THEN c.end_utc WHEN c.end_utc IS NULL OR c.end_utc > w.hi "
-       "THEN w.hi ELSE c.end_utc END")
+_HI = (
+    "CASE WHEN w.hi IS NULL THEN c.end_utc WHEN c.end_utc IS NULL OR c.end_utc > w.hi "
+    "THEN w.hi ELSE c.end_utc END"
+)
 
 
-def journey_claims(conn: Connection, code: str, *, max_nesting: int, lot_items: bool = False
-                   ) -> list[tuple[int, str | None, str | None, str | None, dict[str, Any]]]:
+def journey_claims(
+    conn: Connection, code: str, *, max_nesting: int, lot_items: bool = False
+) -> list[tuple[int, str | None, str | None, str | None, dict[str, Any]]]:
     """(rank, via, path, starts, event row) of every claim on an event by the journey of
     ``code`` (see ``_JOURNEY``); ``lot_items`` adds the commissioning events of a lot's
     items and their customs releases."""
-    sql = _JOURNEY.format(lo=_LO, hi=_HI, find="strpos" if is_pg(conn) else "instr", ev=_EV,
-                          lot_items=_LOT_ITEMS.format(ev=_EV) if lot_items else "")
+    sql = _JOURNEY.format(
+        lo=_LO,
+        hi=_HI,
+        find="strpos" if is_pg(conn) else "instr",
+        ev=_EV,
+        lot_items=_LOT_ITEMS.format(ev=_EV) if lot_items else "",
+    )
     params: list[Any] = [code, code, max_nesting, code, code]
     if lot_items:
         params += [code, code]
     with cursor(conn) as cur:
         cur.execute(placeholders(conn, sql), params)
         rows = cur.fetchall()
-    return [(int(r[0]), r[1], r[2], r[3], dict(zip(EVENT_COLUMNS, r[4:], strict=True)))
-            for r in rows]
+    return [(int(r[0]), r[1], r[2], r[3], dict(zip(EVENT_COLUMNS, r[4:], strict=True))) for r in rows]
 
 
 class PageReads(NamedTuple):
@@ -163,21 +182,25 @@ def _ids(n: int) -> str:
     return ",".join("?" * n)
 
 
-def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[str],
-               codes: Collection[str] = (), prefixes: Collection[str] = ()) -> PageReads:
+def page_reads(
+    conn: Connection,
+    seqs: Collection[int],
+    party_ids: Collection[str],
+    codes: Collection[str] = (),
+    prefixes: Collection[str] = (),
+) -> PageReads:
     """The entries at ``seqs``, the registry entries of ``party_ids`` (see
     ``evidence_entries``), the master data in force of ``codes`` with what verifying it
     needs (``_MASTER_DATA``; ``prefixes``: those a product's GTIN may fall under) and the
     latest cosigned checkpoint, in one statement."""
     wanted = sorted(set(seqs))
-    pids = sorted(set(party_ids))[:IN_CHUNK // 2]
-    mds = sorted(set(codes))[:IN_CHUNK // 8]
-    pfx = sorted(set(prefixes))[:IN_CHUNK // 8] if mds else []
+    pids = sorted(set(party_ids))[: IN_CHUNK // 2]
+    mds = sorted(set(codes))[: IN_CHUNK // 8]
+    pfx = sorted(set(prefixes))[: IN_CHUNK // 8] if mds else []
     first, rest = wanted[:IN_CHUNK], wanted[IN_CHUNK:]
     evidence = _EVIDENCE.format(ids=_ids(len(pids))) + "UNION ALL\n" if pids else ""
     master_data = _master_data_sql(len(mds), len(pfx)) + "UNION ALL\n" if mds else ""
-    sql = _PAGE.format(seqs=_ids(len(first)) if first else "NULL", evidence=evidence,
-                       master_data=master_data)
+    sql = _PAGE.format(seqs=_ids(len(first)) if first else "NULL", evidence=evidence, master_data=master_data)
     params = [*first, *pids, *pids, *_master_data_params(mds, pfx)]
     entries: dict[int, bytes] = {}
     described: dict[str, tuple[int, str]] = {}
@@ -195,25 +218,28 @@ def page_reads(conn: Connection, seqs: Collection[int], party_ids: Collection[st
                 lines.append(str(text))
             else:
                 seq = as_int(n, "entries.seq")
-                (delegations if kind == 5 else entries)[seq] = as_blob(
-                    blob, "entries.entry", seq=seq)
+                (delegations if kind == 5 else entries)[seq] = as_blob(blob, "entries.entry", seq=seq)
                 if kind == 4:
                     described[str(text)] = (seq, str(who))
         for i in range(0, len(rest), IN_CHUNK):
             chunk = rest[i : i + IN_CHUNK]
-            cur.execute(placeholders(conn, "SELECT seq, entry FROM entries WHERE seq IN ("
-                             + _ids(len(chunk)) + ")"), chunk)
+            cur.execute(
+                placeholders(conn, "SELECT seq, entry FROM entries WHERE seq IN (" + _ids(len(chunk)) + ")"),
+                chunk,
+            )
             for s, e in cur.fetchall():
                 seq = as_int(s, "entries.seq")
                 entries[seq] = as_blob(e, "entries.entry", seq=seq)
     if len(pids) < len(set(party_ids)):
-        entries.update(evidence_entries(conn, sorted(set(party_ids))[len(pids):]))
+        entries.update(evidence_entries(conn, sorted(set(party_ids))[len(pids) :]))
     return PageReads(entries, size, note + "".join(lines), described, delegations)
 
 
 def _master_data_sql(codes: int, prefixes: int) -> str:
-    return _MASTER_DATA.format(codes=_ids(codes), delegations=_DELEGATIONS.format(
-        prefixes=_ids(prefixes), codes=_ids(codes)) if prefixes else "")
+    return _MASTER_DATA.format(
+        codes=_ids(codes),
+        delegations=_DELEGATIONS.format(prefixes=_ids(prefixes), codes=_ids(codes)) if prefixes else "",
+    )
 
 
 def _master_data_params(codes: list[str], prefixes: list[str]) -> list[str]:
@@ -222,20 +248,22 @@ def _master_data_params(codes: list[str], prefixes: list[str]) -> list[str]:
     return [*codes, *codes, *codes] + ([*prefixes, *codes] if prefixes else [])
 
 
-def master_data_reads(conn: Connection, codes: Collection[str], prefixes: Collection[str] = ()
-                      ) -> tuple[dict[int, bytes], dict[str, tuple[int, str]]]:
+def master_data_reads(
+    conn: Connection, codes: Collection[str], prefixes: Collection[str] = ()
+) -> tuple[dict[int, bytes], dict[str, tuple[int, str]]]:
     """What ``page_reads`` reads of master data (``_MASTER_DATA``), for codes it did not ask
     about: (seq -> entry bytes, code -> (seq, signer))."""
     entries: dict[int, bytes] = {}
     described: dict[str, tuple[int, str]] = {}
     wanted = sorted(set(codes))
-    pfx = sorted(set(prefixes))[:IN_CHUNK // 8]
+    pfx = sorted(set(prefixes))[: IN_CHUNK // 8]
     step = IN_CHUNK // 8
     with cursor(conn) as cur:
         for i in range(0, len(wanted), step):
             chunk = wanted[i : i + step]
-            cur.execute(placeholders(conn, _master_data_sql(len(chunk), len(pfx))),
-                        _master_data_params(chunk, pfx))
+            cur.execute(
+                placeholders(conn, _master_data_sql(len(chunk), len(pfx))), _master_data_params(chunk, pfx)
+            )
             for kind, n, blob, text, who in cur.fetchall():
                 if kind == 5:
                     continue  # no product is asked about here (places only)
@@ -255,8 +283,7 @@ def evidence_entries(conn: Connection, party_ids: Collection[str]) -> dict[int, 
     with cursor(conn) as cur:
         for i in range(0, len(pids), step):
             chunk = pids[i : i + step]
-            cur.execute(placeholders(conn, _EVIDENCE.format(ids=_ids(len(chunk)))),
-                        [*chunk, *chunk])
+            cur.execute(placeholders(conn, _EVIDENCE.format(ids=_ids(len(chunk)))), [*chunk, *chunk])
             for r in cur.fetchall():
                 seq = as_int(r[1], "entries.seq")
                 out[seq] = as_blob(r[2], "entries.entry", seq=seq)

@@ -31,10 +31,12 @@ def transaction(engine: Engine) -> Iterator[Connection]:
                 raw.execute("PRAGMA synchronous=FULL")
 
 
-def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str,
-                visitor: str) -> None:
-    run(conn, "INSERT INTO scans (code, time, region, client, visitor) VALUES (?, ?, ?, ?, ?)",
-         (code, time, region, client, visitor))
+def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str, visitor: str) -> None:
+    run(
+        conn,
+        "INSERT INTO scans (code, time, region, client, visitor) VALUES (?, ?, ?, ?, ?)",
+        (code, time, region, client, visitor),
+    )
 
 
 class Tally(NamedTuple):
@@ -45,20 +47,22 @@ class Tally(NamedTuple):
     finding: bool  # whether the finding ``finding_id`` exists
 
 
-def tally(conn: Connection, code: str, *, since: str | None, exclude_client: str,
-          finding_id: str) -> Tally:
+def tally(conn: Connection, code: str, *, since: str | None, exclude_client: str, finding_id: str) -> Tally:
     """What a scan's write needs to know after its insert, in one statement: the counts
     of ``counts_of``, whether retention has anything to prune, whether the code's
     counterfeit finding was raised already."""
-    rows = run(conn,
-                "SELECT COUNT(DISTINCT CASE WHEN client <> ? THEN region END), "
-                "COUNT(DISTINCT CASE WHEN client <> ? AND time >= ? THEN visitor END), COUNT(*), "
-                "MIN(time), "
-                "(SELECT COUNT(*) FROM findings WHERE id = ?) FROM scans WHERE code = ?",
-                (exclude_client, exclude_client, since, finding_id, code))
+    rows = run(
+        conn,
+        "SELECT COUNT(DISTINCT CASE WHEN client <> ? THEN region END), "
+        "COUNT(DISTINCT CASE WHEN client <> ? AND time >= ? THEN visitor END), COUNT(*), "
+        "MIN(time), "
+        "(SELECT COUNT(*) FROM findings WHERE id = ?) FROM scans WHERE code = ?",
+        (exclude_client, exclude_client, since, finding_id, code),
+    )
     regions, after, n, oldest, found = rows[0]
-    return Tally(int(regions or 0), int(after or 0) if since is not None else 0, int(n or 0),
-                 oldest, bool(found))
+    return Tally(
+        int(regions or 0), int(after or 0) if since is not None else 0, int(n or 0), oldest, bool(found)
+    )
 
 
 def prune_code(conn: Connection, code: str, *, before: str, cap: int) -> int:
@@ -66,10 +70,19 @@ def prune_code(conn: Connection, code: str, *, before: str, cap: int) -> int:
     # One statement (it runs on every scan): the id of the cap-th newest scan is the edge,
     # and everything up to it goes; none when the code has no more than ``cap`` scans.
     newer = scans.alias("newer")
-    edge = (select(newer.c.id).where(newer.c.code == code).order_by(newer.c.id.desc())
-            .offset(cap).limit(1).scalar_subquery())
-    return int(conn.execute(delete(scans).where(
-        scans.c.code == code, or_(scans.c.time < before, scans.c.id <= edge))).rowcount)
+    edge = (
+        select(newer.c.id)
+        .where(newer.c.code == code)
+        .order_by(newer.c.id.desc())
+        .offset(cap)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return int(
+        conn.execute(
+            delete(scans).where(scans.c.code == code, or_(scans.c.time < before, scans.c.id <= edge))
+        ).rowcount
+    )
 
 
 def prune_all(conn: Connection, *, before: str) -> int:
@@ -77,33 +90,41 @@ def prune_all(conn: Connection, *, before: str) -> int:
 
 
 def scans_of(conn: Connection, code: str, *, limit: int) -> list[dict[str, Any]]:
-    rows = conn.execute(select(scans.c.time, scans.c.region, scans.c.client)
-                        .where(scans.c.code == code)
-                        .order_by(scans.c.time.desc(), scans.c.id.desc()).limit(limit)).all()
+    rows = conn.execute(
+        select(scans.c.time, scans.c.region, scans.c.client)
+        .where(scans.c.code == code)
+        .order_by(scans.c.time.desc(), scans.c.id.desc())
+        .limit(limit)
+    ).all()
     return [{"time": t, "region": r, "client": c} for t, r, c in rows]
 
 
-def counts_of(conn: Connection, code: str, *, since: str | None, exclude_client: str
-              ) -> tuple[int, int]:
+def counts_of(conn: Connection, code: str, *, since: str | None, exclude_client: str) -> tuple[int, int]:
     """(distinct regions of all the code's scans, distinct visitors at or after ``since``),
     both without ``exclude_client`` scans; the second is 0 when ``since`` is None."""
     base = (scans.c.code == code, scans.c.client != exclude_client)
-    after = (func.count() if since is None
-             else func.count(case((scans.c.time >= since, scans.c.visitor)).distinct()))
-    regions, n = conn.execute(select(func.count(scans.c.region.distinct()), after)
-                              .where(*base)).one()
+    after = (
+        func.count()
+        if since is None
+        else func.count(case((scans.c.time >= since, scans.c.visitor)).distinct())
+    )
+    regions, n = conn.execute(select(func.count(scans.c.region.distinct()), after).where(*base)).one()
     return int(regions or 0), int(n or 0) if since is not None else 0
 
 
-def candidate_codes(conn: Connection, *, min_regions: int, min_scans: int, exclude_client: str
-                    ) -> list[str]:
+def candidate_codes(conn: Connection, *, min_regions: int, min_scans: int, exclude_client: str) -> list[str]:
     """Codes with at least ``min_regions`` regions or ``min_scans`` visitors (a superset
     of those with a counterfeit signal; the signal itself is decided per code)."""
     rows = conn.execute(
-        select(scans.c.code).where(scans.c.client != exclude_client).group_by(scans.c.code)
-        .having((func.count(scans.c.region.distinct()) >= min_regions)
-                | (func.count(scans.c.visitor.distinct()) >= min_scans))
-        .order_by(scans.c.code)).all()
+        select(scans.c.code)
+        .where(scans.c.client != exclude_client)
+        .group_by(scans.c.code)
+        .having(
+            (func.count(scans.c.region.distinct()) >= min_regions)
+            | (func.count(scans.c.visitor.distinct()) >= min_scans)
+        )
+        .order_by(scans.c.code)
+    ).all()
     return [r[0] for r in rows]
 
 
@@ -112,5 +133,4 @@ def has_table(conn: Connection) -> bool:
     from sqlalchemy import inspect
 
     insp = inspect(conn)
-    return bool(insp.has_table("scans")) and any(
-        c["name"] == "visitor" for c in insp.get_columns("scans"))
+    return bool(insp.has_table("scans")) and any(c["name"] == "visitor" for c in insp.get_columns("scans"))

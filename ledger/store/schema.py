@@ -58,6 +58,7 @@ def node_key(level: int, idx: int) -> int:
 def node_id(key: int) -> tuple[int, int]:
     return key >> NODE_LEVEL_SHIFT, key & ((1 << NODE_LEVEL_SHIFT) - 1)
 
+
 checkpoints = Table(
     "checkpoints",
     metadata,
@@ -324,8 +325,7 @@ code_marks = Table(
 scans = Table(
     "scans",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("code", Text, nullable=False),
     Column("time", String(32), nullable=False),  # UTC, microseconds, 'Z': sorts as text
     Column("region", String(64), nullable=False),
@@ -385,16 +385,24 @@ master_data = Table(
 )
 
 LOG_TABLES = ("entries", "merkle_nodes", "checkpoints")
-REGISTRY_TABLES = ("parties", "party_keys", "log_meta", "negative_list", "positive_list",
-                   "gs1_prefixes", "prefix_delegations", "customs_codes")
+REGISTRY_TABLES = (
+    "parties",
+    "party_keys",
+    "log_meta",
+    "negative_list",
+    "positive_list",
+    "gs1_prefixes",
+    "prefix_delegations",
+    "customs_codes",
+)
 PRIVATE_TABLES = ("private_commitments",)
-TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions",
-                "current_state")
+TRACE_TABLES = ("events", "ident_entries", "containment", "lineage", "biz_transactions", "current_state")
 FINDINGS_TABLES = ("findings", "finding_parties", "finding_codes", "trade_documents", "code_marks")
 CAPTURE_TABLES = ("event_keys",)
 MASTERDATA_TABLES = ("master_data",)
-PROJECTION_TABLES = (REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES + PRIVATE_TABLES
-                     + CAPTURE_TABLES + MASTERDATA_TABLES)
+PROJECTION_TABLES = (
+    REGISTRY_TABLES + TRACE_TABLES + FINDINGS_TABLES + PRIVATE_TABLES + CAPTURE_TABLES + MASTERDATA_TABLES
+)
 
 
 # The unique keys of each log table. SQLite's REPLACE conflict resolution (REPLACE INTO,
@@ -413,11 +421,12 @@ LOG_KEYS: dict[str, tuple[str, ...]] = {
 def sqlite_no_replace_ddl(table: str) -> str:
     """The SQLite trigger refusing an INSERT over an existing key of ``table``
     (idempotent: migration 0007 adds it to ledgers created before it)."""
-    exists = " OR ".join(f"EXISTS (SELECT 1 FROM {table} WHERE {c} = NEW.{c})"
-                         for c in LOG_KEYS[table])
-    return (f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
-            f"WHEN {exists} BEGIN SELECT RAISE(ABORT, 'append-only: INSERT over an existing "
-            f"row of {table} is refused'); END")
+    exists = " OR ".join(f"EXISTS (SELECT 1 FROM {table} WHERE {c} = NEW.{c})" for c in LOG_KEYS[table])
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
+        f"WHEN {exists} BEGIN SELECT RAISE(ABORT, 'append-only: INSERT over an existing "
+        f"row of {table} is refused'); END"
+    )
 
 
 def _sqlite_ddl(table: str) -> list[str]:

@@ -37,27 +37,32 @@ def write_trace(conn: Connection, batch: TraceBatch) -> None:
     if not batch:
         return
     with cursor(conn) as cur:
+
         def many(sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
             if rows:
                 cur.executemany(placeholders(conn, sql), rows)
 
-        many("INSERT INTO events (seq, type, event_time, event_time_utc, stage, activity, "
-             "biz_step, disposition, action, signer, read_point, biz_location) "
-             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", batch.events)
+        many(
+            "INSERT INTO events (seq, type, event_time, event_time_utc, stage, activity, "
+            "biz_step, disposition, action, signer, read_point, biz_location) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            batch.events,
+        )
         many("INSERT INTO ident_entries (code, seq, part) VALUES (?,?,?)", batch.idents)
-        many("INSERT INTO lineage (src, dst, seq, kind, src_quantity, dst_quantity) "
-             "VALUES (?,?,?,?,?,?)", batch.lineage)
+        many(
+            "INSERT INTO lineage (src, dst, seq, kind, src_quantity, dst_quantity) VALUES (?,?,?,?,?,?)",
+            batch.lineage,
+        )
         many("INSERT INTO biz_transactions (type, id, seq) VALUES (?,?,?)", batch.biz)
         # Containment changes apply in order: an unpack may follow a pack in one batch.
         run: list[tuple[Any, ...]] = []
         kind = None
         sql = {
             "add": "INSERT INTO containment (child, parent, start_seq, start_utc) "
-                   "VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+            "VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
             "end": "UPDATE containment SET end_seq = ?, end_utc = ? "
-                   "WHERE child = ? AND parent = ? AND end_seq IS NULL",
-            "end_all": "UPDATE containment SET end_seq = ?, end_utc = ? "
-                       "WHERE parent = ? AND end_seq IS NULL",
+            "WHERE child = ? AND parent = ? AND end_seq IS NULL",
+            "end_all": "UPDATE containment SET end_seq = ?, end_utc = ? WHERE parent = ? AND end_seq IS NULL",
         }
         for op, row in [*batch.containment, ("flush", ())]:
             if op != kind and run:
@@ -88,8 +93,9 @@ def seqs_naming(conn: Connection, codes: Collection[str]) -> dict[int, tuple[str
     wanted = list(codes)
     for i in range(0, len(wanted), IN_CHUNK):
         for code, seq, part in conn.execute(
-            select(ident_entries.c.code, ident_entries.c.seq, ident_entries.c.part)
-            .where(ident_entries.c.code.in_(wanted[i : i + IN_CHUNK]))
+            select(ident_entries.c.code, ident_entries.c.seq, ident_entries.c.part).where(
+                ident_entries.c.code.in_(wanted[i : i + IN_CHUNK])
+            )
         ):
             out.setdefault(int(seq), (code, part))
     return out
@@ -104,8 +110,7 @@ def event_rows(conn: Connection, seqs: Collection[int]) -> dict[int, dict[str, A
     return out
 
 
-def edges_from(conn: Connection, codes: Collection[str], *, forward: bool
-               ) -> list[tuple[str, str, str]]:
+def edges_from(conn: Connection, codes: Collection[str], *, forward: bool) -> list[tuple[str, str, str]]:
     """(from, to, via) lineage and containment edges leaving ``codes``.
 
     Forward: what each became (transformation outputs, lot items) or held (children).
@@ -117,10 +122,17 @@ def edges_from(conn: Connection, codes: Collection[str], *, forward: bool
     src, dst = ("src", "dst") if forward else ("dst", "src")
     outer, inner = ("parent", "child") if forward else ("child", "parent")
     out: list[tuple[str, str, str]] = [
-        (a, b, kind) for a, b, kind in rows_in(
-            conn, f"SELECT DISTINCT {src}, {dst}, kind FROM lineage WHERE {src} IN", src, wanted)]
-    out += [(a, b, "aggregation") for a, b in rows_in(
-        conn, f"SELECT DISTINCT {outer}, {inner} FROM containment WHERE {outer} IN", outer, wanted)]
+        (a, b, kind)
+        for a, b, kind in rows_in(
+            conn, f"SELECT DISTINCT {src}, {dst}, kind FROM lineage WHERE {src} IN", src, wanted
+        )
+    ]
+    out += [
+        (a, b, "aggregation")
+        for a, b in rows_in(
+            conn, f"SELECT DISTINCT {outer}, {inner} FROM containment WHERE {outer} IN", outer, wanted
+        )
+    ]
     return out
 
 
@@ -129,8 +141,9 @@ _STATE_COLUMNS = ("code", "disposition", "owner", "location", "sold", "last_seq"
 
 def states(conn: Connection, codes: Collection[str]) -> dict[str, dict[str, Any]]:
     """code -> its current state row, for those of ``codes`` the ledger has seen."""
-    rows = rows_in(conn, f"SELECT {', '.join(_STATE_COLUMNS)} FROM current_state WHERE code IN",
-                   "code", list(codes))
+    rows = rows_in(
+        conn, f"SELECT {', '.join(_STATE_COLUMNS)} FROM current_state WHERE code IN", "code", list(codes)
+    )
     return {r[0]: dict(zip(_STATE_COLUMNS, r, strict=True)) for r in rows}
 
 
@@ -140,13 +153,17 @@ def produced_by(conn: Connection, codes: Collection[str], party: str) -> set[str
     wanted = list(codes)
     for i in range(0, len(wanted), IN_CHUNK):
         rows = conn.execute(
-            select(ident_entries.c.code).distinct()
+            select(ident_entries.c.code)
+            .distinct()
             .join(events, events.c.seq == ident_entries.c.seq)
-            .where(ident_entries.c.code.in_(wanted[i : i + IN_CHUNK]),
-                   events.c.signer == party, events.c.stage == "production"))
+            .where(
+                ident_entries.c.code.in_(wanted[i : i + IN_CHUNK]),
+                events.c.signer == party,
+                events.c.stage == "production",
+            )
+        )
         out.update(r[0] for r in rows)
     return out
-
 
 
 def lot_members(conn: Connection, lot: str) -> list[tuple[str, int]]:
@@ -155,12 +172,12 @@ def lot_members(conn: Connection, lot: str) -> list[tuple[str, int]]:
     rows = conn.execute(
         select(lineage.c.dst, func.min(lineage.c.seq))
         .where(lineage.c.src == lot, lineage.c.kind == "lot")
-        .group_by(lineage.c.dst))
+        .group_by(lineage.c.dst)
+    )
     return [(r[0], int(r[1])) for r in rows]
 
 
-def seq_bounds_for_time(conn: Connection, since: str | None, until: str | None
-                        ) -> tuple[int, int | None]:
+def seq_bounds_for_time(conn: Connection, since: str | None, until: str | None) -> tuple[int, int | None]:
     """[lo, hi) of the seqs the ledger recorded at ``since`` <= time < ``until``.
 
     Every entry of a batch carries the batch's ledger time, and so does the checkpoint the
@@ -170,19 +187,34 @@ def seq_bounds_for_time(conn: Connection, since: str | None, until: str | None
     lo, hi = 0, None
     if since is not None:
         # The last batch recorded before ``since`` ends where the range starts.
-        row = conn.execute(select(checkpoints.c.size).where(checkpoints.c.time < since)
-                           .order_by(checkpoints.c.size.desc()).limit(1)).first()
+        row = conn.execute(
+            select(checkpoints.c.size)
+            .where(checkpoints.c.time < since)
+            .order_by(checkpoints.c.size.desc())
+            .limit(1)
+        ).first()
         lo = int(row[0]) if row else 0
     if until is not None:
-        row = conn.execute(select(checkpoints.c.size).where(checkpoints.c.time < until)
-                           .order_by(checkpoints.c.size.desc()).limit(1)).first()
+        row = conn.execute(
+            select(checkpoints.c.size)
+            .where(checkpoints.c.time < until)
+            .order_by(checkpoints.c.size.desc())
+            .limit(1)
+        ).first()
         hi = int(row[0]) if row else 0
     return lo, hi
 
 
-def entry_page(conn: Connection, *, after: int, limit: int, lo: int = 0, hi: int | None = None,
-               signer: str | None = None, stage: str | None = None
-               ) -> list[tuple[int, bytes, bytes]]:
+def entry_page(
+    conn: Connection,
+    *,
+    after: int,
+    limit: int,
+    lo: int = 0,
+    hi: int | None = None,
+    signer: str | None = None,
+    stage: str | None = None,
+) -> list[tuple[int, bytes, bytes]]:
     """(seq, leaf hash, entry bytes) of up to ``limit`` entries with seq > ``after`` in
     [lo, hi), by signer and (for events) stage, in seq order: a keyset page."""
     q = select(entries.c.seq, entries.c.leaf_hash, entries.c.entry)
@@ -203,28 +235,45 @@ def entry_page(conn: Connection, *, after: int, limit: int, lo: int = 0, hi: int
 
 def first_recall(conn: Connection, code: str, before: int) -> tuple[int, str] | None:
     """(seq, UTC time) of the first recall mark of ``code`` below seq ``before``."""
-    rows = run(conn, "SELECT seq, utc FROM code_marks WHERE code = ? AND mark = 'recalled' "
-                     "AND seq < ?", (code, before))
+    rows = run(
+        conn,
+        "SELECT seq, utc FROM code_marks WHERE code = ? AND mark = 'recalled' AND seq < ?",
+        (code, before),
+    )
     return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
 
 def lot_edges_to(conn: Connection, code: str, before: int) -> list[tuple[str, int]]:
     """(lot, seq) of the entries below ``before`` that made ``code`` an item of a lot."""
-    return [(str(a), int(b)) for a, b in run(
-        conn, "SELECT src, seq FROM lineage WHERE kind = 'lot' AND dst = ? AND seq < ?",
-        (code, before))]
+    return [
+        (str(a), int(b))
+        for a, b in run(
+            conn, "SELECT src, seq FROM lineage WHERE kind = 'lot' AND dst = ? AND seq < ?", (code, before)
+        )
+    ]
 
 
 def packings_of(conn: Connection, child: str, before: int) -> list[tuple[str, int]]:
     """(container, seq) of the entries below ``before`` that packed ``child``."""
-    return [(str(a), int(b)) for a, b in run(
-        conn, "SELECT parent, start_seq FROM containment WHERE child = ? AND start_seq < ?",
-        (child, before))]
+    return [
+        (str(a), int(b))
+        for a, b in run(
+            conn,
+            "SELECT parent, start_seq FROM containment WHERE child = ? AND start_seq < ?",
+            (child, before),
+        )
+    ]
 
 
 def lineage_seqs(conn: Connection, src: str, kind: str) -> list[int]:
     """Seqs of the events that drew ``kind`` lineage edges from ``src`` (for a lot: the
     commissioning events of its items)."""
-    return [int(r[0]) for r in conn.execute(
-        select(lineage.c.seq).where(lineage.c.src == src, lineage.c.kind == kind).distinct()
-        .order_by(lineage.c.seq))]
+    return [
+        int(r[0])
+        for r in conn.execute(
+            select(lineage.c.seq)
+            .where(lineage.c.src == src, lineage.c.kind == kind)
+            .distinct()
+            .order_by(lineage.c.seq)
+        )
+    ]

@@ -44,25 +44,57 @@ from tools.cli import (
 from tools.cli.common import EXIT_STOPPED, Commands, silence_stdout
 
 COMMANDS: tuple[Callable[[Commands], None], ...] = (
-    setup.add_init, setup.add_demo, serve.add_serve, tiles.add_tiles, setup.add_token,
-    serve.add_agent, labels.add_scans, witness.add_witness, proofs.add_monitor, setup.add_keygen,
-    party.add_party, submit.add_sign, submit.add_submit, submit.add_entry, submit.add_shred,
-    trace.add_trace, audit.add_reindex, proofs.add_checkpoint, proofs.add_log_key,
-    proofs.add_prove, proofs.add_bundle, proofs.add_verify, audit.add_audit,
-    compliance.add_credit, compliance.add_stats, epcis.add_epcis, ceb.add_ceb,
-    compliance.add_findings, compliance.add_list, compliance.add_tax, labels.add_qr,
+    setup.add_init,
+    setup.add_demo,
+    serve.add_serve,
+    tiles.add_tiles,
+    setup.add_token,
+    serve.add_agent,
+    labels.add_scans,
+    witness.add_witness,
+    proofs.add_monitor,
+    setup.add_keygen,
+    party.add_party,
+    submit.add_sign,
+    submit.add_submit,
+    submit.add_entry,
+    submit.add_shred,
+    trace.add_trace,
+    audit.add_reindex,
+    proofs.add_checkpoint,
+    proofs.add_log_key,
+    proofs.add_prove,
+    proofs.add_bundle,
+    proofs.add_verify,
+    audit.add_audit,
+    compliance.add_credit,
+    compliance.add_stats,
+    epcis.add_epcis,
+    ceb.add_ceb,
+    compliance.add_findings,
+    compliance.add_list,
+    compliance.add_tax,
+    labels.add_qr,
 )
 
 # Commands whose entries have landed by the time they print; see _stdout_closed.
-_APPENDS = {"init", "party register", "party rotate", "party revoke", "shred", "list load",
-            "epcis import", "demo", "party delegate"}
+_APPENDS = {
+    "init",
+    "party register",
+    "party rotate",
+    "party revoke",
+    "shred",
+    "list load",
+    "epcis import",
+    "demo",
+    "party delegate",
+}
 
 
 def _ledger(home: Home) -> Ledger:
     """The ledger a command opens. Commands reach it through this package (see
     common.open_ledger), so whoever replaces it here replaces it for all of them."""
-    return Ledger(Store(), note_signer=home.note_signer_if_any(),
-                  log_key=home.published_log_key())
+    return Ledger(Store(), note_signer=home.note_signer_if_any(), log_key=home.published_log_key())
 
 
 def parser() -> argparse.ArgumentParser:
@@ -108,12 +140,18 @@ def _stdout_closed(args: argparse.Namespace) -> int:
     stops, as filters do under ``| head``; one that appended says so, since the receipts
     of what landed were not all seen (``submit`` stops between batches on its own)."""
     silence_stdout()
-    sub = (getattr(args, "party_command", None) or getattr(args, "list_command", None)
-           or getattr(args, "epcis_command", None))
+    sub = (
+        getattr(args, "party_command", None)
+        or getattr(args, "list_command", None)
+        or getattr(args, "epcis_command", None)
+    )
     if " ".join(filter(None, (args.command, sub))) not in _APPENDS:
         return 0
-    print("stopped: stdout was closed before the output was all written; what was appended "
-          "stays appended (`suyuan checkpoint` shows the ledger's size)", file=sys.stderr)
+    print(
+        "stopped: stdout was closed before the output was all written; what was appended "
+        "stays appended (`suyuan checkpoint` shows the ledger's size)",
+        file=sys.stderr,
+    )
     return EXIT_STOPPED
 
 

@@ -55,10 +55,22 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
         if a.json:
             out(doc)
         else:
-            out({"report": a.report, "ok": doc["integrity"]["ok"],
-                 "problems": len(doc["integrity"]["problems"]),
-                 **({"scope": doc["scope"]["code"], "scopeOk": doc["scope"]["ok"],
-                     "scopeEntries": len(doc["scope"]["entries"])} if a.scope else {})})
+            out(
+                {
+                    "report": a.report,
+                    "ok": doc["integrity"]["ok"],
+                    "problems": len(doc["integrity"]["problems"]),
+                    **(
+                        {
+                            "scope": doc["scope"]["code"],
+                            "scopeOk": doc["scope"]["ok"],
+                            "scopeEntries": len(doc["scope"]["entries"]),
+                        }
+                        if a.scope
+                        else {}
+                    ),
+                }
+            )
         ok = doc["integrity"]["ok"] and (not a.scope or doc["scope"]["ok"])
         return 0 if ok else 1
     rep = audit(led.store, progress=progress, log_key=led.published_log_key)
@@ -70,24 +82,32 @@ def cmd_audit(a: argparse.Namespace, home: Home) -> int:
         for p in rep.problems:
             print(p.line(), file=sys.stderr)
         status = "sound" if rep.ok else f"{len(rep.problems)} problem(s)"
-        print(f"audit: {rep.entries} entries, {rep.signatures} signatures, "
-              f"{rep.checkpoints} checkpoints, {rep.nodes} tree nodes: {status}",
-              file=sys.stderr)
+        print(
+            f"audit: {rep.entries} entries, {rep.signatures} signatures, "
+            f"{rep.checkpoints} checkpoints, {rep.nodes} tree nodes: {status}",
+            file=sys.stderr,
+        )
     return 0 if rep.ok else 1
 
 
 def add_reindex(sub: Commands) -> None:
-    sub.add_parser("reindex", help="rebuild every projection from entries").set_defaults(
-        fn=cmd_reindex)
+    sub.add_parser("reindex", help="rebuild every projection from entries").set_defaults(fn=cmd_reindex)
 
 
 def add_audit(sub: Commands) -> None:
     s = sub.add_parser("audit", help="check the whole ledger; --report writes the HTML report")
-    s.add_argument("--json", action="store_true",
-                   help="the JSON report on stdout and nothing on stderr (with --report or "
-                        "--scope: the whole report's data); without it, a summary on stderr too")
-    s.add_argument("--report", metavar="FILE",
-                   help="write the audit report (integrity, findings, statistics, credit) as HTML")
-    s.add_argument("--scope", metavar="CODE",
-                   help="also audit one product chain: its entries with verified proofs")
+    s.add_argument(
+        "--json",
+        action="store_true",
+        help="the JSON report on stdout and nothing on stderr (with --report or "
+        "--scope: the whole report's data); without it, a summary on stderr too",
+    )
+    s.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the audit report (integrity, findings, statistics, credit) as HTML",
+    )
+    s.add_argument(
+        "--scope", metavar="CODE", help="also audit one product chain: its entries with verified proofs"
+    )
     s.set_defaults(fn=cmd_audit)

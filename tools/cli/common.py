@@ -50,17 +50,21 @@ def open_ledger(home: Home) -> Ledger:
     nothing, when there is none (no SQLite file, or a database or schema without tables)."""
     missing = _missing_database()
     if missing is not None:
-        raise LedgerError(f"there is no ledger at {missing} (no such file); run `suyuan init` "
-                          "to create one, or set SUYUAN_DB to the ledger's database URL",
-                          code="no_ledger")
+        raise LedgerError(
+            f"there is no ledger at {missing} (no such file); run `suyuan init` "
+            "to create one, or set SUYUAN_DB to the ledger's database URL",
+            code="no_ledger",
+        )
     # Through the package's `_ledger`, so that replacing it there (the in-process tests do,
     # to dispose of every store a command opens) replaces it for every command.
     led = cli._ledger(home)
     if not led.store.is_initialised():
         led.store.dispose()
-        raise LedgerError("this database holds no ledger (it has no tables); run `suyuan init` "
-                          "to create one, or set SUYUAN_DB to the ledger's database URL",
-                          code="no_ledger")
+        raise LedgerError(
+            "this database holds no ledger (it has no tables); run `suyuan init` "
+            "to create one, or set SUYUAN_DB to the ledger's database URL",
+            code="no_ledger",
+        )
     return led
 
 
@@ -92,6 +96,9 @@ def journey_or_refuse(store: Store, code: str, *, allow_empty: bool) -> dict[str
     (404), unless an empty journey is what the caller wants."""
     doc = trace.journey(store, code)
     if not doc["journey"] and not allow_empty:
-        raise NotFound(f"the ledger has no event about {doc['code']}; check the code, or give "
-                       "--allow-empty to print an empty journey", code="not_found")
+        raise NotFound(
+            f"the ledger has no event about {doc['code']}; check the code, or give "
+            "--allow-empty to print an empty journey",
+            code="not_found",
+        )
     return doc

@@ -19,8 +19,9 @@ def cmd_findings(a: argparse.Namespace, home: Home) -> int:
     if a.summary:
         out(findings_summary(store))
         return 0
-    for f in list_findings(store, rule=a.rule, party=a.party, code=a.code, severity=a.severity,
-                           since_seq=a.since, limit=a.limit):
+    for f in list_findings(
+        store, rule=a.rule, party=a.party, code=a.code, severity=a.severity, since_seq=a.since, limit=a.limit
+    ):
         out(f.as_dict())
     return 0
 
@@ -30,17 +31,29 @@ def cmd_list_load(a: argparse.Namespace, home: Home) -> int:
     doc = read_json_file(a.file)
     entries = doc.get("entries") if isinstance(doc, dict) else None
     if not isinstance(doc, dict) or doc.get("list") != "positive" or not isinstance(entries, list):
-        raise MalformedInput(f"{a.file} must be a positive-list file like "
-                             "schemas/positive-list.sample.json: list \"positive\" and entries")
+        raise MalformedInput(
+            f"{a.file} must be a positive-list file like "
+            'schemas/positive-list.sample.json: list "positive" and entries'
+        )
     codes = [e.get("hsCode") if isinstance(e, dict) else e for e in entries]
     if not codes or not all(isinstance(c, str) for c in codes):
         raise MalformedInput(f"every entry of {a.file} needs an hsCode string")
     reason = doc.get("reason") if isinstance(doc.get("reason"), str) else a.file
     key = home.keys.load(a.key)
-    envs = [sign_one(kind="list.update", signer=a.signer, key=key,
-                     body={"list": "positive", "action": a.action,
-                           "hsCodes": codes[i : i + LIST_CHUNK], "reason": reason})
-            for i in range(0, len(codes), LIST_CHUNK)]
+    envs = [
+        sign_one(
+            kind="list.update",
+            signer=a.signer,
+            key=key,
+            body={
+                "list": "positive",
+                "action": a.action,
+                "hsCodes": codes[i : i + LIST_CHUNK],
+                "reason": reason,
+            },
+        )
+        for i in range(0, len(codes), LIST_CHUNK)
+    ]
     for r in open_ledger(home).append_batch(envs):
         out(r.as_dict())
     return 0
@@ -84,8 +97,9 @@ def add_credit(sub: Commands) -> None:
 
 
 def add_stats(sub: Commands) -> None:
-    sub.add_parser("stats", help="statistics: stages by month, trade, origins, clearance time"
-                   ).set_defaults(fn=cmd_stats)
+    sub.add_parser("stats", help="statistics: stages by month, trade, origins, clearance time").set_defaults(
+        fn=cmd_stats
+    )
 
 
 def add_findings(sub: Commands) -> None:

@@ -30,8 +30,9 @@ def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
                 document, media = canonical.parse_json(raw), "application/ld+json"
             except MalformedInput as e:
                 raise MalformedInput(f"{name}: {e.message}", code=e.code) from None
-        done = epcis.import_epcis(led, document, signer=a.signer, key=home.keys.load(a.key),
-                                  source=name, media_type=media)
+        done = epcis.import_epcis(
+            led, document, signer=a.signer, key=home.keys.load(a.key), source=name, media_type=media
+        )
         for r in done.events:
             out(r.as_dict())
         for r in done.masterdata:
@@ -59,10 +60,10 @@ def cmd_epcis(a: argparse.Namespace, home: Home) -> int:
 def add_epcis(sub: Commands) -> None:
     epcis_p = sub.add_parser("epcis", help="import or export EPCIS 2.0 documents")
     esub = epcis_p.add_subparsers(dest="epcis_command", required=True)
-    s = esub.add_parser("import", help="sign each event as one party; one batch, one receipt "
-                        "per line")
-    s.add_argument("file", help="EPCISDocument or EPCISQueryDocument (JSON-LD, or EPCIS 2.0 / 1.2 "
-                   "XML), or - for stdin")
+    s = esub.add_parser("import", help="sign each event as one party; one batch, one receipt per line")
+    s.add_argument(
+        "file", help="EPCISDocument or EPCISQueryDocument (JSON-LD, or EPCIS 2.0 / 1.2 XML), or - for stdin"
+    )
     s.add_argument("--signer", required=True, help="the party id that signs every event")
     s.add_argument("--key", required=True, help="name of the party's key in SUYUAN_HOME")
     s.set_defaults(fn=cmd_epcis)
@@ -72,6 +73,10 @@ def add_epcis(sub: Commands) -> None:
     way.add_argument("--up", action="store_true", help="with everything upstream of it")
     way.add_argument("--down", action="store_true", help="with everything downstream of it")
     s.add_argument("--out", metavar="FILE", help="write the document here instead of stdout")
-    s.add_argument("--format", choices=("json", "xml"), default="json",
-                   help="JSON-LD (default) or EPCIS 2.0 XML, checked against GS1's XSD")
+    s.add_argument(
+        "--format",
+        choices=("json", "xml"),
+        default="json",
+        help="JSON-LD (default) or EPCIS 2.0 XML, checked against GS1's XSD",
+    )
     s.set_defaults(fn=cmd_epcis)

@@ -15,10 +15,12 @@ from ledger.log.sequencer import Ledger
 from tools.cli.common import Commands, journey_or_refuse, open_ledger, out, read_json_file
 from tools.cli.tiles import tiles_fetch
 
-UNPINNED = ("no --log-key given: the bundle was checked only against the key it carries, "
-            "which proves nothing about which ledger wrote it; pin the ledger's published key "
-            "with --log-key (suyuan log-key), or give --trust-bundle-key to accept a "
-            "self-consistent bundle")
+UNPINNED = (
+    "no --log-key given: the bundle was checked only against the key it carries, "
+    "which proves nothing about which ledger wrote it; pin the ledger's published key "
+    "with --log-key (suyuan log-key), or give --trust-bundle-key to accept a "
+    "self-consistent bundle"
+)
 
 
 def cmd_checkpoint(a: argparse.Namespace, home: Home) -> int:
@@ -54,8 +56,7 @@ def _bundle_seqs(led: Ledger, items: Sequence[str]) -> list[int]:
         if item.isascii() and item.isdigit():
             seqs.append(int(item))
             continue
-        seqs += [step["seq"] for step in journey_or_refuse(led.store, item,
-                                                           allow_empty=False)["journey"]]
+        seqs += [step["seq"] for step in journey_or_refuse(led.store, item, allow_empty=False)["journey"]]
     return seqs
 
 
@@ -79,13 +80,14 @@ def cmd_verify(a: argparse.Namespace, home: Home) -> int:
         raise MalformedInput("give a bundle FILE, or --tiles URL with --seq N…", code="usage")
     if a.tiles is not None:
         if not log_key:
-            raise MalformedInput("--tiles needs --log-key (or SUYUAN_LOG_KEY): a mirror cannot "
-                                 "vouch for the log's key", code="usage")
+            raise MalformedInput(
+                "--tiles needs --log-key (or SUYUAN_LOG_KEY): a mirror cannot vouch for the log's key",
+                code="usage",
+            )
         doc = bundle_from_tiles(tiles_fetch(a.tiles), a.seq)
     else:
         doc = read_json_file(a.file)
-    res = verify_bundle(doc, log_key=log_key,
-                        witness_keys=a.witness_key or (), quorum=a.quorum)
+    res = verify_bundle(doc, log_key=log_key, witness_keys=a.witness_key or (), quorum=a.quorum)
     doc = res.as_dict()
     if not res.trusted_key and not a.trust_bundle_key:
         # The key inside the bundle is whatever its maker put there: checked against it, a
@@ -94,8 +96,11 @@ def cmd_verify(a: argparse.Namespace, home: Home) -> int:
         doc["problems"] = [*doc["problems"], UNPINNED]
     out(doc)
     if not res.trusted_key and a.trust_bundle_key:
-        print("warning: --trust-bundle-key: checked against the key inside the bundle, which "
-              "proves only that the bundle is self-consistent", file=sys.stderr)
+        print(
+            "warning: --trust-bundle-key: checked against the key inside the bundle, which "
+            "proves only that the bundle is self-consistent",
+            file=sys.stderr,
+        )
     for p in doc["problems"]:
         print(p, file=sys.stderr)
     return 0 if doc["ok"] else 1
@@ -111,12 +116,15 @@ def cmd_monitor(a: argparse.Namespace, home: Home) -> int:
         raise MalformedInput("give the ledger's URL, or --tiles URL", code="usage")
     if a.tiles is not None:
         if not a.log_key:
-            raise MalformedInput("--tiles needs --log-key: a mirror cannot vouch for the log's "
-                                 "key", code="usage")
+            raise MalformedInput(
+                "--tiles needs --log-key: a mirror cannot vouch for the log's key", code="usage"
+            )
         tile_fetch = tiles_fetch(a.tiles)
     elif a.witness_key:
-        raise MalformedInput("--witness-key is for --tiles; the ledger's own API is followed "
-                             "by size and proof alone", code="usage")
+        raise MalformedInput(
+            "--witness-key is for --tiles; the ledger's own API is followed by size and proof alone",
+            code="usage",
+        )
     base = (a.url or a.tiles).rstrip("/")
 
     def fetch(path: str) -> str:
@@ -128,8 +136,13 @@ def cmd_monitor(a: argparse.Namespace, home: Home) -> int:
     while True:
         try:
             if a.tiles is not None:
-                obs = observe_tiles(tile_fetch, Path(a.state), log_key=a.log_key,
-                                    witness_keys=a.witness_key or (), quorum=a.quorum)
+                obs = observe_tiles(
+                    tile_fetch,
+                    Path(a.state),
+                    log_key=a.log_key,
+                    witness_keys=a.witness_key or (),
+                    quorum=a.quorum,
+                )
             else:
                 obs = observe(fetch, Path(a.state), log_key=a.log_key)
         except httpx.HTTPError as e:
@@ -167,9 +180,12 @@ def add_prove(sub: Commands) -> None:
 
 def add_bundle(sub: Commands) -> None:
     s = sub.add_parser("bundle", help="an offline trace bundle of entries")
-    s.add_argument("items", nargs="+", metavar="SEQ|CODE",
-                   help="a seq, or a product code (Digital Link or EPC URN): every entry of "
-                        "its journey")
+    s.add_argument(
+        "items",
+        nargs="+",
+        metavar="SEQ|CODE",
+        help="a seq, or a product code (Digital Link or EPC URN): every entry of its journey",
+    )
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_bundle)
 
@@ -177,34 +193,52 @@ def add_bundle(sub: Commands) -> None:
 def add_verify(sub: Commands) -> None:
     s = sub.add_parser("verify", help="check a trace bundle offline, or entries from tiles")
     s.add_argument("file", nargs="?")
-    s.add_argument("--tiles", metavar="URL",
-                   help="build the bundle from a tlog-tiles URL (a mirror, a CDN) or directory; "
-                   "needs --log-key and --seq")
+    s.add_argument(
+        "--tiles",
+        metavar="URL",
+        help="build the bundle from a tlog-tiles URL (a mirror, a CDN) or directory; "
+        "needs --log-key and --seq",
+    )
     s.add_argument("--seq", type=int, nargs="+", help="with --tiles: the entries to verify")
-    s.add_argument("--log-key", help="the ledger's published verifier key (suyuan log-key; "
-                   "default SUYUAN_LOG_KEY)")
-    s.add_argument("--trust-bundle-key", action="store_true",
-                   help="without --log-key, accept the key inside the bundle (ok then means "
-                        "only self-consistent)")
-    s.add_argument("--witness-key", action="append",
-                   help="a witness's cosigner key to count (repeat for several)")
-    s.add_argument("--quorum", type=int, default=0,
-                   help="how many of the given witnesses must have cosigned (default 0)")
+    s.add_argument(
+        "--log-key", help="the ledger's published verifier key (suyuan log-key; default SUYUAN_LOG_KEY)"
+    )
+    s.add_argument(
+        "--trust-bundle-key",
+        action="store_true",
+        help="without --log-key, accept the key inside the bundle (ok then means only self-consistent)",
+    )
+    s.add_argument(
+        "--witness-key", action="append", help="a witness's cosigner key to count (repeat for several)"
+    )
+    s.add_argument(
+        "--quorum", type=int, default=0, help="how many of the given witnesses must have cosigned (default 0)"
+    )
     s.set_defaults(fn=cmd_verify)
 
 
 def add_monitor(sub: Commands) -> None:
     s = sub.add_parser("monitor", help="follow a ledger's checkpoints; alarm on fork or rollback")
     s.add_argument("url", nargs="?", help="the ledger's base URL, e.g. http://127.0.0.1:8000")
-    s.add_argument("--tiles", metavar="URL",
-                   help="follow a tlog-tiles URL (a mirror, a CDN) or directory instead: proofs "
-                   "from tiles; needs --log-key")
+    s.add_argument(
+        "--tiles",
+        metavar="URL",
+        help="follow a tlog-tiles URL (a mirror, a CDN) or directory instead: proofs "
+        "from tiles; needs --log-key",
+    )
     s.add_argument("--state", required=True, help="file keeping the pinned key and last size")
     s.add_argument("--log-key", help="pin this verifier key (default: trust on first use)")
-    s.add_argument("--witness-key", action="append",
-                   help="with --tiles: a witness's cosigner key to count (repeat for several)")
-    s.add_argument("--quorum", type=int, default=0,
-                   help="with --tiles: follow only checkpoints this many of them cosigned")
+    s.add_argument(
+        "--witness-key",
+        action="append",
+        help="with --tiles: a witness's cosigner key to count (repeat for several)",
+    )
+    s.add_argument(
+        "--quorum",
+        type=int,
+        default=0,
+        help="with --tiles: follow only checkpoints this many of them cosigned",
+    )
     s.add_argument("--every", type=float, help="poll every N seconds instead of once")
     s.add_argument("--rounds", type=int, default=0, help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_monitor)

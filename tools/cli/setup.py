@@ -41,11 +41,24 @@ def cmd_init(a: argparse.Namespace, home: Home) -> int:
     with home.init_lock():  # an init from this home that is under way finishes first
         refuse_initialised(led)
         _refuse_home_in_use(home)
-        receipt = create_ledger(led, home, origin=a.origin, registrar_id=a.registrar_id,
-                                registrar_name=a.registrar_name, signer=signer,
-                                registrar_key=reg_key)
-    out({"origin": a.origin, "logKey": signer.verifier_key(), "registrar": a.registrar_id,
-         "registrarKey": reg_key.key_id, "genesis": receipt.as_dict()})
+        receipt = create_ledger(
+            led,
+            home,
+            origin=a.origin,
+            registrar_id=a.registrar_id,
+            registrar_name=a.registrar_name,
+            signer=signer,
+            registrar_key=reg_key,
+        )
+    out(
+        {
+            "origin": a.origin,
+            "logKey": signer.verifier_key(),
+            "registrar": a.registrar_id,
+            "registrarKey": reg_key.key_id,
+            "genesis": receipt.as_dict(),
+        }
+    )
     return 0
 
 
@@ -56,8 +69,13 @@ def _refuse_home_in_use(home: Home) -> None:
     # tools.demo (the scenario, 1,400 lines) is imported only when the home holds keys.
     from tools.demo import holds_demo_keys
 
-    raise home_in_use(home, files, whose="the demo, which anyone can derive from its public seed"
-                      if holds_demo_keys(home) else "another ledger")
+    raise home_in_use(
+        home,
+        files,
+        whose="the demo, which anyone can derive from its public seed"
+        if holds_demo_keys(home)
+        else "another ledger",
+    )
 
 
 def cmd_demo(a: argparse.Namespace, home: Home) -> int:
@@ -101,13 +119,18 @@ def add_init(sub: Commands) -> None:
 
 def add_demo(sub: Commands) -> None:
     s = sub.add_parser("demo", help="build a fresh ledger with the Tangshan CBEC scenario")
-    s.add_argument("--scale", type=float, default=1.0,
-                   help="volume of goods and orders (1: about 6,000 entries)")
+    s.add_argument(
+        "--scale", type=float, default=1.0, help="volume of goods and orders (1: about 6,000 entries)"
+    )
     s.add_argument("--serve", action="store_true", help="then serve it, as `suyuan serve`")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--ceb", metavar="DIR", help="instead, write the 1210 and 9610 flows' orders, "
-                   "payments, waybills, inventories and releases as China Customs messages")
+    s.add_argument(
+        "--ceb",
+        metavar="DIR",
+        help="instead, write the 1210 and 9610 flows' orders, "
+        "payments, waybills, inventories and releases as China Customs messages",
+    )
     s.set_defaults(fn=cmd_demo)
 
 

@@ -106,8 +106,11 @@ def cmd_submit(a: argparse.Namespace, home: Home) -> int:
         # `suyuan submit … | head -1`: nobody reads the receipts any more, so stop here;
         # what landed is witnessed as usual.
         silence_stdout()
-        print(f"stopped: stdout was closed after {landed:,} envelopes had landed (the ledger's "
-              f"size is now {led.size():,}); the rest was not submitted", file=sys.stderr)
+        print(
+            f"stopped: stdout was closed after {landed:,} envelopes had landed (the ledger's "
+            f"size is now {led.size():,}); the rest was not submitted",
+            file=sys.stderr,
+        )
         _witness_landed(home, led, landed)
         return EXIT_STOPPED
     except Exception:
@@ -127,9 +130,11 @@ def _witness_landed(home: Home, led: Ledger, landed: int) -> None:
     if witnessing is None or not landed:
         return
     res = gather(led, witnessing, http_post)
-    print(f"witnessed: {len(res.cosigned)} of {len(witnessing.witnesses)} cosigned "
-          f"size {res.size} (quorum {res.quorum})"
-          + "".join(f"; {k}: {v}" for k, v in res.errors.items()), file=sys.stderr)
+    print(
+        f"witnessed: {len(res.cosigned)} of {len(witnessing.witnesses)} cosigned "
+        f"size {res.size} (quorum {res.quorum})" + "".join(f"; {k}: {v}" for k, v in res.errors.items()),
+        file=sys.stderr,
+    )
 
 
 def cmd_entry(a: argparse.Namespace, home: Home) -> int:
@@ -153,8 +158,9 @@ def add_sign(sub: Commands) -> None:
     s.add_argument("--signer", required=True)
     s.add_argument("--kind", default="event", choices=sorted(KINDS - {"genesis"}))
     s.add_argument("body", help="JSON file with the body, or - for stdin")
-    s.add_argument("--private", metavar="FILE",
-                   help="JSON object kept off the chain; the statement commits to it")
+    s.add_argument(
+        "--private", metavar="FILE", help="JSON object kept off the chain; the statement commits to it"
+    )
     s.set_defaults(fn=cmd_sign)
 
 
@@ -168,8 +174,11 @@ def add_submit(sub: Commands) -> None:
 def add_entry(sub: Commands) -> None:
     s = sub.add_parser("entry", help="one entry, exact bytes and decoded")
     s.add_argument("seq", type=int)
-    s.add_argument("--viewer", default="public",
-                   help="public (default), regulator, or party:<id>: who may see private data")
+    s.add_argument(
+        "--viewer",
+        default="public",
+        help="public (default), regulator, or party:<id>: who may see private data",
+    )
     s.set_defaults(fn=cmd_entry)
 
 

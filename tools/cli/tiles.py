@@ -58,9 +58,14 @@ def tiles_fetch(base: str) -> TileFetch:
 def add_tiles(sub: Commands) -> None:
     tiles_p = sub.add_parser("tiles", help="the log as C2SP tlog-tiles static files")
     tsub = tiles_p.add_subparsers(dest="tiles_command", required=True)
-    s = tsub.add_parser("export", help="write (incrementally) checkpoint and tile/ into DIR, "
-                        "for any web server, object store or CDN")
+    s = tsub.add_parser(
+        "export",
+        help="write (incrementally) checkpoint and tile/ into DIR, for any web server, object store or CDN",
+    )
     s.add_argument("dir")
-    s.add_argument("--full", action="store_true",
-                   help="write every tile again, not only what changed since the last export")
+    s.add_argument(
+        "--full",
+        action="store_true",
+        help="write every tile again, not only what changed since the last export",
+    )
     s.set_defaults(fn=cmd_tiles)

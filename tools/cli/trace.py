@@ -23,16 +23,20 @@ def cmd_trace(a: argparse.Namespace, home: Home) -> int:
 
 
 def add_trace(sub: Commands) -> None:
-    for name, text in (("trace", "an item's journey, through its containers"),
-                       ("upstream", "what it was made from or packed in"),
-                       ("downstream", "what it became, contained, where it went"),
-                       ("recall", "everything downstream, with owner and place")):
+    for name, text in (
+        ("trace", "an item's journey, through its containers"),
+        ("upstream", "what it was made from or packed in"),
+        ("downstream", "what it became, contained, where it went"),
+        ("recall", "everything downstream, with owner and place"),
+    ):
         s = sub.add_parser(name, help=text)
         s.add_argument("code", help="GS1 Digital Link (any domain), EPC URN or GTIN")
         if name in ("upstream", "downstream"):
             s.add_argument("--depth", type=int, default=10, help="1..50 (default 10)")
         if name == "trace":
-            s.add_argument("--allow-empty", action="store_true",
-                           help="print an empty journey for a code the ledger never saw "
-                                "(default: error [not_found])")
+            s.add_argument(
+                "--allow-empty",
+                action="store_true",
+                help="print an empty journey for a code the ledger never saw (default: error [not_found])",
+            )
         s.set_defaults(fn=cmd_trace)

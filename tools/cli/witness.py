@@ -31,8 +31,9 @@ def _witness_key(home: Home, name: str, *, create: bool) -> Cosigner:
     try:
         doc = read_key_file(path)
     except FileNotFoundError:
-        raise LedgerError(f"no witness {name!r} here; run `suyuan witness init {name}`",
-                          code="not_found") from None
+        raise LedgerError(
+            f"no witness {name!r} here; run `suyuan witness init {name}`", code="not_found"
+        ) from None
     return Cosigner(text_in(doc, path, "name"), nacl.signing.SigningKey(seed_in(doc, path)))
 
 
@@ -65,8 +66,7 @@ def cmd_witness(a: argparse.Namespace, home: Home) -> int:
     if a.witness_command == "gather":
         w = witnessing_of(home)
         if w is None:
-            raise LedgerError("no witnesses configured; add one with `suyuan witness add`",
-                              code="config")
+            raise LedgerError("no witnesses configured; add one with `suyuan witness add`", code="config")
         res = gather(open_ledger(home), w, http_post)
         out(res.as_dict())
         return 0 if res.witnessed else 1
@@ -103,8 +103,12 @@ def add_witness(sub: Commands) -> None:
     s.set_defaults(fn=cmd_witness)
     s = wsub.add_parser("serve", help="C2SP tlog-witness POST /add-checkpoint")
     s.add_argument("--name", required=True)
-    s.add_argument("--log-key", action="append", required=True,
-                   help="verifier key of a log to follow (repeat for several)")
+    s.add_argument(
+        "--log-key",
+        action="append",
+        required=True,
+        help="verifier key of a log to follow (repeat for several)",
+    )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8010)
     s.set_defaults(fn=cmd_witness)

@@ -19,9 +19,7 @@ TABLES = ("entries", "merkle_nodes", "checkpoints", "parties", "party_keys", "lo
 def upgrade() -> None:
     # create_all fires the same after_create listeners that install the append-only
     # triggers, so a migrated database and a create_all one cannot differ.
-    schema.metadata.create_all(
-        op.get_bind(), tables=[schema.metadata.tables[t] for t in TABLES]
-    )
+    schema.metadata.create_all(op.get_bind(), tables=[schema.metadata.tables[t] for t in TABLES])
 
 
 def downgrade() -> None:

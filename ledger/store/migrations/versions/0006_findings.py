@@ -17,7 +17,8 @@ depends_on = None
 
 def upgrade() -> None:
     schema.metadata.create_all(
-        op.get_bind(), tables=[schema.metadata.tables[t] for t in schema.FINDINGS_TABLES])
+        op.get_bind(), tables=[schema.metadata.tables[t] for t in schema.FINDINGS_TABLES]
+    )
 
 
 def downgrade() -> None:

@@ -20,8 +20,7 @@ def upgrade() -> None:
     # Migration 0005 creates the scans table from the current schema, column included.
     if "visitor" not in {c["name"] for c in sa.inspect(bind).get_columns("scans")}:
         op.add_column("scans", sa.Column("visitor", sa.String(32), nullable=True))
-    op.execute("UPDATE scans SET visitor = 'scan-' || CAST(id AS VARCHAR(20)) "
-               "WHERE visitor IS NULL")
+    op.execute("UPDATE scans SET visitor = 'scan-' || CAST(id AS VARCHAR(20)) WHERE visitor IS NULL")
 
 
 def downgrade() -> None:

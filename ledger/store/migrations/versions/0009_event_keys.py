@@ -20,11 +20,11 @@ depends_on = None
 
 def upgrade() -> None:
     bind = op.get_bind()
-    schema.metadata.create_all(
-        bind, tables=[schema.metadata.tables[t] for t in schema.CAPTURE_TABLES])
+    schema.metadata.create_all(bind, tables=[schema.metadata.tables[t] for t in schema.CAPTURE_TABLES])
     rows = []
-    result = bind.exec_driver_sql("SELECT seq, signer, entry FROM entries "
-                                  "WHERE kind IN ('event', 'document') ORDER BY seq")
+    result = bind.exec_driver_sql(
+        "SELECT seq, signer, entry FROM entries WHERE kind IN ('event', 'document') ORDER BY seq"
+    )
     for seq, signer, raw in result:
         st = orjson.loads(bytes(raw))["envelope"]["statement"]
         key = capture_key(st["body"]) if st["kind"] == "event" else document_key(st["body"])

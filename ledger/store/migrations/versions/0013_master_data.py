@@ -19,8 +19,7 @@ depends_on = None
 
 def upgrade() -> None:
     bind = op.get_bind()
-    schema.metadata.create_all(
-        bind, tables=[schema.metadata.tables[t] for t in schema.MASTERDATA_TABLES])
+    schema.metadata.create_all(bind, tables=[schema.metadata.tables[t] for t in schema.MASTERDATA_TABLES])
     # Migration 0001 creates the parties table from the current schema, column included.
     if "name_en" not in {c["name"] for c in sa.inspect(bind).get_columns("parties")}:
         op.add_column("parties", sa.Column("name_en", sa.Text(), nullable=True))
