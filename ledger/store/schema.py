@@ -36,6 +36,9 @@ entries = Table(
     Column("entry", LargeBinary, nullable=False),
     Index("entries_statement_hash", "statement_hash", unique=True),
     Index("entries_signer", "signer", "seq"),
+    # The page's read of a product prefix's delegations (store/pagedb.py) picks the few
+    # ``prefix.delegate`` entries by kind; without it PostgreSQL scans every entry.
+    Index("entries_kind_signer", "kind", "signer"),
 )
 
 # One integer key per complete subtree, ``level << 56 | index`` (see node_key): an IN list
