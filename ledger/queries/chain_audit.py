@@ -11,10 +11,11 @@ from typing import Any
 from ledger.core import merkle
 from ledger.core.errors import LedgerError
 from ledger.core.note import Checkpoint, NoteVerifier
+from ledger.epcis.projection import normalise_code
 from ledger.log import verifier
 from ledger.log.sequencer import Ledger
 from ledger.queries.findings import list_findings
-from ledger.queries.trace import MAX_DEPTH, journey_steps, lineage, normalise_code
+from ledger.queries.trace import MAX_DEPTH, journey_steps, lineage
 from ledger.store import pagedb, tracedb
 
 

@@ -17,6 +17,7 @@ from ledger.core.times import utc_text
 from ledger.epcis.context import EPCIS_CONTEXT as EPCIS_CONTEXT  # re-exported: importers use it
 from ledger.epcis.context import DocumentRecord, InContext, SignedEvent, in_context, namespaces
 from ledger.epcis.event_hash import DOCUMENT_FIELDS, event_hash
+from ledger.epcis.projection import normalise_code
 from ledger.epcis.stages import CBEC_NAMESPACE
 from ledger.log.sequencer import Ledger, Receipt
 from ledger.queries import trace
@@ -233,7 +234,7 @@ def export_document(store: Store, code: str, *, direction: Direction = "journey"
     """
     if direction not in DIRECTIONS:
         raise MalformedInput(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
-    key = trace.normalise_code(code)
+    key = normalise_code(code)
     with store.reading() as conn:
         if direction == "journey":
             seqs = [s.seq for s in trace.journey_steps(conn, key)]

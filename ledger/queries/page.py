@@ -29,6 +29,7 @@ from ledger.core.note import Checkpoint, NoteVerifier
 from ledger.core.statements import Prepared
 from ledger.epcis import masterdata
 from ledger.epcis.product import names_of
+from ledger.epcis.projection import normalise_code
 from ledger.epcis.stages import normalise_term
 from ledger.log import verifier
 from ledger.log.cosigner import CosignatureVerifier
@@ -36,7 +37,7 @@ from ledger.log.sequencer import Ledger
 from ledger.log.verifier import PinnedKey
 from ledger.log.witnesses import Witnessing
 from ledger.queries import scans, verified_cache
-from ledger.queries.trace import Step, journey_rows, normalise_code
+from ledger.queries.trace import Step, journey_rows
 from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
 

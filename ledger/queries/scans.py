@@ -36,8 +36,8 @@ from sqlalchemy.engine import Connection
 from ledger.compliance import findings
 from ledger.core.errors import ConfigError
 from ledger.core.times import utc_text
-from ledger.epcis.projection import SOLD_ACTIVITIES, SOLD_DISPOSITIONS
-from ledger.queries.trace import Step, journey_steps, normalise_code
+from ledger.epcis.projection import SOLD_ACTIVITIES, SOLD_DISPOSITIONS, normalise_code
+from ledger.queries.trace import Step, journey_steps
 from ledger.store import findingsdb, scansdb, tracedb
 from ledger.store.db import Store
 from ledger.store.failures import storage_error

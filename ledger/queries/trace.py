@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.core.errors import IdentifierError, MalformedInput
 from ledger.core.ids import parse_code
-from ledger.epcis.projection import normalise_code as normalise_code  # others read it here
+from ledger.epcis.projection import normalise_code
 from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
 
