@@ -6,7 +6,6 @@ next page must say what the rules and the signed checkpoint say, not what was ca
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -19,46 +18,7 @@ from ledger.store.schema import node_key
 from tests.forge import forge
 from tests.pagechain import FormulaChain, item
 from tests.support import Client, World
-
-JSON = {"Accept": "application/json"}
-BROWSER = {"Accept": "text/html"}
-NOW = "2026-12-01T09:00:00+08:00"
-
-
-def path(code: str) -> str:
-    return code.removeprefix("https://id.gs1.org")
-
-
-def page(client: Client, code: str) -> dict[str, Any]:
-    got = client.get(path(code), headers=JSON)
-    assert got.status_code == 200, got.text
-    facts: dict[str, Any] = got.json()
-    return facts
-
-
-def visible(client: Client, code: str) -> str:
-    html = client.get(path(code), headers=BROWSER).text
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html.split("</style>")[-1]))
-
-
-def recall(party: str, key: PartyKey, code: str) -> dict[str, Any]:
-    return sign_one(
-        kind="event",
-        signer=party,
-        key=key,
-        issued=NOW,
-        body={
-            "type": "ObjectEvent",
-            "eventTime": NOW,
-            "eventTimeZoneOffset": "+08:00",
-            "action": "OBSERVE",
-            "bizStep": "cbec:recalling",
-            "disposition": "recalled",
-            "epcList": [code],
-            "cbec:recall": {"reason": "FORGED RECALL", "scope": [code]},
-        },
-    )
-
+from tests.test_verified import NOW, page, recall, visible
 
 def commissioning(party: str, key: PartyKey, code: str) -> dict[str, Any]:
     return sign_one(
