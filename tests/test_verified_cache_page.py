@@ -20,6 +20,7 @@ from tests.pagechain import FormulaChain, item
 from tests.support import Client, World
 from tests.test_verified import NOW, page, recall, visible
 
+
 def commissioning(party: str, key: PartyKey, code: str) -> dict[str, Any]:
     return sign_one(
         kind="event",
