@@ -3,13 +3,12 @@ journey, lineage and recall queries are made of."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from ledger.epcis.projection import TraceBatch
 from ledger.store.driver import IN_CHUNK, as_blob, as_int, cursor, placeholders, rows_in, run
 from ledger.store.schema import (
     PROJECTION_TABLES,
@@ -32,9 +31,27 @@ _UPSERT_STATE = (
 )
 
 
-def write_trace(conn: Connection, batch: TraceBatch) -> None:
+class TraceRows(NamedTuple):
+    """The rows one batch of events adds to the trace tables, in seq order (built by
+    ``ledger.epcis.projection.TraceBatch``)."""
+
+    # (seq, type, event_time, event_time_utc, stage, activity, biz_step, disposition,
+    #  action, signer, read_point, biz_location)
+    events: Sequence[tuple[Any, ...]]
+    idents: Sequence[tuple[str, int, str]]  # (code, seq, part)
+    # (src, dst, seq, kind, src_quantity, dst_quantity)
+    lineage: Sequence[tuple[str, str, int, str, str | None, str | None]]
+    biz: Sequence[tuple[str, str, int]]  # (type, id, seq)
+    # ("add", (child, parent, seq, utc)) | ("end", (seq, utc, child, parent))
+    # | ("end_all", (seq, utc, parent)), applied in this order.
+    containment: Sequence[tuple[str, tuple[Any, ...]]]
+    # code -> [disposition, owner, location, sold, last_seq, last_utc]
+    state: Mapping[str, Sequence[Any]]
+
+
+def write_trace(conn: Connection, batch: TraceRows) -> None:
     """Insert one batch's projection rows (inside the append transaction)."""
-    if not batch:
+    if not batch.events:
         return
     with cursor(conn) as cur:
 
