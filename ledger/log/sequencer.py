@@ -48,7 +48,7 @@ from ledger.log.projector import Facts, Pending, Projector
 from ledger.log.verifier import Genesis, PinnedKey, pin_log_key, read_genesis
 from ledger.log.verifier import event_facts as event_facts  # reindex imports it from here
 from ledger.store import tracedb
-from ledger.store.db import Store
+from ledger.store.db import CheckpointRow, EntryRow, NodeRow, Store
 from ledger.store.schema import NODE_LEVEL_SHIFT, node_key
 
 ZERO_HASH = bytes(32)
@@ -355,7 +355,7 @@ class Ledger:
 
         with store.writing() as conn:
             head = store.head(conn)
-            size, old_root = (head[0], head[1]) if head else (0, merkle.EMPTY_ROOT)
+            size, old_root = (head.size, head.root) if head else (0, merkle.EMPTY_ROOT)
             dup_seqs = store.seqs_of_statements(conn, {p.statement_hash for p in prepared})
             for item in batch:
                 item.duplicate = item.p.statement_hash in dup_seqs
@@ -376,7 +376,7 @@ class Ledger:
             errors: list[tuple[int, LedgerError]] = []
             placed: dict[bytes, int] = {}  # statement hash -> seq, this batch
             slots: list[int] = []  # per prepared: the seq that answers it
-            entry_rows: list[tuple[int, bytes, bytes, str, str, bytes]] = []
+            entry_rows: list[EntryRow] = []
             new_nodes: dict[tuple[int, int], bytes] = {}
             prepared_hash = {p.statement.get("private"): p.statement_hash for p in prepared} if blobs else {}
             for i, item in enumerate(batch):
@@ -402,7 +402,11 @@ class Ledger:
                 leaf = merkle.leaf_hash(raw)
                 for level, idx, nh in frontier.append(leaf):
                     new_nodes[(level, idx)] = nh
-                entry_rows.append((seq, leaf, h, p.kind, p.signer, raw))
+                entry_rows.append(
+                    EntryRow(
+                        seq=seq, leaf_hash=leaf, statement_hash=h, kind=p.kind, signer=p.signer, entry=raw
+                    )
+                )
                 placed[h] = seq
                 slots.append(seq)
                 prev = leaf
@@ -410,7 +414,7 @@ class Ledger:
             if errors:
                 raise BatchRejected(errors)
 
-            note = head[2] if head else ""
+            note = head.note if head else ""
             known = {**edge, **new_nodes}
             if entry_rows:
                 note = self._sign_checkpoint(
@@ -419,8 +423,10 @@ class Ledger:
                 store.append_rows(
                     conn,
                     entry_rows=entry_rows,
-                    node_rows=[(node_key(lv, ix), hh) for (lv, ix), hh in new_nodes.items()],
-                    checkpoint_row=(frontier.size, frontier.root(), note, time),
+                    node_rows=[NodeRow(node=node_key(lv, ix), hash=hh) for (lv, ix), hh in new_nodes.items()],
+                    checkpoint_row=CheckpointRow(
+                        size=frontier.size, root=frontier.root(), note=note, time=time
+                    ),
                 )
                 projector.write(shared)
             if blobs:
@@ -560,14 +566,14 @@ class Ledger:
     def size(self) -> int:
         with self.store.reading() as conn:
             head = self.store.head(conn)
-        return head[0] if head else 0
+        return head.size if head else 0
 
     def latest_checkpoint(self) -> str:
         with self.store.reading() as conn:
             head = self.store.head(conn)
         if head is None:
             raise NotFound("the ledger is empty; run `suyuan init` first")
-        return head[2]
+        return head.note
 
     def checkpoint_note(self, size: int) -> str:
         with self.store.reading() as conn:
@@ -623,7 +629,7 @@ class Ledger:
 
     def _tree_size(self, conn: Connection, size: int | None) -> int:
         head = self.store.head(conn)
-        current = head[0] if head else 0
+        current = head.size if head else 0
         if size is None:
             return current
         if size > current:
@@ -772,7 +778,7 @@ class Ledger:
             reg = self.store.load_registry(conn, key_ids=[claims.key], party_ids=[claims.sub])
         if not reg.origin:
             raise ConfigError("the ledger has no genesis entry; run `suyuan init` first")
-        claims = check_token(token, reg, audience=reg.origin, seq=head[0] if head else 0, now=now)
+        claims = check_token(token, reg, audience=reg.origin, seq=head.size if head else 0, now=now)
         party = reg.parties[claims.sub]  # its key is registered to it, so it is registered
         return Viewer("regulator" if "regulator" in party.roles else "party", claims.sub)
 

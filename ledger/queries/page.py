@@ -160,7 +160,7 @@ def _note_in(conn: Connection, store: Store) -> str:
     head = store.head(conn)
     if head is None:
         return ""
-    return head[2] + "".join(store.cosignature_lines(conn, head[0]))
+    return head.note + "".join(store.cosignature_lines(conn, head.size))
 
 
 def page_facts(

@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from ledger.core.records import Captured, CaptureKey, DocumentRecord
-from ledger.store.driver import cursor, placeholders, rows_in, run
+from ledger.store.driver import rows_in, run, run_many
 
 
 class Row(NamedTuple):
@@ -51,16 +51,12 @@ def row(seq: int, signer: str, key: CaptureKey) -> Row:
 
 
 def write(conn: Connection, rows: Sequence[Row]) -> None:
-    if rows:
-        with cursor(conn) as cur:
-            cur.executemany(
-                placeholders(
-                    conn,
-                    "INSERT INTO event_keys (seq, event_key, signer, event_hash, declared) "
-                    "VALUES (?,?,?,?,?)",
-                ),
-                rows,
-            )
+    run_many(
+        conn,
+        "INSERT INTO event_keys (seq, event_key, signer, event_hash, declared) "
+        "VALUES (:seq, :event_key, :signer, :event_hash, :declared)",
+        rows,
+    )
 
 
 def hashes_of(conn: Connection, seqs: Collection[int]) -> dict[int, str]:

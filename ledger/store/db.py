@@ -51,7 +51,7 @@ from ledger.core.registry import (
     RegistryState,
 )
 from ledger.store import schema
-from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, cursor, placeholders, rows_in
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, bound, rows_in, run_many
 from ledger.store.schema import (
     NODE_LEVEL_SHIFT,
     checkpoints,
@@ -235,6 +235,43 @@ def _replica_engine(url: str, dialect: str) -> Engine:
 def split_read_urls(text: str | None) -> tuple[str, ...]:
     """The replica URLs of SUYUAN_DB_READ (or ``--db-read``): separated by commas or spaces."""
     return tuple(u for u in (text or "").replace(",", " ").split() if u)
+
+
+class EntryRow(NamedTuple):
+    """One ``entries`` row, as an append writes it and a stream reads it back."""
+
+    seq: int
+    leaf_hash: bytes
+    statement_hash: bytes
+    kind: str
+    signer: str
+    entry: bytes
+
+
+class NodeRow(NamedTuple):
+    """One ``merkle_nodes`` row: a complete subtree's key (``schema.node_key``) and hash."""
+
+    node: int
+    hash: bytes
+
+
+class CheckpointRow(NamedTuple):
+    """One ``checkpoints`` row: the tree's size and root, the signed note, the ledger time
+    of the batch it ends."""
+
+    size: int
+    root: bytes
+    note: str
+    time: str
+
+
+def _insert(table: str, fields: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({', '.join(':' + f for f in fields)})"
+
+
+_INSERT_ENTRY = _insert("entries", EntryRow._fields)
+_INSERT_NODE = _insert("merkle_nodes", NodeRow._fields)
+_INSERT_CHECKPOINT = _insert("checkpoints", CheckpointRow._fields)
 
 
 class Head(NamedTuple):
@@ -498,39 +535,28 @@ class Store:
         self,
         conn: Connection,
         *,
-        entry_rows: Sequence[tuple[int, bytes, bytes, str, str, bytes]],
-        node_rows: Sequence[tuple[int, bytes]],
-        checkpoint_row: tuple[int, bytes, str, str],
+        entry_rows: Sequence[EntryRow],
+        node_rows: Sequence[NodeRow],
+        checkpoint_row: CheckpointRow,
     ) -> None:
-        """Insert a batch: entries (seq, leaf_hash, statement_hash, kind, signer, entry),
-        nodes (node_key, hash) and its checkpoint (size, root, note, time).
+        """Insert a batch: its entries, the tree nodes it completes and its checkpoint.
 
-        The hot path of every append: rows go to the driver as plain tuples (COPY on
+        The hot path of every append: rows go to the driver as they are (COPY on
         PostgreSQL), skipping per-row parameter processing that would cost more than the
         insert itself.
         """
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         if self.dialect == "postgresql":
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            with cur.copy(
-                "COPY entries (seq, leaf_hash, statement_hash, kind, signer, entry) FROM STDIN"
-            ) as copy:
+            with cur.copy(f"COPY entries ({', '.join(EntryRow._fields)}) FROM STDIN") as copy:
                 for row in entry_rows:
                     copy.write_row(row)
-            with cur.copy("COPY merkle_nodes (node, hash) FROM STDIN") as copy:
+            with cur.copy(f"COPY merkle_nodes ({', '.join(NodeRow._fields)}) FROM STDIN") as copy:
                 for node in node_rows:
                     copy.write_row(node)
-            cur.execute(
-                "INSERT INTO checkpoints (size, root, note, time) VALUES (%s, %s, %s, %s)", checkpoint_row
-            )
-            return
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cur.executemany(
-            "INSERT INTO entries (seq, leaf_hash, statement_hash, kind, signer, entry) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            entry_rows,
-        )
-        cur.executemany("INSERT INTO merkle_nodes (node, hash) VALUES (?, ?)", node_rows)
-        cur.execute("INSERT INTO checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)", checkpoint_row)
+        else:
+            cur.executemany(bound(conn, _INSERT_ENTRY).sql, entry_rows)
+            cur.executemany(bound(conn, _INSERT_NODE).sql, node_rows)
+        cur.execute(bound(conn, _INSERT_CHECKPOINT).sql, checkpoint_row)
 
     def entry(self, conn: Connection, seq: int) -> tuple[bytes, bytes] | None:
         row = conn.execute(select(entries.c.leaf_hash, entries.c.entry).where(entries.c.seq == seq)).first()
@@ -978,16 +1004,12 @@ class Store:
         if rows:
             # The first wins: a rebuild replays statements that reused a commitment before
             # ``private_reused`` refused them, in seq order.
-            with cursor(conn) as cur:
-                cur.executemany(
-                    placeholders(
-                        conn,
-                        "INSERT INTO private_commitments "
-                        "(commitment, seq) VALUES (?, ?) "
-                        "ON CONFLICT DO NOTHING",
-                    ),
-                    rows,
-                )
+            run_many(
+                conn,
+                "INSERT INTO private_commitments (commitment, seq) VALUES (:commitment, :seq) "
+                "ON CONFLICT DO NOTHING",
+                rows,
+            )
 
     def save_private(self, conn: Connection, rows: Sequence[tuple[str, bytes, int]]) -> None:
         # One read and one multi-row insert per batch: a batch of orders carries a blob each.

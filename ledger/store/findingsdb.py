@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.core.records import CodeMark, Document, Finding
-from ledger.store.driver import cursor, rows_in, run
+from ledger.store.driver import rows_in, run, run_many
 from ledger.store.schema import finding_codes, finding_parties, findings
 
 _DOC_COLUMNS = "type, id, seq, signer, order_id, buyer, year, value, doc"
@@ -151,20 +151,29 @@ def finding_row(f: Finding) -> tuple[Any, ...]:
     )
 
 
-def _insert_findings(cur: Any, ph: str, found: Sequence[Finding]) -> None:
-    if not found:
-        return
-    cur.executemany(
-        "INSERT INTO findings (id, source, seq, rule, severity, time, seqs, parties, "
-        "codes, message_zh, message_en, details) VALUES (" + ",".join([ph] * 12) + ")",
-        [finding_row(f) for f in found],
+def _insert(table: str, columns: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+
+
+_INSERT_FINDING = _insert(
+    "findings", "id, source, seq, rule, severity, time, seqs, parties, codes, message_zh, message_en, details"
+)
+_INSERT_DOCUMENT = _insert("trade_documents", _DOC_COLUMNS)
+
+
+def _insert_findings(conn: Connection, found: Sequence[Finding]) -> None:
+    run_many(conn, _INSERT_FINDING, [finding_row(f) for f in found])
+    run_many(
+        conn,
+        "INSERT INTO finding_parties (finding, party) VALUES (:finding, :party)",
+        [(f.id, p) for f in found for p in f.parties],
     )
-    parties = [(f.id, p) for f in found for p in f.parties]
-    if parties:
-        cur.executemany(f"INSERT INTO finding_parties (finding, party) VALUES ({ph},{ph})", parties)
-    codes = [(f.id, c) for f in found for c in f.codes]
-    if codes:
-        cur.executemany(f"INSERT INTO finding_codes (finding, code) VALUES ({ph},{ph})", codes)
+    run_many(
+        conn,
+        "INSERT INTO finding_codes (finding, code) VALUES (:finding, :code)",
+        [(f.id, c) for f in found for c in f.codes],
+    )
 
 
 def write_findings(
@@ -175,20 +184,9 @@ def write_findings(
     marks: Sequence[CodeMark],
 ) -> None:
     """Insert one batch's findings, trade documents and code marks (append transaction)."""
-    if not (found or documents or marks):
-        return
-    ph = "%s" if conn.dialect.name == "postgresql" else "?"
-    with cursor(conn) as cur:
-        _insert_findings(cur, ph, found)
-        if documents:
-            cur.executemany(
-                f"INSERT INTO trade_documents ({_DOC_COLUMNS}) VALUES (" + ",".join([ph] * 9) + ")",
-                [document_row(d) for d in documents],
-            )
-        if marks:
-            cur.executemany(
-                f"INSERT INTO code_marks (code, mark, seq, utc) VALUES ({ph},{ph},{ph},{ph})", marks
-            )
+    _insert_findings(conn, found)
+    run_many(conn, _INSERT_DOCUMENT, [document_row(d) for d in documents])
+    run_many(conn, "INSERT INTO code_marks (code, mark, seq, utc) VALUES (:code, :mark, :seq, :utc)", marks)
 
 
 def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
@@ -200,9 +198,7 @@ def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
     for f in found:
         if f.source != "scan" or not f.id.startswith("scan-"):
             raise ValueError("scan findings have source 'scan' and an id starting with 'scan-'")
-    ph = "%s" if conn.dialect.name == "postgresql" else "?"
-    with cursor(conn) as cur:
-        _insert_findings(cur, ph, found)
+    _insert_findings(conn, found)
 
 
 def _finding(r: Any) -> Finding:

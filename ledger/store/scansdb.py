@@ -34,8 +34,9 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str, visitor: str) -> None:
     run(
         conn,
-        "INSERT INTO scans (code, time, region, client, visitor) VALUES (?, ?, ?, ?, ?)",
-        (code, time, region, client, visitor),
+        "INSERT INTO scans (code, time, region, client, visitor) "
+        "VALUES (:code, :time, :region, :client, :visitor)",
+        {"code": code, "time": time, "region": region, "client": client, "visitor": visitor},
     )
 
 
@@ -53,11 +54,11 @@ def tally(conn: Connection, code: str, *, since: str | None, exclude_client: str
     counterfeit finding was raised already."""
     rows = run(
         conn,
-        "SELECT COUNT(DISTINCT CASE WHEN client <> ? THEN region END), "
-        "COUNT(DISTINCT CASE WHEN client <> ? AND time >= ? THEN visitor END), COUNT(*), "
+        "SELECT COUNT(DISTINCT CASE WHEN client <> :exclude THEN region END), "
+        "COUNT(DISTINCT CASE WHEN client <> :exclude AND time >= :since THEN visitor END), COUNT(*), "
         "MIN(time), "
-        "(SELECT COUNT(*) FROM findings WHERE id = ?) FROM scans WHERE code = ?",
-        (exclude_client, exclude_client, since, finding_id, code),
+        "(SELECT COUNT(*) FROM findings WHERE id = :finding) FROM scans WHERE code = :code",
+        {"exclude": exclude_client, "since": since, "finding": finding_id, "code": code},
     )
     regions, after, n, oldest, found = rows[0]
     return Tally(

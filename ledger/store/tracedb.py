@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from ledger.store.driver import IN_CHUNK, as_blob, as_int, cursor, placeholders, rows_in, run
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, rows_in, run, run_many
 from ledger.store.schema import (
     PROJECTION_TABLES,
     checkpoints,
@@ -22,7 +22,8 @@ from ledger.store.schema import (
 
 _UPSERT_STATE = (
     "INSERT INTO current_state (code, disposition, owner, location, sold, last_seq, last_utc) "
-    "VALUES ({p}) ON CONFLICT (code) DO UPDATE SET "
+    "VALUES (:code, :disposition, :owner, :location, :sold, :last_seq, :last_utc) "
+    "ON CONFLICT (code) DO UPDATE SET "
     "disposition = COALESCE(excluded.disposition, current_state.disposition), "
     "owner = COALESCE(excluded.owner, current_state.owner), "
     "location = COALESCE(excluded.location, current_state.location), "
@@ -49,46 +50,45 @@ class TraceRows(NamedTuple):
     state: Mapping[str, Sequence[Any]]
 
 
+_INSERT_EVENT = (
+    "INSERT INTO events (seq, type, event_time, event_time_utc, stage, activity, biz_step, "
+    "disposition, action, signer, read_point, biz_location) VALUES (:seq, :type, :event_time, "
+    ":event_time_utc, :stage, :activity, :biz_step, :disposition, :action, :signer, :read_point, "
+    ":biz_location)"
+)
+_CONTAINMENT = {
+    "add": "INSERT INTO containment (child, parent, start_seq, start_utc) "
+    "VALUES (:child, :parent, :start_seq, :start_utc) ON CONFLICT DO NOTHING",
+    "end": "UPDATE containment SET end_seq = :end_seq, end_utc = :end_utc "
+    "WHERE child = :child AND parent = :parent AND end_seq IS NULL",
+    "end_all": "UPDATE containment SET end_seq = :end_seq, end_utc = :end_utc "
+    "WHERE parent = :parent AND end_seq IS NULL",
+}
+
+
 def write_trace(conn: Connection, batch: TraceRows) -> None:
     """Insert one batch's projection rows (inside the append transaction)."""
     if not batch.events:
         return
-    with cursor(conn) as cur:
-
-        def many(sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-            if rows:
-                cur.executemany(placeholders(conn, sql), rows)
-
-        many(
-            "INSERT INTO events (seq, type, event_time, event_time_utc, stage, activity, "
-            "biz_step, disposition, action, signer, read_point, biz_location) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            batch.events,
-        )
-        many("INSERT INTO ident_entries (code, seq, part) VALUES (?,?,?)", batch.idents)
-        many(
-            "INSERT INTO lineage (src, dst, seq, kind, src_quantity, dst_quantity) VALUES (?,?,?,?,?,?)",
-            batch.lineage,
-        )
-        many("INSERT INTO biz_transactions (type, id, seq) VALUES (?,?,?)", batch.biz)
-        # Containment changes apply in order: an unpack may follow a pack in one batch.
-        run: list[tuple[Any, ...]] = []
-        kind = None
-        sql = {
-            "add": "INSERT INTO containment (child, parent, start_seq, start_utc) "
-            "VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
-            "end": "UPDATE containment SET end_seq = ?, end_utc = ? "
-            "WHERE child = ? AND parent = ? AND end_seq IS NULL",
-            "end_all": "UPDATE containment SET end_seq = ?, end_utc = ? WHERE parent = ? AND end_seq IS NULL",
-        }
-        for op, row in [*batch.containment, ("flush", ())]:
-            if op != kind and run:
-                many(sql[kind], run)  # type: ignore[index]
-                run = []
-            kind = op
-            run.append(row)
-        states = [(code, *v) for code, v in batch.state.items()]
-        many(_UPSERT_STATE.format(p=",".join("?" * 7)), states)
+    run_many(conn, _INSERT_EVENT, batch.events)
+    run_many(conn, "INSERT INTO ident_entries (code, seq, part) VALUES (:code, :seq, :part)", batch.idents)
+    run_many(
+        conn,
+        "INSERT INTO lineage (src, dst, seq, kind, src_quantity, dst_quantity) "
+        "VALUES (:src, :dst, :seq, :kind, :src_quantity, :dst_quantity)",
+        batch.lineage,
+    )
+    run_many(conn, "INSERT INTO biz_transactions (type, id, seq) VALUES (:type, :id, :seq)", batch.biz)
+    # Containment changes apply in order: an unpack may follow a pack in one batch.
+    pending: list[tuple[Any, ...]] = []
+    kind = None
+    for op, row in [*batch.containment, ("flush", ())]:
+        if op != kind and pending:
+            run_many(conn, _CONTAINMENT[kind], pending)  # type: ignore[index]
+            pending = []
+        kind = op
+        pending.append(row)
+    run_many(conn, _UPSERT_STATE, [(code, *v) for code, v in batch.state.items()])
 
 
 def dump_projections(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
@@ -254,8 +254,8 @@ def first_recall(conn: Connection, code: str, before: int) -> tuple[int, str] | 
     """(seq, UTC time) of the first recall mark of ``code`` below seq ``before``."""
     rows = run(
         conn,
-        "SELECT seq, utc FROM code_marks WHERE code = ? AND mark = 'recalled' AND seq < ?",
-        (code, before),
+        "SELECT seq, utc FROM code_marks WHERE code = :code AND mark = 'recalled' AND seq < :before",
+        {"code": code, "before": before},
     )
     return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
@@ -265,7 +265,9 @@ def lot_edges_to(conn: Connection, code: str, before: int) -> list[tuple[str, in
     return [
         (str(a), int(b))
         for a, b in run(
-            conn, "SELECT src, seq FROM lineage WHERE kind = 'lot' AND dst = ? AND seq < ?", (code, before)
+            conn,
+            "SELECT src, seq FROM lineage WHERE kind = 'lot' AND dst = :code AND seq < :before",
+            {"code": code, "before": before},
         )
     ]
 
@@ -276,8 +278,8 @@ def packings_of(conn: Connection, child: str, before: int) -> list[tuple[str, in
         (str(a), int(b))
         for a, b in run(
             conn,
-            "SELECT parent, start_seq FROM containment WHERE child = ? AND start_seq < ?",
-            (child, before),
+            "SELECT parent, start_seq FROM containment WHERE child = :child AND start_seq < :before",
+            {"child": child, "before": before},
         )
     ]
 
