@@ -134,7 +134,7 @@ class CaptureIndex:
         ck = item.capture
         if ck is None:
             return
-        self.rows.append(capturedb.row(seq, item.p.signer, ck))
+        self.rows.append(capturedb.row(seq, signer=item.p.signer, key=ck))
         if not self.rebuild:
             self.on_ledger.setdefault(ck.key, []).append(
                 Captured(seq, item.p.signer, ck, item.p.statement_hash)
@@ -401,7 +401,7 @@ class Trace:
         mine = {code for code, seq, _ in trace.idents if seq in made_here}
         missing = {c for c in codes - mine if not brands.speaks_for_brand(reg, p.signer, c, facts.time)}
         if missing:
-            missing -= tracedb.produced_by(facts.conn, missing, p.signer)
+            missing -= tracedb.produced_by(facts.conn, missing, party=p.signer)
         if missing:
             raise NotAuthorised(
                 f"{p.signer} may recall only products it made; no production event of its "

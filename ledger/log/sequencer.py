@@ -547,10 +547,9 @@ class Ledger:
         cp = self.store.checkpoint_covering(conn, seq)
         if cp is None:
             raise NotFound(f"no checkpoint covers seq {seq}")
-        size, _, note = cp
-        proof = merkle.inclusion_proof(seq, size, lambda ids: self.store.fetch_nodes(conn, ids))
+        proof = merkle.inclusion_proof(seq, cp.size, lambda ids: self.store.fetch_nodes(conn, ids))
         leaf = self.store.fetch_nodes(conn, [(0, seq)])[(0, seq)]
-        return Receipt(seq, leaf, statement_hash, note, InclusionProof(seq, size, tuple(proof)))
+        return Receipt(seq, leaf, statement_hash, cp.note, InclusionProof(seq, cp.size, tuple(proof)))
 
     def receipt_of(self, seq: int) -> Receipt:
         """The receipt entry ``seq`` got when it was appended, proven against the first
@@ -580,7 +579,7 @@ class Ledger:
             row = self.store.checkpoint_at(conn, size)
         if row is None:
             raise NotFound(f"no checkpoint was signed at size {size}")
-        return row[1]
+        return row.note
 
     def genesis_in(self, conn: Connection) -> tuple[Genesis | None, str | None]:
         """The genesis entry as read (once per ledger object) and checked; else (None, why)."""
@@ -589,7 +588,7 @@ class Ledger:
             if row is None:
                 return None, "the ledger has no genesis entry; run `suyuan init` first"
             try:
-                self._genesis = read_genesis(row[1])
+                self._genesis = read_genesis(row.entry)
             except LedgerError as e:
                 return None, f"entry 0 is not a valid genesis: {e.message}"
         return self._genesis, None
@@ -615,7 +614,7 @@ class Ledger:
             row = self.store.entry(conn, seq)
         if row is None:
             raise NotFound(f"there is no entry at seq {seq} (the ledger has {self.size()})")
-        return Entry(seq, row[0], row[1])
+        return Entry(seq, row.leaf_hash, row.entry)
 
     def entries(self, seqs: Iterable[int]) -> list[Entry]:
         wanted = sorted(set(seqs))
@@ -745,16 +744,15 @@ class Ledger:
             row = self.store.private_blob(conn, commitment)
         if row is None:
             raise NotFound(f"private data {commitment[:19]}… was never given to this ledger")
-        blob, shredded = row
-        if blob is None:
-            raise NotFound(f"private data {commitment[:19]}… was erased at {shredded}", code="shredded")
-        doc: dict[str, Any] = orjson.loads(blob)
+        if row.blob is None:
+            raise NotFound(f"private data {commitment[:19]}… was erased at {row.shredded}", code="shredded")
+        doc: dict[str, Any] = orjson.loads(row.blob)
         return doc
 
     def shred(self, commitment: str) -> dict[str, Any]:
         """Erase a private blob for good; the commitment and every proof stay valid."""
         with self.store.writing() as conn:
-            seq = self.store.shred_private(conn, commitment, ledger_time())
+            seq = self.store.shred_private(conn, commitment, when=ledger_time())
         if seq is None:
             raise NotFound(f"no private data {commitment[:19]}… is held here")
         return {"commitment": commitment, "seq": seq, "shredded": True}
@@ -860,12 +858,14 @@ class Ledger:
         lo_t, hi_t = _utc_bound(since, "since"), _utc_bound(until, "until")
         with self.store.reading() as conn:
             lo, hi = (
-                (0, None) if lo_t is None and hi_t is None else tracedb.seq_bounds_for_time(conn, lo_t, hi_t)
+                (0, None)
+                if lo_t is None and hi_t is None
+                else tracedb.seq_bounds_for_time(conn, since=lo_t, until=hi_t)
             )
             rows = tracedb.entry_page(
                 conn, after=after, limit=first + 1, lo=lo, hi=hi, signer=signer, stage=stage
             )
-        return [Entry(*r) for r in rows[:first]], len(rows) > first
+        return [Entry(r.seq, r.leaf_hash, r.entry) for r in rows[:first]], len(rows) > first
 
     def party_records(self, ids: Iterable[str] | None) -> dict[str, registry.PartyRecord]:
         """The registered parties among ``ids`` (None: all), without their keys."""

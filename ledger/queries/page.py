@@ -146,7 +146,7 @@ def is_known(ledger: Ledger, code: str) -> bool:
     """Whether any event names ``code`` (then its journey is not empty)."""
     key = normalise_code(code)
     with ledger.store.reading() as conn:
-        return bool(tracedb.seqs_naming(conn, [key]) or tracedb.lineage_seqs(conn, key, "lot"))
+        return bool(tracedb.seqs_naming(conn, [key]) or tracedb.lineage_seqs(conn, key, kind="lot"))
 
 
 def _page_steps(conn: Connection, key: str, kind: str) -> tuple[list[Step], dict[int, dict[str, Any]]]:
@@ -229,7 +229,7 @@ def _assemble(
         # master data in force with its signers' registry entries, and the latest
         # checkpoint with its cosignatures.
         prefixes = brands.prefix_candidates(link.gtin) if product and link.gtin else []
-        got = pagedb.page_reads(conn, [*seqs, 0], chosen, codes, prefixes)
+        got = pagedb.page_reads(conn, [*seqs, 0], party_ids=chosen, codes=codes, prefixes=prefixes)
         parse = _Parses(cache)
         entries, found = dict(got.entries), dict(got.described)
         # A product described by a delegate of its prefix's holder: the delegations to it

@@ -46,7 +46,7 @@ def captured(conn: Connection, keys: Collection[str]) -> dict[str, list[Captured
     return out
 
 
-def row(seq: int, signer: str, key: CaptureKey) -> Row:
+def row(seq: int, *, signer: str, key: CaptureKey) -> Row:
     return Row(seq=seq, event_key=key.key, signer=signer, event_hash=key.hash, declared=int(key.declared))
 
 

@@ -265,6 +265,51 @@ class CheckpointRow(NamedTuple):
     time: str
 
 
+class StoredEntry(NamedTuple):
+    """An entry as a stream reads it back."""
+
+    seq: int
+    leaf_hash: bytes
+    statement_hash: bytes
+    entry: bytes
+
+
+class LeafEntry(NamedTuple):
+    """One entry's leaf hash and bytes."""
+
+    leaf_hash: bytes
+    entry: bytes
+
+
+class LevelNode(NamedTuple):
+    """A stored node of one tree level: its index in the level and its hash."""
+
+    idx: int
+    hash: bytes
+
+
+class StoredCheckpoint(NamedTuple):
+    """A stored checkpoint: the tree's size and root and the signed note."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+class CosignedNote(NamedTuple):
+    """The newest checkpoint a witness cosigned: its size and signed note, and where it
+    was read (``""``: the primary)."""
+
+    size: int
+    note: str
+    where: str = ""
+
+
+class PrivateBlob(NamedTuple):
+    blob: bytes | None  # None once shredded
+    shredded: str | None  # when
+
+
 def _insert(table: str, fields: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({', '.join(':' + f for f in fields)})"
 
@@ -470,24 +515,25 @@ class Store:
             return None
         size = as_int(row[0], "checkpoints.size")
         return Head(
-            size,
-            as_blob(row[1], "checkpoints.root", checkpoint=size),
-            as_text(row[2], "checkpoints.note", checkpoint=size),
-            as_text(row[3], "checkpoints.time", checkpoint=size),
+            size=size,
+            root=as_blob(row[1], "checkpoints.root", checkpoint=size),
+            note=as_text(row[2], "checkpoints.note", checkpoint=size),
+            time=as_text(row[3], "checkpoints.time", checkpoint=size),
         )
 
-    def checkpoint_at(self, conn: Connection, size: int) -> tuple[bytes, str] | None:
+    def checkpoint_at(self, conn: Connection, size: int) -> StoredCheckpoint | None:
         row = conn.execute(
             select(checkpoints.c.root, checkpoints.c.note).where(checkpoints.c.size == size)
         ).first()
         if row is None:
             return None
-        return (
-            as_blob(row[0], "checkpoints.root", checkpoint=size),
-            as_text(row[1], "checkpoints.note", checkpoint=size),
+        return StoredCheckpoint(
+            size=size,
+            root=as_blob(row[0], "checkpoints.root", checkpoint=size),
+            note=as_text(row[1], "checkpoints.note", checkpoint=size),
         )
 
-    def checkpoint_covering(self, conn: Connection, seq: int) -> tuple[int, bytes, str] | None:
+    def checkpoint_covering(self, conn: Connection, seq: int) -> StoredCheckpoint | None:
         """The first checkpoint that includes entry ``seq``: the one its receipt named."""
         row = conn.execute(
             select(checkpoints.c.size, checkpoints.c.root, checkpoints.c.note)
@@ -498,10 +544,10 @@ class Store:
         if row is None:
             return None
         size = as_int(row[0], "checkpoints.size")
-        return (
-            size,
-            as_blob(row[1], "checkpoints.root", checkpoint=size),
-            as_text(row[2], "checkpoints.note", checkpoint=size),
+        return StoredCheckpoint(
+            size=size,
+            root=as_blob(row[1], "checkpoints.root", checkpoint=size),
+            note=as_text(row[2], "checkpoints.note", checkpoint=size),
         )
 
     def fetch_nodes(self, conn: Connection, ids: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -558,11 +604,14 @@ class Store:
             cur.executemany(bound(conn, _INSERT_NODE).sql, node_rows)
         cur.execute(bound(conn, _INSERT_CHECKPOINT).sql, checkpoint_row)
 
-    def entry(self, conn: Connection, seq: int) -> tuple[bytes, bytes] | None:
+    def entry(self, conn: Connection, seq: int) -> LeafEntry | None:
         row = conn.execute(select(entries.c.leaf_hash, entries.c.entry).where(entries.c.seq == seq)).first()
         if row is None:
             return None
-        return (as_blob(row[0], "entries.leaf_hash", seq=seq), as_blob(row[1], "entries.entry", seq=seq))
+        return LeafEntry(
+            leaf_hash=as_blob(row[0], "entries.leaf_hash", seq=seq),
+            entry=as_blob(row[1], "entries.entry", seq=seq),
+        )
 
     def entries_by_seq(self, conn: Connection, seqs: Collection[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -590,8 +639,8 @@ class Store:
         damaged: Damage | None = None,
         start: int = 0,
         stop: int | None = None,
-    ) -> Iterator[tuple[int, bytes, bytes, bytes]]:
-        """(seq, leaf_hash, statement_hash, entry bytes) in seq order, from ``start`` up to
+    ) -> Iterator[StoredEntry]:
+        """The stored entries in seq order, from ``start`` up to
         (not including) ``stop``.
 
         A row the ledger cannot have written (a column of another type) raises
@@ -611,7 +660,7 @@ class Store:
                 return
             for seq, lh, sh, e in rows:
                 if type(seq) is int and type(lh) is bytes and type(sh) is bytes and type(e) is bytes:
-                    yield seq, lh, sh, e
+                    yield StoredEntry(seq, lh, sh, e)
                     continue
                 try:
                     n = as_int(seq, "entries.seq")
@@ -620,19 +669,19 @@ class Store:
                         raise
                     damaged(problem)
                     continue
-                yield (
-                    n,
-                    _column(lh, "entries.leaf_hash", n, damaged),
-                    _column(sh, "entries.statement_hash", n, damaged),
-                    _column(e, "entries.entry", n, damaged),
+                yield StoredEntry(
+                    seq=n,
+                    leaf_hash=_column(lh, "entries.leaf_hash", n, damaged),
+                    statement_hash=_column(sh, "entries.statement_hash", n, damaged),
+                    entry=_column(e, "entries.entry", n, damaged),
                 )
             # A key SQLite holds as TEXT sorts after every integer: page on the raw value.
             after = rows[-1][0]
 
     def stream_level(
         self, conn: Connection, level: int, *, page: int = 4000, damaged: Damage | None = None
-    ) -> Iterator[tuple[int, bytes]]:
-        """(index, hash) of every stored node of one level, in index order; a hash of
+    ) -> Iterator[LevelNode]:
+        """Every stored node of one level, in index order; a hash of
         another type is refused or reported as in ``stream_entries``. The range bounds are
         integers, so a node key SQLite holds as TEXT is never read (nor is it by proofs)."""
         after, end = node_key(level, 0) - 1, node_key(level + 1, 0)
@@ -655,7 +704,7 @@ class Store:
                         damaged(problem)
                     continue
                 idx = node_id(key)[1]
-                yield (
+                yield LevelNode(
                     idx,
                     h
                     if type(h) is bytes
@@ -673,8 +722,8 @@ class Store:
 
     def stream_checkpoints(
         self, conn: Connection, *, damaged: Damage | None = None
-    ) -> Iterator[tuple[int, bytes, str]]:
-        """(size, root, note) in size order; damage as in ``stream_entries``."""
+    ) -> Iterator[StoredCheckpoint]:
+        """The stored checkpoints in size order; damage as in ``stream_entries``."""
         after: object = -1
         while True:
             rows = conn.execute(
@@ -687,7 +736,7 @@ class Store:
                 return
             for size, root, note in rows:
                 if type(size) is int and type(root) is bytes and type(note) is str:
-                    yield size, root, note
+                    yield StoredCheckpoint(size, root, note)
                     continue
                 try:
                     n = as_int(size, "checkpoints.size")
@@ -704,7 +753,9 @@ class Store:
                             raise
                         damaged(problem)
                         note = ""
-                yield n, _column(root, "checkpoints.root", None, damaged, checkpoint=n), note
+                yield StoredCheckpoint(
+                    size=n, root=_column(root, "checkpoints.root", None, damaged, checkpoint=n), note=note
+                )
             after = rows[-1][0]
 
     # --- registry projection -------------------------------------------------------------
@@ -926,8 +977,8 @@ class Store:
 
     # --- witness cosignatures ----------------------------------------------------------
 
-    def newest_cosigned(self, conn: Connection) -> tuple[int, str] | None:
-        """(size, note) of the newest checkpoint a witness cosigned, if any."""
+    def newest_cosigned(self, conn: Connection) -> CosignedNote | None:
+        """The newest checkpoint a witness cosigned, if any."""
         newest = select(func.max(cosignatures.c.size)).scalar_subquery()
         row = conn.execute(
             select(checkpoints.c.size, checkpoints.c.note).where(checkpoints.c.size == newest)
@@ -935,10 +986,10 @@ class Store:
         if row is None:
             return None
         size = as_int(row[0], "checkpoints.size")
-        return size, as_text(row[1], "checkpoints.note", checkpoint=size)
+        return CosignedNote(size=size, note=as_text(row[1], "checkpoints.note", checkpoint=size))
 
-    def newest_cosigned_on_replicas(self) -> list[tuple[str, int, str]]:
-        """(which replica, size, note) of the newest cosigned checkpoint on each replica
+    def newest_cosigned_on_replicas(self) -> list[CosignedNote]:
+        """The newest cosigned checkpoint on each replica
         that answers; one that does not is logged and passed over. A replica is named by
         its place in SUYUAN_DB_READ (refusals reach API clients; its URL is logged)."""
         out = []
@@ -956,7 +1007,7 @@ class Store:
                 )
                 continue
             if got is not None:
-                out.append((where, *got))
+                out.append(got._replace(where=where))
         return out
 
     def save_cosignature(
@@ -1028,7 +1079,7 @@ class Store:
         if new:
             conn.execute(insert(private_blobs), new)
 
-    def private_blob(self, conn: Connection, commitment: str) -> tuple[bytes | None, str | None] | None:
+    def private_blob(self, conn: Connection, commitment: str) -> PrivateBlob | None:
         row = conn.execute(
             select(private_blobs.c.blob, private_blobs.c.shredded).where(
                 private_blobs.c.commitment == commitment
@@ -1036,7 +1087,7 @@ class Store:
         ).first()
         if row is None:
             return None
-        return (None if row[0] is None else bytes(row[0])), row[1]
+        return PrivateBlob(blob=None if row[0] is None else bytes(row[0]), shredded=row[1])
 
     def private_blobs_of(
         self, conn: Connection, commitments: Collection[str]
@@ -1053,7 +1104,7 @@ class Store:
                 out[c] = (None if blob is None else bytes(blob)), shredded
         return out
 
-    def shred_private(self, conn: Connection, commitment: str, when: str) -> int | None:
+    def shred_private(self, conn: Connection, commitment: str, *, when: str) -> int | None:
         row = conn.execute(
             select(private_blobs.c.seq).where(private_blobs.c.commitment == commitment)
         ).first()

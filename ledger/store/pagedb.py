@@ -87,12 +87,20 @@ _HI = (
 )
 
 
-def journey_claims(
-    conn: Connection, code: str, *, max_nesting: int, lot_items: bool = False
-) -> list[tuple[int, str | None, str | None, str | None, dict[str, Any]]]:
-    """(rank, via, path, starts, event row) of every claim on an event by the journey of
-    ``code`` (see ``_JOURNEY``); ``lot_items`` adds the commissioning events of a lot's
-    items and their customs releases."""
+class Claim(NamedTuple):
+    """One claim of a journey on an event (see ``_JOURNEY``)."""
+
+    rank: int
+    via: str | None
+    path: str | None
+    starts: str | None
+    event: dict[str, Any]  # the event's row, by ``EVENT_COLUMNS``
+
+
+def journey_claims(conn: Connection, code: str, *, max_nesting: int, lot_items: bool = False) -> list[Claim]:
+    """Every claim on an event by the journey of ``code`` (see ``_JOURNEY``);
+    ``lot_items`` adds the commissioning events of a lot's items and their customs
+    releases."""
     sql = _JOURNEY.format(
         lo=_LO,
         hi=_HI,
@@ -102,7 +110,7 @@ def journey_claims(
     )
     with cursor(conn) as cur:
         rows = execute(cur, bound(conn, sql), {"code": code, "depth": max_nesting})
-    return [(int(r[0]), r[1], r[2], r[3], dict(zip(EVENT_COLUMNS, r[4:], strict=True))) for r in rows]
+    return [Claim(int(r[0]), r[1], r[2], r[3], dict(zip(EVENT_COLUMNS, r[4:], strict=True))) for r in rows]
 
 
 class PageReads(NamedTuple):
@@ -177,6 +185,7 @@ ORDER BY 1, 5"""
 def page_reads(
     conn: Connection,
     seqs: Collection[int],
+    *,
     party_ids: Collection[str],
     codes: Collection[str] = (),
     prefixes: Collection[str] = (),
@@ -238,7 +247,7 @@ def _master_data_lists(codes: list[str], prefixes: list[str]) -> list[str]:
 
 
 def master_data_reads(
-    conn: Connection, codes: Collection[str], prefixes: Collection[str] = ()
+    conn: Connection, codes: Collection[str], *, prefixes: Collection[str] = ()
 ) -> tuple[dict[int, bytes], dict[str, tuple[int, str]]]:
     """What ``page_reads`` reads of master data (``_MASTER_DATA``), for codes it did not ask
     about: (seq -> entry bytes, code -> (seq, signer))."""

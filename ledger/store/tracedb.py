@@ -164,7 +164,7 @@ def states(conn: Connection, codes: Collection[str]) -> dict[str, dict[str, Any]
     return {r[0]: dict(zip(_STATE_COLUMNS, r, strict=True)) for r in rows}
 
 
-def produced_by(conn: Connection, codes: Collection[str], party: str) -> set[str]:
+def produced_by(conn: Connection, codes: Collection[str], *, party: str) -> set[str]:
     """Those of ``codes`` that ``party`` named in a production-stage event of its own."""
     out: set[str] = set()
     wanted = list(codes)
@@ -194,7 +194,12 @@ def lot_members(conn: Connection, lot: str) -> list[tuple[str, int]]:
     return [(r[0], int(r[1])) for r in rows]
 
 
-def seq_bounds_for_time(conn: Connection, since: str | None, until: str | None) -> tuple[int, int | None]:
+class SeqRange(NamedTuple):
+    lo: int
+    hi: int | None  # exclusive; None: no bound
+
+
+def seq_bounds_for_time(conn: Connection, *, since: str | None, until: str | None) -> SeqRange:
     """[lo, hi) of the seqs the ledger recorded at ``since`` <= time < ``until``.
 
     Every entry of a batch carries the batch's ledger time, and so does the checkpoint the
@@ -219,7 +224,13 @@ def seq_bounds_for_time(conn: Connection, since: str | None, until: str | None) 
             .limit(1)
         ).first()
         hi = int(row[0]) if row else 0
-    return lo, hi
+    return SeqRange(lo=lo, hi=hi)
+
+
+class PageEntry(NamedTuple):
+    seq: int
+    leaf_hash: bytes
+    entry: bytes
 
 
 def entry_page(
@@ -231,8 +242,8 @@ def entry_page(
     hi: int | None = None,
     signer: str | None = None,
     stage: str | None = None,
-) -> list[tuple[int, bytes, bytes]]:
-    """(seq, leaf hash, entry bytes) of up to ``limit`` entries with seq > ``after`` in
+) -> list[PageEntry]:
+    """Up to ``limit`` entries with seq > ``after`` in
     [lo, hi), by signer and (for events) stage, in seq order: a keyset page."""
     q = select(entries.c.seq, entries.c.leaf_hash, entries.c.entry)
     if stage is not None:
@@ -246,24 +257,41 @@ def entry_page(
     out = []
     for s, h, e in rows:
         seq = as_int(s, "entries.seq")
-        out.append((seq, as_blob(h, "entries.leaf_hash", seq=seq), as_blob(e, "entries.entry", seq=seq)))
+        out.append(
+            PageEntry(
+                seq=seq,
+                leaf_hash=as_blob(h, "entries.leaf_hash", seq=seq),
+                entry=as_blob(e, "entries.entry", seq=seq),
+            )
+        )
     return out
 
 
-def first_recall(conn: Connection, code: str, before: int) -> tuple[int, str] | None:
-    """(seq, UTC time) of the first recall mark of ``code`` below seq ``before``."""
+class Marked(NamedTuple):
+    seq: int
+    utc: str
+
+
+def first_recall(conn: Connection, code: str, *, before: int) -> Marked | None:
+    """The seq and UTC time of the first recall mark of ``code`` below seq ``before``."""
     rows = run(
         conn,
         "SELECT seq, utc FROM code_marks WHERE code = :code AND mark = 'recalled' AND seq < :before",
         {"code": code, "before": before},
     )
-    return (int(rows[0][0]), str(rows[0][1])) if rows else None
+    return Marked(seq=int(rows[0][0]), utc=str(rows[0][1])) if rows else None
 
 
-def lot_edges_to(conn: Connection, code: str, before: int) -> list[tuple[str, int]]:
-    """(lot, seq) of the entries below ``before`` that made ``code`` an item of a lot."""
+class LotEdge(NamedTuple):
+    lot: str
+    seq: int
+
+
+def lot_edges_to(conn: Connection, code: str, *, before: int) -> list[LotEdge]:
+    """The lots, with the seq of the entry, that entries below ``before`` made ``code`` an
+    item of."""
     return [
-        (str(a), int(b))
+        LotEdge(lot=str(a), seq=int(b))
         for a, b in run(
             conn,
             "SELECT src, seq FROM lineage WHERE kind = 'lot' AND dst = :code AND seq < :before",
@@ -272,10 +300,16 @@ def lot_edges_to(conn: Connection, code: str, before: int) -> list[tuple[str, in
     ]
 
 
-def packings_of(conn: Connection, child: str, before: int) -> list[tuple[str, int]]:
-    """(container, seq) of the entries below ``before`` that packed ``child``."""
+class Packing(NamedTuple):
+    container: str
+    seq: int
+
+
+def packings_of(conn: Connection, child: str, *, before: int) -> list[Packing]:
+    """The containers, with the seq of the entry, that entries below ``before`` packed
+    ``child`` in."""
     return [
-        (str(a), int(b))
+        Packing(container=str(a), seq=int(b))
         for a, b in run(
             conn,
             "SELECT parent, start_seq FROM containment WHERE child = :child AND start_seq < :before",
@@ -284,7 +318,7 @@ def packings_of(conn: Connection, child: str, before: int) -> list[tuple[str, in
     ]
 
 
-def lineage_seqs(conn: Connection, src: str, kind: str) -> list[int]:
+def lineage_seqs(conn: Connection, src: str, *, kind: str) -> list[int]:
     """Seqs of the events that drew ``kind`` lineage edges from ``src`` (for a lot: the
     commissioning events of its items)."""
     return [
