@@ -82,15 +82,17 @@ class Bound(NamedTuple):
 
     sql: str  # in the driver's positional style; lists still as SQLAlchemy's markers
     names: tuple[str, ...]  # the parameter of each placeholder, in order (may repeat)
-    lists: frozenset[str]  # the parameters holding a list of values
+    lists: tuple[str, ...]  # the parameters holding a list of values, sorted
     marker: str  # the driver's placeholder
 
 
 _MARKERS = {"qmark": "?", "format": "%s"}
 _POSITIONAL: dict[str, Dialect] = {}
-_BOUND: dict[tuple[str, str, frozenset[str]], Bound] = {}
-_MAX_BOUND = 4096  # statements kept compiled (IN lists of every length count apart)
-_NO_LISTS: frozenset[str] = frozenset()
+_BOUND: dict[tuple[str, str, tuple[str, ...]], Bound] = {}
+# A list's statement with its lists expanded, by the lists' lengths.
+_EXPANDED: dict[tuple[str, tuple[int, ...]], str] = {}
+_MAX_CACHED = 4096  # of each (a few statements are built per call: shadow tables, pages)
+_VALUES = ("values",)
 
 
 def _positional(dialect: Dialect) -> Dialect:
@@ -104,36 +106,49 @@ def _positional(dialect: Dialect) -> Dialect:
     return got
 
 
-def _compile(dialect: Dialect, sql: str, lists: frozenset[str]) -> Bound:
+def _compile(dialect: Dialect, sql: str, lists: tuple[str, ...]) -> Bound:
     positional = _positional(dialect)
     clause = text(sql)
-    if lists:
-        clause = clause.bindparams(*(bindparam(n, expanding=True) for n in sorted(lists)))
+    names = tuple(sorted(set(lists)))
+    if names:
+        clause = clause.bindparams(*(bindparam(n, expanding=True) for n in names))
     compiled = clause.compile(dialect=positional)
-    return Bound(compiled.string, tuple(compiled.positiontup or ()), lists, _MARKERS[positional.paramstyle])
+    return Bound(compiled.string, tuple(compiled.positiontup or ()), names, _MARKERS[positional.paramstyle])
 
 
 def bound(conn: Connection, sql: str, *, lists: Collection[str] = ()) -> Bound:
-    """``sql`` (named parameters; ``lists``: those holding a list) compiled for the
-    connection's driver, once per dialect."""
-    names = frozenset(lists) if lists else _NO_LISTS
+    """``sql`` (named parameters; ``lists``: those holding a list, each written
+    ``IN :name``) compiled for the connection's driver, once per dialect."""
+    names = lists if type(lists) is tuple else tuple(lists)
     key = (conn.dialect.name, sql, names)
     got = _BOUND.get(key)
     if got is None:
-        if len(_BOUND) >= _MAX_BOUND:
+        if len(_BOUND) >= _MAX_CACHED:
             _BOUND.clear()
         got = _BOUND[key] = _compile(conn.dialect, sql, names)
     return got
+
+
+def expanded(b: Bound, lengths: tuple[int, ...]) -> str:
+    """``b``'s statement with its lists (in ``b.lists`` order) of these lengths; an empty
+    list is ``(NULL)``, which no value is in."""
+    key = (b.sql, lengths)
+    sql = _EXPANDED.get(key)
+    if sql is None:
+        sql = b.sql
+        for name, n in zip(b.lists, lengths, strict=True):
+            sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join([b.marker] * n) if n else "NULL")
+        if len(_EXPANDED) >= _MAX_CACHED:
+            _EXPANDED.clear()
+        _EXPANDED[key] = sql
+    return sql
 
 
 def driver_args(b: Bound, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """The driver's statement and its positional parameters, lists expanded."""
     if not b.lists:
         return b.sql, [params[n] for n in b.names]
-    sql = b.sql
-    for name in b.lists:
-        n = len(params[name])
-        sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join([b.marker] * n) if n else "NULL")
+    sql = expanded(b, tuple(len(params[n]) for n in b.lists))
     out: list[Any] = []
     for name in b.names:
         if name in b.lists:
@@ -197,9 +212,9 @@ def rows_in(conn: Connection, sql: str, column: str, values: Sequence[Any]) -> l
             cur.execute(b.sql, (list(values),))
             rows = list(cur.fetchall())
         else:
-            b = bound(conn, head + " IN :values", lists=("values",))
+            b = bound(conn, head + " IN :values", lists=_VALUES)
             for i in range(0, len(values), IN_CHUNK):
                 chunk = list(values[i : i + IN_CHUNK])
-                cur.execute(*driver_args(b, {"values": chunk}))
+                cur.execute(expanded(b, (len(chunk),)), chunk)
                 rows += cur.fetchall()
     return rows
