@@ -5,6 +5,7 @@ compiled once per dialect, never rewritten as text — so what the SQL says lite
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -69,6 +70,24 @@ def test_lists_expand_past_one_chunk_and_an_empty_list_matches_nothing(store: St
     assert sorted(int(s) for _, s in got) == list(range(n))
     assert none == []
     assert [int(r[0]) for r in some] == [1, 5]
+
+
+def test_a_statement_of_lists_only_runs_on_each_database_with_its_own_placeholders(
+    store: Store, tmp_path: Path
+) -> None:
+    """Such a statement compiles to the same text for every driver: its expansion is the
+    driver's own all the same, whichever database ran it first in the process."""
+    sql = "SELECT code FROM code_marks WHERE code IN :codes ORDER BY code"
+    other = Store(f"sqlite:///{tmp_path}/other.db")
+    try:
+        other.migrate()
+        for s in (other, store):
+            with s.writing() as conn:
+                run_many(conn, _INSERT_MARK, [("a", "recalled", 1, "t"), ("b", "recalled", 2, "t")])
+                got = run(conn, sql, {"codes": ["b", "a", "z"]}, lists=["codes"])
+            assert [r[0] for r in got] == ["a", "b"]
+    finally:
+        other.dispose()
 
 
 class _Swapped(NamedTuple):

@@ -89,8 +89,9 @@ class Bound(NamedTuple):
 _MARKERS = {"qmark": "?", "format": "%s"}
 _POSITIONAL: dict[str, Dialect] = {}
 _BOUND: dict[tuple[str, str, tuple[str, ...]], Bound] = {}
-# A list's statement with its lists expanded, by the lists' lengths.
-_EXPANDED: dict[tuple[str, tuple[int, ...]], str] = {}
+# A list's statement with its lists expanded, by its placeholder (a statement with lists
+# only compiles to the same text for every driver) and the lists' lengths.
+_EXPANDED: dict[tuple[str, str, tuple[int, ...]], str] = {}
 _MAX_CACHED = 4096  # of each (a few statements are built per call: shadow tables, pages)
 _VALUES = ("values",)
 
@@ -132,7 +133,7 @@ def bound(conn: Connection, sql: str, *, lists: Collection[str] = ()) -> Bound:
 def expanded(b: Bound, lengths: tuple[int, ...]) -> str:
     """``b``'s statement with its lists (in ``b.lists`` order) of these lengths; an empty
     list is ``(NULL)``, which no value is in."""
-    key = (b.sql, lengths)
+    key = (b.marker, b.sql, lengths)
     sql = _EXPANDED.get(key)
     if sql is None:
         sql = b.sql
