@@ -90,6 +90,13 @@ def test_a_statement_of_lists_only_runs_on_each_database_with_its_own_placeholde
         other.dispose()
 
 
+def test_parameters_by_position_are_refused(store: Store) -> None:
+    """A statement written with ``?`` and its values in order would run on SQLite alone, and
+    silently with nothing bound where the text has no parameter: refused by type."""
+    with store.reading() as conn, pytest.raises(TypeError, match="by name"):
+        run(conn, "SELECT seq FROM entries WHERE seq = ?", (1,))  # type: ignore[arg-type]
+
+
 class _Swapped(NamedTuple):
     mark: str
     code: str

@@ -170,6 +170,8 @@ def cursor(conn: Connection) -> Iterator[Any]:
 
 def execute(cur: Any, b: Bound, params: Mapping[str, Any] | None = None) -> list[Any]:
     """Run a bound statement on ``cur``; its rows, if it returns any."""
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"parameters go by name (a mapping), not {type(params).__name__}: {b.sql}")
     sql, args = driver_args(b, params or {})
     cur.execute(sql, args)
     return list(cur.fetchall()) if cur.description else []
