@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import queue
 import struct
 import subprocess
 import sys
@@ -95,12 +96,13 @@ def serve() -> None:
 
 
 class _Helper:
-    """The helper process, answering jobs in the order they were sent (a thread reads its
-    answers, so neither side ever blocks on a full pipe)."""
+    """The helper process, answering jobs in the order they were sent. One thread writes
+    the jobs and one reads the answers, so neither the sequencer nor the helper ever waits
+    on a full pipe."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.sending = threading.Lock()
+        self.outbox: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
         self.waiting: deque[Future[list[Derived | None]]] = deque()
         self.ready = threading.Event()
         self.dead = False
@@ -112,8 +114,10 @@ class _Helper:
             stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])},
         )
-        self.reader = threading.Thread(target=self._answers, name="suyuan-offload", daemon=True)
+        self.reader = threading.Thread(target=self._answers, name="suyuan-offload-in", daemon=True)
         self.reader.start()
+        self.sender = threading.Thread(target=self._send, name="suyuan-offload-out", daemon=True)
+        self.sender.start()
 
     def _answers(self) -> None:
         assert self.proc.stdout is not None
@@ -135,28 +139,34 @@ class _Helper:
             future.set_exception(EOFError("the offload helper stopped"))
 
     def submit(self, job: list[bytes]) -> Future[list[Derived | None]] | None:
+        """Queue ``job``; its answer arrives on the future. Never blocks: a thread of its
+        own writes jobs to the helper, so the sequencer goes on while the pipe is full."""
         future: Future[list[Derived | None]] = Future()
-        # Jobs are written in the order their futures wait; the answer reader takes only
-        # ``lock``, never ``sending``, so a write blocked on a full pipe cannot stop it.
-        with self.sending:
-            with self.lock:
-                if self.dead or self.proc.stdin is None:
-                    return None
-                self.waiting.append(future)
-            try:
-                _write(self.proc.stdin, job)
-            except OSError:
-                with self.lock:
-                    self.dead = True
-                return None  # the reader fails the future when it sees the helper gone
+        with self.lock:
+            if self.dead:
+                return None
+            self.waiting.append(future)
+            self.outbox.put(job)
         return future
 
-    def stop(self) -> None:
-        if self.proc.stdin is not None:
+    def _send(self) -> None:
+        assert self.proc.stdin is not None
+        while True:
+            job = self.outbox.get()
+            if job is None:
+                break
             try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
+                _write(self.proc.stdin, job)
+            except (OSError, ValueError):
+                break  # the helper is gone: the reader fails what waits
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        self.outbox.put(None)  # the sender closes the helper's input after what is queued
+        self.sender.join(timeout=5)
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
