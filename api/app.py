@@ -21,7 +21,7 @@ from api.auth import BearerAuth
 from api.body import BodyLimit
 from api.console import console_routes
 from api.epcis_rest import mount as epcis_mount
-from api.errors import ledger_error
+from api.errors import database_error, ledger_error
 from api.graphql.app import graphql_app
 from api.headers import SecurityHeaders
 from api.qr import qr_response
@@ -37,6 +37,7 @@ from ledger.log.witnesses import Gatherer, Witnessing, cosigned_note
 from ledger.queries import scans
 from ledger.queries.page import VerificationCache
 from ledger.store.db import Store
+from ledger.store.failures import DATABASE_ERRORS
 
 PAGE_THREADS = 2  # pages answered at once by one worker process
 _TREE_NUMBER = re.compile(r"[0-9]{1,19}")  # ASCII digits only: int() also takes "١" and "1_0"
@@ -158,7 +159,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(BodyLimit),
             Middleware(BearerAuth, ledger=reader),
         ],
-        exception_handlers={LedgerError: ledger_error},
+        exception_handlers={
+            LedgerError: ledger_error,
+            **{cls: database_error for cls in DATABASE_ERRORS},
+        },
     )
     app.state.settings = settings
     app.state.store = store

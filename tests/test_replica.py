@@ -296,6 +296,9 @@ def test_the_page_answers_when_the_primary_is_down(clusters: tuple[Cluster, Clus
         assert api.app.state.primary_breaker.open
         r = api.gql(SUBMIT_Q, e=[world.event(producer, key, 6)])  # a write has nowhere to go
         assert r.status_code == 200 and r.json().get("errors"), r.text
+        (problem,) = r.json()["errors"]
+        assert problem["extensions"]["code"] == "storage", problem
+        assert problem["message"].startswith("the database server cannot be reached"), problem
     finally:
         api.app.state.store.dispose()
         world.close()
