@@ -126,9 +126,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/qr/{rest:path}", qr),
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
-        # GS1's EPCIS 2.0 REST bindings (api/epcis_rest.py): capture appends, so these read
-        # the primary.
-        epcis_mount(ledger),
+        # GS1's EPCIS 2.0 REST bindings (api/epcis_rest.py): events from the replicas, named
+        # query definitions on the primary (written there, read back at once).
+        epcis_mount(ledger, reader),
         *console_routes(reader, settings),
     ]
 

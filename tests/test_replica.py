@@ -170,6 +170,13 @@ def test_answers_from_the_standby_name_its_checkpoint_while_it_lags(
         assert seqs and max(seqs) < first
         assert bytes.fromhex(d["trace"]["checkpoint"]["rootHash"]) == world.ledger.root(first)
 
+        # EPCIS 2.0 queries: the standby's events, the checkpoint of that snapshot named.
+        r = api.request("GET", "/epcis/events?EQ_bizStep=shipping")
+        assert r.status_code == 200 and _named(r)[0] == first, r.text
+        assert r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == []
+        r = api.request("GET", "/epcis/events?EQ_bizStep=commissioning")
+        assert r.status_code == 200 and len(r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) == 3
+
         # The checkpoint and proofs: the standby's, and they verify against it.
         r = api.request("GET", "/checkpoint")
         cp = _verify_checkpoint(world, r.text)
