@@ -175,7 +175,8 @@ def test_answers_from_the_standby_name_its_checkpoint_while_it_lags(
         assert r.status_code == 200 and _named(r)[0] == first, r.text
         assert r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == []
         r = api.request("GET", "/epcis/events?EQ_bizStep=commissioning")
-        assert r.status_code == 200 and len(r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) == 3
+        listed = r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert r.status_code == 200 and len(listed) == 3
 
         # The checkpoint and proofs: the standby's, and they verify against it.
         r = api.request("GET", "/checkpoint")
