@@ -274,7 +274,7 @@ def timestamp(value: str) -> str | None:
     ms = int(frac[:3]) + (1 if frac[3] >= "5" else 0)
     t = t.astimezone(UTC) + timedelta(milliseconds=ms)
     # isoformat pads the year to four digits where strftime does not: below 1000 they differ.
-    whole = t.isoformat(timespec="seconds")[:19] if t.year >= 1000 else t.strftime("%Y-%m-%dT%H:%M:%S")
+    whole = t.isoformat()[:19] if t.year >= 1000 else t.strftime("%Y-%m-%dT%H:%M:%S")
     return f"{whole}.{t.microsecond // 1000:03d}Z"
 
 

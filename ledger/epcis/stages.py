@@ -462,7 +462,10 @@ def _typed(body: Mapping[str, Any], field: str, id_field: str) -> tuple[tuple[st
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def _utc(event_time: str) -> str:
+    """An event time in UTC; cached, as the events of one batch often share their time (a
+    refusal raises each time: lru_cache keeps no exception)."""
     try:
         # fromisoformat reads any fraction length (keeping microseconds) and 'Z'.
         t = datetime.fromisoformat(event_time)
@@ -519,6 +522,9 @@ def event_codes(body: Mapping[str, Any]) -> EventCodes:
     if action is not None and not isinstance(action, str):
         raise MalformedInput(f"action must be ADD, OBSERVE or DELETE, not {action!r}")
     parent = body.get("parentID")
+    # Most events have few of the lists: one that is absent (or null) names nothing, and
+    # is skipped without a call.
+    get = body.get
     return EventCodes(
         type=_event_type(body),
         event_time=event_time,
@@ -526,17 +532,22 @@ def event_codes(body: Mapping[str, Any]) -> EventCodes:
         action=action,
         biz_step=_optional_term(body, "bizStep"),
         disposition=_optional_term(body, "disposition"),
-        epcs=_keys(body, "epcList"),
+        epcs=_keys(body, "epcList") if get("epcList") is not None else (),
         parent=None if parent is None else _key(parent, "parentID"),
-        children=_keys(body, "childEPCs"),
-        inputs=_keys(body, "inputEPCList"),
-        outputs=_keys(body, "outputEPCList"),
-        classes=_classes(body, "quantityList") + _classes(body, "childQuantityList"),
-        input_classes=_classes(body, "inputQuantityList"),
-        output_classes=_classes(body, "outputQuantityList"),
+        children=_keys(body, "childEPCs") if get("childEPCs") is not None else (),
+        inputs=_keys(body, "inputEPCList") if get("inputEPCList") is not None else (),
+        outputs=_keys(body, "outputEPCList") if get("outputEPCList") is not None else (),
+        classes=(_classes(body, "quantityList") if get("quantityList") is not None else ())
+        + (_classes(body, "childQuantityList") if get("childQuantityList") is not None else ()),
+        input_classes=_classes(body, "inputQuantityList") if get("inputQuantityList") is not None else (),
+        output_classes=_classes(body, "outputQuantityList") if get("outputQuantityList") is not None else (),
         read_point=_location(body, "readPoint"),
         biz_location=_location(body, "bizLocation"),
-        biz_transactions=_typed(body, "bizTransactionList", "bizTransaction"),
-        sources=_typed(body, "sourceList", "source"),
-        destinations=_typed(body, "destinationList", "destination"),
+        biz_transactions=_typed(body, "bizTransactionList", "bizTransaction")
+        if get("bizTransactionList") is not None
+        else (),
+        sources=_typed(body, "sourceList", "source") if get("sourceList") is not None else (),
+        destinations=_typed(body, "destinationList", "destination")
+        if get("destinationList") is not None
+        else (),
     )
