@@ -597,9 +597,9 @@ class _Writer:
         ilmd = body.get("ilmd")
         if isinstance(ilmd, dict) and ilmd:
             later.append("ilmd" + "".join(self.extensions(ilmd, ())))
-        for k, v in body.items():
-            if k not in _NOT_EXTENSIONS and k[:1] != "@":
-                later += self.generic(k, v)
+        for k in body.keys() - _NOT_EXTENSIONS:  # in any order: the group is sorted below
+            if k[:1] != "@":
+                later += self.generic(k, body[k])
         if len(later) > 1:
             later.sort()
         return "".join(parts) + "".join(s for s in later if s)
