@@ -344,3 +344,32 @@ def test_an_epc_list_of_item_links_hashes_as_each_link_normalises(epcs: list[obj
     other = _plain_normalise(epcs[0], "ex:x", False, std)
     want = "eventType=ObjectEventepcList" + "".join(texts) + (f"ex:x={other}" if other else "ex:x")
     assert pre_hash(event) == want
+
+
+def test_long_texts_are_hashed_alike_and_stay_out_of_the_caches() -> None:
+    """A statement may carry 1 MiB: caches keyed by such texts would hold gigabytes, so a
+    text longer than an identifier may be (300 characters) is normalised each time."""
+    caches = (
+        eh._normalise_standard,
+        eh._cached_text_field,
+        eh._cached_timestamp,
+        eh._cached_canonical_identifier,
+    )
+    long_time = "2026-11-27T13:05:00." + "1" * 400 + "+08:00"
+    long_link = "https://id.gs1.org/01/09506000134352/10/L1/21/" + "7" * 400 + "?x=1"
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": long_time,
+        "bizStep": "ex:" + "s" * 400,
+        "epcList": [long_link],
+        "ex:" + "k" * 400 + "Time": long_time,
+        "ex:note": "n" * 5000,
+    }
+    before = [c.cache_info().currsize for c in caches]
+    got = pre_hash(event, context=[{"ex": "https://ex.example/"}])
+    assert [c.cache_info().currsize for c in caches] == before
+    assert got.startswith("eventType=ObjectEventeventTime=2026-11-27T05:05:00.111Z")
+    assert "epcList" + "epc=https://id.gs1.org/01/09506000134352/21/" + "7" * 400 in got
+    assert "bizStep=https://ex.example/" + "s" * 400 in got
+    assert "{https://ex.example/}" + "k" * 400 + "Time=2026-11-27T05:05:00.111Z" in got
+    assert got.endswith("{https://ex.example/}note=" + "n" * 5000)

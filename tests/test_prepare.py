@@ -172,3 +172,16 @@ def test_the_cached_time_checks_are_the_plain_rules(value: str) -> None:
     assert verdict == ("form" if not form else "ok" if real(value) else "date")
     ascii_form = re.compile(rfc3339.pattern, re.ASCII).match(value) is not None
     assert is_event_time(value) == (ascii_form and real(value))
+
+
+def test_long_texts_stay_out_of_the_time_caches() -> None:
+    from ledger.core import statements
+    from ledger.epcis import validation
+
+    caches = (statements._time_problem, validation._cached_time_problem)
+    before = [c.cache_info().currsize for c in caches]
+    for value in ("2" * 5000, "2026-11-27T13:05:00." + "1" * 300 + "Z"):
+        with pytest.raises(MalformedInput, match="must be an RFC 3339 time"):
+            check_timestamp(value, where="statement issued")
+        assert not is_event_time(value)
+    assert [c.cache_info().currsize for c in caches] == before

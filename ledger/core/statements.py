@@ -104,9 +104,14 @@ def _time_problem(value: str) -> str | None:
     return None
 
 
+# The longest time _RFC3339 takes: nine fraction digits and an offset, 35 characters (36
+# with the newline "$" lets through). A longer text is no time, and is not cached.
+_LONGEST_TIME = 36
+
+
 def check_timestamp(value: object, *, where: str) -> str:
     if isinstance(value, str):
-        problem = _time_problem(value)
+        problem = _time_problem(value) if len(value) <= _LONGEST_TIME else "form"
         if problem is None:
             return value
         if problem == "date":

@@ -58,6 +58,9 @@ _OLD_CBV: Final = (
     ("urn:epcglobal:cbv:sdt:", CBV + "SDT-"),
     ("urn:epcglobal:cbv:er:", CBV + "ER-"),
 )
+# A text longer than an identifier may be (the event schema's 300 characters) is free text:
+# it is normalised each time, so that no cache here holds more than a few MB.
+_CACHED_TEXT_MAX: Final = 300
 _TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$")
 
 
@@ -232,10 +235,15 @@ def _digital_link(uri: str) -> str | None:
     return f"{GS1_DL}/{primary}/{value}"
 
 
-@lru_cache(maxsize=1 << 14)
 def canonical_identifier(value: str) -> str | None:
     """The constrained canonical GS1 Digital Link of an EPC URN, EPC class or pattern URN or
     Digital Link (CBV 2.0 §8.9 rules 17–18), or None if it names no GS1 key."""
+    if len(value) > _CACHED_TEXT_MAX:
+        return _canonical_identifier(value)
+    return _cached_canonical_identifier(value)
+
+
+def _canonical_identifier(value: str) -> str | None:
     if value.startswith("urn:epc:"):
         parts = value.split(":")
         if len(parts) != 5:
@@ -256,13 +264,19 @@ def canonical_identifier(value: str) -> str | None:
     return None
 
 
+_cached_canonical_identifier: Final = lru_cache(maxsize=1 << 12)(_canonical_identifier)
+
+
 # --- values -------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1 << 12)
 def timestamp(value: str) -> str | None:
     """UTC with 'Z' and exactly three decimals, the fourth rounding half up; None if ``value``
     is not an xsd:dateTimeStamp."""
+    return _cached_timestamp(value) if len(value) <= _CACHED_TEXT_MAX else _timestamp(value)
+
+
+def _timestamp(value: str) -> str | None:
     m = _TIMESTAMP.match(value)
     if m is None:
         return None
@@ -276,6 +290,9 @@ def timestamp(value: str) -> str | None:
     # isoformat pads the year to four digits where strftime does not: below 1000 they differ.
     whole = t.isoformat()[:19] if t.year >= 1000 else t.strftime("%Y-%m-%dT%H:%M:%S")
     return f"{whole}.{t.microsecond // 1000:03d}Z"
+
+
+_cached_timestamp: Final = lru_cache(maxsize=1 << 12)(_timestamp)
 
 
 # What float() could read: white space, a sign, then a digit (any Unicode decimal digit) or
@@ -340,7 +357,7 @@ def _normalise_text(text: str, timey: bool, vocab: bool, namespaces: Mapping[str
     return canonical_identifier(text) or text
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 12)
 def _normalise_standard(text: str, timey: bool, vocab: bool) -> str:
     # Locations, times, words, lots and classes repeat from event to event. The namespaces
     # only matter to a vocabulary word, so the standard ones are the only ones cached.
@@ -356,9 +373,10 @@ def normalise(
         return ""
     if _CANONICAL_ITEM.fullmatch(text) is not None:
         return text
-    if vocab and namespaces is not STANDARD_NAMESPACES:
-        return _normalise_text(text, _time_key(key), vocab, namespaces)
-    return _normalise_standard(text, _time_key(key), vocab)
+    timey = _time_key(key) if len(key) <= _CACHED_TEXT_MAX else _is_time_key(key)
+    if len(text) > _CACHED_TEXT_MAX or (vocab and namespaces is not STANDARD_NAMESPACES):
+        return _normalise_text(text, timey, vocab, namespaces)
+    return _normalise_standard(text, timey, vocab)
 
 
 # --- the pre-hash string -----------------------------------------------------------------------
@@ -425,12 +443,20 @@ _SORTED_GROUP: Final = frozenset({"bizTransactionList", "sourceList", "destinati
 _NOT_EXTENSIONS: Final = ORDERED | _SORTED_GROUP | IGNORED
 
 
-@lru_cache(maxsize=1 << 14)
-def _field_text(name: str, value: str, vocab: bool) -> str:
+def _text_field(name: str, value: str, vocab: bool) -> str:
     """``name=value`` as the pre-hash string writes a text field, with the standard
     namespaces (the only ones a vocabulary word is cached with)."""
     text = normalise(value, key=name, vocab=vocab)
     return f"{name}={text}" if text else ""
+
+
+_cached_text_field: Final = lru_cache(maxsize=1 << 12)(_text_field)
+
+
+def _field_text(name: str, value: str, vocab: bool) -> str:
+    if len(value) > _CACHED_TEXT_MAX or len(name) > _CACHED_TEXT_MAX:
+        return _text_field(name, value, vocab)
+    return _cached_text_field(name, value, vocab)
 
 
 class _Writer:
