@@ -473,10 +473,14 @@ def _typed(body: Mapping[str, Any], field: str, id_field: str) -> tuple[tuple[st
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=1 << 12)
 def _utc(event_time: str) -> str:
     """An event time in UTC; cached, as the events of one batch often share their time (a
-    refusal raises each time: lru_cache keeps no exception)."""
+    refusal raises each time: lru_cache keeps no exception). A time with a long fraction
+    is read each time: the cache holds short texts only."""
+    return _cached_utc(event_time) if len(event_time) <= 64 else _utc_of(event_time)
+
+
+def _utc_of(event_time: str) -> str:
     try:
         # fromisoformat reads any fraction length (keeping microseconds) and 'Z'.
         t = datetime.fromisoformat(event_time)
@@ -490,6 +494,9 @@ def _utc(event_time: str) -> str:
         return utc_text(t)  # one fixed-width form: times sort as strings in every store
     except OverflowError:
         raise MalformedInput(f"eventTime {event_time} is outside the years 1-9999 in UTC") from None
+
+
+_cached_utc: Final = functools.lru_cache(maxsize=1 << 12)(_utc_of)
 
 
 @dataclass(frozen=True, slots=True)
