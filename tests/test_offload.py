@@ -161,3 +161,57 @@ def test_a_helper_killed_under_a_batch_loses_nothing(
     assert seen == [EVENTS]
     rep = audit(world.store)
     assert rep.ok, [p.line() for p in rep.problems]
+
+
+def test_the_collector_is_paused_only_while_batches_are_appended(world: World) -> None:
+    """The sequencer pauses Python's cyclic garbage collector while it appends (it finds
+    nothing to free there) and gives it back after, also after a refused batch; a process
+    that had turned it off keeps it off."""
+    import gc
+    import threading
+
+    from ledger.log import sequencer
+
+    party, key = world.register()
+    seen: list[bool] = []
+    prepare = sequencer.Ledger._prepare
+
+    def watching(self: Any, envelopes: Any) -> Any:
+        seen.append(gc.isenabled())
+        return prepare(self, envelopes)
+
+    assert gc.isenabled()
+    try:
+        sequencer.Ledger._prepare = watching  # type: ignore[method-assign]
+        world.append_events(party, key, 3)
+        with pytest.raises(BatchRejected):
+            world.ledger.append_batch([world.event(party, key, 1, bizStep="no such step")])
+        assert seen == [False, False] and gc.isenabled()
+
+        # Two batches at once in threads: the first to finish does not restart it under
+        # the second.
+        inside = threading.Event()
+        release = threading.Event()
+
+        def slow(self: Any, envelopes: Any) -> Any:
+            inside.set()
+            release.wait(30)
+            return prepare(self, envelopes)
+
+        sequencer.Ledger._prepare = slow  # type: ignore[method-assign]
+        t = threading.Thread(target=world.append_events, args=(party, key, 2, 100))
+        t.start()
+        assert inside.wait(30)
+        sequencer.Ledger._prepare = watching  # type: ignore[method-assign]
+        world.append_events(party, key, 2, start=200)
+        assert seen[-1] is False and not gc.isenabled()  # the slow batch still runs
+        release.set()
+        t.join(30)
+        assert gc.isenabled()
+
+        gc.disable()
+        world.append_events(party, key, 1, start=300)
+        assert not gc.isenabled()
+    finally:
+        sequencer.Ledger._prepare = prepare  # type: ignore[method-assign]
+        gc.enable()

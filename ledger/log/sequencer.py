@@ -12,9 +12,12 @@ nothing. It names no projection.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,6 +205,33 @@ class _BatchNodes:
         return {i: self.new[i] for i in ids if i in self.new}
 
 
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a batch is appended: a batch makes
+    thousands of short-lived dicts and lists, which set off collections that find nothing
+    to free (about a tenth of the sequencer's time). What a batch leaves in cycles is
+    collected after it. Counted, so that batches appended at once in threads pause it once
+    and the last to finish lets it go on (unless it was off before)."""
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
 @dataclass
 class _Checked:
     """A batch after ``Ledger._prepare``: per statement that passed its shape checks, the
@@ -269,6 +299,12 @@ class Ledger:
         """
         if not envelopes:
             return []
+        with _collector_paused():
+            return self._append(envelopes, private)
+
+    def _append(
+        self, envelopes: Sequence[object], private: Mapping[str, Mapping[str, Any]] | None
+    ) -> list[Receipt]:
         checked = self._prepare(envelopes)
         prepared, errors = checked.prepared, checked.errors
         blobs: dict[str, bytes] = {}
