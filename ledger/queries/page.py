@@ -170,6 +170,7 @@ def page_facts(
     witnessing: Witnessing | None = None,
     cache: VerificationCache | None = None,
     scan: scans.Scan | None = None,
+    scans_to: scans.ScanWriter | None = None,
 ) -> dict[str, Any] | None:
     """Everything the consumer page shows about ``code``; None if the ledger holds
     nothing about it.
@@ -179,7 +180,9 @@ def page_facts(
     read now; a ``cache`` only spares repeating a check already made on the same bytes
     against the same checkpoint (see ``verify_journey``). With ``scan`` (region, client
     class, visitor) an item's scan is then recorded, given the journey just read, and the
-    counterfeit signal shown is the one that write computed, this scan included.
+    counterfeit signal shown is the one that write computed, this scan included; with
+    ``scans_to`` the scan is queued there instead, and the signal shown counts the scans
+    stored (read in this request's transaction), those still queued and this one.
     """
     key = normalise_code(code)
     got = _assemble(ledger, key, witnessing=witnessing, cache=cache)
@@ -188,7 +191,10 @@ def page_facts(
     facts, steps = got
     signal = None
     if facts["kind"] == "item":
-        if scan is not None:
+        if scan is not None and scans_to is not None:
+            with ledger.store.reading() as conn:
+                signal = scans_to.record(conn, key, scan, journey=(steps, facts["soldAt"]))
+        elif scan is not None:
             signal = scans.record_scan(
                 ledger.store,
                 key,
