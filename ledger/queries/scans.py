@@ -376,6 +376,7 @@ class ScanWriter:
         self.store = store
         self.every = max(every_ms, 1) / 1000
         self._pending: list[_Pending] = []
+        self._codes: dict[str, int] = {}  # code -> its scans in _pending
         self._lock = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -402,9 +403,11 @@ class ScanWriter:
         )
         visits = scansdb.visits_of(conn, code, exclude_client="bot")
         with self._lock:
-            waiting = [p.row for p in self._pending if p.row.code == code]
+            waiting = [p.row for p in self._pending if p.row.code == code] if code in self._codes else []
             self._pending.append(_Pending(row, sold, tuple(s.seq for s in steps)))
+            self._codes[code] = self._codes.get(code, 0) + 1
             if len(self._pending) > PENDING_MAX:
+                self._forget(self._pending[: len(self._pending) - PENDING_MAX])
                 del self._pending[: len(self._pending) - PENDING_MAX]
                 self.dropped += 1
             self._start()
@@ -418,6 +421,12 @@ class ScanWriter:
                 if sold is not None and r.time >= sold:
                     after.add(r.visitor)
         return _signal(len(regions), len(after))
+
+    def _forget(self, gone: Sequence[_Pending]) -> None:
+        for p in gone:
+            left = self._codes.pop(p.row.code) - 1
+            if left:
+                self._codes[p.row.code] = left
 
     def _start(self) -> None:
         if self._thread is None and not self._closed:
@@ -440,6 +449,7 @@ class ScanWriter:
         while True:
             with self._lock:
                 batch, self._pending = self._pending[:BATCH_MAX], self._pending[BATCH_MAX:]
+                self._forget(batch)
             if not batch:
                 return done
             try:
