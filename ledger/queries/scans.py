@@ -51,7 +51,7 @@ from ledger.queries.trace import Step, journey_steps
 from ledger.store import findingsdb, scansdb, tracedb
 from ledger.store.db import Store
 from ledger.store.failures import storage_error
-from ledger.store.scansdb import ScanRow
+from ledger.store.scansdb import ScanRow, Visit
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +361,12 @@ def batch_ms() -> int:
     return int(raw)
 
 
+def visits_in(conn: Connection, code: str) -> list[Visit]:
+    """What an index-key ``code``'s signal counts of its stored scans (bots left out), in
+    the caller's read transaction; ``ScanWriter.record`` takes it."""
+    return scansdb.visits_of(conn, code, exclude_client="bot")
+
+
 class _Pending(NamedTuple):
     row: ScanRow
     sold: str | None  # the item's sale time, as the page read it
@@ -385,23 +391,22 @@ class ScanWriter:
 
     def record(
         self,
-        conn: Connection,
         code: str,
         scan: Scan,
         *,
         journey: tuple[Sequence[Step], str | None],
+        visits: Sequence[Visit],
         time: str | None = None,
     ) -> dict[str, Any] | None:
         """Queue a scan of the index-key ``code`` for writing and return the code's
-        counterfeit signal with it counted, the stored scans read on ``conn`` (the page's
-        read transaction)."""
+        counterfeit signal with it counted, and the scans stored before: ``visits``, read
+        in the page's transaction (``visits_in``)."""
         if scan.client not in CLIENT_CLASSES:
             raise ValueError(f"client class {scan.client!r} is not one of {CLIENT_CLASSES}")
         steps, sold = journey
         row = ScanRow(
             code, time or now_utc(), scan.region[:_REGION_MAX], scan.client, visitor_key(code, scan.visitor)
         )
-        visits = scansdb.visits_of(conn, code, exclude_client="bot")
         with self._lock:
             waiting = [p.row for p in self._pending if p.row.code == code] if code in self._codes else []
             self._pending.append(_Pending(row, sold, tuple(s.seq for s in steps)))

@@ -420,6 +420,12 @@ class Store:
             _PINNED.reset(token)
             pin.close()
 
+    def pinned_head(self) -> Head | None:
+        """The latest checkpoint of the pinned snapshot this context reads, once its
+        transaction is open (None: not pinned, not yet open, or no checkpoint)."""
+        pin = _PINNED.get()
+        return pin.head if pin is not None and pin.store is self else None
+
     # --- the log -------------------------------------------------------------------------
 
     def head(self, conn: Connection) -> Head | None:
