@@ -972,10 +972,9 @@ def _free_port() -> int:
 def _serve(
     url: str, home: str, workdir: Path, workers: int = 1, env_extra: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """uvicorn with ``workers`` workers in its own process on loopback, started as ``suyuan serve``
-    starts it (host and port: an inherited socket would reach uvicorn as a Unix socket,
-    without TCP_NODELAY, and Nagle's algorithm would add 40 ms to every answer); returns
-    once /healthz answers."""
+    """``suyuan serve --workers N`` in its own process on loopback (uvicorn; with several
+    workers, each listening on a socket of its own, see ``tools.cli.serve.serve_workers``);
+    returns once /healthz answers."""
     import urllib.request
 
     for _attempt in range(3):  # another process may take the free port first
@@ -993,18 +992,14 @@ def _serve(
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "--factory",
-                "api.app:create_app",
+                "tools.cli",
+                "serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "--workers",
                 str(workers),
-                "--no-access-log",
-                "--log-level",
-                "warning",
             ],
             cwd=Path(__file__).resolve().parents[1],
             env=env,
