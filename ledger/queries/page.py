@@ -120,6 +120,19 @@ def _code(key: str) -> _Code:
     return _Code(parse_digital_link(key), masterdata.product_class(key))
 
 
+def _key(code: str) -> str:
+    """``normalise_code(code)``, without parsing again a code that is its own key (the
+    resolver's canonical Digital Link of an item without its lot): ``_code`` keeps it
+    parsed for the page."""
+    try:
+        link = _code(code).link
+    except LedgerError:
+        return normalise_code(code)
+    if link.canonical == code and not (link.kind == "item" and link.lot is not None):
+        return code
+    return normalise_code(code)
+
+
 def _doc_number(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
@@ -185,7 +198,7 @@ def page_facts(
     ``scans_to`` the scan is queued there instead, and the signal shown counts the scans
     stored (read in this request's transaction), those still queued and this one.
     """
-    key = normalise_code(code)
+    key = _key(code)
     queued = scan is not None and scans_to is not None
     got = _assemble(ledger, key, witnessing=witnessing, cache=cache, visits=queued)
     if got is None:
