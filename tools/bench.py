@@ -1012,6 +1012,10 @@ def _serve(
             try:
                 with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
                     if r.status == 200:
+                        # Every worker listening, before any load: the connections a
+                        # generator opens at once are spread over the listeners there are.
+                        while _listeners(port) not in (None, workers) and time.monotonic() < deadline:
+                            time.sleep(0.1)
                         return proc, base
             except OSError:
                 time.sleep(0.2)
@@ -1021,6 +1025,17 @@ def _serve(
         if "address already in use" not in tail.lower():
             break
     raise SystemExit(f"bench: the API server did not start:\n{tail}")
+
+
+def _listeners(port: int) -> int | None:
+    """How many sockets listen on 127.0.0.1:``port`` (Linux's /proc/net/tcp; None
+    elsewhere): with several workers, each has its own (``suyuan serve``)."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    want = f"0100007F:{port:04X}"
+    return sum(1 for line in lines if (f := line.split())[1] == want and f[3] == "0A")
 
 
 def _generator(choice: str) -> str:

@@ -207,7 +207,7 @@ def page_facts(
     signal = None
     if facts["kind"] == "item":
         if scan is not None and scans_to is not None:
-            if visits is None:  # not read with the rest (an item named by another kind)
+            if visits is None:  # read with the rest whenever asked; here as a fallback
                 with ledger.store.reading() as conn:
                     visits = scans.visits_in(conn, key)
             signal = scans_to.record(key, scan, journey=(steps, facts["soldAt"]), visits=visits)
