@@ -394,3 +394,28 @@ def test_scan_batch_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUYUAN_SCAN_BATCH_MS", "-5")
     with pytest.raises(Exception, match="SUYUAN_SCAN_BATCH_MS"):
         scans.batch_ms()
+
+
+def test_the_server_queues_the_page_scans_and_writes_them(world: World, chain: dict[str, str]) -> None:
+    """With SUYUAN_SCAN_BATCH_MS (here through Settings) the app's pages queue their scans:
+    the page answers with its own scan counted, and the writer puts it in the table."""
+    from api.app import create_app
+    from api.settings import Settings
+
+    app = create_app(
+        Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example", scan_batch_ms=5)
+    )
+    client = Client(app)
+    item = chain["unsold"]
+    for region in ("CN-HE", "CN-BJ"):
+        scans.record_scan(world.store, item, region=region, client="browser", visitor=region)
+    r = client.get(path(item), headers={"User-Agent": CHROME, "Accept": "application/json"})
+    assert r.status_code == 200
+    assert r.json()["counterfeit"] == {"reason": "regions", "regions": 3, "scansAfterSale": 0}
+    writer = app.state.scan_writer
+    assert isinstance(writer, scans.ScanWriter)
+    writer.close()
+    got = scans.scans_for(world.store, item)["scans"]
+    assert sorted(s["region"] for s in got) == ["127.0.0.0/16", "CN-BJ", "CN-HE"]
+    assert writer.written == 1 and writer.dropped == 0
+    app.state.store.dispose()
