@@ -416,8 +416,7 @@ class ScanWriter:
                 del self._pending[: len(self._pending) - PENDING_MAX]
                 self.dropped += 1
             self._start()
-            if len(self._pending) >= BATCH_MAX:
-                self._lock.notify()
+            self._lock.notify()  # the thread waits while the queue is empty
         regions = {v.region for v in visits}
         after = {v.visitor for v in visits if sold is not None and v.last >= sold}
         for r in [*waiting, row]:
