@@ -55,9 +55,13 @@ def test_serve_with_two_workers(cli: Cli, tmp_path: Path, port: int) -> None:
         workers = [p for p in kids.stdout.split() if p]
         assert len(workers) >= 2, kids.stdout
         if sys.platform == "linux":
-            listening = _listening_inodes(port)
-            owned = {w: _socket_inodes(int(w)) & listening for w in workers}
-            holders = [w for w, inodes in owned.items() if inodes]
+            while True:  # the second worker may still be starting when the first answers
+                listening = _listening_inodes(port)
+                owned = {w: _socket_inodes(int(w)) & listening for w in workers}
+                holders = [w for w, inodes in owned.items() if inodes]
+                if len(holders) == 2 or time.monotonic() > deadline + 60:
+                    break
+                time.sleep(0.1)
             assert len(holders) == 2, owned
             assert not owned[holders[0]] & owned[holders[1]]
     finally:
