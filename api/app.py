@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = graphql_app(ledger, settings, gatherer.poke if gatherer is not None else None, reader=reader)
     verified = VerificationCache()
     visitors = Visitors(settings.trusted_proxies, visitor_secret(settings.home))
+    # The page's scans, written in batches off the request path (to the primary).
+    scan_writer = scans.ScanWriter(store, every_ms=settings.scan_batch_ms) if settings.scan_batch_ms else None
 
     def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "size": reader.size()})
@@ -102,7 +104,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def digital_link(request: Request) -> Response:
         return await anyio.to_thread.run_sync(
             lambda: resolve(
-                request, reader, settings.base_url, witnessing=witnessing, cache=verified, visitors=visitors
+                request,
+                reader,
+                settings.base_url,
+                witnessing=witnessing,
+                cache=verified,
+                visitors=visitors,
+                scans_to=scan_writer,
             ),
             limiter=page_threads,
         )
@@ -147,6 +155,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         if mirror is not None:
             mirror.stop()
+        if scan_writer is not None:
+            scan_writer.close()  # the scans still waiting
         store.dispose()
 
     app = Starlette(
@@ -170,4 +180,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.reader = reader
     app.state.primary_breaker = breaker
     app.state.gatherer = gatherer
+    app.state.scan_writer = scan_writer
     return app
