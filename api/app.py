@@ -21,7 +21,7 @@ from api.auth import BearerAuth
 from api.body import BodyLimit
 from api.console import console_routes
 from api.epcis_rest import mount as epcis_mount
-from api.errors import ledger_error
+from api.errors import database_error, ledger_error
 from api.graphql.app import graphql_app
 from api.headers import SecurityHeaders
 from api.qr import qr_response
@@ -37,6 +37,7 @@ from ledger.log.witnesses import Gatherer, Witnessing, cosigned_note
 from ledger.queries import scans
 from ledger.queries.page import VerificationCache
 from ledger.store.db import Store
+from ledger.store.failures import DATABASE_ERRORS
 
 PAGE_THREADS = 2  # pages answered at once by one worker process
 _TREE_NUMBER = re.compile(r"[0-9]{1,19}")  # ASCII digits only: int() also takes "١" and "1_0"
@@ -72,6 +73,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = graphql_app(ledger, settings, gatherer.poke if gatherer is not None else None, reader=reader)
     verified = VerificationCache()
     visitors = Visitors(settings.trusted_proxies, visitor_secret(settings.home))
+    # The page's scans, written in batches off the request path (to the primary).
+    scan_writer = scans.ScanWriter(store, every_ms=settings.scan_batch_ms) if settings.scan_batch_ms else None
 
     def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "size": reader.size()})
@@ -101,7 +104,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def digital_link(request: Request) -> Response:
         return await anyio.to_thread.run_sync(
             lambda: resolve(
-                request, reader, settings.base_url, witnessing=witnessing, cache=verified, visitors=visitors
+                request,
+                reader,
+                settings.base_url,
+                witnessing=witnessing,
+                cache=verified,
+                visitors=visitors,
+                scans_to=scan_writer,
             ),
             limiter=page_threads,
         )
@@ -125,9 +134,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/qr/{rest:path}", qr),
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
-        # GS1's EPCIS 2.0 REST bindings (api/epcis_rest.py): capture appends, so these read
-        # the primary.
-        epcis_mount(ledger),
+        # GS1's EPCIS 2.0 REST bindings (api/epcis_rest.py): events from the replicas, named
+        # query definitions on the primary (written there, read back at once).
+        epcis_mount(ledger, reader),
         *console_routes(reader, settings),
     ]
 
@@ -146,6 +155,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         if mirror is not None:
             mirror.stop()
+        if scan_writer is not None:
+            scan_writer.close()  # the scans still waiting
         store.dispose()
 
     app = Starlette(
@@ -158,7 +169,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(BodyLimit),
             Middleware(BearerAuth, ledger=reader),
         ],
-        exception_handlers={LedgerError: ledger_error},
+        exception_handlers={
+            LedgerError: ledger_error,
+            **{cls: database_error for cls in DATABASE_ERRORS},
+        },
     )
     app.state.settings = settings
     app.state.store = store
@@ -166,4 +180,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.reader = reader
     app.state.primary_breaker = breaker
     app.state.gatherer = gatherer
+    app.state.scan_writer = scan_writer
     return app

@@ -134,9 +134,14 @@ def _now() -> str:
     return utc_text(digits=3)
 
 
-def routes(ledger: Ledger) -> list[BaseRoute]:
-    """The routes to mount at ``/epcis``."""
+def routes(ledger: Ledger, reader: Ledger | None = None) -> list[BaseRoute]:
+    """The routes to mount at ``/epcis``. Events and vocabularies are read through
+    ``reader`` (the read replicas, one snapshot per request; default ``ledger``); named
+    queries are defined on ``ledger``'s primary and read back from it, so a query just
+    created is found at once."""
     store = ledger.store
+    reader = reader or ledger
+    events_store = reader.store
 
     def top(request: Request) -> Response:
         return document(_collection(TOP_LEVEL), media_type(request))
@@ -147,21 +152,21 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
                 "capture is at each enterprise's `suyuan agent` (POST "
                 "/epcis/capture there), which signs with its own key"
             )
-        return _events_page(ledger, request, _params(request))
+        return _events_page(reader, request, _params(request))
 
     def event(request: Request) -> Response:
         kind = media_type(request, xml=True)
-        found = eq.first_event(store, {"EQ_eventID": [request.path_params["eventID"]]})
+        found = eq.first_event(events_store, {"EQ_eventID": [request.path_params["eventID"]]})
         if found is None:
             raise NotFound(f"no event on this ledger has eventID {request.path_params['eventID'][:100]}")
-        return document(eq.query_document(store, [found]), kind, xml=eq.query_xml)
+        return document(eq.query_document(events_store, [found]), kind, xml=eq.query_xml)
 
     def vocabulary(resource: str) -> Handler:
         def endpoint(request: Request) -> Response:
             kind = media_type(request)
             per_page = _per_page(request)
             page = eq.vocabulary_page(
-                store, resource, per_page=per_page, token=request.query_params.get("nextPageToken")
+                events_store, resource, per_page=per_page, token=request.query_params.get("nextPageToken")
             )
             context: Any = COLLECTION_CONTEXT
             if resource in ("bizSteps", "dispositions"):
@@ -177,7 +182,7 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
     def resource_events(resource: str) -> Handler:
         def endpoint(request: Request) -> Response:
             value = request.path_params["value"]
-            return _events_page(ledger, request, _params(request, **{RESOURCE_PARAMETER[resource]: value}))
+            return _events_page(reader, request, _params(request, **{RESOURCE_PARAMETER[resource]: value}))
 
         return endpoint
 
@@ -269,7 +274,7 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
                     "subscriptions are WebSocket streams: open this URL as a WebSocket with ?stream=true"
                 )
         params = eq.params_of_json(orjson.loads(q.query))
-        return _events_page(ledger, request, params, query_name=q.name)
+        return _events_page(reader, request, params, query_name=q.name)
 
     def subscriptions(request: Request) -> Response:
         named(request)
@@ -339,10 +344,11 @@ def routes(ledger: Ledger) -> list[BaseRoute]:
     return out
 
 
-def mount(ledger: Ledger) -> Mount:
-    """``/epcis`` and its routes, for any path below it: Starlette's mount does not take a
-    path holding a line break (``%0A``), which then got the router's plain-text 404."""
-    m = Mount("/epcis", routes=routes(ledger))
+def mount(ledger: Ledger, reader: Ledger | None = None) -> Mount:
+    """``/epcis`` and its routes (see ``routes``), for any path below it: Starlette's mount
+    does not take a path holding a line break (``%0A``), which then got the router's
+    plain-text 404."""
+    m = Mount("/epcis", routes=routes(ledger, reader))
     m.path_regex = re.compile(r"^/epcis/(?P<path>[\s\S]*)$")
     return m
 

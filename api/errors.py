@@ -12,6 +12,7 @@ new subclass answers like its parent until it is given a line of its own:
     NotFound                            404   no such seq, size, code or key
     BatchRejected, NoteError, …         422   understood, and refused
     ConfigError                         503   the server is not set up for this
+    StorageFailure                      503   its database failed (full, read-only, gone)
 
 The ledger has no class for a conflict with stored state today (its refusals of that
 kind are NotAuthorised): one added to ledger.core.errors gets its 409 here.
@@ -19,6 +20,7 @@ kind are NotAuthorised): one added to ledger.core.errors gets its 409 here.
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 from starlette.requests import Request
@@ -32,7 +34,11 @@ from ledger.core.errors import (
     NotAuthorised,
     NotFound,
     ProofError,
+    StorageFailure,
 )
+from ledger.store.failures import storage_error
+
+log = logging.getLogger("suyuan.api")
 
 
 class RequestTooLarge(MalformedInput):
@@ -52,6 +58,7 @@ STATUS: Final[dict[type[LedgerError], int]] = {
     NotAuthorised: 403,
     NotFound: 404,
     ConfigError: 503,
+    StorageFailure: 503,
     LedgerError: 422,
 }
 
@@ -76,3 +83,19 @@ async def ledger_error(request: Request, exc: Exception) -> Response:
     """Starlette's handler for any LedgerError a route raises."""
     assert isinstance(exc, LedgerError)
     return error_response(exc)
+
+
+STORAGE_WHERE: Final = "the ledger's database"
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """Starlette's handler for a database driver's error a route let through: the
+    ``storage`` refusal (503) when the database failed; anything else is a bug, answered
+    as one (500, logged by the server) without its details."""
+    problem = storage_error(exc, where=STORAGE_WHERE)
+    if problem is None:
+        log.error("unexpected database error on %s", request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"error": {"code": "internal", "message": "the server failed; it is logged"}}, status_code=500
+        )
+    return error_response(problem)

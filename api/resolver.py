@@ -148,11 +148,14 @@ def resolve(
     witnessing: Witnessing | None,
     cache: page_facts.VerificationCache | None,
     visitors: Visitors,
+    scans_to: scans.ScanWriter | None = None,
 ) -> Response:
     """Answer one Digital Link request (GS1-conformant resolvers allow any origin)."""
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=CORS)
-    response = _resolve(request, ledger, base_url, witnessing=witnessing, cache=cache, visitors=visitors)
+    response = _resolve(
+        request, ledger, base_url, witnessing=witnessing, cache=cache, visitors=visitors, scans_to=scans_to
+    )
     response.headers.update(CORS)
     if response.status_code == 200:
         # Every answer points at the item's full set of links (RFC 9264 §6).
@@ -171,6 +174,7 @@ def _resolve(
     witnessing: Witnessing | None,
     cache: page_facts.VerificationCache | None,
     visitors: Visitors,
+    scans_to: scans.ScanWriter | None = None,
 ) -> Response:
     store = ledger.store
     path = request.url.path
@@ -201,7 +205,9 @@ def _resolve(
             scan = visitors.scan_of(request)
         if link_type in (None, "gs1:pip"):
             # The page reads the journey once, for its facts, the scan and the signal.
-            facts = page_facts.page_facts(ledger, code, witnessing=witnessing, cache=cache, scan=scan)
+            facts = page_facts.page_facts(
+                ledger, code, witnessing=witnessing, cache=cache, scan=scan, scans_to=scans_to
+            )
             if facts is None:
                 return _not_found(request, code)
             if link_type == "gs1:pip" or wants_html(request):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from api.visitors import Network, parse_proxies
 from ledger.log.home import Home, default_home
+from ledger.queries.scans import batch_ms
 from ledger.store.db import DEFAULT_URL, split_read_urls
 
 
@@ -25,6 +26,9 @@ class Settings:
     # The published log verifier key pages pin (SUYUAN_LOG_KEY); None: the genesis entry's.
     log_key: str | None = None
     tiles_dir: Path | None = None  # kept current with the log's static tiles (api/tiles.py)
+    # How long a page's scan may wait to be written with others (SUYUAN_SCAN_BATCH_MS,
+    # ledger/queries/scans.py ScanWriter); 0: each scan is written in its own request.
+    scan_batch_ms: int = 0
 
     @classmethod
     def from_env(cls, *, dev: bool = False) -> Settings:
@@ -38,4 +42,5 @@ class Settings:
             dev=dev,
             trusted_proxies=parse_proxies(os.environ.get("SUYUAN_TRUSTED_PROXIES", "")),
             tiles_dir=Path(os.environ["SUYUAN_TILES_DIR"]) if os.environ.get("SUYUAN_TILES_DIR") else None,
+            scan_batch_ms=batch_ms(),
         )

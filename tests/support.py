@@ -229,6 +229,12 @@ class Client:
         self.app, self.peer = app, peer
 
     def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.request("POST", path, **kw)
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
         import asyncio
 
         import httpx
@@ -236,6 +242,6 @@ class Client:
         async def go() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app, client=(self.peer, 123))
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-                return await c.get(path, **kw)
+                return await c.request(method, path, **kw)
 
         return asyncio.run(go())

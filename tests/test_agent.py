@@ -97,7 +97,9 @@ class Proc:
 
 
 class Zone:
-    def __init__(self, world: World, tmp: Path, *, ledger_port: int, agent_port: int) -> None:
+    def __init__(
+        self, world: World, tmp: Path, *, ledger_port: int, agent_port: int, register: bool = True
+    ) -> None:
         # Both ports are held for the whole test (support.loopback_port): the agent is told
         # the ledger's before the ledger serves, and each server may be started again.
         self.world, self.tmp = world, tmp
@@ -106,8 +108,9 @@ class Zone:
         self.agent_url = f"http://127.0.0.1:{self.agent_port}"
         self.party = new_uscc()
         self.agent_home = tmp / "agent-home"
-        key = Home(self.agent_home).keys.create("acme")
-        world.ledger.append(world.registration(self.party, key, ["producer"]))
+        self.key = Home(self.agent_home).keys.create("acme")
+        if register:
+            world.ledger.append(world.registration(self.party, self.key, ["producer"]))
         self.outbox = tmp / "outbox.db"
         base = {k: v for k, v in os.environ.items() if not k.startswith("SUYUAN_")}
         self.ledger_env = {**base, "SUYUAN_DB": world.url, "SUYUAN_HOME": str(world.home.path)}
@@ -519,3 +522,36 @@ def test_a_repeat_receipt_is_taken_only_for_our_own_event(tmp_path: Path) -> Non
             assert job["success"] is True
             [receipt] = job["suyuan:receipts"]
             assert (receipt["eventID"], receipt["duplicateOf"]) == (event_id, 0)
+
+
+def test_an_unregistered_agent_says_why_its_captures_wait_and_delivers_once_registered(
+    tmp_path: Path,
+) -> None:
+    """The enterprise started its agent before the registrar registered it: the ledger
+    refuses its token (401). The capture waits, and its job says why in words a person can
+    act on; once the party is registered the capture lands, once."""
+    w = World.create(f"sqlite:///{tmp_path}/ledger.db", home=tmp_path / "home")
+    with loopback_port() as ledger_port, loopback_port() as agent_port:
+        zone = Zone(w, tmp_path, ledger_port=ledger_port, agent_port=agent_port, register=False)
+        try:
+            zone.serve()
+            zone.agent()
+            status, headers, _ = http("POST", f"{zone.agent_url}/epcis/capture", document("7"))
+            assert status == 202
+            location = headers["location"]
+            job = wait_for(
+                "a refused delivery",
+                lambda: (j := zone.job(location)) and "suyuan:lastError" in j and j,
+            )
+            why = job["suyuan:lastError"]
+            assert why.startswith("the ledger answered 401 ("), why
+            assert "not (yet) registered" in why and "b'" not in why, why
+            assert job["running"] is True and zone.world.ledger.size() == 1
+
+            w.ledger.append(w.registration(zone.party, zone.key, ["producer"]))
+            job = zone.finished(location)
+            assert_landed_once(zone, job, "7")
+        finally:
+            for p in zone.procs:
+                p.stop()
+    w.close()

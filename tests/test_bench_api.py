@@ -6,10 +6,14 @@ measured over real answers."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.pgcluster import pg_bin
 from tests.test_cli import REPO
 
 
@@ -93,3 +97,48 @@ def test_api_bench_measures_graphql_and_the_page_over_http(tmp_path: Path) -> No
         timeout=60,
     )
     assert again.returncode == 1 and "not one for --entries 5000" in again.stderr, again.stderr
+
+
+@pytest.mark.postgres
+def test_api_bench_with_and_without_a_read_replica() -> None:
+    """``bench api --replica``: a primary and a streaming standby of the bench's own, the page
+    beside /healthz and the tile read path served from the primary alone, then read from the
+    standby; each figure beside its bound, measured over real answers."""
+    if pg_bin() is None:
+        msg = "no PostgreSQL server binaries under /usr/lib/postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " — CI must run the replica bench (.ci/run installs them)")
+        pytest.skip(msg)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.bench",
+            "api",
+            "--replica",
+            "--entries",
+            "600",
+            "--duration",
+            "1",
+            "--concurrency",
+            "4",
+            "--generator",
+            "python",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["entries"] >= 600 and doc["db"].startswith("postgresql")
+    for setup in ("primary_only", "with_replica"):
+        got = doc[setup]
+        page = got["page_req_per_s"]
+        assert page["bound"] == 300 and page["value"] > 0 and len(page["runs"]) == 1
+        ratio = got["page_to_healthz"]
+        assert ratio["bound"] == 0.3 and ratio["met"] == (ratio["value"] >= 0.3)
+        assert ratio["page_req_per_s_median"] > 0 and ratio["healthz_req_per_s_median"] > 0
+        assert got["tiles_req_per_s"]["value"] > 0 and got["tiles_req_per_s"]["non_2xx"] == 0
+        assert got["proof_from_tiles_ms_p50"]["value"] > 0

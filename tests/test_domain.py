@@ -667,3 +667,17 @@ def test_event_codes_is_frozen() -> None:
     codes = event_codes(ev())
     with pytest.raises(AttributeError):
         codes.type = "AggregationEvent"  # type: ignore[misc]
+
+
+def test_event_times_are_read_alike_long_or_short_and_only_short_ones_cached() -> None:
+    from ledger.epcis import stages
+
+    body = {"type": "ObjectEvent", "action": "OBSERVE", "epcList": []}
+    short = event_codes({**body, "eventTime": "2026-11-27T13:05:00.123456+08:00"})
+    before = stages._cached_utc.cache_info().currsize
+    long = event_codes({**body, "eventTime": "2026-11-27T13:05:00.123456" + "9" * 500 + "+08:00"})
+    assert long.event_time_utc == short.event_time_utc == "2026-11-27T05:05:00.123456Z"
+    assert stages._cached_utc.cache_info().currsize == before
+    for _ in range(2):  # a refusal is never cached: it raises each time
+        with pytest.raises(MalformedInput, match="no UTC offset"):
+            event_codes({**body, "eventTime": "2026-11-27T13:05:00"})

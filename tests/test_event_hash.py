@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.core.errors import MalformedInput
+from ledger.epcis import event_hash as eh
 from ledger.epcis import xml as epcis_xml
 from ledger.epcis.event_hash import (
     canonical_identifier,
     check_document_record,
     event_hash,
+    normalise,
     pre_hash,
     timestamp,
 )
@@ -172,3 +178,198 @@ def test_a_document_record_lists_event_hashes_only() -> None:
     ):
         with pytest.raises(MalformedInput):
             check_document_record(bad)
+
+
+# --- the caches and fast paths give what the plain rules give ---------------------------------
+
+
+def _plain_number(text: str) -> str:
+    """Rule 9 as first written: whatever float() reads, in its shortest form."""
+    try:
+        f = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(f):
+        return text
+    return str(int(f)) if f == int(f) else repr(f)
+
+
+def _plain_normalise(value: object, key: str, vocab: bool, namespaces: Mapping[str, str]) -> str:
+    """``normalise`` as first written: no cache, no fast path."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float):
+        text = _plain_number(repr(value))
+    else:
+        text = str(value).strip()
+    if not text:
+        return ""
+    low = key.lower()
+    if "time" in low and "offset" not in low:
+        ts = timestamp(text)
+        if ts is not None:
+            return ts
+    if vocab:
+        if text in eh.vocabulary():
+            return eh.vocabulary()[text]
+        text = eh.expand_curie(text, namespaces)
+    for old, new in eh._OLD_CBV:
+        if text.startswith(old):
+            text = new + text[len(old) :]
+            break
+    text = _plain_number(text)
+    return canonical_identifier(text) or text
+
+
+_PAD = st.sampled_from(["", " ", "\t", "\n", "\u3000", "/", "?x=1", "#f"])
+_ITEM_LINKS = st.builds(
+    lambda pre, host, gtin, serial, post: f"{pre}https://{host}/01/{gtin}/21/{serial}{post}",
+    _PAD,
+    st.sampled_from(["id.gs1.org", "id.gs1.org.example", "ID.GS1.ORG", "brand.example"]),
+    st.one_of(
+        st.from_regex(r"[0-9]{14}", fullmatch=True),
+        st.from_regex(r"[0-9\uff10-\uff19]{8,15}", fullmatch=True),
+    ),
+    st.one_of(st.from_regex(r"[!-~]{1,22}", fullmatch=True), st.text(max_size=22)),
+    _PAD,
+)
+_WORDS = st.sampled_from(
+    [
+        "shipping",
+        "in_transit",
+        "po",
+        "Temperature",
+        "cbv:BizStep-shipping",
+        "gs1:Temperature",
+        "ex:step",
+        "cbec:recalling",
+        "urn:epcglobal:cbv:bizstep:shipping",
+        "urn:epcglobal:cbv:disp:in_progress",
+        "urn:epcglobal:cbv:btt:po",
+        "urn:epcglobal:cbv:bt:0614141073467:1152",
+        "urn:epc:id:sgtin:0614141.107346.2017",
+        "urn:epc:class:lgtin:4012345.012345.998877",
+        "https://id.gs1.org/414/9520123456788",
+        "https://example.com/01/9506000134352/10/L1/21/S1?x=1",
+        "2026-11-27T13:05:00.1235+08:00",
+        "2026-11-27T13:05:00Z",
+        "0999-01-01T00:00:00Z",
+        "+08:00",
+        "ADD",
+    ]
+)
+_NUMBERISH = st.one_of(
+    st.from_regex(r"\s*[+-]?[0-9_.]{0,6}([eE][+-]?[0-9_]{0,3})?\s*", fullmatch=True),
+    st.sampled_from(
+        ["inf", "-Infinity", "nAn", "+nan", "١٢٣", "\u0663.5", "1_000", ".5", "5.", "0x10", "i", "n"]
+    ),
+)
+_SCALARS = st.one_of(
+    _ITEM_LINKS,
+    _WORDS,
+    _NUMBERISH,
+    st.text(max_size=30),
+    st.integers(-(2**60), 2**60),
+    st.floats(),
+    st.booleans(),
+)
+_KEYS = st.sampled_from(
+    ["epc", "id", "eventTime", "eventTimeZoneOffset", "bizStep", "example:startTime", "ex:x"]
+)
+_NAMESPACES = st.sampled_from(
+    [
+        eh.STANDARD_NAMESPACES,
+        {**eh.STANDARD_NAMESPACES, "ex": "https://ex.example/ns#"},
+        {**eh.STANDARD_NAMESPACES, "cbv": "https://other.example/", "https": "urn:odd:"},
+    ]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.text(max_size=40), _NUMBERISH, _WORDS, _ITEM_LINKS))
+def test_the_number_rule_skips_float_only_for_texts_float_refuses(text: str) -> None:
+    assert eh._number(text) == _plain_number(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_SCALARS, _KEYS, st.booleans(), _NAMESPACES)
+def test_normalise_with_its_caches_is_the_plain_rule(
+    value: object, key: str, vocab: bool, namespaces: Mapping[str, str]
+) -> None:
+    # Hypothesis repeats values under other keys, flags and namespaces, so a cache keyed
+    # by too little would answer with another context's result here.
+    assert normalise(value, key=key, vocab=vocab, namespaces=namespaces) == _plain_normalise(
+        value, key, vocab, namespaces
+    )
+
+
+def test_one_text_in_different_fields_keeps_each_fields_meaning() -> None:
+    when = "2026-11-27T13:05:00+08:00"
+    assert normalise(when, key="eventTime") == "2026-11-27T05:05:00.000Z"
+    assert normalise(when, key="example:note") == when  # not a time field: as written
+    assert normalise(when, key="example:startTime") == "2026-11-27T05:05:00.000Z"
+    assert normalise(when, key="eventTime") == "2026-11-27T05:05:00.000Z"
+    assert normalise("shipping", key="bizStep", vocab=True) == eh.CBV + "BizStep-shipping"
+    assert normalise("shipping", key="example:x") == "shipping"
+    assert normalise("shipping", key="bizStep", vocab=True) == eh.CBV + "BizStep-shipping"
+    declared = {**eh.STANDARD_NAMESPACES, "cbv": "https://other.example/"}
+    assert normalise("cbv:X", vocab=True) == eh.CBV + "X"
+    assert normalise("cbv:X", vocab=True, namespaces=declared) == "https://other.example/X"
+    assert normalise("cbv:X", vocab=True) == eh.CBV + "X"
+
+
+def test_a_prefix_means_what_each_events_context_says() -> None:
+    event = {"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "ex:step", "ex:note": "ex:step"}
+    a = pre_hash(event, context=[{"ex": "https://a.example/"}])
+    b = pre_hash(event, context=[{"ex": "https://b.example/"}])
+    plain = pre_hash(event)
+    assert (
+        a
+        == "eventType=ObjectEventaction=OBSERVEbizStep=https://a.example/step{https://a.example/}note=ex:step"
+    )
+    assert (
+        b
+        == "eventType=ObjectEventaction=OBSERVEbizStep=https://b.example/step{https://b.example/}note=ex:step"
+    )
+    assert plain == "eventType=ObjectEventaction=OBSERVEbizStep=ex:stepex:note=ex:step"
+    assert pre_hash(event, context=[{"ex": "https://a.example/"}]) == a
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_ITEM_LINKS, _WORDS, st.integers(0, 3)), min_size=1, max_size=4))
+def test_an_epc_list_of_item_links_hashes_as_each_link_normalises(epcs: list[object]) -> None:
+    std = eh.STANDARD_NAMESPACES
+    event = {"type": "ObjectEvent", "epcList": epcs, "ex:x": epcs[0]}
+    texts = sorted(f"epc={t}" if (t := _plain_normalise(e, "epc", False, std)) else "" for e in epcs)
+    other = _plain_normalise(epcs[0], "ex:x", False, std)
+    want = "eventType=ObjectEventepcList" + "".join(texts) + (f"ex:x={other}" if other else "ex:x")
+    assert pre_hash(event) == want
+
+
+def test_long_texts_are_hashed_alike_and_stay_out_of_the_caches() -> None:
+    """A statement may carry 1 MiB: caches keyed by such texts would hold gigabytes, so a
+    text longer than an identifier may be (300 characters) is normalised each time."""
+    caches = (
+        eh._normalise_standard,
+        eh._cached_text_field,
+        eh._cached_timestamp,
+        eh._cached_canonical_identifier,
+    )
+    long_time = "2026-11-27T13:05:00." + "1" * 400 + "+08:00"
+    long_link = "https://id.gs1.org/01/09506000134352/10/L1/21/" + "7" * 400 + "?x=1"
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": long_time,
+        "bizStep": "ex:" + "s" * 400,
+        "epcList": [long_link],
+        "ex:" + "k" * 400 + "Time": long_time,
+        "ex:note": "n" * 5000,
+    }
+    before = [c.cache_info().currsize for c in caches]
+    got = pre_hash(event, context=[{"ex": "https://ex.example/"}])
+    assert [c.cache_info().currsize for c in caches] == before
+    assert got.startswith("eventType=ObjectEventeventTime=2026-11-27T05:05:00.111Z")
+    assert "epcList" + "epc=https://id.gs1.org/01/09506000134352/21/" + "7" * 400 in got
+    assert "bizStep=https://ex.example/" + "s" * 400 in got
+    assert "{https://ex.example/}" + "k" * 400 + "Time=2026-11-27T05:05:00.111Z" in got
+    assert got.endswith("{https://ex.example/}note=" + "n" * 5000)

@@ -18,7 +18,7 @@ import pytest
 
 from ledger.store.driver import run
 from tests.pagechain import FormulaChain
-from tests.support import World
+from tests.support import World, new_uscc
 
 REPO = Path(__file__).resolve().parent.parent
 MESSAGE = "projection does not match a rebuild from the entries; `suyuan reindex` rebuilds it"
@@ -198,3 +198,40 @@ def test_a_big_ledger_is_re_derived_in_a_process_of_its_own(
     monkeypatch.setattr(ledger.log.audit, "rederive", not_here)
     lines = [p.line() for p in ledger.log.audit.audit(world.store).problems]
     assert lines == [f"seq {recall}: the events {MESSAGE}"], lines
+
+
+def test_log_only_audit_says_it_did_not_check_the_projections(world: World) -> None:
+    """``suyuan audit --log-only`` checks the log alone: an edited projection is not
+    reported, and the summary and the JSON say the projections were not checked, so no
+    one reads "sound" as a verdict on what the page shows. A broken log is still caught."""
+    chain = FormulaChain(world)
+    chain.build()
+    chain.build_recalled()
+    recall = one(world, "SELECT seq FROM events WHERE stage = 'recall'")
+    world.store.raw("DELETE FROM events WHERE seq = :s", {"s": recall})
+
+    got = suyuan(world, "audit", "--log-only")
+    assert got.returncode == 0, got.stderr
+    rep = json.loads(got.stdout)
+    assert rep["ok"] and rep["projectionsChecked"] is False
+    assert "projections not checked" in got.stderr.splitlines()[-1]
+
+    full = suyuan(world, "audit")
+    assert full.returncode == 1 and json.loads(full.stdout)["projectionsChecked"] is True
+    assert f"seq {recall}: the events {MESSAGE}" in full.stderr
+
+    # A party registered with no registrar cosignature, written into the database file.
+    from ledger.core.keys import PartyKey
+    from tests.forge import forge
+    from tests.test_verified import registration
+
+    party = new_uscc()
+    key = PartyKey.generate(party)
+    (seq,) = forge(world, [registration(world, party, key, [])], note_signer=world.ledger.note_signer)  # type: ignore[arg-type]
+    broken = suyuan(world, "audit", "--log-only")
+    assert broken.returncode == 1, broken.stderr
+    assert any(p["seq"] == seq for p in json.loads(broken.stdout)["problems"]), broken.stderr
+
+    refused = suyuan(world, "audit", "--log-only", "--report", str(world.home.path / "r.html"))
+    assert refused.returncode == 2
+    assert "error [bad_arguments]: --log-only checks the log alone" in refused.stderr

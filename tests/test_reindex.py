@@ -5,6 +5,7 @@ is caught up with, and the swapped-in projections equal a rebuild from scratch."
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,3 +143,61 @@ def test_a_reader_holding_the_tables_does_not_stall_appends_during_the_swap(worl
         rebuilding.join(timeout=300)
     assert done and done[0]["entries"] == world.ledger.size()
     assert audit(world.store).ok
+
+
+@pytest.mark.postgres
+def test_a_crashed_reindex_leaves_nothing_behind_and_two_do_not_run_at_once(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """PostgreSQL builds the rebuild in a schema of its own: a reindex killed before its
+    swap (SIGKILL: no cleanup runs) leaves that schema. The next reindex drops it, and a
+    reindex refuses to start while another holds the schema's reindex lock. (SQLite
+    rebuilds in temporary tables, which end with their connection.)"""
+    import sqlalchemy as sa
+
+    from tests.conftest import fresh_schema_url
+
+    world = World.create(fresh_schema_url(pg_database), home=tmp_path / "home")
+
+    from ledger.core.errors import LedgerError
+    from ledger.log.reindex import reindex
+
+    producer, key = world.register()
+    world.append_events(producer, key, 3)
+    with world.store.engine.connect() as conn:
+        live = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+        left = f"{live}__reindex_0badcafe"
+        keep = f"{live}__reindex_notmine"  # not a name reindex makes: left alone
+        for name in (left, keep):
+            conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+            conn.exec_driver_sql(f'CREATE TABLE "{name}".events (seq integer)')
+        conn.commit()
+
+    def schemas() -> set[str]:
+        with world.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :p)"), {"p": live}
+            )
+            return {r[0] for r in rows}
+
+    # Another reindex holds the lock: this one refuses and touches nothing.
+    other = world.store.engine.connect()
+    try:
+        assert other.exec_driver_sql(
+            f"SELECT pg_try_advisory_lock(hashtext('suyuan reindex {live}'))"
+        ).scalar_one()
+        with pytest.raises(LedgerError) as refused:
+            reindex(world.store)
+        assert refused.value.code == "reindex_running"
+        assert schemas() == {live, left, keep}
+    finally:
+        # Released here rather than by closing: a closed session's backend ends (and lets
+        # go of its locks) a moment after the client has gone.
+        other.exec_driver_sql(f"SELECT pg_advisory_unlock(hashtext('suyuan reindex {live}'))")
+        other.close()
+
+    done = reindex(world.store)
+    assert done["dropped"] == [left]
+    assert schemas() == {live, keep}
+    assert reindex(world.store)["dropped"] == []
+    world.close()

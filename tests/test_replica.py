@@ -170,6 +170,14 @@ def test_answers_from_the_standby_name_its_checkpoint_while_it_lags(
         assert seqs and max(seqs) < first
         assert bytes.fromhex(d["trace"]["checkpoint"]["rootHash"]) == world.ledger.root(first)
 
+        # EPCIS 2.0 queries: the standby's events, the checkpoint of that snapshot named.
+        r = api.request("GET", "/epcis/events?EQ_bizStep=shipping")
+        assert r.status_code == 200 and _named(r)[0] == first, r.text
+        assert r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == []
+        r = api.request("GET", "/epcis/events?EQ_bizStep=commissioning")
+        listed = r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert r.status_code == 200 and len(listed) == 3
+
         # The checkpoint and proofs: the standby's, and they verify against it.
         r = api.request("GET", "/checkpoint")
         cp = _verify_checkpoint(world, r.text)
@@ -296,6 +304,9 @@ def test_the_page_answers_when_the_primary_is_down(clusters: tuple[Cluster, Clus
         assert api.app.state.primary_breaker.open
         r = api.gql(SUBMIT_Q, e=[world.event(producer, key, 6)])  # a write has nowhere to go
         assert r.status_code == 200 and r.json().get("errors"), r.text
+        (problem,) = r.json()["errors"]
+        assert problem["extensions"]["code"] == "storage", problem
+        assert problem["message"].startswith("the database server cannot be reached"), problem
     finally:
         api.app.state.store.dispose()
         world.close()

@@ -585,3 +585,43 @@ def test_a_page_costs_the_same_few_statements_whatever_its_journey(
         built["recalled"]: item,
         built["lot"]: item[:3],
     }  # a lot records no scan
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_served_page_reads_its_snapshot_in_three_statements(world: World, built: dict[str, Any]) -> None:
+    """As the server answers (one pinned snapshot, scans queued): the snapshot's checkpoint,
+    the journey, and one statement for the rest: entries, registry and master data, the
+    stored tree nodes of the unchecked entries' inclusion paths and the item's scans. The
+    facts shown are those of a page that reads each part on its own."""
+    from sqlalchemy import event
+
+    from ledger.queries.page import VerificationCache, page_facts
+
+    codes = [built["unsold"], built["tins"][2], built["recalled"]]
+    cache = VerificationCache()
+    writer = scans.ScanWriter(world.store, every_ms=60_000)
+    scan = scans.Scan("CN-HE", "browser", "visitor-1")
+    with world.store.pinned():  # every party's registry entries, checked once
+        page_facts(world.ledger, built["sold"], cache=cache)
+    plain = {code: page_facts(world.ledger, code) for code in codes}  # a cache of its own
+    run: list[str] = []
+    world.store.engine.dispose()
+    event.listen(world.store.engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(run.append))
+    ahead = 0
+    for code in codes:
+        run.clear()
+        with world.store.pinned():
+            facts = page_facts(world.ledger, code, cache=cache, scan=scan, scans_to=writer)
+        assert facts is not None and facts["verification"]["verified"]
+        said = [s for s in run if s.split()[0].upper() not in ("BEGIN", "ROLLBACK", "PRAGMA")]
+        assert [s.split()[0].upper() for s in said] == ["SELECT", "WITH", "SELECT"], said
+        assert "FROM scans" in said[2]
+        ahead += "merkle_nodes" in said[2]
+        got = plain[code]
+        assert got is not None
+        assert {k: v for k, v in facts.items() if k != "counterfeit"} == {
+            k: v for k, v in got.items() if k != "counterfeit"
+        }
+    assert ahead  # the other lot's entries were new to the cache: their paths came along
+    writer.close()
+    assert writer.written == len(codes) and writer.dropped == 0

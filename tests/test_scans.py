@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -280,3 +281,149 @@ def test_scan_writes_leave_the_ledger_durable(world: World, chain: dict[str, str
             ).fetchone()[0]
             == 2
         )  # FULL
+
+
+def _page_scan(world: World, writer: scans.ScanWriter, code: str, region: str, visitor: str) -> object:
+    from ledger.queries.page import VerificationCache, page_facts
+
+    facts = page_facts(
+        world.ledger,
+        code,
+        cache=VerificationCache(),
+        scan=scans.Scan(region, "browser", visitor),
+        scans_to=writer,
+    )
+    assert facts is not None
+    return facts["counterfeit"]
+
+
+def test_batched_scans_show_the_signal_the_synchronous_write_would(
+    world: World, chain: dict[str, str]
+) -> None:
+    """Queued scans: each page's signal counts the stored scans, those still queued and its
+    own; nothing is written until the batch is; then the rows and the one finding are
+    those of scans written one by one."""
+    from ledger.queries.findings import list_findings
+
+    item = chain["unsold"]
+    writer = scans.ScanWriter(world.store, every_ms=60_000)  # flushed by the test alone
+    scans.record_scan(world.store, item, region="CN-HE", client="browser", visitor="a")  # stored
+    assert _page_scan(world, writer, item, "CN-HE", "b") is None  # the same region again
+    assert _page_scan(world, writer, item, "CN-BJ", "c") is None  # a second, queued
+    assert len(scans.scans_for(world.store, item)["scans"]) == 1  # nothing written yet
+    third = _page_scan(world, writer, item, "CN-GD", "d")  # stored 1 + queued 1 + its own
+    assert third == {"reason": "regions", "regions": 3, "scansAfterSale": 0}
+    assert list_findings(world.store, rule="scan.counterfeit") == []
+    assert writer.flush() == 3 and writer.written == 3 and writer.dropped == 0
+    got = scans.scans_for(world.store, item)
+    assert sorted(s["region"] for s in got["scans"]) == ["CN-BJ", "CN-GD", "CN-HE", "CN-HE"]
+    assert got["signal"] == third
+    found = list_findings(world.store, rule="scan.counterfeit")
+    assert len(found) == 1 and found[0].codes == (item,) and found[0].details == third
+    assert list(found[0].seqs) == [s["seq"] for s in trace.journey(world.store, item)["journey"]]
+    # Once raised, later batches add no second finding.
+    assert _page_scan(world, writer, item, "CN-SH", "e") == {**third, "regions": 4}
+    writer.close()
+    assert writer.written == 4 and len(list_findings(world.store, rule="scan.counterfeit")) == 1
+
+
+def test_batched_scans_count_visitors_after_the_sale_once_each(world: World, chain: dict[str, str]) -> None:
+    sold = chain["sold"]  # sold 2026-11-27 05:02 UTC
+    writer = scans.ScanWriter(world.store, every_ms=60_000)
+    for n in range(10):  # before the sale: never counted
+        scans.record_scan(
+            world.store,
+            sold,
+            region="CN-HE",
+            client="browser",
+            visitor=f"w{n}",
+            time="2026-11-01T00:00:00.000000Z",
+        )
+    for n in range(10):
+        scans.record_scan(world.store, sold, region="CN-HE", client="browser", visitor=f"v{n}")
+    for n in range(10, 20):
+        assert _page_scan(world, writer, sold, "CN-HE", f"v{n}") is None
+    assert _page_scan(world, writer, sold, "CN-HE", "v3") is None  # stored visitor: once
+    assert _page_scan(world, writer, sold, "CN-HE", "v12") is None  # queued visitor: once
+    assert _page_scan(world, writer, sold, "CN-HE", "v20") == {
+        "reason": "scans_after_sale",
+        "regions": 1,
+        "scansAfterSale": 21,
+    }
+    writer.close()
+    assert scans.counterfeit_signal(world.store, sold) == {
+        "reason": "scans_after_sale",
+        "regions": 1,
+        "scansAfterSale": 21,
+    }
+
+
+def test_the_batch_thread_writes_on_its_own_and_a_refused_batch_is_dropped(
+    world: World, chain: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    item = chain["unsold"]
+    writer = scans.ScanWriter(world.store, every_ms=1)
+    written = threading.Event()
+    real = scans._write_batch
+
+    def spy(store: object, batch: object) -> None:
+        real(store, batch)  # type: ignore[arg-type]
+        written.set()
+
+    monkeypatch.setattr(scans, "_write_batch", spy)
+    _page_scan(world, writer, item, "CN-HE", "a")
+    assert written.wait(60)  # no flush from here: the writer's thread wrote it
+    assert [s["region"] for s in scans.scans_for(world.store, item)["scans"]] == ["CN-HE"]
+    written.clear()  # and the next, after the thread found the queue empty and waited
+    deadline = time.monotonic() + 60
+    while writer.written < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _page_scan(world, writer, item, "CN-SH", "a2")
+    assert written.wait(60)
+    assert sorted(s["region"] for s in scans.scans_for(world.store, item)["scans"]) == ["CN-HE", "CN-SH"]
+
+    def refuse(store: object, batch: object) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(scans, "_write_batch", refuse)
+    writer.close()  # the thread ends; what is queued now is written by flush
+    _page_scan(world, writer, item, "CN-BJ", "b")  # the page still answers
+    assert writer.flush() == 0 and writer.dropped == 1
+    assert sorted(s["region"] for s in scans.scans_for(world.store, item)["scans"]) == ["CN-HE", "CN-SH"]
+
+
+def test_scan_batch_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SUYUAN_SCAN_BATCH_MS", raising=False)
+    assert scans.batch_ms() == scans.DEFAULT_BATCH_MS
+    monkeypatch.setenv("SUYUAN_SCAN_BATCH_MS", "0")
+    assert scans.batch_ms() == 0
+    monkeypatch.setenv("SUYUAN_SCAN_BATCH_MS", "-5")
+    with pytest.raises(Exception, match="SUYUAN_SCAN_BATCH_MS"):
+        scans.batch_ms()
+
+
+def test_the_server_queues_the_page_scans_and_writes_them(world: World, chain: dict[str, str]) -> None:
+    """With SUYUAN_SCAN_BATCH_MS (here through Settings) the app's pages queue their scans:
+    the page answers with its own scan counted, and the writer puts it in the table."""
+    from api.app import create_app
+    from api.settings import Settings
+
+    app = create_app(
+        Settings(db_url=world.url, home=world.home.path, base_url="https://trace.example", scan_batch_ms=5)
+    )
+    client = Client(app)
+    item = chain["unsold"]
+    for region in ("CN-HE", "CN-BJ"):
+        scans.record_scan(world.store, item, region=region, client="browser", visitor=region)
+    r = client.get(path(item), headers={"User-Agent": CHROME, "Accept": "application/json"})
+    assert r.status_code == 200
+    assert r.json()["counterfeit"] == {"reason": "regions", "regions": 3, "scansAfterSale": 0}
+    writer = app.state.scan_writer
+    assert isinstance(writer, scans.ScanWriter)
+    writer.close()
+    got = scans.scans_for(world.store, item)["scans"]
+    assert sorted(s["region"] for s in got) == ["127.0.0.0/16", "CN-BJ", "CN-HE"]
+    assert writer.written == 1 and writer.dropped == 0
+    app.state.store.dispose()

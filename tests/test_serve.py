@@ -48,13 +48,48 @@ def test_serve_with_two_workers(cli: Cli, tmp_path: Path, port: int) -> None:
                 assert proc.poll() is None, log.read_text()
                 time.sleep(0.2)
         assert answers and all(a == {"ok": True, "size": 1} for a in answers), answers
-        # Two worker processes under the one uvicorn supervisor.
+        # Two worker processes under the one supervisor, each listening on the port with
+        # a socket of its own (SO_REUSEPORT): the kernel spreads connections over them,
+        # where on one shared socket whichever worker wakes first may accept them all.
         kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
         workers = [p for p in kids.stdout.split() if p]
         assert len(workers) >= 2, kids.stdout
+        if sys.platform == "linux":
+            while True:  # the second worker may still be starting when the first answers
+                listening = _listening_inodes(port)
+                owned = {w: _socket_inodes(int(w)) & listening for w in workers}
+                holders = [w for w, inodes in owned.items() if inodes]
+                if len(holders) == 2 or time.monotonic() > deadline + 60:
+                    break
+                time.sleep(0.1)
+            assert len(holders) == 2, owned
+            assert not owned[holders[0]] & owned[holders[1]]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
+
+
+def _listening_inodes(port: int) -> set[int]:
+    """Inodes of the sockets listening on 127.0.0.1:``port`` (Linux's /proc/net/tcp)."""
+    out = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if f[1] == f"0100007F:{port:04X}" and f[3] == "0A":  # LISTEN
+            out.add(int(f[9]))
+    return out
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    out = set()
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
 
 
 def test_serve_refuses_bad_worker_counts(cli: Cli) -> None:

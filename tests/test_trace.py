@@ -452,6 +452,80 @@ def test_lot_splitting_takes_any_text(parts: list[str], lot_name: str) -> None:
     assert got is None or got.endswith("/10/" + lot_name.replace("/", "%2F").replace(" ", "%20"))
 
 
+_CODES = st.one_of(
+    st.lists(st.sampled_from(_DL_PARTS) | st.text(max_size=3), min_size=1, max_size=7).map("".join),
+    st.sampled_from(
+        [
+            "https://id.gs1.org/01/09506000134352/10/L1/21/7",
+            "https://id.gs1.org/01/09506000134352/21/7",
+            "https://id.gs1.org/01/09506000134352/10/L1",
+            "https://id.gs1.org/01/09506000134352/21/7/10/L1",
+            "https://id.gs1.org/01/09506000134352",
+        ]
+    ),
+)
+_CLASSES = st.lists(st.tuples(_CODES, st.none() | st.integers(0, 9), st.none() | st.just("KGM")), max_size=3)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.lists(_CODES, max_size=4),
+    st.none() | _CODES,
+    st.lists(_CODES, max_size=3),
+    _CLASSES,
+    st.lists(_CODES, max_size=3),
+    st.lists(_CODES, max_size=3),
+    _CLASSES,
+    _CLASSES,
+    st.booleans(),
+)
+def test_named_codes_is_every_code_split_once_in_event_order(
+    epcs: list[str],
+    parent: str | None,
+    children: list[str],
+    classes: list[Any],
+    inputs: list[str],
+    outputs: list[str],
+    input_classes: list[Any],
+    output_classes: list[Any],
+    io: bool,
+) -> None:
+    """named_codes against the plain rule: every code through split_lot, first time only."""
+    from ledger.epcis.projection import named_codes, split_lot
+    from ledger.epcis.stages import EventCodes
+
+    c = EventCodes(
+        type="ObjectEvent",
+        event_time="2026-11-27T13:05:00+08:00",
+        event_time_utc="2026-11-27T05:05:00.000000Z",
+        action="OBSERVE",
+        biz_step=None,
+        disposition=None,
+        epcs=tuple(epcs),
+        parent=parent,
+        children=tuple(children),
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        classes=tuple(classes),
+        input_classes=tuple(input_classes),
+        output_classes=tuple(output_classes),
+        read_point=None,
+        biz_location=None,
+        biz_transactions=(),
+        sources=(),
+        destinations=(),
+    )
+    raw = [*epcs, *([parent] if parent else []), *children, *(x for x, _, _ in classes)]
+    if io:
+        raw += [*inputs, *outputs, *(x for x, _, _ in input_classes), *(x for x, _, _ in output_classes)]
+    want: list[str] = []
+    for code in raw:
+        key = split_lot(code)[0]
+        if key not in want:
+            want.append(key)
+    assert named_codes(c, io=io) == want
+
+
 # --- random packing against a brute-force walk ------------------------------------------------
 
 _UNITS = itertools.count(1)

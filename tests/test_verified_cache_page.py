@@ -159,3 +159,30 @@ def test_a_key_ended_after_its_pages_were_cached(world: World, client: Client, e
     assert facts["recall"]["recalled"] is False
     # The product still shows what the entry signed before the revocation says.
     assert facts["product"]["names"] == first["product"]["names"]
+
+
+def test_a_stored_node_edited_before_a_cold_entry_is_first_checked(world: World, client: Client) -> None:
+    """The served page reads the stored nodes of its unchecked entries' paths with the rest
+    of its request, chosen by the tree this server proved for the checkpoint: a sibling
+    edited after other pages were cached, on the path of an entry no page has checked yet,
+    fails that entry's path as it would had the node been read on its own."""
+    chain = FormulaChain(world)
+    built = chain.build()
+    lot_b = chain.build_recalled()
+    assert page(client, built["sold"])["verification"]["verified"] is True  # the tree proven
+    code = lot_b["tins"][0]
+    seqs = [s["seq"] for s in journey(world.store, code)["journey"]]
+    sold_seqs = {s["seq"] for s in journey(world.store, built["sold"])["journey"]}
+    size = world.ledger.size()
+    seq = next(q for q in reversed(seqs) if q not in sold_seqs and (q ^ 1) < size and (q ^ 1) not in seqs)
+    world.store.drop_append_only()
+    world.store.raw(
+        "UPDATE merkle_nodes SET hash = :h WHERE node = :n", {"h": b"\x07" * 32, "n": node_key(0, seq ^ 1)}
+    )
+    v = page(client, code)["verification"]
+    assert v["verified"] is False
+    assert [p for p in v["problems"] if p.startswith(f"seq {seq}: ")] == [
+        f"seq {seq}: not included in the checkpoint: leaf {seq} is not included in the tree "
+        f"of size {v['checkpoint']} with that root"
+    ], v["problems"]
+    assert page(client, built["sold"])["verification"]["verified"] is True  # its paths hold

@@ -142,6 +142,23 @@ def _http(
         raise LedgerUnavailable(f"{url}: {e}") from None
 
 
+def _answered(status: int, raw: bytes) -> str:
+    """Why a capture waits, as its job's ``suyuan:lastError`` says: the ledger's own refusal
+    (``{"error": {code, message}}``) when it gave one, else the start of its answer."""
+    try:
+        err = orjson.loads(raw)["error"]
+        said = f"{err['code']}: {err['message']}"
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        said = raw[:200].decode("utf-8", "replace")
+    hint = (
+        "; the agent's party or key is not (yet) registered on the ledger, or was revoked: "
+        "the capture waits and is tried again"
+        if status == 401
+        else "; tried again later"
+    )
+    return f"the ledger answered {status} ({said}){hint}"
+
+
 def _statement_hash(envelope: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.canonical_bytes(envelope["statement"])).hexdigest()
 
@@ -371,7 +388,7 @@ class Deliverer:
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
         )
         if status in RETRY_STATUS:
-            raise LedgerUnavailable(f"the ledger answered {status}: {raw[:200]!r}")
+            raise LedgerUnavailable(_answered(status, raw))
         try:
             doc = json.loads(raw)
         except ValueError:

@@ -308,13 +308,15 @@ def phase_proofs(url: str, size: int, samples: int) -> dict[str, Any]:
     }
 
 
-def phase_audit(url: str) -> dict[str, Any]:
+def phase_audit(url: str, projections: bool = True) -> dict[str, Any]:
+    """``suyuan audit`` (``projections``: with the projections re-derived from the
+    entries and compared, as it runs by default) or ``suyuan audit --log-only``."""
     from ledger.log.audit import audit
     from ledger.store.db import Store
 
     store = Store(url)
     t = time.perf_counter()
-    rep = audit(store)
+    rep = audit(store, projections=projections)
     dt = time.perf_counter() - t
     return {
         "per_s": rep.entries / dt,
@@ -864,8 +866,10 @@ def phase_api_load(spec_json: str) -> dict[str, Any]:
     )
     if "page_only" in parts:
         return out
-    if "page_healthz" in parts:  # the page and its ceiling, nothing else
+    if "page_healthz" in parts:  # the page and its ceiling (and the tiles, if asked)
         out["healthz"] = load(["/healthz"], max(1.0, spec["duration"] / 3))
+        if "tiles" in parts:
+            out.update(_tile_read_path(base, spec["proof_samples"], lambda ps: load(ps, spec["duration"])))
         return out
     if not missing:
         # The same few items again and again, after one visit each: what answers cached per
@@ -967,34 +971,37 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(url: str, home: str, workdir: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
-    """uvicorn with ``workers`` workers in its own process on loopback, started as ``suyuan serve``
-    starts it (host and port: an inherited socket would reach uvicorn as a Unix socket,
-    without TCP_NODELAY, and Nagle's algorithm would add 40 ms to every answer); returns
-    once /healthz answers."""
+def _serve(
+    url: str, home: str, workdir: Path, workers: int = 1, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``suyuan serve --workers N`` in its own process on loopback (uvicorn; with several
+    workers, each listening on a socket of its own, see ``tools.cli.serve.serve_workers``);
+    returns once /healthz answers."""
     import urllib.request
 
     for _attempt in range(3):  # another process may take the free port first
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "SUYUAN_DB": url, "SUYUAN_HOME": home, "SUYUAN_BASE_URL": base}
+        env = {
+            **os.environ,
+            "SUYUAN_DB": url,
+            "SUYUAN_HOME": home,
+            "SUYUAN_BASE_URL": base,
+            **(env_extra or {}),
+        }
         log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "--factory",
-                "api.app:create_app",
+                "tools.cli",
+                "serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "--workers",
                 str(workers),
-                "--no-access-log",
-                "--log-level",
-                "warning",
             ],
             cwd=Path(__file__).resolve().parents[1],
             env=env,
@@ -1007,6 +1014,10 @@ def _serve(url: str, home: str, workdir: Path, workers: int = 1) -> tuple[subpro
             try:
                 with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
                     if r.status == 200:
+                        # Every worker listening, before any load: the connections a
+                        # generator opens at once are spread over the listeners there are.
+                        while _listeners(port) not in (None, workers) and time.monotonic() < deadline:
+                            time.sleep(0.1)
                         return proc, base
             except OSError:
                 time.sleep(0.2)
@@ -1016,6 +1027,17 @@ def _serve(url: str, home: str, workdir: Path, workers: int = 1) -> tuple[subpro
         if "address already in use" not in tail.lower():
             break
     raise SystemExit(f"bench: the API server did not start:\n{tail}")
+
+
+def _listeners(port: int) -> int | None:
+    """How many sockets listen on 127.0.0.1:``port`` (Linux's /proc/net/tcp; None
+    elsewhere): with several workers, each has its own (``suyuan serve``)."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    want = f"0100007F:{port:04X}"
+    return sum(1 for line in lines if (f := line.split())[1] == want and f[3] == "0A")
 
 
 def _generator(choice: str) -> str:
@@ -1151,6 +1173,102 @@ def bench_api(
     finally:
         if drop is not None:
             drop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_api_replica(
+    entries: int, duration: float, concurrency: int, generator: str, workers: int = 2, runs: int = 1
+) -> dict[str, Any]:
+    """The page beside /healthz and the tile read path on a PostgreSQL primary of the bench's
+    own (``tools/pgcluster.py``), read from the primary alone, then from a hot standby
+    streaming from it on this machine (SUYUAN_DB_READ), in turns on fresh servers."""
+    from tools.pgcluster import Clusters, pg_bin, replayed
+
+    if pg_bin() is None:
+        raise SystemExit("bench: --replica needs PostgreSQL's server programs (initdb, pg_basebackup)")
+    gen = _generator(generator)
+    work = Path(tempfile.mkdtemp(prefix="suyuan-bench-replica-"))
+    cs = Clusters()
+    try:
+        primary = cs.primary()
+        primary.sql("CREATE DATABASE suyuan")
+        url = primary.url("suyuan")
+        home = str(work / "home")
+        items, big_lot = _items_for(entries)
+        build = _child("trace_build", url, home, str(items), str(big_lot))
+        _analyze(url)
+        standby = cs.standby(primary, "standby1")  # a base backup of the ledger just built
+        replayed(standby, primary)
+        spec = {
+            "items": items,
+            "tin": _tin(),
+            "queries": 0,
+            "duration": duration,
+            "concurrency": concurrency,
+            "generator": gen,
+            "warm_items": 0,
+            "workdir": str(work),
+            "proof_samples": 200,
+        }
+        setups = {"primary_only": {}, "with_replica": {"SUYUAN_DB_READ": standby.url("suyuan")}}
+        got: dict[str, list[dict[str, Any]]] = {name: [] for name in setups}
+        for n in range(runs):
+            for name, env in setups.items():  # in turns: the machine's noise falls on both
+                server, base = _serve(url, home, work, workers, env)
+                try:
+                    parts = ["page_healthz", "tiles"] if n == 0 else ["page_healthz"]
+                    got[name].append(
+                        _child(
+                            "api_load",
+                            json.dumps({**spec, "base": base, "servers": [server.pid], "parts": parts}),
+                        )
+                    )
+                finally:
+                    server.terminate()
+                    try:
+                        server.wait(10)
+                    except subprocess.TimeoutExpired:
+                        server.kill()
+        how = "wrk, 1 thread" if gen == "wrk" else "Python asyncio+httpx, one process"
+        result: dict[str, Any] = {
+            "entries": build["entries"],
+            "items": items,
+            "db": "postgresql, clusters of the bench's own (initdb; standby by pg_basebackup, streaming)",
+            "cores": os.cpu_count(),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "workers": workers,
+            "load_generator": f"{how}, {concurrency} connections, in its own process",
+        }
+        for name, loads in got.items():
+            one: dict[str, Any] = {}
+            pairs = [(g["page"], g["healthz"]) for g in loads]
+            ok = [p for p, _ in pairs if "missing" not in p]
+            if ok:
+                one["page_req_per_s"] = {
+                    **_figure("page_req_per_s", statistics.median(p["req_per_s"] for p in ok)),
+                    "runs": [round(p["req_per_s"], 1) for p in ok],
+                    "p50_ms_runs": [p.get("p50_ms") for p in ok],
+                }
+            ratio = _ratio_figure(
+                pairs,
+                f"the page over distinct items / /healthz, each pair on one fresh server of {workers} "
+                "workers",
+            )
+            if ratio is not None:
+                one["page_to_healthz"] = ratio
+            tl, pt = loads[0].get("tiles", {}), loads[0].get("proof_from_tiles", {})
+            if tl and "missing" not in tl:
+                one["tiles_req_per_s"] = {"value": round(tl["req_per_s"], 1), **_details(tl)}
+            if pt and "missing" not in pt:
+                one["proof_from_tiles_ms_p50"] = {"value": round(pt["p50_ms"], 3), **_details(pt)}
+            result[name] = one
+        result["note"] = (
+            "primary and standby share this machine's cores with the server and the load "
+            "generator: the standby moves reads off the primary, it adds no CPU here"
+        )
+        return result
+    finally:
+        cs.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -1409,6 +1527,7 @@ def _ratio_lines(result: dict[str, Any], ratios: dict[str, float]) -> dict[str, 
     out: dict[str, Any] = {
         "append_sqlite_over_verify": _ratio(ratios["sqlite"], "append_sqlite_over_verify"),
         "audit_over_verify": _ratio(ratios["audit"], "audit_over_verify"),
+        "audit_log_only_over_verify": _ratio(ratios["audit_log_only"], "audit_over_verify"),
     }
     pg = result.get("append_per_s_postgres")
     if pg is not None:
@@ -1419,6 +1538,7 @@ def _ratio_lines(result: dict[str, Any], ratios: dict[str, float]) -> dict[str, 
         what = {
             "append_sqlite_over_verify": "append/verify (SQLite, 1 submitter)",
             "audit_over_verify": "audit/verify (SQLite)",
+            "audit_log_only_over_verify": "audit --log-only/verify (SQLite)",
             "append_postgres_per_s": "append (PostgreSQL, 1 submitter, per s)",
         }[name]
         sys.stderr.write(
@@ -1460,6 +1580,11 @@ def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> d
             raise SystemExit(f"bench: audit found problems: {au['problems']}")
         result["audit_per_s"] = _figure("audit_per_s", au["per_s"])
         rss["audit_sqlite"] = round(au["rss_mb"], 1)
+        # The log alone (entries, chain, signatures, key rules, tree, checkpoints): what
+        # the audit line measured before it also re-derived the projections.
+        lo = _child("audit", sqlite_url, "log-only")
+        result["audit_log_only_per_s"] = _figure("audit_per_s", lo["per_s"])
+        rss["audit_log_only_sqlite"] = round(lo["rss_mb"], 1)
         extra = max(10_000, n // 5)
         if submitters > 1:
             result["append_per_s_sqlite_concurrent"] = _concurrent(
@@ -1485,6 +1610,7 @@ def bench_ledger(n: int, samples: int, postgres: bool, submitters: int = 2) -> d
         # Appends are bounded by signature checks: 1.0 would be one core verifying and
         # nothing else; 2 cores could reach 2.0 at most.
         ratios["audit"] = round(au["per_s"] / verify, 3)
+        ratios["audit_log_only"] = round(lo["per_s"] / verify, 3)
         result["ratio_to_verify_bound"] = ratios
         result["ratio_targets"] = _ratio_lines(result, ratios)
         worst = max(rss.values())
@@ -1574,7 +1700,7 @@ def main(argv: list[str] | None = None) -> int:
         elif phase == "proofs":
             doc = phase_proofs(rest[0], int(rest[1]), int(rest[2]))
         else:
-            doc = phase_audit(rest[0])
+            doc = phase_audit(rest[0], projections=rest[1:] != ["log-only"])
         print(json.dumps(doc))
         return 0
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n")[0])
@@ -1629,11 +1755,28 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="build the SQLite ledger in DIR, or reuse the one an earlier run built there",
     )
+    s.add_argument(
+        "--replica",
+        action="store_true",
+        help="on PostgreSQL clusters of the bench's own: the page, /healthz and the tiles read "
+        "from the primary alone, then from a local streaming hot standby (SUYUAN_DB_READ)",
+    )
     s = sub.add_parser("labels", help="an A4 label sheet of a lot, as `suyuan qr --lot --sheet`")
     s.add_argument("--items", type=int, default=1000, help="items in the lot (bound: 1,000)")
     args = p.parse_args(argv)
     if args.suite == "labels":
         print(json.dumps(bench_labels(args.items), indent=1))
+        return 0
+    if args.suite == "api" and args.replica:
+        doc = bench_api_replica(
+            args.entries,
+            args.duration,
+            args.concurrency,
+            args.generator,
+            max(1, args.workers),
+            max(1, args.runs),
+        )
+        print(json.dumps(doc, indent=1))
         return 0
     if args.suite == "api":
         print(

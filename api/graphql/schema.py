@@ -24,6 +24,7 @@ from strawberry.extensions import (
 from strawberry.scalars import JSON
 from strawberry.types import ExecutionContext
 
+from api.errors import STORAGE_WHERE
 from api.graphql.context import run
 from api.graphql.cost import CostLimit
 from api.graphql.guards import NoNulInInputs, SubscriptionsOverWebSocket
@@ -61,6 +62,7 @@ from ledger.epcis.masterdata import product_class
 from ledger.log.sequencer import Ledger
 from ledger.log.witnesses import cosigned_note
 from ledger.queries import trace
+from ledger.store.failures import storage_error
 
 MAX_DEPTH = 10  # nesting of a query's selections
 MAX_ALIASES = 20
@@ -382,7 +384,7 @@ class LedgerErrors(MaskErrors):
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         out = []
-        for e in super()._process_errors(errors):
+        for e in super()._process_errors([_storage(e) for e in errors]):
             orig = e.original_error
             if isinstance(orig, LedgerError):
                 e = GraphQLError(
@@ -396,6 +398,25 @@ class LedgerErrors(MaskErrors):
                 )
             out.append(e)
         return out
+
+
+def _storage(e: GraphQLError) -> GraphQLError:
+    """A database failure under a resolver as the ``storage`` refusal (one sentence, its
+    code), not "Unexpected error."."""
+    orig = e.original_error
+    if orig is None or isinstance(orig, (LedgerError, GraphQLError)):
+        return e
+    problem = storage_error(orig, where=STORAGE_WHERE)
+    if problem is None:
+        return e
+    return GraphQLError(
+        problem.message,
+        nodes=e.nodes,
+        source=e.source,
+        positions=e.positions,
+        path=e.path,
+        original_error=problem,
+    )
 
 
 class Schema(strawberry.Schema):

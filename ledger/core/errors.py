@@ -75,6 +75,13 @@ class ConfigError(LedgerError):
     code = "config"
 
 
+class StorageFailure(LedgerError):
+    """The database failed under the ledger (a full disk, a read-only file, a server that is
+    gone): not the request's fault, and nothing of it landed (``ledger.store.failures``)."""
+
+    code = "storage"
+
+
 class DamagedStore(LedgerError):
     """A log row that cannot be what the ledger wrote; ``seq`` or ``checkpoint`` says where
     and ``detail`` what, so the audit can report it at its place and go on."""

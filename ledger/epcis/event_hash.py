@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -60,6 +60,9 @@ _OLD_CBV: Final = (
     ("urn:epcglobal:cbv:sdt:", CBV + "SDT-"),
     ("urn:epcglobal:cbv:er:", CBV + "ER-"),
 )
+# A text longer than an identifier may be (the event schema's 300 characters) is free text:
+# it is normalised each time, so that no cache here holds more than a few MB.
+_CACHED_TEXT_MAX: Final = 300
 _TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$")
 
 
@@ -98,6 +101,8 @@ def namespaces_of(body: Mapping[str, Any], context: object = None) -> dict[str, 
     (``cbvmda:lotNumber``) stays as written, as in the reference implementation."""
     out: dict[str, str] = {}
     for ctx in (context, body.get("@context")):
+        if ctx is None:  # the common case, and an ABC isinstance check is slow
+            continue
         for part in ctx if isinstance(ctx, list) else [ctx]:
             if isinstance(part, Mapping):
                 out.update({k: v for k, v in part.items() if isinstance(v, str) and not k.startswith("@")})
@@ -232,10 +237,15 @@ def _digital_link(uri: str) -> str | None:
     return f"{GS1_DL}/{primary}/{value}"
 
 
-@lru_cache(maxsize=1 << 14)
 def canonical_identifier(value: str) -> str | None:
     """The constrained canonical GS1 Digital Link of an EPC URN, EPC class or pattern URN or
     Digital Link (CBV 2.0 §8.9 rules 17–18), or None if it names no GS1 key."""
+    if len(value) > _CACHED_TEXT_MAX:
+        return _canonical_identifier(value)
+    return _cached_canonical_identifier(value)
+
+
+def _canonical_identifier(value: str) -> str | None:
     if value.startswith("urn:epc:"):
         parts = value.split(":")
         if len(parts) != 5:
@@ -256,13 +266,19 @@ def canonical_identifier(value: str) -> str | None:
     return None
 
 
+_cached_canonical_identifier: Final = lru_cache(maxsize=1 << 12)(_canonical_identifier)
+
+
 # --- values -------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1 << 12)
 def timestamp(value: str) -> str | None:
     """UTC with 'Z' and exactly three decimals, the fourth rounding half up; None if ``value``
     is not an xsd:dateTimeStamp."""
+    return _cached_timestamp(value) if len(value) <= _CACHED_TEXT_MAX else _timestamp(value)
+
+
+def _timestamp(value: str) -> str | None:
     m = _TIMESTAMP.match(value)
     if m is None:
         return None
@@ -273,10 +289,24 @@ def timestamp(value: str) -> str | None:
     frac = (m[2] or "") + "0000"
     ms = int(frac[:3]) + (1 if frac[3] >= "5" else 0)
     t = t.astimezone(UTC) + timedelta(milliseconds=ms)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    # isoformat pads the year to four digits where strftime does not: below 1000 they differ.
+    whole = t.isoformat()[:19] if t.year >= 1000 else t.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{t.microsecond // 1000:03d}Z"
+
+
+_cached_timestamp: Final = lru_cache(maxsize=1 << 12)(_timestamp)
+
+
+# What float() could read: white space, a sign, then a digit (any Unicode decimal digit) or
+# a point, or inf, infinity, nan in any case. A text that starts otherwise is no number, and
+# the ValueError float() would raise for it (URIs, words: nearly every value) costs more
+# than the rest of normalise. A superset: float() still decides for whatever matches.
+_MAYBE_NUMBER: Final = re.compile(r"\s*[+-]?(?:[\d.]|[iI][nN][fF]|[nN][aA][nN])")
 
 
 def _number(text: str) -> str:
+    if _MAYBE_NUMBER.match(text) is None:
+        return text
     try:
         f = float(text)
     except ValueError:
@@ -294,28 +324,61 @@ def _scalar_text(value: object) -> str:
     return str(value).strip()
 
 
-def normalise(
-    value: object, *, key: str = "", vocab: bool = False, namespaces: Mapping[str, str] = STANDARD_NAMESPACES
-) -> str:
-    """One value as the pre-hash string writes it (rules 5–9, 14–18)."""
-    text = _scalar_text(value)
-    if not text:
-        return ""
+def _is_time_key(key: str) -> bool:
     low = key.lower()
-    if "time" in low and "offset" not in low:
+    return "time" in low and "offset" not in low
+
+
+_time_key: Final = lru_cache(maxsize=1 << 10)(_is_time_key)
+
+# A canonical item link (GTIN and serial, on id.gs1.org) is its own constrained canonical
+# form, whatever field names it: no time, vocabulary word, CURIE, old CBV URN or number
+# spells like it. Items are the one value that does not repeat from event to event, so
+# they skip the caches below. The serial is printable ASCII without white space, / ? or #
+# (which _digital_link would cut at, or strip).
+_CANONICAL_ITEM: Final = re.compile(r"https://id\.gs1\.org/01/[0-9]{14}/21/[!\"$-.0->@-~]+")
+
+
+def _normalise_text(text: str, timey: bool, vocab: bool, namespaces: Mapping[str, str]) -> str:
+    """``normalise`` of a stripped, non-empty text (the general path)."""
+    if timey:
         ts = timestamp(text)
         if ts is not None:
             return ts
     if vocab:
-        if text in vocabulary():
-            return vocabulary()[text]
+        words = vocabulary()
+        if text in words:
+            return words[text]
         text = expand_curie(text, namespaces)
-    for old, new in _OLD_CBV:
-        if text.startswith(old):
-            text = new + text[len(old) :]
-            break
+    if text.startswith("urn:epcglobal:cbv:"):  # every old CBV prefix starts so
+        for old, new in _OLD_CBV:
+            if text.startswith(old):
+                text = new + text[len(old) :]
+                break
     text = _number(text)
     return canonical_identifier(text) or text
+
+
+@lru_cache(maxsize=1 << 12)
+def _normalise_standard(text: str, timey: bool, vocab: bool) -> str:
+    # Locations, times, words, lots and classes repeat from event to event. The namespaces
+    # only matter to a vocabulary word, so the standard ones are the only ones cached.
+    return _normalise_text(text, timey, vocab, STANDARD_NAMESPACES)
+
+
+def normalise(
+    value: object, *, key: str = "", vocab: bool = False, namespaces: Mapping[str, str] = STANDARD_NAMESPACES
+) -> str:
+    """One value as the pre-hash string writes it (rules 5–9, 14–18)."""
+    text = value.strip() if type(value) is str else _scalar_text(value)
+    if not text:
+        return ""
+    if _CANONICAL_ITEM.fullmatch(text) is not None:
+        return text
+    timey = _time_key(key) if len(key) <= _CACHED_TEXT_MAX else _is_time_key(key)
+    if len(text) > _CACHED_TEXT_MAX or (vocab and namespaces is not STANDARD_NAMESPACES):
+        return _normalise_text(text, timey, vocab, namespaces)
+    return _normalise_standard(text, timey, vocab)
 
 
 # --- the pre-hash string -----------------------------------------------------------------------
@@ -382,12 +445,33 @@ _SORTED_GROUP: Final = frozenset({"bizTransactionList", "sourceList", "destinati
 _NOT_EXTENSIONS: Final = ORDERED | _SORTED_GROUP | IGNORED
 
 
+def _text_field(name: str, value: str, vocab: bool) -> str:
+    """``name=value`` as the pre-hash string writes a text field, with the standard
+    namespaces (the only ones a vocabulary word is cached with)."""
+    text = normalise(value, key=name, vocab=vocab)
+    return f"{name}={text}" if text else ""
+
+
+_cached_text_field: Final = lru_cache(maxsize=1 << 12)(_text_field)
+
+
+def _field_text(name: str, value: str, vocab: bool) -> str:
+    if len(value) > _CACHED_TEXT_MAX or len(name) > _CACHED_TEXT_MAX:
+        return _text_field(name, value, vocab)
+    return _cached_text_field(name, value, vocab)
+
+
 class _Writer:
+    __slots__ = ("declared", "ns")
+
     def __init__(self, declared: Mapping[str, str]) -> None:
         self.declared = declared
-        self.ns = {**STANDARD_NAMESPACES, **declared}
+        # The standard mapping itself when nothing is declared: normalise caches by it.
+        self.ns = {**STANDARD_NAMESPACES, **declared} if declared else STANDARD_NAMESPACES
 
     def value(self, name: str, value: object, *, vocab: bool = False) -> str:
+        if type(value) is str and (not vocab or self.ns is STANDARD_NAMESPACES):
+            return _field_text(name, value, vocab)
         text = normalise(value, key=name, vocab=vocab, namespaces=self.ns)
         return f"{name}={text}" if text else ""
 
@@ -410,6 +494,9 @@ class _Writer:
                 return self.generic(key, value["@value"])
             inner = sorted(s for k, v in value.items() if not k.startswith("@") for s in self.generic(k, v))
             return [name + "".join(inner)]
+        if type(value) is str:
+            text = _field_text(name, value, False)
+            return [text or name]
         text = normalise(value, key=name, namespaces=self.ns)
         return [f"{name}={text}" if text else name]
 
@@ -419,7 +506,15 @@ class _Writer:
     def ids(self, name: str, values: object, item: str = "epc") -> str:
         if not isinstance(values, list) or not values:
             return ""
-        return name + "".join(sorted(self.value(item, v) for v in values))
+        texts = []
+        for v in values:
+            if type(v) is str and _CANONICAL_ITEM.fullmatch(v) is not None:
+                texts.append(f"{item}={v}")  # normalise would return it as it is, uncached
+            else:
+                texts.append(self.value(item, v))
+        if len(texts) > 1:
+            texts.sort()
+        return name + "".join(texts)
 
     def quantities(self, name: str, values: object) -> str:
         if not isinstance(values, list) or not values:
@@ -467,54 +562,75 @@ class _Writer:
         return out + "".join(self.extensions(element, ("sensorMetadata", "sensorReport")))
 
     def pre_hash(self, body: Mapping[str, Any]) -> str:
+        # Every step below is skipped for a field the event does not have, where it would
+        # have written nothing: most events have a few of the fields.
+        value = self.value
         parts = ["eventType=" + str(body.get("type", ""))]
         later: list[str] = []
-        field: Callable[[str], str] = lambda n: self.value(n, body[n]) if n in body else ""  # noqa: E731
-        parts += [field("eventTime"), field("eventTimeZoneOffset")]
+        if "eventTime" in body:
+            parts.append(value("eventTime", body["eventTime"]))
+        if "eventTimeZoneOffset" in body:
+            parts.append(value("eventTimeZoneOffset", body["eventTimeZoneOffset"]))
         cert = body.get("certificationInfo")
         if cert is not None:
             parts += sorted(
-                self.value("certificationInfo", c) for c in (cert if isinstance(cert, list) else [cert])
+                value("certificationInfo", c) for c in (cert if isinstance(cert, list) else [cert])
             )
-        parts.append(field("parentID"))
+        if "parentID" in body:
+            parts.append(value("parentID", body["parentID"]))
         for name in _EPC_LISTS:
-            parts.append(self.ids(name, body.get(name)))
-        for name in _QUANTITY_LISTS:
-            parts.append(self.quantities(name, body.get(name)))
-        parts.append(self.ids("outputEPCList", body.get("outputEPCList")))
-        parts.append(self.quantities("outputQuantityList", body.get("outputQuantityList")))
-        parts += [field("action"), field("transformationID")]
-        for name in ("bizStep", "disposition"):
             if name in body:
-                parts.append(self.value(name, body[name], vocab=True))
+                parts.append(self.ids(name, body[name]))
+        for name in _QUANTITY_LISTS:
+            if name in body:
+                parts.append(self.quantities(name, body[name]))
+        if "outputEPCList" in body:
+            parts.append(self.ids("outputEPCList", body["outputEPCList"]))
+        if "outputQuantityList" in body:
+            parts.append(self.quantities("outputQuantityList", body["outputQuantityList"]))
+        if "action" in body:
+            parts.append(value("action", body["action"]))
+        if "transformationID" in body:
+            parts.append(value("transformationID", body["transformationID"]))
+        if "bizStep" in body:
+            parts.append(value("bizStep", body["bizStep"], vocab=True))
+        if "disposition" in body:
+            parts.append(value("disposition", body["disposition"], vocab=True))
         pd = body.get("persistentDisposition")
         if isinstance(pd, dict):
             inner = "".join(
-                "".join(sorted(self.value(k, v, vocab=True) for v in pd.get(k) or []))
-                for k in ("set", "unset")
+                "".join(sorted(value(k, v, vocab=True) for v in pd.get(k) or [])) for k in ("set", "unset")
             )
             parts.append("persistentDisposition" + inner if inner else "")
         for name in ("readPoint", "bizLocation"):
             place = body.get(name)
             if isinstance(place, dict):
-                parts.append(name + self.value("id", place["id"]) if place.get("id") else "")
-                ext = self.extensions(place, ("id",))
-                if ext:
-                    later.append(name + "".join(ext))
+                parts.append(name + value("id", place["id"]) if place.get("id") else "")
+                if len(place) > 1 or "id" not in place:
+                    ext = self.extensions(place, ("id",))
+                    if ext:
+                        later.append(name + "".join(ext))
         sensors = body.get("sensorElementList")
         if isinstance(sensors, list) and sensors:
             parts.append(
                 "sensorElementList"
                 + "".join(sorted(self.sensor_element(s) for s in sensors if isinstance(s, dict)))
             )
-        later.append(self.typed_list("bizTransactionList", "bizTransaction", body.get("bizTransactionList")))
-        later.append(self.typed_list("sourceList", "source", body.get("sourceList")))
-        later.append(self.typed_list("destinationList", "destination", body.get("destinationList")))
+        if "bizTransactionList" in body:
+            later.append(self.typed_list("bizTransactionList", "bizTransaction", body["bizTransactionList"]))
+        if "sourceList" in body:
+            later.append(self.typed_list("sourceList", "source", body["sourceList"]))
+        if "destinationList" in body:
+            later.append(self.typed_list("destinationList", "destination", body["destinationList"]))
         ilmd = body.get("ilmd")
         if isinstance(ilmd, dict) and ilmd:
             later.append("ilmd" + "".join(self.extensions(ilmd, ())))
-        later += self.extensions(body, _NOT_EXTENSIONS)
-        return "".join(parts) + "".join(sorted(s for s in later if s))
+        for k in body.keys() - _NOT_EXTENSIONS:  # in any order: the group is sorted below
+            if k[:1] != "@":
+                later += self.generic(k, body[k])
+        if len(later) > 1:
+            later.sort()
+        return "".join(parts) + "".join(s for s in later if s)
 
 
 def pre_hash(body: Mapping[str, Any], *, context: object = None) -> str:

@@ -57,18 +57,22 @@ def gtin_class(code: str) -> str | None:
 
 def named_codes(c: EventCodes, *, io: bool = True) -> list[str]:
     """Every product or unit an event names, under its index key, in event order."""
-    raw = [*c.epcs, *([c.parent] if c.parent else []), *c.children, *(x for x, _, _ in c.classes)]
+    raw = [*c.epcs, c.parent] if c.parent else list(c.epcs)
+    raw += c.children
+    if c.classes:
+        raw += [x for x, _, _ in c.classes]
     if io:
-        raw += [
-            *c.inputs,
-            *c.outputs,
-            *(x for x, _, _ in c.input_classes),
-            *(x for x, _, _ in c.output_classes),
-        ]
+        raw += c.inputs
+        raw += c.outputs
+        if c.input_classes:
+            raw += [x for x, _, _ in c.input_classes]
+        if c.output_classes:
+            raw += [x for x, _, _ in c.output_classes]
     out: list[str] = []
     seen: set[str] = set()
     for code in raw:
-        key = split_lot(code)[0]
+        # Only a code with both /21/ and /10/ names an item with its lot (split_lot).
+        key = split_lot(code)[0] if "/21/" in code and "/10/" in code else code
         if key not in seen:
             seen.add(key)
             out.append(key)
@@ -162,27 +166,37 @@ class TraceBatch:
             )
         )
         seen: set[tuple[str, str]] = set()
+        idents = self.idents
 
         def ident(code: str, part: str) -> str:
-            key, lot = split_lot(code)
+            key, lot = split_lot(code) if "/21/" in code and "/10/" in code else (code, None)
             if (key, part) not in seen:
                 seen.add((key, part))
-                self.idents.append((key, seq, part))
+                idents.append((key, seq, part))
             if lot is not None:
                 # An edge, not an index entry: this event is about the item, and the
                 # lot's own journey must not grow with every event of its items.
                 self._edge(lot, key, seq, "lot")
             return key
 
-        epcs = [ident(c, "epc") for c in codes.epcs]
+        # Most events name a few kinds of code: an empty list is skipped without a loop.
+        aggregation = codes.type == "AggregationEvent"
+        epcs = [ident(c, "epc") for c in codes.epcs] if codes.epcs else []
         parent = ident(codes.parent, "parent") if codes.parent else None
-        children = [ident(c, "child") for c in codes.children]
-        children += [ident(c, "child") for c, _, _ in codes.classes if codes.type == "AggregationEvent"]
-        inputs: list[tuple[str, str | None]] = [(ident(c, "input"), None) for c in codes.inputs]
-        inputs += [(ident(c, "input"), _qty(q, u)) for c, q, u in codes.input_classes]
-        outputs: list[tuple[str, str | None]] = [(ident(c, "output"), None) for c in codes.outputs]
-        outputs += [(ident(c, "output"), _qty(q, u)) for c, q, u in codes.output_classes]
-        classes = [] if codes.type == "AggregationEvent" else [ident(c, "class") for c, _, _ in codes.classes]
+        children = [ident(c, "child") for c in codes.children] if codes.children else []
+        if aggregation and codes.classes:
+            children += [ident(c, "child") for c, _, _ in codes.classes]
+        inputs: list[tuple[str, str | None]] = []
+        if codes.inputs:
+            inputs += [(ident(c, "input"), None) for c in codes.inputs]
+        if codes.input_classes:
+            inputs += [(ident(c, "input"), _qty(q, u)) for c, q, u in codes.input_classes]
+        outputs: list[tuple[str, str | None]] = []
+        if codes.outputs:
+            outputs += [(ident(c, "output"), None) for c in codes.outputs]
+        if codes.output_classes:
+            outputs += [(ident(c, "output"), _qty(q, u)) for c, q, u in codes.output_classes]
+        classes = [] if aggregation or not codes.classes else [ident(c, "class") for c, _, _ in codes.classes]
         for t, i in codes.biz_transactions:
             self.biz.append((t, i, seq))
 
@@ -190,13 +204,14 @@ class TraceBatch:
             for src, sq in inputs:
                 for dst, dq in outputs:
                     self._edge(src, dst, seq, "transformation", sq, dq)
-        lot = _ilmd_lot(body)
-        if lot is not None and codes.action == "ADD":
-            for item in epcs:
-                lot_code = lot_of(item, lot)
-                if lot_code is not None:
-                    self._edge(lot_code, item, seq, "lot")
-        if codes.type == "AggregationEvent" and parent is not None:
+        if codes.action == "ADD" and epcs:
+            lot = _ilmd_lot(body)
+            if lot is not None:
+                for item in epcs:
+                    lot_code = lot_of(item, lot)
+                    if lot_code is not None:
+                        self._edge(lot_code, item, seq, "lot")
+        if aggregation and parent is not None:
             if codes.action == "ADD":
                 for c in children:
                     self.containment.append(("add", (c, parent, seq, utc)))
@@ -207,16 +222,24 @@ class TraceBatch:
                 else:
                     self.containment.append(("end_all", (seq, utc, parent)))
 
-        owner = next((i for t, i in codes.destinations if t == "owning_party"), None) or signer
+        owner = signer
+        for t, i in codes.destinations:
+            if t == "owning_party":
+                owner = i or signer
+                break
         location = codes.biz_location or codes.read_point
-        sold = codes.disposition in SOLD_DISPOSITIONS or classified.activity in SOLD_ACTIVITIES
-        objects = epcs + children + classes + [o for o, _ in outputs]
+        disposition = codes.disposition
+        sold = disposition in SOLD_DISPOSITIONS or classified.activity in SOLD_ACTIVITIES
+        state = self._state
+        for group in (epcs, children, classes):
+            for code in group:
+                state(code, seq, utc, disposition, owner, location, sold)
+        for code, _ in outputs:
+            state(code, seq, utc, disposition, owner, location, sold)
         if parent is not None:
-            objects.append(parent)
-        for code in objects:
-            self._state(code, seq, utc, codes.disposition, owner, location, sold)
+            state(parent, seq, utc, disposition, owner, location, sold)
         for code, _ in inputs:
-            self._state(code, seq, utc, codes.disposition, owner, location, False)
+            state(code, seq, utc, disposition, owner, location, False)
 
     def _edge(
         self, src: str, dst: str, seq: int, kind: str, sq: str | None = None, dq: str | None = None

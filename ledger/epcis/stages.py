@@ -232,9 +232,16 @@ def _biz_transaction_types(body: Mapping[str, Any]) -> set[str]:
     return found
 
 
+@functools.lru_cache(maxsize=256)
+def _classified(stage: str, activity: str) -> Classified:
+    """One shared record per (stage, activity): they are immutable, and only the words of
+    the rules below and of the CBV reach here, so the set is small."""
+    return Classified(stage, activity)
+
+
 def _handling(activity: str, signer_roles: Collection[str]) -> Classified:
     on_site = any(r in _SITE_OWNERS for r in signer_roles)
-    return Classified("production" if on_site else "logistics", activity)
+    return _classified("production" if on_site else "logistics", activity)
 
 
 def classify(body: Mapping[str, Any], *, signer_roles: Collection[str] = ()) -> Classified:
@@ -253,30 +260,31 @@ def classify(body: Mapping[str, Any], *, signer_roles: Collection[str] = ()) -> 
             step = None  # `other` or a URI of someone else's vocabulary says nothing here
     if step is None and _optional_term(body, "disposition") == "recalled":
         return _RECALL  # rule 2
-    types = _biz_transaction_types(body)
-    if types & _DOCUMENT_TYPES:
+    # An event without business transactions (or with null) cites no document.
+    types = _biz_transaction_types(body) if body.get("bizTransactionList") is not None else ()
+    if types and not _DOCUMENT_TYPES.isdisjoint(types):
         for t, classified in _DOCUMENTS:  # rules 6-9
             if t in types:
                 return classified
     if step is not None:
         if step in _TRANSACTION_STEPS:
-            return Classified("transaction", step)  # rule 10
+            return _classified("transaction", step)  # rule 10
         if step in _HANDLING_STEPS:
             return _handling(step, signer_roles)  # rule 11
         if step in _LOGISTICS_STEPS:
-            return Classified("logistics", step)  # rule 12
-        return Classified("production", step)  # rule 13
+            return _classified("logistics", step)  # rule 12
+        return _classified("production", step)  # rule 13
     if event_type == "TransformationEvent":
-        return Classified("production", "transformation")
+        return _classified("production", "transformation")
     if event_type == "TransactionEvent":
-        return Classified("transaction", "transaction")
+        return _classified("transaction", "transaction")
     if event_type == "AggregationEvent":
         action = body.get("action")
         activity = (
             _AGGREGATION_ACTIVITY.get(action, "aggregation") if isinstance(action, str) else "aggregation"
         )
         return _handling(activity, signer_roles)
-    return Classified("production", "other")
+    return _classified("production", "other")
 
 
 # --- Authorisation -----------------------------------------------------------------------
@@ -325,8 +333,11 @@ def _may(role: str, classified: Classified) -> bool:
 def authorise_event(*, party: str, roles: Collection[str], classified: Classified) -> None:
     """Return if one of ``roles`` may sign an event of this stage and activity, else raise
     ``NotAuthorised`` (code ``role_not_allowed``) naming the party and who may sign it."""
-    if any(_may(role, classified) for role in roles):
-        return
+    whole, exact = (classified.stage, None), (classified.stage, classified.activity)
+    for role in roles:  # _may, written out: this runs for every event appended
+        perms = ROLE_PERMISSIONS.get(role)
+        if perms and (whole in perms or exact in perms):
+            return
     whole_stage = [r for r, p in ROLE_PERMISSIONS.items() if (classified.stage, None) in p]
     owners = whole_stage or [r for r in ROLE_PERMISSIONS if _may(r, classified)]
     held = ", ".join(roles) or "none"
@@ -463,6 +474,13 @@ def _typed(body: Mapping[str, Any], field: str, id_field: str) -> tuple[tuple[st
 
 
 def _utc(event_time: str) -> str:
+    """An event time in UTC; cached, as the events of one batch often share their time (a
+    refusal raises each time: lru_cache keeps no exception). A time with a long fraction
+    is read each time: the cache holds short texts only."""
+    return _cached_utc(event_time) if len(event_time) <= 64 else _utc_of(event_time)
+
+
+def _utc_of(event_time: str) -> str:
     try:
         # fromisoformat reads any fraction length (keeping microseconds) and 'Z'.
         t = datetime.fromisoformat(event_time)
@@ -476,6 +494,9 @@ def _utc(event_time: str) -> str:
         return utc_text(t)  # one fixed-width form: times sort as strings in every store
     except OverflowError:
         raise MalformedInput(f"eventTime {event_time} is outside the years 1-9999 in UTC") from None
+
+
+_cached_utc: Final = functools.lru_cache(maxsize=1 << 12)(_utc_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,6 +540,9 @@ def event_codes(body: Mapping[str, Any]) -> EventCodes:
     if action is not None and not isinstance(action, str):
         raise MalformedInput(f"action must be ADD, OBSERVE or DELETE, not {action!r}")
     parent = body.get("parentID")
+    # Most events have few of the lists: one that is absent (or null) names nothing, and
+    # is skipped without a call.
+    get = body.get
     return EventCodes(
         type=_event_type(body),
         event_time=event_time,
@@ -526,17 +550,22 @@ def event_codes(body: Mapping[str, Any]) -> EventCodes:
         action=action,
         biz_step=_optional_term(body, "bizStep"),
         disposition=_optional_term(body, "disposition"),
-        epcs=_keys(body, "epcList"),
+        epcs=_keys(body, "epcList") if get("epcList") is not None else (),
         parent=None if parent is None else _key(parent, "parentID"),
-        children=_keys(body, "childEPCs"),
-        inputs=_keys(body, "inputEPCList"),
-        outputs=_keys(body, "outputEPCList"),
-        classes=_classes(body, "quantityList") + _classes(body, "childQuantityList"),
-        input_classes=_classes(body, "inputQuantityList"),
-        output_classes=_classes(body, "outputQuantityList"),
+        children=_keys(body, "childEPCs") if get("childEPCs") is not None else (),
+        inputs=_keys(body, "inputEPCList") if get("inputEPCList") is not None else (),
+        outputs=_keys(body, "outputEPCList") if get("outputEPCList") is not None else (),
+        classes=(_classes(body, "quantityList") if get("quantityList") is not None else ())
+        + (_classes(body, "childQuantityList") if get("childQuantityList") is not None else ()),
+        input_classes=_classes(body, "inputQuantityList") if get("inputQuantityList") is not None else (),
+        output_classes=_classes(body, "outputQuantityList") if get("outputQuantityList") is not None else (),
         read_point=_location(body, "readPoint"),
         biz_location=_location(body, "bizLocation"),
-        biz_transactions=_typed(body, "bizTransactionList", "bizTransaction"),
-        sources=_typed(body, "sourceList", "source"),
-        destinations=_typed(body, "destinationList", "destination"),
+        biz_transactions=_typed(body, "bizTransactionList", "bizTransaction")
+        if get("bizTransactionList") is not None
+        else (),
+        sources=_typed(body, "sourceList", "source") if get("sourceList") is not None else (),
+        destinations=_typed(body, "destinationList", "destination")
+        if get("destinationList") is not None
+        else (),
     )

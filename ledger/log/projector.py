@@ -114,6 +114,8 @@ class CaptureIndex:
 
     def prepare(self, batch: Sequence[Pending]) -> None:
         for item in batch:
+            if item.capture is not None:
+                continue  # worked out beside the sequencer (ledger.log.offload)
             if item.codes is not None:
                 item.capture = capture_key(item.p.body)
             elif item.p.kind == "document":

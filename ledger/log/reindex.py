@@ -10,6 +10,7 @@ Readers see the old projections until that commit, and the new ones after it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from ledger.log.projector import Projector, Rebuild
 from ledger.log.verifier import event_facts
 from ledger.store import shadow
 from ledger.store.db import Store
+
+log = logging.getLogger("suyuan.reindex")
 
 CATCH_UP = 2000  # entries left behind at most when the lock is taken
 MAX_ROUNDS = 20  # catch-up rounds before the lock is taken whatever is left
@@ -62,10 +65,16 @@ def reindex(store: Store, *, progress: Progress | None = None) -> dict[str, Any]
     tables = Projector.standard().tables
     conn = store.engine.connect()
     rebuilt: str | None = None
+    left: list[str] = []
     swapped = False
     try:
         with conn.begin():
             live = shadow.live_schema(conn)
+            left = shadow.claim_rebuild(conn, live=live)
+            if left:
+                log.warning(
+                    "dropped %d rebuild schema(s) a crashed reindex left: %s", len(left), ", ".join(left)
+                )
             rebuilt = shadow.create_rebuild(conn, tables, live=live)
             rebuild = Rebuild(store, conn)
             start = _size(store, conn)
@@ -116,4 +125,6 @@ def reindex(store: Store, *, progress: Progress | None = None) -> dict[str, Any]
         "parties": len(reg.parties),
         "keys": len(reg.keys),
         "findings": rebuild.findings_raised,
+        # Rebuild schemas of crashed reindexes, dropped before this one began (PostgreSQL).
+        "dropped": left,
     }

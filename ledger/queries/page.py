@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy.engine import Connection
@@ -40,6 +40,7 @@ from ledger.queries import scans, verified_cache
 from ledger.queries.trace import Step, journey_rows
 from ledger.store import pagedb, tracedb
 from ledger.store.db import Store
+from ledger.store.scansdb import Visit
 
 _VERIFIED_CACHE = 20_000  # keys; a cold item adds about 25, shared entries stay
 
@@ -119,6 +120,19 @@ def _code(key: str) -> _Code:
     return _Code(parse_digital_link(key), masterdata.product_class(key))
 
 
+def _key(code: str) -> str:
+    """``normalise_code(code)``, without parsing again a code that is its own key (the
+    resolver's canonical Digital Link of an item without its lot): ``_code`` keeps it
+    parsed for the page."""
+    try:
+        link = _code(code).link
+    except LedgerError:
+        return normalise_code(code)
+    if link.canonical == code and not (link.kind == "item" and link.lot is not None):
+        return code
+    return normalise_code(code)
+
+
 def _doc_number(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
@@ -170,6 +184,7 @@ def page_facts(
     witnessing: Witnessing | None = None,
     cache: VerificationCache | None = None,
     scan: scans.Scan | None = None,
+    scans_to: scans.ScanWriter | None = None,
 ) -> dict[str, Any] | None:
     """Everything the consumer page shows about ``code``; None if the ledger holds
     nothing about it.
@@ -179,16 +194,24 @@ def page_facts(
     read now; a ``cache`` only spares repeating a check already made on the same bytes
     against the same checkpoint (see ``verify_journey``). With ``scan`` (region, client
     class, visitor) an item's scan is then recorded, given the journey just read, and the
-    counterfeit signal shown is the one that write computed, this scan included.
+    counterfeit signal shown is the one that write computed, this scan included; with
+    ``scans_to`` the scan is queued there instead, and the signal shown counts the scans
+    stored (read in this request's transaction), those still queued and this one.
     """
-    key = normalise_code(code)
-    got = _assemble(ledger, key, witnessing=witnessing, cache=cache)
+    key = _key(code)
+    queued = scan is not None and scans_to is not None
+    got = _assemble(ledger, key, witnessing=witnessing, cache=cache, visits=queued)
     if got is None:
         return None
-    facts, steps = got
+    facts, steps, visits = got
     signal = None
     if facts["kind"] == "item":
-        if scan is not None:
+        if scan is not None and scans_to is not None:
+            if visits is None:  # read with the rest whenever asked; here as a fallback
+                with ledger.store.reading() as conn:
+                    visits = scans.visits_in(conn, key)
+            signal = scans_to.record(key, scan, journey=(steps, facts["soldAt"]), visits=visits)
+        elif scan is not None:
             signal = scans.record_scan(
                 ledger.store,
                 key,
@@ -204,8 +227,13 @@ def page_facts(
 
 
 def _assemble(
-    ledger: Ledger, key: str, *, witnessing: Witnessing | None, cache: VerificationCache | None
-) -> tuple[dict[str, Any], list[Step]] | None:
+    ledger: Ledger,
+    key: str,
+    *,
+    witnessing: Witnessing | None,
+    cache: VerificationCache | None,
+    visits: bool = False,
+) -> tuple[dict[str, Any], list[Step], list[Visit] | None] | None:
     store = ledger.store
     cache = cache if cache is not None else VerificationCache(64)
     link, product = _code(key)
@@ -229,7 +257,24 @@ def _assemble(
         # master data in force with its signers' registry entries, and the latest
         # checkpoint with its cosignatures.
         prefixes = brands.prefix_candidates(link.gtin) if product and link.gtin else []
-        got = pagedb.page_reads(conn, [*seqs, 0], party_ids=chosen, codes=codes, prefixes=prefixes)
+        # With them, the stored tree nodes the inclusion checks of the journey's entries
+        # will read, in the tree of the checkpoint this snapshot holds (the one verified
+        # below, unless the table was edited: then the check reads what it misses), and
+        # the item's scans for its counterfeit signal.
+        head = store.pinned_head()
+        ahead: set[merkle.NodeId] = set()
+        if head is not None:
+            tree = cache.trees.peek(head.size, head.root) or verified_cache.ProvenTree(head.size, head.root)
+            ahead = tree.wanted([*seqs, 0])
+        got = pagedb.page_reads(
+            conn,
+            [*seqs, 0],
+            party_ids=chosen,
+            codes=codes,
+            prefixes=prefixes,
+            nodes=ahead,
+            visits_of=(key, "bot") if visits and link.kind == "item" else None,
+        )
         parse = _Parses(cache)
         entries, found = dict(got.entries), dict(got.described)
         # A product described by a delegate of its prefix's holder: the delegations to it
@@ -270,6 +315,7 @@ def _assemble(
             witnessing=witnessing,
             parse=parse,
             described=described,
+            nodes=got.nodes,
         )
     # Every fact shown comes from bytes that verified, read now: what each step did, when
     # and where (its body, its stage judged with the roles of its signer's verified
@@ -364,16 +410,20 @@ def _assemble(
             recalls.append(
                 {"seq": s.seq, "eventTime": s.event_time, "by": party(s.signer), "reason": reason or None}
             )
-    return {
-        "code": key,
-        "kind": link.kind,
-        "product": product_facts,
-        "clearance": clearance,
-        "timeline": timeline,
-        "recall": {"recalled": bool(recalls), "recalls": recalls},
-        "soldAt": sold_at,
-        "verification": verification,
-    }, listed
+    return (
+        {
+            "code": key,
+            "kind": link.kind,
+            "product": product_facts,
+            "clearance": clearance,
+            "timeline": timeline,
+            "recall": {"recalled": bool(recalls), "recalls": recalls},
+            "soldAt": sold_at,
+            "verification": verification,
+        },
+        listed,
+        got.visits,
+    )
 
 
 def _described(cache: VerificationCache, p: Prepared) -> masterdata.MasterData:
@@ -608,11 +658,13 @@ def _verify_in(
     witnessing: Witnessing | None,
     parse: _Parses,
     described: Sequence[tuple[int, str]] = (),
+    nodes: Mapping[merkle.NodeId, bytes] | None = None,
 ) -> tuple[dict[str, Any], verifier.Verdicts, dict[int, verifier.ParsedEntry]]:
     """The verification of the entries at ``seqs`` (events) and of the master data the
     index points at (``described``: (seq, the code it must describe)), with the evidence in
     ``raw``, read in the same transaction, against ``note``, the latest checkpoint; and the
-    verdicts and parsed bytes of every entry read."""
+    verdicts and parsed bytes of every entry read. ``nodes``: stored tree nodes read
+    already in this transaction (the others a check needs are read here)."""
     wanted = sorted(set(seqs) | {q for q, _ in described})
     ws = witnessing.witnesses if witnessing else ()
     quorum = witnessing.quorum if witnessing else 0
@@ -648,7 +700,7 @@ def _verify_in(
             todo,
             size=cp.size,
             root=cp.root,
-            fetch=lambda ids: store.fetch_nodes(conn, ids),
+            fetch=lambda ids: _nodes(conn, store, ids, nodes or {}),
             trees=cache.trees,
         ).items():
             included[s] = why
@@ -677,6 +729,18 @@ def _verify_in(
                     f"the master-data index names seq {s} for {code}, but that entry describes {about}"
                 )
     return (_verification(wanted, verdicts, cp, problems, cosigned, ws, quorum), verdicts, parsed)
+
+
+def _nodes(
+    conn: Connection, store: Store, ids: Collection[merkle.NodeId], read: Mapping[merkle.NodeId, bytes]
+) -> dict[merkle.NodeId, bytes]:
+    """The stored nodes ``ids``: those in ``read`` (read earlier in this transaction), the
+    others read now."""
+    out = {n: read[n] for n in ids if n in read}
+    missing = [n for n in ids if n not in out]
+    if missing:
+        out.update(store.fetch_nodes(conn, missing))
+    return out
 
 
 def _checked(cache: VerificationCache, checks: Sequence[verifier.SigCheck]) -> list[bool]:

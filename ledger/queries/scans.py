@@ -16,6 +16,14 @@ Scans are not evidence anyone signed: they live in their own table, are not a
 projection (``suyuan reindex`` leaves them alone), and are deleted after
 ``SUYUAN_SCAN_RETENTION_DAYS`` (default 400) days and beyond ``MAX_SCANS_PER_CODE`` per
 code, so the table stays bounded.
+
+The server records the page's scans off the request path (``ScanWriter``): the page reads
+the code's scans in its own read transaction and shows the signal with this scan counted,
+and the scan joins a batch that one thread writes every ``SUYUAN_SCAN_BATCH_MS`` (default
+50) milliseconds, in one transaction, raising findings as the synchronous write does. A
+process that is killed loses the scans of its last unwritten batch (at most that many
+milliseconds of them); a scan the database refuses is logged and dropped, as before.
+Scans are counts for a signal, not evidence: neither loss changes what the ledger proves.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import logging
 import os
 import re
 import secrets
+import threading
+import time as clock
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -41,6 +51,7 @@ from ledger.queries.trace import Step, journey_steps
 from ledger.store import findingsdb, scansdb, tracedb
 from ledger.store.db import Store
 from ledger.store.failures import storage_error
+from ledger.store.scansdb import ScanRow, Visit
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +233,7 @@ def _record_scan(
             steps = journey[0]
             sig = _signal(got.regions, got.after)
         if sig is not None and not raised:
-            _raise_finding(conn, key, when, steps, sig)
+            _raise_finding(conn, key, when, [s.seq for s in steps], sig)
         return sig if journey is not None else None
 
 
@@ -232,7 +243,7 @@ def finding_id(code: str) -> str:
 
 
 def _raise_finding(
-    conn: Connection, key: str, when: str, steps: Sequence[Step], sig: Mapping[str, Any]
+    conn: Connection, key: str, when: str, seqs: Sequence[int], sig: Mapping[str, Any]
 ) -> None:
     """Record a ``scan.counterfeit`` finding for regulators when this scan makes the code's
     scans look like a counterfeit; once per code. Nobody is named as responsible: the
@@ -244,7 +255,7 @@ def _raise_finding(
     else:
         zh = f"{rule.zh}：{key} 售出后被 {sig['scansAfterSale']} 个不同的访客扫码"
         en = f"{rule.en}: {key} was scanned by {sig['scansAfterSale']} different visitors after it was sold"
-    last = steps[-1].seq if steps else 0
+    last = seqs[-1] if seqs else 0
     findingsdb.save_scan_findings(
         conn,
         findings.record_scan_findings(
@@ -255,7 +266,7 @@ def _raise_finding(
                     rule=rule.code,
                     severity=rule.severity,
                     time=when,
-                    seqs=tuple(s.seq for s in steps),
+                    seqs=tuple(seqs),
                     parties=(),
                     codes=(key,),
                     message_zh=zh,
@@ -334,3 +345,162 @@ def suspicious(store: Store) -> list[dict[str, Any]]:
         if sig is not None:
             out.append({"code": code, **sig})
     return out
+
+
+DEFAULT_BATCH_MS = 50
+BATCH_MAX = 512  # scans written in one transaction at most
+PENDING_MAX = 20_000  # scans waiting at most (the database is away): older ones are dropped
+
+
+def batch_ms() -> int:
+    """``SUYUAN_SCAN_BATCH_MS``: how long a page's scan may wait to be written (0: written
+    in its own request)."""
+    raw = os.environ.get("SUYUAN_SCAN_BATCH_MS")
+    if raw is None or raw == "":
+        return DEFAULT_BATCH_MS
+    if not raw.isdigit():
+        raise ConfigError(f"SUYUAN_SCAN_BATCH_MS must be a whole number of milliseconds ≥ 0, not {raw!r}")
+    return int(raw)
+
+
+def visits_in(conn: Connection, code: str) -> list[Visit]:
+    """What an index-key ``code``'s signal counts of its stored scans (bots left out), in
+    the caller's read transaction; ``ScanWriter.record`` takes it."""
+    return scansdb.visits_of(conn, code, exclude_client="bot")
+
+
+class _Pending(NamedTuple):
+    row: ScanRow
+    sold: str | None  # the item's sale time, as the page read it
+    seqs: tuple[int, ...]  # its journey's entries, for the finding
+
+
+class ScanWriter:
+    """The page's scans, written in batches by a thread of their own (see the module's
+    docstring): the request only reads, and the signal it shows counts the scans stored,
+    the ones of this process still waiting, and its own."""
+
+    def __init__(self, store: Store, *, every_ms: int = DEFAULT_BATCH_MS) -> None:
+        self.store = store
+        self.every = max(every_ms, 1) / 1000
+        self._pending: list[_Pending] = []
+        self._codes: dict[str, int] = {}  # code -> its scans in _pending
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.written = 0  # scans written so far (tests, logs)
+        self.dropped = 0  # scans lost: refused by the database, or past PENDING_MAX
+
+    def record(
+        self,
+        code: str,
+        scan: Scan,
+        *,
+        journey: tuple[Sequence[Step], str | None],
+        visits: Sequence[Visit],
+        time: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Queue a scan of the index-key ``code`` for writing and return the code's
+        counterfeit signal with it counted, and the scans stored before: ``visits``, read
+        in the page's transaction (``visits_in``)."""
+        if scan.client not in CLIENT_CLASSES:
+            raise ValueError(f"client class {scan.client!r} is not one of {CLIENT_CLASSES}")
+        steps, sold = journey
+        row = ScanRow(
+            code, time or now_utc(), scan.region[:_REGION_MAX], scan.client, visitor_key(code, scan.visitor)
+        )
+        with self._lock:
+            waiting = [p.row for p in self._pending if p.row.code == code] if code in self._codes else []
+            self._pending.append(_Pending(row, sold, tuple(s.seq for s in steps)))
+            self._codes[code] = self._codes.get(code, 0) + 1
+            if len(self._pending) > PENDING_MAX:
+                self._forget(self._pending[: len(self._pending) - PENDING_MAX])
+                del self._pending[: len(self._pending) - PENDING_MAX]
+                self.dropped += 1
+            self._start()
+            self._lock.notify()  # the thread waits while the queue is empty
+        regions = {v.region for v in visits}
+        after = {v.visitor for v in visits if sold is not None and v.last >= sold}
+        for r in [*waiting, row]:
+            if r.client != "bot":
+                regions.add(r.region)
+                if sold is not None and r.time >= sold:
+                    after.add(r.visitor)
+        return _signal(len(regions), len(after))
+
+    def _forget(self, gone: Sequence[_Pending]) -> None:
+        for p in gone:
+            left = self._codes.pop(p.row.code) - 1
+            if left:
+                self._codes[p.row.code] = left
+
+    def _start(self) -> None:
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._run, name="scan-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending and not self._closed:
+                    self._lock.wait()
+                if not self._pending and self._closed:
+                    return
+            clock.sleep(self.every)  # gather the batch
+            self.flush()
+
+    def flush(self) -> int:
+        """Write every waiting scan now; how many were written."""
+        done = 0
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending[:BATCH_MAX], self._pending[BATCH_MAX:]
+                self._forget(batch)
+            if not batch:
+                return done
+            try:
+                _write_batch(self.store, batch)
+                done += len(batch)
+                self.written += len(batch)
+            except Exception as e:  # noqa: BLE001 - scans are dropped, pages still answer
+                self.dropped += len(batch)
+                problem = storage_error(e, where="scans")
+                log.warning(
+                    "%d scans not recorded: %s",
+                    len(batch),
+                    problem.message if problem else e,
+                    exc_info=problem is None,
+                )
+
+    def close(self) -> None:
+        """Write what waits and stop the thread."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        if self._thread is not None:
+            self._thread.join(30)
+        self.flush()
+
+
+def _write_batch(store: Store, batch: Sequence[_Pending]) -> None:
+    """One transaction: the scans, then per code the retention rules and the finding, as
+    ``_record_scan`` applies them to one scan."""
+    cutoff = utc_text(datetime.now(UTC) - timedelta(days=retention_days()))
+    by_code: dict[str, list[_Pending]] = {}
+    for p in batch:
+        by_code.setdefault(p.row.code, []).append(p)
+    with _transaction(store) as conn:
+        scansdb.insert_scans(conn, [p.row for p in batch])
+        for code, mine in by_code.items():
+            last = mine[-1]
+            fid = finding_id(code)
+            got = scansdb.tally(conn, code, since=last.sold, exclude_client="bot", finding_id=fid)
+            if got.scans > MAX_SCANS_PER_CODE or (got.oldest is not None and got.oldest < cutoff):
+                scansdb.prune_code(conn, code, before=cutoff, cap=MAX_SCANS_PER_CODE)
+                got = scansdb.tally(conn, code, since=last.sold, exclude_client="bot", finding_id=fid)
+            people = [p for p in mine if p.row.client != "bot"]
+            if got.finding or not people:
+                continue
+            sig = _signal(got.regions, got.after)
+            if sig is not None:
+                _raise_finding(conn, code, people[-1].row.time, people[-1].seqs, sig)

@@ -43,7 +43,20 @@ class ProvenTree:
         self.root = root
         self.nodes: dict[NodeId, bytes] = {}
         self.edges: dict[int, bytes] = {}  # level -> the right edge's partial node
+        self.leaves: set[int] = set()  # indexes whose inclusion a check has proven
         self._lock = threading.Lock()
+
+    def wanted(self, indexes: Collection[int]) -> set[NodeId]:
+        """The stored nodes a check of these leaves would read, leaving out the leaves
+        proven before (a caller that keeps its checks seldom checks them again, and reads
+        what such a check misses): what a caller may read ahead with the rest of its
+        request. Which nodes are read decides nothing: each is believed only where its
+        path reaches the root."""
+        out: set[NodeId] = set()
+        for index in indexes:
+            if 0 <= index < self.size and index not in self.leaves:
+                out.update(self._unknown(index))
+        return out
 
     def _edge_start(self, level: int) -> int:
         return (self.size >> level) << level
@@ -71,8 +84,11 @@ class ProvenTree:
                 out[index] = self._walk(index, leaf, nodes, edges, got, learned, learned_edges)
             except ProofError as e:
                 out[index] = e.message
-        if learned or learned_edges:
+        proven = [index for index, why in out.items() if why is None]
+        if learned or learned_edges or proven:
             with self._lock:
+                if len(self.leaves) < MAX_NODES:
+                    self.leaves.update(proven)
                 room = MAX_NODES - len(self.nodes)
                 if room > 0:
                     self.nodes.update(learned if len(learned) <= room else dict(list(learned.items())[:room]))
@@ -170,6 +186,11 @@ class ProvenTrees:
         self.keep = keep
         self._trees: OrderedDict[tuple[int, bytes], ProvenTree] = OrderedDict()
         self._lock = threading.Lock()
+
+    def peek(self, size: int, root: bytes) -> ProvenTree | None:
+        """The tree kept for (size, root), if any; nothing is added or reordered."""
+        with self._lock:
+            return self._trees.get((size, root))
 
     def tree(self, size: int, root: bytes) -> ProvenTree:
         with self._lock:

@@ -51,7 +51,7 @@ from ledger.core.registry import (
     RegistryState,
 )
 from ledger.store import schema
-from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, bound, rows_in, run_many
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, bound, rows_in, run, run_many
 from ledger.store.schema import (
     NODE_LEVEL_SHIFT,
     checkpoints,
@@ -502,17 +502,22 @@ class Store:
             _PINNED.reset(token)
             pin.close()
 
+    def pinned_head(self) -> Head | None:
+        """The latest checkpoint of the pinned snapshot this context reads, once its
+        transaction is open (None: not pinned, not yet open, or no checkpoint)."""
+        pin = _PINNED.get()
+        return pin.head if pin is not None and pin.store is self else None
+
     # --- the log -------------------------------------------------------------------------
 
     def head(self, conn: Connection) -> Head | None:
         """The latest checkpoint, which every batch ends with."""
-        row = conn.execute(
-            select(checkpoints.c.size, checkpoints.c.root, checkpoints.c.note, checkpoints.c.time)
-            .order_by(checkpoints.c.size.desc())
-            .limit(1)
-        ).first()
-        if row is None:
+        # On the driver's cursor: every request reads it first (``ReadPin``), and building
+        # the statement costs more than running it.
+        rows = run(conn, "SELECT size, root, note, time FROM checkpoints ORDER BY size DESC LIMIT 1")
+        if not rows:
             return None
+        row = rows[0]
         size = as_int(row[0], "checkpoints.size")
         return Head(
             size=size,

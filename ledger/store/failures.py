@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno
 import sqlite3
 
+import psycopg
 from sqlalchemy.exc import DBAPIError
 
-from ledger.core.errors import LedgerError
+from ledger.core.errors import LedgerError, StorageFailure
 
 # SQLite primary result codes (sqlite3.h).
 _SQLITE = {
@@ -41,16 +42,18 @@ _PG_STATES = {
     "25006": "the database is read-only",
 }
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# What the database drivers raise, through SQLAlchemy or bare (the hot paths run on the
+# driver's cursor): a server's exception handlers catch these and ask ``storage_error``.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, sqlite3.Error, psycopg.Error)
 
 
 def storage_error(exc: BaseException, *, where: str) -> LedgerError | None:
     """The ``storage`` refusal for a database failure, or None when ``exc`` is not one
     (a bug, which should be seen as such). ``where`` names the database for the user."""
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
-        return LedgerError(
+        return StorageFailure(
             f"the disk holding {exc.filename or where} is full; the file was not "
-            "written, nothing of it is left behind",
-            code="storage",
+            "written, nothing of it is left behind"
         )
     # Through SQLAlchemy the driver's error is wrapped; the hot paths that run on the
     # driver's cursor (see store/driver.py) raise it bare.
@@ -80,6 +83,4 @@ def storage_error(exc: BaseException, *, where: str) -> LedgerError | None:
 
 
 def _refusal(what: str) -> LedgerError:
-    return LedgerError(
-        f"{what}; a transaction it broke off was rolled back, nothing of it landed", code="storage"
-    )
+    return StorageFailure(f"{what}; a transaction it broke off was rolled back, nothing of it landed")

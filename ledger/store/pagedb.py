@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 from sqlalchemy.engine import Connection
 
 from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, bound, cursor, execute, is_pg
+from ledger.store.scansdb import Visit
+from ledger.store.schema import node_id, node_key
 
 EVENT_COLUMNS = (
     "seq",
@@ -122,6 +124,10 @@ class PageReads(NamedTuple):
     described: dict[str, tuple[int, str]] = {}
     # seq -> bytes of delegations of a product's prefix, not in ``entries`` (see _DELEGATIONS)
     delegations: dict[int, bytes] = {}
+    # (level, index) -> hash of the stored tree nodes asked for (``nodes``), of those stored
+    nodes: dict[tuple[int, int], bytes] = {}
+    # the scanned code's (region, visitor, latest time) without bots (None: not asked)
+    visits: list[Visit] | None = None
 
 
 # The registry entries of some parties, as the projections point to them: the entries
@@ -179,7 +185,22 @@ UNION ALL
 UNION ALL
 SELECT 1, NULL, NULL, s.line, s.witness FROM cosignatures s
   WHERE s.size = (SELECT MAX(size) FROM checkpoints)
-ORDER BY 1, 5"""
+{nodes}{visits}ORDER BY 1, 5"""
+
+# Stored tree nodes an inclusion check will need (the caller knows which, from the size of
+# the checkpoint its snapshot holds); a node is believed only where its path reaches the
+# verified root (``ledger.queries.verified_cache``).
+_NODES = """UNION ALL
+SELECT 2, m.node, m.hash, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM merkle_nodes m
+  WHERE m.node IN :nodes
+"""
+
+# A scanned code's visits (``scansdb.visits_of``): region, and visitor with the time of its
+# latest scan from there (a visitor key is hex, a time has no space).
+_VISITS = """UNION ALL
+SELECT 6, NULL, NULL, s.region, s.visitor || ' ' || MAX(s.time) FROM scans s
+  WHERE s.code = :visits_code AND s.client <> :visits_client GROUP BY s.region, s.visitor
+"""
 
 
 def page_reads(
@@ -189,11 +210,15 @@ def page_reads(
     party_ids: Collection[str],
     codes: Collection[str] = (),
     prefixes: Collection[str] = (),
+    nodes: Collection[tuple[int, int]] = (),
+    visits_of: tuple[str, str] | None = None,
 ) -> PageReads:
     """The entries at ``seqs``, the registry entries of ``party_ids`` (see
     ``evidence_entries``), the master data in force of ``codes`` with what verifying it
     needs (``_MASTER_DATA``; ``prefixes``: those a product's GTIN may fall under) and the
-    latest cosigned checkpoint, in one statement."""
+    latest cosigned checkpoint, in one statement; with the stored tree ``nodes`` asked for
+    (up to a bound: the caller reads any others it misses) and, for ``visits_of`` (code,
+    client class left out), that code's scans as ``scansdb.visits_of`` reads them."""
     wanted = sorted(set(seqs))
     pids = sorted(set(party_ids))[: IN_CHUNK // 2]
     mds = sorted(set(codes))[: IN_CHUNK // 8]
@@ -201,10 +226,20 @@ def page_reads(
     first, rest = wanted[:IN_CHUNK], wanted[IN_CHUNK:]
     evidence = _EVIDENCE + "UNION ALL\n" if pids else ""
     master_data = _master_data_sql(prefixes=bool(pfx)) + "UNION ALL\n" if mds else ""
-    sql = _PAGE.format(evidence=evidence, master_data=master_data)
+    keys = sorted({node_key(level, idx) for level, idx in nodes})[: IN_CHUNK // 2]
+    sql = _PAGE.format(
+        evidence=evidence,
+        master_data=master_data,
+        nodes=_NODES if keys else "",
+        visits=_VISITS if visits_of is not None else "",
+    )
     lists = ["seqs", *(["parties"] if pids else []), *_master_data_lists(mds, pfx)]
+    lists += ["nodes"] if keys else []
     page = bound(conn, sql, lists=lists)
     rest_sql = bound(conn, "SELECT seq, entry FROM entries WHERE seq IN :seqs", lists=("seqs",))
+    vcode, vclient = visits_of if visits_of is not None else (None, None)
+    got_nodes: dict[tuple[int, int], bytes] = {}
+    visits: list[Visit] | None = [] if visits_of is not None else None
     entries: dict[int, bytes] = {}
     described: dict[str, tuple[int, str]] = {}
     delegations: dict[int, bytes] = {}
@@ -213,13 +248,30 @@ def page_reads(
     lines: list[str] = []
     with cursor(conn) as cur:
         for kind, n, blob, text, who in execute(
-            cur, page, {"seqs": first, "parties": pids, "codes": mds, "prefixes": pfx}
+            cur,
+            page,
+            {
+                "seqs": first,
+                "parties": pids,
+                "codes": mds,
+                "prefixes": pfx,
+                "nodes": keys,
+                "visits_code": vcode,
+                "visits_client": vclient,
+            },
         ):
             if kind == 0:
                 size = as_int(n, "checkpoints.size")
                 note = as_text(text, "checkpoints.note", checkpoint=size)
             elif kind == 1:
                 lines.append(str(text))
+            elif kind == 2:
+                nid = node_id(as_int(n, "merkle_nodes.node"))
+                got_nodes[nid] = as_blob(blob, "merkle_nodes.hash")
+            elif kind == 6:
+                assert visits is not None  # asked for
+                visitor, _, last = str(who).partition(" ")
+                visits.append(Visit(str(text), visitor, last))
             else:
                 seq = as_int(n, "entries.seq")
                 (delegations if kind == 5 else entries)[seq] = as_blob(blob, "entries.entry", seq=seq)
@@ -232,7 +284,7 @@ def page_reads(
                 entries[seq] = as_blob(e, "entries.entry", seq=seq)
     if len(pids) < len(set(party_ids)):
         entries.update(evidence_entries(conn, sorted(set(party_ids))[len(pids) :]))
-    return PageReads(entries, size, note + "".join(lines), described, delegations)
+    return PageReads(entries, size, note + "".join(lines), described, delegations, got_nodes, visits)
 
 
 def _master_data_sql(*, prefixes: bool) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, case, delete, func, or_, select
 from sqlalchemy.engine import Connection
 
-from ledger.store.driver import run
+from ledger.store.driver import run, run_many
 from ledger.store.schema import scans
 
 
@@ -38,6 +38,43 @@ def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: 
         "VALUES (:code, :time, :region, :client, :visitor)",
         {"code": code, "time": time, "region": region, "client": client, "visitor": visitor},
     )
+
+
+class ScanRow(NamedTuple):
+    code: str
+    time: str
+    region: str
+    client: str
+    visitor: str
+
+
+def insert_scans(conn: Connection, rows: Sequence[ScanRow]) -> None:
+    """Several scans in one statement per driver call (a batch of the page's scans)."""
+    run_many(
+        conn,
+        "INSERT INTO scans (code, time, region, client, visitor) "
+        "VALUES (:code, :time, :region, :client, :visitor)",
+        rows,
+    )
+
+
+class Visit(NamedTuple):
+    region: str
+    visitor: str
+    last: str  # time of this visitor's latest scan from this region
+
+
+def visits_of(conn: Connection, code: str, *, exclude_client: str) -> list[Visit]:
+    """The code's distinct (region, visitor) pairs without ``exclude_client`` scans, each
+    with its latest time: what its counterfeit signal counts (at most the code's scans,
+    which retention bounds), in one statement."""
+    rows = run(
+        conn,
+        "SELECT region, visitor, MAX(time) FROM scans WHERE code = :code AND client <> :exclude "
+        "GROUP BY region, visitor",
+        {"code": code, "exclude": exclude_client},
+    )
+    return [Visit(str(r), str(v), str(t)) for r, v, t in rows]
 
 
 class Tally(NamedTuple):

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from ledger.core.errors import LedgerError
 from ledger.store.driver import run
 from ledger.store.schema import metadata
 
@@ -128,6 +129,41 @@ def first_differences(
 # --- suyuan reindex: a rebuild beside the live tables, swapped in under the write lock ----
 
 
+REBUILD_MARK = "__reindex_"
+
+
+def claim_rebuild(conn: Connection, *, live: str) -> list[str]:
+    """PostgreSQL: take the reindex lock of ``live`` for this connection's session (an
+    advisory lock: a crashed reindex's session ends, and its lock with it), or refuse when
+    another reindex holds it; then drop the rebuild schemas crashed reindexes left (none
+    can be in use: only the lock's holder builds one). Returns their names. SQLite: the
+    rebuild is in temporary tables, which end with their connection; nothing to do."""
+    if conn.dialect.name == "sqlite":
+        return []
+    bare = live.strip('"').replace('""', '"')
+    held = run(conn, "SELECT pg_try_advisory_lock(hashtext(:key))", {"key": "suyuan reindex " + bare})
+    if not held[0][0]:
+        raise LedgerError(
+            f"another `suyuan reindex` is rebuilding schema {bare}; wait for it to finish",
+            code="reindex_running",
+        )
+    prefix = bare + REBUILD_MARK
+    stale = [
+        str(name)
+        for (name,) in run(
+            conn, "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :prefix)", {"prefix": prefix}
+        )
+        if _is_rebuild_name(str(name)[len(prefix) :])
+    ]
+    for name in stale:
+        conn.exec_driver_sql('DROP SCHEMA "' + name.replace('"', '""') + '" CASCADE')
+    return stale
+
+
+def _is_rebuild_name(suffix: str) -> bool:
+    return len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix)
+
+
 def create_rebuild(conn: Connection, tables: Sequence[str], *, live: str) -> str | None:
     """Empty twins of ``tables`` that hide the live ones from this connection; returns the
     PostgreSQL schema that holds them (None on SQLite, where they are temporary tables).
@@ -138,7 +174,7 @@ def create_rebuild(conn: Connection, tables: Sequence[str], *, live: str) -> str
     if conn.dialect.name == "sqlite":
         create_temp(conn, tables)
         return None
-    name = '"' + live.strip('"').replace('""', '"') + "__reindex_" + uuid.uuid4().hex[:8] + '"'
+    name = '"' + live.strip('"').replace('""', '"') + REBUILD_MARK + uuid.uuid4().hex[:8] + '"'
     conn.exec_driver_sql(f"CREATE SCHEMA {name}")
     conn.exec_driver_sql(f"SET search_path TO {name}, {live}")
     for table in tables:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
-from ledger.core.errors import MalformedInput
+from ledger.core.errors import ConfigError, MalformedInput
 from ledger.log.home import Home
 from tools.cli.common import Commands, open_ledger
 
@@ -46,6 +47,8 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
     settings = Settings.from_env(dev=a.dev)  # refuses a bad SUYUAN_TRUSTED_PROXIES here
     # uvicorn would take X-Forwarded-For from 127.0.0.1 on its own: the app decides whom
     # to believe (api/visitors.py), from the socket's own peer address.
+    if a.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+        return serve_workers(a.host, a.port, a.workers)
     if a.workers > 1:
         # Each worker process builds its own app from the same environment (SUYUAN_DB,
         # SUYUAN_HOME, SUYUAN_BASE_URL) and answers on the one shared socket.
@@ -67,6 +70,86 @@ def cmd_serve(a: argparse.Namespace, home: Home) -> int:
         log_level="info" if a.dev else "warning",
     )
     return 0
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """A TCP socket of this worker's own on (host, port), shared with the other workers'
+    through SO_REUSEPORT: the kernel spreads new connections over them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(False)
+    return sock
+
+
+def _worker(host: str, port: int) -> None:
+    import uvicorn
+
+    sock = _listening(host, port)
+    config = uvicorn.Config(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=False,
+        access_log=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+WORKER_RESTARTS = 10  # a worker that keeps dying is not restarted forever
+
+
+def serve_workers(host: str, port: int, workers: int) -> int:
+    """``workers`` server processes, each with a listening socket of its own on the port
+    (SO_REUSEPORT; Linux spreads connections over them by their addresses), where workers
+    sharing one socket let whichever wakes first accept every connection a client opens at
+    once, leaving the others idle. Each builds its app from the environment, as uvicorn's
+    workers do. A worker that dies is started again; SIGTERM or SIGINT stops them all
+    (each finishes its requests and writes its queued scans)."""
+    import multiprocessing
+    import signal
+    import time
+
+    try:
+        _listening(host, port).close()  # the port is free (else say so before starting any)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(host, port), daemon=False) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    restarts = 0
+    while not stopping:
+        time.sleep(0.2)
+        for n, p in enumerate(procs):
+            if not p.is_alive() and not stopping:
+                if restarts >= WORKER_RESTARTS:
+                    print(f"error: worker {p.pid} exited ({p.exitcode}) too often; stopping", file=sys.stderr)
+                    stopping = True
+                    break
+                restarts += 1
+                procs[n] = ctx.Process(target=_worker, args=(host, port), daemon=False)
+                procs[n].start()
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            os.kill(p.pid, signal.SIGTERM)
+    for p in procs:
+        p.join(30)
+        if p.is_alive():
+            p.kill()
+    return 0 if restarts < WORKER_RESTARTS else 1
 
 
 def cmd_agent(a: argparse.Namespace, home: Home) -> int:
