@@ -940,3 +940,37 @@ def test_scan_findings_are_checked_before_they_are_stored() -> None:
     for bad in ({"source": "entry"}, {"rule": "order.future_time"}, {"id": "7"}):
         with pytest.raises(ValueError, match="scan findings"):
             record_scan_findings([Finding(**{**good.__dict__, **bad})])
+
+
+def test_the_store_refuses_to_keep_an_entrys_finding_as_a_scans(db_url: str) -> None:
+    """A rebuild clears the findings of entries and keeps those of scans: the store takes
+    as a scan's only a finding that says so and has a ``scan-`` id, whoever calls it."""
+    store = Store(db_url)
+    store.migrate()
+    good = Finding(
+        id="scan-9",
+        seq=1,
+        rule="scan.counterfeit",
+        severity="high",
+        time="t",
+        seqs=(1,),
+        parties=(),
+        codes=("c",),
+        message_zh="…",
+        message_en="…",
+        details={},
+        source="scan",
+    )
+    try:
+        for bad in ({"source": "entry"}, {"id": "1-0"}):
+            with store.writing() as conn, pytest.raises(ValueError, match="scan findings"):
+                findingsdb.save_scan_findings(conn, [good, Finding(**{**good.__dict__, **bad})])
+        with store.reading() as conn:
+            assert findingsdb.query_findings(conn) == []
+        with store.writing() as conn:
+            findingsdb.save_scan_findings(conn, [good])
+        with store.reading() as conn:
+            assert findingsdb.query_findings(conn) == [good]
+            assert findingsdb.query_findings(conn, code="c") == [good]
+    finally:
+        store.dispose()

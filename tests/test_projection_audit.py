@@ -42,7 +42,7 @@ def audit_lines(w: World) -> tuple[int, list[str], dict[str, Any]]:
 
 def one(w: World, sql: str, **params: Any) -> Any:
     with w.store.reading() as conn:
-        rows = run(conn, sql, tuple(params.values()))
+        rows = run(conn, sql, params)
     assert rows and rows[0][0] is not None, sql
     return rows[0][0]
 
@@ -53,7 +53,7 @@ Attack = Callable[[World, dict[str, Any]], tuple[str, int]]
 
 def fake_producer_name(w: World, c: dict[str, Any]) -> tuple[str, int]:
     w.store.raw("UPDATE parties SET name = 'Fake', name_en = 'Fake' WHERE id = :p", {"p": c["producer"]})
-    return "parties", one(w, "SELECT registered_seq FROM parties WHERE id = ?", p=c["producer"])
+    return "parties", one(w, "SELECT registered_seq FROM parties WHERE id = :p", p=c["producer"])
 
 
 def delete_recall_event(w: World, c: dict[str, Any]) -> tuple[str, int]:
@@ -87,7 +87,7 @@ def unrecall_a_code(w: World, c: dict[str, Any]) -> tuple[str, int]:
 
 
 def resell_a_tin(w: World, c: dict[str, Any]) -> tuple[str, int]:
-    seq = one(w, "SELECT last_seq FROM current_state WHERE code = ?", c=c["sold"])
+    seq = one(w, "SELECT last_seq FROM current_state WHERE code = :c", c=c["sold"])
     w.store.raw("UPDATE current_state SET sold = 0, disposition = 'active' WHERE code = :c", {"c": c["sold"]})
     return "current_state", seq
 

@@ -33,8 +33,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import orjson
-
 from ledger.compliance import brands
 from ledger.compliance.tax import (
     ANNUAL_LIMIT,
@@ -43,6 +41,8 @@ from ledger.compliance.tax import (
     dutiable_value,
     money,
 )
+from ledger.core.records import Document as Document
+from ledger.core.records import Finding as Finding
 from ledger.core.times import utc_text
 from ledger.epcis.projection import (
     GS1_CLASS_PREFIX,
@@ -145,39 +145,6 @@ COUNTERFEIT_RULE: Final = "scan.counterfeit"
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One flagged problem: which rule, how bad, which entries, parties and products."""
-
-    id: str
-    seq: int  # the entry that raised it
-    rule: str
-    severity: str
-    time: str  # the ledger time of that entry
-    seqs: tuple[int, ...]
-    parties: tuple[str, ...]
-    codes: tuple[str, ...]
-    message_zh: str
-    message_en: str
-    details: Mapping[str, Any]
-    source: str = "entry"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "seq": self.seq,
-            "rule": self.rule,
-            "severity": self.severity,
-            "time": self.time,
-            "seqs": list(self.seqs),
-            "parties": list(self.parties),
-            "codes": list(self.codes),
-            "message": {"zh": self.message_zh, "en": self.message_en},
-            "details": dict(self.details),
-            "source": self.source,
-        }
-
-
-@dataclass(frozen=True)
 class Draft:
     """What a rule returns; the batch numbers it and stamps the entry's seq and time."""
 
@@ -191,76 +158,6 @@ class Draft:
 
 
 # --- what the rules read -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Document:
-    """One version of a trade document: an order, payment, waybill or declaration."""
-
-    type: str  # "cbec:order" | "cbec:payment" | "cbec:waybill" | "cbec:declaration"
-    id: str
-    seq: int
-    signer: str
-    links: Mapping[str, str]  # the other document types this event cites -> their numbers
-    info: Mapping[str, Any]  # orderInfo / paymentInfo / waybillInfo; {} for a declaration
-    procedure: str | None
-    hs_code: str | None
-    order: str | None  # the order number it belongs to (an order: its own)
-    buyer: str | None  # buyerIdHash of an order or payment
-    year: int | None  # an order's calendar year in its own time zone
-    value: str | None  # an order's dutiable value in CNY (goods + freight)
-    seller: str | None  # an order's merchant (sourceList owning_party), if named
-    # This version withdraws the document (an error declaration of it): it counts as absent.
-    withdrawn: bool = False
-    # Read from a customs message (cbec:customsMessage), whose rules hold it to the fen.
-    customs: bool = False
-
-    def as_row(self) -> tuple[Any, ...]:
-        doc: dict[str, Any] = {
-            "links": dict(self.links),
-            "info": dict(self.info),
-            "procedure": self.procedure,
-            "hsCode": self.hs_code,
-            "seller": self.seller,
-        }
-        # Written only when set, so that every other document's row stays as it was.
-        if self.withdrawn:
-            doc["withdrawn"] = True
-        if self.customs:
-            doc["customs"] = True
-        return (
-            self.type,
-            self.id,
-            self.seq,
-            self.signer,
-            self.order,
-            self.buyer,
-            self.year,
-            self.value,
-            orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode(),
-        )
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Document:
-        type_, id_, seq, signer, order, buyer, year, value, doc = row
-        d = orjson.loads(doc)
-        return cls(
-            type_,
-            id_,
-            int(seq),
-            signer,
-            d["links"],
-            d["info"],
-            d["procedure"],
-            d["hsCode"],
-            order,
-            buyer,
-            None if year is None else int(year),
-            value,
-            d["seller"],
-            bool(d.get("withdrawn")),
-            bool(d.get("customs")),
-        )
 
 
 class View(Protocol):

@@ -17,6 +17,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from ledger.core.records import DocumentRecord as DocumentRecord
 from ledger.epcis.validation import load_schema
 
 EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -46,15 +47,6 @@ class SignedEvent(NamedTuple):
     issued: str
     body: Mapping[str, Any]
     event_hash: str
-
-
-class DocumentRecord(NamedTuple):
-    """A signed ``document`` statement: an import's record of the document it read."""
-
-    seq: int
-    signer: str
-    issued: str
-    body: Mapping[str, Any]
 
 
 class InContext(NamedTuple):

@@ -25,11 +25,13 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from ledger.core.canonical import canonical_bytes
 from ledger.core.errors import MalformedInput
 from ledger.core.ids import gs1_check_digit
+from ledger.core.records import Captured as Captured
+from ledger.core.records import CaptureKey as CaptureKey
 
 HASH_VERSION: Final = "CBV2.0"
 GS1_DL: Final = "https://id.gs1.org"
@@ -644,24 +646,6 @@ def event_hash(body: Mapping[str, Any], *, context: object = None) -> str:
 
 
 # --- idempotent capture -------------------------------------------------------------------------
-
-
-class CaptureKey(NamedTuple):
-    """What tells one captured event from another of the same signer: its ``eventID`` (or,
-    without one, its event hash), its event hash, and whether it declares an error."""
-
-    key: str
-    hash: str
-    declared: bool
-
-
-class Captured(NamedTuple):
-    """An event already on the ledger, as the capture index holds it."""
-
-    seq: int
-    signer: str
-    key: CaptureKey
-    statement_hash: bytes
 
 
 def capture_key(body: Mapping[str, Any]) -> CaptureKey:

@@ -490,15 +490,15 @@ class _EntryFacts:
 
     def recalled(self, code: str) -> tuple[int, str] | None:
         assert self.a.conn is not None
-        m = tracedb.first_recall(self.a.conn, code, self.before)
-        d = self._derived(m[0]) if m else None
+        m = tracedb.first_recall(self.a.conn, code, before=self.before)
+        d = self._derived(m.seq) if m else None
         return m if d is not None and code in d.recalled else None
 
     def lots(self, code: str) -> frozenset[str]:
         assert self.a.conn is not None
         return frozenset(
             lot
-            for lot, seq in tracedb.lot_edges_to(self.a.conn, code, self.before)
+            for lot, seq in tracedb.lot_edges_to(self.a.conn, code, before=self.before)
             if (d := self._derived(seq)) is not None and (lot, code) in d.lots
         )
 
@@ -510,7 +510,7 @@ class _EntryFacts:
             nxt = {
                 parent
                 for child in frontier
-                for parent, seq in tracedb.packings_of(self.a.conn, child, self.before)
+                for parent, seq in tracedb.packings_of(self.a.conn, child, before=self.before)
                 if (d := self._derived(seq)) is not None and (child, parent) in d.packed
             }
             nxt -= seen | {code}

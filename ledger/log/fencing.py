@@ -45,16 +45,19 @@ class Cosigned(NamedTuple):
 def cosigned_elsewhere(store: Store, verifier: NoteVerifier) -> list[Cosigned]:
     """The newest cosigned checkpoint of each replica, those that verify with ``verifier``."""
     out = []
-    for where, size, note in store.newest_cosigned_on_replicas():
+    for got in store.newest_cosigned_on_replicas():
         try:
-            verifier.verify(note)
-            cp = Checkpoint.parse(note.split("\n\n", 1)[0] + "\n")
+            verifier.verify(got.note)
+            cp = Checkpoint.parse(got.note.split("\n\n", 1)[0] + "\n")
         except NoteError as e:
             log.warning(
-                "fencing: the checkpoint of size %d on %s is not this log's (%s)", size, where, e.message
+                "fencing: the checkpoint of size %d on %s is not this log's (%s)",
+                got.size,
+                got.where,
+                e.message,
             )
             continue
-        out.append(Cosigned(cp.size, cp.root, where))
+        out.append(Cosigned(cp.size, cp.root, got.where))
     return out
 
 

@@ -32,6 +32,7 @@ from ledger.compliance import brands, findings, findings_batch
 from ledger.compliance.recalls import RecallFacts
 from ledger.core import registry
 from ledger.core.errors import NotAuthorised
+from ledger.core.records import CodeMark
 from ledger.core.statements import Prepared
 from ledger.epcis import masterdata
 from ledger.epcis.event_hash import Captured, CaptureKey, capture_key, document_key, earlier_capture
@@ -135,7 +136,7 @@ class CaptureIndex:
         ck = item.capture
         if ck is None:
             return
-        self.rows.append(capturedb.row(seq, item.p.signer, ck))
+        self.rows.append(capturedb.row(seq, signer=item.p.signer, key=ck))
         if not self.rebuild:
             self.on_ledger.setdefault(ck.key, []).append(
                 Captured(seq, item.p.signer, ck, item.p.statement_hash)
@@ -402,7 +403,7 @@ class Trace:
         mine = {code for code, seq, _ in trace.idents if seq in made_here}
         missing = {c for c in codes - mine if not brands.speaks_for_brand(reg, p.signer, c, facts.time)}
         if missing:
-            missing -= tracedb.produced_by(facts.conn, missing, p.signer)
+            missing -= tracedb.produced_by(facts.conn, missing, party=p.signer)
         if missing:
             raise NotAuthorised(
                 f"{p.signer} may recall only products it made; no production event of its "
@@ -421,11 +422,23 @@ class Trace:
         )
 
     def write(self, facts: Facts) -> None:
-        tracedb.write_trace(facts.conn, self.batch)
+        tracedb.write_trace(facts.conn, trace_rows(self.batch))
         self.batch = TraceBatch()
 
     def reset(self) -> None:
         self.batch = TraceBatch()
+
+
+def trace_rows(batch: TraceBatch) -> tracedb.TraceRows:
+    """The rows a trace batch adds, as the store writes them."""
+    return tracedb.TraceRows(
+        events=batch.events,
+        idents=batch.idents,
+        lineage=batch.lineage,
+        biz=batch.biz,
+        containment=batch.containment,
+        state=batch.state,
+    )
 
 
 class Findings:
@@ -477,8 +490,14 @@ class Findings:
 
     def write(self, facts: Facts) -> None:
         if self.batch is not None:
-            findingsdb.write_findings(facts.conn, self.batch)
-            self.raised += len(self.batch.findings)
+            b = self.batch
+            findingsdb.write_findings(
+                facts.conn,
+                found=b.findings,
+                documents=b.documents,
+                marks=[CodeMark(code=c, mark=m, seq=s, utc=u) for (c, m), (s, u) in b.new_marks.items()],
+            )
+            self.raised += len(b.findings)
         self.batch = None
 
     def reset(self) -> None:

@@ -51,7 +51,7 @@ from ledger.log.projector import Facts, Pending, Projector
 from ledger.log.verifier import Genesis, PinnedKey, pin_log_key, read_genesis
 from ledger.log.verifier import event_facts as event_facts  # reindex imports it from here
 from ledger.store import tracedb
-from ledger.store.db import Store
+from ledger.store.db import CheckpointRow, EntryRow, NodeRow, Store
 from ledger.store.schema import NODE_LEVEL_SHIFT, node_key
 
 ZERO_HASH = bytes(32)
@@ -455,7 +455,7 @@ class Ledger:
 
         with store.writing() as conn:
             head = store.head(conn)
-            size, old_root = (head[0], head[1]) if head else (0, merkle.EMPTY_ROOT)
+            size, old_root = (head.size, head.root) if head else (0, merkle.EMPTY_ROOT)
             dup_seqs = store.seqs_of_statements(conn, {p.statement_hash for p in prepared})
             for item in batch:
                 item.duplicate = item.p.statement_hash in dup_seqs
@@ -476,7 +476,7 @@ class Ledger:
             errors: list[tuple[int, LedgerError]] = []
             placed: dict[bytes, int] = {}  # statement hash -> seq, this batch
             slots: list[int] = []  # per prepared: the seq that answers it
-            entry_rows: list[tuple[int, bytes, bytes, str, str, bytes]] = []
+            entry_rows: list[EntryRow] = []
             new_nodes: dict[tuple[int, int], bytes] = {}
             prepared_hash = {p.statement.get("private"): p.statement_hash for p in prepared} if blobs else {}
             for i, item in enumerate(batch):
@@ -502,7 +502,11 @@ class Ledger:
                 leaf = merkle.leaf_hash(raw)
                 for level, idx, nh in frontier.append(leaf):
                     new_nodes[(level, idx)] = nh
-                entry_rows.append((seq, leaf, h, p.kind, p.signer, raw))
+                entry_rows.append(
+                    EntryRow(
+                        seq=seq, leaf_hash=leaf, statement_hash=h, kind=p.kind, signer=p.signer, entry=raw
+                    )
+                )
                 placed[h] = seq
                 slots.append(seq)
                 prev = leaf
@@ -510,7 +514,7 @@ class Ledger:
             if errors:
                 raise BatchRejected(errors)
 
-            note = head[2] if head else ""
+            note = head.note if head else ""
             known = {**edge, **new_nodes}
             if entry_rows:
                 note = self._sign_checkpoint(
@@ -519,8 +523,10 @@ class Ledger:
                 store.append_rows(
                     conn,
                     entry_rows=entry_rows,
-                    node_rows=[(node_key(lv, ix), hh) for (lv, ix), hh in new_nodes.items()],
-                    checkpoint_row=(frontier.size, frontier.root(), note, time),
+                    node_rows=[NodeRow(node=node_key(lv, ix), hash=hh) for (lv, ix), hh in new_nodes.items()],
+                    checkpoint_row=CheckpointRow(
+                        size=frontier.size, root=frontier.root(), note=note, time=time
+                    ),
                 )
                 projector.write(shared)
             if blobs:
@@ -641,10 +647,9 @@ class Ledger:
         cp = self.store.checkpoint_covering(conn, seq)
         if cp is None:
             raise NotFound(f"no checkpoint covers seq {seq}")
-        size, _, note = cp
-        proof = merkle.inclusion_proof(seq, size, lambda ids: self.store.fetch_nodes(conn, ids))
+        proof = merkle.inclusion_proof(seq, cp.size, lambda ids: self.store.fetch_nodes(conn, ids))
         leaf = self.store.fetch_nodes(conn, [(0, seq)])[(0, seq)]
-        return Receipt(seq, leaf, statement_hash, note, InclusionProof(seq, size, tuple(proof)))
+        return Receipt(seq, leaf, statement_hash, cp.note, InclusionProof(seq, cp.size, tuple(proof)))
 
     def receipt_of(self, seq: int) -> Receipt:
         """The receipt entry ``seq`` got when it was appended, proven against the first
@@ -660,21 +665,21 @@ class Ledger:
     def size(self) -> int:
         with self.store.reading() as conn:
             head = self.store.head(conn)
-        return head[0] if head else 0
+        return head.size if head else 0
 
     def latest_checkpoint(self) -> str:
         with self.store.reading() as conn:
             head = self.store.head(conn)
         if head is None:
             raise NotFound("the ledger is empty; run `suyuan init` first")
-        return head[2]
+        return head.note
 
     def checkpoint_note(self, size: int) -> str:
         with self.store.reading() as conn:
             row = self.store.checkpoint_at(conn, size)
         if row is None:
             raise NotFound(f"no checkpoint was signed at size {size}")
-        return row[1]
+        return row.note
 
     def genesis_in(self, conn: Connection) -> tuple[Genesis | None, str | None]:
         """The genesis entry as read (once per ledger object) and checked; else (None, why)."""
@@ -683,7 +688,7 @@ class Ledger:
             if row is None:
                 return None, "the ledger has no genesis entry; run `suyuan init` first"
             try:
-                self._genesis = read_genesis(row[1])
+                self._genesis = read_genesis(row.entry)
             except LedgerError as e:
                 return None, f"entry 0 is not a valid genesis: {e.message}"
         return self._genesis, None
@@ -709,7 +714,7 @@ class Ledger:
             row = self.store.entry(conn, seq)
         if row is None:
             raise NotFound(f"there is no entry at seq {seq} (the ledger has {self.size()})")
-        return Entry(seq, row[0], row[1])
+        return Entry(seq, row.leaf_hash, row.entry)
 
     def entries(self, seqs: Iterable[int]) -> list[Entry]:
         wanted = sorted(set(seqs))
@@ -723,7 +728,7 @@ class Ledger:
 
     def _tree_size(self, conn: Connection, size: int | None) -> int:
         head = self.store.head(conn)
-        current = head[0] if head else 0
+        current = head.size if head else 0
         if size is None:
             return current
         if size > current:
@@ -839,16 +844,15 @@ class Ledger:
             row = self.store.private_blob(conn, commitment)
         if row is None:
             raise NotFound(f"private data {commitment[:19]}… was never given to this ledger")
-        blob, shredded = row
-        if blob is None:
-            raise NotFound(f"private data {commitment[:19]}… was erased at {shredded}", code="shredded")
-        doc: dict[str, Any] = orjson.loads(blob)
+        if row.blob is None:
+            raise NotFound(f"private data {commitment[:19]}… was erased at {row.shredded}", code="shredded")
+        doc: dict[str, Any] = orjson.loads(row.blob)
         return doc
 
     def shred(self, commitment: str) -> dict[str, Any]:
         """Erase a private blob for good; the commitment and every proof stay valid."""
         with self.store.writing() as conn:
-            seq = self.store.shred_private(conn, commitment, ledger_time())
+            seq = self.store.shred_private(conn, commitment, when=ledger_time())
         if seq is None:
             raise NotFound(f"no private data {commitment[:19]}… is held here")
         return {"commitment": commitment, "seq": seq, "shredded": True}
@@ -872,7 +876,7 @@ class Ledger:
             reg = self.store.load_registry(conn, key_ids=[claims.key], party_ids=[claims.sub])
         if not reg.origin:
             raise ConfigError("the ledger has no genesis entry; run `suyuan init` first")
-        claims = check_token(token, reg, audience=reg.origin, seq=head[0] if head else 0, now=now)
+        claims = check_token(token, reg, audience=reg.origin, seq=head.size if head else 0, now=now)
         party = reg.parties[claims.sub]  # its key is registered to it, so it is registered
         return Viewer("regulator" if "regulator" in party.roles else "party", claims.sub)
 
@@ -954,12 +958,14 @@ class Ledger:
         lo_t, hi_t = _utc_bound(since, "since"), _utc_bound(until, "until")
         with self.store.reading() as conn:
             lo, hi = (
-                (0, None) if lo_t is None and hi_t is None else tracedb.seq_bounds_for_time(conn, lo_t, hi_t)
+                (0, None)
+                if lo_t is None and hi_t is None
+                else tracedb.seq_bounds_for_time(conn, since=lo_t, until=hi_t)
             )
             rows = tracedb.entry_page(
                 conn, after=after, limit=first + 1, lo=lo, hi=hi, signer=signer, stage=stage
             )
-        return [Entry(*r) for r in rows[:first]], len(rows) > first
+        return [Entry(r.seq, r.leaf_hash, r.entry) for r in rows[:first]], len(rows) > first
 
     def party_records(self, ids: Iterable[str] | None) -> dict[str, registry.PartyRecord]:
         """The registered parties among ``ids`` (None: all), without their keys."""

@@ -416,8 +416,8 @@ def resolve_selection(store: Store, q: EventQuery) -> EventSelection:
     if q.record_ge is None and q.record_lt is None:
         return q.selection
     with store.reading() as conn:
-        lo, hi = tracedb.seq_bounds_for_time(conn, q.record_ge, q.record_lt)
-    return replace(q.selection, seq_lo=lo, seq_hi=hi)
+        bounds = tracedb.seq_bounds_for_time(conn, since=q.record_ge, until=q.record_lt)
+    return replace(q.selection, seq_lo=bounds.lo, seq_hi=bounds.hi)
 
 
 # --- pages ---------------------------------------------------------------------------------

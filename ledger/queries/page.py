@@ -160,7 +160,7 @@ def is_known(ledger: Ledger, code: str) -> bool:
     """Whether any event names ``code`` (then its journey is not empty)."""
     key = normalise_code(code)
     with ledger.store.reading() as conn:
-        return bool(tracedb.seqs_naming(conn, [key]) or tracedb.lineage_seqs(conn, key, "lot"))
+        return bool(tracedb.seqs_naming(conn, [key]) or tracedb.lineage_seqs(conn, key, kind="lot"))
 
 
 def _page_steps(conn: Connection, key: str, kind: str) -> tuple[list[Step], dict[int, dict[str, Any]]]:
@@ -174,7 +174,7 @@ def _note_in(conn: Connection, store: Store) -> str:
     head = store.head(conn)
     if head is None:
         return ""
-    return head[2] + "".join(store.cosignature_lines(conn, head[0]))
+    return head.note + "".join(store.cosignature_lines(conn, head.size))
 
 
 def page_facts(
@@ -269,9 +269,9 @@ def _assemble(
         got = pagedb.page_reads(
             conn,
             [*seqs, 0],
-            chosen,
-            codes,
-            prefixes,
+            party_ids=chosen,
+            codes=codes,
+            prefixes=prefixes,
             nodes=ahead,
             visits_of=(key, "bot") if visits and link.kind == "item" else None,
         )

@@ -258,22 +258,24 @@ def _raise_finding(
     last = seqs[-1] if seqs else 0
     findingsdb.save_scan_findings(
         conn,
-        [
-            findings.Finding(
-                id=finding_id(key),
-                seq=last,
-                rule=rule.code,
-                severity=rule.severity,
-                time=when,
-                seqs=tuple(seqs),
-                parties=(),
-                codes=(key,),
-                message_zh=zh,
-                message_en=en,
-                details=dict(sig),
-                source="scan",
-            )
-        ],
+        findings.record_scan_findings(
+            [
+                findings.Finding(
+                    id=finding_id(key),
+                    seq=last,
+                    rule=rule.code,
+                    severity=rule.severity,
+                    time=when,
+                    seqs=tuple(seqs),
+                    parties=(),
+                    codes=(key,),
+                    message_zh=zh,
+                    message_en=en,
+                    details=dict(sig),
+                    source="scan",
+                )
+            ]
+        ),
     )
 
 

@@ -4,16 +4,23 @@ ledger, and the rows a batch adds. One statement each per batch, whatever its si
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger.epcis.context import DocumentRecord
-from ledger.epcis.event_hash import Captured, CaptureKey
-from ledger.store.driver import cursor, placeholders, rows_in, run
+from ledger.core.records import Captured, CaptureKey, DocumentRecord
+from ledger.store.driver import rows_in, run, run_many
 
-Row = tuple[int, str, str, str, int]  # seq, event_key, signer, event_hash, declared
+
+class Row(NamedTuple):
+    """One ``event_keys`` row."""
+
+    seq: int
+    event_key: str
+    signer: str
+    event_hash: str
+    declared: int
 
 
 def captured(conn: Connection, keys: Collection[str]) -> dict[str, list[Captured]]:
@@ -29,26 +36,27 @@ def captured(conn: Connection, keys: Collection[str]) -> dict[str, list[Captured
     out: dict[str, list[Captured]] = {}
     for seq, key, signer, digest, declared, st_hash in rows:
         out.setdefault(key, []).append(
-            Captured(seq, signer, CaptureKey(key, digest, bool(declared)), bytes(st_hash))
+            Captured(
+                seq=seq,
+                signer=signer,
+                key=CaptureKey(key=key, hash=digest, declared=bool(declared)),
+                statement_hash=bytes(st_hash),
+            )
         )
     return out
 
 
-def row(seq: int, signer: str, key: CaptureKey) -> Row:
-    return (seq, key.key, signer, key.hash, int(key.declared))
+def row(seq: int, *, signer: str, key: CaptureKey) -> Row:
+    return Row(seq=seq, event_key=key.key, signer=signer, event_hash=key.hash, declared=int(key.declared))
 
 
 def write(conn: Connection, rows: Sequence[Row]) -> None:
-    if rows:
-        with cursor(conn) as cur:
-            cur.executemany(
-                placeholders(
-                    conn,
-                    "INSERT INTO event_keys (seq, event_key, signer, event_hash, declared) "
-                    "VALUES (?,?,?,?,?)",
-                ),
-                rows,
-            )
+    run_many(
+        conn,
+        "INSERT INTO event_keys (seq, event_key, signer, event_hash, declared) "
+        "VALUES (:seq, :event_key, :signer, :event_hash, :declared)",
+        rows,
+    )
 
 
 def hashes_of(conn: Connection, seqs: Collection[int]) -> dict[int, str]:
@@ -79,5 +87,7 @@ def document_records(conn: Connection, hashes: Collection[str]) -> list[Document
         statement = orjson.loads(bytes(raw))["envelope"]["statement"]
         body = statement["body"]
         if wanted.intersection(body.get("events", ())):
-            out.append(DocumentRecord(int(seq), str(signer), str(statement["issued"]), body))
+            out.append(
+                DocumentRecord(seq=int(seq), signer=str(signer), issued=str(statement["issued"]), body=body)
+            )
     return out

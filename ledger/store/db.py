@@ -51,7 +51,7 @@ from ledger.core.registry import (
     RegistryState,
 )
 from ledger.store import schema
-from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, cursor, placeholders, rows_in, run
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, bound, rows_in, run, run_many
 from ledger.store.schema import (
     NODE_LEVEL_SHIFT,
     checkpoints,
@@ -235,6 +235,88 @@ def _replica_engine(url: str, dialect: str) -> Engine:
 def split_read_urls(text: str | None) -> tuple[str, ...]:
     """The replica URLs of SUYUAN_DB_READ (or ``--db-read``): separated by commas or spaces."""
     return tuple(u for u in (text or "").replace(",", " ").split() if u)
+
+
+class EntryRow(NamedTuple):
+    """One ``entries`` row, as an append writes it and a stream reads it back."""
+
+    seq: int
+    leaf_hash: bytes
+    statement_hash: bytes
+    kind: str
+    signer: str
+    entry: bytes
+
+
+class NodeRow(NamedTuple):
+    """One ``merkle_nodes`` row: a complete subtree's key (``schema.node_key``) and hash."""
+
+    node: int
+    hash: bytes
+
+
+class CheckpointRow(NamedTuple):
+    """One ``checkpoints`` row: the tree's size and root, the signed note, the ledger time
+    of the batch it ends."""
+
+    size: int
+    root: bytes
+    note: str
+    time: str
+
+
+class StoredEntry(NamedTuple):
+    """An entry as a stream reads it back."""
+
+    seq: int
+    leaf_hash: bytes
+    statement_hash: bytes
+    entry: bytes
+
+
+class LeafEntry(NamedTuple):
+    """One entry's leaf hash and bytes."""
+
+    leaf_hash: bytes
+    entry: bytes
+
+
+class LevelNode(NamedTuple):
+    """A stored node of one tree level: its index in the level and its hash."""
+
+    idx: int
+    hash: bytes
+
+
+class StoredCheckpoint(NamedTuple):
+    """A stored checkpoint: the tree's size and root and the signed note."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+class CosignedNote(NamedTuple):
+    """The newest checkpoint a witness cosigned: its size and signed note, and where it
+    was read (``""``: the primary)."""
+
+    size: int
+    note: str
+    where: str = ""
+
+
+class PrivateBlob(NamedTuple):
+    blob: bytes | None  # None once shredded
+    shredded: str | None  # when
+
+
+def _insert(table: str, fields: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({', '.join(':' + f for f in fields)})"
+
+
+_INSERT_ENTRY = _insert("entries", EntryRow._fields)
+_INSERT_NODE = _insert("merkle_nodes", NodeRow._fields)
+_INSERT_CHECKPOINT = _insert("checkpoints", CheckpointRow._fields)
 
 
 class Head(NamedTuple):
@@ -438,24 +520,25 @@ class Store:
         row = rows[0]
         size = as_int(row[0], "checkpoints.size")
         return Head(
-            size,
-            as_blob(row[1], "checkpoints.root", checkpoint=size),
-            as_text(row[2], "checkpoints.note", checkpoint=size),
-            as_text(row[3], "checkpoints.time", checkpoint=size),
+            size=size,
+            root=as_blob(row[1], "checkpoints.root", checkpoint=size),
+            note=as_text(row[2], "checkpoints.note", checkpoint=size),
+            time=as_text(row[3], "checkpoints.time", checkpoint=size),
         )
 
-    def checkpoint_at(self, conn: Connection, size: int) -> tuple[bytes, str] | None:
+    def checkpoint_at(self, conn: Connection, size: int) -> StoredCheckpoint | None:
         row = conn.execute(
             select(checkpoints.c.root, checkpoints.c.note).where(checkpoints.c.size == size)
         ).first()
         if row is None:
             return None
-        return (
-            as_blob(row[0], "checkpoints.root", checkpoint=size),
-            as_text(row[1], "checkpoints.note", checkpoint=size),
+        return StoredCheckpoint(
+            size=size,
+            root=as_blob(row[0], "checkpoints.root", checkpoint=size),
+            note=as_text(row[1], "checkpoints.note", checkpoint=size),
         )
 
-    def checkpoint_covering(self, conn: Connection, seq: int) -> tuple[int, bytes, str] | None:
+    def checkpoint_covering(self, conn: Connection, seq: int) -> StoredCheckpoint | None:
         """The first checkpoint that includes entry ``seq``: the one its receipt named."""
         row = conn.execute(
             select(checkpoints.c.size, checkpoints.c.root, checkpoints.c.note)
@@ -466,10 +549,10 @@ class Store:
         if row is None:
             return None
         size = as_int(row[0], "checkpoints.size")
-        return (
-            size,
-            as_blob(row[1], "checkpoints.root", checkpoint=size),
-            as_text(row[2], "checkpoints.note", checkpoint=size),
+        return StoredCheckpoint(
+            size=size,
+            root=as_blob(row[1], "checkpoints.root", checkpoint=size),
+            note=as_text(row[2], "checkpoints.note", checkpoint=size),
         )
 
     def fetch_nodes(self, conn: Connection, ids: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -503,45 +586,37 @@ class Store:
         self,
         conn: Connection,
         *,
-        entry_rows: Sequence[tuple[int, bytes, bytes, str, str, bytes]],
-        node_rows: Sequence[tuple[int, bytes]],
-        checkpoint_row: tuple[int, bytes, str, str],
+        entry_rows: Sequence[EntryRow],
+        node_rows: Sequence[NodeRow],
+        checkpoint_row: CheckpointRow,
     ) -> None:
-        """Insert a batch: entries (seq, leaf_hash, statement_hash, kind, signer, entry),
-        nodes (node_key, hash) and its checkpoint (size, root, note, time).
+        """Insert a batch: its entries, the tree nodes it completes and its checkpoint.
 
-        The hot path of every append: rows go to the driver as plain tuples (COPY on
+        The hot path of every append: rows go to the driver as they are (COPY on
         PostgreSQL), skipping per-row parameter processing that would cost more than the
         insert itself.
         """
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         if self.dialect == "postgresql":
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            with cur.copy(
-                "COPY entries (seq, leaf_hash, statement_hash, kind, signer, entry) FROM STDIN"
-            ) as copy:
+            with cur.copy(f"COPY entries ({', '.join(EntryRow._fields)}) FROM STDIN") as copy:
                 for row in entry_rows:
                     copy.write_row(row)
-            with cur.copy("COPY merkle_nodes (node, hash) FROM STDIN") as copy:
+            with cur.copy(f"COPY merkle_nodes ({', '.join(NodeRow._fields)}) FROM STDIN") as copy:
                 for node in node_rows:
                     copy.write_row(node)
-            cur.execute(
-                "INSERT INTO checkpoints (size, root, note, time) VALUES (%s, %s, %s, %s)", checkpoint_row
-            )
-            return
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cur.executemany(
-            "INSERT INTO entries (seq, leaf_hash, statement_hash, kind, signer, entry) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            entry_rows,
-        )
-        cur.executemany("INSERT INTO merkle_nodes (node, hash) VALUES (?, ?)", node_rows)
-        cur.execute("INSERT INTO checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)", checkpoint_row)
+        else:
+            cur.executemany(bound(conn, _INSERT_ENTRY).sql, entry_rows)
+            cur.executemany(bound(conn, _INSERT_NODE).sql, node_rows)
+        cur.execute(bound(conn, _INSERT_CHECKPOINT).sql, checkpoint_row)
 
-    def entry(self, conn: Connection, seq: int) -> tuple[bytes, bytes] | None:
+    def entry(self, conn: Connection, seq: int) -> LeafEntry | None:
         row = conn.execute(select(entries.c.leaf_hash, entries.c.entry).where(entries.c.seq == seq)).first()
         if row is None:
             return None
-        return (as_blob(row[0], "entries.leaf_hash", seq=seq), as_blob(row[1], "entries.entry", seq=seq))
+        return LeafEntry(
+            leaf_hash=as_blob(row[0], "entries.leaf_hash", seq=seq),
+            entry=as_blob(row[1], "entries.entry", seq=seq),
+        )
 
     def entries_by_seq(self, conn: Connection, seqs: Collection[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -569,8 +644,8 @@ class Store:
         damaged: Damage | None = None,
         start: int = 0,
         stop: int | None = None,
-    ) -> Iterator[tuple[int, bytes, bytes, bytes]]:
-        """(seq, leaf_hash, statement_hash, entry bytes) in seq order, from ``start`` up to
+    ) -> Iterator[StoredEntry]:
+        """The stored entries in seq order, from ``start`` up to
         (not including) ``stop``.
 
         A row the ledger cannot have written (a column of another type) raises
@@ -590,7 +665,7 @@ class Store:
                 return
             for seq, lh, sh, e in rows:
                 if type(seq) is int and type(lh) is bytes and type(sh) is bytes and type(e) is bytes:
-                    yield seq, lh, sh, e
+                    yield StoredEntry(seq, lh, sh, e)
                     continue
                 try:
                     n = as_int(seq, "entries.seq")
@@ -599,19 +674,19 @@ class Store:
                         raise
                     damaged(problem)
                     continue
-                yield (
-                    n,
-                    _column(lh, "entries.leaf_hash", n, damaged),
-                    _column(sh, "entries.statement_hash", n, damaged),
-                    _column(e, "entries.entry", n, damaged),
+                yield StoredEntry(
+                    seq=n,
+                    leaf_hash=_column(lh, "entries.leaf_hash", n, damaged),
+                    statement_hash=_column(sh, "entries.statement_hash", n, damaged),
+                    entry=_column(e, "entries.entry", n, damaged),
                 )
             # A key SQLite holds as TEXT sorts after every integer: page on the raw value.
             after = rows[-1][0]
 
     def stream_level(
         self, conn: Connection, level: int, *, page: int = 4000, damaged: Damage | None = None
-    ) -> Iterator[tuple[int, bytes]]:
-        """(index, hash) of every stored node of one level, in index order; a hash of
+    ) -> Iterator[LevelNode]:
+        """Every stored node of one level, in index order; a hash of
         another type is refused or reported as in ``stream_entries``. The range bounds are
         integers, so a node key SQLite holds as TEXT is never read (nor is it by proofs)."""
         after, end = node_key(level, 0) - 1, node_key(level + 1, 0)
@@ -634,7 +709,7 @@ class Store:
                         damaged(problem)
                     continue
                 idx = node_id(key)[1]
-                yield (
+                yield LevelNode(
                     idx,
                     h
                     if type(h) is bytes
@@ -652,8 +727,8 @@ class Store:
 
     def stream_checkpoints(
         self, conn: Connection, *, damaged: Damage | None = None
-    ) -> Iterator[tuple[int, bytes, str]]:
-        """(size, root, note) in size order; damage as in ``stream_entries``."""
+    ) -> Iterator[StoredCheckpoint]:
+        """The stored checkpoints in size order; damage as in ``stream_entries``."""
         after: object = -1
         while True:
             rows = conn.execute(
@@ -666,7 +741,7 @@ class Store:
                 return
             for size, root, note in rows:
                 if type(size) is int and type(root) is bytes and type(note) is str:
-                    yield size, root, note
+                    yield StoredCheckpoint(size, root, note)
                     continue
                 try:
                     n = as_int(size, "checkpoints.size")
@@ -683,7 +758,9 @@ class Store:
                             raise
                         damaged(problem)
                         note = ""
-                yield n, _column(root, "checkpoints.root", None, damaged, checkpoint=n), note
+                yield StoredCheckpoint(
+                    size=n, root=_column(root, "checkpoints.root", None, damaged, checkpoint=n), note=note
+                )
             after = rows[-1][0]
 
     # --- registry projection -------------------------------------------------------------
@@ -905,8 +982,8 @@ class Store:
 
     # --- witness cosignatures ----------------------------------------------------------
 
-    def newest_cosigned(self, conn: Connection) -> tuple[int, str] | None:
-        """(size, note) of the newest checkpoint a witness cosigned, if any."""
+    def newest_cosigned(self, conn: Connection) -> CosignedNote | None:
+        """The newest checkpoint a witness cosigned, if any."""
         newest = select(func.max(cosignatures.c.size)).scalar_subquery()
         row = conn.execute(
             select(checkpoints.c.size, checkpoints.c.note).where(checkpoints.c.size == newest)
@@ -914,10 +991,10 @@ class Store:
         if row is None:
             return None
         size = as_int(row[0], "checkpoints.size")
-        return size, as_text(row[1], "checkpoints.note", checkpoint=size)
+        return CosignedNote(size=size, note=as_text(row[1], "checkpoints.note", checkpoint=size))
 
-    def newest_cosigned_on_replicas(self) -> list[tuple[str, int, str]]:
-        """(which replica, size, note) of the newest cosigned checkpoint on each replica
+    def newest_cosigned_on_replicas(self) -> list[CosignedNote]:
+        """The newest cosigned checkpoint on each replica
         that answers; one that does not is logged and passed over. A replica is named by
         its place in SUYUAN_DB_READ (refusals reach API clients; its URL is logged)."""
         out = []
@@ -935,7 +1012,7 @@ class Store:
                 )
                 continue
             if got is not None:
-                out.append((where, *got))
+                out.append(got._replace(where=where))
         return out
 
     def save_cosignature(
@@ -983,16 +1060,12 @@ class Store:
         if rows:
             # The first wins: a rebuild replays statements that reused a commitment before
             # ``private_reused`` refused them, in seq order.
-            with cursor(conn) as cur:
-                cur.executemany(
-                    placeholders(
-                        conn,
-                        "INSERT INTO private_commitments "
-                        "(commitment, seq) VALUES (?, ?) "
-                        "ON CONFLICT DO NOTHING",
-                    ),
-                    rows,
-                )
+            run_many(
+                conn,
+                "INSERT INTO private_commitments (commitment, seq) VALUES (:commitment, :seq) "
+                "ON CONFLICT DO NOTHING",
+                rows,
+            )
 
     def save_private(self, conn: Connection, rows: Sequence[tuple[str, bytes, int]]) -> None:
         # One read and one multi-row insert per batch: a batch of orders carries a blob each.
@@ -1011,7 +1084,7 @@ class Store:
         if new:
             conn.execute(insert(private_blobs), new)
 
-    def private_blob(self, conn: Connection, commitment: str) -> tuple[bytes | None, str | None] | None:
+    def private_blob(self, conn: Connection, commitment: str) -> PrivateBlob | None:
         row = conn.execute(
             select(private_blobs.c.blob, private_blobs.c.shredded).where(
                 private_blobs.c.commitment == commitment
@@ -1019,7 +1092,7 @@ class Store:
         ).first()
         if row is None:
             return None
-        return (None if row[0] is None else bytes(row[0])), row[1]
+        return PrivateBlob(blob=None if row[0] is None else bytes(row[0]), shredded=row[1])
 
     def private_blobs_of(
         self, conn: Connection, commitments: Collection[str]
@@ -1036,7 +1109,7 @@ class Store:
                 out[c] = (None if blob is None else bytes(blob)), shredded
         return out
 
-    def shred_private(self, conn: Connection, commitment: str, when: str) -> int | None:
+    def shred_private(self, conn: Connection, commitment: str, *, when: str) -> int | None:
         row = conn.execute(
             select(private_blobs.c.seq).where(private_blobs.c.commitment == commitment)
         ).first()

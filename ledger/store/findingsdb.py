@@ -11,16 +11,16 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from ledger.compliance.findings import Document, Finding
-from ledger.compliance.findings_batch import FindingsBatch
-from ledger.store.driver import cursor, rows_in, run
+from ledger.core.records import CodeMark, Document, Finding
+from ledger.store.driver import rows_in, run, run_many
 from ledger.store.schema import finding_codes, finding_parties, findings
 
 _DOC_COLUMNS = "type, id, seq, signer, order_id, buyer, year, value, doc"
 
 
 class DbReads:
-    """The bulk reads ``FindingsBatch`` makes of what earlier batches stored."""
+    """The bulk reads the findings batch (``ledger.compliance.findings_batch.Reads``) makes
+    of what earlier batches stored."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -61,7 +61,7 @@ class DbReads:
             "id",
             sorted({i for _, i in keys}),
         )
-        return [Document.from_row(r) for r in rows if (r[0], r[1]) in wanted]
+        return [document_from_row(r) for r in rows if (r[0], r[1]) in wanted]
 
     def citing(self, orders: Sequence[str]) -> list[Document]:
         rows = rows_in(
@@ -70,7 +70,7 @@ class DbReads:
             "order_id",
             orders,
         )
-        return [Document.from_row(r) for r in rows]
+        return [document_from_row(r) for r in rows]
 
     def buyer_orders(self, pairs: Sequence[tuple[str, int]]) -> list[Document]:
         wanted = set(pairs)
@@ -80,7 +80,7 @@ class DbReads:
             "buyer",
             sorted({b for b, _ in pairs}),
         )
-        return [Document.from_row(r) for r in rows if (r[5], r[6]) in wanted]
+        return [document_from_row(r) for r in rows if (r[5], r[6]) in wanted]
 
     def positive(self, hs_codes: Sequence[str]) -> set[str]:
         return {
@@ -93,6 +93,45 @@ class DbReads:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def document_row(d: Document) -> tuple[Any, ...]:
+    """A document's ``trade_documents`` row (``_DOC_COLUMNS``)."""
+    doc: dict[str, Any] = {
+        "links": dict(d.links),
+        "info": dict(d.info),
+        "procedure": d.procedure,
+        "hsCode": d.hs_code,
+        "seller": d.seller,
+    }
+    # Written only when set, so that every other document's row stays as it was.
+    if d.withdrawn:
+        doc["withdrawn"] = True
+    if d.customs:
+        doc["customs"] = True
+    return (d.type, d.id, d.seq, d.signer, d.order, d.buyer, d.year, d.value, _dumps(doc))
+
+
+def document_from_row(row: Sequence[Any]) -> Document:
+    type_, id_, seq, signer, order, buyer, year, value, doc = row
+    d = orjson.loads(doc)
+    return Document(
+        type=type_,
+        id=id_,
+        seq=int(seq),
+        signer=signer,
+        links=d["links"],
+        info=d["info"],
+        procedure=d["procedure"],
+        hs_code=d["hsCode"],
+        order=order,
+        buyer=buyer,
+        year=None if year is None else int(year),
+        value=value,
+        seller=d["seller"],
+        withdrawn=bool(d.get("withdrawn")),
+        customs=bool(d.get("customs")),
+    )
 
 
 def finding_row(f: Finding) -> tuple[Any, ...]:
@@ -112,48 +151,54 @@ def finding_row(f: Finding) -> tuple[Any, ...]:
     )
 
 
-def _insert_findings(cur: Any, ph: str, found: Sequence[Finding]) -> None:
-    if not found:
-        return
-    cur.executemany(
-        "INSERT INTO findings (id, source, seq, rule, severity, time, seqs, parties, "
-        "codes, message_zh, message_en, details) VALUES (" + ",".join([ph] * 12) + ")",
-        [finding_row(f) for f in found],
+def _insert(table: str, columns: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+
+
+_INSERT_FINDING = _insert(
+    "findings", "id, source, seq, rule, severity, time, seqs, parties, codes, message_zh, message_en, details"
+)
+_INSERT_DOCUMENT = _insert("trade_documents", _DOC_COLUMNS)
+
+
+def _insert_findings(conn: Connection, found: Sequence[Finding]) -> None:
+    run_many(conn, _INSERT_FINDING, [finding_row(f) for f in found])
+    run_many(
+        conn,
+        "INSERT INTO finding_parties (finding, party) VALUES (:finding, :party)",
+        [(f.id, p) for f in found for p in f.parties],
     )
-    parties = [(f.id, p) for f in found for p in f.parties]
-    if parties:
-        cur.executemany(f"INSERT INTO finding_parties (finding, party) VALUES ({ph},{ph})", parties)
-    codes = [(f.id, c) for f in found for c in f.codes]
-    if codes:
-        cur.executemany(f"INSERT INTO finding_codes (finding, code) VALUES ({ph},{ph})", codes)
+    run_many(
+        conn,
+        "INSERT INTO finding_codes (finding, code) VALUES (:finding, :code)",
+        [(f.id, c) for f in found for c in f.codes],
+    )
 
 
-def write_findings(conn: Connection, batch: FindingsBatch) -> None:
+def write_findings(
+    conn: Connection,
+    *,
+    found: Sequence[Finding],
+    documents: Sequence[Document],
+    marks: Sequence[CodeMark],
+) -> None:
     """Insert one batch's findings, trade documents and code marks (append transaction)."""
-    if not (batch.findings or batch.documents or batch.new_marks):
-        return
-    ph = "%s" if conn.dialect.name == "postgresql" else "?"
-    with cursor(conn) as cur:
-        _insert_findings(cur, ph, batch.findings)
-        if batch.documents:
-            cur.executemany(
-                f"INSERT INTO trade_documents ({_DOC_COLUMNS}) VALUES (" + ",".join([ph] * 9) + ")",
-                [d.as_row() for d in batch.documents],
-            )
-        if batch.new_marks:
-            cur.executemany(
-                f"INSERT INTO code_marks (code, mark, seq, utc) VALUES ({ph},{ph},{ph},{ph})",
-                [(c, m, s, u) for (c, m), (s, u) in batch.new_marks.items()],
-            )
+    _insert_findings(conn, found)
+    run_many(conn, _INSERT_DOCUMENT, [document_row(d) for d in documents])
+    run_many(conn, "INSERT INTO code_marks (code, mark, seq, utc) VALUES (:code, :mark, :seq, :utc)", marks)
 
 
 def save_scan_findings(conn: Connection, found: Sequence[Finding]) -> None:
-    """Store findings raised from scans (outside the ledger; kept across a rebuild)."""
-    from ledger.compliance.findings import record_scan_findings
-
-    ph = "%s" if conn.dialect.name == "postgresql" else "?"
-    with cursor(conn) as cur:
-        _insert_findings(cur, ph, record_scan_findings(found))
+    """Store findings raised from scans (outside the ledger; kept across a rebuild, which
+    clears only findings whose source is ``entry``). The caller checks them with
+    ``ledger.compliance.findings.record_scan_findings``; what the store itself relies on
+    is checked here all the same: a finding of an entry would be dropped by a rebuild, and
+    an id outside ``scan-…`` could take the id of one a rebuild raises."""
+    for f in found:
+        if f.source != "scan" or not f.id.startswith("scan-"):
+            raise ValueError("scan findings have source 'scan' and an id starting with 'scan-'")
+    _insert_findings(conn, found)
 
 
 def _finding(r: Any) -> Finding:

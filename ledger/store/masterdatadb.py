@@ -10,7 +10,7 @@ from typing import NamedTuple
 import orjson
 from sqlalchemy.engine import Connection
 
-from ledger.store.driver import cursor, placeholders, rows_in
+from ledger.store.driver import rows_in, run_many
 
 
 class Row(NamedTuple):
@@ -23,14 +23,12 @@ class Row(NamedTuple):
 
 def write(conn: Connection, rows: Sequence[Row]) -> None:
     """The master-data versions a batch (or a rebuild) adds."""
-    if rows:
-        with cursor(conn) as cur:
-            cur.executemany(
-                placeholders(
-                    conn, "INSERT INTO master_data (code, seq, kind, signer, body_hash) VALUES (?,?,?,?,?)"
-                ),
-                [tuple(r) for r in rows],
-            )
+    run_many(
+        conn,
+        "INSERT INTO master_data (code, seq, kind, signer, body_hash) "
+        "VALUES (:code, :seq, :kind, :signer, :body_hash)",
+        rows,
+    )
 
 
 class Latest(NamedTuple):

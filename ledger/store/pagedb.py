@@ -2,8 +2,8 @@
 driver's cursor (as ``Store.fetch_nodes`` does): for these few statements building them
 through SQLAlchemy costs more than running them.
 
-The SQL is the same on SQLite and PostgreSQL but for the placeholder and one string
-function; every statement is a read inside the caller's transaction.
+The SQL is the same on SQLite and PostgreSQL but for one string function; every statement
+is a read inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
-from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, cursor, is_pg, placeholders
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, as_text, bound, cursor, execute, is_pg
 from ledger.store.scansdb import Visit
 from ledger.store.schema import node_id, node_key
 
@@ -49,21 +49,21 @@ _EV = ", ".join("e." + c for c in EVENT_COLUMNS)
 # ``\\S+``), so ' ' separates the codes of a path.
 _JOURNEY = """
 WITH RECURSIVE walk(node, lo, hi, depth, path, starts) AS (
-    SELECT CAST(? AS TEXT), CAST('' AS TEXT), CAST(NULL AS TEXT), 0,
-           CAST(' ' || ? || ' ' AS TEXT), CAST('' AS TEXT)
+    SELECT CAST(:code AS TEXT), CAST('' AS TEXT), CAST(NULL AS TEXT), 0,
+           CAST(' ' || :code || ' ' AS TEXT), CAST('' AS TEXT)
   UNION ALL
     SELECT c.parent, CAST({lo} AS TEXT), CAST({hi} AS TEXT), w.depth + 1,
            w.path || c.parent || ' ', w.starts || CAST(c.start_seq AS TEXT) || ' '
     FROM walk w JOIN containment c ON c.child = w.node
-    WHERE w.depth < ? AND {find}(w.path, ' ' || c.parent || ' ') = 0
+    WHERE w.depth < :depth AND {find}(w.path, ' ' || c.parent || ' ') = 0
       AND ({hi} IS NULL OR {lo} < {hi})
 )
 SELECT 0, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
-  FROM events e WHERE e.seq IN (SELECT i.seq FROM ident_entries i WHERE i.code = ?)
+  FROM events e WHERE e.seq IN (SELECT i.seq FROM ident_entries i WHERE i.code = :code)
 UNION ALL
 SELECT 1, l.src, CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
   FROM lineage l JOIN ident_entries i ON i.code = l.src JOIN events e ON e.seq = i.seq
-  WHERE l.dst = ? AND l.kind = 'lot'
+  WHERE l.dst = :code AND l.kind = 'lot'
 UNION ALL
 SELECT 2, w.node, w.path, w.starts, {ev}
   FROM walk w JOIN ident_entries i ON i.code = w.node JOIN events e ON e.seq = i.seq
@@ -72,12 +72,12 @@ SELECT 2, w.node, w.path, w.starts, {ev}
 
 _LOT_ITEMS = """UNION ALL
 SELECT 3, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
-  FROM events e WHERE e.seq IN (SELECT l.seq FROM lineage l WHERE l.src = ? AND l.kind = 'lot')
+  FROM events e WHERE e.seq IN (SELECT l.seq FROM lineage l WHERE l.src = :code AND l.kind = 'lot')
 UNION ALL
 SELECT 4, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), {ev}
   FROM events e WHERE e.stage = 'clearance' AND e.activity = 'release' AND e.seq IN (
     SELECT i.seq FROM ident_entries i WHERE i.code IN (
-      SELECT l.dst FROM lineage l WHERE l.src = ? AND l.kind = 'lot'))
+      SELECT l.dst FROM lineage l WHERE l.src = :code AND l.kind = 'lot'))
 """
 
 
@@ -89,12 +89,20 @@ _HI = (
 )
 
 
-def journey_claims(
-    conn: Connection, code: str, *, max_nesting: int, lot_items: bool = False
-) -> list[tuple[int, str | None, str | None, str | None, dict[str, Any]]]:
-    """(rank, via, path, starts, event row) of every claim on an event by the journey of
-    ``code`` (see ``_JOURNEY``); ``lot_items`` adds the commissioning events of a lot's
-    items and their customs releases."""
+class Claim(NamedTuple):
+    """One claim of a journey on an event (see ``_JOURNEY``)."""
+
+    rank: int
+    via: str | None
+    path: str | None
+    starts: str | None
+    event: dict[str, Any]  # the event's row, by ``EVENT_COLUMNS``
+
+
+def journey_claims(conn: Connection, code: str, *, max_nesting: int, lot_items: bool = False) -> list[Claim]:
+    """Every claim on an event by the journey of ``code`` (see ``_JOURNEY``);
+    ``lot_items`` adds the commissioning events of a lot's items and their customs
+    releases."""
     sql = _JOURNEY.format(
         lo=_LO,
         hi=_HI,
@@ -102,13 +110,9 @@ def journey_claims(
         ev=_EV,
         lot_items=_LOT_ITEMS.format(ev=_EV) if lot_items else "",
     )
-    params: list[Any] = [code, code, max_nesting, code, code]
-    if lot_items:
-        params += [code, code]
     with cursor(conn) as cur:
-        cur.execute(placeholders(conn, sql), params)
-        rows = cur.fetchall()
-    return [(int(r[0]), r[1], r[2], r[3], dict(zip(EVENT_COLUMNS, r[4:], strict=True))) for r in rows]
+        rows = execute(cur, bound(conn, sql), {"code": code, "depth": max_nesting})
+    return [Claim(int(r[0]), r[1], r[2], r[3], dict(zip(EVENT_COLUMNS, r[4:], strict=True))) for r in rows]
 
 
 class PageReads(NamedTuple):
@@ -131,10 +135,10 @@ class PageReads(NamedTuple):
 # first key). The projections only choose which entries to read; what is believed comes
 # from their bytes. An entry may come twice (it ended one key and introduced the next).
 _EVIDENCE = """SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
-  FROM party_keys k JOIN entries e ON e.seq = k.valid_from WHERE k.party IN ({ids})
+  FROM party_keys k JOIN entries e ON e.seq = k.valid_from WHERE k.party IN :parties
 UNION ALL
 SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
-  FROM party_keys k JOIN entries e ON e.seq = k.valid_until WHERE k.party IN ({ids})
+  FROM party_keys k JOIN entries e ON e.seq = k.valid_until WHERE k.party IN :parties
 """
 
 # The master data in force of some identifiers (the entry of the latest version of each,
@@ -143,16 +147,16 @@ SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
 # (``prefixes``): all the page needs to verify that each was signed by its identifier's
 # owner. The index only chooses the entries; the page verifies what their bytes say.
 _MASTER_DATA = """SELECT 4, e.seq, e.entry, m.code, m.signer
-  FROM master_data m JOIN entries e ON e.seq = m.seq WHERE m.code IN ({codes})
+  FROM master_data m JOIN entries e ON e.seq = m.seq WHERE m.code IN :codes
   AND m.seq = (SELECT MAX(n.seq) FROM master_data n WHERE n.code = m.code)
 UNION ALL
 SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
   FROM party_keys k JOIN entries e ON e.seq = k.valid_from
-  WHERE k.party IN (SELECT m.signer FROM master_data m WHERE m.code IN ({codes}))
+  WHERE k.party IN (SELECT m.signer FROM master_data m WHERE m.code IN :codes)
 UNION ALL
 SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
   FROM party_keys k JOIN entries e ON e.seq = k.valid_until
-  WHERE k.party IN (SELECT m.signer FROM master_data m WHERE m.code IN ({codes}))
+  WHERE k.party IN (SELECT m.signer FROM master_data m WHERE m.code IN :codes)
 {delegations}"""
 
 # Every delegation by the holders of those prefixes, when a product's master data is signed
@@ -162,8 +166,8 @@ SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
 _DELEGATIONS = """UNION ALL
 SELECT 5, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
   FROM entries e WHERE e.kind = 'prefix.delegate'
-  AND e.signer IN (SELECT g.party FROM gs1_prefixes g WHERE g.prefix IN ({prefixes}))
-  AND EXISTS (SELECT 1 FROM master_data m WHERE m.code IN ({codes}) AND m.kind = 'product'
+  AND e.signer IN (SELECT g.party FROM gs1_prefixes g WHERE g.prefix IN :prefixes)
+  AND EXISTS (SELECT 1 FROM master_data m WHERE m.code IN :codes AND m.kind = 'product'
               AND m.signer <> e.signer)
 """
 
@@ -174,7 +178,7 @@ SELECT 5, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
 # first: their columns give PostgreSQL the types of the union's.
 _PAGE = """
 SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM entries e
-  WHERE e.seq IN ({seqs})
+  WHERE e.seq IN :seqs
 UNION ALL
 {evidence}{master_data}SELECT 0, c.size, NULL, c.note, NULL FROM checkpoints c
   WHERE c.size = (SELECT MAX(size) FROM checkpoints)
@@ -188,28 +192,24 @@ SELECT 1, NULL, NULL, s.line, s.witness FROM cosignatures s
 # verified root (``ledger.queries.verified_cache``).
 _NODES = """UNION ALL
 SELECT 2, m.node, m.hash, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM merkle_nodes m
-  WHERE m.node IN ({ids})
+  WHERE m.node IN :nodes
 """
 
 # A scanned code's visits (``scansdb.visits_of``): region, and visitor with the time of its
 # latest scan from there (a visitor key is hex, a time has no space).
 _VISITS = """UNION ALL
 SELECT 6, NULL, NULL, s.region, s.visitor || ' ' || MAX(s.time) FROM scans s
-  WHERE s.code = ? AND s.client <> ? GROUP BY s.region, s.visitor
+  WHERE s.code = :visits_code AND s.client <> :visits_client GROUP BY s.region, s.visitor
 """
-
-
-def _ids(n: int) -> str:
-    return ",".join("?" * n)
 
 
 def page_reads(
     conn: Connection,
     seqs: Collection[int],
+    *,
     party_ids: Collection[str],
     codes: Collection[str] = (),
     prefixes: Collection[str] = (),
-    *,
     nodes: Collection[tuple[int, int]] = (),
     visits_of: tuple[str, str] | None = None,
 ) -> PageReads:
@@ -224,17 +224,20 @@ def page_reads(
     mds = sorted(set(codes))[: IN_CHUNK // 8]
     pfx = sorted(set(prefixes))[: IN_CHUNK // 8] if mds else []
     first, rest = wanted[:IN_CHUNK], wanted[IN_CHUNK:]
-    evidence = _EVIDENCE.format(ids=_ids(len(pids))) + "UNION ALL\n" if pids else ""
-    master_data = _master_data_sql(len(mds), len(pfx)) + "UNION ALL\n" if mds else ""
+    evidence = _EVIDENCE + "UNION ALL\n" if pids else ""
+    master_data = _master_data_sql(prefixes=bool(pfx)) + "UNION ALL\n" if mds else ""
     keys = sorted({node_key(level, idx) for level, idx in nodes})[: IN_CHUNK // 2]
     sql = _PAGE.format(
-        seqs=_ids(len(first)) if first else "NULL",
         evidence=evidence,
         master_data=master_data,
-        nodes=_NODES.format(ids=_ids(len(keys))) if keys else "",
+        nodes=_NODES if keys else "",
         visits=_VISITS if visits_of is not None else "",
     )
-    params = [*first, *pids, *pids, *_master_data_params(mds, pfx), *keys, *(visits_of or ())]
+    lists = ["seqs", *(["parties"] if pids else []), *_master_data_lists(mds, pfx)]
+    lists += ["nodes"] if keys else []
+    page = bound(conn, sql, lists=lists)
+    rest_sql = bound(conn, "SELECT seq, entry FROM entries WHERE seq IN :seqs", lists=("seqs",))
+    vcode, vclient = visits_of if visits_of is not None else (None, None)
     got_nodes: dict[tuple[int, int], bytes] = {}
     visits: list[Visit] | None = [] if visits_of is not None else None
     entries: dict[int, bytes] = {}
@@ -244,8 +247,19 @@ def page_reads(
     note = ""
     lines: list[str] = []
     with cursor(conn) as cur:
-        cur.execute(placeholders(conn, sql), params)
-        for kind, n, blob, text, who in cur.fetchall():
+        for kind, n, blob, text, who in execute(
+            cur,
+            page,
+            {
+                "seqs": first,
+                "parties": pids,
+                "codes": mds,
+                "prefixes": pfx,
+                "nodes": keys,
+                "visits_code": vcode,
+                "visits_client": vclient,
+            },
+        ):
             if kind == 0:
                 size = as_int(n, "checkpoints.size")
                 note = as_text(text, "checkpoints.note", checkpoint=size)
@@ -265,11 +279,7 @@ def page_reads(
                     described[str(text)] = (seq, str(who))
         for i in range(0, len(rest), IN_CHUNK):
             chunk = rest[i : i + IN_CHUNK]
-            cur.execute(
-                placeholders(conn, "SELECT seq, entry FROM entries WHERE seq IN (" + _ids(len(chunk)) + ")"),
-                chunk,
-            )
-            for s, e in cur.fetchall():
+            for s, e in execute(cur, rest_sql, {"seqs": chunk}):
                 seq = as_int(s, "entries.seq")
                 entries[seq] = as_blob(e, "entries.entry", seq=seq)
     if len(pids) < len(set(party_ids)):
@@ -277,21 +287,19 @@ def page_reads(
     return PageReads(entries, size, note + "".join(lines), described, delegations, got_nodes, visits)
 
 
-def _master_data_sql(codes: int, prefixes: int) -> str:
-    return _MASTER_DATA.format(
-        codes=_ids(codes),
-        delegations=_DELEGATIONS.format(prefixes=_ids(prefixes), codes=_ids(codes)) if prefixes else "",
-    )
+def _master_data_sql(*, prefixes: bool) -> str:
+    return _MASTER_DATA.format(delegations=_DELEGATIONS if prefixes else "")
 
 
-def _master_data_params(codes: list[str], prefixes: list[str]) -> list[str]:
+def _master_data_lists(codes: list[str], prefixes: list[str]) -> list[str]:
+    """The list parameters ``_master_data_sql`` holds for these codes and prefixes."""
     if not codes:
         return []
-    return [*codes, *codes, *codes] + ([*prefixes, *codes] if prefixes else [])
+    return ["codes", "prefixes"] if prefixes else ["codes"]
 
 
 def master_data_reads(
-    conn: Connection, codes: Collection[str], prefixes: Collection[str] = ()
+    conn: Connection, codes: Collection[str], *, prefixes: Collection[str] = ()
 ) -> tuple[dict[int, bytes], dict[str, tuple[int, str]]]:
     """What ``page_reads`` reads of master data (``_MASTER_DATA``), for codes it did not ask
     about: (seq -> entry bytes, code -> (seq, signer))."""
@@ -303,10 +311,8 @@ def master_data_reads(
     with cursor(conn) as cur:
         for i in range(0, len(wanted), step):
             chunk = wanted[i : i + step]
-            cur.execute(
-                placeholders(conn, _master_data_sql(len(chunk), len(pfx))), _master_data_params(chunk, pfx)
-            )
-            for kind, n, blob, text, who in cur.fetchall():
+            sql = bound(conn, _master_data_sql(prefixes=bool(pfx)), lists=_master_data_lists(chunk, pfx))
+            for kind, n, blob, text, who in execute(cur, sql, {"codes": chunk, "prefixes": pfx}):
                 if kind == 5:
                     continue  # no product is asked about here (places only)
                 seq = as_int(n, "entries.seq")
@@ -322,11 +328,11 @@ def evidence_entries(conn: Connection, party_ids: Collection[str]) -> dict[int, 
     pids = sorted(set(party_ids))
     out: dict[int, bytes] = {}
     step = IN_CHUNK // 2
+    evidence = bound(conn, _EVIDENCE, lists=("parties",))
     with cursor(conn) as cur:
         for i in range(0, len(pids), step):
             chunk = pids[i : i + step]
-            cur.execute(placeholders(conn, _EVIDENCE.format(ids=_ids(len(chunk)))), [*chunk, *chunk])
-            for r in cur.fetchall():
+            for r in execute(cur, evidence, {"parties": chunk}):
                 seq = as_int(r[1], "entries.seq")
                 out[seq] = as_blob(r[2], "entries.entry", seq=seq)
     return out

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, case, delete, func, or_, select
 from sqlalchemy.engine import Connection
 
-from ledger.store.driver import cursor, placeholders, run
+from ledger.store.driver import run, run_many
 from ledger.store.schema import scans
 
 
@@ -34,8 +34,9 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 def insert_scan(conn: Connection, *, code: str, time: str, region: str, client: str, visitor: str) -> None:
     run(
         conn,
-        "INSERT INTO scans (code, time, region, client, visitor) VALUES (?, ?, ?, ?, ?)",
-        (code, time, region, client, visitor),
+        "INSERT INTO scans (code, time, region, client, visitor) "
+        "VALUES (:code, :time, :region, :client, :visitor)",
+        {"code": code, "time": time, "region": region, "client": client, "visitor": visitor},
     )
 
 
@@ -49,15 +50,12 @@ class ScanRow(NamedTuple):
 
 def insert_scans(conn: Connection, rows: Sequence[ScanRow]) -> None:
     """Several scans in one statement per driver call (a batch of the page's scans)."""
-    if not rows:
-        return
-    with cursor(conn) as cur:
-        cur.executemany(
-            placeholders(
-                conn, "INSERT INTO scans (code, time, region, client, visitor) VALUES (?, ?, ?, ?, ?)"
-            ),
-            [tuple(r) for r in rows],
-        )
+    run_many(
+        conn,
+        "INSERT INTO scans (code, time, region, client, visitor) "
+        "VALUES (:code, :time, :region, :client, :visitor)",
+        rows,
+    )
 
 
 class Visit(NamedTuple):
@@ -72,9 +70,9 @@ def visits_of(conn: Connection, code: str, *, exclude_client: str) -> list[Visit
     which retention bounds), in one statement."""
     rows = run(
         conn,
-        "SELECT region, visitor, MAX(time) FROM scans WHERE code = ? AND client <> ? "
+        "SELECT region, visitor, MAX(time) FROM scans WHERE code = :code AND client <> :exclude "
         "GROUP BY region, visitor",
-        (code, exclude_client),
+        {"code": code, "exclude": exclude_client},
     )
     return [Visit(str(r), str(v), str(t)) for r, v, t in rows]
 
@@ -93,11 +91,11 @@ def tally(conn: Connection, code: str, *, since: str | None, exclude_client: str
     counterfeit finding was raised already."""
     rows = run(
         conn,
-        "SELECT COUNT(DISTINCT CASE WHEN client <> ? THEN region END), "
-        "COUNT(DISTINCT CASE WHEN client <> ? AND time >= ? THEN visitor END), COUNT(*), "
+        "SELECT COUNT(DISTINCT CASE WHEN client <> :exclude THEN region END), "
+        "COUNT(DISTINCT CASE WHEN client <> :exclude AND time >= :since THEN visitor END), COUNT(*), "
         "MIN(time), "
-        "(SELECT COUNT(*) FROM findings WHERE id = ?) FROM scans WHERE code = ?",
-        (exclude_client, exclude_client, since, finding_id, code),
+        "(SELECT COUNT(*) FROM findings WHERE id = :finding) FROM scans WHERE code = :code",
+        {"exclude": exclude_client, "since": since, "finding": finding_id, "code": code},
     )
     regions, after, n, oldest, found = rows[0]
     return Tally(

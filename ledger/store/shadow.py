@@ -141,7 +141,7 @@ def claim_rebuild(conn: Connection, *, live: str) -> list[str]:
     if conn.dialect.name == "sqlite":
         return []
     bare = live.strip('"').replace('""', '"')
-    held = run(conn, "SELECT pg_try_advisory_lock(hashtext(?))", ("suyuan reindex " + bare,))
+    held = run(conn, "SELECT pg_try_advisory_lock(hashtext(:key))", {"key": "suyuan reindex " + bare})
     if not held[0][0]:
         raise LedgerError(
             f"another `suyuan reindex` is rebuilding schema {bare}; wait for it to finish",
@@ -150,7 +150,9 @@ def claim_rebuild(conn: Connection, *, live: str) -> list[str]:
     prefix = bare + REBUILD_MARK
     stale = [
         str(name)
-        for (name,) in run(conn, "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, ?)", (prefix,))
+        for (name,) in run(
+            conn, "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :prefix)", {"prefix": prefix}
+        )
         if _is_rebuild_name(str(name)[len(prefix) :])
     ]
     for name in stale:

@@ -20,8 +20,8 @@ def read_tile(conn: Connection, tile: tiles.Tile) -> bytes | None:
     if tile.is_bundle:
         rows = run(
             conn,
-            "SELECT seq, entry FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq",
-            (tile.start, tile.start + tile.width),
+            "SELECT seq, entry FROM entries WHERE seq >= :lo AND seq < :hi ORDER BY seq",
+            {"lo": tile.start, "hi": tile.start + tile.width},
         )
         if len(rows) < tile.width:
             return None
@@ -43,8 +43,8 @@ def read_tile(conn: Connection, tile: tiles.Tile) -> bytes | None:
     lo = node_key(level, tile.start)
     rows = run(
         conn,
-        "SELECT node, hash FROM merkle_nodes WHERE node >= ? AND node < ? ORDER BY node",
-        (lo, lo + tile.width),
+        "SELECT node, hash FROM merkle_nodes WHERE node >= :lo AND node < :hi ORDER BY node",
+        {"lo": lo, "hi": lo + tile.width},
     )
     if len(rows) < tile.width:
         return None

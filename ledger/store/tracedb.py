@@ -3,14 +3,13 @@ journey, lineage and recall queries are made of."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from ledger.epcis.projection import TraceBatch
-from ledger.store.driver import IN_CHUNK, as_blob, as_int, cursor, placeholders, rows_in, run
+from ledger.store.driver import IN_CHUNK, as_blob, as_int, rows_in, run, run_many
 from ledger.store.schema import (
     PROJECTION_TABLES,
     checkpoints,
@@ -23,7 +22,8 @@ from ledger.store.schema import (
 
 _UPSERT_STATE = (
     "INSERT INTO current_state (code, disposition, owner, location, sold, last_seq, last_utc) "
-    "VALUES ({p}) ON CONFLICT (code) DO UPDATE SET "
+    "VALUES (:code, :disposition, :owner, :location, :sold, :last_seq, :last_utc) "
+    "ON CONFLICT (code) DO UPDATE SET "
     "disposition = COALESCE(excluded.disposition, current_state.disposition), "
     "owner = COALESCE(excluded.owner, current_state.owner), "
     "location = COALESCE(excluded.location, current_state.location), "
@@ -32,46 +32,63 @@ _UPSERT_STATE = (
 )
 
 
-def write_trace(conn: Connection, batch: TraceBatch) -> None:
+class TraceRows(NamedTuple):
+    """The rows one batch of events adds to the trace tables, in seq order (built by
+    ``ledger.epcis.projection.TraceBatch``)."""
+
+    # (seq, type, event_time, event_time_utc, stage, activity, biz_step, disposition,
+    #  action, signer, read_point, biz_location)
+    events: Sequence[tuple[Any, ...]]
+    idents: Sequence[tuple[str, int, str]]  # (code, seq, part)
+    # (src, dst, seq, kind, src_quantity, dst_quantity)
+    lineage: Sequence[tuple[str, str, int, str, str | None, str | None]]
+    biz: Sequence[tuple[str, str, int]]  # (type, id, seq)
+    # ("add", (child, parent, seq, utc)) | ("end", (seq, utc, child, parent))
+    # | ("end_all", (seq, utc, parent)), applied in this order.
+    containment: Sequence[tuple[str, tuple[Any, ...]]]
+    # code -> [disposition, owner, location, sold, last_seq, last_utc]
+    state: Mapping[str, Sequence[Any]]
+
+
+_INSERT_EVENT = (
+    "INSERT INTO events (seq, type, event_time, event_time_utc, stage, activity, biz_step, "
+    "disposition, action, signer, read_point, biz_location) VALUES (:seq, :type, :event_time, "
+    ":event_time_utc, :stage, :activity, :biz_step, :disposition, :action, :signer, :read_point, "
+    ":biz_location)"
+)
+_CONTAINMENT = {
+    "add": "INSERT INTO containment (child, parent, start_seq, start_utc) "
+    "VALUES (:child, :parent, :start_seq, :start_utc) ON CONFLICT DO NOTHING",
+    "end": "UPDATE containment SET end_seq = :end_seq, end_utc = :end_utc "
+    "WHERE child = :child AND parent = :parent AND end_seq IS NULL",
+    "end_all": "UPDATE containment SET end_seq = :end_seq, end_utc = :end_utc "
+    "WHERE parent = :parent AND end_seq IS NULL",
+}
+
+
+def write_trace(conn: Connection, batch: TraceRows) -> None:
     """Insert one batch's projection rows (inside the append transaction)."""
-    if not batch:
+    if not batch.events:
         return
-    with cursor(conn) as cur:
-
-        def many(sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-            if rows:
-                cur.executemany(placeholders(conn, sql), rows)
-
-        many(
-            "INSERT INTO events (seq, type, event_time, event_time_utc, stage, activity, "
-            "biz_step, disposition, action, signer, read_point, biz_location) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            batch.events,
-        )
-        many("INSERT INTO ident_entries (code, seq, part) VALUES (?,?,?)", batch.idents)
-        many(
-            "INSERT INTO lineage (src, dst, seq, kind, src_quantity, dst_quantity) VALUES (?,?,?,?,?,?)",
-            batch.lineage,
-        )
-        many("INSERT INTO biz_transactions (type, id, seq) VALUES (?,?,?)", batch.biz)
-        # Containment changes apply in order: an unpack may follow a pack in one batch.
-        run: list[tuple[Any, ...]] = []
-        kind = None
-        sql = {
-            "add": "INSERT INTO containment (child, parent, start_seq, start_utc) "
-            "VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
-            "end": "UPDATE containment SET end_seq = ?, end_utc = ? "
-            "WHERE child = ? AND parent = ? AND end_seq IS NULL",
-            "end_all": "UPDATE containment SET end_seq = ?, end_utc = ? WHERE parent = ? AND end_seq IS NULL",
-        }
-        for op, row in [*batch.containment, ("flush", ())]:
-            if op != kind and run:
-                many(sql[kind], run)  # type: ignore[index]
-                run = []
-            kind = op
-            run.append(row)
-        states = [(code, *v) for code, v in batch.state.items()]
-        many(_UPSERT_STATE.format(p=",".join("?" * 7)), states)
+    run_many(conn, _INSERT_EVENT, batch.events)
+    run_many(conn, "INSERT INTO ident_entries (code, seq, part) VALUES (:code, :seq, :part)", batch.idents)
+    run_many(
+        conn,
+        "INSERT INTO lineage (src, dst, seq, kind, src_quantity, dst_quantity) "
+        "VALUES (:src, :dst, :seq, :kind, :src_quantity, :dst_quantity)",
+        batch.lineage,
+    )
+    run_many(conn, "INSERT INTO biz_transactions (type, id, seq) VALUES (:type, :id, :seq)", batch.biz)
+    # Containment changes apply in order: an unpack may follow a pack in one batch.
+    pending: list[tuple[Any, ...]] = []
+    kind = None
+    for op, row in [*batch.containment, ("flush", ())]:
+        if op != kind and pending:
+            run_many(conn, _CONTAINMENT[kind], pending)  # type: ignore[index]
+            pending = []
+        kind = op
+        pending.append(row)
+    run_many(conn, _UPSERT_STATE, [(code, *v) for code, v in batch.state.items()])
 
 
 def dump_projections(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
@@ -147,7 +164,7 @@ def states(conn: Connection, codes: Collection[str]) -> dict[str, dict[str, Any]
     return {r[0]: dict(zip(_STATE_COLUMNS, r, strict=True)) for r in rows}
 
 
-def produced_by(conn: Connection, codes: Collection[str], party: str) -> set[str]:
+def produced_by(conn: Connection, codes: Collection[str], *, party: str) -> set[str]:
     """Those of ``codes`` that ``party`` named in a production-stage event of its own."""
     out: set[str] = set()
     wanted = list(codes)
@@ -177,7 +194,12 @@ def lot_members(conn: Connection, lot: str) -> list[tuple[str, int]]:
     return [(r[0], int(r[1])) for r in rows]
 
 
-def seq_bounds_for_time(conn: Connection, since: str | None, until: str | None) -> tuple[int, int | None]:
+class SeqRange(NamedTuple):
+    lo: int
+    hi: int | None  # exclusive; None: no bound
+
+
+def seq_bounds_for_time(conn: Connection, *, since: str | None, until: str | None) -> SeqRange:
     """[lo, hi) of the seqs the ledger recorded at ``since`` <= time < ``until``.
 
     Every entry of a batch carries the batch's ledger time, and so does the checkpoint the
@@ -202,7 +224,13 @@ def seq_bounds_for_time(conn: Connection, since: str | None, until: str | None) 
             .limit(1)
         ).first()
         hi = int(row[0]) if row else 0
-    return lo, hi
+    return SeqRange(lo=lo, hi=hi)
+
+
+class PageEntry(NamedTuple):
+    seq: int
+    leaf_hash: bytes
+    entry: bytes
 
 
 def entry_page(
@@ -214,8 +242,8 @@ def entry_page(
     hi: int | None = None,
     signer: str | None = None,
     stage: str | None = None,
-) -> list[tuple[int, bytes, bytes]]:
-    """(seq, leaf hash, entry bytes) of up to ``limit`` entries with seq > ``after`` in
+) -> list[PageEntry]:
+    """Up to ``limit`` entries with seq > ``after`` in
     [lo, hi), by signer and (for events) stage, in seq order: a keyset page."""
     q = select(entries.c.seq, entries.c.leaf_hash, entries.c.entry)
     if stage is not None:
@@ -229,43 +257,68 @@ def entry_page(
     out = []
     for s, h, e in rows:
         seq = as_int(s, "entries.seq")
-        out.append((seq, as_blob(h, "entries.leaf_hash", seq=seq), as_blob(e, "entries.entry", seq=seq)))
+        out.append(
+            PageEntry(
+                seq=seq,
+                leaf_hash=as_blob(h, "entries.leaf_hash", seq=seq),
+                entry=as_blob(e, "entries.entry", seq=seq),
+            )
+        )
     return out
 
 
-def first_recall(conn: Connection, code: str, before: int) -> tuple[int, str] | None:
-    """(seq, UTC time) of the first recall mark of ``code`` below seq ``before``."""
+class Marked(NamedTuple):
+    seq: int
+    utc: str
+
+
+def first_recall(conn: Connection, code: str, *, before: int) -> Marked | None:
+    """The seq and UTC time of the first recall mark of ``code`` below seq ``before``."""
     rows = run(
         conn,
-        "SELECT seq, utc FROM code_marks WHERE code = ? AND mark = 'recalled' AND seq < ?",
-        (code, before),
+        "SELECT seq, utc FROM code_marks WHERE code = :code AND mark = 'recalled' AND seq < :before",
+        {"code": code, "before": before},
     )
-    return (int(rows[0][0]), str(rows[0][1])) if rows else None
+    return Marked(seq=int(rows[0][0]), utc=str(rows[0][1])) if rows else None
 
 
-def lot_edges_to(conn: Connection, code: str, before: int) -> list[tuple[str, int]]:
-    """(lot, seq) of the entries below ``before`` that made ``code`` an item of a lot."""
+class LotEdge(NamedTuple):
+    lot: str
+    seq: int
+
+
+def lot_edges_to(conn: Connection, code: str, *, before: int) -> list[LotEdge]:
+    """The lots, with the seq of the entry, that entries below ``before`` made ``code`` an
+    item of."""
     return [
-        (str(a), int(b))
-        for a, b in run(
-            conn, "SELECT src, seq FROM lineage WHERE kind = 'lot' AND dst = ? AND seq < ?", (code, before)
-        )
-    ]
-
-
-def packings_of(conn: Connection, child: str, before: int) -> list[tuple[str, int]]:
-    """(container, seq) of the entries below ``before`` that packed ``child``."""
-    return [
-        (str(a), int(b))
+        LotEdge(lot=str(a), seq=int(b))
         for a, b in run(
             conn,
-            "SELECT parent, start_seq FROM containment WHERE child = ? AND start_seq < ?",
-            (child, before),
+            "SELECT src, seq FROM lineage WHERE kind = 'lot' AND dst = :code AND seq < :before",
+            {"code": code, "before": before},
         )
     ]
 
 
-def lineage_seqs(conn: Connection, src: str, kind: str) -> list[int]:
+class Packing(NamedTuple):
+    container: str
+    seq: int
+
+
+def packings_of(conn: Connection, child: str, *, before: int) -> list[Packing]:
+    """The containers, with the seq of the entry, that entries below ``before`` packed
+    ``child`` in."""
+    return [
+        Packing(container=str(a), seq=int(b))
+        for a, b in run(
+            conn,
+            "SELECT parent, start_seq FROM containment WHERE child = :child AND start_seq < :before",
+            {"child": child, "before": before},
+        )
+    ]
+
+
+def lineage_seqs(conn: Connection, src: str, *, kind: str) -> list[int]:
     """Seqs of the events that drew ``kind`` lineage edges from ``src`` (for a lot: the
     commissioning events of its items)."""
     return [

@@ -28,7 +28,7 @@ def upgrade() -> None:
     for seq, signer, raw in result:
         st = orjson.loads(bytes(raw))["envelope"]["statement"]
         key = capture_key(st["body"]) if st["kind"] == "event" else document_key(st["body"])
-        rows.append(capturedb.row(seq, signer, key))
+        rows.append(capturedb.row(seq, signer=signer, key=key))
         if len(rows) >= 5000:
             capturedb.write(bind, rows)
             rows = []
