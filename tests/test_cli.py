@@ -706,7 +706,15 @@ def test_audit_sound_then_one_changed_byte(cli: Cli, tmp_path: Path) -> None:
     assert (
         text.json()
         == as_json.json()
-        == {"ok": True, "entries": size, "checkpoints": 3, "nodes": nodes, "signatures": 7, "problems": []}
+        == {
+            "ok": True,
+            "entries": size,
+            "checkpoints": 3,
+            "nodes": nodes,
+            "signatures": 7,
+            "projectionsChecked": True,
+            "problems": [],
+        }
     )
     assert text.err == (f"audit: {size} entries, 7 signatures, 3 checkpoints, {nodes} tree nodes: sound\n")
     assert as_json.err == ""

@@ -135,6 +135,7 @@ def test_one_status_per_refusal_class(http: Http) -> None:
         errors.NotFound("x"): 404,
         NoSuchParty("x"): 404,
         errors.ConfigError("x"): 503,
+        errors.StorageFailure("x"): 503,
         errors.NoteError("x"): 422,
         errors.LedgerError("x"): 422,
         errors.BatchRejected([(0, errors.MalformedInput("x"))]): 422,
