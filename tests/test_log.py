@@ -101,6 +101,39 @@ def test_batch_is_all_or_nothing(world: World) -> None:
     assert world.ledger.append_batch(good)[0].seq == size
 
 
+def test_big_batch_is_sequenced_while_signatures_are_checked_and_a_bad_one_refuses_it(
+    world: World,
+) -> None:
+    """A batch of several verify chunks is sequenced while its signatures are checked in
+    the verify threads: a bad signature late in it still refuses the whole batch, before
+    the sequencer's own refusals, and leaves the log as it was."""
+    from ledger.core.signatures import PARALLEL_VERIFY_MIN, VERIFY_CHUNK
+
+    party, key = world.register()
+    other, other_key = world.register()
+    n = max(PARALLEL_VERIFY_MIN, 3 * VERIFY_CHUNK) + 5
+    good = [world.event(party, key, 1000 + i) for i in range(n)]
+    bad = world.event(party, key, 99)
+    bad["signatures"][0]["sig"] = base64.b64encode(bytes(64)).decode()
+    # A statement the sequencer itself refuses (only a party or the registrar revokes a
+    # key), placed before the bad signature: the signature's refusal still comes alone.
+    not_theirs = sign_one(
+        kind="party.key.revoke", signer=other, key=other_key, body={"party": party, "key": key.key_id}
+    )
+    size, cp = world.ledger.size(), world.ledger.latest_checkpoint()
+    for batch, at in (([*good, bad], n), ([*good[:7], not_theirs, *good[7:], bad], n + 1)):
+        with pytest.raises(BatchRejected) as e:
+            world.ledger.append_batch(batch)
+        assert [(i, err.code) for i, err in e.value.errors] == [(at, "bad_signature")]
+        assert world.ledger.size() == size and world.ledger.latest_checkpoint() == cp
+    with pytest.raises(BatchRejected) as e:  # without the bad signature, the sequencer's reason
+        world.ledger.append_batch([*good[:7], not_theirs, *good[7:]])
+    assert [i for i, _ in e.value.errors] == [7] and "only" in str(e.value.errors[0][1])
+    receipts = world.ledger.append_batch(good)
+    assert [r.seq for r in receipts] == list(range(size, size + n))
+    assert audit(world.store).ok
+
+
 def test_checkpoints_are_kept_and_consistent(world: World) -> None:
     party, key = world.register()
     sizes = [world.ledger.size()]

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,17 @@ def verify_rate(seconds: float = 2.0) -> float:
 # --- child phases ----------------------------------------------------------------------------
 
 
-def _event(party: str, n: int) -> dict[str, Any]:
+# The bench producer's GS1 company prefix, held in its registration as a brand's is: its
+# GTIN below falls under it, so its commissionings raise no "unregistered prefix" finding
+# (a producer making goods under a prefix no one registered is the exception, not the load).
+BENCH_PREFIX = "9506000"
+BENCH_GTIN = "09506000134352"
+# The concurrent run's second producer, a brand of its own.
+OTHER_PREFIX = "9506001"
+OTHER_GTIN = "09506001000014"
+
+
+def _event(party: str, n: int, gtin: str = BENCH_GTIN) -> dict[str, Any]:
     return {
         "type": "ObjectEvent",
         "action": "ADD",
@@ -75,7 +86,7 @@ def _event(party: str, n: int) -> dict[str, Any]:
         "disposition": "active",
         "eventTime": "2026-11-27T13:05:00+08:00",
         "eventTimeZoneOffset": "+08:00",
-        "epcList": [f"https://id.gs1.org/01/09506000134352/21/{n}"],
+        "epcList": [f"https://id.gs1.org/01/{gtin}/21/{n}"],
         "readPoint": {"id": "https://id.gs1.org/414/9520123456788"},
         "ilmd": {"cbvmda:lotNumber": f"L{n // 1000}"},
     }
@@ -126,6 +137,7 @@ def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
                 "name": "bench producer",
                 "roles": ["producer"],
                 "publicKey": key.public_key_b64,
+                "gs1Prefixes": [BENCH_PREFIX],
             },
             cosigners=[(registrar, reg_key)],
         )
@@ -164,7 +176,9 @@ def _open_ledger(url: str, home: str) -> Any:
     return led, "uscc:" + make_uscc("12130200MB000000"), h.keys.get_or_create("registrar")
 
 
-def _register(led: Any, registrar: str, reg_key: Any, uscc_body: str, role: str) -> Any:
+def _register(
+    led: Any, registrar: str, reg_key: Any, uscc_body: str, role: str, prefixes: Sequence[str] = ()
+) -> Any:
     from ledger.core.ids import make_uscc
     from ledger.core.keys import PartyKey
     from ledger.core.statements import sign_one
@@ -176,7 +190,13 @@ def _register(led: Any, registrar: str, reg_key: Any, uscc_body: str, role: str)
             kind="party.register",
             signer=pid,
             key=key,
-            body={"id": pid, "name": f"bench {role}", "roles": [role], "publicKey": key.public_key_b64},
+            body={
+                "id": pid,
+                "name": f"bench {role}",
+                "roles": [role],
+                "publicKey": key.public_key_b64,
+                **({"gs1Prefixes": list(prefixes)} if prefixes else {}),
+            },
             cosigners=[(registrar, reg_key)],
         )
     )
@@ -195,7 +215,7 @@ def _submitter(url: str, home: str, spec: dict[str, Any], batches_dir: str, barr
     issued = "2026-11-27T13:05:00+08:00"
     if spec["kind"] == "events":
         party, key = spec["party"]
-        bodies: Any = (("producer", _event(party, spec["first"] + i)) for i in range(spec["n"]))
+        bodies: Any = (("producer", _event(party, spec["first"] + i, OTHER_GTIN)) for i in range(spec["n"]))
         signers = {"producer": (party, key)}
     else:
         bodies = _supply_chain(spec["items"], 1000, part=spec["part"])
@@ -235,7 +255,7 @@ def phase_append_concurrent(url: str, home: str, kind: str, n: int, submitters: 
     specs: list[dict[str, Any]] = []
     per = max(1, n // submitters)
     if kind == "events":
-        party = _register(led, registrar, reg_key, "91130200MA000002", "producer")
+        party = _register(led, registrar, reg_key, "91130200MA000002", "producer", [OTHER_PREFIX])
         specs = [
             {"kind": kind, "part": k, "party": party, "first": 10_000_000 * (k + 1), "n": per}
             for k in range(submitters)

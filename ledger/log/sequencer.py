@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from ledger.core.tokens import check_token, read_token
 from ledger.epcis import bodies
 from ledger.epcis.event_hash import Captured, CaptureKey
 from ledger.epcis.stages import STAGES, EventCodes
-from ledger.log import admission, offload
+from ledger.log import admission, offload, sigproc
 from ledger.log.projector import Facts, Pending, Projector
 from ledger.log.verifier import Genesis, PinnedKey, pin_log_key, read_genesis
 from ledger.log.verifier import event_facts as event_facts  # reindex imports it from here
@@ -236,12 +236,51 @@ def _collector_paused() -> Iterator[None]:
 class _Checked:
     """A batch after ``Ledger._prepare``: per statement that passed its shape checks, the
     statement, its event's codes and capture key (None: not an event, or the projection
-    works the key out); and the refusals, by index in the batch."""
+    works the key out); the refusals found so far, by index in the batch; and the
+    signature checks still running in the verify threads (see ``signature_errors``)."""
 
     prepared: list[Prepared]
     facts: list[EventCodes | None]
     captures: list[CaptureKey | None]
     errors: list[tuple[int, LedgerError]]
+    pending: list[Future[list[int]]] = field(default_factory=list)
+    owners: list[tuple[int, str, str]] = field(default_factory=list)
+    checks: sigproc.Checks | None = None
+
+    def signature_errors(self) -> list[tuple[int, LedgerError]]:
+        """Wait for the batch's signature checks: a refusal per signature that does not
+        verify, in batch order. A big batch is sequenced while its signatures are still
+        being checked on the other core; nothing is committed before this is empty."""
+        pending, self.pending = self.pending, []
+        checks, self.checks = self.checks, None
+        bad = [n for f in pending for n in f.result()] + (checks.bad() if checks else [])
+        return _bad_signatures(bad, self.owners)
+
+    def cancel(self) -> None:
+        for f in self.pending:
+            f.cancel()
+        self.pending = []
+        if self.checks is not None:
+            self.checks.cancel()
+            self.checks = None
+
+
+def _bad_signatures(
+    bad: Sequence[int], owners: Sequence[tuple[int, str, str]]
+) -> list[tuple[int, LedgerError]]:
+    out: list[tuple[int, LedgerError]] = []
+    for n in bad:
+        i, signer, kid = owners[n]
+        out.append(
+            (
+                i,
+                NotAuthentic(
+                    f"the signature by {signer} with key {kid} does not verify", code="bad_signature"
+                ),
+            )
+        )
+    out.sort(key=lambda e: e[0])
+    return out
 
 
 def _refusals(
@@ -306,6 +345,14 @@ class Ledger:
         self, envelopes: Sequence[object], private: Mapping[str, Mapping[str, Any]] | None
     ) -> list[Receipt]:
         checked = self._prepare(envelopes)
+        try:
+            return self._checked_append(checked, private)
+        finally:
+            checked.cancel()  # a batch refused or failed before its signatures were awaited
+
+    def _checked_append(
+        self, checked: _Checked, private: Mapping[str, Mapping[str, Any]] | None
+    ) -> list[Receipt]:
         prepared, errors = checked.prepared, checked.errors
         blobs: dict[str, bytes] = {}
         if private and not errors:
@@ -323,17 +370,31 @@ class Ledger:
                     continue
                 blobs[commitment] = canonical.canonical_bytes(dict(blob))
         if errors:
-            raise BatchRejected(errors)
+            raise BatchRejected(checked.signature_errors() or errors)
         return self._sequence(checked, blobs)
 
     def _prepare(self, envelopes: Sequence[object]) -> _Checked:
         """Check shapes and signatures of a batch; no lock is held.
 
-        Signature checks are handed to the verify threads chunk by chunk while this thread
-        goes on preparing the next statements, so both cores work at once; in a big batch
-        the events' schema checks, codes and capture keys are worked out by the helper
-        process beside it (``ledger.log.offload``).
+        Signature checks are handed to the helper process (``ledger.log.sigproc``) or the
+        verify threads chunk by chunk while this thread goes on preparing the next
+        statements and then sequences the batch, so both cores work at once; the batch is
+        refused before commit if one does not verify (``_Checked.signature_errors``). With
+        ``SUYUAN_OFFLOAD=1``, a big batch's schema checks, codes and capture keys are
+        worked out by another helper process (``ledger.log.offload``).
         """
+        # A big batch's checks go to the helper process chunk by chunk (see
+        # ledger.log.sigproc); others, or when it cannot take them, to the verify threads.
+        checks = sigproc.Checks.open() if len(envelopes) >= sigproc.MIN_JOBS else None
+        try:
+            return self._prepare_with(envelopes, checks)
+        except BaseException:
+            if checks is not None:
+                checks.cancel()
+            raise
+
+    def _prepare_with(self, envelopes: Sequence[object], checks: sigproc.Checks | None) -> _Checked:
+        """``_prepare``, sending its signature checks to ``checks`` if given."""
         prepared: list[Prepared] = []
         facts: list[EventCodes | None] = []
         captures: list[CaptureKey | None] = []
@@ -408,7 +469,10 @@ class Ledger:
                     owners.append((base + j, s.signer, s.key))
                     jobs.append((len(jobs), msg, s.sig, known[1]))
             if parallel and not (any(shape) or any(keys)):
-                pending.append(verify_pool().submit(verify_chunk, jobs[queued:]))
+                if checks is not None:
+                    checks.send(jobs[queued:])
+                else:
+                    pending.append(verify_pool().submit(verify_chunk, jobs[queued:]))
                 queued = len(jobs)
         if helper.active:
             got = helper.results()
@@ -426,20 +490,12 @@ class Ledger:
             for f in pending:
                 f.cancel()
             helper.cancel()
+            if checks is not None:
+                checks.cancel()
             return _Checked(prepared, facts, captures, errors)
-        bad = [n for f in pending for n in f.result()] if parallel else verify_chunk(jobs)
-        for n in bad:
-            i, signer, kid = owners[n]
-            errors.append(
-                (
-                    i,
-                    NotAuthentic(
-                        f"the signature by {signer} with key {kid} does not verify", code="bad_signature"
-                    ),
-                )
-            )
-        errors.sort(key=lambda e: e[0])
-        return _Checked(prepared, facts, captures, errors)
+        if parallel:  # checked while the batch is sequenced: see _Checked.signature_errors
+            return _Checked(prepared, facts, captures, [], pending, owners, checks)
+        return _Checked(prepared, facts, captures, _bad_signatures(verify_chunk(jobs), owners))
 
     def _sequence(self, checked: _Checked, blobs: Mapping[str, bytes]) -> list[Receipt]:
         store = self.store
@@ -511,8 +567,11 @@ class Ledger:
                 slots.append(seq)
                 prev = leaf
                 seq += 1
-            if errors:
-                raise BatchRejected(errors)
+            # A statement whose signature does not verify refuses the batch before any
+            # other reason does, as it would have had the batch waited for its checks.
+            bad = checked.signature_errors()
+            if bad or errors:
+                raise BatchRejected(bad or errors)
 
             note = head.note if head else ""
             known = {**edge, **new_nodes}

@@ -1,0 +1,294 @@
+"""A big batch's Ed25519 checks, done in a process beside the sequencer.
+
+libsodium releases the GIL while it checks a signature, but a verify thread needs the GIL
+back after each one, and the sequencer's thread, busy with Python, hands it over only at
+its next pause (a database call, or CPython's switch interval). Measured on the bench's
+appends, the verify threads of a 1,000-statement batch were still working when the
+sequencer had finished the rest of the batch, and it waited for them (about a fifth of its
+time). Here the batch's checks go to one helper process in one write, and their answer
+comes back in one read: the helper checks on the other core while the sequencer sequences,
+and neither waits for the other's GIL.
+
+Nothing is decided differently: the helper runs ``ledger.core.signatures.verify_chunk``
+over the same (number, message, signature, key) jobs. If it cannot answer (it died, or its
+answer does not parse) the batch's checks are made here, in the verify threads. One batch
+uses it at a time; a batch appended beside it in another thread uses the threads. It is
+started on the first big batch and used from the next one on, so a batch never waits for
+it to start. ``SUYUAN_SIGPROC=0`` turns it off.
+
+The pipe protocol is this module's own, with no pickling: a request is its length (4
+bytes, big-endian) and per job the message length (4 bytes), the public key (32), the
+signature (64) and the message; the answer is its length, the count of jobs that did not
+verify and their numbers in the request (4 bytes each).
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import select
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from ledger.core.signatures import Job, verify_chunk, verify_many
+
+MIN_JOBS = 256  # signatures in a batch from which the helper is worth its pipe
+PIPE_BYTES = 1 << 20  # Linux's default ceiling for an unprivileged pipe's buffer
+_U32 = struct.Struct(">I")
+_READY = b"R"
+
+
+def enabled() -> bool:
+    return os.environ.get("SUYUAN_SIGPROC", "1") != "0"
+
+
+def encode(jobs: Sequence[Job]) -> bytes:
+    """A request: per job its message length, key, signature and message."""
+    parts: list[bytes] = []
+    for _, message, sig, pk in jobs:
+        if len(pk) != 32 or len(sig) != 64:
+            raise ValueError("a key is 32 bytes and a signature 64")
+        parts += (_U32.pack(len(message)), pk, sig, message)
+    body = b"".join(parts)
+    return _U32.pack(len(body)) + body
+
+
+def decode(body: bytes) -> list[Job]:
+    jobs: list[Job] = []
+    at, n = 0, 0
+    while at < len(body):
+        (size,) = _U32.unpack_from(body, at)
+        pk, sig = body[at + 4 : at + 36], body[at + 36 : at + 100]
+        message = body[at + 100 : at + 100 + size]
+        if len(message) != size:
+            raise ValueError("a request ends inside a job")
+        jobs.append((n, message, sig, pk))
+        at += 100 + size
+        n += 1
+    return jobs
+
+
+def _read_exactly(stream: IO[bytes], n: int) -> bytes:
+    data = stream.read(n)
+    if data is None or len(data) < n:
+        raise EOFError
+    return data
+
+
+def serve() -> None:
+    """The helper's loop: a request in on stdin, the numbers of its jobs that do not
+    verify out on stdout, until stdin closes."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout.write(_READY)
+    stdout.flush()
+    while True:
+        try:
+            (size,) = _U32.unpack(_read_exactly(stdin, 4))
+            jobs = decode(_read_exactly(stdin, size))
+        except EOFError:
+            return
+        bad = verify_chunk(jobs)
+        answer = _U32.pack(len(bad)) + b"".join(_U32.pack(b) for b in bad)
+        stdout.write(_U32.pack(len(answer)) + answer)
+        stdout.flush()
+
+
+class _Helper:
+    def __init__(self) -> None:
+        root = Path(__file__).resolve().parents[2]  # where the ledger package lives
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", f"import {__name__} as m; m.serve()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])},
+        )
+        self.ready = False
+        self.dead = False
+        self.busy = False
+        if self.proc.stdin is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+            try:  # room for a batch's requests, so that sending never waits for the helper
+                fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            except OSError:
+                pass
+
+    def is_ready(self) -> bool:
+        """Whether the helper has said it is up (without waiting for it)."""
+        if not self.ready and not self.dead:
+            assert self.proc.stdout is not None
+            try:
+                up, _, _ = select.select([self.proc.stdout], [], [], 0)
+                if up:
+                    if self.proc.stdout.read(1) != _READY:
+                        raise EOFError
+                    self.ready = True
+            except (OSError, ValueError, EOFError):
+                self.dead = True
+        return self.ready and not self.dead
+
+    def stop(self) -> None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+_lock = threading.Lock()
+_helper: _Helper | None = None
+_owner = 0  # the pid that started _helper: a forked child does not inherit it
+_at_exit = False
+
+
+def _take() -> _Helper | None:
+    """The helper, marked busy, if it is up and free; else None (and start it, once)."""
+    global _helper, _owner, _at_exit
+    if not enabled():
+        return None
+    with _lock:
+        if _helper is not None and (_owner != os.getpid() or _helper.dead):
+            if _owner == os.getpid():
+                _helper.stop()
+            _helper = None
+        if _helper is None:
+            try:
+                _helper, _owner = _Helper(), os.getpid()
+            except OSError:
+                return None
+            if not _at_exit:
+                atexit.register(_shutdown)
+                _at_exit = True
+            return None
+        if _helper.busy or not _helper.is_ready():
+            return None
+        _helper.busy = True
+        return _helper
+
+
+def _give_back(helper: _Helper, *, dead: bool = False) -> None:
+    with _lock:
+        helper.busy = False
+        helper.dead = helper.dead or dead
+
+
+def _shutdown() -> None:
+    global _helper
+    with _lock:
+        helper, _helper = _helper, None
+    if helper is not None and _owner == os.getpid():
+        helper.stop()
+
+
+def helper_pid() -> int | None:
+    """The running helper's process id, if one runs for this process."""
+    helper = _helper
+    return helper.proc.pid if helper is not None and _owner == os.getpid() and not helper.dead else None
+
+
+def wait_ready(timeout: float = 30.0) -> bool:
+    """Start the helper if it is not running and wait until it is up (tests)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        helper = _take()
+        if helper is not None:
+            _give_back(helper)
+            return True
+        with _lock:
+            if _helper is not None and _helper.busy and _helper.is_ready():
+                return True  # up, and checking a batch
+        time.sleep(0.02)
+    return False
+
+
+class Checks:
+    """One batch's signature checks, sent to the helper chunk by chunk as the batch is
+    prepared (``send``); ``bad()`` waits for the answers. ``open`` answers None when the
+    helper is not there to take them."""
+
+    def __init__(self, helper: _Helper) -> None:
+        self.helper: _Helper | None = helper
+        self.jobs: list[Job] = []
+        self.sent: list[int] = []  # per request, how many jobs it holds
+        self.answer: list[int] | None = None
+
+    @classmethod
+    def open(cls) -> Checks | None:
+        if not enabled():
+            return None
+        helper = _take()
+        return None if helper is None else cls(helper)
+
+    def send(self, jobs: Sequence[Job]) -> None:
+        """Queue these checks (the helper starts on them at once)."""
+        self.jobs += jobs
+        if self.helper is None or not jobs:
+            return  # the helper failed: they are checked here, in ``bad``
+        try:
+            request = encode(jobs)
+            stdin = self.helper.proc.stdin
+            assert stdin is not None
+            stdin.write(request)
+            stdin.flush()
+            self.sent.append(len(jobs))
+        except (OSError, ValueError):
+            _give_back(self.helper, dead=True)
+            self.helper = None
+
+    def _answers(self, helper: _Helper) -> list[int]:
+        stdout = helper.proc.stdout
+        assert stdout is not None
+        out: list[int] = []
+        first = 0
+        for n in self.sent:
+            (size,) = _U32.unpack(_read_exactly(stdout, 4))
+            body = _read_exactly(stdout, size)
+            (count,) = _U32.unpack_from(body, 0)
+            if size != 4 + 4 * count:
+                raise ValueError("the helper's answer has the wrong length")
+            for i in range(count):
+                (p,) = _U32.unpack_from(body, 4 + 4 * i)
+                if p >= n:
+                    raise ValueError("the helper names a job it was not sent")
+                out.append(self.jobs[first + p][0])
+            first += n
+        return out
+
+    def bad(self) -> list[int]:
+        """The job numbers (as the caller gave them) whose signature does not verify."""
+        if self.answer is not None:
+            return self.answer
+        helper, self.helper = self.helper, None
+        answer: list[int] | None = None
+        if helper is not None:
+            try:
+                answer = self._answers(helper)
+                _give_back(helper)
+            except (EOFError, OSError, ValueError, struct.error):
+                _give_back(helper, dead=True)
+        if answer is None:  # the helper could not answer: check them here
+            answer = verify_many(self.jobs)
+        self.answer = answer
+        return answer
+
+    def cancel(self) -> None:
+        """The answers are not wanted, but they are read, so the next batch gets its own."""
+        if self.answer is None and self.helper is not None:
+            self.bad()
+
+
+__all__ = ["MIN_JOBS", "Checks", "decode", "enabled", "encode", "helper_pid", "serve", "wait_ready"]
