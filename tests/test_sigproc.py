@@ -181,3 +181,39 @@ def test_turned_off_no_helper_is_started(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("SUYUAN_SIGPROC", "0")
     assert sigproc.Checks.open() is None
     assert not sigproc.wait_ready(0.2)
+
+
+@pytest.mark.parametrize("use_helper", [True, False])
+def test_a_batch_queued_behind_another_is_refused_for_its_signature_without_waiting(
+    world: World, monkeypatch: pytest.MonkeyPatch, use_helper: bool
+) -> None:
+    """While another writer holds the sequencer, a queued batch's signature checks are
+    awaited before it waits for the lock: a bad one refuses it at once, with the lock
+    still held elsewhere, and nothing is written."""
+    import threading
+
+    monkeypatch.setenv("SUYUAN_SIGPROC", "1" if use_helper else "0")
+    if use_helper:
+        assert sigproc.wait_ready(60)
+    party, key = world.register()
+    batch = _events(world, party, key, 7000)
+    batch[100]["signatures"][0]["sig"] = base64.b64encode(bytes(64)).decode()
+    size = world.ledger.size()
+    outcome: list[object] = []
+
+    def append() -> None:
+        try:
+            world.ledger.append_batch(batch)
+            outcome.append("appended")
+        except BatchRejected as e:
+            outcome.append([(i, err.code) for i, err in e.errors])
+
+    with world.store.writing():  # another writer holds the sequencer
+        t = threading.Thread(target=append)
+        t.start()
+        t.join(timeout=60)
+        assert not t.is_alive(), "the queued batch waited for the lock to be refused"
+        assert outcome == [[(100, "bad_signature")]]
+    assert world.ledger.size() == size
+    receipts = world.ledger.append_batch([b for i, b in enumerate(batch) if i != 100])
+    assert len(receipts) == EVENTS - 1

@@ -509,7 +509,14 @@ class Ledger:
         projector = Projector.standard()
         projector.prepare(batch)
 
-        with store.writing() as conn:
+        def queued() -> None:
+            # Another batch holds the sequencer: this one's signature checks are awaited
+            # now, rather than while holding it after that batch.
+            bad = checked.signature_errors()
+            if bad:
+                raise BatchRejected(bad)
+
+        with store.writing(while_queued=queued) as conn:
             head = store.head(conn)
             size, old_root = (head.size, head.root) if head else (0, merkle.EMPTY_ROOT)
             dup_seqs = store.seqs_of_statements(conn, {p.statement_hash for p in prepared})

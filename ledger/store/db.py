@@ -403,7 +403,7 @@ class Store:
     # --- transactions --------------------------------------------------------------------
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
+    def writing(self, *, while_queued: Callable[[], None] | None = None) -> Iterator[Connection]:
         """One serialised write transaction: commits on success, rolls back on error.
 
         On SQLite, writers first queue on an exclusive ``flock`` of a lock file beside the
@@ -411,10 +411,14 @@ class Store:
         its busy handler (up to 100 ms a try) and wakes late, so two submitters took
         turns with gaps; the kernel hands the file lock over the moment it is released.
         ``BEGIN IMMEDIATE`` still takes SQLite's lock, against writers that do not queue.
+
+        ``while_queued`` is called when another writer holds the lock, before waiting for
+        it: work the caller would otherwise do while holding it (whatever it raises ends
+        the wait, and nothing is written).
         """
-        lock_fd = self._queue_for_write()
+        lock_fd = self._queue_for_write(while_queued)
         try:
-            with self.engine.connect() as conn, self._locked(conn):
+            with self.engine.connect() as conn, self._locked(conn, while_queued=while_queued):
                 yield conn
         finally:
             if lock_fd is not None:
@@ -438,18 +442,30 @@ class Store:
             self._checkpointer.poke()
 
     @contextmanager
-    def _locked(self, conn: Connection, *, lock_schema: str | None = None) -> Iterator[Connection]:
+    def _locked(
+        self,
+        conn: Connection,
+        *,
+        lock_schema: str | None = None,
+        while_queued: Callable[[], None] | None = None,
+    ) -> Iterator[Connection]:
         if self.dialect == "sqlite":
             conn.info["begin_mode"] = "IMMEDIATE"
         with conn.begin():
             if self.dialect == "postgresql":
-                if lock_schema is None:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema()))"))
-                else:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": lock_schema})
+                key = "hashtext(current_schema())" if lock_schema is None else "hashtext(:s)"
+                args = {} if lock_schema is None else {"s": lock_schema}
+                taken = False
+                if while_queued is not None:
+                    try_lock = text(f"SELECT pg_try_advisory_xact_lock({key})")
+                    taken = bool(conn.execute(try_lock, args).scalar())
+                    if not taken:
+                        while_queued()
+                if not taken:
+                    conn.execute(text(f"SELECT pg_advisory_xact_lock({key})"), args)
             yield conn
 
-    def _queue_for_write(self) -> int | None:
+    def _queue_for_write(self, while_queued: Callable[[], None] | None = None) -> int | None:
         if self._write_lock is None or fcntl is None:
             return None
         try:
@@ -457,10 +473,19 @@ class Store:
         except OSError:
             return None  # a directory we may not write to: SQLite's lock alone serialises
         try:
+            if while_queued is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    while_queued()
             fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:
             os.close(fd)
             return None
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
     @contextmanager
