@@ -14,6 +14,7 @@ from typing import Any
 
 import nacl.signing
 import pytest
+import sqlalchemy as sa
 
 from ledger.core.errors import BatchRejected
 from ledger.core.signatures import Job, verify_chunk
@@ -217,3 +218,38 @@ def test_a_batch_queued_behind_another_is_refused_for_its_signature_without_wait
     assert world.ledger.size() == size
     receipts = world.ledger.append_batch([b for i, b in enumerate(batch) if i != 100])
     assert len(receipts) == EVENTS - 1
+
+
+def test_the_audit_names_the_same_bad_signature_with_the_helper_or_the_threads(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit's checks go to the helper (log only, or below the re-derivation's own
+    process); a signature forged in the database file is named the same either way."""
+    import re
+
+    party, key = world.register()
+    world.append_events(party, key, sigproc.MIN_JOBS + 40)
+    world.store.drop_append_only()
+    with world.store.engine.connect() as conn:
+        raw = bytes(conn.execute(sa.text("SELECT entry FROM entries WHERE seq = 150")).scalar_one())
+    forged = re.sub(rb'"sig":"[^"]+"', b'"sig":"' + base64.b64encode(bytes(64)) + b'"', raw, count=1)
+    assert forged != raw
+    world.store.raw("UPDATE entries SET entry = :e WHERE seq = 150", {"e": forged})
+    streamed: list[int] = []
+    next_bad = sigproc.Stream.next_bad
+
+    def counting(self: sigproc.Stream) -> list[int]:
+        got = next_bad(self)
+        streamed.append(len(got))
+        return got
+
+    monkeypatch.setattr(sigproc.Stream, "next_bad", counting)
+    lines = {}
+    for setting in ("1", "0"):
+        monkeypatch.setenv("SUYUAN_SIGPROC", setting)
+        rep = audit(world.store, projections=False)
+        assert not rep.ok
+        lines[setting] = [p.line() for p in rep.problems]
+    assert streamed and sum(streamed) == 1, "the helper's answers were read, naming one"
+    assert lines["1"] == lines["0"]
+    assert any(line.startswith("seq 150: signature by") for line in lines["1"]), lines["1"]

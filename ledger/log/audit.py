@@ -30,7 +30,7 @@ from ledger.core.statements import entry_bytes, prepare
 from ledger.epcis import bodies
 from ledger.epcis.projection import TraceBatch
 from ledger.epcis.stages import classify, event_codes
-from ledger.log import verifier
+from ledger.log import sigproc, verifier
 from ledger.log.projector import Rebuild
 from ledger.log.sequencer import ZERO_HASH
 from ledger.store import shadow, tracedb
@@ -40,6 +40,7 @@ from ledger.store.schema import PROJECTION_TABLES
 PAGE = 2000
 VERIFY_CHUNK = 256
 MAX_INFLIGHT = 8
+STREAM_WAIT_MIN = 10_000  # entries from which the audit waits for the signature helper to start
 
 Progress = Callable[[int, int], None]
 
@@ -107,7 +108,10 @@ class _Auditor:
                 self.verifier = NoteVerifier.from_vkey(log_key)
             except LedgerError as e:
                 self.problem(f"the published log key is unusable: {e.message}")
-        self.inflight: deque[tuple[Future[list[int]], list[tuple[int, str, str]]]] = deque()
+        # Signature checks in flight, oldest first: each a thread's future, or None when
+        # it went to the helper process (its answer is the stream's next).
+        self.inflight: deque[tuple[Future[list[int]] | None, list[tuple[int, str, str]]]] = deque()
+        self.stream: sigproc.Stream | None = None
         self.conn: Connection | None = None
         self.committing: list[tuple[int, str]] = []  # (seq, commitment) not yet checked
         self.derived: dict[int, _Derived | None] = {}
@@ -131,6 +135,13 @@ class _Auditor:
             if self.report.projections and head is not None and head.size >= REDERIVE_APART_MIN
             else None
         )
+        # Without the re-derivation's process beside it, the checks go to the signature
+        # helper: the verify threads would wait for this thread's GIL after every check.
+        self.stream = (
+            sigproc.Stream.open(wait=head.size >= STREAM_WAIT_MIN)
+            if apart is None and head is not None and head.size >= sigproc.MIN_JOBS
+            else None
+        )
         try:
             with self.store.reading(snapshot=True) as conn:
                 self.conn = conn
@@ -147,6 +158,8 @@ class _Auditor:
         finally:
             if apart is not None:
                 apart.stop()
+            if self.stream is not None:
+                self.stream.close()
         # Signature results arrive asynchronously: report in log order.
         self.report.problems.sort(key=_position)
         return self.report
@@ -329,16 +342,29 @@ class _Auditor:
         """Hand the collected signature checks to the verify threads and go on reading;
         at most a few chunks are in flight, so memory stays bounded."""
         if jobs:
-            future = verify_pool().submit(verify_chunk, list(jobs))
+            future = None
+            if self.stream is not None:
+                self.stream.send(jobs)
+            else:
+                future = verify_pool().submit(verify_chunk, list(jobs))
             self.inflight.append((future, list(who)))
             self.report.signatures += len(jobs)
             jobs.clear()
             who.clear()
-        while self.inflight and (wait or len(self.inflight) > MAX_INFLIGHT or self.inflight[0][0].done()):
+        while self.inflight and (
+            wait
+            or len(self.inflight) > MAX_INFLIGHT
+            or (self.inflight[0][0] is not None and self.inflight[0][0].done())
+        ):
             future, owners = self.inflight.popleft()
-            for n in future.result():
+            bad = future.result() if future is not None else self._streamed()
+            for n in bad:
                 seq, signer, kid = owners[n]
                 self.problem(f"signature by {signer} with key {kid} does not verify", seq=seq)
+
+    def _streamed(self) -> list[int]:
+        assert self.stream is not None
+        return self.stream.next_bad()
 
     def _checkpoint(self, size: int, root: bytes, note: str) -> None:
         self.report.checkpoints += 1

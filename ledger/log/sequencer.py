@@ -409,6 +409,7 @@ class Ledger:
         helper = offload.Offload(len(envelopes))
         derived_at: dict[int, int] = {}  # envelope index -> prepared index, for the helper's
         queued = 0
+        refused = False  # a chunk so far had a shape error or an unknown key
         now = datetime.now(UTC)
         for start in range(0, len(envelopes), VERIFY_CHUNK):
             chunk: list[Prepared] = []
@@ -443,7 +444,8 @@ class Ledger:
                 owner = p.body["registrar"]["id"] if p.kind == "genesis" else p.signer
                 for kid, pk in registry.embedded_keys(p).items():
                     introduced[kid] = (owner, pk)
-            if any(shape) or any(keys):
+            refused = refused or bool(shape[-1])
+            if refused:
                 if not helper.active:
                     continue  # the batch is refused; keep collecting every shape error
             unknown = {s.key for p in chunk for s in p.signatures} - self._pubkeys.keys()
@@ -468,7 +470,8 @@ class Ledger:
                         continue
                     owners.append((base + j, s.signer, s.key))
                     jobs.append((len(jobs), msg, s.sig, known[1]))
-            if parallel and not (any(shape) or any(keys)):
+            refused = refused or bool(keys[-1])
+            if parallel and not refused:
                 if checks is not None:
                     checks.send(jobs[queued:])
                 else:

@@ -32,6 +32,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -215,6 +216,82 @@ def wait_ready(timeout: float = 30.0) -> bool:
     return False
 
 
+def _answer(helper: _Helper, n: int) -> list[int]:
+    """The positions, in a request of ``n`` jobs, of those that do not verify: the
+    helper's next answer (raises if it cannot be read or does not parse)."""
+    stdout = helper.proc.stdout
+    assert stdout is not None
+    (size,) = _U32.unpack(_read_exactly(stdout, 4))
+    body = _read_exactly(stdout, size)
+    (count,) = _U32.unpack_from(body, 0)
+    if size != 4 + 4 * count:
+        raise ValueError("the helper's answer has the wrong length")
+    positions = [_U32.unpack_from(body, 4 + 4 * i)[0] for i in range(count)]
+    if any(p >= n for p in positions):
+        raise ValueError("the helper names a job it was not sent")
+    return positions
+
+
+class Stream:
+    """The signature checks of a long read (the audit): requests sent as they fill,
+    answers read oldest first. A request's jobs are kept only until its answer is read;
+    if the helper fails, those not answered are checked here."""
+
+    def __init__(self, helper: _Helper) -> None:
+        self.helper: _Helper | None = helper
+        self.waiting: deque[tuple[list[Job], bool]] = deque()  # (jobs, sent to the helper)
+
+    @classmethod
+    def open(cls, *, wait: bool = False) -> Stream | None:
+        """The helper's stream, or None; ``wait``: start the helper and wait (a few
+        seconds at most) until it is up, for a read long enough to repay that."""
+        if wait:
+            wait_ready(10.0)
+        helper = _take()
+        return None if helper is None else cls(helper)
+
+    def __len__(self) -> int:
+        return len(self.waiting)
+
+    def send(self, jobs: Sequence[Job]) -> None:
+        kept = list(jobs)
+        sent = False
+        if self.helper is not None and kept:
+            try:
+                stdin = self.helper.proc.stdin
+                assert stdin is not None
+                stdin.write(encode(kept))
+                stdin.flush()
+                sent = True
+            except (OSError, ValueError):
+                self._fail()
+        self.waiting.append((kept, sent))
+
+    def _fail(self) -> None:
+        if self.helper is not None:
+            _give_back(self.helper, dead=True)
+            self.helper = None
+
+    def next_bad(self) -> list[int]:
+        """The job numbers of the oldest request that do not verify."""
+        jobs, sent = self.waiting.popleft()
+        if sent and self.helper is not None:
+            try:
+                return [jobs[p][0] for p in _answer(self.helper, len(jobs))]
+            except (EOFError, OSError, ValueError, struct.error):
+                self._fail()
+        return verify_chunk(jobs)
+
+    def close(self) -> None:
+        """Read what is still unanswered (so the helper is free for the next user)."""
+        while self.waiting and self.helper is not None:
+            self.next_bad()
+        self.waiting.clear()
+        if self.helper is not None:
+            _give_back(self.helper)
+            self.helper = None
+
+
 class Checks:
     """One batch's signature checks, sent to the helper chunk by chunk as the batch is
     prepared (``send``); ``bad()`` waits for the answers. ``open`` answers None when the
@@ -250,21 +327,10 @@ class Checks:
             self.helper = None
 
     def _answers(self, helper: _Helper) -> list[int]:
-        stdout = helper.proc.stdout
-        assert stdout is not None
         out: list[int] = []
         first = 0
         for n in self.sent:
-            (size,) = _U32.unpack(_read_exactly(stdout, 4))
-            body = _read_exactly(stdout, size)
-            (count,) = _U32.unpack_from(body, 0)
-            if size != 4 + 4 * count:
-                raise ValueError("the helper's answer has the wrong length")
-            for i in range(count):
-                (p,) = _U32.unpack_from(body, 4 + 4 * i)
-                if p >= n:
-                    raise ValueError("the helper names a job it was not sent")
-                out.append(self.jobs[first + p][0])
+            out += [self.jobs[first + p][0] for p in _answer(helper, n)]
             first += n
         return out
 
@@ -291,4 +357,4 @@ class Checks:
             self.bad()
 
 
-__all__ = ["MIN_JOBS", "Checks", "decode", "enabled", "encode", "helper_pid", "serve", "wait_ready"]
+__all__ = ["MIN_JOBS", "Checks", "Stream", "decode", "enabled", "encode", "helper_pid", "serve", "wait_ready"]
