@@ -25,7 +25,6 @@ work they move. It pays only where a core would otherwise be idle.
 
 from __future__ import annotations
 
-import atexit
 import os
 import pickle
 import queue
@@ -36,7 +35,6 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import orjson
@@ -44,6 +42,7 @@ import orjson
 from ledger.core.errors import LedgerError
 from ledger.epcis.event_hash import CaptureKey, capture_key
 from ledger.epcis.stages import EventCodes
+from ledger.log import helperproc
 from ledger.log.verifier import event_facts
 
 OFFLOAD_MIN = 256  # events in a batch from which the helper process is worth its IPC
@@ -112,14 +111,7 @@ class _Helper:
         self.waiting: deque[Future[list[Derived | None]]] = deque()
         self.ready = threading.Event()
         self.dead = False
-        root = Path(__file__).resolve().parents[2]  # where the ledger package lives
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", f"import {__name__} as m; m.serve()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])},
-        )
+        self.proc = helperproc.spawn(__name__)
         self.reader = threading.Thread(target=self._answers, name="suyuan-offload-in", daemon=True)
         self.reader.start()
         self.sender = threading.Thread(target=self._send, name="suyuan-offload-out", daemon=True)
@@ -183,54 +175,27 @@ class _Helper:
             self.proc.stdout.close()
 
 
-_lock = threading.Lock()
-_helper: _Helper | None = None
-_owner = 0  # the pid that started _helper: a forked child does not inherit it
-_at_exit = False
+_slot: helperproc.Slot[_Helper] = helperproc.Slot(_Helper)
 
 
 def _get() -> _Helper | None:
     """The helper if it is up; otherwise start it (once) and answer None for now: a batch
     never waits for it to start."""
-    global _helper, _owner, _at_exit
-    with _lock:
-        if _helper is not None and (_owner != os.getpid() or _helper.dead):
-            if _owner == os.getpid():
-                _helper.stop()
-            _helper = None
-        if _helper is None:
-            try:
-                _helper, _owner = _Helper(), os.getpid()
-            except OSError:
-                return None
-            if not _at_exit:
-                atexit.register(_shutdown)
-                _at_exit = True
-            return None
-        return _helper if _helper.ready.is_set() else None
-
-
-def _shutdown() -> None:
-    """At exit: close the helper's input (it ends at its end of input) and reap it."""
-    global _helper
-    with _lock:
-        helper, _helper = _helper, None
-    if helper is not None and _owner == os.getpid():
-        helper.stop()
+    helper = _slot.get()
+    return helper if helper is not None and helper.ready.is_set() else None
 
 
 def wait_ready(timeout: float = 30.0) -> bool:
     """Start the helper if it is not running and wait until it answers (tests, and a
     server that wants its first big batch helped too)."""
     _get()
-    helper = _helper
+    helper = _slot.helper
     return helper is not None and helper.ready.wait(timeout) and _get() is helper
 
 
 def helper_pid() -> int | None:
     """The running helper's process id, if one runs for this process."""
-    helper = _helper
-    return helper.proc.pid if helper is not None and _owner == os.getpid() and not helper.dead else None
+    return _slot.pid()
 
 
 def enabled() -> bool:

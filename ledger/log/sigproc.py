@@ -24,20 +24,22 @@ verify and their numbers in the request (4 bytes each).
 
 from __future__ import annotations
 
-import atexit
-import fcntl
 import os
 import select
 import struct
 import subprocess
 import sys
-import threading
 from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: the pipe keeps its default size
+    fcntl = None  # type: ignore[assignment]
+
 from ledger.core.signatures import Job, verify_chunk, verify_many
+from ledger.log import helperproc
 
 MIN_JOBS = 256  # signatures in a batch from which the helper is worth its pipe
 PIPE_BYTES = 1 << 20  # Linux's default ceiling for an unprivileged pipe's buffer
@@ -102,14 +104,7 @@ def serve() -> None:
 
 class _Helper:
     def __init__(self) -> None:
-        root = Path(__file__).resolve().parents[2]  # where the ledger package lives
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", f"import {__name__} as m; m.serve()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])},
-        )
+        self.proc = helperproc.spawn(__name__)
         self.ready = False
         self.dead = False
         self.busy = False
@@ -148,55 +143,30 @@ class _Helper:
             self.proc.stdout.close()
 
 
-_lock = threading.Lock()
-_helper: _Helper | None = None
-_owner = 0  # the pid that started _helper: a forked child does not inherit it
-_at_exit = False
+_slot: helperproc.Slot[_Helper] = helperproc.Slot(_Helper)
 
 
 def _take() -> _Helper | None:
     """The helper, marked busy, if it is up and free; else None (and start it, once)."""
-    global _helper, _owner, _at_exit
     if not enabled():
         return None
-    with _lock:
-        if _helper is not None and (_owner != os.getpid() or _helper.dead):
-            if _owner == os.getpid():
-                _helper.stop()
-            _helper = None
-        if _helper is None:
-            try:
-                _helper, _owner = _Helper(), os.getpid()
-            except OSError:
-                return None
-            if not _at_exit:
-                atexit.register(_shutdown)
-                _at_exit = True
+    with _slot.lock:
+        helper = _slot.get_locked()
+        if helper is None or helper.busy or not helper.is_ready():
             return None
-        if _helper.busy or not _helper.is_ready():
-            return None
-        _helper.busy = True
-        return _helper
+        helper.busy = True
+        return helper
 
 
 def _give_back(helper: _Helper, *, dead: bool = False) -> None:
-    with _lock:
+    with _slot.lock:
         helper.busy = False
         helper.dead = helper.dead or dead
 
 
-def _shutdown() -> None:
-    global _helper
-    with _lock:
-        helper, _helper = _helper, None
-    if helper is not None and _owner == os.getpid():
-        helper.stop()
-
-
 def helper_pid() -> int | None:
     """The running helper's process id, if one runs for this process."""
-    helper = _helper
-    return helper.proc.pid if helper is not None and _owner == os.getpid() and not helper.dead else None
+    return _slot.pid()
 
 
 def wait_ready(timeout: float = 30.0) -> bool:
@@ -209,8 +179,9 @@ def wait_ready(timeout: float = 30.0) -> bool:
         if helper is not None:
             _give_back(helper)
             return True
-        with _lock:
-            if _helper is not None and _helper.busy and _helper.is_ready():
+        with _slot.lock:
+            helper = _slot.helper
+            if helper is not None and helper.busy and helper.is_ready():
                 return True  # up, and checking a batch
         time.sleep(0.02)
     return False
