@@ -607,12 +607,13 @@ class Ledger:
                         if prepared_hash[c] in placed
                     ],
                 )
-            receipts = self._receipts(conn, prepared, slots, size, note, known)
-            for i, first in repeats.items():
-                receipts[i] = replace(
-                    receipts[i], statement_hash=first.statement_hash, duplicate_of=first.seq
-                )
-            return receipts
+            firsts = self._earlier_receipts(conn, prepared, slots, size)
+        # The new entries' receipts are worked out from the nodes in hand, after commit:
+        # another batch need not wait for them.
+        receipts = self._receipts(prepared, slots, size, note, known, firsts)
+        for i, first in repeats.items():
+            receipts[i] = replace(receipts[i], statement_hash=first.statement_hash, duplicate_of=first.seq)
+        return receipts
 
     def _check_attested(
         self, p: Prepared, seq: int, new_nodes: Mapping[tuple[int, int], bytes], conn: Connection
@@ -682,19 +683,28 @@ class Ledger:
         seen = fencing.cosigned_elsewhere(self.store, NoteVerifier.from_vkey(signer.verifier_key()))
         fencing.check_extends(seen, size=size, root_at=lambda n: root if n == size else merkle.root(n, fetch))
 
+    def _earlier_receipts(
+        self, conn: Connection, prepared: Sequence[Prepared], slots: Sequence[int], old_size: int
+    ) -> dict[int, Receipt]:
+        """The first receipts of the batch's statements already in the ledger before it."""
+        earlier: dict[int, Receipt] = {}
+        for p, s in zip(prepared, slots, strict=True):
+            if s < old_size and s not in earlier:
+                earlier[s] = self._first_receipt(conn, s, p.statement_hash)
+        return earlier
+
+    @staticmethod
     def _receipts(
-        self,
-        conn: Connection,
         prepared: Sequence[Prepared],
         slots: Sequence[int],
         old_size: int,
         note: str,
         known: Mapping[tuple[int, int], bytes],
+        earlier: Mapping[int, Receipt],
     ) -> list[Receipt]:
         size = old_size + len({s for s in slots if s >= old_size})
         paths = merkle.PathBuilder(size, known)
         out: list[Receipt] = []
-        earlier: dict[int, Receipt] = {}
         for p, s in zip(prepared, slots, strict=True):
             if s >= old_size:
                 out.append(
@@ -707,8 +717,6 @@ class Ledger:
                     )
                 )
             else:
-                if s not in earlier:
-                    earlier[s] = self._first_receipt(conn, s, p.statement_hash)
                 out.append(earlier[s])
         return out
 
