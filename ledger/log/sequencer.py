@@ -237,7 +237,8 @@ class _Checked:
     """A batch after ``Ledger._prepare``: per statement that passed its shape checks, the
     statement, its event's codes and capture key (None: not an event, or the projection
     works the key out); the refusals found so far, by index in the batch; and the
-    signature checks still running in the verify threads (see ``signature_errors``)."""
+    signature checks still running in the helper process or the verify threads (see
+    ``signature_errors``)."""
 
     prepared: list[Prepared]
     facts: list[EventCodes | None]
