@@ -6,36 +6,16 @@ nothing else: no script at all, and only the one stylesheet, by its hash."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 from types import SimpleNamespace
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from api.templating import environment, style_hash
 
 LANGS = ("zh", "en")
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
-_env = Environment(
-    loader=PackageLoader("api", "templates"),
-    autoescape=select_autoescape(["html"], default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-    auto_reload=False,
-)
-
-
-def _style_source() -> str:
-    """The page's one stylesheet, exactly as base.html holds it (and every page sends it)."""
-    assert _env.loader is not None
-    source = _env.loader.get_source(_env, "base.html")[0]
-    found = re.search(r"<style>(.*?)</style>", source, re.S)
-    assert found is not None, "base.html has its stylesheet in one <style> element"
-    return found.group(1)
-
-
-STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_style_source().encode()).digest()).decode()
+_env = environment()
+STYLE_HASH = style_hash(_env, "base.html")  # the page's one stylesheet, as every page sends it
 # Nothing runs, loads, embeds or submits but the stylesheet: a value a signer wrote that
 # escaped the escaping would still be inert, and no other site may frame the page.
 CSP = (

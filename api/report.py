@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from api.charts import bar_chart, stacked_chart
+from api.templating import environment
 from ledger.compliance.findings import RULES
 from ledger.core.statements import now_rfc3339
 from ledger.epcis.stages import STAGES
@@ -99,13 +99,7 @@ def _numeric(value: object) -> bool:
     return str(value).replace(",", "").replace(".", "").lstrip("-").isdigit()
 
 
-_env = Environment(
-    loader=PackageLoader("api", "templates"),
-    autoescape=select_autoescape(["html"], default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-    auto_reload=False,
-)
+_env = environment()
 _env.tests["numeric"] = _numeric
 _env.filters["thousands"] = lambda n: f"{n:,}"
 

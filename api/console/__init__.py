@@ -8,14 +8,11 @@ stylesheet by its hash and lets forms post back to this server only."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -35,6 +32,7 @@ from api.console.text import STAGES, TEXT
 from api.errors import status_of
 from api.pages import HTML_LANG, choose_lang
 from api.settings import Settings
+from api.templating import environment, style_hash
 from ledger.core.errors import ConfigError, LedgerError, MalformedInput
 from ledger.core.tokens import read_token
 from ledger.log.sequencer import Ledger
@@ -42,24 +40,8 @@ from ledger.log.sequencer import Ledger
 PREFIX = "/console"
 MAX_FORM = 16 * 1024  # a login form: a token of a few hundred bytes
 
-_env = Environment(
-    loader=PackageLoader("api", "templates"),
-    autoescape=select_autoescape(["html"], default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-    auto_reload=False,
-)
-
-
-def _style_source() -> str:
-    assert _env.loader is not None
-    source = _env.loader.get_source(_env, "console/base.html")[0]
-    found = re.search(r"<style>(.*?)</style>", source, re.S)
-    assert found is not None, "console/base.html has its stylesheet in one <style> element"
-    return found.group(1)
-
-
-STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_style_source().encode()).digest()).decode()
+_env = environment()
+STYLE_HASH = style_hash(_env, "console/base.html")
 # As the consumer page's policy, but forms may post back here (and only here).
 CSP = (
     f"default-src 'none'; style-src '{STYLE_HASH}'; base-uri 'none'; form-action 'self'; "
