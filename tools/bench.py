@@ -120,28 +120,10 @@ def _new_ledger(url: str, home: str) -> Any:
 
 def phase_append(url: str, home: str, n: int) -> dict[str, Any]:
     """Create a ledger at ``url`` and append ``n`` statements in batches of 1,000."""
-    from ledger.core.ids import make_uscc
-    from ledger.core.keys import PartyKey
     from ledger.core.statements import sign_one
 
     store, led, registrar, reg_key = _new_ledger(url, home)
-    party = "uscc:" + make_uscc("91130200MA000001")
-    key = PartyKey.generate("p")
-    led.append(
-        sign_one(
-            kind="party.register",
-            signer=party,
-            key=key,
-            body={
-                "id": party,
-                "name": "bench producer",
-                "roles": ["producer"],
-                "publicKey": key.public_key_b64,
-                "gs1Prefixes": [BENCH_PREFIX],
-            },
-            cosigners=[(registrar, reg_key)],
-        )
-    )
+    party, key = _register(led, registrar, reg_key, "91130200MA000001", "producer", [BENCH_PREFIX])
     spent = 0.0
     done = 0
     issued = "2026-11-27T13:05:00+08:00"
@@ -1645,29 +1627,12 @@ def bench_labels(items: int) -> dict[str, Any]:
     sheet as `suyuan qr --lot … --sheet` makes it (api.labels.lot_label_sheet): the lot's
     items from the ledger, a QR symbol per item drawn as vectors, the PDF written out."""
     from api.labels import lot_label_sheet
-    from ledger.core.ids import make_uscc
-    from ledger.core.keys import PartyKey
     from ledger.core.statements import sign_one
 
     work = Path(tempfile.mkdtemp(prefix="suyuan-bench-labels-"))
     try:
         store, led, registrar, reg_key = _new_ledger(f"sqlite:///{work}/ledger.db", str(work / "home"))
-        party = "uscc:" + make_uscc("91130200MA000001")
-        key = PartyKey.generate("p")
-        led.append(
-            sign_one(
-                kind="party.register",
-                signer=party,
-                key=key,
-                body={
-                    "id": party,
-                    "name": "bench producer",
-                    "roles": ["producer"],
-                    "publicKey": key.public_key_b64,
-                },
-                cosigners=[(registrar, reg_key)],
-            )
-        )
+        party, key = _register(led, registrar, reg_key, "91130200MA000001", "producer", [BENCH_PREFIX])
         issued = "2026-11-27T13:05:00+08:00"
         for start in range(0, items, BATCH):
             led.append_batch(
