@@ -253,3 +253,31 @@ def test_the_audit_names_the_same_bad_signature_with_the_helper_or_the_threads(
     assert streamed and sum(streamed) == 1, "the helper's answers were read, naming one"
     assert lines["1"] == lines["0"]
     assert any(line.startswith("seq 150: signature by") for line in lines["1"]), lines["1"]
+
+
+def test_a_helper_that_cannot_start_is_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A helper that ends before it says it is up (here: one that exits at once) makes
+    ``wait_ready`` answer False as soon as that is seen, not after its whole timeout, and
+    batches go on with the verify threads."""
+    import subprocess
+    import sys
+    import time
+
+    from ledger.log import helperproc
+
+    monkeypatch.delenv("SUYUAN_SIGPROC", raising=False)
+    sigproc._slot.shutdown()
+
+    def broken(module: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", "raise SystemExit(1)"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+
+    monkeypatch.setattr(helperproc, "spawn", broken)
+    start = time.monotonic()
+    assert not sigproc.wait_ready(20)
+    assert time.monotonic() - start < 10
+    assert sigproc.Checks.open() is None
+    monkeypatch.undo()
+    sigproc._slot.shutdown()
+    assert sigproc.wait_ready(60), "a working helper starts again"

@@ -170,7 +170,8 @@ def helper_pid() -> int | None:
 
 
 def wait_ready(timeout: float = 30.0) -> bool:
-    """Start the helper if it is not running and wait until it is up (tests)."""
+    """Start the helper if it is not running and wait until it is up (tests, and an
+    audit long enough to repay the wait); False at once if it cannot be started."""
     import time
 
     end = time.monotonic() + timeout
@@ -181,7 +182,12 @@ def wait_ready(timeout: float = 30.0) -> bool:
             return True
         with _slot.lock:
             helper = _slot.helper
-            if helper is not None and helper.busy and helper.is_ready():
+            if helper is None or not enabled():
+                return False  # it could not be started
+            ready = helper.is_ready()  # which finds out whether it ended before saying so
+            if helper.dead:
+                return False
+            if helper.busy and ready:
                 return True  # up, and checking a batch
         time.sleep(0.02)
     return False
