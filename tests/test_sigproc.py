@@ -110,13 +110,13 @@ def test_an_answer_that_does_not_parse_is_not_believed(helper: None, monkeypatch
     """A helper that answers "nothing is bad" with the wrong length, or names a job it
     was not sent, is not believed: the checks are made here."""
     jobs, bad = _jobs(300, seed=6)
-    real = sigproc.Checks._answers
+    real = sigproc._answer
 
-    def lying(self: sigproc.Checks, h: Any) -> list[int]:
-        real(self, h)  # read its real answer, then claim another one
+    def lying(h: Any, n: int) -> list[int]:
+        real(h, n)  # read its real answer, then claim another one
         raise ValueError("the helper's answer has the wrong length")
 
-    monkeypatch.setattr(sigproc.Checks, "_answers", lying)
+    monkeypatch.setattr(sigproc, "_answer", lying)
     checks = sigproc.Checks.open()
     assert checks is not None
     checks.send(jobs)
@@ -236,14 +236,14 @@ def test_the_audit_names_the_same_bad_signature_with_the_helper_or_the_threads(
     assert forged != raw
     world.store.raw("UPDATE entries SET entry = :e WHERE seq = 150", {"e": forged})
     streamed: list[int] = []
-    next_bad = sigproc.Stream.next_bad
+    next_bad = sigproc.Checks.next_bad
 
-    def counting(self: sigproc.Stream) -> list[int]:
+    def counting(self: sigproc.Checks) -> list[int]:
         got = next_bad(self)
         streamed.append(len(got))
         return got
 
-    monkeypatch.setattr(sigproc.Stream, "next_bad", counting)
+    monkeypatch.setattr(sigproc.Checks, "next_bad", counting)
     lines = {}
     for setting in ("1", "0"):
         monkeypatch.setenv("SUYUAN_SIGPROC", setting)

@@ -111,7 +111,7 @@ class _Auditor:
         # Signature checks in flight, oldest first: each a thread's future, or None when
         # it went to the helper process (its answer is the stream's next).
         self.inflight: deque[tuple[Future[list[int]] | None, list[tuple[int, str, str]]]] = deque()
-        self.stream: sigproc.Stream | None = None
+        self.stream: sigproc.Checks | None = None
         self.conn: Connection | None = None
         self.committing: list[tuple[int, str]] = []  # (seq, commitment) not yet checked
         self.derived: dict[int, _Derived | None] = {}
@@ -138,7 +138,7 @@ class _Auditor:
         # Without the re-derivation's process beside it, the checks go to the signature
         # helper: the verify threads would wait for this thread's GIL after every check.
         self.stream = (
-            sigproc.Stream.open(wait=head.size >= STREAM_WAIT_MIN)
+            sigproc.Checks.open(wait=head.size >= STREAM_WAIT_MIN)
             if apart is None and head is not None and head.size >= sigproc.MIN_JOBS
             else None
         )

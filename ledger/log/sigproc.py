@@ -38,7 +38,7 @@ try:
 except ImportError:  # not POSIX: the pipe keeps its default size
     fcntl = None  # type: ignore[assignment]
 
-from ledger.core.signatures import Job, verify_chunk, verify_many
+from ledger.core.signatures import Job, verify_chunk
 from ledger.log import helperproc
 
 MIN_JOBS = 256  # signatures in a batch from which the helper is worth its pipe
@@ -209,18 +209,20 @@ def _answer(helper: _Helper, n: int) -> list[int]:
     return positions
 
 
-class Stream:
-    """The signature checks of a long read (the audit): requests sent as they fill,
-    answers read oldest first. A request's jobs are kept only until its answer is read;
-    if the helper fails, those not answered are checked here."""
+class Checks:
+    """Signature checks sent to the helper request by request (a batch's chunks as it is
+    prepared, the audit's as it reads), their answers read oldest first. A request's jobs
+    are kept only until its answer is read; if the helper fails, those not answered are
+    checked in this thread. ``open`` answers None when the helper is not there to take
+    them; one user at a time has it, until ``bad`` or ``close``."""
 
     def __init__(self, helper: _Helper) -> None:
         self.helper: _Helper | None = helper
         self.waiting: deque[tuple[list[Job], bool]] = deque()  # (jobs, sent to the helper)
 
     @classmethod
-    def open(cls, *, wait: bool = False) -> Stream | None:
-        """The helper's stream, or None; ``wait``: start the helper and wait (a few
+    def open(cls, *, wait: bool = False) -> Checks | None:
+        """The helper's checks, or None; ``wait``: start the helper and wait (a few
         seconds at most) until it is up, for a read long enough to repay that."""
         if wait:
             wait_ready(10.0)
@@ -231,6 +233,7 @@ class Stream:
         return len(self.waiting)
 
     def send(self, jobs: Sequence[Job]) -> None:
+        """Queue these checks (the helper starts on them at once)."""
         kept = list(jobs)
         sent = False
         if self.helper is not None and kept:
@@ -250,7 +253,8 @@ class Stream:
             self.helper = None
 
     def next_bad(self) -> list[int]:
-        """The job numbers of the oldest request that do not verify."""
+        """The job numbers (as the caller gave them) of the oldest request that do not
+        verify."""
         jobs, sent = self.waiting.popleft()
         if sent and self.helper is not None:
             try:
@@ -259,8 +263,18 @@ class Stream:
                 self._fail()
         return verify_chunk(jobs)
 
+    def bad(self) -> list[int]:
+        """The job numbers of every request not yet answered that do not verify; the
+        helper is then free for its next user."""
+        out: list[int] = []
+        while self.waiting:
+            out += self.next_bad()
+        self.close()
+        return out
+
     def close(self) -> None:
-        """Read what is still unanswered (so the helper is free for the next user)."""
+        """Read what is still unanswered (the answers are not wanted, but the next user
+        must get its own) and give the helper back."""
         while self.waiting and self.helper is not None:
             self.next_bad()
         self.waiting.clear()
@@ -268,70 +282,7 @@ class Stream:
             _give_back(self.helper)
             self.helper = None
 
-
-class Checks:
-    """One batch's signature checks, sent to the helper chunk by chunk as the batch is
-    prepared (``send``); ``bad()`` waits for the answers. ``open`` answers None when the
-    helper is not there to take them."""
-
-    def __init__(self, helper: _Helper) -> None:
-        self.helper: _Helper | None = helper
-        self.jobs: list[Job] = []
-        self.sent: list[int] = []  # per request, how many jobs it holds
-        self.answer: list[int] | None = None
-
-    @classmethod
-    def open(cls) -> Checks | None:
-        if not enabled():
-            return None
-        helper = _take()
-        return None if helper is None else cls(helper)
-
-    def send(self, jobs: Sequence[Job]) -> None:
-        """Queue these checks (the helper starts on them at once)."""
-        self.jobs += jobs
-        if self.helper is None or not jobs:
-            return  # the helper failed: they are checked here, in ``bad``
-        try:
-            request = encode(jobs)
-            stdin = self.helper.proc.stdin
-            assert stdin is not None
-            stdin.write(request)
-            stdin.flush()
-            self.sent.append(len(jobs))
-        except (OSError, ValueError):
-            _give_back(self.helper, dead=True)
-            self.helper = None
-
-    def _answers(self, helper: _Helper) -> list[int]:
-        out: list[int] = []
-        first = 0
-        for n in self.sent:
-            out += [self.jobs[first + p][0] for p in _answer(helper, n)]
-            first += n
-        return out
-
-    def bad(self) -> list[int]:
-        """The job numbers (as the caller gave them) whose signature does not verify."""
-        if self.answer is not None:
-            return self.answer
-        helper, self.helper = self.helper, None
-        answer: list[int] | None = None
-        if helper is not None:
-            try:
-                answer = self._answers(helper)
-                _give_back(helper)
-            except (EOFError, OSError, ValueError, struct.error):
-                _give_back(helper, dead=True)
-        if answer is None:  # the helper could not answer: check them here
-            answer = verify_many(self.jobs)
-        self.answer = answer
-        return answer
-
-    def cancel(self) -> None:
-        """The answers are not wanted, but they are read, so the next batch gets its own."""
-        if self.answer is None and self.helper is not None:
-            self.bad()
+    cancel = close
 
 
-__all__ = ["MIN_JOBS", "Checks", "Stream", "decode", "enabled", "encode", "helper_pid", "serve", "wait_ready"]
+__all__ = ["MIN_JOBS", "Checks", "decode", "enabled", "encode", "helper_pid", "serve", "wait_ready"]
