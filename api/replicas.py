@@ -31,6 +31,7 @@ log = logging.getLogger("suyuan")
 class ReadSnapshot:
     def __init__(self, app: ASGIApp, *, store: Store) -> None:
         self.app, self.store = app, store
+        self.local = store.dialect == "sqlite"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,7 +49,9 @@ class ReadSnapshot:
             try:
                 await self.app(scope, receive, send_naming_checkpoint)
             finally:
-                if pin.opened:
+                if pin.opened and self.local:
+                    pin.close()  # SQLite: ending a read transaction is a call, not a wait
+                elif pin.opened:
                     # Ending the transaction is a round trip: off the event loop.
                     await anyio.to_thread.run_sync(pin.close)
 

@@ -206,7 +206,7 @@ def _resolve(
         if link_type in (None, "gs1:pip"):
             # The page reads the journey once, for its facts, the scan and the signal.
             facts = page_facts.page_facts(
-                ledger, code, witnessing=witnessing, cache=cache, scan=scan, scans_to=scans_to
+                ledger, code, witnessing=witnessing, cache=cache, scan=scan, scans_to=scans_to, link=link
             )
             if facts is None:
                 return _not_found(request, code)

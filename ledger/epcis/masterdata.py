@@ -530,4 +530,9 @@ def product_class(code: str | None) -> str | None:
         link = parse_code(code)
     except IdentifierError:
         return None
+    return class_of(link)
+
+
+def class_of(link: DigitalLink) -> str | None:
+    """``product_class`` of a code already parsed."""
     return f"{CANONICAL_BASE}/01/{link.gtin}" if link.kind in ("class", "lot", "item") else None

@@ -117,20 +117,27 @@ class _Code(NamedTuple):
 @functools.lru_cache(maxsize=1 << 10)
 def _code(key: str) -> _Code:
     # A function of the text, kept: a request reads the same code's parts several times.
-    return _Code(parse_digital_link(key), masterdata.product_class(key))
+    return _of_link(parse_digital_link(key))
 
 
-def _key(code: str) -> str:
-    """``normalise_code(code)``, without parsing again a code that is its own key (the
-    resolver's canonical Digital Link of an item without its lot): ``_code`` keeps it
-    parsed for the page."""
-    try:
-        link = _code(code).link
-    except LedgerError:
-        return normalise_code(code)
+def _of_link(link: DigitalLink) -> _Code:
+    return _Code(link, masterdata.class_of(link))
+
+
+def _keyed(code: str, link: DigitalLink | None = None) -> tuple[str, _Code]:
+    """``normalise_code(code)`` and the parts of that key, parsing ``code`` once, and not
+    at all when ``link`` is its parse (the resolver has it): a code that is its own key
+    (the canonical Digital Link of an item without its lot) is not parsed again."""
+    if link is None or link.canonical != code:
+        try:
+            link = parse_digital_link(code)
+        except LedgerError:
+            key = normalise_code(code)
+            return key, _code(key)
     if link.canonical == code and not (link.kind == "item" and link.lot is not None):
-        return code
-    return normalise_code(code)
+        return code, _of_link(link)
+    key = normalise_code(code)
+    return key, _code(key)
 
 
 def _doc_number(uri: str) -> str:
@@ -185,9 +192,10 @@ def page_facts(
     cache: VerificationCache | None = None,
     scan: scans.Scan | None = None,
     scans_to: scans.ScanWriter | None = None,
+    link: DigitalLink | None = None,
 ) -> dict[str, Any] | None:
     """Everything the consumer page shows about ``code``; None if the ledger holds
-    nothing about it.
+    nothing about it. ``link``: ``code`` parsed already, if the caller has it.
 
     The journey, its entries, the names of its parties and the latest cosigned
     checkpoint are read in one transaction, and every entry is verified from the bytes
@@ -198,9 +206,9 @@ def page_facts(
     ``scans_to`` the scan is queued there instead, and the signal shown counts the scans
     stored (read in this request's transaction), those still queued and this one.
     """
-    key = _key(code)
+    key, parts = _keyed(code, link)
     queued = scan is not None and scans_to is not None
-    got = _assemble(ledger, key, witnessing=witnessing, cache=cache, visits=queued)
+    got = _assemble(ledger, key, parts, witnessing=witnessing, cache=cache, visits=queued)
     if got is None:
         return None
     facts, steps, visits = got
@@ -229,6 +237,7 @@ def page_facts(
 def _assemble(
     ledger: Ledger,
     key: str,
+    parts: _Code,
     *,
     witnessing: Witnessing | None,
     cache: VerificationCache | None,
@@ -236,7 +245,7 @@ def _assemble(
 ) -> tuple[dict[str, Any], list[Step], list[Visit] | None] | None:
     store = ledger.store
     cache = cache if cache is not None else VerificationCache(64)
-    link, product = _code(key)
+    link, product = parts
     with store.reading() as conn:
         steps, rows = _page_steps(conn, key, link.kind)
         if not steps:

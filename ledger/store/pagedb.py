@@ -173,8 +173,9 @@ SELECT 5, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT)
 
 # What the page reads after its journey, in one statement: the entries' bytes, the
 # registry entries of the parties it names, and the latest checkpoint with its
-# cosignatures (in witness order, as ``Store.cosignature_lines``). Rows are told apart by
-# the first column; the rest hold (seq or size, bytes, text, witness). The entries come
+# cosignatures (put in witness order here, as ``Store.cosignature_lines``; the statement
+# leaves rows unsorted). Rows are told apart by the first column; the rest hold (seq or
+# size, bytes, text, witness). The entries come
 # first: their columns give PostgreSQL the types of the union's.
 _PAGE = """
 SELECT 3, e.seq, e.entry, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM entries e
@@ -185,7 +186,7 @@ UNION ALL
 UNION ALL
 SELECT 1, NULL, NULL, s.line, s.witness FROM cosignatures s
   WHERE s.size = (SELECT MAX(size) FROM checkpoints)
-{nodes}{visits}ORDER BY 1, 5"""
+{nodes}{visits}"""
 
 # Stored tree nodes an inclusion check will need (the caller knows which, from the size of
 # the checkpoint its snapshot holds); a node is believed only where its path reaches the
@@ -245,7 +246,7 @@ def page_reads(
     delegations: dict[int, bytes] = {}
     size: int | None = None
     note = ""
-    lines: list[str] = []
+    lines: list[tuple[str, str]] = []
     with cursor(conn) as cur:
         for kind, n, blob, text, who in execute(
             cur,
@@ -264,7 +265,7 @@ def page_reads(
                 size = as_int(n, "checkpoints.size")
                 note = as_text(text, "checkpoints.note", checkpoint=size)
             elif kind == 1:
-                lines.append(str(text))
+                lines.append((str(who), str(text)))
             elif kind == 2:
                 nid = node_id(as_int(n, "merkle_nodes.node"))
                 got_nodes[nid] = as_blob(blob, "merkle_nodes.hash")
@@ -284,7 +285,15 @@ def page_reads(
                 entries[seq] = as_blob(e, "entries.entry", seq=seq)
     if len(pids) < len(set(party_ids)):
         entries.update(evidence_entries(conn, sorted(set(party_ids))[len(pids) :]))
-    return PageReads(entries, size, note + "".join(lines), described, delegations, got_nodes, visits)
+    return PageReads(
+        entries,
+        size,
+        note + "".join(line for _, line in sorted(lines)),
+        described,
+        delegations,
+        got_nodes,
+        visits,
+    )
 
 
 def _master_data_sql(*, prefixes: bool) -> str:
