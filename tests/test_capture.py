@@ -254,3 +254,64 @@ def test_migration_0009_fills_the_capture_index_from_the_entries(world: World) -
     again = import_epcis(world.ledger, load(SBDH), signer=party, key=key)
     assert all(r.duplicate_of is not None for r in again.events)
     assert world.ledger.size() == size + 1
+
+
+def test_migration_0015_rebuilds_the_capture_index_by_key_id(world: World) -> None:
+    """A ledger made before revision 0015 has the capture index by the keys' text: going
+    back to 0014 gives that shape again, and upgrading rebuilds the index by key_id with
+    the same keys, so the same events are still found."""
+    from ledger.store import migrate
+
+    party, key = world.register(["logistics"])
+    done = import_epcis(world.ledger, load(GS1), signer=party, key=key)
+    with world.store.reading() as conn:
+        before = dump_projections(conn)["event_keys"]
+    migrate.downgrade(world.store.engine, "0014")
+    inspect = sa.inspect(world.store.engine)
+    assert "key_id" not in {c["name"] for c in inspect.get_columns("event_keys")}
+    assert {i["name"] for i in inspect.get_indexes("event_keys")} == {"event_keys_key", "event_keys_hash"}
+    with world.store.engine.connect() as conn:
+        old = conn.execute(sa.text("SELECT seq, event_key FROM event_keys ORDER BY seq")).all()
+    assert [tuple(r) for r in old] == [(r[0], r[1]) for r in before]
+    world.store.migrate()
+    inspect = sa.inspect(world.store.engine)
+    assert {i["name"] for i in inspect.get_indexes("event_keys")} == {"event_keys_key_id"}
+    with world.store.reading() as conn:
+        assert dump_projections(conn)["event_keys"] == before
+    size = world.ledger.size()
+    again = import_epcis(world.ledger, load(GS1), signer=party, key=key)
+    assert [r.duplicate_of for r in again.events] == [r.seq for r in done.events]
+    assert world.ledger.size() == size  # the document was recorded already too
+
+
+def test_a_key_id_shared_by_another_key_finds_nothing(world: World) -> None:
+    """The index is looked up by a 64-bit id of each key; a row whose key_id is this key's
+    but whose key is another (a collision, or a row written into the database) is not
+    taken for it: the event is appended, and an EPCIS query by eventID does not name it."""
+    from ledger.store import capturedb
+    from ledger.store.epcisdb import EventSelection, select_events
+
+    def by_event_id(conn: sa.Connection, event_id: str) -> list[int]:
+        sel = EventSelection(event_keys=(event_id,))
+        return [r.seq for r in select_events(conn, sel, after=None, limit=10)]
+
+    party, key = world.register(["producer"])
+    first = world.ledger.append(
+        sign_one(kind="event", signer=party, key=key, body=body(1, eventID="urn:uuid:a"))
+    )
+    wanted = "urn:uuid:b"
+    with world.store.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE event_keys SET key_id = :k WHERE seq = :s"),
+            {"k": capturedb.key_id(wanted), "s": first.seq},
+        )
+    with world.store.reading() as conn:
+        assert capturedb.captured(conn, [wanted]) == {}
+        assert by_event_id(conn, wanted) == []
+        assert by_event_id(conn, "urn:uuid:a") == []  # its key_id is no longer its own
+    second = world.ledger.append(sign_one(kind="event", signer=party, key=key, body=body(1, eventID=wanted)))
+    assert second.duplicate_of is None and second.seq == first.seq + 1
+    with world.store.reading() as conn:
+        found = capturedb.captured(conn, [wanted])
+        assert by_event_id(conn, wanted) == [second.seq]
+    assert [c.seq for c in found[wanted]] == [second.seq]

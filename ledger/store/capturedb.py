@@ -3,6 +3,7 @@ ledger, and the rows a batch adds. One statement each per batch, whatever its si
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
@@ -18,23 +19,35 @@ class Row(NamedTuple):
 
     seq: int
     event_key: str
+    key_id: int
     signer: str
     event_hash: str
     declared: int
 
 
+def key_id(key: str) -> int:
+    """What the capture index is looked up by: the first 8 bytes of the key's SHA-256, as a
+    signed 64-bit integer. Two keys may share one; a lookup compares the keys as well."""
+    return int.from_bytes(
+        hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:8], "big", signed=True
+    )
+
+
 def captured(conn: Connection, keys: Collection[str]) -> dict[str, list[Captured]]:
     """The events on the ledger whose capture key is one of ``keys``, by key."""
+    wanted = set(keys)
     rows = rows_in(
         conn,
         "SELECT k.seq, k.event_key, k.signer, k.event_hash, k.declared, "
         "e.statement_hash FROM event_keys k JOIN entries e ON e.seq = k.seq "
-        "WHERE k.event_key IN",
-        "k.event_key",
-        sorted(keys),
+        "WHERE k.key_id IN",
+        "k.key_id",
+        sorted({key_id(k) for k in wanted}),
     )
     out: dict[str, list[Captured]] = {}
     for seq, key, signer, digest, declared, st_hash in rows:
+        if key not in wanted:
+            continue  # another key with the same key_id
         out.setdefault(key, []).append(
             Captured(
                 seq=seq,
@@ -47,14 +60,21 @@ def captured(conn: Connection, keys: Collection[str]) -> dict[str, list[Captured
 
 
 def row(seq: int, *, signer: str, key: CaptureKey) -> Row:
-    return Row(seq=seq, event_key=key.key, signer=signer, event_hash=key.hash, declared=int(key.declared))
+    return Row(
+        seq=seq,
+        event_key=key.key,
+        key_id=key_id(key.key),
+        signer=signer,
+        event_hash=key.hash,
+        declared=int(key.declared),
+    )
 
 
 def write(conn: Connection, rows: Sequence[Row]) -> None:
     run_many(
         conn,
-        "INSERT INTO event_keys (seq, event_key, signer, event_hash, declared) "
-        "VALUES (:seq, :event_key, :signer, :event_hash, :declared)",
+        "INSERT INTO event_keys (seq, event_key, key_id, signer, event_hash, declared) "
+        "VALUES (:seq, :event_key, :key_id, :signer, :event_hash, :declared)",
         rows,
     )
 

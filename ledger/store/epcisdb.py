@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, literal, or_, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from ledger.store import capturedb
 from ledger.store.driver import as_blob, as_int
 from ledger.store.schema import (
     biz_transactions,
@@ -111,7 +112,9 @@ def _conditions(sel: EventSelection) -> list[ColumnElement[bool]]:
     bt = biz_transactions.c
     out += [e.seq.in_(select(bt.seq).where(bt.type == t, bt.id.in_(ids))) for t, ids in sel.biz_transactions]
     if sel.event_keys:
-        out.append(e.seq.in_(select(event_keys.c.seq).where(event_keys.c.event_key.in_(sel.event_keys))))
+        k = event_keys.c
+        ids = sorted({capturedb.key_id(key) for key in sel.event_keys})
+        out.append(e.seq.in_(select(k.seq).where(k.key_id.in_(ids), k.event_key.in_(sel.event_keys))))
     return out
 
 
