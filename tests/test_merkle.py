@@ -259,6 +259,25 @@ def test_path_builder_agrees_with_range_proofs() -> None:
             assert paths.proof(index) == merkle.inclusion_proof(index, size, store.fetch)
 
 
+def test_path_builder_proofs_share_paths_and_agree_with_one_proof_each() -> None:
+    """``proofs`` (the receipts of a batch: neighbouring leaves) gives each leaf the path
+    ``proof`` gives it, for every range of leaves of trees of every size up to 70; a node
+    missing from the store, or an index outside the tree, is refused as by ``proof``."""
+    for size in range(1, 70):
+        store = _tree(size)
+        paths = merkle.PathBuilder(size, store.nodes)
+        for start in range(0, size, 7):
+            for end in (start + 1, size):
+                got = paths.proofs(range(start, end))
+                assert got == {i: tuple(paths.proof(i)) for i in range(start, end)}
+    with pytest.raises(ProofError):
+        merkle.PathBuilder(10, _tree(10).nodes).proofs([10])
+    store = _tree(37)
+    del store.nodes[(1, 3)]
+    with pytest.raises(ProofError, match=r"subtree \(1, 3\)"):
+        merkle.PathBuilder(37, store.nodes).proofs(range(4, 6))
+
+
 def test_batched_proofs_agree_and_fetch_only_what_they_use() -> None:
     asked: list[set[tuple[int, int]]] = []
     for size in range(1, 70):

@@ -172,6 +172,44 @@ class PathBuilder:
             level += 1
         return out
 
+    def proofs(self, indices: Iterable[int]) -> dict[int, tuple[bytes, ...]]:
+        """``proof`` of each index, the part of a path above a node worked out once for
+        every leaf under it: a batch's receipts prove neighbouring leaves, whose paths
+        differ only near the bottom."""
+        size, nodes = self.size, self.nodes
+        last = size - 1
+        above: dict[NodeId, tuple[bytes, ...]] = {}
+
+        def up(level: int, k: int) -> tuple[bytes, ...]:
+            # The path from the node k at this level up to the root.
+            got = above.get((level, k))
+            if got is not None:
+                return got
+            if not last >> level:
+                path: tuple[bytes, ...] = ()
+            else:
+                sib = k ^ 1
+                complete = size >> level
+                rest = up(level + 1, k >> 1)
+                if sib < complete:
+                    try:
+                        path = (nodes[(level, sib)], *rest)
+                    except KeyError:
+                        raise ProofError(f"the store has no hash for subtree {(level, sib)}") from None
+                elif sib == complete and size & ((1 << level) - 1):
+                    path = (self._edge(level), *rest)
+                else:
+                    path = rest  # no sibling: the node is carried up as it is
+            above[(level, k)] = path
+            return path
+
+        out: dict[int, tuple[bytes, ...]] = {}
+        for index in indices:
+            if not 0 <= index < size:
+                raise ProofError(f"leaf {index} is not in a tree of size {size}")
+            out[index] = up(0, index)
+        return out
+
 
 def inclusion_proof(index: int, size: int, fetch: NodeFetcher) -> list[bytes]:
     if not 0 <= index < size:

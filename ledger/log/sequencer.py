@@ -704,18 +704,12 @@ class Ledger:
         earlier: Mapping[int, Receipt],
     ) -> list[Receipt]:
         size = old_size + len({s for s in slots if s >= old_size})
-        paths = merkle.PathBuilder(size, known)
+        paths = merkle.PathBuilder(size, known).proofs(s for s in slots if s >= old_size)
         out: list[Receipt] = []
         for p, s in zip(prepared, slots, strict=True):
             if s >= old_size:
                 out.append(
-                    Receipt(
-                        s,
-                        known[(0, s)],
-                        p.statement_hash,
-                        note,
-                        InclusionProof(s, size, tuple(paths.proof(s))),
-                    )
+                    Receipt(s, known[(0, s)], p.statement_hash, note, InclusionProof(s, size, paths[s]))
                 )
             else:
                 out.append(earlier[s])
