@@ -13,6 +13,7 @@ one placeholder per value when it runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -197,8 +198,33 @@ def run_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     fields = getattr(rows[0], "_fields", None)
     if fields is not None and tuple(fields) != b.names:
         raise ValueError(f"rows of {fields} do not match the parameters {b.names} of {sql}")
+    copy = _copy_of(sql) if is_pg(conn) else None
     with cursor(conn) as cur:
-        cur.executemany(b.sql, rows)
+        if copy is not None:
+            # PostgreSQL: a plain INSERT of many rows as one COPY, whose rows psycopg
+            # converts in C; its pipelined executemany costs about a microsecond of Python
+            # a row, and an append writes some fifteen rows a statement.
+            with cur.copy(copy) as cp:
+                for row in rows:
+                    cp.write_row(row)
+        else:
+            cur.executemany(b.sql, rows)
+
+
+# A plain INSERT whose parameters are its columns, in their order: nothing but the rows.
+_PLAIN_INSERT = re.compile(r"\s*INSERT INTO (\w+) \(([\w ,]+)\)\s+VALUES \(([\w :,]+)\)\s*")
+
+
+def _copy_of(sql: str) -> str | None:
+    """The COPY that does what ``sql`` does for many rows, if it is a plain INSERT (no
+    ON CONFLICT, no expressions); None otherwise."""
+    m = _PLAIN_INSERT.fullmatch(sql)
+    if m is None:
+        return None
+    columns = [c.strip() for c in m.group(2).split(",")]
+    if [v.strip() for v in m.group(3).split(",")] != [":" + c for c in columns]:
+        return None
+    return f"COPY {m.group(1)} ({', '.join(columns)}) FROM STDIN"
 
 
 def rows_in(conn: Connection, sql: str, column: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
