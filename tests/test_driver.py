@@ -157,3 +157,57 @@ def test_the_jsonb_question_mark_operator_runs_on_postgresql(pg_database: str) -
         assert [tuple(r) for r in rows] == [(True, False, True, "?")]
     finally:
         store.dispose()
+
+
+def test_plain_inserts_of_many_rows_are_copies_on_postgresql_and_say_the_same() -> None:
+    """``run_many`` sends a plain INSERT as a COPY on PostgreSQL; anything else (an upsert,
+    parameters in another order than the columns, expressions) stays an INSERT."""
+    from ledger.store.driver import _copy_of
+
+    assert _copy_of(_INSERT_MARK) == "COPY code_marks (code, mark, seq, utc) FROM STDIN"
+    assert _copy_of(_INSERT_MARK + " ON CONFLICT DO NOTHING") is None
+    assert _copy_of("INSERT INTO code_marks (code, mark) VALUES (:mark, :code)") is None
+    assert _copy_of("INSERT INTO code_marks (code, mark) VALUES (:code, lower(:mark))") is None
+    assert _copy_of("INSERT INTO code_marks (code, mark) SELECT code, mark FROM x") is None
+
+
+def test_rows_written_by_run_many_read_back_as_written(store: Store) -> None:
+    """Values COPY's text format gives meaning to (tab, newline, backslash, its NULL marker
+    \\N written as text), NULLs, non-ASCII text and negative 64-bit integers come back as
+    they were sent, on both databases."""
+    awkward = ["a\tb", "line\nbreak", "back\\slash", "\\N", "溯源 ✓", "", "x" * 5000]
+    docs = [
+        (
+            "order",
+            f"id-{i}",
+            i,
+            "uscc:x",
+            text,
+            None if i % 2 else text[:80],
+            i if i % 3 else None,
+            None,
+            text,
+        )
+        for i, text in enumerate(awkward)
+    ]
+    keys = [(i, text or "k", -(2**63) + i, "uscc:x", text[:96], i % 2) for i, text in enumerate(awkward)]
+    with store.writing() as conn:
+        run_many(
+            conn,
+            "INSERT INTO trade_documents (type, id, seq, signer, order_id, buyer, year, value, doc) "
+            "VALUES (:type, :id, :seq, :signer, :order_id, :buyer, :year, :value, :doc)",
+            docs,
+        )
+        run_many(
+            conn,
+            "INSERT INTO event_keys (seq, event_key, key_id, signer, event_hash, declared) "
+            "VALUES (:seq, :event_key, :key_id, :signer, :event_hash, :declared)",
+            keys,
+        )
+    with store.reading() as conn:
+        got_docs = run(
+            conn, "SELECT type, id, seq, signer, order_id, buyer, year, value, doc FROM trade_documents"
+        )
+        got_keys = run(conn, "SELECT seq, event_key, key_id, signer, event_hash, declared FROM event_keys")
+    assert sorted(tuple(r) for r in got_docs) == sorted(docs)
+    assert sorted(tuple(r) for r in got_keys) == sorted(keys)
