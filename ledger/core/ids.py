@@ -312,6 +312,8 @@ def _epc_escape(value: str) -> str:
 
 
 def _unescape(raw: str, *, what: str) -> str:
+    if "%" not in raw:
+        return raw  # most values: nothing to decode
     out: list[str] = []
     i = 0
     while i < len(raw):
