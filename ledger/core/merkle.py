@@ -135,10 +135,8 @@ class PathBuilder:
 
     @staticmethod
     def needed(index: int, size: int) -> set[NodeId]:
-        """The stored nodes ``proof(index)`` reads in a tree of ``size``.
-
-        The same walk as ``proof``, written out twice on purpose: ``proof`` runs for every
-        receipt of every append, and a shared generator costs it a third more."""
+        """The stored nodes ``proof(index)`` reads in a tree of ``size``: the same walk as
+        ``proofs``, which keeps the paths it has built instead of naming nodes."""
         out: set[NodeId] = set()
         last = size - 1
         level = 0
@@ -153,24 +151,7 @@ class PathBuilder:
         return out
 
     def proof(self, index: int) -> list[bytes]:
-        size, nodes = self.size, self.nodes
-        if not 0 <= index < size:
-            raise ProofError(f"leaf {index} is not in a tree of size {size}")
-        out: list[bytes] = []
-        last = size - 1
-        level = 0
-        while last >> level:
-            sib = (index >> level) ^ 1
-            complete = size >> level
-            if sib < complete:
-                try:
-                    out.append(nodes[(level, sib)])
-                except KeyError:
-                    raise ProofError(f"the store has no hash for subtree {(level, sib)}") from None
-            elif sib == complete and size & ((1 << level) - 1):
-                out.append(self._edge(level))
-            level += 1
-        return out
+        return list(self.proofs((index,))[index])
 
     def proofs(self, indices: Iterable[int]) -> dict[int, tuple[bytes, ...]]:
         """``proof`` of each index, the part of a path above a node worked out once for
@@ -188,18 +169,19 @@ class PathBuilder:
             if not last >> level:
                 path: tuple[bytes, ...] = ()
             else:
+                # The sibling first: a path names the lowest node the store lacks.
                 sib = k ^ 1
                 complete = size >> level
-                rest = up(level + 1, k >> 1)
+                here: tuple[bytes, ...] = ()
                 if sib < complete:
                     try:
-                        path = (nodes[(level, sib)], *rest)
+                        here = (nodes[(level, sib)],)
                     except KeyError:
                         raise ProofError(f"the store has no hash for subtree {(level, sib)}") from None
                 elif sib == complete and size & ((1 << level) - 1):
-                    path = (self._edge(level), *rest)
-                else:
-                    path = rest  # no sibling: the node is carried up as it is
+                    here = (self._edge(level),)
+                # else no sibling: the node is carried up as it is
+                path = here + up(level + 1, k >> 1)
             above[(level, k)] = path
             return path
 
@@ -230,8 +212,7 @@ def inclusion_proofs(indices: Collection[int], size: int, fetch: NodeFetcher) ->
     wanted: set[NodeId] = set()
     for index in indices:
         wanted |= PathBuilder.needed(index, size)
-    paths = PathBuilder(size, fetch(wanted))
-    return {i: paths.proof(i) for i in indices}
+    return {i: list(p) for i, p in PathBuilder(size, fetch(wanted)).proofs(indices).items()}
 
 
 def consistency_proof(first: int, second: int, fetch: NodeFetcher) -> list[bytes]:

@@ -731,3 +731,8 @@ def document_key(body: Mapping[str, Any]) -> CaptureKey:
     """A document record is captured once per signer: its key is the hash of its body."""
     digest = "doc:sha-256;" + hashlib.sha256(canonical_bytes(dict(body))).hexdigest()
     return CaptureKey(digest, digest, False)
+
+
+def statement_capture_key(kind: str, body: Mapping[str, Any]) -> CaptureKey:
+    """The capture key of an event or document statement (``kind``) from its body."""
+    return capture_key(body) if kind == "event" else document_key(body)

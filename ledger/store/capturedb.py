@@ -4,7 +4,7 @@ ledger, and the rows a batch adds. One statement each per batch, whatever its si
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -77,6 +77,28 @@ def write(conn: Connection, rows: Sequence[Row]) -> None:
         "VALUES (:seq, :event_key, :key_id, :signer, :event_hash, :declared)",
         rows,
     )
+
+
+def fill(
+    conn: Connection,
+    key_of: Callable[[str, Mapping[str, Any]], CaptureKey],
+    *,
+    put: Callable[[Connection, Sequence[Row]], None] = write,
+) -> None:
+    """Write the capture index of every event and document entry on the ledger, each key
+    worked out by ``key_of(kind, body)`` (the migrations that build it pass the event
+    hash's rules, which the store does not import); ``put`` writes a chunk of rows."""
+    rows: list[Row] = []
+    result = conn.exec_driver_sql(
+        "SELECT seq, signer, entry FROM entries WHERE kind IN ('event', 'document') ORDER BY seq"
+    )
+    for seq, signer, raw in result:
+        st = orjson.loads(bytes(raw))["envelope"]["statement"]
+        rows.append(row(seq, signer=signer, key=key_of(st["kind"], st["body"])))
+        if len(rows) >= 5000:
+            put(conn, rows)
+            rows = []
+    put(conn, rows)
 
 
 def hashes_of(conn: Connection, seqs: Collection[int]) -> dict[int, str]:

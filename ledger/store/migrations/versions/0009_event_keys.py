@@ -6,10 +6,9 @@ Revision ID: 0009
 Revises: 0008
 """
 
-import orjson
 from alembic import op
 
-from ledger.epcis.event_hash import capture_key, document_key
+from ledger.epcis.event_hash import statement_capture_key
 from ledger.store import capturedb, schema
 
 revision = "0009"
@@ -21,18 +20,7 @@ depends_on = None
 def upgrade() -> None:
     bind = op.get_bind()
     schema.metadata.create_all(bind, tables=[schema.metadata.tables[t] for t in schema.CAPTURE_TABLES])
-    rows = []
-    result = bind.exec_driver_sql(
-        "SELECT seq, signer, entry FROM entries WHERE kind IN ('event', 'document') ORDER BY seq"
-    )
-    for seq, signer, raw in result:
-        st = orjson.loads(bytes(raw))["envelope"]["statement"]
-        key = capture_key(st["body"]) if st["kind"] == "event" else document_key(st["body"])
-        rows.append(capturedb.row(seq, signer=signer, key=key))
-        if len(rows) >= 5000:
-            capturedb.write(bind, rows)
-            rows = []
-    capturedb.write(bind, rows)
+    capturedb.fill(bind, statement_capture_key)
 
 
 def downgrade() -> None:

@@ -11,32 +11,18 @@ Revision ID: 0015
 Revises: 0014
 """
 
-import orjson
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.epcis.event_hash import capture_key, document_key
+from ledger.epcis.event_hash import statement_capture_key
 from ledger.store import capturedb, schema
 
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
-
-
-def _fill(bind: sa.engine.Connection, write: object) -> None:
-    rows = []
-    result = bind.exec_driver_sql(
-        "SELECT seq, signer, entry FROM entries WHERE kind IN ('event', 'document') ORDER BY seq"
-    )
-    for seq, signer, raw in result:
-        st = orjson.loads(bytes(raw))["envelope"]["statement"]
-        key = capture_key(st["body"]) if st["kind"] == "event" else document_key(st["body"])
-        rows.append(capturedb.row(seq, signer=signer, key=key))
-        if len(rows) >= 5000:
-            write(bind, rows)  # type: ignore[operator]
-            rows = []
-    write(bind, rows)  # type: ignore[operator]
 
 
 def upgrade() -> None:
@@ -46,7 +32,7 @@ def upgrade() -> None:
         return
     op.drop_table("event_keys")
     schema.metadata.create_all(bind, tables=[schema.event_keys])
-    _fill(bind, capturedb.write)
+    capturedb.fill(bind, statement_capture_key)
 
 
 # The table as revisions 0009 to 0014 had it.
@@ -64,7 +50,7 @@ _old_event_keys = sa.Table(
 )
 
 
-def _write_old(bind: sa.engine.Connection, rows: list[capturedb.Row]) -> None:
+def _write_old(bind: sa.engine.Connection, rows: Sequence[capturedb.Row]) -> None:
     if rows:
         bind.execute(
             _old_event_keys.insert(),
@@ -85,4 +71,4 @@ def downgrade() -> None:
     bind = op.get_bind()
     op.drop_table("event_keys")
     _old.create_all(bind, tables=[_old_event_keys])
-    _fill(bind, _write_old)
+    capturedb.fill(bind, statement_capture_key, put=_write_old)
