@@ -29,6 +29,7 @@ from api.graphql.context import run
 from api.graphql.cost import CostLimit
 from api.graphql.guards import NoNulInInputs, SubscriptionsOverWebSocket
 from api.graphql.regulator import RegulatorQuery
+from api.graphql.rules import OnlyApplicableRules
 from api.graphql.types import (
     Checkpoint,
     ConsistencyProof,
@@ -445,6 +446,8 @@ def make_schema(*, dev: bool = False) -> Schema:
         SubscriptionsOverWebSocket,
         NoNulInInputs,
         LedgerErrors,
+        # Last by convention; it filters in on_validate, after every rule was added.
+        OnlyApplicableRules,
     ]
     if not dev:
         extensions.append(DisableIntrospection)
