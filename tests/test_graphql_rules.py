@@ -40,6 +40,13 @@ BREAKING = [
     '{ trace(code: "x") @skip(if: false) @skip(if: true) { code } }',
     '{ trace(code: "x") @defer { code } }',
     '{ trace(code: "x") { journey @stream { seq } } }',
+    # type names, operation types
+    "query Q($c: Nope) { viewer { party } }",
+    "fragment F on Nope { a } { ...F }",
+    "{ ... on Nope { a } }",
+    "subscription { a b }",
+    "subscription S { checkpoints { size } viewer { party } }",
+    "mutation { nope }",
     # introspection (refused outside dev)
     "{ __schema { types { name } } }",
     '{ __type(name: "Query") { name } }',
@@ -137,7 +144,12 @@ def test_a_plain_query_is_validated_without_the_rules_it_cannot_break() -> None:
         ("{ ...F } fragment F on Query { viewer { party } }", rules.SYNTAX[1][1]),
         ("{ ... on Query { viewer { party } } }", rules.SYNTAX[1][1]),
         ('{ trace(code: "x") @include(if: true) { code } }', rules.SYNTAX[2][1]),
-        ("{ __typename }", rules.SYNTAX[3][1]),
+        ("query($c: String!) { trace(code: $c) { code } }", rules.SYNTAX[3][1]),
+        ("{ ... on Query { viewer { party } } }", rules.SYNTAX[3][1]),
+        ("mutation { nope }", rules.SYNTAX[4][1]),
+        ("subscription { a }", rules.SYNTAX[4][1]),
+        ("subscription { a }", rules.SYNTAX[5][1]),
+        ("{ __typename }", rules.SYNTAX[6][1]),
     ],
 )
 def test_where_the_syntax_is_written_its_rules_run(text: str, kept: frozenset[type]) -> None:
@@ -156,7 +168,17 @@ _SCALARS = {"JSON": st.text(max_size=8).map(hypothesis_graphql.nodes.String)}
         hypothesis_graphql.queries(_SDL, custom_scalars=_SCALARS, mode=hypothesis_graphql.Mode.NEGATIVE),
     ),
     extra=st.sampled_from(
-        ["", " $v", " ...F", " @skip(if: true)", " fragment F on Query { viewer { party } }", " __schema"]
+        [
+            "",
+            " $v",
+            " ...F",
+            " @skip(if: true)",
+            " fragment F on Query { viewer { party } }",
+            " fragment F on Nope { a }",
+            " __schema",
+            " subscription { a }",
+            " mutation { a }",
+        ]
     ),
 )
 def test_generated_documents_get_the_same_errors(query: Any, extra: str) -> None:

@@ -7,8 +7,10 @@ nothing to look at, and the three variable rules each walk the operation again f
 variables: about 1 ms for a one-field ``trace`` query, a third of that request.
 
 Many rules can only report on syntax the document's text must spell out: variables are
-written ``$name``, fragments ``...`` or ``fragment``, directives ``@name``, and an
-introspection field is ``__schema`` or ``__type``. When that text is nowhere in the
+written ``$name``, fragments ``...`` or ``fragment``, directives ``@name``, a type's name
+only after ``$name:`` or in a fragment's type condition, an operation other than a query
+after ``mutation`` or ``subscription``, and an introspection field is ``__schema`` or
+``__type``. When that text is nowhere in the
 request, not even inside a string or a comment, the document holds no such node and the
 rule has nothing it could refuse, so it is left out. Where the text appears, for whatever
 reason, every rule runs as before. ``tests/test_graphql_rules.py`` holds the answers
@@ -28,6 +30,8 @@ from graphql.validation import (
     FragmentsOnCompositeTypesRule,
     KnownDirectivesRule,
     KnownFragmentNamesRule,
+    KnownOperationTypesRule,
+    KnownTypeNamesRule,
     MaxIntrospectionDepthRule,
     NoFragmentCyclesRule,
     NoSchemaIntrospectionCustomRule,
@@ -35,6 +39,7 @@ from graphql.validation import (
     NoUnusedFragmentsRule,
     NoUnusedVariablesRule,
     PossibleFragmentSpreadsRule,
+    SingleFieldSubscriptionsRule,
     StreamDirectiveOnListField,
     UniqueDirectivesPerLocationRule,
     UniqueFragmentNamesRule,
@@ -84,6 +89,19 @@ SYNTAX: tuple[tuple[tuple[str, ...], frozenset[type[ASTValidationRule]]], ...] =
                 StreamDirectiveOnListField,
             }
         ),
+    ),
+    (
+        # a type's name: in a variable's definition, or a fragment's type condition
+        ("$", "...", "fragment"),
+        frozenset({KnownTypeNamesRule}),
+    ),
+    (
+        ("mutation", "subscription"),  # an operation of another type than query
+        frozenset({KnownOperationTypesRule}),
+    ),
+    (
+        ("subscription",),
+        frozenset({SingleFieldSubscriptionsRule}),
     ),
     (
         ("__schema", "__type"),  # an introspection field (``__typename`` holds ``__type``)
