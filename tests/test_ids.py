@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.core import ids
@@ -737,3 +737,130 @@ def test_gmn_check_pair_known_answers() -> None:
 def test_element_strings_name_the_same_elements_as_the_link(link: str) -> None:
     parsed = ids.parse_digital_link(link)
     assert ids.element_string(link) == "".join(f"({ai}){v}" for ai, v in parsed.elements)
+
+
+# --- the common shape's fast reading (ids._COMMON_GTIN_LINK) --------------------------------
+
+
+def _outcome(fn: Callable[[], object]) -> object:
+    try:
+        return fn()
+    except IdentifierError as e:
+        return ("refused", e.message)
+
+
+_DL_PREFIXES = [
+    "",
+    "https://id.gs1.org",
+    "http://example.com",
+    "https://shop.example/p",
+    "HTTPS://x.org",
+    "https://",
+]
+# Values the fast match takes (up to 22 characters: two too many) and values it must not.
+_DL_VALUE = st.one_of(
+    st.text(alphabet="Aa0Z9._-", min_size=0, max_size=22),
+    st.text(alphabet="Aa0Z9._-/%~!2é 'x", min_size=0, max_size=22),
+)
+
+
+@st.composite
+def _links(draw: st.DrawFn) -> str:
+    body = draw(st.text(alphabet=string.digits, min_size=12, max_size=14))
+    gtin = draw(
+        st.sampled_from([body, body[:-1] + ids.gs1_check_digit(body[:-1]) if len(body) > 1 else body])
+    )
+    pairs = draw(
+        st.lists(st.tuples(st.sampled_from(["10", "21", "22", "235", "01", "414"]), _DL_VALUE), max_size=3)
+    )
+    path = f"/01/{gtin}" + "".join(f"/{ai}/{v}" for ai, v in pairs)
+    return draw(st.sampled_from(_DL_PREFIXES)) + path + draw(st.sampled_from(["", "/", "?x=1", "#f", "//"]))
+
+
+_SAFE = "Aa0Z9._-"
+
+
+@st.composite
+def _common_links(draw: st.DrawFn) -> str:
+    """The common shape, with its edges: GTINs of 13 and 14 digits, right and wrong check
+    digits, values of 0 to 22 characters, at most one of them outside the match's set."""
+    body = draw(st.text(alphabet=string.digits, min_size=12, max_size=13))
+    check = ids.gs1_check_digit(body)
+    gtin = body + draw(st.sampled_from([check, str((int(check) + 1) % 10)]))
+
+    def value() -> str:
+        n = draw(st.integers(min_value=0, max_value=22))
+        chars = [draw(st.sampled_from(_SAFE)) for _ in range(n)]
+        if chars and draw(st.booleans()):
+            chars[draw(st.integers(0, n - 1))] = draw(st.sampled_from("%/?#~é "))
+        return "".join(chars)
+
+    path = f"/01/{gtin}" + "".join(f"/{ai}/{value()}" for ai in ("10", "21") if draw(st.booleans()))
+    prefix = draw(
+        st.sampled_from(
+            [
+                "",
+                "https://id.gs1.org",
+                "http://a",
+                "https://x.y/p",
+                "https:/",
+                "HTTPS://a",
+                "https://a?b",
+                "https://a#b",
+            ]
+        )
+    )
+    return prefix + path
+
+
+@settings(max_examples=500)
+@given(uri=st.one_of(_common_links(), _links()), loose=st.booleans())
+def test_the_common_shape_reads_as_the_grammar_walk_does(uri: str, loose: bool) -> None:
+    fast = _outcome(lambda: ids._from_digital_link(uri, loose=loose))
+    walk = _outcome(lambda: ids._walk_digital_link(uri, loose=loose))
+    assert fast == walk
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://id.gs1.org/01/09506000134352",
+        "/01/09506000134352/10/L1",
+        "/01/09506000134352/21/7",
+        "https://example.com/01/09506000134352/10/ABC-1.2_x/21/12345678901234567890",
+        "/01/09506000134353/21/7",  # a wrong check digit: refused the same way
+    ],
+)
+def test_the_common_shape_is_read_by_one_match(uri: str) -> None:
+    assert ids._COMMON_GTIN_LINK.fullmatch(uri) is not None
+    assert _outcome(lambda: ids._from_digital_link(uri)) == _outcome(lambda: ids._walk_digital_link(uri))
+
+
+_G = "09506000134352"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"/01/{_G}/21/{'A' * 20}",
+        f"/01/{_G}/21/{'A' * 21}",
+        f"/01/{_G}/10/{'A' * 21}/21/1",
+        f"/01/{_G}/10/1/21/{'-' * 21}",
+        f"/01/{_G}/10//21/1",
+        f"/01/{_G}/21/",
+        f"/01/{_G}/21/a%20b",
+        f"/01/{_G}/21/50%",
+        f"/01/{_G}/21/1/",
+        f"/01/{_G}/21/1?x=1",
+        f"/01/{_G}/21/1/10/2",
+        f"/01/{_G[1:]}/21/1",
+        f"/01/0{_G[1:-1]}3/21/1",
+        f"https://a?b/01/{_G}/21/1",
+        f"https://a#b/01/{_G}/21/1",
+        f"https:///01/{_G}/21/1",
+        f"HTTPS://a/01/{_G}/21/1",
+        f"https://a b/01/{_G}/21/1",
+    ],
+)
+def test_the_common_shape_at_its_edges_reads_as_the_grammar_walk_does(uri: str) -> None:
+    assert _outcome(lambda: ids._from_digital_link(uri)) == _outcome(lambda: ids._walk_digital_link(uri))
