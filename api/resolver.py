@@ -140,6 +140,15 @@ CORS = {
 }
 
 
+def is_item_path(path: str) -> bool:
+    """Whether ``path`` names one serialised item: what its answer reads is bounded by
+    that item's journey (a pallet's, a lot's or a product's may name thousands)."""
+    try:
+        return parse_digital_link(path).kind == "item"
+    except IdentifierError:
+        return False
+
+
 def resolve(
     request: Request,
     ledger: Ledger,

@@ -625,3 +625,61 @@ def test_a_served_page_reads_its_snapshot_in_three_statements(world: World, buil
     assert ahead  # the other lot's entries were new to the cache: their paths came along
     writer.close()
     assert writer.written == len(codes) and writer.dropped == 0
+
+
+def test_an_item_page_is_answered_on_the_event_loop_where_its_reads_are_local(
+    world: World, built: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite with scans batched, an item's page does not go to a worker thread; the
+    answers are those the threads give. Other pages, and PostgreSQL's, still go there."""
+    import anyio.to_thread
+
+    import api.app
+
+    threaded: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(fn: Any, *args: Any, **kw: Any) -> Any:
+        if args and hasattr(args[0], "url"):  # a request handed to a thread
+            threaded.append(args[0].url.path)
+        return await run_sync(fn, *args, **kw)
+
+    monkeypatch.setattr(api.app.anyio.to_thread, "run_sync", counting)
+    settings = dict(db_url=world.url, home=world.home.path, base_url="https://trace.example")
+    batched = create_app(Settings(**settings, scan_batch_ms=5))  # type: ignore[arg-type]
+    single = create_app(Settings(**settings))  # type: ignore[arg-type]
+    pages = [
+        (path(built["sold"]), BROWSER, {}),
+        (path(built["sold"]), JSON, {}),
+        (path(built["recalled"]), BROWSER, {"lang": "en"}),
+        (path(built["unsold"]), JSON, {"linkType": "gs1:epcis"}),
+        (path(built["unsold"]), JSON, {"linkType": "linkset"}),
+        (path(built["unsold"]) + "x%", BROWSER, {}),  # refused: not an item
+        (path(built["lot"]), BROWSER, {}),
+        ("/00/049012340000001237", JSON, {}),
+    ]
+    try:
+        for p, headers, params in pages:
+            threaded.clear()
+            a = Client(batched).get(p, headers=headers, params=params)
+            on_loop = not threaded
+            b = Client(single).get(p, headers=headers, params=params)
+            assert threaded, "without batched scans every page goes to a thread"
+            assert (a.status_code, a.headers.get("content-type")) == (
+                b.status_code,
+                b.headers.get("content-type"),
+            )
+            if "json" in a.headers.get("content-type", ""):
+                # the scans differ (each app's own), and a document's time of creation
+                moment = ("counterfeit", "creationDate")
+                assert {k: v for k, v in a.json().items() if k not in moment} == {
+                    k: v for k, v in b.json().items() if k not in moment
+                }
+            else:
+                assert outline(a.text).visible == outline(b.text).visible
+            item = a.status_code == 200 and "/21/" in p
+            assert on_loop == (item and world.store.dialect == "sqlite"), p
+    finally:
+        for app in (batched, single):
+            app.state.scan_writer and app.state.scan_writer.close()
+            app.state.store.dispose()
