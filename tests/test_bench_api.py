@@ -89,6 +89,21 @@ def test_api_bench_measures_graphql_and_the_page_over_http(tmp_path: Path) -> No
     assert pt["value"] > 0 and pt["proofs"] == 200 and pt["tiles_per_proof_median"] >= 1
     # The ledger is kept for the next run; one asked of another size is refused, not rebuilt.
     assert json.loads((kept / "build.json").read_text())["entries"] == doc["entries"]
+    # The next run starts without this run's scans, as a fresh build would; the log stays.
+    import sqlite3
+
+    from tools import bench
+
+    def counts() -> tuple[int, int]:
+        with sqlite3.connect(kept / "api.db") as db:
+            return db.execute(
+                "SELECT (SELECT COUNT(*) FROM scans), (SELECT COUNT(*) FROM entries)"
+            ).fetchone()
+
+    scanned, entries = counts()
+    assert scanned > 0 and entries == doc["entries"]
+    bench._forget_scans(f"sqlite:///{kept}/api.db")
+    assert counts() == (0, entries)
     again = subprocess.run(
         [sys.executable, "-m", "tools.bench", "api", "--entries", "5000", "--ledger", str(kept)],
         cwd=REPO,
