@@ -102,8 +102,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Handing it to a worker thread cost a quarter of its CPU on the 2-core bench machine
     # (the loop and the thread passing the GIL back and forth: 4.5 against 3.3 ms a page,
     # alternated). Other pages (a lot's or a product's can hold thousands of items), pages
-    # read over a network (PostgreSQL, replicas) and pages that write their own scan go
-    # to a few threads, so that a long one does not hold up the rest.
+    # read over a network (PostgreSQL, replicas), answers that write their own scan (scans
+    # unbatched; an item's other link types) go to a few threads, so that a long one or
+    # one waiting for a lock does not hold up the rest.
     page_threads = anyio.CapacityLimiter(PAGE_THREADS)
     inline_items = read_store.dialect == "sqlite" and not read_store.replicas and scan_writer is not None
 
@@ -119,7 +120,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
 
     async def digital_link(request: Request) -> Response:
-        if inline_items and is_item_path(request.url.path):
+        # The page and its linkset only: the other link types of an item write its scan
+        # in the request (a write can wait for the appender's lock), not through the queue.
+        if (
+            inline_items
+            and request.query_params.get("linkType") in (None, "gs1:pip", "linkset")
+            and is_item_path(request.url.path)
+        ):
             return answer(request)
         return await anyio.to_thread.run_sync(answer, request, limiter=page_threads)
 
