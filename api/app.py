@@ -26,11 +26,12 @@ from api.graphql.app import graphql_app
 from api.headers import SecurityHeaders
 from api.qr import qr_response
 from api.replicas import PrimaryBreaker, ReadSnapshot
-from api.resolver import is_item_path, resolve, resolver_description
+from api.resolver import parsed_path, resolve, resolver_description
 from api.settings import Settings
 from api.tiles import CHECKPOINT_HEADERS, TilesMirror, tile_routes
 from api.visitors import Visitors, visitor_secret
 from ledger.core.errors import LedgerError, MalformedInput
+from ledger.core.ids import DigitalLink
 from ledger.log.home import Home
 from ledger.log.sequencer import Ledger
 from ledger.log.witnesses import Gatherer, Witnessing, cosigned_note
@@ -97,18 +98,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(reader.inclusion_proof(seq, size).as_dict())
 
     # The page is CPU work in Python around short database reads. On SQLite with scans
-    # batched (written by the scan writer's thread), an item's page never waits: its reads
-    # are local and bounded by one item's journey, and it is answered on the event loop.
-    # Handing it to a worker thread cost a quarter of its CPU on the 2-core bench machine
-    # (the loop and the thread passing the GIL back and forth: 4.5 against 3.3 ms a page,
-    # alternated). Other pages (a lot's or a product's can hold thousands of items), pages
-    # read over a network (PostgreSQL, replicas), answers that write their own scan (scans
-    # unbatched; an item's other link types) go to a few threads, so that a long one or
-    # one waiting for a lock does not hold up the rest.
+    # batched (written by the scan writer's thread), an item's page and its linkset never
+    # wait: their reads are local and bounded by one item's journey, and they are answered
+    # on the event loop. Handing them to a worker thread cost about a sixth of a page's CPU
+    # on the 2-core bench machine (the loop and the thread passing the GIL back and forth:
+    # 3.8-4.2 against 3.2-3.6 ms a page on one worker, alternated). Other pages (a lot's or
+    # a product's can hold thousands of items), reads over a network (PostgreSQL,
+    # replicas) and answers that write their own scan (scans unbatched; an item's other
+    # link types, which do not use the queue) go to a few threads, so that a long one or
+    # one waiting for the appender's lock does not hold up the rest.
     page_threads = anyio.CapacityLimiter(PAGE_THREADS)
     inline_items = read_store.dialect == "sqlite" and not read_store.replicas and scan_writer is not None
 
-    def answer(request: Request) -> Response:
+    def answer(request: Request, link: DigitalLink | None) -> Response:
         return resolve(
             request,
             reader,
@@ -117,18 +119,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
             cache=verified,
             visitors=visitors,
             scans_to=scan_writer,
+            link=link,
         )
 
     async def digital_link(request: Request) -> Response:
-        # The page and its linkset only: the other link types of an item write its scan
-        # in the request (a write can wait for the appender's lock), not through the queue.
+        link = parsed_path(request.url.path)  # parsed once, here
         if (
             inline_items
+            and link is not None
+            and link.kind == "item"
             and request.query_params.get("linkType") in (None, "gs1:pip", "linkset")
-            and is_item_path(request.url.path)
         ):
-            return answer(request)
-        return await anyio.to_thread.run_sync(answer, request, limiter=page_threads)
+            return answer(request, link)
+        return await anyio.to_thread.run_sync(answer, request, link, limiter=page_threads)
 
     def gs1resolver(request: Request) -> Response:
         return JSONResponse(resolver_description(settings.base_url))

@@ -21,7 +21,7 @@ from api import pages
 from api.errors import status_of
 from api.visitors import Visitors
 from ledger.core.errors import IdentifierError, LedgerError, MalformedInput, NotFound
-from ledger.core.ids import parse_digital_link
+from ledger.core.ids import DigitalLink, parse_digital_link
 from ledger.log.sequencer import Ledger
 from ledger.log.witnesses import Witnessing
 from ledger.queries import documents as epcis
@@ -140,13 +140,13 @@ CORS = {
 }
 
 
-def is_item_path(path: str) -> bool:
-    """Whether ``path`` names one serialised item: what its answer reads is bounded by
-    that item's journey (a pallet's, a lot's or a product's may name thousands)."""
+def parsed_path(path: str) -> DigitalLink | None:
+    """The Digital Link ``path`` names, or None where it does not parse (``resolve`` then
+    answers why)."""
     try:
-        return parse_digital_link(path).kind == "item"
+        return parse_digital_link(path)
     except IdentifierError:
-        return False
+        return None
 
 
 def resolve(
@@ -158,12 +158,21 @@ def resolve(
     cache: page_facts.VerificationCache | None,
     visitors: Visitors,
     scans_to: scans.ScanWriter | None = None,
+    link: DigitalLink | None = None,
 ) -> Response:
-    """Answer one Digital Link request (GS1-conformant resolvers allow any origin)."""
+    """Answer one Digital Link request (GS1-conformant resolvers allow any origin);
+    ``link``: its path parsed already, if the caller has it."""
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=CORS)
     response = _resolve(
-        request, ledger, base_url, witnessing=witnessing, cache=cache, visitors=visitors, scans_to=scans_to
+        request,
+        ledger,
+        base_url,
+        witnessing=witnessing,
+        cache=cache,
+        visitors=visitors,
+        scans_to=scans_to,
+        link=link,
     )
     response.headers.update(CORS)
     if response.status_code == 200:
@@ -184,11 +193,13 @@ def _resolve(
     cache: page_facts.VerificationCache | None,
     visitors: Visitors,
     scans_to: scans.ScanWriter | None = None,
+    link: DigitalLink | None = None,
 ) -> Response:
     store = ledger.store
     path = request.url.path
     try:
-        link = parse_digital_link(path)
+        if link is None:
+            link = parse_digital_link(path)
     except IdentifierError as e:
         lang = _lang(request)
         bad = page_facts.check_digit_error(path)

@@ -10,12 +10,11 @@ Many rules can only report on syntax the document's text must spell out: variabl
 written ``$name``, fragments ``...`` or ``fragment``, directives ``@name``, a type's name
 only after ``$name:`` or in a fragment's type condition, an operation other than a query
 after ``mutation`` or ``subscription``, and an introspection field is ``__schema`` or
-``__type``. When that text is nowhere in the
-request, not even inside a string or a comment, the document holds no such node and the
-rule has nothing it could refuse, so it is left out. Where the text appears, for whatever
-reason, every rule runs as before. ``tests/test_graphql_rules.py`` holds the answers
-(errors, and their order) to what they are with every rule, over documents written to
-break each rule and over generated ones.
+``__type``. When that text is nowhere in the request, not even inside a string or a
+comment, the document holds no such node and the rule has nothing it could refuse, so it
+is left out. Where the text appears, for whatever reason, every rule runs as before.
+``tests/test_graphql_rules.py`` holds the answers (errors, and their order) to what they
+are with every rule, over documents written to break each rule and over generated ones.
 """
 
 from __future__ import annotations
