@@ -5,7 +5,10 @@ store; fewer fraction digits where a format says so (EPCIS ``creationDate``: thr
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Final, NamedTuple
 
 
 def utc_text(t: datetime | None = None, *, digits: int = 6) -> str:
@@ -23,3 +26,59 @@ def utc_text(t: datetime | None = None, *, digits: int = 6) -> str:
     if not digits:
         return iso[:19] + "Z"
     return iso[:19] + "." + (iso[20:26] if len(iso) == 32 else "000000")[:digits] + "Z"
+
+
+# --- reading event times ------------------------------------------------------------------
+#
+# The event hash writes each event's eventTime in UTC with milliseconds. Its reader caches
+# whole texts, which serves a batch whose events share a time but not one where every event
+# has its own: there, parsing the text into a datetime, moving it to UTC and writing it out
+# again cost about 2.9 µs an event. ``clock_time`` splits the common RFC 3339 shape without
+# a datetime (1.8 µs with the rest of that reader): an offset is whole minutes, so seconds
+# and fraction are the same in UTC and only the minute moves, which is cached, as the
+# events of a batch share their minutes far more than their seconds. The schema's check and
+# the trace tables' UTC time were measured with it too, and were no faster: they keep the
+# standard library's parser.
+
+_COMMON_TIME: Final = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}):([0-5][0-9])(?:\.([0-9]{1,9}))?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+class ClockTime(NamedTuple):
+    """An RFC 3339 time of the common shape, split: ``utc_minute`` ("YYYY-MM-DDTHH:MM", in
+    UTC; None where the time is no real one, or falls outside the years 1000 to 9999 in
+    UTC), its ``seconds`` (two digits, 00 to 59) and ``fraction`` (the digits after the
+    point; "" for none), and whether it is a real date and time at all (``real``)."""
+
+    utc_minute: str | None
+    seconds: str
+    fraction: str
+    real: bool
+
+
+def clock_time(value: str) -> ClockTime | None:
+    """``value`` split as ``ClockTime`` when it has the shape
+    ``YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`` (ASCII digits, seconds below 60, one to
+    nine fraction digits, nothing before or after); None for any other text, which its
+    readers parse the long way."""
+    m = _COMMON_TIME.fullmatch(value)
+    if m is None:
+        return None
+    real, utc_minute = _minute_in_utc(m[1], m[4])
+    return ClockTime(utc_minute, m[2], m[3] or "", real)
+
+
+@lru_cache(maxsize=1 << 12)
+def _minute_in_utc(local: str, offset: str) -> tuple[bool, str | None]:
+    """(whether minute ``local`` at ``offset`` is a real time, that minute in UTC when it
+    is one in the years 1000 to 9999)."""
+    try:
+        t = datetime.fromisoformat(local + ":00" + ("+00:00" if offset == "Z" else offset))
+    except ValueError:
+        return False, None
+    try:
+        u = t.astimezone(UTC)
+    except OverflowError:
+        return True, None
+    return True, (u.isoformat()[:16] if u.year >= 1000 else None)

@@ -32,6 +32,7 @@ from ledger.core.errors import MalformedInput
 from ledger.core.ids import gs1_check_digit
 from ledger.core.records import Captured as Captured
 from ledger.core.records import CaptureKey as CaptureKey
+from ledger.core.times import clock_time
 
 HASH_VERSION: Final = "CBV2.0"
 GS1_DL: Final = "https://id.gs1.org"
@@ -279,6 +280,15 @@ def timestamp(value: str) -> str | None:
 
 
 def _timestamp(value: str) -> str | None:
+    c = clock_time(value)
+    if c is not None and c.utc_minute is not None and (len(c.fraction) <= 3 or c.fraction[3] < "5"):
+        # No rounding up, so nothing carries into the seconds: only the minute moved.
+        return f"{c.utc_minute}:{c.seconds}.{(c.fraction + '000')[:3]}Z"
+    return _parsed_timestamp(value)
+
+
+def _parsed_timestamp(value: str) -> str | None:
+    """``timestamp`` of any text, the long way."""
     m = _TIMESTAMP.match(value)
     if m is None:
         return None
