@@ -111,20 +111,24 @@ class CaptureIndex:
         self.rebuild = rebuild
         self.rows: list[capturedb.Row] = []
         self.on_ledger: dict[str, list[Captured]] = {}
+        self.ids: dict[str, int] = {}  # the batch's keys' key_id, worked out once
 
     def prepare(self, batch: Sequence[Pending]) -> None:
         for item in batch:
+            if item.capture is None:  # else worked out beside the sequencer (ledger.log.offload)
+                if item.codes is not None:
+                    item.capture = capture_key(item.p.body)
+                elif item.p.kind == "document":
+                    item.capture = document_key(item.p.body)
             if item.capture is not None:
-                continue  # worked out beside the sequencer (ledger.log.offload)
-            if item.codes is not None:
-                item.capture = capture_key(item.p.body)
-            elif item.p.kind == "document":
-                item.capture = document_key(item.p.body)
+                key = item.capture.key
+                if key not in self.ids:
+                    self.ids[key] = capturedb.key_id(key)
 
     def prefetch(self, facts: Facts, batch: Sequence[Pending]) -> None:
         if not self.rebuild:
             self.on_ledger = capturedb.captured(
-                facts.conn, {i.capture.key for i in batch if i.capture is not None}
+                facts.conn, {i.capture.key for i in batch if i.capture is not None}, ids=self.ids
             )
 
     def check(self, seq: int, item: Pending, facts: Facts) -> Captured | None:
@@ -136,7 +140,7 @@ class CaptureIndex:
         ck = item.capture
         if ck is None:
             return
-        self.rows.append(capturedb.row(seq, signer=item.p.signer, key=ck))
+        self.rows.append(capturedb.row(seq, signer=item.p.signer, key=ck, kid=self.ids.get(ck.key)))
         if not self.rebuild:
             self.on_ledger.setdefault(ck.key, []).append(
                 Captured(seq, item.p.signer, ck, item.p.statement_hash)
@@ -145,10 +149,12 @@ class CaptureIndex:
     def write(self, facts: Facts) -> None:
         capturedb.write(facts.conn, self.rows)
         self.rows = []
+        self.ids = {}
 
     def reset(self) -> None:
         self.rows = []
         self.on_ledger = {}
+        self.ids = {}
 
 
 @dataclass

@@ -33,37 +33,47 @@ def key_id(key: str) -> int:
     )
 
 
-def captured(conn: Connection, keys: Collection[str]) -> dict[str, list[Captured]]:
-    """The events on the ledger whose capture key is one of ``keys``, by key."""
+def captured(
+    conn: Connection, keys: Collection[str], *, ids: Mapping[str, int] | None = None
+) -> dict[str, list[Captured]]:
+    """The events on the ledger whose capture key is one of ``keys``, by key (``ids``: the
+    keys' ``key_id`` where the caller worked them out already)."""
     wanted = set(keys)
     rows = rows_in(
         conn,
-        "SELECT k.seq, k.event_key, k.signer, k.event_hash, k.declared, "
-        "e.statement_hash FROM event_keys k JOIN entries e ON e.seq = k.seq "
-        "WHERE k.key_id IN",
-        "k.key_id",
-        sorted({key_id(k) for k in wanted}),
+        "SELECT seq, event_key, signer, event_hash, declared FROM event_keys WHERE key_id IN",
+        "key_id",
+        sorted({ids[k] if ids is not None and k in ids else key_id(k) for k in wanted}),
+    )
+    # Another key with the same key_id is not this one. Nearly every batch finds nothing,
+    # so the statement hashes of what it found are read only then, not joined for all.
+    found = [r for r in rows if r[1] in wanted]
+    if not found:
+        return {}
+    hashes = dict(
+        rows_in(
+            conn, "SELECT seq, statement_hash FROM entries WHERE seq IN", "seq", sorted({r[0] for r in found})
+        )
     )
     out: dict[str, list[Captured]] = {}
-    for seq, key, signer, digest, declared, st_hash in rows:
-        if key not in wanted:
-            continue  # another key with the same key_id
+    for seq, key, signer, digest, declared in found:
         out.setdefault(key, []).append(
             Captured(
                 seq=seq,
                 signer=signer,
                 key=CaptureKey(key=key, hash=digest, declared=bool(declared)),
-                statement_hash=bytes(st_hash),
+                statement_hash=bytes(hashes[seq]),
             )
         )
     return out
 
 
-def row(seq: int, *, signer: str, key: CaptureKey) -> Row:
+def row(seq: int, *, signer: str, key: CaptureKey, kid: int | None = None) -> Row:
+    """The row of the event at ``seq`` (``kid``: its key's ``key_id``, if worked out)."""
     return Row(
         seq=seq,
         event_key=key.key,
-        key_id=key_id(key.key),
+        key_id=key_id(key.key) if kid is None else kid,
         signer=signer,
         event_hash=key.hash,
         declared=int(key.declared),
