@@ -27,6 +27,7 @@ from ledger.epcis.event_hash import (
     pre_hash,
     timestamp,
 )
+from tests.test_times import EVENT_TIMES
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 KNOWN: dict[str, list[dict[str, str]]] = json.loads(
@@ -373,3 +374,58 @@ def test_long_texts_are_hashed_alike_and_stay_out_of_the_caches() -> None:
     assert "bizStep=https://ex.example/" + "s" * 400 in got
     assert "{https://ex.example/}" + "k" * 400 + "Time=2026-11-27T05:05:00.111Z" in got
     assert got.endswith("{https://ex.example/}note=" + "n" * 5000)
+
+
+_URNS = st.one_of(
+    st.builds(
+        lambda scheme, rest, pad: f"urn:{scheme}{rest}{pad}",
+        st.sampled_from(
+            [
+                "suyuan:order:",
+                "uuid:",
+                "epc:id:sgtin:",
+                "epcglobal:cbv:btt:",
+                "epcx:",
+                "ep",
+                "",
+                "EPC:",
+                "Urn:",
+            ]
+        ),
+        st.one_of(
+            st.from_regex(r"[!-~]{0,30}", fullmatch=True),
+            st.text(max_size=20),
+            st.sampled_from(_WORDS.elements),
+        ),
+        _PAD,
+    ),
+    _WORDS,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_URNS, st.sampled_from(["bizTransaction", "source", "id", "eventTime", "ex:x", "type"]), st.booleans())
+def test_a_field_of_a_plain_urn_is_written_as_the_rule_writes_it(value: str, name: str, vocab: bool) -> None:
+    """URNs of no EPC scheme skip the caches (_field_text); what they give is the field
+    as the uncached rule writes it, for every name and flag."""
+    assert eh._field_text(name, value, vocab) == eh._text_field(name, value, vocab)
+    text = _plain_normalise(value, name, vocab, eh.STANDARD_NAMESPACES)
+    assert eh._field_text(name, value, vocab) == (f"{name}={text}" if text else "")
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.one_of(EVENT_TIMES, _WORDS, st.text(max_size=30)))
+def test_an_event_time_written_directly_is_the_field_the_rule_writes(value: str) -> None:
+    """pre_hash writes an eventTime of the common shape directly; where it does, that is
+    the field as the rule writes it, and the event's hash is the same either way."""
+    direct = eh._clock_timestamp(value)
+    if direct is not None:
+        assert "eventTime=" + direct == eh._text_field("eventTime", value, False)
+    body = {"type": "ObjectEvent", "eventTime": value, "eventTimeZoneOffset": "+08:00", "action": "OBSERVE"}
+    try:
+        field = eh._text_field("eventTime", value, False)
+    except OverflowError:  # a time outside the years 1 to 9999 in UTC: refused either way
+        with pytest.raises(OverflowError):
+            eh.pre_hash(body)
+        return
+    assert eh.pre_hash(body).startswith("eventType=ObjectEvent" + field + "eventTimeZoneOffset=")

@@ -280,11 +280,16 @@ def timestamp(value: str) -> str | None:
 
 
 def _timestamp(value: str) -> str | None:
+    return _clock_timestamp(value) or _parsed_timestamp(value)
+
+
+def _clock_timestamp(value: str) -> str | None:
+    """``timestamp`` of a time of the common shape whose fraction does not round up (so
+    nothing carries into the seconds: only the minute moved); None for any other text."""
     c = clock_time(value)
     if c is not None and c.utc_minute is not None and (len(c.fraction) <= 3 or c.fraction[3] < "5"):
-        # No rounding up, so nothing carries into the seconds: only the minute moved.
         return f"{c.utc_minute}:{c.seconds}.{(c.fraction + '000')[:3]}Z"
-    return _parsed_timestamp(value)
+    return None
 
 
 def _parsed_timestamp(value: str) -> str | None:
@@ -466,6 +471,17 @@ _cached_text_field: Final = lru_cache(maxsize=1 << 12)(_text_field)
 
 
 def _field_text(name: str, value: str, vocab: bool) -> str:
+    if (
+        not vocab
+        and value[:4] == "urn:"
+        and value[4:7] != "epc"
+        and value[-1:] > " "
+        and value == value.strip()
+    ):
+        # A URN of no EPC or old CBV scheme (an order or waybill number, a uuid) is written
+        # as it is: no time, number, vocabulary word or GS1 key spells like one. These
+        # rarely repeat, so they skip the caches, where each would only be a miss.
+        return f"{name}={value}"
     if len(value) > _CACHED_TEXT_MAX or len(name) > _CACHED_TEXT_MAX:
         return _text_field(name, value, vocab)
     return _cached_text_field(name, value, vocab)
@@ -578,7 +594,11 @@ class _Writer:
         parts = ["eventType=" + str(body.get("type", ""))]
         later: list[str] = []
         if "eventTime" in body:
-            parts.append(value("eventTime", body["eventTime"]))
+            # Nearly every event has a time of its own: the common shape is written
+            # directly, past caches it would only miss.
+            when = body["eventTime"]
+            utc = _clock_timestamp(when) if type(when) is str else None
+            parts.append("eventTime=" + utc if utc is not None else value("eventTime", when))
         if "eventTimeZoneOffset" in body:
             parts.append(value("eventTimeZoneOffset", body["eventTimeZoneOffset"]))
         cert = body.get("certificationInfo")
