@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -283,6 +283,28 @@ def _timestamp(value: str) -> str | None:
     return _clock_timestamp(value) or _parsed_timestamp(value)
 
 
+# eventTime text -> its pre-hash field, for the common shape: a batch's events often share
+# their time, and a dict is cheaper to ask than the three caches a field goes through. It
+# is emptied when full (a cache only: any entry it loses is worked out again).
+_TIME_FIELDS: Final[dict[str, str]] = {}
+_TIME_FIELDS_MAX: Final = 1 << 12
+
+
+def _event_time_field(when: object, value: Callable[[str, object], str]) -> str:
+    """``eventTime=<UTC>`` as ``value("eventTime", when)`` writes it."""
+    if type(when) is str:
+        field = _TIME_FIELDS.get(when)
+        if field is not None:
+            return field
+        utc = _clock_timestamp(when)
+        if utc is not None:
+            if len(_TIME_FIELDS) >= _TIME_FIELDS_MAX:
+                _TIME_FIELDS.clear()
+            field = _TIME_FIELDS[when] = "eventTime=" + utc
+            return field
+    return value("eventTime", when)
+
+
 def _clock_timestamp(value: str) -> str | None:
     """``timestamp`` of a time of the common shape whose fraction does not round up (so
     nothing carries into the seconds: only the minute moved); None for any other text."""
@@ -470,18 +492,20 @@ def _text_field(name: str, value: str, vocab: bool) -> str:
 _cached_text_field: Final = lru_cache(maxsize=1 << 12)(_text_field)
 
 
-def _field_text(name: str, value: str, vocab: bool) -> str:
-    if (
-        not vocab
+def _plain_urn(value: object) -> bool:
+    """Whether ``value`` is a URN of no EPC or old CBV scheme (an order or waybill number, a
+    uuid), which a field writes as it is: no time, number, vocabulary word or GS1 key
+    spells like one."""
+    return (
+        type(value) is str
         and value[:4] == "urn:"
         and value[4:7] != "epc"
         and value[-1:] > " "
         and value == value.strip()
-    ):
-        # A URN of no EPC or old CBV scheme (an order or waybill number, a uuid) is written
-        # as it is: no time, number, vocabulary word or GS1 key spells like one. These
-        # rarely repeat, so they skip the caches, where each would only be a miss.
-        return f"{name}={value}"
+    )
+
+
+def _field_text(name: str, value: str, vocab: bool) -> str:
     if len(value) > _CACHED_TEXT_MAX or len(name) > _CACHED_TEXT_MAX:
         return _text_field(name, value, vocab)
     return _cached_text_field(name, value, vocab)
@@ -565,7 +589,10 @@ class _Writer:
         for v in values:
             if isinstance(v, dict):
                 t = self.value("type", v["type"], vocab=True) if v.get("type") else ""
-                parts.append(t + self.value(item, v.get(item, "")))
+                ref = v.get(item, "")
+                # Business transactions, sources and destinations are mostly URNs of one
+                # event each: written as they are, past caches they would only miss.
+                parts.append(t + (f"{item}={ref}" if _plain_urn(ref) else self.value(item, ref)))
         return name + "".join(sorted(parts))
 
     def sensor_element(self, element: Mapping[str, Any]) -> str:
@@ -596,9 +623,7 @@ class _Writer:
         if "eventTime" in body:
             # Nearly every event has a time of its own: the common shape is written
             # directly, past caches it would only miss.
-            when = body["eventTime"]
-            utc = _clock_timestamp(when) if type(when) is str else None
-            parts.append("eventTime=" + utc if utc is not None else value("eventTime", when))
+            parts.append(_event_time_field(body["eventTime"], value))
         if "eventTimeZoneOffset" in body:
             parts.append(value("eventTimeZoneOffset", body["eventTimeZoneOffset"]))
         cert = body.get("certificationInfo")
