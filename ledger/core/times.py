@@ -49,12 +49,11 @@ class ClockTime(NamedTuple):
     """An RFC 3339 time of the common shape, split: ``utc_minute`` ("YYYY-MM-DDTHH:MM", in
     UTC; None where the time is no real one, or falls outside the years 1000 to 9999 in
     UTC), its ``seconds`` (two digits, 00 to 59) and ``fraction`` (the digits after the
-    point; "" for none), and whether it is a real date and time at all (``real``)."""
+    point; "" for none)."""
 
     utc_minute: str | None
     seconds: str
     fraction: str
-    real: bool
 
 
 def clock_time(value: str) -> ClockTime | None:
@@ -65,20 +64,15 @@ def clock_time(value: str) -> ClockTime | None:
     m = _COMMON_TIME.fullmatch(value)
     if m is None:
         return None
-    real, utc_minute = _minute_in_utc(m[1], m[4])
-    return ClockTime(utc_minute, m[2], m[3] or "", real)
+    return ClockTime(_minute_in_utc(m[1], m[4]), m[2], m[3] or "")
 
 
 @lru_cache(maxsize=1 << 12)
-def _minute_in_utc(local: str, offset: str) -> tuple[bool, str | None]:
-    """(whether minute ``local`` at ``offset`` is a real time, that minute in UTC when it
-    is one in the years 1000 to 9999)."""
+def _minute_in_utc(local: str, offset: str) -> str | None:
+    """Minute ``local`` at ``offset`` in UTC, if it is a real time in the years 1000 to 9999
+    there."""
     try:
-        t = datetime.fromisoformat(local + ":00" + ("+00:00" if offset == "Z" else offset))
-    except ValueError:
-        return False, None
-    try:
-        u = t.astimezone(UTC)
-    except OverflowError:
-        return True, None
-    return True, (u.isoformat()[:16] if u.year >= 1000 else None)
+        u = datetime.fromisoformat(local + ":00" + ("+00:00" if offset == "Z" else offset)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return u.isoformat()[:16] if u.year >= 1000 else None

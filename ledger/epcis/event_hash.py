@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -283,28 +283,6 @@ def _timestamp(value: str) -> str | None:
     return _clock_timestamp(value) or _parsed_timestamp(value)
 
 
-# eventTime text -> its pre-hash field, for the common shape: a batch's events often share
-# their time, and a dict is cheaper to ask than the three caches a field goes through. It
-# is emptied when full (a cache only: any entry it loses is worked out again).
-_TIME_FIELDS: Final[dict[str, str]] = {}
-_TIME_FIELDS_MAX: Final = 1 << 12
-
-
-def _event_time_field(when: object, value: Callable[[str, object], str]) -> str:
-    """``eventTime=<UTC>`` as ``value("eventTime", when)`` writes it."""
-    if type(when) is str:
-        field = _TIME_FIELDS.get(when)
-        if field is not None:
-            return field
-        utc = _clock_timestamp(when)
-        if utc is not None:
-            if len(_TIME_FIELDS) >= _TIME_FIELDS_MAX:
-                _TIME_FIELDS.clear()
-            field = _TIME_FIELDS[when] = "eventTime=" + utc
-            return field
-    return value("eventTime", when)
-
-
 def _clock_timestamp(value: str) -> str | None:
     """``timestamp`` of a time of the common shape whose fraction does not round up (so
     nothing carries into the seconds: only the minute moved); None for any other text."""
@@ -485,6 +463,16 @@ _NOT_EXTENSIONS: Final = ORDERED | _SORTED_GROUP | IGNORED
 def _text_field(name: str, value: str, vocab: bool) -> str:
     """``name=value`` as the pre-hash string writes a text field, with the standard
     namespaces (the only ones a vocabulary word is cached with)."""
+    if not vocab:
+        # The two values that rarely repeat, an event's own time and a URN of its own (an
+        # order or waybill number), are written here as normalise would write them, past
+        # its caches, where each would only be a miss.
+        if _plain_urn(value):
+            return f"{name}={value}"
+        if _time_key(name) if len(name) <= _CACHED_TEXT_MAX else _is_time_key(name):
+            utc = _clock_timestamp(value)
+            if utc is not None:
+                return f"{name}={utc}"
     text = normalise(value, key=name, vocab=vocab)
     return f"{name}={text}" if text else ""
 
@@ -589,10 +577,7 @@ class _Writer:
         for v in values:
             if isinstance(v, dict):
                 t = self.value("type", v["type"], vocab=True) if v.get("type") else ""
-                ref = v.get(item, "")
-                # Business transactions, sources and destinations are mostly URNs of one
-                # event each: written as they are, past caches they would only miss.
-                parts.append(t + (f"{item}={ref}" if _plain_urn(ref) else self.value(item, ref)))
+                parts.append(t + self.value(item, v.get(item, "")))
         return name + "".join(sorted(parts))
 
     def sensor_element(self, element: Mapping[str, Any]) -> str:
@@ -621,9 +606,7 @@ class _Writer:
         parts = ["eventType=" + str(body.get("type", ""))]
         later: list[str] = []
         if "eventTime" in body:
-            # Nearly every event has a time of its own: the common shape is written
-            # directly, past caches it would only miss.
-            parts.append(_event_time_field(body["eventTime"], value))
+            parts.append(value("eventTime", body["eventTime"]))
         if "eventTimeZoneOffset" in body:
             parts.append(value("eventTimeZoneOffset", body["eventTimeZoneOffset"]))
         cert = body.get("certificationInfo")
